@@ -1,0 +1,34 @@
+//! Runtime of [skprocess](https://docs.rs/skprocess): everything that runs.
+//!
+//! Users depend on the `skprocess` facade, which re-exports this crate's public API together
+//! with the attribute macros. The pieces:
+//!
+//! - [`Process`]: the lifecycle trait `#[skprocess]` implements; [`Handle`] is the parent's side
+//!   of a running process and [`Ctx`] the hook's side.
+//! - [`init`]: the entry hook that turns a re-executed binary into a child.
+//! - [`wire`]: length-prefixed frames with a size limit and the codec seam.
+
+mod child;
+mod config;
+mod context;
+mod error;
+mod handle;
+mod process;
+mod registry;
+mod transport;
+pub mod wire;
+
+pub use child::init;
+pub use config::Config;
+pub use context::Ctx;
+pub use error::{Error, FailureKind, Hook};
+pub use handle::Handle;
+pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+
+/// Items used by macro-generated code. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::process::{FallibleOutput, IntoHookResult};
+    pub use crate::registry::ProcessEntry;
+    pub use inventory;
+}

@@ -1,0 +1,152 @@
+//! The [`Process`] trait: what `#[skprocess]` implements for a user type.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::error::{Error, Hook};
+use crate::handle::Handle;
+
+/// What a hook reports back to the engine: `Ok(())` to go on, or the failure's text.
+pub type HookResult = Result<(), HookFailure>;
+
+/// A hook failure as the engine sees it: the `Display` text of the user's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookFailure {
+    /// The user's error rendered with `Display`.
+    pub message: String,
+}
+
+impl HookFailure {
+    /// Wraps any displayable error.
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self {
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A message type that may cross the process boundary (`inbox`/`outbox`).
+///
+/// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent between processes",
+    label = "this type must implement `Serialize` and `DeserializeOwned`",
+    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`"
+)]
+pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
+
+/// The message type of a process that declares no `inbox` or `outbox`.
+///
+/// It has no values, so `tell` on such a process cannot be called with anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NoMessages {}
+
+/// A type whose whole lifecycle runs in a child process.
+///
+/// `#[skprocess]` implements this trait from the hooks of an `impl` block; implementing it by
+/// hand is the same without the macro (then also call [`register!`](crate::register)).
+/// Every hook has a default that does nothing except [`run`](Process::run), which is required,
+/// and [`result`](Process::result), which the macro supplies when the user has none.
+pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
+    /// What [`Handle::result`] returns.
+    type Output: Message;
+    /// Messages the parent sends with [`Handle::tell`] and the child reads with [`Ctx::listen`].
+    type Inbox: Message;
+    /// Messages the child sends with [`Ctx::tell`] and the parent reads with [`Handle::listen`].
+    type Outbox: Message;
+
+    /// The stable registry key the child uses to find this type.
+    const KEY: &'static str;
+
+    /// The configuration a plain [`start`](Process::start) uses.
+    fn default_config() -> Config {
+        Config::default()
+    }
+
+    /// Runs at the start of each iteration.
+    fn prerun(&mut self, _ctx: &mut Ctx<Self>) -> HookResult {
+        Ok(())
+    }
+
+    /// The body of each iteration.
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> HookResult;
+
+    /// Runs at the end of each completed iteration.
+    fn postrun(&mut self, _ctx: &mut Ctx<Self>) -> HookResult {
+        Ok(())
+    }
+
+    /// Runs once after the last iteration.
+    fn onfinish(&mut self, _ctx: &mut Ctx<Self>) -> HookResult {
+        Ok(())
+    }
+
+    /// Produces the value the parent receives.
+    fn result(&mut self, ctx: &mut Ctx<Self>) -> Result<Self::Output, HookFailure>;
+
+    /// Starts the process in a child with [`default_config`](Process::default_config).
+    fn start(self) -> Result<Handle<Self>, Error> {
+        self.start_with(Self::default_config())
+    }
+
+    /// Starts the process in a child with the given configuration.
+    fn start_with(self, config: Config) -> Result<Handle<Self>, Error> {
+        Handle::spawn(self, config)
+    }
+}
+
+/// Calls the hook named by `hook` on `process`.
+pub(crate) fn call_hook<P: Process>(process: &mut P, ctx: &mut Ctx<P>, hook: Hook) -> HookResult {
+    match hook {
+        Hook::Prerun => process.prerun(ctx),
+        Hook::Run => process.run(ctx),
+        Hook::Postrun => process.postrun(ctx),
+        Hook::Onfinish => process.onfinish(ctx),
+        Hook::Result | Hook::Error => Ok(()),
+    }
+}
+
+/// Converts what a user hook returns (`()` or `Result<(), E>`) into a [`HookResult`].
+#[diagnostic::on_unimplemented(
+    message = "a hook must return `()` or `Result<(), E>` where `E: Display`, found `{Self}`",
+    label = "unsupported hook return type"
+)]
+pub trait IntoHookResult {
+    /// Performs the conversion.
+    fn into_hook_result(self) -> HookResult;
+}
+
+impl IntoHookResult for () {
+    fn into_hook_result(self) -> HookResult {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> IntoHookResult for Result<(), E> {
+    fn into_hook_result(self) -> HookResult {
+        self.map_err(HookFailure::new)
+    }
+}
+
+/// Converts what a fallible `result` hook returns (`Result<T, E>`) into the engine's form.
+#[diagnostic::on_unimplemented(
+    message = "a `result` hook that returns `Result` must use an error type that implements `Display`",
+    label = "unsupported `result` return type"
+)]
+pub trait FallibleOutput {
+    /// The success type, which becomes [`Process::Output`].
+    type Ok;
+    /// Performs the conversion.
+    fn into_output(self) -> Result<Self::Ok, HookFailure>;
+}
+
+impl<T, E: std::fmt::Display> FallibleOutput for Result<T, E> {
+    type Ok = T;
+    fn into_output(self) -> Result<T, HookFailure> {
+        self.map_err(HookFailure::new)
+    }
+}

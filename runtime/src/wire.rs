@@ -1,0 +1,284 @@
+//! Frames and messages on the parent/child connection.
+//!
+//! A frame is a 4-byte little-endian length followed by that many bytes of a postcard-encoded
+//! message. The codec lives behind [`encode`]/[`decode`] so that it can be swapped in one place.
+
+use std::io::{self, Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::FailureReport;
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// Largest chunk read into memory at once, so a lying length prefix cannot make the reader
+/// allocate more than the bytes that actually arrive.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Something malformed or missing on the wire.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The length prefix announces more bytes than the configured maximum.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced length.
+        len: u64,
+        /// Configured maximum.
+        max: u32,
+    },
+    /// The peer closed the connection in the middle of a frame.
+    #[error("connection closed in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes announced, header included.
+        expected: usize,
+    },
+    /// The frame's bytes do not decode as the expected message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Reading or writing the socket failed.
+    #[error("i/o error on the wire: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl WireError {
+    /// Whether a read stopped only because its timeout expired; the reader can be resumed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, WireError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+/// Encodes a value with the wire codec.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    postcard::to_stdvec(value).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// Decodes a value with the wire codec; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(WireError::Malformed(format!(
+            "{} trailing bytes after the message",
+            rest.len()
+        ))),
+        Err(e) => Err(WireError::Malformed(e.to_string())),
+    }
+}
+
+/// Encodes `message` as one complete frame (header included), ready for a single write.
+pub fn encode_frame<T: Serialize + ?Sized>(message: &T, max: u32) -> Result<Vec<u8>, WireError> {
+    let mut frame = postcard::to_extend(message, vec![0u8; HEADER_LEN])
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let len = frame.len() - HEADER_LEN;
+    if len > max as usize {
+        return Err(WireError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    frame[..HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(frame)
+}
+
+/// Writes `message` as one frame.
+pub fn write_message<W: Write, T: Serialize + ?Sized>(
+    mut writer: W,
+    message: &T,
+    max: u32,
+) -> Result<(), WireError> {
+    let frame = encode_frame(message, max)?;
+    writer.write_all(&frame)?;
+    Ok(())
+}
+
+/// Reads frames, keeping partial progress across timeouts so a read can be resumed.
+#[derive(Debug)]
+pub struct FrameReader {
+    max: u32,
+    header: [u8; HEADER_LEN],
+    header_filled: usize,
+    body: Vec<u8>,
+    body_len: usize,
+}
+
+impl FrameReader {
+    /// A reader that rejects frames larger than `max` bytes.
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            header: [0; HEADER_LEN],
+            header_filled: 0,
+            body: Vec::new(),
+            body_len: 0,
+        }
+    }
+
+    /// Reads the next frame's payload. `Ok(None)` is a clean end of stream between frames.
+    ///
+    /// A timeout surfaces as an error for which [`WireError::is_timeout`] holds; calling again
+    /// resumes where the previous call stopped.
+    pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<Option<Vec<u8>>, WireError> {
+        while self.header_filled < HEADER_LEN {
+            let n = read_some(reader, &mut self.header[self.header_filled..])?;
+            if n == 0 {
+                return self.end_of_stream();
+            }
+            self.header_filled += n;
+            if self.header_filled == HEADER_LEN {
+                self.begin_body()?;
+            }
+        }
+        self.read_body(reader)?;
+        self.header_filled = 0;
+        Ok(Some(std::mem::take(&mut self.body)))
+    }
+
+    /// Reads and decodes the next message. `Ok(None)` is a clean end of stream.
+    pub fn read_message<R: Read, T: DeserializeOwned>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<T>, WireError> {
+        match self.read_frame(reader)? {
+            Some(payload) => decode(&payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn begin_body(&mut self) -> Result<(), WireError> {
+        let len = u32::from_le_bytes(self.header);
+        if len > self.max {
+            self.header_filled = 0;
+            return Err(WireError::TooLarge {
+                len: u64::from(len),
+                max: self.max,
+            });
+        }
+        self.body_len = len as usize;
+        self.body = Vec::with_capacity(self.body_len.min(READ_CHUNK));
+        Ok(())
+    }
+
+    fn read_body<R: Read>(&mut self, reader: &mut R) -> Result<(), WireError> {
+        let mut chunk = [0u8; 8192];
+        while self.body.len() < self.body_len {
+            let want = (self.body_len - self.body.len()).min(chunk.len());
+            let n = read_some(reader, &mut chunk[..want])?;
+            if n == 0 {
+                return Err(WireError::Truncated {
+                    got: HEADER_LEN + self.body.len(),
+                    expected: HEADER_LEN + self.body_len,
+                });
+            }
+            self.body.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    }
+
+    fn end_of_stream(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        match self.header_filled {
+            0 => Ok(None),
+            got => Err(WireError::Truncated {
+                got,
+                expected: HEADER_LEN,
+            }),
+        }
+    }
+}
+
+/// One `read` call, retrying on `Interrupted`.
+fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, WireError> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sent by the parent once the child has proven its token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StartPayload {
+    pub key: String,
+    #[serde(with = "serde_bytes")]
+    pub state: Vec<u8>,
+    pub config: Config,
+}
+
+/// Messages from the parent to the child.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ToChild {
+    Start(StartPayload),
+    Tell(#[serde(with = "serde_bytes")] Vec<u8>),
+    Stop,
+}
+
+/// Messages from the child to the parent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ToParent {
+    Hello {
+        token: String,
+        pid: u32,
+    },
+    Tell(#[serde(with = "serde_bytes")] Vec<u8>),
+    Progress {
+        completed_runs: u64,
+    },
+    Finished {
+        #[serde(with = "serde_bytes")]
+        output: Vec<u8>,
+        completed_runs: u64,
+    },
+    Failed(FailureReport),
+    UnknownType(String),
+    SetupFailed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_a_message_through_a_frame() {
+        let frame = encode_frame(&ToChild::Tell(vec![1, 2, 3]), 1024).unwrap();
+        let mut reader = FrameReader::new(1024);
+        let msg: ToChild = reader.read_message(&mut frame.as_slice()).unwrap().unwrap();
+        assert!(matches!(msg, ToChild::Tell(bytes) if bytes == [1, 2, 3]));
+    }
+
+    #[test]
+    fn rejects_oversized_frame_without_allocating_it() {
+        let mut input: &[u8] = &u32::MAX.to_le_bytes();
+        let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn truncated_body_is_an_error() {
+        let mut input: &[u8] = &[10, 0, 0, 0, 1, 2];
+        let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
+        assert!(matches!(err, WireError::Truncated { got: 6, expected: 14 }));
+    }
+
+    #[test]
+    fn truncated_header_is_an_error_but_empty_input_is_a_clean_end() {
+        let mut partial: &[u8] = &[10, 0];
+        assert!(matches!(
+            FrameReader::new(16).read_frame(&mut partial),
+            Err(WireError::Truncated { got: 2, expected: 4 })
+        ));
+        let mut empty: &[u8] = &[];
+        assert!(FrameReader::new(16).read_frame(&mut empty).unwrap().is_none());
+    }
+
+    #[test]
+    fn encoding_refuses_frames_over_the_limit() {
+        let err = encode_frame(&ToChild::Tell(vec![0; 100]), 10).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { max: 10, .. }));
+    }
+}
