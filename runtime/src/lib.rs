@@ -28,7 +28,11 @@ pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::process::{FallibleOutput, IntoHookResult};
+    pub use crate::config::Config;
+    pub use crate::context::Ctx;
+    pub use crate::process::{
+        FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
+    };
     pub use crate::registry::ProcessEntry;
     pub use inventory;
 }
