@@ -282,3 +282,105 @@ mod tests {
         assert!(matches!(err, WireError::TooLarge { max: 10, .. }));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::error::{FailureKind, Hook};
+    use proptest::prelude::*;
+
+    /// Reads messages until the input ends or a frame is rejected; must never panic.
+    fn drain<T: DeserializeOwned>(mut input: &[u8], max: u32) -> usize {
+        let mut reader = FrameReader::new(max);
+        let mut decoded = 0;
+        while let Ok(Some(_)) = reader.read_message::<_, T>(&mut input) {
+            decoded += 1;
+        }
+        decoded
+    }
+
+    fn valid_stream() -> Vec<u8> {
+        let messages = [
+            ToParent::Hello { token: "t".repeat(32), pid: 42 },
+            ToParent::Tell(vec![1, 2, 3, 4]),
+            ToParent::Progress { completed_runs: 1 << 40 },
+            ToParent::Failed(FailureReport {
+                hook: Hook::Postrun,
+                run: 3,
+                kind: FailureKind::Panicked,
+                message: "boom".into(),
+            }),
+            ToParent::Finished { output: vec![9; 40], completed_runs: 7 },
+        ];
+        messages.iter().flat_map(|m| encode_frame(m, 4096).unwrap()).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 60_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic_or_overallocate(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
+            largest_allocation::reset();
+            drain::<ToParent>(&bytes, u32::MAX);
+            drain::<ToChild>(&bytes, u32::MAX);
+            prop_assert!(largest_allocation::reset() <= READ_CHUNK);
+        }
+
+        #[test]
+        fn corrupted_valid_streams_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), cut in any::<prop::sample::Index>()) {
+            let mut stream = valid_stream();
+            for (at, value) in flips {
+                let i = at.index(stream.len());
+                stream[i] ^= value | 1;
+            }
+            let end = cut.index(stream.len() + 1);
+            drain::<ToParent>(&stream[..end], 4096);
+        }
+    }
+
+    #[test]
+    fn a_lying_length_prefix_allocates_only_what_arrives() {
+        largest_allocation::reset();
+        let mut input: &[u8] = &[0xfe, 0xff, 0xff, 0xff, 1, 2, 3];
+        let err = FrameReader::new(u32::MAX).read_frame(&mut input).unwrap_err();
+        assert!(matches!(err, WireError::Truncated { got: 7, .. }));
+        assert!(largest_allocation::reset() <= READ_CHUNK);
+    }
+
+    /// Records the largest single allocation made by the current thread.
+    mod largest_allocation {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static LARGEST: Cell<usize> = const { Cell::new(0) };
+        }
+
+        struct Recording;
+
+        // SAFETY: forwards every call to the system allocator unchanged.
+        unsafe impl GlobalAlloc for Recording {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = LARGEST.try_with(|l| l.set(l.get().max(layout.size())));
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+
+        #[global_allocator]
+        static RECORDING: Recording = Recording;
+
+        /// Returns the largest allocation since the last reset and starts over.
+        pub fn reset() -> usize {
+            LARGEST.with(|l| l.replace(0))
+        }
+    }
+
+    #[test]
+    fn an_intact_stream_decodes_every_message() {
+        let stream = valid_stream();
+        assert_eq!(drain::<ToParent>(&stream, 4096), 5);
+    }
+}

@@ -1,0 +1,170 @@
+//! Hook failures, crashes and cleanup, across real child processes.
+
+use skprocess::prelude::*;
+use skprocess::{FailureKind, Hook};
+
+skprocess::test_support!();
+
+#[derive(Serialize, Deserialize)]
+struct FailsOnRun {
+    fail_at: u64,
+}
+
+#[skprocess(runs = 5)]
+impl FailsOnRun {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), String> {
+        if ctx.current_run() == self.fail_at {
+            return Err(format!("test failure at {}", self.fail_at));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
+    let error = FailsOnRun { fail_at: 2 }.start().unwrap().result().unwrap_err();
+    match &error {
+        Error::Hook { hook, run, kind, message } => {
+            assert_eq!((*hook, *run, *kind), (Hook::Run, 2, FailureKind::Returned));
+            assert_eq!(message, "test failure at 2");
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(error.to_string(), "`run` hook failed on run 2: test failure at 2");
+}
+
+#[derive(Serialize, Deserialize)]
+struct PanicsInOnfinish;
+
+#[skprocess]
+impl PanicsInOnfinish {
+    fn run(&mut self) {}
+
+    fn onfinish(&mut self) {
+        panic!("onfinish exploded");
+    }
+}
+
+#[test]
+fn a_panic_becomes_an_error_with_the_panic_message() {
+    let error = PanicsInOnfinish.start().unwrap().result().unwrap_err();
+    assert!(
+        matches!(&error, Error::Hook { hook: Hook::Onfinish, run: 1, kind: FailureKind::Panicked, message } if message == "onfinish exploded"),
+        "{error:?}"
+    );
+}
+
+#[derive(Serialize, Deserialize)]
+struct FallibleResult {
+    ok: bool,
+}
+
+#[skprocess]
+impl FallibleResult {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> Result<u8, String> {
+        if self.ok { Ok(7) } else { Err("no result".into()) }
+    }
+}
+
+#[test]
+fn a_fallible_result_hook_delivers_its_value_or_its_error() {
+    assert_eq!(FallibleResult { ok: true }.start().unwrap().result().unwrap(), 7);
+    let error = FallibleResult { ok: false }.start().unwrap().result().unwrap_err();
+    assert!(matches!(error, Error::Hook { hook: Hook::Result, .. }), "{error:?}");
+}
+
+#[derive(Serialize, Deserialize)]
+struct Aborts;
+
+#[skprocess]
+impl Aborts {
+    fn run(&mut self) {
+        std::process::abort();
+    }
+}
+
+#[test]
+fn a_hard_crash_is_an_explicit_error_naming_the_signal() {
+    let error = Aborts.start().unwrap().result().unwrap_err();
+    match &error {
+        Error::Crashed { status, run } => {
+            assert_eq!(*run, 0);
+            #[cfg(unix)]
+            assert!(status.contains("SIGABRT"), "{status}");
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert!(!error.to_string().is_empty());
+}
+
+#[derive(Serialize, Deserialize)]
+struct Quick;
+
+#[skprocess]
+impl Quick {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> u32 {
+        std::process::id()
+    }
+}
+
+#[test]
+fn the_socket_directory_is_gone_once_the_child_connected() {
+    let base = std::env::temp_dir().join(format!("skp-test-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let handle = Quick.start_with(Quick::default_config().socket_dir(&base)).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(&base).unwrap().collect();
+    assert!(leftovers.is_empty(), "socket files left behind: {leftovers:?}");
+    let child_pid = handle.result().unwrap();
+    assert_ne!(child_pid, std::process::id(), "the hook must run in another process");
+    std::fs::remove_dir(&base).unwrap();
+}
+
+#[test]
+fn an_unusable_socket_directory_is_a_clear_error() {
+    let missing = std::env::temp_dir().join("skp-test-does-not-exist").join("nested");
+    let error = Quick.start_with(Quick::default_config().socket_dir(missing)).unwrap_err();
+    assert!(matches!(error, Error::Io(_)), "{error:?}");
+}
+
+#[test]
+fn too_small_a_frame_limit_is_rejected_before_spawning() {
+    let error = Quick
+        .start_with(Quick::default_config().max_frame_bytes(16))
+        .unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+}
+
+#[derive(Serialize, Deserialize)]
+struct BigOutput {
+    len: usize,
+}
+
+#[skprocess(inbox = Vec<u8>)]
+impl BigOutput {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> Vec<u8> {
+        vec![7; self.len]
+    }
+}
+
+#[test]
+fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
+    let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
+    let handle = BigOutput { len: 1024 * 1024 }.start_with(config).unwrap();
+    let error = handle.result().unwrap_err();
+    assert!(matches!(error, Error::Hook { hook: Hook::Result, .. }), "{error:?}");
+}
+
+#[test]
+fn a_message_over_the_frame_limit_is_refused_by_the_sender() {
+    let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
+    let handle = BigOutput { len: 1 }.start_with(config).unwrap();
+    let error = handle.tell(vec![0; 128 * 1024]).unwrap_err();
+    assert!(matches!(error, Error::Wire(_)), "{error:?}");
+    assert_eq!(handle.result().unwrap(), vec![7]);
+}

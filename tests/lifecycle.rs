@@ -1,0 +1,338 @@
+//! Spec scenarios SCN-01…06, 12, 13 across real child processes.
+
+use std::time::Duration;
+
+use skprocess::prelude::*;
+
+skprocess::test_support!();
+
+#[derive(Serialize, Deserialize)]
+struct Doubler {
+    value: u64,
+}
+
+#[skprocess]
+impl Doubler {
+    fn run(&mut self) {
+        self.value *= 2;
+    }
+
+    fn result(&mut self) -> u64 {
+        self.value
+    }
+}
+
+#[test]
+fn scn01_single_run_doubles_once() {
+    assert_eq!(Doubler { value: 5 }.start().unwrap().result().unwrap(), 10);
+}
+
+#[test]
+fn scn01_three_runs_double_three_times() {
+    let config = Doubler::default_config().runs(3);
+    let handle = Doubler { value: 5 }.start_with(config).unwrap();
+    assert_eq!(handle.result().unwrap(), 40);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Counter {
+    count: u64,
+}
+
+#[skprocess(runs = 100)]
+impl Counter {
+    fn run(&mut self) {
+        self.count += 1;
+    }
+
+    fn result(&mut self) -> u64 {
+        self.count
+    }
+}
+
+#[test]
+fn scn02_counter_counts_every_run() {
+    let handle = Counter { count: 0 }.start().unwrap();
+    assert!(handle.wait(Duration::from_secs(30)));
+    assert_eq!(handle.result().unwrap(), 100);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Accumulator {
+    value: u64,
+}
+
+#[skprocess(runs = 1)]
+impl Accumulator {
+    fn prerun(&mut self) {
+        self.value += 1;
+    }
+    fn run(&mut self) {
+        self.value += 2;
+    }
+    fn postrun(&mut self) {
+        self.value += 3;
+    }
+    fn onfinish(&mut self) {
+        self.value += 4;
+    }
+    fn result(&mut self) -> u64 {
+        self.value
+    }
+}
+
+#[test]
+fn scn03_hooks_accumulate_state_in_order() {
+    assert_eq!(Accumulator { value: 0 }.start().unwrap().result().unwrap(), 10);
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct DataProcessor {
+    log: Vec<String>,
+    batch: Vec<u32>,
+    num_batches: u32,
+    total_items: u32,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct BatchSummary {
+    log: Vec<String>,
+    num_batches: u32,
+    total_items: u32,
+}
+
+#[skprocess(runs = 3)]
+impl DataProcessor {
+    fn prerun(&mut self, ctx: &mut Ctx<Self>) {
+        let base = ctx.current_run() as u32 * 3;
+        self.batch = (base..base + 3).collect();
+        self.log(ctx, "prerun");
+    }
+
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        self.total_items += self.batch.len() as u32;
+        self.log(ctx, "run");
+    }
+
+    fn postrun(&mut self, ctx: &mut Ctx<Self>) {
+        self.num_batches += 1;
+        self.log(ctx, "postrun");
+    }
+
+    fn onfinish(&mut self, ctx: &mut Ctx<Self>) {
+        self.log(ctx, "onfinish");
+    }
+
+    fn result(&mut self) -> BatchSummary {
+        BatchSummary {
+            log: std::mem::take(&mut self.log),
+            num_batches: self.num_batches,
+            total_items: self.total_items,
+        }
+    }
+
+    /// A private helper: the child runs the real type, so helpers work (suitkaise BUG-01).
+    fn log(&mut self, ctx: &Ctx<Self>, hook: &str) {
+        self.log.push(format!("{hook} {}", ctx.current_run()));
+    }
+}
+
+#[test]
+fn scn03_batches_log_every_hook_of_every_iteration() {
+    let summary = DataProcessor::default().start().unwrap().result().unwrap();
+    let expected: Vec<String> = [
+        "prerun 0", "run 0", "postrun 0", "prerun 1", "run 1", "postrun 1", "prerun 2", "run 2",
+        "postrun 2", "onfinish 3",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(summary.log, expected);
+    assert_eq!((summary.num_batches, summary.total_items), (3, 9));
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SelfStopper {
+    log: Vec<String>,
+}
+
+#[skprocess(runs = None)]
+impl SelfStopper {
+    fn prerun(&mut self, ctx: &mut Ctx<Self>) {
+        self.log.push(format!("pre{}", ctx.current_run()));
+    }
+
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        self.log.push(format!("run{}", ctx.current_run()));
+        if ctx.current_run() == 2 {
+            ctx.stop();
+        }
+    }
+
+    fn postrun(&mut self, ctx: &mut Ctx<Self>) {
+        self.log.push(format!("post{}", ctx.current_run()));
+    }
+
+    fn onfinish(&mut self, ctx: &mut Ctx<Self>) {
+        self.log.push(format!("finish{}", ctx.current_run()));
+    }
+
+    fn result(&mut self) -> String {
+        self.log.join(" ")
+    }
+}
+
+#[test]
+fn scn04_stopping_inside_run_skips_postrun_of_that_iteration() {
+    let log = SelfStopper::default().start().unwrap().result().unwrap();
+    assert_eq!(log, "pre0 run0 post0 pre1 run1 post1 pre2 run2 finish2");
+}
+
+#[derive(Serialize, Deserialize)]
+struct TargetCounter {
+    target: u64,
+    count: u64,
+}
+
+#[skprocess(runs = None)]
+impl TargetCounter {
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        self.count += 1;
+        if self.count == self.target {
+            ctx.stop();
+        }
+    }
+
+    fn result(&mut self) -> u64 {
+        self.count
+    }
+}
+
+#[test]
+fn scn05_self_stop_at_target_gives_exactly_the_target() {
+    let handle = TargetCounter { target: 5, count: 0 }.start().unwrap();
+    assert_eq!(handle.result().unwrap(), 5);
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Ticker {
+    ticks: u64,
+    finished: bool,
+}
+
+#[skprocess(runs = None, outbox = u64)]
+impl Ticker {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        std::thread::sleep(Duration::from_millis(10));
+        self.ticks += 1;
+        ctx.tell(self.ticks)
+    }
+
+    fn onfinish(&mut self) {
+        self.finished = true;
+    }
+
+    fn result(&mut self) -> (u64, bool) {
+        (self.ticks, self.finished)
+    }
+}
+
+#[test]
+fn scn06_parent_stop_ends_an_endless_process_with_its_result() {
+    let handle = Ticker::default().start().unwrap();
+    let first = handle.listen(Duration::from_secs(10)).unwrap();
+    assert_eq!(first, Some(1));
+    handle.stop().unwrap();
+    assert!(handle.wait(Duration::from_secs(10)));
+    let (ticks, finished) = handle.result().unwrap();
+    assert!(ticks >= 1, "ticks = {ticks}");
+    assert!(finished, "onfinish must run after a stop");
+}
+
+#[test]
+fn scn06_stopping_a_long_bounded_run_ends_it_early() {
+    let config = Ticker::default_config().runs(1000);
+    let handle = Ticker::default().start_with(config).unwrap();
+    assert_eq!(handle.listen(Duration::from_secs(10)).unwrap(), Some(1));
+    handle.stop().unwrap();
+    let (ticks, _) = handle.result().unwrap();
+    assert!((1..=999).contains(&ticks), "ticks = {ticks}");
+}
+
+#[test]
+fn current_run_follows_the_child() {
+    let handle = Ticker::default().start().unwrap();
+    while handle.listen(Duration::from_secs(10)).unwrap() != Some(3) {}
+    let reported = handle.current_run();
+    assert!(reported <= 3 + 1, "current_run = {reported}");
+    handle.stop().unwrap();
+    let (ticks, _) = handle.result().unwrap();
+    assert!(ticks >= 3);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Spinner;
+
+#[skprocess(runs = None)]
+impl Spinner {
+    fn run(&mut self) {
+        loop {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[test]
+fn scn12_kill_ends_a_hook_that_never_returns() {
+    let handle = Spinner.start().unwrap();
+    assert!(handle.is_alive());
+    handle.kill().unwrap();
+    assert!(!handle.is_alive());
+    assert!(handle.wait(Duration::from_secs(0)));
+    assert!(matches!(handle.result(), Err(Error::Killed)));
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Echo {
+    pending: Option<String>,
+}
+
+#[skprocess(runs = None, inbox = String, outbox = String)]
+impl Echo {
+    fn prerun(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        self.pending = ctx.listen(Duration::from_secs(1))?;
+        Ok(())
+    }
+
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        match self.pending.take() {
+            Some(message) => ctx.tell(format!("echo: {message}")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn scn13_tell_and_listen_echo_both_ways() {
+    let handle = Echo::default().start().unwrap();
+    handle.tell("hello".to_owned()).unwrap();
+    let reply = handle.listen(Duration::from_secs(2)).unwrap();
+    assert_eq!(reply.as_deref(), Some("echo: hello"));
+    handle.stop().unwrap();
+    assert!(handle.wait(Duration::from_secs(10)));
+    handle.result().unwrap();
+}
+
+#[test]
+fn listen_times_out_with_none_while_the_child_is_silent() {
+    let handle = Echo::default().start().unwrap();
+    assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
+    handle.stop().unwrap();
+    handle.result().unwrap();
+}
+
+#[test]
+fn listen_on_a_finished_child_reports_disconnection_instead_of_blocking() {
+    let handle = Doubler { value: 1 }.start().unwrap();
+    assert!(handle.wait(Duration::from_secs(10)));
+    assert!(matches!(handle.listen(None), Err(Error::Disconnected)));
+}
