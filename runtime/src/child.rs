@@ -5,12 +5,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::Instant;
 
-use crate::context::{ChildLink, Ctx};
-use crate::error::{Error, FailureKind, FailureReport, Hook};
-use crate::process::{Process, call_hook};
+use interprocess::local_socket::Stream;
+
+use crate::context::{ChildLink, Ctx, Writer};
+use crate::error::{Error, Failure, FailureKind, FailureReport, Hook};
+use crate::process::{HookFailure, Process, call_hook};
 use crate::registry;
 use crate::transport;
+use crate::watchdog::Watchdog;
 use crate::wire::{self, FrameReader, StartPayload, ToChild, ToParent};
 
 /// Environment variable carrying the rendezvous address; its presence marks a child.
@@ -72,7 +76,8 @@ fn child_main(address: &str) -> i32 {
 }
 
 fn connect_and_start(address: &str) -> Result<(ChildLink, StartPayload), Error> {
-    let token = std::env::var(ENV_TOKEN).map_err(|_| Error::Config("missing child token".into()))?;
+    let token =
+        std::env::var(ENV_TOKEN).map_err(|_| Error::Config("missing child token".into()))?;
     let max_frame = std::env::var(ENV_MAX_FRAME)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -85,23 +90,25 @@ fn connect_and_start(address: &str) -> Result<(ChildLink, StartPayload), Error> 
     wire::write_message(&*stream, &hello, max_frame)?;
     let mut reader = FrameReader::new(max_frame);
     let start = match reader.read_message(&mut &*stream)? {
-        Some(ToChild::Start(start)) => start,
+        Some(ToChild::Start(start)) => *start,
         _ => return Err(wire::WireError::Malformed("expected a start message".into()).into()),
     };
     let link = ChildLink {
-        stream,
+        writer: Arc::new(Writer::new(Arc::clone(&stream), max_frame)),
         inbox: Arc::default(),
         stop: Arc::default(),
-        max_frame,
     };
-    spawn_reader(&link, reader)?;
+    spawn_reader(&link, stream, reader)?;
     Ok((link, start))
 }
 
 /// Reads the parent's messages in the background; exits the process when the parent is gone,
 /// so a child never outlives its parent.
-fn spawn_reader(link: &ChildLink, mut reader: FrameReader) -> Result<(), Error> {
-    let stream = Arc::clone(&link.stream);
+fn spawn_reader(
+    link: &ChildLink,
+    stream: Arc<Stream>,
+    mut reader: FrameReader,
+) -> Result<(), Error> {
     let inbox = Arc::clone(&link.inbox);
     let stop = Arc::clone(&link.stop);
     thread::Builder::new()
@@ -123,88 +130,199 @@ fn run_registered(link: ChildLink, start: StartPayload) -> i32 {
     match registry::find(&start.key) {
         Some(entry) => (entry.run_child)(link, start),
         None => {
-            let _ = link.send(&ToParent::UnknownType(start.key));
+            let _ = link.writer.send(&ToParent::UnknownType(start.key));
             EXIT_SETUP_FAILED
         }
     }
 }
 
-/// Rebuilds `P` from the start payload, runs its lifecycle and reports the outcome.
+/// Rebuilds `P` from the start payload, runs its lifecycle (or only its `error` hook when the
+/// parent hands over a failure) and reports the outcome.
 pub(crate) fn run_child<P: Process>(link: ChildLink, start: StartPayload) -> i32 {
     let mut process: P = match wire::decode(&start.state) {
         Ok(process) => process,
         Err(e) => {
-            let _ = link.send(&ToParent::SetupFailed(format!("cannot rebuild state: {e}")));
+            let _ = link
+                .writer
+                .send(&ToParent::SetupFailed(format!("cannot rebuild state: {e}")));
             return EXIT_SETUP_FAILED;
         }
     };
-    let mut ctx = Ctx::<P>::new(link, start.config);
-    let terminal = match run_lifecycle(&mut process, &mut ctx) {
-        Ok(output) => ToParent::Finished {
-            output,
-            completed_runs: ctx.current_run(),
-        },
-        Err(report) => ToParent::Failed(report),
+    let watchdog = match Watchdog::start(Arc::clone(&link.writer)) {
+        Ok(watchdog) => watchdog,
+        Err(e) => {
+            let _ = link.writer.send(&ToParent::SetupFailed(format!(
+                "cannot start watchdog: {e}"
+            )));
+            return EXIT_SETUP_FAILED;
+        }
     };
-    match ctx.link().send(&terminal) {
+    let mut engine = Engine {
+        ctx: Ctx::<P>::new(link, start.config, &start.resume),
+        watchdog,
+    };
+    let outcome = match start.resume.pending {
+        Some(failure) => Err(failure),
+        None => engine.run_lifecycle(&mut process),
+    };
+    let terminal = match outcome {
+        Ok(output) => engine.finished(output),
+        Err(failure) => engine.handle_failure(&mut process, failure),
+    };
+    match engine.ctx.send(&terminal) {
         Ok(()) => EXIT_DONE,
         Err(_) => EXIT_PARENT_GONE,
     }
 }
 
-/// The engine: iterations of prerun, run, postrun until stopped or out of runs, then
-/// onfinish and result. Returns the encoded output.
-fn run_lifecycle<P: Process>(process: &mut P, ctx: &mut Ctx<P>) -> Result<Vec<u8>, FailureReport> {
-    while !ctx.stop_requested() && !ctx.runs_done() {
-        if !run_iteration(process, ctx)? {
-            break;
-        }
-    }
-    guarded(ctx, Hook::Onfinish, |ctx| call_hook(process, ctx, Hook::Onfinish))?;
-    let output = guarded(ctx, Hook::Result, |ctx| process.result(ctx))?;
-    wire::encode(&output).map_err(|e| FailureReport {
-        hook: Hook::Result,
-        run: ctx.current_run(),
-        kind: FailureKind::Returned,
-        message: format!("cannot serialize the output: {e}"),
-    })
+/// Runs hooks in order, with retries, timers, checkpoints and deadlines.
+struct Engine<P: Process> {
+    ctx: Ctx<P>,
+    watchdog: Watchdog,
 }
 
-/// Runs one iteration; `Ok(false)` when a stop cut it short.
-fn run_iteration<P: Process>(process: &mut P, ctx: &mut Ctx<P>) -> Result<bool, FailureReport> {
-    for hook in [Hook::Prerun, Hook::Run] {
-        guarded(ctx, hook, |ctx| call_hook(process, ctx, hook))?;
-        if ctx.stop_requested() {
-            return Ok(false);
+impl<P: Process> Engine<P> {
+    /// Iterations until stopped, out of runs or out of time, then onfinish and result.
+    fn run_lifecycle(&mut self, process: &mut P) -> Result<Vec<u8>, Failure> {
+        while self.ctx.should_continue() {
+            match self.run_iteration(process) {
+                Ok(true) => self.checkpoint(process)?,
+                Ok(false) => break,
+                Err(failure) => self.spend_life(failure)?,
+            }
+        }
+        let _ = self.ctx.send(&ToParent::Finishing);
+        self.guarded(Hook::Onfinish, None, |ctx| {
+            call_hook(process, ctx, Hook::Onfinish)
+        })?;
+        let output = self.guarded(Hook::Result, None, |ctx| process.result(ctx))?;
+        wire::encode(&output).map_err(|e| {
+            self.failure(
+                Hook::Result,
+                FailureKind::Returned,
+                format!("cannot serialize the output: {e}"),
+            )
+        })
+    }
+
+    /// Runs one iteration; `Ok(false)` when a stop cut it short.
+    fn run_iteration(&mut self, process: &mut P) -> Result<bool, Failure> {
+        for hook in [Hook::Prerun, Hook::Run] {
+            self.guarded(hook, None, |ctx| call_hook(process, ctx, hook))?;
+            if self.ctx.stop_requested() {
+                return Ok(false);
+            }
+        }
+        self.guarded(Hook::Postrun, None, |ctx| {
+            call_hook(process, ctx, Hook::Postrun)
+        })?;
+        let progress = self.ctx.finish_iteration();
+        progress.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))?;
+        Ok(true)
+    }
+
+    /// Retries while lives remain; otherwise the failure is final.
+    fn spend_life(&mut self, failure: Failure) -> Result<(), Failure> {
+        if !failure.is_retryable() || !self.ctx.spend_life() {
+            return Err(failure);
+        }
+        let _ = self.ctx.report_progress();
+        Ok(())
+    }
+
+    /// Sends the state after a completed iteration when a crash could need it.
+    fn checkpoint(&mut self, process: &P) -> Result<(), Failure> {
+        if !self.ctx.config().needs_checkpoints() {
+            return Ok(());
+        }
+        let state = wire::encode(process).map_err(|e| {
+            self.failure(
+                Hook::Postrun,
+                FailureKind::Returned,
+                format!("cannot checkpoint the state: {e}"),
+            )
+        })?;
+        let checkpoint = ToParent::Checkpoint {
+            state,
+            completed_runs: self.ctx.current_run(),
+            timers: self.ctx.timers.clone(),
+        };
+        self.ctx
+            .send(&checkpoint)
+            .map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
+    }
+
+    /// Gives the final failure to the `error` hook, which may turn it into an output.
+    fn handle_failure(&mut self, process: &mut P, failure: Failure) -> ToParent {
+        if !P::HAS_ERROR_HOOK {
+            return self.failed(failure);
+        }
+        let error = Error::from(failure.clone());
+        let on_timeout = self.failed(failure.clone());
+        let handled = self.guarded(Hook::Error, Some(on_timeout), |ctx| {
+            process.error(ctx, &error)
+        });
+        match handled.map(|output| wire::encode(&output)) {
+            Ok(Ok(output)) => self.finished(output),
+            _ => self.failed(failure),
         }
     }
-    guarded(ctx, Hook::Postrun, |ctx| call_hook(process, ctx, Hook::Postrun))?;
-    ctx.finish_iteration().map_err(|e| FailureReport {
-        hook: Hook::Postrun,
-        run: ctx.current_run(),
-        kind: FailureKind::Returned,
-        message: e.to_string(),
-    })?;
-    Ok(true)
-}
 
-/// Calls a hook, turning an error return or a panic into a report.
-fn guarded<P: Process, T>(
-    ctx: &mut Ctx<P>,
-    hook: Hook,
-    call: impl FnOnce(&mut Ctx<P>) -> Result<T, crate::process::HookFailure>,
-) -> Result<T, FailureReport> {
-    let run = ctx.current_run();
-    let report = |kind, message| FailureReport {
-        hook,
-        run,
-        kind,
-        message,
-    };
-    match catch_unwind(AssertUnwindSafe(|| call(ctx))) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(failure)) => Err(report(FailureKind::Returned, failure.message)),
-        Err(payload) => Err(report(FailureKind::Panicked, panic_message(&*payload))),
+    fn finished(&self, output: Vec<u8>) -> ToParent {
+        ToParent::Finished {
+            output,
+            completed_runs: self.ctx.current_run(),
+            timers: self.ctx.timers.clone(),
+        }
+    }
+
+    fn failed(&self, failure: Failure) -> ToParent {
+        ToParent::Failed {
+            failure,
+            timers: self.ctx.timers.clone(),
+        }
+    }
+
+    fn failure(&self, hook: Hook, kind: FailureKind, message: String) -> Failure {
+        Failure::Hook(FailureReport {
+            hook,
+            run: self.ctx.current_run(),
+            kind,
+            message,
+        })
+    }
+
+    /// Calls a hook under its deadline, timing it and turning an error or a panic into a
+    /// failure. `on_timeout` replaces the default `TimedOut` report.
+    fn guarded<T>(
+        &mut self,
+        hook: Hook,
+        on_timeout: Option<ToParent>,
+        call: impl FnOnce(&mut Ctx<P>) -> Result<T, HookFailure>,
+    ) -> Result<T, Failure> {
+        let limit = self.ctx.config().timeouts.get(hook);
+        if let Some(limit) = limit {
+            let run = self.ctx.current_run();
+            let report = on_timeout.unwrap_or(ToParent::TimedOut { hook, limit, run });
+            self.watchdog.arm(limit, report);
+        }
+        let started = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut self.ctx)));
+        let elapsed = started.elapsed();
+        if limit.is_some() {
+            self.watchdog.disarm();
+        }
+        self.ctx.usage.busy += elapsed;
+        if outcome.as_ref().is_ok_and(Result::is_ok) || !hook.is_iteration_hook() {
+            self.ctx.timers.hook_mut(hook).add_time(elapsed);
+        }
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(failure)) => Err(self.failure(hook, FailureKind::Returned, failure.message)),
+            Err(payload) => {
+                Err(self.failure(hook, FailureKind::Panicked, panic_message(&*payload)))
+            }
+        }
     }
 }
 

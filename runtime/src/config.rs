@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Hook;
+
 /// How a process runs. Build it from [`Process::default_config`](crate::Process::default_config)
 /// (the attribute's values) and adjust it before [`Process::start_with`](crate::Process::start_with).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +16,19 @@ pub struct Config {
     ///
     /// Default: `Some(1)`, so a first try always terminates.
     pub runs: Option<u64>,
+    /// Attempts the whole process may use: a failed `prerun`/`run`/`postrun` (error, panic,
+    /// crash or timeout) costs one and retries the same iteration while any remain. At least 1.
+    ///
+    /// Default: 1 (no retry).
+    pub lives: u32,
+    /// Wall-clock budget from `start`, checked between iterations; `None` means no budget.
+    ///
+    /// Default: `None`.
+    pub join_in: Option<Duration>,
+    /// Per-hook time limits.
+    ///
+    /// Default: no limits.
+    pub timeouts: Timeouts,
     /// Largest frame, in bytes, either side accepts on the wire; bigger frames are an error.
     ///
     /// Default: 64 MiB.
@@ -33,6 +48,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             runs: Some(1),
+            lives: 1,
+            join_in: None,
+            timeouts: Timeouts::default(),
             max_frame_bytes: 64 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             socket_dir: None,
@@ -45,6 +63,29 @@ impl Config {
     pub fn runs(mut self, runs: impl Into<Option<u64>>) -> Self {
         self.runs = runs.into();
         self
+    }
+
+    /// Sets [`lives`](Config::lives).
+    pub fn lives(mut self, lives: u32) -> Self {
+        self.lives = lives;
+        self
+    }
+
+    /// Sets [`join_in`](Config::join_in).
+    pub fn join_in(mut self, budget: impl Into<Option<Duration>>) -> Self {
+        self.join_in = budget.into();
+        self
+    }
+
+    /// Sets the time limit of one hook; `None` removes it.
+    pub fn timeout(mut self, hook: Hook, limit: impl Into<Option<Duration>>) -> Self {
+        *self.timeouts.slot_mut(hook) = limit.into();
+        self
+    }
+
+    /// Whether a crash or timeout can be recovered from, so state must be checkpointed.
+    pub(crate) fn needs_checkpoints(&self) -> bool {
+        self.lives > 1 || self.timeouts.any()
     }
 
     /// Sets [`max_frame_bytes`](Config::max_frame_bytes).
@@ -63,5 +104,55 @@ impl Config {
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.socket_dir = Some(dir.into());
         self
+    }
+}
+
+/// Time limits per hook, with millisecond precision; `None` means no limit.
+///
+/// A hook that overruns its limit is abandoned: the child process is ended, which no code in
+/// the hook can prevent, and the run continues in a fresh child while lives remain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Limit of each `prerun` call.
+    pub prerun: Option<Duration>,
+    /// Limit of each `run` call.
+    pub run: Option<Duration>,
+    /// Limit of each `postrun` call.
+    pub postrun: Option<Duration>,
+    /// Limit of the `onfinish` call.
+    pub onfinish: Option<Duration>,
+    /// Limit of the `result` call.
+    pub result: Option<Duration>,
+    /// Limit of the `error` call.
+    pub error: Option<Duration>,
+}
+
+impl Timeouts {
+    /// The limit of `hook`.
+    pub fn get(&self, hook: Hook) -> Option<Duration> {
+        match hook {
+            Hook::Prerun => self.prerun,
+            Hook::Run => self.run,
+            Hook::Postrun => self.postrun,
+            Hook::Onfinish => self.onfinish,
+            Hook::Result => self.result,
+            Hook::Error => self.error,
+        }
+    }
+
+    fn slot_mut(&mut self, hook: Hook) -> &mut Option<Duration> {
+        match hook {
+            Hook::Prerun => &mut self.prerun,
+            Hook::Run => &mut self.run,
+            Hook::Postrun => &mut self.postrun,
+            Hook::Onfinish => &mut self.onfinish,
+            Hook::Result => &mut self.result,
+            Hook::Error => &mut self.error,
+        }
+    }
+
+    fn any(&self) -> bool {
+        Hook::ALL.iter().any(|&hook| self.get(hook).is_some())
     }
 }

@@ -11,7 +11,8 @@ use interprocess::local_socket::Stream;
 use crate::config::Config;
 use crate::error::Error;
 use crate::process::Process;
-use crate::wire::{self, ToParent};
+use crate::timing::ProcessTimers;
+use crate::wire::{self, Resume, ToParent, Usage};
 
 /// Least time between two progress reports, so tight loops do not pay a write per iteration.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
@@ -42,21 +43,53 @@ impl Inbox {
     }
 }
 
-/// The child's end of the connection, shared by the engine and the reader thread.
-pub(crate) struct ChildLink {
-    pub(crate) stream: Arc<Stream>,
-    pub(crate) inbox: Arc<Inbox>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) max_frame: u32,
+/// The child's sending end; whole frames are written under a lock so threads never interleave.
+pub(crate) struct Writer {
+    stream: Arc<Stream>,
+    lock: Mutex<()>,
+    max_frame: u32,
 }
 
-impl ChildLink {
-    pub(crate) fn send(&self, message: &ToParent) -> Result<(), Error> {
-        wire::write_message(&*self.stream, message, self.max_frame).map_err(|e| match e {
-            wire::WireError::Io(_) => Error::Disconnected,
-            other => other.into(),
-        })
+impl Writer {
+    pub(crate) fn new(stream: Arc<Stream>, max_frame: u32) -> Self {
+        Self {
+            stream,
+            lock: Mutex::new(()),
+            max_frame,
+        }
     }
+
+    pub(crate) fn send(&self, message: &ToParent) -> Result<(), Error> {
+        let frame = wire::encode_frame(message, self.max_frame)?;
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        write_frame(&self.stream, &frame)
+    }
+
+    /// Sends unless another thread keeps the lock for longer than `patience`.
+    pub(crate) fn send_within(&self, message: &ToParent, patience: Duration) -> Result<(), Error> {
+        let frame = wire::encode_frame(message, self.max_frame)?;
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Ok(_guard) = self.lock.try_lock() {
+                return write_frame(&self.stream, &frame);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Disconnected);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn write_frame(mut stream: &Stream, frame: &[u8]) -> Result<(), Error> {
+    std::io::Write::write_all(&mut stream, frame).map_err(|_| Error::Disconnected)
+}
+
+/// The child's end of the connection, shared by the engine and the reader thread.
+pub(crate) struct ChildLink {
+    pub(crate) writer: Arc<Writer>,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// What a hook can use besides `self`: messages, stopping, and where the run stands.
@@ -66,16 +99,29 @@ pub struct Ctx<P: Process> {
     link: ChildLink,
     config: Config,
     current_run: u64,
+    lives_left: u32,
+    started: Instant,
+    elapsed_before: Duration,
+    pub(crate) timers: ProcessTimers,
+    pub(crate) usage: Usage,
     last_progress: Instant,
     _process: PhantomData<fn() -> P>,
 }
 
 impl<P: Process> Ctx<P> {
-    pub(crate) fn new(link: ChildLink, config: Config) -> Self {
+    pub(crate) fn new(link: ChildLink, config: Config, resume: &Resume) -> Self {
+        if resume.stop {
+            link.stop.store(true, Ordering::SeqCst);
+        }
         Self {
             link,
             config,
-            current_run: 0,
+            current_run: resume.completed_runs,
+            lives_left: resume.lives_left,
+            started: Instant::now(),
+            elapsed_before: resume.elapsed,
+            timers: resume.timers.clone(),
+            usage: resume.usage,
             last_progress: Instant::now(),
             _process: PhantomData,
         }
@@ -84,12 +130,15 @@ impl<P: Process> Ctx<P> {
     /// Sends a message to the parent, which reads it with [`Handle::listen`](crate::Handle::listen).
     pub fn tell(&mut self, message: P::Outbox) -> Result<(), Error> {
         let payload = wire::encode(&message)?;
-        self.link.send(&ToParent::Tell(payload))
+        self.link.writer.send(&ToParent::Tell(payload))
     }
 
     /// Waits up to `timeout` for a message from the parent; `Ok(None)` means none arrived.
     pub fn listen(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
-        match self.link.inbox.pop(timeout) {
+        let waiting_since = Instant::now();
+        let message = self.link.inbox.pop(timeout);
+        self.usage.listening += waiting_since.elapsed();
+        match message {
             Some(bytes) => Ok(Some(wire::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -110,27 +159,60 @@ impl<P: Process> Ctx<P> {
         self.current_run
     }
 
+    /// Attempts left, this one included: 1 means the next failure is final.
+    pub fn lives_left(&self) -> u32 {
+        self.lives_left
+    }
+
     /// The configuration the process was started with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub(crate) fn link(&self) -> &ChildLink {
-        &self.link
+    /// The timers of this process so far.
+    pub fn timers(&self) -> &ProcessTimers {
+        &self.timers
     }
 
+    /// Whether another iteration should start: not stopped, runs left, time left.
+    pub(crate) fn should_continue(&self) -> bool {
+        let out_of_runs = self
+            .config
+            .runs
+            .is_some_and(|runs| self.current_run >= runs);
+        let out_of_time = self
+            .config
+            .join_in
+            .is_some_and(|budget| self.elapsed_before + self.started.elapsed() >= budget);
+        !self.stop_requested() && !out_of_runs && !out_of_time
+    }
+
+    /// Counts a completed iteration and reports progress now and then.
     pub(crate) fn finish_iteration(&mut self) -> Result<(), Error> {
         self.current_run += 1;
-        if self.last_progress.elapsed() < PROGRESS_INTERVAL {
-            return Ok(());
+        self.timers.record_full_run();
+        if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+            self.report_progress()?;
         }
+        Ok(())
+    }
+
+    /// Spends one life; `false` when none was left to spend.
+    pub(crate) fn spend_life(&mut self) -> bool {
+        self.lives_left = self.lives_left.saturating_sub(1);
+        self.lives_left > 0
+    }
+
+    pub(crate) fn report_progress(&mut self) -> Result<(), Error> {
         self.last_progress = Instant::now();
-        self.link.send(&ToParent::Progress {
+        self.link.writer.send(&ToParent::Progress {
             completed_runs: self.current_run,
+            lives_left: self.lives_left,
+            usage: self.usage,
         })
     }
 
-    pub(crate) fn runs_done(&self) -> bool {
-        self.config.runs.is_some_and(|runs| self.current_run >= runs)
+    pub(crate) fn send(&self, message: &ToParent) -> Result<(), Error> {
+        self.link.writer.send(message)
     }
 }

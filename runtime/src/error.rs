@@ -23,6 +23,21 @@ pub enum Hook {
 }
 
 impl Hook {
+    /// Every hook, in lifecycle order.
+    pub const ALL: [Hook; 6] = [
+        Hook::Prerun,
+        Hook::Run,
+        Hook::Postrun,
+        Hook::Onfinish,
+        Hook::Result,
+        Hook::Error,
+    ];
+
+    /// Whether the hook is part of an iteration, so its failure can be retried.
+    pub fn is_iteration_hook(self) -> bool {
+        matches!(self, Hook::Prerun | Hook::Run | Hook::Postrun)
+    }
+
     /// The hook's name as written in an `impl` block.
     pub fn name(self) -> &'static str {
         match self {
@@ -68,6 +83,16 @@ pub enum Error {
         /// The original error's `Display` text, or the panic message.
         message: String,
     },
+    /// A hook overran its time limit and was abandoned.
+    #[error("`{hook}` hook timed out after {limit:?} on run {run}")]
+    Timeout {
+        /// The hook that overran.
+        hook: Hook,
+        /// Its configured limit.
+        limit: std::time::Duration,
+        /// The iteration index at the time.
+        run: u64,
+    },
     /// The child exited without delivering a result: a signal, `abort`, or `exit`.
     #[error("process crashed on run {run}: {status}")]
     Crashed {
@@ -76,6 +101,10 @@ pub enum Error {
         /// The last iteration index the parent heard of.
         run: u64,
     },
+    /// [`Handle::result_timeout`](crate::Handle::result_timeout) ran out of time; the child
+    /// was killed.
+    #[error("no result within {0:?}; the process was killed")]
+    ResultTimeout(std::time::Duration),
     /// The process was killed with [`Handle::kill`](crate::Handle::kill).
     #[error("process was killed before it delivered a result")]
     Killed,
@@ -105,6 +134,43 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A process failure in the form that crosses the process boundary, both ways: the child
+/// reports hook failures and timeouts, the parent hands crashes to a child running `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    Hook(FailureReport),
+    Timeout {
+        hook: Hook,
+        limit: std::time::Duration,
+        run: u64,
+    },
+    Crashed {
+        status: String,
+        run: u64,
+    },
+}
+
+impl Failure {
+    /// Whether retrying the same iteration may cure it.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Hook(report) => report.hook.is_iteration_hook(),
+            Failure::Timeout { hook, .. } => hook.is_iteration_hook(),
+            Failure::Crashed { .. } => true,
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Hook(report) => report.into(),
+            Failure::Timeout { hook, limit, run } => Error::Timeout { hook, limit, run },
+            Failure::Crashed { status, run } => Error::Crashed { status, run },
+        }
+    }
 }
 
 /// A hook failure as it travels from the child to the parent.

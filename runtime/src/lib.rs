@@ -15,15 +15,19 @@ mod error;
 mod handle;
 mod process;
 mod registry;
+mod supervise;
+mod timing;
 mod transport;
+mod watchdog;
 pub mod wire;
 
 pub use child::init;
-pub use config::Config;
+pub use config::{Config, Timeouts};
 pub use context::Ctx;
 pub use error::{Error, FailureKind, Hook};
-pub use handle::Handle;
+pub use handle::{Handle, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+pub use timing::{ProcessTimers, Sktimer};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

@@ -62,6 +62,9 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// The stable registry key the child uses to find this type.
     const KEY: &'static str;
 
+    /// Whether [`error`](Process::error) is implemented; the engine skips it otherwise.
+    const HAS_ERROR_HOOK: bool = false;
+
     /// The configuration a plain [`start`](Process::start) uses.
     fn default_config() -> Config {
         Config::default()
@@ -87,6 +90,13 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
 
     /// Produces the value the parent receives.
     fn result(&mut self, ctx: &mut Ctx<Self>) -> Result<Self::Output, HookFailure>;
+
+    /// Receives the final error once lives are spent (or `onfinish`/`result` failed) and may
+    /// turn it into the output. When it fails, panics or times out, the original error is
+    /// delivered instead.
+    fn error(&mut self, _ctx: &mut Ctx<Self>, error: &Error) -> Result<Self::Output, HookFailure> {
+        Err(HookFailure::new(error))
+    }
 
     /// Starts the process in a child with [`default_config`](Process::default_config).
     fn start(self) -> Result<Handle<Self>, Error> {

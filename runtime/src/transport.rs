@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use interprocess::local_socket::prelude::*;
-use interprocess::local_socket::{ConnectOptions, ListenerNonblockingMode, ListenerOptions, Stream};
+use interprocess::local_socket::{
+    ConnectOptions, ListenerNonblockingMode, ListenerOptions, Stream,
+};
 
 use crate::error::Error;
 use crate::wire::{FrameReader, ToParent, WireError};
@@ -90,7 +92,12 @@ impl Rendezvous {
 }
 
 /// Reads the child's hello and checks its token before `deadline`.
-fn prove_token(stream: &Stream, token: &str, max_frame: u32, deadline: Instant) -> Result<(), Error> {
+fn prove_token(
+    stream: &Stream,
+    token: &str,
+    max_frame: u32,
+    deadline: Instant,
+) -> Result<(), Error> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     stream.set_recv_timeout(Some(remaining.max(Duration::from_millis(1))))?;
     let mut reader = FrameReader::new(max_frame);
@@ -104,7 +111,11 @@ fn prove_token(stream: &Stream, token: &str, max_frame: u32, deadline: Instant) 
 
 /// Compares two strings without an early exit, so timing does not leak the token.
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Connects to a rendezvous address.
@@ -181,10 +192,16 @@ mod tests {
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
             let mut rogue = connect(&address).unwrap();
-            let hello = ToParent::Hello { token: "guess".into(), pid: 1 };
+            let hello = ToParent::Hello {
+                token: "guess".into(),
+                pid: 1,
+            };
             write_message(&mut rogue, &hello, 1024).unwrap();
             let mut honest = connect(&address).unwrap();
-            let hello = ToParent::Hello { token: "secret".into(), pid: 2 };
+            let hello = ToParent::Hello {
+                token: "secret".into(),
+                pid: 2,
+            };
             write_message(&mut honest, &hello, 1024).unwrap();
             (rogue, honest)
         });
@@ -213,7 +230,10 @@ mod tests {
     fn socket_directory_is_private_and_removed_on_drop() {
         use std::os::unix::fs::PermissionsExt;
         let rendezvous = Rendezvous::bind(None).unwrap();
-        let dir = Path::new(rendezvous.address()).parent().unwrap().to_path_buf();
+        let dir = Path::new(rendezvous.address())
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         drop(rendezvous);

@@ -3,13 +3,15 @@
 //! A frame is a 4-byte little-endian length followed by that many bytes of a postcard-encoded
 //! message. The codec lives behind [`encode`]/[`decode`] so that it can be swapped in one place.
 
-use std::io::{self, Read, Write};
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::FailureReport;
+use crate::error::{Failure, Hook};
+use crate::timing::ProcessTimers;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 4;
@@ -208,12 +210,33 @@ pub(crate) struct StartPayload {
     #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
     pub config: Config,
+    pub resume: Resume,
+}
+
+/// Where a (re)started child picks up: a fresh start, a restart from the last checkpoint, or
+/// a child that only runs the `error` hook for a failure the parent observed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Resume {
+    pub completed_runs: u64,
+    pub lives_left: u32,
+    pub elapsed: Duration,
+    pub stop: bool,
+    pub timers: ProcessTimers,
+    pub usage: Usage,
+    pub pending: Option<Failure>,
+}
+
+/// Time the child spent in hooks and waiting in `listen`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Usage {
+    pub busy: Duration,
+    pub listening: Duration,
 }
 
 /// Messages from the parent to the child.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ToChild {
-    Start(StartPayload),
+    Start(Box<StartPayload>),
     Tell(#[serde(with = "serde_bytes")] Vec<u8>),
     Stop,
 }
@@ -228,13 +251,31 @@ pub(crate) enum ToParent {
     Tell(#[serde(with = "serde_bytes")] Vec<u8>),
     Progress {
         completed_runs: u64,
+        lives_left: u32,
+        usage: Usage,
+    },
+    Checkpoint {
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+        completed_runs: u64,
+        timers: ProcessTimers,
+    },
+    Finishing,
+    TimedOut {
+        hook: Hook,
+        limit: Duration,
+        run: u64,
     },
     Finished {
         #[serde(with = "serde_bytes")]
         output: Vec<u8>,
         completed_runs: u64,
+        timers: ProcessTimers,
     },
-    Failed(FailureReport),
+    Failed {
+        failure: Failure,
+        timers: ProcessTimers,
+    },
     UnknownType(String),
     SetupFailed(String),
 }
@@ -255,14 +296,22 @@ mod tests {
     fn rejects_oversized_frame_without_allocating_it() {
         let mut input: &[u8] = &u32::MAX.to_le_bytes();
         let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
-        assert!(matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX)));
+        assert!(
+            matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX))
+        );
     }
 
     #[test]
     fn truncated_body_is_an_error() {
         let mut input: &[u8] = &[10, 0, 0, 0, 1, 2];
         let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
-        assert!(matches!(err, WireError::Truncated { got: 6, expected: 14 }));
+        assert!(matches!(
+            err,
+            WireError::Truncated {
+                got: 6,
+                expected: 14
+            }
+        ));
     }
 
     #[test]
@@ -270,10 +319,18 @@ mod tests {
         let mut partial: &[u8] = &[10, 0];
         assert!(matches!(
             FrameReader::new(16).read_frame(&mut partial),
-            Err(WireError::Truncated { got: 2, expected: 4 })
+            Err(WireError::Truncated {
+                got: 2,
+                expected: 4
+            })
         ));
         let mut empty: &[u8] = &[];
-        assert!(FrameReader::new(16).read_frame(&mut empty).unwrap().is_none());
+        assert!(
+            FrameReader::new(16)
+                .read_frame(&mut empty)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -286,7 +343,7 @@ mod tests {
 #[cfg(test)]
 mod fuzz {
     use super::*;
-    use crate::error::{FailureKind, Hook};
+    use crate::error::{FailureKind, FailureReport};
     use proptest::prelude::*;
 
     /// Reads messages until the input ends or a frame is rejected; must never panic.
@@ -301,18 +358,40 @@ mod fuzz {
 
     fn valid_stream() -> Vec<u8> {
         let messages = [
-            ToParent::Hello { token: "t".repeat(32), pid: 42 },
+            ToParent::Hello {
+                token: "t".repeat(32),
+                pid: 42,
+            },
             ToParent::Tell(vec![1, 2, 3, 4]),
-            ToParent::Progress { completed_runs: 1 << 40 },
-            ToParent::Failed(FailureReport {
-                hook: Hook::Postrun,
-                run: 3,
-                kind: FailureKind::Panicked,
-                message: "boom".into(),
-            }),
-            ToParent::Finished { output: vec![9; 40], completed_runs: 7 },
+            ToParent::Progress {
+                completed_runs: 1 << 40,
+                lives_left: 3,
+                usage: Usage::default(),
+            },
+            ToParent::Failed {
+                failure: Failure::Hook(FailureReport {
+                    hook: Hook::Postrun,
+                    run: 3,
+                    kind: FailureKind::Panicked,
+                    message: "boom".into(),
+                }),
+                timers: ProcessTimers::default(),
+            },
+            ToParent::TimedOut {
+                hook: Hook::Run,
+                limit: Duration::from_millis(200),
+                run: 2,
+            },
+            ToParent::Finished {
+                output: vec![9; 40],
+                completed_runs: 7,
+                timers: ProcessTimers::default(),
+            },
         ];
-        messages.iter().flat_map(|m| encode_frame(m, 4096).unwrap()).collect()
+        messages
+            .iter()
+            .flat_map(|m| encode_frame(m, 4096).unwrap())
+            .collect()
     }
 
     proptest! {
@@ -342,7 +421,9 @@ mod fuzz {
     fn a_lying_length_prefix_allocates_only_what_arrives() {
         largest_allocation::reset();
         let mut input: &[u8] = &[0xfe, 0xff, 0xff, 0xff, 1, 2, 3];
-        let err = FrameReader::new(u32::MAX).read_frame(&mut input).unwrap_err();
+        let err = FrameReader::new(u32::MAX)
+            .read_frame(&mut input)
+            .unwrap_err();
         assert!(matches!(err, WireError::Truncated { got: 7, .. }));
         assert!(largest_allocation::reset() <= READ_CHUNK);
     }
@@ -381,6 +462,6 @@ mod fuzz {
     #[test]
     fn an_intact_stream_decodes_every_message() {
         let stream = valid_stream();
-        assert_eq!(drain::<ToParent>(&stream, 4096), 5);
+        assert_eq!(drain::<ToParent>(&stream, 4096), 6);
     }
 }

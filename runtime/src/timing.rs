@@ -1,0 +1,315 @@
+//! `Sktimer`: a sample collector with the statistics of suitkaise's timer, and the per-hook
+//! timers of a process.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Hook;
+
+/// Collects duration samples and computes statistics over them.
+///
+/// Statistics are `None` when there are no samples (`stdev`/`variance` need two). With
+/// [`with_max_times`](Sktimer::with_max_times) only the most recent samples are kept, as a
+/// rolling window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sktimer {
+    samples: VecDeque<Duration>,
+    max_times: Option<usize>,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+impl Sktimer {
+    /// An empty timer that keeps every sample.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty timer that keeps only the last `max_times` samples.
+    pub fn with_max_times(max_times: usize) -> Self {
+        Self {
+            max_times: Some(max_times),
+            ..Self::default()
+        }
+    }
+
+    /// Starts a measurement; a running one is restarted.
+    pub fn start(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    /// Ends the running measurement, records it and returns it; `None` if none was running.
+    pub fn stop(&mut self) -> Option<Duration> {
+        let elapsed = self.started.take()?.elapsed();
+        self.add_time(elapsed);
+        Some(elapsed)
+    }
+
+    /// Ends the running measurement without recording it.
+    pub fn discard(&mut self) {
+        self.started = None;
+    }
+
+    /// Records a sample directly.
+    pub fn add_time(&mut self, sample: Duration) {
+        self.samples.push_back(sample);
+        if let Some(max) = self.max_times {
+            while self.samples.len() > max {
+                self.samples.pop_front();
+            }
+        }
+    }
+
+    /// Forgets every sample.
+    pub fn reset(&mut self) {
+        self.samples.clear();
+        self.started = None;
+    }
+
+    /// Number of samples kept.
+    pub fn count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The samples kept, oldest first.
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = Duration> + '_ {
+        self.samples.iter().copied()
+    }
+
+    /// The i-th sample kept, oldest first.
+    pub fn get_time(&self, index: usize) -> Option<Duration> {
+        self.samples.get(index).copied()
+    }
+
+    /// The most recent sample.
+    pub fn most_recent(&self) -> Option<Duration> {
+        self.samples.back().copied()
+    }
+
+    /// Sum of the samples.
+    pub fn total(&self) -> Duration {
+        self.samples.iter().sum()
+    }
+
+    /// Arithmetic mean.
+    pub fn mean(&self) -> Option<Duration> {
+        let n = self.samples.len();
+        (n > 0).then(|| Duration::from_secs_f64(self.total().as_secs_f64() / n as f64))
+    }
+
+    /// Median (the 50th percentile).
+    pub fn median(&self) -> Option<Duration> {
+        self.percentile(50.0)
+    }
+
+    /// Shortest sample.
+    pub fn min(&self) -> Option<Duration> {
+        self.samples.iter().min().copied()
+    }
+
+    /// Longest sample.
+    pub fn max(&self) -> Option<Duration> {
+        self.samples.iter().max().copied()
+    }
+
+    /// Sample variance (n − 1), in seconds squared; needs two samples.
+    pub fn variance(&self) -> Option<f64> {
+        let n = self.samples.len();
+        if n < 2 {
+            return None;
+        }
+        let mean = self.total().as_secs_f64() / n as f64;
+        let squares: f64 = self
+            .samples
+            .iter()
+            .map(|s| (s.as_secs_f64() - mean).powi(2))
+            .sum();
+        Some(squares / (n - 1) as f64)
+    }
+
+    /// Sample standard deviation (n − 1); needs two samples.
+    pub fn stdev(&self) -> Option<Duration> {
+        self.variance().map(|v| Duration::from_secs_f64(v.sqrt()))
+    }
+
+    /// The `p`-th percentile (0 ≤ p ≤ 100) with linear interpolation between neighbours;
+    /// `None` without samples or for `p` outside the range.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.samples.is_empty() || !(0.0..=100.0).contains(&p) {
+            return None;
+        }
+        let mut sorted: Vec<f64> = self.samples.iter().map(Duration::as_secs_f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let rank = p / 100.0 * (sorted.len() - 1) as f64;
+        let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+        let value = sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64);
+        Some(Duration::from_secs_f64(value))
+    }
+}
+
+/// One timer per hook plus `full_run` (prerun + run + postrun of each completed iteration).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProcessTimers {
+    /// `prerun` calls that succeeded.
+    pub prerun: Sktimer,
+    /// `run` calls that succeeded.
+    pub run: Sktimer,
+    /// `postrun` calls that succeeded.
+    pub postrun: Sktimer,
+    /// `onfinish` calls, failed or not.
+    pub onfinish: Sktimer,
+    /// `result` calls, failed or not.
+    pub result: Sktimer,
+    /// `error` calls, failed or not.
+    pub error: Sktimer,
+    /// Whole completed iterations.
+    pub full_run: Sktimer,
+}
+
+impl ProcessTimers {
+    /// The timer of `hook`.
+    pub fn hook(&self, hook: Hook) -> &Sktimer {
+        match hook {
+            Hook::Prerun => &self.prerun,
+            Hook::Run => &self.run,
+            Hook::Postrun => &self.postrun,
+            Hook::Onfinish => &self.onfinish,
+            Hook::Result => &self.result,
+            Hook::Error => &self.error,
+        }
+    }
+
+    pub(crate) fn hook_mut(&mut self, hook: Hook) -> &mut Sktimer {
+        match hook {
+            Hook::Prerun => &mut self.prerun,
+            Hook::Run => &mut self.run,
+            Hook::Postrun => &mut self.postrun,
+            Hook::Onfinish => &mut self.onfinish,
+            Hook::Result => &mut self.result,
+            Hook::Error => &mut self.error,
+        }
+    }
+
+    /// Records `full_run` as the sum of the latest prerun, run and postrun samples.
+    pub(crate) fn record_full_run(&mut self) {
+        let sum: Duration = [&self.prerun, &self.run, &self.postrun]
+            .iter()
+            .filter_map(|t| t.most_recent())
+            .sum();
+        if !sum.is_zero() {
+            self.full_run.add_time(sum);
+        }
+    }
+
+    /// A table with one row per hook that has samples, for printing.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<9} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
+            "hook", "count", "mean", "median", "p95", "max", "total"
+        );
+        let rows = [
+            ("prerun", &self.prerun),
+            ("run", &self.run),
+            ("postrun", &self.postrun),
+            ("onfinish", &self.onfinish),
+            ("result", &self.result),
+            ("error", &self.error),
+            ("full_run", &self.full_run),
+        ];
+        for (name, timer) in rows.into_iter().filter(|(_, t)| t.count() > 0) {
+            out.push_str(&format!(
+                "{name:<9} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
+                timer.count(),
+                fmt_opt(timer.mean()),
+                fmt_opt(timer.median()),
+                fmt_opt(timer.percentile(95.0)),
+                fmt_opt(timer.max()),
+                fmt_opt(Some(timer.total())),
+            ));
+        }
+        out
+    }
+}
+
+fn fmt_opt(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_owned(), |d| format!("{d:.3?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(samples: &[f64]) -> Sktimer {
+        let mut timer = Sktimer::new();
+        for &s in samples {
+            timer.add_time(Duration::from_secs_f64(s));
+        }
+        timer
+    }
+
+    fn close(d: Option<Duration>, expected: f64) -> bool {
+        d.is_some_and(|d| (d.as_secs_f64() - expected).abs() < 1e-9)
+    }
+
+    #[test]
+    fn worked_example_of_the_spec() {
+        let t = secs(&[1.0, 2.0, 3.0]);
+        assert!(close(t.mean(), 2.0) && close(t.median(), 2.0));
+        assert!(close(t.stdev(), 1.0));
+        assert!((t.variance().unwrap() - 1.0).abs() < 1e-9);
+        assert!(close(Some(t.total()), 6.0));
+        assert!(close(t.percentile(95.0), 2.9));
+        assert!(close(t.min(), 1.0) && close(t.max(), 3.0));
+        assert!(close(secs(&[1.5, 2.3, 1.8]).mean(), 5.6 / 3.0));
+    }
+
+    #[test]
+    fn empty_and_single_sample_statistics() {
+        let empty = Sktimer::new();
+        assert_eq!(empty.count(), 0);
+        assert!(empty.mean().is_none() && empty.median().is_none() && empty.max().is_none());
+        let one = secs(&[0.5]);
+        assert!(one.stdev().is_none() && one.variance().is_none());
+        assert!(close(one.percentile(0.0), 0.5) && close(one.percentile(100.0), 0.5));
+        assert!(one.percentile(101.0).is_none() && one.percentile(-1.0).is_none());
+    }
+
+    #[test]
+    fn rolling_window_keeps_the_latest_samples() {
+        let mut t = Sktimer::with_max_times(2);
+        for s in [1, 2, 3] {
+            t.add_time(Duration::from_secs(s));
+        }
+        assert_eq!(t.count(), 2);
+        assert_eq!(t.get_time(0), Some(Duration::from_secs(2)));
+        assert_eq!(t.most_recent(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn start_stop_records_and_discard_does_not() {
+        let mut t = Sktimer::new();
+        assert!(t.stop().is_none());
+        t.start();
+        t.discard();
+        assert_eq!(t.count(), 0);
+        t.start();
+        assert!(t.stop().is_some());
+        assert_eq!(t.count(), 1);
+    }
+
+    #[test]
+    fn full_run_sums_the_latest_iteration_hooks() {
+        let mut timers = ProcessTimers::default();
+        timers.prerun.add_time(Duration::from_millis(1));
+        timers.run.add_time(Duration::from_millis(2));
+        timers.record_full_run();
+        assert_eq!(
+            timers.full_run.most_recent(),
+            Some(Duration::from_millis(3))
+        );
+        assert!(timers.table().contains("full_run"));
+    }
+}
