@@ -28,7 +28,7 @@
 pub use skprocess_macros::{main, skprocess};
 pub use skprocess_runtime::{
     Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message, NoMessages,
-    Process, init, register, wire,
+    Process, ProcessTimers, Sktimer, Status, Timeouts, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
@@ -57,7 +57,10 @@ macro_rules! test_support {
             any(target_os = "linux", target_os = "android", target_os = "freebsd"),
             unsafe(link_section = ".init_array")
         )]
-        #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
+        #[cfg_attr(
+            target_vendor = "apple",
+            unsafe(link_section = "__DATA,__mod_init_func")
+        )]
         #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
         static __SKPROCESS_TEST_SUPPORT: extern "C" fn() = {
             extern "C" fn skprocess_test_support() {

@@ -1,1 +1,98 @@
+//! Attribute macros of [skprocess](https://docs.rs/skprocess). Use them through the
+//! `skprocess` crate, which re-exports them; generated code only names `::skprocess::__private`.
 
+#![deny(missing_docs)]
+
+mod duration;
+mod errors;
+mod main_attr;
+mod skprocess;
+
+use proc_macro::TokenStream;
+
+/// Runs the hooks of an `impl` block in a child process.
+///
+/// ```ignore
+/// use skprocess::prelude::*;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Doubler { value: u64 }
+///
+/// #[skprocess(runs = 3, lives = 2, timeout(run = "500ms"))]
+/// impl Doubler {
+///     fn run(&mut self) { self.value *= 2; }
+///     fn result(&mut self) -> u64 { self.value }
+/// }
+/// ```
+///
+/// # Options
+///
+/// | option | type | default | meaning |
+/// |---|---|---|---|
+/// | `runs` | integer or `None` | `1` | iterations before finishing; `None` runs until stopped |
+/// | `lives` | integer ≥ 1 | `1` | attempts for the whole process; crashes and timeouts cost one too |
+/// | `join_in` | duration string | none | wall-clock budget, checked between iterations |
+/// | `timeout(hook = "…", …)` | duration strings | none | per-hook limits for `prerun`, `run`, `postrun`, `onfinish`, `result`, `error` |
+/// | `inbox` | type | `NoMessages` | what the parent `tell`s and hooks `listen` for |
+/// | `outbox` | type | `NoMessages` | what hooks `tell` and the parent `listen`s for |
+///
+/// Durations are string literals such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"500us"`.
+/// Every option can be overridden per instance with `Config` before `start_with`.
+///
+/// # Hooks
+///
+/// Methods named `prerun`, `run` (required), `postrun`, `onfinish`, `result` and `error` are
+/// hooks; every other method is an ordinary helper and keeps working in the child.
+///
+/// - `prerun`, `run`, `postrun`, `onfinish`: `fn(&mut self)` or
+///   `fn(&mut self, ctx: &mut Ctx<Self>)`, returning `()` or `Result<(), E>` with `E: Display`.
+/// - `result`: same parameters, returning the output `T` (serializable) or `Result<T, E>`.
+/// - `error`: `fn(&mut self, error: &Error)` (optionally with `ctx` before `error`), returning
+///   the output type or `Result<T, E>`; it turns the final error into the output, and when it
+///   fails the original error is delivered.
+///
+/// # The same without the macro
+///
+/// ```ignore
+/// impl skprocess::Process for Doubler {
+///     type Output = u64;
+///     type Inbox = skprocess::NoMessages;
+///     type Outbox = skprocess::NoMessages;
+///     const KEY: &'static str = concat!(module_path!(), "::Doubler");
+///     fn default_config() -> skprocess::Config {
+///         skprocess::Config::default().runs(3).lives(2)
+///             .timeout(skprocess::Hook::Run, std::time::Duration::from_millis(500))
+///     }
+///     fn run(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> skprocess::HookResult {
+///         self.value *= 2;
+///         Ok(())
+///     }
+///     fn result(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> Result<u64, skprocess::HookFailure> {
+///         Ok(self.value)
+///     }
+/// }
+/// skprocess::register!(Doubler);
+/// ```
+#[proc_macro_attribute]
+pub fn skprocess(attr: TokenStream, item: TokenStream) -> TokenStream {
+    skprocess::expand(attr.into(), item.into()).into()
+}
+
+/// Marks `fn main` of a program that starts processes: inserts `skprocess::init()` as its
+/// first statement, so that the re-executed binary becomes the child.
+///
+/// ```ignore
+/// #[skprocess::main]
+/// fn main() -> Result<(), skprocess::Error> {
+///     // start processes here
+///     Ok(())
+/// }
+/// ```
+///
+/// # The same without the macro
+///
+/// Call `skprocess::init()` first thing in `main`.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    main_attr::expand(attr.into(), item.into()).into()
+}

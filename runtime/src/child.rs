@@ -33,6 +33,9 @@ const EXIT_SETUP_FAILED: i32 = 71;
 /// Exit code of a child that reached user code without the entry hook.
 pub(crate) const EXIT_NO_ENTRY_HOOK: i32 = 97;
 
+/// Room a terminal message needs beside the output itself (variant tag, lengths, timers).
+const FRAME_OVERHEAD: usize = 4096;
+
 /// Set once [`init`] has taken this process down the child path.
 static ENTERED_AS_CHILD: AtomicBool = AtomicBool::new(false);
 
@@ -269,6 +272,14 @@ impl<P: Process> Engine<P> {
     }
 
     fn finished(&self, output: Vec<u8>) -> ToParent {
+        let limit = self.ctx.config().max_frame_bytes as usize;
+        if output.len() + FRAME_OVERHEAD > limit {
+            let message = format!(
+                "the output is {} bytes, over the frame limit of {limit} bytes (`Config::max_frame_bytes`)",
+                output.len()
+            );
+            return self.failed(self.failure(Hook::Result, FailureKind::Returned, message));
+        }
         ToParent::Finished {
             output,
             completed_runs: self.ctx.current_run(),

@@ -34,6 +34,7 @@ pub use timing::{ProcessTimers, Sktimer};
 pub mod __private {
     pub use crate::config::Config;
     pub use crate::context::Ctx;
+    pub use crate::error::{Error, Hook};
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };

@@ -1,0 +1,183 @@
+//! Code generation: `impl Process` over the user's hooks, plus the registry entry.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote, quote_spanned};
+use syn::Type;
+use syn::spanned::Spanned;
+
+use super::ast::{Hook, HookKind, ProcessImpl, Returns};
+use super::attr::{Options, Runs, u64_literal};
+
+/// Everything generated for a valid block.
+pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStream {
+    let self_ty = model.self_ty();
+    let name = self_ty.to_token_stream().to_string().replace(' ', "");
+    let output = output_type(model);
+    let inbox = message_type(options.inbox.as_ref());
+    let outbox = message_type(options.outbox.as_ref());
+    let config = default_config(options);
+    let has_error_hook = model.hook(HookKind::Error).is_some();
+    let hooks = model.hooks.iter().map(|hook| hook_method(self_ty, hook));
+    let result_fallback = model.hook(HookKind::Result).is_none().then(|| {
+        quote!(
+            fn result(
+                &mut self,
+                _ctx: &mut ::skprocess::__private::Ctx<Self>,
+            ) -> ::core::result::Result<(), ::skprocess::__private::HookFailure> {
+                ::core::result::Result::Ok(())
+            }
+        )
+    });
+    let assertions = message_assertions(self_ty, options);
+    let item = &model.item;
+    quote! {
+        #item
+        #assertions
+        impl ::skprocess::__private::Process for #self_ty {
+            type Output = #output;
+            type Inbox = #inbox;
+            type Outbox = #outbox;
+            const KEY: &'static str = ::core::concat!(::core::module_path!(), "::", #name);
+            const HAS_ERROR_HOOK: bool = #has_error_hook;
+            fn default_config() -> ::skprocess::__private::Config {
+                #config
+            }
+            #(#hooks)*
+            #result_fallback
+        }
+        ::skprocess::__private::inventory::submit! {
+            ::skprocess::__private::ProcessEntry::of::<#self_ty>()
+        }
+    }
+}
+
+fn output_type(model: &ProcessImpl) -> TokenStream {
+    match model.hook(HookKind::Result).map(|h| &h.returns) {
+        None | Some(Returns::Unit) => quote!(()),
+        Some(Returns::Value(ty)) => ty.to_token_stream(),
+        Some(Returns::Fallible(ty)) => quote!(<#ty as ::skprocess::__private::FallibleOutput>::Ok),
+    }
+}
+
+fn message_type(ty: Option<&Type>) -> TokenStream {
+    ty.map_or_else(
+        || quote!(::skprocess::__private::NoMessages),
+        ToTokens::to_token_stream,
+    )
+}
+
+fn default_config(options: &Options) -> TokenStream {
+    let mut config = quote!(::skprocess::__private::Config::default());
+    match &options.runs {
+        Some(Runs::Count(n)) => {
+            let n = u64_literal(*n);
+            config.extend(quote!(.runs(#n)));
+        }
+        Some(Runs::Unbounded) => config.extend(quote!(.runs(::core::option::Option::None))),
+        None => {}
+    }
+    if let Some(lives) = options.lives {
+        config.extend(quote!(.lives(#lives)));
+    }
+    if let Some(budget) = options.join_in {
+        let nanos = duration_nanos(budget);
+        config.extend(quote!(.join_in(::core::time::Duration::from_nanos(#nanos))));
+    }
+    for (hook, limit) in &options.timeouts {
+        let variant = hook_variant(hook);
+        let nanos = duration_nanos(*limit);
+        config.extend(quote!(.timeout(::skprocess::__private::Hook::#variant, ::core::time::Duration::from_nanos(#nanos))));
+    }
+    config
+}
+
+fn duration_nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn hook_variant(hook: &syn::Ident) -> syn::Ident {
+    let name = hook.to_string();
+    let mut chars = name.chars();
+    let capitalized: String = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    syn::Ident::new(&capitalized, hook.span())
+}
+
+/// The trait method that forwards to the user's hook.
+fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
+    let ident = &hook.ident;
+    let span = ident.span();
+    let args = if hook.takes_ctx {
+        quote!(self, ctx)
+    } else {
+        quote!(self)
+    };
+    match hook.kind {
+        HookKind::Result => {
+            let body = into_output(
+                &hook.returns,
+                quote_spanned!(span=> <#self_ty>::#ident(#args)),
+            );
+            quote_spanned! {span=>
+                #[allow(unused_variables)]
+                fn result(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::core::result::Result<Self::Output, ::skprocess::__private::HookFailure> {
+                    #body
+                }
+            }
+        }
+        HookKind::Error => {
+            let args = if hook.takes_ctx {
+                quote!(self, ctx, error)
+            } else {
+                quote!(self, error)
+            };
+            let body = into_output(
+                &hook.returns,
+                quote_spanned!(span=> <#self_ty>::#ident(#args)),
+            );
+            quote_spanned! {span=>
+                #[allow(unused_variables)]
+                fn error(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>, error: &::skprocess::__private::Error) -> ::core::result::Result<Self::Output, ::skprocess::__private::HookFailure> {
+                    #body
+                }
+            }
+        }
+        _ => quote_spanned! {span=>
+            #[allow(unused_variables)]
+            fn #ident(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::skprocess::__private::HookResult {
+                ::skprocess::__private::IntoHookResult::into_hook_result(<#self_ty>::#ident(#args))
+            }
+        },
+    }
+}
+
+fn into_output(returns: &Returns, call: TokenStream) -> TokenStream {
+    match returns {
+        Returns::Fallible(_) => quote!(::skprocess::__private::FallibleOutput::into_output(#call)),
+        Returns::Unit | Returns::Value(_) => quote!(::core::result::Result::Ok(#call)),
+    }
+}
+
+/// Checks, spanned on the user's types, that state and messages can cross processes.
+fn message_assertions(self_ty: &Type, options: &Options) -> TokenStream {
+    let types = std::iter::once(self_ty)
+        .chain(options.inbox.iter())
+        .chain(options.outbox.iter());
+    let checks = types.map(|ty| {
+        quote_spanned! {ty.span()=>
+            __skprocess_assert_message::<#ty>();
+        }
+    });
+    quote! {
+        const _: () = {
+            fn __skprocess_assert_message<T: ::skprocess::__private::Message>() {}
+            fn __skprocess_check() {
+                #(#checks)*
+            }
+        };
+    }
+}
