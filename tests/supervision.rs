@@ -309,7 +309,7 @@ fn a_sigkilled_child_without_lives_is_a_crash_error_naming_the_signal() {
     match handle.result().unwrap_err() {
         Error::Crashed { status, run } => {
             assert!(status.contains("SIGKILL"), "{status}");
-            assert!(run <= 2, "run = {run}");
+            assert!((2..5).contains(&run), "run = {run}");
         }
         other => panic!("unexpected error: {other:?}"),
     }

@@ -76,6 +76,8 @@ impl<P: Process> Handle<P> {
     pub fn listen(&self, timeout: impl Into<Option<Duration>>) -> Result<Option<P::Outbox>, Error> {
         let deadline = timeout.into().map(|t| Instant::now() + t);
         let mut inbound = self.inner.lock_inbound();
+        // Even with no time to wait, look once at what has already arrived.
+        let mut fresh = true;
         loop {
             if let Some(bytes) = inbound.outbox.pop_front() {
                 return Ok(Some(wire::decode(&bytes)?));
@@ -83,10 +85,11 @@ impl<P: Process> Handle<P> {
             if inbound.closed {
                 return Err(Error::Disconnected);
             }
-            if past(deadline) {
+            if past(deadline) && !fresh {
                 return Ok(None);
             }
             inbound = self.inner.pump(inbound, deadline);
+            fresh = false;
         }
     }
 

@@ -201,10 +201,13 @@ impl Inner {
     ) -> bool {
         let mut inbound = self.lock_inbound();
         while !done(&inbound) {
-            if inbound.closed || past(deadline) {
-                return done(&inbound);
+            if inbound.closed {
+                return false;
             }
             inbound = self.pump(inbound, deadline);
+            if past(deadline) {
+                return done(&inbound);
+            }
         }
         true
     }
@@ -242,6 +245,7 @@ impl Inner {
         match inbound.reader.read_message(&mut &*stream) {
             Ok(Some(message)) => self.accept(&mut inbound, message),
             Ok(None) => self.child_disconnected(&mut inbound),
+            Err(e) if e.is_disconnect() => self.child_disconnected(&mut inbound),
             Err(e) if e.is_timeout() => {}
             Err(e) => self.broken(&mut inbound, e),
         }
@@ -379,6 +383,7 @@ impl Inner {
         let _ = child.kill();
         let _ = child.wait();
         inbound.finish(Terminal::Setup(Error::Wire(error)), None);
+        inbound.closed = true;
     }
 
     /// Waits for the child to exit, no later than `deadline`; kills it past the deadline.

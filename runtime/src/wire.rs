@@ -49,6 +49,14 @@ pub enum WireError {
 }
 
 impl WireError {
+    /// Whether the peer went away (reset or broken pipe) rather than sending bad bytes.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, WireError::Io(e) if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+        ))
+    }
+
     /// Whether a read stopped only because its timeout expired; the reader can be resumed.
     pub fn is_timeout(&self) -> bool {
         matches!(self, WireError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
