@@ -70,7 +70,9 @@ fn run_role_if_asked() {
 
 /// The raw floor's child: echoes fixed-size frames until the parent hangs up.
 fn raw_echo(address: &str) {
-    let name = address.to_fs_name::<GenericFilePath>().expect("socket name");
+    let name = address
+        .to_fs_name::<GenericFilePath>()
+        .expect("socket name");
     let mut stream = Stream::connect(name).expect("connect to the bench parent");
     let mut frame = [0u8; FRAME];
     while stream.read_exact(&mut frame).is_ok() {

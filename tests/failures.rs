@@ -22,15 +22,27 @@ impl FailsOnRun {
 
 #[test]
 fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
-    let error = FailsOnRun { fail_at: 2 }.start().unwrap().result().unwrap_err();
+    let error = FailsOnRun { fail_at: 2 }
+        .start()
+        .unwrap()
+        .result()
+        .unwrap_err();
     match &error {
-        Error::Hook { hook, run, kind, message } => {
+        Error::Hook {
+            hook,
+            run,
+            kind,
+            message,
+        } => {
             assert_eq!((*hook, *run, *kind), (Hook::Run, 2, FailureKind::Returned));
             assert_eq!(message, "test failure at 2");
         }
         other => panic!("unexpected error: {other:?}"),
     }
-    assert_eq!(error.to_string(), "`run` hook failed on run 2: test failure at 2");
+    assert_eq!(
+        error.to_string(),
+        "`run` hook failed on run 2: test failure at 2"
+    );
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,15 +76,39 @@ impl FallibleResult {
     fn run(&mut self) {}
 
     fn result(&mut self) -> Result<u8, String> {
-        if self.ok { Ok(7) } else { Err("no result".into()) }
+        if self.ok {
+            Ok(7)
+        } else {
+            Err("no result".into())
+        }
     }
 }
 
 #[test]
 fn a_fallible_result_hook_delivers_its_value_or_its_error() {
-    assert_eq!(FallibleResult { ok: true }.start().unwrap().result().unwrap(), 7);
-    let error = FallibleResult { ok: false }.start().unwrap().result().unwrap_err();
-    assert!(matches!(error, Error::Hook { hook: Hook::Result, .. }), "{error:?}");
+    assert_eq!(
+        FallibleResult { ok: true }
+            .start()
+            .unwrap()
+            .result()
+            .unwrap(),
+        7
+    );
+    let error = FallibleResult { ok: false }
+        .start()
+        .unwrap()
+        .result()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Hook {
+                hook: Hook::Result,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,18 +151,31 @@ impl Quick {
 fn the_socket_directory_is_gone_once_the_child_connected() {
     let base = std::env::temp_dir().join(format!("skp-test-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
-    let handle = Quick.start_with(Quick::default_config().socket_dir(&base)).unwrap();
+    let handle = Quick
+        .start_with(Quick::default_config().socket_dir(&base))
+        .unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(&base).unwrap().collect();
-    assert!(leftovers.is_empty(), "socket files left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "socket files left behind: {leftovers:?}"
+    );
     let child_pid = handle.result().unwrap();
-    assert_ne!(child_pid, std::process::id(), "the hook must run in another process");
+    assert_ne!(
+        child_pid,
+        std::process::id(),
+        "the hook must run in another process"
+    );
     std::fs::remove_dir(&base).unwrap();
 }
 
 #[test]
 fn an_unusable_socket_directory_is_a_clear_error() {
-    let missing = std::env::temp_dir().join("skp-test-does-not-exist").join("nested");
-    let error = Quick.start_with(Quick::default_config().socket_dir(missing)).unwrap_err();
+    let missing = std::env::temp_dir()
+        .join("skp-test-does-not-exist")
+        .join("nested");
+    let error = Quick
+        .start_with(Quick::default_config().socket_dir(missing))
+        .unwrap_err();
     assert!(matches!(error, Error::Io(_)), "{error:?}");
 }
 
@@ -157,7 +206,16 @@ fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
     let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
     let handle = BigOutput { len: 1024 * 1024 }.start_with(config).unwrap();
     let error = handle.result().unwrap_err();
-    assert!(matches!(error, Error::Hook { hook: Hook::Result, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Hook {
+                hook: Hook::Result,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]

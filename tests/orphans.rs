@@ -48,13 +48,19 @@ fn running(pid: u32) -> bool {
 fn children_exit_within_two_seconds_of_their_parent_being_sigkilled() {
     let parent = Spawner.start().unwrap();
     let grandchild = parent.listen(Duration::from_secs(10)).unwrap().unwrap();
-    assert!(running(grandchild), "grandchild {grandchild} should be running");
+    assert!(
+        running(grandchild),
+        "grandchild {grandchild} should be running"
+    );
     let rc = unsafe { libc::kill(parent.pid() as i32, libc::SIGKILL) };
     assert_eq!(rc, 0);
     let deadline = Instant::now() + Duration::from_secs(2);
     while running(grandchild) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!running(grandchild), "grandchild {grandchild} outlived its parent");
+    assert!(
+        !running(grandchild),
+        "grandchild {grandchild} outlived its parent"
+    );
     assert!(matches!(parent.result(), Err(Error::Crashed { .. })));
 }

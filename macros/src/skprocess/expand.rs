@@ -28,7 +28,7 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
             }
         )
     });
-    let assertions = message_assertions(self_ty, options);
+    let assertions = message_assertions(options);
     let item = &model.item;
     quote! {
         #item

@@ -1,0 +1,2 @@
+#[skprocess::main]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[skprocess::main]
+struct App;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[skprocess::main(threads = 4)]
+fn main() {}

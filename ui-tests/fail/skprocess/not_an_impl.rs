@@ -1,0 +1,9 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+#[derive(Serialize, Deserialize)]
+struct Worker {
+    count: u64,
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use skprocess::prelude::*;
+
+struct Stateful {
+    count: u64,
+}
+
+#[skprocess]
+impl Stateful {
+    fn run(&mut self) {
+        self.count += 1;
+    }
+}
+
+fn main() {}
