@@ -33,6 +33,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         ));
     }
     match (function, combine(errors)) {
+        (Some(mut function), Some(error)) => {
+            // Emit a synchronous `main` so rustc adds no error of its own about `async`.
+            function.sig.asyncness = None;
+            let error = error.to_compile_error();
+            quote!(#error #function)
+        }
         (_, Some(error)) => {
             let error = error.to_compile_error();
             quote!(#error #item)

@@ -102,6 +102,11 @@ impl ProcessImpl {
         self.hooks.iter().find(|h| h.kind == kind)
     }
 
+    /// Whether an `impl Process` can be generated at all (inherent, not generic).
+    pub(crate) fn is_expandable(&self) -> bool {
+        self.item.trait_.is_none() && self.item.generics.params.is_empty()
+    }
+
     pub(crate) fn self_ty(&self) -> &Type {
         &self.item.self_ty
     }

@@ -32,7 +32,7 @@ pub(crate) fn impl_block(item: &ItemImpl, errors: &mut Vec<syn::Error>) {
 /// Every process needs `run`.
 pub(crate) fn required_hooks(model: &ProcessImpl, errors: &mut Vec<syn::Error>) {
     let has_run = model.item.items.iter().any(|item| {
-        matches!(item, syn::ImplItem::Fn(method) if method.sig.ident == HookKind::Run.name())
+        matches!(item, syn::ImplItem::Fn(method) if intended_hook(&method.sig.ident.to_string()) == Some(HookKind::Run))
     });
     if !has_run {
         errors.push(syn::Error::new_spanned(
@@ -66,24 +66,23 @@ pub(crate) fn method(method: &ImplItemFn, errors: &mut Vec<syn::Error>) -> Optio
 
 /// Python-style, differently cased or one-letter-off spellings of a hook name.
 fn misspelled_hook(ident: &syn::Ident, name: &str) -> Option<syn::Error> {
-    if let Some(inner) = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")) {
-        if HookKind::from_name(inner).is_some() {
-            return Some(syn::Error::new(
-                ident.span(),
-                format!("`{name}` is spelled `{inner}` in skprocess"),
-            ));
-        }
-    }
+    let intended = intended_hook(name)?;
+    let message = if name.starts_with("__") && name.ends_with("__") {
+        format!("`{name}` is spelled `{}` in skprocess", intended.name())
+    } else {
+        format!("unknown hook `{name}`; did you mean `{}`", intended.name())
+    };
+    Some(syn::Error::new(ident.span(), message))
+}
+
+/// The hook a method name means, whether spelled right or not; `None` for helpers.
+fn intended_hook(name: &str) -> Option<HookKind> {
     let squashed = name.replace('_', "").to_lowercase();
-    let intended = HookKind::from_name(&squashed).or_else(|| {
+    HookKind::from_name(&squashed).or_else(|| {
         TYPO_PRONE
             .into_iter()
             .find(|kind| edit_distance(kind.name(), &squashed) == 1)
-    })?;
-    Some(syn::Error::new(
-        ident.span(),
-        format!("unknown hook `{name}`; did you mean `{}`", intended.name()),
-    ))
+    })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -3,7 +3,6 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::Type;
-use syn::spanned::Spanned;
 
 use super::ast::{Hook, HookKind, ProcessImpl, Returns};
 use super::attr::{Options, Runs, u64_literal};
@@ -18,6 +17,16 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
     let config = default_config(options);
     let has_error_hook = model.hook(HookKind::Error).is_some();
     let hooks = model.hooks.iter().map(|hook| hook_method(self_ty, hook));
+    let run_fallback = model.hook(HookKind::Run).is_none().then(|| {
+        quote!(
+            fn run(
+                &mut self,
+                _ctx: &mut ::skprocess::__private::Ctx<Self>,
+            ) -> ::skprocess::__private::HookResult {
+                ::core::result::Result::Ok(())
+            }
+        )
+    });
     let result_fallback = model.hook(HookKind::Result).is_none().then(|| {
         quote!(
             fn result(
@@ -28,11 +37,9 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
             }
         )
     });
-    let assertions = message_assertions(options);
     let item = &model.item;
     quote! {
         #item
-        #assertions
         impl ::skprocess::__private::Process for #self_ty {
             type Output = #output;
             type Inbox = #inbox;
@@ -43,6 +50,7 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
                 #config
             }
             #(#hooks)*
+            #run_fallback
             #result_fallback
         }
         ::skprocess::__private::inventory::submit! {
@@ -159,25 +167,5 @@ fn into_output(returns: &Returns, call: TokenStream) -> TokenStream {
     match returns {
         Returns::Fallible(_) => quote!(::skprocess::__private::FallibleOutput::into_output(#call)),
         Returns::Unit | Returns::Value(_) => quote!(::core::result::Result::Ok(#call)),
-    }
-}
-
-/// Checks, spanned on the user's types, that state and messages can cross processes.
-fn message_assertions(self_ty: &Type, options: &Options) -> TokenStream {
-    let types = std::iter::once(self_ty)
-        .chain(options.inbox.iter())
-        .chain(options.outbox.iter());
-    let checks = types.map(|ty| {
-        quote_spanned! {ty.span()=>
-            __skprocess_assert_message::<#ty>();
-        }
-    });
-    quote! {
-        const _: () = {
-            fn __skprocess_assert_message<T: ::skprocess::__private::Message>() {}
-            fn __skprocess_check() {
-                #(#checks)*
-            }
-        };
     }
 }

@@ -31,6 +31,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     match (model, combine(errors)) {
         (Some(model), None) => expand::process_impl(&model, &options),
+        // The impl is still generated from the hooks that are valid, so the user's code that
+        // names `Ctx<Self>` or calls `start()` raises no follow-up errors.
+        (Some(model), Some(error)) if model.is_expandable() => {
+            let error = error.to_compile_error();
+            let expanded = expand::process_impl(&model, &options);
+            quote!(#error #expanded)
+        }
         (_, Some(error)) => {
             let error = error.to_compile_error();
             quote!(#error #item)
