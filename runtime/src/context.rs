@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,29 +17,46 @@ use crate::wire::{self, Resume, ToParent, Usage};
 /// Least time between two progress reports, so tight loops do not pay a write per iteration.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How long `listen` spins before parking: a reply usually arrives within microseconds, and
+/// waking a parked thread costs more than that.
+const LISTEN_SPIN: Duration = Duration::from_micros(50);
+
 /// Messages from the parent waiting to be read by a hook.
 #[derive(Default)]
 pub(crate) struct Inbox {
     queue: Mutex<VecDeque<Vec<u8>>>,
+    queued: AtomicUsize,
     arrived: Condvar,
 }
 
 impl Inbox {
     pub(crate) fn push(&self, message: Vec<u8>) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(message);
+        let mut queue = self.lock();
+        queue.push_back(message);
+        self.queued.store(queue.len(), Ordering::Release);
+        drop(queue);
         self.arrived.notify_one();
     }
 
     fn pop(&self, timeout: Duration) -> Option<Vec<u8>> {
-        let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let spin_until = started + LISTEN_SPIN.min(timeout);
+        while self.queued.load(Ordering::Acquire) == 0 && Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let queue = self.lock();
         let (mut queue, _) = self
             .arrived
-            .wait_timeout_while(queue, timeout, |q| q.is_empty())
+            .wait_timeout_while(queue, remaining, |q| q.is_empty())
             .unwrap_or_else(PoisonError::into_inner);
-        queue.pop_front()
+        let message = queue.pop_front();
+        self.queued.store(queue.len(), Ordering::Release);
+        message
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -16,9 +16,11 @@ use crate::timing::ProcessTimers;
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 4;
 
-/// Largest chunk read into memory at once, so a lying length prefix cannot make the reader
-/// allocate more than the bytes that actually arrive.
+/// Largest growth of the read buffer per read, so a lying length prefix cannot make the
+/// reader allocate much more than the bytes that actually arrive.
 const READ_CHUNK: usize = 64 * 1024;
+/// Room offered to each read, so small frames arrive whole and several at a time.
+const MIN_READ: usize = 1024;
 
 /// Something malformed or missing on the wire.
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +108,14 @@ pub fn write_message<W: Write, T: Serialize + ?Sized>(
     Ok(())
 }
 
-/// Reads frames, keeping partial progress across timeouts so a read can be resumed.
+/// Reads frames through a buffer, so one `read` call usually brings in a whole frame (or
+/// several), and keeps partial progress across timeouts so a read can be resumed.
 #[derive(Debug)]
 pub struct FrameReader {
     max: u32,
-    header: [u8; HEADER_LEN],
-    header_filled: usize,
-    body: Vec<u8>,
-    body_len: usize,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
 
 impl FrameReader {
@@ -121,10 +123,9 @@ impl FrameReader {
     pub fn new(max: u32) -> Self {
         Self {
             max,
-            header: [0; HEADER_LEN],
-            header_filled: 0,
-            body: Vec::new(),
-            body_len: 0,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
         }
     }
 
@@ -133,19 +134,14 @@ impl FrameReader {
     /// A timeout surfaces as an error for which [`WireError::is_timeout`] holds; calling again
     /// resumes where the previous call stopped.
     pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<Option<Vec<u8>>, WireError> {
-        while self.header_filled < HEADER_LEN {
-            let n = read_some(reader, &mut self.header[self.header_filled..])?;
-            if n == 0 {
+        loop {
+            if let Some(frame) = self.take_buffered()? {
+                return Ok(Some(frame));
+            }
+            if self.fill(reader)? == 0 {
                 return self.end_of_stream();
             }
-            self.header_filled += n;
-            if self.header_filled == HEADER_LEN {
-                self.begin_body()?;
-            }
         }
-        self.read_body(reader)?;
-        self.header_filled = 0;
-        Ok(Some(std::mem::take(&mut self.body)))
     }
 
     /// Reads and decodes the next message. `Ok(None)` is a clean end of stream.
@@ -159,44 +155,75 @@ impl FrameReader {
         }
     }
 
-    fn begin_body(&mut self) -> Result<(), WireError> {
-        let len = u32::from_le_bytes(self.header);
+    /// The announced length of the frame at the front of the buffer, once its header is in.
+    fn pending_len(&self) -> Result<Option<usize>, WireError> {
+        let Some(header) = self.buf.get(self.start..self.start + HEADER_LEN) else {
+            return Ok(None);
+        };
+        if self.end - self.start < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         if len > self.max {
-            self.header_filled = 0;
             return Err(WireError::TooLarge {
                 len: u64::from(len),
                 max: self.max,
             });
         }
-        self.body_len = len as usize;
-        self.body = Vec::with_capacity(self.body_len.min(READ_CHUNK));
-        Ok(())
+        Ok(Some(len as usize))
     }
 
-    fn read_body<R: Read>(&mut self, reader: &mut R) -> Result<(), WireError> {
-        let mut chunk = [0u8; 8192];
-        while self.body.len() < self.body_len {
-            let want = (self.body_len - self.body.len()).min(chunk.len());
-            let n = read_some(reader, &mut chunk[..want])?;
-            if n == 0 {
-                return Err(WireError::Truncated {
-                    got: HEADER_LEN + self.body.len(),
-                    expected: HEADER_LEN + self.body_len,
-                });
-            }
-            self.body.extend_from_slice(&chunk[..n]);
+    /// Pops a complete frame from the buffer, if one is there.
+    fn take_buffered(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let Some(len) = self.pending_len()? else {
+            return Ok(None);
+        };
+        let body = self.start + HEADER_LEN;
+        if self.end - body < len {
+            return Ok(None);
         }
-        Ok(())
+        let frame = self.buf[body..body + len].to_vec();
+        self.start = body + len;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(frame))
+    }
+
+    /// Reads more bytes; the buffer grows toward what the pending frame needs at most by what
+    /// it already holds (and never by more than a chunk), so memory follows the bytes that
+    /// actually arrive. Returns how many arrived.
+    fn fill<R: Read>(&mut self, reader: &mut R) -> Result<usize, WireError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let growth = self.end.clamp(MIN_READ, READ_CHUNK);
+        let wanted = match self.pending_len()? {
+            Some(len) => (HEADER_LEN + len).min(self.end + growth),
+            None => 0,
+        }
+        .max(self.end + MIN_READ);
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
+        }
+        let n = read_some(reader, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
     }
 
     fn end_of_stream(&mut self) -> Result<Option<Vec<u8>>, WireError> {
-        match self.header_filled {
-            0 => Ok(None),
-            got => Err(WireError::Truncated {
-                got,
-                expected: HEADER_LEN,
-            }),
+        let got = self.end - self.start;
+        if got == 0 {
+            return Ok(None);
         }
+        let expected = HEADER_LEN + self.pending_len()?.unwrap_or(0);
+        Err(WireError::Truncated {
+            got,
+            expected: expected.max(HEADER_LEN),
+        })
     }
 }
 
@@ -410,7 +437,7 @@ mod fuzz {
             largest_allocation::reset();
             drain::<ToParent>(&bytes, u32::MAX);
             drain::<ToChild>(&bytes, u32::MAX);
-            prop_assert!(largest_allocation::reset() <= READ_CHUNK);
+            prop_assert!(largest_allocation::reset() <= READ_CHUNK + MIN_READ);
         }
 
         #[test]
@@ -433,7 +460,7 @@ mod fuzz {
             .read_frame(&mut input)
             .unwrap_err();
         assert!(matches!(err, WireError::Truncated { got: 7, .. }));
-        assert!(largest_allocation::reset() <= READ_CHUNK);
+        assert!(largest_allocation::reset() <= READ_CHUNK + MIN_READ);
     }
 
     /// Records the largest single allocation made by the current thread.
