@@ -13,6 +13,7 @@ use crate::context::{ChildLink, Ctx, Writer};
 use crate::error::{Error, Failure, FailureKind, FailureReport, Hook};
 use crate::process::{HookFailure, Process, call_hook};
 use crate::registry;
+use crate::timing::Slot;
 use crate::transport;
 use crate::watchdog::Watchdog;
 use crate::wire::{self, FrameReader, StartPayload, ToChild, ToParent};
@@ -248,7 +249,7 @@ impl<P: Process> Engine<P> {
         let checkpoint = ToParent::Checkpoint {
             state,
             completed_runs: self.ctx.current_run(),
-            timers: self.ctx.timers.clone(),
+            new_samples: self.ctx.take_unsent_samples(),
         };
         self.ctx
             .send(&checkpoint)
@@ -283,14 +284,14 @@ impl<P: Process> Engine<P> {
         ToParent::Finished {
             output,
             completed_runs: self.ctx.current_run(),
-            timers: self.ctx.timers.clone(),
+            timers: self.ctx.timers().clone(),
         }
     }
 
     fn failed(&self, failure: Failure) -> ToParent {
         ToParent::Failed {
             failure,
-            timers: self.ctx.timers.clone(),
+            timers: self.ctx.timers().clone(),
         }
     }
 
@@ -325,7 +326,7 @@ impl<P: Process> Engine<P> {
         }
         self.ctx.usage.busy += elapsed;
         if outcome.as_ref().is_ok_and(Result::is_ok) || !hook.is_iteration_hook() {
-            self.ctx.timers.hook_mut(hook).add_time(elapsed);
+            self.ctx.record(Slot::Hook(hook), elapsed);
         }
         match outcome {
             Ok(Ok(value)) => Ok(value),

@@ -11,7 +11,7 @@ use interprocess::local_socket::Stream;
 use crate::config::Config;
 use crate::error::Error;
 use crate::process::Process;
-use crate::timing::ProcessTimers;
+use crate::timing::{ProcessTimers, Slot};
 use crate::wire::{self, Resume, ToParent, Usage};
 
 /// Least time between two progress reports, so tight loops do not pay a write per iteration.
@@ -119,7 +119,9 @@ pub struct Ctx<P: Process> {
     lives_left: u32,
     started: Instant,
     elapsed_before: Duration,
-    pub(crate) timers: ProcessTimers,
+    timers: ProcessTimers,
+    /// Samples recorded since the last checkpoint, so checkpoints carry only what is new.
+    unsent_samples: Vec<(Slot, Duration)>,
     pub(crate) usage: Usage,
     last_progress: Instant,
     _process: PhantomData<fn() -> P>,
@@ -138,6 +140,7 @@ impl<P: Process> Ctx<P> {
             started: Instant::now(),
             elapsed_before: resume.elapsed,
             timers: resume.timers.clone(),
+            unsent_samples: Vec::new(),
             usage: resume.usage,
             last_progress: Instant::now(),
             _process: PhantomData,
@@ -207,7 +210,9 @@ impl<P: Process> Ctx<P> {
     /// Counts a completed iteration and reports progress now and then.
     pub(crate) fn finish_iteration(&mut self) -> Result<(), Error> {
         self.current_run += 1;
-        self.timers.record_full_run();
+        if let Some(sample) = self.timers.full_run_sample() {
+            self.record(Slot::FullRun, sample);
+        }
         if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
             self.report_progress()?;
         }
@@ -227,6 +232,17 @@ impl<P: Process> Ctx<P> {
             lives_left: self.lives_left,
             usage: self.usage,
         })
+    }
+
+    pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
+        self.timers.record(slot, sample);
+        if self.config.needs_checkpoints() {
+            self.unsent_samples.push((slot, sample));
+        }
+    }
+
+    pub(crate) fn take_unsent_samples(&mut self) -> Vec<(Slot, Duration)> {
+        std::mem::take(&mut self.unsent_samples)
     }
 
     pub(crate) fn send(&self, message: &ToParent) -> Result<(), Error> {

@@ -268,14 +268,15 @@ impl Inner {
             ToParent::Checkpoint {
                 state,
                 completed_runs,
-                timers,
+                new_samples,
             } => {
                 self.update_progress(|p| p.completed_runs = completed_runs);
-                inbound.checkpoint = Checkpoint {
-                    state,
-                    completed_runs,
-                    timers,
-                };
+                let checkpoint = &mut inbound.checkpoint;
+                checkpoint.state = state;
+                checkpoint.completed_runs = completed_runs;
+                for (slot, sample) in new_samples {
+                    checkpoint.timers.record(slot, sample);
+                }
             }
             ToParent::Finishing => inbound.finishing = true,
             ToParent::TimedOut { hook, limit, run } => {

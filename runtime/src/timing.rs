@@ -149,8 +149,20 @@ impl Sktimer {
     }
 }
 
-/// One timer per hook plus `full_run` (prerun + run + postrun of each completed iteration).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Samples each process timer keeps: statistics cover the most recent this many, so an
+/// endless process does not grow without bound.
+pub const PROCESS_TIMER_WINDOW: usize = 10_000;
+
+/// Which process timer a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Slot {
+    Hook(Hook),
+    FullRun,
+}
+
+/// One timer per hook plus `full_run` (prerun + run + postrun of each completed iteration),
+/// each keeping the last [`PROCESS_TIMER_WINDOW`] samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProcessTimers {
     /// `prerun` calls that succeeded.
@@ -169,6 +181,21 @@ pub struct ProcessTimers {
     pub full_run: Sktimer,
 }
 
+impl Default for ProcessTimers {
+    fn default() -> Self {
+        let timer = || Sktimer::with_max_times(PROCESS_TIMER_WINDOW);
+        Self {
+            prerun: timer(),
+            run: timer(),
+            postrun: timer(),
+            onfinish: timer(),
+            result: timer(),
+            error: timer(),
+            full_run: timer(),
+        }
+    }
+}
+
 impl ProcessTimers {
     /// The timer of `hook`.
     pub fn hook(&self, hook: Hook) -> &Sktimer {
@@ -182,7 +209,15 @@ impl ProcessTimers {
         }
     }
 
-    pub(crate) fn hook_mut(&mut self, hook: Hook) -> &mut Sktimer {
+    /// Records one sample.
+    pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
+        match slot {
+            Slot::Hook(hook) => self.hook_mut(hook).add_time(sample),
+            Slot::FullRun => self.full_run.add_time(sample),
+        }
+    }
+
+    fn hook_mut(&mut self, hook: Hook) -> &mut Sktimer {
         match hook {
             Hook::Prerun => &mut self.prerun,
             Hook::Run => &mut self.run,
@@ -193,15 +228,14 @@ impl ProcessTimers {
         }
     }
 
-    /// Records `full_run` as the sum of the latest prerun, run and postrun samples.
-    pub(crate) fn record_full_run(&mut self) {
+    /// The `full_run` sample of an iteration: the sum of the latest prerun, run and postrun
+    /// samples, if positive.
+    pub(crate) fn full_run_sample(&self) -> Option<Duration> {
         let sum: Duration = [&self.prerun, &self.run, &self.postrun]
             .iter()
             .filter_map(|t| t.most_recent())
             .sum();
-        if !sum.is_zero() {
-            self.full_run.add_time(sum);
-        }
+        (!sum.is_zero()).then_some(sum)
     }
 
     /// A table with one row per hook that has samples, for printing.
@@ -305,11 +339,9 @@ mod tests {
         let mut timers = ProcessTimers::default();
         timers.prerun.add_time(Duration::from_millis(1));
         timers.run.add_time(Duration::from_millis(2));
-        timers.record_full_run();
-        assert_eq!(
-            timers.full_run.most_recent(),
-            Some(Duration::from_millis(3))
-        );
+        assert_eq!(timers.full_run_sample(), Some(Duration::from_millis(3)));
+        timers.record(Slot::FullRun, Duration::from_millis(3));
+        assert_eq!(timers.full_run.count(), 1);
         assert!(timers.table().contains("full_run"));
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Failure, Hook};
-use crate::timing::ProcessTimers;
+use crate::timing::{ProcessTimers, Slot};
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 4;
@@ -293,7 +293,7 @@ pub(crate) enum ToParent {
         #[serde(with = "serde_bytes")]
         state: Vec<u8>,
         completed_runs: u64,
-        timers: ProcessTimers,
+        new_samples: Vec<(Slot, Duration)>,
     },
     Finishing,
     TimedOut {
