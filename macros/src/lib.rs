@@ -29,7 +29,7 @@ use proc_macro::TokenStream;
 ///
 /// | option | type | default | meaning |
 /// |---|---|---|---|
-/// | `runs` | integer or `None` | `1` | iterations before finishing; `None` runs until stopped |
+/// | `runs` | integer or `None` | `Some(1)` | iterations before finishing; `None` runs until stopped |
 /// | `lives` | integer ≥ 1 | `1` | attempts for the whole process; crashes and timeouts cost one too |
 /// | `join_in` | duration string | none | wall-clock budget, checked between iterations |
 /// | `timeout(hook = "…", …)` | duration strings | none | per-hook limits for `prerun`, `run`, `postrun`, `onfinish`, `result`, `error` |

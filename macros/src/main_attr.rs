@@ -10,8 +10,8 @@ use crate::errors::{combine, item_name_span};
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Vec::new();
     if !attr.is_empty() {
-        errors.push(syn::Error::new(
-            attr.span(),
+        errors.push(syn::Error::new_spanned(
+            &attr,
             "`#[skprocess::main]` takes no arguments",
         ));
     }
@@ -33,10 +33,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         ));
     }
     match (function, combine(errors)) {
-        (Some(mut function), Some(error)) => {
-            // Emit a synchronous `main` so rustc adds no error of its own about `async`.
-            function.sig.asyncness = None;
+        (Some(function), Some(error)) => {
             let error = error.to_compile_error();
+            let function = without_async_main(function);
             quote!(#error #function)
         }
         (_, Some(error)) => {
@@ -53,6 +52,21 @@ fn not_a_fn(item: &Item) -> syn::Error {
         item_name_span(item),
         "`#[skprocess::main]` must be placed on `fn main`",
     )
+}
+
+/// Keeps a rejected `async fn main` as an ordinary async function beside an empty `main`, so
+/// neither rustc's own "`main` is not allowed to be `async`" nor one "`await` is only allowed
+/// inside `async` functions" per `.await` in the body is added to our error.
+fn without_async_main(mut function: ItemFn) -> TokenStream {
+    if function.sig.asyncness.is_none() || function.sig.ident != "main" {
+        return function.into_token_stream();
+    }
+    function.sig.ident = syn::Ident::new("__skprocess_async_main", function.sig.ident.span());
+    quote! {
+        #[allow(dead_code)]
+        #function
+        fn main() {}
+    }
 }
 
 fn with_entry_hook(mut function: ItemFn) -> TokenStream {

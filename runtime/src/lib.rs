@@ -27,7 +27,7 @@ pub use context::Ctx;
 pub use error::{Error, FailureKind, Hook};
 pub use handle::{Handle, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
-pub use timing::{ProcessTimers, Sktimer};
+pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

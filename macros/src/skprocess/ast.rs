@@ -59,6 +59,14 @@ impl Returns {
             ReturnType::Type(_, ty) => Returns::Value((**ty).clone()),
         }
     }
+
+    /// The return type as written, if any.
+    pub(crate) fn ty(&self) -> Option<&Type> {
+        match self {
+            Returns::Unit => None,
+            Returns::Fallible(ty) | Returns::Value(ty) => Some(ty),
+        }
+    }
 }
 
 fn is_result(ty: &Type) -> bool {

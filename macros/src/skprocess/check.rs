@@ -1,11 +1,11 @@
 //! The checks behind every `#[skprocess]` compile error.
 
-use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ImplItemFn, ItemImpl, PathArguments, ReceiverKind, Type};
 
 use super::ast::{Hook, HookKind, ProcessImpl, Returns};
 
-/// Hook names long enough that a one-letter slip is surely a typo, not a helper.
+/// Hook names long enough that a dropped or swapped letter is surely a typo, not a helper.
+/// (A longer name such as `results` is left alone: helpers often extend a hook's name.)
 const TYPO_PRONE: [HookKind; 4] = [
     HookKind::Prerun,
     HookKind::Postrun,
@@ -79,9 +79,9 @@ fn misspelled_hook(ident: &syn::Ident, name: &str) -> Option<syn::Error> {
 fn intended_hook(name: &str) -> Option<HookKind> {
     let squashed = name.replace('_', "").to_lowercase();
     HookKind::from_name(&squashed).or_else(|| {
-        TYPO_PRONE
-            .into_iter()
-            .find(|kind| edit_distance(kind.name(), &squashed) == 1)
+        TYPO_PRONE.into_iter().find(|kind| {
+            squashed.len() <= kind.name().len() && edit_distance(kind.name(), &squashed) == 1
+        })
     })
 }
 
@@ -105,6 +105,9 @@ fn modifiers(method: &ImplItemFn, kind: HookKind, errors: &mut Vec<syn::Error>) 
     if let Some(asyncness) = sig.asyncness {
         errors.push(syn::Error::new(asyncness.span, "hooks cannot be `async`"));
     }
+    if let Some(constness) = sig.constness {
+        errors.push(syn::Error::new(constness.span, "hooks cannot be `const`"));
+    }
     if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -125,11 +128,12 @@ fn receiver(method: &ImplItemFn, errors: &mut Vec<syn::Error>) {
         matches!(r.kind, ReceiverKind::Reference(_, _, Some(_))) && r.mutability.is_none()
     });
     if !ok {
-        let span = match sig.receiver() {
-            Some(receiver) => receiver.span(),
-            None => sig.paren_token.span.join(),
+        // Underline the whole receiver (`&self`, `mut self`), or the empty parentheses.
+        let error = match sig.receiver() {
+            Some(receiver) => syn::Error::new_spanned(receiver, "hooks take `&mut self`"),
+            None => syn::Error::new(sig.paren_token.span.join(), "hooks take `&mut self`"),
         };
-        errors.push(syn::Error::new(span, "hooks take `&mut self`"));
+        errors.push(error);
     }
 }
 

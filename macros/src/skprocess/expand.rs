@@ -2,7 +2,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
-use syn::Type;
+use syn::spanned::Spanned;
+use syn::{Ident, Type};
 
 use super::ast::{Hook, HookKind, ProcessImpl, Returns};
 use super::attr::{Options, Runs, u64_literal};
@@ -154,12 +155,23 @@ fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
                 }
             }
         }
-        _ => quote_spanned! {span=>
-            #[allow(unused_variables)]
-            fn #ident(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::skprocess::__private::HookResult {
-                ::skprocess::__private::IntoHookResult::into_hook_result(<#self_ty>::#ident(#args))
+        _ => {
+            // The returned value is named with the return type's span, so an unsupported return
+            // type is reported where it is written.
+            let returned = Ident::new("returned", hook.returns.ty().map_or(span, Spanned::span));
+            let convert =
+                quote_spanned!(span=> ::skprocess::__private::IntoHookResult::into_hook_result);
+            let body = quote! {
+                let #returned = <#self_ty>::#ident(#args);
+                #convert(#returned)
+            };
+            quote_spanned! {span=>
+                #[allow(unused_variables)]
+                fn #ident(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::skprocess::__private::HookResult {
+                    #body
+                }
             }
-        },
+        }
     }
 }
 

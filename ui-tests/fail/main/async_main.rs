@@ -1,2 +1,4 @@
 #[skprocess::main]
-async fn main() {}
+async fn main() {
+    std::future::ready(()).await;
+}
