@@ -402,3 +402,51 @@ fn zero_lives_are_rejected_before_spawning() {
         .unwrap_err();
     assert!(matches!(error, Error::Config(_)), "{error:?}");
 }
+
+#[derive(Serialize, Deserialize)]
+struct Freezable;
+
+#[skprocess(runs = 1, lives = 2, timeout(run = "300ms"), outbox = u32)]
+impl Freezable {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        if ctx.lives_left() == ctx.config().lives {
+            ctx.tell(std::process::id())?;
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    fn result(&mut self, ctx: &mut Ctx<Self>) -> u32 {
+        ctx.lives_left()
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
+    let handle = Freezable.start().unwrap();
+    let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
+    // A stopped process runs no thread at all, so its own watchdog cannot fire.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    assert!(handle.wait(Duration::from_secs(30)));
+    assert_eq!(handle.status().restarts, 1);
+    assert_eq!(handle.result().unwrap(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_frozen_child_without_lives_is_a_timeout_error() {
+    let config = Freezable::default_config().lives(1);
+    let handle = Freezable.start_with(config).unwrap();
+    let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    match handle.result() {
+        Err(Error::Timeout { hook, limit, run }) => {
+            assert_eq!(
+                (hook, limit, run),
+                (Hook::Run, Duration::from_millis(300), 0)
+            );
+        }
+        other => panic!("unexpected outcome: {other:?}"),
+    }
+}

@@ -317,12 +317,15 @@ impl<P: Process> Engine<P> {
             let run = self.ctx.current_run();
             let report = on_timeout.unwrap_or(ToParent::TimedOut { hook, limit, run });
             self.watchdog.arm(limit, report);
+            // The parent keeps its own deadline too, in case this process cannot act at all.
+            let _ = self.ctx.send(&ToParent::HookStarted { hook, limit, run });
         }
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut self.ctx)));
         let elapsed = started.elapsed();
         if limit.is_some() {
             self.watchdog.disarm();
+            let _ = self.ctx.send(&ToParent::HookEnded);
         }
         self.ctx.usage.busy += elapsed;
         if outcome.as_ref().is_ok_and(Result::is_ok) || !hook.is_iteration_hook() {

@@ -153,6 +153,15 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Whether it happened in `hook`.
+    pub(crate) fn is_in(&self, hook: Hook) -> bool {
+        match self {
+            Failure::Hook(report) => report.hook == hook,
+            Failure::Timeout { hook: h, .. } => *h == hook,
+            Failure::Crashed { .. } => false,
+        }
+    }
+
     /// Whether retrying the same iteration may cure it.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {

@@ -19,7 +19,7 @@ use interprocess::local_socket::traits::Stream as _;
 
 use crate::child::{ENV_ADDRESS, ENV_MAX_FRAME, ENV_TOKEN, EXIT_NO_ENTRY_HOOK};
 use crate::config::Config;
-use crate::error::{Error, Failure};
+use crate::error::{Error, Failure, Hook};
 use crate::timing::ProcessTimers;
 use crate::transport::{self, Rendezvous};
 use crate::watchdog::EXIT_TIMED_OUT;
@@ -29,6 +29,9 @@ use crate::wire::{self, FrameReader, Resume, StartPayload, ToChild, ToParent, Us
 const READ_SLICE: Duration = Duration::from_millis(20);
 /// The supervisor's read slice: short, so callers wait little for the lock.
 const SUPERVISOR_SLICE: Duration = Duration::from_millis(5);
+/// How long past a hook's limit the parent waits for the child's own watchdog before it kills
+/// the child itself.
+const BACKSTOP_GRACE: Duration = Duration::from_millis(200);
 /// How long a child that closed its connection may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
@@ -49,6 +52,8 @@ pub(crate) struct Inbound {
     pub(crate) timers: Option<ProcessTimers>,
     checkpoint: Checkpoint,
     timed_out: Option<Failure>,
+    /// When the hook the child reported running must be over, and the failure if it is not.
+    hook_deadline: Option<(Instant, Failure)>,
     finishing: bool,
     handling_error: Option<Failure>,
 }
@@ -231,7 +236,12 @@ impl Inner {
             return inbound;
         }
         let stream = Arc::clone(&self.stream.read().unwrap_or_else(PoisonError::into_inner));
-        let slice = deadline.map_or(longest, |d| {
+        let hook_deadline = inbound.hook_deadline.as_ref().map(|(d, _)| *d);
+        let wake_at = match (deadline, hook_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let slice = wake_at.map_or(longest, |d| {
             d.saturating_duration_since(Instant::now())
                 .clamp(Duration::from_micros(1), longest)
         });
@@ -246,10 +256,23 @@ impl Inner {
             Ok(Some(message)) => self.accept(&mut inbound, message),
             Ok(None) => self.child_disconnected(&mut inbound),
             Err(e) if e.is_disconnect() => self.child_disconnected(&mut inbound),
-            Err(e) if e.is_timeout() => {}
+            Err(e) if e.is_timeout() => self.enforce_hook_deadline(&mut inbound),
             Err(e) => self.broken(&mut inbound, e),
         }
         inbound
+    }
+
+    /// The backstop for hook timeouts: kills a child whose own watchdog did not end it in time
+    /// (stopped, or stuck where no thread can run). The end of the connection follows.
+    fn enforce_hook_deadline(&self, inbound: &mut Inbound) {
+        let overdue = matches!(&inbound.hook_deadline, Some((d, _)) if Instant::now() >= *d);
+        if !overdue {
+            return;
+        }
+        if let Some((_, failure)) = inbound.hook_deadline.take() {
+            inbound.timed_out.get_or_insert(failure);
+        }
+        let _ = self.lock_child().kill();
     }
 
     /// Records one message from the child.
@@ -279,6 +302,11 @@ impl Inner {
                 }
             }
             ToParent::Finishing => inbound.finishing = true,
+            ToParent::HookStarted { hook, limit, run } => {
+                let deadline = Instant::now() + limit + BACKSTOP_GRACE;
+                inbound.hook_deadline = Some((deadline, Failure::Timeout { hook, limit, run }));
+            }
+            ToParent::HookEnded => inbound.hook_deadline = None,
             ToParent::TimedOut { hook, limit, run } => {
                 inbound.timed_out = Some(Failure::Timeout { hook, limit, run })
             }
@@ -322,7 +350,9 @@ impl Inner {
         }
         let lives_left = self.progress().lives_left;
         let retry = failure.is_retryable() && !inbound.finishing && lives_left > 1;
-        let pending = (!retry && self.has_error_hook).then(|| failure.clone());
+        // A failure of the `error` hook itself is final: the hook is not run again for it.
+        let pending =
+            (!retry && self.has_error_hook && !failure.is_in(Hook::Error)).then(|| failure.clone());
         if !retry && pending.is_none() {
             inbound.finish(Terminal::Failed(failure), None);
             return;
@@ -442,6 +472,7 @@ impl Inbound {
                 timers: ProcessTimers::default(),
             },
             timed_out: None,
+            hook_deadline: None,
             finishing: false,
             handling_error: None,
         }
@@ -456,6 +487,7 @@ impl Inbound {
         self.reader = FrameReader::new(max_frame);
         self.read_timeout = None;
         self.timed_out = None;
+        self.hook_deadline = None;
         self.finishing = false;
     }
 }

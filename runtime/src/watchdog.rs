@@ -89,6 +89,18 @@ fn watch(shared: &Shared, writer: &Writer) {
             // Best effort: the parent still treats an exit with this code as a timeout.
             let _ = writer.send_within(&report, REPORT_GRACE);
         }
-        std::process::exit(EXIT_TIMED_OUT);
+        exit_now();
     }
+}
+
+/// Ends the process without running exit handlers or flushing stdio: the abandoned hook may
+/// hold the very locks those would take.
+fn exit_now() -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` has no preconditions; it ends the process at once.
+    unsafe {
+        libc::_exit(EXIT_TIMED_OUT)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(EXIT_TIMED_OUT)
 }

@@ -296,6 +296,12 @@ pub(crate) enum ToParent {
         new_samples: Vec<(Slot, Duration)>,
     },
     Finishing,
+    HookStarted {
+        hook: Hook,
+        limit: Duration,
+        run: u64,
+    },
+    HookEnded,
     TimedOut {
         hook: Hook,
         limit: Duration,
