@@ -28,7 +28,8 @@
 pub use skprocess_macros::{main, skprocess};
 pub use skprocess_runtime::{
     Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message, NoMessages,
-    PROCESS_TIMER_WINDOW, Process, ProcessTimers, Sktimer, Status, Timeouts, init, register, wire,
+    PROCESS_TIMER_WINDOW, Process, ProcessTimers, ResultFuture, Sktimer, Status, Timeouts, init,
+    register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.

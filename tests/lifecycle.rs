@@ -362,3 +362,49 @@ fn listen_on_a_finished_child_reports_disconnection_instead_of_blocking() {
     assert!(handle.wait(Duration::from_secs(10)));
     assert!(matches!(handle.listen(None), Err(Error::Disconnected)));
 }
+
+/// A minimal executor: parks the test thread until the future's waker fires.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(ThreadWaker(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn result_async_resolves_under_any_executor() {
+    let future = Doubler { value: 21 }.start().unwrap().result_async();
+    assert_eq!(block_on(future).unwrap(), 42);
+}
+
+#[test]
+fn result_in_background_runs_on_its_own_thread() {
+    let join = Counter { count: 0 }.start().unwrap().result_in_background();
+    assert_eq!(join.join().unwrap().unwrap(), 100);
+}
+
+#[test]
+fn result_timeout_kills_a_process_that_overruns() {
+    let handle = Spinner.start().unwrap();
+    let pid = handle.pid();
+    let error = handle
+        .result_timeout(Duration::from_millis(100))
+        .unwrap_err();
+    assert!(matches!(error, Error::ResultTimeout(_)), "{error:?}");
+    #[cfg(target_os = "linux")]
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "child {pid} survived the timeout"
+    );
+}

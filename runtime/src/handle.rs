@@ -1,7 +1,10 @@
 //! The parent's handle on a running process.
 
+use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::child;
@@ -166,6 +169,31 @@ impl<P: Process> Handle<P> {
         }
     }
 
+    /// [`result`](Handle::result) on a background thread; join it for the outcome.
+    pub fn result_in_background(self) -> std::thread::JoinHandle<Result<P::Output, Error>> {
+        std::thread::spawn(move || self.result())
+    }
+
+    /// [`result`](Handle::result) as a future that works under any executor (tokio,
+    /// async-std, smol or a plain `block_on`): the wait happens on a background thread, which
+    /// wakes the task when the outcome is there.
+    pub fn result_async(self) -> ResultFuture<P::Output> {
+        let shared = Arc::new(Mutex::new(FutureState {
+            outcome: None,
+            waker: None,
+        }));
+        let filler = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            let outcome = self.result();
+            let mut state = filler.lock().unwrap_or_else(PoisonError::into_inner);
+            state.outcome = Some(outcome);
+            if let Some(waker) = state.waker.take() {
+                waker.wake();
+            }
+        });
+        ResultFuture { shared }
+    }
+
     /// Like [`result`](Handle::result), but gives up after `timeout`, killing the child.
     pub fn result_timeout(self, timeout: Duration) -> Result<P::Output, Error> {
         let deadline = Some(Instant::now() + timeout);
@@ -177,6 +205,37 @@ impl<P: Process> Handle<P> {
         }
         self.kill()?;
         Err(Error::ResultTimeout(timeout))
+    }
+}
+
+struct FutureState<T> {
+    outcome: Option<Result<T, Error>>,
+    waker: Option<Waker>,
+}
+
+/// The future returned by [`Handle::result_async`].
+pub struct ResultFuture<T> {
+    shared: Arc<Mutex<FutureState<T>>>,
+}
+
+impl<T> Future for ResultFuture<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.outcome.take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ResultFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultFuture").finish_non_exhaustive()
     }
 }
 

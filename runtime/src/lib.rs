@@ -25,7 +25,7 @@ pub use child::init;
 pub use config::{Config, Timeouts};
 pub use context::Ctx;
 pub use error::{Error, FailureKind, Hook};
-pub use handle::{Handle, Status};
+pub use handle::{Handle, ResultFuture, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 
