@@ -7,6 +7,8 @@
 //!
 //! Run with `cargo bench --bench ipc`; each pair reports its ratio at the end.
 
+mod floor;
+
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,8 +18,8 @@ use interprocess::local_socket::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, Stream};
 use skprocess::prelude::*;
 
-/// Environment variable that turns this binary into one of the raw-floor helpers.
-const ROLE: &str = "SKPROCESS_BENCH_ROLE";
+/// Environment variable that turns this binary into the raw ping-pong's echo child.
+const ECHO_ADDRESS: &str = "SKPROCESS_BENCH_ECHO";
 /// Size of the frame the raw ping-pong exchanges: what `tell(u64)` puts on the wire.
 const FRAME: usize = 16;
 
@@ -48,7 +50,8 @@ impl Trivial {
 
 fn main() {
     skprocess::init();
-    run_role_if_asked();
+    floor::exit_if_floor_child();
+    run_echo_if_asked();
     let mut criterion = Criterion::default()
         .configure_from_args()
         .measurement_time(Duration::from_secs(3));
@@ -57,14 +60,10 @@ fn main() {
     criterion.final_summary();
 }
 
-fn run_role_if_asked() {
-    match std::env::var(ROLE).as_deref() {
-        Ok("exit") => std::process::exit(0),
-        Ok(address) if !address.is_empty() => {
-            raw_echo(address);
-            std::process::exit(0)
-        }
-        _ => {}
+fn run_echo_if_asked() {
+    if let Ok(address) = std::env::var(ECHO_ADDRESS) {
+        raw_echo(&address);
+        std::process::exit(0);
     }
 }
 
@@ -119,7 +118,7 @@ fn start_raw_echo() -> (Stream, Child) {
         .create_sync()
         .unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, &address)
+        .env(ECHO_ADDRESS, &address)
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -131,16 +130,7 @@ fn start_raw_echo() -> (Stream, Child) {
 
 fn bench_spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
-    group.bench_function("bare_reexec_exit", |b| {
-        b.iter(|| {
-            let status = Command::new(std::env::current_exe().unwrap())
-                .env(ROLE, "exit")
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        })
-    });
+    floor::bench_bare_reexec(&mut group);
     group.bench_function("skprocess_start_result", |b| {
         b.iter(|| assert_eq!(Trivial.start().unwrap().result().unwrap(), 1))
     });

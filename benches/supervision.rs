@@ -8,14 +8,13 @@
 //!
 //! Run with `cargo bench --bench supervision`.
 
-use std::process::{Command, Stdio};
+mod floor;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use skprocess::prelude::*;
 
-/// Environment variable that makes this binary exit at once (the bare re-exec floor).
-const EXIT_AT_ONCE: &str = "SKPROCESS_BENCH_EXIT";
 const ITERATIONS: u64 = 1000;
 
 #[derive(Serialize, Deserialize)]
@@ -49,9 +48,7 @@ impl Heartbeat {
 
 fn main() {
     skprocess::init();
-    if std::env::var_os(EXIT_AT_ONCE).is_some() {
-        std::process::exit(0);
-    }
+    floor::exit_if_floor_child();
     let mut criterion = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -88,16 +85,7 @@ fn bench_checkpoint(c: &mut Criterion) {
 #[cfg(unix)]
 fn bench_restart(c: &mut Criterion) {
     let mut group = c.benchmark_group("restart");
-    group.bench_function("bare_reexec_exit", |b| {
-        b.iter(|| {
-            let status = Command::new(std::env::current_exe().unwrap())
-                .env(EXIT_AT_ONCE, "1")
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        })
-    });
+    floor::bench_bare_reexec(&mut group);
     let heartbeat = Heartbeat.start().unwrap();
     let mut pid = heartbeat.listen(Duration::from_secs(10)).unwrap().unwrap();
     group.bench_function("sigkill_to_running_again", |b| {

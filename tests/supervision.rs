@@ -386,9 +386,12 @@ fn timers_count_every_run_and_full_run() {
     let handle = Timed.start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
     let timers = handle.timers().unwrap();
-    assert_eq!((timers.run.count(), timers.full_run.count()), (5, 5));
-    assert_eq!((timers.prerun.count(), timers.onfinish.count()), (5, 1));
-    assert!(timers.run.min().unwrap() >= Duration::from_millis(2));
+    assert_eq!((timers.hooks.run.count(), timers.full_run.count()), (5, 5));
+    assert_eq!(
+        (timers.hooks.prerun.count(), timers.hooks.onfinish.count()),
+        (5, 1)
+    );
+    assert!(timers.hook(Hook::Run).min().unwrap() >= Duration::from_millis(2));
     let status = handle.status();
     assert_eq!(status.completed_runs, 5);
     assert!(status.busy >= Duration::from_millis(10));

@@ -312,7 +312,7 @@ impl<P: Process> Engine<P> {
         on_timeout: Option<ToParent>,
         call: impl FnOnce(&mut Ctx<P>) -> Result<T, HookFailure>,
     ) -> Result<T, Failure> {
-        let limit = self.ctx.config().timeouts.get(hook);
+        let limit = *self.ctx.config().timeouts.get(hook);
         if let Some(limit) = limit {
             let run = self.ctx.current_run();
             let report = on_timeout.unwrap_or(ToParent::TimedOut { hook, limit, run });

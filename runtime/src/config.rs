@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Hook;
+use crate::error::{Hook, PerHook};
 
 /// How a process runs. Build it from [`Process::default_config`](crate::Process::default_config)
 /// (the attribute's values) and adjust it before [`Process::start_with`](crate::Process::start_with).
@@ -79,13 +79,13 @@ impl Config {
 
     /// Sets the time limit of one hook; `None` removes it.
     pub fn timeout(mut self, hook: Hook, limit: impl Into<Option<Duration>>) -> Self {
-        *self.timeouts.slot_mut(hook) = limit.into();
+        *self.timeouts.get_mut(hook) = limit.into();
         self
     }
 
     /// Whether a crash or timeout can be recovered from, so state must be checkpointed.
     pub(crate) fn needs_checkpoints(&self) -> bool {
-        self.lives > 1 || self.timeouts.any()
+        self.lives > 1 || self.timeouts.iter().any(|(_, limit)| limit.is_some())
     }
 
     /// Sets [`max_frame_bytes`](Config::max_frame_bytes).
@@ -111,48 +111,4 @@ impl Config {
 ///
 /// A hook that overruns its limit is abandoned: the child process is ended, which no code in
 /// the hook can prevent, and the run continues in a fresh child while lives remain.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Timeouts {
-    /// Limit of each `prerun` call.
-    pub prerun: Option<Duration>,
-    /// Limit of each `run` call.
-    pub run: Option<Duration>,
-    /// Limit of each `postrun` call.
-    pub postrun: Option<Duration>,
-    /// Limit of the `onfinish` call.
-    pub onfinish: Option<Duration>,
-    /// Limit of the `result` call.
-    pub result: Option<Duration>,
-    /// Limit of the `error` call.
-    pub error: Option<Duration>,
-}
-
-impl Timeouts {
-    /// The limit of `hook`.
-    pub fn get(&self, hook: Hook) -> Option<Duration> {
-        match hook {
-            Hook::Prerun => self.prerun,
-            Hook::Run => self.run,
-            Hook::Postrun => self.postrun,
-            Hook::Onfinish => self.onfinish,
-            Hook::Result => self.result,
-            Hook::Error => self.error,
-        }
-    }
-
-    fn slot_mut(&mut self, hook: Hook) -> &mut Option<Duration> {
-        match hook {
-            Hook::Prerun => &mut self.prerun,
-            Hook::Run => &mut self.run,
-            Hook::Postrun => &mut self.postrun,
-            Hook::Onfinish => &mut self.onfinish,
-            Hook::Result => &mut self.result,
-            Hook::Error => &mut self.error,
-        }
-    }
-
-    fn any(&self) -> bool {
-        Hook::ALL.iter().any(|&hook| self.get(hook).is_some())
-    }
-}
+pub type Timeouts = PerHook<Option<Duration>>;

@@ -57,6 +57,69 @@ impl fmt::Display for Hook {
     }
 }
 
+/// One value per hook, with a field for each (for example [`Timeouts`](crate::Timeouts) and
+/// the hook timers of [`ProcessTimers`](crate::ProcessTimers)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerHook<T> {
+    /// The value for `prerun`.
+    pub prerun: T,
+    /// The value for `run`.
+    pub run: T,
+    /// The value for `postrun`.
+    pub postrun: T,
+    /// The value for `onfinish`.
+    pub onfinish: T,
+    /// The value for `result`.
+    pub result: T,
+    /// The value for `error`.
+    pub error: T,
+}
+
+impl<T> PerHook<T> {
+    /// Builds each value from its hook.
+    pub fn from_fn(mut value: impl FnMut(Hook) -> T) -> Self {
+        Self {
+            prerun: value(Hook::Prerun),
+            run: value(Hook::Run),
+            postrun: value(Hook::Postrun),
+            onfinish: value(Hook::Onfinish),
+            result: value(Hook::Result),
+            error: value(Hook::Error),
+        }
+    }
+
+    /// The value for `hook`.
+    pub fn get(&self, hook: Hook) -> &T {
+        match hook {
+            Hook::Prerun => &self.prerun,
+            Hook::Run => &self.run,
+            Hook::Postrun => &self.postrun,
+            Hook::Onfinish => &self.onfinish,
+            Hook::Result => &self.result,
+            Hook::Error => &self.error,
+        }
+    }
+
+    /// The value for `hook`, to change it.
+    pub fn get_mut(&mut self, hook: Hook) -> &mut T {
+        match hook {
+            Hook::Prerun => &mut self.prerun,
+            Hook::Run => &mut self.run,
+            Hook::Postrun => &mut self.postrun,
+            Hook::Onfinish => &mut self.onfinish,
+            Hook::Result => &mut self.result,
+            Hook::Error => &mut self.error,
+        }
+    }
+
+    /// Every hook with its value, in lifecycle order.
+    pub fn iter(&self) -> impl Iterator<Item = (Hook, &T)> {
+        Hook::ALL
+            .into_iter()
+            .map(move |hook| (hook, self.get(hook)))
+    }
+}
+
 /// How a hook failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

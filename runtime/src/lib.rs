@@ -24,7 +24,7 @@ pub mod wire;
 pub use child::init;
 pub use config::{Config, Timeouts};
 pub use context::Ctx;
-pub use error::{Error, FailureKind, Hook};
+pub use error::{Error, FailureKind, Hook, PerHook};
 pub use handle::{Handle, ResultFuture, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Hook;
+use crate::error::{Hook, PerHook};
 
 /// Collects duration samples and computes statistics over them.
 ///
@@ -162,36 +162,23 @@ pub(crate) enum Slot {
 
 /// One timer per hook plus `full_run` (prerun + run + postrun of each completed iteration),
 /// each keeping the last [`PROCESS_TIMER_WINDOW`] samples.
+///
+/// `prerun`, `run` and `postrun` count the calls that succeeded; `onfinish`, `result` and
+/// `error` count every call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProcessTimers {
-    /// `prerun` calls that succeeded.
-    pub prerun: Sktimer,
-    /// `run` calls that succeeded.
-    pub run: Sktimer,
-    /// `postrun` calls that succeeded.
-    pub postrun: Sktimer,
-    /// `onfinish` calls, failed or not.
-    pub onfinish: Sktimer,
-    /// `result` calls, failed or not.
-    pub result: Sktimer,
-    /// `error` calls, failed or not.
-    pub error: Sktimer,
+    /// One timer per hook.
+    pub hooks: PerHook<Sktimer>,
     /// Whole completed iterations.
     pub full_run: Sktimer,
 }
 
 impl Default for ProcessTimers {
     fn default() -> Self {
-        let timer = || Sktimer::with_max_times(PROCESS_TIMER_WINDOW);
         Self {
-            prerun: timer(),
-            run: timer(),
-            postrun: timer(),
-            onfinish: timer(),
-            result: timer(),
-            error: timer(),
-            full_run: timer(),
+            hooks: PerHook::from_fn(|_| Sktimer::with_max_times(PROCESS_TIMER_WINDOW)),
+            full_run: Sktimer::with_max_times(PROCESS_TIMER_WINDOW),
         }
     }
 }
@@ -199,39 +186,21 @@ impl Default for ProcessTimers {
 impl ProcessTimers {
     /// The timer of `hook`.
     pub fn hook(&self, hook: Hook) -> &Sktimer {
-        match hook {
-            Hook::Prerun => &self.prerun,
-            Hook::Run => &self.run,
-            Hook::Postrun => &self.postrun,
-            Hook::Onfinish => &self.onfinish,
-            Hook::Result => &self.result,
-            Hook::Error => &self.error,
-        }
+        self.hooks.get(hook)
     }
 
     /// Records one sample.
     pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
         match slot {
-            Slot::Hook(hook) => self.hook_mut(hook).add_time(sample),
+            Slot::Hook(hook) => self.hooks.get_mut(hook).add_time(sample),
             Slot::FullRun => self.full_run.add_time(sample),
-        }
-    }
-
-    fn hook_mut(&mut self, hook: Hook) -> &mut Sktimer {
-        match hook {
-            Hook::Prerun => &mut self.prerun,
-            Hook::Run => &mut self.run,
-            Hook::Postrun => &mut self.postrun,
-            Hook::Onfinish => &mut self.onfinish,
-            Hook::Result => &mut self.result,
-            Hook::Error => &mut self.error,
         }
     }
 
     /// The `full_run` sample of an iteration: the sum of the latest prerun, run and postrun
     /// samples, if positive.
     pub(crate) fn full_run_sample(&self) -> Option<Duration> {
-        let sum: Duration = [&self.prerun, &self.run, &self.postrun]
+        let sum: Duration = [&self.hooks.prerun, &self.hooks.run, &self.hooks.postrun]
             .iter()
             .filter_map(|t| t.most_recent())
             .sum();
@@ -244,16 +213,9 @@ impl ProcessTimers {
             "{:<9} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
             "hook", "count", "mean", "median", "p95", "max", "total"
         );
-        let rows = [
-            ("prerun", &self.prerun),
-            ("run", &self.run),
-            ("postrun", &self.postrun),
-            ("onfinish", &self.onfinish),
-            ("result", &self.result),
-            ("error", &self.error),
-            ("full_run", &self.full_run),
-        ];
-        for (name, timer) in rows.into_iter().filter(|(_, t)| t.count() > 0) {
+        let hooks = self.hooks.iter().map(|(hook, timer)| (hook.name(), timer));
+        let rows = hooks.chain([("full_run", &self.full_run)]);
+        for (name, timer) in rows.filter(|(_, t)| t.count() > 0) {
             out.push_str(&format!(
                 "{name:<9} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
                 timer.count(),
@@ -337,8 +299,8 @@ mod tests {
     #[test]
     fn full_run_sums_the_latest_iteration_hooks() {
         let mut timers = ProcessTimers::default();
-        timers.prerun.add_time(Duration::from_millis(1));
-        timers.run.add_time(Duration::from_millis(2));
+        timers.hooks.prerun.add_time(Duration::from_millis(1));
+        timers.hooks.run.add_time(Duration::from_millis(2));
         assert_eq!(timers.full_run_sample(), Some(Duration::from_millis(3)));
         timers.record(Slot::FullRun, Duration::from_millis(3));
         assert_eq!(timers.full_run.count(), 1);
