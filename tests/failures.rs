@@ -99,16 +99,7 @@ fn a_fallible_result_hook_delivers_its_value_or_its_error() {
         .unwrap()
         .result()
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Hook {
-                hook: Hook::Result,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert_result_hook_failed(&error);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,6 +197,19 @@ fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
     let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
     let handle = BigOutput { len: 1024 * 1024 }.start_with(config).unwrap();
     let error = handle.result().unwrap_err();
+    assert_result_hook_failed(&error);
+}
+
+#[test]
+fn a_message_over_the_frame_limit_is_refused_by_the_sender() {
+    let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
+    let handle = BigOutput { len: 1 }.start_with(config).unwrap();
+    let error = handle.tell(vec![0; 128 * 1024]).unwrap_err();
+    assert!(matches!(error, Error::Wire(_)), "{error:?}");
+    assert_eq!(handle.result().unwrap(), vec![7]);
+}
+
+fn assert_result_hook_failed(error: &Error) {
     assert!(
         matches!(
             error,
@@ -216,13 +220,4 @@ fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
         ),
         "{error:?}"
     );
-}
-
-#[test]
-fn a_message_over_the_frame_limit_is_refused_by_the_sender() {
-    let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
-    let handle = BigOutput { len: 1 }.start_with(config).unwrap();
-    let error = handle.tell(vec![0; 128 * 1024]).unwrap_err();
-    assert!(matches!(error, Error::Wire(_)), "{error:?}");
-    assert_eq!(handle.result().unwrap(), vec![7]);
 }
