@@ -27,14 +27,14 @@
 
 pub use skprocess_macros::{main, skprocess};
 pub use skprocess_runtime::{
-    Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message, NoMessages,
-    PROCESS_TIMER_WINDOW, Process, ProcessTimers, ResultFuture, Sktimer, Status, Timeouts, init,
-    register, wire,
+    ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,
+    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role,
+    Sktimer, Status, TellError, Timeouts, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
-    pub use crate::{Config, Ctx, Error, Handle, Process, skprocess};
+    pub use crate::{Config, Ctx, Error, Handle, Process, TellError, skprocess};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -46,28 +46,26 @@ pub mod __private {
 }
 
 /// Makes a test binary double as the child: place `skprocess::test_support!();` once at the top
-/// level of each integration-test file that starts processes.
+/// level of each integration-test file (or test module) that starts processes.
 ///
-/// It runs [`init`] before the test harness starts, so that `cargo test` and `cargo nextest`
-/// both work and a child never runs the tests again.
+/// It adds one hidden test, `__skprocess_child_entry`. A child started from this binary is the
+/// binary re-executed into exactly that test, so the child runs after the Rust runtime and the
+/// test harness are up, on a thread named `main` like a `#[skprocess::main]` child, and never
+/// runs your tests. In a normal test run the hidden test passes at once. `cargo test` and
+/// `cargo nextest run` both work.
 #[macro_export]
 macro_rules! test_support {
     () => {
-        #[used]
-        #[cfg_attr(
-            any(target_os = "linux", target_os = "android", target_os = "freebsd"),
-            unsafe(link_section = ".init_array")
-        )]
-        #[cfg_attr(
-            target_vendor = "apple",
-            unsafe(link_section = "__DATA,__mod_init_func")
-        )]
-        #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
-        static __SKPROCESS_TEST_SUPPORT: extern "C" fn() = {
-            extern "C" fn skprocess_test_support() {
-                $crate::init();
-            }
-            skprocess_test_support
+        #[test]
+        #[doc(hidden)]
+        fn __skprocess_child_entry() {
+            $crate::__private::run_test_child();
+        }
+
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::TEST_ENTRIES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static ENTRY: &'static str = ::core::module_path!();
         };
     };
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Hook, PerHook};
+use crate::error::Error;
+use crate::hook::{Hook, PerHook};
 
 /// How a process runs. Build it from [`Process::default_config`](crate::Process::default_config)
 /// (the attribute's values) and adjust it before [`Process::start_with`](crate::Process::start_with).
@@ -21,11 +22,13 @@ pub struct Config {
     ///
     /// Default: 1 (no retry).
     pub lives: u32,
-    /// Wall-clock budget from `start`, checked between iterations; `None` means no budget.
+    /// Wall-clock budget from `start`, checked between iterations; `None` (or `Duration::MAX`)
+    /// means no budget.
     ///
     /// Default: `None`.
     pub join_in: Option<Duration>,
-    /// Per-hook time limits.
+    /// Per-hook time limits; a limit too long for the clock (such as `Duration::MAX`) means
+    /// no limit.
     ///
     /// Default: no limits.
     pub timeouts: Timeouts,
@@ -37,6 +40,19 @@ pub struct Config {
     ///
     /// Default: 10 s.
     pub connect_timeout: Duration,
+    /// Messages the parent may [`tell`](crate::Handle::tell) before the child has read them;
+    /// `tell` waits (or [`try_tell`](crate::Handle::try_tell) fails) while this many are
+    /// unread. At least 1.
+    ///
+    /// Default: 1024.
+    pub inbox_capacity: u32,
+    /// Messages the child may [`tell`](crate::Ctx::tell) before the parent has read them with
+    /// [`listen`](crate::Handle::listen); the child's `tell` waits while this many are unread
+    /// (until [`result`](crate::Handle::result) is called, after which they are dropped). At
+    /// least 1.
+    ///
+    /// Default: 1024.
+    pub outbox_capacity: u32,
     /// Directory in which the private socket directory is created; it is removed once the
     /// child has connected. Unused on Windows, where named pipes leave no file.
     ///
@@ -53,6 +69,8 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             max_frame_bytes: 64 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
+            inbox_capacity: 1024,
+            outbox_capacity: 1024,
             socket_dir: None,
         }
     }
@@ -98,6 +116,37 @@ impl Config {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// Sets [`inbox_capacity`](Config::inbox_capacity).
+    pub fn inbox_capacity(mut self, messages: u32) -> Self {
+        self.inbox_capacity = messages;
+        self
+    }
+
+    /// Sets [`outbox_capacity`](Config::outbox_capacity).
+    pub fn outbox_capacity(mut self, messages: u32) -> Self {
+        self.outbox_capacity = messages;
+        self
+    }
+
+    /// Checks the values a child could not run with.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.max_frame_bytes < 1024 {
+            return Err(Error::Config(format!(
+                "`max_frame_bytes` must be at least 1024, got {}",
+                self.max_frame_bytes
+            )));
+        }
+        let at_least_one = [
+            ("lives", self.lives),
+            ("inbox_capacity", self.inbox_capacity),
+            ("outbox_capacity", self.outbox_capacity),
+        ];
+        match at_least_one.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(Error::Config(format!("`{name}` must be at least 1, got 0"))),
+            None => Ok(()),
+        }
     }
 
     /// Sets [`socket_dir`](Config::socket_dir).

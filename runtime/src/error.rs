@@ -1,124 +1,8 @@
 //! The one error type of skprocess.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// A lifecycle hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Hook {
-    /// `prerun`, at the start of each iteration.
-    Prerun,
-    /// `run`, the body of each iteration.
-    Run,
-    /// `postrun`, at the end of each iteration.
-    Postrun,
-    /// `onfinish`, once after the last iteration.
-    Onfinish,
-    /// `result`, which produces the output.
-    Result,
-    /// `error`, which handles the final error.
-    Error,
-}
-
-impl Hook {
-    /// Every hook, in lifecycle order.
-    pub const ALL: [Hook; 6] = [
-        Hook::Prerun,
-        Hook::Run,
-        Hook::Postrun,
-        Hook::Onfinish,
-        Hook::Result,
-        Hook::Error,
-    ];
-
-    /// Whether the hook is part of an iteration, so its failure can be retried.
-    pub fn is_iteration_hook(self) -> bool {
-        matches!(self, Hook::Prerun | Hook::Run | Hook::Postrun)
-    }
-
-    /// The hook's name as written in an `impl` block.
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::Prerun => "prerun",
-            Hook::Run => "run",
-            Hook::Postrun => "postrun",
-            Hook::Onfinish => "onfinish",
-            Hook::Result => "result",
-            Hook::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Hook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One value per hook, with a field for each (for example [`Timeouts`](crate::Timeouts) and
-/// the hook timers of [`ProcessTimers`](crate::ProcessTimers)).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PerHook<T> {
-    /// The value for `prerun`.
-    pub prerun: T,
-    /// The value for `run`.
-    pub run: T,
-    /// The value for `postrun`.
-    pub postrun: T,
-    /// The value for `onfinish`.
-    pub onfinish: T,
-    /// The value for `result`.
-    pub result: T,
-    /// The value for `error`.
-    pub error: T,
-}
-
-impl<T> PerHook<T> {
-    /// Builds each value from its hook.
-    pub fn from_fn(mut value: impl FnMut(Hook) -> T) -> Self {
-        Self {
-            prerun: value(Hook::Prerun),
-            run: value(Hook::Run),
-            postrun: value(Hook::Postrun),
-            onfinish: value(Hook::Onfinish),
-            result: value(Hook::Result),
-            error: value(Hook::Error),
-        }
-    }
-
-    /// The value for `hook`.
-    pub fn get(&self, hook: Hook) -> &T {
-        match hook {
-            Hook::Prerun => &self.prerun,
-            Hook::Run => &self.run,
-            Hook::Postrun => &self.postrun,
-            Hook::Onfinish => &self.onfinish,
-            Hook::Result => &self.result,
-            Hook::Error => &self.error,
-        }
-    }
-
-    /// The value for `hook`, to change it.
-    pub fn get_mut(&mut self, hook: Hook) -> &mut T {
-        match hook {
-            Hook::Prerun => &mut self.prerun,
-            Hook::Run => &mut self.run,
-            Hook::Postrun => &mut self.postrun,
-            Hook::Onfinish => &mut self.onfinish,
-            Hook::Result => &mut self.result,
-            Hook::Error => &mut self.error,
-        }
-    }
-
-    /// Every hook with its value, in lifecycle order.
-    pub fn iter(&self) -> impl Iterator<Item = (Hook, &T)> {
-        Hook::ALL
-            .into_iter()
-            .map(move |hook| (hook, self.get(hook)))
-    }
-}
+use crate::hook::Hook;
 
 /// How a hook failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,10 +40,11 @@ pub enum Error {
         /// The iteration index at the time.
         run: u64,
     },
-    /// The child exited without delivering a result: a signal, `abort`, or `exit`.
+    /// The child ended without delivering a result: a signal, `abort`, `exit`, or a connection
+    /// that broke off, even in the middle of a message.
     #[error("process crashed on run {run}: {status}")]
     Crashed {
-        /// The exit status as the OS reported it.
+        /// What ended it, such as `killed by signal 9 (SIGKILL)` or `exited with code 3`.
         status: String,
         /// The last iteration index the parent heard of.
         run: u64,
@@ -185,12 +70,24 @@ pub enum Error {
     /// The child does not know the process type (it was built from different code).
     #[error("child does not know process type `{0}`; was the executable rebuilt while running?")]
     UnknownType(String),
+    /// A value was too large for one frame ([`Config::max_frame_bytes`](crate::Config)); it was
+    /// refused by the side that tried to send it, and nothing was sent.
+    #[error("a value of {size} bytes does not fit in a frame of at most {limit} bytes (`Config::max_frame_bytes`)")]
+    TooLarge {
+        /// The encoded size of the value, in bytes.
+        size: u64,
+        /// The largest value a frame can carry, in bytes.
+        limit: u64,
+    },
+    /// The receiver's message queue is full (see [`Config::inbox_capacity`](crate::Config)).
+    #[error("the receiving queue is full")]
+    Full,
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The wire carried something malformed.
     #[error(transparent)]
-    Wire(#[from] crate::wire::WireError),
+    Wire(crate::transport::frame::WireError),
     /// The connection to the other side is gone.
     #[error("the other process is disconnected")]
     Disconnected,
@@ -213,6 +110,10 @@ pub(crate) enum Failure {
         status: String,
         run: u64,
     },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl Failure {
@@ -221,7 +122,7 @@ impl Failure {
         match self {
             Failure::Hook(report) => report.hook == hook,
             Failure::Timeout { hook: h, .. } => *h == hook,
-            Failure::Crashed { .. } => false,
+            Failure::Crashed { .. } | Failure::TooLarge { .. } => false,
         }
     }
 
@@ -231,6 +132,7 @@ impl Failure {
             Failure::Hook(report) => report.hook.is_iteration_hook(),
             Failure::Timeout { hook, .. } => hook.is_iteration_hook(),
             Failure::Crashed { .. } => true,
+            Failure::TooLarge { .. } => false,
         }
     }
 }
@@ -241,6 +143,7 @@ impl From<Failure> for Error {
             Failure::Hook(report) => report.into(),
             Failure::Timeout { hook, limit, run } => Error::Timeout { hook, limit, run },
             Failure::Crashed { status, run } => Error::Crashed { status, run },
+            Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
         }
     }
 }
@@ -261,6 +164,52 @@ impl From<FailureReport> for Error {
             run: report.run,
             kind: report.kind,
             message: report.message,
+        }
+    }
+}
+
+/// Why [`Handle::try_tell`](crate::Handle::try_tell) or
+/// [`tell_timeout`](crate::Handle::tell_timeout) did not send: the message comes back, so
+/// nothing is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TellError<T> {
+    /// The receiver's queue stayed full; here is the message.
+    #[error("the receiving queue is full")]
+    Full(T),
+    /// Sending failed for another reason (disconnected, too large); the message was dropped.
+    #[error(transparent)]
+    Failed(Error),
+}
+
+impl<T> TellError<T> {
+    /// The message, when it was not sent because the queue was full.
+    pub fn into_message(self) -> Option<T> {
+        match self {
+            TellError::Full(message) => Some(message),
+            TellError::Failed(_) => None,
+        }
+    }
+}
+
+impl<T> From<TellError<T>> for Error {
+    fn from(error: TellError<T>) -> Self {
+        match error {
+            TellError::Full(_) => Error::Full,
+            TellError::Failed(error) => error,
+        }
+    }
+}
+
+impl From<crate::transport::frame::WireError> for Error {
+    /// A frame over the limit is [`Error::TooLarge`]; everything else stays a wire error.
+    fn from(error: crate::transport::frame::WireError) -> Self {
+        match error {
+            crate::transport::frame::WireError::TooLarge { len, max } => Error::TooLarge {
+                size: len,
+                limit: u64::from(max),
+            },
+            other => Error::Wire(other),
         }
     }
 }

@@ -1,43 +1,58 @@
 //! Runtime of [skprocess](https://docs.rs/skprocess): everything that runs.
 //!
 //! Users depend on the `skprocess` facade, which re-exports this crate's public API together
-//! with the attribute macros. The pieces:
+//! with the attribute macros. The layout follows the process boundary:
 //!
-//! - [`Process`]: the lifecycle trait `#[skprocess]` implements; [`Handle`] is the parent's side
-//!   of a running process and [`Ctx`] the hook's side.
-//! - [`init`]: the entry hook that turns a re-executed binary into a child.
-//! - [`wire`]: length-prefixed frames with a size limit and the codec seam.
+//! - `transport`: authenticated, framed local-socket connections ([`wire`] is its framing).
+//! - `protocol`: the messages each role exchanges, and credit-based flow control.
+//! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
+//! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
+//! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
+//!
+//! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
+//! supported.
+
+#[cfg(not(unix))]
+compile_error!("skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)");
 
 mod child;
 mod config;
-mod context;
 mod error;
-mod handle;
+mod hook;
+mod parent;
 mod process;
+mod protocol;
 mod registry;
-mod supervise;
 mod timing;
 mod transport;
-mod watchdog;
-pub mod wire;
 
-pub use child::init;
+/// Frames on the wire: a length prefix, a size limit and the codec seam.
+pub mod wire {
+    pub use crate::transport::frame::*;
+}
+
+pub use child::bootstrap::init;
+pub use child::hook_context::Ctx;
+pub use child::runtime_context::ChildContext;
 pub use config::{Config, Timeouts};
-pub use context::Ctx;
-pub use error::{Error, FailureKind, Hook, PerHook};
-pub use handle::{Handle, ResultFuture, Status};
+pub use error::{Error, FailureKind, TellError};
+pub use hook::{Hook, PerHook};
+pub use parent::handle::{Handle, ResultFuture, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+pub use protocol::Role;
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::child::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN, run_test_child};
     pub use crate::config::Config;
-    pub use crate::context::Ctx;
-    pub use crate::error::{Error, Hook};
+    pub use crate::child::hook_context::Ctx;
+    pub use crate::error::Error;
+    pub use crate::hook::Hook;
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
-    pub use crate::registry::ProcessEntry;
-    pub use inventory;
+    pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
+    pub use linkme;
 }

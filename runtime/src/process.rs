@@ -3,10 +3,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::child::hook_context::Ctx;
 use crate::config::Config;
-use crate::context::Ctx;
-use crate::error::{Error, Hook};
-use crate::handle::Handle;
+use crate::error::Error;
+use crate::hook::Hook;
+use crate::parent::handle::Handle;
 
 /// What a hook reports back to the engine: `Ok(())` to go on, or the failure's text.
 pub type HookResult = Result<(), HookFailure>;

@@ -1,30 +1,46 @@
 //! The registry of process types, filled at link time by `#[skprocess]` (or [`register!`]).
+//!
+//! Entries live in a distributed slice that the linker assembles: complete before `main`, with
+//! no constructors, whichever crate or module a type is defined in.
 
-use crate::context::ChildLink;
+use crate::child::bootstrap::Started;
+use crate::child::engine::{self, Ended};
+use crate::child::link::ChildLink;
 use crate::process::Process;
-use crate::wire::StartPayload;
+use crate::protocol::Role;
 
-/// One registered process type: its stable key and the function that runs it in a child.
+/// One registered process type: its stable key, its role and the function that runs it in a
+/// child.
 pub struct ProcessEntry {
     key: &'static str,
-    pub(crate) run_child: fn(ChildLink, StartPayload) -> i32,
+    role: Role,
+    pub(crate) run_child: fn(ChildLink, Started) -> Ended,
 }
 
 impl ProcessEntry {
-    /// The entry for `P`, keyed by [`Process::KEY`].
-    pub const fn of<P: Process>() -> Self {
+    /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by
+    /// [`Process::KEY`].
+    pub const fn lifecycle<P: Process>() -> Self {
         Self {
             key: P::KEY,
-            run_child: crate::child::run_child::<P>,
+            role: Role::Lifecycle,
+            run_child: engine::run_child::<P>,
         }
+    }
+
+    /// The entry's role.
+    pub fn role(&self) -> Role {
+        self.role
     }
 }
 
-inventory::collect!(ProcessEntry);
+/// Every registered process type of this binary.
+#[linkme::distributed_slice]
+pub static PROCESS_TYPES: [ProcessEntry];
 
 /// Finds the entry registered under `key`.
 pub(crate) fn find(key: &str) -> Option<&'static ProcessEntry> {
-    inventory::iter::<ProcessEntry>().find(|entry| entry.key == key)
+    PROCESS_TYPES.iter().find(|entry| entry.key == key)
 }
 
 /// Registers a type that implements [`Process`] by hand, so children can rebuild it.
@@ -33,8 +49,11 @@ pub(crate) fn find(key: &str) -> Option<&'static ProcessEntry> {
 #[macro_export]
 macro_rules! register {
     ($process:ty) => {
-        $crate::__private::inventory::submit! {
-            $crate::__private::ProcessEntry::of::<$process>()
-        }
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::PROCESS_TYPES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static ENTRY: $crate::__private::ProcessEntry =
+                $crate::__private::ProcessEntry::lifecycle::<$process>();
+        };
     };
 }

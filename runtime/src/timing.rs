@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Hook, PerHook};
+use crate::hook::{Hook, PerHook};
 
 /// Collects duration samples and computes statistics over them.
 ///
@@ -189,6 +189,16 @@ impl ProcessTimers {
         self.hooks.get(hook)
     }
 
+    /// Every sample kept, tagged with its timer, oldest first per timer.
+    pub(crate) fn samples(&self) -> Vec<(Slot, Duration)> {
+        let hooks = self
+            .hooks
+            .iter()
+            .flat_map(|(hook, timer)| timer.samples().map(move |s| (Slot::Hook(hook), s)));
+        let full_runs = self.full_run.samples().map(|s| (Slot::FullRun, s));
+        hooks.chain(full_runs).collect()
+    }
+
     /// Records one sample.
     pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
         match slot {
@@ -228,6 +238,31 @@ impl ProcessTimers {
         }
         out
     }
+}
+
+/// Now, on the monotonic clock that every process on this machine shares (an [`Instant`] is
+/// private to its process), in nanoseconds.
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, exclusively borrowed timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// The [`Instant`] of this process at which the shared monotonic clock read `nanos`.
+pub(crate) fn monotonic_instant(nanos: u64) -> Instant {
+    let (now, now_nanos) = (Instant::now(), monotonic_nanos());
+    let shifted = if nanos <= now_nanos {
+        now.checked_sub(Duration::from_nanos(now_nanos - nanos))
+    } else {
+        now.checked_add(Duration::from_nanos(nanos - now_nanos))
+    };
+    shifted.unwrap_or(now)
 }
 
 fn fmt_opt(d: Option<Duration>) -> String {
@@ -294,6 +329,29 @@ mod tests {
         t.start();
         assert!(t.stop().is_some());
         assert_eq!(t.count(), 1);
+    }
+
+    #[test]
+    fn the_shared_clock_converts_to_instants() {
+        let before = Instant::now();
+        let converted = monotonic_instant(monotonic_nanos());
+        let after = Instant::now();
+        let slack = Duration::from_millis(5);
+        assert!(converted + slack >= before && converted <= after + slack);
+    }
+
+    #[test]
+    fn samples_list_every_timer() {
+        let mut timers = ProcessTimers::default();
+        timers.record(Slot::Hook(Hook::Run), Duration::from_millis(1));
+        timers.record(Slot::FullRun, Duration::from_millis(2));
+        assert_eq!(
+            timers.samples(),
+            [
+                (Slot::Hook(Hook::Run), Duration::from_millis(1)),
+                (Slot::FullRun, Duration::from_millis(2))
+            ]
+        );
     }
 
     #[test]

@@ -9,17 +9,41 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::context::Writer;
-use crate::wire::ToParent;
+use crate::error::Failure;
+use crate::hook::Hook;
+use crate::protocol::lifecycle::ToParent;
+use crate::transport::Connection;
 
-/// Exit code of a child ended by its watchdog.
-pub(crate) const EXIT_TIMED_OUT: i32 = 72;
+/// Exit code of a child ended by its watchdog. The parent does not rely on it: it knows the
+/// hook's deadline, so a user's `exit(72)` is never mistaken for a timeout.
+const EXIT_TIMED_OUT: i32 = 72;
 /// How long the watchdog tries to report before exiting regardless.
 const REPORT_GRACE: Duration = Duration::from_millis(200);
 
+/// What the watchdog tells the parent before it ends the child.
+pub(crate) enum Overrun {
+    /// The hook timed out.
+    TimedOut { hook: Hook, limit: Duration, run: u64 },
+    /// The `error` hook timed out: the failure it was handling stands.
+    Failed(Failure),
+}
+
+impl Overrun {
+    fn message(&self) -> ToParent<'static> {
+        match self {
+            Overrun::TimedOut { hook, limit, run } => ToParent::TimedOut {
+                hook: *hook,
+                limit: *limit,
+                run: *run,
+            },
+            Overrun::Failed(failure) => ToParent::Failed(failure.clone()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Armed {
-    deadline: Option<(Instant, ToParent)>,
+    deadline: Option<(Instant, Overrun)>,
 }
 
 #[derive(Default)]
@@ -34,20 +58,20 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread; it reports through `writer`.
-    pub(crate) fn start(writer: Arc<Writer>) -> std::io::Result<Self> {
+    /// Starts the watchdog thread; it reports through `connection`.
+    pub(crate) fn start(connection: Arc<Connection>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let watched = Arc::clone(&shared);
         thread::Builder::new()
             .name("skprocess-watchdog".into())
-            .spawn(move || watch(&watched, &writer))?;
+            .spawn(move || watch(&watched, &connection))?;
         Ok(Self { shared })
     }
 
-    /// Ends the process with `report` unless [`disarm`](Watchdog::disarm) comes within `limit`.
-    pub(crate) fn arm(&self, limit: Duration, report: ToParent) {
+    /// Ends the process with `report` unless [`disarm`](Watchdog::disarm) comes by `deadline`.
+    pub(crate) fn arm(&self, deadline: Instant, report: Overrun) {
         let mut armed = self.lock();
-        armed.deadline = Some((Instant::now() + limit, report));
+        armed.deadline = Some((deadline, report));
         self.shared.changed.notify_one();
     }
 
@@ -66,7 +90,7 @@ impl Watchdog {
     }
 }
 
-fn watch(shared: &Shared, writer: &Writer) {
+fn watch(shared: &Shared, connection: &Connection) {
     let mut armed = shared.armed.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let Some((deadline, _)) = &armed.deadline else {
@@ -86,8 +110,8 @@ fn watch(shared: &Shared, writer: &Writer) {
             continue;
         }
         if let Some((_, report)) = armed.deadline.take() {
-            // Best effort: the parent still treats an exit with this code as a timeout.
-            let _ = writer.send_within(&report, REPORT_GRACE);
+            // Best effort: the parent knows the deadline and reports a timeout regardless.
+            let _ = connection.send_within(&report.message(), REPORT_GRACE);
         }
         exit_now();
     }

@@ -1,0 +1,271 @@
+//! The lifecycle engine: runs a process's hooks in order, with retries, timers, checkpoints
+//! and deadlines, and reports the outcome to the parent.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::child::bootstrap::Started;
+use crate::child::hook_context::Ctx;
+use crate::child::link::ChildLink;
+use crate::child::watchdog::{Overrun, Watchdog};
+use crate::error::{Error, Failure, FailureKind, FailureReport};
+use crate::hook::Hook;
+use crate::process::{HookFailure, Process, call_hook};
+use crate::protocol::START_OVERHEAD;
+use crate::protocol::lifecycle::ToParent;
+use crate::timing::{Slot, monotonic_nanos};
+use crate::transport::frame;
+
+/// Room a terminal message needs beside the output itself.
+const TERMINAL_OVERHEAD: usize = 64;
+
+/// How a child's run ended, for its exit code.
+pub(crate) enum Ended {
+    /// The terminal report reached the connection.
+    Reported,
+    /// The terminal report could not be sent: the parent is gone.
+    ParentGone,
+    /// The state could not be rebuilt.
+    SetupFailed,
+}
+
+/// Rebuilds `P` from the start message, runs its lifecycle (or only its `error` hook when the
+/// parent hands over a failure) and reports the outcome.
+pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended {
+    let mut process: P = match frame::decode_owned(&started.state) {
+        Ok(process) => process,
+        Err(e) => {
+            let detail = format!("cannot rebuild the state of `{}`: {e}", P::KEY);
+            let _ = link.connection.send(&ToParent::SetupFailed(detail));
+            return Ended::SetupFailed;
+        }
+    };
+    let pending = started.resume.pending.clone();
+    let mut engine = Engine {
+        ctx: Ctx::<P>::new(link, started.config, &started.resume, started.timers),
+        watchdog: None,
+    };
+    let outcome = match pending {
+        Some(failure) => Err(failure),
+        None => engine.run_lifecycle(&mut process),
+    };
+    let reported = match outcome {
+        Ok(output) => engine.report_output(&output),
+        Err(failure) => engine.handle_failure(&mut process, failure),
+    };
+    match reported {
+        Ok(()) => Ended::Reported,
+        Err(_) => Ended::ParentGone,
+    }
+}
+
+/// Runs hooks in order, with retries, timers, checkpoints and deadlines.
+struct Engine<P: Process> {
+    ctx: Ctx<P>,
+    /// Started the first time a hook with a limit runs.
+    watchdog: Option<Watchdog>,
+}
+
+impl<P: Process> Engine<P> {
+    /// Iterations until stopped, out of runs or out of time, then onfinish and result.
+    fn run_lifecycle(&mut self, process: &mut P) -> Result<Vec<u8>, Failure> {
+        while self.ctx.should_continue() {
+            match self.run_iteration(process) {
+                Ok(true) => self.checkpoint(process)?,
+                Ok(false) => break,
+                Err(failure) => self.spend_life(failure)?,
+            }
+        }
+        let _ = self.ctx.send_control(&ToParent::Finishing);
+        self.guarded(Hook::Onfinish, None, |ctx| {
+            call_hook(process, ctx, Hook::Onfinish)
+        })?;
+        let output = self.guarded(Hook::Result, None, |ctx| process.result(ctx))?;
+        frame::encode(&output).map_err(|e| {
+            self.failure(
+                Hook::Result,
+                FailureKind::Returned,
+                format!("cannot serialize the output: {e}"),
+            )
+        })
+    }
+
+    /// Runs one iteration; `Ok(false)` when a stop cut it short.
+    fn run_iteration(&mut self, process: &mut P) -> Result<bool, Failure> {
+        for hook in [Hook::Prerun, Hook::Run] {
+            self.guarded(hook, None, |ctx| call_hook(process, ctx, hook))?;
+            if self.ctx.stop_requested() {
+                return Ok(false);
+            }
+        }
+        self.guarded(Hook::Postrun, None, |ctx| {
+            call_hook(process, ctx, Hook::Postrun)
+        })?;
+        let progress = self.ctx.finish_iteration();
+        progress.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))?;
+        Ok(true)
+    }
+
+    /// Retries while lives remain; otherwise the failure is final.
+    fn spend_life(&mut self, failure: Failure) -> Result<(), Failure> {
+        if !failure.is_retryable() || !self.ctx.spend_life() {
+            return Err(failure);
+        }
+        let _ = self.ctx.report_progress();
+        Ok(())
+    }
+
+    /// Sends the state after a completed iteration when a crash could need it. A state too
+    /// large to restart from is a failure now rather than a restart that cannot happen later.
+    fn checkpoint(&mut self, process: &P) -> Result<(), Failure> {
+        if !self.ctx.config().needs_checkpoints() {
+            return Ok(());
+        }
+        let state = frame::encode(process).map_err(|e| {
+            self.failure(
+                Hook::Postrun,
+                FailureKind::Returned,
+                format!("cannot checkpoint the state: {e}"),
+            )
+        })?;
+        let limit = (self.ctx.config().max_frame_bytes as usize).saturating_sub(START_OVERHEAD);
+        if state.len() > limit {
+            return Err(Failure::TooLarge {
+                size: state.len() as u64,
+                limit: limit as u64,
+            });
+        }
+        let checkpoint = ToParent::Checkpoint {
+            state: &state,
+            completed_runs: self.ctx.current_run(),
+        };
+        let sent = self.ctx.send_control(&checkpoint);
+        sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
+    }
+
+    /// Gives the final failure to the `error` hook, which may turn it into an output.
+    fn handle_failure(&mut self, process: &mut P, failure: Failure) -> Result<(), Error> {
+        if !P::HAS_ERROR_HOOK {
+            return self.report_failure(failure);
+        }
+        let error = Error::from(failure.clone());
+        let on_timeout = Overrun::Failed(failure.clone());
+        let handled = self.guarded(Hook::Error, Some(on_timeout), |ctx| {
+            process.error(ctx, &error)
+        });
+        match handled.map(|output| frame::encode(&output)) {
+            Ok(Ok(output)) => self.report_output(&output),
+            _ => self.report_failure(failure),
+        }
+    }
+
+    /// Sends the output, or a failure when it cannot fit in a frame.
+    fn report_output(&mut self, output: &[u8]) -> Result<(), Error> {
+        let limit = (self.ctx.config().max_frame_bytes as usize).saturating_sub(TERMINAL_OVERHEAD);
+        if output.len() > limit {
+            return self.report_failure(Failure::TooLarge {
+                size: output.len() as u64,
+                limit: limit as u64,
+            });
+        }
+        self.ctx.report_progress()?;
+        self.ctx.send_control(&ToParent::Finished {
+            output,
+            completed_runs: self.ctx.current_run(),
+        })
+    }
+
+    fn report_failure(&mut self, failure: Failure) -> Result<(), Error> {
+        self.ctx.report_progress()?;
+        self.ctx.send_control(&ToParent::Failed(failure))
+    }
+
+    fn failure(&self, hook: Hook, kind: FailureKind, message: String) -> Failure {
+        Failure::Hook(FailureReport {
+            hook,
+            run: self.ctx.current_run(),
+            kind,
+            message,
+        })
+    }
+
+    /// Arms the watchdog for `hook` when it has a limit the clock can express, and tells the
+    /// parent, which keeps the same deadline. Returns whether it armed.
+    fn arm(&mut self, hook: Hook, on_timeout: Option<Overrun>) -> bool {
+        let Some(limit) = *self.ctx.config().timeouts.get(hook) else {
+            return false;
+        };
+        let started_nanos = monotonic_nanos();
+        let Some(deadline) = Instant::now().checked_add(limit) else {
+            return false;
+        };
+        if self.watchdog.is_none() {
+            match Watchdog::start(Arc::clone(&self.ctx.link().connection)) {
+                Ok(watchdog) => self.watchdog = Some(watchdog),
+                // Without a thread to watch, the parent's backstop still ends an overrun.
+                Err(_) => return false,
+            }
+        }
+        let run = self.ctx.current_run();
+        let report = on_timeout.unwrap_or(Overrun::TimedOut { hook, limit, run });
+        let started = ToParent::HookStarted {
+            hook,
+            limit,
+            run,
+            started_nanos,
+        };
+        let _ = self.ctx.send_control(&started);
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.arm(deadline, report);
+        }
+        true
+    }
+
+    fn disarm(&mut self) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.disarm();
+        }
+        let _ = self.ctx.send_control(&ToParent::HookEnded);
+    }
+
+    /// Calls a hook under its deadline, timing it and turning an error or a panic into a
+    /// failure. `on_timeout` replaces the default `TimedOut` report.
+    fn guarded<T>(
+        &mut self,
+        hook: Hook,
+        on_timeout: Option<Overrun>,
+        call: impl FnOnce(&mut Ctx<P>) -> Result<T, HookFailure>,
+    ) -> Result<T, Failure> {
+        let armed = self.arm(hook, on_timeout);
+        let started = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut self.ctx)));
+        let elapsed = started.elapsed();
+        if armed {
+            self.disarm();
+        }
+        self.ctx.usage.busy = self.ctx.usage.busy.saturating_add(elapsed);
+        if outcome.as_ref().is_ok_and(Result::is_ok) || !hook.is_iteration_hook() {
+            self.ctx.record(Slot::Hook(hook), elapsed);
+        }
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(failure)) => Err(self.failure(hook, FailureKind::Returned, failure.message)),
+            Err(payload) => {
+                Err(self.failure(hook, FailureKind::Panicked, panic_message(&*payload)))
+            }
+        }
+    }
+}
+
+/// The text of a panic payload, as the default hook would print it.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,204 @@
+//! The hook context: what a hook running in the child can do besides touching its own state.
+
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::child::link::ChildLink;
+use crate::config::Config;
+use crate::error::{Error, TellError};
+use crate::process::Process;
+use crate::protocol::credits::Acquired;
+use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
+use crate::protocol::tell_prefix;
+use crate::timing::{ProcessTimers, Slot};
+use crate::transport::frame;
+
+/// Least time between two progress reports, so tight loops do not pay a write per iteration.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What a hook can use besides `self`: messages, stopping, and where the run stands.
+///
+/// A hook receives it by declaring a second parameter `ctx: &mut Ctx<Self>`.
+pub struct Ctx<P: Process> {
+    link: ChildLink,
+    config: Config,
+    current_run: u64,
+    lives_left: u32,
+    started: Instant,
+    elapsed_before: Duration,
+    timers: ProcessTimers,
+    /// Samples recorded since they were last sent to the parent.
+    unsent_samples: Vec<(Slot, Duration)>,
+    pub(crate) usage: Usage,
+    last_progress: Instant,
+    /// The encoding buffer of `tell`, reused.
+    outgoing: Vec<u8>,
+    _process: PhantomData<fn() -> P>,
+}
+
+impl<P: Process> Ctx<P> {
+    pub(crate) fn new(link: ChildLink, config: Config, resume: &Resume, timers: ProcessTimers) -> Self {
+        Self {
+            link,
+            config,
+            current_run: resume.completed_runs,
+            lives_left: resume.lives_left,
+            started: Instant::now(),
+            elapsed_before: resume.elapsed,
+            timers,
+            unsent_samples: Vec::new(),
+            usage: resume.usage,
+            last_progress: Instant::now(),
+            outgoing: Vec::new(),
+            _process: PhantomData,
+        }
+    }
+
+    /// Sends a message to the parent, which reads it with
+    /// [`Handle::listen`](crate::Handle::listen); waits while the parent has
+    /// [`Config::outbox_capacity`] messages unread.
+    pub fn tell(&mut self, message: P::Outbox) -> Result<(), Error> {
+        self.tell_until(message, None).map_err(Error::from)
+    }
+
+    /// Like [`tell`](Ctx::tell), but never waits: a full queue gives the message back.
+    pub fn try_tell(&mut self, message: P::Outbox) -> Result<(), TellError<P::Outbox>> {
+        self.tell_until(message, Some(Instant::now()))
+    }
+
+    /// Like [`tell`](Ctx::tell), but waits at most `timeout` for room.
+    pub fn tell_timeout(
+        &mut self,
+        message: P::Outbox,
+        timeout: Duration,
+    ) -> Result<(), TellError<P::Outbox>> {
+        self.tell_until(message, Instant::now().checked_add(timeout))
+    }
+
+    fn tell_until(
+        &mut self,
+        message: P::Outbox,
+        deadline: Option<Instant>,
+    ) -> Result<(), TellError<P::Outbox>> {
+        let failed = |e: frame::WireError| TellError::Failed(e.into());
+        frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
+        let (prefix, used) = tell_prefix(self.outgoing.len());
+        frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes).map_err(failed)?;
+        match self.link.outbox_credits.acquire(deadline) {
+            Acquired::Granted => {}
+            Acquired::Full => return Err(TellError::Full(message)),
+            Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
+        }
+        let connection = &self.link.connection;
+        connection
+            .send_with_payload(&prefix[..used], &self.outgoing)
+            .map_err(TellError::Failed)
+    }
+
+    /// Waits up to `timeout` for a message from the parent; `Ok(None)` means none arrived.
+    /// `Duration::MAX` waits without limit.
+    pub fn listen(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
+        let waiting_since = Instant::now();
+        let message = self.link.inbox.pop(waiting_since.checked_add(timeout));
+        self.usage.listening += waiting_since.elapsed();
+        let Some(bytes) = message else {
+            return Ok(None);
+        };
+        self.link.took_message();
+        Ok(Some(frame::decode_owned(&bytes)?))
+    }
+
+    /// Asks the process to finish: the current hook completes, then `onfinish` and `result` run.
+    pub fn stop(&mut self) {
+        self.link.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested, by the parent or by a hook.
+    pub fn stop_requested(&self) -> bool {
+        self.link.stop.load(Ordering::SeqCst)
+    }
+
+    /// The index of the current iteration, which is also the number of completed iterations.
+    pub fn current_run(&self) -> u64 {
+        self.current_run
+    }
+
+    /// Attempts left, this one included: 1 means the next failure is final.
+    pub fn lives_left(&self) -> u32 {
+        self.lives_left
+    }
+
+    /// The configuration the process was started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The timers of this process so far.
+    pub fn timers(&self) -> &ProcessTimers {
+        &self.timers
+    }
+
+    /// Whether another iteration should start: not stopped, runs left, time left.
+    pub(crate) fn should_continue(&self) -> bool {
+        let out_of_runs = self
+            .config
+            .runs
+            .is_some_and(|runs| self.current_run >= runs);
+        let elapsed = self.elapsed_before.saturating_add(self.started.elapsed());
+        let out_of_time = self.config.join_in.is_some_and(|budget| elapsed >= budget);
+        !self.stop_requested() && !out_of_runs && !out_of_time
+    }
+
+    /// Counts a completed iteration and reports progress now and then.
+    pub(crate) fn finish_iteration(&mut self) -> Result<(), Error> {
+        self.current_run += 1;
+        if let Some(sample) = self.timers.full_run_sample() {
+            self.record(Slot::FullRun, sample);
+        }
+        if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+            self.report_progress()?;
+        }
+        Ok(())
+    }
+
+    /// Spends one life; `false` when none was left to spend.
+    pub(crate) fn spend_life(&mut self) -> bool {
+        self.lives_left = self.lives_left.saturating_sub(1);
+        self.lives_left > 0
+    }
+
+    /// Sends where the run stands and the timer samples not sent yet.
+    pub(crate) fn report_progress(&mut self) -> Result<(), Error> {
+        self.last_progress = Instant::now();
+        self.send_samples()?;
+        self.link.connection.send(&ToParent::Progress(Progress {
+            completed_runs: self.current_run,
+            lives_left: self.lives_left,
+            usage: self.usage,
+        }))
+    }
+
+    /// Sends the unsent timer samples in frames that fit the limit.
+    fn send_samples(&mut self) -> Result<(), Error> {
+        let per_frame = samples_per_frame(self.config.max_frame_bytes).max(1);
+        for chunk in self.unsent_samples.chunks(per_frame) {
+            self.link.connection.send(&ToParent::Samples(chunk.to_vec()))?;
+        }
+        self.unsent_samples.clear();
+        Ok(())
+    }
+
+    pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
+        self.timers.record(slot, sample);
+        self.unsent_samples.push((slot, sample));
+    }
+
+    pub(crate) fn send_control(&self, message: &ToParent<'_>) -> Result<(), Error> {
+        self.link.connection.send(message)
+    }
+
+    pub(crate) fn link(&self) -> &ChildLink {
+        &self.link
+    }
+}

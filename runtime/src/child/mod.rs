@@ -1,0 +1,17 @@
+//! The child side: everything that runs in a re-executed binary.
+//!
+//! - [`bootstrap`]: from `main` (or a test binary's hidden entry) to a connected child that
+//!   knows its role, type and state.
+//! - [`link`]: the child's end of the connection: the reader that drains it, the inbox, the
+//!   credits for the child's own messages.
+//! - [`engine`]: the lifecycle engine that runs the hooks.
+//! - [`hook_context`]: [`Ctx`](crate::Ctx), what hooks use.
+//! - [`runtime_context`]: [`ChildContext`](crate::ChildContext), what any code in a child uses.
+//! - [`watchdog`]: ends a hook that overran its limit.
+
+pub(crate) mod bootstrap;
+pub(crate) mod engine;
+pub(crate) mod hook_context;
+pub(crate) mod link;
+pub(crate) mod runtime_context;
+pub(crate) mod watchdog;

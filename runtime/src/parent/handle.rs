@@ -1,0 +1,342 @@
+//! The parent's handle on a running process.
+//!
+//! Every method reads or waits on state that the supervisor's driver keeps up to date; none
+//! reads the socket, spawns or reaps, so threads sharing a handle never hold each other up.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::child::bootstrap;
+use crate::config::Config;
+use crate::error::{Error, TellError};
+use crate::parent::shared::{Ending, ProcessShared};
+use crate::parent::spawn;
+use crate::parent::supervisor::driver;
+use crate::parent::supervisor::machine::Outcome;
+use crate::process::Process;
+use crate::protocol::credits::Acquired;
+use crate::protocol::lifecycle::{Resume, ToChild};
+use crate::protocol::tell_prefix;
+use crate::timing::ProcessTimers;
+use crate::transport::frame;
+
+thread_local! {
+    /// The encoding buffer of `tell`, reused by each thread that tells.
+    static TELL_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where a running process stands, from [`Handle::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Time since `start`.
+    pub uptime: Duration,
+    /// Time the child spent inside hooks.
+    pub busy: Duration,
+    /// Time the child spent waiting in [`Ctx::listen`](crate::Ctx::listen).
+    pub listening: Duration,
+    /// Iterations completed.
+    pub completed_runs: u64,
+    /// Attempts left, the current one included.
+    pub lives_left: u32,
+    /// How many times the child was restarted after a crash or timeout.
+    pub restarts: u32,
+    /// Whether a child process is running right now.
+    pub alive: bool,
+}
+
+/// A process running in a child.
+///
+/// `Handle` is `Send` and `Sync`: share it by reference (or in an `Arc`) between threads;
+/// `listen`, `tell`, `status` and the rest may be called from several threads at once.
+/// Dropping the handle kills a child whose lifecycle has not ended, like [`kill`](Handle::kill).
+pub struct Handle<P: Process> {
+    shared: Arc<ProcessShared>,
+    _process: PhantomData<fn() -> P>,
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) for no timeout or one too long for
+/// the clock, such as `Duration::MAX`.
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl<P: Process> Handle<P> {
+    /// Spawns a child, authenticates it and hands it the process. See [`Process::start_with`].
+    pub(crate) fn spawn(process: P, config: Config) -> Result<Self, Error> {
+        bootstrap::forbid_unhooked_child();
+        config.validate()?;
+        let state = frame::encode(&process)?;
+        spawn::check_state_size(&state, config.max_frame_bytes)?;
+        let shared = Arc::new(ProcessShared::new(P::KEY, P::HAS_ERROR_HOOK, config));
+        let resume = Resume {
+            lives_left: shared.config.lives,
+            outbox_credits: shared.config.outbox_capacity,
+            ..Resume::default()
+        };
+        let connection = spawn::launch(&shared, &state, resume, &ProcessTimers::default())?;
+        shared.install_connection(Arc::clone(&connection));
+        if let Err(e) = driver::start(Arc::clone(&shared), state, connection) {
+            let _ = shared.kill();
+            return Err(Error::Io(e));
+        }
+        Ok(Self {
+            shared,
+            _process: PhantomData,
+        })
+    }
+
+    /// The OS process id of the current child (it changes when the child is restarted).
+    pub fn pid(&self) -> u32 {
+        self.shared.slot().pid
+    }
+
+    /// Sends a message the child reads with [`Ctx::listen`](crate::Ctx::listen), waiting while
+    /// the child's inbox is full ([`Config::inbox_capacity`]).
+    pub fn tell(&self, message: P::Inbox) -> Result<(), Error> {
+        self.send(message, None).map_err(Error::from)
+    }
+
+    /// Like [`tell`](Handle::tell), but never waits: a full inbox gives the message back in
+    /// [`TellError::Full`].
+    pub fn try_tell(&self, message: P::Inbox) -> Result<(), TellError<P::Inbox>> {
+        self.send(message, Some(Instant::now()))
+    }
+
+    /// Like [`tell`](Handle::tell), but waits at most `timeout` for room in the inbox.
+    pub fn tell_timeout(
+        &self,
+        message: P::Inbox,
+        timeout: Duration,
+    ) -> Result<(), TellError<P::Inbox>> {
+        self.send(message, deadline_after(Some(timeout)))
+    }
+
+    fn send(
+        &self,
+        message: P::Inbox,
+        deadline: Option<Instant>,
+    ) -> Result<(), TellError<P::Inbox>> {
+        TELL_BUFFER.with_borrow_mut(|payload| {
+            frame::encode_into(&message, payload).map_err(|e| TellError::Failed(e.into()))?;
+            let (prefix, used) = tell_prefix(payload.len());
+            let size = used + payload.len();
+            frame::check_len(size, self.shared.config.max_frame_bytes)
+                .map_err(|e| TellError::Failed(e.into()))?;
+            match self.shared.tell_credits.acquire(deadline) {
+                Acquired::Granted => {}
+                Acquired::Full => return Err(TellError::Full(message)),
+                Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
+            }
+            let connection = self.shared.connection(deadline).map_err(TellError::Failed)?;
+            connection
+                .send_with_payload(&prefix[..used], payload)
+                .map_err(TellError::Failed)
+        })
+    }
+
+    /// Waits up to `timeout` (`None`: until one arrives) for a message from the child.
+    ///
+    /// `Ok(None)` means the time ran out; [`Error::Disconnected`] means the lifecycle is over
+    /// and every message the child sent has been read. `Duration::MAX` waits without limit.
+    pub fn listen(&self, timeout: impl Into<Option<Duration>>) -> Result<Option<P::Outbox>, Error> {
+        let deadline = deadline_after(timeout.into());
+        let (mut view, ready) = self
+            .shared
+            .wait_view(deadline, |view| !view.outbox.is_empty() || view.over);
+        let Some(payload) = view.outbox.pop_front() else {
+            return if ready { Err(Error::Disconnected) } else { Ok(None) };
+        };
+        let credits = view.credit_return.took_one();
+        drop(view);
+        if let Some(credits) = credits {
+            // A child that is gone needs no credits.
+            let _ = self.shared.send_control(&ToChild::Credit(credits));
+        }
+        Ok(Some(frame::decode_owned(payload.as_slice())?))
+    }
+
+    /// Asks the child to finish: its current hook completes, then `onfinish` and `result` run.
+    /// Remembered, so a restarted child stops too. Does nothing once the lifecycle is over.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.shared.slot().stop_requested = true;
+        match self.shared.send_control(&ToChild::Stop) {
+            Err(Error::Disconnected) | Ok(()) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Kills the child at once. Final: when it returns, no child of this handle is alive and
+    /// none will be started; no further hook runs, lives are ignored, and
+    /// [`result`](Handle::result) returns [`Error::Killed`] (unless it already had an outcome).
+    pub fn kill(&self) -> Result<(), Error> {
+        self.shared.kill()
+    }
+
+    /// Whether a child process is running right now.
+    pub fn is_alive(&self) -> bool {
+        self.shared.is_alive()
+    }
+
+    /// The number of iterations the child has completed, as last reported (at most about a
+    /// millisecond old while the child runs).
+    pub fn current_run(&self) -> u64 {
+        self.shared.view().progress.completed_runs
+    }
+
+    /// Uptime, busy and listening time, completed runs, lives left and restarts.
+    pub fn status(&self) -> Status {
+        let view = self.shared.view();
+        let progress = view.progress;
+        let restarts = view.restarts;
+        drop(view);
+        Status {
+            uptime: self.shared.uptime(),
+            busy: progress.usage.busy,
+            listening: progress.usage.listening,
+            completed_runs: progress.completed_runs,
+            lives_left: progress.lives_left,
+            restarts,
+            alive: self.shared.is_alive(),
+        }
+    }
+
+    /// The timers of every hook and of whole iterations; `None` until the lifecycle has ended.
+    pub fn timers(&self) -> Option<ProcessTimers> {
+        let view = self.shared.view();
+        view.over.then(|| view.timers.clone())
+    }
+
+    /// Waits up to `timeout` (`None` or `Duration::MAX`: without limit) for the lifecycle to
+    /// end and its last child to exit; returns whether it has. Retries and restarts happen
+    /// meanwhile, on the supervisor's thread.
+    ///
+    /// Messages the child sends meanwhile are kept for [`listen`](Handle::listen), up to
+    /// [`Config::outbox_capacity`]; a child that has more to say waits for them to be read.
+    pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> bool {
+        let deadline = deadline_after(timeout.into());
+        self.shared.wait_view(deadline, |view| view.finished).1
+    }
+
+    /// Waits for the lifecycle to end and returns the output of the `result` hook (or of the
+    /// `error` hook, when it recovered from a failure).
+    ///
+    /// Messages not yet read are dropped, and so is everything the child sends from now on:
+    /// nobody can read them any more, so the child never waits for room.
+    pub fn result(self) -> Result<P::Output, Error> {
+        self.take_result(None)
+    }
+
+    /// Like [`result`](Handle::result), but gives up after `timeout`, killing the child.
+    pub fn result_timeout(self, timeout: Duration) -> Result<P::Output, Error> {
+        match deadline_after(Some(timeout)) {
+            None => self.take_result(None),
+            Some(deadline) => self.take_result(Some(deadline)).map_err(|e| match e {
+                Error::ResultTimeout(_) => Error::ResultTimeout(timeout),
+                other => other,
+            }),
+        }
+    }
+
+    fn take_result(&self, deadline: Option<Instant>) -> Result<P::Output, Error> {
+        self.discard_messages();
+        let (mut view, ready) = self
+            .shared
+            .wait_view(deadline, |view| view.ending.is_some() || view.over);
+        if !ready {
+            drop(view);
+            self.kill()?;
+            return Err(Error::ResultTimeout(Duration::ZERO));
+        }
+        let ending = view.ending.take();
+        drop(view);
+        ending_to_result::<P>(ending)
+    }
+
+    /// From now on nobody reads the outbox: empty it and let the child send without waiting.
+    fn discard_messages(&self) {
+        let already = self.shared.update_view(|view| {
+            view.outbox.clear();
+            std::mem::replace(&mut view.discarding, true)
+        });
+        if !already {
+            // A child that is gone or restarting learns it from its resume point.
+            let _ = self.shared.send_control(&ToChild::DiscardOutbox);
+        }
+    }
+
+    /// [`result`](Handle::result) on a background thread; join it for the outcome.
+    pub fn result_in_background(self) -> std::thread::JoinHandle<Result<P::Output, Error>> {
+        std::thread::spawn(move || self.result())
+    }
+
+    /// [`result`](Handle::result) as a future that works under any executor (tokio, smol, a
+    /// plain `block_on`). No thread is involved: the supervisor wakes the task. Dropping the
+    /// future before it completes kills the child, as dropping the handle does.
+    pub fn result_async(self) -> ResultFuture<P> {
+        self.discard_messages();
+        ResultFuture { handle: self }
+    }
+}
+
+fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Error> {
+    match ending {
+        Some(Ending::Output(bytes)) => Ok(frame::decode_owned(&bytes)?),
+        Some(Ending::Outcome(Outcome::Failed(failure))) => Err(failure.into()),
+        Some(Ending::Outcome(Outcome::Error(error))) => Err(error),
+        Some(Ending::Outcome(Outcome::Killed)) => Err(Error::Killed),
+        Some(Ending::Outcome(Outcome::Finished)) | None => Err(Error::Disconnected),
+    }
+}
+
+/// The future returned by [`Handle::result_async`]; cancel-safe: dropping it kills the child.
+pub struct ResultFuture<P: Process> {
+    handle: Handle<P>,
+}
+
+impl<P: Process> Future for ResultFuture<P> {
+    type Output = Result<P::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut view = self.handle.shared.view();
+        if view.ending.is_none() && !view.over {
+            view.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let ending = view.ending.take();
+        drop(view);
+        Poll::Ready(ending_to_result::<P>(ending))
+    }
+}
+
+impl<P: Process> std::fmt::Debug for ResultFuture<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultFuture")
+            .field("process", &P::KEY)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Process> Drop for Handle<P> {
+    fn drop(&mut self) {
+        // A lifecycle that is over needs nothing: its child exits by itself and the driver
+        // reaps it. Anything else is ended now.
+        if !self.shared.view().over {
+            let _ = self.shared.kill();
+        }
+    }
+}
+
+impl<P: Process> std::fmt::Debug for Handle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("process", &P::KEY)
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,14 @@
+//! The parent side: what runs in the process that starts children.
+//!
+//! - [`handle`]: [`Handle`](crate::Handle), the user's side of a running process.
+//! - [`supervisor`]: one thread per process that reads its connection and owns spawning,
+//!   reaping and restarting — a state machine without I/O and the driver that runs it.
+//! - [`spawn`]: re-executes the binary and brings a child up to its start message.
+//! - [`shared`]: the state the handle and the driver share.
+//! - [`exit`]: how a child ended, in words.
+
+pub(crate) mod exit;
+pub(crate) mod handle;
+pub(crate) mod shared;
+pub(crate) mod spawn;
+pub(crate) mod supervisor;

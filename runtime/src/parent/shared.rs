@@ -1,0 +1,287 @@
+//! What the handle and the supervisor's driver share about one process.
+//!
+//! Two locks, each held only for a few instructions: the child slot (which process and
+//! connection are current, and whether a kill made that final) and the view (what the child
+//! reported: messages, progress, timers, the outcome). Callers read and wait on the view; only
+//! the driver reads the socket.
+
+use std::collections::VecDeque;
+use std::process::Child;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::parent::exit::{self, Exit};
+use crate::parent::supervisor::machine::Outcome;
+use crate::protocol::Role;
+use crate::protocol::credits::{CreditReturn, Credits};
+use crate::protocol::lifecycle::{Progress, ToChild};
+use crate::timing::ProcessTimers;
+use crate::transport::Connection;
+
+/// A message payload: its bytes are `bytes[start..]`.
+#[derive(Debug)]
+pub(crate) struct Payload {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) start: usize,
+}
+
+impl Payload {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+/// How the process ended, with the output's bytes when it succeeded.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    Output(Vec<u8>),
+    Outcome(Outcome),
+}
+
+/// The current child, as far as killing and sending go.
+#[derive(Debug, Default)]
+pub(crate) struct ChildSlot {
+    pub(crate) child: Option<Child>,
+    pub(crate) pid: u32,
+    pub(crate) connection: Option<Arc<Connection>>,
+    /// Set by `kill()`: no child is alive and none will be started.
+    pub(crate) killed: bool,
+    pub(crate) stop_requested: bool,
+}
+
+/// What the child reported, for the handle's getters.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub(crate) outbox: VecDeque<Payload>,
+    pub(crate) credit_return: CreditReturn,
+    /// Nobody will read the outbox any more (`result()` was called): messages are dropped.
+    pub(crate) discarding: bool,
+    pub(crate) progress: Progress,
+    pub(crate) restarts: u32,
+    pub(crate) timers: ProcessTimers,
+    pub(crate) ending: Option<Ending>,
+    /// The outcome is known (it may already have been taken).
+    pub(crate) over: bool,
+    /// The outcome is known and no child of this process is alive.
+    pub(crate) finished: bool,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// The state of one process shared by its handle and its driver.
+#[derive(Debug)]
+pub(crate) struct ProcessShared {
+    pub(crate) key: &'static str,
+    pub(crate) role: Role,
+    pub(crate) config: Config,
+    pub(crate) has_error_hook: bool,
+    pub(crate) started: Instant,
+    pub(crate) tell_credits: Credits,
+    slot: Mutex<ChildSlot>,
+    slot_changed: Condvar,
+    view: Mutex<View>,
+    view_changed: Condvar,
+}
+
+impl ProcessShared {
+    pub(crate) fn new(key: &'static str, has_error_hook: bool, config: Config) -> Self {
+        Self {
+            key,
+            role: Role::Lifecycle,
+            has_error_hook,
+            started: Instant::now(),
+            tell_credits: Credits::new(0),
+            slot: Mutex::default(),
+            slot_changed: Condvar::new(),
+            view: Mutex::new(View {
+                outbox: VecDeque::new(),
+                credit_return: CreditReturn::new(config.outbox_capacity),
+                discarding: false,
+                progress: Progress {
+                    lives_left: config.lives,
+                    ..Progress::default()
+                },
+                restarts: 0,
+                timers: ProcessTimers::default(),
+                ending: None,
+                over: false,
+                finished: false,
+                waker: None,
+            }),
+            view_changed: Condvar::new(),
+            config,
+        }
+    }
+
+    pub(crate) fn slot(&self) -> MutexGuard<'_, ChildSlot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the view and wakes everyone waiting on it.
+    pub(crate) fn update_view<T>(&self, change: impl FnOnce(&mut View) -> T) -> T {
+        let mut view = self.view();
+        let result = change(&mut view);
+        let waker = view.waker.take();
+        drop(view);
+        self.view_changed.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        result
+    }
+
+    /// Waits on the view until `done` holds or `deadline` passes (`None`: no limit); returns
+    /// the view and whether `done` holds.
+    pub(crate) fn wait_view(
+        &self,
+        deadline: Option<Instant>,
+        mut done: impl FnMut(&mut View) -> bool,
+    ) -> (MutexGuard<'_, View>, bool) {
+        let mut view = self.view();
+        loop {
+            if done(&mut view) {
+                return (view, true);
+            }
+            view = match deadline {
+                None => self.view_changed.wait(view).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return (view, false);
+                    }
+                    let waited = self.view_changed.wait_timeout(view, left);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+    }
+
+    /// The current connection, waiting until `deadline` while a replacement child starts.
+    pub(crate) fn connection(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, Error> {
+        let mut slot = self.slot();
+        loop {
+            if slot.killed || self.view().over {
+                return Err(Error::Disconnected);
+            }
+            if let Some(connection) = &slot.connection {
+                return Ok(Arc::clone(connection));
+            }
+            slot = match deadline {
+                None => self.slot_changed.wait(slot).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Disconnected);
+                    }
+                    let waited = self.slot_changed.wait_timeout(slot, left);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+    }
+
+    /// Sends a control message to the current child, if there is one.
+    pub(crate) fn send_control(&self, message: &ToChild<'_>) -> Result<(), Error> {
+        let connection = self.slot().connection.clone();
+        match connection {
+            Some(connection) => connection.send(message),
+            None => Err(Error::Disconnected),
+        }
+    }
+
+    /// Makes `connection` current and gives `tell` fresh credits for the new child's inbox.
+    pub(crate) fn install_connection(&self, connection: Arc<Connection>) {
+        self.tell_credits.reset(self.config.inbox_capacity);
+        self.slot().connection = Some(connection);
+        self.slot_changed.notify_all();
+    }
+
+    /// Forgets the connection of a child that is gone.
+    pub(crate) fn clear_connection(&self) {
+        self.slot().connection = None;
+    }
+
+    /// Ends the process for good: kills and reaps the current child under the slot lock, so
+    /// no child is alive when this returns and none can be started afterwards.
+    pub(crate) fn kill(&self) -> Result<(), Error> {
+        let mut slot = self.slot();
+        slot.killed = true;
+        let result = slot.child.take().map_or(Ok(()), |mut child| {
+            child.kill().and_then(|()| child.wait().map(drop))
+        });
+        if let Some(connection) = slot.connection.take() {
+            connection.shutdown();
+        }
+        drop(slot);
+        self.slot_changed.notify_all();
+        self.tell_credits.close();
+        self.update_view(|_| ());
+        result.map_err(Error::Io)
+    }
+
+    /// Whether a child process of this handle is running right now; never reaps.
+    pub(crate) fn is_alive(&self) -> bool {
+        let slot = self.slot();
+        slot.child.as_ref().is_some_and(|child| !exit::has_exited(child.id()))
+    }
+
+    /// Waits for the current child to exit, for at most `grace`; kills it after that.
+    pub(crate) fn reap(&self, grace: Duration) -> Exit {
+        let deadline = Instant::now().checked_add(grace);
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let mut slot = self.slot();
+            let Some(child) = slot.child.as_mut() else {
+                return Exit::Unknown;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                slot.child = None;
+                return Exit::Status(status);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = child.kill();
+                let status = child.wait();
+                slot.child = None;
+                return status.map_or(Exit::Unknown, Exit::Status);
+            }
+            drop(slot);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the current child without reaping it; the driver reaps it when its connection
+    /// ends.
+    pub(crate) fn kill_current_child(&self) {
+        if let Some(child) = self.slot().child.as_mut() {
+            // Already exited: the driver reaps it all the same.
+            let _ = child.kill();
+        }
+    }
+
+    /// Records the ending and closes the way in for `tell`.
+    pub(crate) fn deliver(&self, ending: Ending) {
+        self.tell_credits.close();
+        self.update_view(|view| {
+            view.ending = Some(ending);
+            view.over = true;
+        });
+        self.slot_changed.notify_all();
+    }
+
+    /// No child of this process will run again.
+    pub(crate) fn mark_finished(&self) {
+        self.update_view(|view| view.finished = true);
+    }
+
+    /// Time since `start`.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}

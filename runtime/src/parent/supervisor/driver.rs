@@ -1,0 +1,333 @@
+//! The supervisor's driver: one thread per process that is the only reader of the child's
+//! connection, feeds what it reads to the [`Supervisor`] and carries out its actions —
+//! reaping, restarting, killing, delivering the outcome.
+//!
+//! It never stops draining the connection, so a child never blocks on a parent that is not
+//! calling anything; payloads go into the bounded outbox (the child spends credits for them),
+//! everything else updates the shared view in place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::parent::exit::Exit;
+use crate::parent::shared::{Ending, Payload, ProcessShared};
+use crate::parent::spawn;
+use crate::parent::supervisor::machine::{Action, Event, Outcome, Report, Restart, Supervisor};
+use crate::protocol::lifecycle::{Resume, ToParent};
+use crate::timing::monotonic_instant;
+use crate::transport::Connection;
+use crate::transport::frame::{self, Frame, FrameReader};
+
+/// How long a child whose connection ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Starts the driver of a process whose first child is connected.
+pub(crate) fn start(shared: Arc<ProcessShared>, state: Vec<u8>, connection: Arc<Connection>) -> std::io::Result<()> {
+    let machine = Supervisor::new(shared.config.lives, shared.has_error_hook);
+    let mut driver = Driver {
+        reader: FrameReader::new(shared.config.max_frame_bytes),
+        shared,
+        machine,
+        checkpoint: state,
+        output: None,
+        connection,
+        read_timeout: None,
+    };
+    std::thread::Builder::new()
+        .name("skprocess-supervisor".into())
+        .spawn(move || driver.run())
+        .map(drop)
+}
+
+/// Why a connection stopped yielding frames.
+enum Interruption {
+    /// The connection ended (cleanly, mid-frame, or with an error).
+    Ended,
+    /// The child sent something that is not a valid message.
+    Malformed(String),
+    /// The read timed out: time to check the deadline.
+    TimedOut,
+}
+
+struct Driver {
+    shared: Arc<ProcessShared>,
+    machine: Supervisor,
+    connection: Arc<Connection>,
+    reader: FrameReader,
+    read_timeout: Option<Duration>,
+    /// The state to restart from: the start state, then each checkpoint.
+    checkpoint: Vec<u8>,
+    /// The output of a `Finished` report, until it is delivered.
+    output: Option<Vec<u8>>,
+}
+
+impl Driver {
+    fn run(&mut self) {
+        loop {
+            if self.shared.slot().killed {
+                self.handle(Event::KillRequested);
+            }
+            let interruption = self.read_until_interrupted();
+            match interruption {
+                Interruption::TimedOut => self.handle(Event::Tick(Instant::now())),
+                Interruption::Ended => {
+                    if !self.connection_ended(None) {
+                        break;
+                    }
+                }
+                Interruption::Malformed(detail) => {
+                    if !self.connection_ended(Some(detail)) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.shared.mark_finished();
+    }
+
+    /// Reads and dispatches frames until the connection ends or the next deadline passes.
+    fn read_until_interrupted(&mut self) -> Interruption {
+        if let Err(interruption) = self.set_read_timeout() {
+            return interruption;
+        }
+        loop {
+            let frame = match self.reader.read_frame(&mut self.connection.stream()) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Interruption::Ended,
+                Err(e) if e.is_timeout() => return Interruption::TimedOut,
+                Err(frame::WireError::TooLarge { len, max }) => {
+                    return Interruption::Malformed(format!("a frame of {len} bytes, over the limit of {max}"));
+                }
+                Err(_) => return Interruption::Ended,
+            };
+            let dispatched = dispatch(&self.shared, frame);
+            match dispatched {
+                Ok(Some(report)) => self.on_report(report),
+                Ok(None) => {}
+                Err(detail) => return Interruption::Malformed(detail),
+            }
+            if self.deadline_changed() {
+                return Interruption::TimedOut;
+            }
+        }
+    }
+
+    /// Reads block until the supervisor's next deadline, or without limit when it has none.
+    fn set_read_timeout(&mut self) -> Result<(), Interruption> {
+        let wanted = self.machine.next_deadline().map(|deadline| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_micros(100))
+        });
+        if wanted != self.read_timeout {
+            if self.connection.stream().set_read_timeout(wanted).is_err() {
+                return Err(Interruption::Ended);
+            }
+            self.read_timeout = wanted;
+        }
+        Ok(())
+    }
+
+    /// Whether a report just set or cleared a deadline, so the read timeout must change.
+    fn deadline_changed(&self) -> bool {
+        self.machine.next_deadline().is_some() != self.read_timeout.is_some()
+    }
+
+    fn on_report(&mut self, report: Reported) {
+        match report {
+            Reported::Report(report) => self.handle(Event::Report(report)),
+            Reported::Checkpoint { state, completed_runs } => {
+                self.checkpoint = state;
+                self.handle(Event::Report(Report::Checkpoint { completed_runs }));
+            }
+            Reported::Finished(output) => {
+                self.output = Some(output);
+                self.handle(Event::Report(Report::Finished));
+            }
+        }
+    }
+
+    /// The connection is over: reap the child and let the supervisor decide. Returns whether
+    /// there is a new child to read from.
+    fn connection_ended(&mut self, malformed: Option<String>) -> bool {
+        let at = Instant::now();
+        self.shared.clear_connection();
+        let exit = match malformed {
+            Some(detail) => {
+                self.shared.kill_current_child();
+                let _ = self.shared.reap(EXIT_GRACE);
+                Exit::Protocol(detail)
+            }
+            None => self.shared.reap(EXIT_GRACE),
+        };
+        let killed = self.shared.slot().killed;
+        let event = if killed { Event::KillRequested } else { Event::Ended { exit, at } };
+        self.handle(event);
+        !self.machine.is_over() && !killed && self.shared.slot().connection.is_some()
+    }
+
+    /// Feeds one event to the supervisor and carries out what it says, until it is quiet.
+    fn handle(&mut self, event: Event) {
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            next = match self.machine.handle(event) {
+                Some(Action::Restart(restart)) => self.restart(restart),
+                Some(Action::KillChild) => {
+                    self.shared.kill_current_child();
+                    None
+                }
+                Some(Action::Deliver(outcome)) => {
+                    self.deliver(outcome);
+                    None
+                }
+                None => None,
+            };
+        }
+    }
+
+    /// Starts a replacement child; a failure becomes the next event.
+    fn restart(&mut self, restart: Restart) -> Option<Event> {
+        let resume = self.resume(&restart);
+        let timers = self.shared.view().timers.clone();
+        match spawn::launch(&self.shared, &self.checkpoint, resume, &timers) {
+            Ok(connection) => {
+                self.shared.update_view(|view| {
+                    view.restarts = self.machine.restarts();
+                    view.progress.lives_left = restart.lives_left;
+                    view.progress.completed_runs = restart.completed_runs;
+                    view.credit_return.reset();
+                });
+                self.reader = FrameReader::new(self.shared.config.max_frame_bytes);
+                self.read_timeout = None;
+                self.shared.install_connection(Arc::clone(&connection));
+                self.connection = connection;
+                None
+            }
+            Err(Error::Killed) => Some(Event::KillRequested),
+            Err(error) => Some(Event::SpawnFailed(error)),
+        }
+    }
+
+    fn resume(&self, restart: &Restart) -> Resume {
+        let stop = self.shared.slot().stop_requested;
+        let view = self.shared.view();
+        let queued = u32::try_from(view.outbox.len()).unwrap_or(u32::MAX);
+        Resume {
+            completed_runs: restart.completed_runs,
+            lives_left: restart.lives_left,
+            elapsed: self.shared.uptime(),
+            stop,
+            usage: view.progress.usage,
+            pending: restart.pending.clone(),
+            outbox_credits: self.shared.config.outbox_capacity.saturating_sub(queued),
+            discard_outbox: view.discarding,
+        }
+    }
+
+    fn deliver(&mut self, outcome: Outcome) {
+        let ending = match (outcome, self.output.take()) {
+            (Outcome::Finished, Some(output)) => Ending::Output(output),
+            (outcome, _) => Ending::Outcome(outcome),
+        };
+        self.shared.deliver(ending);
+    }
+}
+
+/// What a frame meant for the supervisor, beyond what was recorded in the view.
+enum Reported {
+    Report(Report),
+    Checkpoint { state: Vec<u8>, completed_runs: u64 },
+    Finished(Vec<u8>),
+}
+
+/// Records a frame in the shared view; returns what the supervisor must hear of it.
+fn dispatch(shared: &ProcessShared, frame: Frame<'_>) -> Result<Option<Reported>, String> {
+    let message: ToParent<'_> = frame::decode(frame.bytes()).map_err(|e| e.to_string())?;
+    let tell_start = match message {
+        ToParent::Tell(payload) => frame.bytes().len() - payload.len(),
+        other => return Ok(record(shared, other)),
+    };
+    // A large frame is kept whole, with the payload's offset, rather than copied.
+    let payload = match frame {
+        Frame::Owned(bytes) => Payload {
+            bytes,
+            start: tell_start,
+        },
+        Frame::Buffered(bytes) => Payload {
+            bytes: bytes[tell_start..].to_vec(),
+            start: 0,
+        },
+    };
+    queue_message(shared, payload);
+    Ok(None)
+}
+
+/// Records any message but a payload.
+fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
+    let report = match message {
+        ToParent::Tell(_) => return None,
+        ToParent::Credit(credits) => {
+            shared.tell_credits.grant(credits);
+            return None;
+        }
+        ToParent::Progress(progress) => {
+            shared.update_view(|view| view.progress = progress);
+            Report::Progress {
+                completed_runs: progress.completed_runs,
+                lives_left: progress.lives_left,
+            }
+        }
+        ToParent::Samples(samples) => {
+            shared.update_view(|view| {
+                for (slot, sample) in samples {
+                    view.timers.record(slot, sample);
+                }
+            });
+            return None;
+        }
+        ToParent::Checkpoint {
+            state,
+            completed_runs,
+        } => {
+            shared.update_view(|view| view.progress.completed_runs = completed_runs);
+            return Some(Reported::Checkpoint {
+                state: state.to_vec(),
+                completed_runs,
+            });
+        }
+        ToParent::HookStarted {
+            hook,
+            limit,
+            run,
+            started_nanos,
+        } => Report::HookStarted {
+            hook,
+            limit,
+            run,
+            started: monotonic_instant(started_nanos),
+        },
+        ToParent::HookEnded => Report::HookEnded,
+        ToParent::TimedOut { hook, limit, run } => Report::TimedOut { hook, limit, run },
+        ToParent::Finishing => Report::Finishing,
+        ToParent::Finished {
+            output,
+            completed_runs,
+        } => {
+            shared.update_view(|view| view.progress.completed_runs = completed_runs);
+            return Some(Reported::Finished(output.to_vec()));
+        }
+        ToParent::Failed(failure) => Report::Failed(failure),
+        ToParent::UnknownType(key) => Report::SetupFailed(Error::UnknownType(key)),
+        ToParent::SetupFailed(detail) => Report::SetupFailed(Error::Bootstrap { detail }),
+    };
+    Some(Reported::Report(report))
+}
+
+fn queue_message(shared: &ProcessShared, payload: Payload) {
+    shared.update_view(|view| {
+        if !view.discarding {
+            view.outbox.push_back(payload);
+        }
+    });
+}

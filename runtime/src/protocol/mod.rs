@@ -1,0 +1,86 @@
+//! The protocols that run over the transport, one message set per role, and the flow control
+//! they share.
+//!
+//! Every child starts the same way: it connects, proves its token (transport), then reads one
+//! [`Start`] that names its [`Role`] and the registered type it runs. What follows depends on
+//! the role:
+//!
+//! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
+//!
+//! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
+//! receiver has room for, while control messages flow freely, so a full queue never holds up
+//! a stop, a kill or a terminal report.
+
+pub(crate) mod credits;
+pub(crate) mod lifecycle;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Which engine a child runs; registry entries and the start message both carry it, and a
+/// child refuses a start whose role does not match the entry it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Role {
+    /// The `#[skprocess]` lifecycle engine: hooks, runs, lives, timeouts.
+    Lifecycle,
+}
+
+/// The first message a child receives once it has proven its token.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Start<'a> {
+    pub(crate) role: Role,
+    pub(crate) key: &'a str,
+    #[serde(with = "serde_bytes")]
+    pub(crate) state: &'a [u8],
+    pub(crate) config: Config,
+    pub(crate) resume: lifecycle::Resume,
+    /// How many [`lifecycle::ToChild::Samples`] frames follow with the timers so far.
+    pub(crate) sample_frames: u32,
+}
+
+/// Room a start message needs beside the state itself (key, configuration, resume point).
+pub(crate) const START_OVERHEAD: usize = 4096;
+
+/// The variant index that `Tell` has in both directions' message enums, so a payload can be
+/// framed without copying it into an encoded message.
+const TELL_VARIANT: u8 = 0;
+
+/// The encoded start of a `Tell(payload)` message: its variant and the payload's length, as
+/// the codec writes them. Returns the buffer and how many of its bytes are used.
+pub(crate) fn tell_prefix(payload_len: usize) -> ([u8; 11], usize) {
+    let mut prefix = [0u8; 11];
+    prefix[0] = TELL_VARIANT;
+    let mut used = 1;
+    let mut rest = payload_len as u64;
+    loop {
+        let byte = (rest & 0x7f) as u8;
+        rest >>= 7;
+        if rest == 0 {
+            prefix[used] = byte;
+            return (prefix, used + 1);
+        }
+        prefix[used] = byte | 0x80;
+        used += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lifecycle::{ToChild, ToParent};
+    use super::*;
+    use crate::transport::frame;
+
+    #[test]
+    fn the_tell_prefix_matches_the_codec_in_both_directions() {
+        for len in [0usize, 1, 127, 128, 300, 16_384, 1 << 21] {
+            let payload = vec![5u8; len];
+            let (prefix, used) = tell_prefix(len);
+            let mut manual = prefix[..used].to_vec();
+            manual.extend_from_slice(&payload);
+            assert_eq!(frame::encode(&ToParent::Tell(&payload)).unwrap(), manual);
+            assert_eq!(frame::encode(&ToChild::Tell(&payload)).unwrap(), manual);
+        }
+    }
+}

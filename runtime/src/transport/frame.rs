@@ -1,0 +1,417 @@
+//! Frames: a 4-byte little-endian length followed by that many bytes, never more than a
+//! configured maximum. The codec (postcard) lives behind [`encode`]/[`decode`] so that it can
+//! be swapped in one place.
+//!
+//! Reading keeps memory proportional to the bytes that actually arrived, whatever a length
+//! prefix claims: small frames are cut out of one read buffer, large ones grow as they arrive.
+
+use std::io::{self, Read};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// Size of the read buffer. Frames that fit are returned as slices of it, several per read;
+/// larger frames are read into a vector of their own.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Something malformed or missing on the wire.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The length prefix announces more bytes than the configured maximum.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced length.
+        len: u64,
+        /// Configured maximum.
+        max: u32,
+    },
+    /// The peer closed the connection in the middle of a frame.
+    #[error("connection closed in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes announced, header included.
+        expected: usize,
+    },
+    /// The frame's bytes do not decode as the expected message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Reading or writing the socket failed.
+    #[error("i/o error on the wire: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl WireError {
+    /// Whether a read stopped only because its timeout expired; the reader can be resumed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, WireError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+/// Encodes a value with the wire codec.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    postcard::to_stdvec(value).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// Encodes a value with the wire codec into `buffer`, replacing its contents but keeping its
+/// capacity, so a sender that reuses one buffer allocates only when a value outgrows it.
+pub fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let mut reused = std::mem::take(buffer);
+    reused.clear();
+    *buffer = postcard::to_extend(value, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
+    Ok(())
+}
+
+/// Decodes a value with the wire codec; trailing bytes are an error.
+pub fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(WireError::Malformed(format!(
+            "{} trailing bytes after the message",
+            rest.len()
+        ))),
+        Err(e) => Err(WireError::Malformed(e.to_string())),
+    }
+}
+
+/// Decodes an owned value; see [`decode`].
+pub fn decode_owned<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    decode(bytes)
+}
+
+/// Encodes `message` as one complete frame (header included) into `frame`, reusing its
+/// capacity; fails without writing anything useful when the message exceeds `max`.
+pub fn encode_frame_into<T: Serialize + ?Sized>(
+    message: &T,
+    max: u32,
+    frame: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let mut reused = std::mem::take(frame);
+    reused.clear();
+    reused.extend_from_slice(&[0; HEADER_LEN]);
+    *frame = postcard::to_extend(message, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let len = frame.len() - HEADER_LEN;
+    check_len(len, max)?;
+    frame[..HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Encodes `message` as one complete frame (header included), ready for a single write.
+pub fn encode_frame<T: Serialize + ?Sized>(message: &T, max: u32) -> Result<Vec<u8>, WireError> {
+    let mut frame = Vec::new();
+    encode_frame_into(message, max, &mut frame)?;
+    Ok(frame)
+}
+
+/// Refuses a frame body of `len` bytes when it exceeds `max`.
+pub fn check_len(len: usize, max: u32) -> Result<(), WireError> {
+    if len > max as usize {
+        return Err(WireError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// A frame's payload: a slice of the reader's buffer, or a vector of its own when it was too
+/// large for the buffer.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    /// A small frame, valid until the next read.
+    Buffered(&'a [u8]),
+    /// A large frame, read into its own allocation.
+    Owned(Vec<u8>),
+}
+
+impl Frame<'_> {
+    /// The payload bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Buffered(bytes) => bytes,
+            Frame::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// A large frame being read into its own vector.
+#[derive(Debug)]
+struct LargeFrame {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+/// What the buffer holds at its front.
+enum Front {
+    /// A whole small frame: its payload's range in the buffer.
+    Small(std::ops::Range<usize>),
+    /// The header of a frame too large for the buffer.
+    Large(usize),
+    /// Not enough bytes yet.
+    Partial,
+}
+
+/// Reads frames through a buffer, so one `read` call usually brings in a whole frame (or
+/// several), and keeps partial progress across timeouts so a read can be resumed.
+#[derive(Debug)]
+pub struct FrameReader {
+    max: u32,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    large: Option<LargeFrame>,
+}
+
+impl FrameReader {
+    /// A reader that rejects frames larger than `max` bytes.
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            large: None,
+        }
+    }
+
+    /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
+    ///
+    /// A timeout surfaces as an error for which [`WireError::is_timeout`] holds; calling again
+    /// resumes where the previous call stopped.
+    pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<Option<Frame<'_>>, WireError> {
+        loop {
+            if self.large.is_some() {
+                return self.continue_large(reader).map(|frame| Some(Frame::Owned(frame)));
+            }
+            match self.front()? {
+                Front::Small(range) => {
+                    self.start = range.end;
+                    return Ok(Some(Frame::Buffered(&self.buf[range])));
+                }
+                Front::Large(len) => self.begin_large(len),
+                Front::Partial => {
+                    if self.fill(reader)? == 0 {
+                        return self.end_of_stream();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and decodes the next message. `Ok(None)` is a clean end of stream.
+    pub fn read_message<R: Read, T: DeserializeOwned>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<T>, WireError> {
+        match self.read_frame(reader)? {
+            Some(frame) => decode(frame.bytes()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes received but not yet returned as frames.
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn front(&self) -> Result<Front, WireError> {
+        let Some(header) = self.buf.get(self.start..self.start + HEADER_LEN) else {
+            return Ok(Front::Partial);
+        };
+        if self.buffered() < HEADER_LEN {
+            return Ok(Front::Partial);
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        check_len(len as usize, self.max)?;
+        let len = len as usize;
+        if HEADER_LEN + len > READ_BUFFER {
+            return Ok(Front::Large(len));
+        }
+        let body = self.start + HEADER_LEN;
+        if self.end - body < len {
+            return Ok(Front::Partial);
+        }
+        Ok(Front::Small(body..body + len))
+    }
+
+    /// Moves the buffered start of a large frame into a vector of its own.
+    fn begin_large(&mut self, len: usize) {
+        let body = self.start + HEADER_LEN;
+        let bytes = self.buf[body..self.end].to_vec();
+        self.start = 0;
+        self.end = 0;
+        self.large = Some(LargeFrame { bytes, len });
+    }
+
+    /// Reads the rest of a large frame; the vector grows with the bytes that arrive, so a
+    /// lying length costs nothing until the bytes are really sent.
+    fn continue_large<R: Read>(&mut self, reader: &mut R) -> Result<Vec<u8>, WireError> {
+        let Some(large) = self.large.as_mut() else {
+            return Err(WireError::Malformed("no large frame in progress".into()));
+        };
+        while large.bytes.len() < large.len {
+            let missing = (large.len - large.bytes.len()) as u64;
+            match reader.take(missing).read_to_end(&mut large.bytes) {
+                Ok(0) => {
+                    return Err(WireError::Truncated {
+                        got: HEADER_LEN + large.bytes.len(),
+                        expected: HEADER_LEN + large.len,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let done = self.large.take().map(|large| large.bytes);
+        done.ok_or_else(|| WireError::Malformed("no large frame in progress".into()))
+    }
+
+    /// Reads more bytes into the buffer, after moving what is left to its front. Returns how
+    /// many arrived.
+    fn fill<R: Read>(&mut self, reader: &mut R) -> Result<usize, WireError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < READ_BUFFER {
+            self.buf.resize(READ_BUFFER, 0);
+        }
+        let n = read_some(reader, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    fn end_of_stream(&mut self) -> Result<Option<Frame<'_>>, WireError> {
+        let got = self.buffered();
+        if got == 0 {
+            return Ok(None);
+        }
+        let announced = self.buf.get(self.start..self.start + HEADER_LEN);
+        let expected = match announced {
+            Some(h) if got >= HEADER_LEN => HEADER_LEN + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
+            _ => HEADER_LEN,
+        };
+        Err(WireError::Truncated { got, expected })
+    }
+}
+
+/// One `read` call, retrying on `Interrupted`.
+fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, WireError> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_of(body: &[u8]) -> Vec<u8> {
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    #[test]
+    fn round_trips_a_message_through_a_frame() {
+        let frame = encode_frame(&(7u8, String::from("x")), 1024).unwrap();
+        let mut reader = FrameReader::new(1024);
+        let msg: (u8, String) = reader.read_message(&mut frame.as_slice()).unwrap().unwrap();
+        assert_eq!(msg, (7, "x".into()));
+    }
+
+    #[test]
+    fn several_small_frames_and_one_large_frame_arrive_whole_and_in_order() {
+        let large = vec![7u8; 3 * READ_BUFFER + 11];
+        let mut stream = frame_of(b"one");
+        stream.extend(frame_of(&large));
+        stream.extend(frame_of(b"two"));
+        let mut input = stream.as_slice();
+        let mut reader = FrameReader::new(u32::MAX);
+        let mut seen = Vec::new();
+        while let Some(frame) = reader.read_frame(&mut input).unwrap() {
+            seen.push(frame.bytes().to_vec());
+        }
+        assert_eq!(seen, [b"one".to_vec(), large, b"two".to_vec()]);
+    }
+
+    #[test]
+    fn rejects_oversized_frame_without_allocating_it() {
+        let mut input: &[u8] = &u32::MAX.to_le_bytes();
+        let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
+        assert!(
+            matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn truncated_body_is_an_error() {
+        let mut input: &[u8] = &[10, 0, 0, 0, 1, 2];
+        let err = FrameReader::new(1024).read_frame(&mut input).unwrap_err();
+        assert!(matches!(
+            err,
+            WireError::Truncated {
+                got: 6,
+                expected: 14
+            }
+        ));
+    }
+
+    #[test]
+    fn a_large_frame_cut_short_is_truncated() {
+        let mut stream = frame_of(&vec![1u8; 2 * READ_BUFFER]);
+        stream.truncate(READ_BUFFER + 100);
+        let err = FrameReader::new(u32::MAX)
+            .read_frame(&mut stream.as_slice())
+            .unwrap_err();
+        assert!(matches!(err, WireError::Truncated { got, .. } if got == READ_BUFFER + 100));
+    }
+
+    #[test]
+    fn truncated_header_is_an_error_but_empty_input_is_a_clean_end() {
+        let mut partial: &[u8] = &[10, 0];
+        assert!(matches!(
+            FrameReader::new(16).read_frame(&mut partial),
+            Err(WireError::Truncated {
+                got: 2,
+                expected: 4
+            })
+        ));
+        let mut empty: &[u8] = &[];
+        assert!(
+            FrameReader::new(16)
+                .read_frame(&mut empty)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn encoding_refuses_frames_over_the_limit() {
+        let err = encode_frame(&vec![0u8; 100], 10).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { max: 10, .. }));
+    }
+
+    #[test]
+    fn encoding_into_a_buffer_reuses_it() {
+        let mut frame = Vec::with_capacity(256);
+        let capacity = frame.capacity();
+        encode_frame_into(&[1u8, 2, 3], 1024, &mut frame).unwrap();
+        encode_frame_into(&[4u8], 1024, &mut frame).unwrap();
+        assert_eq!(frame, [1, 0, 0, 0, 4]);
+        assert_eq!(frame.capacity(), capacity);
+    }
+}

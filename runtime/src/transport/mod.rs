@@ -1,0 +1,15 @@
+//! The transport: authenticated, framed local-socket connections, independent of what the
+//! messages mean.
+//!
+//! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
+//! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
+//! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//!
+//! The protocols that run over it (what a lifecycle child and its parent say to each other)
+//! live in `protocol`.
+
+pub(crate) mod connection;
+pub mod frame;
+pub(crate) mod rendezvous;
+
+pub(crate) use connection::Connection;

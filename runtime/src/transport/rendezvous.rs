@@ -1,0 +1,359 @@
+//! The private rendezvous point a child connects back to, and the hello that authenticates it.
+//!
+//! The socket file lives in a fresh directory with mode 0700; both are removed as soon as the
+//! rendezvous is dropped (once the child has connected, or the spawn failed). The child must
+//! also prove a random token in its first frame. Connections are handled concurrently, each
+//! with its own hello deadline, so a foreign connection that stays silent or trickles bytes
+//! cannot delay the real child.
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::transport::connection::Connection;
+use crate::transport::frame::{self, HEADER_LEN};
+
+/// How long one connection may take to send its hello.
+const HELLO_DEADLINE: Duration = Duration::from_secs(2);
+/// Largest hello accepted; a real one is about 50 bytes.
+const MAX_HELLO: usize = 256;
+/// Connections waiting for their hello at once; the oldest is dropped beyond this.
+const MAX_PENDING: usize = 64;
+/// Longest single wait, so that a child's exit or a kill is noticed promptly.
+const POLL_SLICE: Duration = Duration::from_millis(10);
+
+/// The first frame on every connection: who the child is and the token it was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) token: String,
+    pub(crate) pid: u32,
+}
+
+/// Returns `bytes` random bytes as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Connects to a rendezvous address and proves `token`.
+pub(crate) fn connect(address: &Path, token: &str, max_frame: u32) -> Result<Connection, Error> {
+    let connection = Connection::new(UnixStream::connect(address)?, max_frame)?;
+    connection.send(&Hello {
+        token: token.to_owned(),
+        pid: std::process::id(),
+    })?;
+    Ok(connection)
+}
+
+/// A listening socket that exists only until the child has connected.
+pub(crate) struct Rendezvous {
+    listener: UnixListener,
+    address: PathBuf,
+    _dir: PrivateDir,
+}
+
+/// A connection that has not proven the token yet.
+struct Pending {
+    stream: UnixStream,
+    received: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Rendezvous {
+    /// Binds a fresh, private rendezvous point in `socket_dir` (default: the temp directory).
+    pub(crate) fn bind(socket_dir: Option<&Path>) -> Result<Self, Error> {
+        let dir = PrivateDir::create(socket_dir)?;
+        let address = dir.path.join("s");
+        let listener = UnixListener::bind(&address)?;
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            listener,
+            address,
+            _dir: dir,
+        })
+    }
+
+    /// The address a child passes to [`connect`].
+    pub(crate) fn address(&self) -> &Path {
+        &self.address
+    }
+
+    /// Accepts the first connection that proves `token` before `deadline` (`None`: no limit).
+    /// `abandon` is asked between waits whether to give up (the child exited, a kill came).
+    pub(crate) fn accept(
+        self,
+        token: &str,
+        max_frame: u32,
+        deadline: Option<Instant>,
+        mut abandon: impl FnMut() -> Option<Error>,
+    ) -> Result<(Connection, Hello), Error> {
+        let mut pending: Vec<Pending> = Vec::new();
+        loop {
+            let now = Instant::now();
+            pending.retain(|p| p.deadline > now);
+            if let Some(error) = abandon() {
+                return Err(error);
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Bootstrap {
+                    detail: "no connection proved the token in time".into(),
+                });
+            }
+            let ready = wait_readable(&self.listener, &pending, wait_slice(now, deadline, &pending))?;
+            if ready.listener {
+                self.accept_waiting(&mut pending)?;
+            }
+            for index in ready.streams.into_iter().rev() {
+                match read_hello(&mut pending[index], token) {
+                    HelloState::Proven(hello) => {
+                        let stream = pending.swap_remove(index).stream;
+                        return Ok((Connection::new(stream, max_frame)?, hello));
+                    }
+                    HelloState::Rejected => drop(pending.swap_remove(index)),
+                    HelloState::Incomplete => {}
+                }
+            }
+        }
+    }
+
+    /// Takes every connection waiting in the backlog.
+    fn accept_waiting(&self, pending: &mut Vec<Pending>) -> Result<(), Error> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(true)?;
+                    if pending.len() >= MAX_PENDING {
+                        pending.remove(0);
+                    }
+                    pending.push(Pending {
+                        stream,
+                        received: Vec::new(),
+                        deadline: Instant::now() + HELLO_DEADLINE,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// How long the next wait may last: a slice, cut short by the overall and hello deadlines.
+fn wait_slice(now: Instant, deadline: Option<Instant>, pending: &[Pending]) -> Duration {
+    let earliest = pending.iter().map(|p| p.deadline).chain(deadline).min();
+    earliest.map_or(POLL_SLICE, |d| {
+        d.saturating_duration_since(now).min(POLL_SLICE)
+    })
+}
+
+/// Which of the listener and the pending streams have something to read.
+struct Readable {
+    listener: bool,
+    streams: Vec<usize>,
+}
+
+fn wait_readable(
+    listener: &UnixListener,
+    pending: &[Pending],
+    timeout: Duration,
+) -> Result<Readable, Error> {
+    let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+        .chain(pending.iter().map(|p| p.stream.as_raw_fd()))
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    if n < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error.into());
+        }
+    }
+    let fired = |fd: &libc::pollfd| fd.revents != 0;
+    Ok(Readable {
+        listener: fired(&fds[0]),
+        streams: (0..pending.len()).filter(|&i| fired(&fds[i + 1])).collect(),
+    })
+}
+
+enum HelloState {
+    Proven(Hello),
+    Rejected,
+    Incomplete,
+}
+
+/// Reads what a pending connection has sent; judges it once a whole frame is in.
+fn read_hello(pending: &mut Pending, token: &str) -> HelloState {
+    let mut chunk = [0u8; MAX_HELLO + HEADER_LEN];
+    let room = MAX_HELLO + HEADER_LEN - pending.received.len();
+    match pending.stream.read(&mut chunk[..room]) {
+        Ok(0) => return HelloState::Rejected,
+        Ok(n) => pending.received.extend_from_slice(&chunk[..n]),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            return HelloState::Incomplete;
+        }
+        Err(_) => return HelloState::Rejected,
+    }
+    judge_hello(&pending.received, token)
+}
+
+fn judge_hello(received: &[u8], token: &str) -> HelloState {
+    let Some(header) = received.get(..HEADER_LEN) else {
+        return HelloState::Incomplete;
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > MAX_HELLO {
+        return HelloState::Rejected;
+    }
+    let Some(body) = received.get(HEADER_LEN..HEADER_LEN + len) else {
+        return HelloState::Incomplete;
+    };
+    match frame::decode::<Hello>(body) {
+        Ok(hello) if received.len() == HEADER_LEN + len && constant_time_eq(&hello.token, token) => {
+            HelloState::Proven(hello)
+        }
+        _ => HelloState::Rejected,
+    }
+}
+
+/// Compares two strings without an early exit, so timing does not leak the token.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A directory only the current user can enter; removed with everything in it on drop.
+pub(crate) struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    fn create(base: Option<&Path>) -> Result<Self, Error> {
+        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let path = base.join(format!("skp-{}", random_hex(8)?));
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path)?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        // Best effort: the directory is private and holds nothing but our socket.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::thread;
+
+    const LIMIT: u32 = 1024;
+
+    fn hello_frame(token: &str, pid: u32) -> Vec<u8> {
+        let hello = Hello {
+            token: token.into(),
+            pid,
+        };
+        frame::encode_frame(&hello, LIMIT).unwrap()
+    }
+
+    fn accept_within(rendezvous: Rendezvous, limit: Duration) -> Result<Hello, Error> {
+        let deadline = Instant::now() + limit;
+        rendezvous
+            .accept("secret", LIMIT, Some(deadline), || None)
+            .map(|(_, hello)| hello)
+    }
+
+    #[test]
+    fn accepts_only_the_connection_that_proves_the_token() {
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let address = rendezvous.address().to_owned();
+        let client = thread::spawn(move || {
+            let mut rogue = UnixStream::connect(&address).unwrap();
+            rogue.write_all(&hello_frame("guess-guess-guess", 1)).unwrap();
+            let mut honest = UnixStream::connect(&address).unwrap();
+            honest.write_all(&hello_frame("secret", 2)).unwrap();
+            (rogue, honest)
+        });
+        let hello = accept_within(rendezvous, Duration::from_secs(5)).unwrap();
+        assert_eq!(hello.pid, 2, "the rogue connection was accepted");
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn a_wrong_token_alone_is_never_accepted() {
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let address = rendezvous.address().to_owned();
+        let client = thread::spawn(move || {
+            let mut rogue = UnixStream::connect(&address).unwrap();
+            rogue.write_all(&hello_frame("secreT", 1)).unwrap();
+            rogue
+        });
+        let started = Instant::now();
+        let result = accept_within(rendezvous, Duration::from_millis(300));
+        assert!(matches!(result, Err(Error::Bootstrap { .. })), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(client.join());
+    }
+
+    #[test]
+    fn silent_and_trickling_connections_do_not_delay_the_real_one() {
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let address = rendezvous.address().to_owned();
+        let client = thread::spawn(move || {
+            let silent = UnixStream::connect(&address).unwrap();
+            let mut trickle = UnixStream::connect(&address).unwrap();
+            trickle.write_all(&hello_frame("secret", 3)[..2]).unwrap();
+            thread::sleep(Duration::from_millis(50));
+            let mut honest = UnixStream::connect(&address).unwrap();
+            honest.write_all(&hello_frame("secret", 2)).unwrap();
+            (silent, trickle, honest)
+        });
+        let started = Instant::now();
+        let hello = accept_within(rendezvous, Duration::from_secs(10)).unwrap();
+        assert_eq!(hello.pid, 2);
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn abandons_when_asked() {
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let result = rendezvous.accept("secret", LIMIT, None, || {
+            Some(Error::Bootstrap {
+                detail: "child exited".into(),
+            })
+        });
+        assert!(matches!(result, Err(Error::Bootstrap { detail }) if detail == "child exited"));
+    }
+
+    #[test]
+    fn socket_directory_is_private_and_removed_on_drop() {
+        use std::os::unix::fs::PermissionsExt;
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let dir = rendezvous.address().parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(rendezvous);
+        assert!(!dir.exists());
+    }
+}
