@@ -36,7 +36,10 @@ use proc_macro::TokenStream;
 /// | `inbox` | type | `NoMessages` | what the parent `tell`s and hooks `listen` for |
 /// | `outbox` | type | `NoMessages` | what hooks `tell` and the parent `listen`s for |
 ///
-/// Durations are string literals such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"500us"`.
+/// Durations are string literals such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"1500us"`
+/// (`µs` is accepted for `us`). They are read exactly, without floating point: a duration below
+/// `1ms` (the precision of timeouts and `join_in`) or above `u64::MAX` nanoseconds (about 584
+/// years) is a compile error.
 /// Every option can be overridden per instance with `Config` before `start_with`.
 ///
 /// # Hooks

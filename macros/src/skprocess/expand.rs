@@ -88,20 +88,14 @@ fn default_config(options: &Options) -> TokenStream {
     if let Some(lives) = options.lives {
         config.extend(quote!(.lives(#lives)));
     }
-    if let Some(budget) = options.join_in {
-        let nanos = duration_nanos(budget);
-        config.extend(quote!(.join_in(::core::time::Duration::from_nanos(#nanos))));
+    if let Some(budget) = &options.join_in {
+        config.extend(quote!(.join_in(#budget)));
     }
     for (hook, limit) in &options.timeouts {
         let variant = hook_variant(hook);
-        let nanos = duration_nanos(*limit);
-        config.extend(quote!(.timeout(::skprocess::__private::Hook::#variant, ::core::time::Duration::from_nanos(#nanos))));
+        config.extend(quote!(.timeout(::skprocess::__private::Hook::#variant, #limit)));
     }
     config
-}
-
-fn duration_nanos(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn hook_variant(hook: &syn::Ident) -> syn::Ident {
