@@ -2,12 +2,14 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
-use syn::{Expr, ExprLit, Ident, Lit, LitInt, Token, Type};
+use syn::{Expr, ExprLit, Ident, Lit, LitInt, Type};
 
 use crate::duration::{self, DurationLit};
+use crate::errors::skip_value;
+use crate::krate::Krate;
 
 /// Option names, for error messages.
-const OPTIONS: &str = "`runs`, `lives`, `join_in`, `timeout`, `inbox`, `outbox`";
+const OPTIONS: &str = "`runs`, `lives`, `join_in`, `timeout`, `inbox`, `outbox`, `crate`";
 /// Hooks that accept a timeout.
 pub(crate) const TIMEOUT_HOOKS: [&str; 6] =
     ["prerun", "run", "postrun", "onfinish", "result", "error"];
@@ -27,6 +29,7 @@ pub(crate) struct Options {
     pub(crate) timeouts: Vec<(Ident, DurationLit)>,
     pub(crate) inbox: Option<Type>,
     pub(crate) outbox: Option<Type>,
+    pub(crate) krate: Krate,
     seen: Vec<String>,
 }
 
@@ -61,6 +64,7 @@ impl Options {
             "timeout" => self.timeouts = parse_timeouts(meta)?,
             "inbox" => self.inbox = Some(meta.value()?.parse()?),
             "outbox" => self.outbox = Some(meta.value()?.parse()?),
+            "crate" => self.krate = Krate::parse_value(meta)?,
             _ => {
                 return Err(meta.error(format!(
                     "unknown option `{}`; expected one of {OPTIONS}",
@@ -181,16 +185,6 @@ fn parse_duration(
             other,
             format!("expected a duration string such as `\"250ms\"` for `{option}`"),
         )),
-    }
-}
-
-/// Consumes `= value` after a rejected option so parsing can go on to the next one.
-fn skip_value(meta: &ParseNestedMeta) {
-    if meta.input.peek(Token![=]) {
-        let _ = meta.input.parse::<Token![=]>();
-        let _ = meta.input.parse::<Expr>();
-    } else if meta.input.peek(syn::token::Paren) {
-        let _ = meta.input.parse::<proc_macro2::Group>();
     }
 }
 

@@ -45,3 +45,59 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         (None, None) => item,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// With `crate = …`, no generated path names `skprocess`: only the given path and `::core`.
+    #[test]
+    fn crate_option_replaces_every_skprocess_path() {
+        let expanded = super::expand(
+            quote!(
+                crate = renamed,
+                runs = 2,
+                join_in = "1s",
+                timeout(run = "1s")
+            ),
+            quote! {
+                impl Worker {
+                    fn prerun(&mut self, ctx: &mut Ctx<Self>) {}
+                    fn run(&mut self) -> Result<(), String> { Ok(()) }
+                    fn postrun(&mut self) {}
+                    fn onfinish(&mut self) {}
+                    fn result(&mut self) -> Result<u64, String> { Ok(1) }
+                    fn error(&mut self, ctx: &mut Ctx<Self>, error: &Error) -> u64 { 0 }
+                }
+            },
+        )
+        .to_string();
+        assert!(!expanded.contains("skprocess"), "{expanded}");
+        assert!(
+            expanded.contains("renamed :: __private :: Process"),
+            "{expanded}"
+        );
+    }
+
+    /// Without a result hook the fallbacks are generated; they follow `crate = …` too.
+    #[test]
+    fn crate_option_reaches_the_fallbacks() {
+        let expanded = super::expand(
+            quote!(crate = a::b),
+            quote!(impl Worker { fn run(&mut self) {} }),
+        )
+        .to_string();
+        assert!(!expanded.contains("skprocess"), "{expanded}");
+    }
+
+    #[test]
+    fn default_crate_is_absolute() {
+        let expanded =
+            super::expand(quote!(), quote!(impl Worker { fn run(&mut self) {} })).to_string();
+        assert!(
+            expanded.contains(":: skprocess :: __private :: Process"),
+            "{expanded}"
+        );
+        assert!(!expanded.contains("compile_error"), "{expanded}");
+    }
+}
