@@ -1,6 +1,7 @@
 //! Attribute macros of [skprocess](https://docs.rs/skprocess). Use them through the
 //! `skprocess` crate, which re-exports them; generated code only names `::skprocess::__private`
-//! (or `<path>::__private` with the `crate = path` option) and `::core`.
+//! (or `<path>::__private` with the `crate = path` option) and `::core`, and calls trait items by
+//! their full path, so it compiles under `#![no_implicit_prelude]`.
 
 #![deny(missing_docs)]
 

@@ -31,8 +31,13 @@ impl Doubler {
     }
 }
 
+/// A re-exported path and no prelude at all: the generated code still resolves.
 mod nested {
+    #![no_implicit_prelude]
+
     use crate::framework::skprocess::prelude::{Deserialize, Serialize};
+    use ::std::borrow::ToOwned;
+    use ::std::string::String;
 
     #[derive(Serialize, Deserialize)]
     pub struct Greeter;

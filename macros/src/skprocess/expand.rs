@@ -83,7 +83,9 @@ fn message_type(ty: Option<&Type>, krate: &Krate) -> TokenStream {
 
 fn default_config(options: &Options) -> TokenStream {
     let krate = &options.krate;
-    let mut config = quote!(#krate::__private::Config::default());
+    // Trait items are called by their full path: under `#![no_implicit_prelude]` no trait,
+    // not even `Default`, is in scope.
+    let mut config = quote!(<#krate::__private::Config as ::core::default::Default>::default());
     match &options.runs {
         Some(Runs::Count(n)) => {
             let n = u64_literal(*n);
