@@ -38,6 +38,6 @@ pub mod __private {
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
-    pub use crate::registry::ProcessEntry;
-    pub use inventory;
+    pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
+    pub use linkme;
 }

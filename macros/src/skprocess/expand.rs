@@ -1,4 +1,5 @@
-//! Code generation: `impl Process` over the user's hooks, plus the registry entry.
+//! Code generation: `impl Process` over the user's hooks, plus the registry entry (a static in
+//! the runtime's `PROCESS_TYPES` linkme slice, the same as `register!` expands to).
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
@@ -60,9 +61,12 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
             #run_fallback
             #result_fallback
         }
-        #krate::__private::inventory::submit! {
-            #krate::__private::ProcessEntry::of::<#self_ty>()
-        }
+        const _: () = {
+            #[#krate::__private::linkme::distributed_slice(#krate::__private::PROCESS_TYPES)]
+            #[linkme(crate = #krate::__private::linkme)]
+            static ENTRY: #krate::__private::ProcessEntry =
+                #krate::__private::ProcessEntry::lifecycle::<#self_ty>();
+        };
     }
 }
 
