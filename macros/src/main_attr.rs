@@ -45,17 +45,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Parses `crate = path`, the only option, collecting one error per mistake.
 fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Krate {
-    let mut krate = None;
+    let mut krate = Krate::default();
+    let mut seen_crate = false;
     let parser = syn::meta::parser(|meta| {
         let result = if !meta.path.is_ident("crate") {
             let name = meta.path.to_token_stream().to_string().replace(' ', "");
             Err(meta.error(format!(
                 "unknown option `{name}` for `#[skprocess::main]`; expected `crate`"
             )))
-        } else if krate.is_some() {
+        } else if std::mem::replace(&mut seen_crate, true) {
             Err(meta.error("duplicate option `crate`"))
         } else {
-            Krate::parse_value(&meta).map(|parsed| krate = Some(parsed))
+            Krate::parse_value(&meta).map(|parsed| krate = parsed)
         };
         if let Err(e) = result {
             errors.push(e);
@@ -66,7 +67,7 @@ fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Krate {
     if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
         errors.push(e);
     }
-    krate.unwrap_or_default()
+    krate
 }
 
 fn not_a_fn(item: &Item) -> syn::Error {
@@ -123,5 +124,26 @@ mod tests {
         )
         .to_string();
         assert_eq!(expanded, "fn main () { :: skprocess :: init () ; }");
+    }
+
+    #[test]
+    fn reports_every_mistake_and_keeps_the_function() {
+        let expanded = super::expand(
+            quote!(crate = "x", threads = 4, crate = y),
+            quote!(
+                fn main() {
+                    let kept = 1;
+                }
+            ),
+        )
+        .to_string();
+        for message in [
+            "expected a path to the skprocess crate for `crate`",
+            "unknown option `threads` for `#[skprocess::main]`; expected `crate`",
+            "duplicate option `crate`",
+        ] {
+            assert!(expanded.contains(message), "{message}: {expanded}");
+        }
+        assert!(expanded.contains("let kept = 1"), "{expanded}");
     }
 }

@@ -100,4 +100,28 @@ mod tests {
         );
         assert!(!expanded.contains("compile_error"), "{expanded}");
     }
+
+    #[test]
+    fn reports_every_option_mistake_and_still_expands() {
+        let expanded = super::expand(
+            quote!(
+                crate = "x",
+                join_in = "500us",
+                timeout(run = "99999999999999999999999h", result = "0ms"),
+                crate = y
+            ),
+            quote!(impl Worker { fn run(&mut self) {} }),
+        )
+        .to_string();
+        for message in [
+            "expected a path to the skprocess crate for `crate`",
+            "duration `500us` is below the millisecond precision of `join_in`",
+            "duration `99999999999999999999999h` is too large",
+            "duration `0ms` is below the millisecond precision of timeouts",
+            "duplicate option `crate`",
+        ] {
+            assert!(expanded.contains(message), "{message}: {expanded}");
+        }
+        assert!(expanded.contains("impl :: skprocess :: __private :: Process for Worker"));
+    }
 }
