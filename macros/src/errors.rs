@@ -1,8 +1,9 @@
 //! Helpers shared by the attribute macros for reporting errors.
 
 use proc_macro2::Span;
-use syn::Item;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
+use syn::{Expr, Item, Token};
 
 /// Folds errors into one that reports them all.
 pub(crate) fn combine(errors: Vec<syn::Error>) -> Option<syn::Error> {
@@ -26,5 +27,15 @@ pub(crate) fn item_name_span(item: &Item) -> Span {
         Item::Static(s) => s.ident.span(),
         Item::Impl(i) => i.impl_token.span,
         other => other.span(),
+    }
+}
+
+/// Consumes `= value` or `(…)` after a rejected option so parsing can go on to the next one.
+pub(crate) fn skip_value(meta: &ParseNestedMeta) {
+    if meta.input.peek(Token![=]) {
+        let _ = meta.input.parse::<Token![=]>();
+        let _ = meta.input.parse::<Expr>();
+    } else if meta.input.peek(syn::token::Paren) {
+        let _ = meta.input.parse::<proc_macro2::Group>();
     }
 }

@@ -1,10 +1,13 @@
 //! Attribute macros of [skprocess](https://docs.rs/skprocess). Use them through the
-//! `skprocess` crate, which re-exports them; generated code only names `::skprocess::__private`.
+//! `skprocess` crate, which re-exports them; generated code only names `::skprocess::__private`
+//! (or `<path>::__private` with the `crate = path` option) and `::core`, and calls trait items by
+//! their full path, so it compiles under `#![no_implicit_prelude]`.
 
 #![deny(missing_docs)]
 
 mod duration;
 mod errors;
+mod krate;
 mod main_attr;
 mod skprocess;
 
@@ -35,8 +38,12 @@ use proc_macro::TokenStream;
 /// | `timeout(hook = "…", …)` | duration strings | none | per-hook limits for `prerun`, `run`, `postrun`, `onfinish`, `result`, `error` |
 /// | `inbox` | type | `NoMessages` | what the parent `tell`s and hooks `listen` for |
 /// | `outbox` | type | `NoMessages` | what hooks `tell` and the parent `listen`s for |
+/// | `crate` | path | `::skprocess` | where generated code finds skprocess, for crates that re-export it: `crate = my_framework::skprocess` |
 ///
-/// Durations are string literals such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"500us"`.
+/// Durations are string literals such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"1500us"`
+/// (`µs` is accepted for `us`). They are read exactly, without floating point: a duration below
+/// `1ms` (the precision of timeouts and `join_in`) or above `u64::MAX` nanoseconds (about 584
+/// years) is a compile error.
 /// Every option can be overridden per instance with `Config` before `start_with`.
 ///
 /// # Hooks
@@ -88,6 +95,12 @@ pub fn skprocess(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     Ok(())
 /// }
 /// ```
+///
+/// # Options
+///
+/// `crate = path` names the skprocess crate when it is reached through a re-export, as in
+/// `#[my_framework::skprocess::main(crate = my_framework::skprocess)]`; the inserted statement is
+/// then `my_framework::skprocess::init();`. There are no other options.
 ///
 /// # The same without the macro
 ///

@@ -5,16 +5,12 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Item, ItemFn};
 
-use crate::errors::{combine, item_name_span};
+use crate::errors::{combine, item_name_span, skip_value};
+use crate::krate::Krate;
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Vec::new();
-    if !attr.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            &attr,
-            "`#[skprocess::main]` takes no arguments",
-        ));
-    }
+    let krate = parse_options(attr, &mut errors);
     let function = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(function)) => Some(function),
         Ok(other) => {
@@ -42,9 +38,36 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             let error = error.to_compile_error();
             quote!(#error #item)
         }
-        (Some(function), None) => with_entry_hook(function),
+        (Some(function), None) => with_entry_hook(function, &krate),
         (None, None) => item,
     }
+}
+
+/// Parses `crate = path`, the only option, collecting one error per mistake.
+fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Krate {
+    let mut krate = Krate::default();
+    let mut seen_crate = false;
+    let parser = syn::meta::parser(|meta| {
+        let result = if !meta.path.is_ident("crate") {
+            let name = meta.path.to_token_stream().to_string().replace(' ', "");
+            Err(meta.error(format!(
+                "unknown option `{name}` for `#[skprocess::main]`; expected `crate`"
+            )))
+        } else if std::mem::replace(&mut seen_crate, true) {
+            Err(meta.error("duplicate option `crate`"))
+        } else {
+            Krate::parse_value(&meta).map(|parsed| krate = parsed)
+        };
+        if let Err(e) = result {
+            errors.push(e);
+            skip_value(&meta);
+        }
+        Ok(())
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
+        errors.push(e);
+    }
+    krate
 }
 
 fn not_a_fn(item: &Item) -> syn::Error {
@@ -69,8 +92,58 @@ fn without_async_main(mut function: ItemFn) -> TokenStream {
     }
 }
 
-fn with_entry_hook(mut function: ItemFn) -> TokenStream {
-    let init: syn::Stmt = syn::parse_quote!(::skprocess::init(););
+fn with_entry_hook(mut function: ItemFn, krate: &Krate) -> TokenStream {
+    let init: syn::Stmt = syn::parse_quote!(#krate::init(););
     function.block.stmts.insert(0, init);
     function.into_token_stream()
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    #[test]
+    fn inserts_init_from_the_given_crate() {
+        let expanded = super::expand(
+            quote!(crate = renamed),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        assert_eq!(expanded, "fn main () { renamed :: init () ; }");
+    }
+
+    #[test]
+    fn inserts_init_from_skprocess_by_default() {
+        let expanded = super::expand(
+            quote!(),
+            quote!(
+                fn main() {}
+            ),
+        )
+        .to_string();
+        assert_eq!(expanded, "fn main () { :: skprocess :: init () ; }");
+    }
+
+    #[test]
+    fn reports_every_mistake_and_keeps_the_function() {
+        let expanded = super::expand(
+            quote!(crate = "x", threads = 4, crate = y),
+            quote!(
+                fn main() {
+                    let kept = 1;
+                }
+            ),
+        )
+        .to_string();
+        for message in [
+            "expected a path to the skprocess crate for `crate`",
+            "unknown option `threads` for `#[skprocess::main]`; expected `crate`",
+            "duplicate option `crate`",
+        ] {
+            assert!(expanded.contains(message), "{message}: {expanded}");
+        }
+        assert!(expanded.contains("let kept = 1"), "{expanded}");
+    }
 }

@@ -1,15 +1,15 @@
 //! The options of `#[skprocess(...)]`.
 
-use std::time::Duration;
-
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
-use syn::{Expr, ExprLit, Ident, Lit, LitInt, Token, Type};
+use syn::{Expr, ExprLit, Ident, Lit, LitInt, Type};
 
-use crate::duration;
+use crate::duration::{self, DurationLit};
+use crate::errors::skip_value;
+use crate::krate::Krate;
 
 /// Option names, for error messages.
-const OPTIONS: &str = "`runs`, `lives`, `join_in`, `timeout`, `inbox`, `outbox`";
+const OPTIONS: &str = "`runs`, `lives`, `join_in`, `timeout`, `inbox`, `outbox`, `crate`";
 /// Hooks that accept a timeout.
 pub(crate) const TIMEOUT_HOOKS: [&str; 6] =
     ["prerun", "run", "postrun", "onfinish", "result", "error"];
@@ -25,10 +25,11 @@ pub(crate) enum Runs {
 pub(crate) struct Options {
     pub(crate) runs: Option<Runs>,
     pub(crate) lives: Option<u32>,
-    pub(crate) join_in: Option<Duration>,
-    pub(crate) timeouts: Vec<(Ident, Duration)>,
+    pub(crate) join_in: Option<DurationLit>,
+    pub(crate) timeouts: Vec<(Ident, DurationLit)>,
     pub(crate) inbox: Option<Type>,
     pub(crate) outbox: Option<Type>,
+    pub(crate) krate: Krate,
     seen: Vec<String>,
 }
 
@@ -59,10 +60,11 @@ impl Options {
         match name.as_str() {
             "runs" => self.runs = Some(parse_runs(meta)?),
             "lives" => self.lives = Some(parse_lives(meta)?),
-            "join_in" => self.join_in = Some(parse_duration(meta, "join_in")?),
+            "join_in" => self.join_in = Some(parse_duration(meta, "join_in", "`join_in`")?),
             "timeout" => self.timeouts = parse_timeouts(meta)?,
             "inbox" => self.inbox = Some(meta.value()?.parse()?),
             "outbox" => self.outbox = Some(meta.value()?.parse()?),
+            "crate" => self.krate = Krate::parse_value(meta)?,
             _ => {
                 return Err(meta.error(format!(
                     "unknown option `{}`; expected one of {OPTIONS}",
@@ -128,8 +130,8 @@ fn parse_lives(meta: &ParseNestedMeta) -> syn::Result<u32> {
     }
 }
 
-fn parse_timeouts(meta: &ParseNestedMeta) -> syn::Result<Vec<(Ident, Duration)>> {
-    let mut timeouts: Vec<(Ident, Duration)> = Vec::new();
+fn parse_timeouts(meta: &ParseNestedMeta) -> syn::Result<Vec<(Ident, DurationLit)>> {
+    let mut timeouts: Vec<(Ident, DurationLit)> = Vec::new();
     let mut errors = Vec::new();
     meta.parse_nested_meta(|hook| {
         match parse_timeout(&hook, &timeouts) {
@@ -149,8 +151,8 @@ fn parse_timeouts(meta: &ParseNestedMeta) -> syn::Result<Vec<(Ident, Duration)>>
 
 fn parse_timeout(
     hook: &ParseNestedMeta,
-    seen: &[(Ident, Duration)],
-) -> syn::Result<(Ident, Duration)> {
+    seen: &[(Ident, DurationLit)],
+) -> syn::Result<(Ident, DurationLit)> {
     let Some(ident) = hook
         .path
         .get_ident()
@@ -164,30 +166,25 @@ fn parse_timeout(
     if seen.iter().any(|(s, _)| s == ident) {
         return Err(hook.error(format!("duplicate timeout for `{ident}`")));
     }
-    let limit = parse_duration(hook, &ident.to_string())?;
+    let limit = parse_duration(hook, &ident.to_string(), "timeouts")?;
     Ok((ident.clone(), limit))
 }
 
-/// Parses `= "250ms"`.
-fn parse_duration(meta: &ParseNestedMeta, option: &str) -> syn::Result<Duration> {
+/// Parses `= "250ms"`; `precision_of` names what the duration limits, for the error on a
+/// value below a millisecond.
+fn parse_duration(
+    meta: &ParseNestedMeta,
+    option: &str,
+    precision_of: &str,
+) -> syn::Result<DurationLit> {
     match meta.value()?.parse::<Expr>()? {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
-        }) => duration::parse(&lit),
+        }) => duration::parse(&lit, precision_of),
         other => Err(syn::Error::new_spanned(
             other,
             format!("expected a duration string such as `\"250ms\"` for `{option}`"),
         )),
-    }
-}
-
-/// Consumes `= value` after a rejected option so parsing can go on to the next one.
-fn skip_value(meta: &ParseNestedMeta) {
-    if meta.input.peek(Token![=]) {
-        let _ = meta.input.parse::<Token![=]>();
-        let _ = meta.input.parse::<Expr>();
-    } else if meta.input.peek(syn::token::Paren) {
-        let _ = meta.input.parse::<proc_macro2::Group>();
     }
 }
 

@@ -1,4 +1,5 @@
-//! Code generation: `impl Process` over the user's hooks, plus the registry entry.
+//! Code generation: `impl Process` over the user's hooks, plus the registry entry (a static in
+//! the runtime's `PROCESS_TYPES` linkme slice, the same as `register!` expands to).
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
@@ -7,23 +8,29 @@ use syn::{Ident, Type};
 
 use super::ast::{Hook, HookKind, ProcessImpl, Returns};
 use super::attr::{Options, Runs, u64_literal};
+use crate::krate::Krate;
 
-/// Everything generated for a valid block.
+/// Everything generated for a valid block. Every path is absolute: `::core::…`, or the crate
+/// path (`::skprocess` unless `crate = …` says otherwise) followed by `::__private::…`.
 pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStream {
+    let krate = &options.krate;
     let self_ty = model.self_ty();
     let name = self_ty.to_token_stream().to_string().replace(' ', "");
-    let output = output_type(model);
-    let inbox = message_type(options.inbox.as_ref());
-    let outbox = message_type(options.outbox.as_ref());
+    let output = output_type(model, krate);
+    let inbox = message_type(options.inbox.as_ref(), krate);
+    let outbox = message_type(options.outbox.as_ref(), krate);
     let config = default_config(options);
     let has_error_hook = model.hook(HookKind::Error).is_some();
-    let hooks = model.hooks.iter().map(|hook| hook_method(self_ty, hook));
+    let hooks = model
+        .hooks
+        .iter()
+        .map(|hook| hook_method(self_ty, hook, krate));
     let run_fallback = model.hook(HookKind::Run).is_none().then(|| {
         quote!(
             fn run(
                 &mut self,
-                _ctx: &mut ::skprocess::__private::Ctx<Self>,
-            ) -> ::skprocess::__private::HookResult {
+                _ctx: &mut #krate::__private::Ctx<Self>,
+            ) -> #krate::__private::HookResult {
                 ::core::result::Result::Ok(())
             }
         )
@@ -32,8 +39,8 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
         quote!(
             fn result(
                 &mut self,
-                _ctx: &mut ::skprocess::__private::Ctx<Self>,
-            ) -> ::core::result::Result<(), ::skprocess::__private::HookFailure> {
+                _ctx: &mut #krate::__private::Ctx<Self>,
+            ) -> ::core::result::Result<(), #krate::__private::HookFailure> {
                 ::core::result::Result::Ok(())
             }
         )
@@ -41,42 +48,48 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
     let item = &model.item;
     quote! {
         #item
-        impl ::skprocess::__private::Process for #self_ty {
+        impl #krate::__private::Process for #self_ty {
             type Output = #output;
             type Inbox = #inbox;
             type Outbox = #outbox;
             const KEY: &'static str = ::core::concat!(::core::module_path!(), "::", #name);
             const HAS_ERROR_HOOK: bool = #has_error_hook;
-            fn default_config() -> ::skprocess::__private::Config {
+            fn default_config() -> #krate::__private::Config {
                 #config
             }
             #(#hooks)*
             #run_fallback
             #result_fallback
         }
-        ::skprocess::__private::inventory::submit! {
-            ::skprocess::__private::ProcessEntry::of::<#self_ty>()
-        }
+        const _: () = {
+            #[#krate::__private::linkme::distributed_slice(#krate::__private::PROCESS_TYPES)]
+            #[linkme(crate = #krate::__private::linkme)]
+            static ENTRY: #krate::__private::ProcessEntry =
+                #krate::__private::ProcessEntry::lifecycle::<#self_ty>();
+        };
     }
 }
 
-fn output_type(model: &ProcessImpl) -> TokenStream {
+fn output_type(model: &ProcessImpl, krate: &Krate) -> TokenStream {
     match model.hook(HookKind::Result).map(|h| &h.returns) {
         None | Some(Returns::Unit) => quote!(()),
         Some(Returns::Value(ty)) => ty.to_token_stream(),
-        Some(Returns::Fallible(ty)) => quote!(<#ty as ::skprocess::__private::FallibleOutput>::Ok),
+        Some(Returns::Fallible(ty)) => quote!(<#ty as #krate::__private::FallibleOutput>::Ok),
     }
 }
 
-fn message_type(ty: Option<&Type>) -> TokenStream {
+fn message_type(ty: Option<&Type>, krate: &Krate) -> TokenStream {
     ty.map_or_else(
-        || quote!(::skprocess::__private::NoMessages),
+        || quote!(#krate::__private::NoMessages),
         ToTokens::to_token_stream,
     )
 }
 
 fn default_config(options: &Options) -> TokenStream {
-    let mut config = quote!(::skprocess::__private::Config::default());
+    let krate = &options.krate;
+    // Trait items are called by their full path: under `#![no_implicit_prelude]` no trait,
+    // not even `Default`, is in scope.
+    let mut config = quote!(<#krate::__private::Config as ::core::default::Default>::default());
     match &options.runs {
         Some(Runs::Count(n)) => {
             let n = u64_literal(*n);
@@ -88,20 +101,14 @@ fn default_config(options: &Options) -> TokenStream {
     if let Some(lives) = options.lives {
         config.extend(quote!(.lives(#lives)));
     }
-    if let Some(budget) = options.join_in {
-        let nanos = duration_nanos(budget);
-        config.extend(quote!(.join_in(::core::time::Duration::from_nanos(#nanos))));
+    if let Some(budget) = &options.join_in {
+        config.extend(quote!(.join_in(#budget)));
     }
     for (hook, limit) in &options.timeouts {
         let variant = hook_variant(hook);
-        let nanos = duration_nanos(*limit);
-        config.extend(quote!(.timeout(::skprocess::__private::Hook::#variant, ::core::time::Duration::from_nanos(#nanos))));
+        config.extend(quote!(.timeout(#krate::__private::Hook::#variant, #limit)));
     }
     config
-}
-
-fn duration_nanos(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn hook_variant(hook: &syn::Ident) -> syn::Ident {
@@ -117,9 +124,10 @@ fn hook_variant(hook: &syn::Ident) -> syn::Ident {
 }
 
 /// The trait method that forwards to the user's hook.
-fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
+fn hook_method(self_ty: &Type, hook: &Hook, crate_path: &Krate) -> TokenStream {
     let ident = &hook.ident;
     let span = ident.span();
+    let krate = crate_path.at(span);
     let args = if hook.takes_ctx {
         quote!(self, ctx)
     } else {
@@ -130,10 +138,11 @@ fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
             let body = into_output(
                 &hook.returns,
                 quote_spanned!(span=> <#self_ty>::#ident(#args)),
+                crate_path,
             );
             quote_spanned! {span=>
                 #[allow(unused_variables)]
-                fn result(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::core::result::Result<Self::Output, ::skprocess::__private::HookFailure> {
+                fn result(&mut self, ctx: &mut #krate::__private::Ctx<Self>) -> ::core::result::Result<Self::Output, #krate::__private::HookFailure> {
                     #body
                 }
             }
@@ -147,10 +156,11 @@ fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
             let body = into_output(
                 &hook.returns,
                 quote_spanned!(span=> <#self_ty>::#ident(#args)),
+                crate_path,
             );
             quote_spanned! {span=>
                 #[allow(unused_variables)]
-                fn error(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>, error: &::skprocess::__private::Error) -> ::core::result::Result<Self::Output, ::skprocess::__private::HookFailure> {
+                fn error(&mut self, ctx: &mut #krate::__private::Ctx<Self>, error: &#krate::__private::Error) -> ::core::result::Result<Self::Output, #krate::__private::HookFailure> {
                     #body
                 }
             }
@@ -160,14 +170,14 @@ fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
             // type is reported where it is written.
             let returned = Ident::new("returned", hook.returns.ty().map_or(span, Spanned::span));
             let convert =
-                quote_spanned!(span=> ::skprocess::__private::IntoHookResult::into_hook_result);
+                quote_spanned!(span=> #krate::__private::IntoHookResult::into_hook_result);
             let body = quote! {
                 let #returned = <#self_ty>::#ident(#args);
                 #convert(#returned)
             };
             quote_spanned! {span=>
                 #[allow(unused_variables)]
-                fn #ident(&mut self, ctx: &mut ::skprocess::__private::Ctx<Self>) -> ::skprocess::__private::HookResult {
+                fn #ident(&mut self, ctx: &mut #krate::__private::Ctx<Self>) -> #krate::__private::HookResult {
                     #body
                 }
             }
@@ -175,9 +185,9 @@ fn hook_method(self_ty: &Type, hook: &Hook) -> TokenStream {
     }
 }
 
-fn into_output(returns: &Returns, call: TokenStream) -> TokenStream {
+fn into_output(returns: &Returns, call: TokenStream, krate: &Krate) -> TokenStream {
     match returns {
-        Returns::Fallible(_) => quote!(::skprocess::__private::FallibleOutput::into_output(#call)),
+        Returns::Fallible(_) => quote!(#krate::__private::FallibleOutput::into_output(#call)),
         Returns::Unit | Returns::Value(_) => quote!(::core::result::Result::Ok(#call)),
     }
 }
