@@ -28,8 +28,8 @@
 pub use skprocess_macros::{main, skprocess};
 pub use skprocess_runtime::{
     ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,
-    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role,
-    Sktimer, Status, TellError, Timeouts, init, register, wire,
+    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Sktimer,
+    Status, TellError, Timeouts, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.

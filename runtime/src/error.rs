@@ -72,7 +72,9 @@ pub enum Error {
     UnknownType(String),
     /// A value was too large for one frame ([`Config::max_frame_bytes`](crate::Config)); it was
     /// refused by the side that tried to send it, and nothing was sent.
-    #[error("a value of {size} bytes does not fit in a frame of at most {limit} bytes (`Config::max_frame_bytes`)")]
+    #[error(
+        "a value of {size} bytes does not fit in a frame of at most {limit} bytes (`Config::max_frame_bytes`)"
+    )]
     TooLarge {
         /// The encoded size of the value, in bytes.
         size: u64,

@@ -120,4 +120,3 @@ impl<T> PerHook<T> {
             .map(move |hook| (hook, self.get(hook)))
     }
 }
-

@@ -13,7 +13,9 @@
 //! supported.
 
 #[cfg(not(unix))]
-compile_error!("skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)");
+compile_error!(
+    "skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)"
+);
 
 mod child;
 mod config;
@@ -46,8 +48,8 @@ pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::child::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN, run_test_child};
-    pub use crate::config::Config;
     pub use crate::child::hook_context::Ctx;
+    pub use crate::config::Config;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
     pub use crate::process::{

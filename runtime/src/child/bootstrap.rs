@@ -147,7 +147,10 @@ fn connect(variable: OsString) -> Result<(Connection, FrameReader), Error> {
         .map_err(|_| Error::Config("the bootstrap variable is not UTF-8".into()))?;
     let malformed = || Error::Config("the bootstrap variable is malformed".into());
     let mut parts = variable.splitn(3, ':');
-    let max_frame: u32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(malformed)?;
+    let max_frame: u32 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(malformed)?;
     let token = parts.next().ok_or_else(malformed)?;
     let address = PathBuf::from(parts.next().ok_or_else(malformed)?);
     let connection = rendezvous::connect(&address, token, max_frame)?;

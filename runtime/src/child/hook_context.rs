@@ -38,7 +38,12 @@ pub struct Ctx<P: Process> {
 }
 
 impl<P: Process> Ctx<P> {
-    pub(crate) fn new(link: ChildLink, config: Config, resume: &Resume, timers: ProcessTimers) -> Self {
+    pub(crate) fn new(
+        link: ChildLink,
+        config: Config,
+        resume: &Resume,
+        timers: ProcessTimers,
+    ) -> Self {
         Self {
             link,
             config,
@@ -84,7 +89,8 @@ impl<P: Process> Ctx<P> {
         let failed = |e: frame::WireError| TellError::Failed(e.into());
         frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
-        frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes).map_err(failed)?;
+        frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
+            .map_err(failed)?;
         match self.link.outbox_credits.acquire(deadline) {
             Acquired::Granted => {}
             Acquired::Full => return Err(TellError::Full(message)),
@@ -183,7 +189,9 @@ impl<P: Process> Ctx<P> {
     fn send_samples(&mut self) -> Result<(), Error> {
         let per_frame = samples_per_frame(self.config.max_frame_bytes).max(1);
         for chunk in self.unsent_samples.chunks(per_frame) {
-            self.link.connection.send(&ToParent::Samples(chunk.to_vec()))?;
+            self.link
+                .connection
+                .send(&ToParent::Samples(chunk.to_vec()))?;
         }
         self.unsent_samples.clear();
         Ok(())

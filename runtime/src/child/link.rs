@@ -52,7 +52,10 @@ impl Inbox {
                 return Some(message);
             }
             queue = match deadline {
-                None => self.arrived.wait(queue).unwrap_or_else(PoisonError::into_inner),
+                None => self
+                    .arrived
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {

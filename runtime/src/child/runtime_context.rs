@@ -63,7 +63,12 @@ impl ChildContext {
     /// Opens an authenticated connection to a rendezvous point of the parent (or any process
     /// that handed out `address` and `token`).
     #[allow(dead_code)]
-    pub(crate) fn connect(&self, address: &Path, token: &str, max_frame: u32) -> Result<Connection, Error> {
+    pub(crate) fn connect(
+        &self,
+        address: &Path,
+        token: &str,
+        max_frame: u32,
+    ) -> Result<Connection, Error> {
         rendezvous::connect(address, token, max_frame)
     }
 }

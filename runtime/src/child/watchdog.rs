@@ -23,7 +23,11 @@ const REPORT_GRACE: Duration = Duration::from_millis(200);
 /// What the watchdog tells the parent before it ends the child.
 pub(crate) enum Overrun {
     /// The hook timed out.
-    TimedOut { hook: Hook, limit: Duration, run: u64 },
+    TimedOut {
+        hook: Hook,
+        limit: Duration,
+        run: u64,
+    },
     /// The `error` hook timed out: the failure it was handling stands.
     Failed(Failure),
 }

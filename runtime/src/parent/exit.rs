@@ -76,7 +76,10 @@ pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         (libc::SIGPWR, "SIGPWR"),
     ];
-    names.iter().find(|(n, _)| *n == signal).map(|(_, name)| *name)
+    names
+        .iter()
+        .find(|(n, _)| *n == signal)
+        .map(|(_, name)| *name)
 }
 
 /// Whether process `pid`, a child of this process, has exited, without reaping it.
@@ -106,7 +109,10 @@ mod tests {
             describe_status(ExitStatus::from_raw(libc::SIGKILL)),
             "killed by signal 9 (SIGKILL)"
         );
-        assert_eq!(describe_status(ExitStatus::from_raw(3 << 8)), "exited with code 3");
+        assert_eq!(
+            describe_status(ExitStatus::from_raw(3 << 8)),
+            "exited with code 3"
+        );
     }
 
     #[test]
@@ -117,6 +123,9 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "`true` did not exit");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        assert!(child.try_wait().unwrap().is_some(), "the child was reaped already");
+        assert!(
+            child.try_wait().unwrap().is_some(),
+            "the child was reaped already"
+        );
     }
 }

@@ -133,7 +133,10 @@ impl<P: Process> Handle<P> {
                 Acquired::Full => return Err(TellError::Full(message)),
                 Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
             }
-            let connection = self.shared.connection(deadline).map_err(TellError::Failed)?;
+            let connection = self
+                .shared
+                .connection(deadline)
+                .map_err(TellError::Failed)?;
             connection
                 .send_with_payload(&prefix[..used], payload)
                 .map_err(TellError::Failed)
@@ -150,7 +153,11 @@ impl<P: Process> Handle<P> {
             .shared
             .wait_view(deadline, |view| !view.outbox.is_empty() || view.over);
         let Some(payload) = view.outbox.pop_front() else {
-            return if ready { Err(Error::Disconnected) } else { Ok(None) };
+            return if ready {
+                Err(Error::Disconnected)
+            } else {
+                Ok(None)
+            };
         };
         let credits = view.credit_return.took_one();
         drop(view);

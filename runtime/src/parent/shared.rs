@@ -149,7 +149,10 @@ impl ProcessShared {
                 return (view, true);
             }
             view = match deadline {
-                None => self.view_changed.wait(view).unwrap_or_else(PoisonError::into_inner),
+                None => self
+                    .view_changed
+                    .wait(view)
+                    .unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -173,7 +176,10 @@ impl ProcessShared {
                 return Ok(Arc::clone(connection));
             }
             slot = match deadline {
-                None => self.slot_changed.wait(slot).unwrap_or_else(PoisonError::into_inner),
+                None => self
+                    .slot_changed
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -221,14 +227,22 @@ impl ProcessShared {
         drop(slot);
         self.slot_changed.notify_all();
         self.tell_credits.close();
-        self.update_view(|_| ());
+        self.update_view(|view| {
+            if !view.over {
+                view.ending = Some(Ending::Outcome(Outcome::Killed));
+                view.over = true;
+            }
+            view.finished = true;
+        });
         result.map_err(Error::Io)
     }
 
     /// Whether a child process of this handle is running right now; never reaps.
     pub(crate) fn is_alive(&self) -> bool {
         let slot = self.slot();
-        slot.child.as_ref().is_some_and(|child| !exit::has_exited(child.id()))
+        slot.child
+            .as_ref()
+            .is_some_and(|child| !exit::has_exited(child.id()))
     }
 
     /// Waits for the current child to exit, for at most `grace`; kills it after that.
@@ -269,8 +283,11 @@ impl ProcessShared {
     pub(crate) fn deliver(&self, ending: Ending) {
         self.tell_credits.close();
         self.update_view(|view| {
-            view.ending = Some(ending);
-            view.over = true;
+            // A kill may have ended the process first; its outcome stands.
+            if !view.over {
+                view.ending = Some(ending);
+                view.over = true;
+            }
         });
         self.slot_changed.notify_all();
     }

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn a_full_samples_frame_fits_the_smallest_limit() {
         let limit = 1024;
-        let worst = (Slot::Hook(Hook::Onfinish), Duration::new(u64::MAX, 999_999_999));
+        let worst = (
+            Slot::Hook(Hook::Onfinish),
+            Duration::new(u64::MAX, 999_999_999),
+        );
         let samples = vec![worst; samples_per_frame(limit)];
         let encoded = frame::encode_frame(&ToParent::Samples(samples.clone()), limit);
         assert!(encoded.is_ok());

@@ -110,4 +110,3 @@ fn write_vectored_all(mut stream: &UnixStream, head: &[u8], tail: &[u8]) -> Resu
     }
     write_all(stream, tail)
 }
-

@@ -65,7 +65,8 @@ pub fn encode_into<T: Serialize + ?Sized>(
 ) -> Result<(), WireError> {
     let mut reused = std::mem::take(buffer);
     reused.clear();
-    *buffer = postcard::to_extend(value, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
+    *buffer =
+        postcard::to_extend(value, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
     Ok(())
 }
 
@@ -96,7 +97,8 @@ pub fn encode_frame_into<T: Serialize + ?Sized>(
     let mut reused = std::mem::take(frame);
     reused.clear();
     reused.extend_from_slice(&[0; HEADER_LEN]);
-    *frame = postcard::to_extend(message, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
+    *frame =
+        postcard::to_extend(message, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
     let len = frame.len() - HEADER_LEN;
     check_len(len, max)?;
     frame[..HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
@@ -188,7 +190,9 @@ impl FrameReader {
     pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<Option<Frame<'_>>, WireError> {
         loop {
             if self.large.is_some() {
-                return self.continue_large(reader).map(|frame| Some(Frame::Owned(frame)));
+                return self
+                    .continue_large(reader)
+                    .map(|frame| Some(Frame::Owned(frame)));
             }
             match self.front()? {
                 Front::Small(range) => {
@@ -297,7 +301,9 @@ impl FrameReader {
         }
         let announced = self.buf.get(self.start..self.start + HEADER_LEN);
         let expected = match announced {
-            Some(h) if got >= HEADER_LEN => HEADER_LEN + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
+            Some(h) if got >= HEADER_LEN => {
+                HEADER_LEN + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize
+            }
             _ => HEADER_LEN,
         };
         Err(WireError::Truncated { got, expected })

@@ -105,7 +105,11 @@ impl Rendezvous {
                     detail: "no connection proved the token in time".into(),
                 });
             }
-            let ready = wait_readable(&self.listener, &pending, wait_slice(now, deadline, &pending))?;
+            let ready = wait_readable(
+                &self.listener,
+                &pending,
+                wait_slice(now, deadline, &pending),
+            )?;
             if ready.listener {
                 self.accept_waiting(&mut pending)?;
             }
@@ -201,7 +205,12 @@ fn read_hello(pending: &mut Pending, token: &str) -> HelloState {
     match pending.stream.read(&mut chunk[..room]) {
         Ok(0) => return HelloState::Rejected,
         Ok(n) => pending.received.extend_from_slice(&chunk[..n]),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
             return HelloState::Incomplete;
         }
         Err(_) => return HelloState::Rejected,
@@ -221,7 +230,9 @@ fn judge_hello(received: &[u8], token: &str) -> HelloState {
         return HelloState::Incomplete;
     };
     match frame::decode::<Hello>(body) {
-        Ok(hello) if received.len() == HEADER_LEN + len && constant_time_eq(&hello.token, token) => {
+        Ok(hello)
+            if received.len() == HEADER_LEN + len && constant_time_eq(&hello.token, token) =>
+        {
             HelloState::Proven(hello)
         }
         _ => HelloState::Rejected,
@@ -289,7 +300,9 @@ mod tests {
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
             let mut rogue = UnixStream::connect(&address).unwrap();
-            rogue.write_all(&hello_frame("guess-guess-guess", 1)).unwrap();
+            rogue
+                .write_all(&hello_frame("guess-guess-guess", 1))
+                .unwrap();
             let mut honest = UnixStream::connect(&address).unwrap();
             honest.write_all(&hello_frame("secret", 2)).unwrap();
             (rogue, honest)
@@ -331,7 +344,11 @@ mod tests {
         let started = Instant::now();
         let hello = accept_within(rendezvous, Duration::from_secs(10)).unwrap();
         assert_eq!(hello.pid, 2);
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         client.join().unwrap();
     }
 

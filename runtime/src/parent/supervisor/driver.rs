@@ -23,7 +23,11 @@ use crate::transport::frame::{self, Frame, FrameReader};
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts the driver of a process whose first child is connected.
-pub(crate) fn start(shared: Arc<ProcessShared>, state: Vec<u8>, connection: Arc<Connection>) -> std::io::Result<()> {
+pub(crate) fn start(
+    shared: Arc<ProcessShared>,
+    state: Vec<u8>,
+    connection: Arc<Connection>,
+) -> std::io::Result<()> {
     let machine = Supervisor::new(shared.config.lives, shared.has_error_hook);
     let mut driver = Driver {
         reader: FrameReader::new(shared.config.max_frame_bytes),
@@ -97,7 +101,9 @@ impl Driver {
                 Ok(None) => return Interruption::Ended,
                 Err(e) if e.is_timeout() => return Interruption::TimedOut,
                 Err(frame::WireError::TooLarge { len, max }) => {
-                    return Interruption::Malformed(format!("a frame of {len} bytes, over the limit of {max}"));
+                    return Interruption::Malformed(format!(
+                        "a frame of {len} bytes, over the limit of {max}"
+                    ));
                 }
                 Err(_) => return Interruption::Ended,
             };
@@ -137,7 +143,10 @@ impl Driver {
     fn on_report(&mut self, report: Reported) {
         match report {
             Reported::Report(report) => self.handle(Event::Report(report)),
-            Reported::Checkpoint { state, completed_runs } => {
+            Reported::Checkpoint {
+                state,
+                completed_runs,
+            } => {
                 self.checkpoint = state;
                 self.handle(Event::Report(Report::Checkpoint { completed_runs }));
             }
@@ -162,7 +171,11 @@ impl Driver {
             None => self.shared.reap(EXIT_GRACE),
         };
         let killed = self.shared.slot().killed;
-        let event = if killed { Event::KillRequested } else { Event::Ended { exit, at } };
+        let event = if killed {
+            Event::KillRequested
+        } else {
+            Event::Ended { exit, at }
+        };
         self.handle(event);
         !self.machine.is_over() && !killed && self.shared.slot().connection.is_some()
     }

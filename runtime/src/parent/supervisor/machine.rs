@@ -20,9 +20,14 @@ pub(crate) const BACKSTOP_GRACE: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub(crate) enum Report {
     /// Completed runs and lives left, as the child counts them.
-    Progress { completed_runs: u64, lives_left: u32 },
+    Progress {
+        completed_runs: u64,
+        lives_left: u32,
+    },
     /// A checkpoint of the state after `completed_runs` iterations.
-    Checkpoint { completed_runs: u64 },
+    Checkpoint {
+        completed_runs: u64,
+    },
     /// A hook with a time limit began at `started`.
     HookStarted {
         hook: Hook,
@@ -32,7 +37,11 @@ pub(crate) enum Report {
     },
     HookEnded,
     /// The watchdog's report, sent just before it ends the child.
-    TimedOut { hook: Hook, limit: Duration, run: u64 },
+    TimedOut {
+        hook: Hook,
+        limit: Duration,
+        run: u64,
+    },
     /// Iterations are over: `onfinish` and `result` run now, and are not retried.
     Finishing,
     /// The terminal report of success.
@@ -48,7 +57,10 @@ pub(crate) enum Report {
 pub(crate) enum Event {
     Report(Report),
     /// The connection ended at `at` and the child is gone as `exit` says.
-    Ended { exit: Exit, at: Instant },
+    Ended {
+        exit: Exit,
+        at: Instant,
+    },
     /// A replacement child could not be started.
     SpawnFailed(Error),
     /// The user killed the process.
@@ -262,9 +274,11 @@ impl Supervisor {
         if let Some(reported) = &self.attempt.timed_out {
             return reported.clone();
         }
-        let overran = self.attempt.limited.as_ref().filter(|limited| {
-            limited.expiry().is_some_and(|expiry| at >= expiry)
-        });
+        let overran = self
+            .attempt
+            .limited
+            .as_ref()
+            .filter(|limited| limited.expiry().is_some_and(|expiry| at >= expiry));
         if let Some(limited) = overran {
             return limited.failure();
         }

@@ -111,7 +111,10 @@ fn a_final_crash_goes_to_the_error_hook_once() {
     let Outcome::Failed(Failure::Crashed { status, .. }) = outcome else {
         panic!("{outcome:?}");
     };
-    assert_eq!(status, "killed by signal 9 (SIGKILL)", "the original failure stands");
+    assert_eq!(
+        status, "killed by signal 9 (SIGKILL)",
+        "the original failure stands"
+    );
 }
 
 #[test]
@@ -178,7 +181,10 @@ fn the_backstop_kills_once_after_the_grace_and_reports_a_timeout() {
     assert!(s.handle(Event::Tick(start + LIMIT)).is_none());
     let action = s.handle(Event::Tick(start + LIMIT + BACKSTOP_GRACE));
     assert!(matches!(action, Some(Action::KillChild)));
-    assert!(s.handle(Event::Tick(start + 3 * LIMIT)).is_none(), "fired twice");
+    assert!(
+        s.handle(Event::Tick(start + 3 * LIMIT)).is_none(),
+        "fired twice"
+    );
     assert_eq!(s.next_deadline(), None);
     let restart = restart_of(s.handle(ended(sigkill(), start + 3 * LIMIT)));
     assert_eq!(restart.lives_left, 1);
