@@ -107,7 +107,7 @@ impl<P: Process> Ctx<P> {
     pub fn listen(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
         let waiting_since = Instant::now();
         let message = self.link.inbox.pop(waiting_since.checked_add(timeout));
-        self.usage.listening += waiting_since.elapsed();
+        self.usage.listening = self.usage.listening.saturating_add(waiting_since.elapsed());
         let Some(bytes) = message else {
             return Ok(None);
         };

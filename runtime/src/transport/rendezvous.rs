@@ -135,10 +135,11 @@ impl Rendezvous {
                     if pending.len() >= MAX_PENDING {
                         pending.remove(0);
                     }
+                    let now = Instant::now();
                     pending.push(Pending {
                         stream,
                         received: Vec::new(),
-                        deadline: Instant::now() + HELLO_DEADLINE,
+                        deadline: now.checked_add(HELLO_DEADLINE).unwrap_or(now),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

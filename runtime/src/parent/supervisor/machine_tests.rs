@@ -204,10 +204,13 @@ fn a_limit_too_large_for_the_clock_never_expires() {
     assert!(matches!(outcome, Outcome::Failed(Failure::Crashed { .. })));
 }
 
+/// Brings a supervisor into some state.
+type Setup = dyn Fn(&mut Supervisor);
+
 #[test]
 fn kill_is_final_in_every_state() {
     let start = Instant::now();
-    let setups: Vec<Box<dyn Fn(&mut Supervisor)>> = vec![
+    let setups: Vec<Box<Setup>> = vec![
         Box::new(|_| {}),
         Box::new(move |s| {
             s.handle(hook_started(start));
