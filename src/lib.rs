@@ -25,6 +25,8 @@
 //! Children are the same executable started again: `main` must begin with [`init`] (which
 //! `#[skprocess::main]` inserts), and test binaries add [`test_support!`].
 
+#![deny(missing_docs)]
+
 pub use skprocess_macros::{main, skprocess};
 pub use skprocess_runtime::{
     ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,

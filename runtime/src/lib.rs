@@ -12,6 +12,8 @@
 //! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
 //! supported.
 
+#![deny(missing_docs)]
+
 #[cfg(not(unix))]
 compile_error!(
     "skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)"
