@@ -1,27 +1,29 @@
 //! skprocess against its raw floors, measured in the same run on the same machine:
 //!
-//! - `round_trip/*`: `tell` → `listen` through a child that echoes, against a bare local-socket
-//!   ping-pong of a frame of the same size with a re-executed echo process.
+//! - `round_trip/*`: `tell` → `listen` through a child that echoes, against a bare
+//!   `UnixStream` ping-pong of frames of the same size (16 bytes) with a re-executed echo
+//!   process. `raw_blocking` blocks in `read` on both ends, as the socket readers of skprocess
+//!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends.
 //! - `spawn/*`: `start()` → `result()` of a trivial process, against a bare re-exec of this
-//!   binary that exits at once.
+//!   binary that exits at once, and one that also connects back and says hello first.
 //!
-//! Run with `cargo bench --bench ipc`; each pair reports its ratio at the end.
+//! Run with `cargo bench --bench ipc`.
 
 mod floor;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion};
-use interprocess::local_socket::prelude::*;
-use interprocess::local_socket::{GenericFilePath, ListenerOptions, Stream};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
+use floor::Role;
+use floor::child::ECHO_FRAME;
 use skprocess::prelude::*;
 
-/// Environment variable that turns this binary into the raw ping-pong's echo child.
-const ECHO_ADDRESS: &str = "SKPROCESS_BENCH_ECHO";
-/// Size of the frame the raw ping-pong exchanges: what `tell(u64)` puts on the wire.
-const FRAME: usize = 16;
+/// Set in every number told, so that postcard spends 10 bytes on it and `tell(u64)` puts a
+/// frame of [`ECHO_FRAME`] bytes on the wire: 4 of length, 1 of variant, 1 of payload
+/// length, 10 of payload.
+const WIDE: u64 = 1 << 63;
 
 #[derive(Serialize, Deserialize)]
 struct Pong;
@@ -50,53 +52,53 @@ impl Trivial {
 
 fn main() {
     skprocess::init();
-    floor::exit_if_floor_child();
-    run_echo_if_asked();
+    floor::run_if_floor_child();
     let mut criterion = Criterion::default()
         .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     bench_round_trip(&mut criterion);
     bench_spawn(&mut criterion);
     criterion.final_summary();
 }
 
-fn run_echo_if_asked() {
-    if let Ok(address) = std::env::var(ECHO_ADDRESS) {
-        raw_echo(&address);
-        std::process::exit(0);
-    }
-}
-
-/// The raw floor's child: echoes fixed-size frames until the parent hangs up.
-fn raw_echo(address: &str) {
-    let name = address
-        .to_fs_name::<GenericFilePath>()
-        .expect("socket name");
-    let mut stream = Stream::connect(name).expect("connect to the bench parent");
-    let mut frame = [0u8; FRAME];
-    while stream.read_exact(&mut frame).is_ok() {
-        if stream.write_all(&frame).is_err() {
-            break;
-        }
-    }
-}
-
 fn bench_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
-    let (mut raw, mut raw_child) = start_raw_echo();
-    let mut frame = [7u8; FRAME];
-    group.bench_function(BenchmarkId::new("raw_local_socket", FRAME), |b| {
+    bench_raw_ping_pong(&mut group, Role::Echo, "raw_blocking", |s, buf| {
+        s.read_exact(buf)
+    });
+    bench_raw_ping_pong(
+        &mut group,
+        Role::EchoSpinning,
+        "raw_spinning",
+        floor::read_spinning,
+    );
+    bench_tell_listen(&mut group);
+    group.finish();
+}
+
+fn bench_raw_ping_pong(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    role: Role,
+    name: &str,
+    read: impl Fn(&mut UnixStream, &mut [u8]) -> std::io::Result<()>,
+) {
+    let (_listener, mut stream, mut child) = floor::connect(role);
+    let mut frame = [7u8; ECHO_FRAME];
+    group.bench_function(BenchmarkId::new(name, ECHO_FRAME), |b| {
         b.iter(|| {
-            raw.write_all(&frame).unwrap();
-            raw.read_exact(&mut frame).unwrap();
+            stream.write_all(&frame).unwrap();
+            read(&mut stream, &mut frame).unwrap();
         })
     });
-    drop(raw);
-    raw_child.wait().unwrap();
+    drop(stream);
+    child.wait().unwrap();
+}
 
+fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>) {
     let pong = Pong.start().unwrap();
-    let mut n = 0u64;
-    group.bench_function(BenchmarkId::new("skprocess_tell_listen", FRAME), |b| {
+    let mut n = WIDE;
+    group.bench_function(BenchmarkId::new("skprocess_tell_listen", ECHO_FRAME), |b| {
         b.iter(|| {
             n += 1;
             pong.tell(n).unwrap();
@@ -105,32 +107,21 @@ fn bench_round_trip(c: &mut Criterion) {
     });
     pong.stop().unwrap();
     pong.result().unwrap();
-    group.finish();
-}
-
-fn start_raw_echo() -> (Stream, Child) {
-    let dir = std::env::temp_dir().join(format!("skp-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("raw");
-    let address = path.to_str().unwrap().to_owned();
-    let listener = ListenerOptions::new()
-        .name(address.as_str().to_fs_name::<GenericFilePath>().unwrap())
-        .create_sync()
-        .unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .env(ECHO_ADDRESS, &address)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stream = listener.accept().unwrap();
-    drop(listener);
-    std::fs::remove_dir_all(&dir).unwrap();
-    (stream, child)
 }
 
 fn bench_spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
     floor::bench_bare_reexec(&mut group);
+    group.bench_function("bare_reexec_hello", |b| {
+        let listener = floor::Listener::bind();
+        b.iter(|| {
+            let mut child = floor::reexec(Role::Hello, Some(&listener));
+            let mut stream = listener.accept();
+            assert_eq!(floor::read_hello(&mut stream), child.id());
+            drop(stream);
+            assert!(child.wait().unwrap().success());
+        })
+    });
     group.bench_function("skprocess_start_result", |b| {
         b.iter(|| assert_eq!(Trivial.start().unwrap().result().unwrap(), 1))
     });

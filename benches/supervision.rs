@@ -3,8 +3,10 @@
 //! - `checkpoint/*`: 1000 iterations of a small process without checkpoints (`lives = 1`)
 //!   and with a checkpoint after every iteration (`lives = 2`); the difference divided by
 //!   1000 is the checkpoint cost per iteration.
-//! - `restart/*`: from a `SIGKILL` of a supervised child to its replacement running again,
-//!   beside a bare re-exec of this binary that exits at once (the floor of any respawn).
+//! - `restart/*`: from a `SIGKILL` of a supervised child to its replacement running again
+//!   (its first `tell` read by `listen`), beside a bare re-exec of this binary that exits at
+//!   once (the floor of any respawn), and a raw respawn: `SIGKILL` a re-executed child
+//!   connected over a socket, reap it, re-execute it and read its hello on the socket.
 //!
 //! Run with `cargo bench --bench supervision`.
 
@@ -12,7 +14,8 @@ mod floor;
 
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
+use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use floor::Role;
 use skprocess::prelude::*;
 
 const ITERATIONS: u64 = 1000;
@@ -34,25 +37,34 @@ impl SmallState {
     }
 }
 
+/// Announces each child once: `announced` is not part of the state, so a replacement child,
+/// which resumes from the last checkpoint, starts with it unset.
 #[derive(Serialize, Deserialize)]
-struct Heartbeat;
+struct Heartbeat {
+    #[serde(skip)]
+    announced: bool,
+}
 
 #[skprocess(runs = None, lives = 1000000, outbox = u32)]
 impl Heartbeat {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        ctx.tell(std::process::id())?;
-        std::thread::sleep(Duration::from_millis(1));
+        if !self.announced {
+            ctx.tell(std::process::id())?;
+            self.announced = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
         Ok(())
     }
 }
 
 fn main() {
     skprocess::init();
-    floor::exit_if_floor_child();
+    floor::run_if_floor_child();
     let mut criterion = Criterion::default()
         .configure_from_args()
         .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     bench_checkpoint(&mut criterion);
     bench_restart(&mut criterion);
     criterion.final_summary();
@@ -82,21 +94,22 @@ fn bench_checkpoint(c: &mut Criterion) {
     group.finish();
 }
 
-#[cfg(unix)]
 fn bench_restart(c: &mut Criterion) {
     let mut group = c.benchmark_group("restart");
     floor::bench_bare_reexec(&mut group);
-    let heartbeat = Heartbeat.start().unwrap();
+    bench_raw_respawn(&mut group);
+    let heartbeat = Heartbeat { announced: false }.start().unwrap();
     let mut pid = heartbeat.listen(Duration::from_secs(10)).unwrap().unwrap();
-    group.bench_function("sigkill_to_running_again", |b| {
+    group.bench_function("skprocess_sigkill_to_running_again", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let killed_at = Instant::now();
-                // SAFETY: sending a signal to a process id has no memory-safety preconditions.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                pid = next_pid(&heartbeat, pid);
+                kill(pid);
+                let next = heartbeat.listen(Duration::from_secs(10)).unwrap().unwrap();
                 total += killed_at.elapsed();
+                assert_ne!(next, pid);
+                pid = next;
             }
             total
         })
@@ -105,15 +118,25 @@ fn bench_restart(c: &mut Criterion) {
     group.finish();
 }
 
-#[cfg(not(unix))]
-fn bench_restart(_c: &mut Criterion) {}
+/// The floor of a restart: `SIGKILL` a re-executed child connected over a socket, reap it,
+/// re-execute a replacement and wait for its hello on the socket.
+fn bench_raw_respawn(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let (listener, mut stream, mut child) = floor::connect(Role::Hello);
+    floor::read_hello(&mut stream);
+    group.bench_function("raw_sigkill_to_hello", |b| {
+        b.iter(|| {
+            kill(child.id());
+            child.wait().unwrap();
+            child = floor::reexec(Role::Hello, Some(&listener));
+            stream = listener.accept();
+            assert_eq!(floor::read_hello(&mut stream), child.id());
+        })
+    });
+    kill(child.id());
+    child.wait().unwrap();
+}
 
-/// Waits for a heartbeat from a child other than `old`.
-fn next_pid(heartbeat: &Handle<Heartbeat>, old: u32) -> u32 {
-    loop {
-        let pid = heartbeat.listen(Duration::from_secs(10)).unwrap().unwrap();
-        if pid != old {
-            return pid;
-        }
-    }
+fn kill(pid: u32) {
+    // SAFETY: sending a signal to a process id has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }

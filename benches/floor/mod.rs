@@ -1,30 +1,176 @@
-//! The raw floor shared by the benchmarks: a bare re-exec of the bench binary that exits at once.
+//! The raw floors shared by the benchmarks: this binary re-executed with nothing of skprocess
+//! in the way, talking to the bench over a bare `std::os::unix::net::UnixStream`.
+//!
+//! A re-execution is told what to do by [`ROLE`] (and [`SOCKET`], the path of the bench's
+//! listener); [`run_if_floor_child`], called in `main` right after `skprocess::init()`, plays
+//! the role and exits. Each role lives in [`child`].
+//!
+//! How the floors wait: every read blocks in the kernel (as the readers of skprocess do on
+//! both sides), except the `Role::EchoSpinning` ping-pong, whose two ends poll the socket
+//! for up to [`SPIN`] before they block.
 
-use std::process::{Command, Stdio};
+pub mod child;
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
 
-/// Environment variable that makes the bench binary exit as soon as it starts.
-const EXIT_AT_ONCE: &str = "SKPROCESS_BENCH_EXIT";
+/// Environment variable naming the [`Role`] of a re-execution.
+const ROLE: &str = "SKPROCESS_BENCH_FLOOR";
+/// Environment variable holding the path of the listener a re-execution connects to.
+const SOCKET: &str = "SKPROCESS_BENCH_SOCKET";
 
-/// Exits at once when this process is the floor's re-exec; call it first in `main`.
-pub fn exit_if_floor_child() {
-    if std::env::var_os(EXIT_AT_ONCE).is_some() {
-        std::process::exit(0);
+/// How long a spinning reader polls before it blocks: the same as `Ctx::listen`.
+pub const SPIN: Duration = Duration::from_micros(50);
+
+/// What a re-execution of the bench binary does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Exits at once.
+    Exit,
+    /// Connects, writes its pid, then waits for the bench to hang up.
+    Hello,
+    /// Echoes fixed-size frames with blocking reads.
+    Echo,
+    /// Echoes fixed-size frames, polling for [`SPIN`] before each blocking read.
+    EchoSpinning,
+    /// Answers each request (count, frame size) with that many frames, one `write` each.
+    Stream,
+}
+
+impl Role {
+    const ALL: [Role; 5] = [
+        Role::Exit,
+        Role::Hello,
+        Role::Echo,
+        Role::EchoSpinning,
+        Role::Stream,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Exit => "exit",
+            Role::Hello => "hello",
+            Role::Echo => "echo",
+            Role::EchoSpinning => "echo-spinning",
+            Role::Stream => "stream",
+        }
     }
+}
+
+/// Plays the floor role this process was re-executed for, if any, and exits.
+pub fn run_if_floor_child() {
+    let Some(name) = std::env::var_os(ROLE) else {
+        return;
+    };
+    let role = Role::ALL
+        .into_iter()
+        .find(|role| name == role.name())
+        .expect("a known floor role");
+    if role != Role::Exit {
+        let path = std::env::var_os(SOCKET).expect("the floor's socket path");
+        let stream = UnixStream::connect(path).expect("connect to the bench");
+        child::play(role, stream);
+    }
+    std::process::exit(0);
+}
+
+/// The executable to re-execute, found the way skprocess finds it.
+fn own_executable() -> PathBuf {
+    if cfg!(target_os = "linux") {
+        return "/proc/self/exe".into();
+    }
+    std::env::current_exe().expect("the bench's own path")
+}
+
+/// A re-execution of this binary in `role`, connecting to `socket` if the role talks.
+pub fn reexec(role: Role, socket: Option<&Listener>) -> Child {
+    let mut command = Command::new(own_executable());
+    command.env(ROLE, role.name()).stdin(Stdio::null());
+    if let Some(listener) = socket {
+        command.env(SOCKET, &listener.path);
+    }
+    command.spawn().expect("re-execute the bench")
 }
 
 /// Benchmarks spawning this binary and waiting for it to exit, as `bare_reexec_exit`.
 pub fn bench_bare_reexec(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function("bare_reexec_exit", |b| {
-        b.iter(|| {
-            let status = Command::new(std::env::current_exe().unwrap())
-                .env(EXIT_AT_ONCE, "1")
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        })
+        b.iter(|| assert!(reexec(Role::Exit, None).wait().unwrap().success()))
     });
+}
+
+/// A listening socket in the temporary directory, removed when dropped.
+pub struct Listener {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Listener {
+    pub fn bind() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("skp-bench-{}-{n}.sock", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind the floor's socket");
+        Self { listener, path }
+    }
+
+    pub fn accept(&self) -> UnixStream {
+        self.listener.accept().expect("accept a floor child").0
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Starts a floor child in `role`; returns its listener (which replacements can connect
+/// to), its connection and the child.
+pub fn connect(role: Role) -> (Listener, UnixStream, Child) {
+    let listener = Listener::bind();
+    let child = reexec(role, Some(&listener));
+    let stream = listener.accept();
+    (listener, stream, child)
+}
+
+/// Reads what the [`Role::Hello`] child says first: its pid.
+pub fn read_hello(stream: &mut UnixStream) -> u32 {
+    let mut pid = [0u8; 4];
+    stream.read_exact(&mut pid).expect("a floor child's hello");
+    u32::from_le_bytes(pid)
+}
+
+/// Fills `buf`, polling without blocking for up to [`SPIN`], then blocking for the rest.
+pub fn read_spinning(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    let spin_until = Instant::now() + SPIN;
+    while got < buf.len() && Instant::now() < spin_until {
+        let rest = &mut buf[got..];
+        // SAFETY: `rest` is valid for writes of `rest.len()` bytes for the whole call.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                rest.as_mut_ptr().cast(),
+                rest.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => got += n as usize,
+            _ => std::hint::spin_loop(),
+        }
+    }
+    stream.read_exact(&mut buf[got..])
 }
