@@ -6,6 +6,9 @@ use std::time::Duration;
 
 skprocess::test_support!();
 
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
 #[derive(Serialize, Deserialize)]
 struct FailsOnRun {
     fail_at: u64,
@@ -26,7 +29,7 @@ fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
     let error = FailsOnRun { fail_at: 2 }
         .start()
         .unwrap()
-        .result()
+        .result_timeout(BOUND)
         .unwrap_err();
     match &error {
         Error::Hook {
@@ -60,7 +63,11 @@ impl PanicsInOnfinish {
 
 #[test]
 fn a_panic_becomes_an_error_with_the_panic_message() {
-    let error = PanicsInOnfinish.start().unwrap().result().unwrap_err();
+    let error = PanicsInOnfinish
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap_err();
     assert!(
         matches!(&error, Error::Hook { hook: Hook::Onfinish, run: 1, kind: FailureKind::Panicked, message } if message == "onfinish exploded"),
         "{error:?}"
@@ -91,14 +98,14 @@ fn a_fallible_result_hook_delivers_its_value_or_its_error() {
         FallibleResult { ok: true }
             .start()
             .unwrap()
-            .result()
+            .result_timeout(BOUND)
             .unwrap(),
         7
     );
     let error = FallibleResult { ok: false }
         .start()
         .unwrap()
-        .result()
+        .result_timeout(BOUND)
         .unwrap_err();
     assert_result_hook_failed(&error);
 }
@@ -115,7 +122,7 @@ impl Aborts {
 
 #[test]
 fn a_hard_crash_is_an_explicit_error_naming_the_signal() {
-    let error = Aborts.start().unwrap().result().unwrap_err();
+    let error = Aborts.start().unwrap().result_timeout(BOUND).unwrap_err();
     match &error {
         Error::Crashed { status, run } => {
             assert_eq!(*run, 0);
@@ -151,7 +158,7 @@ fn the_socket_directory_is_gone_once_the_child_connected() {
         leftovers.is_empty(),
         "socket files left behind: {leftovers:?}"
     );
-    let child_pid = handle.result().unwrap();
+    let child_pid = handle.result_timeout(BOUND).unwrap();
     assert_ne!(
         child_pid,
         std::process::id(),

@@ -6,6 +6,9 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
 #[derive(Serialize, Deserialize)]
 struct Doubler {
     value: u64,
@@ -24,14 +27,21 @@ impl Doubler {
 
 #[test]
 fn scn01_single_run_doubles_once() {
-    assert_eq!(Doubler { value: 5 }.start().unwrap().result().unwrap(), 10);
+    assert_eq!(
+        Doubler { value: 5 }
+            .start()
+            .unwrap()
+            .result_timeout(BOUND)
+            .unwrap(),
+        10
+    );
 }
 
 #[test]
 fn scn01_three_runs_double_three_times() {
     let config = Doubler::default_config().runs(3);
     let handle = Doubler { value: 5 }.start_with(config).unwrap();
-    assert_eq!(handle.result().unwrap(), 40);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 40);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,7 +64,7 @@ impl Counter {
 fn scn02_counter_counts_every_run() {
     let handle = Counter { count: 0 }.start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
-    assert_eq!(handle.result().unwrap(), 100);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 100);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,7 +94,11 @@ impl Accumulator {
 #[test]
 fn scn03_hooks_accumulate_state_in_order() {
     assert_eq!(
-        Accumulator { value: 0 }.start().unwrap().result().unwrap(),
+        Accumulator { value: 0 }
+            .start()
+            .unwrap()
+            .result_timeout(BOUND)
+            .unwrap(),
         10
     );
 }
@@ -142,7 +156,11 @@ impl DataProcessor {
 
 #[test]
 fn scn03_batches_log_every_hook_of_every_iteration() {
-    let summary = DataProcessor::default().start().unwrap().result().unwrap();
+    let summary = DataProcessor::default()
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     let expected: Vec<String> = [
         "prerun 0",
         "run 0",
@@ -194,7 +212,11 @@ impl SelfStopper {
 
 #[test]
 fn scn04_stopping_inside_run_skips_postrun_of_that_iteration() {
-    let log = SelfStopper::default().start().unwrap().result().unwrap();
+    let log = SelfStopper::default()
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     assert_eq!(log, "pre0 run0 post0 pre1 run1 post1 pre2 run2 finish2");
 }
 
@@ -226,7 +248,7 @@ fn scn05_self_stop_at_target_gives_exactly_the_target() {
     }
     .start()
     .unwrap();
-    assert_eq!(handle.result().unwrap(), 5);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 5);
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -259,7 +281,7 @@ fn scn06_parent_stop_ends_an_endless_process_with_its_result() {
     assert_eq!(first, Some(1));
     handle.stop().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
-    let (ticks, finished) = handle.result().unwrap();
+    let (ticks, finished) = handle.result_timeout(BOUND).unwrap();
     assert!(ticks >= 1, "ticks = {ticks}");
     assert!(finished, "onfinish must run after a stop");
 }
@@ -270,7 +292,7 @@ fn scn06_stopping_a_long_bounded_run_ends_it_early() {
     let handle = Ticker::default().start_with(config).unwrap();
     assert_eq!(handle.listen(Duration::from_secs(10)).unwrap(), Some(1));
     handle.stop().unwrap();
-    let (ticks, _) = handle.result().unwrap();
+    let (ticks, _) = handle.result_timeout(BOUND).unwrap();
     assert!((1..=999).contains(&ticks), "ticks = {ticks}");
 }
 
@@ -290,7 +312,7 @@ fn current_run_follows_the_child() {
         seen = now;
     }
     handle.stop().unwrap();
-    let (ticks, _) = handle.result().unwrap();
+    let (ticks, _) = handle.result_timeout(BOUND).unwrap();
     assert!(ticks >= seen, "{ticks} ticks but current_run said {seen}");
 }
 
@@ -313,7 +335,7 @@ fn scn12_kill_ends_a_hook_that_never_returns() {
     handle.kill().unwrap();
     assert!(!handle.is_alive());
     assert!(handle.wait(Duration::from_secs(0)));
-    let result = handle.result();
+    let result = handle.result_timeout(BOUND);
     assert!(matches!(result, Err(Error::Killed)), "{result:?}");
 }
 
@@ -345,7 +367,7 @@ fn scn13_tell_and_listen_echo_both_ways() {
     assert_eq!(reply.as_deref(), Some("echo: hello"));
     handle.stop().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
-    handle.result().unwrap();
+    handle.result_timeout(BOUND).unwrap();
 }
 
 #[test]
@@ -353,17 +375,24 @@ fn listen_times_out_with_none_while_the_child_is_silent() {
     let handle = Echo::default().start().unwrap();
     assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
     handle.stop().unwrap();
-    handle.result().unwrap();
+    handle.result_timeout(BOUND).unwrap();
 }
 
 #[test]
 fn listen_on_a_finished_child_reports_disconnection_instead_of_blocking() {
     let handle = Doubler { value: 1 }.start().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
-    assert!(matches!(handle.listen(None), Err(Error::Disconnected)));
+    // `listen(None)` is the form under test; a thread keeps a regression from hanging.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(handle.listen(None)));
+    let heard = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listen(None) on a finished child blocked");
+    assert!(matches!(heard, Err(Error::Disconnected)), "{heard:?}");
 }
 
-/// A minimal executor: parks the test thread until the future's waker fires.
+/// A minimal executor: parks the test thread until the future's waker fires, for at most
+/// [`BOUND`].
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct ThreadWaker(std::thread::Thread);
     impl std::task::Wake for ThreadWaker {
@@ -374,11 +403,17 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let waker = std::sync::Arc::new(ThreadWaker(std::thread::current())).into();
     let mut cx = std::task::Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + BOUND;
     loop {
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        std::thread::park();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the future did not resolve within {BOUND:?}"
+        );
+        std::thread::park_timeout(left);
     }
 }
 
@@ -391,6 +426,14 @@ fn result_async_resolves_under_any_executor() {
 #[test]
 fn result_in_background_runs_on_its_own_thread() {
     let join = Counter { count: 0 }.start().unwrap().result_in_background();
+    let deadline = std::time::Instant::now() + BOUND;
+    while !join.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background result did not arrive within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(join.join().unwrap().unwrap(), 100);
 }
 

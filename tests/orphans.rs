@@ -7,6 +7,9 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
 #[derive(Serialize, Deserialize)]
 struct Sleeper;
 
@@ -62,5 +65,8 @@ fn children_exit_within_two_seconds_of_their_parent_being_sigkilled() {
         !running(grandchild),
         "grandchild {grandchild} outlived its parent"
     );
-    assert!(matches!(parent.result(), Err(Error::Crashed { .. })));
+    assert!(matches!(
+        parent.result_timeout(BOUND),
+        Err(Error::Crashed { .. })
+    ));
 }

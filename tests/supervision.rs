@@ -8,6 +8,9 @@ use skprocess::{FailureKind, Hook};
 
 skprocess::test_support!();
 
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
 #[derive(Serialize, Deserialize, Default)]
 struct Budgeted {
     iterations: u64,
@@ -27,7 +30,11 @@ impl Budgeted {
 
 #[test]
 fn scn07_join_in_ends_an_endless_process() {
-    let iterations = Budgeted::default().start().unwrap().result().unwrap();
+    let iterations = Budgeted::default()
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     assert!(iterations > 0);
 }
 
@@ -63,7 +70,11 @@ impl FlakyOnce {
 
 #[test]
 fn scn08_a_retry_keeps_progress_and_repeats_only_the_failed_iteration() {
-    let (run_calls, current_run, log) = FlakyOnce::default().start().unwrap().result().unwrap();
+    let (run_calls, current_run, log) = FlakyOnce::default()
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     assert_eq!((run_calls, current_run), (4, 3));
     let failure = log.iter().position(|l| l == "failure").unwrap();
     assert_eq!(log[failure + 1], "start 1");
@@ -98,7 +109,7 @@ fn scn09_wait_blocks_through_a_retry() {
     let handle = SlowRetry::default().start().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
     assert!(started.elapsed() >= Duration::from_millis(350));
-    assert_eq!(handle.result().unwrap(), 2);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 2);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,7 +124,11 @@ impl AlwaysFails {
 
 #[test]
 fn scn10a_exhausted_lives_deliver_the_run_error_with_its_run_index() {
-    let error = AlwaysFails.start().unwrap().result().unwrap_err();
+    let error = AlwaysFails
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap_err();
     assert!(
         matches!(&error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message } if message == "test failure"),
         "{error:?}"
@@ -165,7 +180,11 @@ impl Recovering {
 
 #[test]
 fn scn10b_the_error_hook_turns_the_final_error_into_the_output() {
-    let report = Recovering::default().start().unwrap().result().unwrap();
+    let report = Recovering::default()
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     assert_eq!(
         report,
         Report {
@@ -192,7 +211,11 @@ impl BrokenErrorHook {
 
 #[test]
 fn a_failing_error_hook_delivers_the_original_error() {
-    let error = BrokenErrorHook.start().unwrap().result().unwrap_err();
+    let error = BrokenErrorHook
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap_err();
     assert!(
         matches!(&error, Error::Hook { hook: Hook::Run, message, .. } if message == "original failure"),
         "{error:?}"
@@ -214,7 +237,7 @@ impl Sleepy {
 #[test]
 fn scn11_a_hook_timeout_uses_lives_then_reports_hook_limit_and_run() {
     let handle = Sleepy { millis: 1500 }.start().unwrap();
-    let error = handle.result().unwrap_err();
+    let error = handle.result_timeout(BOUND).unwrap_err();
     match error {
         Error::Timeout { hook, limit, run } => {
             assert_eq!((hook, limit, run), (Hook::Run, Duration::from_secs(1), 0));
@@ -232,7 +255,7 @@ fn scn11_port_check_a_200ms_limit_cuts_a_700ms_hook() {
     let error = Sleepy { millis: 700 }
         .start_with(config)
         .unwrap()
-        .result()
+        .result_timeout(BOUND)
         .unwrap_err();
     assert!(
         matches!(error, Error::Timeout { hook: Hook::Run, limit, run: 0 } if limit == Duration::from_millis(200)),
@@ -255,7 +278,7 @@ fn scn12_kill_ignores_lives() {
     let handle = Endless.start().unwrap();
     handle.kill().unwrap();
     assert!(!handle.is_alive());
-    assert!(matches!(handle.result(), Err(Error::Killed)));
+    assert!(matches!(handle.result_timeout(BOUND), Err(Error::Killed)));
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -283,7 +306,10 @@ fn sigkill(pid: u32) {
 
 #[cfg(unix)]
 fn kill_during_run_two(handle: &Handle<Recorder>) {
-    while handle.listen(Duration::from_secs(10)).unwrap() != Some(2) {}
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handle.listen(Duration::from_millis(100)).unwrap() != Some(2) {
+        assert!(Instant::now() < deadline, "run 2 was never reported");
+    }
     sigkill(handle.pid());
 }
 
@@ -298,7 +324,7 @@ fn a_sigkilled_child_with_lives_restarts_from_its_checkpoint_and_finishes() {
     let status = handle.status();
     assert_eq!((status.restarts, status.lives_left), (1, 2));
     assert_ne!(handle.pid(), first_pid);
-    assert_eq!(handle.result().unwrap(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), vec![0, 1, 2, 3, 4]);
 }
 
 #[cfg(unix)]
@@ -306,7 +332,7 @@ fn a_sigkilled_child_with_lives_restarts_from_its_checkpoint_and_finishes() {
 fn a_sigkilled_child_without_lives_is_a_crash_error_naming_the_signal() {
     let handle = Recorder::default().start().unwrap();
     kill_during_run_two(&handle);
-    match handle.result().unwrap_err() {
+    match handle.result_timeout(BOUND).unwrap_err() {
         Error::Crashed { status, run } => {
             assert!(status.contains("SIGKILL"), "{status}");
             assert!((2..5).contains(&run), "run = {run}");
@@ -339,7 +365,7 @@ fn an_aborting_hook_is_recovered_with_a_life() {
     let handle = AbortsOnce::default().start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
-    assert_eq!(handle.result().unwrap(), 3);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 3);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -362,7 +388,11 @@ impl CrashThenRecover {
 
 #[test]
 fn the_error_hook_also_handles_a_hard_crash() {
-    let message = CrashThenRecover.start().unwrap().result().unwrap();
+    let message = CrashThenRecover
+        .start()
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
     assert!(
         message.starts_with("recovered from: process crashed on run 0"),
         "{message}"
@@ -395,7 +425,7 @@ fn timers_count_every_run_and_full_run() {
     let status = handle.status();
     assert_eq!(status.completed_runs, 5);
     assert!(status.busy >= Duration::from_millis(10));
-    handle.result().unwrap();
+    handle.result_timeout(BOUND).unwrap();
 }
 
 #[test]
@@ -433,7 +463,7 @@ fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
     assert!(handle.wait(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
-    assert_eq!(handle.result().unwrap(), 1);
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 1);
 }
 
 #[cfg(unix)]
@@ -443,7 +473,7 @@ fn a_frozen_child_without_lives_is_a_timeout_error() {
     let handle = Freezable.start_with(config).unwrap();
     let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
-    match handle.result() {
+    match handle.result_timeout(BOUND) {
         Err(Error::Timeout { hook, limit, run }) => {
             assert_eq!(
                 (hook, limit, run),

@@ -1,0 +1,547 @@
+//! Regression tests for the rebuilt runtime core: one test (or two) per finding it fixed.
+//! Every wait is bounded, so a regression fails in seconds instead of hanging.
+#![cfg(target_os = "linux")]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use skprocess::prelude::*;
+use skprocess::{PROCESS_TIMER_WINDOW, ProcessTimers, Status, Timeouts};
+
+skprocess::test_support!();
+
+/// The bound on waits for an outcome.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs `f` on its own thread and fails the test if it does not return within `limit`; for
+/// calls whose unbounded form is what is being tested.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => panic!("{what} did not return within {limit:?}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// The scheduler state of a process or thread (`R`, `S`, `Z`, …), `None` when it is gone.
+fn proc_state(stat_path: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Whether `pid` is a process that still runs (a zombie or a missing pid does not).
+fn running(pid: u32) -> bool {
+    proc_state(&format!("/proc/{pid}/stat")).is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Whether `pid` no longer exists at all: exited and reaped.
+fn reaped(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+// Finding 1: a plain process keeps running while the parent calls nothing.
+
+#[derive(Serialize, Deserialize, Default)]
+struct FreeCounter {
+    count: u64,
+    /// The longest time between two `run` calls: a child blocked on its parent shows here.
+    longest_gap: Duration,
+    #[serde(skip)]
+    last_run: Option<Instant>,
+}
+
+#[skprocess(runs = None)]
+impl FreeCounter {
+    fn run(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_run.replace(now) {
+            self.longest_gap = self.longest_gap.max(now - last);
+        }
+        self.count += 1;
+    }
+
+    fn result(&mut self) -> (u64, Duration) {
+        (self.count, self.longest_gap)
+    }
+}
+
+#[test]
+fn f01_an_endless_process_keeps_running_while_the_parent_reads_nothing() {
+    let handle = FreeCounter::default().start().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let first = handle.current_run();
+    thread::sleep(Duration::from_millis(500));
+    let second = handle.current_run();
+    assert!(first > 0, "no iteration reported after 500 ms");
+    // Each window is as long as the first, so a running child roughly doubles its count; a
+    // quarter more leaves room for a loaded machine, while a frozen child adds nothing.
+    assert!(
+        second * 4 >= first * 5,
+        "the child stalled while the parent was idle: {first} runs at 500 ms, {second} at 1 s"
+    );
+    handle.stop().unwrap();
+    let (count, longest_gap) = handle.result_timeout(BOUND).unwrap();
+    eprintln!("runs reported: {first} at 500 ms, {second} at 1 s; longest gap {longest_gap:?}");
+    assert!(
+        count >= second,
+        "{count} runs in the result, {second} reported"
+    );
+    // A child that blocks on a full socket while the parent sleeps stands still for hundreds
+    // of milliseconds; a running one is only ever descheduled briefly.
+    assert!(
+        longest_gap < Duration::from_millis(200),
+        "the child stood still for {longest_gap:?} between two runs ({count} runs)"
+    );
+}
+
+// Finding 2: threads sharing a handle do not hold each other up.
+
+#[derive(Serialize, Deserialize)]
+struct Idler;
+
+#[skprocess(runs = None, outbox = u64)]
+impl Idler {
+    fn run(&mut self) {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
+    assert_send_sync::<Handle<Idler>>();
+    let handle = Idler.start().unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let started = Instant::now();
+            (handle.wait(Some(Duration::from_secs(5))), started.elapsed())
+        });
+        let tid = tid_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let stat = format!("/proc/self/task/{tid}/stat");
+        assert!(
+            eventually(Duration::from_secs(2), || proc_state(&stat) == Some('S')),
+            "the waiting thread never went to sleep in wait()"
+        );
+        for i in 0..10 {
+            let started = Instant::now();
+            assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(50) && took < Duration::from_millis(250),
+                "listen(50ms) #{i} took {took:?} while another thread waited"
+            );
+        }
+        let quick = |name: &str, call: &dyn Fn()| {
+            let started = Instant::now();
+            call();
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(50), "{name} took {took:?}");
+        };
+        quick("current_run", &|| assert!(handle.current_run() < u64::MAX));
+        quick("status", &|| assert!(handle.status().alive));
+        quick("timers", &|| assert!(handle.timers().is_none()));
+        quick("is_alive", &|| assert!(handle.is_alive()));
+        handle.stop().unwrap();
+        let (finished, waited) = waiter.join().unwrap();
+        assert!(finished, "wait() did not see the stopped process finish");
+        assert!(
+            waited < Duration::from_secs(5),
+            "wait() ran into its timeout"
+        );
+    });
+    handle.result_timeout(Duration::from_secs(10)).unwrap();
+}
+
+// Finding 3: a child that dies in the middle of a frame is a crash that costs a life.
+
+#[derive(Serialize, Deserialize)]
+struct MidFrame {
+    /// 0: write half of a frame by hand, then SIGKILL; 1: SIGKILL during a 32 MiB `tell`.
+    mode: u8,
+    runs_done: u32,
+}
+
+/// The child's end of its connection: the only socket a test child holds.
+fn connection_fd() -> i32 {
+    let sockets: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            target
+                .to_string_lossy()
+                .starts_with("socket:")
+                .then_some(fd)
+        })
+        .collect();
+    assert_eq!(sockets.len(), 1, "expected one socket, found {sockets:?}");
+    sockets[0]
+}
+
+fn write_fd(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        assert!(n > 0, "write failed");
+        bytes = &bytes[n as usize..];
+    }
+}
+
+#[skprocess(runs = 3, lives = 3, outbox = String)]
+impl MidFrame {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        let first_life = ctx.lives_left() == ctx.config().lives;
+        if first_life && ctx.current_run() == 1 {
+            if self.mode == 0 {
+                // A header announcing 32 MiB, one MiB of it, then death: a frame cut short.
+                let fd = connection_fd();
+                write_fd(fd, &(32u32 << 20).to_le_bytes());
+                write_fd(fd, &vec![0u8; 1 << 20]);
+            } else {
+                let message = "x".repeat(32 << 20);
+                let tid = unsafe { libc::gettid() };
+                thread::spawn(move || {
+                    // Die once this thread sleeps inside the write (the socket is full).
+                    let stat = format!("/proc/self/task/{tid}/stat");
+                    eventually(Duration::from_secs(2), || proc_state(&stat) == Some('S'));
+                    unsafe { libc::raise(libc::SIGKILL) };
+                });
+                ctx.tell(message)?;
+            }
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+        self.runs_done += 1;
+        Ok(())
+    }
+
+    fn result(&mut self) -> u32 {
+        self.runs_done
+    }
+}
+
+fn assert_restarts_after_a_cut_frame(mode: u8) {
+    let handle = MidFrame { mode, runs_done: 0 }.start().unwrap();
+    assert!(handle.wait(BOUND), "no outcome within 30 s");
+    if mode == 0 {
+        // Nothing of the cut frame may reach the parent's queue.
+        let cut = handle.listen(Duration::ZERO);
+        assert!(matches!(cut, Err(Error::Disconnected)), "{cut:?}");
+    }
+    let status = handle.status();
+    let result = handle.result_timeout(Duration::from_secs(10));
+    assert!(!matches!(result, Err(Error::Wire(_))), "{result:?}");
+    assert_eq!(result.unwrap(), 3);
+    assert_eq!((status.restarts, status.lives_left), (1, 2));
+}
+
+#[test]
+fn f03_a_crash_in_the_middle_of_a_frame_is_restarted_with_a_life() {
+    assert_restarts_after_a_cut_frame(0);
+}
+
+#[test]
+fn f03_a_sigkill_during_a_32_mib_tell_is_restarted_with_a_life() {
+    assert_restarts_after_a_cut_frame(1);
+}
+
+// Finding 4: once kill() returns, no child is alive and none is started.
+
+#[derive(Serialize, Deserialize)]
+struct CrashLoop;
+
+#[skprocess(runs = None, lives = 1000)]
+impl CrashLoop {
+    fn run(&mut self) {
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn f04_kill_during_constant_restarts_leaves_no_child_alive() {
+    let (started, mut later) = (Instant::now(), 0);
+    for i in 0..200u64 {
+        let handle = CrashLoop.start().unwrap();
+        let mut seen = vec![handle.pid()];
+        let restarting = eventually(Duration::from_secs(10), || {
+            seen.push(handle.pid());
+            handle.status().restarts >= 1
+        });
+        assert!(restarting, "#{i}: the crashing child was never restarted");
+        // 0–5 ms spread over the iterations, so the kill lands in every phase of a restart.
+        let delay = Duration::from_micros(i * 2741 % 5000);
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            seen.push(handle.pid());
+            thread::sleep(Duration::from_micros(200));
+        }
+        later += u32::from(handle.status().restarts >= 2);
+        handle.kill().unwrap();
+        let pid = handle.pid();
+        seen.push(pid);
+        assert!(!handle.is_alive(), "#{i}: is_alive() right after kill()");
+        let watch_until = Instant::now() + Duration::from_millis(30);
+        while Instant::now() < watch_until {
+            assert_eq!(handle.pid(), pid, "#{i}: a child was started after kill()");
+            assert!(!handle.is_alive(), "#{i}: a child is alive after kill()");
+            let alive: Vec<_> = seen.iter().filter(|&&p| running(p)).collect();
+            assert!(
+                alive.is_empty(),
+                "#{i}: children {alive:?} alive after kill()"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let result = handle.result_timeout(Duration::from_secs(5));
+        assert!(matches!(result, Err(Error::Killed)), "#{i}: {result:?}");
+    }
+    // Diagnostics: how many kills found the process past its second child.
+    eprintln!(
+        "200 kills in {:?}; {later} after a further restart",
+        started.elapsed()
+    );
+}
+
+// Finding 5: timer samples never exceed the frame limit, on the way up or on a restart.
+
+#[derive(Serialize, Deserialize, Default)]
+struct Busy {
+    count: u64,
+    abort_at: Option<u64>,
+}
+
+#[skprocess(runs = 20_000)]
+impl Busy {
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        let first_life = ctx.lives_left() == ctx.config().lives;
+        if first_life && self.abort_at == Some(ctx.current_run()) {
+            std::process::abort();
+        }
+        self.count += 1;
+    }
+
+    fn result(&mut self) -> u64 {
+        self.count
+    }
+}
+
+fn run_20k_with_small_frames(lives: u32, abort_at: Option<u64>) -> (Status, ProcessTimers) {
+    let config = Busy::default_config()
+        .max_frame_bytes(64 * 1024)
+        .lives(lives);
+    let handle = Busy { count: 0, abort_at }.start_with(config).unwrap();
+    assert!(
+        handle.wait(Duration::from_secs(60)),
+        "20k runs not done in 60 s"
+    );
+    let (status, timers) = (handle.status(), handle.timers().unwrap());
+    assert_eq!(
+        handle.result_timeout(Duration::from_secs(10)).unwrap(),
+        20_000
+    );
+    (status, timers)
+}
+
+#[test]
+fn f05_twenty_thousand_runs_fit_a_64_kib_frame_limit() {
+    let (status, timers) = run_20k_with_small_frames(1, None);
+    assert_eq!(status.completed_runs, 20_000);
+    assert_eq!(timers.hooks.run.count(), PROCESS_TIMER_WINDOW);
+    assert_eq!(timers.full_run.count(), PROCESS_TIMER_WINDOW);
+}
+
+#[test]
+fn f05_a_restart_after_15k_runs_sends_its_timers_within_a_64_kib_limit() {
+    let (status, timers) = run_20k_with_small_frames(2, Some(15_000));
+    assert_eq!((status.restarts, status.completed_runs), (1, 20_000));
+    assert_eq!(timers.hooks.run.count(), PROCESS_TIMER_WINDOW);
+}
+
+// Finding 6: a type in a nested module is found by the child.
+
+mod a {
+    pub mod b {
+        use skprocess::prelude::*;
+
+        #[derive(Serialize, Deserialize)]
+        pub struct Nested;
+
+        #[skprocess]
+        impl Nested {
+            fn run(&mut self) {}
+
+            fn result(&mut self) -> String {
+                module_path!().to_owned()
+            }
+        }
+    }
+}
+
+/// Same name as the nested type: the registry must tell them apart.
+#[derive(Serialize, Deserialize)]
+struct Nested;
+
+#[skprocess]
+impl Nested {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> String {
+        "top level".to_owned()
+    }
+}
+
+#[test]
+fn f06_a_type_in_a_nested_module_runs_in_a_child() {
+    let nested = a::b::Nested.start().unwrap();
+    let path = nested.result_timeout(BOUND).unwrap();
+    assert!(path.ends_with("::a::b"), "{path}");
+    let top = Nested.start().unwrap();
+    assert_eq!(top.result_timeout(BOUND).unwrap(), "top level");
+}
+
+// Finding 7: the bootstrap variable never reaches user code or its subprocesses.
+
+#[derive(Serialize, Deserialize, Default)]
+struct EnvProbe {
+    shell_env: String,
+    own_env: Vec<String>,
+}
+
+#[skprocess]
+impl EnvProbe {
+    fn run(&mut self) -> Result<(), String> {
+        let output = std::process::Command::new("sh")
+            .args(["-c", "env"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        self.shell_env = String::from_utf8_lossy(&output.stdout).into_owned();
+        self.own_env = std::env::vars_os()
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        Ok(())
+    }
+
+    fn result(&mut self) -> (String, Vec<String>) {
+        (
+            std::mem::take(&mut self.shell_env),
+            std::mem::take(&mut self.own_env),
+        )
+    }
+}
+
+#[test]
+fn f07_hooks_and_their_subprocesses_never_see_bootstrap_variables() {
+    let handle = EnvProbe::default().start().unwrap();
+    let (shell_env, own_env) = handle.result_timeout(BOUND).unwrap();
+    assert!(
+        shell_env.lines().any(|l| l.starts_with("PATH=")),
+        "{shell_env}"
+    );
+    let shell = shell_env.lines().map(|line| ("a subprocess", line));
+    let own = own_env.iter().map(|key| ("the hook", key.as_str()));
+    let leaked: Vec<_> = shell
+        .chain(own)
+        .filter(|(_, v)| v.starts_with("SKPROCESS_"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "bootstrap variables reached user code: {leaked:?}"
+    );
+}
+
+// Finding 8: dropping a pending result_async future ends the child.
+
+#[test]
+fn f08_dropping_a_pending_result_future_kills_and_reaps_the_child() {
+    let handle = Idler.start().unwrap();
+    let pid = handle.pid();
+    assert!(running(pid));
+    let mut future = Box::pin(handle.result_async());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(future.as_mut().poll(&mut cx), Poll::Pending));
+    drop(future);
+    assert!(
+        eventually(Duration::from_millis(500), || reaped(pid)),
+        "child {pid} still exists 500 ms after its result future was dropped"
+    );
+}
+
+// Finding 9: Duration::MAX means "no limit" everywhere, never a panic.
+
+#[derive(Serialize, Deserialize, Default)]
+struct Patient {
+    heard: String,
+}
+
+#[skprocess(inbox = String, outbox = String)]
+impl Patient {
+    fn prerun(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        self.heard = ctx.listen(Duration::MAX)?.unwrap_or_default();
+        Ok(())
+    }
+
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        ctx.tell(format!("echo: {}", self.heard))
+    }
+
+    fn result(&mut self) -> String {
+        std::mem::take(&mut self.heard)
+    }
+}
+
+#[test]
+fn f09_duration_max_is_no_limit_for_every_wait_timeout_and_budget() {
+    let mut config = Patient::default_config().join_in(Duration::MAX);
+    config.timeouts = Timeouts::from_fn(|_| Some(Duration::MAX));
+    let handle = Arc::new(Patient::default().start_with(config).unwrap());
+    let limit = Duration::from_secs(20);
+    let h = Arc::clone(&handle);
+    within(limit, "tell_timeout(MAX)", move || {
+        h.tell_timeout("hi".to_owned(), Duration::MAX).unwrap()
+    });
+    let h = Arc::clone(&handle);
+    let heard = within(limit, "listen(MAX)", move || {
+        h.listen(Duration::MAX).unwrap()
+    });
+    assert_eq!(heard.as_deref(), Some("echo: hi"));
+    let h = Arc::clone(&handle);
+    assert!(within(limit, "wait(MAX)", move || h.wait(Duration::MAX)));
+    assert!(eventually(limit, || Arc::strong_count(&handle) == 1));
+    let handle = Arc::into_inner(handle).unwrap();
+    let result = within(limit, "result_timeout(MAX)", move || {
+        handle.result_timeout(Duration::MAX)
+    });
+    assert_eq!(result.unwrap(), "hi");
+}
