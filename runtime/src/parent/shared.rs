@@ -68,6 +68,9 @@ pub(crate) struct View {
     /// The outcome is known and no child of this process is alive.
     pub(crate) finished: bool,
     pub(crate) waker: Option<Waker>,
+    /// Threads parked in [`ProcessShared::wait_view`]; a change wakes them only if there are
+    /// any, so a stream of messages nobody waits for costs no wake-up system call.
+    waiters: usize,
 }
 
 /// The state of one process shared by its handle and its driver.
@@ -109,6 +112,7 @@ impl ProcessShared {
                 over: false,
                 finished: false,
                 waker: None,
+                waiters: 0,
             }),
             view_changed: Condvar::new(),
             config,
@@ -128,8 +132,11 @@ impl ProcessShared {
         let mut view = self.view();
         let result = change(&mut view);
         let waker = view.waker.take();
+        let waiters = view.waiters;
         drop(view);
-        self.view_changed.notify_all();
+        if waiters > 0 {
+            self.view_changed.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -148,20 +155,22 @@ impl ProcessShared {
             if done(&mut view) {
                 return (view, true);
             }
-            view = match deadline {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return (view, false);
+            }
+            view.waiters += 1;
+            view = match left {
                 None => self
                     .view_changed
                     .wait(view)
                     .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return (view, false);
-                    }
+                Some(left) => {
                     let waited = self.view_changed.wait_timeout(view, left);
                     waited.unwrap_or_else(PoisonError::into_inner).0
                 }
             };
+            view.waiters -= 1;
         }
     }
 
