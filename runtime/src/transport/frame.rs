@@ -220,6 +220,11 @@ impl FrameReader {
         }
     }
 
+    /// Whether a whole frame is already buffered, so the next read returns without waiting.
+    pub fn has_buffered_frame(&self) -> bool {
+        self.large.is_none() && matches!(self.front(), Ok(Front::Small(_)))
+    }
+
     /// Bytes received but not yet returned as frames.
     fn buffered(&self) -> usize {
         self.end - self.start

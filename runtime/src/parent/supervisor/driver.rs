@@ -37,6 +37,7 @@ pub(crate) fn start(
         output: None,
         connection,
         read_timeout: None,
+        arrived: Vec::new(),
     };
     std::thread::Builder::new()
         .name("skprocess-supervisor".into())
@@ -64,6 +65,9 @@ struct Driver {
     checkpoint: Vec<u8>,
     /// The output of a `Finished` report, until it is delivered.
     output: Option<Vec<u8>>,
+    /// Payloads read but not yet in the outbox: queued together once the frames already
+    /// buffered are read, so a burst takes the view's lock once, not once per message.
+    arrived: Vec<Payload>,
 }
 
 impl Driver {
@@ -107,7 +111,10 @@ impl Driver {
                 }
                 Err(_) => return Interruption::Ended,
             };
-            let dispatched = dispatch(&self.shared, frame);
+            let dispatched = dispatch(&self.shared, frame, &mut self.arrived);
+            if !self.reader.has_buffered_frame() {
+                queue_messages(&self.shared, &mut self.arrived);
+            }
             match dispatched {
                 Ok(Some(report)) => self.on_report(report),
                 Ok(None) => {}
@@ -254,12 +261,20 @@ enum Reported {
     Finished(Vec<u8>),
 }
 
-/// Records a frame in the shared view; returns what the supervisor must hear of it.
-fn dispatch(shared: &ProcessShared, frame: Frame<'_>) -> Result<Option<Reported>, String> {
+/// Records a frame: a payload joins `arrived`, anything else goes to the shared view after
+/// the payloads before it. Returns what the supervisor must hear of it.
+fn dispatch(
+    shared: &ProcessShared,
+    frame: Frame<'_>,
+    arrived: &mut Vec<Payload>,
+) -> Result<Option<Reported>, String> {
     let message: ToParent<'_> = frame::decode(frame.bytes()).map_err(|e| e.to_string())?;
     let tell_start = match message {
         ToParent::Tell(payload) => frame.bytes().len() - payload.len(),
-        other => return Ok(record(shared, other)),
+        other => {
+            queue_messages(shared, arrived);
+            return Ok(record(shared, other));
+        }
     };
     // A large frame is kept whole, with the payload's offset, rather than copied.
     let payload = match frame {
@@ -272,7 +287,7 @@ fn dispatch(shared: &ProcessShared, frame: Frame<'_>) -> Result<Option<Reported>
             start: 0,
         },
     };
-    queue_message(shared, payload);
+    arrived.push(payload);
     Ok(None)
 }
 
@@ -337,10 +352,16 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
     Some(Reported::Report(report))
 }
 
-fn queue_message(shared: &ProcessShared, payload: Payload) {
+/// Moves the payloads read so far into the outbox, or drops them once nobody will read them.
+fn queue_messages(shared: &ProcessShared, arrived: &mut Vec<Payload>) {
+    if arrived.is_empty() {
+        return;
+    }
     shared.update_view(|view| {
-        if !view.discarding {
-            view.outbox.push_back(payload);
+        if view.discarding {
+            arrived.clear();
+        } else {
+            view.outbox.extend(arrived.drain(..));
         }
     });
 }
