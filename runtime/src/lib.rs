@@ -21,6 +21,7 @@ compile_error!(
 
 mod child;
 mod config;
+mod deadline;
 mod error;
 mod hook;
 mod parent;

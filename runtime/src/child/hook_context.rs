@@ -78,7 +78,7 @@ impl<P: Process> Ctx<P> {
         message: P::Outbox,
         timeout: Duration,
     ) -> Result<(), TellError<P::Outbox>> {
-        self.tell_until(message, Instant::now().checked_add(timeout))
+        self.tell_until(message, crate::deadline::after(Some(timeout)))
     }
 
     fn tell_until(

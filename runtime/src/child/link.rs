@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::child::bootstrap::{self, Started};
+use crate::deadline;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
@@ -63,22 +64,14 @@ impl Inbox {
                 self.queued.store(queue.messages.len(), Ordering::Release);
                 return Some(message);
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|left| left.is_zero()) {
+            queue.parked += 1;
+            let waited = deadline::wait(&self.arrived, queue, deadline);
+            let passed = waited.is_err();
+            queue = waited.unwrap_or_else(|queue| queue);
+            queue.parked -= 1;
+            if passed {
                 return None;
             }
-            queue.parked += 1;
-            queue = match left {
-                None => self
-                    .arrived
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(left) => {
-                    let waited = self.arrived.wait_timeout(queue, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
-            queue.parked -= 1;
         }
     }
 

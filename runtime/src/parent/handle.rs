@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::bootstrap;
 use crate::config::Config;
+use crate::deadline;
 use crate::error::{Error, TellError};
 use crate::parent::shared::{Ending, ProcessShared};
 use crate::parent::spawn;
@@ -58,12 +59,6 @@ pub struct Status {
 pub struct Handle<P: Process> {
     shared: Arc<ProcessShared>,
     _process: PhantomData<fn() -> P>,
-}
-
-/// The deadline `timeout` from now; `None` (no deadline) for no timeout or one too long for
-/// the clock, such as `Duration::MAX`.
-fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 impl<P: Process> Handle<P> {
@@ -114,7 +109,7 @@ impl<P: Process> Handle<P> {
         message: P::Inbox,
         timeout: Duration,
     ) -> Result<(), TellError<P::Inbox>> {
-        self.send(message, deadline_after(Some(timeout)))
+        self.send(message, deadline::after(Some(timeout)))
     }
 
     fn send(
@@ -148,7 +143,7 @@ impl<P: Process> Handle<P> {
     /// `Ok(None)` means the time ran out; [`Error::Disconnected`] means the lifecycle is over
     /// and every message the child sent has been read. `Duration::MAX` waits without limit.
     pub fn listen(&self, timeout: impl Into<Option<Duration>>) -> Result<Option<P::Outbox>, Error> {
-        let deadline = deadline_after(timeout.into());
+        let deadline = deadline::after(timeout.into());
         let (mut view, ready) = self
             .shared
             .wait_view(deadline, |view| !view.outbox.is_empty() || view.over);
@@ -226,7 +221,7 @@ impl<P: Process> Handle<P> {
     /// Messages the child sends meanwhile are kept for [`listen`](Handle::listen), up to
     /// [`Config::outbox_capacity`]; a child that has more to say waits for them to be read.
     pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> bool {
-        let deadline = deadline_after(timeout.into());
+        let deadline = deadline::after(timeout.into());
         self.shared.wait_view(deadline, |view| view.finished).1
     }
 
@@ -241,7 +236,7 @@ impl<P: Process> Handle<P> {
 
     /// Like [`result`](Handle::result), but gives up after `timeout`, killing the child.
     pub fn result_timeout(self, timeout: Duration) -> Result<P::Output, Error> {
-        match deadline_after(Some(timeout)) {
+        match deadline::after(Some(timeout)) {
             None => self.take_result(None),
             Some(deadline) => self.take_result(Some(deadline)).map_err(|e| match e {
                 Error::ResultTimeout(_) => Error::ResultTimeout(timeout),

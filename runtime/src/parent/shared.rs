@@ -12,6 +12,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::deadline;
 use crate::error::Error;
 use crate::parent::exit::{self, Exit};
 use crate::parent::supervisor::machine::Outcome;
@@ -155,22 +156,14 @@ impl ProcessShared {
             if done(&mut view) {
                 return (view, true);
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|left| left.is_zero()) {
+            view.waiters += 1;
+            let waited = deadline::wait(&self.view_changed, view, deadline);
+            let passed = waited.is_err();
+            view = waited.unwrap_or_else(|view| view);
+            view.waiters -= 1;
+            if passed {
                 return (view, false);
             }
-            view.waiters += 1;
-            view = match left {
-                None => self
-                    .view_changed
-                    .wait(view)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(left) => {
-                    let waited = self.view_changed.wait_timeout(view, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
-            view.waiters -= 1;
         }
     }
 
@@ -184,19 +177,9 @@ impl ProcessShared {
             if let Some(connection) = &slot.connection {
                 return Ok(Arc::clone(connection));
             }
-            slot = match deadline {
-                None => self
-                    .slot_changed
-                    .wait(slot)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Disconnected);
-                    }
-                    let waited = self.slot_changed.wait_timeout(slot, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
+            slot = match deadline::wait(&self.slot_changed, slot, deadline) {
+                Ok(slot) => slot,
+                Err(_) => return Err(Error::Disconnected),
             };
         }
     }
@@ -256,7 +239,7 @@ impl ProcessShared {
 
     /// Waits for the current child to exit, for at most `grace`; kills it after that.
     pub(crate) fn reap(&self, grace: Duration) -> Exit {
-        let deadline = Instant::now().checked_add(grace);
+        let deadline = crate::deadline::after(Some(grace));
         let mut pause = Duration::from_micros(20);
         loop {
             let mut slot = self.slot();

@@ -6,7 +6,6 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::child::bootstrap::{self, EXIT_NO_ENTRY_HOOK};
 use crate::error::Error;
@@ -42,7 +41,7 @@ pub(crate) fn launch(
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
     let pid = register_child(shared, &rendezvous, &token)?;
-    let deadline = Instant::now().checked_add(config.connect_timeout);
+    let deadline = crate::deadline::after(Some(config.connect_timeout));
     let accepted = rendezvous.accept(&token, config.max_frame_bytes, deadline, || {
         child_gone(shared)
     });

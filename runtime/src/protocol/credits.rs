@@ -6,6 +6,8 @@
 //! connection itself never fills up with payloads that nobody reads.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::deadline;
 use std::time::Instant;
 
 /// What [`Credits::acquire`] got.
@@ -60,19 +62,9 @@ impl Credits {
                 state.available -= 1;
                 return Acquired::Granted;
             }
-            state = match deadline {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Acquired::Full;
-                    }
-                    let waited = self.changed.wait_timeout(state, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
+            state = match deadline::wait(&self.changed, state, deadline) {
+                Ok(state) => state,
+                Err(_) => return Acquired::Full,
             };
         }
     }

@@ -62,7 +62,7 @@ impl Connection {
         message: &T,
         patience: Duration,
     ) -> Result<(), Error> {
-        let deadline = Instant::now().checked_add(patience);
+        let deadline = crate::deadline::after(Some(patience));
         loop {
             match self.outgoing.try_lock() {
                 Ok(mut outgoing) => {
