@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::hook::{Hook, PerHook};
 
+/// Smallest [`Config::max_frame_bytes`].
+const MIN_FRAME_BYTES: u32 = 64 * 1024;
+
 /// How a process runs. Build it from [`Process::default_config`](crate::Process::default_config)
 /// (the attribute's values) and adjust it before [`Process::start_with`](crate::Process::start_with).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,12 +30,13 @@ pub struct Config {
     ///
     /// Default: `None`.
     pub join_in: Option<Duration>,
-    /// Per-hook time limits; a limit too long for the clock (such as `Duration::MAX`) means
-    /// no limit.
+    /// Per-hook time limits, each at least 1 ms; a limit too long for the clock (such as
+    /// `Duration::MAX`) means no limit.
     ///
     /// Default: no limits.
     pub timeouts: Timeouts,
     /// Largest frame, in bytes, either side accepts on the wire; bigger frames are an error.
+    /// At least 64 KiB, so that a start message always has room for its state.
     ///
     /// Default: 64 MiB.
     pub max_frame_bytes: u32,
@@ -132,10 +136,19 @@ impl Config {
 
     /// Checks the values a child could not run with.
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if self.max_frame_bytes < 1024 {
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
             return Err(Error::Config(format!(
-                "`max_frame_bytes` must be at least 1024, got {}",
+                "`max_frame_bytes` must be at least {MIN_FRAME_BYTES}, got {}",
                 self.max_frame_bytes
+            )));
+        }
+        let too_short = self
+            .timeouts
+            .iter()
+            .find(|(_, limit)| limit.is_some_and(|limit| limit < Duration::from_millis(1)));
+        if let Some((hook, _)) = too_short {
+            return Err(Error::Config(format!(
+                "the timeout of `{hook}` must be at least 1ms (timeouts have millisecond precision)"
             )));
         }
         let at_least_one = [

@@ -13,8 +13,8 @@ use crate::child::watchdog::{Overrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
 use crate::process::{HookFailure, Process, call_hook};
-use crate::protocol::START_OVERHEAD;
 use crate::protocol::lifecycle::ToParent;
+use crate::protocol::{MAX_FAILURE_MESSAGE, START_OVERHEAD};
 use crate::timing::{Slot, monotonic_nanos};
 use crate::transport::frame;
 
@@ -141,7 +141,8 @@ impl<P: Process> Engine<P> {
             state: &state,
             completed_runs: self.ctx.current_run(),
         };
-        let sent = self.ctx.send_control(&checkpoint);
+        // Timer samples go first, so a restart from this checkpoint keeps them.
+        let sent = (self.ctx.send_samples()).and_then(|()| self.ctx.send_control(&checkpoint));
         sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
     }
 
@@ -152,6 +153,9 @@ impl<P: Process> Engine<P> {
         }
         let error = Error::from(failure.clone());
         let on_timeout = Overrun::Failed(failure.clone());
+        // If this process dies in the hook, the parent delivers the failure it was handling.
+        self.ctx
+            .send_control(&ToParent::HandlingError(failure.clone()))?;
         let handled = self.guarded(Hook::Error, Some(on_timeout), |ctx| {
             process.error(ctx, &error)
         });
@@ -187,7 +191,7 @@ impl<P: Process> Engine<P> {
             hook,
             run: self.ctx.current_run(),
             kind,
-            message,
+            message: fit_message(message),
         })
     }
 
@@ -257,6 +261,22 @@ impl<P: Process> Engine<P> {
             }
         }
     }
+}
+
+/// Cuts a failure message to [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), so that
+/// the report carrying it always fits in a frame.
+fn fit_message(mut message: String) -> String {
+    if message.len() <= MAX_FAILURE_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_FAILURE_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!("… ({cut} more bytes cut)"));
+    message
 }
 
 /// The text of a panic payload, as the default hook would print it.

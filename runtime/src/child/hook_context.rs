@@ -186,7 +186,7 @@ impl<P: Process> Ctx<P> {
     }
 
     /// Sends the unsent timer samples in frames that fit the limit.
-    fn send_samples(&mut self) -> Result<(), Error> {
+    pub(crate) fn send_samples(&mut self) -> Result<(), Error> {
         let per_frame = samples_per_frame(self.config.max_frame_bytes).max(1);
         for chunk in self.unsent_samples.chunks(per_frame) {
             self.link

@@ -15,13 +15,13 @@ use crate::child::bootstrap;
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, TellError};
-use crate::parent::shared::{Ending, ProcessShared};
+use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
 use crate::parent::supervisor::machine::Outcome;
 use crate::process::Process;
 use crate::protocol::credits::Acquired;
-use crate::protocol::lifecycle::{Resume, ToChild};
+use crate::protocol::lifecycle::Resume;
 use crate::protocol::tell_prefix;
 use crate::timing::ProcessTimers;
 use crate::transport::frame;
@@ -132,9 +132,15 @@ impl<P: Process> Handle<P> {
                 .shared
                 .connection(deadline)
                 .map_err(TellError::Failed)?;
-            connection
-                .send_with_payload(&prefix[..used], payload)
-                .map_err(TellError::Failed)
+            match connection.send_with_payload_before(&prefix[..used], payload, deadline) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    // The child stopped reading (it is stopped, or stuck): nothing was sent.
+                    self.shared.tell_credits.grant(1);
+                    Err(TellError::Full(message))
+                }
+                Err(error) => Err(TellError::Failed(error)),
+            }
         })
     }
 
@@ -157,8 +163,7 @@ impl<P: Process> Handle<P> {
         let credits = view.credit_return.took_one();
         drop(view);
         if let Some(credits) = credits {
-            // A child that is gone needs no credits.
-            let _ = self.shared.send_control(&ToChild::Credit(credits));
+            self.shared.send_control_soon(Control::Credit(credits));
         }
         Ok(Some(frame::decode_owned(payload.as_slice())?))
     }
@@ -167,10 +172,8 @@ impl<P: Process> Handle<P> {
     /// Remembered, so a restarted child stops too. Does nothing once the lifecycle is over.
     pub fn stop(&self) -> Result<(), Error> {
         self.shared.slot().stop_requested = true;
-        match self.shared.send_control(&ToChild::Stop) {
-            Err(Error::Disconnected) | Ok(()) => Ok(()),
-            Err(other) => Err(other),
-        }
+        self.shared.send_control_soon(Control::Stop);
+        Ok(())
     }
 
     /// Kills the child at once. Final: when it returns, no child of this handle is alive and
@@ -267,8 +270,7 @@ impl<P: Process> Handle<P> {
             std::mem::replace(&mut view.discarding, true)
         });
         if !already {
-            // A child that is gone or restarting learns it from its resume point.
-            let _ = self.shared.send_control(&ToChild::DiscardOutbox);
+            self.shared.send_control_soon(Control::DiscardOutbox);
         }
     }
 

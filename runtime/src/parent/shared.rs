@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -74,6 +75,49 @@ pub(crate) struct View {
     waiters: usize,
 }
 
+/// A control message from the handle to the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Stop,
+    DiscardOutbox,
+    Credit(u32),
+}
+
+impl Control {
+    fn message(self) -> ToChild<'static> {
+        match self {
+            Control::Stop => ToChild::Stop,
+            Control::DiscardOutbox => ToChild::DiscardOutbox,
+            Control::Credit(credits) => ToChild::Credit(credits),
+        }
+    }
+}
+
+/// Control messages that could not be sent at once, merged: their order does not matter.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Deferred {
+    stop: bool,
+    discard_outbox: bool,
+    credits: u32,
+}
+
+impl Deferred {
+    fn add(&mut self, control: Control) {
+        match control {
+            Control::Stop => self.stop = true,
+            Control::DiscardOutbox => self.discard_outbox = true,
+            Control::Credit(credits) => self.credits = self.credits.saturating_add(credits),
+        }
+    }
+
+    fn into_controls(self) -> Vec<Control> {
+        let credits = (self.credits > 0).then_some(Control::Credit(self.credits));
+        let stop = self.stop.then_some(Control::Stop);
+        let discard = self.discard_outbox.then_some(Control::DiscardOutbox);
+        [stop, discard, credits].into_iter().flatten().collect()
+    }
+}
+
 /// The state of one process shared by its handle and its driver.
 #[derive(Debug)]
 pub(crate) struct ProcessShared {
@@ -87,6 +131,8 @@ pub(crate) struct ProcessShared {
     slot_changed: Condvar,
     view: Mutex<View>,
     view_changed: Condvar,
+    deferred: Mutex<Deferred>,
+    has_deferred: AtomicBool,
 }
 
 impl ProcessShared {
@@ -116,6 +162,8 @@ impl ProcessShared {
                 waiters: 0,
             }),
             view_changed: Condvar::new(),
+            deferred: Mutex::default(),
+            has_deferred: AtomicBool::new(false),
             config,
         }
     }
@@ -184,13 +232,48 @@ impl ProcessShared {
         }
     }
 
-    /// Sends a control message to the current child, if there is one.
-    pub(crate) fn send_control(&self, message: &ToChild<'_>) -> Result<(), Error> {
-        let connection = self.slot().connection.clone();
-        match connection {
-            Some(connection) => connection.send(message),
-            None => Err(Error::Disconnected),
+    /// Sends a control message to the current child without waiting: when the connection is
+    /// busy (the child is stopped and its socket full), the message is kept and the driver
+    /// sends it as soon as it can. A child that is gone needs none: a replacement learns the
+    /// stop and the discarding from its resume point, and starts with fresh credits.
+    pub(crate) fn send_control_soon(&self, control: Control) {
+        let Some(connection) = self.slot().connection.clone() else {
+            return;
+        };
+        let sent = connection.send_before(&control.message(), Some(Instant::now()));
+        if let Ok(false) = sent {
+            self.deferred().add(control);
+            self.has_deferred.store(true, Ordering::Release);
         }
+    }
+
+    /// Whether control messages wait to be sent.
+    pub(crate) fn has_deferred(&self) -> bool {
+        self.has_deferred.load(Ordering::Acquire)
+    }
+
+    /// Sends the control messages that had to wait, those the connection takes now.
+    pub(crate) fn flush_deferred(&self) {
+        if !self.has_deferred() {
+            return;
+        }
+        let Some(connection) = self.slot().connection.clone() else {
+            return;
+        };
+        let mut deferred = self.deferred();
+        let pending = std::mem::take(&mut *deferred).into_controls();
+        for control in pending {
+            let sent = connection.send_before(&control.message(), Some(Instant::now()));
+            if let Ok(false) = sent {
+                deferred.add(control);
+            }
+        }
+        let left = *deferred != Deferred::default();
+        self.has_deferred.store(left, Ordering::Release);
+    }
+
+    fn deferred(&self) -> MutexGuard<'_, Deferred> {
+        self.deferred.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes `connection` current and gives `tell` fresh credits for the new child's inbox.

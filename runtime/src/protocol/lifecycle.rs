@@ -10,6 +10,7 @@
 //! | `HookStarted` / `HookEnded` | a hook with a time limit began / ended |
 //! | `TimedOut` | the watchdog's report, just before it ends the child |
 //! | `Finishing` | iterations are over; `onfinish` and `result` run now |
+//! | `HandlingError` | the `error` hook runs now for this failure |
 //! | `Finished` / `Failed` | the terminal report; nothing follows |
 //! | `UnknownType` / `SetupFailed` | the child could not begin |
 //!
@@ -57,6 +58,8 @@ pub(crate) enum ToParent<'a> {
         run: u64,
     },
     Finishing,
+    /// The `error` hook runs now for this failure; if it dies, the failure stands.
+    HandlingError(Failure),
     Finished {
         #[serde(with = "serde_bytes", borrow)]
         output: &'a [u8],

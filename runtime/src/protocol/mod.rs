@@ -40,8 +40,13 @@ pub(crate) struct Start<'a> {
     pub(crate) sample_frames: u32,
 }
 
-/// Room a start message needs beside the state itself (key, configuration, resume point).
-pub(crate) const START_OVERHEAD: usize = 4096;
+/// Room a start message needs beside the state itself: key, configuration, and a resume point
+/// that may carry a failure whose message is at most [`MAX_FAILURE_MESSAGE`] bytes.
+pub(crate) const START_OVERHEAD: usize = 16 * 1024;
+
+/// Longest failure message that crosses the boundary; longer ones are cut, so a report always
+/// fits in a frame.
+pub(crate) const MAX_FAILURE_MESSAGE: usize = 8 * 1024;
 
 /// The variant index that `Tell` has in both directions' message enums, so a payload can be
 /// framed without copying it into an encoded message.

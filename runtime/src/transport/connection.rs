@@ -2,6 +2,7 @@
 //! buffer, so threads never interleave and a steady sender does not allocate.
 
 use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
@@ -56,6 +57,89 @@ impl Connection {
         write_vectored_all(&self.stream, &outgoing, payload)
     }
 
+    /// Sends a frame of `prefix` and `payload` unless the connection stays busy until
+    /// `deadline` — held by another sender, or full because the peer does not read (a stopped
+    /// process): then nothing is written and `Ok(false)` comes back. A frame whose first byte
+    /// went out is always completed, whatever the deadline, so frames are never cut.
+    pub(crate) fn send_with_payload_before(
+        &self,
+        prefix: &[u8],
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        let len = prefix.len() + payload.len();
+        frame::check_len(len, self.max_frame)?;
+        let Some(mut outgoing) = self.lock_before(deadline) else {
+            return Ok(false);
+        };
+        outgoing.clear();
+        outgoing.extend_from_slice(&(len as u32).to_le_bytes());
+        outgoing.extend_from_slice(prefix);
+        let Some(written) = self.first_write(&outgoing, payload, deadline)? else {
+            return Ok(false);
+        };
+        let from_head = written.min(outgoing.len());
+        write_vectored_all(
+            &self.stream,
+            &outgoing[from_head..],
+            &payload[written - from_head..],
+        )?;
+        Ok(true)
+    }
+
+    /// Like [`send_with_payload_before`](Connection::send_with_payload_before) for a message.
+    pub(crate) fn send_before<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        let encoded = frame::encode(message)?;
+        self.send_with_payload_before(&[], &encoded, deadline)
+    }
+
+    /// Takes the sending lock, waiting no later than `deadline`.
+    fn lock_before(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, Vec<u8>>> {
+        if deadline.is_none() {
+            return Some(self.lock());
+        }
+        loop {
+            match self.outgoing.try_lock() {
+                Ok(outgoing) => return Some(outgoing),
+                Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Writes what the socket takes right now, waiting for room no later than `deadline`;
+    /// `None` when nothing could be written in time.
+    fn first_write(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Option<usize>, Error> {
+        loop {
+            match send_nonblocking(&self.stream, head, tail) {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if left.is_some_and(|left| left.is_zero()) {
+                        return Ok(None);
+                    }
+                    wait_writable(&self.stream, left)?;
+                }
+                Err(_) => return Err(Error::Disconnected),
+            }
+        }
+    }
+
     /// Sends unless another thread holds the connection for longer than `patience`.
     pub(crate) fn send_within<T: Serialize + ?Sized>(
         &self,
@@ -88,6 +172,50 @@ impl Connection {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         self.outgoing.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// One `sendmsg` of `head` then `tail` that never blocks.
+fn send_nonblocking(stream: &UnixStream, head: &[u8], tail: &[u8]) -> io::Result<usize> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: tail.as_ptr() as *mut libc::c_void,
+            iov_len: tail.len(),
+        },
+    ];
+    // SAFETY: an all-zero msghdr is valid; the fields set below point into live buffers.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = iov.as_mut_ptr();
+    message.msg_iovlen = iov.len() as _;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = libc::MSG_DONTWAIT;
+    // SAFETY: `message` describes two valid buffers that outlive the call; sendmsg only reads
+    // them.
+    let sent = unsafe { libc::sendmsg(stream.as_raw_fd(), &message, flags) };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
+/// Waits until the socket has room, for at most `timeout` (`None`: without limit).
+fn wait_writable(stream: &UnixStream, timeout: Option<Duration>) -> Result<(), Error> {
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let millis = timeout.map_or(-1, |t| {
+        libc::c_int::try_from(t.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `fd` is one valid, exclusively borrowed pollfd.
+    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+    if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+        return Err(Error::Disconnected);
+    }
+    Ok(())
 }
 
 fn write_all(mut stream: &UnixStream, bytes: &[u8]) -> Result<(), Error> {

@@ -357,14 +357,26 @@ mod tests {
     fn a_hello_over_the_size_limit_or_with_trailing_bytes_is_rejected() {
         let mut oversized = ((MAX_HELLO + 1) as u32).to_le_bytes().to_vec();
         oversized.resize(HEADER_LEN + MAX_HELLO + 1, b'a');
-        assert!(matches!(judge_hello(&oversized, "secret"), HelloState::Rejected));
+        assert!(matches!(
+            judge_hello(&oversized, "secret"),
+            HelloState::Rejected
+        ));
         let mut trailing = hello_frame("secret", 2);
         trailing.push(0);
-        assert!(matches!(judge_hello(&trailing, "secret"), HelloState::Rejected));
+        assert!(matches!(
+            judge_hello(&trailing, "secret"),
+            HelloState::Rejected
+        ));
         let whole = hello_frame("secret", 2);
-        assert!(matches!(judge_hello(&whole, "secret"), HelloState::Proven(_)));
+        assert!(matches!(
+            judge_hello(&whole, "secret"),
+            HelloState::Proven(_)
+        ));
         let partial = &whole[..whole.len() - 1];
-        assert!(matches!(judge_hello(partial, "secret"), HelloState::Incomplete));
+        assert!(matches!(
+            judge_hello(partial, "secret"),
+            HelloState::Incomplete
+        ));
     }
 
     #[test]

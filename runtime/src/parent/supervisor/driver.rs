@@ -19,6 +19,11 @@ use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame, FrameReader};
 
+/// How often control messages that could not be sent at once are retried.
+const DEFERRED_RETRY: Duration = Duration::from_millis(5);
+/// Longest the driver blocks in one read.
+const IDLE_WAKE: Duration = Duration::from_millis(50);
+
 /// How long a child whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
@@ -78,7 +83,10 @@ impl Driver {
             }
             let interruption = self.read_until_interrupted();
             match interruption {
-                Interruption::TimedOut => self.handle(Event::Tick(Instant::now())),
+                Interruption::TimedOut => {
+                    self.shared.flush_deferred();
+                    self.handle(Event::Tick(Instant::now()));
+                }
                 Interruption::Ended => {
                     if !self.connection_ended(None) {
                         break;
@@ -114,6 +122,7 @@ impl Driver {
             let dispatched = dispatch(&self.shared, frame, &mut self.arrived);
             if !self.reader.has_buffered_frame() {
                 queue_messages(&self.shared, &mut self.arrived);
+                self.shared.flush_deferred();
             }
             match dispatched {
                 Ok(Some(report)) => self.on_report(report),
@@ -128,11 +137,23 @@ impl Driver {
 
     /// Reads block until the supervisor's next deadline, or without limit when it has none.
     fn set_read_timeout(&mut self) -> Result<(), Interruption> {
-        let wanted = self.machine.next_deadline().map(|deadline| {
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_micros(100))
+        // Whole milliseconds, so a running deadline changes the socket option at most once
+        // per millisecond.
+        let until_deadline = self.machine.next_deadline().map(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            Duration::from_millis(
+                u64::try_from(left.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1),
+            )
         });
+        // Control messages that had to wait are retried often; otherwise the driver still
+        // wakes now and then, so one deferred while it was blocked is not forgotten.
+        let retry = match self.shared.has_deferred() {
+            true => DEFERRED_RETRY,
+            false => IDLE_WAKE,
+        };
+        let wanted = Some(until_deadline.map_or(retry, |until| until.min(retry)));
         if wanted != self.read_timeout {
             if self.connection.stream().set_read_timeout(wanted).is_err() {
                 return Err(Interruption::Ended);
@@ -142,9 +163,11 @@ impl Driver {
         Ok(())
     }
 
-    /// Whether a report just set or cleared a deadline, so the read timeout must change.
+    /// Whether the read timeout must be set again: a deadline is running (its time left
+    /// shrinks), or a control message began to wait.
     fn deadline_changed(&self) -> bool {
-        self.machine.next_deadline().is_some() != self.read_timeout.is_some()
+        let deferred = self.shared.has_deferred() && self.read_timeout != Some(DEFERRED_RETRY);
+        deferred || self.machine.next_deadline().is_some()
     }
 
     fn on_report(&mut self, report: Reported) {
@@ -338,6 +361,7 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
         ToParent::HookEnded => Report::HookEnded,
         ToParent::TimedOut { hook, limit, run } => Report::TimedOut { hook, limit, run },
         ToParent::Finishing => Report::Finishing,
+        ToParent::HandlingError(failure) => Report::HandlingError(failure),
         ToParent::Finished {
             output,
             completed_runs,

@@ -44,6 +44,8 @@ pub(crate) enum Report {
     },
     /// Iterations are over: `onfinish` and `result` run now, and are not retried.
     Finishing,
+    /// The child runs its `error` hook for this failure; if the child dies, the failure stands.
+    HandlingError(Failure),
     /// The terminal report of success.
     Finished,
     /// The terminal report of a failure.
@@ -225,6 +227,10 @@ impl Supervisor {
                 attempt.timed_out = Some(Failure::Timeout { hook, limit, run });
             }
             Report::Finishing => attempt.finishing = true,
+            Report::HandlingError(failure) => {
+                attempt.finishing = true;
+                attempt.handling_error = Some(failure);
+            }
             Report::Finished => return Some(self.deliver(Outcome::Finished)),
             Report::Failed(failure) => return Some(self.deliver(Outcome::Failed(failure))),
             Report::SetupFailed(error) => return Some(self.deliver(Outcome::Error(error))),
