@@ -133,7 +133,10 @@ impl<P: Process> Handle<P> {
                 .connection(deadline)
                 .map_err(TellError::Failed)?;
             match connection.send_with_payload_before(&prefix[..used], payload, deadline) {
-                Ok(true) => Ok(()),
+                Ok(true) => {
+                    self.shared.note_unsent(&connection);
+                    Ok(())
+                }
                 Ok(false) => {
                     // The child stopped reading (it is stopped, or stuck): nothing was sent.
                     self.shared.tell_credits.grant(1);

@@ -245,11 +245,19 @@ impl ProcessShared {
             self.deferred().add(control);
             self.has_deferred.store(true, Ordering::Release);
         }
+        self.note_unsent(&connection);
     }
 
-    /// Whether control messages wait to be sent.
+    /// Whether control messages, or the rest of a frame, wait to be sent.
     pub(crate) fn has_deferred(&self) -> bool {
         self.has_deferred.load(Ordering::Acquire)
+    }
+
+    /// Notes that `connection` kept part of a frame for later (the child stopped reading).
+    pub(crate) fn note_unsent(&self, connection: &Connection) {
+        if connection.has_unsent() {
+            self.has_deferred.store(true, Ordering::Release);
+        }
     }
 
     /// Sends the control messages that had to wait, those the connection takes now.
@@ -260,6 +268,8 @@ impl ProcessShared {
         let Some(connection) = self.slot().connection.clone() else {
             return;
         };
+        // The child is gone if this fails; the driver hears of it from its reader.
+        let _ = connection.flush_unsent();
         let mut deferred = self.deferred();
         let pending = std::mem::take(&mut *deferred).into_controls();
         for control in pending {
@@ -268,7 +278,7 @@ impl ProcessShared {
                 deferred.add(control);
             }
         }
-        let left = *deferred != Deferred::default();
+        let left = *deferred != Deferred::default() || connection.has_unsent();
         self.has_deferred.store(left, Ordering::Release);
     }
 

@@ -1,9 +1,10 @@
 //! An authenticated, framed connection: whole frames written under one lock from a reused
 //! buffer, so threads never interleave and a steady sender does not allocate.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,24 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::transport::frame;
 
+/// What the sending lock guards.
+#[derive(Debug, Default)]
+struct Outgoing {
+    /// The frame being encoded, reused.
+    frame: Vec<u8>,
+    /// The rest of a frame whose sender's deadline passed while the peer was not reading: it
+    /// goes out before anything else, so frames are never cut or interleaved.
+    unsent: Vec<u8>,
+}
+
 /// One end of a connection between a parent and a child.
 #[derive(Debug)]
 pub(crate) struct Connection {
     stream: UnixStream,
-    /// The frame being written; the lock makes each frame one uninterrupted write.
-    outgoing: Mutex<Vec<u8>>,
+    /// The lock makes each frame one uninterrupted write.
+    outgoing: Mutex<Outgoing>,
+    /// Whether `Outgoing::unsent` holds anything, readable without the lock.
+    has_unsent: AtomicBool,
     max_frame: u32,
 }
 
@@ -28,7 +41,8 @@ impl Connection {
         stream.set_nonblocking(false)?;
         Ok(Self {
             stream,
-            outgoing: Mutex::new(Vec::new()),
+            outgoing: Mutex::default(),
+            has_unsent: AtomicBool::new(false),
             max_frame,
         })
     }
@@ -38,29 +52,26 @@ impl Connection {
         &self.stream
     }
 
-    /// Sends one message as one frame.
+    /// Sends one message as one frame, waiting as long as the peer needs to take it.
     pub(crate) fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), Error> {
         let mut outgoing = self.lock();
-        frame::encode_frame_into(message, self.max_frame, &mut outgoing)?;
-        write_all(&self.stream, &outgoing)
+        self.finish_unsent(&mut outgoing, None)?;
+        frame::encode_frame_into(message, self.max_frame, &mut outgoing.frame)?;
+        write_all(&self.stream, &outgoing.frame)
     }
 
     /// Sends a frame made of `prefix` (an encoded message header such as a variant tag and a
     /// length) followed by `payload`, without copying the payload.
     pub(crate) fn send_with_payload(&self, prefix: &[u8], payload: &[u8]) -> Result<(), Error> {
-        let len = prefix.len() + payload.len();
-        frame::check_len(len, self.max_frame)?;
-        let mut outgoing = self.lock();
-        outgoing.clear();
-        outgoing.extend_from_slice(&(len as u32).to_le_bytes());
-        outgoing.extend_from_slice(prefix);
-        write_vectored_all(&self.stream, &outgoing, payload)
+        self.send_with_payload_before(prefix, payload, None)
+            .map(drop)
     }
 
     /// Sends a frame of `prefix` and `payload` unless the connection stays busy until
     /// `deadline` — held by another sender, or full because the peer does not read (a stopped
-    /// process): then nothing is written and `Ok(false)` comes back. A frame whose first byte
-    /// went out is always completed, whatever the deadline, so frames are never cut.
+    /// process): then nothing is written and `Ok(false)` comes back. Once the frame's first
+    /// byte is out the frame is committed: what the socket cannot take by the deadline is
+    /// kept and sent before anything else, and `Ok(true)` comes back.
     pub(crate) fn send_with_payload_before(
         &self,
         prefix: &[u8],
@@ -72,18 +83,22 @@ impl Connection {
         let Some(mut outgoing) = self.lock_before(deadline) else {
             return Ok(false);
         };
-        outgoing.clear();
-        outgoing.extend_from_slice(&(len as u32).to_le_bytes());
-        outgoing.extend_from_slice(prefix);
-        let Some(written) = self.first_write(&outgoing, payload, deadline)? else {
+        if !self.finish_unsent(&mut outgoing, deadline)? {
+            return Ok(false);
+        }
+        let Outgoing { frame, unsent } = &mut *outgoing;
+        frame.clear();
+        frame.extend_from_slice(&(len as u32).to_le_bytes());
+        frame.extend_from_slice(prefix);
+        let Some(written) = self.write_before(frame, payload, deadline)? else {
             return Ok(false);
         };
-        let from_head = written.min(outgoing.len());
-        write_vectored_all(
-            &self.stream,
-            &outgoing[from_head..],
-            &payload[written - from_head..],
-        )?;
+        let (head, tail) = rest(frame, payload, written);
+        let more = self.write_rest(head, tail, deadline)?;
+        let (head, tail) = rest(head, tail, more);
+        unsent.extend_from_slice(head);
+        unsent.extend_from_slice(tail);
+        self.has_unsent.store(!unsent.is_empty(), Ordering::Release);
         Ok(true)
     }
 
@@ -97,8 +112,39 @@ impl Connection {
         self.send_with_payload_before(&[], &encoded, deadline)
     }
 
+    /// Whether part of a committed frame still waits to be sent.
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.has_unsent.load(Ordering::Acquire)
+    }
+
+    /// Sends what is left of a committed frame, if the socket takes it now; for the reader's
+    /// periodic retries.
+    pub(crate) fn flush_unsent(&self) -> Result<(), Error> {
+        let now = Some(Instant::now());
+        match self.lock_before(now) {
+            Some(mut outgoing) => self.finish_unsent(&mut outgoing, now).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the rest of a committed frame; `Ok(false)` when some is still left at `deadline`.
+    fn finish_unsent(
+        &self,
+        outgoing: &mut Outgoing,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        if outgoing.unsent.is_empty() {
+            return Ok(true);
+        }
+        let written = self.write_rest(&outgoing.unsent, &[], deadline)?;
+        outgoing.unsent.drain(..written);
+        let done = outgoing.unsent.is_empty();
+        self.has_unsent.store(!done, Ordering::Release);
+        Ok(done)
+    }
+
     /// Takes the sending lock, waiting no later than `deadline`.
-    fn lock_before(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, Vec<u8>>> {
+    fn lock_before(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, Outgoing>> {
         if deadline.is_none() {
             return Some(self.lock());
         }
@@ -115,9 +161,28 @@ impl Connection {
         }
     }
 
-    /// Writes what the socket takes right now, waiting for room no later than `deadline`;
-    /// `None` when nothing could be written in time.
-    fn first_write(
+    /// Writes `head` then `tail` until done or `deadline`; returns how many bytes went out.
+    fn write_rest(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, Error> {
+        let total = head.len() + tail.len();
+        let mut written = 0;
+        while written < total {
+            let (h, t) = rest(head, tail, written);
+            match self.write_before(h, t, deadline)? {
+                Some(n) => written += n,
+                None => break,
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes what the socket takes, waiting for room no later than `deadline`; `None` when
+    /// nothing could be written in time.
+    fn write_before(
         &self,
         head: &[u8],
         tail: &[u8],
@@ -147,19 +212,13 @@ impl Connection {
         patience: Duration,
     ) -> Result<(), Error> {
         let deadline = crate::deadline::after(Some(patience));
-        loop {
-            match self.outgoing.try_lock() {
-                Ok(mut outgoing) => {
-                    frame::encode_frame_into(message, self.max_frame, &mut outgoing)?;
-                    return write_all(&self.stream, &outgoing);
-                }
-                Err(TryLockError::Poisoned(_)) => return Err(Error::Disconnected),
-                Err(TryLockError::WouldBlock) => {}
+        match self.lock_before(deadline.or(Some(Instant::now()))) {
+            Some(mut outgoing) => {
+                self.finish_unsent(&mut outgoing, None)?;
+                frame::encode_frame_into(message, self.max_frame, &mut outgoing.frame)?;
+                write_all(&self.stream, &outgoing.frame)
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::Disconnected);
-            }
-            std::thread::sleep(Duration::from_millis(1));
+            None => Err(Error::Disconnected),
         }
     }
 
@@ -169,9 +228,18 @@ impl Connection {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+    fn lock(&self) -> MutexGuard<'_, Outgoing> {
         self.outgoing.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What is left of `head` then `tail` once `written` bytes went out.
+fn rest<'a>(head: &'a [u8], tail: &'a [u8], written: usize) -> (&'a [u8], &'a [u8]) {
+    let from_head = written.min(head.len());
+    (
+        &head[from_head..],
+        &tail[(written - from_head).min(tail.len())..],
+    )
 }
 
 /// One `sendmsg` of `head` then `tail` that never blocks.
@@ -220,21 +288,4 @@ fn wait_writable(stream: &UnixStream, timeout: Option<Duration>) -> Result<(), E
 
 fn write_all(mut stream: &UnixStream, bytes: &[u8]) -> Result<(), Error> {
     stream.write_all(bytes).map_err(|_| Error::Disconnected)
-}
-
-/// Writes `head` then `tail` with as few system calls as the socket allows.
-fn write_vectored_all(mut stream: &UnixStream, head: &[u8], tail: &[u8]) -> Result<(), Error> {
-    let (mut head, mut tail) = (head, tail);
-    while !head.is_empty() {
-        let written = match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
-            Ok(0) => return Err(Error::Disconnected),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(Error::Disconnected),
-        };
-        let from_head = written.min(head.len());
-        head = &head[from_head..];
-        tail = &tail[written - from_head..];
-    }
-    write_all(stream, tail)
 }
