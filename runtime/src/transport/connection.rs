@@ -1,7 +1,7 @@
 //! An authenticated, framed connection: whole frames written under one lock from a reused
 //! buffer, so threads never interleave and a steady sender does not allocate.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,6 +188,10 @@ impl Connection {
         tail: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Option<usize>, Error> {
+        if deadline.is_none() {
+            // No deadline: let the kernel sleep in the write itself.
+            return write_blocking(&self.stream, head, tail).map(Some);
+        }
         loop {
             match send_nonblocking(&self.stream, head, tail) {
                 Ok(0) => return Err(Error::Disconnected),
@@ -240,6 +244,18 @@ fn rest<'a>(head: &'a [u8], tail: &'a [u8], written: usize) -> (&'a [u8], &'a [u
         &head[from_head..],
         &tail[(written - from_head).min(tail.len())..],
     )
+}
+
+/// One vectored write of `head` then `tail`, waiting for room as long as it takes.
+fn write_blocking(mut stream: &UnixStream, head: &[u8], tail: &[u8]) -> Result<usize, Error> {
+    loop {
+        match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(Error::Disconnected),
+        }
+    }
 }
 
 /// One `sendmsg` of `head` then `tail` that never blocks.
