@@ -271,3 +271,37 @@ fn a_protocol_violation_is_a_crash_that_costs_a_life() {
     let restart = restart_of(s.handle(ended(exit, Instant::now())));
     assert_eq!(restart.lives_left, 1);
 }
+
+#[test]
+fn an_error_hook_that_dies_in_the_same_child_keeps_the_failure_it_handled() {
+    let original = Failure::Hook(FailureReport {
+        hook: Hook::Run,
+        run: 0,
+        kind: FailureKind::Returned,
+        message: "die errs".into(),
+    });
+    for exit in [sigkill(), exit_code(3)] {
+        let mut s = Supervisor::new(1, true);
+        s.handle(Event::Report(Report::HandlingError(original.clone())));
+        let outcome = delivered(s.handle(ended(exit, Instant::now())));
+        assert!(matches!(&outcome, Outcome::Failed(f) if *f == original), "{outcome:?}");
+    }
+}
+
+#[test]
+fn a_frozen_error_hook_ended_by_the_backstop_keeps_the_failure_it_handled() {
+    let original = run_timeout();
+    let mut s = Supervisor::new(1, true);
+    let start = Instant::now();
+    s.handle(Event::Report(Report::HandlingError(original.clone())));
+    s.handle(Event::Report(Report::HookStarted {
+        hook: Hook::Error,
+        limit: LIMIT,
+        run: 0,
+        started: start,
+    }));
+    let kill = s.handle(Event::Tick(start + LIMIT + BACKSTOP_GRACE));
+    assert!(matches!(kill, Some(Action::KillChild)));
+    let outcome = delivered(s.handle(ended(sigkill(), start + 2 * LIMIT + BACKSTOP_GRACE)));
+    assert!(matches!(&outcome, Outcome::Failed(f) if *f == original), "{outcome:?}");
+}
