@@ -1,0 +1,490 @@
+//! Regression tests for faults found by user-style probing: sends to a child that stopped
+//! reading, `error` hooks that die, long failure messages, timers across a restart, and
+//! configurations no child could run with. Each asserts the documented behaviour.
+
+skprocess::test_support!();
+
+use serde::de::{Deserializer, Visitor};
+use serde::ser::Serializer;
+use skprocess::prelude::*;
+use skprocess::{FailureKind, Hook};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// How long a child stays stopped (SIGSTOP) before a helper thread resumes it.
+const FROZEN_FOR: Duration = Duration::from_secs(2);
+
+/// Bytes serialized as one byte string (fast to encode).
+#[derive(Clone, Debug, PartialEq, Default)]
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// How a hook fails.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Die {
+    /// Raises a signal in the child.
+    Signal(i32),
+    /// Exits the child with this code.
+    Exit(i32),
+    /// Returns `Err("die errs")`.
+    Err,
+}
+
+fn die(how: &Die) -> Result<(), String> {
+    match how {
+        // SAFETY: raising a signal in the current process; the tests want its default action.
+        Die::Signal(signal) => unsafe {
+            libc::raise(*signal);
+        },
+        Die::Exit(code) => std::process::exit(*code),
+        Die::Err => return Err("die errs".into()),
+    }
+    Ok(())
+}
+
+/// A file in the temp directory that counts calls (one byte each), across child processes.
+struct CallCounter(PathBuf);
+
+impl CallCounter {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("skp-faults-{}-{}", std::process::id(), name));
+        let _ = std::fs::remove_file(&path);
+        Self(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.to_str().unwrap().to_owned()
+    }
+
+    fn calls(&self) -> usize {
+        std::fs::metadata(&self.0).map_or(0, |m| m.len() as usize)
+    }
+}
+
+impl Drop for CallCounter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Appends one byte to the file at `path`.
+fn count_call(path: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(b"x").unwrap();
+}
+
+/// Stops the child now and resumes it from a helper thread after `resume_after`.
+fn stop_child(pid: u32, resume_after: Duration) -> JoinHandle<()> {
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    std::thread::spawn(move || {
+        std::thread::sleep(resume_after);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    })
+}
+
+/// Never listens; sleeps in `run` until stopped.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+struct Sleeper {
+    tick_ms: u64,
+}
+
+#[skprocess(runs = None, inbox = Bytes, outbox = u64)]
+impl Sleeper {
+    fn run(&mut self) {
+        std::thread::sleep(Duration::from_millis(self.tick_ms.max(1)));
+    }
+
+    fn result(&mut self) -> u64 {
+        7
+    }
+}
+
+/// A `run` hook and an `error` hook that fail as told; the error hook counts its calls.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+struct ErrHooks {
+    run_how: Option<Die>,
+    error_how: Option<Die>,
+    error_counter: Option<String>,
+}
+
+#[skprocess]
+impl ErrHooks {
+    fn run(&mut self) -> Result<(), String> {
+        if let Some(how) = &self.run_how {
+            die(how)?;
+        }
+        Ok(())
+    }
+
+    fn result(&mut self) -> Result<String, String> {
+        Ok("result".into())
+    }
+
+    fn error(&mut self, error: &Error) -> Result<String, String> {
+        if let Some(counter) = &self.error_counter {
+            count_call(counter);
+        }
+        if let Some(how) = &self.error_how {
+            die(how)?;
+        }
+        Ok(format!("recovered: {error}"))
+    }
+}
+
+/// Fails in `run` with a message of `len` bytes, returned or panicked.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+struct LongErr {
+    len: usize,
+    panic: bool,
+}
+
+#[skprocess]
+impl LongErr {
+    fn run(&mut self) -> Result<(), String> {
+        let message = "x".repeat(self.len);
+        if self.panic {
+            panic!("{message}");
+        }
+        Err(message)
+    }
+}
+
+/// Kills itself in `run` of iteration `at_run`, in its first life only.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Crasher {
+    at_run: u64,
+    count: u64,
+    log: Vec<u64>,
+}
+
+#[skprocess(runs = 5)]
+impl Crasher {
+    fn prerun(&mut self) {}
+
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        self.count += 1;
+        self.log.push(ctx.current_run());
+        // State comes from the last checkpoint after a restart, so a flag in it would not
+        // survive the kill: the lives left tell the first life apart.
+        let first_life = ctx.lives_left() == ctx.config().lives;
+        if first_life && ctx.current_run() == self.at_run {
+            // SAFETY: the child kills itself, as a crash would.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    }
+
+    fn result(&mut self) -> (u64, Vec<u64>) {
+        (self.count, self.log.clone())
+    }
+
+    fn postrun(&mut self) {}
+}
+
+/// A small counter.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+struct Counter {
+    n: u64,
+}
+
+#[skprocess(runs = 10)]
+impl Counter {
+    fn run(&mut self) {
+        self.n += 1;
+    }
+
+    fn result(&mut self) -> u64 {
+        self.n
+    }
+}
+
+#[test]
+fn try_tell_never_waits_on_a_stopped_child() {
+    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+    let rescue = stop_child(handle.pid(), FROZEN_FOR);
+    let message = Bytes(vec![0; 1024]);
+    let (mut sent, mut full) = (0, 0);
+    let started = Instant::now();
+    // 1000 is below the 1024 inbox credits: only the stopped reader can refuse them.
+    for _ in 0..1000 {
+        match handle.try_tell(message.clone()) {
+            Ok(()) => sent += 1,
+            Err(TellError::Full(back)) => {
+                assert_eq!(back, message, "`Full` must give the message back");
+                full += 1;
+            }
+            Err(other) => panic!("try_tell failed: {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    rescue.join().unwrap();
+    handle.kill().unwrap();
+    assert!(
+        elapsed < Duration::from_millis(200),
+        "1000 try_tell calls took {elapsed:?} ({sent} sent, {full} full)"
+    );
+    assert!(
+        full > 0,
+        "the socket never filled ({sent} sent): the stopped reader was not exercised"
+    );
+}
+
+#[test]
+fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
+    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+    let rescue = stop_child(handle.pid(), FROZEN_FOR);
+    let message = Bytes(vec![0; 1 << 20]);
+    let started = Instant::now();
+    let sent = handle.tell_timeout(message.clone(), Duration::from_millis(100));
+    let elapsed = started.elapsed();
+    rescue.join().unwrap();
+    handle.kill().unwrap();
+    assert!(
+        elapsed < Duration::from_millis(150),
+        "tell_timeout(100ms) took {elapsed:?}"
+    );
+    // Either it got a first part of the frame out (the rest follows once the child reads),
+    // or nothing: then the message comes back.
+    match sent {
+        Ok(()) => {}
+        Err(TellError::Full(back)) => assert!(back == message, "`Full` must give it back"),
+        Err(other) => panic!("tell_timeout failed: {other:?}"),
+    }
+}
+
+#[test]
+fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
+    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+    let rescue = stop_child(handle.pid(), FROZEN_FOR);
+    let (stop_took, told) = std::thread::scope(|s| {
+        let teller = s.spawn(|| handle.tell(Bytes(vec![0; 1 << 20])));
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        handle.stop().unwrap();
+        let stop_took = started.elapsed();
+        rescue.join().unwrap();
+        (stop_took, teller.join().unwrap())
+    });
+    assert!(
+        stop_took < Duration::from_millis(100),
+        "stop() took {stop_took:?}"
+    );
+    assert!(told.is_ok(), "tell after SIGCONT: {told:?}");
+    // The deferred stop reaches the resumed child: it finishes by itself.
+    assert_eq!(handle.result_timeout(BOUND).unwrap(), 7);
+}
+
+/// An `error` hook that dies in `how` after `run` returned `Err("die errs")`.
+fn error_hook_dies(name: &str, how: Die) {
+    let counter = CallCounter::new(name);
+    let config = ErrHooks::default_config().lives(1);
+    let result = ErrHooks {
+        run_how: Some(Die::Err),
+        error_how: Some(how.clone()),
+        error_counter: Some(counter.path()),
+    }
+    .start_with(config)
+    .unwrap()
+    .result_timeout(BOUND);
+    assert!(
+        matches!(
+            &result,
+            Err(Error::Hook { hook: Hook::Run, kind: FailureKind::Returned, message, .. })
+                if message == "die errs"
+        ),
+        "error hook {how:?}: got {result:?}"
+    );
+    assert_eq!(counter.calls(), 1, "error hook {how:?}: call count");
+}
+
+#[test]
+fn an_error_hook_that_exits_keeps_the_original_error() {
+    error_hook_dies("exit", Die::Exit(3));
+}
+
+#[test]
+fn an_error_hook_that_kills_itself_keeps_the_original_error() {
+    error_hook_dies("sigkill", Die::Signal(libc::SIGKILL));
+}
+
+#[test]
+fn a_frozen_error_hook_times_out_into_the_original_error() {
+    let config = ErrHooks::default_config().timeout(Hook::Error, Duration::from_millis(100));
+    let started = Instant::now();
+    let result = ErrHooks {
+        run_how: Some(Die::Err),
+        error_how: Some(Die::Signal(libc::SIGSTOP)),
+        error_counter: None,
+    }
+    .start_with(config)
+    .unwrap()
+    .result_timeout(BOUND);
+    assert!(
+        matches!(
+            &result,
+            Err(Error::Hook {
+                hook: Hook::Run,
+                ..
+            })
+        ),
+        "got {result:?}"
+    );
+    assert!(started.elapsed() < BOUND);
+}
+
+/// Asserts `result` is a `run` failure of `kind` whose message was cut to fit.
+fn assert_cut(result: Result<(), Error>, kind: FailureKind) {
+    match &result {
+        Err(Error::Hook {
+            hook: Hook::Run,
+            kind: got,
+            message,
+            ..
+        }) => {
+            assert_eq!(*got, kind);
+            assert!(message.len() < 10_000, "message of {} bytes", message.len());
+            assert!(
+                message.ends_with("bytes cut)"),
+                "message ends {:?}",
+                &message[message.len().saturating_sub(40)..]
+            );
+        }
+        other => panic!("got {:?}", other.as_ref().map_err(|e| e.to_string())),
+    }
+}
+
+#[test]
+fn a_long_error_message_is_cut_to_fit() {
+    let result = LongErr {
+        len: 100_000,
+        panic: false,
+    }
+    .start()
+    .unwrap()
+    .result_timeout(BOUND);
+    assert_cut(result, FailureKind::Returned);
+}
+
+#[test]
+fn a_long_error_message_fits_the_smallest_frame_limit() {
+    let config = LongErr::default_config().max_frame_bytes(64 * 1024);
+    for panic in [false, true] {
+        let result = LongErr {
+            len: 100_000,
+            panic,
+        }
+        .start_with(config.clone())
+        .unwrap()
+        .result_timeout(BOUND);
+        let kind = match panic {
+            false => FailureKind::Returned,
+            true => FailureKind::Panicked,
+        };
+        assert_cut(result, kind);
+    }
+}
+
+#[test]
+fn timer_samples_survive_a_restart() {
+    let config = Crasher::default_config().lives(2);
+    let handle = Crasher {
+        at_run: 3,
+        count: 0,
+        log: vec![],
+    }
+    .start_with(config)
+    .unwrap();
+    assert!(handle.wait(BOUND), "not over within {BOUND:?}");
+    let timers = handle.timers().unwrap();
+    let counts = (
+        timers.hook(Hook::Prerun).count(),
+        timers.hook(Hook::Run).count(),
+        timers.hook(Hook::Postrun).count(),
+        timers.full_run.count(),
+    );
+    let status = handle.status();
+    let (count, log) = handle.result_timeout(BOUND).unwrap();
+    assert_eq!(
+        status.restarts, 1,
+        "the kill in iteration 3 must cost one life"
+    );
+    assert_eq!((count, log), (5, vec![0, 1, 2, 3, 4]));
+    // Completed iterations only: the killed one never recorded its samples.
+    assert_eq!(
+        counts,
+        (5, 5, 5, 5),
+        "(prerun, run, postrun, full_run) counts"
+    );
+}
+
+#[test]
+fn the_smallest_frame_limit_is_usable() {
+    let config = Counter::default_config().max_frame_bytes(64 * 1024);
+    let result = Counter { n: 0 }
+        .start_with(config)
+        .unwrap()
+        .result_timeout(BOUND);
+    assert_eq!(result.unwrap(), 10);
+}
+
+#[test]
+fn configurations_no_child_could_run_with_are_refused_before_spawning() {
+    let refused = [
+        (
+            "max_frame_bytes(4096)",
+            Counter::default_config().max_frame_bytes(4096),
+        ),
+        (
+            "timeout(Run, ZERO)",
+            Counter::default_config().timeout(Hook::Run, Duration::ZERO),
+        ),
+    ];
+    for (what, config) in refused {
+        let started = Instant::now();
+        let result = Counter { n: 0 }.start_with(config);
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&result, Err(Error::Config(_))),
+            "{what}: got {:?}",
+            result.map(|h| h.pid())
+        );
+        assert!(
+            elapsed < Duration::from_millis(50),
+            "{what}: refused after {elapsed:?}, as if a child was spawned"
+        );
+    }
+}
