@@ -53,10 +53,7 @@ impl Trivial {
 fn main() {
     skprocess::init();
     floor::run_if_floor_child();
-    let mut criterion = Criterion::default()
-        .configure_from_args()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut criterion = floor::criterion(100);
     bench_round_trip(&mut criterion);
     bench_spawn(&mut criterion);
     criterion.final_summary();

@@ -92,11 +92,7 @@ impl LargeBurst {
 fn main() {
     skprocess::init();
     floor::run_if_floor_child();
-    let mut criterion = Criterion::default()
-        .configure_from_args()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut criterion = floor::criterion(10);
     bench_small(&mut criterion);
     bench_large(&mut criterion);
     criterion.final_summary();

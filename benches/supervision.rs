@@ -60,11 +60,7 @@ impl Heartbeat {
 fn main() {
     skprocess::init();
     floor::run_if_floor_child();
-    let mut criterion = Criterion::default()
-        .configure_from_args()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut criterion = floor::criterion(20);
     bench_checkpoint(&mut criterion);
     bench_restart(&mut criterion);
     criterion.final_summary();

@@ -65,6 +65,16 @@ impl Role {
     }
 }
 
+/// Criterion as every bench here configures it: 1 s of warm-up, 3 s of measurement, and
+/// `samples` samples (criterion's default is 100).
+pub fn criterion(samples: usize) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .configure_from_args()
+        .sample_size(samples)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
 /// Plays the floor role this process was re-executed for, if any, and exits.
 pub fn run_if_floor_child() {
     let Some(name) = std::env::var_os(ROLE) else {

@@ -284,7 +284,10 @@ fn an_error_hook_that_dies_in_the_same_child_keeps_the_failure_it_handled() {
         let mut s = Supervisor::new(1, true);
         s.handle(Event::Report(Report::HandlingError(original.clone())));
         let outcome = delivered(s.handle(ended(exit, Instant::now())));
-        assert!(matches!(&outcome, Outcome::Failed(f) if *f == original), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Outcome::Failed(f) if *f == original),
+            "{outcome:?}"
+        );
     }
 }
 
@@ -303,5 +306,8 @@ fn a_frozen_error_hook_ended_by_the_backstop_keeps_the_failure_it_handled() {
     let kill = s.handle(Event::Tick(start + LIMIT + BACKSTOP_GRACE));
     assert!(matches!(kill, Some(Action::KillChild)));
     let outcome = delivered(s.handle(ended(sigkill(), start + 2 * LIMIT + BACKSTOP_GRACE)));
-    assert!(matches!(&outcome, Outcome::Failed(f) if *f == original), "{outcome:?}");
+    assert!(
+        matches!(&outcome, Outcome::Failed(f) if *f == original),
+        "{outcome:?}"
+    );
 }
