@@ -137,12 +137,14 @@ impl<P: Process> Engine<P> {
                 limit: limit as u64,
             });
         }
-        let checkpoint = ToParent::Checkpoint {
-            state: &state,
-            completed_runs: self.ctx.current_run(),
-        };
-        // Timer samples go first, so a restart from this checkpoint keeps them.
-        let sent = (self.ctx.send_samples()).and_then(|()| self.ctx.send_control(&checkpoint));
+        // Timer samples go with it, so a restart from this checkpoint keeps them.
+        let sent = self.ctx.samples_for_checkpoint().and_then(|samples| {
+            self.ctx.send_control(&ToParent::Checkpoint {
+                state: &state,
+                completed_runs: self.ctx.current_run(),
+                samples,
+            })
+        });
         sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
     }
 

@@ -14,6 +14,10 @@ use crate::protocol::tell_prefix;
 use crate::timing::{ProcessTimers, Slot};
 use crate::transport::frame;
 
+/// Most timer samples that travel inside a checkpoint frame: 17 bytes each at most, well
+/// within the room a checkpoint leaves.
+const SAMPLES_WITH_CHECKPOINT: usize = 256;
+
 /// Least time between two progress reports, so tight loops do not pay a write per iteration.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -195,6 +199,16 @@ impl<P: Process> Ctx<P> {
         }
         self.unsent_samples.clear();
         Ok(())
+    }
+
+    /// The unsent timer samples, to travel with a checkpoint when they fit beside the state
+    /// (a checkpoint leaves [`START_OVERHEAD`](crate::protocol::START_OVERHEAD) bytes free);
+    /// more are sent on their own first.
+    pub(crate) fn samples_for_checkpoint(&mut self) -> Result<Vec<(Slot, Duration)>, Error> {
+        if self.unsent_samples.len() > SAMPLES_WITH_CHECKPOINT {
+            self.send_samples()?;
+        }
+        Ok(std::mem::take(&mut self.unsent_samples))
     }
 
     pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {

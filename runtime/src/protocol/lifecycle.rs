@@ -43,6 +43,8 @@ pub(crate) enum ToParent<'a> {
         #[serde(with = "serde_bytes", borrow)]
         state: &'a [u8],
         completed_runs: u64,
+        /// Timer samples not sent yet, when few enough to share the frame.
+        samples: Vec<(Slot, Duration)>,
     },
     HookStarted {
         hook: Hook,

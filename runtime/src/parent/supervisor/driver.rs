@@ -340,8 +340,14 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
         ToParent::Checkpoint {
             state,
             completed_runs,
+            samples,
         } => {
-            shared.update_view(|view| view.progress.completed_runs = completed_runs);
+            shared.update_view(|view| {
+                view.progress.completed_runs = completed_runs;
+                for (slot, sample) in samples {
+                    view.timers.record(slot, sample);
+                }
+            });
             return Some(Reported::Checkpoint {
                 state: state.to_vec(),
                 completed_runs,
