@@ -186,7 +186,7 @@ fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Optio
 }
 
 fn run_registered(connection: Connection, reader: FrameReader, started: Started) -> i32 {
-    let role = runtime_context::current().map(ChildContext::role);
+    let role = ChildContext::current().map(ChildContext::role);
     let entry = registry::find(&started.key).filter(|entry| Some(entry.role()) == role);
     let Some(entry) = entry else {
         let _ = connection.send(&ToParent::UnknownType(started.key));

@@ -77,8 +77,3 @@ impl ChildContext {
 pub(crate) fn set(context: ChildContext) {
     let _ = CURRENT.set(context);
 }
-
-/// The context, when this process is a child.
-pub(crate) fn current() -> Option<&'static ChildContext> {
-    CURRENT.get()
-}

@@ -98,7 +98,10 @@ impl Connection {
         let (head, tail) = rest(head, tail, more);
         unsent.extend_from_slice(head);
         unsent.extend_from_slice(tail);
-        self.has_unsent.store(!unsent.is_empty(), Ordering::Release);
+        if !unsent.is_empty() {
+            // Only a stopped peer gets here; a steady sender never writes the flag.
+            self.has_unsent.store(true, Ordering::Release);
+        }
         Ok(true)
     }
 
@@ -136,6 +139,7 @@ impl Connection {
         if outgoing.unsent.is_empty() {
             return Ok(true);
         }
+        // The flag is cleared only here, where the tail is sent.
         let written = self.write_rest(&outgoing.unsent, &[], deadline)?;
         outgoing.unsent.drain(..written);
         let done = outgoing.unsent.is_empty();
