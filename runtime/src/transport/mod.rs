@@ -4,6 +4,8 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
+//!   (shared values, pipes).
 //!
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
@@ -11,5 +13,7 @@
 pub(crate) mod connection;
 pub mod frame;
 pub(crate) mod rendezvous;
+#[allow(dead_code)] // used by Share and Pipe, which build on it
+pub(crate) mod service;
 
 pub(crate) use connection::Connection;

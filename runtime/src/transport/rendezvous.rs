@@ -51,10 +51,16 @@ pub(crate) fn connect(address: &Path, token: &str, max_frame: u32) -> Result<Con
     Ok(connection)
 }
 
-/// A listening socket that exists only until the child has connected.
+/// A private listening socket. A spawn's rendezvous exists only until its child has
+/// connected; a [`Service`](super::service::Service) keeps one for as long as it serves.
 pub(crate) struct Rendezvous {
     listener: UnixListener,
     address: PathBuf,
+    /// Connections accepted but not yet judged; kept across calls so that a service does not
+    /// drop a half-sent hello when another connection is proven first.
+    pending: Vec<Pending>,
+    /// Longest single wait while nothing is pending.
+    idle_wait: Duration,
     _dir: PrivateDir,
 }
 
@@ -75,8 +81,17 @@ impl Rendezvous {
         Ok(Self {
             listener,
             address,
+            pending: Vec::new(),
+            idle_wait: POLL_SLICE,
             _dir: dir,
         })
+    }
+
+    /// Waits up to `idle_wait` at a time while no connection is pending (default: 10 ms, so
+    /// that a spawn notices its child's exit promptly). `abandon` is asked after each wait.
+    pub(crate) fn with_idle_wait(mut self, idle_wait: Duration) -> Self {
+        self.idle_wait = idle_wait;
+        self
     }
 
     /// The address a child passes to [`connect`].
@@ -87,13 +102,26 @@ impl Rendezvous {
     /// Accepts the first connection that proves `token` before `deadline` (`None`: no limit).
     /// `abandon` is asked between waits whether to give up (the child exited, a kill came).
     pub(crate) fn accept(
-        self,
+        &mut self,
         token: &str,
         max_frame: u32,
         deadline: Option<Instant>,
         mut abandon: impl FnMut() -> Option<Error>,
     ) -> Result<(Connection, Hello), Error> {
-        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending = std::mem::take(&mut self.pending);
+        let accepted = self.accept_from(&mut pending, token, max_frame, deadline, &mut abandon);
+        self.pending = pending;
+        accepted
+    }
+
+    fn accept_from(
+        &self,
+        pending: &mut Vec<Pending>,
+        token: &str,
+        max_frame: u32,
+        deadline: Option<Instant>,
+        abandon: &mut impl FnMut() -> Option<Error>,
+    ) -> Result<(Connection, Hello), Error> {
         loop {
             let now = Instant::now();
             pending.retain(|p| p.deadline > now);
@@ -107,11 +135,11 @@ impl Rendezvous {
             }
             let ready = wait_readable(
                 &self.listener,
-                &pending,
-                wait_slice(now, deadline, &pending),
+                pending,
+                wait_slice(now, deadline, pending, self.idle_wait),
             )?;
             if ready.listener {
-                self.accept_waiting(&mut pending)?;
+                self.accept_waiting(pending)?;
             }
             for index in ready.streams.into_iter().rev() {
                 match read_hello(&mut pending[index], token) {
@@ -151,11 +179,19 @@ impl Rendezvous {
 }
 
 /// How long the next wait may last: a slice, cut short by the overall and hello deadlines.
-fn wait_slice(now: Instant, deadline: Option<Instant>, pending: &[Pending]) -> Duration {
+fn wait_slice(
+    now: Instant,
+    deadline: Option<Instant>,
+    pending: &[Pending],
+    idle_wait: Duration,
+) -> Duration {
+    let slice = if pending.is_empty() {
+        idle_wait
+    } else {
+        POLL_SLICE
+    };
     let earliest = pending.iter().map(|p| p.deadline).chain(deadline).min();
-    earliest.map_or(POLL_SLICE, |d| {
-        d.saturating_duration_since(now).min(POLL_SLICE)
-    })
+    earliest.map_or(slice, |d| d.saturating_duration_since(now).min(slice))
 }
 
 /// Which of the listener and the pending streams have something to read.
@@ -288,7 +324,7 @@ mod tests {
         frame::encode_frame(&hello, LIMIT).unwrap()
     }
 
-    fn accept_within(rendezvous: Rendezvous, limit: Duration) -> Result<Hello, Error> {
+    fn accept_within(mut rendezvous: Rendezvous, limit: Duration) -> Result<Hello, Error> {
         let deadline = Instant::now() + limit;
         rendezvous
             .accept("secret", LIMIT, Some(deadline), || None)
@@ -381,7 +417,7 @@ mod tests {
 
     #[test]
     fn abandons_when_asked() {
-        let rendezvous = Rendezvous::bind(None).unwrap();
+        let mut rendezvous = Rendezvous::bind(None).unwrap();
         let result = rendezvous.accept("secret", LIMIT, None, || {
             Some(Error::Bootstrap {
                 detail: "child exited".into(),

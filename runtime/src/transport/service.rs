@@ -1,0 +1,176 @@
+//! A long-lived rendezvous for handles that connect from any process: a shared value's
+//! coordinator, a pipe's anchor. The owner hands out an [`Endpoint`] (address and token, which
+//! travel inside serialized handles); whoever presents it gets an authenticated connection,
+//! passed to the owner's handler on the service's accept thread.
+//!
+//! Unlike a spawn's rendezvous, a service accepts any number of connections from any process
+//! (the hello's pid is given to the handler, not checked). The socket and its private
+//! directory are removed when the service is dropped.
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::transport::connection::Connection;
+use crate::transport::rendezvous::{self, Hello, Rendezvous};
+
+/// How long the accept thread sleeps at a time while idle; dropping the service wakes it at
+/// once by connecting, so this only bounds how stale a stop request can get.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// Where a service listens and the token that proves a connection may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    pub(crate) address: PathBuf,
+    pub(crate) token: String,
+}
+
+impl Endpoint {
+    /// Opens an authenticated connection to the service.
+    pub(crate) fn connect(&self, max_frame: u32) -> Result<Connection, Error> {
+        rendezvous::connect(&self.address, &self.token, max_frame)
+    }
+}
+
+/// A running accept thread. Dropping it stops accepting; connections already handed to the
+/// handler live on.
+pub(crate) struct Service {
+    endpoint: Endpoint,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Binds a private socket (in `socket_dir`, default the temp directory) and starts a
+    /// thread named `name` that passes each authenticated connection to `on_connection`.
+    pub(crate) fn start(
+        name: &str,
+        max_frame: u32,
+        socket_dir: Option<&Path>,
+        on_connection: impl FnMut(Connection, Hello) + Send + 'static,
+    ) -> Result<Self, Error> {
+        let rendezvous = Rendezvous::bind(socket_dir)?.with_idle_wait(IDLE_WAIT);
+        let endpoint = Endpoint {
+            address: rendezvous.address().to_owned(),
+            token: rendezvous::random_hex(16)?,
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let accept = AcceptLoop {
+            rendezvous,
+            token: endpoint.token.clone(),
+            max_frame,
+            stopping: Arc::clone(&stopping),
+        };
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || accept.run(on_connection))?;
+        Ok(Self {
+            endpoint,
+            stopping,
+            thread: Some(thread),
+        })
+    }
+
+    /// What a handle needs to connect.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept thread now rather than after its idle wait.
+        let _ = UnixStream::connect(&self.endpoint.address);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct AcceptLoop {
+    rendezvous: Rendezvous,
+    token: String,
+    max_frame: u32,
+    stopping: Arc<AtomicBool>,
+}
+
+impl AcceptLoop {
+    fn run(mut self, mut on_connection: impl FnMut(Connection, Hello)) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            let stopping = &self.stopping;
+            let abandon = || {
+                stopping
+                    .load(Ordering::SeqCst)
+                    .then_some(Error::Disconnected)
+            };
+            match self
+                .rendezvous
+                .accept(&self.token, self.max_frame, None, abandon)
+            {
+                Ok((connection, hello)) => on_connection(connection, hello),
+                Err(_) if self.stopping.load(Ordering::SeqCst) => return,
+                // An accept error (too many open files, say) is not the end of the service:
+                // back off briefly and keep serving.
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    const LIMIT: u32 = 64 * 1024;
+    const BOUND: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn serves_many_connections_and_rejects_a_wrong_token() {
+        let (sender, received) = mpsc::channel();
+        let service = Service::start("test-service", LIMIT, None, move |connection, hello| {
+            let _ = sender.send((connection, hello));
+        })
+        .unwrap();
+        let endpoint = service.endpoint().clone();
+        let forged = Endpoint {
+            token: "0".repeat(32),
+            ..endpoint.clone()
+        };
+        let _rejected = forged.connect(LIMIT).unwrap();
+        for _ in 0..3 {
+            let _connection = endpoint.connect(LIMIT).unwrap();
+            let (_, hello) = received.recv_timeout(BOUND).unwrap();
+            assert_eq!(hello.pid, std::process::id());
+        }
+        assert!(received.recv_timeout(Duration::from_millis(200)).is_err());
+    }
+
+    #[test]
+    fn dropping_stops_promptly_and_removes_the_socket() {
+        let (sender, received) = mpsc::channel();
+        let service = Service::start("test-service", LIMIT, None, move |_, _| {
+            let _ = sender.send(());
+        })
+        .unwrap();
+        let address = service.endpoint().address.clone();
+        // One served connection shows the accept thread is in its loop, about to wait idle.
+        let _connection = service.endpoint().connect(LIMIT).unwrap();
+        received.recv_timeout(BOUND).unwrap();
+        let started = std::time::Instant::now();
+        drop(service);
+        assert!(
+            started.elapsed() < IDLE_WAIT / 4,
+            "drop waited for the idle timeout"
+        );
+        assert!(!address.exists());
+        assert!(UnixStream::connect(&address).is_err());
+    }
+}
