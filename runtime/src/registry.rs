@@ -3,9 +3,13 @@
 //! Entries live in a distributed slice that the linker assembles: complete before `main`, with
 //! no constructors, whichever crate or module a type is defined in.
 
+use std::sync::Arc;
+
 use crate::child::bootstrap::Started;
 use crate::child::engine::{self, Ended};
 use crate::child::link::ChildLink;
+use crate::child::watchdog::ReportOverrun;
+use crate::error::Failure;
 use crate::process::Process;
 use crate::protocol::Role;
 
@@ -15,6 +19,8 @@ pub struct ProcessEntry {
     key: &'static str,
     role: Role,
     pub(crate) run_child: fn(ChildLink, Started) -> Ended,
+    /// Runs one encoded state's whole lifecycle in this process, as a pool item.
+    pub(crate) run_in_pool: fn(&[u8], Arc<dyn ReportOverrun>) -> Result<Vec<u8>, Failure>,
 }
 
 impl ProcessEntry {
@@ -25,6 +31,7 @@ impl ProcessEntry {
             key: P::KEY,
             role: Role::Lifecycle,
             run_child: engine::run_child::<P>,
+            run_in_pool: engine::run_in_pool::<P>,
         }
     }
 
