@@ -156,6 +156,7 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
             }
         }
     }
+    eprintln!("chaos: {kills} kills, {failed} items crashed");
     assert!(failed <= kills, "{failed} items failed for {kills} kills");
     wait_for_workers(&pool, workers);
     assert_eq!(pool.map(|x: u64| x, [7]).unwrap(), [7]);

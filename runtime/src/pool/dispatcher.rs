@@ -216,7 +216,7 @@ impl Dispatcher {
             Command::Items { job, items } => self.scheduler.items_added(job, items, now),
             Command::End { job } => {
                 self.jobs.remove(&job);
-                self.scheduler.job_ended(job);
+                self.scheduler.job_ended(job, now);
             }
             Command::Close => self.closing = true,
             Command::Terminate => {

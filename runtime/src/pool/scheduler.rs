@@ -247,10 +247,25 @@ impl Scheduler {
         self.fill(now);
     }
 
-    /// The job is over (finished or cancelled): its queue goes, and results still on their
-    /// way are dropped.
-    pub(crate) fn job_ended(&mut self, job: JobId) {
+    /// The job is over (finished or cancelled): its queue goes, and workers still running
+    /// its items are killed and replaced (their other items are requeued), so a cancelled
+    /// map stops costing work.
+    pub(crate) fn job_ended(&mut self, job: JobId, now: Instant) {
         self.jobs.remove(&job);
+        for slot in 0..self.slots.len() {
+            let busy_with_job = self.slots[slot]
+                .as_ref()
+                .is_some_and(|w| w.in_flight.iter().any(|(j, _)| *j == job));
+            if !busy_with_job {
+                continue;
+            }
+            if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
+                self.actions.push_back(Action::Kill(id));
+            }
+            self.bury(slot, None);
+            self.spawn_into(slot, now);
+        }
+        self.fill(now);
     }
 
     /// A worker proved its build and is ready for chunks.
@@ -324,7 +339,7 @@ impl Scheduler {
             return;
         };
         let was_ready = self.slots[slot].as_ref().is_some_and(|w| w.ready);
-        self.bury(slot, &ItemError::Crashed(status.clone()));
+        self.bury(slot, Some(&ItemError::Crashed(status.clone())));
         if !was_ready {
             self.spawn_error = Some(format!("a worker {status} before it was ready"));
             self.fail_queue_without_workers();
@@ -343,7 +358,7 @@ impl Scheduler {
             if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
                 self.actions.push_back(Action::Kill(id));
             }
-            self.bury(slot, &ItemError::TimedOut(limit));
+            self.bury(slot, Some(&ItemError::TimedOut(limit)));
             self.spawn_into(slot, now);
         }
         self.fill(now);
@@ -364,7 +379,7 @@ impl Scheduler {
             if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
                 self.actions.push_back(Action::Kill(id));
             }
-            self.bury(slot, &ItemError::Terminated);
+            self.bury(slot, Some(&ItemError::Terminated));
         }
         let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
         for job in jobs {
@@ -437,17 +452,22 @@ impl Scheduler {
 
     /// Removes a worker and settles its unreported items: the running one fails with `error`
     /// (or is retried while it has lives), the rest are requeued — as suspects when nothing
-    /// says which one was running.
-    fn bury(&mut self, slot: usize, error: &ItemError) {
+    /// says which one was running. Without an error (a worker killed for a cancelled job),
+    /// every item is requeued.
+    fn bury(&mut self, slot: usize, error: Option<&ItemError>) {
         let Some(worker) = self.slots[slot].take() else {
             return;
         };
         let mut in_flight = worker.in_flight;
+        let Some(error) = error else {
+            return self.requeue(in_flight, false);
+        };
         let mut suspects = false;
         let pinned = match worker.running {
-            Some(running) => in_flight
-                .pop_front()
-                .filter(|(_, i)| i.index == running.index),
+            Some(running) => match in_flight.front() {
+                Some((_, item)) if item.index == running.index => in_flight.pop_front(),
+                _ => None,
+            },
             None => {
                 suspects = matches!(error, ItemError::Crashed(_));
                 None
@@ -456,19 +476,30 @@ impl Scheduler {
         if let Some((job, item)) = pinned {
             self.settle_running(job, item, error);
         }
+        if matches!(error, ItemError::Terminated) {
+            let mut by_job: BTreeMap<JobId, Vec<(u64, Result<Vec<u8>, ItemError>)>> =
+                BTreeMap::new();
+            for (job, item) in in_flight {
+                let failed = (item.index, Err(error.clone()));
+                by_job.entry(job).or_default().push(failed);
+            }
+            for (job, results) in by_job {
+                self.deliver_if_live(job, results);
+            }
+            return;
+        }
+        self.requeue(in_flight, suspects);
+    }
+
+    /// Puts items back at the front of their jobs' queues, in their order.
+    fn requeue(&mut self, items: VecDeque<(JobId, Item)>, suspects: bool) {
         let mut by_job: BTreeMap<JobId, Vec<Item>> = BTreeMap::new();
-        for (job, mut item) in in_flight {
+        for (job, mut item) in items {
             item.suspect |= suspects;
             by_job.entry(job).or_default().push(item);
         }
         for (job, items) in by_job {
-            if matches!(error, ItemError::Terminated) {
-                let results = items
-                    .iter()
-                    .map(|i| (i.index, Err(error.clone())))
-                    .collect();
-                self.deliver_if_live(job, results);
-            } else if let Some(settings) = self.jobs.get_mut(&job) {
+            if let Some(settings) = self.jobs.get_mut(&job) {
                 for item in items.into_iter().rev() {
                     settings.queue.push_front(item);
                 }
@@ -523,10 +554,8 @@ impl Scheduler {
         if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
             self.actions.push_back(Action::Kill(id));
         }
-        self.bury(
-            slot,
-            &ItemError::Crashed("sent a malformed report and was killed".into()),
-        );
+        let error = ItemError::Crashed("sent a malformed report and was killed".into());
+        self.bury(slot, Some(&error));
         self.spawn_into(slot, now);
     }
 

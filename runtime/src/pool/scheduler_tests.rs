@@ -238,11 +238,14 @@ fn results_of_an_ended_job_are_dropped_and_other_jobs_go_on() {
     s.job_submitted(2, TASK, None, 1);
     s.items_added(1, items(0..2), now);
     s.items_added(2, items(0..2), now);
-    s.job_ended(1);
+    s.job_ended(1, now);
     let mut delivered = Vec::new();
     for _ in 0..10 {
         let d = drain(&mut s);
         delivered.extend(d.delivered);
+        for id in d.spawned {
+            s.worker_ready(id, now);
+        }
         for (worker, job, _, indices) in d.sent {
             s.results(worker, job, ok(&indices), now);
         }
@@ -369,4 +372,27 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
             "seed {seed}: the pool keeps its workers"
         );
     }
+}
+
+#[test]
+fn ending_a_job_with_items_in_flight_replaces_its_workers_and_requeues_other_jobs_items() {
+    let now = Instant::now();
+    let mut s = ready(1, None, 1, now);
+    s.job_submitted(2, TASK, None, 1);
+    s.items_added(1, items(0..1), now);
+    s.items_added(2, items(0..1), now);
+    let sent = drain(&mut s).sent;
+    assert_eq!(sent.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2]);
+    s.running(0, 1, 0, now);
+    s.job_ended(1, now);
+    let d = drain(&mut s);
+    assert_eq!((d.killed, d.spawned), (vec![0], vec![1]));
+    assert!(d.delivered.is_empty());
+    s.worker_ready(1, now);
+    let d = drain(&mut s);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(
+        (d.sent[0].1, d.sent[0].2, d.sent[0].3.clone()),
+        (2, false, vec![0])
+    );
 }
