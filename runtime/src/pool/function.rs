@@ -49,14 +49,7 @@ pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
 
 /// Makes the value of a zero-sized function type.
 fn conjure<F: Copy>() -> F {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "a pool function must not capture anything: pass a `fn` item or a closure that \
-             captures nothing, and send the data it needs in the items (with `star()`, a tuple \
-             per item)"
-        )
-    };
+    assert_zero_sized::<F>();
     // SAFETY: `F` is zero-sized (checked above at compile time) and `Copy`, so it has no
     // bytes, no drop glue and no invariant a zeroed value could break; function items and
     // non-capturing closures are such types.
