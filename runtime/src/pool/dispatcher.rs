@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::pool::scheduler::{Action, Item, ItemError, JobId, Scheduler, Task, WorkerId};
-use crate::protocol::pool::ItemFailure;
+use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -47,10 +47,11 @@ pub(crate) enum JobEvent {
 
 /// What a worker reports.
 pub(crate) enum Report {
-    /// Finished items of `job`.
+    /// Finished items of `job`; at a chunk's end, how long its items took.
     Results {
         job: JobId,
         results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
+        measured: Option<Measured>,
     },
     /// Item `index` of `job` runs since `since`.
     Running {
@@ -114,7 +115,7 @@ impl Dispatcher {
         pids: WorkerPids,
     ) -> Self {
         Self {
-            scheduler: Scheduler::new(workers, chunk_bytes, Instant::now()),
+            scheduler: Scheduler::new(workers, chunk_bytes),
             launcher,
             events,
             events_in,
@@ -170,11 +171,20 @@ impl Dispatcher {
     }
 
     fn handle(&mut self, event: Event) {
-        let now = Instant::now();
         match event {
-            Event::Command(command) => self.command(command, now),
-            Event::Report(worker, Report::Results { job, results }) => {
-                self.scheduler.results(worker, job, results, now);
+            Event::Command(command) => self.command(command),
+            Event::Report(
+                worker,
+                Report::Results {
+                    job,
+                    results,
+                    measured,
+                },
+            ) => {
+                self.scheduler.results(worker, job, results);
+                if let Some(measured) = measured {
+                    self.scheduler.measured(job, measured.items, measured.nanos);
+                }
             }
             Event::Report(worker, Report::Running { job, index, since }) => {
                 self.scheduler.running(worker, job, index, since);
@@ -182,7 +192,7 @@ impl Dispatcher {
             Event::Ended(worker, status) => {
                 self.links.remove(&worker);
                 self.pids_lock().remove(&worker);
-                self.scheduler.worker_ended(worker, status, now);
+                self.scheduler.worker_ended(worker, status);
             }
             Event::Started(worker, Ok(link)) => {
                 if !self.scheduler.worker_ids().contains(&worker) {
@@ -193,7 +203,7 @@ impl Dispatcher {
                     self.pids_lock().insert(worker, pid);
                 }
                 self.links.insert(worker, link);
-                self.scheduler.worker_ready(worker, now);
+                self.scheduler.worker_ready(worker);
             }
             Event::Started(worker, Err(error)) => {
                 self.scheduler.spawn_failed(worker, error.to_string());
@@ -201,7 +211,7 @@ impl Dispatcher {
         }
     }
 
-    fn command(&mut self, command: Command, now: Instant) {
+    fn command(&mut self, command: Command) {
         match command {
             Command::Submit {
                 job,
@@ -213,10 +223,10 @@ impl Dispatcher {
                 self.jobs.insert(job, results);
                 self.scheduler.job_submitted(job, task, timeout, lives);
             }
-            Command::Items { job, items } => self.scheduler.items_added(job, items, now),
+            Command::Items { job, items } => self.scheduler.items_added(job, items),
             Command::End { job } => {
                 self.jobs.remove(&job);
-                self.scheduler.job_ended(job, now);
+                self.scheduler.job_ended(job);
             }
             Command::Close => self.closing = true,
             Command::Terminate => {

@@ -3,7 +3,7 @@
 //! values or per-item errors — in input or completion order. Also the handles of the
 //! `background()` and `asynced()` forms.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -20,6 +20,9 @@ use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::scheduler::{Item, ItemError, JobId, Task};
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
+
+/// Most items the caller encodes before handing them to the dispatcher.
+const FEED_BATCH: usize = 1024;
 
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
@@ -51,7 +54,8 @@ pub(crate) struct JobRun<I: Iterator, R> {
     next_in_order: u64,
     /// Outcomes that came back and were not handed out yet.
     ready: VecDeque<(u64, Result<R, Error>)>,
-    reorder: BTreeMap<u64, Result<R, Error>>,
+    /// Outcomes waiting for the ones before them; slot 0 is `next_in_order`.
+    reorder: VecDeque<Option<Result<R, Error>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
     encoded: Vec<u8>,
@@ -79,7 +83,7 @@ where
             returned: 0,
             next_in_order: 0,
             ready: VecDeque::new(),
-            reorder: BTreeMap::new(),
+            reorder: VecDeque::new(),
             input_bytes: 0,
             encoded: Vec::new(),
             cancelled: false,
@@ -110,9 +114,15 @@ where
             return self.ready.pop_front().map(|(_, outcome)| outcome);
         }
         for (index, outcome) in self.ready.drain(..) {
-            self.reorder.insert(index, outcome);
+            // Within the window, so the offset is small.
+            let offset = usize::try_from(index - self.next_in_order).unwrap_or(usize::MAX);
+            if offset >= self.reorder.len() {
+                self.reorder.resize_with(offset + 1, || None);
+            }
+            self.reorder[offset] = Some(outcome);
         }
-        let outcome = self.reorder.remove(&self.next_in_order)?;
+        let outcome = self.reorder.front_mut()?.take()?;
+        self.reorder.pop_front();
         self.next_in_order += 1;
         Some(outcome)
     }
@@ -141,10 +151,14 @@ where
         max.min(by_bytes.max(floor)).max(1)
     }
 
-    /// Pulls input while the window has room and sends it to the dispatcher in one batch.
+    /// Pulls input while the window has room and sends it to the dispatcher in batches of at
+    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded.
     fn feed(&mut self) {
         let mut batch = Vec::new();
         while self.input.is_some() && !self.cancelled && self.in_flight() < self.window() {
+            if batch.len() == FEED_BATCH {
+                self.send_batch(std::mem::take(&mut batch));
+            }
             let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
                 self.input = None;
                 break;
@@ -159,6 +173,10 @@ where
                 }
             }
         }
+        self.send_batch(batch);
+    }
+
+    fn send_batch(&mut self, batch: Vec<Item>) {
         if batch.is_empty() {
             return;
         }

@@ -177,8 +177,13 @@ fn read_reports(
             Err(e) => return Some(e.to_string()),
         };
         let report = match frame::decode::<ToPool<'_>>(frame.bytes()) {
-            Ok(ToPool::Results { job, results }) => Report::Results {
+            Ok(ToPool::Results {
                 job,
+                results,
+                measured,
+            }) => Report::Results {
+                job,
+                measured,
                 results: results
                     .into_iter()
                     .map(|r| match r.outcome {

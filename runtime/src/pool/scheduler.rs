@@ -23,6 +23,8 @@ use crate::protocol::pool::ItemFailure;
 
 /// Work per chunk the scheduler aims for, once the cost per item is known.
 pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
+/// Least work per chunk worth a round trip, once the cost per item is known.
+const MIN_CHUNK_WORK: Duration = Duration::from_micros(250);
 /// Chunk size while the cost per item is unknown.
 const FIRST_CHUNK: usize = 32;
 /// Most items in one chunk.
@@ -130,19 +132,16 @@ struct Worker {
     /// How many items each chunk in flight has left.
     chunks: VecDeque<usize>,
     running: Option<Running>,
-    /// When this worker last made progress (became busy or reported), to measure cost.
-    progress_at: Instant,
 }
 
 impl Worker {
-    fn new(id: WorkerId, now: Instant) -> Self {
+    fn new(id: WorkerId) -> Self {
         Self {
             id,
             ready: false,
             in_flight: VecDeque::new(),
             chunks: VecDeque::new(),
             running: None,
-            progress_at: now,
         }
     }
 }
@@ -166,7 +165,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// A scheduler for `workers` slots whose chunks carry at most `chunk_bytes` of items;
     /// asks for the workers at once.
-    pub(crate) fn new(workers: usize, chunk_bytes: usize, now: Instant) -> Self {
+    pub(crate) fn new(workers: usize, chunk_bytes: usize) -> Self {
         let mut scheduler = Self {
             chunk_bytes,
             slots: (0..workers).map(|_| None).collect(),
@@ -178,7 +177,7 @@ impl Scheduler {
             actions: VecDeque::new(),
         };
         for slot in 0..workers {
-            scheduler.spawn_into(slot, now);
+            scheduler.spawn_into(slot);
         }
         scheduler
     }
@@ -229,7 +228,7 @@ impl Scheduler {
     }
 
     /// More items of `job`.
-    pub(crate) fn items_added(&mut self, job: JobId, items: Vec<Item>, now: Instant) {
+    pub(crate) fn items_added(&mut self, job: JobId, items: Vec<Item>) {
         if self.terminated {
             let results = items
                 .into_iter()
@@ -242,15 +241,15 @@ impl Scheduler {
             return;
         };
         settings.queue.extend(items);
-        self.respawn_missing(now);
+        self.respawn_missing();
         self.fail_queue_without_workers();
-        self.fill(now);
+        self.fill();
     }
 
     /// The job is over (finished or cancelled): its queue goes, and workers still running
     /// its items are killed and replaced (their other items are requeued), so a cancelled
     /// map stops costing work.
-    pub(crate) fn job_ended(&mut self, job: JobId, now: Instant) {
+    pub(crate) fn job_ended(&mut self, job: JobId) {
         self.jobs.remove(&job);
         for slot in 0..self.slots.len() {
             let busy_with_job = self.slots[slot]
@@ -263,19 +262,18 @@ impl Scheduler {
                 self.actions.push_back(Action::Kill(id));
             }
             self.bury(slot, None);
-            self.spawn_into(slot, now);
+            self.spawn_into(slot);
         }
-        self.fill(now);
+        self.fill();
     }
 
     /// A worker proved its build and is ready for chunks.
-    pub(crate) fn worker_ready(&mut self, worker: WorkerId, now: Instant) {
+    pub(crate) fn worker_ready(&mut self, worker: WorkerId) {
         if let Some(w) = self.worker_mut(worker) {
             w.ready = true;
-            w.progress_at = now;
             self.spawn_error = None;
         }
-        self.fill(now);
+        self.fill();
     }
 
     /// A worker could not be started.
@@ -294,27 +292,24 @@ impl Scheduler {
         worker: WorkerId,
         job: JobId,
         results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
-        now: Instant,
     ) {
         let Some(slot) = self.slot_of(worker) else {
             return;
         };
-        let count = results.len();
-        let mut delivered = Vec::with_capacity(count);
+        let mut delivered = Vec::with_capacity(results.len());
         for (index, outcome) in results {
             if !self.take_front(slot, job, index) {
-                return self.protocol_violation(slot, now);
+                return self.protocol_violation(slot);
             }
             delivered.push((index, outcome.map_err(ItemError::Failed)));
         }
-        self.measure(slot, job, count, now);
         if self.jobs.contains_key(&job) && !delivered.is_empty() {
             self.actions.push_back(Action::Deliver {
                 job,
                 results: delivered,
             });
         }
-        self.fill(now);
+        self.fill();
     }
 
     /// The worker runs item `index` of `job` since `since`; everything before it is reported.
@@ -329,12 +324,12 @@ impl Scheduler {
         if front == Some((job, index)) {
             w.running = Some(Running { index, since });
         } else {
-            self.protocol_violation(slot, since);
+            self.protocol_violation(slot);
         }
     }
 
     /// A worker ended (its connection closed and it was reaped); `status` says how.
-    pub(crate) fn worker_ended(&mut self, worker: WorkerId, status: String, now: Instant) {
+    pub(crate) fn worker_ended(&mut self, worker: WorkerId, status: String) {
         let Some(slot) = self.slot_of(worker) else {
             return;
         };
@@ -345,8 +340,8 @@ impl Scheduler {
             self.fail_queue_without_workers();
             return;
         }
-        self.spawn_into(slot, now);
-        self.fill(now);
+        self.spawn_into(slot);
+        self.fill();
     }
 
     /// Kills the workers whose running item is past its job's timeout.
@@ -359,9 +354,9 @@ impl Scheduler {
                 self.actions.push_back(Action::Kill(id));
             }
             self.bury(slot, Some(&ItemError::TimedOut(limit)));
-            self.spawn_into(slot, now);
+            self.spawn_into(slot);
         }
-        self.fill(now);
+        self.fill();
     }
 
     /// When [`tick`](Scheduler::tick) should next run.
@@ -400,22 +395,22 @@ impl Scheduler {
         (now >= deadline).then_some(limit)
     }
 
-    fn spawn_into(&mut self, slot: usize, now: Instant) {
+    fn spawn_into(&mut self, slot: usize) {
         if self.terminated {
             self.slots[slot] = None;
             return;
         }
         let id = self.next_worker;
         self.next_worker += 1;
-        self.slots[slot] = Some(Worker::new(id, now));
+        self.slots[slot] = Some(Worker::new(id));
         self.actions.push_back(Action::Spawn(id));
     }
 
     /// Asks again for workers of empty slots when there is work (after failed starts).
-    fn respawn_missing(&mut self, now: Instant) {
+    fn respawn_missing(&mut self) {
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_none() {
-                self.spawn_into(slot, now);
+                self.spawn_into(slot);
             }
         }
     }
@@ -550,30 +545,21 @@ impl Scheduler {
     }
 
     /// A worker that says something impossible is killed and replaced.
-    fn protocol_violation(&mut self, slot: usize, now: Instant) {
+    fn protocol_violation(&mut self, slot: usize) {
         if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
             self.actions.push_back(Action::Kill(id));
         }
         let error = ItemError::Crashed("sent a malformed report and was killed".into());
         self.bury(slot, Some(&error));
-        self.spawn_into(slot, now);
+        self.spawn_into(slot);
     }
 
-    /// Updates the job's cost per item from `count` results that took since the worker's last
-    /// progress.
-    fn measure(&mut self, slot: usize, job: JobId, count: usize, now: Instant) {
-        let Some(worker) = self.slots[slot].as_mut() else {
+    /// A worker ran `items` items of `job` in `nanos`: updates the job's cost per item.
+    pub(crate) fn measured(&mut self, job: JobId, items: u32, nanos: u64) {
+        let (Some(settings), false) = (self.jobs.get_mut(&job), items == 0) else {
             return;
         };
-        let spent = now.saturating_duration_since(worker.progress_at);
-        worker.progress_at = now;
-        let (Some(settings), Ok(count)) = (self.jobs.get_mut(&job), u32::try_from(count)) else {
-            return;
-        };
-        if count == 0 {
-            return;
-        }
-        let sample = spent / count;
+        let sample = Duration::from_nanos(nanos) / items;
         settings.cost = Some(match settings.cost {
             None => sample,
             Some(cost) => (cost * 3 + sample) / 4,
@@ -581,7 +567,7 @@ impl Scheduler {
     }
 
     /// Sends chunks to every ready worker with room in its pipeline.
-    fn fill(&mut self, now: Instant) {
+    fn fill(&mut self) {
         if self.terminated {
             return;
         }
@@ -596,7 +582,7 @@ impl Scheduler {
                 let Some(job) = self.pick_job() else {
                     return;
                 };
-                self.send_chunk(slot, job, workers, now);
+                self.send_chunk(slot, job, workers);
                 sent = true;
             }
             if !sent {
@@ -623,7 +609,7 @@ impl Scheduler {
         Some(job)
     }
 
-    fn send_chunk(&mut self, slot: usize, job: JobId, workers: usize, now: Instant) {
+    fn send_chunk(&mut self, slot: usize, job: JobId, workers: usize) {
         let Some(settings) = self.jobs.get_mut(&job) else {
             return;
         };
@@ -649,9 +635,6 @@ impl Scheduler {
         let Some(worker) = self.slots[slot].as_mut() else {
             return;
         };
-        if worker.in_flight.is_empty() {
-            worker.progress_at = now;
-        }
         worker.chunks.push_back(items.len());
         worker
             .in_flight
@@ -686,18 +669,24 @@ impl Scheduler {
     }
 }
 
-/// Items per chunk: about [`TARGET_CHUNK`] of work at `cost` per item, at most a fair share of
-/// the `queued` items among `workers` (so the tail stays balanced), at least one.
+/// Items per chunk: about [`TARGET_CHUNK`] of work at `cost` per item, and a fair share of the
+/// `queued` items among `workers` so the tail stays balanced — but never less than
+/// [`MIN_CHUNK_WORK`] of work, where a smaller share would cost more in round trips than it
+/// saves in balance. At least one item, at most [`MAX_CHUNK`].
 pub(crate) fn chunk_size(cost: Option<Duration>, queued: usize, workers: usize) -> usize {
     let fair = queued.div_ceil(workers.saturating_mul(PIPELINE).max(1));
-    let by_cost = match cost {
-        None => FIRST_CHUNK,
-        Some(cost) if cost.is_zero() => MAX_CHUNK,
-        Some(cost) => {
-            usize::try_from(TARGET_CHUNK.as_nanos() / cost.as_nanos()).unwrap_or(MAX_CHUNK)
-        }
+    let Some(cost) = cost else {
+        return FIRST_CHUNK.min(fair).clamp(1, MAX_CHUNK);
     };
-    by_cost.min(fair).clamp(1, MAX_CHUNK)
+    let items_in = |work: Duration| {
+        let nanos = cost.as_nanos().max(1);
+        usize::try_from(work.as_nanos() / nanos).unwrap_or(MAX_CHUNK)
+    };
+    let share = fair.max(items_in(MIN_CHUNK_WORK));
+    items_in(TARGET_CHUNK)
+        .min(share)
+        .min(queued)
+        .clamp(1, MAX_CHUNK)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! (it ends when the item returns; its result is dropped) while a new thread takes its place.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::worker::{ItemSink, run_chunk};
-use crate::protocol::pool::{Chunk, ItemFailure, TaskRef, WireItem};
+use crate::protocol::pool::{Chunk, ItemFailure, Measured, TaskRef, WireItem};
 
 /// Starts worker threads.
 pub(crate) struct ThreadLauncher;
@@ -27,6 +27,7 @@ impl Launcher for ThreadLauncher {
             worker,
             events: events.clone(),
             abandoned: Arc::clone(&abandoned),
+            job_of_chunk: AtomicU64::new(0),
         });
         let started = std::thread::Builder::new()
             .name("skprocess-pool-thread".into())
@@ -89,10 +90,13 @@ struct ThreadSink {
     worker: WorkerId,
     events: Sender<Event>,
     abandoned: Arc<AtomicBool>,
+    /// The job of the chunk running, for its measurement.
+    job_of_chunk: AtomicU64,
 }
 
 impl ItemSink for ThreadSink {
     fn started(&self, job: u64, index: u64, _isolated: bool) {
+        self.job_of_chunk.store(job, Ordering::SeqCst);
         let since = Instant::now();
         let report = Report::Running { job, index, since };
         let _ = self.events.send(Event::Report(self.worker, report));
@@ -103,12 +107,22 @@ impl ItemSink for ThreadSink {
             return;
         }
         let results = vec![(index, outcome.map(<[u8]>::to_vec))];
-        let _ = self
-            .events
-            .send(Event::Report(self.worker, Report::Results { job, results }));
+        let report = Report::Results {
+            job,
+            results,
+            measured: None,
+        };
+        let _ = self.events.send(Event::Report(self.worker, report));
     }
 
-    fn chunk_done(&self) {}
+    fn chunk_done(&self, measured: Measured) {
+        let report = Report::Results {
+            job: self.job_of_chunk.load(Ordering::SeqCst),
+            results: Vec::new(),
+            measured: Some(measured),
+        };
+        let _ = self.events.send(Event::Report(self.worker, report));
+    }
 
     fn overrun_ends_process(&self) -> bool {
         // The hook's thread cannot be stopped: it is abandoned, and the dispatcher replaces

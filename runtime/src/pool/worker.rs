@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::child::bootstrap::{self, Started};
 use crate::child::watchdog::{self, Overrun, ReportOverrun};
@@ -18,7 +18,8 @@ use crate::pool::function;
 use crate::pool::scheduler::PIPELINE;
 use crate::protocol::Role;
 use crate::protocol::pool::{
-    Chunk, ItemFailure, RESULT_OVERHEAD, TaskRef, ToPool, WireOutcome, WireResult, WorkerStart,
+    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, WireOutcome, WireResult,
+    WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
 use crate::timing::monotonic_nanos;
@@ -115,8 +116,8 @@ pub(crate) trait ItemSink: Send + Sync {
     fn started(&self, job: u64, index: u64, isolated: bool);
     /// Item `index` finished with this outcome.
     fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
-    /// The chunk is done: send what is held.
-    fn chunk_done(&self);
+    /// The chunk is done: send what is held, with how long its items took.
+    fn chunk_done(&self, measured: Measured);
     /// Whether an overrun of a process item's hook ends this process (it must, in a worker
     /// process) rather than only abandoning the hook's thread.
     fn overrun_ends_process(&self) -> bool;
@@ -150,6 +151,7 @@ fn resolve(task: TaskRef<'_>) -> Resolved {
 /// Runs a chunk's items in order, reporting each to `sink`.
 pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
     let task = resolve(chunk.task);
+    let started = Instant::now();
     for item in &chunk.items {
         sink.started(chunk.job, item.index, chunk.isolated);
         let outcome = execute(&task, item.bytes, output, || {
@@ -162,7 +164,10 @@ pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mu
         let outcome = outcome.map(|()| output.as_slice());
         sink.finished(chunk.job, item.index, outcome, chunk.isolated);
     }
-    sink.chunk_done();
+    sink.chunk_done(Measured {
+        items: u32::try_from(chunk.items.len()).unwrap_or(u32::MAX),
+        nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    });
 }
 
 fn execute(
@@ -246,8 +251,8 @@ impl Outbox {
     }
 
     /// Sends the held results. A parent that is gone ends this process through the reader.
-    fn send_held(&self, held: &mut Held) {
-        if held.results.is_empty() {
+    fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
+        if held.results.is_empty() && measured.is_none() {
             return;
         }
         let results: Vec<WireResult<'_>> = held
@@ -264,6 +269,7 @@ impl Outbox {
         let _ = self.connection.send(&ToPool::Results {
             job: held.job,
             results,
+            measured,
         });
         held.results.clear();
         held.outputs.clear();
@@ -273,7 +279,7 @@ impl Outbox {
         let Some(current) = held.current else {
             return;
         };
-        self.send_held(held);
+        self.send_held(held, None);
         held.reported = true;
         let _ = self.connection.send(&ToPool::Running {
             job: current.job,
@@ -310,7 +316,7 @@ impl Outbox {
                 (Some(current), _) => seen = Some((current.serial, now)),
                 (None, _) => seen = None,
             }
-            self.send_held(&mut held);
+            self.send_held(&mut held, None);
         }
     }
 }
@@ -319,7 +325,7 @@ impl ItemSink for Outbox {
     fn started(&self, job: u64, index: u64, isolated: bool) {
         let mut held = self.lock();
         if held.job != job {
-            self.send_held(&mut held);
+            self.send_held(&mut held, None);
             held.job = job;
         }
         held.serial = held.serial.wrapping_add(1);
@@ -357,7 +363,7 @@ impl ItemSink for Outbox {
         let size = outcome.as_ref().map_or(0, |o| o.len());
         let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
         if room > self.limit {
-            self.send_held(&mut held);
+            self.send_held(&mut held, None);
         }
         let entry = outcome.map(|output| {
             let start = held.outputs.len();
@@ -366,13 +372,13 @@ impl ItemSink for Outbox {
         });
         held.results.push((index, entry));
         if isolated || held.outputs.len() >= FLUSH_BYTES {
-            self.send_held(&mut held);
+            self.send_held(&mut held, None);
         }
     }
 
-    fn chunk_done(&self) {
+    fn chunk_done(&self, measured: Measured) {
         let mut held = self.lock();
-        self.send_held(&mut held);
+        self.send_held(&mut held, Some(measured));
         held.busy = false;
     }
 

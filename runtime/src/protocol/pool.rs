@@ -109,11 +109,13 @@ pub(crate) enum ToPool<'a> {
     Ready,
     /// The worker will not run for this parent; why.
     Refused(String),
-    /// Finished items of `job`, in the order they ran.
+    /// Finished items of `job`, in the order they ran; at the end of a chunk, also how long
+    /// the chunk's items took in the worker.
     Results {
         job: u64,
         #[serde(borrow)]
         results: Vec<WireResult<'a>>,
+        measured: Option<Measured>,
     },
     /// Item `index` of `job` is running since `started_nanos` (the shared monotonic clock);
     /// every item before it in this worker has been reported.
@@ -122,6 +124,14 @@ pub(crate) enum ToPool<'a> {
         index: u64,
         started_nanos: u64,
     },
+}
+
+/// How long a chunk's items took to run in the worker: the cost per item that sizes the
+/// next chunks, free of the time spent travelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Measured {
+    pub(crate) items: u32,
+    pub(crate) nanos: u64,
 }
 
 /// Bytes a results frame needs beside its outputs: the variant, the job, and per result its
