@@ -1,6 +1,7 @@
 //! Per-item errors keep their kind and index (SCN-16, E14, POOL-E02, POOL-E03), per-item
 //! timeouts (SCN-17, E13), and large results (BUG-14), over real worker processes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skprocess::PoolConfig;
@@ -89,6 +90,17 @@ fn is_timeout(error: &Error, expected_index: u64) -> bool {
     matches!(error, Error::Item { index, error } if *index == expected_index && matches!(**error, Error::ItemTimeout { .. }))
 }
 
+/// Runs `work` on a thread and waits for it at most `BOUND`: a map that hangs fails the test.
+fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    outcome
+        .recv_timeout(BOUND)
+        .expect("the map did not return within the bound")
+}
+
 /// Waits until the pool has `n` worker processes again.
 fn wait_for_workers(pool: &Pool, n: usize) {
     let deadline = Instant::now() + BOUND;
@@ -103,26 +115,27 @@ fn wait_for_workers(pool: &Pool, n: usize) {
 
 #[test]
 fn scn17_each_map_form_fails_a_late_item_with_a_timeout_and_quick_items_pass() {
-    let pool = Pool::new(1).unwrap();
+    let pool = Arc::new(Pool::new(1).unwrap());
     let limit = Duration::from_millis(100);
-    let error = pool.timeout(limit).map(sleepy, [1]).unwrap_err();
+    let p = Arc::clone(&pool);
+    let error = bounded(move || p.timeout(limit).map(sleepy, [1]).unwrap_err());
     assert!(is_timeout(&error, 0), "{error:?}");
     assert_eq!(
         error.to_string(),
         "item 0 failed: the item ran longer than its limit of 100ms; its worker was replaced"
     );
-    let imap: Vec<_> = pool.timeout(limit).imap(sleepy, [1]).collect();
+    let p = Arc::clone(&pool);
+    let imap: Vec<_> = bounded(move || p.timeout(limit).imap(sleepy, [1]).collect());
     assert!(is_timeout(imap[0].as_ref().unwrap_err(), 0));
-    let unordered: Vec<_> = pool.timeout(limit).unordered_imap(sleepy, [1]).collect();
+    let p = Arc::clone(&pool);
+    let unordered: Vec<_> = bounded(move || p.timeout(limit).unordered_imap(sleepy, [1]).collect());
     assert!(is_timeout(unordered[0].as_ref().unwrap_err(), 0));
-    let error = pool.timeout(limit).unordered_map(sleepy, [1]).unwrap_err();
+    let p = Arc::clone(&pool);
+    let error = bounded(move || p.timeout(limit).unordered_map(sleepy, [1]).unwrap_err());
     assert!(is_timeout(&error, 0));
-    assert_eq!(
-        pool.timeout(Duration::from_secs(2))
-            .map(quick, [1, 2, 3])
-            .unwrap(),
-        [1, 2, 3]
-    );
+    let p = Arc::clone(&pool);
+    let quick_ones = bounded(move || p.timeout(Duration::from_secs(2)).map(quick, [1, 2, 3]));
+    assert_eq!(quick_ones.unwrap(), [1, 2, 3]);
     wait_for_workers(&pool, 1);
 }
 
@@ -147,13 +160,10 @@ fn fib_from_twenty(x: u64) -> u64 {
 
 #[test]
 fn e13_a_late_fifth_item_times_out_while_the_others_finish_and_imap_gives_fibs() {
-    let pool = Pool::new(2).unwrap();
-    let started = Instant::now();
-    let outcomes: Vec<_> = pool
-        .timeout(Duration::from_millis(300))
-        .imap(slow_fifth, 1..=8)
-        .collect();
-    assert!(started.elapsed() < BOUND);
+    let pool = Arc::new(Pool::new(2).unwrap());
+    let limit = Duration::from_millis(300);
+    let p = Arc::clone(&pool);
+    let outcomes: Vec<_> = bounded(move || p.timeout(limit).imap(slow_fifth, 1..=8).collect());
     for (i, outcome) in outcomes.iter().enumerate() {
         if i == 4 {
             assert!(is_timeout(outcome.as_ref().unwrap_err(), 4));
@@ -161,16 +171,16 @@ fn e13_a_late_fifth_item_times_out_while_the_others_finish_and_imap_gives_fibs()
             assert_eq!(outcome.as_ref().unwrap(), &fib(i as u64 + 1));
         }
     }
-    let error = pool
-        .timeout(Duration::from_millis(300))
-        .map(slow_fifth, 1..=8)
-        .unwrap_err();
+    let p = Arc::clone(&pool);
+    let error = bounded(move || p.timeout(limit).map(slow_fifth, 1..=8).unwrap_err());
     assert!(is_timeout(&error, 4), "{error:?}");
-    let fibs: Vec<u64> = pool
-        .timeout(Duration::from_secs(5))
-        .imap(fib_from_twenty, [1, 2, 3])
-        .map(Result::unwrap)
-        .collect();
+    let p = Arc::clone(&pool);
+    let fibs: Vec<u64> = bounded(move || {
+        p.timeout(Duration::from_secs(5))
+            .imap(fib_from_twenty, [1, 2, 3])
+            .map(Result::unwrap)
+            .collect()
+    });
     assert_eq!(fibs, [10946, 17711, 28657]);
 }
 
@@ -180,11 +190,10 @@ fn zeros(n: usize) -> Vec<u8> {
 
 #[test]
 fn a_ten_megabyte_result_returns_and_one_above_the_frame_limit_fails_alone() {
-    let pool = Pool::new(1).unwrap();
-    let big = pool
-        .timeout(Duration::from_secs(3))
-        .map(zeros, [10_000_000])
-        .unwrap();
+    let pool = Arc::new(Pool::new(1).unwrap());
+    let p = Arc::clone(&pool);
+    let big = bounded(move || p.timeout(Duration::from_secs(3)).map(zeros, [10_000_000]));
+    let big = big.unwrap();
     assert_eq!(big[0].len(), 10_000_000);
     let small_frames =
         Pool::with_config(PoolConfig::default().workers(1).max_frame_bytes(1 << 20)).unwrap();
