@@ -200,3 +200,19 @@ fn a_thread_pool_runs_the_same_maps_in_this_process() {
     assert!(outcomes.iter().all(|o| matches!(o, Err(Error::Item { error, .. }) if matches!(**error, Error::ItemTimeout { .. }))));
     assert_eq!(pool.map(double, [5]).unwrap(), [10]);
 }
+
+#[cfg(feature = "progress")]
+#[test]
+fn a_map_with_a_progress_bar_gives_the_same_values() {
+    // Tests run without a terminal on stderr, so no bar is drawn; the map is unchanged.
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.progress().map(double, [1, 2]).unwrap(), [2, 4]);
+    assert_eq!(
+        pool.star()
+            .progress()
+            .timeout(BOUND)
+            .map(add, [(1, 2)])
+            .unwrap(),
+        [3]
+    );
+}

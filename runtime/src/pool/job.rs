@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
+use crate::pool::progress::ProgressBar;
 use crate::pool::scheduler::{Item, ItemError, JobId, Task};
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
@@ -35,6 +36,8 @@ pub(crate) struct JobSpec<R> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) decode: Decode<R>,
     pub(crate) ordered: bool,
+    /// Whether to draw a progress bar (see [`ProgressBar`]).
+    pub(crate) progress: bool,
 }
 
 /// A running map: its input, what is in flight, and what came back.
@@ -60,6 +63,7 @@ pub(crate) struct JobRun<I: Iterator, R> {
     input_bytes: u64,
     encoded: Vec<u8>,
     cancelled: bool,
+    progress: ProgressBar,
 }
 
 impl<I, R> JobRun<I, R>
@@ -70,6 +74,11 @@ where
     /// A job over `input`; nothing reaches the dispatcher until the first item is pulled.
     pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Self {
         let (events_in, events) = mpsc::channel();
+        let len = match input.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
+        let progress = ProgressBar::new(spec.progress, len);
         let id = core.next_job.fetch_add(1, Ordering::Relaxed);
         Self {
             core,
@@ -87,6 +96,7 @@ where
             input_bytes: 0,
             encoded: Vec::new(),
             cancelled: false,
+            progress,
         }
     }
 
@@ -169,6 +179,7 @@ where
                 Ok(bytes) => batch.push(Item::new(index, bytes)),
                 Err(error) => {
                     self.returned += 1;
+                    self.progress.advance();
                     self.ready.push_back((index, Err(item_error(index, error))));
                 }
             }
@@ -214,6 +225,7 @@ where
             Ok(JobEvent::Results(results)) => {
                 for (index, outcome) in results {
                     self.returned += 1;
+                    self.progress.advance();
                     let outcome = match outcome {
                         Ok(bytes) => (self.spec.decode)(&bytes).map_err(Error::from),
                         Err(error) => Err(Error::from(error)),

@@ -97,6 +97,7 @@ where
 pub struct Maps<'p, M = Plain, D = Now> {
     pool: &'p Pool,
     timeout: Option<Duration>,
+    progress: bool,
     _mode: PhantomData<(M, D)>,
 }
 
@@ -120,6 +121,7 @@ impl<'p, M, D> Maps<'p, M, D> {
         Maps {
             pool: self.pool,
             timeout: self.timeout,
+            progress: self.progress,
             _mode: PhantomData,
         }
     }
@@ -139,6 +141,14 @@ impl<'p, M, D> Maps<'p, M, D> {
         self
     }
 
+    /// Draws a progress bar of the map's items on stderr when it is a terminal (an `indicatif`
+    /// bar; the `progress` feature).
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
     fn spec<R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
     where
         R: Message,
@@ -149,6 +159,7 @@ impl<'p, M, D> Maps<'p, M, D> {
             timeout: self.timeout,
             decode: frame::decode_owned::<R>,
             ordered,
+            progress: self.progress,
         }
     }
 
@@ -400,6 +411,7 @@ impl Pool {
         Maps {
             pool: self,
             timeout: None,
+            progress: false,
             _mode: PhantomData,
         }
     }
@@ -407,6 +419,13 @@ impl Pool {
     /// Maps over tuple items spread into arguments; see [`Maps::star`].
     pub fn star(&self) -> Maps<'_, Star> {
         self.maps().star()
+    }
+
+    /// Maps with a progress bar on a terminal; see [`Maps::progress`] (the `progress`
+    /// feature).
+    #[cfg(feature = "progress")]
+    pub fn progress(&self) -> Maps<'_> {
+        self.maps().progress()
     }
 
     /// Maps with a per-item time limit; see [`Maps::timeout`].

@@ -18,6 +18,7 @@ mod function;
 mod job;
 mod launch;
 mod maps;
+mod progress;
 mod scheduler;
 mod threads;
 pub(crate) mod worker;
