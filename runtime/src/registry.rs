@@ -20,8 +20,11 @@ pub struct ProcessEntry {
     role: Role,
     pub(crate) run_child: fn(ChildLink, Started) -> Ended,
     /// Runs one encoded state's whole lifecycle in this process, as a pool item.
-    pub(crate) run_in_pool: fn(&[u8], Arc<dyn ReportOverrun>) -> Result<Vec<u8>, Failure>,
+    pub(crate) run_in_pool: RunInPool,
 }
+
+/// Runs one encoded state's lifecycle in this process and returns its encoded output.
+pub(crate) type RunInPool = fn(&[u8], Arc<dyn ReportOverrun>) -> Result<Vec<u8>, Failure>;
 
 impl ProcessEntry {
     /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by

@@ -83,6 +83,9 @@ pub(crate) enum ItemError {
     Terminated,
 }
 
+/// One item's outcome: its index and its encoded output or why it has none.
+pub(crate) type Outcome = (u64, Result<Vec<u8>, ItemError>);
+
 /// What the scheduler asks the dispatcher to do.
 #[derive(Debug)]
 pub(crate) enum Action {
@@ -99,10 +102,7 @@ pub(crate) enum Action {
     /// Kill this worker (a replacement is already asked for).
     Kill(WorkerId),
     /// Results of `job`'s items.
-    Deliver {
-        job: JobId,
-        results: Vec<(u64, Result<Vec<u8>, ItemError>)>,
-    },
+    Deliver { job: JobId, results: Vec<Outcome> },
 }
 
 /// A job's settings and queue.
@@ -472,8 +472,7 @@ impl Scheduler {
             self.settle_running(job, item, error);
         }
         if matches!(error, ItemError::Terminated) {
-            let mut by_job: BTreeMap<JobId, Vec<(u64, Result<Vec<u8>, ItemError>)>> =
-                BTreeMap::new();
+            let mut by_job: BTreeMap<JobId, Vec<Outcome>> = BTreeMap::new();
             for (job, item) in in_flight {
                 let failed = (item.index, Err(error.clone()));
                 by_job.entry(job).or_default().push(failed);
@@ -516,7 +515,7 @@ impl Scheduler {
         self.deliver_if_live(job, vec![(item.index, Err(error.clone()))]);
     }
 
-    fn deliver_if_live(&mut self, job: JobId, results: Vec<(u64, Result<Vec<u8>, ItemError>)>) {
+    fn deliver_if_live(&mut self, job: JobId, results: Vec<Outcome>) {
         if self.jobs.contains_key(&job) {
             self.actions.push_back(Action::Deliver { job, results });
         }

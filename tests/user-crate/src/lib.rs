@@ -456,7 +456,7 @@ pub mod jobs {
     }
 }
 
-/// Functions and item types mapped by a [`Pool`](skprocess::Pool) from this crate's tests:
+/// Functions and item types mapped by a [`Pool`] from this crate's tests:
 /// plain functions defined in a library, not in the test binary that runs the pool.
 pub mod pool_work {
     use skprocess::prelude::*;
