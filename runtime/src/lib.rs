@@ -25,6 +25,7 @@ mod deadline;
 mod error;
 mod hook;
 mod parent;
+mod pool;
 mod process;
 mod protocol;
 mod registry;
@@ -43,6 +44,10 @@ pub use config::{Config, Timeouts};
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use parent::handle::{Handle, ResultFuture, Status};
+pub use pool::{
+    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
+    PoolFunction, Spread, Star,
+};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use protocol::Role;
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
@@ -55,6 +60,7 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
+    pub use crate::pool::Canceller;
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
