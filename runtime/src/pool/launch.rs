@@ -107,7 +107,7 @@ fn start(
 }
 
 fn handshake(
-    rendezvous: Rendezvous,
+    mut rendezvous: Rendezvous,
     token: &str,
     max_frame: u32,
     deadline: Option<Instant>,
