@@ -19,6 +19,7 @@ use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::progress::ProgressBar;
 use crate::pool::scheduler::{Item, ItemError, JobId, Task};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
 
@@ -27,6 +28,13 @@ const FEED_BATCH: usize = 1024;
 
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
+
+/// Items encoded into one buffer, to travel to the dispatcher together.
+#[derive(Default)]
+struct Batch {
+    encoded: Vec<u8>,
+    items: Vec<(u64, std::ops::Range<usize>)>,
+}
 
 /// What a job runs and how.
 #[derive(Clone, Copy)]
@@ -61,6 +69,7 @@ pub(crate) struct JobRun<I: Iterator, R> {
     reorder: VecDeque<Option<Result<R, Error>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
+    /// The encoding of the item being pulled, reused.
     encoded: Vec<u8>,
     cancelled: bool,
     progress: ProgressBar,
@@ -162,11 +171,12 @@ where
     }
 
     /// Pulls input while the window has room and sends it to the dispatcher in batches of at
-    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded.
+    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded. A batch's
+    /// items are encoded one after another into one buffer.
     fn feed(&mut self) {
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         while self.input.is_some() && !self.cancelled && self.in_flight() < self.window() {
-            if batch.len() == FEED_BATCH {
+            if batch.items.len() == FEED_BATCH {
                 self.send_batch(std::mem::take(&mut batch));
             }
             let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
@@ -175,20 +185,17 @@ where
             };
             let index = self.pulled;
             self.pulled += 1;
-            match self.encode(&value) {
-                Ok(bytes) => batch.push(Item::new(index, bytes)),
-                Err(error) => {
-                    self.returned += 1;
-                    self.progress.advance();
-                    self.ready.push_back((index, Err(item_error(index, error))));
-                }
+            if let Err(error) = self.encode(&value, index, &mut batch) {
+                self.returned += 1;
+                self.progress.advance();
+                self.ready.push_back((index, Err(item_error(index, error))));
             }
         }
         self.send_batch(batch);
     }
 
-    fn send_batch(&mut self, batch: Vec<Item>) {
-        if batch.is_empty() {
+    fn send_batch(&mut self, batch: Batch) {
+        if batch.items.is_empty() {
             return;
         }
         if !self.submitted {
@@ -201,22 +208,33 @@ where
                 results: self.events_in.clone(),
             });
         }
+        let buffer: Arc<[u8]> = Arc::from(batch.encoded);
+        let items = batch
+            .items
+            .into_iter()
+            .map(|(index, range)| Item::new(index, SharedBytes::new(Arc::clone(&buffer), range)))
+            .collect();
         self.core.command(Command::Items {
             job: self.id,
-            items: batch,
+            items,
         });
     }
 
-    fn encode(&mut self, value: &I::Item) -> Result<Arc<[u8]>, Error> {
+    /// Appends the encoded `value` to the batch, unless it is too large for a frame.
+    fn encode(&mut self, value: &I::Item, index: u64, batch: &mut Batch) -> Result<(), Error> {
         frame::encode_into(value, &mut self.encoded)?;
-        self.input_bytes += self.encoded.len() as u64;
-        if self.encoded.len() > self.core.item_limit {
+        let size = self.encoded.len();
+        self.input_bytes += size as u64;
+        if size > self.core.item_limit {
             return Err(Error::TooLarge {
-                size: self.encoded.len() as u64,
+                size: size as u64,
                 limit: self.core.item_limit as u64,
             });
         }
-        Ok(Arc::from(&self.encoded[..]))
+        let start = batch.encoded.len();
+        batch.encoded.extend_from_slice(&self.encoded);
+        batch.items.push((index, start..start + size));
+        Ok(())
     }
 
     /// Waits for the next batch of outcomes.
