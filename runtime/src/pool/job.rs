@@ -175,9 +175,11 @@ where
     /// items are encoded one after another into one buffer.
     fn feed(&mut self) {
         let mut batch = Batch::default();
-        while self.input.is_some() && !self.cancelled && self.in_flight() < self.window() {
+        let mut window = self.window();
+        while self.input.is_some() && !self.cancelled && self.in_flight() < window {
             if batch.items.len() == FEED_BATCH {
                 self.send_batch(std::mem::take(&mut batch));
+                window = self.window();
             }
             let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
                 self.input = None;

@@ -25,8 +25,8 @@ use crate::protocol::pool::ItemFailure;
 pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
 /// Least work per chunk worth a round trip, once the cost per item is known.
 const MIN_CHUNK_WORK: Duration = Duration::from_micros(250);
-/// Chunk size while the cost per item is unknown.
-const FIRST_CHUNK: usize = 32;
+/// Chunk size while the cost per item is unknown (still at most a fair share of the queue).
+const FIRST_CHUNK: usize = 256;
 /// Most items in one chunk.
 const MAX_CHUNK: usize = 8192;
 /// Chunks a worker may have in flight: one running, one waiting.

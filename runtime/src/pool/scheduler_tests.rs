@@ -66,7 +66,7 @@ fn ready(n: usize, timeout: Option<Duration>, lives: u32) -> Scheduler {
 
 #[test]
 fn chunks_start_small_then_follow_the_measured_cost_within_a_fair_share() {
-    assert_eq!(chunk_size(None, 10_000, 2), FIRST_CHUNK);
+    assert_eq!(chunk_size(None, 100_000, 2), FIRST_CHUNK);
     assert_eq!(chunk_size(None, 10, 2), 3);
     assert_eq!(
         chunk_size(Some(Duration::from_nanos(100)), 100_000, 2),
