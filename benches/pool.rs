@@ -108,7 +108,9 @@ fn bench_cpu(c: &mut Criterion) {
     let rounds = rounds_for_5ms();
     let items = move || (0..200).map(move |x| (x, rounds));
     let mut group = c.benchmark_group("cpu_200x5ms");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("pool_2_workers", |b| {
         b.iter(|| assert_eq!(pool.map(burn, items()).unwrap().len(), 200))
     });

@@ -170,6 +170,22 @@ fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
     }
 }
 
+#[test]
+fn a_map_created_before_close_runs_even_when_pulled_after_it() {
+    let pool = Arc::new(Pool::new(1).unwrap());
+    let mapping = Arc::clone(&pool);
+    let (sender, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lazy = mapping.imap(double, [1, 2, 3]);
+        mapping.close();
+        let _ = sender.send(lazy.collect::<Result<Vec<u64>, Error>>());
+    });
+    let values = outcome
+        .recv_timeout(BOUND)
+        .expect("the map hung after close");
+    assert_eq!(values.unwrap(), [2, 4, 6]);
+}
+
 #[derive(Serialize, Deserialize)]
 struct Doubling(u64);
 

@@ -53,7 +53,6 @@ pub(crate) struct JobRun<I: Iterator, R> {
     core: Arc<PoolCore>,
     spec: JobSpec<R>,
     id: JobId,
-    submitted: bool,
     input: Option<I>,
     events: Receiver<JobEvent>,
     events_in: Sender<JobEvent>,
@@ -80,20 +79,30 @@ where
     I: Iterator,
     I::Item: Serialize,
 {
-    /// A job over `input`; nothing reaches the dispatcher until the first item is pulled.
-    pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Self {
+    /// A job over `input`, registered with the dispatcher (no worker is touched until an item
+    /// is pulled); `None` when the pool is closed.
+    pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Option<Self> {
         let (events_in, events) = mpsc::channel();
+        let id = core.next_job.fetch_add(1, Ordering::Relaxed);
+        let admitted = core.admit(Command::Submit {
+            job: id,
+            task: spec.task,
+            timeout: spec.timeout,
+            lives: spec.lives,
+            results: events_in.clone(),
+        });
+        if !admitted {
+            return None;
+        }
         let len = match input.size_hint() {
             (low, Some(high)) if low == high => Some(low as u64),
             _ => None,
         };
         let progress = ProgressBar::new(spec.progress, len);
-        let id = core.next_job.fetch_add(1, Ordering::Relaxed);
-        Self {
+        Some(Self {
             core,
             spec,
             id,
-            submitted: false,
             input: Some(input),
             events,
             events_in,
@@ -106,7 +115,7 @@ where
             encoded: Vec::new(),
             cancelled: false,
             progress,
-        }
+        })
     }
 
     /// A sender that cancels this job when it sends [`JobEvent::Cancelled`].
@@ -200,16 +209,6 @@ where
         if batch.items.is_empty() {
             return;
         }
-        if !self.submitted {
-            self.submitted = true;
-            self.core.command(Command::Submit {
-                job: self.id,
-                task: self.spec.task,
-                timeout: self.spec.timeout,
-                lives: self.spec.lives,
-                results: self.events_in.clone(),
-            });
-        }
         let buffer: Arc<[u8]> = Arc::from(batch.encoded);
         let items = batch
             .items
@@ -291,9 +290,7 @@ where
 
 impl<I: Iterator, R> Drop for JobRun<I, R> {
     fn drop(&mut self) {
-        if self.submitted {
-            self.core.command(Command::End { job: self.id });
-        }
+        self.core.command(Command::End { job: self.id });
     }
 }
 

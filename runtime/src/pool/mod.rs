@@ -131,6 +131,9 @@ pub(crate) struct PoolCore {
     events: Sender<Event>,
     next_job: AtomicU64,
     closed: AtomicBool,
+    /// Held while a job is admitted and while the pool closes, so that every admitted job
+    /// reaches the dispatcher before the close does (it then waits for that job).
+    admission: Mutex<()>,
     workers: usize,
     pids: WorkerPids,
     /// Largest encoded item.
@@ -143,6 +146,30 @@ impl PoolCore {
     fn command(&self, command: Command) {
         // The dispatcher outlives every sender that matters; a send after it ended is moot.
         let _ = self.events.send(Event::Command(command));
+    }
+
+    /// Registers a job (`Command::Submit`) unless the pool is closed.
+    fn admit(&self, submit: Command) -> bool {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.command(submit);
+        true
+    }
+
+    /// Closes the pool for new jobs and sends `command` (close or terminate) after every job
+    /// already admitted.
+    fn shut(&self, command: Command) {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::SeqCst);
+        self.command(command);
     }
 
     fn join(&self) {
@@ -215,6 +242,7 @@ impl Pool {
                 events: events_in,
                 next_job: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                admission: Mutex::new(()),
                 workers,
                 pids,
                 item_limit,
@@ -242,16 +270,15 @@ impl Pool {
     /// Closes the pool: maps already running finish, new ones fail with
     /// [`Error::PoolClosed`], and the workers exit once the running maps are done.
     pub fn close(&self) {
-        if !self.core.closed.swap(true, Ordering::SeqCst) {
-            self.core.command(Command::Close);
+        if !self.is_closed() {
+            self.core.shut(Command::Close);
         }
     }
 
     /// Terminates the pool: kills the workers now; items not finished fail with
     /// [`Error::PoolClosed`], as do new maps.
     pub fn terminate(&self) {
-        self.core.closed.store(true, Ordering::SeqCst);
-        self.core.command(Command::Terminate);
+        self.core.shut(Command::Terminate);
     }
 
     /// Whether [`close`](Pool::close) or [`terminate`](Pool::terminate) was called.
