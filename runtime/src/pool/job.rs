@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -22,6 +22,9 @@ use crate::pool::scheduler::{Item, ItemError, JobId, Task};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
+
+/// How often a job waiting for results checks that the dispatcher still runs.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// Most items the caller encodes before handing them to the dispatcher.
 const FEED_BATCH: usize = 1024;
@@ -240,7 +243,13 @@ where
 
     /// Waits for the next batch of outcomes.
     fn receive(&mut self) {
-        match self.events.recv() {
+        let event = loop {
+            match self.events.recv_timeout(LIVENESS_CHECK) {
+                Err(RecvTimeoutError::Timeout) if self.core.dispatcher_running() => {}
+                event => break event,
+            }
+        };
+        match event {
             Ok(JobEvent::Results(results)) => {
                 for (index, outcome) in results {
                     self.returned += 1;
@@ -253,7 +262,7 @@ where
                         .push_back((index, outcome.map_err(|e| item_error(index, e))));
                 }
             }
-            // Cancelled by a dropped future, or (never, while the job lives) no sender left.
+            // Cancelled by a dropped future, or the dispatcher ended (a bug: it outlives jobs).
             Ok(JobEvent::Cancelled) | Err(_) => self.cancelled = true,
         }
     }

@@ -140,12 +140,29 @@ pub(crate) struct PoolCore {
     item_limit: usize,
     max_in_flight: usize,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// Cleared when the dispatcher thread ends, even by a panic: a job waiting for results
+    /// then stops waiting.
+    dispatcher_running: Arc<AtomicBool>,
+}
+
+/// Clears its flag when dropped: when the dispatcher thread ends, however it ends.
+struct RunningFlag(Arc<AtomicBool>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl PoolCore {
     fn command(&self, command: Command) {
         // The dispatcher outlives every sender that matters; a send after it ended is moot.
         let _ = self.events.send(Event::Command(command));
+    }
+
+    /// Whether the dispatcher thread still runs.
+    fn dispatcher_running(&self) -> bool {
+        self.dispatcher_running.load(Ordering::SeqCst)
     }
 
     /// Registers a job (`Command::Submit`) unless the pool is closed.
@@ -233,9 +250,14 @@ impl Pool {
             Arc::clone(&pids),
         );
         dispatcher.start_workers()?;
+        let running = Arc::new(AtomicBool::new(true));
+        let alive = RunningFlag(Arc::clone(&running));
         let handle = std::thread::Builder::new()
             .name("skprocess-pool".into())
-            .spawn(move || dispatcher.run())?;
+            .spawn(move || {
+                let _alive = alive;
+                dispatcher.run();
+            })?;
         let item_limit = chunk_bytes.min(frame.saturating_sub(RESULT_OVERHEAD + CHUNK_OVERHEAD));
         Ok(Self {
             core: Arc::new(PoolCore {
@@ -248,6 +270,7 @@ impl Pool {
                 item_limit,
                 max_in_flight: config.max_in_flight.max(1),
                 dispatcher: Mutex::new(Some(handle)),
+                dispatcher_running: running,
             }),
         })
     }
