@@ -28,6 +28,7 @@ mod parent;
 mod process;
 mod protocol;
 mod registry;
+mod share;
 mod timing;
 mod transport;
 
@@ -45,6 +46,12 @@ pub use hook::{Hook, PerHook};
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use protocol::Role;
+pub use share::builtins::circuit::CircuitState;
+pub use share::builtins::collections::Element;
+pub use share::{
+    ApplyError, BreakingCircuit, Circuit, Field, FieldOp, MethodMeta, Share, Shared, SharedField,
+    SharedMeta, TimerStats, WHOLE_VALUE,
+};
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 
 /// Items used by macro-generated code. Not public API.
@@ -59,5 +66,11 @@ pub mod __private {
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
+    pub use crate::share::generated::{MethodsOf, SharedMethods, ViaMethods, ViaNoMethods};
+    pub use crate::share::{
+        ApplyError, Field, FieldOp, Link, MethodMeta, Shared, SharedField, SharedMeta, Target,
+        decode_args, encode_reply,
+    };
     pub use linkme;
+    pub use serde;
 }

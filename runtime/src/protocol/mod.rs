@@ -13,6 +13,7 @@
 
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
+pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,133 @@
+//! The socket backend: this process's one connection to a share's coordinator.
+//!
+//! Every handle of one share in one process goes through the same [`Client`] (a registry keyed
+//! by endpoint), so the process's operations reach the coordinator in the order it issued them.
+//! The connection opens on first use — in a child, after the handle arrived with the process
+//! state; a restarted child is a new process and connects again — and is opened again on the
+//! next use after it broke.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::error::Error;
+use crate::protocol::share::{Reply, Request, Target};
+use crate::share::link::Backend;
+use crate::transport::Connection;
+use crate::transport::frame::FrameReader;
+use crate::transport::service::Endpoint;
+
+/// The largest frame a share's connection carries.
+pub(crate) const SHARE_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// The clients of this process, by endpoint token.
+static CLIENTS: Mutex<Option<HashMap<String, Weak<Client>>>> = Mutex::new(None);
+
+/// The client of `endpoint` in this process, created on first need.
+pub(crate) fn for_endpoint(endpoint: &Endpoint) -> Arc<Client> {
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let clients = clients.get_or_insert_with(HashMap::new);
+    if let Some(client) = clients.get(&endpoint.token).and_then(Weak::upgrade) {
+        return client;
+    }
+    clients.retain(|_, client| client.strong_count() > 0);
+    let client = Arc::new(Client::new(endpoint.clone()));
+    clients.insert(endpoint.token.clone(), Arc::downgrade(&client));
+    client
+}
+
+/// One process's connection to one coordinator.
+pub(crate) struct Client {
+    endpoint: Endpoint,
+    state: Mutex<ClientState>,
+    /// A fire-and-forget write could not be sent; the next call reports it.
+    lost_write: AtomicBool,
+}
+
+struct ClientState {
+    connection: Option<Connection>,
+    replies: FrameReader,
+}
+
+impl Client {
+    fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            state: Mutex::new(ClientState {
+                connection: None,
+                replies: FrameReader::new(SHARE_MAX_FRAME),
+            }),
+            lost_write: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClientState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open connection, opened now if there is none.
+    fn connected<'a>(&self, state: &'a mut ClientState) -> Result<&'a Connection, Error> {
+        self.connect_if_needed(state)?;
+        state.connection.as_ref().ok_or(Error::Disconnected)
+    }
+
+    fn connect_if_needed(&self, state: &mut ClientState) -> Result<(), Error> {
+        if state.connection.is_none() {
+            state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
+            state.replies = FrameReader::new(SHARE_MAX_FRAME);
+        }
+        Ok(())
+    }
+
+    fn exchange(
+        &self,
+        state: &mut ClientState,
+        target: Target,
+        args: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        self.connect_if_needed(state)?;
+        let ClientState {
+            connection,
+            replies,
+        } = state;
+        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        connection.send(&Request::Call { target, args })?;
+        let mut stream = connection.stream();
+        match replies.read_message::<_, Reply>(&mut stream) {
+            Ok(Some(Reply::Value(value))) => Ok(value),
+            Ok(Some(Reply::Failed(message))) => Err(Error::Shared(message)),
+            Ok(None) | Err(_) => Err(Error::Disconnected),
+        }
+    }
+}
+
+impl Backend for Client {
+    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
+        let mut state = self.lock();
+        let sent = self
+            .connected(&mut state)
+            .and_then(|connection| connection.send(&Request::Write { target, args }));
+        if sent.is_err() {
+            state.connection = None;
+            self.lost_write.store(true, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error> {
+        // The lock is held until the reply is in: a process has at most one call in flight per
+        // share, which the coordinator's read barrier relies on.
+        let mut state = self.lock();
+        if self.lost_write.swap(false, Ordering::SeqCst) {
+            return Err(Error::Shared(
+                "an earlier write was lost: the connection to the share's coordinator broke"
+                    .to_owned(),
+            ));
+        }
+        let answered = self.exchange(&mut state, target, args);
+        if matches!(answered, Err(Error::Disconnected)) {
+            state.connection = None;
+        }
+        answered
+    }
+}
