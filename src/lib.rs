@@ -27,16 +27,18 @@
 
 #![deny(missing_docs)]
 
-pub use skprocess_macros::{main, skprocess};
+pub use skprocess_macros::{main, shared, skprocess};
 pub use skprocess_runtime::{
-    ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,
-    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Sktimer,
-    Status, TellError, Timeouts, init, register, wire,
+    ApplyError, BreakingCircuit, ChildContext, Circuit, CircuitState, Config, Ctx, Element, Error,
+    FailureKind, Field, FieldOp, Handle, Hook, HookFailure, HookResult, Message, MethodMeta,
+    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Share,
+    Shared, SharedField, SharedMeta, Sktimer, Status, TellError, Timeouts, TimerStats, WHOLE_VALUE,
+    init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
-    pub use crate::{Config, Ctx, Error, Handle, Process, TellError, skprocess};
+    pub use crate::{Config, Ctx, Error, Handle, Process, Share, TellError, shared, skprocess};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -66,7 +66,9 @@ pub mod __private {
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
-    pub use crate::share::generated::{MethodsOf, SharedMethods, ViaMethods, ViaNoMethods};
+    pub use crate::share::generated::{
+        MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, assert_shared_field, assert_travels,
+    };
     pub use crate::share::{
         ApplyError, Field, FieldOp, Link, MethodMeta, Shared, SharedField, SharedMeta, Target,
         decode_args, encode_reply,

@@ -167,6 +167,21 @@ pub mod generated {
         }
     }
 
+    /// What crosses to and from the coordinator in a `#[shared]` method call.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot travel to or from a share's coordinator",
+        label = "not serializable",
+        note = "the arguments and return values of `#[shared]` methods must implement `Serialize` and `DeserializeOwned`"
+    )]
+    pub trait Travels {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Travels for T {}
+
+    /// Checks at compile time that `T` can travel.
+    pub fn assert_travels<T: Travels>() {}
+
+    /// Checks at compile time that `T` can be a field of a shared struct.
+    pub fn assert_shared_field<T: crate::share::SharedField>() {}
+
     /// Picked when `T` has no `#[shared] impl`.
     pub trait ViaNoMethods<T> {
         /// A dispatcher that knows no method.
