@@ -24,6 +24,7 @@ mod config;
 mod deadline;
 mod error;
 mod hook;
+mod logs;
 mod parent;
 mod process;
 mod protocol;

@@ -25,14 +25,15 @@ pub(crate) fn shared_struct(item: &ItemStruct, model: &SharedStruct, krate: &Kra
         quote!(#vis #ident: #k::__private::Field<#ty>,)
     });
     let field_inits = model.fields.iter().enumerate().map(|(i, field)| {
-        let ident = field.ident;
+        let (ident, ty) = (field.ident, field.ty);
         let index = i as u16;
-        quote!(#ident: #k::__private::Field::new(link, #index),)
+        quote_spanned!(ty.span()=> #ident: #k::__private::Field::new(link, #index),)
     });
     let dispatch = model.fields.iter().enumerate().map(|(i, field)| {
-        let ident = field.ident;
+        let (ident, ty) = (field.ident, field.ty);
         let index = i as u16;
-        quote!(#index => #k::__private::SharedField::apply(&mut self.#ident, op, args, reply),)
+        let apply = quote_spanned!(ty.span()=> #k::__private::SharedField::apply);
+        quote!(#index => #apply(&mut self.#ident, op, args, reply),)
     });
     let names = model.fields.iter().map(|field| field.ident.to_string());
     let checks = model.fields.iter().map(|field| {
@@ -192,6 +193,10 @@ fn proxy_method(index: u16, method: &MethodModel, k: &TokenStream) -> TokenStrea
     let params = method.args.iter().map(|(arg, ty)| quote!(#arg: #ty));
     let values = method.args.iter().map(|(arg, _)| arg);
     let target = quote!(#k::__private::Target::Method(#index));
+    // Calls carry the signature's span, so a type that cannot travel is reported there.
+    let span = method.sig.span();
+    let link_call = quote_spanned!(span=> #k::__private::Link::call);
+    let link_write = quote_spanned!(span=> #k::__private::Link::write);
     if method.waits() {
         let output = method
             .output
@@ -200,14 +205,14 @@ fn proxy_method(index: u16, method: &MethodModel, k: &TokenStream) -> TokenStrea
         quote! {
             #(#docs)*
             #vis fn #name(&self, #(#params),*) -> ::core::result::Result<#output, #k::__private::Error> {
-                self.__link.call(#target, &(#(#values,)*))
+                #link_call(&self.__link, #target, &(#(#values,)*))
             }
         }
     } else {
         quote! {
             #(#docs)*
             #vis fn #name(&self, #(#params),*) {
-                self.__link.write(#target, &(#(#values,)*))
+                #link_write(&self.__link, #target, &(#(#values,)*))
             }
         }
     }
@@ -217,9 +222,10 @@ fn dispatch_arm(index: u16, method: &MethodModel, self_ty: &Type, k: &TokenStrea
     let name = &method.sig.ident;
     let names: Vec<_> = method.args.iter().map(|(arg, _)| arg).collect();
     let types = method.args.iter().map(|(_, ty)| ty);
+    let decode = quote_spanned!(method.sig.span()=> #k::__private::decode_args);
     quote! {
         #index => {
-            let (#(#names,)*): (#(#types,)*) = #k::__private::decode_args(__args)?;
+            let (#(#names,)*): (#(#types,)*) = #decode(__args)?;
             let __output = <#self_ty>::#name(self, #(#names),*);
             #k::__private::encode_reply(&__output, __reply)
         }

@@ -172,6 +172,7 @@ fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Optio
         timers: ProcessTimers::default(),
     };
     runtime_context::set(ChildContext::new(start.role, &started.key, &started.resume));
+    crate::logs::child::install(&started.key);
     for _ in 0..sample_frames {
         let Some(frame) = reader.read_frame(&mut connection.stream())? else {
             return Ok(None);
