@@ -14,24 +14,44 @@ use crate::transport::service::Endpoint;
 
 const MAX_FRAME: u32 = 1024 * 1024;
 
-/// Where records go: the connection to the parent's collector.
+/// Where records go: the parent's collector, connected at the first record (a child that
+/// never logs opens no connection).
 struct Sink {
-    connection: Mutex<Option<Connection>>,
+    endpoint: Endpoint,
+    process: String,
+    connection: Mutex<Collector>,
+}
+
+enum Collector {
+    NotYet,
+    Open(Connection),
+    /// The collector could not be reached or went away; records are dropped.
+    Gone,
 }
 
 impl Sink {
     fn send(&self, record: LogRecord) {
-        let mut connection = self
+        let mut state = self
             .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let sent = connection
-            .as_ref()
-            .map(|c| c.send(&LogMessage::Record(record)));
-        if matches!(sent, Some(Err(_))) {
-            // The parent is gone; later records are dropped (the child is about to exit).
-            *connection = None;
+        if matches!(*state, Collector::NotYet) {
+            *state = self.connect().map_or(Collector::Gone, Collector::Open);
         }
+        if let Collector::Open(connection) = &*state {
+            if connection.send(&LogMessage::Record(record)).is_err() {
+                *state = Collector::Gone;
+            }
+        }
+    }
+
+    fn connect(&self) -> Option<Connection> {
+        let connection = self.endpoint.connect(MAX_FRAME).ok()?;
+        let hello = LogMessage::Hello {
+            process: self.process.clone(),
+        };
+        connection.send(&hello).ok()?;
+        Some(connection)
     }
 }
 
@@ -47,17 +67,10 @@ pub(crate) fn install(process: &str) {
     let Some(endpoint) = value.to_str().and_then(parse_endpoint) else {
         return;
     };
-    let Ok(connection) = endpoint.connect(MAX_FRAME) else {
-        return;
-    };
-    let hello = LogMessage::Hello {
-        process: process.to_owned(),
-    };
-    if connection.send(&hello).is_err() {
-        return;
-    }
     let sink = Arc::new(Sink {
-        connection: Mutex::new(Some(connection)),
+        endpoint,
+        process: process.to_owned(),
+        connection: Mutex::new(Collector::NotYet),
     });
     let _ = tracing::subscriber::set_global_default(Forwarder {
         sink: Arc::clone(&sink),
