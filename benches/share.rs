@@ -209,8 +209,13 @@ fn bench_read_after_write(c: &mut Criterion) {
     });
     drop(stream);
     child.wait().unwrap();
+    // The share must outlive the child: its coordinator stops with this process's last handle.
     let share = Share::new(Bench::default()).unwrap();
-    let looper = Looper { share }.start().unwrap();
+    let looper = Looper {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap();
     group.bench_function("share_write_then_read_in_a_child", |b| {
         b.iter_custom(|iters| measured_in_child(&looper, 0, iters))
     });
@@ -240,8 +245,13 @@ fn bench_method(c: &mut Criterion) {
         drop(stream);
         child.wait().unwrap();
     });
+    // The share must outlive the child: its coordinator stops with this process's last handle.
     let share = Share::new(Bench::default()).unwrap();
-    let looper = Looper { share }.start().unwrap();
+    let looper = Looper {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap();
     group.bench_function("share_method_in_a_child", |b| {
         b.iter_custom(|iters| measured_in_child(&looper, 1, iters))
     });
