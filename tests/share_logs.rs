@@ -12,8 +12,11 @@ skprocess::test_support!();
 
 const BOUND: Duration = Duration::from_secs(30);
 
-/// What the parent's subscriber saw: (level, field `name=value` pairs, message).
-static SEEN: Mutex<Vec<(tracing::Level, Vec<(String, String)>)>> = Mutex::new(Vec::new());
+/// One event: its level and its fields as `(name, value)`.
+type Seen = (tracing::Level, Vec<(String, String)>);
+
+/// What the parent's subscriber saw.
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 
 struct Capture;
 

@@ -143,6 +143,9 @@ pub mod generated {
     /// A method dispatcher.
     pub type Dispatch<T> = fn(&mut T, u16, &[u8], &mut Vec<u8>) -> Result<(), ApplyError>;
 
+    /// A method dispatcher and the lookup of method names.
+    pub type Table<T> = (Dispatch<T>, fn(u16) -> Option<&'static str>);
+
     /// Chooses the method table of `T` when it has one (autoref specialization: the struct's
     /// expansion cannot know whether an `impl` block carries `#[shared]` too).
     pub struct MethodsOf<T>(PhantomData<fn() -> T>);
@@ -158,11 +161,11 @@ pub mod generated {
     /// Picked when `T` has a `#[shared] impl`.
     pub trait ViaMethods<T> {
         /// The dispatcher and the name lookup.
-        fn table(&self) -> (Dispatch<T>, fn(u16) -> Option<&'static str>);
+        fn table(&self) -> Table<T>;
     }
 
     impl<T: SharedMethods> ViaMethods<T> for &MethodsOf<T> {
-        fn table(&self) -> (Dispatch<T>, fn(u16) -> Option<&'static str>) {
+        fn table(&self) -> Table<T> {
             (T::call_method, T::method_name)
         }
     }
@@ -185,11 +188,11 @@ pub mod generated {
     /// Picked when `T` has no `#[shared] impl`.
     pub trait ViaNoMethods<T> {
         /// A dispatcher that knows no method.
-        fn table(&self) -> (Dispatch<T>, fn(u16) -> Option<&'static str>);
+        fn table(&self) -> Table<T>;
     }
 
     impl<T> ViaNoMethods<T> for MethodsOf<T> {
-        fn table(&self) -> (Dispatch<T>, fn(u16) -> Option<&'static str>) {
+        fn table(&self) -> Table<T> {
             (
                 |_, index, _, _| Err(ApplyError::NoSuchTarget(index)),
                 |_| None,

@@ -259,7 +259,10 @@ impl SharedField for Circuit {
         match op {
             FieldOp::Short => encode_reply(&self.short_without_sleep(), reply),
             FieldOp::Trip => encode_reply(&self.trip_without_sleep(), reply),
-            FieldOp::ResetBackoff => Ok(self.reset_backoff()),
+            FieldOp::ResetBackoff => {
+                self.reset_backoff();
+                Ok(())
+            }
             FieldOp::Stats => encode_reply(
                 &CircuitState {
                     broken: false,
@@ -279,8 +282,14 @@ impl SharedField for BreakingCircuit {
         match op {
             FieldOp::Short => encode_reply(&self.short_without_sleep(), reply),
             FieldOp::Trip => encode_reply(&self.trip_without_sleep(), reply),
-            FieldOp::Reset => Ok(self.reset()),
-            FieldOp::ResetBackoff => Ok(self.reset_backoff()),
+            FieldOp::Reset => {
+                self.reset();
+                Ok(())
+            }
+            FieldOp::ResetBackoff => {
+                self.reset_backoff();
+                Ok(())
+            }
             FieldOp::Stats => encode_reply(
                 &CircuitState {
                     broken: self.broken,
