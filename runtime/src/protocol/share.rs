@@ -24,6 +24,10 @@ pub(crate) enum Request<'a> {
         #[serde(borrow, with = "serde_bytes")]
         args: &'a [u8],
     },
+    /// Map the sender's write ring (a file at `path`); answered like a call.
+    AttachRing { path: &'a str },
+    /// The sender published writes in its ring while the coordinator was asleep.
+    Wake,
 }
 
 /// What an operation applies to.

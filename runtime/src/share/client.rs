@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use crate::error::Error;
 use crate::protocol::share::{Reply, Request, Target};
 use crate::share::link::Backend;
+use crate::share::ring::{MAX_RECORD, Ring, ring_dir};
 use crate::transport::Connection;
+use crate::transport::frame;
 use crate::transport::frame::FrameReader;
 use crate::transport::service::Endpoint;
 
@@ -47,6 +49,10 @@ pub(crate) struct Client {
 struct ClientState {
     connection: Option<Connection>,
     replies: FrameReader,
+    /// The write ring of this connection, when one could be set up.
+    ring: Option<Ring>,
+    /// A write's encoded frame body, reused.
+    body: Vec<u8>,
 }
 
 impl Client {
@@ -56,6 +62,8 @@ impl Client {
             state: Mutex::new(ClientState {
                 connection: None,
                 replies: FrameReader::new(SHARE_MAX_FRAME),
+                ring: None,
+                body: Vec::new(),
             }),
             lost_write: AtomicBool::new(false),
         }
@@ -65,16 +73,51 @@ impl Client {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The open connection, opened now if there is none.
-    fn connected<'a>(&self, state: &'a mut ClientState) -> Result<&'a Connection, Error> {
-        self.connect_if_needed(state)?;
-        state.connection.as_ref().ok_or(Error::Disconnected)
-    }
-
     fn connect_if_needed(&self, state: &mut ClientState) -> Result<(), Error> {
         if state.connection.is_none() {
+            state.ring = None;
             state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
             state.replies = FrameReader::new(SHARE_MAX_FRAME);
+            state.ring = attach_ring(state);
+        }
+        Ok(())
+    }
+
+    /// Sends a write through the ring when it fits, else on the socket once the ring is
+    /// drained (so the coordinator applies the process's writes in order).
+    fn send_write(
+        &self,
+        state: &mut ClientState,
+        target: Target,
+        args: &[u8],
+    ) -> Result<(), Error> {
+        self.connect_if_needed(state)?;
+        let ClientState {
+            connection,
+            ring,
+            body,
+            ..
+        } = state;
+        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        let request = Request::Write { target, args };
+        let Some(ring) = ring.as_ref() else {
+            return connection.send(&request);
+        };
+        frame::encode_into(&request, body).map_err(Error::Wire)?;
+        if body.len() > MAX_RECORD {
+            wait_for(connection, || ring.is_drained())?;
+            return connection.send(&request);
+        }
+        let mut wake = false;
+        wait_for(connection, || match ring.push(body) {
+            Ok(asleep) => {
+                wake = asleep;
+                true
+            }
+            Err(()) => false,
+        })?;
+        if wake {
+            connection.send(&Request::Wake)?;
         }
         Ok(())
     }
@@ -89,6 +132,7 @@ impl Client {
         let ClientState {
             connection,
             replies,
+            ..
         } = state;
         let connection = connection.as_ref().ok_or(Error::Disconnected)?;
         connection.send(&Request::Call { target, args })?;
@@ -104,9 +148,7 @@ impl Client {
 impl Backend for Client {
     fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
         let mut state = self.lock();
-        let sent = self
-            .connected(&mut state)
-            .and_then(|connection| connection.send(&Request::Write { target, args }));
+        let sent = self.send_write(&mut state, target, args);
         if sent.is_err() {
             state.connection = None;
             self.lost_write.store(true, Ordering::SeqCst);
@@ -130,4 +172,32 @@ impl Backend for Client {
         }
         answered
     }
+}
+
+/// Sets up a write ring for a fresh connection: creates the file and tells the coordinator
+/// to map it (it removes the name once mapped). The ring is used at once: the request is the
+/// connection's first frame, so the coordinator maps the ring before it reads anything else
+/// from this process. `None` (the socket carries every write) when any step fails.
+fn attach_ring(state: &mut ClientState) -> Option<Ring> {
+    let connection = state.connection.as_ref()?;
+    let (ring, path) = Ring::create(&ring_dir()).ok()?;
+    let sent = path
+        .to_str()
+        .and_then(|text| connection.send(&Request::AttachRing { path: text }).ok());
+    if sent.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
+    sent.map(|()| ring)
+}
+
+/// Polls `ready` until it holds, ringing the coordinator's doorbell while it does not (the
+/// ring is full, or must drain before a large write); fails when the connection is gone.
+fn wait_for(connection: &Connection, mut ready: impl FnMut() -> bool) -> Result<(), Error> {
+    let mut pause = std::time::Duration::from_micros(20);
+    while !ready() {
+        connection.send(&Request::Wake)?;
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    }
+    Ok(())
 }

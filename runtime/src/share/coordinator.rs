@@ -26,6 +26,7 @@ use crate::protocol::share::{ReplyRef, Request};
 use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::peer::{Inbound, apply};
+use crate::share::ring::Ring;
 use crate::transport::Connection;
 use crate::transport::frame;
 use crate::transport::service::{Endpoint, Service};
@@ -84,6 +85,7 @@ impl<T: Shared> Coordinator<T> {
             incoming,
             wake_reader,
             reply: Vec::new(),
+            scratch: Vec::new(),
             last_error: Arc::clone(&last_error),
         };
         let coordinator = Arc::new(Self {
@@ -174,6 +176,9 @@ impl<T: Shared> Drop for Coordinator<T> {
     }
 }
 
+/// How many times the coordinator yields, checking the rings, before it sleeps.
+const SPINS_BEFORE_SLEEP: u32 = 64;
+
 fn wake_up(wake: &UnixStream) {
     // A full wake socket already holds a wake-up.
     let _ = (&*wake).write(&[1]);
@@ -183,6 +188,8 @@ fn wake_up(wake: &UnixStream) {
 struct Peer {
     connection: Connection,
     inbound: Inbound,
+    /// The process's write ring, once it asked for it to be mapped.
+    ring: Option<Ring>,
     /// A call was read and waits for the next full drain before it is answered.
     call_waiting: bool,
     closed: bool,
@@ -195,6 +202,8 @@ struct Core<T> {
     incoming: Receiver<Connection>,
     wake_reader: UnixStream,
     reply: Vec<u8>,
+    /// A ring frame, copied out of shared memory before it is decoded.
+    scratch: Vec<u8>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -209,10 +218,15 @@ impl<T: Shared> Core<T> {
                 self.finish();
                 return self;
             }
-            self.wait_readable(waiting.is_empty());
+            if waiting.is_empty() {
+                self.sleep_until_work();
+            } else {
+                self.wait_readable(Some(0));
+            }
             self.take_wake_ups();
             self.accept_new();
             self.drain_all();
+            self.drain_rings();
             for i in waiting {
                 self.answer(i);
                 self.advance(i);
@@ -225,11 +239,13 @@ impl<T: Shared> Core<T> {
     fn finish(&mut self) {
         self.accept_new();
         self.drain_all();
+        self.drain_rings();
         let waiting: Vec<usize> = (0..self.peers.len())
             .filter(|&i| self.peers[i].call_waiting)
             .collect();
         if !waiting.is_empty() {
             self.drain_all();
+            self.drain_rings();
             for i in waiting {
                 self.answer(i);
                 self.advance(i);
@@ -238,8 +254,64 @@ impl<T: Shared> Core<T> {
         self.peers.retain(|peer| !peer.closed);
     }
 
-    /// Sleeps until a connection or the wake socket is readable (`block`), or only checks.
-    fn wait_readable(&self, block: bool) {
+    /// Waits for work: spins briefly while writers are busy, then announces in every ring
+    /// that it sleeps, checks the rings once more (a writer that published before seeing the
+    /// flag is caught here; one that publishes after it rings the doorbell) and blocks.
+    fn sleep_until_work(&self) {
+        let spins = if self.peers.iter().any(|peer| peer.ring.is_some()) {
+            SPINS_BEFORE_SLEEP
+        } else {
+            0
+        };
+        for _ in 0..spins {
+            if self.rings_have_records() {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        let rings = || self.peers.iter().filter_map(|peer| peer.ring.as_ref());
+        rings().for_each(|ring| ring.set_sleeping(true));
+        if !self.rings_have_records() {
+            // With rings, a bounded sleep as well: the doorbell makes it unnecessary, but a
+            // lost wake-up must never stall a write for long.
+            let has_rings = rings().next().is_some();
+            self.wait_readable(has_rings.then_some(100));
+        }
+        rings().for_each(|ring| ring.set_sleeping(false));
+    }
+
+    fn rings_have_records(&self) -> bool {
+        self.peers
+            .iter()
+            .filter_map(|peer| peer.ring.as_ref())
+            .any(Ring::has_records)
+    }
+
+    /// Applies every published write in every ring.
+    fn drain_rings(&mut self) {
+        let Self {
+            value,
+            peers,
+            reply,
+            scratch,
+            last_error,
+            ..
+        } = self;
+        for ring in peers.iter().filter_map(|peer| peer.ring.as_ref()) {
+            ring.drain(scratch, |bytes| match frame::decode::<Request>(bytes) {
+                Ok(Request::Write { target, args }) => {
+                    if let Err(message) = apply(value, target, args, reply, last_error) {
+                        record(last_error, message);
+                    }
+                }
+                _ => record(last_error, "a malformed frame in a write ring".to_owned()),
+            });
+        }
+    }
+
+    /// Sleeps until a connection or the wake socket is readable, for at most `millis` (`None`:
+    /// without limit).
+    fn wait_readable(&self, millis: Option<i32>) {
         let mut fds = vec![libc::pollfd {
             fd: self.wake_reader.as_raw_fd(),
             events: libc::POLLIN,
@@ -255,7 +327,7 @@ impl<T: Shared> Core<T> {
                     revents: 0,
                 }),
         );
-        let timeout = if block { -1 } else { 0 };
+        let timeout = millis.unwrap_or(-1);
         // SAFETY: `fds` is a valid array of pollfd of the given length, alive for the call.
         // An error (EINTR) only means the loop goes round once more.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -271,6 +343,7 @@ impl<T: Shared> Core<T> {
             self.peers.push(Peer {
                 connection,
                 inbound: Inbound::new(SHARE_MAX_FRAME),
+                ring: None,
                 call_waiting: false,
                 closed: false,
             });
@@ -321,6 +394,20 @@ impl<T: Shared> Core<T> {
                     peer.inbound.unread(range);
                     peer.call_waiting = true;
                 }
+                Ok(Request::AttachRing { path }) => {
+                    let path = std::path::Path::new(path);
+                    match Ring::open(path) {
+                        Ok(ring) => peer.ring = Some(ring),
+                        Err(error) => {
+                            // The process's ring writes cannot be read: end its connection,
+                            // so its next call fails instead of missing them.
+                            record(last_error, format!("cannot map a write ring: {error}"));
+                            peer.closed = true;
+                        }
+                    }
+                    let _ = std::fs::remove_file(path);
+                }
+                Ok(Request::Wake) => {}
                 Err(_) => peer.closed = true,
             }
         }

@@ -19,6 +19,8 @@
 //!   use (in a child: after the handle arrived with the state, and again in a restarted child).
 //! - [`coordinator`]: the thread that owns the value and serves every connection; [`peer`]
 //!   holds the sans-IO parts (framing of a connection's bytes, applying one operation).
+//! - [`ring`]: the fast path of fire-and-forget writes: a ring per process in shared memory,
+//!   drained by the coordinator.
 //! - [`meta`]: the read/write metadata `#[shared]` computes at compile time.
 //! - [`builtins`]: field support for numbers, strings, std collections, [`Sktimer`], and the
 //!   circuits.
@@ -27,10 +29,12 @@
 //!
 //! A read observes every write whose call returned before the read began, in any process.
 //! Writes (`+=`, `push`, methods returning `()`) are fire-and-forget: the call returns once the
-//! operation is in the kernel's socket buffer. Before it answers any read, the coordinator
-//! drains every connection completely (without blocking, until the kernel has nothing more)
-//! and applies what it read, so a write that returned before the read was sent is applied
-//! first. Operations of one process are applied in the order that process issued them.
+//! operation is published in the process's shared-memory ring (or, for a large one or when no
+//! ring could be set up, written to the kernel's socket buffer). Before it answers any read,
+//! the coordinator drains every connection completely (without blocking, until the kernel has
+//! nothing more) and every ring, and applies what it read, so a write that returned before the
+//! read was sent is applied first. Operations of one process are applied in the order that
+//! process issued them.
 //!
 //! [`Sktimer`]: crate::Sktimer
 
@@ -42,6 +46,7 @@ pub(crate) mod handle;
 pub(crate) mod link;
 pub(crate) mod meta;
 pub(crate) mod peer;
+pub(crate) mod ring;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
