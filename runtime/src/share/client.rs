@@ -51,6 +51,9 @@ struct ClientState {
     replies: FrameReader,
     /// The write ring of this connection, when one could be set up.
     ring: Option<Ring>,
+    /// The ring's file name until a reply proves the coordinator mapped (and removed) it; a
+    /// share dropped before it read the request would otherwise leave the file behind.
+    ring_path: Option<std::path::PathBuf>,
     /// A write's encoded frame body, reused.
     body: Vec<u8>,
 }
@@ -63,6 +66,7 @@ impl Client {
                 connection: None,
                 replies: FrameReader::new(SHARE_MAX_FRAME),
                 ring: None,
+                ring_path: None,
                 body: Vec::new(),
             }),
             lost_write: AtomicBool::new(false),
@@ -78,7 +82,10 @@ impl Client {
             state.ring = None;
             state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
             state.replies = FrameReader::new(SHARE_MAX_FRAME);
-            state.ring = attach_ring(state);
+            if let Some((ring, path)) = attach_ring(state) {
+                state.ring = Some(ring);
+                state.ring_path = Some(path);
+            }
         }
         Ok(())
     }
@@ -105,11 +112,11 @@ impl Client {
         };
         frame::encode_into(&request, body).map_err(Error::Wire)?;
         if body.len() > MAX_RECORD {
-            wait_for(connection, || ring.is_drained())?;
+            wait_for(connection, ring, || ring.is_drained())?;
             return connection.send(&request);
         }
         let mut wake = false;
-        wait_for(connection, || match ring.push(body) {
+        wait_for(connection, ring, || match ring.push(body) {
             Ok(asleep) => {
                 wake = asleep;
                 true
@@ -167,6 +174,12 @@ impl Backend for Client {
             ));
         }
         let answered = self.exchange(&mut state, target, args);
+        if answered.is_ok() {
+            // The coordinator has read the ring request by now, and removed the file.
+            if let Some(path) = state.ring_path.take() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         if matches!(answered, Err(Error::Disconnected)) {
             state.connection = None;
         }
@@ -178,7 +191,7 @@ impl Backend for Client {
 /// to map it (it removes the name once mapped). The ring is used at once: the request is the
 /// connection's first frame, so the coordinator maps the ring before it reads anything else
 /// from this process. `None` (the socket carries every write) when any step fails.
-fn attach_ring(state: &mut ClientState) -> Option<Ring> {
+fn attach_ring(state: &mut ClientState) -> Option<(Ring, std::path::PathBuf)> {
     let connection = state.connection.as_ref()?;
     let (ring, path) = Ring::create(&ring_dir()).ok()?;
     let sent = path
@@ -187,17 +200,31 @@ fn attach_ring(state: &mut ClientState) -> Option<Ring> {
     if sent.is_none() {
         let _ = std::fs::remove_file(&path);
     }
-    sent.map(|()| ring)
+    sent.map(|()| (ring, path))
 }
 
-/// Polls `ready` until it holds, ringing the coordinator's doorbell while it does not (the
-/// ring is full, or must drain before a large write); fails when the connection is gone.
-fn wait_for(connection: &Connection, mut ready: impl FnMut() -> bool) -> Result<(), Error> {
+/// Polls `ready` until it holds (the ring has room, or has drained), ringing the doorbell
+/// whenever the coordinator sleeps; yields at first, then sleeps with a growing pause (up to
+/// 1 ms: a stopped share drains only after `start`). Fails when the connection is gone.
+fn wait_for(
+    connection: &Connection,
+    ring: &Ring,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), Error> {
     let mut pause = std::time::Duration::from_micros(20);
-    while !ready() {
-        connection.send(&Request::Wake)?;
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    for attempt in 0u32.. {
+        if ready() {
+            break;
+        }
+        if ring.consumer_sleeping() {
+            connection.send(&Request::Wake)?;
+        }
+        if attempt < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(1));
+        }
     }
     Ok(())
 }

@@ -190,6 +190,11 @@ impl Ring {
         frames
     }
 
+    /// Producer: whether the coordinator announced that it sleeps (and needs the doorbell).
+    pub(crate) fn consumer_sleeping(&self) -> bool {
+        self.sleeping_flag().load(Ordering::SeqCst) != 0
+    }
+
     /// Consumer: announces (or withdraws) that it is about to block.
     pub(crate) fn set_sleeping(&self, sleeping: bool) {
         self.sleeping_flag()
