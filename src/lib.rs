@@ -29,16 +29,19 @@
 
 pub use skprocess_macros::{main, shared, skprocess};
 pub use skprocess_runtime::{
-    ApplyError, BreakingCircuit, ChildContext, Circuit, CircuitState, Config, Ctx, Element, Error,
-    FailureKind, Field, FieldOp, Handle, Hook, HookFailure, HookResult, Message, MethodMeta,
-    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Share,
-    Shared, SharedField, SharedMeta, Sktimer, Status, TellError, Timeouts, TimerStats, WHOLE_VALUE,
-    init, register, wire,
+    ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
+    Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,
+    HookResult, Imap, Job, MapFuture, Maps, Message, MethodMeta, NoMessages, Now,
+    PROCESS_TIMER_WINDOW, PerHook, Plain, Pool, PoolConfig, PoolFunction, Process, ProcessTimers,
+    ResultFuture, Role, Share, Shared, SharedField, SharedMeta, Sktimer, Spread, Star, Status,
+    TellError, Timeouts, TimerStats, WHOLE_VALUE, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
-    pub use crate::{Config, Ctx, Error, Handle, Process, Share, TellError, shared, skprocess};
+    pub use crate::{
+        Config, Ctx, Error, Handle, Pool, Process, Share, TellError, shared, skprocess,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

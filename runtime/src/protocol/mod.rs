@@ -6,6 +6,7 @@
 //! the role:
 //!
 //! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
+//! - [`pool`]: a pool worker and the pool's dispatcher.
 //!
 //! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
 //! receiver has room for, while control messages flow freely, so a full queue never holds up
@@ -13,6 +14,7 @@
 
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
+pub(crate) mod pool;
 pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,8 @@ use crate::config::Config;
 pub enum Role {
     /// The `#[skprocess]` lifecycle engine: hooks, runs, lives, timeouts.
     Lifecycle,
+    /// A [`Pool`](crate::Pool) worker: runs chunks of items until the pool closes.
+    PoolWorker,
 }
 
 /// The first message a child receives once it has proven its token.
