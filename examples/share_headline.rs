@@ -1,8 +1,8 @@
-//! The headline of issue 8: workers in child processes update one shared value, and their
-//! log records reach this process's subscriber.
+//! The headline of issue 8: 20 items mapped on a pool of 4 worker processes update one shared
+//! value, and their log records reach this process's subscriber.
 //!
-//! Run it with `cargo run --example share_headline`: it prints 20 log lines (one per worker,
-//! each with the child's pid and process type), then the counter (20) and the number of
+//! Run it with `cargo run --example share_headline`: it prints 20 log lines (one per item,
+//! each with the worker's pid and process type), then the counter (20) and the number of
 //! results (20).
 
 use skprocess::prelude::*;
@@ -34,24 +34,10 @@ impl Worker {
 fn main() -> Result<(), skprocess::Error> {
     tracing_subscriber::fmt().with_target(false).init();
     let share = Share::new(Tally::default())?;
-    // Four workers at a time (the Pool issue's `map_processes` will do this scheduling).
-    let items: Vec<Worker> = (0..20)
-        .map(|item| Worker {
-            share: share.clone(),
-            item,
-        })
-        .collect();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let running: Vec<_> = items
-            .by_ref()
-            .take(4)
-            .map(|worker| worker.start())
-            .collect::<Result<_, _>>()?;
-        for handle in running {
-            handle.result()?;
-        }
-    }
+    Pool::new(4)?.map_processes((0..20).map(|item| Worker {
+        share: share.clone(),
+        item,
+    }))?;
     let counter = share.counter.get()?;
     let results = share.results.len()?;
     println!("counter {counter}, {results} results");

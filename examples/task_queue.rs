@@ -102,19 +102,8 @@ fn main() -> Result<(), skprocess::Error> {
             attempts: 0,
         })
         .collect();
-    // Two workers at a time, like the spec's `Pool(workers=2)`.
-    let mut outcomes = Vec::new();
-    let mut tasks = tasks.into_iter().peekable();
-    while tasks.peek().is_some() {
-        let running = tasks
-            .by_ref()
-            .take(2)
-            .map(|task| task.start())
-            .collect::<Result<Vec<_>, _>>()?;
-        for handle in running {
-            outcomes.push(handle.result()?);
-        }
-    }
+    // Two workers, like the spec's `Pool(workers=2)`.
+    let outcomes = Pool::new(2)?.map_processes(tasks)?;
     for outcome in &outcomes {
         println!("{outcome:?}");
     }
