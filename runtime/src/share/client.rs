@@ -228,3 +228,35 @@ fn wait_for(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::share::FieldOp;
+    use crate::share::builtins::tests::Pair;
+    use crate::transport::frame;
+
+    /// Two clients stand for two processes: one writes through its ring, the other reads at
+    /// once, thousands of times. Every read must see the write that returned before it.
+    #[test]
+    fn a_read_from_another_connection_sees_a_ring_write_that_returned_before_it() {
+        let share = crate::Share::new(Pair::default()).unwrap();
+        let endpoint: Endpoint = frame::decode(&frame::encode(&share).unwrap()).unwrap();
+        let writer = Client::new(endpoint.clone());
+        let reader = Client::new(endpoint);
+        let set = Target::Field {
+            index: 0,
+            op: FieldOp::Set,
+        };
+        let get = Target::Field {
+            index: 0,
+            op: FieldOp::Get,
+        };
+        for i in 0..5_000u64 {
+            writer.write(set, &frame::encode(&i).unwrap()).unwrap();
+            let seen: u64 = frame::decode(&reader.call(get, &[]).unwrap()).unwrap();
+            assert_eq!(seen, i);
+        }
+        assert!(writer.lock().ring.is_some(), "the writer had no ring");
+    }
+}

@@ -163,6 +163,11 @@ impl Ring {
         let mut head = self.counter(HEAD).load(Ordering::Relaxed);
         let mut frames = 0;
         let data = self.data();
+        if tail < head || tail - head > CAPACITY as u64 {
+            // Not what our producer writes: drop it rather than read stale bytes as records.
+            self.counter(HEAD).store(tail, Ordering::Release);
+            return 0;
+        }
         while head < tail {
             let position = (head % CAPACITY as u64) as usize;
             // SAFETY: `position` is 4-aligned inside the data, in the published part.
