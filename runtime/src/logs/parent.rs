@@ -13,11 +13,31 @@ const MAX_FRAME: u32 = 1024 * 1024;
 /// keep their records).
 static COLLECTOR: OnceLock<Option<Service>> = OnceLock::new();
 
+/// The collector's socket, removed at exit: the collector lives in a static, which is never
+/// dropped, so its private directory would outlive the process.
+static SOCKET: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+extern "C" fn remove_socket() {
+    if let Some(address) = SOCKET.get() {
+        let _ = std::fs::remove_file(address);
+        if let Some(dir) = address.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn start_collector() -> Option<Service> {
+    let service = Service::start("skprocess-logs", MAX_FRAME, None, serve).ok()?;
+    if SOCKET.set(service.endpoint().address.clone()).is_ok() {
+        // SAFETY: registers a plain function without arguments; it only removes files.
+        unsafe { libc::atexit(remove_socket) };
+    }
+    Some(service)
+}
+
 /// The value of `SKPROCESS_LOGS` for a child: `<token>:<address>`.
 pub(crate) fn child_variable() -> Option<String> {
-    let service = COLLECTOR
-        .get_or_init(|| Service::start("skprocess-logs", MAX_FRAME, None, serve).ok())
-        .as_ref()?;
+    let service = COLLECTOR.get_or_init(start_collector).as_ref()?;
     let endpoint = service.endpoint();
     Some(format!("{}:{}", endpoint.token, endpoint.address.display()))
 }

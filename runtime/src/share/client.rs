@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::error::Error;
-use crate::protocol::share::{Reply, Request, Target};
+use crate::protocol::share::{Reply, Request, Target, WholeOp};
 use crate::share::link::Backend;
 use crate::share::ring::{MAX_RECORD, Ring, ring_dir};
 use crate::transport::Connection;
@@ -51,9 +51,6 @@ struct ClientState {
     replies: FrameReader,
     /// The write ring of this connection, when one could be set up.
     ring: Option<Ring>,
-    /// The ring's file name until a reply proves the coordinator mapped (and removed) it; a
-    /// share dropped before it read the request would otherwise leave the file behind.
-    ring_path: Option<std::path::PathBuf>,
     /// A write's encoded frame body, reused.
     body: Vec<u8>,
 }
@@ -66,7 +63,6 @@ impl Client {
                 connection: None,
                 replies: FrameReader::new(SHARE_MAX_FRAME),
                 ring: None,
-                ring_path: None,
                 body: Vec::new(),
             }),
             lost_write: AtomicBool::new(false),
@@ -77,17 +73,39 @@ impl Client {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Opens the connection now (the creating process does, while its coordinator runs).
+    pub(crate) fn connect(&self) -> Result<(), Error> {
+        self.connect_if_needed(&mut self.lock())
+    }
+
+    /// Opens the connection if there is none: the hello, the ring request, then one call
+    /// whose reply proves the coordinator serves this connection. Until then a write must not
+    /// return: a read from another process that the coordinator answered before it knew of
+    /// this connection would miss it. (The accept thread hands connections over
+    /// asynchronously; the reply closes that gap.)
     fn connect_if_needed(&self, state: &mut ClientState) -> Result<(), Error> {
-        if state.connection.is_none() {
-            state.ring = None;
-            state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
-            state.replies = FrameReader::new(SHARE_MAX_FRAME);
-            if let Some((ring, path)) = attach_ring(state) {
-                state.ring = Some(ring);
-                state.ring_path = Some(path);
+        if state.connection.is_some() {
+            return Ok(());
+        }
+        state.ring = None;
+        state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
+        state.replies = FrameReader::new(SHARE_MAX_FRAME);
+        let ring = attach_ring(state);
+        let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
+        if let Some((_, path)) = &ring {
+            // The coordinator has read the ring request by now, and removed the file.
+            let _ = std::fs::remove_file(path);
+        }
+        match served {
+            Ok(_) => {
+                state.ring = ring.map(|(ring, _)| ring);
+                Ok(())
+            }
+            Err(error) => {
+                state.connection = None;
+                Err(error)
             }
         }
-        Ok(())
     }
 
     /// Sends a write through the ring when it fits, else on the socket once the ring is
@@ -135,7 +153,6 @@ impl Client {
         target: Target,
         args: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        self.connect_if_needed(state)?;
         let ClientState {
             connection,
             replies,
@@ -173,13 +190,9 @@ impl Backend for Client {
                     .to_owned(),
             ));
         }
-        let answered = self.exchange(&mut state, target, args);
-        if answered.is_ok() {
-            // The coordinator has read the ring request by now, and removed the file.
-            if let Some(path) = state.ring_path.take() {
-                let _ = std::fs::remove_file(path);
-            }
-        }
+        let answered = self
+            .connect_if_needed(&mut state)
+            .and_then(|()| self.exchange(&mut state, target, args));
         if matches!(answered, Err(Error::Disconnected)) {
             state.connection = None;
         }
@@ -188,9 +201,9 @@ impl Backend for Client {
 }
 
 /// Sets up a write ring for a fresh connection: creates the file and tells the coordinator
-/// to map it (it removes the name once mapped). The ring is used at once: the request is the
-/// connection's first frame, so the coordinator maps the ring before it reads anything else
-/// from this process. `None` (the socket carries every write) when any step fails.
+/// to map it (it removes the name once mapped; the client removes it too once the handshake
+/// reply is in, in case the coordinator could not). `None` (the socket carries every write)
+/// when any step fails.
 fn attach_ring(state: &mut ClientState) -> Option<(Ring, std::path::PathBuf)> {
     let connection = state.connection.as_ref()?;
     let (ring, path) = Ring::create(&ring_dir()).ok()?;
@@ -258,5 +271,37 @@ mod tests {
             assert_eq!(seen, i);
         }
         assert!(writer.lock().ring.is_some(), "the writer had no ring");
+    }
+
+    /// A fresh connection's first write returns only once the coordinator serves the
+    /// connection: connections are handed over by the accept thread asynchronously, and a
+    /// read answered before the coordinator knew of a connection would miss its writes.
+    #[test]
+    fn a_first_write_waits_until_the_coordinator_serves_the_connection() {
+        use std::sync::atomic::AtomicBool;
+        let share = crate::Share::new(Pair::default()).unwrap();
+        let endpoint: Endpoint = frame::decode(&frame::encode(&share).unwrap()).unwrap();
+        share.stop().unwrap();
+        let returned = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let returned = Arc::clone(&returned);
+            move || {
+                let client = Client::new(endpoint);
+                let set = Target::Field {
+                    index: 0,
+                    op: FieldOp::Set,
+                };
+                client.write(set, &frame::encode(&7u64).unwrap()).unwrap();
+                returned.store(true, Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "the write returned unserved"
+        );
+        share.start().unwrap();
+        writer.join().unwrap();
+        assert_eq!(share.a.get().unwrap(), 7);
     }
 }

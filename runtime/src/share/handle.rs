@@ -58,10 +58,11 @@ impl<T: Shared> Share<T> {
     pub fn new(value: T) -> Result<Self, Error> {
         let coordinator = Coordinator::start_new(value)?;
         let endpoint = coordinator.endpoint().clone();
-        let link = Link::new(
-            client::for_endpoint(&endpoint),
-            Some(coordinator.running_flag()),
-        );
+        let client = client::for_endpoint(&endpoint);
+        // Connect while the coordinator runs: the handshake would wait for a `start()` that
+        // this process could not call if its first use came while stopped.
+        client.connect()?;
+        let link = Link::new(client, Some(coordinator.running_flag()));
         Ok(Self {
             proxy: T::proxy(&link),
             link,
