@@ -27,17 +27,21 @@
 
 #![deny(missing_docs)]
 
-pub use skprocess_macros::{main, skprocess};
+pub use skprocess_macros::{main, shared, skprocess};
 pub use skprocess_runtime::{
-    Asynced, Background, ChildContext, Config, Ctx, Deliver, Error, FailureKind, Handle, Hook,
-    HookFailure, HookResult, Imap, Job, MapFuture, Maps, Message, NoMessages, Now,
+    ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
+    Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,
+    HookResult, Imap, Job, MapFuture, Maps, Message, MethodMeta, NoMessages, Now,
     PROCESS_TIMER_WINDOW, PerHook, Plain, Pool, PoolConfig, PoolFunction, Process, ProcessTimers,
-    ResultFuture, Role, Sktimer, Spread, Star, Status, TellError, Timeouts, init, register, wire,
+    ResultFuture, Role, Share, Shared, SharedField, SharedMeta, Sktimer, Spread, Star, Status,
+    TellError, Timeouts, TimerStats, WHOLE_VALUE, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
-    pub use crate::{Config, Ctx, Error, Handle, Pool, Process, TellError, skprocess};
+    pub use crate::{
+        Config, Ctx, Error, Handle, Pool, Process, Share, TellError, shared, skprocess,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

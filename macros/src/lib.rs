@@ -9,6 +9,7 @@ mod duration;
 mod errors;
 mod krate;
 mod main_attr;
+mod shared;
 mod skprocess;
 
 use proc_macro::TokenStream;
@@ -108,4 +109,62 @@ pub fn skprocess(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     main_attr::expand(attr.into(), item.into()).into()
+}
+
+/// Makes a struct shareable across processes with [`Share`](../skprocess/struct.Share.html),
+/// and runs the methods of its `impl` block on the share's coordinator.
+///
+/// ```ignore
+/// use skprocess::prelude::*;
+///
+/// #[shared]
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Stats { counter: u64, results: Vec<u64> }
+///
+/// #[shared]
+/// impl Stats {
+///     fn record(&mut self, r: u64) { self.results.push(r); self.counter += 1; }
+///     fn total(&self) -> u64 { self.counter }
+/// }
+///
+/// let mut share = Share::new(Stats::default())?;
+/// share.counter += 1;          // a field operation: one write on the coordinator
+/// share.results.push(4);       // likewise
+/// share.record(5);             // `&mut self` returning `()`: fire-and-forget
+/// assert_eq!(share.total()?, 2); // returns a value: waits for it
+/// ```
+///
+/// # On a struct
+///
+/// The struct must have named fields and no generics, and every field's type must implement
+/// `SharedField` (numbers, `bool`, `String`, `Option`, std collections, `Sktimer`, `Circuit`,
+/// `BreakingCircuit`; an empty `impl SharedField for MyType {}` gives `get`/`set`). Generated:
+/// a proxy struct `<Name>Shared` with one `Field<T>` per field (same names and visibility) —
+/// what `Share<Name>` dereferences to — and `impl Shared for Name`.
+///
+/// # On its `impl` block
+///
+/// Every method taking `&self` or `&mut self` gets a proxy method of the same name and
+/// arguments on `<Name>Shared`: a `&mut self` method returning `()` is a fire-and-forget
+/// write; every other method waits and returns `Result<T, skprocess::Error>`. Arguments and
+/// return values must be `Serialize + DeserializeOwned`; methods cannot be generic, `async`,
+/// or take `self` by value. Methods without a receiver stay local. The block also gets
+/// `pub const SHARED_META: SharedMeta`: per method, the fields it reads and writes, found in
+/// its body at compile time (in-place changes such as `self.items.push(x)` are writes; a body
+/// that uses `self` as a whole reads and writes `"*"`).
+///
+/// # Options
+///
+/// `crate = path` names the skprocess crate when it is reached through a re-export.
+///
+/// # The same without the macro
+///
+/// Implement `skprocess::Shared` for the struct: a proxy struct of `Field::new(link, index)`
+/// per field, `apply_field` dispatching by index to `SharedField::apply`, and `apply_method`
+/// decoding each method's argument tuple with `decode_args`, calling it, and encoding its
+/// result with `encode_reply`; proxy methods call `Link::write` or `Link::call` with
+/// `Target::Method(index)`.
+#[proc_macro_attribute]
+pub fn shared(attr: TokenStream, item: TokenStream) -> TokenStream {
+    shared::expand(attr.into(), item.into()).into()
 }

@@ -131,6 +131,13 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// An operation on a shared value failed on its coordinator (a user method panicked, an
+    /// integer overflowed, an index was out of range), or the share cannot do what was asked.
+    #[error("shared value: {0}")]
+    Shared(String),
+    /// The shared value's coordinator is stopped; `start()` it first.
+    #[error("the share is stopped; call `start()` first")]
+    ShareStopped,
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child

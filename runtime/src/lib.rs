@@ -24,11 +24,13 @@ mod config;
 mod deadline;
 mod error;
 mod hook;
+mod logs;
 mod parent;
 mod pool;
 mod process;
 mod protocol;
 mod registry;
+mod share;
 mod timing;
 mod transport;
 
@@ -50,6 +52,12 @@ pub use pool::{
 };
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use protocol::Role;
+pub use share::builtins::circuit::CircuitState;
+pub use share::builtins::collections::Element;
+pub use share::{
+    ApplyError, BreakingCircuit, Circuit, Field, FieldOp, MethodMeta, Share, Shared, SharedField,
+    SharedMeta, TimerStats, WHOLE_VALUE,
+};
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 
 /// Items used by macro-generated code. Not public API.
@@ -65,5 +73,13 @@ pub mod __private {
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
+    pub use crate::share::generated::{
+        MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, assert_shared_field, assert_travels,
+    };
+    pub use crate::share::{
+        ApplyError, Field, FieldOp, Link, MethodMeta, Shared, SharedField, SharedMeta, Target,
+        decode_args, encode_reply,
+    };
     pub use linkme;
+    pub use serde;
 }

@@ -172,6 +172,13 @@ fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Optio
         timers: ProcessTimers::default(),
     };
     runtime_context::set(ChildContext::new(start.role, &started.key, &started.resume));
+    // A pool worker runs items of many types; its records name the role.
+    let process = if started.key.is_empty() {
+        "pool worker"
+    } else {
+        &started.key
+    };
+    crate::logs::child::install(process);
     for _ in 0..sample_frames {
         let Some(frame) = reader.read_frame(&mut connection.stream())? else {
             return Ok(None);

@@ -86,6 +86,9 @@ pub(crate) fn command(
             bootstrap::child_variable(token, max_frame, rendezvous.address()),
         )
         .stdin(Stdio::null());
+    if let Some(logs) = crate::logs::parent::child_variable() {
+        command.env(crate::logs::ENV_LOGS, logs);
+    }
     if let Some(entry) = bootstrap::test_entry_name() {
         command.args([&entry, "--exact", "--test-threads=1", "--nocapture", "-q"]);
     }

@@ -15,6 +15,7 @@
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
 pub(crate) mod pool;
+pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};
 

@@ -52,9 +52,27 @@ impl WireError {
     }
 }
 
+thread_local! {
+    /// Why a value refused to be serialized (postcard keeps no message of its own).
+    static REFUSAL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a value refuses to be serialized, for the encoder's error; a handle that must
+/// not travel (a stopped shared value's) calls it before returning its serde error.
+pub(crate) fn note_refusal(message: &str) {
+    REFUSAL.with(|refusal| *refusal.borrow_mut() = Some(message.to_owned()));
+}
+
+fn serialize_error(error: postcard::Error) -> WireError {
+    match REFUSAL.with(|refusal| refusal.borrow_mut().take()) {
+        Some(message) => WireError::Malformed(message),
+        None => WireError::Malformed(error.to_string()),
+    }
+}
+
 /// Encodes a value with the wire codec.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
-    postcard::to_stdvec(value).map_err(|e| WireError::Malformed(e.to_string()))
+    postcard::to_stdvec(value).map_err(serialize_error)
 }
 
 /// Encodes a value with the wire codec into `buffer`, replacing its contents but keeping its
@@ -65,7 +83,7 @@ pub fn encode_into<T: Serialize + ?Sized>(
 ) -> Result<(), WireError> {
     buffer.clear();
     postcard::serialize_with_flavor(value, AppendToVec(buffer))
-        .map_err(|e| WireError::Malformed(e.to_string()))
+        .map_err(serialize_error)
 }
 
 /// A postcard output that appends to a vector: a byte with `push`, a slice with one copy
@@ -117,8 +135,7 @@ pub fn encode_frame_into<T: Serialize + ?Sized>(
     let mut reused = std::mem::take(frame);
     reused.clear();
     reused.extend_from_slice(&[0; HEADER_LEN]);
-    *frame =
-        postcard::to_extend(message, reused).map_err(|e| WireError::Malformed(e.to_string()))?;
+    *frame = postcard::to_extend(message, reused).map_err(serialize_error)?;
     let len = frame.len() - HEADER_LEN;
     check_len(len, max)?;
     frame[..HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());

@@ -238,7 +238,22 @@ enum HelloState {
 /// Reads what a pending connection has sent; judges it once a whole frame is in.
 fn read_hello(pending: &mut Pending, token: &str) -> HelloState {
     let mut chunk = [0u8; MAX_HELLO + HEADER_LEN];
-    let room = MAX_HELLO + HEADER_LEN - pending.received.len();
+    // Read the hello and nothing past it: what a client sends right after its hello (a
+    // service's first request) belongs to the connection, not to the rendezvous.
+    let frame_end = match pending.received.get(..HEADER_LEN) {
+        Some(header) => {
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if len > MAX_HELLO {
+                return HelloState::Rejected;
+            }
+            HEADER_LEN + len
+        }
+        None => HEADER_LEN,
+    };
+    let room = frame_end - pending.received.len();
+    if room == 0 {
+        return judge_hello(&pending.received, token);
+    }
     match pending.stream.read(&mut chunk[..room]) {
         Ok(0) => return HelloState::Rejected,
         Ok(n) => pending.received.extend_from_slice(&chunk[..n]),

@@ -456,6 +456,59 @@ pub mod jobs {
     }
 }
 
+/// Shared state defined in the library: a scoreboard that processes update through a
+/// [`Share`], with a field proxy and a method of its own.
+pub mod scores {
+    use skprocess::prelude::*;
+
+    /// Points per player, and the number of games recorded.
+    #[shared]
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct Scoreboard {
+        /// Games recorded so far.
+        pub games: u64,
+        /// Points per player.
+        pub points: std::collections::BTreeMap<String, u64>,
+    }
+
+    #[shared]
+    impl Scoreboard {
+        /// Adds `points` to `player` (a fire-and-forget write).
+        pub fn score(&mut self, player: String, points: u64) {
+            *self.points.entry(player).or_insert(0) += points;
+        }
+
+        /// The player with the most points.
+        pub fn leader(&self) -> Option<String> {
+            self.points
+                .iter()
+                .max_by_key(|(_, points)| **points)
+                .map(|(player, _)| player.clone())
+        }
+    }
+
+    /// Records `games` games for `player`, one point each.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Player {
+        /// The shared scoreboard.
+        pub board: Share<Scoreboard>,
+        /// Whose games.
+        pub player: String,
+        /// How many.
+        pub games: u64,
+    }
+
+    #[skprocess]
+    impl Player {
+        fn run(&mut self) {
+            for _ in 0..self.games {
+                self.board.score(self.player.clone(), 1);
+                self.board.games += 1;
+            }
+        }
+    }
+}
+
 /// Functions and item types mapped by a [`Pool`] from this crate's tests:
 /// plain functions defined in a library, not in the test binary that runs the pool.
 pub mod pool_work {

@@ -1,0 +1,307 @@
+//! The socket backend: this process's one connection to a share's coordinator.
+//!
+//! Every handle of one share in one process goes through the same [`Client`] (a registry keyed
+//! by endpoint), so the process's operations reach the coordinator in the order it issued them.
+//! The connection opens on first use — in a child, after the handle arrived with the process
+//! state; a restarted child is a new process and connects again — and is opened again on the
+//! next use after it broke.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::error::Error;
+use crate::protocol::share::{Reply, Request, Target, WholeOp};
+use crate::share::link::Backend;
+use crate::share::ring::{MAX_RECORD, Ring, ring_dir};
+use crate::transport::Connection;
+use crate::transport::frame;
+use crate::transport::frame::FrameReader;
+use crate::transport::service::Endpoint;
+
+/// The largest frame a share's connection carries.
+pub(crate) const SHARE_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// The clients of this process, by endpoint token.
+static CLIENTS: Mutex<Option<HashMap<String, Weak<Client>>>> = Mutex::new(None);
+
+/// The client of `endpoint` in this process, created on first need.
+pub(crate) fn for_endpoint(endpoint: &Endpoint) -> Arc<Client> {
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let clients = clients.get_or_insert_with(HashMap::new);
+    if let Some(client) = clients.get(&endpoint.token).and_then(Weak::upgrade) {
+        return client;
+    }
+    clients.retain(|_, client| client.strong_count() > 0);
+    let client = Arc::new(Client::new(endpoint.clone()));
+    clients.insert(endpoint.token.clone(), Arc::downgrade(&client));
+    client
+}
+
+/// One process's connection to one coordinator.
+pub(crate) struct Client {
+    endpoint: Endpoint,
+    state: Mutex<ClientState>,
+    /// A fire-and-forget write could not be sent; the next call reports it.
+    lost_write: AtomicBool,
+}
+
+struct ClientState {
+    connection: Option<Connection>,
+    replies: FrameReader,
+    /// The write ring of this connection, when one could be set up.
+    ring: Option<Ring>,
+    /// A write's encoded frame body, reused.
+    body: Vec<u8>,
+}
+
+impl Client {
+    fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            state: Mutex::new(ClientState {
+                connection: None,
+                replies: FrameReader::new(SHARE_MAX_FRAME),
+                ring: None,
+                body: Vec::new(),
+            }),
+            lost_write: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClientState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens the connection now (the creating process does, while its coordinator runs).
+    pub(crate) fn connect(&self) -> Result<(), Error> {
+        self.connect_if_needed(&mut self.lock())
+    }
+
+    /// Opens the connection if there is none: the hello, the ring request, then one call
+    /// whose reply proves the coordinator serves this connection. Until then a write must not
+    /// return: a read from another process that the coordinator answered before it knew of
+    /// this connection would miss it. (The accept thread hands connections over
+    /// asynchronously; the reply closes that gap.)
+    fn connect_if_needed(&self, state: &mut ClientState) -> Result<(), Error> {
+        if state.connection.is_some() {
+            return Ok(());
+        }
+        state.ring = None;
+        state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
+        state.replies = FrameReader::new(SHARE_MAX_FRAME);
+        let ring = attach_ring(state);
+        let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
+        if let Some((_, path)) = &ring {
+            // The coordinator has read the ring request by now, and removed the file.
+            let _ = std::fs::remove_file(path);
+        }
+        match served {
+            Ok(_) => {
+                state.ring = ring.map(|(ring, _)| ring);
+                Ok(())
+            }
+            Err(error) => {
+                state.connection = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends a write through the ring when it fits, else on the socket once the ring is
+    /// drained (so the coordinator applies the process's writes in order).
+    fn send_write(
+        &self,
+        state: &mut ClientState,
+        target: Target,
+        args: &[u8],
+    ) -> Result<(), Error> {
+        self.connect_if_needed(state)?;
+        let ClientState {
+            connection,
+            ring,
+            body,
+            ..
+        } = state;
+        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        let request = Request::Write { target, args };
+        let Some(ring) = ring.as_ref() else {
+            return connection.send(&request);
+        };
+        frame::encode_into(&request, body).map_err(Error::Wire)?;
+        if body.len() > MAX_RECORD {
+            wait_for(connection, ring, || ring.is_drained())?;
+            return connection.send(&request);
+        }
+        let mut wake = false;
+        wait_for(connection, ring, || match ring.push(body) {
+            Ok(asleep) => {
+                wake = asleep;
+                true
+            }
+            Err(()) => false,
+        })?;
+        if wake {
+            connection.send(&Request::Wake)?;
+        }
+        Ok(())
+    }
+
+    fn exchange(
+        &self,
+        state: &mut ClientState,
+        target: Target,
+        args: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let ClientState {
+            connection,
+            replies,
+            ..
+        } = state;
+        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        connection.send(&Request::Call { target, args })?;
+        let mut stream = connection.stream();
+        match replies.read_message::<_, Reply>(&mut stream) {
+            Ok(Some(Reply::Value(value))) => Ok(value),
+            Ok(Some(Reply::Failed(message))) => Err(Error::Shared(message)),
+            Ok(None) | Err(_) => Err(Error::Disconnected),
+        }
+    }
+}
+
+impl Backend for Client {
+    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
+        let mut state = self.lock();
+        let sent = self.send_write(&mut state, target, args);
+        if sent.is_err() {
+            state.connection = None;
+            self.lost_write.store(true, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error> {
+        // The lock is held until the reply is in: a process has at most one call in flight per
+        // share, which the coordinator's read barrier relies on.
+        let mut state = self.lock();
+        if self.lost_write.swap(false, Ordering::SeqCst) {
+            return Err(Error::Shared(
+                "an earlier write was lost: the connection to the share's coordinator broke"
+                    .to_owned(),
+            ));
+        }
+        let answered = self
+            .connect_if_needed(&mut state)
+            .and_then(|()| self.exchange(&mut state, target, args));
+        if matches!(answered, Err(Error::Disconnected)) {
+            state.connection = None;
+        }
+        answered
+    }
+}
+
+/// Sets up a write ring for a fresh connection: creates the file and tells the coordinator
+/// to map it (it removes the name once mapped; the client removes it too once the handshake
+/// reply is in, in case the coordinator could not). `None` (the socket carries every write)
+/// when any step fails.
+fn attach_ring(state: &mut ClientState) -> Option<(Ring, std::path::PathBuf)> {
+    let connection = state.connection.as_ref()?;
+    let (ring, path) = Ring::create(&ring_dir()).ok()?;
+    let sent = path
+        .to_str()
+        .and_then(|text| connection.send(&Request::AttachRing { path: text }).ok());
+    if sent.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
+    sent.map(|()| (ring, path))
+}
+
+/// Polls `ready` until it holds (the ring has room, or has drained), ringing the doorbell
+/// whenever the coordinator sleeps; yields at first, then sleeps with a growing pause (up to
+/// 1 ms: a stopped share drains only after `start`). Fails when the connection is gone.
+fn wait_for(
+    connection: &Connection,
+    ring: &Ring,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), Error> {
+    let mut pause = std::time::Duration::from_micros(20);
+    for attempt in 0u32.. {
+        if ready() {
+            break;
+        }
+        if ring.consumer_sleeping() {
+            connection.send(&Request::Wake)?;
+        }
+        if attempt < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::share::FieldOp;
+    use crate::share::builtins::tests::Pair;
+    use crate::transport::frame;
+
+    /// Two clients stand for two processes: one writes through its ring, the other reads at
+    /// once, thousands of times. Every read must see the write that returned before it.
+    #[test]
+    fn a_read_from_another_connection_sees_a_ring_write_that_returned_before_it() {
+        let share = crate::Share::new(Pair::default()).unwrap();
+        let endpoint: Endpoint = frame::decode(&frame::encode(&share).unwrap()).unwrap();
+        let writer = Client::new(endpoint.clone());
+        let reader = Client::new(endpoint);
+        let set = Target::Field {
+            index: 0,
+            op: FieldOp::Set,
+        };
+        let get = Target::Field {
+            index: 0,
+            op: FieldOp::Get,
+        };
+        for i in 0..5_000u64 {
+            writer.write(set, &frame::encode(&i).unwrap()).unwrap();
+            let seen: u64 = frame::decode(&reader.call(get, &[]).unwrap()).unwrap();
+            assert_eq!(seen, i);
+        }
+        assert!(writer.lock().ring.is_some(), "the writer had no ring");
+    }
+
+    /// A fresh connection's first write returns only once the coordinator serves the
+    /// connection: connections are handed over by the accept thread asynchronously, and a
+    /// read answered before the coordinator knew of a connection would miss its writes.
+    #[test]
+    fn a_first_write_waits_until_the_coordinator_serves_the_connection() {
+        use std::sync::atomic::AtomicBool;
+        let share = crate::Share::new(Pair::default()).unwrap();
+        let endpoint: Endpoint = frame::decode(&frame::encode(&share).unwrap()).unwrap();
+        share.stop().unwrap();
+        let returned = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let returned = Arc::clone(&returned);
+            move || {
+                let client = Client::new(endpoint);
+                let set = Target::Field {
+                    index: 0,
+                    op: FieldOp::Set,
+                };
+                client.write(set, &frame::encode(&7u64).unwrap()).unwrap();
+                returned.store(true, Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !returned.load(Ordering::SeqCst),
+            "the write returned unserved"
+        );
+        share.start().unwrap();
+        writer.join().unwrap();
+        assert_eq!(share.a.get().unwrap(), 7);
+    }
+}

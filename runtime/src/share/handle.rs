@@ -1,0 +1,204 @@
+//! The public handle of a shared value.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+use crate::protocol::share::{Target, WholeOp};
+use crate::share::Shared;
+use crate::share::client;
+use crate::share::coordinator::{Control, Coordinator};
+use crate::share::link::Link;
+use crate::transport::service::Endpoint;
+
+/// A value of type `T` shared by every process that holds a handle to it.
+///
+/// ```ignore
+/// use skprocess::prelude::*;
+///
+/// #[shared]
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Tally { counter: u64, results: Vec<u64> }
+///
+/// let mut share = Share::new(Tally::default())?;
+/// share.counter += 1;            // one operation on the coordinator, fire-and-forget
+/// share.results.push(7);         // likewise
+/// assert_eq!(share.counter.get()?, 1);
+/// assert_eq!(share.results.len()?, 1);
+/// ```
+///
+/// `Share::new` starts a coordinator thread in this process that owns the value. The handle
+/// dereferences to the proxy `#[shared]` generates (a [`Field`](crate::Field) per field, plus
+/// the methods of a `#[shared] impl`): every field operation and method call is one operation
+/// applied by the coordinator to the live value, whichever process makes it.
+///
+/// - **Writes** that return nothing (`+=`, `push`, `set`, methods returning `()`) are
+///   fire-and-forget and applied in the order this process issued them.
+/// - **Calls** that return a value (`get`, `len`, `pop`, methods returning a value) wait for it
+///   and return `Result<_, Error>`.
+/// - **Guarantee**: a read observes every write whose call returned before the read began, in
+///   any process.
+///
+/// Clone a handle to give it to a process: it is `Serialize + Deserialize`, travels inside a
+/// process's state or a pool item, and connects on first use in the child (and again in a
+/// restarted child). The coordinator stops when the creating process's last handle is dropped.
+pub struct Share<T: Shared> {
+    link: Link,
+    endpoint: Endpoint,
+    proxy: T::Proxy,
+    /// Only in the process that created the share.
+    owner: Option<Arc<dyn Control>>,
+}
+
+impl<T: Shared> Share<T> {
+    /// Shares `value`: starts its coordinator in this process.
+    pub fn new(value: T) -> Result<Self, Error> {
+        let coordinator = Coordinator::start_new(value)?;
+        let endpoint = coordinator.endpoint().clone();
+        let client = client::for_endpoint(&endpoint);
+        // Connect while the coordinator runs: the handshake would wait for a `start()` that
+        // this process could not call if its first use came while stopped.
+        client.connect()?;
+        let link = Link::new(client, Some(coordinator.running_flag()));
+        Ok(Self {
+            proxy: T::proxy(&link),
+            link,
+            endpoint,
+            owner: Some(coordinator),
+        })
+    }
+
+    /// A handle in another process (or a deserialized one), connecting on first use.
+    fn from_endpoint(endpoint: Endpoint) -> Self {
+        let link = Link::new(client::for_endpoint(&endpoint), None);
+        Self {
+            proxy: T::proxy(&link),
+            link,
+            endpoint,
+            owner: None,
+        }
+    }
+
+    /// A copy of the whole value, after every write that returned before this call.
+    pub fn get(&self) -> Result<T, Error> {
+        self.link.call(Target::Whole(WholeOp::Get), &())
+    }
+
+    /// Replaces the whole value (a fire-and-forget write, ordered like any other).
+    pub fn set(&self, value: T) {
+        self.link.write(Target::Whole(WholeOp::Set), &value)
+    }
+
+    /// Resets the value to `T::default()` (a write, ordered like any other).
+    pub fn clear(&self)
+    where
+        T: Default,
+    {
+        self.set(T::default())
+    }
+
+    /// Stops the coordinator after applying every write it has received — every write whose
+    /// call returned before `stop` was called, from any process. Writes made while stopped
+    /// wait in their connections and are applied after [`start`](Share::start); calls made
+    /// while stopped fail with [`Error::ShareStopped`] in this process, and wait in other
+    /// processes. Only the creating process can stop a share.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.owner()?.stop()
+    }
+
+    /// Starts the coordinator again after [`stop`](Share::stop); does nothing when it runs.
+    /// Only the creating process can start a share.
+    pub fn start(&self) -> Result<(), Error> {
+        self.owner()?.start()
+    }
+
+    /// Whether the coordinator runs. In a process other than the creator, always `true`: a
+    /// child cannot see a stop (its calls wait until the share runs again).
+    pub fn is_running(&self) -> bool {
+        self.owner.as_ref().is_none_or(|owner| owner.is_running())
+    }
+
+    /// The last failure the coordinator recorded — a user method that panicked, an operation
+    /// that failed — whichever process caused it; `None` when there was none. While stopped
+    /// (in the creating process) it is read without waiting.
+    pub fn last_error(&self) -> Result<Option<String>, Error> {
+        match &self.owner {
+            Some(owner) if !owner.is_running() => Ok(owner.recorded_error()),
+            _ => self.link.call(Target::Whole(WholeOp::LastError), &()),
+        }
+    }
+
+    /// The link the proxy uses, for hand-written proxies.
+    #[doc(hidden)]
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn owner(&self) -> Result<&Arc<dyn Control>, Error> {
+        self.owner.as_ref().ok_or_else(|| {
+            Error::Shared("only the process that created a share can stop or start it".into())
+        })
+    }
+}
+
+impl<T: Shared> Clone for Share<T> {
+    fn clone(&self) -> Self {
+        Self {
+            proxy: T::proxy(&self.link),
+            link: self.link.clone(),
+            endpoint: self.endpoint.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl<T: Shared> Deref for Share<T> {
+    type Target = T::Proxy;
+
+    fn deref(&self) -> &T::Proxy {
+        &self.proxy
+    }
+}
+
+/// `share.counter += 1` takes the field mutably; the proxy holds no state of its own, so this
+/// is the same as `Deref`.
+impl<T: Shared> DerefMut for Share<T> {
+    fn deref_mut(&mut self) -> &mut T::Proxy {
+        &mut self.proxy
+    }
+}
+
+impl<T: Shared> fmt::Debug for Share<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Share")
+            .field("type", &std::any::type_name::<T>())
+            .field("address", &self.endpoint.address)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+/// A handle travels as the coordinator's endpoint. A handle to a stopped share refuses to
+/// travel: a child could not reach it, and a copy that forks off would lose its writes.
+impl<T: Shared> Serialize for Share<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !self.is_running() {
+            let message = format!(
+                "cannot send a handle to a stopped `Share<{}>`: call `start()` first",
+                std::any::type_name::<T>()
+            );
+            crate::transport::frame::note_refusal(&message);
+            return Err(serde::ser::Error::custom(message));
+        }
+        self.endpoint.serialize(serializer)
+    }
+}
+
+impl<'de, T: Shared> Deserialize<'de> for Share<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Endpoint::deserialize(deserializer).map(Self::from_endpoint)
+    }
+}

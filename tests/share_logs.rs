@@ -1,0 +1,104 @@
+//! Child log records reach the parent's subscriber with the child's pid and process type
+//! (issue 8, item 8): `tracing` events and `log` records, without sharing anything.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use skprocess::prelude::*;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata, Subscriber, span};
+
+skprocess::test_support!();
+
+const BOUND: Duration = Duration::from_secs(30);
+
+/// One event: its level and its fields as `(name, value)`.
+type Seen = (tracing::Level, Vec<(String, String)>);
+
+/// What the parent's subscriber saw.
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        struct Fields(Vec<(String, String)>);
+        impl Visit for Fields {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                self.0.push((field.name().to_owned(), format!("{value:?}")));
+            }
+            fn record_str(&mut self, field: &Field, value: &str) {
+                self.0.push((field.name().to_owned(), value.to_owned()));
+            }
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                self.0.push((field.name().to_owned(), value.to_string()));
+            }
+        }
+        let mut fields = Fields(Vec::new());
+        event.record(&mut fields);
+        SEEN.lock()
+            .unwrap()
+            .push((*event.metadata().level(), fields.0));
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
+#[derive(Serialize, Deserialize)]
+struct Chatty {
+    item: u64,
+}
+
+#[skprocess]
+impl Chatty {
+    fn run(&mut self) {
+        tracing::info!(result = self.item * 2, "done");
+        log::warn!("through the log crate: {}", self.item);
+    }
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
+    tracing::subscriber::set_global_default(Capture).unwrap();
+    let handle = Chatty { item: 21 }.start().unwrap();
+    let pid = handle.pid();
+    handle.result_timeout(BOUND).unwrap();
+    let started = Instant::now();
+    let records = loop {
+        let records: Vec<_> = SEEN
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, fields)| field(fields, "pid") == Some(&pid.to_string()))
+            .cloned()
+            .collect();
+        if records.len() >= 2 || started.elapsed() > BOUND {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (level, fields) = &records[0];
+    assert_eq!(*level, tracing::Level::INFO);
+    assert_eq!(field(fields, "message"), Some("done"));
+    assert_eq!(field(fields, "fields"), Some("result=42"));
+    assert_eq!(field(fields, "process"), Some("share_logs::Chatty"));
+    let (level, fields) = &records[1];
+    assert_eq!(*level, tracing::Level::WARN);
+    assert_eq!(field(fields, "message"), Some("through the log crate: 21"));
+}

@@ -1,0 +1,352 @@
+//! Share across real processes: exactness under concurrency (issue 8, items 2–6), the handle
+//! travelling in a process's state and reconnecting after a crash restart, stop/start/clear,
+//! panicking methods, and refusing to send a handle to a stopped share (BUG-30).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use skprocess::prelude::*;
+
+skprocess::test_support!();
+
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(60);
+
+#[shared]
+#[derive(Default, Serialize, Deserialize)]
+struct Tally {
+    counter: u64,
+    results: Vec<u64>,
+    seen: HashMap<u64, u64>,
+    recorded: u64,
+    attempts: u32,
+}
+
+#[shared]
+impl Tally {
+    /// A user method: a write returning nothing, fire-and-forget.
+    fn record(&mut self, value: u64) {
+        self.recorded += value;
+    }
+
+    /// A write that returns a value: the caller gets it back (BUG-20).
+    fn take_last(&mut self) -> Option<u64> {
+        self.results.pop()
+    }
+
+    /// A read.
+    fn total(&self) -> u64 {
+        self.counter + self.recorded
+    }
+
+    fn explode(&mut self) {
+        panic!("exploded on purpose");
+    }
+
+    fn explode_with_answer(&mut self) -> u64 {
+        panic!("exploded with a caller waiting");
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Incrementer {
+    share: Share<Tally>,
+    times: u64,
+}
+
+#[skprocess]
+impl Incrementer {
+    fn run(&mut self) {
+        for _ in 0..self.times {
+            self.share.counter += 1;
+        }
+    }
+}
+
+fn run_all<P: Process>(processes: impl IntoIterator<Item = P>)
+where
+    P::Output: std::fmt::Debug,
+{
+    let handles: Vec<_> = processes
+        .into_iter()
+        .map(|process| process.start().unwrap())
+        .collect();
+    for handle in handles {
+        handle.result_timeout(BOUND).unwrap();
+    }
+}
+
+#[test]
+fn four_processes_times_250_increments_are_exactly_1000_every_time() {
+    for round in 0..3 {
+        let share = Share::new(Tally::default()).unwrap();
+        run_all((0..4).map(|_| Incrementer {
+            share: share.clone(),
+            times: 250,
+        }));
+        assert_eq!(share.counter.get().unwrap(), 1000, "round {round}");
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Mixer {
+    share: Share<Tally>,
+    id: u64,
+    ops: u64,
+}
+
+#[skprocess]
+impl Mixer {
+    fn run(&mut self) -> Result<(), Error> {
+        for i in 0..self.ops {
+            match i % 4 {
+                0 => self.share.counter += 1,
+                1 => self.share.results.push(self.id * 1_000_000 + i),
+                2 => {
+                    let previous = self.share.seen.insert(self.id * 1_000_000 + i, i)?;
+                    assert_eq!(previous, None);
+                }
+                _ => self.share.record(i),
+            }
+        }
+        // This process's own writes are all visible to its next read.
+        assert!(self.share.counter.get()? >= self.ops / 4);
+        Ok(())
+    }
+}
+
+#[test]
+fn eight_processes_times_10k_mixed_operations_leave_the_exact_state() {
+    const OPS: u64 = 10_000;
+    let share = Share::new(Tally::default()).unwrap();
+    run_all((0..8).map(|id| Mixer {
+        share: share.clone(),
+        id,
+        ops: OPS,
+    }));
+    let per_kind = OPS / 4;
+    assert_eq!(share.counter.get().unwrap(), 8 * per_kind);
+    assert_eq!(share.results.len().unwrap(), (8 * per_kind) as usize);
+    assert_eq!(share.seen.len().unwrap(), (8 * per_kind) as usize);
+    let recorded_per_process: u64 = (0..OPS).filter(|i| i % 4 == 3).sum();
+    let state = share.get().unwrap();
+    assert_eq!(state.recorded, 8 * recorded_per_process);
+    let mut results = state.results;
+    results.sort_unstable();
+    let mut expected: Vec<u64> = (0..8)
+        .flat_map(|id| {
+            (0..OPS)
+                .filter(|i| i % 4 == 1)
+                .map(move |i| id * 1_000_000 + i)
+        })
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(results, expected);
+    assert_eq!(
+        share.total().unwrap(),
+        8 * per_kind + 8 * recorded_per_process
+    );
+}
+
+#[test]
+fn a_write_that_returns_a_value_gives_it_back() {
+    let share = Share::new(Tally::default()).unwrap();
+    share.results.push(7);
+    share.results.push(9);
+    assert_eq!(share.take_last().unwrap(), Some(9));
+    assert_eq!(share.results.get().unwrap(), [7]);
+}
+
+#[derive(Serialize, Deserialize)]
+struct CrashOnce {
+    share: Share<Tally>,
+}
+
+#[skprocess(lives = 2)]
+impl CrashOnce {
+    fn run(&mut self) -> Result<(), Error> {
+        self.share.attempts += 1;
+        if self.share.attempts.get()? == 1 {
+            // The handle came with the state; the restarted child connects again.
+            std::process::abort();
+        }
+        self.share.counter += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handle_reconnects_in_a_restarted_child() {
+    let share = Share::new(Tally::default()).unwrap();
+    CrashOnce {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap()
+    .result_timeout(BOUND)
+    .unwrap();
+    assert_eq!(share.attempts.get().unwrap(), 2);
+    assert_eq!(share.counter.get().unwrap(), 1);
+}
+
+#[test]
+fn sending_a_handle_to_a_stopped_share_is_a_clear_error() {
+    let share = Share::new(Tally::default()).unwrap();
+    share.stop().unwrap();
+    let error = Incrementer {
+        share: share.clone(),
+        times: 1,
+    }
+    .start()
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("stopped"), "{message}");
+    share.start().unwrap();
+    run_all([Incrementer {
+        share: share.clone(),
+        times: 3,
+    }]);
+    assert_eq!(share.counter.get().unwrap(), 3);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pusher {
+    share: Share<Tally>,
+    count: u64,
+}
+
+#[skprocess]
+impl Pusher {
+    fn run(&mut self) {
+        for i in 0..self.count {
+            self.share.results.push(i);
+        }
+    }
+}
+
+#[test]
+fn stop_applies_every_queued_write_and_start_continues() {
+    let share = Share::new(Tally::default()).unwrap();
+    run_all((0..4).map(|_| Pusher {
+        share: share.clone(),
+        count: 200,
+    }));
+    // The children's writes returned before `stop` was called: all are applied by it.
+    share.stop().unwrap();
+    assert!(!share.is_running());
+    assert!(matches!(share.results.len(), Err(Error::ShareStopped)));
+    // A write while stopped waits in the connection and is applied after `start`.
+    share.results.push(1);
+    share.start().unwrap();
+    assert_eq!(share.results.len().unwrap(), 801);
+    share.clear();
+    assert_eq!(share.results.len().unwrap(), 0);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Exploder {
+    share: Share<Tally>,
+}
+
+#[skprocess]
+impl Exploder {
+    fn run(&mut self) -> Result<(), Error> {
+        self.share.explode();
+        let answered = self.share.explode_with_answer();
+        let message = answered.unwrap_err().to_string();
+        assert!(
+            message.contains("exploded with a caller waiting"),
+            "{message}"
+        );
+        self.share.counter += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_method_is_reported_and_the_share_keeps_serving() {
+    let share = Share::new(Tally::default()).unwrap();
+    Exploder {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap()
+    .result_timeout(BOUND)
+    .unwrap();
+    assert_eq!(share.counter.get().unwrap(), 1);
+    let recorded = share.last_error().unwrap().unwrap();
+    assert!(
+        recorded.contains("Tally::explode_with_answer"),
+        "{recorded}"
+    );
+    share.explode();
+    let recorded = share.last_error().unwrap().unwrap();
+    assert!(
+        recorded.contains("`Tally::explode` panicked: exploded on purpose"),
+        "{recorded}"
+    );
+}
+
+#[shared]
+#[derive(Default, Serialize, Deserialize)]
+struct Journal {
+    entries: Vec<String>,
+    count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Writer {
+    journal: Share<Journal>,
+    small: u64,
+}
+
+#[skprocess(inbox = u8, outbox = u8)]
+impl Writer {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        self.journal.count.get()?; // connected, with its ring
+        ctx.tell(1)?;
+        ctx.listen(BOUND)?.ok_or(Error::Disconnected)?;
+        // The parent stopped the share: the small writes wait in this process's ring. The
+        // large one (more than a ring record) takes the socket, and must wait until the ring
+        // is drained after `start`, or it would overtake them.
+        for i in 0..self.small {
+            self.journal.entries.push(format!("a{i}"));
+        }
+        self.journal.entries.push("x".repeat(400 * 1024));
+        for i in 0..self.small {
+            self.journal.entries.push(format!("b{i}"));
+        }
+        // More than a ring holds: the writer waits for room.
+        for _ in 0..300_000 {
+            self.journal.count += 1;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits() {
+    let journal = Share::new(Journal::default()).unwrap();
+    let writer = Writer {
+        journal: journal.clone(),
+        small: 1000,
+    }
+    .start()
+    .unwrap();
+    assert_eq!(writer.listen(BOUND).unwrap(), Some(1));
+    journal.stop().unwrap();
+    writer.tell(0).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    journal.start().unwrap();
+    writer.result_timeout(BOUND).unwrap();
+    let entries = journal.entries.get().unwrap();
+    assert_eq!(entries.len(), 2001);
+    // Where the large entry landed (printing it would be 400 KiB).
+    let large_at = entries.iter().position(|entry| entry.len() > 1000);
+    assert_eq!(large_at, Some(1000), "the large write overtook the ring");
+    let expected_a: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
+    assert_eq!(entries[..1000], expected_a[..]);
+    let expected_b: Vec<String> = (0..1000).map(|i| format!("b{i}")).collect();
+    assert_eq!(entries[1001..], expected_b[..]);
+    assert_eq!(journal.count.get().unwrap(), 300_000);
+}
