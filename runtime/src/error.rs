@@ -96,6 +96,9 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A pipe call failed.
+    #[error(transparent)]
+    Pipe(#[from] crate::pipe::PipeError),
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child

@@ -7,6 +7,7 @@
 //! - `protocol`: the messages each role exchanges, and credit-based flow control.
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
 //! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
+//! - [`pipe`]: typed pipes whose [`Point`](pipe::Point) moves into another process.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
 //!
 //! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
@@ -25,6 +26,7 @@ mod deadline;
 mod error;
 mod hook;
 mod parent;
+pub mod pipe;
 mod process;
 mod protocol;
 mod registry;

@@ -39,7 +39,7 @@ pub(crate) fn launch(
 ) -> Result<Arc<Connection>, Error> {
     let config = &shared.config;
     let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
+    let mut rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
     let pid = register_child(shared, &rendezvous, &token)?;
     let deadline = crate::deadline::after(Some(config.connect_timeout));
     let accepted = rendezvous.accept(&token, config.max_frame_bytes, deadline, || {

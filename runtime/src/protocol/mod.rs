@@ -6,6 +6,8 @@
 //! the role:
 //!
 //! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
+//! - [`pipe`]: the handshake of a pipe's point with its anchor (not a child role: any process
+//!   holding a point connects to the anchor's process directly).
 //!
 //! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
 //! receiver has room for, while control messages flow freely, so a full queue never holds up
@@ -13,6 +15,7 @@
 
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
+pub(crate) mod pipe;
 
 use serde::{Deserialize, Serialize};
 
