@@ -27,8 +27,9 @@
 
 #![deny(missing_docs)]
 
-pub use skprocess_macros::{main, skprocess};
+pub use skprocess_macros::{autoreconnect, main, skprocess};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
+pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,
     NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Sktimer,
@@ -38,7 +39,7 @@ pub use skprocess_runtime::{
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
     pub use crate::{Config, Ctx, Error, Handle, Process, TellError, skprocess};
-    pub use crate::{Pipe, PipeError};
+    pub use crate::{Live, Pipe, PipeError, autoreconnect};
     pub use serde::{Deserialize, Serialize};
 }
 

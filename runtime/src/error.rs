@@ -96,6 +96,15 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The process's live resources could not be reopened in the child before its first hook
+    /// (see [`Process::reopen_live`](crate::Process::reopen_live)); lives were spent on it.
+    #[error("live resources could not be reopened before run {run}: {message}")]
+    Reopen {
+        /// The iteration the start would have run.
+        run: u64,
+        /// Which field, and why.
+        message: String,
+    },
     /// A pipe call failed.
     #[error(transparent)]
     Pipe(#[from] crate::pipe::PipeError),
@@ -119,6 +128,11 @@ pub(crate) enum Failure {
         size: u64,
         limit: u64,
     },
+    /// Live resources could not be reopened before the first hook of a start.
+    Reopen {
+        run: u64,
+        message: String,
+    },
 }
 
 impl Failure {
@@ -127,7 +141,7 @@ impl Failure {
         match self {
             Failure::Hook(report) => report.hook == hook,
             Failure::Timeout { hook: h, .. } => *h == hook,
-            Failure::Crashed { .. } | Failure::TooLarge { .. } => false,
+            Failure::Crashed { .. } | Failure::TooLarge { .. } | Failure::Reopen { .. } => false,
         }
     }
 
@@ -138,6 +152,7 @@ impl Failure {
             Failure::Timeout { hook, .. } => hook.is_iteration_hook(),
             Failure::Crashed { .. } => true,
             Failure::TooLarge { .. } => false,
+            Failure::Reopen { .. } => true,
         }
     }
 }
@@ -149,6 +164,7 @@ impl From<Failure> for Error {
             Failure::Timeout { hook, limit, run } => Error::Timeout { hook, limit, run },
             Failure::Crashed { status, run } => Error::Crashed { status, run },
             Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            Failure::Reopen { run, message } => Error::Reopen { run, message },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
 //! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
 //! - [`pipe`]: typed pipes whose [`Point`](pipe::Point) moves into another process.
+//! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
 //!
 //! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
@@ -29,6 +30,7 @@ mod parent;
 pub mod pipe;
 mod process;
 mod protocol;
+pub mod reconnect;
 mod registry;
 mod timing;
 mod transport;
@@ -59,6 +61,10 @@ pub mod __private {
     pub use crate::hook::Hook;
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
+    };
+    pub use crate::reconnect::{
+        AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,
+        kind_is_one_of, reopen_field, secret_variable,
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
     pub use linkme;
