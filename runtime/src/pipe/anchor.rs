@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
@@ -28,7 +28,7 @@ use crate::transport::service::Service;
 /// [`wait_connected`](Anchor::wait_connected)). Dropping the anchor closes the pipe.
 ///
 /// An anchor cannot be serialized: putting one in a process's state does not compile (see
-/// [`AnchorStaysInItsProcess`]).
+/// [`CanLeaveItsProcess`]).
 pub struct Anchor<S, R> {
     peer: Arc<PeerSlot>,
     service: Mutex<Option<Service>>,
@@ -43,24 +43,37 @@ struct PeerSlot {
     changed: Condvar,
 }
 
-/// Implemented by nothing: a pipe [`Anchor`] stays in the process that created the pipe.
+/// Implemented by nothing: a pipe [`Anchor`] cannot leave the process that created the pipe.
 ///
-/// `Anchor` implements `Serialize` only where this bound holds, which is never, so a process
-/// state (or a message) that contains an anchor is a compile error whose message says why.
+/// `Anchor` implements `Serialize` and `Deserialize` only where this bound holds, which is
+/// never, so a process state (or a message) that contains an anchor is a compile error that
+/// names this trait: "the trait `CanLeaveItsProcess` is not implemented for `Anchor<…>`".
+/// Move the [`Point`] into the child instead.
 #[diagnostic::on_unimplemented(
     message = "a pipe `Anchor` cannot be sent to another process",
     label = "the anchor stays in the process that created the pipe",
     note = "move the `Point` (the second value of `Pipe::pair`) into the child instead, and keep the anchor here"
 )]
-pub trait AnchorStaysInItsProcess {}
+pub trait CanLeaveItsProcess {}
 
 impl<S, R> Serialize for Anchor<S, R>
 where
-    Anchor<S, R>: AnchorStaysInItsProcess,
+    Anchor<S, R>: CanLeaveItsProcess,
 {
     fn serialize<Z: Serializer>(&self, _: Z) -> Result<Z::Ok, Z::Error> {
         Err(serde::ser::Error::custom(
             "a pipe anchor cannot be serialized: it stays in the process that created the pipe",
+        ))
+    }
+}
+
+impl<'de, S, R> Deserialize<'de> for Anchor<S, R>
+where
+    Anchor<S, R>: CanLeaveItsProcess,
+{
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a pipe anchor cannot be deserialized: it stays in the process that created the pipe",
         ))
     }
 }

@@ -16,7 +16,7 @@
 //!   thread; the receiver's socket buffer bounds each direction, so a full peer makes `send`
 //!   wait (backpressure) and `try_send`/`send_timeout` give the message back.
 //!
-//! The anchor cannot be serialized (a compile error: see [`AnchorStaysInItsProcess`]).
+//! The anchor cannot be serialized (a compile error: see [`CanLeaveItsProcess`]).
 
 mod anchor;
 mod link;
@@ -26,7 +26,7 @@ mod slot;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use anchor::{Anchor, AnchorStaysInItsProcess};
+pub use anchor::{Anchor, CanLeaveItsProcess};
 pub use point::Point;
 
 use crate::process::Message;
