@@ -62,9 +62,11 @@ impl PgWorker {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Box<dyn std::error::Error>> {
         let db = self.db.get_mut()?;
         if ctx.current_run() == 1 && ctx.lives_left() == 2 {
-            // The marker lets the parent find this query in pg_stat_activity.
-            let marker = format!("sleeping in {}", self.table);
-            db.query("SELECT pg_sleep(60), $1::text", &[&marker])?;
+            // The table's name in the text lets the parent find this query in pg_stat_activity.
+            db.batch_execute(&format!(
+                "SELECT pg_sleep(60), 'sleeping for {}'",
+                self.table
+            ))?;
         }
         let insert = format!("INSERT INTO {} (run, pid) VALUES ($1, $2)", self.table);
         db.execute(
@@ -102,7 +104,7 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
     };
     let handle = worker.start_with(config).unwrap();
     // Wait until the first child is inside its long query, then SIGKILL it there.
-    let sleeping = format!("%pg_sleep%");
+    let sleeping = format!("%pg_sleep%sleeping for {table}%");
     let started = Instant::now();
     loop {
         let row = admin

@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::pipe::PipeError;
+use crate::pipe::reader::FrameBuffer;
 use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader, WireError};
+use crate::transport::frame::{self, WireError};
 
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ pub(crate) struct Link {
 
 #[derive(Debug)]
 struct Reader {
-    frames: FrameReader,
+    frames: FrameBuffer,
     /// The socket's current receive timeout, so it is changed only when a call needs another.
     timeout: Option<Duration>,
 }
@@ -46,7 +47,7 @@ pub(crate) enum Sent {
 impl Link {
     /// Wraps a connection whose handshake is done; `frames` keeps what the handshake's reads
     /// already buffered.
-    pub(crate) fn new(connection: Connection, frames: FrameReader, peer_pid: u32) -> Self {
+    pub(crate) fn new(connection: Connection, frames: FrameBuffer, peer_pid: u32) -> Self {
         Self {
             connection,
             reader: Mutex::new(Reader {
@@ -102,8 +103,8 @@ impl Link {
             self.set_timeout(&mut reader, timeout)?;
             let mut stream = self.connection.stream();
             match reader.frames.read_frame(&mut stream) {
-                Ok(Some(frame)) => {
-                    return frame::decode(frame.bytes())
+                Ok(Some(body)) => {
+                    return frame::decode(body)
                         .map(Some)
                         .map_err(|e| PipeError::Malformed(e.to_string()));
                 }

@@ -21,6 +21,7 @@
 mod anchor;
 mod link;
 mod point;
+mod reader;
 mod slot;
 
 use std::path::PathBuf;
