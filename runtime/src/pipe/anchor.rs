@@ -11,7 +11,7 @@ use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
 use crate::pipe::reader::FrameBuffer;
 use crate::pipe::slot::{Admission, Arrival, Peer};
-use crate::pipe::{HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
+use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
@@ -87,7 +87,7 @@ impl<S, R> std::fmt::Debug for Anchor<S, R> {
 }
 
 /// Starts the anchor's service and returns both ends.
-pub(super) fn create<S, R>(config: PipeConfig) -> Result<(Anchor<S, R>, Point<R, S>), PipeError> {
+pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
     let nonce = u64::from_str_radix(&random_hex(8).map_err(to_io)?, 16)
         .map_err(|e| PipeError::Io(std::io::Error::other(e)))?;
     let expected_types = type_hash::<S, R>();

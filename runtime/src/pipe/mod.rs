@@ -32,6 +32,10 @@ pub use point::Point;
 
 use crate::process::Message;
 
+/// The two ends of a pipe: the anchor, which sends `S` and receives `R`, and its point, which
+/// sends `R` and receives `S`.
+pub type Ends<S, R> = (Anchor<S, R>, Point<R, S>);
+
 /// Creates pipes. See [`Pipe::pair`] and [`Pipe::one_way`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -42,27 +46,23 @@ impl Pipe {
     /// `A`. Keep the anchor; move the point into the process that talks to it.
     ///
     /// Fails only when the pipe's private socket cannot be created.
-    pub fn pair<A: Message, B: Message>() -> Result<(Anchor<A, B>, Point<B, A>), PipeError> {
+    pub fn pair<A: Message, B: Message>() -> Result<Ends<A, B>, PipeError> {
         Self::pair_with(PipeConfig::default())
     }
 
     /// [`pair`](Pipe::pair) with a configuration.
-    pub fn pair_with<A: Message, B: Message>(
-        config: PipeConfig,
-    ) -> Result<(Anchor<A, B>, Point<B, A>), PipeError> {
+    pub fn pair_with<A: Message, B: Message>(config: PipeConfig) -> Result<Ends<A, B>, PipeError> {
         anchor::create(config)
     }
 
     /// A one-way pipe: the anchor only sends `T`, the point only receives it. Calling `recv` on
     /// the anchor or `send` on the point does not compile.
-    pub fn one_way<T: Message>() -> Result<(Anchor<T, OneWay>, Point<OneWay, T>), PipeError> {
+    pub fn one_way<T: Message>() -> Result<Ends<T, OneWay>, PipeError> {
         Self::one_way_with(PipeConfig::default())
     }
 
     /// [`one_way`](Pipe::one_way) with a configuration.
-    pub fn one_way_with<T: Message>(
-        config: PipeConfig,
-    ) -> Result<(Anchor<T, OneWay>, Point<OneWay, T>), PipeError> {
+    pub fn one_way_with<T: Message>(config: PipeConfig) -> Result<Ends<T, OneWay>, PipeError> {
         anchor::create(config)
     }
 }

@@ -5,8 +5,8 @@ skprocess::test_support!();
 
 use std::time::Duration;
 
-use skprocess::prelude::*;
 use skprocess::Point;
+use skprocess::prelude::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
