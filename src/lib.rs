@@ -31,14 +31,15 @@ pub use skprocess_macros::{autoreconnect, main, skprocess};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
-    ChildContext, Config, Ctx, Error, FailureKind, Handle, Hook, HookFailure, HookResult, Message,
-    NoMessages, PROCESS_TIMER_WINDOW, PerHook, Process, ProcessTimers, ResultFuture, Role, Sktimer,
-    Status, TellError, Timeouts, init, register, wire,
+    Asynced, Background, ChildContext, Config, Ctx, Deliver, Error, FailureKind, Handle, Hook,
+    HookFailure, HookResult, Imap, Job, MapFuture, Maps, Message, NoMessages, Now,
+    PROCESS_TIMER_WINDOW, PerHook, Plain, Pool, PoolConfig, PoolFunction, Process, ProcessTimers,
+    ResultFuture, Role, Sktimer, Spread, Star, Status, TellError, Timeouts, init, register, wire,
 };
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {
-    pub use crate::{Config, Ctx, Error, Handle, Process, TellError, skprocess};
+    pub use crate::{Config, Ctx, Error, Handle, Pool, Process, TellError, skprocess};
     pub use crate::{Live, Pipe, PipeError, autoreconnect};
     pub use serde::{Deserialize, Serialize};
 }

@@ -93,6 +93,41 @@ pub enum Error {
     /// The connection to the other side is gone.
     #[error("the other process is disconnected")]
     Disconnected,
+    /// `tell` or `listen` was called by a process that runs as a pool item: it has no parent
+    /// connection to talk over.
+    #[error("a process that runs as a pool item has no parent to tell or listen to")]
+    NoParentLink,
+    /// One item of a [`Pool`](crate::Pool) map failed; `error` says how (a panic, a hook
+    /// failure, a crash of its worker, a timeout, a value too large, …).
+    #[error("item {index} failed: {error}")]
+    Item {
+        /// The item's position in the input.
+        index: u64,
+        /// What happened to it.
+        error: Box<Error>,
+    },
+    /// A pool function panicked on an item.
+    #[error("the function panicked: {message}")]
+    Panicked {
+        /// The panic's text.
+        message: String,
+    },
+    /// A pool item ran longer than the map's [`timeout`](crate::Maps::timeout); its worker was
+    /// killed (a worker thread is abandoned) and replaced.
+    #[error("the item ran longer than its limit of {limit:?}; its worker was replaced")]
+    ItemTimeout {
+        /// The map's per-item limit.
+        limit: std::time::Duration,
+    },
+    /// The pool was closed or terminated: it takes no more work.
+    #[error("the pool is closed")]
+    PoolClosed,
+    /// No pool worker could be started.
+    #[error("no pool worker could be started: {0}")]
+    NoWorker(String),
+    /// A pool worker refused to run: it is not the same build as the pool's process.
+    #[error("a pool worker refused to run: {0}")]
+    WorkerRefused(String),
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -28,6 +28,7 @@ mod error;
 mod hook;
 mod parent;
 pub mod pipe;
+mod pool;
 mod process;
 mod protocol;
 pub mod reconnect;
@@ -47,6 +48,10 @@ pub use config::{Config, Timeouts};
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use parent::handle::{Handle, ResultFuture, Status};
+pub use pool::{
+    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
+    PoolFunction, Spread, Star,
+};
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use protocol::Role;
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
@@ -59,6 +64,7 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
+    pub use crate::pool::Canceller;
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
     };

@@ -53,6 +53,11 @@ pub enum NoMessages {}
 /// hand is the same without the macro (then also call [`register!`](crate::register)).
 /// Every hook has a default that does nothing except [`run`](Process::run), which is required,
 /// and [`result`](Process::result), which the macro supplies when the user has none.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a process type",
+    label = "expected a type whose `impl` block carries `#[skprocess]`",
+    note = "annotate the type's `impl` block with `#[skprocess]` (or implement `Process` and call `skprocess::register!`)"
+)]
 pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// What [`Handle::result`] returns.
     type Output: Message;

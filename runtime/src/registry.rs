@@ -3,9 +3,13 @@
 //! Entries live in a distributed slice that the linker assembles: complete before `main`, with
 //! no constructors, whichever crate or module a type is defined in.
 
+use std::sync::Arc;
+
 use crate::child::bootstrap::Started;
 use crate::child::engine::{self, Ended};
 use crate::child::link::ChildLink;
+use crate::child::watchdog::ReportOverrun;
+use crate::error::Failure;
 use crate::process::Process;
 use crate::protocol::Role;
 
@@ -15,7 +19,12 @@ pub struct ProcessEntry {
     key: &'static str,
     role: Role,
     pub(crate) run_child: fn(ChildLink, Started) -> Ended,
+    /// Runs one encoded state's whole lifecycle in this process, as a pool item.
+    pub(crate) run_in_pool: RunInPool,
 }
+
+/// Runs one encoded state's lifecycle in this process and returns its encoded output.
+pub(crate) type RunInPool = fn(&[u8], Arc<dyn ReportOverrun>) -> Result<Vec<u8>, Failure>;
 
 impl ProcessEntry {
     /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by
@@ -25,6 +34,7 @@ impl ProcessEntry {
             key: P::KEY,
             role: Role::Lifecycle,
             run_child: engine::run_child::<P>,
+            run_in_pool: engine::run_in_pool::<P>,
         }
     }
 

@@ -16,8 +16,8 @@ use crate::child::link::ChildLink;
 use crate::child::runtime_context::{self, ChildContext};
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::Start;
 use crate::protocol::lifecycle::{Resume, ToChild, ToParent};
+use crate::protocol::{Role, Start};
 use crate::registry;
 use crate::timing::ProcessTimers;
 use crate::transport::frame::{self, FrameReader};
@@ -187,6 +187,9 @@ fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Optio
 
 fn run_registered(connection: Connection, reader: FrameReader, started: Started) -> i32 {
     let role = ChildContext::current().map(ChildContext::role);
+    if role == Some(Role::PoolWorker) {
+        return crate::pool::worker::run(connection, reader, started);
+    }
     let entry = registry::find(&started.key).filter(|entry| Some(entry.role()) == role);
     let Some(entry) = entry else {
         let _ = connection.send(&ToParent::UnknownType(started.key));

@@ -9,13 +9,13 @@ use std::time::Instant;
 use crate::child::bootstrap::Started;
 use crate::child::hook_context::Ctx;
 use crate::child::link::ChildLink;
-use crate::child::watchdog::{Overrun, Watchdog};
+use crate::child::watchdog::{Overrun, ReportOverrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
 use crate::process::{HookFailure, Process, call_hook};
-use crate::protocol::lifecycle::ToParent;
+use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::protocol::{MAX_FAILURE_MESSAGE, START_OVERHEAD};
-use crate::timing::{Slot, monotonic_nanos};
+use crate::timing::{ProcessTimers, Slot, monotonic_nanos};
 use crate::transport::frame;
 
 /// Room a terminal message needs beside the output itself.
@@ -43,7 +43,7 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
         Ok(process) => process,
         Err(e) => {
             let detail = format!("cannot rebuild the state of `{}`: {e}", P::KEY);
-            let _ = link.connection.send(&ToParent::SetupFailed(detail));
+            let _ = link.send(&ToParent::SetupFailed(detail));
             return Ended::SetupFailed;
         }
     };
@@ -63,14 +63,47 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
             .reopen_live(&mut process)
             .and_then(|()| engine.run_lifecycle(&mut process)),
     };
-    let reported = match outcome {
+    let reported = match engine.conclude(&mut process, outcome) {
         Ok(output) => engine.report_output(&output),
-        Err(failure) => engine.handle_failure(&mut process, failure),
+        Err(failure) => engine.report_failure(failure),
     };
     match reported {
         Ok(()) => Ended::Reported,
         Err(_) => Ended::ParentGone,
     }
+}
+
+/// Runs the whole lifecycle of the `P` encoded in `state` in this process, without a parent
+/// (a pool item): runs, lives and the `error` hook as in a child, with `P`'s default
+/// configuration. Returns the encoded output or the final failure; an overrun goes to
+/// `overrun`.
+pub(crate) fn run_in_pool<P: Process>(
+    state: &[u8],
+    overrun: Arc<dyn ReportOverrun>,
+) -> Result<Vec<u8>, Failure> {
+    let mut process: P = frame::decode_owned(state).map_err(|e| {
+        Failure::Hook(FailureReport {
+            hook: Hook::Prerun,
+            run: 0,
+            kind: FailureKind::Returned,
+            message: fit_message(format!("cannot rebuild the state of `{}`: {e}", P::KEY)),
+        })
+    })?;
+    let config = P::default_config();
+    let resume = Resume {
+        lives_left: config.lives,
+        ..Resume::default()
+    };
+    let link = ChildLink::detached(overrun);
+    let mut engine = Engine {
+        ctx: Ctx::<P>::new(link, config, &resume, ProcessTimers::default()),
+        watchdog: None,
+    };
+    // A pool item reopens its live resources like a child does, before its first hook.
+    let outcome = engine
+        .reopen_live(&mut process)
+        .and_then(|()| engine.run_lifecycle(&mut process));
+    engine.conclude(&mut process, outcome)
 }
 
 /// Runs hooks in order, with retries, timers, checkpoints and deadlines.
@@ -182,22 +215,30 @@ impl<P: Process> Engine<P> {
         sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
     }
 
-    /// Gives the final failure to the `error` hook, which may turn it into an output.
-    fn handle_failure(&mut self, process: &mut P, failure: Failure) -> Result<(), Error> {
-        if !P::HAS_ERROR_HOOK {
-            return self.report_failure(failure);
-        }
+    /// The final outcome: the output, or the failure after the `error` hook had its chance
+    /// to turn it into an output.
+    fn conclude(
+        &mut self,
+        process: &mut P,
+        outcome: Result<Vec<u8>, Failure>,
+    ) -> Result<Vec<u8>, Failure> {
+        let failure = match outcome {
+            Ok(output) => return Ok(output),
+            Err(failure) if P::HAS_ERROR_HOOK => failure,
+            Err(failure) => return Err(failure),
+        };
         let error = Error::from(failure.clone());
         let on_timeout = Overrun::Failed(failure.clone());
         // If this process dies in the hook, the parent delivers the failure it was handling.
         self.ctx
-            .send_control(&ToParent::HandlingError(failure.clone()))?;
+            .send_control(&ToParent::HandlingError(failure.clone()))
+            .map_err(|_| failure.clone())?;
         let handled = self.guarded(Hook::Error, Some(on_timeout), |ctx| {
             process.error(ctx, &error)
         });
         match handled.map(|output| frame::encode(&output)) {
-            Ok(Ok(output)) => self.report_output(&output),
-            _ => self.report_failure(failure),
+            Ok(Ok(output)) => Ok(output),
+            _ => Err(failure),
         }
     }
 
@@ -242,7 +283,7 @@ impl<P: Process> Engine<P> {
             return false;
         };
         if self.watchdog.is_none() {
-            match Watchdog::start(Arc::clone(&self.ctx.link().connection)) {
+            match Watchdog::start(Arc::clone(&self.ctx.link().overrun)) {
                 Ok(watchdog) => self.watchdog = Some(watchdog),
                 // Without a thread to watch, the parent's backstop still ends an overrun.
                 Err(_) => return false,
@@ -301,7 +342,7 @@ impl<P: Process> Engine<P> {
 
 /// Cuts a failure message to [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), so that
 /// the report carrying it always fits in a frame.
-fn fit_message(mut message: String) -> String {
+pub(crate) fn fit_message(mut message: String) -> String {
     if message.len() <= MAX_FAILURE_MESSAGE {
         return message;
     }

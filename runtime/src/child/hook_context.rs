@@ -90,6 +90,9 @@ impl<P: Process> Ctx<P> {
         message: P::Outbox,
         deadline: Option<Instant>,
     ) -> Result<(), TellError<P::Outbox>> {
+        let Some(connection) = self.link.connection.clone() else {
+            return Err(TellError::Failed(Error::NoParentLink));
+        };
         let failed = |e: frame::WireError| TellError::Failed(e.into());
         frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
@@ -100,7 +103,6 @@ impl<P: Process> Ctx<P> {
             Acquired::Full => return Err(TellError::Full(message)),
             Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
         }
-        let connection = &self.link.connection;
         connection
             .send_with_payload(&prefix[..used], &self.outgoing)
             .map_err(TellError::Failed)
@@ -109,6 +111,9 @@ impl<P: Process> Ctx<P> {
     /// Waits up to `timeout` for a message from the parent; `Ok(None)` means none arrived.
     /// `Duration::MAX` waits without limit.
     pub fn listen(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
+        if self.link.connection.is_none() {
+            return Err(Error::NoParentLink);
+        }
         let waiting_since = Instant::now();
         let message = self.link.inbox.pop(waiting_since.checked_add(timeout));
         self.usage.listening = self.usage.listening.saturating_add(waiting_since.elapsed());
@@ -182,7 +187,7 @@ impl<P: Process> Ctx<P> {
     pub(crate) fn report_progress(&mut self) -> Result<(), Error> {
         self.last_progress = Instant::now();
         self.send_samples()?;
-        self.link.connection.send(&ToParent::Progress(Progress {
+        self.link.send(&ToParent::Progress(Progress {
             completed_runs: self.current_run,
             lives_left: self.lives_left,
             usage: self.usage,
@@ -193,9 +198,7 @@ impl<P: Process> Ctx<P> {
     pub(crate) fn send_samples(&mut self) -> Result<(), Error> {
         let per_frame = samples_per_frame(self.config.max_frame_bytes).max(1);
         for chunk in self.unsent_samples.chunks(per_frame) {
-            self.link
-                .connection
-                .send(&ToParent::Samples(chunk.to_vec()))?;
+            self.link.send(&ToParent::Samples(chunk.to_vec()))?;
         }
         self.unsent_samples.clear();
         Ok(())
@@ -217,7 +220,7 @@ impl<P: Process> Ctx<P> {
     }
 
     pub(crate) fn send_control(&self, message: &ToParent<'_>) -> Result<(), Error> {
-        self.link.connection.send(message)
+        self.link.send(message)
     }
 
     pub(crate) fn link(&self) -> &ChildLink {

@@ -10,7 +10,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::child::bootstrap::{self, Started};
+use crate::child::watchdog::{EndChild, ReportOverrun};
 use crate::deadline;
+use crate::error::Error;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
@@ -108,7 +110,11 @@ fn spare_cores() -> bool {
 /// The child's side of the connection, shared by the engine, the hooks and the reader.
 #[derive(Clone)]
 pub(crate) struct ChildLink {
-    pub(crate) connection: Arc<Connection>,
+    /// The connection to the parent; `None` for a process that runs as a pool item, which has
+    /// no parent to tell, listen to or report progress to.
+    pub(crate) connection: Option<Arc<Connection>>,
+    /// Where a hook's overrun is reported.
+    pub(crate) overrun: Arc<dyn ReportOverrun>,
     pub(crate) inbox: Arc<Inbox>,
     /// Credits for the child's `tell`s: room in the parent's queue.
     pub(crate) outbox_credits: Arc<Credits>,
@@ -129,8 +135,10 @@ impl ChildLink {
         if resume.discard_outbox {
             outbox_credits.make_unlimited();
         }
+        let connection = Arc::new(connection);
         let link = Self {
-            connection: Arc::new(connection),
+            overrun: Arc::new(EndChild(Arc::clone(&connection))),
+            connection: Some(Arc::clone(&connection)),
             inbox: Arc::default(),
             outbox_credits: Arc::new(outbox_credits),
             inbox_return: Arc::new(Mutex::new(CreditReturn::new(started.config.inbox_capacity))),
@@ -139,15 +147,37 @@ impl ChildLink {
         let reading = link.clone();
         std::thread::Builder::new()
             .name("skprocess-reader".into())
-            .spawn(move || reading.read(reader))?;
+            .spawn(move || reading.read(&connection, reader))?;
         Ok(link)
+    }
+
+    /// A link without a parent, for a process that runs as a pool item: lifecycle reports go
+    /// nowhere, `tell` and `listen` fail with [`Error::NoParentLink`](crate::Error), and
+    /// overruns go to `overrun`.
+    pub(crate) fn detached(overrun: Arc<dyn ReportOverrun>) -> Self {
+        Self {
+            connection: None,
+            overrun,
+            inbox: Arc::default(),
+            outbox_credits: Arc::new(Credits::new(0)),
+            inbox_return: Arc::new(Mutex::new(CreditReturn::new(1))),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sends a control message to the parent; without a parent, there is nobody to tell.
+    pub(crate) fn send(&self, message: &ToParent<'_>) -> Result<(), Error> {
+        match &self.connection {
+            Some(connection) => connection.send(message),
+            None => Ok(()),
+        }
     }
 
     /// Drains the parent's messages for as long as the connection lasts, then ends the
     /// process: the parent is gone.
-    fn read(self, mut reader: FrameReader) {
+    fn read(self, connection: &Connection, mut reader: FrameReader) {
         loop {
-            let frame = match reader.read_frame(&mut self.connection.stream()) {
+            let frame = match reader.read_frame(&mut connection.stream()) {
                 Ok(Some(frame)) => frame,
                 Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
             };
@@ -172,7 +202,7 @@ impl ChildLink {
             .took_one();
         if let Some(credits) = credits {
             // The parent being gone ends this process through the reader.
-            let _ = self.connection.send(&ToParent::Credit(credits));
+            let _ = self.send(&ToParent::Credit(credits));
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The child's hook watchdog: ends the child when a hook overruns its limit.
+//! The child's hook watchdog: reports a hook that overruns its limit.
 //!
 //! A hook cannot be interrupted safely from outside, and a hook that catches everything could
-//! swallow a cooperative cancellation, so an overrun ends the whole child process. The parent
-//! then sees the `TimedOut` report followed by the end of the connection and restarts the
-//! child from its last checkpoint while lives remain.
+//! swallow a cooperative cancellation, so in a child process an overrun ends the whole
+//! process ([`ReportOverrun`] decides): the parent then sees the `TimedOut` report followed by
+//! the end of the connection and restarts the child from its last checkpoint while lives
+//! remain. A pool worker reports the overrun as its item's failure instead.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -13,6 +14,25 @@ use crate::error::Failure;
 use crate::hook::Hook;
 use crate::protocol::lifecycle::ToParent;
 use crate::transport::Connection;
+
+/// Where an overrun goes. It may end the process (a child must: the hook cannot be stopped);
+/// when it returns, the watchdog stops and the abandoned hook runs on unwatched.
+pub(crate) trait ReportOverrun: Send + Sync {
+    /// Reports the overrun of the hook that was armed.
+    fn report_overrun(&self, overrun: Overrun);
+}
+
+/// A lifecycle child's report: the `TimedOut` message on its connection, then the end of the
+/// process.
+pub(crate) struct EndChild(pub(crate) Arc<Connection>);
+
+impl ReportOverrun for EndChild {
+    fn report_overrun(&self, overrun: Overrun) {
+        // Best effort: the parent knows the deadline and reports a timeout regardless.
+        let _ = self.0.send_within(&overrun.message(), REPORT_GRACE);
+        exit_now();
+    }
+}
 
 /// Exit code of a child ended by its watchdog. The parent does not rely on it: it knows the
 /// hook's deadline, so a user's `exit(72)` is never mistaken for a timeout.
@@ -33,6 +53,14 @@ pub(crate) enum Overrun {
 }
 
 impl Overrun {
+    /// The failure this overrun stands for.
+    pub(crate) fn into_failure(self) -> Failure {
+        match self {
+            Overrun::TimedOut { hook, limit, run } => Failure::Timeout { hook, limit, run },
+            Overrun::Failed(failure) => failure,
+        }
+    }
+
     fn message(&self) -> ToParent<'static> {
         match self {
             Overrun::TimedOut { hook, limit, run } => ToParent::TimedOut {
@@ -48,6 +76,8 @@ impl Overrun {
 #[derive(Default)]
 struct Armed {
     deadline: Option<(Instant, Overrun)>,
+    /// Set when the [`Watchdog`] is dropped: its thread ends.
+    dropped: bool,
 }
 
 #[derive(Default)]
@@ -62,13 +92,13 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread; it reports through `connection`.
-    pub(crate) fn start(connection: Arc<Connection>) -> std::io::Result<Self> {
+    /// Starts the watchdog thread; it reports through `reporter`.
+    pub(crate) fn start(reporter: Arc<dyn ReportOverrun>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let watched = Arc::clone(&shared);
         thread::Builder::new()
             .name("skprocess-watchdog".into())
-            .spawn(move || watch(&watched, &connection))?;
+            .spawn(move || watch(&watched, &*reporter))?;
         Ok(Self { shared })
     }
 
@@ -94,9 +124,19 @@ impl Watchdog {
     }
 }
 
-fn watch(shared: &Shared, connection: &Connection) {
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.lock().dropped = true;
+        self.shared.changed.notify_one();
+    }
+}
+
+fn watch(shared: &Shared, reporter: &dyn ReportOverrun) {
     let mut armed = shared.armed.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
+        if armed.dropped {
+            return;
+        }
         let Some((deadline, _)) = &armed.deadline else {
             armed = shared
                 .changed
@@ -114,16 +154,16 @@ fn watch(shared: &Shared, connection: &Connection) {
             continue;
         }
         if let Some((_, report)) = armed.deadline.take() {
-            // Best effort: the parent knows the deadline and reports a timeout regardless.
-            let _ = connection.send_within(&report.message(), REPORT_GRACE);
+            drop(armed);
+            reporter.report_overrun(report);
+            return;
         }
-        exit_now();
     }
 }
 
 /// Ends the process without running exit handlers or flushing stdio: the abandoned hook may
 /// hold the very locks those would take.
-fn exit_now() -> ! {
+pub(crate) fn exit_now() -> ! {
     #[cfg(unix)]
     // SAFETY: `_exit` has no preconditions; it ends the process at once.
     unsafe {

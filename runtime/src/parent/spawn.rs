@@ -77,7 +77,11 @@ fn register_child(
     Ok(pid)
 }
 
-fn command(rendezvous: &Rendezvous, token: &str, max_frame: u32) -> Result<Command, Error> {
+pub(crate) fn command(
+    rendezvous: &Rendezvous,
+    token: &str,
+    max_frame: u32,
+) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
         .env(

@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
 //! - [`pipe`]: the handshake of a pipe's point with its anchor (not a child role: any process
 //!   holding a point connects to the anchor's process directly).
+//! - [`pool`]: a pool worker and the pool's dispatcher.
 //!
 //! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
 //! receiver has room for, while control messages flow freely, so a full queue never holds up
@@ -16,6 +17,7 @@
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
 pub(crate) mod pipe;
+pub(crate) mod pool;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,8 @@ use crate::config::Config;
 pub enum Role {
     /// The `#[skprocess]` lifecycle engine: hooks, runs, lives, timeouts.
     Lifecycle,
+    /// A [`Pool`](crate::Pool) worker: runs chunks of items until the pool closes.
+    PoolWorker,
 }
 
 /// The first message a child receives once it has proven its token.

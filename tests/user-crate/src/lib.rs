@@ -455,3 +455,43 @@ pub mod jobs {
         }
     }
 }
+
+/// Functions and item types mapped by a [`Pool`] from this crate's tests:
+/// plain functions defined in a library, not in the test binary that runs the pool.
+pub mod pool_work {
+    use skprocess::prelude::*;
+
+    /// A line of text to measure.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Line {
+        /// The line's number.
+        pub number: u32,
+        /// Its text.
+        pub text: String,
+    }
+
+    /// How long a line is, in words and characters.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Measure {
+        /// The line's number.
+        pub number: u32,
+        /// Words in the line.
+        pub words: usize,
+        /// Characters in the line.
+        pub chars: usize,
+    }
+
+    /// Measures one line.
+    pub fn measure(line: Line) -> Measure {
+        Measure {
+            number: line.number,
+            words: line.text.split_whitespace().count(),
+            chars: line.text.chars().count(),
+        }
+    }
+
+    /// Raises `base` to `exponent`, saturating.
+    pub fn power(base: u64, exponent: u32) -> u64 {
+        base.saturating_pow(exponent)
+    }
+}

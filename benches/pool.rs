@@ -1,0 +1,167 @@
+//! The pool, measured beside its floors in one run:
+//!
+//! - `tiny_10k/*`: 10,000 items of `x * 2` on 2 workers, beside rayon's `par_iter().map()` on
+//!   2 threads (the in-process floor) and a single-threaded loop.
+//! - `cpu_200x5ms/*`: 200 items of about 5 ms of CPU each on 2 workers, beside the same work
+//!   in one thread; the ideal 2-core time is half the single-threaded one.
+//! - `processes_1000/*`: 1,000 `#[skprocess]` items with `runs = 1`, beside 1,000 items of a
+//!   plain function that does the same arithmetic.
+//! - `startup/*`: `Pool::new(2)` and a 2-item map, beside two bare re-execs of this binary
+//!   that exit at once.
+//!
+//! Run with `cargo bench --bench pool`.
+
+// The pool needs only the bare re-exec of the floors.
+#[allow(dead_code)]
+mod floor;
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use floor::Role;
+use rayon::prelude::*;
+use skprocess::prelude::*;
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// About 5 ms of CPU: a loop calibrated once per process.
+fn burn(x: u64) -> u64 {
+    let rounds = rounds_for_5ms();
+    let mut acc = x;
+    for i in 0..rounds {
+        acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    acc
+}
+
+fn rounds_for_5ms() -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROUNDS.get_or_init(|| {
+        let probe = 1_000_000u64;
+        let started = Instant::now();
+        let mut acc = 0u64;
+        for i in 0..probe {
+            acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        std::hint::black_box(acc);
+        let per_round = started.elapsed().as_nanos().max(1) as f64 / probe as f64;
+        (5_000_000.0 / per_round) as u64
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct Doubling(u64);
+
+#[skprocess]
+impl Doubling {
+    fn run(&mut self) {
+        self.0 *= 2;
+    }
+
+    fn result(&mut self) -> u64 {
+        self.0
+    }
+}
+
+fn main() {
+    skprocess::init();
+    floor::run_if_floor_child();
+    let mut criterion = floor::criterion(20);
+    bench_tiny(&mut criterion);
+    bench_cpu(&mut criterion);
+    bench_processes(&mut criterion);
+    bench_startup(&mut criterion);
+    criterion.final_summary();
+}
+
+fn bench_tiny(c: &mut Criterion) {
+    let pool = Pool::new(2).unwrap();
+    let threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let items: Vec<u64> = (0..10_000).collect();
+    let mut group = c.benchmark_group("tiny_10k");
+    group.bench_function("pool_2_workers", |b| {
+        b.iter(|| {
+            assert_eq!(
+                pool.map(double, items.iter().copied()).unwrap().len(),
+                10_000
+            )
+        })
+    });
+    group.bench_function("rayon_2_threads", |b| {
+        b.iter(|| {
+            let out: Vec<u64> = threads.install(|| items.par_iter().map(|&x| double(x)).collect());
+            assert_eq!(out.len(), 10_000);
+        })
+    });
+    group.bench_function("single_thread", |b| {
+        b.iter(|| {
+            let out: Vec<u64> = items
+                .iter()
+                .map(|&x| std::hint::black_box(double(x)))
+                .collect();
+            assert_eq!(out.len(), 10_000);
+        })
+    });
+    group.finish();
+}
+
+fn bench_cpu(c: &mut Criterion) {
+    let pool = Pool::new(2).unwrap();
+    // Calibrate in the workers too before measuring.
+    pool.map(burn, [0, 1]).unwrap();
+    let mut group = c.benchmark_group("cpu_200x5ms");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("pool_2_workers", |b| {
+        b.iter(|| assert_eq!(pool.map(burn, 0..200).unwrap().len(), 200))
+    });
+    group.bench_function("single_thread", |b| {
+        b.iter(|| (0..200).map(burn).fold(0u64, u64::wrapping_add))
+    });
+    group.finish();
+}
+
+fn bench_processes(c: &mut Criterion) {
+    let pool = Pool::new(2).unwrap();
+    let mut group = c.benchmark_group("processes_1000");
+    group.bench_function("skprocess_items_runs_1", |b| {
+        b.iter(|| {
+            assert_eq!(
+                pool.map_processes((0..1000).map(Doubling)).unwrap().len(),
+                1000
+            )
+        })
+    });
+    group.bench_function("plain_function_items", |b| {
+        b.iter(|| assert_eq!(pool.map(double, 0..1000).unwrap().len(), 1000))
+    });
+    group.finish();
+}
+
+fn bench_startup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("startup");
+    group.bench_function("pool_new_2_and_map_2_items", |b| {
+        b.iter(|| {
+            let pool = Pool::new(2).unwrap();
+            assert_eq!(pool.map(double, [1, 2]).unwrap(), [2, 4]);
+        })
+    });
+    group.bench_function("two_bare_reexecs", |b| {
+        b.iter(|| {
+            let children = [
+                floor::reexec(Role::Exit, None),
+                floor::reexec(Role::Exit, None),
+            ];
+            for mut child in children {
+                assert!(child.wait().unwrap().success());
+            }
+        })
+    });
+    group.finish();
+}

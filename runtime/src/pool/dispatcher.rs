@@ -1,0 +1,298 @@
+//! The dispatcher: one thread per pool that owns the [`Scheduler`] and the workers, and is the
+//! only place their state changes. Everything reaches it as an [`Event`] on one channel — map
+//! calls' commands, workers' reports and ends, started workers — and it carries out the
+//! scheduler's actions. It never blocks on a worker: each worker's reader is a thread of its
+//! own (for processes, the one that started it), and chunk writes go to workers whose reader
+//! always drains.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::pool::scheduler::{Action, Item, ItemError, JobId, Scheduler, Task, WorkerId};
+use crate::protocol::pool::{ItemFailure, Measured};
+
+/// How long stopping workers may take at close before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What a map call asks of the dispatcher.
+pub(crate) enum Command {
+    /// A new job; its results go to `results`.
+    Submit {
+        job: JobId,
+        task: Task,
+        timeout: Option<Duration>,
+        lives: u32,
+        results: Sender<JobEvent>,
+    },
+    /// More items of a job.
+    Items { job: JobId, items: Vec<Item> },
+    /// The job is over (all results taken, or the caller gave up).
+    End { job: JobId },
+    /// No more jobs will come: stop the workers once the running jobs ended.
+    Close,
+    /// Kill the workers now; every item not finished fails.
+    Terminate,
+}
+
+/// What a job's caller receives.
+pub(crate) enum JobEvent {
+    /// Finished items.
+    Results(Vec<(u64, Result<Vec<u8>, ItemError>)>),
+    /// The caller's future was dropped.
+    Cancelled,
+}
+
+/// What a worker reports.
+pub(crate) enum Report {
+    /// Finished items of `job`; at a chunk's end, how long its items took.
+    Results {
+        job: JobId,
+        results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
+        measured: Option<Measured>,
+    },
+    /// Item `index` of `job` runs since `since`.
+    Running {
+        job: JobId,
+        index: u64,
+        since: Instant,
+    },
+}
+
+/// Everything the dispatcher reacts to.
+pub(crate) enum Event {
+    Command(Command),
+    Report(WorkerId, Report),
+    /// The worker ended (and was reaped); how.
+    Ended(WorkerId, String),
+    /// A worker finished starting: ready, or why not.
+    Started(WorkerId, Result<Box<dyn WorkerLink>, Error>),
+}
+
+/// The dispatcher's hold on one worker.
+pub(crate) trait WorkerLink: Send {
+    /// Sends a chunk. A failure means the worker is going away; its end follows as an event.
+    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]);
+    /// Kills the worker; its end follows as an event.
+    fn kill(&self);
+    /// Asks the worker to exit once idle; its end follows as an event.
+    fn stop(&self);
+    /// The worker's process id, for a process worker.
+    fn pid(&self) -> Option<u32>;
+}
+
+/// Starts workers: each start reports back with [`Event::Started`], then the worker's reports
+/// and its end follow.
+pub(crate) trait Launcher: Send {
+    fn launch(&self, worker: WorkerId, events: Sender<Event>);
+}
+
+/// The pool's view of its workers' process ids, shared with [`Pool`](crate::Pool).
+pub(crate) type WorkerPids = Arc<Mutex<BTreeMap<WorkerId, u32>>>;
+
+/// The dispatcher thread's state.
+pub(crate) struct Dispatcher {
+    scheduler: Scheduler,
+    launcher: Box<dyn Launcher>,
+    events: Receiver<Event>,
+    /// For launchers, which send back on it.
+    events_in: Sender<Event>,
+    links: BTreeMap<WorkerId, Box<dyn WorkerLink>>,
+    jobs: BTreeMap<JobId, Sender<JobEvent>>,
+    pids: WorkerPids,
+    closing: bool,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        workers: usize,
+        chunk_bytes: usize,
+        launcher: Box<dyn Launcher>,
+        events: Receiver<Event>,
+        events_in: Sender<Event>,
+        pids: WorkerPids,
+    ) -> Self {
+        Self {
+            scheduler: Scheduler::new(workers, chunk_bytes),
+            launcher,
+            events,
+            events_in,
+            links: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            pids,
+            closing: false,
+        }
+    }
+
+    /// Starts the workers and waits until each is ready or failed; `Err` when none started.
+    pub(crate) fn start_workers(&mut self) -> Result<(), Error> {
+        self.carry_out();
+        while !self.scheduler.settled() {
+            let Ok(event) = self.events.recv() else {
+                break;
+            };
+            self.handle(event);
+            self.carry_out();
+        }
+        if self.scheduler.ready_workers() == 0 {
+            let detail = self.scheduler.spawn_error().unwrap_or("no worker started");
+            return Err(Error::NoWorker(detail.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Runs until the pool closed and its jobs ended, or it was terminated.
+    pub(crate) fn run(mut self) {
+        loop {
+            let event = match self.scheduler.next_deadline() {
+                None => self
+                    .events
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(deadline) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    self.events.recv_timeout(wait)
+                }
+            };
+            match event {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.scheduler.tick(Instant::now());
+            self.carry_out();
+            if self.closing && self.jobs.is_empty() {
+                break;
+            }
+        }
+        self.stop_workers();
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Command(command) => self.command(command),
+            Event::Report(
+                worker,
+                Report::Results {
+                    job,
+                    results,
+                    measured,
+                },
+            ) => {
+                self.scheduler.results(worker, job, results);
+                if let Some(measured) = measured {
+                    self.scheduler.measured(job, measured.items, measured.nanos);
+                }
+            }
+            Event::Report(worker, Report::Running { job, index, since }) => {
+                self.scheduler.running(worker, job, index, since);
+            }
+            Event::Ended(worker, status) => {
+                self.links.remove(&worker);
+                self.pids_lock().remove(&worker);
+                self.scheduler.worker_ended(worker, status);
+            }
+            Event::Started(worker, Ok(link)) => {
+                if !self.scheduler.worker_ids().contains(&worker) {
+                    link.kill(); // Replaced or terminated while it started.
+                    return;
+                }
+                if let Some(pid) = link.pid() {
+                    self.pids_lock().insert(worker, pid);
+                }
+                self.links.insert(worker, link);
+                self.scheduler.worker_ready(worker);
+            }
+            Event::Started(worker, Err(error)) => {
+                self.scheduler.spawn_failed(worker, error.to_string());
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Submit {
+                job,
+                task,
+                timeout,
+                lives,
+                results,
+            } => {
+                self.jobs.insert(job, results);
+                self.scheduler.job_submitted(job, task, timeout, lives);
+            }
+            Command::Items { job, items } => self.scheduler.items_added(job, items),
+            Command::End { job } => {
+                self.jobs.remove(&job);
+                self.scheduler.job_ended(job);
+            }
+            Command::Close => self.closing = true,
+            Command::Terminate => {
+                self.closing = true;
+                self.scheduler.terminate();
+            }
+        }
+    }
+
+    fn carry_out(&mut self) {
+        while let Some(action) = self.scheduler.poll_action() {
+            match action {
+                Action::Spawn(worker) => self.launcher.launch(worker, self.events_in.clone()),
+                Action::Send {
+                    worker,
+                    job,
+                    task,
+                    isolated,
+                    items,
+                } => {
+                    if let Some(link) = self.links.get(&worker) {
+                        link.send_chunk(job, task, isolated, &items);
+                    }
+                }
+                Action::Kill(worker) => {
+                    if let Some(link) = self.links.remove(&worker) {
+                        link.kill();
+                    }
+                    self.pids_lock().remove(&worker);
+                }
+                Action::Deliver { job, results } => {
+                    if let Some(sender) = self.jobs.get(&job) {
+                        // A caller that is gone ends its job with its next command.
+                        let _ = sender.send(JobEvent::Results(results));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks every worker to exit, waits for their ends a while, then kills the rest.
+    fn stop_workers(&mut self) {
+        for link in self.links.values() {
+            link.stop();
+        }
+        let deadline = Instant::now().checked_add(STOP_GRACE);
+        while !self.links.is_empty() {
+            let wait = deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match self.events.recv_timeout(wait) {
+                Ok(Event::Ended(worker, _)) => {
+                    self.links.remove(&worker);
+                }
+                Ok(Event::Started(_, Ok(link))) => link.kill(),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        for link in self.links.values() {
+            link.kill();
+        }
+        self.pids_lock().clear();
+    }
+
+    fn pids_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkerId, u32>> {
+        self.pids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,488 @@
+//! One map call, the caller's side: pulls the input lazily as results come back (a bounded
+//! number of items in flight), encodes items on the caller's thread, and turns results into
+//! values or per-item errors — in input or completion order. Also the handles of the
+//! `background()` and `asynced()` forms.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::pool::PoolCore;
+use crate::pool::dispatcher::{Command, JobEvent};
+use crate::pool::progress::ProgressBar;
+use crate::pool::scheduler::{Item, ItemError, JobId, Task};
+use crate::protocol::pool::ItemFailure;
+use crate::transport::frame::{self, WireError};
+
+/// Most items the caller encodes before handing them to the dispatcher.
+const FEED_BATCH: usize = 1024;
+
+/// How a job decodes one output.
+pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
+
+/// What a job runs and how.
+#[derive(Clone, Copy)]
+pub(crate) struct JobSpec<R> {
+    pub(crate) task: Task,
+    pub(crate) lives: u32,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) decode: Decode<R>,
+    pub(crate) ordered: bool,
+    /// Whether to draw a progress bar (see [`ProgressBar`]).
+    pub(crate) progress: bool,
+}
+
+/// A running map: its input, what is in flight, and what came back.
+pub(crate) struct JobRun<I: Iterator, R> {
+    core: Arc<PoolCore>,
+    spec: JobSpec<R>,
+    id: JobId,
+    submitted: bool,
+    input: Option<I>,
+    events: Receiver<JobEvent>,
+    events_in: Sender<JobEvent>,
+    /// Items pulled from the input so far.
+    pulled: u64,
+    /// Items whose outcome came back.
+    returned: u64,
+    /// The next index to hand out, in input order.
+    next_in_order: u64,
+    /// Outcomes that came back and were not handed out yet.
+    ready: VecDeque<(u64, Result<R, Error>)>,
+    /// Outcomes waiting for the ones before them; slot 0 is `next_in_order`.
+    reorder: VecDeque<Option<Result<R, Error>>>,
+    /// Encoded input bytes so far, to size the window to the items.
+    input_bytes: u64,
+    encoded: Vec<u8>,
+    cancelled: bool,
+    progress: ProgressBar,
+}
+
+impl<I, R> JobRun<I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    /// A job over `input`; nothing reaches the dispatcher until the first item is pulled.
+    pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Self {
+        let (events_in, events) = mpsc::channel();
+        let len = match input.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
+        let progress = ProgressBar::new(spec.progress, len);
+        let id = core.next_job.fetch_add(1, Ordering::Relaxed);
+        Self {
+            core,
+            spec,
+            id,
+            submitted: false,
+            input: Some(input),
+            events,
+            events_in,
+            pulled: 0,
+            returned: 0,
+            next_in_order: 0,
+            ready: VecDeque::new(),
+            reorder: VecDeque::new(),
+            input_bytes: 0,
+            encoded: Vec::new(),
+            cancelled: false,
+            progress,
+        }
+    }
+
+    /// A sender that cancels this job when it sends [`JobEvent::Cancelled`].
+    pub(crate) fn canceller(&self) -> Sender<JobEvent> {
+        self.events_in.clone()
+    }
+
+    /// The next outcome: in input order when the job is ordered, as they come otherwise.
+    pub(crate) fn next_outcome(&mut self) -> Option<Result<R, Error>> {
+        loop {
+            if let Some(outcome) = self.take_ready() {
+                return Some(outcome);
+            }
+            self.feed();
+            if self.cancelled || (self.input.is_none() && self.returned == self.pulled) {
+                return None;
+            }
+            self.receive();
+        }
+    }
+
+    fn take_ready(&mut self) -> Option<Result<R, Error>> {
+        if !self.spec.ordered {
+            return self.ready.pop_front().map(|(_, outcome)| outcome);
+        }
+        for (index, outcome) in self.ready.drain(..) {
+            // Within the window, so the offset is small.
+            let offset = usize::try_from(index - self.next_in_order).unwrap_or(usize::MAX);
+            if offset >= self.reorder.len() {
+                self.reorder.resize_with(offset + 1, || None);
+            }
+            self.reorder[offset] = Some(outcome);
+        }
+        let outcome = self.reorder.front_mut()?.take()?;
+        self.reorder.pop_front();
+        self.next_in_order += 1;
+        Some(outcome)
+    }
+
+    /// Items pulled and not handed out: what the window bounds.
+    fn in_flight(&self) -> u64 {
+        let handed_out = if self.spec.ordered {
+            self.next_in_order
+        } else {
+            self.returned - self.ready.len() as u64
+        };
+        self.pulled - handed_out
+    }
+
+    /// The window: at most `max_in_flight` items, fewer when items are large (about 64 MiB
+    /// of input in flight), never fewer than two per worker.
+    fn window(&self) -> u64 {
+        let max = self.core.max_in_flight as u64;
+        let average = self
+            .input_bytes
+            .checked_div(self.pulled)
+            .unwrap_or(0)
+            .max(1);
+        let by_bytes = (64 << 20) / average;
+        let floor = 2 * self.core.workers as u64;
+        max.min(by_bytes.max(floor)).max(1)
+    }
+
+    /// Pulls input while the window has room and sends it to the dispatcher in batches of at
+    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded.
+    fn feed(&mut self) {
+        let mut batch = Vec::new();
+        while self.input.is_some() && !self.cancelled && self.in_flight() < self.window() {
+            if batch.len() == FEED_BATCH {
+                self.send_batch(std::mem::take(&mut batch));
+            }
+            let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
+                self.input = None;
+                break;
+            };
+            let index = self.pulled;
+            self.pulled += 1;
+            match self.encode(&value) {
+                Ok(bytes) => batch.push(Item::new(index, bytes)),
+                Err(error) => {
+                    self.returned += 1;
+                    self.progress.advance();
+                    self.ready.push_back((index, Err(item_error(index, error))));
+                }
+            }
+        }
+        self.send_batch(batch);
+    }
+
+    fn send_batch(&mut self, batch: Vec<Item>) {
+        if batch.is_empty() {
+            return;
+        }
+        if !self.submitted {
+            self.submitted = true;
+            self.core.command(Command::Submit {
+                job: self.id,
+                task: self.spec.task,
+                timeout: self.spec.timeout,
+                lives: self.spec.lives,
+                results: self.events_in.clone(),
+            });
+        }
+        self.core.command(Command::Items {
+            job: self.id,
+            items: batch,
+        });
+    }
+
+    fn encode(&mut self, value: &I::Item) -> Result<Arc<[u8]>, Error> {
+        frame::encode_into(value, &mut self.encoded)?;
+        self.input_bytes += self.encoded.len() as u64;
+        if self.encoded.len() > self.core.item_limit {
+            return Err(Error::TooLarge {
+                size: self.encoded.len() as u64,
+                limit: self.core.item_limit as u64,
+            });
+        }
+        Ok(Arc::from(&self.encoded[..]))
+    }
+
+    /// Waits for the next batch of outcomes.
+    fn receive(&mut self) {
+        match self.events.recv() {
+            Ok(JobEvent::Results(results)) => {
+                for (index, outcome) in results {
+                    self.returned += 1;
+                    self.progress.advance();
+                    let outcome = match outcome {
+                        Ok(bytes) => (self.spec.decode)(&bytes).map_err(Error::from),
+                        Err(error) => Err(Error::from(error)),
+                    };
+                    self.ready
+                        .push_back((index, outcome.map_err(|e| item_error(index, e))));
+                }
+            }
+            // Cancelled by a dropped future, or (never, while the job lives) no sender left.
+            Ok(JobEvent::Cancelled) | Err(_) => self.cancelled = true,
+        }
+    }
+
+    /// Every outcome, in order; the first error in that order once all are in.
+    pub(crate) fn collect(mut self) -> Result<Vec<R>, Error> {
+        let mut values = Vec::new();
+        let mut first_error = None;
+        while let Some(outcome) = self.next_outcome() {
+            match outcome {
+                Ok(value) if first_error.is_none() => values.push(value),
+                Ok(_) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None if self.cancelled => Err(Error::PoolClosed),
+            None => Ok(values),
+        }
+    }
+
+    /// Outcomes as they come; stops at the first error.
+    pub(crate) fn collect_unordered(mut self) -> Result<Vec<R>, Error> {
+        let mut values = Vec::new();
+        while let Some(outcome) = self.next_outcome() {
+            values.push(outcome?);
+        }
+        Ok(values)
+    }
+}
+
+impl<I: Iterator, R> Drop for JobRun<I, R> {
+    fn drop(&mut self) {
+        if self.submitted {
+            self.core.command(Command::End { job: self.id });
+        }
+    }
+}
+
+fn item_error(index: u64, error: Error) -> Error {
+    Error::Item {
+        index,
+        error: Box::new(error),
+    }
+}
+
+impl From<ItemFailure> for Error {
+    fn from(failure: ItemFailure) -> Self {
+        match failure {
+            ItemFailure::Panicked(message) => Error::Panicked { message },
+            ItemFailure::Process(failure) => Error::from(failure),
+            ItemFailure::Decode(message) | ItemFailure::Encode(message) => {
+                Error::Wire(WireError::Malformed(message))
+            }
+            ItemFailure::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            ItemFailure::UnknownTask(detail) => Error::UnknownType(detail),
+        }
+    }
+}
+
+impl From<ItemError> for Error {
+    fn from(error: ItemError) -> Self {
+        match error {
+            ItemError::Failed(failure) => Error::from(failure),
+            ItemError::Crashed(status) => Error::Crashed { status, run: 0 },
+            ItemError::TimedOut(limit) => Error::ItemTimeout { limit },
+            ItemError::NoWorker(detail) => Error::NoWorker(detail),
+            ItemError::Terminated => Error::PoolClosed,
+        }
+    }
+}
+
+/// The lazy iterator of [`Maps::imap`](crate::Maps::imap) and
+/// [`Maps::unordered_imap`](crate::Maps::unordered_imap): one `Result` per item.
+///
+/// It pulls the input as workers free up, with a bounded number of items in flight. Dropping
+/// it cancels the items not started yet.
+pub struct Imap<'p, I: Iterator, R> {
+    run: Option<JobRun<I, R>>,
+    closed: bool,
+    _pool: std::marker::PhantomData<&'p ()>,
+}
+
+impl<I: Iterator, R> Imap<'_, I, R>
+where
+    I::Item: Serialize,
+{
+    pub(crate) fn new(run: Option<JobRun<I, R>>) -> Self {
+        Self {
+            closed: run.is_none(),
+            run,
+            _pool: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Imap<'_, I, R>
+where
+    I::Item: Serialize,
+{
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if std::mem::take(&mut self.closed) {
+            return Some(Err(Error::PoolClosed));
+        }
+        self.run.as_mut()?.next_outcome()
+    }
+}
+
+/// Where a background or async map leaves its outcome.
+pub(crate) struct Completion<T> {
+    value: Mutex<(Option<T>, Option<Waker>, bool)>,
+    finished: Condvar,
+}
+
+impl<T> Completion<T> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            value: Mutex::new((None, None, false)),
+            finished: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Option<T>, Option<Waker>, bool)> {
+        self.value.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails the map before it ran.
+    pub(crate) fn fail<R>(&self, error: Error)
+    where
+        T: From<Result<Vec<R>, Error>>,
+    {
+        self.complete(T::from(Err(error)));
+    }
+
+    pub(crate) fn complete(&self, value: T) {
+        let mut slot = self.lock();
+        slot.0 = Some(value);
+        slot.2 = true;
+        let waker = slot.1.take();
+        drop(slot);
+        self.finished.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A map running on a thread of its own ([`Maps::background`](crate::Maps::background)).
+pub struct Job<T> {
+    completion: Arc<Completion<T>>,
+}
+
+impl<T> Job<T> {
+    pub(crate) fn new(completion: Arc<Completion<T>>) -> Self {
+        Self { completion }
+    }
+
+    /// Waits for the outcome.
+    pub fn wait(self) -> T {
+        let mut slot = self.completion.lock();
+        loop {
+            if let Some(value) = slot.0.take() {
+                return value;
+            }
+            slot = self
+                .completion
+                .finished
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Waits at most `timeout` for the outcome; gives the job back when it is not finished.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<T, Self> {
+        let deadline = crate::deadline::after(Some(timeout));
+        let mut slot = self.completion.lock();
+        loop {
+            if let Some(value) = slot.0.take() {
+                return Ok(value);
+            }
+            match crate::deadline::wait(&self.completion.finished, slot, deadline) {
+                Ok(next) => slot = next,
+                Err(_) => break,
+            }
+        }
+        Err(self)
+    }
+
+    /// Whether the outcome is there.
+    pub fn is_finished(&self) -> bool {
+        self.completion.lock().2
+    }
+}
+
+impl<T> std::fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Cancels a deferred map's job (none when the pool was closed). Not public API.
+#[doc(hidden)]
+pub struct Canceller(pub(crate) Option<Sender<JobEvent>>);
+
+/// A map as a future ([`Maps::asynced`](crate::Maps::asynced)), for any executor: the map runs
+/// on a thread of its own and wakes the task when done. Dropping the future cancels the map:
+/// items not started yet never run, and the results of running ones are dropped.
+pub struct MapFuture<T> {
+    completion: Arc<Completion<T>>,
+    cancel: Canceller,
+}
+
+impl<T> MapFuture<T> {
+    pub(crate) fn new(completion: Arc<Completion<T>>, cancel: Canceller) -> Self {
+        Self { completion, cancel }
+    }
+}
+
+impl<T> Future for MapFuture<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.completion.lock();
+        if let Some(value) = slot.0.take() {
+            return Poll::Ready(value);
+        }
+        slot.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for MapFuture<T> {
+    fn drop(&mut self) {
+        if let (false, Some(cancel)) = (self.completion.lock().2, &self.cancel.0) {
+            let _ = cancel.send(JobEvent::Cancelled);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for MapFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,277 @@
+//! The pool: persistent worker processes that map plain functions and `#[skprocess]` types
+//! over items, in adaptive chunks, and never hang when a worker dies.
+//!
+//! How the parts fit:
+//!
+//! - [`Pool`] (here) starts the workers and the dispatcher thread; [`Maps`] (`maps.rs`) is the
+//!   builder behind every map call, with its modifiers; a map call is a *job* whose input is
+//!   pulled lazily and encoded on the caller's thread (`job.rs`), with a bounded number of
+//!   items in flight.
+//! - `dispatcher.rs` owns the workers and the sans-IO `scheduler.rs`, which decides chunks,
+//!   requeues, retries and timeouts; `launch.rs` starts worker processes and reads their
+//!   reports; `threads.rs` is the same with threads ([`Pool::threads`]).
+//! - `worker.rs` is the child side; `function.rs` turns a function type into a code address
+//!   that only the same build accepts.
+
+mod dispatcher;
+mod function;
+mod job;
+mod launch;
+mod maps;
+mod progress;
+mod scheduler;
+mod threads;
+pub(crate) mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::protocol::pool::RESULT_OVERHEAD;
+use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids};
+
+pub use function::Spread;
+pub use job::{Canceller, Imap, Job, MapFuture};
+pub use maps::{Asynced, Background, Deliver, Maps, Now, Plain, PoolFunction, Star};
+
+/// Room a chunk frame needs beside its items.
+const CHUNK_OVERHEAD: usize = 4096;
+
+/// How a [`Pool`] runs. Start from `PoolConfig::default()` and adjust the fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// Number of workers; 0 means one per core ([`std::thread::available_parallelism`]).
+    ///
+    /// Default: 0.
+    pub workers: usize,
+    /// Largest frame either side accepts, in bytes; an item or result that does not fit
+    /// fails with [`Error::TooLarge`]. At least 64 KiB.
+    ///
+    /// Default: 64 MiB.
+    pub max_frame_bytes: u32,
+    /// How long a worker process may take to start and prove its build.
+    ///
+    /// Default: 10 s.
+    pub connect_timeout: Duration,
+    /// Directory for the private socket directories of starting workers.
+    ///
+    /// Default: `None`, meaning [`std::env::temp_dir`].
+    pub socket_dir: Option<PathBuf>,
+    /// Most items of one map in flight (sent and not yet returned to the caller) at a time.
+    ///
+    /// Default: 16384.
+    pub max_in_flight: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            max_frame_bytes: 64 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            socket_dir: None,
+            max_in_flight: 16384,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Sets [`workers`](PoolConfig::workers).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`max_frame_bytes`](PoolConfig::max_frame_bytes).
+    pub fn max_frame_bytes(mut self, bytes: u32) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
+/// Persistent workers that map functions and `#[skprocess]` types over items.
+///
+/// ```no_run
+/// # fn main() -> Result<(), skprocess::Error> {
+/// use skprocess::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let pool = Pool::new(4)?;
+/// assert_eq!(pool.map(square, 1..=4)?, [1, 4, 9, 16]);
+/// assert_eq!(pool.star().map(add, [(1, 2), (3, 4)])?, [3, 7]);
+/// assert_eq!(pool.map(|x: u64| x * 2, 0..3)?, [0, 2, 4]);
+/// # Ok(()) }
+/// ```
+///
+/// The workers are this executable started again (see [`init`](crate::init)); they start in
+/// [`new`](Pool::new) and prove they are the same build before any work reaches them. A pool
+/// is `Send + Sync`: maps may run from several threads at once. Dropping it closes it and
+/// waits for its running maps and its workers.
+pub struct Pool {
+    core: Arc<PoolCore>,
+}
+
+/// What a pool's maps share with its dispatcher.
+pub(crate) struct PoolCore {
+    events: Sender<Event>,
+    next_job: AtomicU64,
+    closed: AtomicBool,
+    workers: usize,
+    pids: WorkerPids,
+    /// Largest encoded item.
+    item_limit: usize,
+    max_in_flight: usize,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PoolCore {
+    fn command(&self, command: Command) {
+        // The dispatcher outlives every sender that matters; a send after it ended is moot.
+        let _ = self.events.send(Event::Command(command));
+    }
+
+    fn join(&self) {
+        let handle = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for PoolCore {
+    fn drop(&mut self) {
+        self.command(Command::Close);
+        self.join();
+    }
+}
+
+impl Pool {
+    /// Starts `workers` worker processes (0: one per core) and waits until they are ready.
+    pub fn new(workers: usize) -> Result<Self, Error> {
+        Self::with_config(PoolConfig::default().workers(workers))
+    }
+
+    /// Starts a pool configured by `config`.
+    pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
+        crate::child::bootstrap::forbid_unhooked_child();
+        let frame = crate::config::Config::default().max_frame_bytes(config.max_frame_bytes);
+        frame.validate()?;
+        let launcher = launch::ProcessLauncher {
+            max_frame_bytes: config.max_frame_bytes,
+            connect_timeout: config.connect_timeout,
+            socket_dir: config.socket_dir.clone(),
+        };
+        Self::start(&config, Box::new(launcher))
+    }
+
+    /// Starts a pool of `workers` threads in this process (0: one per core), with the same
+    /// maps: for I/O-bound work. A late item's thread cannot be killed; it is abandoned and
+    /// replaced.
+    pub fn threads(workers: usize) -> Result<Self, Error> {
+        let config = PoolConfig::default().workers(workers);
+        Self::start(&config, Box::new(threads::ThreadLauncher))
+    }
+
+    fn start(config: &PoolConfig, launcher: Box<dyn Launcher>) -> Result<Self, Error> {
+        let workers = config.worker_count();
+        let frame = config.max_frame_bytes as usize;
+        let (events_in, events) = mpsc::channel();
+        let pids = WorkerPids::default();
+        let chunk_bytes = frame.saturating_sub(CHUNK_OVERHEAD) / 2;
+        let mut dispatcher = Dispatcher::new(
+            workers,
+            chunk_bytes,
+            launcher,
+            events,
+            events_in.clone(),
+            Arc::clone(&pids),
+        );
+        dispatcher.start_workers()?;
+        let handle = std::thread::Builder::new()
+            .name("skprocess-pool".into())
+            .spawn(move || dispatcher.run())?;
+        let item_limit = chunk_bytes.min(frame.saturating_sub(RESULT_OVERHEAD + CHUNK_OVERHEAD));
+        Ok(Self {
+            core: Arc::new(PoolCore {
+                events: events_in,
+                next_job: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                workers,
+                pids,
+                item_limit,
+                max_in_flight: config.max_in_flight.max(1),
+                dispatcher: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.core.workers
+    }
+
+    /// The process ids of the worker processes running now (empty for a thread pool).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let pids = self
+            .core
+            .pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pids.values().copied().collect()
+    }
+
+    /// Closes the pool: maps already running finish, new ones fail with
+    /// [`Error::PoolClosed`], and the workers exit once the running maps are done.
+    pub fn close(&self) {
+        if !self.core.closed.swap(true, Ordering::SeqCst) {
+            self.core.command(Command::Close);
+        }
+    }
+
+    /// Terminates the pool: kills the workers now; items not finished fail with
+    /// [`Error::PoolClosed`], as do new maps.
+    pub fn terminate(&self) {
+        self.core.closed.store(true, Ordering::SeqCst);
+        self.core.command(Command::Terminate);
+    }
+
+    /// Whether [`close`](Pool::close) or [`terminate`](Pool::terminate) was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Pool {
+    /// Closes the pool and waits for its running maps and its workers to end.
+    fn drop(&mut self) {
+        self.close();
+        self.core.join();
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.core.workers)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,693 @@
+//! The pool's scheduler: which items go to which worker, and what a worker's death or a late
+//! item means for them. A state machine without I/O or clocks: the dispatcher feeds it events
+//! (a job, its items, results, a worker's start, end or lateness, the time) and carries out
+//! the [`Action`]s it asks for (spawn, send a chunk, kill, deliver results).
+//!
+//! - **Chunks** adapt to the measured cost per item: about [`TARGET_CHUNK`] of work each, never
+//!   more than a fair share of what is queued, so the tail stays balanced. Each worker has at
+//!   most [`PIPELINE`] chunks in flight, so it never waits for the next.
+//! - **A worker's items run in the order sent**, so the first unreported one is the one
+//!   running. Workers say which item runs (`running`) once it has run for a while; a death
+//!   after that fails exactly that item (or retries it while lives remain), and the items after
+//!   it go back to the queue. A death before it cannot be pinned on one item: the unreported
+//!   items are requeued as *suspects*, which run isolated (each item's start reported before it
+//!   runs), so a crash among them is pinned exactly. A finished item whose result was lost
+//!   with its worker runs again.
+//! - **Timeouts** count from an item's reported start; the late worker is killed and replaced.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::protocol::pool::ItemFailure;
+
+/// Work per chunk the scheduler aims for, once the cost per item is known.
+pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
+/// Least work per chunk worth a round trip, once the cost per item is known.
+const MIN_CHUNK_WORK: Duration = Duration::from_micros(250);
+/// Chunk size while the cost per item is unknown.
+const FIRST_CHUNK: usize = 32;
+/// Most items in one chunk.
+const MAX_CHUNK: usize = 8192;
+/// Chunks a worker may have in flight: one running, one waiting.
+pub(crate) const PIPELINE: usize = 2;
+
+/// A worker process (or thread); never reused, so a dead worker's late events are ignored.
+pub(crate) type WorkerId = u64;
+/// One map call.
+pub(crate) type JobId = u64;
+
+/// What runs a job's items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// A trampoline's offset from the base symbol.
+    Function { offset: i64 },
+    /// A registered `#[skprocess]` type.
+    Process { key: &'static str },
+}
+
+/// One item: its index in the input and its encoded value.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub(crate) index: u64,
+    pub(crate) bytes: Arc<[u8]>,
+    /// Crashes of workers that were running it.
+    crashes: u32,
+    /// Requeued after a crash that could not be pinned on one item.
+    suspect: bool,
+}
+
+impl Item {
+    pub(crate) fn new(index: u64, bytes: Arc<[u8]>) -> Self {
+        Self {
+            index,
+            bytes,
+            crashes: 0,
+            suspect: false,
+        }
+    }
+}
+
+/// Why an item has no output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemError {
+    /// The worker reported it.
+    Failed(ItemFailure),
+    /// Its worker died while running it; how.
+    Crashed(String),
+    /// It ran longer than the job's timeout; its worker was killed.
+    TimedOut(Duration),
+    /// No worker could be started to run it.
+    NoWorker(String),
+    /// The pool was terminated.
+    Terminated,
+}
+
+/// One item's outcome: its index and its encoded output or why it has none.
+pub(crate) type Outcome = (u64, Result<Vec<u8>, ItemError>);
+
+/// What the scheduler asks the dispatcher to do.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Start a worker with this id.
+    Spawn(WorkerId),
+    /// Send these items of `job` to `worker`, as one chunk.
+    Send {
+        worker: WorkerId,
+        job: JobId,
+        task: Task,
+        isolated: bool,
+        items: Vec<Item>,
+    },
+    /// Kill this worker (a replacement is already asked for).
+    Kill(WorkerId),
+    /// Results of `job`'s items.
+    Deliver { job: JobId, results: Vec<Outcome> },
+}
+
+/// A job's settings and queue.
+struct Job {
+    task: Task,
+    timeout: Option<Duration>,
+    /// Attempts an item gets when its worker crashes (a process's lives).
+    lives: u32,
+    queue: VecDeque<Item>,
+    /// Measured time per item, smoothed.
+    cost: Option<Duration>,
+}
+
+/// The item a worker reported running.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    index: u64,
+    since: Instant,
+}
+
+/// A live worker.
+struct Worker {
+    id: WorkerId,
+    ready: bool,
+    /// Items sent and not reported, in the order they run, with their job.
+    in_flight: VecDeque<(JobId, Item)>,
+    /// How many items each chunk in flight has left.
+    chunks: VecDeque<usize>,
+    running: Option<Running>,
+}
+
+impl Worker {
+    fn new(id: WorkerId) -> Self {
+        Self {
+            id,
+            ready: false,
+            in_flight: VecDeque::new(),
+            chunks: VecDeque::new(),
+            running: None,
+        }
+    }
+}
+
+/// The scheduler of one pool.
+pub(crate) struct Scheduler {
+    /// One per worker slot; `None` while the slot has no worker and none is starting.
+    slots: Vec<Option<Worker>>,
+    jobs: BTreeMap<JobId, Job>,
+    /// The job the next chunk comes from first (round robin).
+    next_job: JobId,
+    next_worker: WorkerId,
+    /// Why the last start failed, while no worker is up.
+    spawn_error: Option<String>,
+    terminated: bool,
+    /// Most bytes of items in one chunk (a chunk always has at least one item).
+    chunk_bytes: usize,
+    actions: VecDeque<Action>,
+}
+
+impl Scheduler {
+    /// A scheduler for `workers` slots whose chunks carry at most `chunk_bytes` of items;
+    /// asks for the workers at once.
+    pub(crate) fn new(workers: usize, chunk_bytes: usize) -> Self {
+        let mut scheduler = Self {
+            chunk_bytes,
+            slots: (0..workers).map(|_| None).collect(),
+            jobs: BTreeMap::new(),
+            next_job: 0,
+            next_worker: 0,
+            spawn_error: None,
+            terminated: false,
+            actions: VecDeque::new(),
+        };
+        for slot in 0..workers {
+            scheduler.spawn_into(slot);
+        }
+        scheduler
+    }
+
+    /// The next thing to do.
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Workers up and ready.
+    pub(crate) fn ready_workers(&self) -> usize {
+        self.slots.iter().flatten().filter(|w| w.ready).count()
+    }
+
+    /// Ids of the workers that exist (ready or starting).
+    pub(crate) fn worker_ids(&self) -> Vec<WorkerId> {
+        self.slots.iter().flatten().map(|w| w.id).collect()
+    }
+
+    /// Whether every slot has a worker that finished starting, or failed.
+    pub(crate) fn settled(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|w| w.as_ref().is_none_or(|w| w.ready))
+    }
+
+    /// Why workers cannot start, when none is up.
+    pub(crate) fn spawn_error(&self) -> Option<&str> {
+        self.spawn_error.as_deref()
+    }
+
+    /// A new job.
+    pub(crate) fn job_submitted(
+        &mut self,
+        job: JobId,
+        task: Task,
+        timeout: Option<Duration>,
+        lives: u32,
+    ) {
+        let settings = Job {
+            task,
+            timeout,
+            lives: lives.max(1),
+            queue: VecDeque::new(),
+            cost: None,
+        };
+        self.jobs.insert(job, settings);
+    }
+
+    /// More items of `job`.
+    pub(crate) fn items_added(&mut self, job: JobId, items: Vec<Item>) {
+        if self.terminated {
+            let results = items
+                .into_iter()
+                .map(|item| (item.index, Err(ItemError::Terminated)))
+                .collect();
+            self.actions.push_back(Action::Deliver { job, results });
+            return;
+        }
+        let Some(settings) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        settings.queue.extend(items);
+        self.respawn_missing();
+        self.fail_queue_without_workers();
+        self.fill();
+    }
+
+    /// The job is over (finished or cancelled): its queue goes, and workers still running
+    /// its items are killed and replaced (their other items are requeued), so a cancelled
+    /// map stops costing work.
+    pub(crate) fn job_ended(&mut self, job: JobId) {
+        self.jobs.remove(&job);
+        for slot in 0..self.slots.len() {
+            let busy_with_job = self.slots[slot]
+                .as_ref()
+                .is_some_and(|w| w.in_flight.iter().any(|(j, _)| *j == job));
+            if !busy_with_job {
+                continue;
+            }
+            if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
+                self.actions.push_back(Action::Kill(id));
+            }
+            self.bury(slot, None);
+            self.spawn_into(slot);
+        }
+        self.fill();
+    }
+
+    /// A worker proved its build and is ready for chunks.
+    pub(crate) fn worker_ready(&mut self, worker: WorkerId) {
+        if let Some(w) = self.worker_mut(worker) {
+            w.ready = true;
+            self.spawn_error = None;
+        }
+        self.fill();
+    }
+
+    /// A worker could not be started.
+    pub(crate) fn spawn_failed(&mut self, worker: WorkerId, error: String) {
+        let Some(slot) = self.slot_of(worker) else {
+            return;
+        };
+        self.slots[slot] = None;
+        self.spawn_error = Some(error);
+        self.fail_queue_without_workers();
+    }
+
+    /// Finished items, in the order the worker ran them.
+    pub(crate) fn results(
+        &mut self,
+        worker: WorkerId,
+        job: JobId,
+        results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
+    ) {
+        let Some(slot) = self.slot_of(worker) else {
+            return;
+        };
+        let mut delivered = Vec::with_capacity(results.len());
+        for (index, outcome) in results {
+            if !self.take_front(slot, job, index) {
+                return self.protocol_violation(slot);
+            }
+            delivered.push((index, outcome.map_err(ItemError::Failed)));
+        }
+        if self.jobs.contains_key(&job) && !delivered.is_empty() {
+            self.actions.push_back(Action::Deliver {
+                job,
+                results: delivered,
+            });
+        }
+        self.fill();
+    }
+
+    /// The worker runs item `index` of `job` since `since`; everything before it is reported.
+    pub(crate) fn running(&mut self, worker: WorkerId, job: JobId, index: u64, since: Instant) {
+        let Some(slot) = self.slot_of(worker) else {
+            return;
+        };
+        let Some(w) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let front = w.in_flight.front().map(|(j, item)| (*j, item.index));
+        if front == Some((job, index)) {
+            w.running = Some(Running { index, since });
+        } else {
+            self.protocol_violation(slot);
+        }
+    }
+
+    /// A worker ended (its connection closed and it was reaped); `status` says how.
+    pub(crate) fn worker_ended(&mut self, worker: WorkerId, status: String) {
+        let Some(slot) = self.slot_of(worker) else {
+            return;
+        };
+        let was_ready = self.slots[slot].as_ref().is_some_and(|w| w.ready);
+        self.bury(slot, Some(&ItemError::Crashed(status.clone())));
+        if !was_ready {
+            self.spawn_error = Some(format!("a worker {status} before it was ready"));
+            self.fail_queue_without_workers();
+            return;
+        }
+        self.spawn_into(slot);
+        self.fill();
+    }
+
+    /// Kills the workers whose running item is past its job's timeout.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() {
+            let Some(limit) = self.overrun(slot, now) else {
+                continue;
+            };
+            if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
+                self.actions.push_back(Action::Kill(id));
+            }
+            self.bury(slot, Some(&ItemError::TimedOut(limit)));
+            self.spawn_into(slot);
+        }
+        self.fill();
+    }
+
+    /// When [`tick`](Scheduler::tick) should next run.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        (0..self.slots.len())
+            .filter_map(|slot| self.deadline_of(slot).map(|(deadline, _)| deadline))
+            .min()
+    }
+
+    /// Everything queued or running fails with [`ItemError::Terminated`]; the workers are
+    /// to be killed and no more are started.
+    pub(crate) fn terminate(&mut self) {
+        self.terminated = true;
+        for slot in 0..self.slots.len() {
+            if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
+                self.actions.push_back(Action::Kill(id));
+            }
+            self.bury(slot, Some(&ItemError::Terminated));
+        }
+        let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
+        for job in jobs {
+            self.fail_queue(job, &ItemError::Terminated);
+        }
+    }
+
+    fn deadline_of(&self, slot: usize) -> Option<(Instant, Duration)> {
+        let worker = self.slots[slot].as_ref()?;
+        let running = worker.running?;
+        let (job, _) = worker.in_flight.front()?;
+        let limit = self.jobs.get(job)?.timeout?;
+        Some((running.since.checked_add(limit)?, limit))
+    }
+
+    fn overrun(&self, slot: usize, now: Instant) -> Option<Duration> {
+        let (deadline, limit) = self.deadline_of(slot)?;
+        (now >= deadline).then_some(limit)
+    }
+
+    fn spawn_into(&mut self, slot: usize) {
+        if self.terminated {
+            self.slots[slot] = None;
+            return;
+        }
+        let id = self.next_worker;
+        self.next_worker += 1;
+        self.slots[slot] = Some(Worker::new(id));
+        self.actions.push_back(Action::Spawn(id));
+    }
+
+    /// Asks again for workers of empty slots when there is work (after failed starts).
+    fn respawn_missing(&mut self) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_none() {
+                self.spawn_into(slot);
+            }
+        }
+    }
+
+    /// With no worker up or starting, queued items cannot run: they fail.
+    fn fail_queue_without_workers(&mut self) {
+        if self.slots.iter().any(Option::is_some) {
+            return;
+        }
+        let reason = self
+            .spawn_error
+            .clone()
+            .unwrap_or_else(|| "no worker is running".to_owned());
+        let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
+        for job in jobs {
+            self.fail_queue(job, &ItemError::NoWorker(reason.clone()));
+        }
+    }
+
+    fn fail_queue(&mut self, job: JobId, error: &ItemError) {
+        let Some(settings) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if settings.queue.is_empty() {
+            return;
+        }
+        let results = settings
+            .queue
+            .drain(..)
+            .map(|item| (item.index, Err(error.clone())))
+            .collect();
+        self.actions.push_back(Action::Deliver { job, results });
+    }
+
+    /// Removes a worker and settles its unreported items: the running one fails with `error`
+    /// (or is retried while it has lives), the rest are requeued — as suspects when nothing
+    /// says which one was running. Without an error (a worker killed for a cancelled job),
+    /// every item is requeued.
+    fn bury(&mut self, slot: usize, error: Option<&ItemError>) {
+        let Some(worker) = self.slots[slot].take() else {
+            return;
+        };
+        let mut in_flight = worker.in_flight;
+        let Some(error) = error else {
+            return self.requeue(in_flight, false);
+        };
+        let mut suspects = false;
+        let pinned = match worker.running {
+            Some(running) => match in_flight.front() {
+                Some((_, item)) if item.index == running.index => in_flight.pop_front(),
+                _ => None,
+            },
+            None => {
+                suspects = matches!(error, ItemError::Crashed(_));
+                None
+            }
+        };
+        if let Some((job, item)) = pinned {
+            self.settle_running(job, item, error);
+        }
+        if matches!(error, ItemError::Terminated) {
+            let mut by_job: BTreeMap<JobId, Vec<Outcome>> = BTreeMap::new();
+            for (job, item) in in_flight {
+                let failed = (item.index, Err(error.clone()));
+                by_job.entry(job).or_default().push(failed);
+            }
+            for (job, results) in by_job {
+                self.deliver_if_live(job, results);
+            }
+            return;
+        }
+        self.requeue(in_flight, suspects);
+    }
+
+    /// Puts items back at the front of their jobs' queues, in their order.
+    fn requeue(&mut self, items: VecDeque<(JobId, Item)>, suspects: bool) {
+        let mut by_job: BTreeMap<JobId, Vec<Item>> = BTreeMap::new();
+        for (job, mut item) in items {
+            item.suspect |= suspects;
+            by_job.entry(job).or_default().push(item);
+        }
+        for (job, items) in by_job {
+            if let Some(settings) = self.jobs.get_mut(&job) {
+                for item in items.into_iter().rev() {
+                    settings.queue.push_front(item);
+                }
+            }
+        }
+    }
+
+    /// The item a worker died running: retried while the job's lives allow, failed otherwise.
+    fn settle_running(&mut self, job: JobId, mut item: Item, error: &ItemError) {
+        let Some(settings) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        item.crashes += 1;
+        if matches!(error, ItemError::Crashed(_)) && item.crashes < settings.lives {
+            item.suspect = true;
+            settings.queue.push_front(item);
+            return;
+        }
+        self.deliver_if_live(job, vec![(item.index, Err(error.clone()))]);
+    }
+
+    fn deliver_if_live(&mut self, job: JobId, results: Vec<Outcome>) {
+        if self.jobs.contains_key(&job) {
+            self.actions.push_back(Action::Deliver { job, results });
+        }
+    }
+
+    /// Removes the worker's first unreported item when it is `(job, index)`.
+    fn take_front(&mut self, slot: usize, job: JobId, index: u64) -> bool {
+        let Some(worker) = self.slots[slot].as_mut() else {
+            return false;
+        };
+        match worker.in_flight.front() {
+            Some((j, item)) if *j == job && item.index == index => {}
+            _ => return false,
+        }
+        worker.in_flight.pop_front();
+        if worker.running.is_some_and(|r| r.index == index) {
+            worker.running = None;
+        }
+        if let Some(left) = worker.chunks.front_mut() {
+            *left -= 1;
+            if *left == 0 {
+                worker.chunks.pop_front();
+            }
+        }
+        true
+    }
+
+    /// A worker that says something impossible is killed and replaced.
+    fn protocol_violation(&mut self, slot: usize) {
+        if let Some(id) = self.slots[slot].as_ref().map(|w| w.id) {
+            self.actions.push_back(Action::Kill(id));
+        }
+        let error = ItemError::Crashed("sent a malformed report and was killed".into());
+        self.bury(slot, Some(&error));
+        self.spawn_into(slot);
+    }
+
+    /// A worker ran `items` items of `job` in `nanos`: updates the job's cost per item.
+    pub(crate) fn measured(&mut self, job: JobId, items: u32, nanos: u64) {
+        let (Some(settings), false) = (self.jobs.get_mut(&job), items == 0) else {
+            return;
+        };
+        let sample = Duration::from_nanos(nanos) / items;
+        settings.cost = Some(match settings.cost {
+            None => sample,
+            Some(cost) => (cost * 3 + sample) / 4,
+        });
+    }
+
+    /// Sends chunks to every ready worker with room in its pipeline.
+    fn fill(&mut self) {
+        if self.terminated {
+            return;
+        }
+        let workers = self.slots.len().max(1);
+        // One chunk per worker per pass, so work spreads before pipelines fill.
+        loop {
+            let mut sent = false;
+            for slot in 0..self.slots.len() {
+                if !self.has_room(slot) {
+                    continue;
+                }
+                let Some(job) = self.pick_job() else {
+                    return;
+                };
+                self.send_chunk(slot, job, workers);
+                sent = true;
+            }
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    fn has_room(&self, slot: usize) -> bool {
+        self.slots[slot]
+            .as_ref()
+            .is_some_and(|w| w.ready && w.chunks.len() < PIPELINE)
+    }
+
+    /// The next job with queued items, round robin from [`next_job`](Scheduler::next_job).
+    fn pick_job(&mut self) -> Option<JobId> {
+        let waiting = |(id, job): (&JobId, &Job)| (!job.queue.is_empty()).then_some(*id);
+        let job = self
+            .jobs
+            .range(self.next_job..)
+            .find_map(waiting)
+            .or_else(|| self.jobs.range(..self.next_job).find_map(waiting))?;
+        self.next_job = job.wrapping_add(1);
+        Some(job)
+    }
+
+    fn send_chunk(&mut self, slot: usize, job: JobId, workers: usize) {
+        let Some(settings) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        let size = chunk_size(settings.cost, settings.queue.len(), workers);
+        let isolated = settings.queue.front().is_some_and(|item| item.suspect);
+        let mut items = Vec::with_capacity(size);
+        let mut bytes = 0usize;
+        while items.len() < size {
+            match settings.queue.front() {
+                Some(item) if item.suspect != isolated => break,
+                Some(item) if !items.is_empty() && bytes + item.bytes.len() > self.chunk_bytes => {
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            }
+            if let Some(item) = settings.queue.pop_front() {
+                bytes += item.bytes.len();
+                items.push(item);
+            }
+        }
+        let task = settings.task;
+        let Some(worker) = self.slots[slot].as_mut() else {
+            return;
+        };
+        worker.chunks.push_back(items.len());
+        worker
+            .in_flight
+            .extend(items.iter().map(|item| (job, item.clone())));
+        let id = worker.id;
+        self.actions.push_back(Action::Send {
+            worker: id,
+            job,
+            task,
+            isolated,
+            items,
+        });
+    }
+
+    fn slot_of(&self, worker: WorkerId) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|w| w.as_ref().is_some_and(|w| w.id == worker))
+    }
+
+    fn worker_mut(&mut self, worker: WorkerId) -> Option<&mut Worker> {
+        self.slots.iter_mut().flatten().find(|w| w.id == worker)
+    }
+
+    /// Unique items queued in all jobs, for tests.
+    #[cfg(test)]
+    fn queued(&self) -> std::collections::BTreeSet<u64> {
+        self.jobs
+            .values()
+            .flat_map(|j| j.queue.iter().map(|i| i.index))
+            .collect()
+    }
+}
+
+/// Items per chunk: about [`TARGET_CHUNK`] of work at `cost` per item, and a fair share of the
+/// `queued` items among `workers` so the tail stays balanced — but never less than
+/// [`MIN_CHUNK_WORK`] of work, where a smaller share would cost more in round trips than it
+/// saves in balance. At least one item, at most [`MAX_CHUNK`].
+pub(crate) fn chunk_size(cost: Option<Duration>, queued: usize, workers: usize) -> usize {
+    let fair = queued.div_ceil(workers.saturating_mul(PIPELINE).max(1));
+    let Some(cost) = cost else {
+        return FIRST_CHUNK.min(fair).clamp(1, MAX_CHUNK);
+    };
+    let items_in = |work: Duration| {
+        let nanos = cost.as_nanos().max(1);
+        usize::try_from(work.as_nanos() / nanos).unwrap_or(MAX_CHUNK)
+    };
+    let share = fair.max(items_in(MIN_CHUNK_WORK));
+    items_in(TARGET_CHUNK)
+        .min(share)
+        .min(queued)
+        .clamp(1, MAX_CHUNK)
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

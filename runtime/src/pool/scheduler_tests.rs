@@ -1,0 +1,389 @@
+//! The scheduler with plain values: every crash position, timeouts, lives, suspects, and a
+//! random storm of deaths in which every item is still accounted for exactly once.
+
+use super::*;
+
+const TASK: Task = Task::Function { offset: 0 };
+
+fn items(range: std::ops::Range<u64>) -> Vec<Item> {
+    range
+        .map(|i| Item::new(i, Arc::from(vec![i as u8])))
+        .collect()
+}
+
+/// Drains the actions: spawns, sends (worker, job, isolated, indices), kills, deliveries.
+#[derive(Default, Debug)]
+struct Drained {
+    spawned: Vec<WorkerId>,
+    sent: Vec<(WorkerId, JobId, bool, Vec<u64>)>,
+    killed: Vec<WorkerId>,
+    delivered: Vec<(JobId, u64, Result<Vec<u8>, ItemError>)>,
+}
+
+fn drain(s: &mut Scheduler) -> Drained {
+    let mut d = Drained::default();
+    while let Some(action) = s.poll_action() {
+        match action {
+            Action::Spawn(id) => d.spawned.push(id),
+            Action::Send {
+                worker,
+                job,
+                isolated,
+                items,
+                ..
+            } => d.sent.push((
+                worker,
+                job,
+                isolated,
+                items.iter().map(|i| i.index).collect(),
+            )),
+            Action::Kill(id) => d.killed.push(id),
+            Action::Deliver { job, results } => d
+                .delivered
+                .extend(results.into_iter().map(|(i, r)| (job, i, r))),
+        }
+    }
+    d
+}
+
+fn ok(indices: &[u64]) -> Vec<(u64, Result<Vec<u8>, ItemFailure>)> {
+    indices.iter().map(|&i| (i, Ok(vec![i as u8]))).collect()
+}
+
+/// A scheduler with `n` ready workers (ids 0..n) and job 1 submitted.
+fn ready(n: usize, timeout: Option<Duration>, lives: u32) -> Scheduler {
+    let mut s = Scheduler::new(n, 1 << 20);
+    assert_eq!(drain(&mut s).spawned, (0..n as u64).collect::<Vec<_>>());
+    for id in 0..n as u64 {
+        s.worker_ready(id);
+    }
+    s.job_submitted(1, TASK, timeout, lives);
+    s
+}
+
+#[test]
+fn chunks_start_small_then_follow_the_measured_cost_within_a_fair_share() {
+    assert_eq!(chunk_size(None, 10_000, 2), FIRST_CHUNK);
+    assert_eq!(chunk_size(None, 10, 2), 3);
+    assert_eq!(
+        chunk_size(Some(Duration::from_nanos(100)), 100_000, 2),
+        25_000.min(MAX_CHUNK)
+    );
+    assert_eq!(
+        chunk_size(Some(Duration::from_nanos(1000)), 100_000, 2),
+        4000
+    );
+    assert_eq!(chunk_size(Some(Duration::from_millis(5)), 1000, 2), 1);
+    assert_eq!(chunk_size(Some(Duration::ZERO), 0, 2), 1);
+}
+
+#[test]
+fn items_go_out_in_pipelined_chunks_and_results_are_delivered_in_order() {
+    let mut s = ready(2, None, 1);
+    s.items_added(1, items(0..8));
+    let d = drain(&mut s);
+    // Two chunks per worker, alternating workers, fair shares of what is queued.
+    assert_eq!(d.sent.len(), 4);
+    let workers: Vec<WorkerId> = d.sent.iter().map(|c| c.0).collect();
+    assert_eq!(workers, [0, 1, 0, 1]);
+    let mut sent: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
+    assert_eq!(sent, (0..sent.len() as u64).collect::<Vec<_>>());
+    let first = d.sent[0].clone();
+    s.results(first.0, 1, ok(&first.3));
+    let d = drain(&mut s);
+    let indices: Vec<u64> = d.delivered.iter().map(|(_, i, _)| *i).collect();
+    assert_eq!(indices, first.3);
+    // The freed pipeline slot takes more of the queue.
+    sent.extend(d.sent.iter().flat_map(|c| c.3.clone()));
+    assert!(sent.len() > 6 || d.sent.len() == 1, "{sent:?}");
+}
+
+#[test]
+fn a_result_out_of_order_kills_and_replaces_the_worker() {
+    let mut s = ready(1, None, 1);
+    s.items_added(1, items(0..4));
+    let sent = drain(&mut s).sent;
+    let last = *sent[0].3.last().unwrap();
+    s.results(0, 1, ok(&[last + 1]));
+    let d = drain(&mut s);
+    assert_eq!(d.killed, [0]);
+    assert_eq!(d.spawned, [1]);
+    assert!(
+        d.delivered.is_empty(),
+        "nothing fails: the items are requeued"
+    );
+}
+
+#[test]
+fn a_crash_after_a_running_report_fails_exactly_that_item_and_requeues_the_rest() {
+    let now = Instant::now();
+    let mut s = ready(2, None, 1);
+    s.items_added(1, items(0..8));
+    let sent = drain(&mut s).sent;
+    let (worker, _, _, chunk) = sent.iter().find(|c| c.0 == 0).unwrap().clone();
+    assert!(chunk.len() >= 2);
+    s.results(worker, 1, ok(&chunk[..1]));
+    s.running(worker, 1, chunk[1], now);
+    drain(&mut s);
+    s.worker_ended(worker, "killed by signal 9 (SIGKILL)".into());
+    let d = drain(&mut s);
+    assert_eq!(
+        d.delivered,
+        [(
+            1,
+            chunk[1],
+            Err(ItemError::Crashed("killed by signal 9 (SIGKILL)".into()))
+        )]
+    );
+    assert_eq!(d.spawned.len(), 1);
+    // The replacement takes the rest once ready; nothing runs twice.
+    s.worker_ready(d.spawned[0]);
+    let resent: Vec<u64> = drain(&mut s)
+        .sent
+        .iter()
+        .flat_map(|c| c.3.clone())
+        .collect();
+    assert!(chunk[2..].iter().all(|i| resent.contains(i)) || chunk.len() == 2);
+    assert!(!resent.contains(&chunk[1]) && !resent.contains(&chunk[0]));
+}
+
+#[test]
+fn a_crash_without_a_running_report_requeues_the_unreported_items_as_isolated_suspects() {
+    let now = Instant::now();
+    let mut s = ready(1, None, 1);
+    s.items_added(1, items(0..6));
+    let sent = drain(&mut s).sent;
+    let unreported: Vec<u64> = sent.iter().flat_map(|c| c.3.clone()).collect();
+    s.worker_ended(0, "killed by signal 6 (SIGABRT)".into());
+    let d = drain(&mut s);
+    assert!(d.delivered.is_empty(), "nothing can be pinned yet");
+    s.worker_ready(d.spawned[0]);
+    let d = drain(&mut s);
+    assert!(d.sent.iter().all(|(_, _, isolated, _)| *isolated));
+    // In isolated chunks every start is reported: the next crash is pinned exactly.
+    let first = d.sent[0].3[0];
+    assert_eq!(first, unreported[0]);
+    s.running(1, 1, first, now);
+    s.worker_ended(1, "killed by signal 6 (SIGABRT)".into());
+    let d = drain(&mut s);
+    assert_eq!(
+        d.delivered,
+        [(
+            1,
+            first,
+            Err(ItemError::Crashed("killed by signal 6 (SIGABRT)".into()))
+        )]
+    );
+}
+
+#[test]
+fn a_crash_is_retried_while_the_job_has_lives() {
+    let now = Instant::now();
+    let mut s = ready(1, None, 2);
+    s.items_added(1, items(0..1));
+    drain(&mut s);
+    s.running(0, 1, 0, now);
+    s.worker_ended(0, "killed by signal 9 (SIGKILL)".into());
+    let d = drain(&mut s);
+    assert!(d.delivered.is_empty());
+    s.worker_ready(1);
+    assert_eq!(drain(&mut s).sent[0].3, [0]);
+    s.running(1, 1, 0, now);
+    s.worker_ended(1, "killed by signal 9 (SIGKILL)".into());
+    let d = drain(&mut s);
+    assert!(matches!(
+        d.delivered[..],
+        [(1, 0, Err(ItemError::Crashed(_)))]
+    ));
+}
+
+#[test]
+fn a_late_item_kills_its_worker_fails_with_a_timeout_and_the_rest_go_on() {
+    let now = Instant::now();
+    let limit = Duration::from_millis(100);
+    let mut s = ready(2, Some(limit), 1);
+    s.items_added(1, items(0..2));
+    let sent = drain(&mut s).sent;
+    assert_eq!(sent.len(), 2, "one item per worker");
+    s.running(sent[0].0, 1, sent[0].3[0], now);
+    s.running(sent[1].0, 1, sent[1].3[0], now + limit / 2);
+    assert_eq!(s.next_deadline(), Some(now + limit));
+    s.tick(now + limit / 2);
+    assert!(drain(&mut s).killed.is_empty());
+    s.tick(now + limit);
+    let d = drain(&mut s);
+    assert_eq!(d.killed, [sent[0].0]);
+    assert_eq!(d.spawned.len(), 1);
+    assert_eq!(
+        d.delivered,
+        [(1, sent[0].3[0], Err(ItemError::TimedOut(limit)))]
+    );
+    // The killed worker's end, arriving later, changes nothing.
+    s.worker_ended(sent[0].0, "killed by signal 9 (SIGKILL)".into());
+    assert!(drain(&mut s).delivered.is_empty());
+    s.results(sent[1].0, 1, ok(&sent[1].3));
+    assert_eq!(drain(&mut s).delivered.len(), 1);
+}
+
+#[test]
+fn results_of_an_ended_job_are_dropped_and_other_jobs_go_on() {
+    let mut s = ready(1, None, 1);
+    s.job_submitted(2, TASK, None, 1);
+    s.items_added(1, items(0..2));
+    s.items_added(2, items(0..2));
+    s.job_ended(1);
+    let mut delivered = Vec::new();
+    for _ in 0..10 {
+        let d = drain(&mut s);
+        delivered.extend(d.delivered);
+        for id in d.spawned {
+            s.worker_ready(id);
+        }
+        for (worker, job, _, indices) in d.sent {
+            s.results(worker, job, ok(&indices));
+        }
+    }
+    assert!(
+        delivered.iter().all(|(job, _, _)| *job == 2),
+        "{delivered:?}"
+    );
+    assert_eq!(delivered.len(), 2);
+}
+
+#[test]
+fn when_no_worker_can_start_queued_items_fail_instead_of_waiting() {
+    let mut s = Scheduler::new(2, 1 << 20);
+    drain(&mut s);
+    s.job_submitted(1, TASK, None, 1);
+    s.items_added(1, items(0..3));
+    s.spawn_failed(0, "no such file".into());
+    assert!(
+        drain(&mut s).delivered.is_empty(),
+        "worker 1 may still start"
+    );
+    s.spawn_failed(1, "no such file".into());
+    let d = drain(&mut s);
+    assert_eq!(d.delivered.len(), 3);
+    assert!(
+        d.delivered
+            .iter()
+            .all(|(_, _, r)| *r == Err(ItemError::NoWorker("no such file".into())))
+    );
+    // New work tries again.
+    s.items_added(1, items(3..4));
+    assert_eq!(drain(&mut s).spawned.len(), 2);
+}
+
+#[test]
+fn terminate_fails_everything_and_kills_every_worker() {
+    let mut s = ready(2, None, 1);
+    s.items_added(1, items(0..100));
+    drain(&mut s);
+    s.terminate();
+    let d = drain(&mut s);
+    assert_eq!(d.killed.len(), 2);
+    assert!(d.spawned.is_empty());
+    assert_eq!(d.delivered.len(), 100);
+    assert!(
+        d.delivered
+            .iter()
+            .all(|(_, _, r)| *r == Err(ItemError::Terminated))
+    );
+    s.items_added(1, items(100..101));
+    assert_eq!(drain(&mut s).delivered.len(), 1);
+}
+
+/// A small deterministic generator, so a failure reproduces.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[test]
+fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
+    for seed in 0..50 {
+        let now = Instant::now();
+        let mut rng = Lcg(seed);
+        let mut s = ready(3, None, 1);
+        let total = 500;
+        s.items_added(1, items(0..total));
+        let mut outcomes: BTreeMap<u64, bool> = BTreeMap::new();
+        // What each live worker was sent and has not reported, in order.
+        let mut pending: BTreeMap<WorkerId, VecDeque<u64>> = BTreeMap::new();
+        let mut steps = 0;
+        while (outcomes.len() as u64) < total {
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: no progress");
+            let d = drain(&mut s);
+            for (job, index, result) in d.delivered {
+                assert_eq!(job, 1);
+                assert!(
+                    outcomes.insert(index, result.is_ok()).is_none(),
+                    "seed {seed}: {index} twice"
+                );
+            }
+            for id in d.spawned {
+                s.worker_ready(id);
+            }
+            for (worker, _, _, indices) in d.sent {
+                pending.entry(worker).or_default().extend(indices);
+            }
+            let live: Vec<WorkerId> = s.worker_ids();
+            pending.retain(|w, _| live.contains(w));
+            let pick = rng.next(3) as usize % pending.len().max(1);
+            let Some((&worker, queue)) = pending.iter_mut().nth(pick) else {
+                continue;
+            };
+            match rng.next(10) {
+                0 => {
+                    if let Some(&front) = queue.front() {
+                        s.running(worker, 1, front, now);
+                    }
+                    s.worker_ended(worker, "killed by signal 9 (SIGKILL)".into());
+                }
+                1 => s.worker_ended(worker, "killed by signal 9 (SIGKILL)".into()),
+                _ => {
+                    let n = (rng.next(4) + 1).min(queue.len() as u64) as usize;
+                    let done: Vec<u64> = queue.drain(..n).collect();
+                    s.results(worker, 1, ok(&done));
+                }
+            }
+        }
+        assert!(s.queued().is_empty());
+        assert_eq!(outcomes.len() as u64, total);
+        assert_eq!(
+            s.worker_ids().len(),
+            3,
+            "seed {seed}: the pool keeps its workers"
+        );
+    }
+}
+
+#[test]
+fn ending_a_job_with_items_in_flight_replaces_its_workers_and_requeues_other_jobs_items() {
+    let now = Instant::now();
+    let mut s = ready(1, None, 1);
+    s.job_submitted(2, TASK, None, 1);
+    s.items_added(1, items(0..1));
+    s.items_added(2, items(0..1));
+    let sent = drain(&mut s).sent;
+    assert_eq!(sent.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2]);
+    s.running(0, 1, 0, now);
+    s.job_ended(1);
+    let d = drain(&mut s);
+    assert_eq!((d.killed, d.spawned), (vec![0], vec![1]));
+    assert!(d.delivered.is_empty());
+    s.worker_ready(1);
+    let d = drain(&mut s);
+    assert_eq!(d.sent.len(), 1);
+    assert_eq!(
+        (d.sent[0].1, d.sent[0].2, d.sent[0].3.clone()),
+        (2, false, vec![0])
+    );
+}

@@ -1,0 +1,182 @@
+//! Thread mode ([`Pool::threads`](crate::Pool::threads)): the same scheduler and dispatcher,
+//! with worker threads in this process instead of worker processes. For I/O-bound work: the
+//! items still travel encoded, so the maps behave exactly as with processes.
+//!
+//! A thread cannot be killed: a late item fails with its timeout and its thread is abandoned
+//! (it ends when the item returns; its result is dropped) while a new thread takes its place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
+use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
+use crate::pool::worker::{ItemSink, run_chunk};
+use crate::protocol::pool::{Chunk, ItemFailure, Measured, TaskRef, WireItem};
+
+/// Starts worker threads.
+pub(crate) struct ThreadLauncher;
+
+impl Launcher for ThreadLauncher {
+    fn launch(&self, worker: WorkerId, events: Sender<Event>) {
+        let (chunks, incoming) = mpsc::channel::<OwnedChunk>();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let sink: Arc<dyn ItemSink> = Arc::new(ThreadSink {
+            worker,
+            events: events.clone(),
+            abandoned: Arc::clone(&abandoned),
+            job_of_chunk: AtomicU64::new(0),
+        });
+        let started = std::thread::Builder::new()
+            .name("skprocess-pool-thread".into())
+            .spawn({
+                let events = events.clone();
+                move || {
+                    let mut output = Vec::new();
+                    for owned in incoming {
+                        owned.run(&sink, &mut output);
+                    }
+                    let _ = events.send(Event::Ended(worker, "stopped".into()));
+                }
+            });
+        let link = started.map(|_| -> Box<dyn WorkerLink> {
+            Box::new(ThreadLink {
+                chunks: std::sync::Mutex::new(Some(chunks)),
+                abandoned,
+                worker,
+                events: events.clone(),
+            })
+        });
+        let _ = events.send(Event::Started(worker, link.map_err(Error::Io)));
+    }
+}
+
+/// A chunk as a thread receives it.
+struct OwnedChunk {
+    job: JobId,
+    task: Task,
+    isolated: bool,
+    items: Vec<Item>,
+}
+
+impl OwnedChunk {
+    fn run(&self, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
+        let task = match self.task {
+            Task::Function { offset } => TaskRef::Function { offset },
+            Task::Process { key } => TaskRef::Process { key },
+        };
+        let chunk = Chunk {
+            job: self.job,
+            task,
+            isolated: self.isolated,
+            items: self
+                .items
+                .iter()
+                .map(|item| WireItem {
+                    index: item.index,
+                    bytes: &item.bytes,
+                })
+                .collect(),
+        };
+        run_chunk(&chunk, sink, output);
+    }
+}
+
+/// Reports of a worker thread go straight to the dispatcher, one per item: there is no
+/// connection to spare.
+struct ThreadSink {
+    worker: WorkerId,
+    events: Sender<Event>,
+    abandoned: Arc<AtomicBool>,
+    /// The job of the chunk running, for its measurement.
+    job_of_chunk: AtomicU64,
+}
+
+impl ItemSink for ThreadSink {
+    fn started(&self, job: u64, index: u64, _isolated: bool) {
+        self.job_of_chunk.store(job, Ordering::SeqCst);
+        let since = Instant::now();
+        let report = Report::Running { job, index, since };
+        let _ = self.events.send(Event::Report(self.worker, report));
+    }
+
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, _isolated: bool) {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return;
+        }
+        let results = vec![(index, outcome.map(<[u8]>::to_vec))];
+        let report = Report::Results {
+            job,
+            results,
+            measured: None,
+        };
+        let _ = self.events.send(Event::Report(self.worker, report));
+    }
+
+    fn chunk_done(&self, measured: Measured) {
+        let report = Report::Results {
+            job: self.job_of_chunk.load(Ordering::SeqCst),
+            results: Vec::new(),
+            measured: Some(measured),
+        };
+        let _ = self.events.send(Event::Report(self.worker, report));
+    }
+
+    fn overrun_ends_process(&self) -> bool {
+        // The hook's thread cannot be stopped: it is abandoned, and the dispatcher replaces
+        // this worker.
+        self.abandoned.store(true, Ordering::SeqCst);
+        let status = "abandoned a hook that overran its limit".to_owned();
+        let _ = self.events.send(Event::Ended(self.worker, status));
+        false
+    }
+}
+
+/// The dispatcher's link to a worker thread.
+struct ThreadLink {
+    chunks: std::sync::Mutex<Option<Sender<OwnedChunk>>>,
+    abandoned: Arc<AtomicBool>,
+    worker: WorkerId,
+    events: Sender<Event>,
+}
+
+impl WorkerLink for ThreadLink {
+    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) {
+        let chunk = OwnedChunk {
+            job,
+            task,
+            isolated,
+            items: items.to_vec(),
+        };
+        let chunks = self
+            .chunks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(chunks) = chunks.as_ref() {
+            let _ = chunks.send(chunk);
+        }
+    }
+
+    fn kill(&self) {
+        // The thread runs on unwatched; whatever it reports is ignored from now on.
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.stop();
+        let _ = self.events.send(Event::Ended(
+            self.worker,
+            "abandoned after its item ran late".into(),
+        ));
+    }
+
+    fn stop(&self) {
+        self.chunks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+}

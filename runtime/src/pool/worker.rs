@@ -1,0 +1,388 @@
+//! A pool worker, the child side: proves it is the parent's build, then runs the chunks it
+//! receives item by item and streams the results back.
+//!
+//! Three threads: the reader, which always drains the connection (the parent sends at most
+//! [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it holds is bounded) and ends
+//! the process when the parent is gone; the main thread, which runs items; and the flusher,
+//! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
+//! item runs — so the parent can pin a crash or a timeout on it without one message per item.
+
+use std::ops::Range;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::child::bootstrap::{self, Started};
+use crate::child::watchdog::{self, Overrun, ReportOverrun};
+use crate::pool::function;
+use crate::pool::scheduler::PIPELINE;
+use crate::protocol::Role;
+use crate::protocol::pool::{
+    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, WireOutcome, WireResult,
+    WorkerStart,
+};
+use crate::registry::{self, ProcessEntry};
+use crate::timing::monotonic_nanos;
+use crate::transport::Connection;
+use crate::transport::frame::{self, FrameReader};
+
+/// How often finished results are sent, and how long an item runs before the worker says so.
+pub(crate) const TICK: Duration = Duration::from_micros(500);
+/// Results are sent at once when they hold this many bytes.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// Exit code of a worker that is not the parent's build or was sent garbage.
+const EXIT_REFUSED: i32 = 71;
+
+/// Runs a pool worker until its parent closes the connection.
+pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started) -> i32 {
+    let connection = Arc::new(connection);
+    if let Err(refusal) = check_build(&started.state) {
+        let _ = connection.send(&ToPool::Refused(refusal));
+        return EXIT_REFUSED;
+    }
+    if connection.send(&ToPool::Ready).is_err() {
+        return EXIT_REFUSED;
+    }
+    let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
+    let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
+    let (chunks, incoming) = mpsc::sync_channel::<Vec<u8>>(PIPELINE + 1);
+    let spawned = spawn("skprocess-pool-reader", {
+        let connection = Arc::clone(&connection);
+        move || read_chunks(&connection, reader, &chunks)
+    })
+    .and_then(|()| {
+        spawn("skprocess-pool-flusher", {
+            let outbox = Arc::clone(&outbox);
+            move || outbox.flush_every_tick()
+        })
+    });
+    if spawned.is_err() {
+        return EXIT_REFUSED;
+    }
+    let sink: Arc<dyn ItemSink> = outbox;
+    let mut output = Vec::new();
+    for bytes in incoming {
+        let Ok(chunk) = frame::decode::<Chunk<'_>>(&bytes) else {
+            return EXIT_REFUSED;
+        };
+        run_chunk(&chunk, &sink, &mut output);
+    }
+    0
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map(drop)
+}
+
+/// Refuses a parent of another build: its code addresses would mean nothing here.
+fn check_build(state: &[u8]) -> Result<(), String> {
+    let start: WorkerStart =
+        frame::decode_owned(state).map_err(|e| format!("malformed worker start: {e}"))?;
+    if start.build != function::build_identity() {
+        return Err(
+            "the worker is not the same build as the pool's process (the executable \
+                    changed on disk since the pool's process started); no code address was used"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// The reader: hands each chunk frame to the main thread; ends the process when the parent
+/// is gone.
+fn read_chunks(
+    connection: &Connection,
+    mut reader: FrameReader,
+    chunks: &mpsc::SyncSender<Vec<u8>>,
+) {
+    loop {
+        let frame = match reader.read_frame(&mut connection.stream()) {
+            Ok(Some(frame)) => frame.bytes().to_vec(),
+            Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
+        };
+        if chunks.send(frame).is_err() {
+            bootstrap::exit_parent_gone();
+        }
+    }
+}
+
+/// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
+pub(crate) trait ItemSink: Send + Sync {
+    /// Item `index` of `job` starts; `isolated` reports it before it runs.
+    fn started(&self, job: u64, index: u64, isolated: bool);
+    /// Item `index` finished with this outcome.
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    /// The chunk is done: send what is held, with how long its items took.
+    fn chunk_done(&self, measured: Measured);
+    /// Whether an overrun of a process item's hook ends this process (it must, in a worker
+    /// process) rather than only abandoning the hook's thread.
+    fn overrun_ends_process(&self) -> bool;
+}
+
+/// What a chunk's task resolves to in this process.
+enum Resolved {
+    Function(function::Trampoline),
+    Process(&'static ProcessEntry),
+    Unknown(String),
+}
+
+fn resolve(task: TaskRef<'_>) -> Resolved {
+    match task {
+        // SAFETY: the offset comes from the parent, which this worker proved to be the same
+        // build before reading any chunk (`check_build`), or from this very process.
+        TaskRef::Function { offset } => {
+            Resolved::Function(unsafe { function::trampoline_at(offset) })
+        }
+        TaskRef::Process { key } => {
+            match registry::find(key).filter(|e| e.role() == Role::Lifecycle) {
+                Some(entry) => Resolved::Process(entry),
+                None => Resolved::Unknown(format!(
+                    "no process type `{key}` is registered in this binary"
+                )),
+            }
+        }
+    }
+}
+
+/// Runs a chunk's items in order, reporting each to `sink`.
+pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
+    let task = resolve(chunk.task);
+    let started = Instant::now();
+    for item in &chunk.items {
+        sink.started(chunk.job, item.index, chunk.isolated);
+        let outcome = execute(&task, item.bytes, output, || {
+            Arc::new(ItemOverrun {
+                sink: Arc::clone(sink),
+                job: chunk.job,
+                index: item.index,
+            })
+        });
+        let outcome = outcome.map(|()| output.as_slice());
+        sink.finished(chunk.job, item.index, outcome, chunk.isolated);
+    }
+    sink.chunk_done(Measured {
+        items: u32::try_from(chunk.items.len()).unwrap_or(u32::MAX),
+        nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    });
+}
+
+fn execute(
+    task: &Resolved,
+    bytes: &[u8],
+    output: &mut Vec<u8>,
+    overrun: impl FnOnce() -> Arc<dyn ReportOverrun>,
+) -> Result<(), ItemFailure> {
+    match task {
+        Resolved::Function(trampoline) => trampoline(bytes, output),
+        Resolved::Process(entry) => {
+            *output = (entry.run_in_pool)(bytes, overrun()).map_err(ItemFailure::Process)?;
+            Ok(())
+        }
+        Resolved::Unknown(detail) => Err(ItemFailure::UnknownTask(detail.clone())),
+    }
+}
+
+/// A process item's hook overran: the item fails with the timeout; in a worker process the
+/// process then ends (the parent replaces it), as a child's would.
+struct ItemOverrun {
+    sink: Arc<dyn ItemSink>,
+    job: u64,
+    index: u64,
+}
+
+impl ReportOverrun for ItemOverrun {
+    fn report_overrun(&self, overrun: Overrun) {
+        let failure = ItemFailure::Process(overrun.into_failure());
+        self.sink.finished(self.job, self.index, Err(failure), true);
+        if self.sink.overrun_ends_process() {
+            watchdog::exit_now();
+        }
+    }
+}
+
+/// The item running now, as the flusher sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Current {
+    job: u64,
+    index: u64,
+    /// Counts items, so the flusher can tell one long item from two short ones.
+    serial: u64,
+}
+
+/// Results waiting to be sent, and what runs.
+#[derive(Default)]
+struct Held {
+    job: u64,
+    outputs: Vec<u8>,
+    results: Vec<(u64, Result<Range<usize>, ItemFailure>)>,
+    current: Option<Current>,
+    serial: u64,
+    /// Whether the current item's start was reported.
+    reported: bool,
+    busy: bool,
+}
+
+/// A worker process's sink: results batched in time, sent by the main thread at the end of
+/// a chunk and by the flusher every tick.
+struct Outbox {
+    held: Mutex<Held>,
+    became_busy: Condvar,
+    connection: Arc<Connection>,
+    /// Most bytes of outputs one results frame carries.
+    limit: usize,
+}
+
+impl Outbox {
+    fn new(connection: Arc<Connection>, limit: usize) -> Self {
+        Self {
+            held: Mutex::default(),
+            became_busy: Condvar::new(),
+            connection,
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends the held results. A parent that is gone ends this process through the reader.
+    fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
+        if held.results.is_empty() && measured.is_none() {
+            return;
+        }
+        let results: Vec<WireResult<'_>> = held
+            .results
+            .iter()
+            .map(|(index, outcome)| WireResult {
+                index: *index,
+                outcome: match outcome {
+                    Ok(range) => WireOutcome::Output(&held.outputs[range.clone()]),
+                    Err(failure) => WireOutcome::Failed(failure.clone()),
+                },
+            })
+            .collect();
+        let _ = self.connection.send(&ToPool::Results {
+            job: held.job,
+            results,
+            measured,
+        });
+        held.results.clear();
+        held.outputs.clear();
+    }
+
+    fn report_running(&self, held: &mut Held, started_nanos: u64) {
+        let Some(current) = held.current else {
+            return;
+        };
+        self.send_held(held, None);
+        held.reported = true;
+        let _ = self.connection.send(&ToPool::Running {
+            job: current.job,
+            index: current.index,
+            started_nanos,
+        });
+    }
+
+    /// The flusher: every tick while busy, sends finished results, and says which item runs
+    /// once one has run for a whole tick.
+    fn flush_every_tick(&self) {
+        let mut seen: Option<(u64, u64)> = None;
+        let mut held = self.lock();
+        loop {
+            if !held.busy {
+                held = self
+                    .became_busy
+                    .wait(held)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            held = self
+                .became_busy
+                .wait_timeout(held, TICK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            let now = monotonic_nanos();
+            match (held.current, seen) {
+                (Some(current), Some((serial, since))) if current.serial == serial => {
+                    if !held.reported {
+                        self.report_running(&mut held, since);
+                    }
+                }
+                (Some(current), _) => seen = Some((current.serial, now)),
+                (None, _) => seen = None,
+            }
+            self.send_held(&mut held, None);
+        }
+    }
+}
+
+impl ItemSink for Outbox {
+    fn started(&self, job: u64, index: u64, isolated: bool) {
+        let mut held = self.lock();
+        if held.job != job {
+            self.send_held(&mut held, None);
+            held.job = job;
+        }
+        held.serial = held.serial.wrapping_add(1);
+        held.current = Some(Current {
+            job,
+            index,
+            serial: held.serial,
+        });
+        held.reported = false;
+        if isolated {
+            self.report_running(&mut held, monotonic_nanos());
+        }
+        if !held.busy {
+            held.busy = true;
+            self.became_busy.notify_one();
+        }
+    }
+
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
+        let mut held = self.lock();
+        if held
+            .current
+            .is_none_or(|c| c.job != job || c.index != index)
+        {
+            return; // Already reported (an overrun report raced the hook's return).
+        }
+        held.current = None;
+        let outcome = match outcome {
+            Ok(output) if output.len() > self.limit => Err(ItemFailure::TooLarge {
+                size: output.len() as u64,
+                limit: self.limit as u64,
+            }),
+            other => other,
+        };
+        let size = outcome.as_ref().map_or(0, |o| o.len());
+        let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
+        if room > self.limit {
+            self.send_held(&mut held, None);
+        }
+        let entry = outcome.map(|output| {
+            let start = held.outputs.len();
+            held.outputs.extend_from_slice(output);
+            start..held.outputs.len()
+        });
+        held.results.push((index, entry));
+        if isolated || held.outputs.len() >= FLUSH_BYTES {
+            self.send_held(&mut held, None);
+        }
+    }
+
+    fn chunk_done(&self, measured: Measured) {
+        let mut held = self.lock();
+        self.send_held(&mut held, Some(measured));
+        held.busy = false;
+    }
+
+    fn overrun_ends_process(&self) -> bool {
+        true
+    }
+}
