@@ -104,8 +104,8 @@ impl PoolConfig {
 /// Persistent workers that map functions and `#[skprocess]` types over items.
 ///
 /// ```no_run
-/// # fn main() -> Result<(), skprocess::Error> {
-/// use skprocess::Pool;
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// use skprocess_runtime::Pool;
 ///
 /// fn square(x: u64) -> u64 { x * x }
 /// fn add(a: u64, b: u64) -> u64 { a + b }
