@@ -230,3 +230,14 @@ fn a_message_over_the_limit_is_refused_at_the_sender() {
         Err(PipeError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn a_point_rebuilt_with_other_message_types_is_refused() {
+    let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
+    let bytes = skprocess::wire::encode(&point).unwrap();
+    let wrong: Point<u64, u32> = skprocess::wire::decode(&bytes).unwrap();
+    assert!(matches!(wrong.send(1), Err(PipeError::TypeMismatch)));
+    // The right point still connects.
+    point.send(7).unwrap();
+    assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
+}
