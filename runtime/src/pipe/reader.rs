@@ -2,9 +2,9 @@
 //! read several at a time; a large frame is read straight to its end, into room kept from
 //! earlier large frames, so streaming big messages copies each byte once out of the kernel.
 //!
-//! The buffer grows to the largest frame received (never past the pipe's limit, which both
-//! ends share; the peer proved the pipe's token and nonce). Partial progress survives a read
-//! timeout, so a timed receive can be resumed.
+//! The buffer grows, doubling, with the bytes that actually arrive (never straight to what a
+//! header claims, and never past the pipe's limit), and keeps the room of the largest frame
+//! received. Partial progress survives a read timeout, so a timed receive can be resumed.
 
 use std::io::{self, Read};
 use std::ops::Range;
@@ -52,7 +52,7 @@ impl FrameBuffer {
             self.make_room(wanted);
             // A large frame is read exactly to its end, so nothing after it needs moving.
             let limit = if wanted > CHUNK {
-                self.start + wanted
+                (self.start + wanted).min(self.buf.len())
             } else {
                 self.buf.len()
             };
@@ -105,7 +105,11 @@ impl FrameBuffer {
             self.end -= self.start;
             self.start = 0;
         }
-        let needed = (self.start + wanted).max(CHUNK);
+        // Grow with the bytes that really arrived (doubling), never straight to what a header
+        // claims; the room stays for later frames.
+        let needed = (self.start + wanted)
+            .min(self.end.saturating_mul(2))
+            .max(CHUNK);
         if self.buf.len() < needed {
             self.buf.resize(needed, 0);
         }
