@@ -241,3 +241,71 @@ fn a_point_rebuilt_with_other_message_types_is_refused() {
     point.send(7).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
 }
+
+/// Sends `count` large messages, each filled with its index, then ends.
+#[derive(Serialize, Deserialize)]
+struct BigSender {
+    pipe: Point<serde_bytes::ByteBuf, u32>,
+    count: u8,
+}
+
+#[skprocess]
+impl BigSender {
+    fn run(&mut self) -> Result<(), PipeError> {
+        for i in 0..self.count {
+            let size = 100_000 + usize::from(i) * 7_919;
+            self.pipe.send(serde_bytes::ByteBuf::from(vec![i; size]))?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn large_messages_arrive_whole_and_in_order() {
+    let (anchor, point) = Pipe::pair::<u32, serde_bytes::ByteBuf>().unwrap();
+    let handle = BigSender {
+        pipe: point,
+        count: 40,
+    }
+    .start()
+    .unwrap();
+    for i in 0..40u8 {
+        let message = anchor.recv_timeout(BOUND).unwrap().unwrap();
+        assert_eq!(message.len(), 100_000 + usize::from(i) * 7_919);
+        assert!(
+            message.iter().all(|byte| *byte == i),
+            "message {i} is corrupted"
+        );
+    }
+    handle.result_timeout(BOUND).unwrap();
+    assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
+}
+
+#[test]
+fn large_and_small_sends_from_two_threads_never_interleave() {
+    let (anchor, point) = Pipe::pair::<u32, (u8, serde_bytes::ByteBuf)>().unwrap();
+    let point = std::sync::Arc::new(point);
+    let senders: Vec<_> = [(1u8, 200_000usize), (2, 10)]
+        .into_iter()
+        .map(|(tag, size)| {
+            let point = std::sync::Arc::clone(&point);
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let body = serde_bytes::ByteBuf::from(vec![tag; size]);
+                    point.send((tag, body)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut seen = [0; 3];
+    for _ in 0..100 {
+        let (tag, body) = anchor.recv_timeout(BOUND).unwrap().unwrap();
+        assert!(body.iter().all(|byte| *byte == tag));
+        assert_eq!(body.len(), if tag == 1 { 200_000 } else { 10 });
+        seen[usize::from(tag)] += 1;
+    }
+    assert_eq!(seen, [0, 50, 50]);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+}

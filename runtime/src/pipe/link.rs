@@ -25,6 +25,11 @@ use crate::transport::frame::{self, WireError};
 #[derive(Debug)]
 pub(crate) struct Link {
     connection: Connection,
+    /// Held by every send, so a frame streamed straight to the socket never interleaves with
+    /// another; it keeps the scratch buffer of streamed frames.
+    sending: Mutex<Vec<u8>>,
+    /// Largest frame body either end accepts.
+    max_frame: u32,
     reader: Mutex<Reader>,
     /// The process at the other end.
     peer_pid: u32,
@@ -36,6 +41,9 @@ struct Reader {
     /// The socket's current receive timeout, so it is changed only when a call needs another.
     timeout: Option<Duration>,
 }
+
+/// Messages at least this large are streamed to the socket by [`Link::send`].
+const STREAM_FROM: usize = 64 * 1024;
 
 /// What a timed send did.
 pub(crate) enum Sent {
@@ -50,6 +58,8 @@ impl Link {
     pub(crate) fn new(connection: Connection, frames: FrameBuffer, peer_pid: u32) -> Self {
         Self {
             connection,
+            sending: Mutex::new(Vec::new()),
+            max_frame: frames.max(),
             reader: Mutex::new(Reader {
                 frames,
                 timeout: None,
@@ -62,9 +72,32 @@ impl Link {
         self.peer_pid
     }
 
-    /// Sends one message, waiting as long as the peer's queue is full.
+    /// Sends one message, waiting as long as the peer's queue is full. A large message is
+    /// written straight from the value (its byte strings are not copied into a frame buffer).
     pub(crate) fn send<T: Serialize>(&self, message: &T) -> Result<(), PipeError> {
-        self.connection.send(message).map_err(PipeError::from_send)
+        let len = frame::encoded_len(message).map_err(|e| PipeError::Malformed(e.to_string()))?;
+        let mut scratch = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        // A tail left by a timed send must go first, and the connection sends it.
+        if len < STREAM_FROM || self.connection.has_unsent() {
+            return self.connection.send(message).map_err(PipeError::from_send);
+        }
+        let mut stream = self.connection.stream();
+        let max = self.max_frame;
+        match frame::write_frame_streaming(message, len, max, &mut stream, &mut scratch) {
+            Ok(()) => Ok(()),
+            Err(WireError::TooLarge { len, max }) => Err(PipeError::TooLarge {
+                size: len,
+                limit: u64::from(max),
+            }),
+            Err(error) => {
+                // Part of a frame may be out: the connection cannot carry another one.
+                self.connection.shutdown();
+                Err(match error {
+                    WireError::Io(_) => PipeError::Closed,
+                    other => PipeError::Malformed(other.to_string()),
+                })
+            }
+        }
     }
 
     /// Sends one message unless the peer's queue stays full until `deadline`.
@@ -73,6 +106,7 @@ impl Link {
         message: &T,
         deadline: Instant,
     ) -> Result<Sent, PipeError> {
+        let _sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
         match self.connection.send_before(message, Some(deadline)) {
             Ok(true) => Ok(Sent::Yes),
             Ok(false) => Ok(Sent::Full),

@@ -32,6 +32,11 @@ impl FrameBuffer {
         }
     }
 
+    /// The largest frame body accepted.
+    pub(crate) fn max(&self) -> u32 {
+        self.max
+    }
+
     /// Whether a whole frame is buffered, so the next read returns without waiting.
     pub(crate) fn has_buffered_frame(&self) -> bool {
         matches!(self.buffered_frame(), Ok(Some(_)))
