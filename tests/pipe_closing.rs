@@ -309,3 +309,43 @@ fn large_and_small_sends_from_two_threads_never_interleave() {
         sender.join().unwrap();
     }
 }
+
+#[test]
+fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
+    let (anchor, point): (
+        Anchor<serde_bytes::ByteBuf, u32>,
+        Point<u32, serde_bytes::ByteBuf>,
+    ) = Pipe::pair().unwrap();
+    let anchor = std::sync::Arc::new(anchor);
+    // Connect the point, then let nobody read: a large send blocks on the full socket.
+    let point = std::thread::spawn(move || {
+        point.send(0).unwrap();
+        point
+    })
+    .join()
+    .unwrap();
+    assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
+    let blocked = {
+        let anchor = std::sync::Arc::clone(&anchor);
+        std::thread::spawn(move || {
+            anchor.send(serde_bytes::ByteBuf::from(vec![1u8; 8 * 1024 * 1024]))
+        })
+    };
+    // Give the large send time to fill the socket and block in its write.
+    std::thread::sleep(Duration::from_millis(300));
+    // try_send answers at once (here: within the bound) instead of waiting for the reader.
+    let (answer, answered) = std::sync::mpsc::channel();
+    let trying = std::sync::Arc::clone(&anchor);
+    std::thread::spawn(move || {
+        let tried = trying.try_send(serde_bytes::ByteBuf::from(vec![2]));
+        let _ = answer.send(matches!(tried, Err(TrySendError::Full(_))));
+    });
+    assert!(
+        answered.recv_timeout(BOUND).unwrap(),
+        "try_send did not report a full pipe"
+    );
+    // Reading lets the blocked send finish.
+    let big = point.recv().unwrap();
+    assert_eq!(big.len(), 8 * 1024 * 1024);
+    blocked.join().unwrap().unwrap();
+}

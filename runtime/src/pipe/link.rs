@@ -9,7 +9,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -106,7 +106,10 @@ impl Link {
         message: &T,
         deadline: Instant,
     ) -> Result<Sent, PipeError> {
-        let _sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another sender may be blocked on a full peer: wait for it no later than the deadline.
+        let Some(_sending) = self.lock_sending_before(deadline) else {
+            return Ok(Sent::Full);
+        };
         match self.connection.send_before(message, Some(deadline)) {
             Ok(true) => Ok(Sent::Yes),
             Ok(false) => Ok(Sent::Full),
@@ -176,6 +179,21 @@ impl Link {
             reader.timeout = timeout;
         }
         Ok(())
+    }
+
+    /// Takes the send lock, waiting no later than `deadline`.
+    fn lock_sending_before(&self, deadline: Instant) -> Option<MutexGuard<'_, Vec<u8>>> {
+        loop {
+            match self.sending.try_lock() {
+                Ok(guard) => return Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     fn lock_reader(&self) -> MutexGuard<'_, Reader> {
