@@ -27,7 +27,9 @@
 
 #![deny(missing_docs)]
 
-pub use skprocess_macros::{main, shared, skprocess};
+pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
+pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
+pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
     Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,
@@ -42,6 +44,7 @@ pub mod prelude {
     pub use crate::{
         Config, Ctx, Error, Handle, Pool, Process, Share, TellError, shared, skprocess,
     };
+    pub use crate::{Live, Pipe, PipeError, autoreconnect};
     pub use serde::{Deserialize, Serialize};
 }
 

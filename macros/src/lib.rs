@@ -5,6 +5,7 @@
 
 #![deny(missing_docs)]
 
+mod autoreconnect;
 mod duration;
 mod errors;
 mod krate;
@@ -167,4 +168,54 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn shared(attr: TokenStream, item: TokenStream) -> TokenStream {
     shared::expand(attr.into(), item.into()).into()
+}
+
+/// Reopens a process struct's `Live<T>` fields in the child, before the first hook of every
+/// start (the first, each restart after a crash), with secrets from environment variables.
+///
+/// ```ignore
+/// use skprocess::prelude::*;
+/// use skprocess::reconnect::Live;
+///
+/// #[autoreconnect(postgres(orders = "ORDERS_PASSWORD", "*" = "PGPASSWORD"))]
+/// #[derive(Serialize, Deserialize)]
+/// struct Worker {
+///     orders: Live<postgres::Client>,   // secret from ORDERS_PASSWORD
+///     audit: Live<postgres::Client>,    // secret from PGPASSWORD
+///     cache: Live<rusqlite::Connection>, // no secret
+/// }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `kind(field = "VARIABLE", "*" = "VARIABLE", …)` | the environment variable that holds the secret of each field of resource kind `kind` (`postgres`, `redis`, `sqlite`, `tcp`, `unix`, `file`, or a custom `Reconnect::KIND`); a field's own entry wins over `"*"` |
+/// | `crate = path` | where generated code finds skprocess (default `::skprocess`) |
+///
+/// Secrets are resolved per resource kind, then field name, then `"*"`; a field with no
+/// entry opens without a secret. Only the variable's *name* is compiled in; the value is read
+/// in the child, which inherits the parent's environment or gets it from
+/// `Config::secret_env` at spawn. A kind or field that matches no `Live` field is a compile
+/// error.
+///
+/// A reopen failure fails that start with `Error::Reopen`, costing a life (the start is
+/// tried again while lives remain).
+///
+/// # The same without the macro
+///
+/// ```ignore
+/// impl skprocess::reconnect::AutoReconnect for Worker {
+///     fn reopen_live(&mut self) -> Result<(), skprocess::reconnect::ReopenError> {
+///         skprocess::reconnect::reopen_field(&mut self.orders, "orders", Some("ORDERS_PASSWORD"))?;
+///         skprocess::reconnect::reopen_field(&mut self.audit, "audit", Some("PGPASSWORD"))?;
+///         skprocess::reconnect::reopen_field(&mut self.cache, "cache", None)
+///     }
+/// }
+/// ```
+/// (`#[skprocess]` calls `AutoReconnect::reopen_live` from `Process::reopen_live` whenever the
+/// type implements it; a hand-written `Process` implements `reopen_live` itself.)
+#[proc_macro_attribute]
+pub fn autoreconnect(attr: TokenStream, item: TokenStream) -> TokenStream {
+    autoreconnect::expand(attr.into(), item.into()).into()
 }

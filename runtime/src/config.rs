@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::hook::{Hook, PerHook};
+use crate::reconnect::Secret;
 
 /// Smallest [`Config::max_frame_bytes`].
 const MIN_FRAME_BYTES: u32 = 64 * 1024;
@@ -62,6 +63,14 @@ pub struct Config {
     ///
     /// Default: `None`, meaning [`std::env::temp_dir`].
     pub socket_dir: Option<PathBuf>,
+    /// Environment variables set on the child process when it is spawned (each start and
+    /// restart), for secrets such as the passwords of live resources (see
+    /// [`reconnect`](crate::reconnect)). Never serialized: they do not cross the socket.
+    /// Set them with [`secret_env`](Config::secret_env).
+    ///
+    /// Default: none.
+    #[serde(skip)]
+    pub secret_env: Vec<(String, Secret)>,
 }
 
 impl Default for Config {
@@ -76,6 +85,7 @@ impl Default for Config {
             inbox_capacity: 1024,
             outbox_capacity: 1024,
             socket_dir: None,
+            secret_env: Vec::new(),
         }
     }
 }
@@ -160,6 +170,14 @@ impl Config {
             Some((name, _)) => Err(Error::Config(format!("`{name}` must be at least 1, got 0"))),
             None => Ok(()),
         }
+    }
+
+    /// Sets the environment variable `name` to `value` on the child process only, at spawn:
+    /// the way to hand a live resource its secret at start (`#[autoreconnect]` names the
+    /// variable). The value never crosses the socket.
+    pub fn secret_env(mut self, name: impl Into<String>, value: Secret) -> Self {
+        self.secret_env.push((name.into(), value));
+        self
     }
 
     /// Sets [`socket_dir`](Config::socket_dir).

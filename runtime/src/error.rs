@@ -138,6 +138,18 @@ pub enum Error {
     /// The shared value's coordinator is stopped; `start()` it first.
     #[error("the share is stopped; call `start()` first")]
     ShareStopped,
+    /// The process's live resources could not be reopened in the child before its first hook
+    /// (see [`Process::reopen_live`](crate::Process::reopen_live)); lives were spent on it.
+    #[error("live resources could not be reopened before run {run}: {message}")]
+    Reopen {
+        /// The iteration the start would have run.
+        run: u64,
+        /// Which field, and why.
+        message: String,
+    },
+    /// A pipe call failed.
+    #[error(transparent)]
+    Pipe(#[from] crate::pipe::PipeError),
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child
@@ -158,6 +170,11 @@ pub(crate) enum Failure {
         size: u64,
         limit: u64,
     },
+    /// Live resources could not be reopened before the first hook of a start.
+    Reopen {
+        run: u64,
+        message: String,
+    },
 }
 
 impl Failure {
@@ -166,7 +183,7 @@ impl Failure {
         match self {
             Failure::Hook(report) => report.hook == hook,
             Failure::Timeout { hook: h, .. } => *h == hook,
-            Failure::Crashed { .. } | Failure::TooLarge { .. } => false,
+            Failure::Crashed { .. } | Failure::TooLarge { .. } | Failure::Reopen { .. } => false,
         }
     }
 
@@ -177,6 +194,7 @@ impl Failure {
             Failure::Timeout { hook, .. } => hook.is_iteration_hook(),
             Failure::Crashed { .. } => true,
             Failure::TooLarge { .. } => false,
+            Failure::Reopen { .. } => true,
         }
     }
 }
@@ -188,6 +206,7 @@ impl From<Failure> for Error {
             Failure::Timeout { hook, limit, run } => Error::Timeout { hook, limit, run },
             Failure::Crashed { status, run } => Error::Crashed { status, run },
             Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            Failure::Reopen { run, message } => Error::Reopen { run, message },
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - `protocol`: the messages each role exchanges, and credit-based flow control.
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
 //! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
+//! - [`pipe`]: typed pipes whose [`Point`](pipe::Point) moves into another process.
+//! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
 //!
 //! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
@@ -26,9 +28,11 @@ mod error;
 mod hook;
 mod logs;
 mod parent;
+pub mod pipe;
 mod pool;
 mod process;
 mod protocol;
+pub mod reconnect;
 mod registry;
 mod share;
 mod timing;
@@ -71,6 +75,10 @@ pub mod __private {
     pub use crate::pool::Canceller;
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
+    };
+    pub use crate::reconnect::{
+        AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,
+        kind_is_one_of, reopen_field, secret_variable,
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
     pub use crate::share::generated::{

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::hook::Hook;
 use crate::parent::handle::Handle;
+use crate::reconnect::ReopenError;
 
 /// What a hook reports back to the engine: `Ok(())` to go on, or the failure's text.
 pub type HookResult = Result<(), HookFailure>;
@@ -102,6 +103,18 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
     /// delivered instead.
     fn error(&mut self, _ctx: &mut Ctx<Self>, error: &Error) -> Result<Self::Output, HookFailure> {
         Err(HookFailure::new(error))
+    }
+
+    /// Reopens the process's live resources ([`Live`](crate::reconnect::Live) fields) in the
+    /// child, before the first hook of every start (the first, and each restart after a
+    /// crash). A failure is a failure of that start: it costs a life, and the start is tried
+    /// again while lives remain.
+    ///
+    /// `#[skprocess]` implements it to call
+    /// [`AutoReconnect::reopen_live`](crate::reconnect::AutoReconnect::reopen_live) when the
+    /// type is marked `#[autoreconnect]`; the default reopens nothing.
+    fn reopen_live(&mut self) -> Result<(), ReopenError> {
+        Ok(())
     }
 
     /// Starts the process in a child with [`default_config`](Process::default_config).

@@ -57,6 +57,12 @@ pub(crate) fn process_impl(model: &ProcessImpl, options: &Options) -> TokenStrea
             fn default_config() -> #krate::__private::Config {
                 #config
             }
+            fn reopen_live(&mut self) -> ::core::result::Result<(), #krate::__private::ReopenError> {
+                // `#[autoreconnect]` types reopen their `Live` fields; others have none.
+                #[allow(unused_imports)]
+                use #krate::__private::{ReopenNothing as _, ReopenWithAutoReconnect as _};
+                (&&#krate::__private::ReopenProbe(::core::cell::RefCell::new(self))).reopen_fields()
+            }
             #(#hooks)*
             #run_fallback
             #result_fallback

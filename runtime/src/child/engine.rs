@@ -21,6 +21,11 @@ use crate::transport::frame;
 /// Room a terminal message needs beside the output itself.
 const TERMINAL_OVERHEAD: usize = 64;
 
+/// Pause after a failed reopen, times the attempt, so a server that is restarting gets time.
+const REOPEN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest pause between reopen attempts.
+const MAX_REOPEN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a child's run ended, for its exit code.
 pub(crate) enum Ended {
     /// The terminal report reached the connection.
@@ -48,8 +53,15 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
         watchdog: None,
     };
     let outcome = match pending {
-        Some(failure) => Err(failure),
-        None => engine.run_lifecycle(&mut process),
+        Some(failure) => {
+            // Only the `error` hook runs: it gets the resources if they open, and the failure
+            // it handles stands either way (a closed `Live` says so when used).
+            let _ = process.reopen_live();
+            Err(failure)
+        }
+        None => engine
+            .reopen_live(&mut process)
+            .and_then(|()| engine.run_lifecycle(&mut process)),
     };
     let reported = match engine.conclude(&mut process, outcome) {
         Ok(output) => engine.report_output(&output),
@@ -87,7 +99,10 @@ pub(crate) fn run_in_pool<P: Process>(
         ctx: Ctx::<P>::new(link, config, &resume, ProcessTimers::default()),
         watchdog: None,
     };
-    let outcome = engine.run_lifecycle(&mut process);
+    // A pool item reopens its live resources like a child does, before its first hook.
+    let outcome = engine
+        .reopen_live(&mut process)
+        .and_then(|()| engine.run_lifecycle(&mut process));
     engine.conclude(&mut process, outcome)
 }
 
@@ -120,6 +135,28 @@ impl<P: Process> Engine<P> {
                 format!("cannot serialize the output: {e}"),
             )
         })
+    }
+
+    /// Reopens live resources before the first hook. A failure costs a life and is tried again
+    /// after a short pause while lives remain; then it is the start's failure.
+    fn reopen_live(&mut self, process: &mut P) -> Result<(), Failure> {
+        let mut attempt: u32 = 0;
+        loop {
+            let Err(error) = process.reopen_live() else {
+                return Ok(());
+            };
+            let failure = Failure::Reopen {
+                run: self.ctx.current_run(),
+                message: fit_message(error.to_string()),
+            };
+            self.spend_life(failure)?;
+            attempt = attempt.saturating_add(1);
+            std::thread::sleep(
+                REOPEN_BACKOFF
+                    .saturating_mul(attempt)
+                    .min(MAX_REOPEN_BACKOFF),
+            );
+        }
     }
 
     /// Runs one iteration; `Ok(false)` when a stop cut it short.

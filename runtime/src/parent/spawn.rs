@@ -65,9 +65,12 @@ fn register_child(
     if slot.killed {
         return Err(Error::Killed);
     }
-    let child = command(rendezvous, token, shared.config.max_frame_bytes)?
-        .spawn()
-        .map_err(Error::Spawn)?;
+    let mut command = command(rendezvous, token, shared.config.max_frame_bytes)?;
+    // Secrets go to the child's environment, never over the socket.
+    for (name, value) in &shared.config.secret_env {
+        command.env(name, value.expose());
+    }
+    let child = command.spawn().map_err(Error::Spawn)?;
     let pid = child.id();
     slot.pid = pid;
     slot.child = Some(child);

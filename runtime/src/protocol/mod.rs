@@ -6,6 +6,8 @@
 //! the role:
 //!
 //! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
+//! - [`pipe`]: the handshake of a pipe's point with its anchor (not a child role: any process
+//!   holding a point connects to the anchor's process directly).
 //! - [`pool`]: a pool worker and the pool's dispatcher.
 //!
 //! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
@@ -14,6 +16,7 @@
 
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
+pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod share;
 

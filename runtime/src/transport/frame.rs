@@ -108,6 +108,98 @@ impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
     }
 }
 
+/// The encoded length of a value, computed without writing it anywhere.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, WireError> {
+    postcard::experimental::serialized_size(value).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// Writes `value` as one frame of `len` body bytes (from [`encoded_len`]) to `writer`,
+/// copying small pieces into `scratch` (reused) and writing large byte strings straight from
+/// the value, so a big payload is never copied into a frame buffer.
+///
+/// On an error the frame may be partly written: the caller must give up the connection.
+pub fn write_frame_streaming<T: Serialize + ?Sized, W: io::Write>(
+    value: &T,
+    len: usize,
+    max: u32,
+    writer: &mut W,
+    scratch: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    check_len(len, max)?;
+    scratch.clear();
+    scratch.extend_from_slice(&(len as u32).to_le_bytes());
+    let mut streaming = Streaming {
+        writer,
+        scratch,
+        written: 0,
+        failed: None,
+    };
+    let result = postcard::serialize_with_flavor(value, &mut streaming);
+    if let Some(error) = streaming.failed.take() {
+        return Err(WireError::Io(error));
+    }
+    result.map_err(|e| WireError::Malformed(e.to_string()))?;
+    if streaming.written != HEADER_LEN + len {
+        return Err(WireError::Malformed(format!(
+            "the value encoded to {} bytes, not the {len} it measured",
+            streaming.written.saturating_sub(HEADER_LEN)
+        )));
+    }
+    Ok(())
+}
+
+/// Pieces at least this long are written from the value itself.
+const STREAM_DIRECT: usize = 16 * 1024;
+
+/// A codec output that writes through to `writer`.
+struct Streaming<'a, W: io::Write> {
+    writer: &'a mut W,
+    scratch: &'a mut Vec<u8>,
+    /// Bytes handed to the writer or the scratch buffer so far, header included.
+    written: usize,
+    failed: Option<io::Error>,
+}
+
+impl<W: io::Write> Streaming<'_, W> {
+    fn flush_scratch(&mut self) -> postcard::Result<()> {
+        let result = self.writer.write_all(self.scratch);
+        self.scratch.clear();
+        result.map_err(|e| {
+            self.failed = Some(e);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+}
+
+impl<W: io::Write> postcard::ser_flavors::Flavor for &mut Streaming<'_, W> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.written += data.len();
+        if data.len() < STREAM_DIRECT {
+            self.scratch.extend_from_slice(data);
+            return Ok(());
+        }
+        self.flush_scratch()?;
+        self.writer.write_all(data).map_err(|e| {
+            self.failed = Some(e);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.written += 1;
+        self.scratch.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        // Account for the header, which was put in the scratch buffer before encoding.
+        self.written += HEADER_LEN;
+        self.flush_scratch()
+    }
+}
+
 /// Decodes a value with the wire codec; trailing bytes are an error.
 pub fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
     match postcard::take_from_bytes(bytes) {

@@ -13,7 +13,6 @@
 pub(crate) mod connection;
 pub mod frame;
 pub(crate) mod rendezvous;
-#[allow(dead_code)] // used by Share and Pipe, which build on it
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;

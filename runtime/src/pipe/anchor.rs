@@ -1,0 +1,351 @@
+//! The anchor: the pipe end that stays in the process that created the pipe. It owns the
+//! service its point connects to, and admits one point at a time.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::pipe::link::{Link, Sent};
+use crate::pipe::point::{Point, PointRecipe};
+use crate::pipe::reader::FrameBuffer;
+use crate::pipe::slot::{Admission, Arrival, Peer};
+use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
+use crate::process::Message;
+use crate::protocol::pipe::{AnchorReply, PointHello};
+use crate::transport::Connection;
+use crate::transport::rendezvous::{Hello, random_hex};
+use crate::transport::service::Service;
+
+/// The end of a pipe that stays in the process that created it: it sends `S` and receives `R`
+/// (for a one-way pipe, `R` is [`OneWay`](super::OneWay) and it only sends).
+///
+/// Calls wait for the point to connect the first time, up to
+/// [`PipeConfig::accept_timeout`]. When the point's process ends or closes its end, the next
+/// call fails with [`PipeError::Closed`] (never a hang); if that process is restarted after a
+/// crash, its point connects again and calls work again (see
+/// [`wait_connected`](Anchor::wait_connected)). Dropping the anchor closes the pipe.
+///
+/// An anchor cannot be serialized: putting one in a process's state does not compile (see
+/// [`CanLeaveItsProcess`]).
+pub struct Anchor<S, R> {
+    peer: Arc<PeerSlot>,
+    service: Mutex<Option<Service>>,
+    accept_timeout: Duration,
+    _types: PhantomData<fn(S) -> R>,
+}
+
+/// The peer, shared with the accept thread, and a condition that changes of it signal.
+#[derive(Debug)]
+struct PeerSlot {
+    peer: Mutex<Peer<Link>>,
+    changed: Condvar,
+}
+
+/// Implemented by nothing: a pipe [`Anchor`] cannot leave the process that created the pipe.
+///
+/// `Anchor` implements `Serialize` and `Deserialize` only where this bound holds, which is
+/// never, so a process state (or a message) that contains an anchor is a compile error that
+/// names this trait: "the trait `CanLeaveItsProcess` is not implemented for `Anchor<…>`".
+/// Move the [`Point`] into the child instead.
+#[diagnostic::on_unimplemented(
+    message = "a pipe `Anchor` cannot be sent to another process",
+    label = "the anchor stays in the process that created the pipe",
+    note = "move the `Point` (the second value of `Pipe::pair`) into the child instead, and keep the anchor here"
+)]
+pub trait CanLeaveItsProcess {}
+
+impl<S, R> Serialize for Anchor<S, R>
+where
+    Anchor<S, R>: CanLeaveItsProcess,
+{
+    fn serialize<Z: Serializer>(&self, _: Z) -> Result<Z::Ok, Z::Error> {
+        Err(serde::ser::Error::custom(
+            "a pipe anchor cannot be serialized: it stays in the process that created the pipe",
+        ))
+    }
+}
+
+impl<'de, S, R> Deserialize<'de> for Anchor<S, R>
+where
+    Anchor<S, R>: CanLeaveItsProcess,
+{
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a pipe anchor cannot be deserialized: it stays in the process that created the pipe",
+        ))
+    }
+}
+
+impl<S, R> std::fmt::Debug for Anchor<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anchor")
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the anchor's service and returns both ends.
+pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
+    let nonce = u64::from_str_radix(&random_hex(8).map_err(to_io)?, 16)
+        .map_err(|e| PipeError::Io(std::io::Error::other(e)))?;
+    let expected_types = type_hash::<S, R>();
+    let peer = Arc::new(PeerSlot {
+        peer: Mutex::new(Peer::Waiting),
+        changed: Condvar::new(),
+    });
+    let max_frame = config.max_message_bytes;
+    let admit = {
+        let peer = Arc::clone(&peer);
+        move |connection: Connection, hello: Hello| {
+            peer.handshake(connection, hello, nonce, expected_types, max_frame);
+        }
+    };
+    let service = Service::start(
+        "skprocess-pipe",
+        max_frame,
+        config.socket_dir.as_deref(),
+        admit,
+    )
+    .map_err(to_io)?;
+    let recipe = PointRecipe {
+        endpoint: service.endpoint().clone(),
+        nonce,
+        type_hash: expected_types,
+        max_frame,
+    };
+    let anchor = Anchor {
+        peer,
+        service: Mutex::new(Some(service)),
+        accept_timeout: config.accept_timeout,
+        _types: PhantomData,
+    };
+    Ok((anchor, Point::from_recipe(recipe)))
+}
+
+fn to_io(error: crate::error::Error) -> PipeError {
+    match error {
+        crate::error::Error::Io(e) => PipeError::Io(e),
+        other => PipeError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+impl PeerSlot {
+    fn lock(&self) -> MutexGuard<'_, Peer<Link>> {
+        self.peer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs on the accept thread: reads the point's hello, decides, answers, and on success
+    /// makes the connection the peer. A point that sends nothing sensible is dropped.
+    fn handshake(
+        &self,
+        connection: Connection,
+        hello: Hello,
+        nonce: u64,
+        expected_types: u64,
+        max_frame: u32,
+    ) {
+        let deadline = Instant::now().checked_add(HANDSHAKE_TIMEOUT);
+        if !matches!(
+            connection.send_before(&AnchorReply::Ready, deadline),
+            Ok(true)
+        ) {
+            return;
+        }
+        let mut frames = FrameBuffer::new(max_frame);
+        let point_hello = read_with_timeout::<PointHello>(&connection, &mut frames);
+        let Some(point_hello) = point_hello else {
+            return;
+        };
+        let mut peer = self.lock();
+        let current_peer_hung_up = match &*peer {
+            Peer::Connected(link) => link.peer_hung_up(),
+            _ => false,
+        };
+        let arrival = Arrival {
+            nonce_matches: point_hello.nonce == nonce,
+            types_match: point_hello.type_hash == expected_types,
+            current_peer_hung_up,
+        };
+        match peer.admit(arrival, Link::peer_pid) {
+            Admission::Accept => {
+                let reply = AnchorReply::Accepted {
+                    pid: std::process::id(),
+                };
+                if !matches!(connection.send_before(&reply, deadline), Ok(true)) {
+                    return;
+                }
+                if let Peer::Connected(old) = &*peer {
+                    old.shutdown();
+                }
+                *peer = Peer::Connected(Arc::new(Link::new(connection, frames, hello.pid)));
+                self.changed.notify_all();
+            }
+            Admission::Refuse(refusal) => {
+                let _ = connection.send_before(&AnchorReply::Refused(refusal), deadline);
+            }
+        }
+    }
+
+    /// The connected end, waiting for a first connection until `deadline` (or while the
+    /// peer was lost, when `wait_when_lost`). `Ok(None)`: the deadline passed.
+    fn link(
+        &self,
+        deadline: Option<Instant>,
+        wait_when_lost: bool,
+    ) -> Result<Option<Arc<Link>>, PipeError> {
+        let mut peer = self.lock();
+        loop {
+            match &*peer {
+                Peer::Connected(link) => return Ok(Some(Arc::clone(link))),
+                Peer::Closed => return Err(PipeError::Closed),
+                Peer::Lost if !wait_when_lost => return Err(PipeError::Closed),
+                Peer::Waiting | Peer::Lost => {}
+            }
+            peer = match crate::deadline::wait(&self.changed, peer, deadline) {
+                Ok(peer) => peer,
+                Err(_) => return Ok(None),
+            };
+        }
+    }
+
+    fn lose(&self, link: &Arc<Link>) {
+        self.lock().lose(link);
+    }
+}
+
+/// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
+pub(super) fn read_with_timeout<T: serde::de::DeserializeOwned>(
+    connection: &Connection,
+    frames: &mut FrameBuffer,
+) -> Option<T> {
+    let mut stream = connection.stream();
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
+    let message = match frames.read_frame(&mut stream) {
+        Ok(Some(body)) => crate::transport::frame::decode(body).ok(),
+        _ => None,
+    };
+    stream.set_read_timeout(None).ok()?;
+    message
+}
+
+impl<S, R> Anchor<S, R> {
+    /// Whether a point is connected right now.
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.peer.lock(), Peer::Connected(_))
+    }
+
+    /// Waits up to `timeout` for a point to be connected — the first time, or again after its
+    /// process was restarted. Returns whether one is; `Err(Closed)` once the anchor is closed.
+    pub fn wait_connected(&self, timeout: Duration) -> Result<bool, PipeError> {
+        let deadline = crate::deadline::after(Some(timeout));
+        Ok(self.peer.link(deadline, true)?.is_some())
+    }
+
+    /// Closes the pipe: the point's next call fails with [`PipeError::Closed`], and so do this
+    /// anchor's. Closing twice does nothing.
+    pub fn close(&self) {
+        let previous = std::mem::replace(&mut *self.peer.lock(), Peer::Closed);
+        if let Peer::Connected(link) = previous {
+            link.shutdown();
+        }
+        self.peer.changed.notify_all();
+        let service = self
+            .service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(service);
+    }
+
+    /// The connected end for a call that may wait until `call_deadline`.
+    fn link_for_call(
+        &self,
+        call_deadline: Option<Instant>,
+    ) -> Result<Option<Arc<Link>>, PipeError> {
+        let accept_deadline = crate::deadline::after(Some(self.accept_timeout));
+        let deadline = match (call_deadline, accept_deadline) {
+            (Some(call), Some(accept)) => Some(call.min(accept)),
+            (call, accept) => call.or(accept),
+        };
+        match self.peer.link(deadline, false)? {
+            Some(link) => Ok(Some(link)),
+            None if call_deadline.is_some_and(|call| Some(call) == deadline) => Ok(None),
+            None => Err(PipeError::NotConnected(self.accept_timeout)),
+        }
+    }
+
+    /// Marks the peer lost when `result` says it is gone.
+    fn note<T>(&self, link: &Arc<Link>, result: Result<T, PipeError>) -> Result<T, PipeError> {
+        if matches!(result, Err(PipeError::Closed)) {
+            self.peer.lose(link);
+        }
+        result
+    }
+}
+
+impl<S: Message, R> Anchor<S, R> {
+    /// Sends a message, waiting while the point's queue is full. Messages arrive in order.
+    pub fn send(&self, message: S) -> Result<(), PipeError> {
+        let link = self.link_for_call(None)?.ok_or(PipeError::Closed)?;
+        self.note(&link, link.send(&message))
+    }
+
+    /// Sends a message if the point's queue has room now (and the point is connected);
+    /// otherwise gives it back in [`TrySendError::Full`].
+    pub fn try_send(&self, message: S) -> Result<(), TrySendError<S>> {
+        self.send_timeout(message, Duration::ZERO)
+    }
+
+    /// Sends a message, waiting at most `timeout` for the point to connect and for room in its
+    /// queue; when it stays full the message comes back in [`TrySendError::Full`].
+    pub fn send_timeout(&self, message: S, timeout: Duration) -> Result<(), TrySendError<S>> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too long for the clock: no limit.
+            return self.send(message).map_err(TrySendError::Failed);
+        };
+        let Some(link) = self.link_for_call(Some(deadline))? else {
+            return Err(TrySendError::Full(message));
+        };
+        let sent = link.send_before(&message, deadline);
+        match self.note(&link, sent)? {
+            Sent::Yes => Ok(()),
+            Sent::Full => Err(TrySendError::Full(message)),
+        }
+    }
+}
+
+impl<S, R: Message> Anchor<S, R> {
+    /// Receives the next message, waiting as long as it takes; [`PipeError::Closed`] once the
+    /// point is closed or its process has ended (after every message it sent was received).
+    pub fn recv(&self) -> Result<R, PipeError> {
+        let link = self.link_for_call(None)?.ok_or(PipeError::Closed)?;
+        let received = link.recv_before(None);
+        self.note(&link, received)?.ok_or(PipeError::Closed)
+    }
+
+    /// Receives the next message, waiting at most `timeout`; `Ok(None)` when none came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<R>, PipeError> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too long for the clock: no limit.
+            return self.recv().map(Some);
+        };
+        let Some(link) = self.link_for_call(Some(deadline))? else {
+            return Ok(None);
+        };
+        let received = link.recv_before(Some(deadline));
+        self.note(&link, received)
+    }
+
+    /// Receives a message that has already arrived; `Ok(None)` when there is none.
+    pub fn try_recv(&self) -> Result<Option<R>, PipeError> {
+        self.recv_timeout(Duration::ZERO)
+    }
+}
+
+impl<S, R> Drop for Anchor<S, R> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,205 @@
+//! Pipes: a typed, two-way (or one-way) channel between two processes, made of an [`Anchor`]
+//! that stays in the process that created it and a [`Point`] that moves — inside a process's
+//! state, or in a message — into the process that uses it.
+//!
+//! How the parts fit:
+//! - [`Pipe::pair`] starts a small service in this process (a private socket and an accept
+//!   thread; transport's `Service`) and returns the anchor, which owns it, and the point, which
+//!   carries only what connecting needs: the service's endpoint, a one-time nonce and a hash of
+//!   the message types.
+//! - The point connects on its first use, directly to the anchor's process (never through a
+//!   process's control connection), and proves the nonce and the types (`protocol::pipe`). A
+//!   process restarted after a crash rebuilds the point from its state and connects again.
+//! - `slot` holds the rules for a connecting point: one peer at a time, so a point used by a
+//!   second live process is refused at its connection instead of interleaving messages.
+//! - `link` is a connected end: each frame is one message, written and read on the caller's
+//!   thread; the receiver's socket buffer bounds each direction, so a full peer makes `send`
+//!   wait (backpressure) and `try_send`/`send_timeout` give the message back.
+//!
+//! The anchor cannot be serialized (a compile error: see [`CanLeaveItsProcess`]).
+
+mod anchor;
+mod link;
+mod point;
+mod reader;
+mod slot;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use anchor::{Anchor, CanLeaveItsProcess};
+pub use point::Point;
+
+use crate::process::Message;
+
+/// The two ends of a pipe: the anchor, which sends `S` and receives `R`, and its point, which
+/// sends `R` and receives `S`.
+pub type Ends<S, R> = (Anchor<S, R>, Point<R, S>);
+
+/// Creates pipes. See [`Pipe::pair`] and [`Pipe::one_way`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Pipe;
+
+impl Pipe {
+    /// A two-way pipe: the anchor sends `A` and receives `B`; the point sends `B` and receives
+    /// `A`. Keep the anchor; move the point into the process that talks to it.
+    ///
+    /// Fails only when the pipe's private socket cannot be created.
+    pub fn pair<A: Message, B: Message>() -> Result<Ends<A, B>, PipeError> {
+        Self::pair_with(PipeConfig::default())
+    }
+
+    /// [`pair`](Pipe::pair) with a configuration.
+    pub fn pair_with<A: Message, B: Message>(config: PipeConfig) -> Result<Ends<A, B>, PipeError> {
+        anchor::create(config)
+    }
+
+    /// A one-way pipe: the anchor only sends `T`, the point only receives it. Calling `recv` on
+    /// the anchor or `send` on the point does not compile.
+    pub fn one_way<T: Message>() -> Result<Ends<T, OneWay>, PipeError> {
+        Self::one_way_with(PipeConfig::default())
+    }
+
+    /// [`one_way`](Pipe::one_way) with a configuration.
+    pub fn one_way_with<T: Message>(config: PipeConfig) -> Result<Ends<T, OneWay>, PipeError> {
+        anchor::create(config)
+    }
+}
+
+/// The direction a one-way pipe's end does not have: it has no values and is not a
+/// [`Message`], so neither `send` nor `recv` exists for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneWay {}
+
+/// How a pipe behaves. Start from [`PipeConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipeConfig {
+    /// How long a call on the anchor waits for the point to connect for the first time before
+    /// it fails with [`PipeError::NotConnected`].
+    ///
+    /// Default: 10 s.
+    pub accept_timeout: Duration,
+    /// Largest encoded message, in bytes; a bigger one is [`PipeError::TooLarge`] at the
+    /// sender, and nothing is sent.
+    ///
+    /// Default: 64 MiB.
+    pub max_message_bytes: u32,
+    /// Directory in which the pipe's private socket directory is created.
+    ///
+    /// Default: `None`, meaning [`std::env::temp_dir`].
+    pub socket_dir: Option<PathBuf>,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        Self {
+            accept_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024 * 1024,
+            socket_dir: None,
+        }
+    }
+}
+
+/// What can go wrong on a pipe.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// The other end was closed or dropped, or its process ended (exited or crashed).
+    #[error("the other end of the pipe is closed or its process has ended")]
+    Closed,
+    /// No point connected to the anchor within [`PipeConfig::accept_timeout`].
+    #[error("no process connected the pipe's point within {0:?}")]
+    NotConnected(Duration),
+    /// The point is already connected from another live process: a point moves into one
+    /// process and is never shared.
+    #[error(
+        "this pipe point is already in use by process {pid}: a point moves into one process and cannot be shared"
+    )]
+    PointInUse {
+        /// The process that holds the point's connection.
+        pid: u32,
+    },
+    /// The point does not belong to the pipe it reached.
+    #[error("this point does not belong to the pipe it connected to")]
+    WrongPipe,
+    /// The point was rebuilt with other message types than its anchor's.
+    #[error("the point's message types differ from its anchor's")]
+    TypeMismatch,
+    /// A message was larger than [`PipeConfig::max_message_bytes`]; nothing was sent.
+    #[error(
+        "a message of {size} bytes does not fit in a pipe frame of at most {limit} bytes (`PipeConfig::max_message_bytes`)"
+    )]
+    TooLarge {
+        /// The encoded size of the message.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A message could not be encoded or decoded.
+    #[error("malformed pipe message: {0}")]
+    Malformed(String),
+    /// Creating or using the pipe's socket failed.
+    #[error("pipe i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why [`Anchor::try_send`], [`Anchor::send_timeout`] (and the point's) did not send.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The peer's queue stayed full; here is the message, nothing was sent.
+    #[error("the pipe is full")]
+    Full(T),
+    /// Sending failed for another reason; the message was dropped.
+    #[error(transparent)]
+    Failed(PipeError),
+}
+
+impl<T> TrySendError<T> {
+    /// The message, when it was not sent because the pipe was full.
+    pub fn into_message(self) -> Option<T> {
+        match self {
+            TrySendError::Full(message) => Some(message),
+            TrySendError::Failed(_) => None,
+        }
+    }
+}
+
+impl<T> From<PipeError> for TrySendError<T> {
+    fn from(error: PipeError) -> Self {
+        TrySendError::Failed(error)
+    }
+}
+
+/// How long each side of the handshake waits for the other's frame.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A hash of the message types seen from the anchor (what it sends, what it receives). The
+/// point and the anchor run the same executable, so the names agree when the types do.
+fn type_hash<Sends, Receives>() -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let names = [
+        std::any::type_name::<Sends>(),
+        "\0",
+        std::any::type_name::<Receives>(),
+    ];
+    for byte in names.iter().flat_map(|name| name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_hash_depends_on_direction_and_types() {
+        assert_eq!(type_hash::<u32, String>(), type_hash::<u32, String>());
+        assert_ne!(type_hash::<u32, String>(), type_hash::<String, u32>());
+        assert_ne!(type_hash::<u32, OneWay>(), type_hash::<u64, OneWay>());
+    }
+}

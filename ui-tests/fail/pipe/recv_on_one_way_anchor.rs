@@ -1,0 +1,7 @@
+use skprocess::Pipe;
+
+fn main() -> Result<(), skprocess::PipeError> {
+    let (anchor, _point) = Pipe::one_way::<u32>()?;
+    let _reply = anchor.recv()?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+use skprocess::Pipe;
+
+fn main() -> Result<(), skprocess::PipeError> {
+    let (_anchor, point) = Pipe::one_way::<u32>()?;
+    point.send(1)?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+use skprocess::Pipe;
+
+fn main() -> Result<(), skprocess::PipeError> {
+    let (anchor, _point) = Pipe::pair::<u32, String>()?;
+    anchor.send("twenty-one")?;
+    Ok(())
+}
