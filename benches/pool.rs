@@ -26,9 +26,9 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
-/// About 5 ms of CPU: a loop calibrated once per process.
-fn burn(x: u64) -> u64 {
-    let rounds = rounds_for_5ms();
+/// `rounds` of a multiply-add loop: about 5 ms of CPU with the rounds of [`rounds_for_5ms`],
+/// which the bench calibrates once, so the pool and the single thread do the same work.
+fn burn((x, rounds): (u64, u64)) -> u64 {
     let mut acc = x;
     for i in 0..rounds {
         acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
@@ -37,18 +37,11 @@ fn burn(x: u64) -> u64 {
 }
 
 fn rounds_for_5ms() -> u64 {
-    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *ROUNDS.get_or_init(|| {
-        let probe = 1_000_000u64;
-        let started = Instant::now();
-        let mut acc = 0u64;
-        for i in 0..probe {
-            acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
-        }
-        std::hint::black_box(acc);
-        let per_round = started.elapsed().as_nanos().max(1) as f64 / probe as f64;
-        (5_000_000.0 / per_round) as u64
-    })
+    let probe = 1_000_000u64;
+    let started = Instant::now();
+    burn((0, probe));
+    let per_round = started.elapsed().as_nanos().max(1) as f64 / probe as f64;
+    (5_000_000.0 / per_round) as u64
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,17 +105,17 @@ fn bench_tiny(c: &mut Criterion) {
 
 fn bench_cpu(c: &mut Criterion) {
     let pool = Pool::new(2).unwrap();
-    // Calibrate in the workers too before measuring.
-    pool.map(burn, [0, 1]).unwrap();
+    let rounds = rounds_for_5ms();
+    let items = move || (0..200).map(move |x| (x, rounds));
     let mut group = c.benchmark_group("cpu_200x5ms");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
     group.bench_function("pool_2_workers", |b| {
-        b.iter(|| assert_eq!(pool.map(burn, 0..200).unwrap().len(), 200))
+        b.iter(|| assert_eq!(pool.map(burn, items()).unwrap().len(), 200))
     });
     group.bench_function("single_thread", |b| {
-        b.iter(|| (0..200).map(burn).fold(0u64, u64::wrapping_add))
+        b.iter(|| items().map(burn).fold(0u64, u64::wrapping_add))
     });
     group.finish();
 }

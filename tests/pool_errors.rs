@@ -184,8 +184,9 @@ fn e13_a_late_fifth_item_times_out_while_the_others_finish_and_imap_gives_fibs()
     assert_eq!(fibs, [10946, 17711, 28657]);
 }
 
-fn zeros(n: usize) -> Vec<u8> {
-    vec![0; n]
+/// `n` zero bytes, as bytes on the wire (a `Vec<u8>` would travel element by element).
+fn zeros(n: usize) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![0; n])
 }
 
 #[test]

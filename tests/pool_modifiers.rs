@@ -151,6 +151,41 @@ fn a_closed_pool_refuses_every_map_with_pool_closed() {
     ));
 }
 
+#[test]
+fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
+    let pool = Pool::new(1).unwrap();
+    let pids = pool.worker_pids();
+    let job = pool.background().map(slow, [1, 2, 3]);
+    std::thread::sleep(Duration::from_millis(50));
+    pool.close();
+    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [1, 2, 3]);
+    drop(pool);
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stat.contains(") Z")),
+            "worker {pid} outlived its closed and dropped pool"
+        );
+    }
+}
+
+#[test]
+fn a_map_created_before_close_runs_even_when_pulled_after_it() {
+    let pool = Arc::new(Pool::new(1).unwrap());
+    let mapping = Arc::clone(&pool);
+    let (sender, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lazy = mapping.imap(double, [1, 2, 3]);
+        mapping.close();
+        let _ = sender.send(lazy.collect::<Result<Vec<u64>, Error>>());
+    });
+    let values = outcome
+        .recv_timeout(BOUND)
+        .expect("the map hung after close");
+    assert_eq!(values.unwrap(), [2, 4, 6]);
+}
+
 #[derive(Serialize, Deserialize)]
 struct Doubling(u64);
 

@@ -249,3 +249,43 @@ fn a_hook_timeout_fails_its_item_with_the_hook_and_the_worker_is_replaced() {
     }
     assert_eq!(outcomes[2].as_ref().unwrap(), &2);
 }
+
+/// Kills its own worker on its first attempt (it leaves a marker file first), succeeds on the
+/// second: a crash costs the item a life and the item runs again in another worker.
+#[derive(Serialize, Deserialize)]
+struct CrashesOnce {
+    marker: std::path::PathBuf,
+}
+
+#[skprocess(lives = 2)]
+impl CrashesOnce {
+    fn run(&mut self) {
+        if !self.marker.exists() {
+            std::fs::write(&self.marker, b"crashed once").unwrap();
+            // Long enough for the worker to report this item running, so the crash is pinned
+            // on it (and costs a life) rather than requeued as a suspect.
+            std::thread::sleep(Duration::from_millis(100));
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    }
+
+    fn result(&mut self) -> String {
+        "second life".into()
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_crash_costs_a_process_item_a_life_and_it_runs_again() {
+    let marker =
+        std::env::temp_dir().join(format!("skprocess-crashes-once-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let pool = Pool::new(1).unwrap();
+    let outputs = pool
+        .map_processes([CrashesOnce {
+            marker: marker.clone(),
+        }])
+        .unwrap();
+    assert_eq!(outputs, ["second life"]);
+    let _ = std::fs::remove_file(&marker);
+}

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::pool::scheduler::{Action, Item, ItemError, JobId, Scheduler, Task, WorkerId};
+use crate::pool::scheduler::{Action, Item, JobId, Outcome, Scheduler, Task, WorkerId};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.
@@ -40,7 +41,7 @@ pub(crate) enum Command {
 /// What a job's caller receives.
 pub(crate) enum JobEvent {
     /// Finished items.
-    Results(Vec<(u64, Result<Vec<u8>, ItemError>)>),
+    Results(Vec<Outcome>),
     /// The caller's future was dropped.
     Cancelled,
 }
@@ -50,7 +51,7 @@ pub(crate) enum Report {
     /// Finished items of `job`; at a chunk's end, how long its items took.
     Results {
         job: JobId,
-        results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
+        results: Vec<(u64, Result<SharedBytes, ItemFailure>)>,
         measured: Option<Measured>,
     },
     /// Item `index` of `job` runs since `since`.

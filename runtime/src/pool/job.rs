@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -19,14 +19,25 @@ use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::progress::ProgressBar;
 use crate::pool::scheduler::{Item, ItemError, JobId, Task};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
+
+/// How often a job waiting for results checks that the dispatcher still runs.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// Most items the caller encodes before handing them to the dispatcher.
 const FEED_BATCH: usize = 1024;
 
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
+
+/// Items encoded into one buffer, to travel to the dispatcher together.
+#[derive(Default)]
+struct Batch {
+    encoded: Vec<u8>,
+    items: Vec<(u64, std::ops::Range<usize>)>,
+}
 
 /// What a job runs and how.
 #[derive(Clone, Copy)]
@@ -45,7 +56,6 @@ pub(crate) struct JobRun<I: Iterator, R> {
     core: Arc<PoolCore>,
     spec: JobSpec<R>,
     id: JobId,
-    submitted: bool,
     input: Option<I>,
     events: Receiver<JobEvent>,
     events_in: Sender<JobEvent>,
@@ -61,6 +71,7 @@ pub(crate) struct JobRun<I: Iterator, R> {
     reorder: VecDeque<Option<Result<R, Error>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
+    /// The encoding of the item being pulled, reused.
     encoded: Vec<u8>,
     cancelled: bool,
     progress: ProgressBar,
@@ -71,20 +82,30 @@ where
     I: Iterator,
     I::Item: Serialize,
 {
-    /// A job over `input`; nothing reaches the dispatcher until the first item is pulled.
-    pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Self {
+    /// A job over `input`, registered with the dispatcher (no worker is touched until an item
+    /// is pulled); `None` when the pool is closed.
+    pub(crate) fn new(core: Arc<PoolCore>, spec: JobSpec<R>, input: I) -> Option<Self> {
         let (events_in, events) = mpsc::channel();
+        let id = core.next_job.fetch_add(1, Ordering::Relaxed);
+        let admitted = core.admit(Command::Submit {
+            job: id,
+            task: spec.task,
+            timeout: spec.timeout,
+            lives: spec.lives,
+            results: events_in.clone(),
+        });
+        if !admitted {
+            return None;
+        }
         let len = match input.size_hint() {
             (low, Some(high)) if low == high => Some(low as u64),
             _ => None,
         };
         let progress = ProgressBar::new(spec.progress, len);
-        let id = core.next_job.fetch_add(1, Ordering::Relaxed);
-        Self {
+        Some(Self {
             core,
             spec,
             id,
-            submitted: false,
             input: Some(input),
             events,
             events_in,
@@ -97,7 +118,7 @@ where
             encoded: Vec::new(),
             cancelled: false,
             progress,
-        }
+        })
     }
 
     /// A sender that cancels this job when it sends [`JobEvent::Cancelled`].
@@ -162,12 +183,15 @@ where
     }
 
     /// Pulls input while the window has room and sends it to the dispatcher in batches of at
-    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded.
+    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded. A batch's
+    /// items are encoded one after another into one buffer.
     fn feed(&mut self) {
-        let mut batch = Vec::new();
-        while self.input.is_some() && !self.cancelled && self.in_flight() < self.window() {
-            if batch.len() == FEED_BATCH {
+        let mut batch = Batch::default();
+        let mut window = self.window();
+        while self.input.is_some() && !self.cancelled && self.in_flight() < window {
+            if batch.items.len() == FEED_BATCH {
                 self.send_batch(std::mem::take(&mut batch));
+                window = self.window();
             }
             let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
                 self.input = None;
@@ -175,53 +199,57 @@ where
             };
             let index = self.pulled;
             self.pulled += 1;
-            match self.encode(&value) {
-                Ok(bytes) => batch.push(Item::new(index, bytes)),
-                Err(error) => {
-                    self.returned += 1;
-                    self.progress.advance();
-                    self.ready.push_back((index, Err(item_error(index, error))));
-                }
+            if let Err(error) = self.encode(&value, index, &mut batch) {
+                self.returned += 1;
+                self.progress.advance();
+                self.ready.push_back((index, Err(item_error(index, error))));
             }
         }
         self.send_batch(batch);
     }
 
-    fn send_batch(&mut self, batch: Vec<Item>) {
-        if batch.is_empty() {
+    fn send_batch(&mut self, batch: Batch) {
+        if batch.items.is_empty() {
             return;
         }
-        if !self.submitted {
-            self.submitted = true;
-            self.core.command(Command::Submit {
-                job: self.id,
-                task: self.spec.task,
-                timeout: self.spec.timeout,
-                lives: self.spec.lives,
-                results: self.events_in.clone(),
-            });
-        }
+        let buffer: Arc<[u8]> = Arc::from(batch.encoded);
+        let items = batch
+            .items
+            .into_iter()
+            .map(|(index, range)| Item::new(index, SharedBytes::new(Arc::clone(&buffer), range)))
+            .collect();
         self.core.command(Command::Items {
             job: self.id,
-            items: batch,
+            items,
         });
     }
 
-    fn encode(&mut self, value: &I::Item) -> Result<Arc<[u8]>, Error> {
+    /// Appends the encoded `value` to the batch, unless it is too large for a frame.
+    fn encode(&mut self, value: &I::Item, index: u64, batch: &mut Batch) -> Result<(), Error> {
         frame::encode_into(value, &mut self.encoded)?;
-        self.input_bytes += self.encoded.len() as u64;
-        if self.encoded.len() > self.core.item_limit {
+        let size = self.encoded.len();
+        self.input_bytes += size as u64;
+        if size > self.core.item_limit {
             return Err(Error::TooLarge {
-                size: self.encoded.len() as u64,
+                size: size as u64,
                 limit: self.core.item_limit as u64,
             });
         }
-        Ok(Arc::from(&self.encoded[..]))
+        let start = batch.encoded.len();
+        batch.encoded.extend_from_slice(&self.encoded);
+        batch.items.push((index, start..start + size));
+        Ok(())
     }
 
     /// Waits for the next batch of outcomes.
     fn receive(&mut self) {
-        match self.events.recv() {
+        let event = loop {
+            match self.events.recv_timeout(LIVENESS_CHECK) {
+                Err(RecvTimeoutError::Timeout) if self.core.dispatcher_running() => {}
+                event => break event,
+            }
+        };
+        match event {
             Ok(JobEvent::Results(results)) => {
                 for (index, outcome) in results {
                     self.returned += 1;
@@ -234,7 +262,7 @@ where
                         .push_back((index, outcome.map_err(|e| item_error(index, e))));
                 }
             }
-            // Cancelled by a dropped future, or (never, while the job lives) no sender left.
+            // Cancelled by a dropped future, or the dispatcher ended (a bug: it outlives jobs).
             Ok(JobEvent::Cancelled) | Err(_) => self.cancelled = true,
         }
     }
@@ -271,9 +299,7 @@ where
 
 impl<I: Iterator, R> Drop for JobRun<I, R> {
     fn drop(&mut self) {
-        if self.submitted {
-            self.core.command(Command::End { job: self.id });
-        }
+        self.core.command(Command::End { job: self.id });
     }
 }
 

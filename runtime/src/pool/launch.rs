@@ -14,6 +14,7 @@ use crate::parent::spawn::command;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome, WorkerStart};
 use crate::protocol::{Role, Start};
@@ -176,7 +177,9 @@ fn read_reports(
             Ok(None) => return None,
             Err(e) => return Some(e.to_string()),
         };
-        let report = match frame::decode::<ToPool<'_>>(frame.bytes()) {
+        // One copy of the frame, shared by every output in it.
+        let shared: Arc<[u8]> = Arc::from(frame.bytes());
+        let report = match frame::decode::<ToPool<'_>>(&shared) {
             Ok(ToPool::Results {
                 job,
                 results,
@@ -187,7 +190,10 @@ fn read_reports(
                 results: results
                     .into_iter()
                     .map(|r| match r.outcome {
-                        WireOutcome::Output(bytes) => (r.index, Ok(bytes.to_vec())),
+                        WireOutcome::Output(bytes) => {
+                            let range = SharedBytes::range_in(&shared, bytes).unwrap_or(0..0);
+                            (r.index, Ok(SharedBytes::new(Arc::clone(&shared), range)))
+                        }
                         WireOutcome::Failed(failure) => (r.index, Err(failure)),
                     })
                     .collect(),

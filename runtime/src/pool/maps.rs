@@ -170,10 +170,7 @@ impl<'p, M, D> Maps<'p, M, D> {
         I::Item: Serialize,
     {
         let core: &Arc<PoolCore> = &self.pool.core;
-        if self.pool.is_closed() {
-            return None;
-        }
-        Some(JobRun::new(Arc::clone(core), spec, items.into_iter()))
+        JobRun::new(Arc::clone(core), spec, items.into_iter())
     }
 }
 

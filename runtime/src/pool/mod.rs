@@ -20,6 +20,7 @@ mod launch;
 mod maps;
 mod progress;
 mod scheduler;
+mod shared_bytes;
 mod threads;
 pub(crate) mod worker;
 
@@ -130,18 +131,62 @@ pub(crate) struct PoolCore {
     events: Sender<Event>,
     next_job: AtomicU64,
     closed: AtomicBool,
+    /// Held while a job is admitted and while the pool closes, so that every admitted job
+    /// reaches the dispatcher before the close does (it then waits for that job).
+    admission: Mutex<()>,
     workers: usize,
     pids: WorkerPids,
     /// Largest encoded item.
     item_limit: usize,
     max_in_flight: usize,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// Cleared when the dispatcher thread ends, even by a panic: a job waiting for results
+    /// then stops waiting.
+    dispatcher_running: Arc<AtomicBool>,
+}
+
+/// Clears its flag when dropped: when the dispatcher thread ends, however it ends.
+struct RunningFlag(Arc<AtomicBool>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl PoolCore {
     fn command(&self, command: Command) {
         // The dispatcher outlives every sender that matters; a send after it ended is moot.
         let _ = self.events.send(Event::Command(command));
+    }
+
+    /// Whether the dispatcher thread still runs.
+    fn dispatcher_running(&self) -> bool {
+        self.dispatcher_running.load(Ordering::SeqCst)
+    }
+
+    /// Registers a job (`Command::Submit`) unless the pool is closed.
+    fn admit(&self, submit: Command) -> bool {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.command(submit);
+        true
+    }
+
+    /// Closes the pool for new jobs and sends `command` (close or terminate) after every job
+    /// already admitted.
+    fn shut(&self, command: Command) {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::SeqCst);
+        self.command(command);
     }
 
     fn join(&self) {
@@ -205,20 +250,27 @@ impl Pool {
             Arc::clone(&pids),
         );
         dispatcher.start_workers()?;
+        let running = Arc::new(AtomicBool::new(true));
+        let alive = RunningFlag(Arc::clone(&running));
         let handle = std::thread::Builder::new()
             .name("skprocess-pool".into())
-            .spawn(move || dispatcher.run())?;
+            .spawn(move || {
+                let _alive = alive;
+                dispatcher.run();
+            })?;
         let item_limit = chunk_bytes.min(frame.saturating_sub(RESULT_OVERHEAD + CHUNK_OVERHEAD));
         Ok(Self {
             core: Arc::new(PoolCore {
                 events: events_in,
                 next_job: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                admission: Mutex::new(()),
                 workers,
                 pids,
                 item_limit,
                 max_in_flight: config.max_in_flight.max(1),
                 dispatcher: Mutex::new(Some(handle)),
+                dispatcher_running: running,
             }),
         })
     }
@@ -241,16 +293,15 @@ impl Pool {
     /// Closes the pool: maps already running finish, new ones fail with
     /// [`Error::PoolClosed`], and the workers exit once the running maps are done.
     pub fn close(&self) {
-        if !self.core.closed.swap(true, Ordering::SeqCst) {
-            self.core.command(Command::Close);
+        if !self.is_closed() {
+            self.core.shut(Command::Close);
         }
     }
 
     /// Terminates the pool: kills the workers now; items not finished fail with
     /// [`Error::PoolClosed`], as do new maps.
     pub fn terminate(&self) {
-        self.core.closed.store(true, Ordering::SeqCst);
-        self.core.command(Command::Terminate);
+        self.core.shut(Command::Terminate);
     }
 
     /// Whether [`close`](Pool::close) or [`terminate`](Pool::terminate) was called.

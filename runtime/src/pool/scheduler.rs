@@ -16,17 +16,17 @@
 //! - **Timeouts** count from an item's reported start; the late worker is killed and replaced.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::ItemFailure;
 
 /// Work per chunk the scheduler aims for, once the cost per item is known.
 pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
 /// Least work per chunk worth a round trip, once the cost per item is known.
 const MIN_CHUNK_WORK: Duration = Duration::from_micros(250);
-/// Chunk size while the cost per item is unknown.
-const FIRST_CHUNK: usize = 32;
+/// Chunk size while the cost per item is unknown (still at most a fair share of the queue).
+const FIRST_CHUNK: usize = 256;
 /// Most items in one chunk.
 const MAX_CHUNK: usize = 8192;
 /// Chunks a worker may have in flight: one running, one waiting.
@@ -50,7 +50,7 @@ pub(crate) enum Task {
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
     pub(crate) index: u64,
-    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) bytes: SharedBytes,
     /// Crashes of workers that were running it.
     crashes: u32,
     /// Requeued after a crash that could not be pinned on one item.
@@ -58,7 +58,7 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    pub(crate) fn new(index: u64, bytes: Arc<[u8]>) -> Self {
+    pub(crate) fn new(index: u64, bytes: SharedBytes) -> Self {
         Self {
             index,
             bytes,
@@ -84,7 +84,7 @@ pub(crate) enum ItemError {
 }
 
 /// One item's outcome: its index and its encoded output or why it has none.
-pub(crate) type Outcome = (u64, Result<Vec<u8>, ItemError>);
+pub(crate) type Outcome = (u64, Result<SharedBytes, ItemError>);
 
 /// What the scheduler asks the dispatcher to do.
 #[derive(Debug)]
@@ -291,7 +291,7 @@ impl Scheduler {
         &mut self,
         worker: WorkerId,
         job: JobId,
-        results: Vec<(u64, Result<Vec<u8>, ItemFailure>)>,
+        results: Vec<(u64, Result<SharedBytes, ItemFailure>)>,
     ) {
         let Some(slot) = self.slot_of(worker) else {
             return;

@@ -7,7 +7,7 @@ const TASK: Task = Task::Function { offset: 0 };
 
 fn items(range: std::ops::Range<u64>) -> Vec<Item> {
     range
-        .map(|i| Item::new(i, Arc::from(vec![i as u8])))
+        .map(|i| Item::new(i, SharedBytes::from(vec![i as u8])))
         .collect()
 }
 
@@ -17,7 +17,7 @@ struct Drained {
     spawned: Vec<WorkerId>,
     sent: Vec<(WorkerId, JobId, bool, Vec<u64>)>,
     killed: Vec<WorkerId>,
-    delivered: Vec<(JobId, u64, Result<Vec<u8>, ItemError>)>,
+    delivered: Vec<(JobId, u64, Result<SharedBytes, ItemError>)>,
 }
 
 fn drain(s: &mut Scheduler) -> Drained {
@@ -46,8 +46,11 @@ fn drain(s: &mut Scheduler) -> Drained {
     d
 }
 
-fn ok(indices: &[u64]) -> Vec<(u64, Result<Vec<u8>, ItemFailure>)> {
-    indices.iter().map(|&i| (i, Ok(vec![i as u8]))).collect()
+fn ok(indices: &[u64]) -> Vec<(u64, Result<SharedBytes, ItemFailure>)> {
+    indices
+        .iter()
+        .map(|&i| (i, Ok(SharedBytes::from(vec![i as u8]))))
+        .collect()
 }
 
 /// A scheduler with `n` ready workers (ids 0..n) and job 1 submitted.
@@ -63,7 +66,7 @@ fn ready(n: usize, timeout: Option<Duration>, lives: u32) -> Scheduler {
 
 #[test]
 fn chunks_start_small_then_follow_the_measured_cost_within_a_fair_share() {
-    assert_eq!(chunk_size(None, 10_000, 2), FIRST_CHUNK);
+    assert_eq!(chunk_size(None, 100_000, 2), FIRST_CHUNK);
     assert_eq!(chunk_size(None, 10, 2), 3);
     assert_eq!(
         chunk_size(Some(Duration::from_nanos(100)), 100_000, 2),

@@ -13,6 +13,7 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::worker::{ItemSink, run_chunk};
 use crate::protocol::pool::{Chunk, ItemFailure, Measured, TaskRef, WireItem};
 
@@ -106,7 +107,7 @@ impl ItemSink for ThreadSink {
         if self.abandoned.load(Ordering::SeqCst) {
             return;
         }
-        let results = vec![(index, outcome.map(<[u8]>::to_vec))];
+        let results = vec![(index, outcome.map(|o| SharedBytes::from(o.to_vec())))];
         let report = Report::Results {
             job,
             results,

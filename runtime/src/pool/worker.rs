@@ -386,3 +386,25 @@ impl ItemSink for Outbox {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_refuses_a_parent_of_another_build_and_accepts_its_own() {
+        let own = frame::encode(&WorkerStart {
+            build: function::build_identity().to_vec(),
+        })
+        .unwrap();
+        assert_eq!(check_build(&own), Ok(()));
+        let mut other = function::build_identity().to_vec();
+        if let Some(last) = other.last_mut() {
+            *last ^= 0xff;
+        }
+        let other = frame::encode(&WorkerStart { build: other }).unwrap();
+        let refusal = check_build(&other).unwrap_err();
+        assert!(refusal.contains("not the same build"), "{refusal}");
+        assert!(check_build(&[0xff]).is_err());
+    }
+}

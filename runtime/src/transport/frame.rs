@@ -81,10 +81,31 @@ pub fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     buffer: &mut Vec<u8>,
 ) -> Result<(), WireError> {
-    let mut reused = std::mem::take(buffer);
-    reused.clear();
-    *buffer = postcard::to_extend(value, reused).map_err(serialize_error)?;
-    Ok(())
+    buffer.clear();
+    postcard::serialize_with_flavor(value, AppendToVec(buffer))
+        .map_err(serialize_error)
+}
+
+/// A postcard output that appends to a vector: a byte with `push`, a slice with one copy
+/// (postcard's own extending output goes through `Extend`, measurably slower for small values).
+struct AppendToVec<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a value with the wire codec; trailing bytes are an error.
