@@ -82,8 +82,7 @@ pub fn encode_into<T: Serialize + ?Sized>(
     buffer: &mut Vec<u8>,
 ) -> Result<(), WireError> {
     buffer.clear();
-    postcard::serialize_with_flavor(value, AppendToVec(buffer))
-        .map_err(serialize_error)
+    postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(serialize_error)
 }
 
 /// A postcard output that appends to a vector: a byte with `push`, a slice with one copy
