@@ -52,3 +52,35 @@ impl ToTokens for Krate {
         tokens.extend(self.at(Span::call_site()));
     }
 }
+
+/// Parses an attribute whose only option is `crate = path` (`#[skprocess::main]`,
+/// `#[shared]`), collecting one error per mistake; `attribute` names it in messages.
+pub(crate) fn parse_crate_only(
+    attr: TokenStream,
+    attribute: &str,
+    errors: &mut Vec<syn::Error>,
+) -> Krate {
+    let mut krate = Krate::default();
+    let mut seen_crate = false;
+    let parser = syn::meta::parser(|meta| {
+        let result = if !meta.path.is_ident("crate") {
+            let name = meta.path.to_token_stream().to_string().replace(' ', "");
+            Err(meta.error(format!(
+                "unknown option `{name}` for `{attribute}`; expected `crate`"
+            )))
+        } else if std::mem::replace(&mut seen_crate, true) {
+            Err(meta.error("duplicate option `crate`"))
+        } else {
+            Krate::parse_value(&meta).map(|parsed| krate = parsed)
+        };
+        if let Err(e) = result {
+            errors.push(e);
+            crate::errors::skip_value(&meta);
+        }
+        Ok(())
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
+        errors.push(e);
+    }
+    krate
+}

@@ -5,7 +5,7 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Item, ItemFn};
 
-use crate::errors::{combine, item_name_span, skip_value};
+use crate::errors::{combine, item_name_span};
 use crate::krate::Krate;
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -45,29 +45,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Parses `crate = path`, the only option, collecting one error per mistake.
 fn parse_options(attr: TokenStream, errors: &mut Vec<syn::Error>) -> Krate {
-    let mut krate = Krate::default();
-    let mut seen_crate = false;
-    let parser = syn::meta::parser(|meta| {
-        let result = if !meta.path.is_ident("crate") {
-            let name = meta.path.to_token_stream().to_string().replace(' ', "");
-            Err(meta.error(format!(
-                "unknown option `{name}` for `#[skprocess::main]`; expected `crate`"
-            )))
-        } else if std::mem::replace(&mut seen_crate, true) {
-            Err(meta.error("duplicate option `crate`"))
-        } else {
-            Krate::parse_value(&meta).map(|parsed| krate = parsed)
-        };
-        if let Err(e) = result {
-            errors.push(e);
-            skip_value(&meta);
-        }
-        Ok(())
-    });
-    if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
-        errors.push(e);
-    }
-    krate
+    crate::krate::parse_crate_only(attr, "#[skprocess::main]", errors)
 }
 
 fn not_a_fn(item: &Item) -> syn::Error {
