@@ -150,6 +150,20 @@ pub enum Error {
     /// A pipe call failed.
     #[error(transparent)]
     Pipe(#[from] crate::pipe::PipeError),
+    /// [`ProcessQueue::start`](crate::ProcessQueue::start) was given more items than the
+    /// queue has room for ([`ProcessQueueConfig::capacity`](crate::ProcessQueueConfig));
+    /// none of them was queued.
+    #[error(
+        "the process queue holds {len} of at most {capacity} items and cannot take {adding} more; none was queued"
+    )]
+    ProcessQueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+        /// Items not done when the call was made.
+        len: usize,
+        /// Items the call tried to add.
+        adding: usize,
+    },
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child

@@ -48,7 +48,7 @@ pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
 }
 
 /// Makes the value of a zero-sized function type.
-fn conjure<F: Copy>() -> F {
+pub(crate) fn conjure<F: Copy>() -> F {
     assert_zero_sized::<F>();
     // SAFETY: `F` is zero-sized (checked above at compile time) and `Copy`, so it has no
     // bytes, no drop glue and no invariant a zeroed value could break; function items and

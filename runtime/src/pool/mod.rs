@@ -14,7 +14,7 @@
 //!   that only the same build accepts.
 
 mod dispatcher;
-mod function;
+pub(crate) mod function;
 mod job;
 mod launch;
 mod maps;

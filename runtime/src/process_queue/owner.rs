@@ -1,0 +1,123 @@
+//! The owner's side, shared by the queue's handle and the threads that serve worker
+//! connections: the state machine and the live worker process, each behind its own lock.
+//!
+//! Lock order: `worker` before `machine`. The `machine` lock is held only for bookkeeping
+//! (never across I/O), so a worker asking for its next item never waits for a spawn.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::Error;
+use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
+use crate::transport::Connection;
+use crate::transport::frame::FrameReader;
+use crate::process_queue::worker_stub::Worker;
+
+use super::machine::{Appended, Machine, Next};
+
+/// The worker process the queue started last, and its generation.
+pub(crate) struct Running {
+    pub(crate) generation: u64,
+    pub(crate) process: Worker<()>,
+}
+
+/// What the handle and the connection threads share.
+pub(crate) struct Owner {
+    machine: Mutex<Machine>,
+    worker: Mutex<Option<Running>>,
+    max_frame: u32,
+}
+
+impl Owner {
+    pub(crate) fn new(capacity: usize, max_frame: u32) -> Self {
+        Self {
+            machine: Mutex::new(Machine::new(capacity)),
+            worker: Mutex::new(None),
+            max_frame,
+        }
+    }
+
+    pub(crate) fn machine(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The worker slot, after forgetting a worker that is retired or whose process died
+    /// (its item is requeued then): what remains is the live worker, if any.
+    pub(crate) fn worker(&self) -> MutexGuard<'_, Option<Running>> {
+        let mut slot = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        self.forget_ended(&mut slot);
+        slot
+    }
+
+    fn forget_ended(&self, slot: &mut Option<Running>) {
+        let Some(running) = slot.as_ref() else {
+            return;
+        };
+        // Checked outside the machine's lock: it is a system call.
+        let dead = !running.process.is_alive();
+        let mut machine = self.machine();
+        if dead {
+            machine.ended(running.generation);
+        }
+        if machine.worker() != Some(running.generation) {
+            // Dropping the handle kills (a retired worker is exiting anyway) and reaps it.
+            drop(machine);
+            *slot = None;
+        }
+    }
+
+    /// Appends under the worker lock the caller holds.
+    pub(crate) fn append(&self, items: Vec<Arc<[u8]>>) -> Result<Appended, Error> {
+        self.machine()
+            .append(items)
+            .map_err(|full| Error::ProcessQueueFull {
+                capacity: full.capacity,
+                len: full.len,
+                adding: full.adding,
+            })
+    }
+
+    /// Serves one worker connection until it ends, on a thread of its own.
+    pub(crate) fn serve(self: Arc<Self>, connection: Connection) {
+        let mut reader = FrameReader::new(self.max_frame);
+        let mut generation = None;
+        while let Ok(Some(ToQueue::Next {
+            generation: asking,
+            finished,
+        })) = reader.read_message(&mut connection.stream())
+        {
+            generation = Some(asking);
+            if !self.answer(&connection, asking, finished) {
+                break;
+            }
+        }
+        if let Some(generation) = generation {
+            self.connection_ended(generation);
+        }
+    }
+
+    /// Answers one request; false when the connection failed.
+    fn answer(&self, connection: &Connection, generation: u64, finished: Option<Finished>) -> bool {
+        if let Some(panic) = finished.as_ref().and_then(|f| f.panic.as_deref()) {
+            tracing::warn!("a process queue handler panicked (the item is done): {panic}");
+        }
+        let next = self.machine().next(generation, finished.map(|f| f.id));
+        let sent = match &next {
+            Next::Item(entry) => connection.send(&ToWorker::Item {
+                id: entry.id,
+                item: &entry.bytes,
+            }),
+            Next::Retire => connection.send(&ToWorker::Retire),
+        };
+        sent.is_ok()
+    }
+
+    /// A worker's connection ended: if it was the current worker, it is gone (its item is
+    /// requeued) and its process is killed and reaped.
+    fn connection_ended(&self, generation: u64) {
+        let mut slot = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        self.machine().ended(generation);
+        if slot.as_ref().is_some_and(|r| r.generation == generation) {
+            *slot = None;
+        }
+    }
+}
