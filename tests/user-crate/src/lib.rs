@@ -548,3 +548,32 @@ pub mod pool_work {
         base.saturating_pow(exponent)
     }
 }
+
+/// A [`ProcessQueue`](skprocess::ProcessQueue)'s item type and handler, defined in a library.
+pub mod queue_work {
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use skprocess::prelude::*;
+
+    /// A greeting to append to a file.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Greeting {
+        /// The file to append to.
+        pub file: PathBuf,
+        /// Who to greet.
+        pub name: String,
+    }
+
+    /// Appends `hello <name> from <pid>` to the greeting's file, in one write.
+    pub fn greet(greeting: Greeting) {
+        let line = format!("hello {} from {}\n", greeting.name, std::process::id());
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&greeting.file)
+        {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
