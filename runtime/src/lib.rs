@@ -37,6 +37,7 @@ mod registry;
 mod share;
 mod timing;
 mod transport;
+mod worker;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
@@ -63,6 +64,7 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
+pub use worker::{Worker, run, run_thread};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
