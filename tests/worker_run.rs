@@ -188,3 +188,16 @@ fn a_thread_worker_times_out_then_joins_and_cannot_be_killed() {
     assert!(!worker.is_alive());
     assert_eq!(worker.join_timeout(Duration::ZERO).unwrap(), Some(300));
 }
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn map_runs_over_a_pool_of_one_worker_per_core() {
+    assert!(skprocess::num_cpus() >= 1);
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(skprocess::map(square, 1..=5u64)));
+    let squares = outcome.recv_timeout(BOUND).expect("map hung").unwrap();
+    assert_eq!(squares, [1, 4, 9, 16, 25]);
+}

@@ -64,7 +64,7 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::{Worker, run, run_thread};
+pub use worker::{Worker, map, num_cpus, run, run_thread};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pool::Spread;
+use crate::pool::{Plain, Pool, PoolFunction, Spread};
 use completion::Completion;
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
@@ -107,6 +107,32 @@ where
         process: None,
         result: PhantomData,
     })
+}
+
+/// Maps `f` over `items` on a pool of one worker process per core started for this call, and
+/// returns the outputs in input order; the pool closes when the call returns. For repeated
+/// maps, keep a [`Pool`] instead: its workers start once.
+///
+/// ```no_run
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// assert_eq!(skprocess_runtime::map(square, 1..=4)?, [1, 4, 9, 16]);
+/// # Ok(()) }
+/// ```
+pub fn map<F, I>(f: F, items: I) -> Result<Vec<F::Output>, Error>
+where
+    I: IntoIterator,
+    I::Item: Serialize,
+    F: PoolFunction<Plain, I::Item>,
+{
+    Pool::new(num_cpus())?.map(f, items)
+}
+
+/// The number of cores this process may use ([`std::thread::available_parallelism`]); 1
+/// when it cannot be told.
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// A function running on a process ([`run`]) or a thread ([`run_thread`]): wait for its result,
