@@ -37,6 +37,7 @@ mod registry;
 mod share;
 mod timing;
 mod transport;
+mod worker;
 mod process_queue;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
@@ -64,6 +65,7 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
+pub use worker::{Worker, map, num_cpus, run, run_thread};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 
 /// Items used by macro-generated code. Not public API.

@@ -16,7 +16,7 @@
 mod dispatcher;
 pub(crate) mod function;
 mod job;
-mod launch;
+pub(crate) mod launch;
 mod maps;
 mod progress;
 mod scheduler;

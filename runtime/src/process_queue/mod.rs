@@ -15,7 +15,6 @@
 mod drain;
 mod machine;
 mod owner;
-mod worker_stub;
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -29,7 +28,7 @@ use crate::pool::function;
 use crate::protocol::process_queue::ITEM_OVERHEAD;
 use crate::transport::frame;
 use crate::transport::service::{Endpoint, Service};
-use crate::process_queue::worker_stub::Worker;
+use crate::worker::Worker;
 use owner::{Owner, Running};
 
 /// Smallest accepted [`ProcessQueueConfig::max_frame_bytes`].
@@ -326,5 +325,5 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
     F: Fn(T) + Copy + Send + Sync + 'static,
 {
-    worker_stub::run(drain::drain::<T, F>, (endpoint, generation, max_frame))
+    crate::worker::run(drain::drain::<T, F>, (endpoint, generation, max_frame))
 }

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
 use crate::transport::Connection;
 use crate::transport::frame::FrameReader;
-use crate::process_queue::worker_stub::Worker;
+use crate::worker::Worker;
 
 use super::machine::{Appended, Machine, Next};
 
