@@ -32,7 +32,10 @@ struct Job {
 /// `value pid` in the log — one `write` per line, so lines from several processes never mix.
 fn record(job: Job) {
     let pid = std::process::id();
-    append_line(&job.log.with_extension("started"), &format!("{} {pid}", job.value));
+    append_line(
+        &job.log.with_extension("started"),
+        &format!("{} {pid}", job.value),
+    );
     if let Some(gate) = &job.gate {
         let deadline = Instant::now() + 2 * BOUND;
         while !gate.exists() && Instant::now() < deadline {
@@ -206,7 +209,10 @@ fn start_while_a_worker_runs_appends_without_a_new_worker() {
     wait_until("the worker is done", || queue.is_done());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..4));
-    assert!(handled.iter().all(|(_, p)| *p == handled[0].1), "one worker");
+    assert!(
+        handled.iter().all(|(_, p)| *p == handled[0].1),
+        "one worker"
+    );
 }
 
 #[test]
@@ -254,24 +260,33 @@ fn start_returns_without_waiting_for_the_handler() {
 #[test]
 fn the_exit_and_append_race_strands_no_item() {
     const THREADS: u64 = 4;
-    const PER_THREAD: u64 = 40;
+    const PER_THREAD: u64 = 30;
     let scratch = Arc::new(Scratch::new("race"));
     let queue = Arc::new(ProcessQueue::new(record));
     let spawned = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..THREADS)
         .map(|thread| {
-            let (queue, scratch, spawned) =
-                (Arc::clone(&queue), Arc::clone(&scratch), Arc::clone(&spawned));
+            let (queue, scratch, spawned) = (
+                Arc::clone(&queue),
+                Arc::clone(&scratch),
+                Arc::clone(&spawned),
+            );
             std::thread::spawn(move || {
+                let mut seed = thread * 7919 + 1;
                 for i in 0..PER_THREAD {
-                    let (spawned_new, _) = queue.start([scratch.job(thread * PER_THREAD + i)]).unwrap();
+                    let (spawned_new, _) =
+                        queue.start([scratch.job(thread * PER_THREAD + i)]).unwrap();
                     if spawned_new {
                         spawned.fetch_add(1, Ordering::SeqCst);
                     }
-                    // Vary the gaps, so some appends meet a worker about to retire.
-                    if i % 3 == thread % 3 {
-                        std::thread::sleep(Duration::from_micros(300 * (i % 7)));
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    if i % 5 == 4 {
+                        // Append the moment the queue is empty, while the worker that
+                        // drained it is still exiting.
+                        wait_until("the worker drains", || queue.is_empty());
+                        continue;
                     }
+                    std::thread::sleep(Duration::from_micros((seed >> 33) % 2000));
                 }
             })
         })
@@ -283,15 +298,38 @@ fn the_exit_and_append_race_strands_no_item() {
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..THREADS * PER_THREAD));
     let workers: std::collections::BTreeSet<u32> = handled.iter().map(|(_, p)| *p).collect();
+    let spawned = spawned.load(Ordering::SeqCst);
+    assert!(spawned >= 2, "workers retired and were replaced");
     assert!(
-        workers.len() as u64 <= spawned.load(Ordering::SeqCst),
+        workers.len() as u64 <= spawned,
         "every worker was started by a `start` that said so"
     );
-    eprintln!(
-        "{} items, {} workers spawned",
-        handled.len(),
-        spawned.load(Ordering::SeqCst)
-    );
+    eprintln!("{} items, {spawned} workers spawned", handled.len());
+}
+
+#[test]
+fn an_append_the_moment_the_queue_empties_spawns_a_new_worker() {
+    let scratch = Scratch::new("retire");
+    let queue = ProcessQueue::new(record);
+    for round in 0..10 {
+        let (first, second) = (2 * round, 2 * round + 1);
+        queue.start([scratch.job(first)]).unwrap();
+        // The last item is reported done in the same step that retires the worker, so once
+        // the queue is empty no worker takes items: this start must spawn one, even though
+        // the retired process may not have exited yet.
+        wait_until("the queue empties", || queue.is_empty());
+        let (spawned_new, queued) = queue.start([scratch.job(second)]).unwrap();
+        assert!(
+            spawned_new,
+            "round {round}: the append went to a retired worker"
+        );
+        assert_eq!(queued, 1);
+        wait_until("the item is handled", || {
+            values(&scratch.handled()).contains_key(&second)
+        });
+    }
+    wait_until("the worker is done", || queue.is_done());
+    assert_eq!(values(&scratch.handled()), once_each(0..20));
 }
 
 #[test]
@@ -311,7 +349,10 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
     wait_until("the new worker is done", || queue.is_done());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..2));
-    assert!(handled.iter().all(|(_, p)| *p != pid), "run by the new worker");
+    assert!(
+        handled.iter().all(|(_, p)| *p != pid),
+        "run by the new worker"
+    );
 }
 
 #[test]
@@ -336,7 +377,9 @@ fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
 fn clear_drops_the_waiting_items() {
     let scratch = Scratch::new("clear");
     let queue = ProcessQueue::new(record);
-    queue.start([scratch.gated(0), scratch.job(1), scratch.job(2)]).unwrap();
+    queue
+        .start([scratch.gated(0), scratch.job(1), scratch.job(2)])
+        .unwrap();
     wait_until("the worker runs item 0", || !scratch.started().is_empty());
     assert_eq!(queue.clear(), 2);
     assert_eq!(queue.len(), 1);
@@ -395,10 +438,7 @@ fn a_full_queue_takes_none_of_a_batch_and_too_large_items_are_refused() {
         log: PathBuf::from("x".repeat(100 * 1024)),
         ..scratch.job(9)
     };
-    assert!(matches!(
-        queue.start([huge]),
-        Err(Error::TooLarge { .. })
-    ));
+    assert!(matches!(queue.start([huge]), Err(Error::TooLarge { .. })));
     assert_eq!(queue.len(), 2);
     scratch.open_gate();
     wait_until("the worker is done", || queue.is_done());

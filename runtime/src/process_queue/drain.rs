@@ -84,6 +84,10 @@ mod tests {
         let handler = |x: u64| assert!(x != 3, "no threes");
         assert_eq!(check(handler, &item), Err("no threes".to_owned()));
         assert_eq!(check(handler, &frame::encode(&4u64).unwrap()), Ok(()));
-        assert!(check(handler, &[0xff]).unwrap_err().starts_with("undecodable"));
+        assert!(
+            check(handler, &[0xff])
+                .unwrap_err()
+                .starts_with("undecodable")
+        );
     }
 }

@@ -15,9 +15,21 @@ fn item_id(next: &Next) -> u64 {
 fn the_first_append_spawns_and_later_ones_do_not() {
     let mut machine = Machine::new(10);
     let first = machine.append(items(2)).unwrap();
-    assert_eq!(first, Appended { spawn: Some(1), len: 2 });
+    assert_eq!(
+        first,
+        Appended {
+            spawn: Some(1),
+            len: 2
+        }
+    );
     let second = machine.append(items(3)).unwrap();
-    assert_eq!(second, Appended { spawn: None, len: 5 });
+    assert_eq!(
+        second,
+        Appended {
+            spawn: None,
+            len: 5
+        }
+    );
 }
 
 #[test]
@@ -25,7 +37,10 @@ fn an_empty_append_on_an_empty_queue_spawns_nothing() {
     let mut machine = Machine::new(10);
     assert_eq!(
         machine.append(Vec::new()).unwrap(),
-        Appended { spawn: None, len: 0 }
+        Appended {
+            spawn: None,
+            len: 0
+        }
     );
     assert_eq!(machine.worker(), None);
 }
@@ -73,8 +88,18 @@ fn a_crashed_workers_item_goes_back_to_the_front() {
     assert_eq!(machine.len(), 3);
     assert_eq!(machine.worker(), None);
     let appended = machine.append(Vec::new()).unwrap();
-    assert_eq!(appended, Appended { spawn: Some(2), len: 3 });
-    assert_eq!(item_id(&machine.next(2, None)), 0, "the crashed item runs first");
+    assert_eq!(
+        appended,
+        Appended {
+            spawn: Some(2),
+            len: 3
+        }
+    );
+    assert_eq!(
+        item_id(&machine.next(2, None)),
+        0,
+        "the crashed item runs first"
+    );
 }
 
 #[test]

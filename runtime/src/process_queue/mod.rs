@@ -81,7 +81,9 @@ impl ProcessQueueConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.capacity == 0 {
-            return Err(Error::Config("a process queue's capacity must be at least 1".into()));
+            return Err(Error::Config(
+                "a process queue's capacity must be at least 1".into(),
+            ));
         }
         if self.max_frame_bytes < MIN_FRAME {
             return Err(Error::Config(format!(
@@ -320,7 +322,11 @@ impl<T> Drop for ProcessQueue<T> {
 }
 
 /// Starts a worker running [`drain`](drain::drain) for `T` and `F`.
-fn spawn_worker<T, F>(endpoint: Endpoint, generation: u64, max_frame: u32) -> Result<Worker<()>, Error>
+fn spawn_worker<T, F>(
+    endpoint: Endpoint,
+    generation: u64,
+    max_frame: u32,
+) -> Result<Worker<()>, Error>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
     F: Fn(T) + Copy + Send + Sync + 'static,
