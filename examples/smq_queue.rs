@@ -23,7 +23,10 @@ fn names(names: &[&str]) -> Vec<String> {
 fn wait_until_done(queue: &ProcessQueue<String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !queue.is_done() {
-        assert!(Instant::now() < deadline, "the worker did not finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not finish in time"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -37,12 +40,22 @@ fn main() -> Result<(), Error> {
     assert!(new_instance);
 
     let (new_instance, queue_length) = pq.start(names(&["kevin", "bernard", "simon"]))?;
-    println!("start again while it runs: new instance: {new_instance}, queue length: {queue_length}");
+    println!(
+        "start again while it runs: new instance: {new_instance}, queue length: {queue_length}"
+    );
     assert!(!new_instance);
-    println!("alive: {}, worker pid: {:?}", pq.is_alive(), pq.worker_pid());
+    println!(
+        "alive: {}, worker pid: {:?}",
+        pq.is_alive(),
+        pq.worker_pid()
+    );
 
     wait_until_done(&pq);
-    println!("drained: done: {}, queue length: {}", pq.is_done(), pq.len());
+    println!(
+        "drained: done: {}, queue length: {}",
+        pq.is_done(),
+        pq.len()
+    );
     assert_eq!(pq.len(), 0);
 
     let (new_instance, queue_length) = pq.start(names(&["ada", "grace", "alan"]))?;

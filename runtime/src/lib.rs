@@ -31,6 +31,7 @@ mod parent;
 pub mod pipe;
 mod pool;
 mod process;
+mod process_queue;
 mod protocol;
 pub mod reconnect;
 mod registry;
@@ -38,7 +39,6 @@ mod share;
 mod timing;
 mod transport;
 mod worker;
-mod process_queue;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
@@ -57,6 +57,7 @@ pub use pool::{
     PoolFunction, Spread, Star,
 };
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;
 pub use share::builtins::circuit::CircuitState;
 pub use share::builtins::collections::Element;
@@ -66,7 +67,6 @@ pub use share::{
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 pub use worker::{Worker, map, num_cpus, run, run_thread};
-pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

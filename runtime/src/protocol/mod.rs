@@ -9,6 +9,8 @@
 //! - [`pipe`]: the handshake of a pipe's point with its anchor (not a child role: any process
 //!   holding a point connects to the anchor's process directly).
 //! - [`pool`]: a pool worker and the pool's dispatcher.
+//! - [`process_queue`]: a [`ProcessQueue`](crate::ProcessQueue)'s worker asking its owner
+//!   for items (not a child role: the worker is started with [`run`](crate::run)).
 //!
 //! Payload messages (user `tell`s) are bounded by [`credits`]: a side sends only as many as the
 //! receiver has room for, while control messages flow freely, so a full queue never holds up
@@ -18,8 +20,8 @@ pub(crate) mod credits;
 pub(crate) mod lifecycle;
 pub(crate) mod pipe;
 pub(crate) mod pool;
-pub(crate) mod share;
 pub(crate) mod process_queue;
+pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};
 
