@@ -5,6 +5,7 @@
 //! (never across I/O), so a worker asking for its next item never waits for a spawn.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
@@ -49,11 +50,13 @@ impl Owner {
     }
 
     fn forget_ended(&self, slot: &mut Option<Running>) {
-        let Some(running) = slot.as_ref() else {
+        let Some(running) = slot.as_mut() else {
             return;
         };
-        // Checked outside the machine's lock: it is a system call.
         let dead = !running.process.is_alive();
+        if dead {
+            report_end(running);
+        }
         let mut machine = self.machine();
         if dead {
             machine.ended(running.generation);
@@ -119,5 +122,16 @@ impl Owner {
         if slot.as_ref().is_some_and(|r| r.generation == generation) {
             *slot = None;
         }
+    }
+}
+
+/// Logs how a worker that died without being retired ended (a crash, a kill from outside, a
+/// start that failed), so a worker that can never start is not silent.
+fn report_end(running: &mut Running) {
+    if let Err(error) = running.process.join_timeout(Duration::ZERO) {
+        tracing::warn!(
+            "a process queue worker ended before the queue was empty ({error}); the next \
+             `start` starts another"
+        );
     }
 }
