@@ -187,3 +187,24 @@ fn join_waits_for_the_data_already_sent() {
         assert!(!exists(pid));
     });
 }
+
+#[test]
+fn pool_status_gives_one_measured_status_per_worker() {
+    bounded(|| {
+        let pool = skprocess::Pool::new(2).unwrap();
+        assert_eq!(pool.map(double, 0..100u64).unwrap().len(), 100);
+        // A chunk's timing may arrive just after its last result: wait for it (bounded).
+        let deadline = Instant::now() + BOUND;
+        let mut statuses = pool.status();
+        while statuses.iter().map(|s| s.items).sum::<u64>() < 100 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            statuses = pool.status();
+        }
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(statuses.iter().map(|s| s.items).sum::<u64>(), 100);
+        for status in &statuses {
+            assert!(status.uptime >= status.busy, "{status:?}");
+            assert_eq!(status.starved, status.uptime - status.busy);
+        }
+    });
+}

@@ -30,6 +30,16 @@ impl WorkerStatus {
         (self.busy.as_secs_f64() / self.uptime.as_secs_f64()).min(1.0)
     }
 
+    /// A status from its uptime, busy time and items; starved is the rest of the uptime.
+    pub(crate) fn measured(uptime: Duration, busy: Duration, items: u64) -> Self {
+        Self {
+            uptime,
+            busy,
+            starved: uptime.saturating_sub(busy),
+            items,
+        }
+    }
+
     pub(crate) fn from_wire(wire: WireStatus) -> Self {
         Self {
             uptime: Duration::from_nanos(wire.uptime),
