@@ -82,9 +82,7 @@ struct Pending {
 pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<R>>);
 
 /// Spawns the child and the thread that waits for it.
-pub(crate) fn start<F, Args>(
-    args: &Args,
-) -> Result<Started<F::Output>, Error>
+pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
 where
     F: Spread<Args>,
     Args: Serialize + DeserializeOwned,
