@@ -40,6 +40,7 @@ pub use skprocess_runtime::{
 };
 pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
 pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
+pub use skprocess_runtime::{WorkerResource, WorkerStatus};
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {

@@ -159,6 +159,24 @@ pub enum Error {
     /// The worker's result was already taken by [`Worker::join_timeout`](crate::Worker::join_timeout).
     #[error("the worker's result was already taken")]
     AlreadyJoined,
+    /// [`WorkerResource::send`](crate::WorkerResource::send) found `limit` results sent and
+    /// not yet received.
+    #[error("{limit} results are unread; call `recv` before sending more")]
+    TooManyUnread {
+        /// The resource's unread limit.
+        limit: usize,
+    },
+    /// [`WorkerResource::execute`](crate::WorkerResource::execute) was called while results of
+    /// earlier sends were not received.
+    #[error("{unread} results of earlier sends are unread; `recv` them before `execute`")]
+    UnreadResults {
+        /// How many results wait to be received.
+        unread: usize,
+    },
+    /// [`WorkerResource::recv`](crate::WorkerResource::recv) was called with every result
+    /// already received.
+    #[error("no result is pending; `send` data first")]
+    NothingPending,
     /// [`ProcessQueue::start`](crate::ProcessQueue::start) was given more items than the
     /// queue has room for ([`ProcessQueueConfig::capacity`](crate::ProcessQueueConfig));
     /// none of them was queued.

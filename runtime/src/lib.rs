@@ -67,6 +67,7 @@ pub use share::{
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{WorkerResource, WorkerStatus};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

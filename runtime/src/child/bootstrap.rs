@@ -197,6 +197,9 @@ fn run_registered(connection: Connection, reader: FrameReader, started: Started)
     if role == Some(Role::PoolWorker) {
         return crate::pool::worker::run(connection, reader, started);
     }
+    if role == Some(Role::ResidentWorker) {
+        return crate::worker::resident::run(connection, reader, started);
+    }
     let entry = registry::find(&started.key).filter(|entry| Some(entry.role()) == role);
     let Some(entry) = entry else {
         let _ = connection.send(&ToParent::UnknownType(started.key));

@@ -93,6 +93,18 @@ pub(crate) trait Launcher: Send {
 /// The pool's view of its workers' process ids, shared with [`Pool`](crate::Pool).
 pub(crate) type WorkerPids = Arc<Mutex<BTreeMap<WorkerId, u32>>>;
 
+/// What each ready worker measured: since when it is ready, its items and the time its
+/// chunks took in the worker; shared with [`Pool::status`](crate::Pool::status).
+pub(crate) type WorkerTallies = Arc<Mutex<BTreeMap<WorkerId, WorkerTally>>>;
+
+/// One worker's tally.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerTally {
+    pub(crate) ready_since: Instant,
+    pub(crate) items: u64,
+    pub(crate) busy_nanos: u64,
+}
+
 /// The dispatcher thread's state.
 pub(crate) struct Dispatcher {
     scheduler: Scheduler,
@@ -104,6 +116,7 @@ pub(crate) struct Dispatcher {
     jobs: BTreeMap<JobId, Sender<JobEvent>>,
     pids: WorkerPids,
     closing: bool,
+    tallies: WorkerTallies,
 }
 
 impl Dispatcher {
@@ -124,6 +137,7 @@ impl Dispatcher {
             jobs: BTreeMap::new(),
             pids,
             closing: false,
+            tallies: WorkerTallies::default(),
         }
     }
 
@@ -184,6 +198,7 @@ impl Dispatcher {
             ) => {
                 self.scheduler.results(worker, job, results);
                 if let Some(measured) = measured {
+                    self.tally(worker, measured);
                     self.scheduler.measured(job, measured.items, measured.nanos);
                 }
             }
@@ -193,6 +208,7 @@ impl Dispatcher {
             Event::Ended(worker, status) => {
                 self.links.remove(&worker);
                 self.pids_lock().remove(&worker);
+                self.tallies_lock().remove(&worker);
                 self.scheduler.worker_ended(worker, status);
             }
             Event::Started(worker, Ok(link)) => {
@@ -204,6 +220,14 @@ impl Dispatcher {
                     self.pids_lock().insert(worker, pid);
                 }
                 self.links.insert(worker, link);
+                self.tallies_lock().insert(
+                    worker,
+                    WorkerTally {
+                        ready_since: Instant::now(),
+                        items: 0,
+                        busy_nanos: 0,
+                    },
+                );
                 self.scheduler.worker_ready(worker);
             }
             Event::Started(worker, Err(error)) => {
@@ -291,6 +315,22 @@ impl Dispatcher {
             link.kill();
         }
         self.pids_lock().clear();
+    }
+
+    /// The workers' tallies, for [`Pool::status`](crate::Pool::status).
+    pub(crate) fn tallies(&self) -> WorkerTallies {
+        Arc::clone(&self.tallies)
+    }
+
+    fn tallies_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkerId, WorkerTally>> {
+        self.tallies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tally(&self, worker: WorkerId, measured: Measured) {
+        if let Some(tally) = self.tallies_lock().get_mut(&worker) {
+            tally.items = tally.items.saturating_add(u64::from(measured.items));
+            tally.busy_nanos = tally.busy_nanos.saturating_add(measured.nanos);
+        }
     }
 
     fn pids_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkerId, u32>> {

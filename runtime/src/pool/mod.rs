@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::pool::RESULT_OVERHEAD;
-use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids};
+use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
 
 pub use function::Spread;
 pub use job::{Canceller, Imap, Job, MapFuture};
@@ -143,6 +143,7 @@ pub(crate) struct PoolCore {
     /// Cleared when the dispatcher thread ends, even by a panic: a job waiting for results
     /// then stops waiting.
     dispatcher_running: Arc<AtomicBool>,
+    tallies: WorkerTallies,
 }
 
 /// Clears its flag when dropped: when the dispatcher thread ends, however it ends.
@@ -250,6 +251,7 @@ impl Pool {
             Arc::clone(&pids),
         );
         dispatcher.start_workers()?;
+        let tallies = dispatcher.tallies();
         let running = Arc::new(AtomicBool::new(true));
         let alive = RunningFlag(Arc::clone(&running));
         let handle = std::thread::Builder::new()
@@ -271,6 +273,7 @@ impl Pool {
                 max_in_flight: config.max_in_flight.max(1),
                 dispatcher: Mutex::new(Some(handle)),
                 dispatcher_running: running,
+                tallies,
             }),
         })
     }
@@ -288,6 +291,26 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         pids.values().copied().collect()
+    }
+
+    /// What each ready worker measured, one [`WorkerStatus`](crate::WorkerStatus) per worker
+    /// (doctable's `WorkerPool` statistics): `busy` and `items` add up the chunk timings the
+    /// worker measured and reported, `uptime` runs from when it was ready, and `starved` is the
+    /// rest of its uptime (time without a chunk to run, or sending results).
+    pub fn status(&self) -> Vec<crate::WorkerStatus> {
+        let tallies = self
+            .core
+            .tallies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tallies
+            .values()
+            .map(|tally| {
+                let uptime = tally.ready_since.elapsed();
+                let busy = Duration::from_nanos(tally.busy_nanos).min(uptime);
+                crate::worker::WorkerStatus::measured(uptime, busy, tally.items)
+            })
+            .collect()
     }
 
     /// Closes the pool: maps already running finish, new ones fail with

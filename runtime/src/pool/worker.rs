@@ -32,7 +32,7 @@ pub(crate) const TICK: Duration = Duration::from_micros(500);
 const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Exit code of a worker that is not the parent's build or was sent garbage.
-const EXIT_REFUSED: i32 = 71;
+pub(crate) const EXIT_REFUSED: i32 = 71;
 
 /// Runs a pool worker until its parent closes the connection.
 pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started) -> i32 {
@@ -79,7 +79,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()
 }
 
 /// Refuses a parent of another build: its code addresses would mean nothing here.
-fn check_build(state: &[u8]) -> Result<(), String> {
+pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
     let start: WorkerStart =
         frame::decode_owned(state).map_err(|e| format!("malformed worker start: {e}"))?;
     if start.build != function::build_identity() {

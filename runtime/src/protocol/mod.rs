@@ -36,6 +36,9 @@ pub enum Role {
     Lifecycle,
     /// A [`Pool`](crate::Pool) worker: runs chunks of items until the pool closes.
     PoolWorker,
+    /// A [`WorkerResource`](crate::WorkerResource)'s process: runs one function on each item
+    /// it receives, answering at once, until its parent closes the connection.
+    ResidentWorker,
 }
 
 /// The first message a child receives once it has proven its token.

@@ -10,6 +10,10 @@
 
 mod completion;
 mod process;
+pub(crate) mod resident;
+mod resource;
+mod status;
+mod wire;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::pool::{Plain, Pool, PoolFunction, Spread};
 use completion::Completion;
+pub use resource::WorkerResource;
+pub use status::WorkerStatus;
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
 const REAP_BOUND: Duration = Duration::from_secs(10);

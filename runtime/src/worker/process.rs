@@ -78,10 +78,11 @@ struct Pending {
     offset: i64,
 }
 
+/// A started worker: the hold on its process, and the slot its outcome goes to.
+pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<R>>);
+
 /// Spawns the child and the thread that waits for it.
-pub(crate) fn start<F, Args>(
-    args: &Args,
-) -> Result<(ProcessWorker, Arc<Completion<F::Output>>), Error>
+pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
 where
     F: Spread<Args>,
     Args: Serialize + DeserializeOwned,

@@ -1,0 +1,210 @@
+//! `WorkerResource`: one persistent worker process — sync and async calls in order, a
+//! swappable function, typed failures that keep it serving, its status, backpressure, and
+//! its end (join, terminate, drop, crash).
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use skprocess::{Error, WorkerResource};
+
+skprocess::test_support!();
+
+/// Every wait is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn triple(x: u64) -> u64 {
+    x * 3
+}
+
+fn panic_on_seven(x: u64) -> u64 {
+    assert_ne!(x, 7, "seven is not allowed");
+    x
+}
+
+fn parse(text: String) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+fn sleep_millis(millis: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
+fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Runs `work` on a thread and waits for it at most `BOUND`.
+fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(work()));
+    outcome.recv_timeout(BOUND).expect("the call hung")
+}
+
+#[test]
+fn execute_send_poll_recv_and_update_fn_answer_in_order() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(double).unwrap();
+        assert_eq!(worker.execute(21).unwrap(), 42);
+        for x in 0..10 {
+            worker.send(x).unwrap();
+        }
+        assert!(matches!(
+            worker.execute(1),
+            Err(Error::UnreadResults { unread: 10 })
+        ));
+        assert!(worker.poll(BOUND).unwrap());
+        let results: Vec<u64> = (0..10).map(|_| worker.recv().unwrap()).collect();
+        assert_eq!(results, (0..10).map(|x| x * 2).collect::<Vec<_>>());
+        assert!(!worker.poll(Duration::ZERO).unwrap());
+        assert!(matches!(worker.recv(), Err(Error::NothingPending)));
+        worker.update_fn(triple).unwrap();
+        assert_eq!(worker.execute(5).unwrap(), 15);
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn poll_is_false_while_the_function_runs() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(300).unwrap();
+        assert!(!worker.poll(Duration::from_millis(1)).unwrap());
+        assert!(worker.poll(BOUND).unwrap());
+        assert_eq!(worker.recv().unwrap(), 300);
+    });
+}
+
+#[test]
+fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(panic_on_seven).unwrap();
+        match worker.execute(7) {
+            Err(Error::Panicked { message }) => assert!(message.contains("seven"), "{message}"),
+            other => panic!("expected a panic, got {other:?}"),
+        }
+        assert_eq!(worker.execute(8).unwrap(), 8);
+        assert_eq!(worker.status().unwrap().items, 2);
+    });
+}
+
+#[test]
+fn a_returned_err_comes_back_typed() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(parse).unwrap();
+        assert_eq!(worker.execute("12".into()).unwrap(), Ok(12));
+        assert_eq!(
+            worker.execute("x".into()).unwrap(),
+            Err("not a number: x".to_owned())
+        );
+    });
+}
+
+#[test]
+fn status_counts_items_busy_and_starved_time_measured_in_the_worker() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..3 {
+            worker.execute(20).unwrap();
+        }
+        let status = worker.status().unwrap();
+        assert_eq!(status.items, 3);
+        assert!(status.busy >= Duration::from_millis(60), "{status:?}");
+        assert!(status.starved >= Duration::from_millis(50), "{status:?}");
+        assert!(status.uptime >= status.busy + status.starved, "{status:?}");
+        assert!(status.utilization() > 0.0 && status.utilization() <= 1.0);
+    });
+}
+
+#[test]
+fn send_refuses_more_than_the_unread_limit() {
+    bounded(|| {
+        let mut worker = WorkerResource::with_unread_limit(double, 4).unwrap();
+        for x in 0..4 {
+            worker.send(x).unwrap();
+        }
+        let error = worker.send(4).unwrap_err();
+        assert!(
+            matches!(error, Error::TooManyUnread { limit: 4 }),
+            "{error}"
+        );
+        assert_eq!(worker.recv().unwrap(), 0);
+        worker.send(4).unwrap();
+    });
+}
+
+#[test]
+fn a_crashed_worker_is_a_clear_error_on_the_next_call() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(60_000).unwrap();
+        // SAFETY: plain syscall on our own child's pid.
+        assert_eq!(unsafe { libc::kill(worker.pid() as i32, libc::SIGKILL) }, 0);
+        match worker.recv() {
+            Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert!(matches!(worker.execute(1), Err(Error::Crashed { .. })));
+        assert!(matches!(worker.status(), Err(Error::Crashed { .. })));
+    });
+}
+
+#[test]
+fn terminate_and_drop_end_the_process() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(60_000).unwrap();
+        let pid = worker.pid();
+        worker.terminate();
+        assert!(!exists(pid), "terminate left the worker");
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(60_000).unwrap();
+        let pid = worker.pid();
+        drop(worker);
+        let deadline = Instant::now() + BOUND;
+        while exists(pid) {
+            assert!(Instant::now() < deadline, "the dropped worker lives on");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+}
+
+#[test]
+fn join_waits_for_the_data_already_sent() {
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(100).unwrap();
+        let pid = worker.pid();
+        let started = Instant::now();
+        worker.join().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(!exists(pid));
+    });
+}
+
+#[test]
+fn pool_status_gives_one_measured_status_per_worker() {
+    bounded(|| {
+        let pool = skprocess::Pool::new(2).unwrap();
+        assert_eq!(pool.map(double, 0..100u64).unwrap().len(), 100);
+        // A chunk's timing may arrive just after its last result: wait for it (bounded).
+        let deadline = Instant::now() + BOUND;
+        let mut statuses = pool.status();
+        while statuses.iter().map(|s| s.items).sum::<u64>() < 100 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            statuses = pool.status();
+        }
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(statuses.iter().map(|s| s.items).sum::<u64>(), 100);
+        for status in &statuses {
+            assert!(status.uptime >= status.busy, "{status:?}");
+            assert_eq!(status.starved, status.uptime - status.busy);
+        }
+    });
+}
