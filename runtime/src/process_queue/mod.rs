@@ -268,7 +268,9 @@ impl<T> ProcessQueue<T> {
         self.len() == 0
     }
 
-    /// Whether a worker process is alive and serving this queue.
+    /// Whether a worker process is alive and serving this queue. A worker that found the
+    /// queue empty counts as gone at once, even while its process is still exiting: a
+    /// `start` after that spawns a new one.
     pub fn is_alive(&self) -> bool {
         self.owner.worker().is_some()
     }
@@ -279,7 +281,7 @@ impl<T> ProcessQueue<T> {
         !self.is_alive()
     }
 
-    /// The process id of the live worker, if any.
+    /// The process id of the live worker (see [`is_alive`](ProcessQueue::is_alive)), if any.
     pub fn worker_pid(&self) -> Option<u32> {
         self.owner
             .worker()
