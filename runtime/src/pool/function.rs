@@ -56,14 +56,16 @@ pub(crate) fn conjure<F: Copy>() -> F {
     unsafe { std::mem::zeroed() }
 }
 
-/// Fails at compile time when `F` captures anything.
+/// Fails at compile time when `F` captures anything: the process that runs it makes the
+/// function from its type alone. One message for every API that sends a function (`Pool`,
+/// `run`, `WorkerResource`, `ProcessQueue`), so a misuse is reported once.
 pub(crate) const fn assert_zero_sized<F>() {
     const {
         assert!(
             size_of::<F>() == 0,
-            "a pool function must not capture anything: pass a `fn` item or a closure that \
-             captures nothing, and send the data it needs in the items (with `star()`, a tuple \
-             per item)"
+            "a function that runs in another process must not capture anything: pass a `fn` \
+             item or a closure that captures nothing, and send what it needs as its arguments \
+             (pool items, `run`'s `args`, the data of a call)"
         )
     };
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pool::{Plain, Pool, PoolFunction, Spread};
+use crate::pool::{Plain, Pool, PoolFunction, Spread, function};
 use completion::Completion;
 pub use resource::WorkerResource;
 pub use status::WorkerStatus;
@@ -58,26 +58,13 @@ where
     F::Output: Serialize + DeserializeOwned + Send + 'static,
 {
     let _ = f;
-    assert_no_capture::<F>();
+    function::assert_zero_sized::<F>();
     let (process, completion) = process::start::<F, Args>(&args)?;
     Ok(Worker {
         completion,
         process: Some(process),
         result: PhantomData,
     })
-}
-
-/// Fails at compile time when the worker function `F` captures anything: a child process
-/// makes the function from its type alone.
-const fn assert_no_capture<F>() {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "a function run in a worker process must not capture anything: pass a `fn` item or \
-             a closure that captures nothing, and send the data it needs in `args` (a tuple of \
-             its arguments)"
-        )
-    };
 }
 
 /// Runs `f` with the fields of the tuple `args` on a new thread of this process, with the

@@ -270,7 +270,7 @@ where
         F: Fn(I) -> O + Copy + Send + Sync + 'static,
     {
         let _ = f;
-        super::assert_no_capture::<F>();
+        function::assert_zero_sized::<F>();
         let offset = function::offset_of(function::call::<F, I, O>);
         self.tell(&ToResident::SetFunction { offset })
     }
