@@ -32,6 +32,7 @@ pub mod pipe;
 mod pool;
 mod process;
 mod protocol;
+pub mod queue;
 pub mod reconnect;
 mod registry;
 mod share;
@@ -63,6 +64,7 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
+pub use queue::{LocalQueue, Queue, QueueConfig};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

@@ -19,6 +19,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod share;
+pub(crate) mod queue;
 
 use serde::{Deserialize, Serialize};
 
