@@ -14,6 +14,9 @@ use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::service::{Endpoint, Service};
 
+/// Room for a batch reply's header (variant, sequence, count) in a frame.
+pub(crate) const BATCH_HEADER: u32 = 64;
+
 /// The creating process's side of a queue. Dropping it closes the queue: waiting calls in
 /// this process end, and every connection is shut down, so readers elsewhere get a clear
 /// error instead of waiting forever.
@@ -179,9 +182,13 @@ impl Session {
         let payload = &mut self.payload;
         payload.clear();
         let max = usize::try_from(max).unwrap_or(usize::MAX);
+        // Each message costs its length prefix too; the batch header needs the slack.
+        let budget = self.max_frame.saturating_sub(BATCH_HEADER) as usize;
+        let cost: fn(&Vec<u8>) -> usize = |message| message.len() + 4;
         let taken = self.hub.take_leased(
             reader,
             max,
+            (budget, cost),
             deadline,
             || peer_waits(connection),
             |buffer, grant| {

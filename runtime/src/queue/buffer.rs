@@ -116,7 +116,15 @@ impl<E> Buffer<E> {
     /// fair share of the waiting messages (their number divided by the readers), so prefetching
     /// never leaves another reader idle while one holds everything. `None` when nothing waits
     /// or the reader is unknown.
-    pub(crate) fn take_leased(&mut self, reader: ReaderId, max: usize) -> Option<Grant> {
+    /// `budget` bounds the total `cost` of the messages (at least one is always taken), so a
+    /// batch of large messages still fits in one frame.
+    pub(crate) fn take_leased(
+        &mut self,
+        reader: ReaderId,
+        max: usize,
+        budget: usize,
+        cost: impl Fn(&E) -> usize,
+    ) -> Option<Grant> {
         if self.entries.is_empty() {
             return None;
         }
@@ -129,7 +137,14 @@ impl<E> Buffer<E> {
             count: 0,
             end: false,
         };
+        let mut spent = 0usize;
         while grant.count < limit && !grant.end {
+            if let Some(Entry::Message(next)) = self.entries.front() {
+                spent = spent.saturating_add(cost(next));
+                if spent > budget && grant.count > 0 {
+                    break;
+                }
+            }
             let Some(entry) = self.entries.pop_front() else {
                 break;
             };
@@ -234,7 +249,7 @@ mod tests {
         buffer.push_end();
         buffer.try_push(3).unwrap();
         let reader = buffer.add_reader();
-        let grant = buffer.take_leased(reader, 100).unwrap();
+        let grant = buffer.take_leased(reader, 100, usize::MAX, |_| 1).unwrap();
         assert_eq!(
             grant,
             Grant {
@@ -254,7 +269,7 @@ mod tests {
     fn a_dead_readers_leases_go_back_to_the_front_in_order() {
         let mut buffer = filled(10, 1..=6);
         let reader = buffer.add_reader();
-        buffer.take_leased(reader, 3).unwrap();
+        buffer.take_leased(reader, 3, usize::MAX, |_| 1).unwrap();
         buffer.ack(reader, 0);
         assert_eq!(buffer.remove_reader(reader), 2);
         assert_eq!(
@@ -268,7 +283,7 @@ mod tests {
     fn released_prefetch_goes_back_but_read_messages_stay_leased() {
         let mut buffer = filled(10, 1..=4);
         let reader = buffer.add_reader();
-        let grant = buffer.take_leased(reader, 4).unwrap();
+        let grant = buffer.take_leased(reader, 4, usize::MAX, |_| 1).unwrap();
         assert_eq!(grant.count, 4);
         assert_eq!(buffer.release(reader, 2), 2);
         assert_eq!(leased(&buffer, reader, 0), [1, 2].map(Entry::Message));
@@ -281,36 +296,46 @@ mod tests {
         let mut buffer = filled(100, 1..=10);
         let first = buffer.add_reader();
         let second = buffer.add_reader();
-        let a = buffer.take_leased(first, 256).unwrap();
-        let b = buffer.take_leased(second, 256).unwrap();
+        let a = buffer.take_leased(first, 256, usize::MAX, |_| 1).unwrap();
+        let b = buffer.take_leased(second, 256, usize::MAX, |_| 1).unwrap();
         assert_eq!(a.count, 5);
         assert!(b.count >= 2, "the second reader was starved: {b:?}");
         // One message left and two readers: still one, never zero.
         let mut buffer = filled(100, [1]);
         let reader = buffer.add_reader();
         buffer.add_reader();
-        assert_eq!(buffer.take_leased(reader, 256).unwrap().count, 1);
+        assert_eq!(buffer.take_leased(reader, 256, usize::MAX, |_| 1).unwrap().count, 1);
     }
 
     #[test]
     fn sequences_continue_across_grants_and_acks_free_leases() {
         let mut buffer = filled(10, 1..=4);
         let reader = buffer.add_reader();
-        let a = buffer.take_leased(reader, 2).unwrap();
-        let b = buffer.take_leased(reader, 2).unwrap();
+        let a = buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
+        let b = buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
         assert_eq!((a.first, b.first), (0, 2));
         assert_eq!(leased(&buffer, reader, 2), [3, 4].map(Entry::Message));
         buffer.ack(reader, 3);
         assert_eq!(buffer.remove_reader(reader), 0);
-        assert!(buffer.take_leased(reader, 1).is_none(), "unknown reader");
+        assert!(buffer.take_leased(reader, 1, usize::MAX, |_| 1).is_none(), "unknown reader");
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_grant_stops_at_its_budget_but_always_takes_one() {
+        let mut buffer = filled(10, [5, 5, 5, 50]);
+        let reader = buffer.add_reader();
+        let cost = |message: &u32| *message as usize;
+        assert_eq!(buffer.take_leased(reader, 10, 12, cost).unwrap().count, 2);
+        assert_eq!(buffer.take_leased(reader, 10, 12, cost).unwrap().count, 1);
+        assert_eq!(buffer.take_leased(reader, 10, 12, cost).unwrap().count, 1);
     }
 
     #[test]
     fn a_requeued_message_counts_against_the_capacity_again() {
         let mut buffer = filled(2, [1, 2]);
         let reader = buffer.add_reader();
-        buffer.take_leased(reader, 2).unwrap();
+        buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
         assert!(buffer.has_room());
         buffer.try_push(3).unwrap();
         buffer.remove_reader(reader);

@@ -115,13 +115,14 @@ impl<E> Hub<E> {
         &self,
         reader: ReaderId,
         max: usize,
+        budget: (usize, fn(&E) -> usize),
         deadline: Option<Instant>,
         present: impl Fn() -> bool,
         deliver: impl FnOnce(&Buffer<E>, Grant) -> R,
     ) -> Taken<R> {
         let mut deliver = Some(deliver);
         self.take_with(deadline, present, |buffer| {
-            let grant = buffer.take_leased(reader, max)?;
+            let grant = buffer.take_leased(reader, max, budget.0, budget.1)?;
             deliver.take().map(|deliver| deliver(buffer, grant))
         })
     }
@@ -246,7 +247,7 @@ mod tests {
         let hub = Hub::<u32>::new(4);
         let started = Instant::now();
         assert!(matches!(
-            hub.take_leased(0, 1, None, || false, |_, grant| grant),
+            hub.take_leased(0, 1, (1, |_| 1), None, || false, |_, grant| grant),
             Taken::Empty
         ));
         assert!(started.elapsed() < BOUND);

@@ -120,8 +120,8 @@ impl Default for QueueConfig {
     }
 }
 
-/// Room for a batch frame's header around the largest message.
-const FRAME_SLACK: u32 = 64;
+/// Room for a request's or a batch's header (and a length prefix) around the largest message.
+const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 
 /// A bounded multi-producer, multi-consumer queue between processes and threads (ezq's `Q`).
 ///
@@ -162,6 +162,8 @@ const FRAME_SLACK: u32 = 64;
 pub struct Queue<T> {
     endpoint: Endpoint,
     max_frame: u32,
+    /// The largest encoded message.
+    max_message: u32,
     prefetch: u32,
     /// Only in the process that created the queue.
     broker: Option<Arc<Broker>>,
@@ -193,6 +195,7 @@ impl<T: QueueData> Queue<T> {
         Ok(Self {
             endpoint: broker.endpoint().clone(),
             max_frame,
+            max_message: config.max_message_bytes,
             prefetch: config.prefetch.max(1),
             broker: Some(Arc::new(broker)),
             _data: PhantomData,
@@ -261,11 +264,10 @@ impl<T: QueueData> Queue<T> {
 
     fn encode(&self, message: &Message<T>) -> Result<Vec<u8>, Error> {
         let encoded = frame::encode(message)?;
-        let limit = self.max_frame.saturating_sub(FRAME_SLACK);
-        if encoded.len() > limit as usize {
+        if encoded.len() > self.max_message as usize {
             return Err(Error::TooLarge {
                 size: encoded.len() as u64,
-                limit: u64::from(limit),
+                limit: u64::from(self.max_message),
             });
         }
         Ok(encoded)
@@ -431,6 +433,7 @@ impl<T> Clone for Queue<T> {
         Self {
             endpoint: self.endpoint.clone(),
             max_frame: self.max_frame,
+            max_message: self.max_message,
             prefetch: self.prefetch,
             broker: self.broker.clone(),
             _data: PhantomData,
@@ -453,6 +456,7 @@ impl<T> fmt::Debug for Queue<T> {
 struct Recipe {
     endpoint: Endpoint,
     max_frame: u32,
+    max_message: u32,
     prefetch: u32,
 }
 
@@ -461,6 +465,7 @@ impl<T> Serialize for Queue<T> {
         Recipe {
             endpoint: self.endpoint.clone(),
             max_frame: self.max_frame,
+            max_message: self.max_message,
             prefetch: self.prefetch,
         }
         .serialize(serializer)
@@ -473,9 +478,13 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         Ok(Self {
             endpoint: recipe.endpoint,
             max_frame: recipe.max_frame,
+            max_message: recipe.max_message,
             prefetch: recipe.prefetch.max(1),
             broker: None,
             _data: PhantomData,
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
