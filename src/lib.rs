@@ -39,6 +39,7 @@ pub use skprocess_runtime::{
     ResultFuture, Role, Share, Shared, SharedField, SharedMeta, Sktimer, Spread, Star, Status,
     TellError, Timeouts, TimerStats, WHOLE_VALUE, init, register, wire,
 };
+pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {

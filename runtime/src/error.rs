@@ -150,6 +150,15 @@ pub enum Error {
     /// A pipe call failed.
     #[error(transparent)]
     Pipe(#[from] crate::pipe::PipeError),
+    /// [`Worker::kill`](crate::Worker::kill) was called on a worker started with
+    /// [`run_thread`](crate::run_thread): a thread cannot be killed.
+    #[error(
+        "a thread worker cannot be killed; let its function return (check a flag), or start it with `run` to run it in a process"
+    )]
+    ThreadNotKillable,
+    /// The worker's result was already taken by [`Worker::join_timeout`](crate::Worker::join_timeout).
+    #[error("the worker's result was already taken")]
+    AlreadyJoined,
 
     /// A [`Queue`](crate::Queue) cannot be reached any more: the process that created it
     /// dropped its last handle or ended.

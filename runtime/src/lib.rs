@@ -38,6 +38,7 @@ mod registry;
 mod share;
 mod timing;
 mod transport;
+mod worker;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
@@ -65,6 +66,7 @@ pub use share::{
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
 pub use queue::{LocalQueue, Queue, QueueConfig};
+pub use worker::{Worker, map, num_cpus, run, run_thread};
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

@@ -96,7 +96,16 @@ fn start(
         .spawn()
         .map_err(Error::Spawn)?;
     let deadline = crate::deadline::after(Some(connect_timeout));
-    let handshake = handshake(rendezvous, &token, max_frame, deadline, &mut child);
+    let pid = child.id();
+    let exited = || child.try_wait().ok()?;
+    let handshake = handshake(
+        rendezvous,
+        &token,
+        max_frame,
+        deadline,
+        (Role::PoolWorker, pid),
+        exited,
+    );
     match handshake {
         Ok((connection, reader)) => Ok((connection, reader, child)),
         Err(error) => {
@@ -107,16 +116,18 @@ fn start(
     }
 }
 
-fn handshake(
+/// Accepts the worker `pid` started with `token`, sends it its start in `role` with this
+/// build's identity, and waits for its `Ready`; `exited` tells whether it died meanwhile.
+pub(crate) fn handshake(
     mut rendezvous: Rendezvous,
     token: &str,
     max_frame: u32,
     deadline: Option<Instant>,
-    child: &mut Child,
+    (role, pid): (Role, u32),
+    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
 ) -> Result<(Arc<Connection>, FrameReader), Error> {
-    let pid = child.id();
     let (connection, hello) = rendezvous.accept(token, max_frame, deadline, || {
-        let status = child.try_wait().ok()??;
+        let status = exited()?;
         Some(Error::Bootstrap {
             detail: format!(
                 "a pool worker {} before connecting",
@@ -133,7 +144,7 @@ fn handshake(
         build: function::build_identity().to_vec(),
     })?;
     connection.send(&Start {
-        role: Role::PoolWorker,
+        role,
         key: "",
         state: &build,
         config: Config::default().max_frame_bytes(max_frame),
@@ -216,11 +227,11 @@ fn read_reports(
     }
 }
 
-fn lock(child: &Mutex<Option<Child>>) -> MutexGuard<'_, Option<Child>> {
+pub(crate) fn lock(child: &Mutex<Option<Child>>) -> MutexGuard<'_, Option<Child>> {
     child.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn kill(child: &Mutex<Option<Child>>) {
+pub(crate) fn kill(child: &Mutex<Option<Child>>) {
     if let Some(child) = lock(child).as_mut() {
         let _ = child.kill();
     }
@@ -228,7 +239,7 @@ fn kill(child: &Mutex<Option<Child>>) {
 
 /// Reaps the worker, killing it if it does not exit within [`EXIT_GRACE`] of its connection
 /// ending; describes how it ended.
-fn reap(child: &Mutex<Option<Child>>) -> String {
+pub(crate) fn reap(child: &Mutex<Option<Child>>) -> String {
     let deadline = Instant::now().checked_add(EXIT_GRACE);
     loop {
         let mut slot = lock(child);

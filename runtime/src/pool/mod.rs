@@ -14,9 +14,9 @@
 //!   that only the same build accepts.
 
 mod dispatcher;
-mod function;
+pub(crate) mod function;
 mod job;
-mod launch;
+pub(crate) mod launch;
 mod maps;
 mod progress;
 mod scheduler;

@@ -1,0 +1,225 @@
+//! Workers: one plain function run once on a process of its own ([`run`]) or on a thread
+//! ([`run_thread`]), with a [`Worker`] handle to wait for its result or end it.
+//!
+//! A process worker is the pool's worker child (`pool/worker.rs`): the same re-executed
+//! binary, the same build-identity handshake, the same zero-sized function trampoline
+//! (`pool/function.rs`). It receives one isolated chunk of one item — its arguments — so its
+//! result is sent the moment it is ready, then the connection is closed and the child exits.
+//! `process.rs` is the parent side of that exchange, `completion.rs` the slot both kinds of
+//! worker fill once they end.
+
+mod completion;
+mod process;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::pool::{Plain, Pool, PoolFunction, Spread};
+use completion::Completion;
+
+/// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
+const REAP_BOUND: Duration = Duration::from_secs(10);
+
+/// Starts a process of this executable running `f` with the fields of the tuple `args` as its
+/// arguments, and returns at once with its handle.
+///
+/// `f` is a `fn` item or a closure that captures nothing (a capturing closure does not
+/// compile: send what it needs in `args`). The arguments and the result cross the process
+/// boundary, so they implement `Serialize` and `Deserialize`. The child is the same
+/// executable started again (see [`init`](crate::init)); it proves it is the same build
+/// before it runs anything, and it exits when this process is gone.
+///
+/// ```no_run
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let worker = skprocess_runtime::run(add, (2, 3))?;
+/// assert_eq!(worker.join()?, 5);
+/// # Ok(()) }
+/// ```
+///
+/// A panic in `f` is [`Error::Panicked`] with its text; a process that dies (a signal, an
+/// `exit`) is [`Error::Crashed`] naming the signal or the exit code.
+pub fn run<F, Args>(f: F, args: Args) -> Result<Worker<F::Output>, Error>
+where
+    F: Spread<Args>,
+    Args: Serialize + DeserializeOwned,
+    F::Output: Serialize + DeserializeOwned + Send + 'static,
+{
+    let _ = f;
+    assert_no_capture::<F>();
+    let (process, completion) = process::start::<F, Args>(&args)?;
+    Ok(Worker {
+        completion,
+        process: Some(process),
+        result: PhantomData,
+    })
+}
+
+/// Fails at compile time when the worker function `F` captures anything: a child process
+/// makes the function from its type alone.
+const fn assert_no_capture<F>() {
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "a function run in a worker process must not capture anything: pass a `fn` item or \
+             a closure that captures nothing, and send the data it needs in `args` (a tuple of \
+             its arguments)"
+        )
+    };
+}
+
+/// Runs `f` with the fields of the tuple `args` on a new thread of this process, with the
+/// same handle as [`run`]; nothing is serialized. A thread cannot be killed:
+/// [`Worker::kill`] fails with [`Error::ThreadNotKillable`].
+///
+/// ```
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let worker = skprocess_runtime::run_thread(add, (2, 3))?;
+/// assert_eq!(worker.join()?, 5);
+/// # Ok(()) }
+/// ```
+pub fn run_thread<F, Args>(f: F, args: Args) -> Result<Worker<F::Output>, Error>
+where
+    F: Spread<Args>,
+    Args: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let completion = Arc::new(Completion::new());
+    let slot = Arc::clone(&completion);
+    std::thread::Builder::new()
+        .name("skprocess-worker".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.spread(args)));
+            slot.end(outcome.map_err(|payload| Error::Panicked {
+                message: crate::child::engine::panic_message(&*payload),
+            }));
+        })?;
+    Ok(Worker {
+        completion,
+        process: None,
+        result: PhantomData,
+    })
+}
+
+/// Maps `f` over `items` on a pool of one worker process per core started for this call, and
+/// returns the outputs in input order; the pool closes when the call returns. For repeated
+/// maps, keep a [`Pool`] instead: its workers start once.
+///
+/// ```no_run
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// assert_eq!(skprocess_runtime::map(square, 1..=4)?, [1, 4, 9, 16]);
+/// # Ok(()) }
+/// ```
+pub fn map<F, I>(f: F, items: I) -> Result<Vec<F::Output>, Error>
+where
+    I: IntoIterator,
+    I::Item: Serialize,
+    F: PoolFunction<Plain, I::Item>,
+{
+    Pool::new(num_cpus())?.map(f, items)
+}
+
+/// The number of cores this process may use ([`std::thread::available_parallelism`]); 1
+/// when it cannot be told.
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// A function running on a process ([`run`]) or a thread ([`run_thread`]): wait for its result,
+/// ask whether it still runs, or kill it.
+///
+/// `Worker` is `Send + Sync`; [`wait_timeout`](Worker::wait_timeout),
+/// [`is_alive`](Worker::is_alive) and [`kill`](Worker::kill) take `&self` and may be called
+/// from several threads at once.
+///
+/// Dropping a process worker without joining it kills its process (SIGKILL) and reaps it:
+/// a worker never outlives its handle. Dropping a thread worker detaches the thread.
+pub struct Worker<R> {
+    completion: Arc<Completion<R>>,
+    process: Option<process::ProcessWorker>,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R> Worker<R> {
+    /// Waits until the worker ends and returns its result, or how it failed.
+    pub fn join(self) -> Result<R, Error> {
+        loop {
+            if let Some(outcome) = self.completion.take_within(Duration::from_secs(3600))? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the worker to end: `Ok(Some(result))` once it ended,
+    /// `Ok(None)` while it still runs (like [`Child::try_wait`](std::process::Child::try_wait)),
+    /// `Err` when it failed. Once the result was taken, further calls fail with
+    /// [`Error::AlreadyJoined`].
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, Error> {
+        self.completion.take_within(timeout)
+    }
+
+    /// Waits at most `timeout` for the worker to end; `true` once it has ended, however it
+    /// ended. Does not take the result.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.completion.wait_within(timeout)
+    }
+
+    /// Whether the worker still runs (a process worker runs until it was reaped).
+    pub fn is_alive(&self) -> bool {
+        !self.completion.is_ended()
+    }
+
+    /// Kills a process worker (SIGKILL) and waits until it was reaped; its result is then
+    /// [`Error::Killed`]. Killing a worker that already ended does nothing. A thread cannot be
+    /// killed: this fails with [`Error::ThreadNotKillable`].
+    pub fn kill(&self) -> Result<(), Error> {
+        let Some(process) = &self.process else {
+            return Err(Error::ThreadNotKillable);
+        };
+        process.kill();
+        if self.completion.wait_within(REAP_BOUND) {
+            Ok(())
+        } else {
+            Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the killed worker was not reaped in time",
+            )))
+        }
+    }
+
+    /// The worker's process id; `None` for a thread worker.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(process::ProcessWorker::pid)
+    }
+}
+
+impl<R> Drop for Worker<R> {
+    /// Kills a process worker that still runs and reaps it.
+    fn drop(&mut self) {
+        if let Some(process) = &self.process {
+            if !self.completion.is_ended() {
+                process.kill();
+            }
+            process.join_reader(REAP_BOUND);
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Worker<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("pid", &self.pid())
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}

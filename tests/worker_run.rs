@@ -1,0 +1,203 @@
+//! `run` and `run_thread`: a plain function on a process or a thread, and its `Worker` handle
+//! (result, panic, crash, kill, timeouts, liveness, drop).
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skprocess::{Error, Worker, run, run_thread};
+
+skprocess::test_support!();
+
+/// Every wait is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn fail(message: String) -> u64 {
+    panic!("{message}")
+}
+
+/// Creates `marker` (so the test knows the function runs), then sleeps.
+fn mark_and_sleep(marker: PathBuf, millis: u64) -> u64 {
+    let _ = std::fs::write(&marker, b"running");
+    std::thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
+fn marker(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "skprocess-worker-{}-{name}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Waits (bounded) until `path` exists.
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + BOUND;
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "the worker never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Whether a process with this pid exists (a zombie counts: it was not reaped).
+fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Joins on a thread and waits at most `BOUND`.
+fn join_bounded<R: Send + 'static>(worker: Worker<R>) -> Result<R, Error> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(worker.join()));
+    outcome.recv_timeout(BOUND).expect("join hung")
+}
+
+#[test]
+fn a_process_worker_returns_its_functions_value() {
+    let worker = run(add, (2, 40)).unwrap();
+    let pid = worker.pid().expect("a process worker has a pid");
+    assert_ne!(pid, std::process::id());
+    assert_eq!(join_bounded(worker).unwrap(), 42);
+    let closure = run(|x: u64| x * 3, (5,)).unwrap();
+    assert_eq!(join_bounded(closure).unwrap(), 15);
+}
+
+#[test]
+fn a_panic_is_panicked_with_its_text() {
+    let worker = run(fail, ("no luck".to_owned(),)).unwrap();
+    match join_bounded(worker) {
+        Err(Error::Panicked { message }) => assert_eq!(message, "no luck"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
+    let path = marker("sigkill");
+    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    wait_for(&path);
+    let pid = worker.pid().unwrap();
+    // SAFETY: plain syscall on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    match join_bounded(worker) {
+        Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
+        other => panic!("expected a crash, got {other:?}"),
+    }
+}
+
+#[test]
+fn kill_ends_the_process_and_its_result_is_killed() {
+    let path = marker("kill");
+    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    wait_for(&path);
+    assert!(worker.is_alive());
+    worker.kill().unwrap();
+    assert!(!worker.is_alive());
+    assert!(
+        !exists(worker.pid().unwrap()),
+        "the killed worker was not reaped"
+    );
+    worker.kill().unwrap();
+    assert!(matches!(join_bounded(worker), Err(Error::Killed)));
+}
+
+#[test]
+fn join_timeout_is_none_while_running_then_the_value() {
+    let path = marker("join-timeout");
+    let mut worker = run(mark_and_sleep, (path.clone(), 400)).unwrap();
+    assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
+    assert!(worker.is_alive());
+    assert_eq!(worker.join_timeout(BOUND).unwrap(), Some(400));
+    assert!(!worker.is_alive());
+    assert!(matches!(
+        worker.join_timeout(Duration::ZERO),
+        Err(Error::AlreadyJoined)
+    ));
+}
+
+#[test]
+fn wait_timeout_works_from_several_threads() {
+    let path = marker("wait");
+    let worker = Arc::new(run(mark_and_sleep, (path.clone(), 200)).unwrap());
+    assert!(!worker.wait_timeout(Duration::from_millis(1)));
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let worker = Arc::clone(&worker);
+            std::thread::spawn(move || worker.wait_timeout(BOUND))
+        })
+        .collect();
+    for waiter in waiters {
+        assert!(waiter.join().unwrap());
+    }
+    assert!(!worker.is_alive());
+}
+
+#[test]
+fn dropping_a_running_worker_kills_and_reaps_it() {
+    let path = marker("drop");
+    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    wait_for(&path);
+    let pid = worker.pid().unwrap();
+    assert!(exists(pid));
+    drop(worker);
+    let deadline = Instant::now() + BOUND;
+    while exists(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped worker's process lives on"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_thread_worker_returns_its_value_and_its_panic() {
+    let worker = run_thread(add, (1, 2)).unwrap();
+    assert_eq!(worker.pid(), None);
+    assert_eq!(join_bounded(worker).unwrap(), 3);
+    let captured = vec![1u8; 3];
+    let worker = run_thread(|v: Vec<u8>| v.len(), (captured,)).unwrap();
+    assert_eq!(join_bounded(worker).unwrap(), 3);
+    let worker = run_thread(fail, ("thread luck".to_owned(),)).unwrap();
+    assert!(matches!(
+        join_bounded(worker),
+        Err(Error::Panicked { message }) if message == "thread luck"
+    ));
+}
+
+#[test]
+fn a_thread_worker_times_out_then_joins_and_cannot_be_killed() {
+    let path = marker("thread");
+    let mut worker = run_thread(mark_and_sleep, (path.clone(), 300)).unwrap();
+    assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
+    assert!(worker.is_alive());
+    let error = worker.kill().unwrap_err();
+    assert!(matches!(error, Error::ThreadNotKillable));
+    assert!(error.to_string().contains("cannot be killed"), "{error}");
+    assert!(worker.wait_timeout(BOUND));
+    assert!(!worker.is_alive());
+    assert_eq!(worker.join_timeout(Duration::ZERO).unwrap(), Some(300));
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn map_runs_over_a_pool_of_one_worker_per_core() {
+    assert!(skprocess::num_cpus() >= 1);
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(skprocess::map(square, 1..=5u64)));
+    let squares = outcome.recv_timeout(BOUND).expect("map hung").unwrap();
+    assert_eq!(squares, [1, 4, 9, 16, 25]);
+}
