@@ -207,3 +207,24 @@ fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_ha
     read.sort_unstable();
     assert_eq!(read, (0..10).collect::<Vec<_>>());
 }
+
+/// ezq's worker as a plain function for `run`.
+fn sum_worker(q: Queue<u64>, out: Queue<u64>) {
+    let total: u64 = q.iter().map(|m| m.data).sum();
+    out.put(total).unwrap();
+}
+
+#[test]
+fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
+    let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let workers = (0..3)
+        .map(|_| skprocess::run(sum_worker, (q.clone(), out.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    for i in 0..1000 {
+        q.put(i).unwrap();
+    }
+    assert!(q.stop_timeout(&workers, BOUND).unwrap(), "a worker hung");
+    assert!(workers.iter().all(|worker| !worker.is_alive()));
+    assert_eq!(out.items().unwrap().iter().map(|m| m.data).sum::<u64>(), 499_500);
+}

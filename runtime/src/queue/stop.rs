@@ -4,6 +4,10 @@ use std::time::{Duration, Instant};
 
 use crate::parent::handle::Handle;
 use crate::process::Process;
+use crate::worker::Worker;
+
+/// How long one wait of a worker without a deadline lasts before it waits again.
+const LONG_WAIT: Duration = Duration::from_secs(3600);
 
 /// Readers that [`Queue::stop`](crate::Queue::stop) ends and waits for: a process
 /// [`Handle`], a worker, and slices, arrays, `Vec`s and references of them.
@@ -28,6 +32,23 @@ impl<P: Process> Readers for Handle<P> {
 
     fn wait_ended(&self, deadline: Option<Instant>) -> bool {
         self.wait(time_left(deadline))
+    }
+}
+
+impl<T> Readers for Worker<T> {
+    fn reader_count(&self) -> usize {
+        1
+    }
+
+    fn wait_ended(&self, deadline: Option<Instant>) -> bool {
+        match time_left(deadline) {
+            Some(left) => self.wait_timeout(left),
+            None => loop {
+                if self.wait_timeout(LONG_WAIT) {
+                    return true;
+                }
+            },
+        }
     }
 }
 
