@@ -32,7 +32,11 @@ fn main() -> Result<(), skprocess::Error> {
 
     // Step 4: process the results.
     let want: u64 = (0..1000).sum();
-    let have: u64 = out.items()?.iter().map(|message: &Message<u64>| message.data).sum();
+    let have: u64 = out
+        .items()?
+        .iter()
+        .map(|message: &Message<u64>| message.data)
+        .sum();
     assert_eq!(have, want);
     println!("{have}");
     Ok(())

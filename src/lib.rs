@@ -29,8 +29,8 @@
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
-pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::queue::{self, LocalQueue, Queue, QueueConfig};
+pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
     Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,

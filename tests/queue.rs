@@ -129,7 +129,10 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
     assert!(deliveries as u64 >= N);
     eprintln!("{deliveries} deliveries of {N} messages");
     for handle in doomed {
-        assert!(handle.result_timeout(BOUND).is_err(), "the kill did not land");
+        assert!(
+            handle.result_timeout(BOUND).is_err(),
+            "the kill did not land"
+        );
     }
 }
 
@@ -162,7 +165,10 @@ fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
     }
     .start()
     .unwrap();
-    assert!(matches!(started.get_timeout(BOUND).unwrap(), Next::Message(_)));
+    assert!(matches!(
+        started.get_timeout(BOUND).unwrap(),
+        Next::Message(_)
+    ));
     std::thread::sleep(Duration::from_millis(100));
     drop(q);
     let said = handle.result_timeout(BOUND).unwrap();
@@ -226,5 +232,8 @@ fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
     }
     assert!(q.stop_timeout(&workers, BOUND).unwrap(), "a worker hung");
     assert!(workers.iter().all(|worker| !worker.is_alive()));
-    assert_eq!(out.items().unwrap().iter().map(|m| m.data).sum::<u64>(), 499_500);
+    assert_eq!(
+        out.items().unwrap().iter().map(|m| m.data).sum::<u64>(),
+        499_500
+    );
 }

@@ -58,6 +58,7 @@ pub use pool::{
 };
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use protocol::Role;
+pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
 pub use share::builtins::collections::Element;
 pub use share::{
@@ -65,7 +66,6 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use worker::{Worker, map, num_cpus, run, run_thread};
 
 /// Items used by macro-generated code. Not public API.

@@ -18,8 +18,8 @@ pub(crate) mod credits;
 pub(crate) mod lifecycle;
 pub(crate) mod pipe;
 pub(crate) mod pool;
-pub(crate) mod share;
 pub(crate) mod queue;
+pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};
 

@@ -78,7 +78,10 @@ mod tests {
         let (first, rest) = split_message(&payload).unwrap();
         let (second, rest) = split_message(rest).unwrap();
         let (third, rest) = split_message(rest).unwrap();
-        assert_eq!((first, second, third), (&b"one"[..], &b""[..], &b"three"[..]));
+        assert_eq!(
+            (first, second, third),
+            (&b"one"[..], &b""[..], &b"three"[..])
+        );
         assert!(rest.is_empty());
         assert!(split_message(&payload[..5]).is_none());
         assert!(split_message(&[1, 0]).is_none());

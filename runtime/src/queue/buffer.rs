@@ -304,7 +304,13 @@ mod tests {
         let mut buffer = filled(100, [1]);
         let reader = buffer.add_reader();
         buffer.add_reader();
-        assert_eq!(buffer.take_leased(reader, 256, usize::MAX, |_| 1).unwrap().count, 1);
+        assert_eq!(
+            buffer
+                .take_leased(reader, 256, usize::MAX, |_| 1)
+                .unwrap()
+                .count,
+            1
+        );
     }
 
     #[test]
@@ -317,7 +323,10 @@ mod tests {
         assert_eq!(leased(&buffer, reader, 2), [3, 4].map(Entry::Message));
         buffer.ack(reader, 3);
         assert_eq!(buffer.remove_reader(reader), 0);
-        assert!(buffer.take_leased(reader, 1, usize::MAX, |_| 1).is_none(), "unknown reader");
+        assert!(
+            buffer.take_leased(reader, 1, usize::MAX, |_| 1).is_none(),
+            "unknown reader"
+        );
         assert!(buffer.is_empty());
     }
 

@@ -221,12 +221,23 @@ mod tests {
         assert!(matches!(hub.put(2, soon, || true), Put::Full(2)));
         let putter = std::thread::spawn({
             let hub = Arc::clone(&hub);
-            move || matches!(hub.put(3, Some(Instant::now() + BOUND), || true), Put::Accepted)
+            move || {
+                matches!(
+                    hub.put(3, Some(Instant::now() + BOUND), || true),
+                    Put::Accepted
+                )
+            }
         });
         std::thread::sleep(Duration::from_millis(50));
-        assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Message(1))));
+        assert!(matches!(
+            hub.take_one(None),
+            Taken::Ready(Entry::Message(1))
+        ));
         assert!(putter.join().unwrap());
-        assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Message(3))));
+        assert!(matches!(
+            hub.take_one(None),
+            Taken::Ready(Entry::Message(3))
+        ));
     }
 
     #[test]

@@ -211,7 +211,6 @@ impl RemoteLink {
     fn unacked(&self) -> Option<u64> {
         self.handed.filter(|handed| Some(*handed) != self.acked)
     }
-
 }
 
 /// Reads one reply; `Ok(None)` when it was not what `f` expected.

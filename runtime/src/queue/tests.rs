@@ -157,7 +157,10 @@ fn a_message_over_the_limit_is_refused_at_put_and_the_queue_goes_on() {
     })
     .join()
     .unwrap();
-    assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::TooLarge { .. })),
+        "{refused:?}"
+    );
     assert!(matches!(
         queue.put(vec![0; 5000]),
         Err(Error::TooLarge { .. })

@@ -564,12 +564,13 @@ pub mod orders {
         pub quantity: u32,
     }
 
-    /// Prices every order until the queue's end and puts the total on `out`.
-    pub fn price_orders(orders: Queue<Order>, out: Queue<u64>) -> Result<(), Error> {
+    /// Prices every order until the queue's end and puts the total on `out`; the error comes
+    /// back as text (a worker's result crosses processes, and `Error` does not serialize).
+    pub fn price_orders(orders: Queue<Order>, out: Queue<u64>) -> Result<(), String> {
         let total = orders
             .iter()
             .map(|message| u64::from(message.data.quantity) * message.data.item.len() as u64)
             .sum();
-        out.put(total)
+        out.put(total).map_err(|error| error.to_string())
     }
 }
