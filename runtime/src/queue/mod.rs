@@ -323,8 +323,8 @@ impl<T: QueueData> Queue<T> {
     ///
     /// # Panics
     ///
-    /// The iterator panics if the queue cannot be read (see [`Iter`]); [`try_iter`]
-    /// (Queue::try_iter) gives the error instead.
+    /// The iterator panics if the queue cannot be read (see [`Iter`]);
+    /// [`try_iter`](Queue::try_iter) gives the error instead.
     pub fn iter(&self) -> Iter<'_, Self> {
         Iter::new(self)
     }

@@ -59,8 +59,11 @@ impl<R: Readers> Readers for [R] {
 
     fn wait_ended(&self, deadline: Option<Instant>) -> bool {
         // Every reader is waited for, even after one did not end in time.
-        self.iter()
-            .fold(true, |all, reader| reader.wait_ended(deadline) && all)
+        let mut all = true;
+        for reader in self {
+            all &= reader.wait_ended(deadline);
+        }
+        all
     }
 }
 

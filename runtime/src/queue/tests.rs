@@ -146,8 +146,10 @@ fn a_message_of_the_wrong_type_is_a_clear_error_and_the_next_one_still_arrives()
 
 #[test]
 fn a_message_over_the_limit_is_refused_at_put_and_the_queue_goes_on() {
-    let mut config = QueueConfig::default();
-    config.max_message_bytes = 1024;
+    let config = QueueConfig {
+        max_message_bytes: 1024,
+        ..QueueConfig::default()
+    };
     let queue: Queue<Vec<u8>> = Queue::with_config(config).unwrap();
     let handle = remote(&queue);
     let refused = thread::spawn(move || {
@@ -170,8 +172,10 @@ fn a_message_over_the_limit_is_refused_at_put_and_the_queue_goes_on() {
 
 #[test]
 fn a_full_queue_gives_a_remote_try_put_back_and_a_timed_put_waits_for_room() {
-    let mut config = QueueConfig::default();
-    config.capacity = 2;
+    let config = QueueConfig {
+        capacity: 2,
+        ..QueueConfig::default()
+    };
     let queue: Queue<u64> = Queue::with_config(config).unwrap();
     queue.put(1).unwrap();
     queue.put(2).unwrap();
