@@ -1,7 +1,7 @@
 //! What a queue handle in another process says to the queue's broker.
 //!
 //! Each thread of a process has its own connection to the broker, and sends one request at a
-//! time: [`Request::Put`] and [`Request::Fetch`] are answered by exactly one [`Reply`];
+//! time: [`Request::Put`], [`Request::PutMany`] and [`Request::Fetch`] are answered by exactly one [`Reply`];
 //! [`Request::Ack`], [`Request::Release`] and [`Request::End`] are not answered. A fetch
 //! acknowledges what the thread has read so far, so a message stays leased to its reader
 //! until the reader asks for more (or the connection ends, and it is requeued).
@@ -16,6 +16,12 @@ pub(crate) enum Request<'a> {
         #[serde(borrow, with = "serde_bytes")]
         message: &'a [u8],
         wait_ms: Option<u64>,
+    },
+    /// Append several encoded messages (`payload`, each a little-endian `u32` length and the
+    /// message), in order, waiting for room as long as it takes; answered like a `Put`.
+    PutMany {
+        #[serde(borrow, with = "serde_bytes")]
+        payload: &'a [u8],
     },
     /// Acknowledge every delivery up to `ack_through`, then lease up to `max` entries, waiting
     /// for one up to `wait_ms` (`None`: until one arrives).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::protocol::queue::{Reply, Request, append_message};
+use crate::protocol::queue::{Reply, Request, append_message, split_message};
 use crate::queue::buffer::{Entry, ReaderId};
 use crate::queue::hub::{Hub, Put, Taken};
 use crate::transport::Connection;
@@ -127,6 +127,7 @@ impl Session {
     fn handle(&mut self, request: Request<'_>) -> Result<(), Error> {
         match request {
             Request::Put { message, wait_ms } => self.put(message, wait_ms),
+            Request::PutMany { payload } => self.put_many(payload),
             Request::Fetch {
                 ack_through,
                 max,
@@ -170,6 +171,27 @@ impl Session {
             Put::Closed(_) => Reply::Closed,
         };
         self.connection.send(&reply)
+    }
+
+    /// Appends each message of `payload` in order, waiting for room; a payload cut short is a
+    /// broken peer.
+    fn put_many(&mut self, mut payload: &[u8]) -> Result<(), Error> {
+        let connection = &self.connection;
+        while !payload.is_empty() {
+            let (message, rest) = split_message(payload).ok_or(Error::Disconnected)?;
+            payload = rest;
+            match self
+                .hub
+                .put(message.to_vec(), None, || peer_waits(connection))
+            {
+                Put::Accepted => {}
+                // The peer hung up while the queue was full: what it sent is dropped with it
+                // (its call did not return, so it was never promised).
+                Put::Full(_) => return Err(Error::Disconnected),
+                Put::Closed(_) => return self.connection.send(&Reply::Closed),
+            }
+        }
+        self.connection.send(&Reply::Put { accepted: true })
     }
 
     fn fetch(&mut self, ack: Option<u64>, max: u32, wait_ms: Option<u64>) -> Result<(), Error> {

@@ -113,6 +113,20 @@ impl RemoteLink {
         }
     }
 
+    /// Appends the messages of `payload` (see `Request::PutMany`), waiting for room.
+    pub(crate) fn put_many(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.connection
+            .send(&Request::PutMany { payload })
+            .map_err(|_| closed())?;
+        match read_reply(&self.connection, &mut self.replies, |reply| match reply {
+            Reply::Put { accepted } => Some(accepted),
+            _ => None,
+        })? {
+            Some(true) => Ok(()),
+            _ => Err(closed()),
+        }
+    }
+
     /// Appends an end.
     pub(crate) fn end(&mut self) -> Result<(), Error> {
         self.connection.send(&Request::End).map_err(|_| closed())

@@ -269,3 +269,27 @@ fn a_local_queue_carries_data_that_cannot_be_serialized_between_threads() {
     });
     assert_eq!(sum, 4950);
 }
+
+#[test]
+fn remote_put_many_arrives_in_order_across_batches() {
+    let config = QueueConfig {
+        max_message_bytes: 1024,
+        capacity: 50,
+        ..QueueConfig::default()
+    };
+    let queue: Queue<Vec<u8>> = Queue::with_config(config).unwrap();
+    let handle = remote(&queue);
+    // More than the capacity and more than one frame (64 KiB): the broker waits for room.
+    let putter = thread::spawn(move || {
+        handle.put_many((0..200u32).map(|i| Message::new(vec![i as u8; 900]).order(u64::from(i))))
+    });
+    let mut read = Vec::new();
+    while read.len() < 200 {
+        match queue.get_timeout(BOUND).unwrap() {
+            Next::Message(message) => read.push(message.order.unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+    putter.join().unwrap().unwrap();
+    assert_eq!(read, (0..200).collect::<Vec<_>>());
+}
