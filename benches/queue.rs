@@ -133,7 +133,7 @@ fn queue_readers() -> Duration {
     }
     let started = Instant::now();
     // Large numbers, so each message is as big as the floor's frame.
-    let base = 1u64 << 50;
+    let base = 1u64 << 40;
     for i in 0..MESSAGES {
         q.put(base + i).unwrap();
     }

@@ -237,3 +237,22 @@ fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
         499_500
     );
 }
+
+/// `stop` takes one worker, an array, a slice, a `Vec` and references of them (checked at
+/// compile time; never called).
+#[allow(dead_code, reason = "only needs to compile")]
+fn stop_accepts_every_collection_of_readers(
+    q: &Queue<u64>,
+    one: &skprocess::Worker<()>,
+    array: &[skprocess::Worker<()>; 2],
+    slice: &[skprocess::Worker<()>],
+    vec: &Vec<skprocess::Worker<()>>,
+    handles: &[Handle<Summer>],
+) -> Result<(), Error> {
+    q.stop(one)?;
+    q.stop(array)?;
+    q.stop(slice)?;
+    q.stop(vec)?;
+    q.stop(&[one, one])?;
+    q.stop(handles)
+}
