@@ -3,7 +3,7 @@
 //! - `queue_2_reader_processes`: the creating process puts [`MESSAGES`] `u64` messages; two
 //!   reader processes iterate the queue until their end and put their sums back (checked
 //!   exact). Timed from the first put until both sums are in; the readers are started and
-//!   have each read a warm-up message before the clock starts.
+//!   connected before the clock starts.
 //! - `raw_2_streams`: two bare re-executed processes each write half as many frames of
 //!   [`FRAME`] bytes (a length prefix and a small message, one `write` each) to the bench,
 //!   which reads them all — a socket stream of the same frames with nothing in the way.
@@ -31,10 +31,11 @@ const MESSAGES: u64 = 200_000;
 /// Reader processes.
 const READERS: u64 = 2;
 /// Bytes of one message's frame in the raw floor: a 4-byte length and an 8-byte message (a
-/// `Message<u64>` of a large number encodes in about that).
+/// `Msg<u64>` of a large number encodes in about that).
 const FRAME: u32 = 12;
 
-/// Reads one warm-up message, says it is ready, then sums the queue until its end.
+/// Connects (a read that finds nothing yet), says it is ready, then sums the queue until its
+/// end.
 #[derive(Serialize, Deserialize)]
 struct Reader {
     q: Queue<u64>,
@@ -45,8 +46,8 @@ struct Reader {
 #[skprocess]
 impl Reader {
     fn run(&mut self) -> Result<(), Error> {
-        let warm_up = self.q.get()?.map_or(0, |m| m.data);
-        self.ready.put(warm_up)?;
+        self.q.get_timeout(Duration::from_millis(1))?;
+        self.ready.put(1)?;
         let total: u64 = self.q.iter().map(|m| m.data).sum();
         self.out.put(total)
     }
@@ -125,9 +126,6 @@ fn queue_readers() -> Duration {
             .unwrap()
         })
         .collect();
-    for _ in 0..READERS {
-        q.put(0).unwrap();
-    }
     for _ in 0..READERS {
         ready.get().unwrap();
     }

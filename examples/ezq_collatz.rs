@@ -4,7 +4,7 @@
 //!
 //! Run it with `cargo run --example ezq_collatz`.
 
-use skprocess::queue::Message;
+use skprocess::queue::Msg;
 use skprocess::{LocalQueue, Queue, run, run_thread};
 
 /// How many thread workers compute.
@@ -27,7 +27,7 @@ fn collatz(q: LocalQueue<u64>, out: Queue<(u64, u64)>) -> Result<(), skprocess::
             Some("ODD") => 3 * number + 1,
             _ => continue,
         };
-        let mut result = Message::new((number, next));
+        let mut result = Msg::new((number, next));
         result.order = message.order;
         out.put_message(result)?;
     }
@@ -44,7 +44,7 @@ fn main() -> Result<(), skprocess::Error> {
 
     for number in 0..40 {
         let kind = if number % 2 == 0 { "EVEN" } else { "ODD" };
-        q.put_message(Message::new(number).kind(kind).order(number))?;
+        q.put_message(Msg::new(number).kind(kind).order(number))?;
     }
 
     q.stop(&readers)?;

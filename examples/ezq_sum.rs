@@ -3,7 +3,7 @@
 //!
 //! Run it with `cargo run --example ezq_sum`.
 
-use skprocess::queue::Message;
+use skprocess::queue::Msg;
 use skprocess::{Queue, num_cpus, run};
 
 /// Adds up the messages until the queue's end, then puts the total on `out`.
@@ -35,7 +35,7 @@ fn main() -> Result<(), skprocess::Error> {
     let have: u64 = out
         .items()?
         .iter()
-        .map(|message: &Message<u64>| message.data)
+        .map(|message: &Msg<u64>| message.data)
         .sum();
     assert_eq!(have, want);
     println!("{have}");

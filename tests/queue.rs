@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use skprocess::Queue;
 use skprocess::prelude::*;
-use skprocess::queue::{Message, Next};
+use skprocess::queue::{Msg, Next};
 
 skprocess::test_support!();
 
@@ -65,7 +65,7 @@ impl Recorder {
     fn run(&mut self) {
         for message in &self.q {
             std::thread::sleep(Duration::from_micros(200));
-            let recorded = Message::new(message.data * 3).order(message.order.unwrap_or(u64::MAX));
+            let recorded = Msg::new(message.data * 3).order(message.order.unwrap_or(u64::MAX));
             self.out.put_message(recorded).unwrap();
         }
     }
@@ -107,7 +107,7 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
     let doomed = start_recorders(&q, &out, 2);
     let survivors = start_recorders(&q, &out, 1);
     for i in 0..N {
-        q.put_message(Message::new(i).order(i)).unwrap();
+        q.put_message(Msg::new(i).order(i)).unwrap();
     }
     // Kill the two once the stream is flowing (some messages read, many still waiting).
     let deadline = Instant::now() + BOUND;

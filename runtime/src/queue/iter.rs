@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::queue::Message;
+use crate::queue::Msg;
 use crate::queue::sorted::Reorder;
 
 /// What one read of a queue found.
@@ -11,7 +11,7 @@ use crate::queue::sorted::Reorder;
 #[non_exhaustive]
 pub enum Next<T> {
     /// A message.
-    Message(Message<T>),
+    Message(Msg<T>),
     /// An end: the reader that reads it stops (one end stops one reader).
     End,
     /// Nothing arrived before the timeout.
@@ -42,7 +42,7 @@ pub(crate) mod sealed {
 }
 
 /// Reads until the end, without a deadline; an error ends the iteration after it is given.
-fn read_blocking<Q: QueueSource + ?Sized>(queue: &Q) -> Option<Result<Message<Q::Data>, Error>> {
+fn read_blocking<Q: QueueSource + ?Sized>(queue: &Q) -> Option<Result<Msg<Q::Data>, Error>> {
     loop {
         match queue.next_entry(true, None) {
             Ok(Next::Message(message)) => return Some(Ok(message)),
@@ -71,7 +71,7 @@ impl<'a, Q: QueueSource + ?Sized> Iter<'a, Q> {
 }
 
 impl<Q: QueueSource + ?Sized> Iterator for Iter<'_, Q> {
-    type Item = Message<Q::Data>;
+    type Item = Msg<Q::Data>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -113,7 +113,7 @@ impl<'a, Q: QueueSource + ?Sized> TryIter<'a, Q> {
 }
 
 impl<Q: QueueSource + ?Sized> Iterator for TryIter<'_, Q> {
-    type Item = Result<Message<Q::Data>, Error>;
+    type Item = Result<Msg<Q::Data>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -144,7 +144,7 @@ impl<Q: QueueSource + ?Sized> Drop for TryIter<'_, Q> {
 /// Like [`Iter`], when the queue cannot be read.
 pub struct Sorted<'a, Q: QueueSource + ?Sized> {
     queue: &'a Q,
-    reorder: Reorder<Message<Q::Data>>,
+    reorder: Reorder<Msg<Q::Data>>,
     ended: bool,
 }
 
@@ -159,7 +159,7 @@ impl<'a, Q: QueueSource + ?Sized> Sorted<'a, Q> {
 }
 
 impl<Q: QueueSource + ?Sized> Iterator for Sorted<'_, Q> {
-    type Item = Message<Q::Data>;
+    type Item = Msg<Q::Data>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -194,7 +194,7 @@ impl<Q: QueueSource + ?Sized> Drop for Sorted<'_, Q> {
 }
 
 /// Reads the rest of a queue after ending it: every message before the end.
-pub(crate) fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Message<Q::Data>>, Error> {
+pub(crate) fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Msg<Q::Data>>, Error> {
     let mut messages = Vec::new();
     while let Some(message) = read_blocking(queue) {
         messages.push(message?);
@@ -203,7 +203,7 @@ pub(crate) fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Message<Q:
 }
 
 /// Sorts drained messages by `order`, those without one last (in arrival order).
-pub(crate) fn sort_by_order<T>(messages: &mut [Message<T>]) {
+pub(crate) fn sort_by_order<T>(messages: &mut [Msg<T>]) {
     messages.sort_by_key(|message| (message.order.is_none(), message.order));
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, TellError};
 use crate::queue::buffer::Entry;
 use crate::queue::hub::{Hub, Put, Taken};
 use crate::queue::iter::{self, Iter, Next, QueueSource, Sorted, TryIter, sealed};
-use crate::queue::{Message, Readers, deadline};
+use crate::queue::{Msg, Readers, deadline};
 
 /// A queue among the threads of one process, from [`Queue::local`](crate::Queue::local)
 /// (ezq's `Q("thread")`): the same calls as [`Queue`](crate::Queue), with any `Send` data and
@@ -20,7 +20,7 @@ use crate::queue::{Message, Readers, deadline};
 /// It cannot be sent to another process: putting it in a process's state, a pool item or
 /// `run`'s arguments does not compile (see [`CanCrossProcesses`]).
 pub struct LocalQueue<T> {
-    hub: Arc<Hub<Message<T>>>,
+    hub: Arc<Hub<Msg<T>>>,
 }
 
 /// Implemented by nothing: a [`LocalQueue`] stays in the process that created it.
@@ -71,11 +71,11 @@ impl<T> LocalQueue<T> {
 
     /// Appends `data`, waiting while the queue is full.
     pub fn put(&self, data: T) -> Result<(), Error> {
-        self.put_message(Message::new(data))
+        self.put_message(Msg::new(data))
     }
 
     /// Appends a message with a kind or an order, waiting while the queue is full.
-    pub fn put_message(&self, message: Message<T>) -> Result<(), Error> {
+    pub fn put_message(&self, message: Msg<T>) -> Result<(), Error> {
         self.send(message, None).map_err(Error::from)
     }
 
@@ -86,7 +86,7 @@ impl<T> LocalQueue<T> {
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
     pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TellError<T>> {
-        self.put_message_timeout(Message::new(data), timeout)
+        self.put_message_timeout(Msg::new(data), timeout)
             .map_err(|error| match error {
                 TellError::Full(message) => TellError::Full(message.data),
                 TellError::Failed(error) => TellError::Failed(error),
@@ -97,17 +97,13 @@ impl<T> LocalQueue<T> {
     /// back.
     pub fn put_message_timeout(
         &self,
-        message: Message<T>,
+        message: Msg<T>,
         timeout: Duration,
-    ) -> Result<(), TellError<Message<T>>> {
+    ) -> Result<(), TellError<Msg<T>>> {
         self.send(message, Some(timeout))
     }
 
-    fn send(
-        &self,
-        message: Message<T>,
-        wait: Option<Duration>,
-    ) -> Result<(), TellError<Message<T>>> {
+    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TellError<Msg<T>>> {
         match self.hub.put(message, deadline(wait), || true) {
             Put::Accepted => Ok(()),
             Put::Full(message) => Err(TellError::Full(message)),
@@ -140,7 +136,7 @@ impl<T> LocalQueue<T> {
     }
 
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
-    pub fn get(&self) -> Result<Option<Message<T>>, Error> {
+    pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         loop {
             match self.next_entry(false, None)? {
                 Next::Message(message) => return Ok(Some(message)),
@@ -176,13 +172,13 @@ impl<T> LocalQueue<T> {
     }
 
     /// Ends the queue and reads every message before the end.
-    pub fn items(&self) -> Result<Vec<Message<T>>, Error> {
+    pub fn items(&self) -> Result<Vec<Msg<T>>, Error> {
         self.end()?;
         iter::drain(self)
     }
 
     /// Like [`items`](LocalQueue::items), sorted by `order` (messages without one last).
-    pub fn items_sorted(&self) -> Result<Vec<Message<T>>, Error> {
+    pub fn items_sorted(&self) -> Result<Vec<Msg<T>>, Error> {
         let mut messages = self.items()?;
         iter::sort_by_order(&mut messages);
         Ok(messages)
@@ -217,7 +213,7 @@ impl<T> QueueSource for LocalQueue<T> {
 }
 
 impl<'a, T> IntoIterator for &'a LocalQueue<T> {
-    type Item = Message<T>;
+    type Item = Msg<T>;
     type IntoIter = Iter<'a, LocalQueue<T>>;
 
     fn into_iter(self) -> Self::IntoIter {

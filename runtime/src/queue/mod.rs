@@ -2,7 +2,7 @@
 //! [`LocalQueue`] (from [`Queue::local`]) stays among the threads of one process.
 //!
 //! ```text
-//! mod.rs     Queue, QueueConfig, Message, QueueData
+//! mod.rs     Queue, QueueConfig, Msg, QueueData
 //! local.rs   LocalQueue: the thread-only variant, CanCrossProcesses
 //! stop.rs    Readers: what `stop` waits for
 //! iter.rs    Iter, TryIter, Sorted, Next, QueueSource
@@ -42,16 +42,17 @@ pub use iter::{Iter, Next, QueueSource, Sorted, TryIter};
 pub use local::{CanCrossProcesses, LocalQueue};
 pub use stop::Readers;
 
-/// One message of a queue: the data, and optionally a `kind` and an `order` (ezq's `Msg`).
+/// One message of a queue: the data, and optionally a `kind` and an `order` (ezq's `Msg`; not
+/// `Message`, which names the process message trait).
 ///
 /// ```ignore
 /// q.put(7)?;                                                  // data only
-/// q.put_message(Message::new(7).kind("ODD").order(3))?;       // with a kind and an order
+/// q.put_message(Msg::new(7).kind("ODD").order(3))?;       // with a kind and an order
 /// for message in &q { println!("{} {:?} {:?}", message.data, message.kind, message.order); }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct Message<T> {
+pub struct Msg<T> {
     /// What the reader works on.
     pub data: T,
     /// What sort of work this is, when one queue carries several (ezq's `kind`).
@@ -60,7 +61,7 @@ pub struct Message<T> {
     pub order: Option<u64>,
 }
 
-impl<T> Message<T> {
+impl<T> Msg<T> {
     /// A message of `data`, without a kind or an order.
     pub fn new(data: T) -> Self {
         Self {
@@ -204,11 +205,11 @@ impl<T: QueueData> Queue<T> {
 
     /// Appends `data`, waiting while the queue is full.
     pub fn put(&self, data: T) -> Result<(), Error> {
-        self.put_message(Message::new(data))
+        self.put_message(Msg::new(data))
     }
 
     /// Appends a message with a kind or an order, waiting while the queue is full.
-    pub fn put_message(&self, message: Message<T>) -> Result<(), Error> {
+    pub fn put_message(&self, message: Msg<T>) -> Result<(), Error> {
         self.send(message, None).map_err(Error::from)
     }
 
@@ -223,7 +224,7 @@ impl<T: QueueData> Queue<T> {
     ///
     /// A failure stops the batch: the messages sent before it are in the queue, the rest are
     /// not.
-    pub fn put_many(&self, messages: impl IntoIterator<Item = Message<T>>) -> Result<(), Error> {
+    pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
         if self.broker.is_some() {
             return messages
                 .into_iter()
@@ -253,7 +254,7 @@ impl<T: QueueData> Queue<T> {
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
     pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TellError<T>> {
-        self.put_message_timeout(Message::new(data), timeout)
+        self.put_message_timeout(Msg::new(data), timeout)
             .map_err(|error| match error {
                 TellError::Full(message) => TellError::Full(message.data),
                 TellError::Failed(error) => TellError::Failed(error),
@@ -264,17 +265,13 @@ impl<T: QueueData> Queue<T> {
     /// is room now); a queue that stays full gives it back.
     pub fn put_message_timeout(
         &self,
-        message: Message<T>,
+        message: Msg<T>,
         timeout: Duration,
-    ) -> Result<(), TellError<Message<T>>> {
+    ) -> Result<(), TellError<Msg<T>>> {
         self.send(message, Some(timeout))
     }
 
-    fn send(
-        &self,
-        message: Message<T>,
-        wait: Option<Duration>,
-    ) -> Result<(), TellError<Message<T>>> {
+    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TellError<Msg<T>>> {
         let encoded = match self.encode(&message) {
             Ok(encoded) => encoded,
             Err(error) => return Err(TellError::Failed(error)),
@@ -296,7 +293,7 @@ impl<T: QueueData> Queue<T> {
         }
     }
 
-    fn encode(&self, message: &Message<T>) -> Result<Vec<u8>, Error> {
+    fn encode(&self, message: &Msg<T>) -> Result<Vec<u8>, Error> {
         let encoded = frame::encode(message)?;
         if encoded.len() > self.max_message as usize {
             return Err(Error::TooLarge {
@@ -338,7 +335,7 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
-    pub fn get(&self) -> Result<Option<Message<T>>, Error> {
+    pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         loop {
             match self.next_entry(false, None)? {
                 Next::Message(message) => return Ok(Some(message)),
@@ -379,13 +376,13 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// Ends the queue and reads every message before the end (ezq's `items()`).
-    pub fn items(&self) -> Result<Vec<Message<T>>, Error> {
+    pub fn items(&self) -> Result<Vec<Msg<T>>, Error> {
         self.end()?;
         iter::drain(self)
     }
 
     /// Like [`items`](Queue::items), sorted by `order` (messages without one last).
-    pub fn items_sorted(&self) -> Result<Vec<Message<T>>, Error> {
+    pub fn items_sorted(&self) -> Result<Vec<Msg<T>>, Error> {
         let mut messages = self.items()?;
         iter::sort_by_order(&mut messages);
         Ok(messages)
@@ -402,7 +399,7 @@ impl<T: QueueData> Queue<T> {
         self.len().map(|len| len == 0)
     }
 
-    fn decode(bytes: &[u8]) -> Result<Message<T>, Error> {
+    fn decode(bytes: &[u8]) -> Result<Msg<T>, Error> {
         frame::decode_owned(bytes).map_err(|error| Error::QueueMessage {
             type_name: std::any::type_name::<T>(),
             message: error.to_string(),
@@ -454,7 +451,7 @@ impl<T: QueueData> QueueSource for Queue<T> {
 }
 
 impl<'a, T: QueueData> IntoIterator for &'a Queue<T> {
-    type Item = Message<T>;
+    type Item = Msg<T>;
     type IntoIter = Iter<'a, Queue<T>>;
 
     fn into_iter(self) -> Self::IntoIter {

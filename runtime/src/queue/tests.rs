@@ -57,7 +57,7 @@ fn remote_puts_with_kinds_and_orders_come_back_sorted() {
         for i in (0..20).rev() {
             let kind = if i % 2 == 0 { "EVEN" } else { "ODD" };
             handle
-                .put_message(Message::new(i * 10).kind(kind).order(i))
+                .put_message(Msg::new(i * 10).kind(kind).order(i))
                 .unwrap();
         }
     })
@@ -110,7 +110,7 @@ fn a_reader_that_asked_for_more_does_not_get_its_message_requeued() {
     assert_eq!(queue.len(), Some(1));
     assert!(matches!(
         queue.get_timeout(BOUND).unwrap(),
-        Next::Message(Message { data: 1, .. })
+        Next::Message(Msg { data: 1, .. })
     ));
 }
 
@@ -281,7 +281,7 @@ fn remote_put_many_arrives_in_order_across_batches() {
     let handle = remote(&queue);
     // More than the capacity and more than one frame (64 KiB): the broker waits for room.
     let putter = thread::spawn(move || {
-        handle.put_many((0..200u32).map(|i| Message::new(vec![i as u8; 900]).order(u64::from(i))))
+        handle.put_many((0..200u32).map(|i| Msg::new(vec![i as u8; 900]).order(u64::from(i))))
     });
     let mut read = Vec::new();
     while read.len() < 200 {

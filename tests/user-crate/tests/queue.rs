@@ -5,7 +5,7 @@ skprocess::test_support!();
 use std::time::Duration;
 
 use skprocess::Queue;
-use skprocess::queue::Message;
+use skprocess::queue::Msg;
 use skprocess_user_crate::orders::{Order, price_orders};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -23,7 +23,7 @@ fn run_workers_price_library_orders_from_a_queue() {
             quantity,
         };
         orders
-            .put_message(Message::new(order).kind("fruit").order(u64::from(quantity)))
+            .put_message(Msg::new(order).kind("fruit").order(u64::from(quantity)))
             .unwrap();
     }
     assert!(orders.stop_timeout(&workers, LIMIT).unwrap());
