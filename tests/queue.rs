@@ -165,10 +165,7 @@ fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
     }
     .start()
     .unwrap();
-    assert!(matches!(
-        started.get_timeout(BOUND).unwrap(),
-        Next::Message(_)
-    ));
+    assert!(matches!(started.get_timeout(BOUND).unwrap(), Next::Msg(_)));
     std::thread::sleep(Duration::from_millis(100));
     drop(q);
     let said = handle.result_timeout(BOUND).unwrap();

@@ -215,7 +215,7 @@ impl Session {
             || peer_waits(connection),
             |buffer, grant| {
                 for entry in buffer.leased_from(reader, grant.first) {
-                    if let Entry::Message(message) = entry {
+                    if let Entry::Msg(message) = entry {
                         append_message(payload, message);
                     }
                 }

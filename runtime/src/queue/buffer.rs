@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 /// One thing in the queue: a message, or an end (one reader stops when it reads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Entry<E> {
-    Message(E),
+    Msg(E),
     End,
 }
 
@@ -79,7 +79,7 @@ impl<E> Buffer<E> {
         if !self.has_room() {
             return Err(message);
         }
-        self.entries.push_back(Entry::Message(message));
+        self.entries.push_back(Entry::Msg(message));
         self.messages += 1;
         Ok(())
     }
@@ -98,7 +98,7 @@ impl<E> Buffer<E> {
     /// process: if it dies, so does the queue).
     pub(crate) fn take_one(&mut self) -> Option<Entry<E>> {
         let entry = self.entries.pop_front()?;
-        if matches!(entry, Entry::Message(_)) {
+        if matches!(entry, Entry::Msg(_)) {
             self.messages -= 1;
         }
         Some(entry)
@@ -139,7 +139,7 @@ impl<E> Buffer<E> {
         };
         let mut spent = 0usize;
         while grant.count < limit && !grant.end {
-            if let Some(Entry::Message(next)) = self.entries.front() {
+            if let Some(Entry::Msg(next)) = self.entries.front() {
                 spent = spent.saturating_add(cost(next));
                 if spent > budget && grant.count > 0 {
                     break;
@@ -149,7 +149,7 @@ impl<E> Buffer<E> {
                 break;
             };
             match entry {
-                Entry::Message(_) => self.messages -= 1,
+                Entry::Msg(_) => self.messages -= 1,
                 Entry::End => grant.end = true,
             }
             leases.held.push_back((leases.next_seq, entry));
@@ -192,7 +192,7 @@ impl<E> Buffer<E> {
         let returned = leases.held.split_off(split);
         let count = returned.len();
         for (_, entry) in returned.into_iter().rev() {
-            if matches!(entry, Entry::Message(_)) {
+            if matches!(entry, Entry::Msg(_)) {
                 self.messages += 1;
             }
             self.entries.push_front(entry);
@@ -234,11 +234,11 @@ mod tests {
         let mut buffer = filled(2, [1, 2]);
         assert_eq!(buffer.try_push(3), Err(3));
         buffer.push_end();
-        assert_eq!(buffer.take_one(), Some(Entry::Message(1)));
+        assert_eq!(buffer.take_one(), Some(Entry::Msg(1)));
         assert!(buffer.has_room());
         assert_eq!(
             drain(&mut buffer),
-            [Entry::Message(2), Entry::End],
+            [Entry::Msg(2), Entry::End],
             "the end came after the messages"
         );
     }
@@ -260,7 +260,7 @@ mod tests {
         );
         assert_eq!(
             leased(&buffer, reader, 0),
-            [Entry::Message(1), Entry::Message(2), Entry::End]
+            [Entry::Msg(1), Entry::Msg(2), Entry::End]
         );
         assert_eq!(buffer.len(), 1);
     }
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(buffer.remove_reader(reader), 2);
         assert_eq!(
             drain(&mut buffer),
-            [2, 3, 4, 5, 6].map(Entry::Message),
+            [2, 3, 4, 5, 6].map(Entry::Msg),
             "the acknowledged message is gone, the others are first again"
         );
     }
@@ -286,8 +286,8 @@ mod tests {
         let grant = buffer.take_leased(reader, 4, usize::MAX, |_| 1).unwrap();
         assert_eq!(grant.count, 4);
         assert_eq!(buffer.release(reader, 2), 2);
-        assert_eq!(leased(&buffer, reader, 0), [1, 2].map(Entry::Message));
-        assert_eq!(drain(&mut buffer), [3, 4].map(Entry::Message));
+        assert_eq!(leased(&buffer, reader, 0), [1, 2].map(Entry::Msg));
+        assert_eq!(drain(&mut buffer), [3, 4].map(Entry::Msg));
         assert_eq!(buffer.remove_reader(reader), 2);
     }
 
@@ -320,7 +320,7 @@ mod tests {
         let a = buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
         let b = buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
         assert_eq!((a.first, b.first), (0, 2));
-        assert_eq!(leased(&buffer, reader, 2), [3, 4].map(Entry::Message));
+        assert_eq!(leased(&buffer, reader, 2), [3, 4].map(Entry::Msg));
         buffer.ack(reader, 3);
         assert_eq!(buffer.remove_reader(reader), 0);
         assert!(

@@ -229,15 +229,9 @@ mod tests {
             }
         });
         std::thread::sleep(Duration::from_millis(50));
-        assert!(matches!(
-            hub.take_one(None),
-            Taken::Ready(Entry::Message(1))
-        ));
+        assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Msg(1))));
         assert!(putter.join().unwrap());
-        assert!(matches!(
-            hub.take_one(None),
-            Taken::Ready(Entry::Message(3))
-        ));
+        assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Msg(3))));
     }
 
     #[test]

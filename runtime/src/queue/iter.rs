@@ -11,7 +11,7 @@ use crate::queue::sorted::Reorder;
 #[non_exhaustive]
 pub enum Next<T> {
     /// A message.
-    Message(Msg<T>),
+    Msg(Msg<T>),
     /// An end: the reader that reads it stops (one end stops one reader).
     End,
     /// Nothing arrived before the timeout.
@@ -45,7 +45,7 @@ pub(crate) mod sealed {
 fn read_blocking<Q: QueueSource + ?Sized>(queue: &Q) -> Option<Result<Msg<Q::Data>, Error>> {
     loop {
         match queue.next_entry(true, None) {
-            Ok(Next::Message(message)) => return Some(Ok(message)),
+            Ok(Next::Msg(message)) => return Some(Ok(message)),
             Ok(Next::End) => return None,
             Ok(Next::Empty) => continue,
             Err(error) => return Some(Err(error)),

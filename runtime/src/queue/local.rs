@@ -139,7 +139,7 @@ impl<T> LocalQueue<T> {
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         loop {
             match self.next_entry(false, None)? {
-                Next::Message(message) => return Ok(Some(message)),
+                Next::Msg(message) => return Ok(Some(message)),
                 Next::End => return Ok(None),
                 Next::Empty => {}
             }
@@ -202,7 +202,7 @@ impl<T> QueueSource for LocalQueue<T> {
 
     fn next_entry(&self, _prefetch: bool, wait: Option<Duration>) -> Result<Next<T>, Error> {
         Ok(match self.hub.take_one(deadline(wait)) {
-            Taken::Ready(Entry::Message(message)) => Next::Message(message),
+            Taken::Ready(Entry::Msg(message)) => Next::Msg(message),
             Taken::Ready(Entry::End) => Next::End,
             Taken::Empty => Next::Empty,
             Taken::Closed => return Err(Error::QueueClosed),

@@ -338,7 +338,7 @@ impl<T: QueueData> Queue<T> {
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         loop {
             match self.next_entry(false, None)? {
-                Next::Message(message) => return Ok(Some(message)),
+                Next::Msg(message) => return Ok(Some(message)),
                 Next::End => return Ok(None),
                 Next::Empty => {}
             }
@@ -408,7 +408,7 @@ impl<T: QueueData> Queue<T> {
 
     fn next_local(&self, broker: &Broker, wait: Option<Duration>) -> Result<Next<T>, Error> {
         match broker.hub().take_one(deadline(wait)) {
-            Taken::Ready(Entry::Message(bytes)) => Self::decode(&bytes).map(Next::Message),
+            Taken::Ready(Entry::Msg(bytes)) => Self::decode(&bytes).map(Next::Msg),
             Taken::Ready(Entry::End) => Ok(Next::End),
             Taken::Empty => Ok(Next::Empty),
             Taken::Closed => Err(Error::QueueClosed),
@@ -419,7 +419,7 @@ impl<T: QueueData> Queue<T> {
         let max = if prefetch { self.prefetch } else { 1 };
         with_link(&self.endpoint, self.max_frame, |link| {
             Ok(match link.next(max, wait)? {
-                Fetched::Message(bytes) => Next::Message(Self::decode(bytes)?),
+                Fetched::Msg(bytes) => Next::Msg(Self::decode(bytes)?),
                 Fetched::End => Next::End,
                 Fetched::Empty => Next::Empty,
             })

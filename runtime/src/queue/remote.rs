@@ -20,7 +20,7 @@ thread_local! {
 /// What the next read found.
 pub(crate) enum Fetched<'a> {
     /// One encoded message.
-    Message(&'a [u8]),
+    Msg(&'a [u8]),
     /// The queue's end (one reader stops here).
     End,
     /// Nothing before the wait ended.
@@ -168,7 +168,7 @@ impl RemoteLink {
         };
         self.read = self.batch.len() - rest.len();
         let start = self.read - message.len();
-        Ok(Fetched::Message(&self.batch[start..self.read]))
+        Ok(Fetched::Msg(&self.batch[start..self.read]))
     }
 
     fn fetch(&mut self, max: u32, wait: Option<Duration>) -> Result<(), Error> {

@@ -110,7 +110,7 @@ fn a_reader_that_asked_for_more_does_not_get_its_message_requeued() {
     assert_eq!(queue.len(), Some(1));
     assert!(matches!(
         queue.get_timeout(BOUND).unwrap(),
-        Next::Message(Msg { data: 1, .. })
+        Next::Msg(Msg { data: 1, .. })
     ));
 }
 
@@ -286,7 +286,7 @@ fn remote_put_many_arrives_in_order_across_batches() {
     let mut read = Vec::new();
     while read.len() < 200 {
         match queue.get_timeout(BOUND).unwrap() {
-            Next::Message(message) => read.push(message.order.unwrap()),
+            Next::Msg(message) => read.push(message.order.unwrap()),
             other => panic!("{other:?}"),
         }
     }
