@@ -293,3 +293,31 @@ fn remote_put_many_arrives_in_order_across_batches() {
     putter.join().unwrap().unwrap();
     assert_eq!(read, (0..200).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_malformed_request_ends_only_its_connection_and_returns_what_it_held() {
+    use crate::protocol::queue::{Reply, Request};
+    use crate::transport::frame::FrameReader;
+    let queue: Queue<u64> = Queue::new().unwrap();
+    queue.put(1).unwrap();
+    queue.put(2).unwrap();
+    let connection = queue.endpoint.connect(queue.max_frame).unwrap();
+    let fetch = Request::Fetch {
+        ack_through: None,
+        max: 1,
+        wait_ms: Some(1000),
+    };
+    connection.send(&fetch).unwrap();
+    let mut replies = FrameReader::new(queue.max_frame);
+    let mut stream = connection.stream();
+    let frame = replies.read_frame(&mut stream).unwrap().unwrap();
+    let reply: Reply = frame::decode(frame.bytes()).unwrap();
+    assert!(matches!(reply, Reply::Batch { count: 1, .. }), "{reply:?}");
+    assert_eq!(queue.len(), Some(1));
+    // Not a request: the broker hangs up on this peer, and its leased message comes back.
+    connection.send_with_payload(&[], &[0xff; 7]).unwrap();
+    assert!(matches!(replies.read_frame(&mut stream), Ok(None) | Err(_)));
+    wait_for_len(&queue, 2);
+    let items: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(items, [1, 2]);
+}
