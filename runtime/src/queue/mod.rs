@@ -96,7 +96,13 @@ pub trait QueueData: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> QueueData for T {}
 
-/// How a [`Queue`] is set up.
+/// How a [`Queue`] is set up: start from the default and change what you need.
+///
+/// ```ignore
+/// let mut config = QueueConfig::default();
+/// config.capacity = 100;
+/// let q: Queue<u64> = Queue::with_config(config)?;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueConfig {
