@@ -123,6 +123,14 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
     let readers: Vec<_> = survivors.iter().chain(&replacements).collect();
     assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
     out.end().unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !collector.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the collector did not end in time"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let (results, deliveries) = collector.join().unwrap();
     assert_eq!(results.len() as u64, N, "a message was lost");
     assert_eq!(results.values().sum::<u64>(), 3 * N * (N - 1) / 2);

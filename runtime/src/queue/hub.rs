@@ -213,6 +213,14 @@ mod tests {
 
     const BOUND: Duration = Duration::from_secs(10);
 
+    fn wait_finished<T>(thread: &std::thread::JoinHandle<T>) {
+        let deadline = Instant::now() + BOUND;
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "a thread did not end in time");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_blocked_put_goes_on_when_a_reader_makes_room() {
         let hub = Arc::new(Hub::new(1));
@@ -230,6 +238,7 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(50));
         assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Msg(1))));
+        wait_finished(&putter);
         assert!(putter.join().unwrap());
         assert!(matches!(hub.take_one(None), Taken::Ready(Entry::Msg(3))));
     }
@@ -243,6 +252,7 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(50));
         hub.close();
+        wait_finished(&reader);
         assert!(reader.join().unwrap());
         assert!(matches!(hub.put(1, None, || true), Put::Closed(1)));
     }

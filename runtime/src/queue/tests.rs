@@ -10,6 +10,33 @@ use super::*;
 
 const BOUND: Duration = Duration::from_secs(20);
 
+/// Joins a thread, failing the test if it has not ended within [`BOUND`].
+trait JoinBounded<T> {
+    fn join_bounded(self) -> T;
+}
+
+fn wait_finished(finished: impl Fn() -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !finished() {
+        assert!(Instant::now() < deadline, "a thread did not end in time");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl<T> JoinBounded<T> for thread::JoinHandle<T> {
+    fn join_bounded(self) -> T {
+        wait_finished(|| self.is_finished());
+        self.join().unwrap()
+    }
+}
+
+impl<T> JoinBounded<T> for thread::ScopedJoinHandle<'_, T> {
+    fn join_bounded(self) -> T {
+        wait_finished(|| self.is_finished());
+        self.join().unwrap()
+    }
+}
+
 fn remote<T>(queue: &Queue<T>) -> Queue<T> {
     frame::decode_owned(&frame::encode(queue).unwrap()).unwrap()
 }
@@ -43,7 +70,7 @@ fn two_remote_readers_share_every_message_exactly_once_then_stop_at_their_ends()
     queue.end().unwrap();
     let mut seen: Vec<u64> = readers
         .into_iter()
-        .flat_map(|reader| reader.join().unwrap())
+        .flat_map(|reader| reader.join_bounded())
         .collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
@@ -61,8 +88,7 @@ fn remote_puts_with_kinds_and_orders_come_back_sorted() {
                 .unwrap();
         }
     })
-    .join()
-    .unwrap();
+    .join_bounded();
     let items = queue.items_sorted().unwrap();
     assert_eq!(
         items.iter().map(|m| m.data).collect::<Vec<_>>(),
@@ -80,9 +106,7 @@ fn a_message_held_by_a_reader_that_went_away_goes_to_another_reader() {
     let handle = remote(&queue);
     // The thread reads one message and ends without asking for more: like a process killed
     // while working on it.
-    let first = thread::spawn(move || handle.get().unwrap().unwrap().data)
-        .join()
-        .unwrap();
+    let first = thread::spawn(move || handle.get().unwrap().unwrap().data).join_bounded();
     assert_eq!(first, 0);
     // The broker notices the closed connection on its own thread.
     wait_for_len(&queue, 3);
@@ -102,8 +126,7 @@ fn a_reader_that_asked_for_more_does_not_get_its_message_requeued() {
         let b = handle.get().unwrap().unwrap().data;
         (a, b)
     })
-    .join()
-    .unwrap();
+    .join_bounded();
     assert_eq!(read, (0, 1));
     wait_for_len(&queue, 1);
     // Only the last one, still leased when the thread ended, comes back.
@@ -122,7 +145,7 @@ fn a_dropped_queue_is_a_clear_error_for_a_waiting_remote_reader() {
     let reader = thread::spawn(move || handle.get());
     thread::sleep(Duration::from_millis(100));
     drop(queue);
-    let result = reader.join().unwrap();
+    let result = reader.join_bounded();
     assert!(matches!(result, Err(Error::QueueClosed)), "{result:?}");
     assert!(started.elapsed() < BOUND);
 }
@@ -131,9 +154,7 @@ fn a_dropped_queue_is_a_clear_error_for_a_waiting_remote_reader() {
 fn a_message_of_the_wrong_type_is_a_clear_error_and_the_next_one_still_arrives() {
     let queue: Queue<bool> = Queue::new().unwrap();
     let wrong: Queue<u8> = frame::decode_owned(&frame::encode(&queue).unwrap()).unwrap();
-    thread::spawn(move || wrong.put(200).unwrap())
-        .join()
-        .unwrap();
+    thread::spawn(move || wrong.put(200).unwrap()).join_bounded();
     queue.put(true).unwrap();
     let reader = remote(&queue);
     let error = reader.get().unwrap_err();
@@ -157,8 +178,7 @@ fn a_message_over_the_limit_is_refused_at_put_and_the_queue_goes_on() {
         handle.put(vec![1, 2, 3]).unwrap();
         refused
     })
-    .join()
-    .unwrap();
+    .join_bounded();
     assert!(
         matches!(refused, Err(Error::TooLarge { .. })),
         "{refused:?}"
@@ -188,7 +208,7 @@ fn a_full_queue_gives_a_remote_try_put_back_and_a_timed_put_waits_for_room() {
     });
     thread::sleep(Duration::from_millis(200));
     assert!(queue.get().unwrap().is_some());
-    let (refused, waited) = putter.join().unwrap();
+    let (refused, waited) = putter.join_bounded();
     assert!(matches!(refused, Err(TellError::Full(4))));
     assert!(waited.is_ok());
     let rest: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
@@ -228,7 +248,7 @@ fn prefetch_leaves_work_for_a_second_slow_reader() {
     queue.end().unwrap();
     queue.end().unwrap();
     ready.wait();
-    let counts: Vec<usize> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let counts: Vec<usize> = readers.into_iter().map(|r| r.join_bounded()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 40);
     assert!(counts.iter().all(|&count| count >= 10), "{counts:?}");
 }
@@ -244,8 +264,7 @@ fn an_iteration_left_early_gives_its_prefetched_messages_back() {
         let first = handle.iter().next().map(|message| message.data);
         (first, handle)
     })
-    .join()
-    .unwrap();
+    .join_bounded();
     assert_eq!(first, Some(0));
     wait_for_len(&queue, 9);
     assert_eq!(queue.len(), Some(9));
@@ -265,7 +284,7 @@ fn a_local_queue_carries_data_that_cannot_be_serialized_between_threads() {
         for _ in 0..3 {
             queue.end().unwrap();
         }
-        workers.into_iter().map(|w| w.join().unwrap()).sum()
+        workers.into_iter().map(|w| w.join_bounded()).sum()
     });
     assert_eq!(sum, 4950);
 }
@@ -290,7 +309,7 @@ fn remote_put_many_arrives_in_order_across_batches() {
             other => panic!("{other:?}"),
         }
     }
-    putter.join().unwrap().unwrap();
+    putter.join_bounded().unwrap();
     assert_eq!(read, (0..200).collect::<Vec<_>>());
 }
 
