@@ -29,6 +29,7 @@
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
+pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
@@ -48,6 +49,7 @@ pub mod prelude {
         Config, Ctx, Error, Handle, Pool, Process, Share, TellError, shared, skprocess,
     };
     pub use crate::{Live, Pipe, PipeError, autoreconnect};
+    pub use crate::{LocalQueue, Msg, Queue};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -191,6 +191,22 @@ pub enum Error {
         /// Items the call tried to add.
         adding: usize,
     },
+
+    /// A [`Queue`](crate::Queue) cannot be reached any more: the process that created it
+    /// dropped its last handle or ended.
+    #[error("the queue is closed: the process that created it dropped it or ended")]
+    QueueClosed,
+
+    /// A message read from a [`Queue`](crate::Queue) could not be decoded as the queue's type
+    /// (a handle of another type, or another build, put it); the message was skipped, the
+    /// queue goes on.
+    #[error("a queue message could not be decoded as `{type_name}`: {message}")]
+    QueueMessage {
+        /// The queue's message type.
+        type_name: &'static str,
+        /// What the decoder said.
+        message: String,
+    },
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child

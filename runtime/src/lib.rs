@@ -33,6 +33,7 @@ mod pool;
 mod process;
 mod process_queue;
 mod protocol;
+pub mod queue;
 pub mod reconnect;
 mod registry;
 mod share;
@@ -59,6 +60,7 @@ pub use pool::{
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;
+pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
 pub use share::builtins::collections::Element;
 pub use share::{

@@ -21,6 +21,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod process_queue;
+pub(crate) mod queue;
 pub(crate) mod share;
 
 use serde::{Deserialize, Serialize};

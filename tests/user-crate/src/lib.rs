@@ -577,3 +577,29 @@ pub mod queue_work {
         }
     }
 }
+
+/// Work orders carried on a `Queue` between processes: the message type lives in this
+/// library, as an outside user's would.
+pub mod orders {
+    use skprocess::Queue;
+    use skprocess::prelude::*;
+
+    /// One order: what to price and how many.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Order {
+        /// The item's name.
+        pub item: String,
+        /// How many.
+        pub quantity: u32,
+    }
+
+    /// Prices every order until the queue's end and puts the total on `out`; the error comes
+    /// back as text (a worker's result crosses processes, and `Error` does not serialize).
+    pub fn price_orders(orders: Queue<Order>, out: Queue<u64>) -> Result<(), String> {
+        let total = orders
+            .iter()
+            .map(|message| u64::from(message.data.quantity) * message.data.item.len() as u64)
+            .sum();
+        out.put(total).map_err(|error| error.to_string())
+    }
+}

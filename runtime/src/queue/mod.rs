@@ -1,0 +1,527 @@
+//! Queues between processes and threads (ezq's `Q`): [`Queue`] crosses processes,
+//! [`LocalQueue`] (from [`Queue::local`]) stays among the threads of one process.
+//!
+//! ```text
+//! mod.rs     Queue, QueueConfig, Msg, QueueData
+//! local.rs   LocalQueue: the thread-only variant, CanCrossProcesses
+//! stop.rs    Readers: what `stop` waits for
+//! iter.rs    Iter, TryIter, Sorted, Next, QueueSource
+//! hub.rs     the buffer behind a mutex and condition variables
+//! buffer.rs  the buffer, its ends and leases (sans-IO)
+//! sorted.rs  reordering by `order` (sans-IO)
+//! broker.rs  the creating process's service: a thread per connection
+//! remote.rs  a handle's connection from another process, one per thread
+//! ```
+
+mod broker;
+mod buffer;
+mod hub;
+mod iter;
+mod local;
+mod remote;
+mod sorted;
+mod stop;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, TellError};
+use crate::queue::broker::Broker;
+use crate::queue::buffer::Entry;
+use crate::queue::hub::{Put, Taken};
+use crate::queue::remote::{Fetched, with_link};
+use crate::transport::frame;
+use crate::transport::service::Endpoint;
+
+pub use iter::{Iter, Next, QueueSource, Sorted, TryIter};
+pub use local::{CanCrossProcesses, LocalQueue};
+pub use stop::Readers;
+
+/// One message of a queue: the data, and optionally a `kind` and an `order` (ezq's `Msg`; not
+/// `Message`, which names the process message trait).
+///
+/// ```ignore
+/// q.put(7)?;                                                  // data only
+/// q.put_message(Msg::new(7).kind("ODD").order(3))?;       // with a kind and an order
+/// for message in &q { println!("{} {:?} {:?}", message.data, message.kind, message.order); }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Msg<T> {
+    /// What the reader works on.
+    pub data: T,
+    /// What sort of work this is, when one queue carries several (ezq's `kind`).
+    pub kind: Option<String>,
+    /// Its place in a sequence, for [`Queue::sorted`] and [`Queue::items_sorted`].
+    pub order: Option<u64>,
+}
+
+impl<T> Msg<T> {
+    /// A message of `data`, without a kind or an order.
+    pub fn new(data: T) -> Self {
+        Self {
+            data,
+            kind: None,
+            order: None,
+        }
+    }
+
+    /// Sets the kind.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Sets the order.
+    pub fn order(mut self, order: u64) -> Self {
+        self.order = Some(order);
+        self
+    }
+}
+
+/// What a cross-process [`Queue`] can carry: data that serializes, deserializes, and can move
+/// between threads. Implemented for every such type; between threads of one process, a
+/// [`LocalQueue`] carries anything `Send`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel on a cross-process `Queue`",
+    label = "this type is not `Serialize + DeserializeOwned + Send + 'static`",
+    note = "derive `Serialize` and `Deserialize` for it, or use `Queue::local()` between threads of one process"
+)]
+pub trait QueueData: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> QueueData for T {}
+
+/// How a [`Queue`] is set up: start from the default and change what you need.
+///
+/// ```ignore
+/// let mut config = QueueConfig::default();
+/// config.capacity = 100;
+/// let q: Queue<u64> = Queue::with_config(config)?;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// How many messages the queue holds before `put` waits (messages leased to readers do not
+    /// count). Default 10 000.
+    pub capacity: usize,
+    /// How many messages a reader in another process fetches at once while iterating (at most
+    /// its fair share of what waits, so a second reader is never starved). Default 256.
+    pub prefetch: u32,
+    /// The largest encoded message; a larger one is [`Error::TooLarge`] at `put`. Default
+    /// 16 MiB.
+    pub max_message_bytes: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            prefetch: 256,
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Room for a request's or a batch's header (and a length prefix) around the largest message.
+const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
+
+/// A bounded multi-producer, multi-consumer queue between processes and threads (ezq's `Q`).
+///
+/// ```ignore
+/// fn worker(q: Queue<u64>, out: Queue<u64>) {
+///     let total: u64 = q.iter().map(|m| m.data).sum();
+///     out.put(total).unwrap();
+/// }
+///
+/// let (q, out) = (Queue::new()?, Queue::new()?);
+/// let workers = (0..4).map(|_| skprocess::run(worker, (q.clone(), out.clone())))
+///     .collect::<Result<Vec<_>, _>>()?;
+/// for i in 0..1000 { q.put(i)?; }
+/// q.stop(&workers)?;                       // one end per worker, then wait for them
+/// assert_eq!(out.items()?.iter().map(|m| m.data).sum::<u64>(), 499_500);
+/// ```
+///
+/// **Where it lives.** `Queue::new` starts a broker in this process: the buffer (bounded by
+/// [`QueueConfig::capacity`]) and a private socket. Clones in this process use the buffer
+/// directly (a mutex and condition variables: a put makes no system call unless a reader is
+/// waiting). The handle is `Serialize + Deserialize`: it travels in a `#[skprocess]` state, a
+/// pool item or `run`'s arguments and connects on first use, one connection per thread, so
+/// threads sharing a handle never wait behind each other. Readers in other processes fetch
+/// messages in batches while iterating. When the last handle in the creating process is
+/// dropped the queue closes: calls elsewhere fail with [`Error::QueueClosed`], never hang.
+///
+/// **Ends.** [`end`](Queue::end) appends one end; the reader that reads it stops (its
+/// iteration ends), so `n` readers need `n` ends — [`stop`](Queue::stop) appends one per
+/// reader and waits for them.
+///
+/// **At-least-once delivery.** A message handed to a reader in another process stays leased
+/// to that reader until it asks for its next message (or its iteration ends or is dropped).
+/// If the reader's process dies first, every message it held — the one it was working on and
+/// those it had prefetched — goes back to the front of the queue for another reader. So no
+/// message is lost to a crash, but one may be processed twice: make the handling idempotent
+/// (key results by something in the message) when duplicates matter. Readers in the creating
+/// process take messages without a lease (if they die, so does the queue).
+pub struct Queue<T> {
+    endpoint: Endpoint,
+    max_frame: u32,
+    /// The largest encoded message.
+    max_message: u32,
+    prefetch: u32,
+    /// Only in the process that created the queue.
+    broker: Option<Arc<Broker>>,
+    _data: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Queue<T> {
+    /// A queue for the threads of this process only: no serialization, no sockets, and any
+    /// `Send` data (a database connection, say). Its handle cannot be sent to another process
+    /// (a compile error: see [`CanCrossProcesses`]).
+    pub fn local() -> LocalQueue<T> {
+        LocalQueue::new(QueueConfig::default().capacity)
+    }
+}
+
+impl<T: QueueData> Queue<T> {
+    /// A queue with the default [`QueueConfig`]: starts its broker in this process.
+    pub fn new() -> Result<Self, Error> {
+        Self::with_config(QueueConfig::default())
+    }
+
+    /// A queue set up with `config`.
+    pub fn with_config(config: QueueConfig) -> Result<Self, Error> {
+        let max_frame = config
+            .max_message_bytes
+            .saturating_add(FRAME_SLACK)
+            .max(64 * 1024);
+        let broker = Broker::start(config.capacity, max_frame)?;
+        Ok(Self {
+            endpoint: broker.endpoint().clone(),
+            max_frame,
+            max_message: config.max_message_bytes,
+            prefetch: config.prefetch.max(1),
+            broker: Some(Arc::new(broker)),
+            _data: PhantomData,
+        })
+    }
+
+    /// Appends `data`, waiting while the queue is full.
+    pub fn put(&self, data: T) -> Result<(), Error> {
+        self.put_message(Msg::new(data))
+    }
+
+    /// Appends a message with a kind or an order, waiting while the queue is full.
+    pub fn put_message(&self, message: Msg<T>) -> Result<(), Error> {
+        self.send(message, None).map_err(Error::from)
+    }
+
+    /// Appends `data` if there is room now; a full queue gives it back.
+    pub fn try_put(&self, data: T) -> Result<(), TellError<T>> {
+        self.put_timeout(data, Duration::ZERO)
+    }
+
+    /// Appends every message of `messages` in order, waiting for room as needed. In another
+    /// process they travel in batches (one round trip per batch instead of one per message);
+    /// in the creating process this is `put_message` in a loop.
+    ///
+    /// A failure stops the batch: the messages sent before it are in the queue, the rest are
+    /// not.
+    pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
+        if self.broker.is_some() {
+            return messages
+                .into_iter()
+                .try_for_each(|message| self.put_message(message));
+        }
+        let budget = self.max_frame.saturating_sub(FRAME_SLACK) as usize;
+        let mut payload = Vec::new();
+        for message in messages {
+            let encoded = self.encode(&message)?;
+            if !payload.is_empty() && payload.len() + encoded.len() + 4 > budget {
+                self.send_many(&payload)?;
+                payload.clear();
+            }
+            crate::protocol::queue::append_message(&mut payload, &encoded);
+        }
+        if payload.is_empty() {
+            return Ok(());
+        }
+        self.send_many(&payload)
+    }
+
+    fn send_many(&self, payload: &[u8]) -> Result<(), Error> {
+        with_link(&self.endpoint, self.max_frame, |link| {
+            link.put_many(payload)
+        })
+    }
+
+    /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
+    pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TellError<T>> {
+        self.put_message_timeout(Msg::new(data), timeout)
+            .map_err(|error| match error {
+                TellError::Full(message) => TellError::Full(message.data),
+                TellError::Failed(error) => TellError::Failed(error),
+            })
+    }
+
+    /// Appends a message, waiting for room up to `timeout` (`Duration::ZERO`: only if there
+    /// is room now); a queue that stays full gives it back.
+    pub fn put_message_timeout(
+        &self,
+        message: Msg<T>,
+        timeout: Duration,
+    ) -> Result<(), TellError<Msg<T>>> {
+        self.send(message, Some(timeout))
+    }
+
+    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TellError<Msg<T>>> {
+        let encoded = match self.encode(&message) {
+            Ok(encoded) => encoded,
+            Err(error) => return Err(TellError::Failed(error)),
+        };
+        let accepted = match &self.broker {
+            Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
+                Put::Accepted => Ok(true),
+                Put::Full(_) => Ok(false),
+                Put::Closed(_) => Err(Error::QueueClosed),
+            },
+            None => with_link(&self.endpoint, self.max_frame, |link| {
+                link.put(&encoded, wait)
+            }),
+        };
+        match accepted {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TellError::Full(message)),
+            Err(error) => Err(TellError::Failed(error)),
+        }
+    }
+
+    fn encode(&self, message: &Msg<T>) -> Result<Vec<u8>, Error> {
+        let encoded = frame::encode(message)?;
+        if encoded.len() > self.max_message as usize {
+            return Err(Error::TooLarge {
+                size: encoded.len() as u64,
+                limit: u64::from(self.max_message),
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// Appends one end: the one reader that reads it stops. Never waits for room.
+    pub fn end(&self) -> Result<(), Error> {
+        match &self.broker {
+            Some(broker) => {
+                broker.hub().push_end();
+                Ok(())
+            }
+            None => with_link(&self.endpoint, self.max_frame, |link| link.end()),
+        }
+    }
+
+    /// Appends one end per reader and waits until every reader has ended (ezq's `stop`):
+    /// a worker, a slice, a `Vec` or an array of them, or a process [`Handle`](crate::Handle).
+    pub fn stop<R: Readers + ?Sized>(&self, readers: &R) -> Result<(), Error> {
+        self.stop_timeout(readers, Duration::MAX).map(drop)
+    }
+
+    /// Like [`stop`](Queue::stop), waiting at most `timeout` for the readers; `Ok(false)`
+    /// when some still run then.
+    pub fn stop_timeout<R: Readers + ?Sized>(
+        &self,
+        readers: &R,
+        timeout: Duration,
+    ) -> Result<bool, Error> {
+        for _ in 0..readers.reader_count() {
+            self.end()?;
+        }
+        Ok(readers.wait_ended(deadline(Some(timeout))))
+    }
+
+    /// The next message, waiting as long as it takes; `None` when this reader read an end.
+    pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
+        loop {
+            match self.next_entry(false, None)? {
+                Next::Msg(message) => return Ok(Some(message)),
+                Next::End => return Ok(None),
+                Next::Empty => {}
+            }
+        }
+    }
+
+    /// The next message or end, waiting up to `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Next<T>, Error> {
+        iter::read_until(self, deadline(Some(timeout)))
+    }
+
+    /// The messages until an end (ezq's `for msg in q`). Also `for message in &queue`.
+    ///
+    /// # Panics
+    ///
+    /// The iterator panics if the queue cannot be read (see [`Iter`]);
+    /// [`try_iter`](Queue::try_iter) gives the error instead.
+    pub fn iter(&self) -> Iter<'_, Self> {
+        Iter::new(self)
+    }
+
+    /// The messages until an end, or until the first error, which it yields.
+    pub fn try_iter(&self) -> TryIter<'_, Self> {
+        TryIter::new(self)
+    }
+
+    /// The messages until an end, in `order` from 0 (see [`Sorted`]).
+    pub fn sorted(&self) -> Sorted<'_, Self> {
+        self.sorted_from(0)
+    }
+
+    /// The messages until an end, in `order` from `start`.
+    pub fn sorted_from(&self, start: u64) -> Sorted<'_, Self> {
+        Sorted::new(self, start)
+    }
+
+    /// Ends the queue and reads every message before the end (ezq's `items()`).
+    pub fn items(&self) -> Result<Vec<Msg<T>>, Error> {
+        self.end()?;
+        iter::drain(self)
+    }
+
+    /// Like [`items`](Queue::items), sorted by `order` (messages without one last).
+    pub fn items_sorted(&self) -> Result<Vec<Msg<T>>, Error> {
+        let mut messages = self.items()?;
+        iter::sort_by_order(&mut messages);
+        Ok(messages)
+    }
+
+    /// How many messages wait (not counting ends and messages leased to readers); only the
+    /// creating process knows, elsewhere `None`.
+    pub fn len(&self) -> Option<usize> {
+        self.broker.as_ref().map(|broker| broker.hub().len())
+    }
+
+    /// Whether no message waits; `None` outside the creating process.
+    pub fn is_empty(&self) -> Option<bool> {
+        self.len().map(|len| len == 0)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Msg<T>, Error> {
+        frame::decode_owned(bytes).map_err(|error| Error::QueueMessage {
+            type_name: std::any::type_name::<T>(),
+            message: error.to_string(),
+        })
+    }
+
+    fn next_local(&self, broker: &Broker, wait: Option<Duration>) -> Result<Next<T>, Error> {
+        match broker.hub().take_one(deadline(wait)) {
+            Taken::Ready(Entry::Msg(bytes)) => Self::decode(&bytes).map(Next::Msg),
+            Taken::Ready(Entry::End) => Ok(Next::End),
+            Taken::Empty => Ok(Next::Empty),
+            Taken::Closed => Err(Error::QueueClosed),
+        }
+    }
+
+    fn next_remote(&self, prefetch: bool, wait: Option<Duration>) -> Result<Next<T>, Error> {
+        let max = if prefetch { self.prefetch } else { 1 };
+        with_link(&self.endpoint, self.max_frame, |link| {
+            Ok(match link.next(max, wait)? {
+                Fetched::Msg(bytes) => Next::Msg(Self::decode(bytes)?),
+                Fetched::End => Next::End,
+                Fetched::Empty => Next::Empty,
+            })
+        })
+    }
+}
+
+fn deadline(wait: Option<Duration>) -> Option<std::time::Instant> {
+    crate::deadline::after(wait)
+}
+
+impl<T> iter::sealed::Sealed for Queue<T> {}
+
+impl<T: QueueData> QueueSource for Queue<T> {
+    type Data = T;
+
+    fn next_entry(&self, prefetch: bool, wait: Option<Duration>) -> Result<Next<T>, Error> {
+        match &self.broker {
+            Some(broker) => self.next_local(broker, wait),
+            None => self.next_remote(prefetch, wait),
+        }
+    }
+
+    fn settle(&self) {
+        if self.broker.is_none() {
+            remote::settle(&self.endpoint);
+        }
+    }
+}
+
+impl<'a, T: QueueData> IntoIterator for &'a Queue<T> {
+    type Item = Msg<T>;
+    type IntoIter = Iter<'a, Queue<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            endpoint: self.endpoint.clone(),
+            max_frame: self.max_frame,
+            max_message: self.max_message,
+            prefetch: self.prefetch,
+            broker: self.broker.clone(),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("type", &std::any::type_name::<T>())
+            .field("address", &self.endpoint.address)
+            .field("creator", &self.broker.is_some())
+            .finish()
+    }
+}
+
+/// What a handle carries to another process: where the broker is and its limits.
+#[derive(Serialize, Deserialize)]
+struct Recipe {
+    endpoint: Endpoint,
+    max_frame: u32,
+    max_message: u32,
+    prefetch: u32,
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Recipe {
+            endpoint: self.endpoint.clone(),
+            max_frame: self.max_frame,
+            max_message: self.max_message,
+            prefetch: self.prefetch,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let recipe = Recipe::deserialize(deserializer)?;
+        Ok(Self {
+            endpoint: recipe.endpoint,
+            max_frame: recipe.max_frame,
+            max_message: recipe.max_message,
+            prefetch: recipe.prefetch.max(1),
+            broker: None,
+            _data: PhantomData,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,342 @@
+//! The cross-process path inside one process: a handle that went through serialization has
+//! no broker and talks to it over its socket, exactly as in another process (threads stand
+//! for processes; a thread's connection closes when it ends, like a dead process's).
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const BOUND: Duration = Duration::from_secs(20);
+
+/// Joins a thread, failing the test if it has not ended within [`BOUND`].
+trait JoinBounded<T> {
+    fn join_bounded(self) -> T;
+}
+
+fn wait_finished(finished: impl Fn() -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !finished() {
+        assert!(Instant::now() < deadline, "a thread did not end in time");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl<T> JoinBounded<T> for thread::JoinHandle<T> {
+    fn join_bounded(self) -> T {
+        wait_finished(|| self.is_finished());
+        self.join().unwrap()
+    }
+}
+
+impl<T> JoinBounded<T> for thread::ScopedJoinHandle<'_, T> {
+    fn join_bounded(self) -> T {
+        wait_finished(|| self.is_finished());
+        self.join().unwrap()
+    }
+}
+
+fn remote<T>(queue: &Queue<T>) -> Queue<T> {
+    frame::decode_owned(&frame::encode(queue).unwrap()).unwrap()
+}
+
+/// Waits (bounded) until `len` messages wait: the broker handles a closed connection or a
+/// release on its own thread.
+fn wait_for_len<T: QueueData>(queue: &Queue<T>, len: usize) {
+    let deadline = Instant::now() + BOUND;
+    while queue.len() != Some(len) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_all_remote(queue: &Queue<u64>) -> Vec<u64> {
+    queue.iter().map(|message| message.data).collect()
+}
+
+#[test]
+fn two_remote_readers_share_every_message_exactly_once_then_stop_at_their_ends() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let handle = remote(&queue);
+            thread::spawn(move || read_all_remote(&handle))
+        })
+        .collect();
+    for i in 0..10_000 {
+        queue.put(i).unwrap();
+    }
+    queue.end().unwrap();
+    queue.end().unwrap();
+    let mut seen: Vec<u64> = readers
+        .into_iter()
+        .flat_map(|reader| reader.join_bounded())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn remote_puts_with_kinds_and_orders_come_back_sorted() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    let handle = remote(&queue);
+    thread::spawn(move || {
+        for i in (0..20).rev() {
+            let kind = if i % 2 == 0 { "EVEN" } else { "ODD" };
+            handle
+                .put_message(Msg::new(i * 10).kind(kind).order(i))
+                .unwrap();
+        }
+    })
+    .join_bounded();
+    let items = queue.items_sorted().unwrap();
+    assert_eq!(
+        items.iter().map(|m| m.data).collect::<Vec<_>>(),
+        (0..20).map(|i| i * 10).collect::<Vec<_>>()
+    );
+    assert_eq!(items[3].kind.as_deref(), Some("ODD"));
+}
+
+#[test]
+fn a_message_held_by_a_reader_that_went_away_goes_to_another_reader() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    for i in 0..3 {
+        queue.put(i).unwrap();
+    }
+    let handle = remote(&queue);
+    // The thread reads one message and ends without asking for more: like a process killed
+    // while working on it.
+    let first = thread::spawn(move || handle.get().unwrap().unwrap().data).join_bounded();
+    assert_eq!(first, 0);
+    // The broker notices the closed connection on its own thread.
+    wait_for_len(&queue, 3);
+    let again: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(again, [0, 1, 2], "the leased message came back first");
+}
+
+#[test]
+fn a_reader_that_asked_for_more_does_not_get_its_message_requeued() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    for i in 0..2 {
+        queue.put(i).unwrap();
+    }
+    let handle = remote(&queue);
+    let read = thread::spawn(move || {
+        let a = handle.get().unwrap().unwrap().data;
+        let b = handle.get().unwrap().unwrap().data;
+        (a, b)
+    })
+    .join_bounded();
+    assert_eq!(read, (0, 1));
+    wait_for_len(&queue, 1);
+    // Only the last one, still leased when the thread ended, comes back.
+    assert_eq!(queue.len(), Some(1));
+    assert!(matches!(
+        queue.get_timeout(BOUND).unwrap(),
+        Next::Msg(Msg { data: 1, .. })
+    ));
+}
+
+#[test]
+fn a_dropped_queue_is_a_clear_error_for_a_waiting_remote_reader() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    let handle = remote(&queue);
+    let started = Instant::now();
+    let reader = thread::spawn(move || handle.get());
+    thread::sleep(Duration::from_millis(100));
+    drop(queue);
+    let result = reader.join_bounded();
+    assert!(matches!(result, Err(Error::QueueClosed)), "{result:?}");
+    assert!(started.elapsed() < BOUND);
+}
+
+#[test]
+fn a_message_of_the_wrong_type_is_a_clear_error_and_the_next_one_still_arrives() {
+    let queue: Queue<bool> = Queue::new().unwrap();
+    let wrong: Queue<u8> = frame::decode_owned(&frame::encode(&queue).unwrap()).unwrap();
+    thread::spawn(move || wrong.put(200).unwrap()).join_bounded();
+    queue.put(true).unwrap();
+    let reader = remote(&queue);
+    let error = reader.get().unwrap_err();
+    assert!(
+        error.to_string().contains("could not be decoded as `bool`"),
+        "{error}"
+    );
+    assert!(reader.get().unwrap().unwrap().data);
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_at_put_and_the_queue_goes_on() {
+    let config = QueueConfig {
+        max_message_bytes: 1024,
+        ..QueueConfig::default()
+    };
+    let queue: Queue<Vec<u8>> = Queue::with_config(config).unwrap();
+    let handle = remote(&queue);
+    let refused = thread::spawn(move || {
+        let refused = handle.put(vec![7; 100_000]);
+        handle.put(vec![1, 2, 3]).unwrap();
+        refused
+    })
+    .join_bounded();
+    assert!(
+        matches!(refused, Err(Error::TooLarge { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        queue.put(vec![0; 5000]),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(queue.items().unwrap()[0].data, [1, 2, 3]);
+}
+
+#[test]
+fn a_full_queue_gives_a_remote_try_put_back_and_a_timed_put_waits_for_room() {
+    let config = QueueConfig {
+        capacity: 2,
+        ..QueueConfig::default()
+    };
+    let queue: Queue<u64> = Queue::with_config(config).unwrap();
+    queue.put(1).unwrap();
+    queue.put(2).unwrap();
+    assert!(matches!(queue.try_put(3), Err(TellError::Full(3))));
+    let handle = remote(&queue);
+    let putter = thread::spawn(move || {
+        let refused = handle.try_put(4);
+        let waited = handle.put_timeout(5, BOUND);
+        (refused, waited)
+    });
+    thread::sleep(Duration::from_millis(200));
+    assert!(queue.get().unwrap().is_some());
+    let (refused, waited) = putter.join_bounded();
+    assert!(matches!(refused, Err(TellError::Full(4))));
+    assert!(waited.is_ok());
+    let rest: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(rest, [2, 5]);
+}
+
+#[test]
+fn prefetch_leaves_work_for_a_second_slow_reader() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    let registered = Arc::new(Barrier::new(3));
+    let ready = Arc::new(Barrier::new(3));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let handle = remote(&queue);
+            let registered = Arc::clone(&registered);
+            let ready = Arc::clone(&ready);
+            thread::spawn(move || {
+                // Both readers are known to the broker before anything is put.
+                assert!(matches!(
+                    handle.get_timeout(Duration::from_millis(1)).unwrap(),
+                    Next::Empty
+                ));
+                registered.wait();
+                ready.wait();
+                handle
+                    .iter()
+                    .inspect(|_| thread::sleep(Duration::from_millis(5)))
+                    .count()
+            })
+        })
+        .collect();
+    // Everything waits before either reader fetches: the first one must not take it all.
+    registered.wait();
+    for i in 0..40 {
+        queue.put(i).unwrap();
+    }
+    queue.end().unwrap();
+    queue.end().unwrap();
+    ready.wait();
+    let counts: Vec<usize> = readers.into_iter().map(|r| r.join_bounded()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 40);
+    assert!(counts.iter().all(|&count| count >= 10), "{counts:?}");
+}
+
+#[test]
+fn an_iteration_left_early_gives_its_prefetched_messages_back() {
+    let queue: Queue<u64> = Queue::new().unwrap();
+    for i in 0..10 {
+        queue.put(i).unwrap();
+    }
+    let handle = remote(&queue);
+    let (first, handle) = thread::spawn(move || {
+        let first = handle.iter().next().map(|message| message.data);
+        (first, handle)
+    })
+    .join_bounded();
+    assert_eq!(first, Some(0));
+    wait_for_len(&queue, 9);
+    assert_eq!(queue.len(), Some(9));
+    drop(handle);
+}
+
+#[test]
+fn a_local_queue_carries_data_that_cannot_be_serialized_between_threads() {
+    let queue: LocalQueue<std::cell::Cell<u64>> = Queue::local();
+    for i in 0..100 {
+        queue.put(std::cell::Cell::new(i)).unwrap();
+    }
+    let sum: u64 = thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| queue.iter().map(|m| m.data.get()).sum::<u64>()))
+            .collect();
+        for _ in 0..3 {
+            queue.end().unwrap();
+        }
+        workers.into_iter().map(|w| w.join_bounded()).sum()
+    });
+    assert_eq!(sum, 4950);
+}
+
+#[test]
+fn remote_put_many_arrives_in_order_across_batches() {
+    let config = QueueConfig {
+        max_message_bytes: 1024,
+        capacity: 50,
+        ..QueueConfig::default()
+    };
+    let queue: Queue<Vec<u8>> = Queue::with_config(config).unwrap();
+    let handle = remote(&queue);
+    // More than the capacity and more than one frame (64 KiB): the broker waits for room.
+    let putter = thread::spawn(move || {
+        handle.put_many((0..200u32).map(|i| Msg::new(vec![i as u8; 900]).order(u64::from(i))))
+    });
+    let mut read = Vec::new();
+    while read.len() < 200 {
+        match queue.get_timeout(BOUND).unwrap() {
+            Next::Msg(message) => read.push(message.order.unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+    putter.join_bounded().unwrap();
+    assert_eq!(read, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_malformed_request_ends_only_its_connection_and_returns_what_it_held() {
+    use crate::protocol::queue::{Reply, Request};
+    use crate::transport::frame::FrameReader;
+    let queue: Queue<u64> = Queue::new().unwrap();
+    queue.put(1).unwrap();
+    queue.put(2).unwrap();
+    let connection = queue.endpoint.connect(queue.max_frame).unwrap();
+    let fetch = Request::Fetch {
+        ack_through: None,
+        max: 1,
+        wait_ms: Some(1000),
+    };
+    connection.send(&fetch).unwrap();
+    let mut replies = FrameReader::new(queue.max_frame);
+    let mut stream = connection.stream();
+    let frame = replies.read_frame(&mut stream).unwrap().unwrap();
+    let reply: Reply = frame::decode(frame.bytes()).unwrap();
+    assert!(matches!(reply, Reply::Batch { count: 1, .. }), "{reply:?}");
+    assert_eq!(queue.len(), Some(1));
+    // Not a request: the broker hangs up on this peer, and its leased message comes back.
+    connection.send_with_payload(&[], &[0xff; 7]).unwrap();
+    assert!(matches!(replies.read_frame(&mut stream), Ok(None) | Err(_)));
+    wait_for_len(&queue, 2);
+    let items: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
+    assert_eq!(items, [1, 2]);
+}

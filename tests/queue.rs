@@ -1,0 +1,263 @@
+//! `Queue` across real processes (issue 10, items 1 and 2): readers in `#[skprocess]`
+//! processes summing until their end, `stop` waiting for them, readers killed with SIGKILL
+//! mid-stream whose messages go to other readers, a closed queue as a clear error in a
+//! reader, and threads of one child that do not wait behind each other's reads.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use skprocess::Queue;
+use skprocess::prelude::*;
+use skprocess::queue::{Msg, Next};
+
+skprocess::test_support!();
+
+/// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// ezq's worker: adds up the messages until its end, puts the total on `out`.
+#[derive(Serialize, Deserialize)]
+struct Summer {
+    q: Queue<u64>,
+    out: Queue<u64>,
+}
+
+#[skprocess]
+impl Summer {
+    fn run(&mut self) {
+        let total: u64 = self.q.iter().map(|m| m.data).sum();
+        self.out.put(total).unwrap();
+    }
+}
+
+#[test]
+fn four_reader_processes_sum_a_thousand_messages_to_499500() {
+    let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            Summer {
+                q: q.clone(),
+                out: out.clone(),
+            }
+            .start()
+            .unwrap()
+        })
+        .collect();
+    for i in 0..1000 {
+        q.put(i).unwrap();
+    }
+    assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
+    let totals = out.items().unwrap();
+    assert_eq!(totals.len(), 4);
+    assert_eq!(totals.iter().map(|m| m.data).sum::<u64>(), 499_500);
+}
+
+/// Records every message it reads on `out` under the message's id (its `order`), slowly, so
+/// a kill lands while it holds messages.
+#[derive(Serialize, Deserialize)]
+struct Recorder {
+    q: Queue<u64>,
+    out: Queue<u64>,
+}
+
+#[skprocess]
+impl Recorder {
+    fn run(&mut self) {
+        for message in &self.q {
+            std::thread::sleep(Duration::from_micros(200));
+            let recorded = Msg::new(message.data * 3).order(message.order.unwrap_or(u64::MAX));
+            self.out.put_message(recorded).unwrap();
+        }
+    }
+}
+
+fn start_recorders(q: &Queue<u64>, out: &Queue<u64>, n: usize) -> Vec<Handle<Recorder>> {
+    (0..n)
+        .map(|_| {
+            Recorder {
+                q: q.clone(),
+                out: out.clone(),
+            }
+            .start()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Reads `out` on a thread into a map keyed by message id (idempotent: a duplicate overwrites
+/// the same value) until `out` ends.
+fn collect_results(out: &Queue<u64>) -> std::thread::JoinHandle<(HashMap<u64, u64>, usize)> {
+    let out = out.clone();
+    std::thread::spawn(move || {
+        let mut results = HashMap::new();
+        let mut deliveries = 0;
+        for message in out.iter() {
+            deliveries += 1;
+            results.insert(message.order.unwrap(), message.data);
+        }
+        (results, deliveries)
+    })
+}
+
+#[test]
+fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
+    const N: u64 = 3000;
+    let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let collector = collect_results(&out);
+    let doomed = start_recorders(&q, &out, 2);
+    let survivors = start_recorders(&q, &out, 1);
+    for i in 0..N {
+        q.put_message(Msg::new(i).order(i)).unwrap();
+    }
+    // Kill the two once the stream is flowing (some messages read, many still waiting).
+    let deadline = Instant::now() + BOUND;
+    while q.len().unwrap() > (N as usize) * 2 / 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for handle in &doomed {
+        // SAFETY: kill(2) on a child's pid, which it keeps until the handle reaps it.
+        unsafe { libc::kill(handle.pid() as i32, libc::SIGKILL) };
+    }
+    assert!(doomed.iter().all(|handle| handle.wait(BOUND)));
+    let replacements = start_recorders(&q, &out, 2);
+    let readers: Vec<_> = survivors.iter().chain(&replacements).collect();
+    assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
+    out.end().unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !collector.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the collector did not end in time"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (results, deliveries) = collector.join().unwrap();
+    assert_eq!(results.len() as u64, N, "a message was lost");
+    assert_eq!(results.values().sum::<u64>(), 3 * N * (N - 1) / 2);
+    assert!(deliveries as u64 >= N);
+    eprintln!("{deliveries} deliveries of {N} messages");
+    for handle in doomed {
+        assert!(
+            handle.result_timeout(BOUND).is_err(),
+            "the kill did not land"
+        );
+    }
+}
+
+/// Waits for a message on a queue whose creator drops it meanwhile.
+#[derive(Serialize, Deserialize)]
+struct Waiter {
+    q: Queue<u64>,
+    started: Queue<u64>,
+}
+
+#[skprocess]
+impl Waiter {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> String {
+        self.started.put(1).unwrap();
+        match self.q.get() {
+            Ok(message) => format!("unexpected: {message:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+}
+
+#[test]
+fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
+    let (q, started) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let handle = Waiter {
+        q: q.clone(),
+        started: started.clone(),
+    }
+    .start()
+    .unwrap();
+    assert!(matches!(started.get_timeout(BOUND).unwrap(), Next::Msg(_)));
+    std::thread::sleep(Duration::from_millis(100));
+    drop(q);
+    let said = handle.result_timeout(BOUND).unwrap();
+    assert!(said.contains("the queue is closed"), "{said}");
+}
+
+/// One thread of the child waits for a message that never comes; the other puts on the
+/// same handle meanwhile.
+#[derive(Serialize, Deserialize)]
+struct TwoThreads {
+    q: Queue<u64>,
+}
+
+#[skprocess]
+impl TwoThreads {
+    fn run(&mut self) {
+        let waiting = self.q.clone();
+        let (read, reading) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = read.send(());
+            let _ = waiting.get();
+        });
+        let _ = reading.recv();
+        std::thread::sleep(Duration::from_millis(50));
+        for i in 0..10 {
+            self.q.put(i).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_handle() {
+    let q = Queue::new().unwrap();
+    let handle = TwoThreads { q: q.clone() }.start().unwrap();
+    handle.result_timeout(BOUND).unwrap();
+    // The reader thread may have taken one before its process ended; then it came back.
+    let deadline = Instant::now() + BOUND;
+    while q.len() != Some(10) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut read: Vec<_> = q.items().unwrap().into_iter().map(|m| m.data).collect();
+    read.sort_unstable();
+    assert_eq!(read, (0..10).collect::<Vec<_>>());
+}
+
+/// ezq's worker as a plain function for `run`.
+fn sum_worker(q: Queue<u64>, out: Queue<u64>) {
+    let total: u64 = q.iter().map(|m| m.data).sum();
+    out.put(total).unwrap();
+}
+
+#[test]
+fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
+    let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let workers = (0..3)
+        .map(|_| skprocess::run(sum_worker, (q.clone(), out.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    for i in 0..1000 {
+        q.put(i).unwrap();
+    }
+    assert!(q.stop_timeout(&workers, BOUND).unwrap(), "a worker hung");
+    assert!(workers.iter().all(|worker| !worker.is_alive()));
+    assert_eq!(
+        out.items().unwrap().iter().map(|m| m.data).sum::<u64>(),
+        499_500
+    );
+}
+
+/// `stop` takes one worker, an array, a slice, a `Vec` and references of them (checked at
+/// compile time; never called).
+#[allow(dead_code, reason = "only needs to compile")]
+fn stop_accepts_every_collection_of_readers(
+    q: &Queue<u64>,
+    one: &skprocess::Worker<()>,
+    array: &[skprocess::Worker<()>; 2],
+    slice: &[skprocess::Worker<()>],
+    vec: &Vec<skprocess::Worker<()>>,
+    handles: &[Handle<Summer>],
+) -> Result<(), Error> {
+    q.stop(one)?;
+    q.stop(array)?;
+    q.stop(slice)?;
+    q.stop(vec)?;
+    q.stop(&[one, one])?;
+    q.stop(handles)
+}
