@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::queue::Msg;
 use crate::queue::sorted::Reorder;
+use crate::queue::{Msg, Readers, deadline};
 
 /// What one read of a queue found.
 #[derive(Debug)]
@@ -34,6 +34,10 @@ pub trait QueueSource: sealed::Sealed {
     /// prefetched.
     #[doc(hidden)]
     fn settle(&self);
+
+    /// Appends one end.
+    #[doc(hidden)]
+    fn push_end(&self) -> Result<(), Error>;
 }
 
 pub(crate) mod sealed {
@@ -193,8 +197,46 @@ impl<Q: QueueSource + ?Sized> Drop for Sorted<'_, Q> {
     }
 }
 
+/// The next message, waiting as long as it takes; `None` after an end (`get` of both queues).
+pub(crate) fn get<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Option<Msg<Q::Data>>, Error> {
+    loop {
+        match queue.next_entry(false, None)? {
+            Next::Msg(message) => return Ok(Some(message)),
+            Next::End => return Ok(None),
+            Next::Empty => {}
+        }
+    }
+}
+
+/// Appends one end per reader and waits for them until `timeout` (`stop_timeout` of both
+/// queues); `false` when some reader still runs then.
+pub(crate) fn stop_timeout<Q: QueueSource + ?Sized, R: Readers + ?Sized>(
+    queue: &Q,
+    readers: &R,
+    timeout: Duration,
+) -> Result<bool, Error> {
+    for _ in 0..readers.reader_count() {
+        queue.push_end()?;
+    }
+    Ok(readers.wait_ended(deadline(Some(timeout))))
+}
+
+/// Ends the queue and reads every message before the end, sorted by `order` when asked
+/// (`items` and `items_sorted` of both queues).
+pub(crate) fn items<Q: QueueSource + ?Sized>(
+    queue: &Q,
+    sorted: bool,
+) -> Result<Vec<Msg<Q::Data>>, Error> {
+    queue.push_end()?;
+    let mut messages = drain(queue)?;
+    if sorted {
+        sort_by_order(&mut messages);
+    }
+    Ok(messages)
+}
+
 /// Reads the rest of a queue after ending it: every message before the end.
-pub(crate) fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Msg<Q::Data>>, Error> {
+fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Msg<Q::Data>>, Error> {
     let mut messages = Vec::new();
     while let Some(message) = read_blocking(queue) {
         messages.push(message?);
@@ -203,7 +245,7 @@ pub(crate) fn drain<Q: QueueSource + ?Sized>(queue: &Q) -> Result<Vec<Msg<Q::Dat
 }
 
 /// Sorts drained messages by `order`, those without one last (in arrival order).
-pub(crate) fn sort_by_order<T>(messages: &mut [Msg<T>]) {
+fn sort_by_order<T>(messages: &mut [Msg<T>]) {
     messages.sort_by_key(|message| (message.order.is_none(), message.order));
 }
 

@@ -334,21 +334,12 @@ impl<T: QueueData> Queue<T> {
         readers: &R,
         timeout: Duration,
     ) -> Result<bool, Error> {
-        for _ in 0..readers.reader_count() {
-            self.end()?;
-        }
-        Ok(readers.wait_ended(deadline(Some(timeout))))
+        iter::stop_timeout(self, readers, timeout)
     }
 
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
-        loop {
-            match self.next_entry(false, None)? {
-                Next::Msg(message) => return Ok(Some(message)),
-                Next::End => return Ok(None),
-                Next::Empty => {}
-            }
-        }
+        iter::get(self)
     }
 
     /// The next message or end, waiting up to `timeout`.
@@ -383,15 +374,12 @@ impl<T: QueueData> Queue<T> {
 
     /// Ends the queue and reads every message before the end (ezq's `items()`).
     pub fn items(&self) -> Result<Vec<Msg<T>>, Error> {
-        self.end()?;
-        iter::drain(self)
+        iter::items(self, false)
     }
 
     /// Like [`items`](Queue::items), sorted by `order` (messages without one last).
     pub fn items_sorted(&self) -> Result<Vec<Msg<T>>, Error> {
-        let mut messages = self.items()?;
-        iter::sort_by_order(&mut messages);
-        Ok(messages)
+        iter::items(self, true)
     }
 
     /// How many messages wait (not counting ends and messages leased to readers); only the
@@ -447,6 +435,10 @@ impl<T: QueueData> QueueSource for Queue<T> {
             Some(broker) => self.next_local(broker, wait),
             None => self.next_remote(prefetch, wait),
         }
+    }
+
+    fn push_end(&self) -> Result<(), Error> {
+        self.end()
     }
 
     fn settle(&self) {
