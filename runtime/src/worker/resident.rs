@@ -4,9 +4,10 @@
 //! so this process's writes never wait on the parent's; the time spent waiting in `read` with
 //! nothing to do is the worker's starvation.
 
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use crate::child::bootstrap::Started;
+use crate::child::bootstrap::{self, Started};
 use crate::pool::function::{self, Trampoline};
 use crate::pool::worker::{EXIT_REFUSED, check_build};
 use crate::protocol::pool::{ItemFailure, ToPool};
@@ -22,6 +23,9 @@ pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Star
         return EXIT_REFUSED;
     }
     if connection.send(&ToPool::Ready).is_err() {
+        return EXIT_REFUSED;
+    }
+    if watch_for_hangup(&connection).is_err() {
         return EXIT_REFUSED;
     }
     let mut worker = Resident {
@@ -43,6 +47,42 @@ pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Star
         if worker.answer(&connection, message).is_err() {
             return 0;
         }
+    }
+}
+
+/// Ends the process when the parent closes the connection completely (it died, or killed
+/// this worker) even while the one thread is busy in a long call and not reading: without
+/// this, a worker whose parent was SIGKILLed mid-call would live on until the call returns.
+/// A parent that `join`s only shuts its writing half, which is no hangup, so the calls
+/// already sent still run.
+fn watch_for_hangup(connection: &Connection) -> std::io::Result<()> {
+    let stream = connection.stream().try_clone()?;
+    std::thread::Builder::new()
+        .name("skprocess-resident-watch".into())
+        .spawn(move || {
+            if wait_for_hangup(stream.as_raw_fd()) {
+                bootstrap::exit_parent_gone();
+            }
+        })
+        .map(drop)
+}
+
+/// Blocks until `fd` reports a hangup or an error (`true`), or cannot be polled (`false`).
+fn wait_for_hangup(fd: std::os::fd::RawFd) -> bool {
+    // No events asked for: poll reports only POLLHUP, POLLERR and POLLNVAL, never data.
+    let mut watched = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, owned by this frame; `fd` stays open (the thread owns
+        // its clone of the stream).
+        let ready = unsafe { libc::poll(&mut watched, 1, -1) };
+        if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return ready > 0 && watched.revents & (libc::POLLHUP | libc::POLLERR) != 0;
     }
 }
 

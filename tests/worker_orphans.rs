@@ -1,0 +1,94 @@
+//! No orphans from workers: when the process that started a `run` worker or a
+//! `WorkerResource` dies by SIGKILL while the worker is busy in a long call, the worker exits.
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use skprocess::prelude::*;
+use skprocess::{WorkerResource, run};
+
+skprocess::test_support!();
+
+/// Every wait is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Far longer than any bound here: a worker still in it when its owner died is an orphan.
+fn sleep_an_hour(_: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(3600));
+    0
+}
+
+/// Which kind of worker the owner starts.
+#[derive(Serialize, Deserialize)]
+enum Kind {
+    Run,
+    Resource,
+}
+
+/// A process that starts a worker busy in a long call, tells its pid, and waits to be killed.
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    kind: Kind,
+}
+
+#[skprocess(outbox = u32)]
+impl Owner {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        match self.kind {
+            Kind::Run => {
+                let worker = run(sleep_an_hour, (0u64,))?;
+                ctx.tell(worker.pid().unwrap_or(0))?;
+                park_forever()
+            }
+            Kind::Resource => {
+                let mut resource = WorkerResource::new(sleep_an_hour)?;
+                resource.send(0)?;
+                ctx.tell(resource.pid())?;
+                park_forever()
+            }
+        }
+    }
+}
+
+fn park_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Whether `pid` is a live process (zombies awaiting a reaper count as gone).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn worker_exits_when_its_owner_is_sigkilled(kind: Kind) {
+    let owner = Owner { kind }.start().unwrap();
+    let worker = owner.listen(BOUND).unwrap().expect("the worker's pid");
+    assert!(worker != 0 && running(worker));
+    assert_eq!(unsafe { libc::kill(owner.pid() as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + BOUND;
+    while running(worker) {
+        if Instant::now() > deadline {
+            unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+            panic!("worker {worker} outlived its SIGKILLed owner by {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_run_worker_exits_when_its_owner_is_sigkilled() {
+    worker_exits_when_its_owner_is_sigkilled(Kind::Run);
+}
+
+#[test]
+fn a_busy_worker_resource_exits_when_its_owner_is_sigkilled() {
+    worker_exits_when_its_owner_is_sigkilled(Kind::Resource);
+}
