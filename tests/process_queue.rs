@@ -26,6 +26,8 @@ struct Job {
     value: u64,
     gate: Option<PathBuf>,
     panics: bool,
+    /// Abort the worker process (SIGABRT) instead of finishing.
+    aborts: bool,
 }
 
 /// The handler: notes that it started, waits for its gate (bounded), then records
@@ -44,6 +46,9 @@ fn record(job: Job) {
     }
     if job.panics {
         panic!("item {} panics", job.value);
+    }
+    if job.aborts {
+        std::process::abort();
     }
     append_line(&job.log, &format!("{} {pid}", job.value));
 }
@@ -93,6 +98,7 @@ impl Scratch {
             value,
             gate: None,
             panics: false,
+            aborts: false,
         }
     }
 
@@ -491,4 +497,30 @@ fn the_worker_exits_when_its_queues_process_is_sigkilled() {
     assert_eq!(unsafe { libc::kill(owner.pid() as i32, libc::SIGKILL) }, 0);
     wait_until("the orphaned worker exits", || !running(worker));
     assert!(scratch.handled().is_empty());
+}
+
+#[test]
+fn an_item_that_kills_every_worker_is_given_up_after_its_attempts_and_the_rest_run() {
+    let scratch = Scratch::new("poison");
+    let poison = Job {
+        aborts: true,
+        ..scratch.job(666)
+    };
+    let config = ProcessQueueConfig::default().attempts(2);
+    let queue = ProcessQueue::with_config(record, config).unwrap();
+    queue
+        .start([scratch.job(1), poison, scratch.job(2)])
+        .unwrap();
+    let mut failed = Vec::new();
+    wait_until("the poison is given up and the rest handled", || {
+        if queue.is_done() {
+            failed.extend(queue.take_failed().unwrap());
+            queue.start([]).unwrap();
+        }
+        failed.len() == 1 && queue.is_empty()
+    });
+    assert_eq!(failed[0].value, 666);
+    assert_eq!(values(&scratch.handled()), BTreeMap::from([(1, 1), (2, 1)]));
+    let poison_starts = scratch.started().iter().filter(|(v, _)| *v == 666).count();
+    assert_eq!(poison_starts, 2, "one start per attempt");
 }

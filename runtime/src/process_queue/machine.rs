@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub(crate) struct Entry {
     pub(crate) id: u64,
     pub(crate) bytes: Arc<[u8]>,
+    /// How many workers died while running it.
+    pub(crate) crashes: u32,
 }
 
 /// What [`Machine::append`] did.
@@ -55,11 +57,16 @@ pub(crate) struct Machine {
     worker: Option<u64>,
     next_generation: u64,
     next_id: u64,
+    /// Workers that may die running one item before it is given up.
+    attempts: u32,
+    /// Items given up, until taken.
+    given_up: Vec<Entry>,
 }
 
 impl Machine {
-    /// An empty queue holding at most `capacity` items not done.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// An empty queue holding at most `capacity` items not done, giving up an item once
+    /// `attempts` workers died running it.
+    pub(crate) fn new(capacity: usize, attempts: u32) -> Self {
         Self {
             capacity,
             waiting: VecDeque::new(),
@@ -67,6 +74,8 @@ impl Machine {
             worker: None,
             next_generation: 1,
             next_id: 0,
+            attempts,
+            given_up: Vec::new(),
         }
     }
 
@@ -94,7 +103,11 @@ impl Machine {
         for bytes in items {
             let id = self.next_id;
             self.next_id += 1;
-            self.waiting.push_back(Entry { id, bytes });
+            self.waiting.push_back(Entry {
+                id,
+                bytes,
+                crashes: 0,
+            });
         }
         let spawn = self.spawn_if_needed();
         Ok(Appended {
@@ -138,14 +151,27 @@ impl Machine {
     }
 
     /// The worker of `generation` is gone (its connection ended, or its process is dead).
-    /// If it was the current one, the item it held goes back to the front of the queue.
-    /// Returns whether it was the current worker.
+    /// If it was the current one, the item it held goes back to the front of the queue, or
+    /// is given up when this was its last attempt. Returns whether it was the current worker.
     pub(crate) fn ended(&mut self, generation: u64) -> bool {
         if self.worker != Some(generation) {
             return false;
         }
-        self.release();
+        self.worker = None;
+        if let Some(mut running) = self.running.take() {
+            running.crashes = running.crashes.saturating_add(1);
+            if running.crashes >= self.attempts {
+                self.given_up.push(running);
+            } else {
+                self.waiting.push_front(running);
+            }
+        }
         true
+    }
+
+    /// Takes the items given up since the last call, in the order they were given up.
+    pub(crate) fn take_given_up(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.given_up)
     }
 
     /// Lets the current worker go (it is being killed): its item is requeued, and nothing

@@ -13,7 +13,7 @@ fn item_id(next: &Next) -> u64 {
 
 #[test]
 fn the_first_append_spawns_and_later_ones_do_not() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     let first = machine.append(items(2)).unwrap();
     assert_eq!(
         first,
@@ -34,7 +34,7 @@ fn the_first_append_spawns_and_later_ones_do_not() {
 
 #[test]
 fn an_empty_append_on_an_empty_queue_spawns_nothing() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     assert_eq!(
         machine.append(Vec::new()).unwrap(),
         Appended {
@@ -47,7 +47,7 @@ fn an_empty_append_on_an_empty_queue_spawns_nothing() {
 
 #[test]
 fn items_are_handed_in_order_and_removed_only_when_finished() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(2)).unwrap();
     let first = machine.next(1, None);
     assert_eq!(item_id(&first), 0);
@@ -61,7 +61,7 @@ fn items_are_handed_in_order_and_removed_only_when_finished() {
 
 #[test]
 fn a_worker_that_finds_the_queue_empty_is_retired_and_the_next_append_spawns() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(1)).unwrap();
     machine.next(1, None);
     // The worker finishes and finds nothing: retired in the same step.
@@ -72,7 +72,7 @@ fn a_worker_that_finds_the_queue_empty_is_retired_and_the_next_append_spawns() {
 
 #[test]
 fn an_append_before_the_request_goes_to_the_same_worker() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(1)).unwrap();
     machine.next(1, None);
     assert_eq!(machine.append(items(1)).unwrap().spawn, None);
@@ -81,7 +81,7 @@ fn an_append_before_the_request_goes_to_the_same_worker() {
 
 #[test]
 fn a_crashed_workers_item_goes_back_to_the_front() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(3)).unwrap();
     assert_eq!(item_id(&machine.next(1, None)), 0);
     assert!(machine.ended(1));
@@ -103,8 +103,38 @@ fn a_crashed_workers_item_goes_back_to_the_front() {
 }
 
 #[test]
+fn an_item_whose_workers_die_attempts_times_is_given_up_and_the_rest_runs() {
+    let mut machine = Machine::new(10, 2);
+    machine.append(items(2)).unwrap();
+    assert_eq!(item_id(&machine.next(1, None)), 0);
+    assert!(machine.ended(1));
+    assert_eq!(machine.len(), 2, "one death: the item is tried again");
+    assert!(machine.take_given_up().is_empty());
+    assert_eq!(machine.append(Vec::new()).unwrap().spawn, Some(2));
+    assert_eq!(item_id(&machine.next(2, None)), 0);
+    assert!(machine.ended(2));
+    assert_eq!(machine.len(), 1, "two deaths: the item is given up");
+    let given_up = machine.take_given_up();
+    assert_eq!(given_up.iter().map(|e| e.id).collect::<Vec<_>>(), [0]);
+    assert_eq!(given_up[0].crashes, 2);
+    assert!(machine.take_given_up().is_empty(), "taken once");
+    assert_eq!(machine.append(Vec::new()).unwrap().spawn, Some(3));
+    assert_eq!(item_id(&machine.next(3, None)), 1);
+}
+
+#[test]
+fn a_stop_does_not_count_against_the_item() {
+    let mut machine = Machine::new(10, 1);
+    machine.append(items(1)).unwrap();
+    assert_eq!(item_id(&machine.next(1, None)), 0);
+    assert_eq!(machine.stop(), Some(1));
+    assert_eq!(machine.len(), 1);
+    assert!(machine.take_given_up().is_empty());
+}
+
+#[test]
 fn the_end_of_a_retired_or_replaced_worker_changes_nothing() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(1)).unwrap();
     machine.next(1, None);
     machine.next(1, Some(0));
@@ -117,7 +147,7 @@ fn the_end_of_a_retired_or_replaced_worker_changes_nothing() {
 
 #[test]
 fn a_stale_worker_gets_no_work_and_cannot_finish_anything() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(2)).unwrap();
     machine.next(1, None);
     assert_eq!(machine.stop(), Some(1));
@@ -130,13 +160,13 @@ fn a_stale_worker_gets_no_work_and_cannot_finish_anything() {
 
 #[test]
 fn stopping_without_a_worker_is_nothing() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     assert_eq!(machine.stop(), None);
 }
 
 #[test]
 fn a_request_that_does_not_finish_the_held_item_requeues_it() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(2)).unwrap();
     machine.next(1, None);
     assert_eq!(item_id(&machine.next(1, None)), 0);
@@ -145,7 +175,7 @@ fn a_request_that_does_not_finish_the_held_item_requeues_it() {
 
 #[test]
 fn a_full_queue_takes_nothing_of_an_append() {
-    let mut machine = Machine::new(3);
+    let mut machine = Machine::new(3, u32::MAX);
     machine.append(items(2)).unwrap();
     let full = machine.append(items(2)).unwrap_err();
     assert_eq!(
@@ -162,7 +192,7 @@ fn a_full_queue_takes_nothing_of_an_append() {
 
 #[test]
 fn the_running_item_counts_against_the_capacity() {
-    let mut machine = Machine::new(2);
+    let mut machine = Machine::new(2, u32::MAX);
     machine.append(items(2)).unwrap();
     machine.next(1, None);
     assert!(machine.append(items(1)).is_err());
@@ -172,7 +202,7 @@ fn the_running_item_counts_against_the_capacity() {
 
 #[test]
 fn clear_drops_waiting_items_but_not_the_running_one() {
-    let mut machine = Machine::new(10);
+    let mut machine = Machine::new(10, u32::MAX);
     machine.append(items(3)).unwrap();
     machine.next(1, None);
     assert_eq!(machine.clear(), 2);
@@ -231,7 +261,7 @@ fn no_item_is_stranded_under_any_interleaving() {
         seed ^= seed << 17;
         seed % n
     };
-    let mut machine = Machine::new(100_000);
+    let mut machine = Machine::new(100_000, u32::MAX);
     let mut model = Model::default();
     let mut appended = 0u64;
     for _ in 0..20_000 {

@@ -54,6 +54,13 @@ pub struct ProcessQueueConfig {
     ///
     /// Default: `None`, meaning [`std::env::temp_dir`].
     pub socket_dir: Option<PathBuf>,
+    /// How many workers may die (crash, be killed from outside) while running one item
+    /// before that item is given up: it leaves the queue and waits in
+    /// [`take_failed`](ProcessQueue::take_failed), so one poisonous item cannot block the
+    /// items behind it forever. A [`stop`](ProcessQueue::stop) does not count. At least 1.
+    ///
+    /// Default: 3.
+    pub attempts: u32,
 }
 
 impl Default for ProcessQueueConfig {
@@ -62,6 +69,7 @@ impl Default for ProcessQueueConfig {
             capacity: 65536,
             max_frame_bytes: 64 * 1024 * 1024,
             socket_dir: None,
+            attempts: 3,
         }
     }
 }
@@ -79,7 +87,18 @@ impl ProcessQueueConfig {
         self
     }
 
+    /// Sets [`attempts`](ProcessQueueConfig::attempts).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        if self.attempts == 0 {
+            return Err(Error::Config(
+                "a process queue's `attempts` must be at least 1".into(),
+            ));
+        }
         if self.capacity == 0 {
             return Err(Error::Config(
                 "a process queue's capacity must be at least 1".into(),
@@ -171,7 +190,11 @@ where
         let _ = handler;
         function::assert_zero_sized::<F>();
         Self {
-            owner: Arc::new(Owner::new(config.capacity, config.max_frame_bytes)),
+            owner: Arc::new(Owner::new(
+                config.capacity,
+                config.attempts,
+                config.max_frame_bytes,
+            )),
             config,
             service: Mutex::new(None),
             spawn: spawn_worker::<T, F>,
@@ -301,6 +324,19 @@ impl<T> ProcessQueue<T> {
         };
         running.process.kill()?;
         Ok(true)
+    }
+
+    /// Takes the items given up since the last call, in the order they were given up: each
+    /// was running when [`attempts`](ProcessQueueConfig::attempts) workers died.
+    pub fn take_failed(&self) -> Result<Vec<T>, Error>
+    where
+        T: DeserializeOwned,
+    {
+        let given_up = self.owner.machine().take_given_up();
+        given_up
+            .iter()
+            .map(|entry| frame::decode_owned(&entry.bytes).map_err(Error::from))
+            .collect()
     }
 
     /// Drops the items that wait (not the one the worker runs); returns how many.

@@ -29,9 +29,9 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
-    pub(crate) fn new(capacity: usize, max_frame: u32) -> Self {
+    pub(crate) fn new(capacity: usize, attempts: u32, max_frame: u32) -> Self {
         Self {
-            machine: Mutex::new(Machine::new(capacity)),
+            machine: Mutex::new(Machine::new(capacity, attempts)),
             worker: Mutex::new(None),
             max_frame,
         }
