@@ -17,12 +17,9 @@
 )]
 mod floor;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use floor::Role;
-use floor::child::REQUEST;
 use skprocess::Queue;
 use skprocess::prelude::*;
 
@@ -65,47 +62,16 @@ fn bench_throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue_throughput");
     group.throughput(Throughput::Elements(MESSAGES));
     group.bench_function(BenchmarkId::new("raw_2_streams", FRAME), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| raw_streams()).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| floor::raw_streams(READERS, MESSAGES / READERS, FRAME))
+                .sum()
+        })
     });
     group.bench_function(BenchmarkId::new("queue_2_reader_processes", "u64"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| queue_readers()).sum())
     });
     group.finish();
-}
-
-/// Two bare processes stream `MESSAGES / 2` frames of [`FRAME`] bytes each to this one.
-fn raw_streams() -> Duration {
-    let connections: Vec<_> = (0..READERS).map(|_| floor::connect(Role::Stream)).collect();
-    let count = MESSAGES / READERS;
-    let started = Instant::now();
-    let readers: Vec<_> = connections
-        .iter()
-        .map(|(_, stream, _)| {
-            let mut stream = stream.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let mut request = [0u8; REQUEST];
-                request[..8].copy_from_slice(&count.to_le_bytes());
-                request[8..].copy_from_slice(&FRAME.to_le_bytes());
-                stream.write_all(&request).unwrap();
-                let mut left = count * u64::from(FRAME);
-                let mut buffer = vec![0u8; 64 * 1024];
-                while left > 0 {
-                    let n = stream.read(&mut buffer).unwrap();
-                    assert!(n > 0, "a floor writer hung up early");
-                    left -= n as u64;
-                }
-            })
-        })
-        .collect();
-    for reader in readers {
-        reader.join().unwrap();
-    }
-    let elapsed = started.elapsed();
-    for (_listener, stream, mut child) in connections {
-        drop(stream);
-        child.wait().unwrap();
-    }
-    elapsed
 }
 
 /// [`MESSAGES`] puts from this process to two reader processes, until both sums are in.

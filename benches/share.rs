@@ -123,7 +123,7 @@ fn bench_increments(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("raw_4_writers", INCREMENT_FRAME), |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| raw_streams(WRITERS, INCREMENTS, INCREMENT_FRAME))
+                .map(|_| floor::raw_streams(WRITERS, INCREMENTS, INCREMENT_FRAME))
                 .sum()
         })
     });
@@ -132,40 +132,6 @@ fn bench_increments(c: &mut Criterion) {
         |b| b.iter_custom(|iters| (0..iters).map(|_| share_increments()).sum()),
     );
     group.finish();
-}
-
-/// `writers` bare processes each stream `count` frames of `size` bytes to one reader.
-fn raw_streams(writers: u64, count: u64, size: u32) -> Duration {
-    let connections: Vec<_> = (0..writers).map(|_| floor::connect(Role::Stream)).collect();
-    let started = Instant::now();
-    let readers: Vec<_> = connections
-        .iter()
-        .map(|(_, stream, _)| {
-            let mut stream = stream.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let mut request = [0u8; REQUEST];
-                request[..8].copy_from_slice(&count.to_le_bytes());
-                request[8..].copy_from_slice(&size.to_le_bytes());
-                stream.write_all(&request).unwrap();
-                let mut left = count * u64::from(size);
-                let mut buffer = vec![0u8; 64 * 1024];
-                while left > 0 {
-                    let n = stream.read(&mut buffer).unwrap();
-                    assert!(n > 0, "a floor writer hung up early");
-                    left -= n as u64;
-                }
-            })
-        })
-        .collect();
-    for reader in readers {
-        reader.join().unwrap();
-    }
-    let elapsed = started.elapsed();
-    for (_listener, stream, mut child) in connections {
-        drop(stream);
-        child.wait().unwrap();
-    }
-    elapsed
 }
 
 /// 4 processes × [`INCREMENTS`] `+= 1`, from all ready until all applied; checked exact.

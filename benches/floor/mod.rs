@@ -11,7 +11,7 @@
 
 pub mod child;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -183,4 +183,40 @@ pub fn read_spinning(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<()> 
         }
     }
     stream.read_exact(&mut buf[got..])
+}
+
+/// `writers` bare processes each stream `count` frames of `size` bytes to this one (a reader
+/// thread per writer); the time until every byte is in.
+#[allow(dead_code)] // only the share and queue benches stream from several writers
+pub fn raw_streams(writers: u64, count: u64, size: u32) -> Duration {
+    let connections: Vec<_> = (0..writers).map(|_| connect(Role::Stream)).collect();
+    let started = Instant::now();
+    let readers: Vec<_> = connections
+        .iter()
+        .map(|(_, stream, _)| {
+            let mut stream = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut request = [0u8; child::REQUEST];
+                request[..8].copy_from_slice(&count.to_le_bytes());
+                request[8..].copy_from_slice(&size.to_le_bytes());
+                stream.write_all(&request).unwrap();
+                let mut left = count * u64::from(size);
+                let mut buffer = vec![0u8; 64 * 1024];
+                while left > 0 {
+                    let n = stream.read(&mut buffer).unwrap();
+                    assert!(n > 0, "a floor writer hung up early");
+                    left -= n as u64;
+                }
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    for (_listener, stream, mut child) in connections {
+        drop(stream);
+        child.wait().unwrap();
+    }
+    elapsed
 }
