@@ -11,6 +11,10 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/pid.rs"]
+mod pid;
+use pid::running;
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -172,18 +176,6 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
     assert!(failed <= kills, "{failed} items failed for {kills} kills");
     wait_for_workers(&pool, workers);
     assert_eq!(pool.map(|x: u64| x, [7]).unwrap(), [7]);
-}
-
-/// Whether `pid` is a live process (zombies count as gone).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
 }
 
 fn wait_gone(pids: &[u32], within: Duration) {

@@ -9,6 +9,10 @@ use skprocess::{WorkerResource, run};
 
 skprocess::test_support!();
 
+#[path = "support/pid.rs"]
+mod pid;
+use pid::running;
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -53,18 +57,6 @@ impl Owner {
 fn park_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// Whether `pid` is a live process (zombies awaiting a reaper count as gone).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
     }
 }
 
