@@ -216,3 +216,32 @@ fn a_ten_megabyte_result_returns_and_one_above_the_frame_limit_fails_alone() {
         matches!(outcomes[1].as_ref().unwrap_err(), Error::Item { index: 1, error } if matches!(**error, Error::TooLarge { .. }))
     );
 }
+
+/// Panics with a message of `len` bytes.
+fn panics_with_a_long_message(len: usize) -> u64 {
+    panic!("{}", "x".repeat(len));
+}
+
+#[test]
+fn panics_with_long_messages_come_back_cut_even_with_the_smallest_frame_limit() {
+    // 64 KiB frames: 8 KiB messages add up past a frame within one batch, and a 100 KiB
+    // message alone does not fit. Before results were sized by their failures too, such
+    // batches were dropped and the map never returned.
+    let pool = Arc::new(
+        Pool::with_config(PoolConfig::default().workers(2).max_frame_bytes(64 * 1024)).unwrap(),
+    );
+    for len in [8 * 1024 - 16, 100 * 1024] {
+        let p = Arc::clone(&pool);
+        let outcomes: Vec<Result<u64, Error>> = bounded(move || {
+            p.imap(panics_with_a_long_message, vec![len; 2000])
+                .collect()
+        });
+        assert_eq!(outcomes.len(), 2000);
+        for outcome in &outcomes {
+            let error = outcome.as_ref().unwrap_err();
+            let (_, message) = panicked(error).unwrap_or_else(|| panic!("{error:?}"));
+            assert!(message.starts_with("xxxx"), "{message:.40}");
+            assert!(message.len() <= 8 * 1024 + 64, "{} bytes", message.len());
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
 use crate::process::{HookFailure, Process, call_hook};
 use crate::protocol::lifecycle::{Resume, ToParent};
-use crate::protocol::{MAX_FAILURE_MESSAGE, START_OVERHEAD};
+use crate::protocol::{START_OVERHEAD, fit_message};
 use crate::timing::{ProcessTimers, Slot, monotonic_nanos};
 use crate::transport::frame;
 
@@ -338,22 +338,6 @@ impl<P: Process> Engine<P> {
             }
         }
     }
-}
-
-/// Cuts a failure message to [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), so that
-/// the report carrying it always fits in a frame.
-pub(crate) fn fit_message(mut message: String) -> String {
-    if message.len() <= MAX_FAILURE_MESSAGE {
-        return message;
-    }
-    let mut end = MAX_FAILURE_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = message.len() - end;
-    message.truncate(end);
-    message.push_str(&format!("… ({cut} more bytes cut)"));
-    message
 }
 
 /// The text of a panic payload, as the default hook would print it.

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::child::engine::panic_message;
+use crate::protocol::fit_message;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame;
 
@@ -78,11 +79,12 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let argument: A = frame::decode_owned(input).map_err(|e| ItemFailure::Decode(e.to_string()))?;
+    let argument: A =
+        frame::decode_owned(input).map_err(|e| ItemFailure::Decode(fit_message(e.to_string())))?;
     let function: F = conjure();
     let value = catch_unwind(AssertUnwindSafe(|| function(argument)))
-        .map_err(|payload| ItemFailure::Panicked(panic_message(&*payload)))?;
-    frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(e.to_string()))
+        .map_err(|payload| ItemFailure::Panicked(fit_message(panic_message(&*payload))))?;
+    frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(fit_message(e.to_string())))
 }
 
 /// Calls `F` with the fields of the decoded tuple `T` as its arguments (`star()`).
@@ -93,11 +95,11 @@ where
     F::Output: Serialize,
 {
     let arguments: T =
-        frame::decode_owned(input).map_err(|e| ItemFailure::Decode(e.to_string()))?;
+        frame::decode_owned(input).map_err(|e| ItemFailure::Decode(fit_message(e.to_string())))?;
     let function: F = conjure();
     let value = catch_unwind(AssertUnwindSafe(|| function.spread(arguments)))
-        .map_err(|payload| ItemFailure::Panicked(panic_message(&*payload)))?;
-    frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(e.to_string()))
+        .map_err(|payload| ItemFailure::Panicked(fit_message(panic_message(&*payload))))?;
+    frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(fit_message(e.to_string())))
 }
 
 /// A function that takes the fields of the tuple `Args` as its arguments: what

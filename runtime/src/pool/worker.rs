@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::Error;
 use crate::child::bootstrap::{self, Started};
 use crate::child::watchdog::{self, Overrun, ReportOverrun};
 use crate::pool::function;
@@ -258,21 +259,51 @@ impl Outbox {
         let results: Vec<WireResult<'_>> = held
             .results
             .iter()
-            .map(|(index, outcome)| WireResult {
-                index: *index,
-                outcome: match outcome {
-                    Ok(range) => WireOutcome::Output(&held.outputs[range.clone()]),
-                    Err(failure) => WireOutcome::Failed(failure.clone()),
-                },
-            })
+            .map(|(index, outcome)| wire_result(&held.outputs, *index, outcome))
             .collect();
-        let _ = self.connection.send(&ToPool::Results {
+        let batch = ToPool::Results {
             job: held.job,
             results,
             measured,
-        });
+        };
+        let sent = self.connection.send(&batch);
+        // The room check keeps batches within a frame; should an estimate ever be short, each
+        // result goes alone rather than the batch being lost.
+        if let (Err(Error::TooLarge { .. }), ToPool::Results { job, results, .. }) = (sent, batch) {
+            self.send_one_by_one(job, results, measured);
+        }
         held.results.clear();
         held.outputs.clear();
+    }
+
+    /// Sends each result in a frame of its own; one that cannot fit even alone is reported
+    /// as too large, so the parent always hears of every item.
+    fn send_one_by_one(&self, job: u64, results: Vec<WireResult<'_>>, measured: Option<Measured>) {
+        let last = results.len().saturating_sub(1);
+        for (i, result) in results.into_iter().enumerate() {
+            let index = result.index;
+            let measured = if i == last { measured } else { None };
+            let alone = ToPool::Results {
+                job,
+                results: vec![result],
+                measured,
+            };
+            let Err(Error::TooLarge { size, .. }) = self.connection.send(&alone) else {
+                continue;
+            };
+            let failure = ItemFailure::TooLarge {
+                size,
+                limit: self.limit as u64,
+            };
+            let _ = self.connection.send(&ToPool::Results {
+                job,
+                results: vec![WireResult {
+                    index,
+                    outcome: WireOutcome::Failed(failure),
+                }],
+                measured,
+            });
+        }
     }
 
     fn report_running(&self, held: &mut Held, started_nanos: u64) {
@@ -321,6 +352,20 @@ impl Outbox {
     }
 }
 
+fn wire_result<'a>(
+    outputs: &'a [u8],
+    index: u64,
+    outcome: &Result<Range<usize>, ItemFailure>,
+) -> WireResult<'a> {
+    WireResult {
+        index,
+        outcome: match outcome {
+            Ok(range) => WireOutcome::Output(&outputs[range.clone()]),
+            Err(failure) => WireOutcome::Failed(failure.clone()),
+        },
+    }
+}
+
 impl ItemSink for Outbox {
     fn started(&self, job: u64, index: u64, isolated: bool) {
         let mut held = self.lock();
@@ -360,7 +405,12 @@ impl ItemSink for Outbox {
             }),
             other => other,
         };
-        let size = outcome.as_ref().map_or(0, |o| o.len());
+        let size = match &outcome {
+            Ok(output) => output.len(),
+            // A failure's message travels too; counting it as nothing let batches of long
+            // panic messages outgrow the frame.
+            Err(failure) => frame::encoded_len(failure).unwrap_or(self.limit),
+        };
         let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
         if room > self.limit {
             self.send_held(&mut held, None);

@@ -63,6 +63,22 @@ pub(crate) const START_OVERHEAD: usize = 16 * 1024;
 /// fits in a frame.
 pub(crate) const MAX_FAILURE_MESSAGE: usize = 8 * 1024;
 
+/// Cuts a failure message to [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), so that
+/// the report carrying it always fits in a frame.
+pub(crate) fn fit_message(mut message: String) -> String {
+    if message.len() <= MAX_FAILURE_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_FAILURE_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!("… ({cut} more bytes cut)"));
+    message
+}
+
 /// The variant index that `Tell` has in both directions' message enums, so a payload can be
 /// framed without copying it into an encoded message.
 const TELL_VARIANT: u8 = 0;
