@@ -18,7 +18,8 @@ static COLLECTOR: OnceLock<Option<Service>> = OnceLock::new();
 static SOCKET: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 extern "C" fn remove_socket() {
-    if let Some(address) = SOCKET.get() {
+    // An abstract name (Linux) is no file: only a real socket path is removed.
+    if let Some(address) = SOCKET.get().filter(|a| a.is_absolute()) {
         let _ = std::fs::remove_file(address);
         if let Some(dir) = address.parent() {
             let _ = std::fs::remove_dir(dir);

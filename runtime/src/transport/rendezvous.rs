@@ -43,12 +43,58 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
 
 /// Connects to a rendezvous address and proves `token`.
 pub(crate) fn connect(address: &Path, token: &str, max_frame: u32) -> Result<Connection, Error> {
-    let connection = Connection::new(UnixStream::connect(address)?, max_frame)?;
+    let connection = Connection::new(connect_stream(address)?, max_frame)?;
     connection.send(&Hello {
         token: token.to_owned(),
         pid: std::process::id(),
     })?;
     Ok(connection)
+}
+
+/// The first character of an address in Linux's abstract socket namespace: such a socket is
+/// no file, so nothing is left behind when its process is killed.
+const ABSTRACT_MARK: char = '@';
+
+/// Opens a stream to `address`: an abstract name when it starts with [`ABSTRACT_MARK`] (Linux),
+/// a socket file otherwise.
+pub(crate) fn connect_stream(address: &Path) -> io::Result<UnixStream> {
+    #[cfg(target_os = "linux")]
+    if let Some(name) = abstract_name(address) {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        return UnixStream::connect_addr(&address);
+    }
+    UnixStream::connect(address)
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_name(address: &Path) -> Option<&[u8]> {
+    let text = address.to_str()?;
+    text.strip_prefix(ABSTRACT_MARK).map(str::as_bytes)
+}
+
+/// Binds a fresh listener: in `socket_dir` when one is given (inside a private directory that
+/// goes with the listener), else in the abstract namespace where the OS has one, else in a
+/// private directory under the temp directory.
+fn bind_listener(
+    socket_dir: Option<&Path>,
+) -> Result<(UnixListener, PathBuf, Option<PrivateDir>), Error> {
+    #[cfg(target_os = "linux")]
+    if socket_dir.is_none() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("skp-{}", random_hex(16)?);
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let listener = UnixListener::bind_addr(&address)?;
+        return Ok((
+            listener,
+            PathBuf::from(format!("{ABSTRACT_MARK}{name}")),
+            None,
+        ));
+    }
+    let dir = PrivateDir::create(socket_dir)?;
+    let address = dir.path.join("s");
+    let listener = UnixListener::bind(&address)?;
+    Ok((listener, address, Some(dir)))
 }
 
 /// A private listening socket. A spawn's rendezvous exists only until its child has
@@ -61,7 +107,8 @@ pub(crate) struct Rendezvous {
     pending: Vec<Pending>,
     /// Longest single wait while nothing is pending.
     idle_wait: Duration,
-    _dir: PrivateDir,
+    /// The directory holding the socket file, when it is not an abstract name.
+    _dir: Option<PrivateDir>,
 }
 
 /// A connection that has not proven the token yet.
@@ -72,11 +119,11 @@ struct Pending {
 }
 
 impl Rendezvous {
-    /// Binds a fresh, private rendezvous point in `socket_dir` (default: the temp directory).
+    /// Binds a fresh, private rendezvous point in `socket_dir` (default: an abstract name on
+    /// Linux, a private directory in the temp directory elsewhere). Anyone may connect to an
+    /// abstract name; only a peer that proves the token is ever accepted.
     pub(crate) fn bind(socket_dir: Option<&Path>) -> Result<Self, Error> {
-        let dir = PrivateDir::create(socket_dir)?;
-        let address = dir.path.join("s");
-        let listener = UnixListener::bind(&address)?;
+        let (listener, address, dir) = bind_listener(socket_dir)?;
         listener.set_nonblocking(true)?;
         Ok(Self {
             listener,
@@ -351,11 +398,11 @@ mod tests {
         let rendezvous = Rendezvous::bind(None).unwrap();
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
-            let mut rogue = UnixStream::connect(&address).unwrap();
+            let mut rogue = connect_stream(&address).unwrap();
             rogue
                 .write_all(&hello_frame("guess-guess-guess", 1))
                 .unwrap();
-            let mut honest = UnixStream::connect(&address).unwrap();
+            let mut honest = connect_stream(&address).unwrap();
             honest.write_all(&hello_frame("secret", 2)).unwrap();
             (rogue, honest)
         });
@@ -369,7 +416,7 @@ mod tests {
         let rendezvous = Rendezvous::bind(None).unwrap();
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
-            let mut rogue = UnixStream::connect(&address).unwrap();
+            let mut rogue = connect_stream(&address).unwrap();
             rogue.write_all(&hello_frame("secreT", 1)).unwrap();
             rogue
         });
@@ -385,11 +432,11 @@ mod tests {
         let rendezvous = Rendezvous::bind(None).unwrap();
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
-            let silent = UnixStream::connect(&address).unwrap();
-            let mut trickle = UnixStream::connect(&address).unwrap();
+            let silent = connect_stream(&address).unwrap();
+            let mut trickle = connect_stream(&address).unwrap();
             trickle.write_all(&hello_frame("secret", 3)[..2]).unwrap();
             thread::sleep(Duration::from_millis(50));
-            let mut honest = UnixStream::connect(&address).unwrap();
+            let mut honest = connect_stream(&address).unwrap();
             honest.write_all(&hello_frame("secret", 2)).unwrap();
             (silent, trickle, honest)
         });
@@ -444,11 +491,29 @@ mod tests {
     #[test]
     fn socket_directory_is_private_and_removed_on_drop() {
         use std::os::unix::fs::PermissionsExt;
-        let rendezvous = Rendezvous::bind(None).unwrap();
+        let base = std::env::temp_dir().join(format!("skp-private-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let rendezvous = Rendezvous::bind(Some(&base)).unwrap();
         let dir = rendezvous.address().parent().unwrap().to_path_buf();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         drop(rendezvous);
         assert!(!dir.exists());
+        std::fs::remove_dir(&base).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn without_a_socket_directory_the_address_is_an_abstract_name_and_no_file() {
+        let rendezvous = Rendezvous::bind(None).unwrap();
+        let address = rendezvous.address().to_owned();
+        assert!(
+            address.to_str().unwrap().starts_with(ABSTRACT_MARK),
+            "{address:?}"
+        );
+        assert!(!address.exists());
+        assert!(connect_stream(&address).is_ok());
+        drop(rendezvous);
+        assert!(connect_stream(&address).is_err());
     }
 }

@@ -7,7 +7,6 @@
 //! (the hello's pid is given to the handler, not checked). The socket and its private
 //! directory are removed when the service is dropped.
 
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,7 +86,7 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Wake the accept thread now rather than after its idle wait.
-        let _ = UnixStream::connect(&self.endpoint.address);
+        let _ = rendezvous::connect_stream(&self.endpoint.address);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -171,6 +170,6 @@ mod tests {
             "drop waited for the idle timeout"
         );
         assert!(!address.exists());
-        assert!(UnixStream::connect(&address).is_err());
+        assert!(rendezvous::connect_stream(&address).is_err());
     }
 }

@@ -1,0 +1,106 @@
+//! Nothing in the filesystem outlives its process: a process that holds every long-lived
+//! service (share, queue, pipe anchor, process queue, the log collector of its own child) is
+//! SIGKILLed, and the temp directory it used is left empty.
+#![cfg(target_os = "linux")]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use skprocess::prelude::*;
+use skprocess::reconnect::Secret;
+use skprocess::{Pipe, ProcessQueue};
+
+skprocess::test_support!();
+
+#[path = "support/pid.rs"]
+mod pid;
+use pid::running;
+
+/// Every wait is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+#[shared]
+#[derive(Default, Serialize, Deserialize)]
+struct Tally {
+    counter: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sleeper;
+
+#[skprocess(runs = None)]
+impl Sleeper {
+    fn run(&mut self) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ignore(_: u64) {}
+
+/// Opens every service, starts a child (which starts the log collector), reports the child's
+/// pid and then holds everything until it is killed.
+#[derive(Serialize, Deserialize)]
+struct Owner;
+
+#[skprocess(outbox = u32)]
+impl Owner {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+        let mut share = Share::new(Tally::default())?;
+        share.counter += 1;
+        let queue: Queue<u64> = Queue::new()?;
+        queue.put(1)?;
+        let (_anchor, _point) = Pipe::pair::<u32, u32>().map_err(|e| Error::Bootstrap {
+            detail: e.to_string(),
+        })?;
+        let process_queue = ProcessQueue::new(ignore);
+        process_queue.start([1u64])?;
+        let child = Sleeper.start()?;
+        ctx.tell(child.pid())?;
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+fn private_temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("skp-leftovers-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn entries(dir: &PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_sigkilled_owner_of_every_service_leaves_nothing_in_its_temp_dir() {
+    let dir = private_temp_dir("services");
+    let config = Owner::default_config()
+        .secret_env("TMPDIR", Secret::new(dir.to_string_lossy().into_owned()));
+    let owner = Owner.start_with(config).unwrap();
+    let child = owner
+        .listen(BOUND)
+        .unwrap()
+        .expect("the owner reported its child");
+    let rc = unsafe { libc::kill(owner.pid() as i32, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+    assert!(matches!(
+        owner.result_timeout(BOUND),
+        Err(Error::Crashed { .. })
+    ));
+    let deadline = Instant::now() + BOUND;
+    while running(child) {
+        assert!(Instant::now() < deadline, "the owner's child outlived it");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        entries(&dir),
+        Vec::<String>::new(),
+        "left behind in {dir:?}"
+    );
+    std::fs::remove_dir(&dir).unwrap();
+}
