@@ -37,6 +37,7 @@ pub mod queue;
 pub mod reconnect;
 mod registry;
 mod share;
+mod sys;
 mod timing;
 mod transport;
 mod worker;

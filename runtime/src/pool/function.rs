@@ -36,16 +36,24 @@ pub(crate) fn offset_of(trampoline: Trampoline) -> i64 {
     (trampoline as usize as i64).wrapping_sub(base_address())
 }
 
-/// The trampoline at `offset` from the base symbol.
+/// The trampoline at `offset` from the base symbol, once the address it names is checked to
+/// be code of the image that holds the base symbol; otherwise why not.
 ///
 /// # Safety
 /// `offset` must come from [`offset_of`] in a process of this same build (checked with
-/// [`build_identity`] in the worker's handshake).
-pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
+/// [`build_identity`] in the worker's handshake). The segment check catches an offset that
+/// points outside this image's code, not one that points at other code inside it.
+pub(crate) unsafe fn trampoline_at(offset: i64) -> Result<Trampoline, String> {
     let address = base_address().wrapping_add(offset) as usize;
+    if !crate::sys::image::is_code_beside(base_address() as usize, address) {
+        return Err(format!(
+            "the function offset {offset} does not land in this executable's code"
+        ));
+    }
     // SAFETY: by the caller's contract, `address` is a `Trampoline` of this very build,
-    // relocated by the same load bias as the base symbol.
-    unsafe { std::mem::transmute::<usize, Trampoline>(address) }
+    // relocated by the same load bias as the base symbol, and it lies in executable code of
+    // the base symbol's image (checked above).
+    Ok(unsafe { std::mem::transmute::<usize, Trampoline>(address) })
 }
 
 /// Makes the value of a zero-sized function type.
@@ -264,10 +272,21 @@ mod tests {
     }
 
     #[test]
+    fn an_offset_outside_the_code_is_refused_before_any_call() {
+        static NOT_CODE: [u8; 16] = [0xcc; 16];
+        let data = (NOT_CODE.as_ptr() as usize as i64).wrapping_sub(base_address());
+        for offset in [data, i64::MAX / 2, -base_address()] {
+            // SAFETY: the function under test refuses these offsets; none is ever called.
+            let refused = unsafe { trampoline_at(offset) };
+            assert!(refused.is_err(), "offset {offset} was accepted");
+        }
+    }
+
+    #[test]
     fn a_trampoline_round_trips_through_its_offset() {
         let offset = offset_of(call_item_double);
         // SAFETY: the offset was taken in this process.
-        let trampoline = unsafe { trampoline_at(offset) };
+        let trampoline = unsafe { trampoline_at(offset) }.unwrap();
         let mut output = Vec::new();
         trampoline(&frame::encode(&21u64).unwrap(), &mut output).unwrap();
         assert_eq!(frame::decode_owned::<u64>(&output).unwrap(), 42);

@@ -135,9 +135,10 @@ fn resolve(task: TaskRef<'_>) -> Resolved {
     match task {
         // SAFETY: the offset comes from the parent, which this worker proved to be the same
         // build before reading any chunk (`check_build`), or from this very process.
-        TaskRef::Function { offset } => {
-            Resolved::Function(unsafe { function::trampoline_at(offset) })
-        }
+        TaskRef::Function { offset } => match unsafe { function::trampoline_at(offset) } {
+            Ok(trampoline) => Resolved::Function(trampoline),
+            Err(detail) => Resolved::Unknown(detail),
+        },
         TaskRef::Process { key } => {
             match registry::find(key).filter(|e| e.role() == Role::Lifecycle) {
                 Some(entry) => Resolved::Process(entry),

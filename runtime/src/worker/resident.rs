@@ -31,7 +31,7 @@ pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Star
     let mut worker = Resident {
         started: Instant::now(),
         status: WireStatus::default(),
-        function: None,
+        function: Err("no function was set".into()),
         output: Vec::new(),
     };
     loop {
@@ -94,7 +94,8 @@ fn nanos_since(instant: Instant) -> u64 {
 struct Resident {
     started: Instant,
     status: WireStatus,
-    function: Option<Trampoline>,
+    /// The function to call, or why there is none.
+    function: Result<Trampoline, String>,
     output: Vec<u8>,
 }
 
@@ -113,7 +114,7 @@ impl Resident {
             ToResident::SetFunction { offset } => {
                 // SAFETY: the offset comes from the parent, proven to be this same build
                 // before any message was read (`check_build`).
-                self.function = Some(unsafe { function::trampoline_at(offset) });
+                self.function = unsafe { function::trampoline_at(offset) };
                 Ok(())
             }
             ToResident::Status => {
@@ -125,8 +126,9 @@ impl Resident {
     }
 
     fn call(&mut self, bytes: &[u8]) -> Result<(), ItemFailure> {
-        let Some(function) = self.function else {
-            return Err(ItemFailure::UnknownTask("no function was set".into()));
+        let function = match &self.function {
+            Ok(function) => *function,
+            Err(detail) => return Err(ItemFailure::UnknownTask(detail.clone())),
         };
         let start = Instant::now();
         self.output.clear();
