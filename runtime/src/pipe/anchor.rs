@@ -2,6 +2,7 @@
 //! service its point connects to, and admits one point at a time.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
 use crate::pipe::reader::FrameBuffer;
 use crate::pipe::slot::{Admission, Arrival, Peer};
+
 use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello};
@@ -86,6 +88,9 @@ impl<S, R> std::fmt::Debug for Anchor<S, R> {
     }
 }
 
+/// Most handshakes an anchor runs at once.
+const MAX_HANDSHAKES: usize = 16;
+
 /// Starts the anchor's service and returns both ends.
 pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
     let nonce = u64::from_str_radix(&random_hex(8).map_err(to_io)?, 16)
@@ -98,8 +103,28 @@ pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> 
     let max_frame = config.max_message_bytes;
     let admit = {
         let peer = Arc::clone(&peer);
+        let handshaking = Arc::new(AtomicUsize::new(0));
         move |connection: Connection, hello: Hello| {
-            peer.handshake(connection, hello, nonce, expected_types, max_frame);
+            // Off the accept thread, so a point that stalls in its handshake never delays
+            // another (a restarted child's reconnection among them); at most
+            // `MAX_HANDSHAKES` at once, past which a connection is dropped and may retry.
+            if handshaking.fetch_add(1, Ordering::SeqCst) >= MAX_HANDSHAKES {
+                handshaking.fetch_sub(1, Ordering::SeqCst);
+                tracing::debug!(
+                    "pipe anchor: too many handshakes at once; a connection was dropped"
+                );
+                return;
+            }
+            let (peer, handshaking) = (Arc::clone(&peer), Arc::clone(&handshaking));
+            let spawned = std::thread::Builder::new()
+                .name("skprocess-pipe-handshake".to_owned())
+                .spawn(move || {
+                    peer.handshake(connection, hello, nonce, expected_types, max_frame);
+                    handshaking.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                tracing::debug!("pipe anchor: no thread for a handshake; a connection was dropped");
+            }
         }
     };
     let service = Service::start(
@@ -347,5 +372,32 @@ impl<S, R: Message> Anchor<S, R> {
 impl<S, R> Drop for Anchor<S, R> {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_that_stalls_in_its_handshake_does_not_delay_another() {
+        let (anchor, point) = create::<u32, u32>(PipeConfig::default()).unwrap();
+        let recipe = point.recipe().clone();
+        // Proves the token, then never sends its point hello: before handshakes left the
+        // accept thread, every later point waited out this one's HANDSHAKE_TIMEOUT.
+        let stalled = recipe.endpoint.connect(recipe.max_frame).unwrap();
+        // The anchor's `Ready` shows the stalled handshake has begun.
+        let mut stream = stalled.stream();
+        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).unwrap();
+        let mut ready = [0u8; 1];
+        std::io::Read::read_exact(&mut stream, &mut ready).unwrap();
+        let sender = std::thread::spawn(move || point.send(7));
+        assert!(
+            anchor.wait_connected(HANDSHAKE_TIMEOUT / 2).unwrap(),
+            "the real point waited behind the stalled handshake"
+        );
+        assert_eq!(anchor.recv_timeout(HANDSHAKE_TIMEOUT).unwrap(), Some(7));
+        sender.join().unwrap().unwrap();
+        drop(stalled);
     }
 }

@@ -52,6 +52,12 @@ enum State {
 }
 
 impl<S, R> Point<S, R> {
+    /// What it connects with.
+    #[cfg(test)]
+    pub(super) fn recipe(&self) -> &PointRecipe {
+        &self.recipe
+    }
+
     pub(super) fn from_recipe(recipe: PointRecipe) -> Self {
         Self {
             recipe,
