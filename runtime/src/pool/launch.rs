@@ -15,6 +15,7 @@ use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
+use crate::pool::writer::ChunkWriter;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome, WorkerStart};
 use crate::protocol::{Role, Start};
@@ -66,11 +67,18 @@ fn start_and_read(
             return;
         }
     };
+    let child = Arc::new(Mutex::new(Some(child)));
+    let Some(writer) = ChunkWriter::start(Arc::clone(&connection), Arc::clone(&child)) else {
+        kill(&child);
+        let no_thread = Error::Io(std::io::Error::other("no thread for the worker's writer"));
+        let _ = events.send(Event::Started(worker, Err(no_thread)));
+        return;
+    };
     let link = ProcessLink {
         connection: Arc::clone(&connection),
-        child: Arc::new(Mutex::new(Some(child))),
+        writer,
+        child: Arc::clone(&child),
     };
-    let child = Arc::clone(&link.child);
     if events
         .send(Event::Started(worker, Ok(Box::new(link))))
         .is_err()
@@ -265,6 +273,8 @@ pub(crate) fn reap(child: &Mutex<Option<Child>>) -> String {
 /// The dispatcher's link to a worker process.
 struct ProcessLink {
     connection: Arc<Connection>,
+    /// Writes chunks on a thread of its own, so a stopped worker never blocks the dispatcher.
+    writer: ChunkWriter,
     child: Arc<Mutex<Option<Child>>>,
 }
 
@@ -286,10 +296,11 @@ impl WorkerLink for ProcessLink {
                 })
                 .collect(),
         };
-        // A worker that cannot take it is dying or broke the protocol: kill it, and its end
-        // settles its items.
-        if self.connection.send(&chunk).is_err() {
-            kill(&self.child);
+        // A chunk that cannot be encoded (or, in the writer, does not fit a frame) ends the
+        // worker: kill it, and its end settles its items.
+        match frame::encode(&chunk) {
+            Ok(encoded) => self.writer.write(encoded),
+            Err(_) => kill(&self.child),
         }
     }
 

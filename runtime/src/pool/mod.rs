@@ -23,6 +23,7 @@ mod scheduler;
 mod shared_bytes;
 mod threads;
 pub(crate) mod worker;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

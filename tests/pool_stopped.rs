@@ -1,0 +1,55 @@
+//! A stopped worker (SIGSTOP, a debugger, a frozen cgroup) holds only the chunks it was given:
+//! the other workers keep receiving theirs and their results keep coming.
+#![cfg(target_os = "linux")]
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use skprocess::prelude::*;
+
+skprocess::test_support!();
+
+/// Every wait is bounded, so a regression fails in seconds instead of hanging.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Four MiB per item: a chunk for a worker that does not read fills its socket at once.
+fn length(bytes: serde_bytes::ByteBuf) -> usize {
+    bytes.len()
+}
+
+fn signal(pid: u32, signal: i32) {
+    let rc = unsafe { libc::kill(pid as i32, signal) };
+    assert_eq!(rc, 0, "signal {signal} to {pid}");
+}
+
+#[test]
+fn a_stopped_worker_does_not_stop_the_others_results() {
+    let pool = Arc::new(Pool::new(2).unwrap());
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    signal(pids[0], libc::SIGSTOP);
+    let (results, received) = mpsc::channel();
+    let p = Arc::clone(&pool);
+    let mapper = std::thread::spawn(move || {
+        let items = (0..24).map(|_| serde_bytes::ByteBuf::from(vec![0u8; 4 << 20]));
+        for outcome in p.unordered_imap(length, items) {
+            if results.send(outcome).is_err() {
+                return;
+            }
+        }
+    });
+    // Before chunks were written off the dispatcher thread, its blocking write to the
+    // stopped worker held every other chunk back: no result came at all.
+    let first = received.recv_timeout(BOUND);
+    signal(pids[0], libc::SIGCONT);
+    assert_eq!(
+        first
+            .expect("no result while one worker was stopped")
+            .unwrap(),
+        4 << 20
+    );
+    let rest: Vec<_> = (1..24).map(|_| received.recv_timeout(BOUND)).collect();
+    assert!(rest.iter().all(|r| matches!(r, Ok(Ok(n)) if *n == 4 << 20)));
+    mapper.join().unwrap();
+}
