@@ -9,6 +9,12 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -32,6 +38,7 @@ fn panicked(error: &Error) -> Option<(u64, &str)> {
 
 #[test]
 fn scn16_e14_a_failing_item_names_its_index_and_message_and_the_pool_stays_usable() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let error = pool.map(value_error_on_three, [1, 2, 3, 4, 5]).unwrap_err();
     let (index, message) = panicked(&error).unwrap_or_else(|| panic!("{error:?}"));
@@ -59,6 +66,7 @@ fn fails_on_odd_after_a_delay(x: u64) -> u64 {
 
 #[test]
 fn map_reports_the_first_failure_in_input_order_and_imap_yields_up_to_and_past_it() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let error = pool
         .map(fails_on_odd_after_a_delay, [0, 1, 2, 3, 4])
@@ -115,6 +123,7 @@ fn wait_for_workers(pool: &Pool, n: usize) {
 
 #[test]
 fn scn17_each_map_form_fails_a_late_item_with_a_timeout_and_quick_items_pass() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(1).unwrap());
     let limit = Duration::from_millis(100);
     let p = Arc::clone(&pool);
@@ -160,6 +169,7 @@ fn fib_from_twenty(x: u64) -> u64 {
 
 #[test]
 fn e13_a_late_fifth_item_times_out_while_the_others_finish_and_imap_gives_fibs() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(2).unwrap());
     let limit = Duration::from_millis(300);
     let p = Arc::clone(&pool);
@@ -191,6 +201,7 @@ fn zeros(n: usize) -> serde_bytes::ByteBuf {
 
 #[test]
 fn a_ten_megabyte_result_returns_and_one_above_the_frame_limit_fails_alone() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(1).unwrap());
     let p = Arc::clone(&pool);
     let big = bounded(move || p.timeout(Duration::from_secs(30)).map(zeros, [10_000_000]));
@@ -224,6 +235,7 @@ fn panics_with_a_long_message(len: usize) -> u64 {
 
 #[test]
 fn panics_with_long_messages_come_back_cut_even_with_the_smallest_frame_limit() {
+    let _bound = bound::within(TEST_BOUND);
     // 64 KiB frames: 8 KiB messages add up past a frame within one batch, and a 100 KiB
     // message alone does not fit. Before results were sized by their failures too, such
     // batches were dropped and the map never returned.

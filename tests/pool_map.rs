@@ -6,6 +6,12 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn square(x: u64) -> u64 {
     x * x
 }
@@ -24,6 +30,7 @@ fn double(x: i64) -> i64 {
 
 #[test]
 fn scn14_map_star_unordered_and_empty_give_the_specs_values() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     assert_eq!(
         pool.map(square, 1..=10).unwrap(),
@@ -52,6 +59,7 @@ fn scn14_map_star_unordered_and_empty_give_the_specs_values() {
 
 #[test]
 fn a_non_capturing_closure_maps_ten_thousand_items_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let doubled = pool.map(|x: u64| x * 2, 0..10_000u64).unwrap();
     assert_eq!(doubled, (0..10_000u64).map(|x| x * 2).collect::<Vec<_>>());
@@ -59,6 +67,7 @@ fn a_non_capturing_closure_maps_ten_thousand_items_in_order() {
 
 #[test]
 fn imap_yields_in_input_order_and_unordered_imap_yields_every_item() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let ordered: Vec<u64> = pool.imap(square, 0..100u64).map(Result::unwrap).collect();
     assert_eq!(ordered, (0..100u64).map(square).collect::<Vec<_>>());
@@ -72,6 +81,7 @@ fn imap_yields_in_input_order_and_unordered_imap_yields_every_item() {
 
 #[test]
 fn imap_is_lazy_on_its_input() {
+    let _bound = bound::within(TEST_BOUND);
     use std::sync::atomic::{AtomicU64, Ordering};
     static PULLED: AtomicU64 = AtomicU64::new(0);
     let pool = Pool::new(1).unwrap();
@@ -90,6 +100,7 @@ fn imap_is_lazy_on_its_input() {
 
 #[test]
 fn e11_e12_examples_give_their_values() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     assert_eq!(
         pool.map(square, 1..=10).unwrap(),
@@ -111,6 +122,7 @@ fn e11_e12_examples_give_their_values() {
 
 #[test]
 fn an_empty_input_touches_no_worker_even_on_a_closed_pool_of_one() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let pids = pool.worker_pids();
     assert_eq!(pool.map(square, []).unwrap(), Vec::<u64>::new());

@@ -11,6 +11,12 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -74,6 +80,7 @@ fn add(a: u64, b: u64) -> u64 {
 
 #[test]
 fn scn18_background_asynced_gather_and_star_give_the_specs_values() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let job = pool.background().map(double, [1, 2, 3]);
     assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [2, 4, 6]);
@@ -107,6 +114,7 @@ fn slow(x: u64) -> u64 {
 
 #[test]
 fn a_background_job_reports_whether_it_finished_and_waits_with_a_limit() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let job = pool.background().map(slow, [1, 2]);
     assert!(!job.is_finished());
@@ -116,6 +124,7 @@ fn a_background_job_reports_whether_it_finished_and_waits_with_a_limit() {
 
 #[test]
 fn dropping_a_future_cancels_its_map_and_the_pool_goes_on() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let future = pool.asynced().map(slow, 0..50);
     let mut future = Box::pin(future);
@@ -133,6 +142,7 @@ fn dropping_a_future_cancels_its_map_and_the_pool_goes_on() {
 
 #[test]
 fn a_closed_pool_refuses_every_map_with_pool_closed() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     assert_eq!(pool.map(double, [1]).unwrap(), [2]);
     pool.close();
@@ -153,6 +163,7 @@ fn a_closed_pool_refuses_every_map_with_pool_closed() {
 
 #[test]
 fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let pids = pool.worker_pids();
     let job = pool.background().map(slow, [1, 2, 3]);
@@ -172,6 +183,7 @@ fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
 
 #[test]
 fn a_map_created_before_close_runs_even_when_pulled_after_it() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(1).unwrap());
     let mapping = Arc::clone(&pool);
     let (sender, outcome) = std::sync::mpsc::channel();
@@ -202,6 +214,7 @@ impl Doubling {
 
 #[test]
 fn maps_from_several_threads_at_once_do_not_mix() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(2).unwrap());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -223,6 +236,7 @@ fn maps_from_several_threads_at_once_do_not_mix() {
 
 #[test]
 fn a_thread_pool_runs_the_same_maps_in_this_process() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::threads(2).unwrap();
     assert!(pool.worker_pids().is_empty());
     assert_eq!(pool.map(double, 1..=3).unwrap(), [2, 4, 6]);
@@ -239,6 +253,7 @@ fn a_thread_pool_runs_the_same_maps_in_this_process() {
 #[cfg(feature = "progress")]
 #[test]
 fn a_map_with_a_progress_bar_gives_the_same_values() {
+    let _bound = bound::within(TEST_BOUND);
     // Tests run without a terminal on stderr, so no bar is drawn; the map is unchanged.
     let pool = Pool::new(1).unwrap();
     assert_eq!(pool.progress().map(double, [1, 2]).unwrap(), [2, 4]);

@@ -8,6 +8,12 @@ use skprocess::{FailureKind, Hook};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Record {
     id: u64,
@@ -56,6 +62,7 @@ impl DataTransformer {
 
 #[test]
 fn scn15_e15_data_transformer_items_give_doubled_and_squared_values() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let records = (1..=4).map(|id| Record { id, value: id * 10 });
     let outputs = pool
@@ -100,6 +107,7 @@ impl DoubleProcess {
 
 #[test]
 fn scn15_scn14_add_and_double_processes_give_the_specs_values() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let pairs = [(1, 2), (3, 4), (5, 6)];
     let sums = pool
@@ -136,6 +144,7 @@ impl Counter {
 
 #[test]
 fn runs_lives_and_stop_behave_as_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let outputs = pool
         .map_processes([Counter { runs: vec![] }, Counter { runs: vec![] }])
@@ -170,6 +179,7 @@ impl Recovers {
 
 #[test]
 fn the_error_hook_turns_a_failure_into_an_output_or_the_original_error_stands() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let outcomes: Vec<_> = pool
         .imap_processes([Recovers { recover: true }, Recovers { recover: false }])
@@ -199,6 +209,7 @@ impl Talker {
 
 #[test]
 fn tell_in_a_pool_item_fails_with_no_parent_link() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let error = pool.map_processes([Talker]).unwrap_err();
     match error {
@@ -228,6 +239,7 @@ impl Hangs {
 
 #[test]
 fn a_hook_timeout_fails_its_item_with_the_hook_and_the_worker_is_replaced() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let outcomes: Vec<_> = pool
         .imap_processes([Hangs(0), Hangs(1), Hangs(2)])
@@ -277,6 +289,7 @@ impl CrashesOnce {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_worker_crash_costs_a_process_item_a_life_and_it_runs_again() {
+    let _bound = bound::within(TEST_BOUND);
     let marker =
         std::env::temp_dir().join(format!("skprocess-crashes-once-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);

@@ -16,6 +16,12 @@ use skprocess::{ProcessQueue, ProcessQueueConfig};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[path = "support/pid.rs"]
 mod pid;
 use pid::running;
@@ -176,6 +182,7 @@ fn once_each(range: std::ops::Range<u64>) -> BTreeMap<u64, usize> {
 
 #[test]
 fn every_item_is_handled_once_by_one_worker() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("once");
     let queue = ProcessQueue::new(record);
     assert!(queue.is_done());
@@ -196,6 +203,7 @@ fn every_item_is_handled_once_by_one_worker() {
 
 #[test]
 fn start_while_a_worker_runs_appends_without_a_new_worker() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("append");
     let queue = ProcessQueue::new(record);
     assert_eq!(queue.start([scratch.gated(0)]).unwrap(), (true, 1));
@@ -215,6 +223,7 @@ fn start_while_a_worker_runs_appends_without_a_new_worker() {
 
 #[test]
 fn a_worker_exits_when_the_queue_is_empty_and_the_next_start_spawns_a_new_one() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("respawn");
     let queue = ProcessQueue::new(record);
     assert_eq!(queue.start([scratch.job(0)]).unwrap(), (true, 1));
@@ -231,6 +240,7 @@ fn a_worker_exits_when_the_queue_is_empty_and_the_next_start_spawns_a_new_one() 
 
 #[test]
 fn start_returns_without_waiting_for_the_handler() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("nonblocking");
     let queue = Arc::new(ProcessQueue::new(record));
     // The handler waits for a gate that is created only after `start` returned: a `start`
@@ -257,6 +267,7 @@ fn start_returns_without_waiting_for_the_handler() {
 
 #[test]
 fn the_exit_and_append_race_strands_no_item() {
+    let _bound = bound::within(TEST_BOUND);
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 30;
     let scratch = Arc::new(Scratch::new("race"));
@@ -307,6 +318,7 @@ fn the_exit_and_append_race_strands_no_item() {
 
 #[test]
 fn an_append_the_moment_the_queue_empties_spawns_a_new_worker() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("retire");
     let queue = ProcessQueue::new(record);
     for round in 0..10 {
@@ -332,6 +344,7 @@ fn an_append_the_moment_the_queue_empties_spawns_a_new_worker() {
 
 #[test]
 fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("sigkill");
     let queue = ProcessQueue::new(record);
     queue.start([scratch.gated(0), scratch.job(1)]).unwrap();
@@ -355,6 +368,7 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
 
 #[test]
 fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("stop");
     let queue = ProcessQueue::new(record);
     queue.start([scratch.gated(0), scratch.job(1)]).unwrap();
@@ -373,6 +387,7 @@ fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
 
 #[test]
 fn clear_drops_the_waiting_items() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("clear");
     let queue = ProcessQueue::new(record);
     queue
@@ -388,6 +403,7 @@ fn clear_drops_the_waiting_items() {
 
 #[test]
 fn dropping_the_queue_kills_and_reaps_its_worker() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("drop");
     let queue = ProcessQueue::new(record);
     queue.start([scratch.gated(0)]).unwrap();
@@ -400,6 +416,7 @@ fn dropping_the_queue_kills_and_reaps_its_worker() {
 
 #[test]
 fn a_panicking_handler_finishes_its_item_and_the_worker_goes_on() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("panic");
     let queue = ProcessQueue::new(record);
     let poison = Job {
@@ -417,6 +434,7 @@ fn a_panicking_handler_finishes_its_item_and_the_worker_goes_on() {
 
 #[test]
 fn a_full_queue_takes_none_of_a_batch_and_too_large_items_are_refused() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("full");
     let config = ProcessQueueConfig::default()
         .capacity(3)
@@ -478,6 +496,7 @@ impl QueueOwner {
 
 #[test]
 fn the_worker_exits_when_its_queues_process_is_sigkilled() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("orphan");
     let owner = QueueOwner {
         job: scratch.gated(0),
@@ -493,6 +512,7 @@ fn the_worker_exits_when_its_queues_process_is_sigkilled() {
 
 #[test]
 fn an_item_that_kills_every_worker_is_given_up_after_its_attempts_and_the_rest_run() {
+    let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("poison");
     let poison = Job {
         aborts: true,

@@ -9,6 +9,12 @@ use skprocess::reconnect::SqliteRecipe;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Records its id and the worker's pid in the database.
 #[autoreconnect]
 #[derive(Serialize, Deserialize)]
@@ -41,6 +47,7 @@ fn scratch() -> PathBuf {
 
 #[test]
 fn pool_items_reopen_their_live_connections_in_the_workers() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch();
     let path = dir.join("items.db");
     let setup = Connection::open(&path).unwrap();

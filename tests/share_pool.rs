@@ -11,6 +11,12 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[shared]
 #[derive(Default, Serialize, Deserialize)]
 struct Tally {
@@ -35,6 +41,7 @@ impl Worker {
 
 #[test]
 fn headline_twenty_items_on_four_workers() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     let pool = Pool::new(4).unwrap();
     pool.map_processes((0..20).map(|item| Worker {
@@ -51,6 +58,7 @@ fn headline_twenty_items_on_four_workers() {
 
 #[test]
 fn scn19_one_hundred_items_on_a_pool_count_100() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     let pool = Pool::new(4).unwrap();
     pool.map_processes((0..100).map(|item| Worker {
@@ -165,6 +173,7 @@ fn tasks(
 
 #[test]
 fn scn25_task_queue_on_two_workers() {
+    let _bound = bound::within(TEST_BOUND);
     let stats = Share::new(TaskStats::default()).unwrap();
     let outcomes = Pool::new(2)
         .unwrap()
@@ -181,6 +190,7 @@ fn scn25_task_queue_on_two_workers() {
 
 #[test]
 fn e24_fifty_tasks_on_four_workers_with_three_lives() {
+    let _bound = bound::within(TEST_BOUND);
     let stats = Share::new(TaskStats::default()).unwrap();
     let pool = Pool::new(4).unwrap();
     let items: Vec<TaskWorker> = tasks(50, &stats, Some(vec![15, 21, 32])).collect();

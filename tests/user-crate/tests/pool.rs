@@ -1,5 +1,11 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest the test may take before the binary aborts, naming it.
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 // A pool mapping library functions and a library process type, as an outside user would.
 
 use skprocess::prelude::*;
@@ -8,6 +14,7 @@ use skprocess_user_crate::pool_work::{Line, Measure, measure, power};
 
 #[test]
 fn a_pool_maps_library_functions_and_library_process_types() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let lines = ["the quick brown fox", "jumps over", "the lazy dog"]
         .iter()
