@@ -397,7 +397,12 @@ impl<T: Shared> Core<T> {
                 Ok(Request::AttachRing { path }) => {
                     let path = std::path::Path::new(path);
                     match Ring::open(path) {
-                        Ok(ring) => peer.ring = Some(ring),
+                        Ok(ring) => {
+                            peer.ring = Some(ring);
+                            // Mapped: the name is no longer needed. A path that was refused
+                            // is never removed, whatever it names.
+                            let _ = std::fs::remove_file(path);
+                        }
                         Err(error) => {
                             // The process's ring writes cannot be read: end its connection,
                             // so its next call fails instead of missing them.
@@ -405,7 +410,6 @@ impl<T: Shared> Core<T> {
                             peer.closed = true;
                         }
                     }
-                    let _ = std::fs::remove_file(path);
                 }
                 Ok(Request::Wake) => {}
                 Err(_) => peer.closed = true,

@@ -72,17 +72,22 @@ impl Ring {
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
-        file.set_len((HEADER + CAPACITY) as u64)?;
+        if let Err(error) = reserve(&file) {
+            // No room (a full /dev/shm): no ring, so writes take the socket instead of
+            // faulting on a page the file system cannot give.
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
         let ring = Self::map(&file)?;
         Ok((ring, path))
     }
 
-    /// Maps an existing ring file (the coordinator's side).
+    /// Maps an existing ring file (the coordinator's side). The path comes from a peer, so it
+    /// is trusted only as far as it is checked: a file named like a ring directly in
+    /// [`ring_dir`], opened without following a symlink, a regular file of this user with one
+    /// link and the ring's size.
     pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        if file.metadata()?.len() != (HEADER + CAPACITY) as u64 {
-            return Err(std::io::Error::other("a ring file of the wrong size"));
-        }
+        let file = open_peer_ring(path)?;
         Self::map(&file)
     }
 
@@ -212,6 +217,54 @@ impl Ring {
     }
 }
 
+/// Gives the file its whole size with the blocks behind it, so no later write into the
+/// mapping can meet a full file system.
+fn reserve(file: &File) -> std::io::Result<()> {
+    let len = (HEADER + CAPACITY) as libc::off_t;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a plain call on an open descriptor.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+    }
+    file.set_len(len as u64)
+}
+
+/// Opens a ring file named by a peer, refusing anything but one of our own rings.
+fn open_peer_ring(path: &Path) -> std::io::Result<File> {
+    let refuse = |why: &str| Err(std::io::Error::other(format!("not a write ring: {why}")));
+    let named_like_a_ring = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("skp-ring-"));
+    if !named_like_a_ring || path.parent() != Some(ring_dir().as_path()) {
+        return refuse("outside the ring directory");
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    // SAFETY: a plain query of this process's effective user.
+    let user = unsafe { libc::geteuid() };
+    if !metadata.file_type().is_file() {
+        return refuse("not a regular file");
+    }
+    if std::os::unix::fs::MetadataExt::uid(&metadata) != user {
+        return refuse("owned by another user");
+    }
+    if std::os::unix::fs::MetadataExt::nlink(&metadata) != 1 {
+        return refuse("it has other names");
+    }
+    if metadata.len() != (HEADER + CAPACITY) as u64 {
+        return refuse("the wrong size");
+    }
+    Ok(file)
+}
+
 /// Where ring files go: `/dev/shm` when there is one (memory only), else the temp directory.
 pub(crate) fn ring_dir() -> PathBuf {
     let shm = Path::new("/dev/shm");
@@ -252,6 +305,31 @@ mod tests {
         }
         assert_eq!(seen, next);
         assert!(next > 3 * (CAPACITY / 1008) as u32);
+    }
+
+    #[test]
+    fn a_path_that_is_not_one_of_our_rings_is_refused_and_left_alone() {
+        let dir = ring_dir();
+        let outside = std::env::temp_dir().join(format!("skp-ring-outside-{}", std::process::id()));
+        std::fs::write(&outside, vec![0u8; HEADER + CAPACITY]).unwrap();
+        assert!(
+            Ring::open(&outside).is_err(),
+            "a file outside the ring directory"
+        );
+        let link = dir.join(format!("skp-ring-link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(Ring::open(&link).is_err(), "a symlink");
+        std::fs::remove_file(&link).unwrap();
+        let other = dir.join(format!("not-a-ring-{}", std::process::id()));
+        std::fs::write(&other, vec![0u8; HEADER + CAPACITY]).unwrap();
+        assert!(Ring::open(&other).is_err(), "a file not named like a ring");
+        assert!(
+            outside.exists() && other.exists(),
+            "a refused path was removed"
+        );
+        std::fs::remove_file(&outside).unwrap();
+        std::fs::remove_file(&other).unwrap();
     }
 
     #[test]
