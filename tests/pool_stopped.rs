@@ -53,3 +53,27 @@ fn a_stopped_worker_does_not_stop_the_others_results() {
     assert!(rest.iter().all(|r| matches!(r, Ok(Ok(n)) if *n == 4 << 20)));
     mapper.join().unwrap();
 }
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[test]
+fn a_stopped_worker_that_holds_small_items_is_timed_out_and_the_map_completes() {
+    let pool = Arc::new(Pool::new(2).unwrap());
+    let pids = pool.worker_pids();
+    signal(pids[0], libc::SIGSTOP);
+    let (done, finished) = mpsc::channel();
+    let p = Arc::clone(&pool);
+    std::thread::spawn(move || {
+        let _ = done.send(p.timeout(Duration::from_millis(500)).map(double, 0..20u64));
+    });
+    // Before, the item timeout started only at a start report a stopped worker never sends,
+    // so the map waited for it for ever.
+    let outcome = finished.recv_timeout(BOUND);
+    let _ = unsafe { libc::kill(pids[0] as i32, libc::SIGCONT) };
+    let doubled = outcome
+        .expect("the map waited for the stopped worker")
+        .unwrap();
+    assert_eq!(doubled, (0..20).map(double).collect::<Vec<_>>());
+}

@@ -171,6 +171,7 @@ impl Dispatcher {
                     self.events.recv_timeout(wait)
                 }
             };
+            self.scheduler.set_now(Instant::now());
             match event {
                 Ok(event) => self.handle(event),
                 Err(RecvTimeoutError::Timeout) => {}

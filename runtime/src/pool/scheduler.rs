@@ -132,7 +132,16 @@ struct Worker {
     /// How many items each chunk in flight has left.
     chunks: VecDeque<usize>,
     running: Option<Running>,
+    /// The item it should be running now and when the scheduler saw it become the next (its
+    /// chunk was sent to an idle worker, or the item before it was reported): a worker that
+    /// stays silent past the job's timeout and [`HANDED_GRACE`] is stuck (stopped by a
+    /// signal, a debugger, a frozen cgroup), since a live one reports within a tick.
+    handed: Option<(u64, Instant)>,
 }
+
+/// Beyond an item's timeout, how long a worker may stay silent about the item it was handed
+/// before it counts as stuck: room for a large chunk's transfer and decoding.
+pub(crate) const HANDED_GRACE: Duration = Duration::from_millis(250);
 
 impl Worker {
     fn new(id: WorkerId) -> Self {
@@ -142,6 +151,7 @@ impl Worker {
             in_flight: VecDeque::new(),
             chunks: VecDeque::new(),
             running: None,
+            handed: None,
         }
     }
 }
@@ -160,9 +170,16 @@ pub(crate) struct Scheduler {
     /// Most bytes of items in one chunk (a chunk always has at least one item).
     chunk_bytes: usize,
     actions: VecDeque<Action>,
+    /// The time the driver last gave ([`set_now`](Scheduler::set_now)).
+    now: Instant,
 }
 
 impl Scheduler {
+    /// Tells the scheduler the time, before the driver hands it an event.
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
     /// A scheduler for `workers` slots whose chunks carry at most `chunk_bytes` of items;
     /// asks for the workers at once.
     pub(crate) fn new(workers: usize, chunk_bytes: usize) -> Self {
@@ -175,6 +192,7 @@ impl Scheduler {
             spawn_error: None,
             terminated: false,
             actions: VecDeque::new(),
+            now: Instant::now(),
         };
         for slot in 0..workers {
             scheduler.spawn_into(slot);
@@ -384,10 +402,16 @@ impl Scheduler {
 
     fn deadline_of(&self, slot: usize) -> Option<(Instant, Duration)> {
         let worker = self.slots[slot].as_ref()?;
-        let running = worker.running?;
-        let (job, _) = worker.in_flight.front()?;
+        let (job, front) = worker.in_flight.front()?;
         let limit = self.jobs.get(job)?.timeout?;
-        Some((running.since.checked_add(limit)?, limit))
+        match (worker.running, worker.handed) {
+            (Some(running), _) => Some((running.since.checked_add(limit)?, limit)),
+            (None, Some((index, since))) if index == front.index => {
+                let silent = limit.checked_add(HANDED_GRACE)?;
+                Some((since.checked_add(silent)?, limit))
+            }
+            _ => None,
+        }
     }
 
     fn overrun(&self, slot: usize, now: Instant) -> Option<Duration> {
@@ -534,6 +558,10 @@ impl Scheduler {
         if worker.running.is_some_and(|r| r.index == index) {
             worker.running = None;
         }
+        worker.handed = worker
+            .in_flight
+            .front()
+            .map(|(_, item)| (item.index, self.now));
         if let Some(left) = worker.chunks.front_mut() {
             *left -= 1;
             if *left == 0 {
@@ -635,6 +663,9 @@ impl Scheduler {
             return;
         };
         worker.chunks.push_back(items.len());
+        if worker.in_flight.is_empty() {
+            worker.handed = items.first().map(|item| (item.index, self.now));
+        }
         worker
             .in_flight
             .extend(items.iter().map(|item| (job, item.clone())));

@@ -390,3 +390,36 @@ fn ending_a_job_with_items_in_flight_replaces_its_workers_and_requeues_other_job
         (2, false, vec![0])
     );
 }
+
+#[test]
+fn a_worker_silent_about_the_item_it_was_handed_is_killed_and_its_items_go_elsewhere() {
+    let now = Instant::now();
+    let limit = Duration::from_millis(100);
+    let mut s = ready(2, Some(limit), 1);
+    s.set_now(now);
+    s.items_added(1, items(0..2));
+    let sent = drain(&mut s).sent;
+    assert_eq!(sent.len(), 2, "one item per worker");
+    // Worker 1 reports as a live worker does; worker 0 never says a word (SIGSTOPped).
+    s.running(sent[1].0, 1, sent[1].3[0], now);
+    s.results(sent[1].0, 1, ok(&sent[1].3));
+    drain(&mut s);
+    let silent = now + limit + HANDED_GRACE;
+    assert_eq!(s.next_deadline(), Some(silent));
+    s.tick(silent - Duration::from_millis(1));
+    assert!(drain(&mut s).killed.is_empty(), "killed before its time");
+    s.tick(silent);
+    let d = drain(&mut s);
+    assert_eq!(d.killed, [sent[0].0], "the silent worker was not killed");
+    assert!(
+        d.delivered.is_empty(),
+        "an item that never started does not fail"
+    );
+    assert!(
+        d.sent
+            .iter()
+            .any(|(_, _, _, indices)| indices.contains(&sent[0].3[0])),
+        "the silent worker's item was not sent again: {:?}",
+        d.sent
+    );
+}
