@@ -440,6 +440,7 @@ fn result_in_background_runs_on_its_own_thread() {
 #[test]
 fn result_timeout_kills_a_process_that_overruns() {
     let handle = Spinner.start().unwrap();
+    #[cfg(target_os = "linux")]
     let pid = handle.pid();
     let error = handle
         .result_timeout(Duration::from_millis(100))

@@ -97,11 +97,11 @@ pub(crate) fn has_exited(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     #[cfg(target_os = "linux")]
     #[test]
     fn every_standard_signal_has_its_name() {
+        use std::os::unix::process::ExitStatusExt;
         for signal in 1..=31 {
             assert!(signal_name(signal).is_some(), "signal {signal} has no name");
         }

@@ -241,6 +241,8 @@ fn gnu_build_id() -> Option<Vec<u8>> {
 }
 
 /// The descriptor of the first `GNU` note of type 3 (`NT_GNU_BUILD_ID`) in `notes`.
+/// Used by the Linux `gnu_build_id`; its unit test runs on every platform.
+#[cfg(any(target_os = "linux", test))]
 fn find_build_id(mut notes: &[u8]) -> Option<&[u8]> {
     const NT_GNU_BUILD_ID: u32 = 3;
     let align = |n: usize| n.checked_add(3).map(|n| n & !3);

@@ -53,6 +53,7 @@ pub(crate) fn connect(address: &Path, token: &str, max_frame: u32) -> Result<Con
 
 /// The first character of an address in Linux's abstract socket namespace: such a socket is
 /// no file, so nothing is left behind when its process is killed.
+#[cfg(target_os = "linux")]
 const ABSTRACT_MARK: char = '@';
 
 /// Opens a stream to `address`: an abstract name when it starts with [`ABSTRACT_MARK`] (Linux),
