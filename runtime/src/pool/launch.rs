@@ -68,7 +68,10 @@ fn start_and_read(
         }
     };
     let child = Arc::new(Mutex::new(Some(child)));
-    let Some(writer) = ChunkWriter::start(Arc::clone(&connection), Arc::clone(&child)) else {
+    let Some(writer) = ChunkWriter::start(Arc::clone(&connection), {
+        let child = Arc::clone(&child);
+        move || kill(&child)
+    }) else {
         kill(&child);
         let no_thread = Error::Io(std::io::Error::other("no thread for the worker's writer"));
         let _ = events.send(Event::Started(worker, Err(no_thread)));
@@ -296,11 +299,11 @@ impl WorkerLink for ProcessLink {
                 })
                 .collect(),
         };
-        // A chunk that cannot be encoded (or, in the writer, does not fit a frame) ends the
-        // worker: kill it, and its end settles its items.
-        match frame::encode(&chunk) {
-            Ok(encoded) => self.writer.write(encoded),
-            Err(_) => kill(&self.child),
+        // A chunk that cannot be encoded or taken (a full queue, a failed write: the worker
+        // is dying or broke the protocol) ends the worker: kill it, its end settles its items.
+        let written = frame::encode(&chunk).is_ok_and(|encoded| self.writer.write(encoded));
+        if !written {
+            kill(&self.child);
         }
     }
 

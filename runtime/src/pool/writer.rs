@@ -3,52 +3,48 @@
 //! encodes a chunk and hands it over, and only this worker's writer waits.
 //!
 //! The scheduler keeps at most [`PIPELINE`] chunks in flight per worker, so the hand-over
-//! queue is bounded by construction; a worker whose queue is full anyway broke that bound and
-//! is killed, and its end settles its items.
+//! queue is bounded by construction; a queue that is full anyway, or a writer that stopped
+//! because a write failed, is reported to the caller, which ends the worker.
 
-use std::process::Child;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender};
 
-use crate::pool::launch::kill;
 use crate::pool::scheduler::PIPELINE;
 use crate::transport::Connection;
 
 /// The dispatcher's side of a worker's writer thread.
 pub(crate) struct ChunkWriter {
     frames: SyncSender<Vec<u8>>,
-    child: Arc<Mutex<Option<Child>>>,
 }
 
 impl ChunkWriter {
-    /// Starts the writer of `connection`; `None` if the OS gives no thread.
+    /// Starts the writer of `connection`, which calls `on_failure` (ending the worker) when a
+    /// write fails; `None` if the OS gives no thread.
     pub(crate) fn start(
         connection: Arc<Connection>,
-        child: Arc<Mutex<Option<Child>>>,
+        on_failure: impl FnOnce() + Send + 'static,
     ) -> Option<Self> {
         // Room for every chunk the scheduler may have in flight, and one more.
         let (frames, queued) = mpsc::sync_channel::<Vec<u8>>(PIPELINE + 1);
-        let writer_child = Arc::clone(&child);
         std::thread::Builder::new()
             .name("skprocess-pool-writer".to_owned())
             .spawn(move || {
                 for frame in queued {
                     if connection.send_with_payload(&[], &frame).is_err() {
-                        // A worker that cannot take a chunk is dying or broke the protocol.
-                        kill(&writer_child);
+                        // The worker is dying or broke the protocol (or the chunk outgrew a
+                        // frame): end it now, so its end settles its items.
+                        on_failure();
                         return;
                     }
                 }
             })
             .ok()?;
-        Some(Self { frames, child })
+        Some(Self { frames })
     }
 
-    /// Queues one encoded chunk without waiting.
-    pub(crate) fn write(&self, frame: Vec<u8>) {
-        match self.frames.try_send(frame) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => kill(&self.child),
-        }
+    /// Queues one encoded chunk without waiting; `false` when the worker cannot take it (its
+    /// queue is full, or a write failed).
+    pub(crate) fn write(&self, frame: Vec<u8>) -> bool {
+        self.frames.try_send(frame).is_ok()
     }
 }
