@@ -113,7 +113,6 @@ pub(crate) struct CreditReturn {
     taken: u32,
     batch: u32,
     allowance: u64,
-    unlimited: bool,
 }
 
 /// A sender sent a message without a credit for it.
@@ -142,16 +141,12 @@ impl CreditReturn {
             taken: 0,
             batch: (capacity / 4).max(1),
             allowance: u64::from(capacity),
-            unlimited: false,
         }
     }
 
     /// Counts `count` messages that arrived, each spending one of the sender's credits; fails
     /// when the sender had fewer, and then the allowance is left as it was.
     pub(crate) fn received(&mut self, count: usize) -> Result<(), Overspent> {
-        if self.unlimited {
-            return Ok(());
-        }
         let spent = u64::try_from(count).unwrap_or(u64::MAX);
         match self.allowance.checked_sub(spent) {
             Some(left) => {
@@ -180,11 +175,6 @@ impl CreditReturn {
     pub(crate) fn reset(&mut self, allowance: u32) {
         self.taken = 0;
         self.allowance = u64::from(allowance);
-    }
-
-    /// The sender was told to send without credits (nobody reads its messages any more).
-    pub(crate) fn make_unlimited(&mut self) {
-        self.unlimited = true;
     }
 }
 
@@ -269,12 +259,5 @@ mod tests {
         assert_eq!(returns.received(1), Ok(()));
         returns.reset(0);
         assert!(returns.received(1).is_err());
-    }
-
-    #[test]
-    fn an_unlimited_sender_never_overspends() {
-        let mut returns = CreditReturn::new(0);
-        returns.make_unlimited();
-        assert_eq!(returns.received(1000), Ok(()));
     }
 }
