@@ -12,6 +12,11 @@ use skprocess::queue::{Msg, Next};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+#[path = "support/pid.rs"]
+mod pid;
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -110,28 +115,18 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
         q.put_message(Msg::new(i).order(i)).unwrap();
     }
     // Kill the two once the stream is flowing (some messages read, many still waiting).
-    let deadline = Instant::now() + BOUND;
-    while q.len().unwrap() > (N as usize) * 2 / 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    bound::until(BOUND, "a third of the messages is read", || {
+        q.len().unwrap() <= (N as usize) * 2 / 3
+    });
     for handle in &doomed {
-        // SAFETY: kill(2) on a child's pid, which it keeps until the handle reaps it.
-        unsafe { libc::kill(handle.pid() as i32, libc::SIGKILL) };
+        pid::signal(handle.pid(), libc::SIGKILL);
     }
     assert!(doomed.iter().all(|handle| handle.wait(BOUND)));
     let replacements = start_recorders(&q, &out, 2);
     let readers: Vec<_> = survivors.iter().chain(&replacements).collect();
     assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
     out.end().unwrap();
-    let deadline = Instant::now() + BOUND;
-    while !collector.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the collector did not end in time"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let (results, deliveries) = collector.join().unwrap();
+    let (results, deliveries) = bound::join(collector, BOUND, "the collector");
     assert_eq!(results.len() as u64, N, "a message was lost");
     assert_eq!(results.values().sum::<u64>(), 3 * N * (N - 1) / 2);
     assert!(deliveries as u64 >= N);
@@ -156,7 +151,8 @@ impl Waiter {
     fn run(&mut self) {}
 
     fn result(&mut self) -> String {
-        self.started.put(1).unwrap();
+        // The thread that waits below: the parent watches it go to sleep in `get`.
+        self.started.put(u64::from(pid::current_tid())).unwrap();
         match self.q.get() {
             Ok(message) => format!("unexpected: {message:?}"),
             Err(error) => error.to_string(),
@@ -173,8 +169,14 @@ fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
     }
     .start()
     .unwrap();
-    assert!(matches!(started.get_timeout(BOUND).unwrap(), Next::Msg(_)));
-    std::thread::sleep(Duration::from_millis(100));
+    let Next::Msg(reader) = started.get_timeout(BOUND).unwrap() else {
+        panic!("the reader never started");
+    };
+    let reader = u32::try_from(reader.data).unwrap();
+    // Drop the queue once the reader sleeps in its `get` (nothing will ever arrive).
+    bound::until(BOUND, "the reader waits in get()", || {
+        pid::state(reader) == Some('S')
+    });
     drop(q);
     let said = handle.result_timeout(BOUND).unwrap();
     assert!(said.contains("the queue is closed"), "{said}");
@@ -193,11 +195,14 @@ impl TwoThreads {
         let waiting = self.q.clone();
         let (read, reading) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = read.send(());
+            let _ = read.send(pid::current_tid());
             let _ = waiting.get();
         });
-        let _ = reading.recv();
-        std::thread::sleep(Duration::from_millis(50));
+        // Put once the other thread sleeps in its `get`.
+        let reader = reading.recv_timeout(BOUND).unwrap();
+        bound::until(BOUND, "the reading thread waits in get()", || {
+            pid::thread_state(reader) == Some('S')
+        });
         for i in 0..10 {
             self.q.put(i).unwrap();
         }
