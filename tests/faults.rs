@@ -258,7 +258,10 @@ fn try_tell_never_waits_on_a_stopped_child() {
         }
         (handle, sent, full)
     });
-    assert!(pid::stopped(child), "the child was resumed during the calls");
+    assert!(
+        pid::stopped(child),
+        "the child was resumed during the calls"
+    );
     resume_child(child);
     handle.kill().unwrap();
     assert!(
@@ -312,10 +315,15 @@ fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
         bound::until(BOUND, "the teller blocks in tell()", || {
             teller.is_finished() || pid::thread_state(tid) == Some('S')
         });
-        assert!(!teller.is_finished(), "tell() returned while the child was stopped");
+        assert!(
+            !teller.is_finished(),
+            "tell() returned while the child was stopped"
+        );
         // The child stays stopped until `stop()` returned: a `stop()` that waited behind the
         // stuck tell would never return, and the bound aborts naming it.
-        bound::call(BOUND, "stop() while a tell is stuck", || handle.stop().unwrap());
+        bound::call(BOUND, "stop() while a tell is stuck", || {
+            handle.stop().unwrap()
+        });
         assert!(
             !teller.is_finished(),
             "the tell finished before stop() returned: stop() did not run beside it"

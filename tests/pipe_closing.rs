@@ -200,12 +200,18 @@ fn a_full_pipe_makes_try_send_give_the_message_back() {
     let reader = std::thread::spawn(move || {
         let mut received = 0;
         while received <= sent {
-            point.recv_timeout(BOUND).unwrap().expect("a message within the bound");
+            point
+                .recv_timeout(BOUND)
+                .unwrap()
+                .expect("a message within the bound");
             received += 1;
         }
         received
     });
-    assert!(anchor.send_timeout(chunk, BOUND).is_ok(), "the blocked send never went through");
+    assert!(
+        anchor.send_timeout(chunk, BOUND).is_ok(),
+        "the blocked send never went through"
+    );
     assert_eq!(bound::join(reader, BOUND, "the reader"), sent + 1);
 }
 
@@ -215,10 +221,11 @@ fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
     config.accept_timeout = Duration::from_millis(100);
     let (anchor, _point) = Pipe::pair_with::<u32, u32>(config).unwrap();
     // The accept deadline is what ends this wait; the bound only catches its absence.
-    let (anchor, received) = bound::on_thread(BOUND, "recv() on an anchor never connected", move || {
-        let received = anchor.recv();
-        (anchor, received)
-    });
+    let (anchor, received) =
+        bound::on_thread(BOUND, "recv() on an anchor never connected", move || {
+            let received = anchor.recv();
+            (anchor, received)
+        });
     assert!(matches!(
         received,
         Err(PipeError::NotConnected(limit)) if limit == Duration::from_millis(100)
@@ -350,7 +357,10 @@ fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
     bound::until(BOUND, "the large send blocks on the full socket", || {
         blocked.is_finished() || pid::thread_state(sender) == Some('S')
     });
-    assert!(!blocked.is_finished(), "an 8 MiB send to a reader that never reads returned");
+    assert!(
+        !blocked.is_finished(),
+        "an 8 MiB send to a reader that never reads returned"
+    );
     // try_send answers at once (here: within the bound) instead of waiting for the reader.
     let (answer, answered) = std::sync::mpsc::channel();
     let trying = std::sync::Arc::clone(&anchor);
@@ -363,7 +373,10 @@ fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
         "try_send did not report a full pipe"
     );
     // Reading lets the blocked send finish.
-    let big = point.recv_timeout(BOUND).unwrap().expect("the large message within the bound");
+    let big = point
+        .recv_timeout(BOUND)
+        .unwrap()
+        .expect("the large message within the bound");
     assert_eq!(big.len(), 8 * 1024 * 1024);
     bound::join(blocked, BOUND, "the large send").unwrap();
 }

@@ -83,14 +83,18 @@ fn sigkill_abort_and_segfault_fail_exactly_the_running_item_and_the_rest_finish(
     }
 }
 
-/// The file a worker creates when it starts item 0 of [`sleep_then_double`]: named after the
-/// pool's process (the worker's parent), so the test sees the item run.
+/// The file a worker creates once item 0 of [`sleep_then_double`] has run for a while: named
+/// after the pool's process (the worker's parent), so the test sees the item run.
 fn sleeping_marker(pool_process: u32) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("skp-pool-crash-{pool_process}-sleeping"))
 }
 
+/// Item 0 sleeps 3 s. A death is pinned on an item only once the worker has said the item
+/// runs, which its flusher does after one 0.5 ms tick; the public API does not show that
+/// report, so the marker comes 100 ms (200 ticks) into the item.
 fn sleep_then_double(x: u64) -> u64 {
     if x == 0 {
+        std::thread::sleep(Duration::from_millis(100));
         let _ = std::fs::write(sleeping_marker(std::os::unix::process::parent_id()), b"");
         std::thread::sleep(Duration::from_secs(3));
     }
@@ -112,7 +116,9 @@ fn a_worker_sigkilled_from_outside_fails_its_running_item_with_the_signal() {
         })
     };
     let mapping = Arc::clone(&pool);
-    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || mapping.imap(sleep_then_double, 0..5u64).collect());
+    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
+        mapping.imap(sleep_then_double, 0..5u64).collect()
+    });
     bound::join(killer, BOUND, "the killer");
     let _ = std::fs::remove_file(&marker);
     let (index, status) = crashed(outcomes[0].as_ref().unwrap_err()).unwrap();
@@ -162,7 +168,9 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
         })
     };
     let mapping = Arc::clone(&pool);
-    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || mapping.imap(spin_double, 0..10_000u64).collect());
+    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
+        mapping.imap(spin_double, 0..10_000u64).collect()
+    });
     done.store(true, Ordering::SeqCst);
     let kills = bound::join(killer, BOUND, "the killer");
     assert_eq!(outcomes.len(), 10_000);
@@ -189,9 +197,11 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
 /// Waits until none of `pids` runs. Workers exit as soon as their pool's connection closes;
 /// the bound only catches one that never does.
 fn wait_gone(pids: &[u32]) {
-    bound::until(BOUND, &format!("workers {pids:?} exit with their pool"), || {
-        !pids.iter().any(|&pid| running(pid))
-    });
+    bound::until(
+        BOUND,
+        &format!("workers {pids:?} exit with their pool"),
+        || !pids.iter().any(|&pid| running(pid)),
+    );
 }
 
 /// A process that starts a pool, reports its workers' pids, and waits forever.
@@ -230,6 +240,8 @@ fn dropping_or_terminating_a_pool_ends_its_workers() {
     let pids = pool.worker_pids();
     pool.terminate();
     wait_gone(&pids);
-    let refused = bound::call(BOUND, "a map on a terminated pool", || pool.map(|x: u64| x, [1]));
+    let refused = bound::call(BOUND, "a map on a terminated pool", || {
+        pool.map(|x: u64| x, [1])
+    });
     assert!(matches!(refused, Err(Error::PoolClosed)));
 }

@@ -174,10 +174,8 @@ fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
     let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let pids = pool.worker_pids();
-    let marker = std::env::temp_dir().join(format!(
-        "skp-pool-modifiers-{}-started",
-        std::process::id()
-    ));
+    let marker =
+        std::env::temp_dir().join(format!("skp-pool-modifiers-{}-started", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     let items = [1, 2, 3].map(|x| (x, marker.to_string_lossy().into_owned()));
     let job = pool.background().map(slow_marked, items);

@@ -144,7 +144,10 @@ fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
             waiter.is_finished()
         });
         let finished = waiter.join().unwrap();
-        assert!(finished, "wait() ran into its timeout instead of seeing the process finish");
+        assert!(
+            finished,
+            "wait() ran into its timeout instead of seeing the process finish"
+        );
     });
     handle.result_timeout(Duration::from_secs(10)).unwrap();
 }
@@ -199,7 +202,9 @@ impl MidFrame {
                 let tid = pid::current_tid();
                 thread::spawn(move || {
                     // Die once this thread sleeps inside the write (the socket is full).
-                    eventually(Duration::from_secs(2), || pid::thread_state(tid) == Some('S'));
+                    eventually(Duration::from_secs(2), || {
+                        pid::thread_state(tid) == Some('S')
+                    });
                     unsafe { libc::raise(libc::SIGKILL) };
                 });
                 ctx.tell(message)?;
@@ -455,9 +460,11 @@ fn f08_dropping_a_pending_result_future_kills_and_reaps_the_child() {
     assert!(matches!(future.as_mut().poll(&mut cx), Poll::Pending));
     drop(future);
     // The idler never ends by itself: only the drop can end it, so the bound is a wait.
-    bound::until(BOUND, "the child is reaped once its result future is dropped", || {
-        reaped(pid)
-    });
+    bound::until(
+        BOUND,
+        "the child is reaped once its result future is dropped",
+        || reaped(pid),
+    );
 }
 
 // Finding 9: Duration::MAX means "no limit" everywhere, never a panic.

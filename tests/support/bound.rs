@@ -106,7 +106,9 @@ fn watch(limit: Duration, hung: String) -> Bound {
         let deadline = Instant::now().checked_add(limit);
         let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
         while !*done {
-            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 eprintln!("{hung} did not finish within its bound of {limit:?}; aborting");
                 std::process::abort();

@@ -44,7 +44,12 @@ pub fn reaped(pid: u32) -> bool {
 /// The parent of `pid`, `None` once it is reaped.
 pub fn parent(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Sends `signal` to `pid`, asserting it was delivered.
@@ -58,5 +63,10 @@ pub fn signal(pid: u32, signal: i32) {
 
 fn stat_state(path: &str) -> Option<char> {
     let stat = std::fs::read_to_string(path).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
