@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 #[path = "support/bound.rs"]
 mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 
@@ -237,6 +241,7 @@ impl Counter {
 
 #[test]
 fn try_tell_never_waits_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
     let child = handle.pid();
     stop_child(child);
@@ -272,6 +277,7 @@ fn try_tell_never_waits_on_a_stopped_child() {
 
 #[test]
 fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
     let child = handle.pid();
     stop_child(child);
@@ -300,6 +306,7 @@ fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
 
 #[test]
 fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
     let child = handle.pid();
     stop_child(child);
@@ -364,16 +371,19 @@ fn error_hook_dies(name: &str, how: Die) {
 
 #[test]
 fn an_error_hook_that_exits_keeps_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     error_hook_dies("exit", Die::Exit(3));
 }
 
 #[test]
 fn an_error_hook_that_kills_itself_keeps_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     error_hook_dies("sigkill", Die::Signal(libc::SIGKILL));
 }
 
 #[test]
 fn a_frozen_error_hook_times_out_into_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     let config = ErrHooks::default_config().timeout(Hook::Error, Duration::from_millis(100));
     let result = ErrHooks {
         run_how: Some(Die::Err),
@@ -418,6 +428,7 @@ fn assert_cut(result: Result<(), Error>, kind: FailureKind) {
 
 #[test]
 fn a_long_error_message_is_cut_to_fit() {
+    let _bound = bound::within(TEST_BOUND);
     let result = LongErr {
         len: 100_000,
         panic: false,
@@ -430,6 +441,7 @@ fn a_long_error_message_is_cut_to_fit() {
 
 #[test]
 fn a_long_error_message_fits_the_smallest_frame_limit() {
+    let _bound = bound::within(TEST_BOUND);
     let config = LongErr::default_config().max_frame_bytes(64 * 1024);
     for panic in [false, true] {
         let result = LongErr {
@@ -449,6 +461,7 @@ fn a_long_error_message_fits_the_smallest_frame_limit() {
 
 #[test]
 fn timer_samples_survive_a_restart() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Crasher::default_config().lives(2);
     let handle = Crasher {
         at_run: 3,
@@ -482,6 +495,7 @@ fn timer_samples_survive_a_restart() {
 
 #[test]
 fn the_smallest_frame_limit_is_usable() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Counter::default_config().max_frame_bytes(64 * 1024);
     let result = Counter { n: 0 }
         .start_with(config)
@@ -492,6 +506,7 @@ fn the_smallest_frame_limit_is_usable() {
 
 #[test]
 fn configurations_no_child_could_run_with_are_refused_before_spawning() {
+    let _bound = bound::within(TEST_BOUND);
     // The floor: the quickest of three starts that do spawn a child (it is killed at once).
     let spawn_floor = (0..3)
         .map(|_| {

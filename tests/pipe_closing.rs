@@ -10,6 +10,10 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 
@@ -40,6 +44,7 @@ impl Waiter {
 
 #[test]
 fn the_parent_dropping_the_anchor_closes_the_childs_point() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = Waiter { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
@@ -63,6 +68,7 @@ impl OneShot {
 
 #[test]
 fn a_child_that_exits_is_closed_after_its_last_message() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = OneShot { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
@@ -90,6 +96,7 @@ impl Sleeper {
 
 #[test]
 fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = Sleeper { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(1));
@@ -126,6 +133,7 @@ impl Holder {
 
 #[test]
 fn a_point_used_by_a_second_process_is_refused_at_its_connection() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     // A copy of the point, as a user could make by serializing it twice.
     let bytes = skprocess::wire::encode(&point).unwrap();
@@ -164,6 +172,7 @@ impl CrashOnce {
 
 #[test]
 fn a_point_connects_again_after_its_process_is_restarted() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = CrashOnce { pipe: point }.start().unwrap();
     anchor.send(1).unwrap();
@@ -179,6 +188,7 @@ fn a_point_connects_again_after_its_process_is_restarted() {
 
 #[test]
 fn a_full_pipe_makes_try_send_give_the_message_back() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point): (Anchor<Vec<u8>, u32>, Point<u32, Vec<u8>>) = Pipe::pair().unwrap();
     let chunk = vec![7u8; 16 * 1024];
     // Nobody reads: the point's queue (its socket buffer) fills up.
@@ -217,6 +227,7 @@ fn a_full_pipe_makes_try_send_give_the_message_back() {
 
 #[test]
 fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
+    let _bound = bound::within(TEST_BOUND);
     let mut config = PipeConfig::default();
     config.accept_timeout = Duration::from_millis(100);
     let (anchor, _point) = Pipe::pair_with::<u32, u32>(config).unwrap();
@@ -239,6 +250,7 @@ fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
 
 #[test]
 fn a_message_over_the_limit_is_refused_at_the_sender() {
+    let _bound = bound::within(TEST_BOUND);
     let mut config = PipeConfig::default();
     config.max_message_bytes = 64 * 1024;
     let (anchor, point) = Pipe::pair_with::<Vec<u8>, u32>(config).unwrap();
@@ -253,6 +265,7 @@ fn a_message_over_the_limit_is_refused_at_the_sender() {
 
 #[test]
 fn a_point_rebuilt_with_other_message_types_is_refused() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let bytes = skprocess::wire::encode(&point).unwrap();
     let wrong: Point<u64, u32> = skprocess::wire::decode(&bytes).unwrap();
@@ -282,6 +295,7 @@ impl BigSender {
 
 #[test]
 fn large_messages_arrive_whole_and_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, serde_bytes::ByteBuf>().unwrap();
     let handle = BigSender {
         pipe: point,
@@ -303,6 +317,7 @@ fn large_messages_arrive_whole_and_in_order() {
 
 #[test]
 fn large_and_small_sends_from_two_threads_never_interleave() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, (u8, serde_bytes::ByteBuf)>().unwrap();
     let point = std::sync::Arc::new(point);
     let senders: Vec<_> = [(1u8, 200_000usize), (2, 10)]
@@ -332,6 +347,7 @@ fn large_and_small_sends_from_two_threads_never_interleave() {
 
 #[test]
 fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point): (
         Anchor<serde_bytes::ByteBuf, u32>,
         Point<u32, serde_bytes::ByteBuf>,

@@ -13,6 +13,10 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 use pid::running;
@@ -52,6 +56,7 @@ fn wait_for_workers(pool: &Pool, n: usize) {
 
 #[test]
 fn sigkill_abort_and_segfault_fail_exactly_the_running_item_and_the_rest_finish() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(2).unwrap());
     for (signal, name) in [
         (libc::SIGKILL, "SIGKILL"),
@@ -103,6 +108,7 @@ fn sleep_then_double(x: u64) -> u64 {
 
 #[test]
 fn a_worker_sigkilled_from_outside_fails_its_running_item_with_the_signal() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(1).unwrap());
     let pid = pool.worker_pids()[0];
     let marker = sleeping_marker(std::process::id());
@@ -142,6 +148,7 @@ fn spin_double(x: u64) -> u64 {
 
 #[test]
 fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
+    let _bound = bound::within(TEST_BOUND);
     let workers = 3;
     let pool = Arc::new(Pool::new(workers).unwrap());
     let done = Arc::new(AtomicBool::new(false));
@@ -221,6 +228,7 @@ impl PoolOwner {
 
 #[test]
 fn workers_exit_when_the_pools_process_is_sigkilled() {
+    let _bound = bound::within(TEST_BOUND);
     let owner = PoolOwner.start().unwrap();
     let pids = owner.listen(BOUND).unwrap().unwrap();
     assert_eq!(pids.len(), 2);
@@ -232,6 +240,7 @@ fn workers_exit_when_the_pools_process_is_sigkilled() {
 
 #[test]
 fn dropping_or_terminating_a_pool_ends_its_workers() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let pids = pool.worker_pids();
     drop(pool);

@@ -14,6 +14,10 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 
@@ -37,6 +41,7 @@ impl Summer {
 
 #[test]
 fn four_reader_processes_sum_a_thousand_messages_to_499500() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let readers: Vec<_> = (0..4)
         .map(|_| {
@@ -106,6 +111,7 @@ fn collect_results(out: &Queue<u64>) -> std::thread::JoinHandle<(HashMap<u64, u6
 
 #[test]
 fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
+    let _bound = bound::within(TEST_BOUND);
     const N: u64 = 3000;
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let collector = collect_results(&out);
@@ -162,6 +168,7 @@ impl Waiter {
 
 #[test]
 fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, started) = (Queue::new().unwrap(), Queue::new().unwrap());
     let handle = Waiter {
         q: q.clone(),
@@ -211,6 +218,7 @@ impl TwoThreads {
 
 #[test]
 fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_handle() {
+    let _bound = bound::within(TEST_BOUND);
     let q = Queue::new().unwrap();
     let handle = TwoThreads { q: q.clone() }.start().unwrap();
     handle.result_timeout(BOUND).unwrap();
@@ -232,6 +240,7 @@ fn sum_worker(q: Queue<u64>, out: Queue<u64>) {
 
 #[test]
 fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let workers = (0..3)
         .map(|_| skprocess::run(sum_worker, (q.clone(), out.clone())))

@@ -16,6 +16,10 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 
@@ -53,6 +57,7 @@ impl FreeCounter {
 
 #[test]
 fn f01_an_endless_process_keeps_running_while_the_parent_reads_nothing() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = FreeCounter::default().start().unwrap();
     let idle_from = Instant::now();
     thread::sleep(Duration::from_millis(500));
@@ -100,6 +105,7 @@ fn assert_send_sync<T: Send + Sync>() {}
 
 #[test]
 fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
+    let _bound = bound::within(TEST_BOUND);
     assert_send_sync::<Handle<Idler>>();
     let handle = Idler.start().unwrap();
     let (tid_tx, tid_rx) = mpsc::channel();
@@ -237,11 +243,13 @@ fn assert_restarts_after_a_cut_frame(mode: u8) {
 
 #[test]
 fn f03_a_crash_in_the_middle_of_a_frame_is_restarted_with_a_life() {
+    let _bound = bound::within(TEST_BOUND);
     assert_restarts_after_a_cut_frame(0);
 }
 
 #[test]
 fn f03_a_sigkill_during_a_32_mib_tell_is_restarted_with_a_life() {
+    let _bound = bound::within(TEST_BOUND);
     assert_restarts_after_a_cut_frame(1);
 }
 
@@ -259,6 +267,7 @@ impl CrashLoop {
 
 #[test]
 fn f04_kill_during_constant_restarts_leaves_no_child_alive() {
+    let _bound = bound::within(TEST_BOUND);
     let (started, mut later) = (Instant::now(), 0);
     for i in 0..200u64 {
         let handle = CrashLoop.start().unwrap();
@@ -343,6 +352,7 @@ fn run_20k_with_small_frames(lives: u32, abort_at: Option<u64>) -> (Status, Proc
 
 #[test]
 fn f05_twenty_thousand_runs_fit_a_64_kib_frame_limit() {
+    let _bound = bound::within(TEST_BOUND);
     let (status, timers) = run_20k_with_small_frames(1, None);
     assert_eq!(status.completed_runs, 20_000);
     assert_eq!(timers.hooks.run.count(), PROCESS_TIMER_WINDOW);
@@ -351,6 +361,7 @@ fn f05_twenty_thousand_runs_fit_a_64_kib_frame_limit() {
 
 #[test]
 fn f05_a_restart_after_15k_runs_sends_its_timers_within_a_64_kib_limit() {
+    let _bound = bound::within(TEST_BOUND);
     let (status, timers) = run_20k_with_small_frames(2, Some(15_000));
     assert_eq!((status.restarts, status.completed_runs), (1, 20_000));
     assert_eq!(timers.hooks.run.count(), PROCESS_TIMER_WINDOW);
@@ -391,6 +402,7 @@ impl Nested {
 
 #[test]
 fn f06_a_type_in_a_nested_module_runs_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let nested = a::b::Nested.start().unwrap();
     let path = nested.result_timeout(BOUND).unwrap();
     assert!(path.ends_with("::a::b"), "{path}");
@@ -430,6 +442,7 @@ impl EnvProbe {
 
 #[test]
 fn f07_hooks_and_their_subprocesses_never_see_bootstrap_variables() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = EnvProbe::default().start().unwrap();
     let (shell_env, own_env) = handle.result_timeout(BOUND).unwrap();
     assert!(
@@ -452,6 +465,7 @@ fn f07_hooks_and_their_subprocesses_never_see_bootstrap_variables() {
 
 #[test]
 fn f08_dropping_a_pending_result_future_kills_and_reaps_the_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Idler.start().unwrap();
     let pid = handle.pid();
     assert!(running(pid));
@@ -492,6 +506,7 @@ impl Patient {
 
 #[test]
 fn f09_duration_max_is_no_limit_for_every_wait_timeout_and_budget() {
+    let _bound = bound::within(TEST_BOUND);
     let mut config = Patient::default_config().join_in(Duration::MAX);
     config.timeouts = Timeouts::from_fn(|_| Some(Duration::MAX));
     let handle = Arc::new(Patient::default().start_with(config).unwrap());

@@ -10,6 +10,13 @@ use tracing::{Event, Metadata, Subscriber, span};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 const BOUND: Duration = Duration::from_secs(30);
 
 /// One event: its level and its fields as `(name, value)`.
@@ -74,6 +81,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
+    let _bound = bound::within(TEST_BOUND);
     tracing::subscriber::set_global_default(Capture).unwrap();
     let handle = Chatty { item: 21 }.start().unwrap();
     let pid = handle.pid();
