@@ -4,7 +4,7 @@
 #![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 use skprocess::reconnect::Secret;
@@ -99,11 +99,7 @@ fn a_sigkilled_owner_of_every_service_leaves_nothing_in_its_temp_dir() {
         owner.result_timeout(BOUND),
         Err(Error::Crashed { .. })
     ));
-    let deadline = Instant::now() + BOUND;
-    while running(child) {
-        assert!(Instant::now() < deadline, "the owner's child outlived it");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    bound::until(BOUND, "the owner's child exits with it", || !running(child));
     assert_eq!(
         entries(&dir),
         Vec::<String>::new(),
