@@ -110,7 +110,11 @@ fn watch(limit: Duration, hung: String) -> Bound {
                 d.saturating_duration_since(Instant::now())
             });
             if left.is_zero() {
-                eprintln!("{hung} did not finish within its bound of {limit:?}; aborting");
+                // Straight to stderr: `eprintln!` goes to the test's captured output, which
+                // the abort throws away.
+                let said =
+                    format!("{hung} did not finish within its bound of {limit:?}; aborting\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), said.as_bytes());
                 std::process::abort();
             }
             done = changed
