@@ -11,6 +11,8 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+#[path = "support/pid.rs"]
+mod pid;
 
 /// The longest any test here may take before the binary aborts, naming it: the net under
 /// waits that have no per-call bound (share reads and writes, maps, tells).
@@ -314,7 +316,7 @@ struct Writer {
     small: u64,
 }
 
-#[skprocess(inbox = u8, outbox = u8)]
+#[skprocess(inbox = u8, outbox = u32)]
 impl Writer {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         self.journal.count.get()?; // connected, with its ring
@@ -326,6 +328,8 @@ impl Writer {
         for i in 0..self.small {
             self.journal.entries.push(format!("a{i}"));
         }
+        // This thread: the parent starts the share once it sleeps in the large write.
+        ctx.tell(pid::current_tid())?;
         self.journal.entries.push("x".repeat(400 * 1024));
         for i in 0..self.small {
             self.journal.entries.push(format!("b{i}"));
@@ -351,7 +355,10 @@ fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits(
     assert_eq!(writer.listen(BOUND).unwrap(), Some(1));
     journal.stop().unwrap();
     writer.tell(0).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let writing = writer.listen(BOUND).unwrap().expect("the writer's thread");
+    bound::until(BOUND, "the writer waits in its large write", || {
+        pid::state(writing) == Some('S')
+    });
     journal.start().unwrap();
     writer.result_timeout(BOUND).unwrap();
     let entries = journal.entries.get().unwrap();
