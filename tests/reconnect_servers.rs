@@ -3,7 +3,7 @@
 //! a notice and passes locally, but fails under `CI=true`: CI never skips silently.
 
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 use skprocess::reconnect::{PostgresRecipe, RedisRecipe, Secret};
@@ -115,23 +115,15 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
     let handle = worker.start_with(config).unwrap();
     // Wait until the first child is inside its long query, then SIGKILL it there.
     let sleeping = format!("%pg_sleep%sleeping for {table}%");
-    let started = Instant::now();
-    loop {
+    bound::until(BOUND, "the worker starts its long query", || {
         let row = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
                 &[&sleeping],
             )
             .unwrap();
-        if row.get::<_, i64>(0) > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < BOUND,
-            "the worker never started its long query"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        row.get::<_, i64>(0) > 0
+    });
     let first_pid = handle.pid();
     pid::signal(first_pid, libc::SIGKILL);
     handle.result_timeout(BOUND).unwrap();

@@ -2,7 +2,7 @@
 //! (issue 8, item 8): `tracing` events and `log` records, without sharing anything.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 use tracing::field::{Field, Visit};
@@ -86,20 +86,17 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
     let handle = Chatty { item: 21 }.start().unwrap();
     let pid = handle.pid();
     handle.result_timeout(BOUND).unwrap();
-    let started = Instant::now();
-    let records = loop {
-        let records: Vec<_> = SEEN
+    let mut records = Vec::new();
+    bound::eventually(BOUND, || {
+        records = SEEN
             .lock()
             .unwrap()
             .iter()
             .filter(|(_, fields)| field(fields, "pid") == Some(&pid.to_string()))
             .cloned()
             .collect();
-        if records.len() >= 2 || started.elapsed() > BOUND {
-            break records;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        records.len() >= 2
+    });
     assert_eq!(records.len(), 2, "{records:?}");
     let (level, fields) = &records[0];
     assert_eq!(*level, tracing::Level::INFO);
