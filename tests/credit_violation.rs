@@ -7,6 +7,12 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: Duration = Duration::from_secs(300);
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -40,6 +46,7 @@ fn start(extra: u32) -> Handle<Overspender> {
 
 #[test]
 fn a_child_that_overspends_its_credits_is_killed_as_a_crash() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = start(3);
     // Nobody listens, so no credit comes back: the fifth message is one too many.
     assert!(handle.wait(BOUND), "the overspending child was not ended");
@@ -53,6 +60,7 @@ fn a_child_that_overspends_its_credits_is_killed_as_a_crash() {
 
 #[test]
 fn a_child_within_its_credits_finishes() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = start(0);
     let told: Vec<u32> = (0..CREDITS)
         .map(|_| handle.listen(BOUND).unwrap().unwrap())
