@@ -190,7 +190,8 @@ fn connect(variable: OsString) -> Result<(Connection, FrameReader, String), Erro
 /// token from this child's hello cannot make it run anything.
 fn proven_start<'a>(bytes: &'a [u8], proof: &str) -> Result<Start<'a>, Error> {
     let start: Start<'_> = frame::decode(bytes)?;
-    if !protocol::proof_matches(proof, &start.proof) {
+    // The same constant-time comparison as the parent's for the token.
+    if !rendezvous::tokens_match(&start.proof, proof) {
         return Err(Error::Bootstrap {
             detail: "the server this child connected to did not prove it is its parent".into(),
         });

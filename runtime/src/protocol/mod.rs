@@ -83,17 +83,6 @@ pub(crate) fn parent_proof(token: &str) -> String {
     proof
 }
 
-/// Whether the proof a start carried is the expected one, compared without an early exit so
-/// timing tells a forger nothing (the same comparison as the transport's for tokens).
-pub(crate) fn proof_matches(expected: &str, received: &str) -> bool {
-    expected.len() == received.len()
-        && expected
-            .bytes()
-            .zip(received.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// Room a start message needs beside the state itself: key, configuration, and a resume point
 /// that may carry a failure whose message is at most [`MAX_FAILURE_MESSAGE`] bytes.
 pub(crate) const START_OVERHEAD: usize = 16 * 1024;
@@ -146,6 +135,7 @@ mod tests {
     use super::lifecycle::{ToChild, ToParent};
     use super::*;
     use crate::transport::frame;
+    use crate::transport::rendezvous::tokens_match;
 
     #[test]
     fn the_tell_prefix_matches_the_codec_in_both_directions() {
@@ -173,9 +163,9 @@ mod tests {
             !proof.contains("a1b2"),
             "the proof does not give the token away"
         );
-        assert!(proof_matches(&proof, &parent_proof("a1b2")));
-        assert!(!proof_matches(&proof, "a1b2"));
-        assert!(!proof_matches(&proof, ""));
-        assert!(!proof_matches(&proof, &proof[..31]));
+        assert!(tokens_match(&proof, &parent_proof("a1b2")));
+        assert!(!tokens_match(&proof, "a1b2"));
+        assert!(!tokens_match(&proof, ""));
+        assert!(!tokens_match(&proof, &proof[..31]));
     }
 }
