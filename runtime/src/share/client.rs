@@ -58,7 +58,7 @@ struct ClientState {
 }
 
 impl Client {
-    fn new(endpoint: Endpoint) -> Self {
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
         Self {
             endpoint,
             state: Mutex::new(ClientState {
@@ -163,6 +163,16 @@ impl Client {
             Ok(Some(Reply::Value(value))) => Ok(value),
             Ok(Some(Reply::Failed(message))) => Err(Error::Shared(message)),
             Ok(None) | Err(_) => Err(Error::Disconnected),
+        }
+    }
+}
+
+impl Client {
+    /// Stands for a lying peer: publishes `tail` in this connection's ring.
+    #[cfg(test)]
+    pub(crate) fn publish_wild_tail(&self, tail: u64) {
+        if let Some(ring) = self.lock().ring.as_ref() {
+            ring.publish_tail(tail);
         }
     }
 }

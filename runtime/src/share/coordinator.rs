@@ -300,7 +300,10 @@ impl<T: Shared> Core<T> {
                 _ => malformed = true,
             });
             if malformed || drained.is_err() {
-                record(last_error, "a malformed write ring: its peer was dropped".to_owned());
+                record(
+                    last_error,
+                    "a malformed write ring: its peer was dropped".to_owned(),
+                );
                 peer.ring = None;
                 peer.closed = true;
             }

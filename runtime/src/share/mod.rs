@@ -47,6 +47,8 @@ pub(crate) mod handle;
 pub(crate) mod link;
 pub(crate) mod meta;
 pub(crate) mod peer;
+#[cfg(all(test, target_os = "linux"))]
+mod peer_faults;
 pub(crate) mod ring;
 pub(crate) mod session;
 

@@ -280,10 +280,9 @@ fn take_descriptors(message: &libc::msghdr) -> Result<Option<RegionFd>, ()> {
     unsafe {
         let mut header = libc::CMSG_FIRSTHDR(message);
         while !header.is_null() {
-            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS
-            {
-                let bytes = ((*header).cmsg_len as usize)
-                    .saturating_sub(libc::CMSG_LEN(0) as usize);
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let bytes =
+                    ((*header).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
                 let data = libc::CMSG_DATA(header).cast::<RawFd>();
                 for i in 0..bytes / size_of::<RawFd>() {
                     if let Ok(fd) = owned(data.add(i).read_unaligned()) {
