@@ -198,10 +198,8 @@ impl Backend for Client {
         // share, which the coordinator's read barrier relies on.
         let mut state = self.lock();
         if self.lost_write.swap(false, Ordering::SeqCst) {
-            return Err(Error::Shared(
-                "an earlier write was lost: the connection to the share's coordinator broke"
-                    .to_owned(),
-            ));
+            // An earlier write was lost: the connection to the coordinator broke.
+            return Err(Error::Disconnected);
         }
         let answered = self
             .connect_if_needed(&mut state)
