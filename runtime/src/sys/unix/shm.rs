@@ -24,13 +24,13 @@ pub(crate) struct RegionFd(OwnedFd);
 
 impl RegionFd {
     /// Wraps any open file, as a lying peer could send one.
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     pub(crate) fn from_file(file: std::fs::File) -> Self {
         Self(OwnedFd::from(file))
     }
 
     /// Another descriptor of the same region, to map it twice in one process.
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     pub(crate) fn try_clone(&self) -> io::Result<Self> {
         self.0.try_clone().map(Self)
     }
