@@ -2,7 +2,6 @@
 //! an error instead of spinning (fault 1); a reader stopped during a large reply holds up no
 //! one else (fault 3); write rings leave nothing in the file system (fault 5).
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
@@ -11,6 +10,8 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+#[path = "support/pid.rs"]
+mod pid;
 
 /// Every wait is bounded, so a regression fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
@@ -99,25 +100,6 @@ fn a_writer_whose_coordinator_is_gone_gets_an_error_and_never_spins() {
     }
 }
 
-/// Stops a child and lets it go on (or kills it) when dropped, whatever the test did.
-struct Stopped(i32);
-
-impl Stopped {
-    fn new(pid: u32) -> Self {
-        let pid = i32::try_from(pid).unwrap();
-        // SAFETY: a plain signal to our own child.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-        Self(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        // SAFETY: a plain signal to our own child.
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
-    }
-}
-
 /// Fault 3: a reader is stopped (SIGSTOP) right after it asked for a 4 MiB field, so the reply
 /// cannot go out whole; another process's read must still be answered.
 #[test]
@@ -138,16 +120,13 @@ fn a_reader_stopped_during_a_large_reply_does_not_stall_other_readers() {
         // The child counts a read just before it asks: stopping it as soon as the count moves
         // stops it with its request sent and the reply not yet read.
         reads = wait_above(|| share.reads.get().unwrap(), reads);
-        let stopped = Stopped::new(handle.pid());
-        let (sender, answered) = mpsc::channel();
+        pid::signal(handle.pid(), libc::SIGSTOP);
         let other = share.clone();
-        std::thread::spawn(move || sender.send(other.counter.get()));
-        let answer = answered.recv_timeout(BOUND);
-        drop(stopped);
-        assert!(
-            matches!(answer, Ok(Ok(0))),
-            "round {round}: a read stalled behind a stopped reader: {answer:?}"
-        );
+        let answer = bound::on_thread(BOUND, "a read while another reader is stopped", move || {
+            other.counter.get()
+        });
+        pid::signal(handle.pid(), libc::SIGCONT);
+        assert_eq!(answer.unwrap(), 0, "round {round}");
     }
     handle.kill().unwrap();
     let _ = handle.result_timeout(BOUND);
