@@ -28,7 +28,8 @@ use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::peer::apply;
 use crate::share::ring::Ring;
 use crate::share::session::{Read, Session};
-use crate::sys::shm::{self, Bell, Ringer, Watch};
+use crate::sys::Stream;
+use crate::sys::shm::{self, Watch};
 use crate::transport::Connection;
 use crate::transport::frame;
 use crate::transport::service::{Endpoint, Service};
@@ -49,7 +50,7 @@ pub(crate) struct Coordinator<T: Shared> {
     service: Option<Service>,
     endpoint: Endpoint,
     running: Arc<AtomicBool>,
-    wake: Arc<Ringer>,
+    wake: Arc<Stream>,
     slot: Mutex<Slot<T>>,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -68,13 +69,15 @@ impl<T: Shared> Coordinator<T> {
     /// Starts serving `value`.
     pub(crate) fn start_new(value: T) -> Result<Arc<Self>, Error> {
         let (sender, incoming) = mpsc::channel();
-        let (bell, ringer) = shm::bell()?;
+        let (bell, ringer) = Stream::pair()?;
+        bell.set_nonblocking(true)?;
+        ringer.set_nonblocking(true)?;
         let wake = Arc::new(ringer);
         let wake_on_accept = Arc::clone(&wake);
         let service = Service::start("skprocess-share-accept", SHARE_MAX_FRAME, None, {
             move |connection, _hello| {
                 if sender.send(connection).is_ok() {
-                    wake_on_accept.ring();
+                    ring(&wake_on_accept);
                 }
             }
         })?;
@@ -138,7 +141,7 @@ impl<T: Shared> Control for Coordinator<T> {
         };
         self.running.store(false, Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
-        self.wake.ring();
+        ring(&self.wake);
         match thread.join() {
             Ok(core) => {
                 *slot = Slot::Stopped(core);
@@ -188,7 +191,8 @@ struct Core<T> {
     value: T,
     peers: Vec<Session>,
     incoming: Receiver<Connection>,
-    bell: Bell,
+    /// Readable when something woke the loop: a new connection, `stop`.
+    bell: Stream,
     reply: Vec<u8>,
     /// A ring frame, copied out of shared memory before it is decoded.
     scratch: Vec<u8>,
@@ -211,7 +215,7 @@ impl<T: Shared> Core<T> {
             } else {
                 self.wait_readable(Some(Duration::ZERO));
             }
-            self.bell.clear();
+            clear(&self.bell);
             self.peers.iter_mut().for_each(Session::flush);
             self.accept_new();
             self.drain_all();
@@ -313,9 +317,10 @@ impl<T: Shared> Core<T> {
     /// Sleeps until a connection or the bell is readable, or a waiting reply can go on, for
     /// at most `timeout` (`None`: without limit).
     fn wait_readable(&self, timeout: Option<Duration>) {
-        let mut watches: Vec<Watch<'_>> = vec![self.bell.watch()];
+        let mut watches: Vec<Watch<'_>> = vec![Watch::read(&self.bell)];
         watches.extend(self.peers.iter().filter_map(Session::watch));
-        shm::wait_any(&watches, timeout);
+        // A failed wait only means the loop goes round once more.
+        let _ = shm::wait_any(&watches, timeout);
     }
 
     fn accept_new(&mut self) {
@@ -421,6 +426,17 @@ impl<T: Shared> Core<T> {
             }
         }
     }
+}
+
+/// Wakes the loop; a bell that already rings stays rung (its socket is full).
+fn ring(bell: &Stream) {
+    let _ = std::io::Write::write(&mut &*bell, &[1]);
+}
+
+/// Takes every ring so far.
+fn clear(bell: &Stream) {
+    let mut sink = [0u8; 64];
+    while matches!(std::io::Read::read(&mut &*bell, &mut sink), Ok(n) if n > 0) {}
 }
 
 fn record(last_error: &Mutex<Option<String>>, message: String) {

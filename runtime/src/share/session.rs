@@ -8,6 +8,8 @@
 //! its reply (a stopped process) holds at most one reply and one read buffer of memory, and
 //! holds up no one else.
 
+use std::io::ErrorKind;
+
 use crate::protocol::share::ReplyRef;
 use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::peer::Inbound;
@@ -128,8 +130,9 @@ impl Session {
             return;
         }
         let rest = self.out.get(self.out_sent..).unwrap_or_default();
-        match shm::send_nonblocking(self.connection.stream(), rest) {
+        match self.connection.stream().send_nonblocking(rest, &[]) {
             Ok(n) => self.out_sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(_) => self.closed = true,
         }
         if !self.sending() {

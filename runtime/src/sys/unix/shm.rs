@@ -9,14 +9,17 @@
 //! ([`Region::map_peer`]). Elsewhere there is no `memfd`: [`Region::create`] fails and callers
 //! take their socket path.
 //!
-//! The rest are the few calls the coordinator's event loop makes on its streams: a
-//! non-blocking send and receive, waiting on many streams, hang-up detection, and a doorbell
-//! ([`Bell`]) that wakes the loop.
+//! The rest are the two calls the coordinator's event loop makes beyond what [`Stream`]
+//! offers: a non-blocking receive that takes a descriptor with the bytes, and a wait for
+//! readiness to read on some streams and room to write on others (on [`poll_fds`], the one
+//! `poll` of the runtime).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
+
+use super::poll::{poll_fds, pollfd};
+use super::socket::Stream;
 
 /// A descriptor of a shared-memory region, to hand to another process.
 #[derive(Debug)]
@@ -175,7 +178,7 @@ const RECEIVE_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
 type ControlBuffer = [u64; 4];
 
 /// Writes all of `bytes` on `stream` (blocking), with `fd` attached to the first byte.
-pub(crate) fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: &RegionFd) -> io::Result<()> {
+pub(crate) fn send_with_fd(stream: &Stream, bytes: &[u8], fd: &RegionFd) -> io::Result<()> {
     let raw: RawFd = fd.0.as_raw_fd();
     let mut control: ControlBuffer = [0; 4];
     let mut iov = libc::iovec {
@@ -239,7 +242,7 @@ pub(crate) enum Received {
 }
 
 /// One non-blocking read from `stream` into `buf`, taking a descriptor sent with the bytes.
-pub(crate) fn receive(stream: &UnixStream, buf: &mut [u8]) -> Received {
+pub(crate) fn receive(stream: &Stream, buf: &mut [u8]) -> Received {
     let mut control: ControlBuffer = [0; 4];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -301,43 +304,16 @@ fn take_descriptors(message: &libc::msghdr) -> Result<Option<RegionFd>, ()> {
     Ok(found.pop().map(RegionFd))
 }
 
-/// Writes what `stream` takes of `bytes` now, without waiting: the count, `Ok(0)` when the
-/// socket is full; an error when the connection is gone.
-pub(crate) fn send_nonblocking(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `bytes` is a valid buffer of the given length for the call.
-        let n = unsafe {
-            libc::send(
-                stream.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                libc::MSG_DONTWAIT | SEND_FLAGS,
-            )
-        };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                match error.kind() {
-                    io::ErrorKind::Interrupted => {}
-                    io::ErrorKind::WouldBlock => return Ok(0),
-                    _ => return Err(error),
-                }
-            }
-        }
-    }
-}
-
 /// A stream to wait on, and for what.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Watch<'a> {
-    stream: &'a UnixStream,
+    stream: &'a Stream,
     events: libc::c_short,
 }
 
 impl<'a> Watch<'a> {
     /// Bytes to read on `stream`, or a hang-up.
-    pub(crate) fn read(stream: &'a UnixStream) -> Self {
+    pub(crate) fn read(stream: &'a Stream) -> Self {
         Self {
             stream,
             events: libc::POLLIN,
@@ -345,7 +321,7 @@ impl<'a> Watch<'a> {
     }
 
     /// Room to write on `stream`.
-    pub(crate) fn write(stream: &'a UnixStream) -> Self {
+    pub(crate) fn write(stream: &'a Stream) -> Self {
         Self {
             stream,
             events: libc::POLLOUT,
@@ -353,95 +329,14 @@ impl<'a> Watch<'a> {
     }
 }
 
-/// Waits until one of `watches` is ready, or `timeout` passes (`None`: without limit). A
-/// signal ends the wait early; callers check their streams again either way.
-pub(crate) fn wait_any(watches: &[Watch<'_>], timeout: Option<Duration>) {
+/// Waits until one of `watches` is ready, or `timeout` passes (`None`: without limit); the
+/// caller checks its streams again either way.
+pub(crate) fn wait_any(watches: &[Watch<'_>], timeout: Option<Duration>) -> io::Result<()> {
     let mut fds: Vec<libc::pollfd> = watches
         .iter()
-        .map(|watch| libc::pollfd {
-            fd: watch.stream.as_raw_fd(),
-            events: watch.events,
-            revents: 0,
-        })
+        .map(|watch| pollfd(watch.stream.as_raw_fd(), watch.events))
         .collect();
-    let millis = timeout.map_or(-1, |t| {
-        libc::c_int::try_from(t.as_millis()).unwrap_or(libc::c_int::MAX)
-    });
-    // SAFETY: `fds` is a valid array of pollfd of the given length, alive for the call. An
-    // error (EINTR) only means the caller looks once more.
-    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-}
-
-/// Waits up to `timeout` for `stream`'s peer to hang up; whether it did. Only for a stream on
-/// which nothing is expected to arrive meanwhile (bytes that do arrive stay unread).
-pub(crate) fn hung_up(stream: &UnixStream, timeout: Duration) -> bool {
-    let mut fd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `fd` is one valid, exclusively borrowed pollfd.
-    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
-    if ready <= 0 {
-        return false;
-    }
-    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-        return true;
-    }
-    let mut byte = [0u8; 1];
-    // SAFETY: `byte` is a valid one-byte buffer for the call.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            byte.as_mut_ptr().cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n == 0
-}
-
-/// A doorbell: any thread rings it through a [`Ringer`]; the loop that owns the `Bell` waits
-/// on it among its streams ([`Bell::watch`]) and clears it with [`Bell::clear`].
-#[derive(Debug)]
-pub(crate) struct Bell {
-    reader: UnixStream,
-}
-
-/// The ringing side of a [`Bell`].
-#[derive(Debug)]
-pub(crate) struct Ringer {
-    writer: UnixStream,
-}
-
-/// A new doorbell.
-pub(crate) fn bell() -> io::Result<(Bell, Ringer)> {
-    let (reader, writer) = UnixStream::pair()?;
-    reader.set_nonblocking(true)?;
-    writer.set_nonblocking(true)?;
-    Ok((Bell { reader }, Ringer { writer }))
-}
-
-impl Bell {
-    /// What to wait on for a ring.
-    pub(crate) fn watch(&self) -> Watch<'_> {
-        Watch::read(&self.reader)
-    }
-
-    /// Takes every ring so far.
-    pub(crate) fn clear(&self) {
-        let mut sink = [0u8; 64];
-        while matches!((&self.reader).read(&mut sink), Ok(n) if n > 0) {}
-    }
-}
-
-impl Ringer {
-    /// Rings; a bell already rung stays rung.
-    pub(crate) fn ring(&self) {
-        // A full socket already holds a ring.
-        let _ = (&self.writer).write(&[1]);
-    }
+    poll_fds(&mut fds, timeout).map(drop)
 }
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
@@ -453,7 +348,8 @@ mod tests {
         let (region, fd) = Region::create("skp-test", 8192).unwrap();
         // SAFETY: the first byte of a fresh mapping of 8192 bytes.
         unsafe { region.as_ptr().write(42) };
-        let (a, b) = UnixStream::pair().unwrap();
+        let (a, b) = Stream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
         send_with_fd(&a, b"hello", &fd).unwrap();
         let mut buf = [0u8; 16];
         let Received::Bytes(n, Some(fd)) = receive(&b, &mut buf) else {
@@ -472,13 +368,5 @@ mod tests {
         let file = std::fs::File::open("/proc/self/exe").unwrap();
         let fd = RegionFd::from_file(file);
         assert!(Region::map_peer(fd, 4096).is_err(), "an ordinary file");
-    }
-
-    #[test]
-    fn a_hang_up_is_seen() {
-        let (a, b) = UnixStream::pair().unwrap();
-        assert!(!hung_up(&a, Duration::ZERO));
-        drop(b);
-        assert!(hung_up(&a, Duration::from_secs(5)));
     }
 }
