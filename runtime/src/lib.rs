@@ -55,8 +55,8 @@ pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use pool::{
-    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
-    PoolFunction, Spread, Star,
+    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
+    Star,
 };
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};

@@ -152,6 +152,7 @@ pub(crate) fn handshake(
         build: function::build_identity().to_vec(),
     })?;
     connection.send(&Start {
+        proof: crate::protocol::parent_proof(token),
         role,
         key: "",
         state: &build,
