@@ -10,13 +10,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
-use crate::pipe::reader::FrameBuffer;
 use crate::pipe::slot::{Admission, Arrival, Peer};
 
 use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
+use crate::transport::frame::FrameReader;
 use crate::transport::rendezvous::{Hello, random_hex};
 use crate::transport::service::Service;
 
@@ -178,7 +178,7 @@ impl PeerSlot {
         ) {
             return;
         }
-        let mut frames = FrameBuffer::new(max_frame);
+        let mut frames = FrameReader::new(max_frame).keep_large();
         let point_hello = read_with_timeout::<PointHello>(&connection, &mut frames);
         let Some(point_hello) = point_hello else {
             return;
@@ -243,12 +243,12 @@ impl PeerSlot {
 /// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
 pub(super) fn read_with_timeout<T: serde::de::DeserializeOwned>(
     connection: &Connection,
-    frames: &mut FrameBuffer,
+    frames: &mut FrameReader,
 ) -> Option<T> {
     let mut stream = connection.stream();
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
     let message = match frames.read_frame(&mut stream) {
-        Ok(Some(body)) => crate::transport::frame::decode(body).ok(),
+        Ok(Some(body)) => crate::transport::frame::decode(body.bytes()).ok(),
         _ => None,
     };
     stream.set_read_timeout(None).ok()?;

@@ -17,9 +17,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::pipe::PipeError;
-use crate::pipe::reader::FrameBuffer;
 use crate::transport::Connection;
-use crate::transport::frame::{self, WireError};
+use crate::transport::frame::{self, FrameReader, WireError};
 
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
@@ -37,7 +36,7 @@ pub(crate) struct Link {
 
 #[derive(Debug)]
 struct Reader {
-    frames: FrameBuffer,
+    frames: FrameReader,
     /// The socket's current receive timeout, so it is changed only when a call needs another.
     timeout: Option<Duration>,
 }
@@ -55,7 +54,7 @@ pub(crate) enum Sent {
 impl Link {
     /// Wraps a connection whose handshake is done; `frames` keeps what the handshake's reads
     /// already buffered.
-    pub(crate) fn new(connection: Connection, frames: FrameBuffer, peer_pid: u32) -> Self {
+    pub(crate) fn new(connection: Connection, frames: FrameReader, peer_pid: u32) -> Self {
         Self {
             connection,
             sending: Mutex::new(Vec::new()),
@@ -141,7 +140,7 @@ impl Link {
             let mut stream = self.connection.stream();
             match reader.frames.read_frame(&mut stream) {
                 Ok(Some(body)) => {
-                    return frame::decode(body)
+                    return frame::decode(body.bytes())
                         .map(Some)
                         .map_err(|e| PipeError::Malformed(e.to_string()));
                 }

@@ -12,10 +12,10 @@ use crate::child::runtime_context::ChildContext;
 use crate::error::Error;
 use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
-use crate::pipe::reader::FrameBuffer;
 use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
+use crate::transport::frame::FrameReader;
 use crate::transport::service::Endpoint;
 
 /// The end of a pipe that moves into another process: it sends `S` and receives `R` (for a
@@ -122,7 +122,7 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
         None => endpoint.connect(recipe.max_frame),
     };
     let connection = connected.map_err(connect_error)?;
-    let mut frames = FrameBuffer::new(recipe.max_frame);
+    let mut frames = FrameReader::new(recipe.max_frame).keep_large();
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Ready) => {}
         Some(AnchorReply::Refused(refusal)) => return Err(refused(refusal)),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::transport::connection::Connection;
-use crate::transport::frame::{self, HEADER_LEN};
+use crate::transport::frame::{self, FrameReader};
 
 /// How long one connection may take to send its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(2);
@@ -29,9 +29,11 @@ const POLL_SLICE: Duration = Duration::from_millis(10);
 
 /// The first frame on every connection: who the child is and the token it was given.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Hello {
-    pub(crate) token: String,
-    pub(crate) pid: u32,
+pub struct Hello {
+    /// The token the peer proves.
+    pub token: String,
+    /// The process id the peer says it has.
+    pub pid: u32,
 }
 
 /// Returns `bytes` random bytes as lowercase hex.
@@ -115,7 +117,7 @@ pub(crate) struct Rendezvous {
 /// A connection that has not proven the token yet.
 struct Pending {
     stream: UnixStream,
-    received: Vec<u8>,
+    frames: FrameReader,
     deadline: Instant,
 }
 
@@ -190,7 +192,8 @@ impl Rendezvous {
                 self.accept_waiting(pending)?;
             }
             for index in ready.streams.into_iter().rev() {
-                match read_hello(&mut pending[index], token) {
+                let Pending { stream, frames, .. } = &mut pending[index];
+                match read_hello(frames, stream, token) {
                     HelloState::Proven(hello) => {
                         let stream = pending.swap_remove(index).stream;
                         return Ok((Connection::new(stream, max_frame)?, hello));
@@ -214,7 +217,7 @@ impl Rendezvous {
                     let now = Instant::now();
                     pending.push(Pending {
                         stream,
-                        received: Vec::new(),
+                        frames: hello_reader(),
                         deadline: now.checked_add(HELLO_DEADLINE).unwrap_or(now),
                     });
                 }
@@ -277,64 +280,53 @@ fn wait_readable(
     })
 }
 
-enum HelloState {
+/// What reading a connection's hello came to.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum HelloState {
+    /// A whole hello that proves the token.
     Proven(Hello),
+    /// Anything else once it is whole (or cannot become a hello): the connection is dropped.
     Rejected,
+    /// More bytes are needed.
     Incomplete,
 }
 
-/// Reads what a pending connection has sent; judges it once a whole frame is in.
-fn read_hello(pending: &mut Pending, token: &str) -> HelloState {
-    let mut chunk = [0u8; MAX_HELLO + HEADER_LEN];
-    // Read the hello and nothing past it: what a client sends right after its hello (a
-    // service's first request) belongs to the connection, not to the rendezvous.
-    let frame_end = match pending.received.get(..HEADER_LEN) {
-        Some(header) => {
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if len > MAX_HELLO {
-                return HelloState::Rejected;
-            }
-            HEADER_LEN + len
-        }
-        None => HEADER_LEN,
-    };
-    let room = frame_end - pending.received.len();
-    if room == 0 {
-        return judge_hello(&pending.received, token);
-    }
-    match pending.stream.read(&mut chunk[..room]) {
-        Ok(0) => return HelloState::Rejected,
-        Ok(n) => pending.received.extend_from_slice(&chunk[..n]),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            return HelloState::Incomplete;
-        }
-        Err(_) => return HelloState::Rejected,
-    }
-    judge_hello(&pending.received, token)
+/// The reader of one connection's hello: frames up to [`MAX_HELLO`], and nothing read past
+/// the hello, since what a client sends right after it (a service's first request) belongs to
+/// the connection, not to the rendezvous.
+#[doc(hidden)]
+pub fn hello_reader() -> FrameReader {
+    FrameReader::new(MAX_HELLO as u32).exact()
 }
 
-fn judge_hello(received: &[u8], token: &str) -> HelloState {
-    let Some(header) = received.get(..HEADER_LEN) else {
-        return HelloState::Incomplete;
+/// Encodes a hello frame, as a client sends it.
+#[doc(hidden)]
+pub fn hello_frame(token: &str, pid: u32) -> Vec<u8> {
+    let hello = Hello {
+        token: token.to_owned(),
+        pid,
     };
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    if len > MAX_HELLO {
-        return HelloState::Rejected;
+    // A hello of a token longer than `MAX_HELLO` is refused by the rendezvous anyway.
+    frame::encode_frame(&hello, u32::MAX).unwrap_or_default()
+}
+
+/// Reads what a pending connection has sent (`stream` is non-blocking, or anything else
+/// that reads); judges it once a whole frame is in.
+#[doc(hidden)]
+pub fn read_hello<R: Read>(frames: &mut FrameReader, stream: &mut R, token: &str) -> HelloState {
+    match frames.read_frame(stream) {
+        Ok(Some(frame)) => judge_hello(frame.bytes(), token),
+        Err(e) if e.is_timeout() => HelloState::Incomplete,
+        // An end, a frame over the limit, a broken stream.
+        Ok(None) | Err(_) => HelloState::Rejected,
     }
-    let Some(body) = received.get(HEADER_LEN..HEADER_LEN + len) else {
-        return HelloState::Incomplete;
-    };
+}
+
+/// Judges a whole hello frame's body.
+fn judge_hello(body: &[u8], token: &str) -> HelloState {
     match frame::decode::<Hello>(body) {
-        Ok(hello)
-            if received.len() == HEADER_LEN + len && constant_time_eq(&hello.token, token) =>
-        {
-            HelloState::Proven(hello)
-        }
+        Ok(hello) if constant_time_eq(&hello.token, token) => HelloState::Proven(hello),
         _ => HelloState::Rejected,
     }
 }
@@ -452,30 +444,39 @@ mod tests {
         client.join().unwrap();
     }
 
+    fn judge(bytes: &[u8]) -> HelloState {
+        read_hello(&mut hello_reader(), &mut &bytes[..], "secret")
+    }
+
     #[test]
     fn a_hello_over_the_size_limit_or_with_trailing_bytes_is_rejected() {
         let mut oversized = ((MAX_HELLO + 1) as u32).to_le_bytes().to_vec();
-        oversized.resize(HEADER_LEN + MAX_HELLO + 1, b'a');
-        assert!(matches!(
-            judge_hello(&oversized, "secret"),
-            HelloState::Rejected
-        ));
+        oversized.resize(frame::HEADER_LEN + MAX_HELLO + 1, b'a');
+        assert!(matches!(judge(&oversized), HelloState::Rejected));
         let mut trailing = hello_frame("secret", 2);
         trailing.push(0);
-        assert!(matches!(
-            judge_hello(&trailing, "secret"),
-            HelloState::Rejected
-        ));
+        trailing[0] += 1;
+        assert!(matches!(judge(&trailing), HelloState::Rejected));
         let whole = hello_frame("secret", 2);
-        assert!(matches!(
-            judge_hello(&whole, "secret"),
-            HelloState::Proven(_)
-        ));
+        assert!(matches!(judge(&whole), HelloState::Proven(_)));
+        // Cut short and then ended: no hello; cut short on a live stream: more to come.
         let partial = &whole[..whole.len() - 1];
+        assert!(matches!(judge(partial), HelloState::Rejected));
+        let mut frames = hello_reader();
+        let mut live = partial.chain(NeverMore);
         assert!(matches!(
-            judge_hello(partial, "secret"),
+            read_hello(&mut frames, &mut live, "secret"),
             HelloState::Incomplete
         ));
+    }
+
+    /// A stream that has nothing more for now.
+    struct NeverMore;
+
+    impl Read for NeverMore {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
     }
 
     #[test]
