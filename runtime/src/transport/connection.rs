@@ -115,6 +115,53 @@ impl Connection {
         self.send_with_payload_before(&[], &encoded, deadline)
     }
 
+    /// Sends `message` as one frame encoded into the reused buffer, like
+    /// [`send_with_payload_before`](Connection::send_with_payload_before): `Ok(false)` when
+    /// nothing could be written by `deadline`; a frame begun is committed and its rest kept.
+    pub(crate) fn send_message_before<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        let Some(mut outgoing) = self.lock_before(deadline) else {
+            return Ok(false);
+        };
+        if !self.finish_unsent(&mut outgoing, deadline)? {
+            return Ok(false);
+        }
+        let Outgoing { frame, unsent } = &mut *outgoing;
+        frame::encode_frame_into(message, self.max_frame, frame)?;
+        let Some(written) = self.write_before(frame, &[], deadline)? else {
+            return Ok(false);
+        };
+        let (head, _) = rest(frame, &[], written);
+        let more = self.write_rest(head, &[], deadline)?;
+        let (head, _) = rest(head, &[], more);
+        if !head.is_empty() {
+            unsent.extend_from_slice(head);
+            self.has_unsent.store(true, Ordering::Release);
+        }
+        Ok(true)
+    }
+
+    /// Whether the peer sent something or hung up, checked without reading or waiting: for a
+    /// server thread that waits on behalf of a peer which sends nothing while it waits.
+    pub(crate) fn input_pending(&self) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let events = libc::POLLIN | libc::POLLRDHUP;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let events = libc::POLLIN;
+        let mut fd = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: `fd` is one valid, exclusively borrowed pollfd; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        // An interrupted check says nothing: the next one decides.
+        ready > 0
+    }
+
     /// Whether part of a committed frame still waits to be sent.
     pub(crate) fn has_unsent(&self) -> bool {
         self.has_unsent.load(Ordering::Acquire)

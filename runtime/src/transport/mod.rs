@@ -4,8 +4,11 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
-//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
-//!   (shared values, pipes).
+//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
+//!   its accept thread hands each proven connection to a callback (the share coordinator).
+//! - [`server`]: the one server behind every other long-lived endpoint (queues, process
+//!   queues, pipes, the log collector) on top of a service: a cap on connections, a reader
+//!   thread per connection feeding the feature's session, writes with a deadline.
 //!
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
@@ -13,6 +16,7 @@
 pub(crate) mod connection;
 pub mod frame;
 pub(crate) mod rendezvous;
+pub(crate) mod server;
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;
