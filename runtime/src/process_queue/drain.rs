@@ -10,6 +10,7 @@ use crate::pool::function;
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 /// The function a worker process runs (through [`run`](crate::run)): one monomorphised copy
@@ -22,7 +23,7 @@ where
     T: DeserializeOwned,
     F: Fn(T) + Copy,
 {
-    let Ok(connection) = endpoint.connect(max_frame) else {
+    let Ok(connection) = server::connect(&endpoint, max_frame) else {
         return;
     };
     let mut reader = FrameReader::new(max_frame);

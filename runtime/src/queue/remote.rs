@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 thread_local! {
@@ -53,7 +54,11 @@ pub(crate) fn with_link<R>(
     LINKS.with(|links| {
         let mut links = links.borrow_mut();
         if !links.contains_key(&endpoint.token) {
-            let connection = endpoint.connect(max_frame).map_err(|_| closed())?;
+            let connection = match server::connect(endpoint, max_frame) {
+                Ok(connection) => connection,
+                Err(full @ Error::TooManyConnections { .. }) => return Err(full),
+                Err(_) => return Err(closed()),
+            };
             let link = RemoteLink::new(connection, max_frame);
             links.insert(endpoint.token.clone(), link);
         }
