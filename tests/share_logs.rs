@@ -72,14 +72,16 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-#[test]
-fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
-    tracing::subscriber::set_global_default(Capture).unwrap();
-    let handle = Chatty { item: 21 }.start().unwrap();
-    let pid = handle.pid();
-    handle.result_timeout(BOUND).unwrap();
+/// Installs the capturing subscriber once for every test of this file.
+fn capture() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| tracing::subscriber::set_global_default(Capture).unwrap());
+}
+
+/// The records of the child `pid`, waiting until there are at least `count` of them.
+fn records_of(pid: u32, count: usize) -> Vec<Seen> {
     let started = Instant::now();
-    let records = loop {
+    loop {
         let records: Vec<_> = SEEN
             .lock()
             .unwrap()
@@ -87,11 +89,20 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
             .filter(|(_, fields)| field(fields, "pid") == Some(&pid.to_string()))
             .cloned()
             .collect();
-        if records.len() >= 2 || started.elapsed() > BOUND {
-            break records;
+        if records.len() >= count || started.elapsed() > BOUND {
+            return records;
         }
         std::thread::sleep(Duration::from_millis(5));
-    };
+    }
+}
+
+#[test]
+fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
+    capture();
+    let handle = Chatty { item: 21 }.start().unwrap();
+    let pid = handle.pid();
+    handle.result_timeout(BOUND).unwrap();
+    let records = records_of(pid, 2);
     assert_eq!(records.len(), 2, "{records:?}");
     let (level, fields) = &records[0];
     assert_eq!(*level, tracing::Level::INFO);
@@ -101,4 +112,26 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
     let (level, fields) = &records[1];
     assert_eq!(*level, tracing::Level::WARN);
     assert_eq!(field(fields, "message"), Some("through the log crate: 21"));
+}
+
+#[test]
+fn the_collector_of_a_child_spawned_with_a_socket_dir_listens_in_that_dir() {
+    capture();
+    let dir = std::env::temp_dir().join(format!("skp-logs-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let handle = Chatty { item: 4 }
+        .start_with(Chatty::default_config().socket_dir(&dir))
+        .unwrap();
+    let pid = handle.pid();
+    handle.result_timeout(BOUND).unwrap();
+    assert_eq!(records_of(pid, 2).len(), 2);
+    // The spawn's own rendezvous is gone once the child connected: what is left in the
+    // directory is the collector's socket (before, the collector ignored `socket_dir`).
+    let sockets: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("s"))
+        .filter(|socket| socket.exists())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(sockets.len(), 1, "{sockets:?}");
 }

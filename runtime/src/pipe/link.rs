@@ -9,7 +9,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -23,7 +23,7 @@ use crate::transport::frame::{self, FrameReader, WireError};
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
 pub(crate) struct Link {
-    connection: Connection,
+    connection: Arc<Connection>,
     /// Held by every send, so a frame streamed straight to the socket never interleaves with
     /// another; it keeps the scratch buffer of streamed frames.
     sending: Mutex<Vec<u8>>,
@@ -54,7 +54,7 @@ pub(crate) enum Sent {
 impl Link {
     /// Wraps a connection whose handshake is done; `frames` keeps what the handshake's reads
     /// already buffered.
-    pub(crate) fn new(connection: Connection, frames: FrameReader, peer_pid: u32) -> Self {
+    pub(crate) fn new(connection: Arc<Connection>, frames: FrameReader, peer_pid: u32) -> Self {
         Self {
             connection,
             sending: Mutex::new(Vec::new()),
