@@ -7,11 +7,11 @@
 //!   bookkeeping is the sans-IO `machine.rs`: which items wait, which one the worker holds,
 //!   and which worker (by generation) is the live one.
 //! - The worker is started with [`run`](crate::run) running `drain.rs`'s loop, monomorphised
-//!   for the item and handler types; it connects back to the owner's server (`transport::server`) and asks
-//!   for one item at a time (`protocol/process_queue.rs`).
+//!   for the item and handler types; it connects back to the owner's server
+//!   (`transport::server`) and asks for one item at a time (`protocol/process_queue.rs`).
 //! - The server's reader thread for each worker connection answers its requests (a session in
-//!   `owner.rs`); a connection that ends without
-//!   the worker being retired requeues the item it held.
+//!   `owner.rs`); a connection that ends without the worker being retired requeues the item
+//!   it held.
 
 mod drain;
 mod machine;

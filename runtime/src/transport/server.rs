@@ -305,7 +305,10 @@ fn admit<S: Session>(
             move || serve(&shared, &peer, session)
         });
     if spawned.is_err() {
-        tracing::debug!("{}: no thread for a connection; it was dropped", config.name);
+        tracing::debug!(
+            "{}: no thread for a connection; it was dropped",
+            config.name
+        );
         shared.forget(&peer);
         peer.shutdown();
     }

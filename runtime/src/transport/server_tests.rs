@@ -109,7 +109,10 @@ fn a_peer_that_stops_reading_is_dropped_and_never_holds_up_another() {
     round_trip(&other, 1_000_000);
     // The stopped peer's thread gave up at its write deadline and freed its slot; a blocking
     // write would hold both for as long as the peer stays stopped.
-    wait_until(|| server.live() == 1, "the stopped peer still holds its slot");
+    wait_until(
+        || server.live() == 1,
+        "the stopped peer still holds its slot",
+    );
     let next = connect(&endpoint, LIMIT).unwrap();
     round_trip(&next, 10);
 }
@@ -120,7 +123,10 @@ fn a_stalled_handshake_is_dropped_at_its_first_frame_deadline() {
     config.first_frame_timeout = Some(Duration::from_millis(100));
     let server = Server::start(config, |_| Some(Echo)).unwrap();
     let stalled = connect(server.endpoint(), LIMIT).unwrap();
-    wait_until(|| server.live() == 0, "the stalled connection is still served");
+    wait_until(
+        || server.live() == 0,
+        "the stalled connection is still served",
+    );
     let mut stream = stalled.stream();
     stream.set_read_timeout(Some(BOUND)).unwrap();
     assert_eq!(stream.read(&mut [0u8; 1]).unwrap(), 0);

@@ -1,7 +1,8 @@
-//! A long-lived rendezvous for handles that connect from any process: a shared value's
-//! coordinator, a pipe's anchor. The owner hands out an [`Endpoint`] (address and token, which
-//! travel inside serialized handles); whoever presents it gets an authenticated connection,
-//! passed to the owner's handler on the service's accept thread.
+//! A long-lived rendezvous for handles that connect from any process. The owner hands out an
+//! [`Endpoint`] (address and token, which travel inside serialized handles); whoever presents
+//! it gets an authenticated connection, passed to the owner's handler on the service's accept
+//! thread. The share coordinator uses it directly (its reactor reads every connection); every
+//! other long-lived endpoint goes through [`Server`](super::server::Server), built on it.
 //!
 //! Unlike a spawn's rendezvous, a service accepts any number of connections from any process
 //! (the hello's pid is given to the handler, not checked). The socket and its private
