@@ -2,13 +2,20 @@
 //! (issue 8, item 8): `tracing` events and `log` records, without sharing anything.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber, span};
 
 skprocess::test_support!();
+
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -78,26 +85,25 @@ fn capture() {
     INSTALL.call_once(|| tracing::subscriber::set_global_default(Capture).unwrap());
 }
 
-/// The records of the child `pid`, waiting until there are at least `count` of them.
+/// The records of the child `pid`, waiting (bounded) until there are at least `count`.
 fn records_of(pid: u32, count: usize) -> Vec<Seen> {
-    let started = Instant::now();
-    loop {
-        let records: Vec<_> = SEEN
+    let mut records = Vec::new();
+    bound::eventually(BOUND, || {
+        records = SEEN
             .lock()
             .unwrap()
             .iter()
             .filter(|(_, fields)| field(fields, "pid") == Some(&pid.to_string()))
             .cloned()
             .collect();
-        if records.len() >= count || started.elapsed() > BOUND {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        records.len() >= count
+    });
+    records
 }
 
 #[test]
 fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
+    let _bound = bound::within(TEST_BOUND);
     capture();
     let handle = Chatty { item: 21 }.start().unwrap();
     let pid = handle.pid();
@@ -116,6 +122,7 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
 
 #[test]
 fn the_collector_of_a_child_spawned_with_a_socket_dir_listens_in_that_dir() {
+    let _bound = bound::within(TEST_BOUND);
     capture();
     let dir = std::env::temp_dir().join(format!("skp-logs-dir-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
