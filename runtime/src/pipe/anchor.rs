@@ -205,6 +205,8 @@ impl PeerSlot {
                 if let Peer::Connected(old) = &*peer {
                     old.shutdown();
                 }
+                // The server read the handshake; the pipe's stream of messages keeps its room.
+                let frames = frames.keep_large();
                 *peer = Peer::Connected(Arc::new(Link::new(connection, frames, pid)));
                 self.changed.notify_all();
             }
