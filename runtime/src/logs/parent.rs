@@ -51,10 +51,7 @@ fn start_collector(socket_dir: Option<&Path>) -> Option<Server> {
             .unwrap_or_else(PoisonError::into_inner)
             .push(address.clone());
         static REGISTER: Once = Once::new();
-        // SAFETY: registers a plain function without arguments; it only removes files.
-        REGISTER.call_once(|| unsafe {
-            libc::atexit(remove_sockets);
-        });
+        REGISTER.call_once(|| crate::sys::at_exit(remove_sockets));
     }
     Some(server)
 }

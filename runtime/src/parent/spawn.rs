@@ -42,12 +42,13 @@ pub(crate) fn launch(
     let mut rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
     let pid = register_child(shared, &rendezvous, &token)?;
     let deadline = crate::deadline::after(Some(config.connect_timeout));
-    let accepted = rendezvous.accept(&token, config.max_frame_bytes, deadline, || {
+    // Only the child itself, by the kernel's word, is accepted; another process that proves
+    // the token is dropped and the wait goes on.
+    let accepted = rendezvous.accept_child(pid, &token, config.max_frame_bytes, deadline, || {
         child_gone(shared)
     });
     let connection = match accepted {
-        Ok((connection, hello)) if hello.pid == pid => Arc::new(connection),
-        Ok(_) => return Err(abandon(shared, mismatch())),
+        Ok((connection, _)) => Arc::new(connection),
         Err(error) => return Err(abandon(shared, error)),
     };
     let sent = send_start(shared, &connection, state, resume, timers);
@@ -107,10 +108,7 @@ pub(crate) fn command(
 /// The running executable: `/proc/self/exe` on Linux, which still works when the file was
 /// replaced by a rebuild.
 fn own_executable() -> Result<std::path::PathBuf, Error> {
-    if cfg!(target_os = "linux") {
-        return Ok("/proc/self/exe".into());
-    }
-    std::env::current_exe().map_err(Error::Spawn)
+    crate::sys::own_executable().map_err(Error::Spawn)
 }
 
 /// Why to stop waiting for the child to connect: it was killed or it exited.
@@ -131,12 +129,6 @@ fn child_gone(shared: &ProcessShared) -> Option<Error> {
         format!("it {} before connecting", exit::describe_status(status))
     };
     Some(Error::Bootstrap { detail })
-}
-
-fn mismatch() -> Error {
-    Error::Bootstrap {
-        detail: "a process other than the child proved the token".into(),
-    }
 }
 
 /// Kills and reaps a child whose start failed, and passes the error on.

@@ -117,7 +117,8 @@ impl<S, R> Point<S, R> {
 /// anchor sees it.
 fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
     let endpoint = &recipe.endpoint;
-    let connection = server::connect(endpoint, recipe.max_frame).map_err(connect_error)?;
+    let connection =
+        server::connect(endpoint, recipe.max_frame).map_err(|e| connect_error(e.into()))?;
     let mut frames = FrameReader::new(recipe.max_frame).keep_large();
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Ready) => {}
@@ -128,7 +129,9 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
         nonce: recipe.nonce,
         type_hash: types,
     };
-    connection.send(&hello).map_err(connect_error)?;
+    connection
+        .send(&hello)
+        .map_err(|e| connect_error(e.into()))?;
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Accepted { pid }) => Ok(Link::new(Arc::new(connection), frames, pid)),
         Some(AnchorReply::Refused(refusal)) => Err(refused(refusal)),

@@ -137,7 +137,9 @@ pub(crate) fn handshake(
     (role, pid): (Role, u32),
     mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
 ) -> Result<(Arc<Connection>, FrameReader), Error> {
-    let (connection, hello) = rendezvous.accept(token, max_frame, deadline, || {
+    // Only the worker itself, by the kernel's word, is accepted; another process that proves
+    // the token is dropped and the wait goes on.
+    let (connection, _) = rendezvous.accept_child(pid, token, max_frame, deadline, || {
         let status = exited()?;
         Some(Error::Bootstrap {
             detail: format!(
@@ -146,11 +148,6 @@ pub(crate) fn handshake(
             ),
         })
     })?;
-    if hello.pid != pid {
-        return Err(Error::Bootstrap {
-            detail: "a process other than the worker proved the token".into(),
-        });
-    }
     let build = frame::encode(&WorkerStart {
         build: function::build_identity().to_vec(),
     })?;

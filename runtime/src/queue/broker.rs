@@ -143,7 +143,7 @@ impl QueueSession {
             Put::Full(_) => Reply::Put { accepted: false },
             Put::Closed(_) => Reply::Closed,
         };
-        peer.send(&reply)
+        Ok(peer.send(&reply)?)
     }
 
     /// Appends each message of `payload` in order, waiting for room; a payload cut short is a
@@ -160,10 +160,10 @@ impl QueueSession {
                 // The peer hung up while the queue was full: what it sent is dropped with it
                 // (its call did not return, so it was never promised).
                 Put::Full(_) => return Err(Error::Disconnected),
-                Put::Closed(_) => return peer.send(&Reply::Closed),
+                Put::Closed(_) => return Ok(peer.send(&Reply::Closed)?),
             }
         }
-        peer.send(&Reply::Put { accepted: true })
+        Ok(peer.send(&Reply::Put { accepted: true })?)
     }
 
     fn fetch(
@@ -214,7 +214,7 @@ impl QueueSession {
             },
             Taken::Closed => Reply::Closed,
         };
-        peer.send(&reply)
+        Ok(peer.send(&reply)?)
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
+use crate::transport::TransportError;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
 use crate::transport::service::Endpoint;
@@ -56,7 +57,7 @@ pub(crate) fn with_link<R>(
         if !links.contains_key(&endpoint.token) {
             let connection = match server::connect(endpoint, max_frame) {
                 Ok(connection) => connection,
-                Err(full @ Error::TooManyConnections { .. }) => return Err(full),
+                Err(full @ TransportError::TooManyConnections { .. }) => return Err(full.into()),
                 Err(_) => return Err(closed()),
             };
             let link = RemoteLink::new(connection, max_frame);

@@ -6,7 +6,7 @@
 //!   concurrently, each with its own deadline, so a silent or trickling peer never delays
 //!   another. A proven peer is answered with one admission frame before anything else:
 //!   welcome, or — past [`ServerConfig::max_connections`] live connections — a refusal that the
-//!   client's [`connect`] turns into [`Error::TooManyConnections`]. Nothing past the cap gets a
+//!   client's [`connect`] turns into [`TransportError::TooManyConnections`]. Nothing past the cap gets a
 //!   thread.
 //! - **Serving**: one blocking reader thread per admitted connection reads frames with the
 //!   runtime's one [`FrameReader`] and hands each to the feature's [`Session`]; the thread ends
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::transport::connection::Connection;
+use crate::transport::error::TransportError;
 use crate::transport::frame::FrameReader;
 use crate::transport::rendezvous::Hello;
 use crate::transport::service::{Endpoint, Service};
@@ -55,7 +55,7 @@ pub(crate) struct ServerConfig {
     /// temp directory elsewhere).
     pub(crate) socket_dir: Option<PathBuf>,
     /// Most connections served at once; the next is refused with
-    /// [`Error::TooManyConnections`]. Default: [`MAX_CONNECTIONS`].
+    /// [`TransportError::TooManyConnections`]. Default: [`MAX_CONNECTIONS`].
     pub(crate) max_connections: usize,
     /// How long a peer has to take a reply before it is dropped. Default: [`WRITE_TIMEOUT`].
     pub(crate) write_timeout: Duration,
@@ -130,9 +130,9 @@ impl Peer {
     }
 
     /// Sends one frame, giving the peer the server's write timeout to take it; a peer that
-    /// does not is dropped ([`Error::Disconnected`]), so a serving thread never waits on a
+    /// does not is dropped ([`TransportError::Disconnected`]), so a serving thread never waits on a
     /// stopped peer for longer than that.
-    pub(crate) fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), Error> {
+    pub(crate) fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), TransportError> {
         let deadline = Instant::now().checked_add(self.write_timeout);
         match self.connection.send_message_before(message, deadline) {
             Ok(true) if !self.connection.has_unsent() => Ok(()),
@@ -143,10 +143,10 @@ impl Peer {
                     self.write_timeout
                 );
                 self.shutdown();
-                Err(Error::Disconnected)
+                Err(TransportError::Disconnected)
             }
             Err(error) => {
-                if matches!(error, Error::Disconnected) {
+                if matches!(error, TransportError::Disconnected) {
                     self.shutdown();
                 }
                 Err(error)
@@ -208,7 +208,7 @@ impl Server {
     pub(crate) fn start<S: Session>(
         config: ServerConfig,
         mut open: impl FnMut(&Peer) -> Option<S> + Send + 'static,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, TransportError> {
         let shared = Arc::new(Shared {
             config,
             live: Mutex::default(),
@@ -342,9 +342,10 @@ fn serve<S: Session>(shared: &Shared, peer: &Arc<Peer>, mut session: S) {
     shared.forget(peer);
 }
 
-/// Connects to a server and waits for its admission: [`Error::TooManyConnections`] when it
+/// Connects to a server and waits for its admission: [`TransportError::TooManyConnections`]
+/// when it
 /// serves its limit already.
-pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection, Error> {
+pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection, TransportError> {
     let connection = endpoint.connect(max_frame)?;
     let mut stream = connection.stream();
     stream.set_read_timeout(Some(ADMISSION_TIMEOUT))?;
@@ -354,8 +355,8 @@ pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection,
     stream.set_read_timeout(None)?;
     match admission {
         Ok(Some(Admission::Welcome)) => Ok(connection),
-        Ok(Some(Admission::Full { limit })) => Err(Error::TooManyConnections { limit }),
-        Ok(None) | Err(_) => Err(Error::Disconnected),
+        Ok(Some(Admission::Full { limit })) => Err(TransportError::TooManyConnections { limit }),
+        Ok(None) | Err(_) => Err(TransportError::Disconnected),
     }
 }
 

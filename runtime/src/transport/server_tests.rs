@@ -61,7 +61,7 @@ fn the_connection_past_the_cap_is_refused_clearly_and_the_others_keep_working() 
     wait_until(|| server.live() == 2, "two connections served");
     let third = connect(&endpoint, LIMIT);
     assert!(
-        matches!(third, Err(Error::TooManyConnections { limit: 2 })),
+        matches!(third, Err(TransportError::TooManyConnections { limit: 2 })),
         "{third:?}"
     );
     round_trip(&first, 10);

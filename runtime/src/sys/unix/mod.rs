@@ -1,0 +1,30 @@
+//! The Unix implementation of the platform layer: Unix domain sockets (abstract names on
+//! Linux, private 0700 directories elsewhere), `poll`, `waitid`, `clock_gettime` and the
+//! loader's program headers.
+//!
+//! - [`socket`]: the listener and stream every connection runs over.
+//! - [`poll`]: the one wait on many streams, and the single-stream waits built on it.
+//! - [`process`]: signals, liveness without reaping, exit statuses in words, `_exit`.
+//! - [`clock`]: the monotonic clock every process on the machine shares.
+//! - [`image`]: the running executable, its build identity, and where its code lies.
+//! - [`shm`]: shared-memory regions handed between processes (a sealed `memfd` passed over a
+//!   connection on Linux), and the non-blocking socket calls of the share's coordinator.
+
+mod clock;
+pub(crate) mod image;
+mod poll;
+mod process;
+pub(crate) mod shm;
+mod socket;
+
+pub(crate) use clock::monotonic_nanos;
+pub(crate) use image::{build_identity, own_executable};
+pub(crate) use poll::{Source, wait_readable};
+#[allow(unused_imports)] // `kill` waits for the reaper that holds pids (see process.rs).
+pub(crate) use process::kill;
+pub(crate) use process::{at_exit, describe_status, exit_now, has_exited, parent_pid};
+#[cfg(test)]
+pub(crate) use process::{exit_status_from_code, exit_status_killed};
+pub(crate) use socket::{Listener, Stream};
+/// The platform's local stream type, for the public `Reconnect` implementation.
+pub(crate) use std::os::unix::net::UnixStream;
