@@ -66,7 +66,12 @@ fn register_child(
     if slot.killed {
         return Err(Error::Killed);
     }
-    let mut command = command(rendezvous, token, shared.config.max_frame_bytes)?;
+    let mut command = command(
+        rendezvous,
+        token,
+        shared.config.max_frame_bytes,
+        shared.config.socket_dir.as_deref(),
+    )?;
     // Secrets go to the child's environment, never over the socket.
     for (name, value) in &shared.config.secret_env {
         command.env(name, value.expose());
@@ -82,6 +87,7 @@ pub(crate) fn command(
     rendezvous: &Rendezvous,
     token: &str,
     max_frame: u32,
+    socket_dir: Option<&std::path::Path>,
 ) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
@@ -90,7 +96,7 @@ pub(crate) fn command(
             bootstrap::child_variable(token, max_frame, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable() {
+    if let Some(logs) = crate::logs::parent::child_variable(socket_dir) {
         command.env(crate::logs::ENV_LOGS, logs);
     }
     if let Some(entry) = bootstrap::test_entry_name() {

@@ -96,7 +96,7 @@ where
     let arguments = frame::encode(args)?;
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(None)?;
-    let child = command(&rendezvous, &token, MAX_FRAME)?
+    let child = command(&rendezvous, &token, MAX_FRAME, None)?
         .spawn()
         .map_err(Error::Spawn)?;
     let pid = child.id();

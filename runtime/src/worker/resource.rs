@@ -361,7 +361,7 @@ impl<I, O> std::fmt::Debug for WorkerResource<I, O> {
 fn start() -> Result<(Arc<Connection>, FrameReader, Child), Error> {
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(None)?;
-    let mut child = command(&rendezvous, &token, MAX_FRAME)?
+    let mut child = command(&rendezvous, &token, MAX_FRAME, None)?
         .spawn()
         .map_err(Error::Spawn)?;
     let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));
