@@ -11,8 +11,9 @@ use crate::share::client::{Client, SHARE_MAX_FRAME};
 use crate::share::link::Backend;
 use crate::sys::shm::{self, Region, RegionFd};
 use crate::transport::Connection;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
-use crate::transport::service::Endpoint;
+use crate::transport::server;
 
 fn endpoint_of(share: &crate::Share<Pair>) -> Endpoint {
     frame::decode(&frame::encode(share).unwrap()).unwrap()
@@ -20,7 +21,7 @@ fn endpoint_of(share: &crate::Share<Pair>) -> Endpoint {
 
 /// Sends the ring request on a fresh connection, with `fd` when there is one.
 fn ask_to_attach(endpoint: &Endpoint, fd: Option<RegionFd>) -> Connection {
-    let connection = endpoint.connect(SHARE_MAX_FRAME).unwrap();
+    let connection = server::connect(endpoint, SHARE_MAX_FRAME).unwrap();
     let request = frame::encode_frame(&Request::AttachRing, SHARE_MAX_FRAME).unwrap();
     match fd {
         Some(fd) => shm::send_with_fd(connection.stream(), &request, &fd).unwrap(),

@@ -1,146 +1,159 @@
-//! One connection as the coordinator serves it: the bytes read from it, its write ring, and
-//! the reply on its way out.
+//! One connection to a share's coordinator, on the server's reader thread for it: what the
+//! connection's frames become for the applying thread, and how its replies go out.
 //!
-//! Nothing here blocks the coordinator's thread. Reads take what the kernel has; a reply goes
-//! out as far as the socket takes it at once, and the rest waits here until the peer reads
-//! (the loop waits for room among its other streams). While a reply waits, the connection's
-//! requests are not read: a peer has one call in flight at a time, so one that does not read
-//! its reply (a stopped process) holds at most one reply and one read buffer of memory, and
-//! holds up no one else.
+//! The reader thread decodes nothing but the request's kind. A call is handed to the applying
+//! thread as a [`Message`] with the connection, and the reader waits for the call's
+//! [`Answer`]: the applying thread writes the reply itself when the socket takes it at once
+//! (the common case, so no extra wake-up lies between the call and its reply), and otherwise
+//! leaves the rest to this thread, which gives the peer the server's write timeout
+//! ([`Peer::flush`], [`Peer::send`]). A peer has one call in flight at a time (its client waits
+//! for the reply), so waiting here holds up only that peer. A write ring that comes with its
+//! region is mapped here and handed over; a ring request without a region it can map, or a
+//! write on the socket (the runtime's clients send writes through their ring, or as calls),
+//! ends the connection.
 
-use std::io::ErrorKind;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::protocol::share::ReplyRef;
-use crate::share::client::SHARE_MAX_FRAME;
-use crate::share::peer::Inbound;
+use crate::protocol::share::{Reply, Request};
 use crate::share::ring::Ring;
-use crate::sys::shm::{self, RegionFd, Watch};
 use crate::transport::Connection;
 use crate::transport::frame;
+use crate::transport::server::{Flow, Peer, Session};
 
-/// A reply buffer larger than this is given back once sent, so one large read does not keep
-/// its memory for the life of the connection.
-const KEEP_REPLY_CAPACITY: usize = 1 << 20;
-
-/// One connection to the coordinator.
-pub(crate) struct Session {
-    pub(crate) connection: Connection,
-    pub(crate) inbound: Inbound,
-    /// The process's write ring, once it handed one over.
-    pub(crate) ring: Option<Ring>,
-    /// A descriptor that arrived with the bytes, waiting for the ring request among them.
-    ring_fd: Option<RegionFd>,
-    /// A call was read and waits for the next full drain before it is answered.
-    pub(crate) call_waiting: bool,
-    pub(crate) closed: bool,
-    /// The encoded reply frame being sent, and how much of it went out.
-    out: Vec<u8>,
-    out_sent: usize,
+/// What the reader threads tell the applying thread, in one bounded channel.
+pub(crate) enum Message {
+    /// A call frame (an encoded [`Request::Call`]) to apply after every ring is drained, and
+    /// answer on `connection`; the outcome goes to `answered`.
+    Call {
+        frame: Vec<u8>,
+        connection: Arc<Connection>,
+        answered: SyncSender<Answer>,
+    },
+    /// Connection `id` handed over its write ring.
+    Attach {
+        id: u64,
+        ring: Ring,
+        connection: Arc<Connection>,
+    },
+    /// Connection `id` ended: its ring is drained one last time, then dropped.
+    Ended { id: u64 },
+    /// A writer published in its ring while the applying thread slept.
+    Wake,
+    /// The owner stops the applying thread (`Share::stop`).
+    Stop,
 }
 
-/// What one read got.
-pub(crate) enum Read {
-    Bytes,
-    Nothing,
-    Closed,
+/// How far the applying thread got with a reply.
+pub(crate) enum Answer {
+    /// It went out whole.
+    Sent,
+    /// It is begun; the rest waits in the connection for the peer to read.
+    Flush,
+    /// Nothing went out (the socket was full): the reader thread sends it.
+    Send(Reply),
+    /// The connection broke.
+    Broken,
 }
 
-impl Session {
-    pub(crate) fn new(connection: Connection) -> Self {
+/// One connection's session: forwards its requests to the applying thread.
+pub(crate) struct ShareSession {
+    id: u64,
+    applier: SyncSender<Message>,
+    answers: (SyncSender<Answer>, Receiver<Answer>),
+    has_ring: bool,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl ShareSession {
+    pub(crate) fn new(
+        id: u64,
+        applier: SyncSender<Message>,
+        last_error: Arc<Mutex<Option<String>>>,
+    ) -> Self {
         Self {
-            connection,
-            inbound: Inbound::new(SHARE_MAX_FRAME),
-            ring: None,
-            ring_fd: None,
-            call_waiting: false,
-            closed: false,
-            out: Vec::new(),
-            out_sent: 0,
+            id,
+            applier,
+            // One call in flight, so one answer at a time: the applier's send never waits.
+            answers: std::sync::mpsc::sync_channel(1),
+            has_ring: false,
+            last_error,
         }
     }
 
-    /// Whether part of a reply still waits for the peer to read.
-    pub(crate) fn sending(&self) -> bool {
-        self.out_sent < self.out.len()
-    }
-
-    /// Whether its requests are read now: open, no call held, no reply on its way.
-    pub(crate) fn readable(&self) -> bool {
-        !self.closed && !self.call_waiting && !self.sending()
-    }
-
-    /// What the loop waits for on this connection, if anything.
-    pub(crate) fn watch(&self) -> Option<Watch<'_>> {
-        let stream = self.connection.stream();
-        if self.closed {
-            None
-        } else if self.sending() {
-            Some(Watch::write(stream))
-        } else if !self.call_waiting {
-            Some(Watch::read(stream))
-        } else {
-            None
+    fn call(&mut self, peer: &Peer, frame: &[u8]) -> Flow {
+        let message = Message::Call {
+            frame: frame.to_vec(),
+            connection: Arc::clone(peer.connection()),
+            answered: self.answers.0.clone(),
+        };
+        if self.applier.send(message).is_err() {
+            return Flow::Close;
+        }
+        // Waits as long as the share is stopped; ends when the coordinator is gone.
+        let sent = match self.answers.1.recv() {
+            Ok(Answer::Sent) => Ok(()),
+            Ok(Answer::Flush) => peer.flush(),
+            Ok(Answer::Send(reply)) => peer.send(&reply),
+            Ok(Answer::Broken) | Err(_) => return Flow::Close,
+        };
+        match sent {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close,
         }
     }
 
-    /// One non-blocking read. A descriptor that comes with the bytes is kept for the ring
-    /// request; a second one, or any other control message, ends the connection.
-    pub(crate) fn receive(&mut self) -> Read {
-        match shm::receive(self.connection.stream(), self.inbound.spare()) {
-            shm::Received::Bytes(n, fd) => {
-                self.inbound.filled(n);
-                if let Some(fd) = fd {
-                    if self.ring_fd.is_some() || self.ring.is_some() {
-                        self.closed = true;
-                        return Read::Closed;
-                    }
-                    self.ring_fd = Some(fd);
-                }
-                Read::Bytes
+    /// Maps the ring whose region came with the request and hands it to the applying thread.
+    /// A process's ring writes that cannot be read must not be missed silently: without a
+    /// ring its connection ends, so its next call fails.
+    fn attach(&mut self, peer: &Peer) -> Flow {
+        let attached = match (self.has_ring, peer.take_region()) {
+            (false, Some(fd)) => Ring::attach(fd),
+            _ => Err(std::io::Error::other("no region came with the request")),
+        };
+        let ring = match attached {
+            Ok(ring) => ring,
+            Err(error) => {
+                let message = format!("cannot map a write ring: {error}");
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(message);
+                return Flow::Close;
             }
-            shm::Received::Nothing => Read::Nothing,
-            shm::Received::Closed | shm::Received::Refused => {
-                self.closed = true;
-                Read::Closed
-            }
+        };
+        let message = Message::Attach {
+            id: self.id,
+            ring,
+            connection: Arc::clone(peer.connection()),
+        };
+        if self.applier.send(message).is_err() {
+            return Flow::Close;
+        }
+        self.has_ring = true;
+        Flow::Continue
+    }
+}
+
+impl Session for ShareSession {
+    fn on_frame(&mut self, peer: &Peer, frame: &[u8]) -> Flow {
+        match frame::decode::<Request>(frame) {
+            Ok(Request::Call { .. }) => self.call(peer, frame),
+            Ok(Request::AttachRing) => self.attach(peer),
+            Ok(Request::Wake) => match self.applier.try_send(Message::Wake) {
+                // A full channel wakes the applier anyway: it drains every ring as it works.
+                Ok(()) | Err(TrySendError::Full(_)) => Flow::Continue,
+                Err(TrySendError::Disconnected(_)) => Flow::Close,
+            },
+            Ok(Request::Write { .. }) | Err(_) => Flow::Close,
         }
     }
 
-    /// The descriptor that came with the ring request.
-    pub(crate) fn take_ring_fd(&mut self) -> Option<RegionFd> {
-        self.ring_fd.take()
-    }
-
-    /// Queues `reply` and sends what the socket takes now.
-    pub(crate) fn reply(&mut self, reply: &ReplyRef<'_>) {
-        self.out_sent = 0;
-        if frame::encode_frame_into(reply, SHARE_MAX_FRAME, &mut self.out).is_err() {
-            let failed = ReplyRef::Failed("the reply is larger than a frame");
-            if frame::encode_frame_into(&failed, SHARE_MAX_FRAME, &mut self.out).is_err() {
-                self.closed = true;
-                return;
-            }
-        }
-        self.flush();
-    }
-
-    /// Sends what the socket takes of the waiting reply, without waiting.
-    pub(crate) fn flush(&mut self) {
-        if !self.sending() || self.closed {
-            return;
-        }
-        let rest = self.out.get(self.out_sent..).unwrap_or_default();
-        match self.connection.stream().send_nonblocking(rest, &[]) {
-            Ok(n) => self.out_sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-            Err(_) => self.closed = true,
-        }
-        if !self.sending() {
-            self.out_sent = 0;
-            self.out.clear();
-            if self.out.capacity() > KEEP_REPLY_CAPACITY {
-                self.out = Vec::new();
-            }
+    /// The last writes of a peer that hung up returned before it did: its ring is drained
+    /// once more before it is dropped.
+    fn on_end(&mut self, _peer: &Peer) {
+        if self.has_ring {
+            let _ = self.applier.send(Message::Ended { id: self.id });
         }
     }
 }

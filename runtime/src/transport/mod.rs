@@ -5,11 +5,11 @@
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
-//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
-//!   its accept thread hands each proven connection to a callback (the share coordinator).
-//! - [`server`]: the one server behind every other long-lived endpoint (queues, process
-//!   queues, pipes, the log collector) on top of a service: a cap on connections, a reader
-//!   thread per connection feeding the feature's session, writes with a deadline.
+//! - [`endpoint`]: where a long-lived server listens (what a handle carries to reach it), and
+//!   the accept thread that passes each proven connection to the server's admission.
+//! - [`server`]: the one server behind every long-lived endpoint (share coordinators, queues,
+//!   process queues, pipes, the log collector): a cap on connections, a reader thread per
+//!   connection feeding the feature's session, writes with a deadline.
 //!
 //! It stands on `sys` alone: sockets, waits and the peer's pid come from there, and nothing
 //! from the layers above is imported.
@@ -18,11 +18,11 @@
 //! live in `protocol`.
 
 pub(crate) mod connection;
+pub(crate) mod endpoint;
 pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
 pub(crate) mod server;
-pub(crate) mod service;
 
 pub(crate) use connection::Connection;
 pub use error::TransportError;
