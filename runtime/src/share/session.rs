@@ -12,7 +12,7 @@
 //! write on the socket (the runtime's clients send writes through their ring, or as calls),
 //! ends the connection.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::protocol::share::{Reply, Request};
@@ -60,7 +60,6 @@ pub(crate) enum Answer {
 pub(crate) struct ShareSession {
     id: u64,
     applier: SyncSender<Message>,
-    answers: (SyncSender<Answer>, Receiver<Answer>),
     has_ring: bool,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -74,24 +73,26 @@ impl ShareSession {
         Self {
             id,
             applier,
-            // One call in flight, so one answer at a time: the applier's send never waits.
-            answers: std::sync::mpsc::sync_channel(1),
             has_ring: false,
             last_error,
         }
     }
 
     fn call(&mut self, peer: &Peer, frame: &[u8]) -> Flow {
+        // A slot for this call's one answer (so the applier's send never waits); its only
+        // sender travels with the call, so a call dropped unanswered (the coordinator is
+        // gone) ends the wait.
+        let (answered, answer) = std::sync::mpsc::sync_channel(1);
         let message = Message::Call {
             frame: frame.to_vec(),
             connection: Arc::clone(peer.connection()),
-            answered: self.answers.0.clone(),
+            answered,
         };
         if self.applier.send(message).is_err() {
             return Flow::Close;
         }
         // Waits as long as the share is stopped; ends when the coordinator is gone.
-        let sent = match self.answers.1.recv() {
+        let sent = match answer.recv() {
             Ok(Answer::Sent) => Ok(()),
             Ok(Answer::Flush) => peer.flush(),
             Ok(Answer::Send(reply)) => peer.send(&reply),
