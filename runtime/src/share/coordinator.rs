@@ -24,19 +24,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Error;
-use crate::protocol::share::{Reply, ReplyRef, Request};
+use crate::protocol::share::{ReplyRef, Request};
 use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::peer::apply;
 use crate::share::ring::Ring;
-use crate::share::session::{Answer, Message, ShareSession};
+use crate::share::session::{Message, Outbox, ShareSession};
+use crate::transport::Connection;
 use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::server::{MAX_CONNECTIONS, Peer, Server, ServerConfig};
-use crate::transport::{Connection, TransportError};
 
 /// Messages the channel to the applying thread holds before a reader thread waits.
 const CHANNEL_BOUND: usize = 1024;
@@ -239,16 +239,10 @@ impl<T: Shared> Core<T> {
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Call {
-                frame,
-                connection,
-                answered,
-            } => {
+            Message::Call { frame, outbox } => {
                 // The read barrier: every write published before the call was sent.
                 self.drain_rings();
-                let answer = self.answer(&frame, &connection);
-                // One call in flight per connection: the answer's slot is free.
-                let _ = answered.try_send(answer);
+                self.answer(&frame, &outbox);
             }
             Message::Attach {
                 id,
@@ -348,8 +342,8 @@ impl<T: Shared> Core<T> {
         });
     }
 
-    /// Applies a call and writes its reply as far as the socket takes it now.
-    fn answer(&mut self, frame: &[u8], connection: &Connection) -> Answer {
+    /// Applies a call and sends its reply (never waiting for the peer).
+    fn answer(&mut self, frame: &[u8], outbox: &Outbox) {
         let Self {
             value,
             reply,
@@ -357,27 +351,15 @@ impl<T: Shared> Core<T> {
             ..
         } = self;
         let Ok(Request::Call { target, args }) = frame::decode::<Request>(frame) else {
-            return Answer::Broken;
+            // The reader let only calls through: not reached.
+            return outbox.abandon();
         };
-        let failed = apply(value, target, args, reply, last_error).err();
-        if let Some(message) = &failed {
-            record(last_error, message.clone());
-        }
-        let outgoing = match &failed {
-            None => ReplyRef::Value(reply),
-            Some(message) => ReplyRef::Failed(message),
-        };
-        match connection.send_message_before(&outgoing, Some(Instant::now())) {
-            Ok(true) if connection.has_unsent() => Answer::Flush,
-            Ok(true) => Answer::Sent,
-            Ok(false) => Answer::Send(match failed {
-                None => Reply::Value(reply.clone()),
-                Some(message) => Reply::Failed(message),
-            }),
-            Err(TransportError::Wire(_)) => {
-                Answer::Send(Reply::Failed("the reply is larger than a frame".to_owned()))
+        match apply(value, target, args, reply, last_error) {
+            Ok(()) => outbox.reply(&ReplyRef::Value(reply)),
+            Err(message) => {
+                outbox.reply(&ReplyRef::Failed(&message));
+                record(last_error, message);
             }
-            Err(_) => Answer::Broken,
         }
     }
 }
@@ -391,6 +373,7 @@ mod tests {
     use super::*;
     use crate::share::builtins::tests::Pair;
     use crate::share::client::Client;
+    use std::time::Instant;
 
     /// One connection per process and share: past the cap, the next process's first use
     /// fails with a clear error, and the processes already served keep working.

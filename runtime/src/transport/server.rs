@@ -167,26 +167,6 @@ impl Peer {
         }
     }
 
-    /// Sends what is left of a frame another thread began (a reply written without waiting,
-    /// [`Connection::send_message_before`] with a deadline of now), giving the peer the
-    /// server's write timeout to take it; a peer that does not is dropped, as by
-    /// [`send`](Peer::send).
-    pub(crate) fn flush(&self) -> Result<(), TransportError> {
-        let deadline = Instant::now().checked_add(self.write_timeout);
-        match self.connection.flush_before(deadline) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => {
-                tracing::debug!(
-                    pid = self.pid,
-                    "a peer took no reply for {:?}; it was dropped",
-                    self.write_timeout
-                );
-                self.shutdown();
-                Err(TransportError::Disconnected)
-            }
-        }
-    }
-
     /// The shared-memory region the peer handed over with the bytes read so far, if any (only
     /// on a server that allows [`regions`](ServerConfig::regions)); taken once.
     pub(crate) fn take_region(&self) -> Option<RegionFd> {
