@@ -27,6 +27,7 @@ mod deadline;
 mod error;
 mod hook;
 mod logs;
+mod message;
 mod parent;
 pub mod pipe;
 mod pool;
@@ -53,12 +54,13 @@ pub use child::runtime_context::ChildContext;
 pub use config::{Config, Timeouts};
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
+pub use message::Message;
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
     PoolFunction, Spread, Star,
 };
-pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+pub use process::{HookFailure, HookResult, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
@@ -80,9 +82,10 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
+    pub use crate::message::Message;
     pub use crate::pool::Canceller;
     pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
+        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
     };
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,

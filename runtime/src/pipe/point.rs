@@ -10,11 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::child::runtime_context::ChildContext;
 use crate::error::Error;
+use crate::message::Message;
 use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::reader::FrameBuffer;
 use crate::pipe::{PipeError, TrySendError, type_hash};
-use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
 use crate::transport::service::Endpoint;
 
