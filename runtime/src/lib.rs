@@ -6,7 +6,8 @@
 //! - `transport`: authenticated, framed local-socket connections ([`wire`] is its framing).
 //! - `protocol`: the messages each role exchanges, and credit-based flow control.
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
-//! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
+//! - `child`: bootstrap, the lifecycle engine, [`Ctx`] and [`ChildContext`]; `entry`, above it
+//!   and the features, holds [`init`] and the one dispatch from a role to its engine.
 //! - [`pipe`]: typed pipes whose [`Point`](pipe::Point) moves into another process.
 //! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
@@ -24,6 +25,7 @@ compile_error!(
 mod child;
 mod config;
 mod deadline;
+mod entry;
 mod error;
 mod hook;
 mod logs;
@@ -48,10 +50,10 @@ pub mod wire {
     pub use crate::transport::frame::*;
 }
 
-pub use child::bootstrap::init;
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
 pub use config::{Config, Timeouts};
+pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
@@ -77,9 +79,9 @@ pub use worker::{WorkerResource, WorkerStatus};
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::child::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN, run_test_child};
     pub use crate::child::hook_context::Ctx;
     pub use crate::config::Config;
+    pub use crate::entry::run_test_child;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
     pub use crate::message::Message;
@@ -87,6 +89,7 @@ pub mod __private {
     pub use crate::process::{
         FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
     };
+    pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,
         kind_is_one_of, reopen_field, secret_variable,

@@ -7,10 +7,12 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use crate::child::bootstrap::{self, EXIT_NO_ENTRY_HOOK};
 use crate::error::Error;
 use crate::parent::exit;
 use crate::parent::shared::ProcessShared;
+use crate::protocol::bootstrap::{
+    ChildVariable, ENV_CHILD, EXIT_NO_ENTRY_HOOK, TEST_ENTRY_ARGS, test_entry_name,
+};
 use crate::protocol::lifecycle::{Resume, ToChild, samples_per_frame};
 use crate::protocol::{START_OVERHEAD, Start};
 use crate::timing::ProcessTimers;
@@ -85,15 +87,15 @@ pub(crate) fn command(
     let mut command = Command::new(own_executable()?);
     command
         .env(
-            bootstrap::ENV_CHILD,
-            bootstrap::child_variable(token, max_frame, rendezvous.address()),
+            ENV_CHILD,
+            ChildVariable::encode(token, max_frame, rendezvous.address()),
         )
         .stdin(Stdio::null());
     if let Some(logs) = crate::logs::parent::child_variable() {
         command.env(crate::logs::ENV_LOGS, logs);
     }
-    if let Some(entry) = bootstrap::test_entry_name() {
-        command.args([&entry, "--exact", "--test-threads=1", "--nocapture", "-q"]);
+    if let Some(entry) = test_entry_name() {
+        command.arg(entry).args(TEST_ENTRY_ARGS);
     }
     Ok(command)
 }

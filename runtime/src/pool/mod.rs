@@ -218,7 +218,7 @@ impl Pool {
 
     /// Starts a pool configured by `config`.
     pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
-        crate::child::bootstrap::forbid_unhooked_child();
+        crate::protocol::bootstrap::forbid_unhooked_child();
         let frame = crate::config::Config::default().max_frame_bytes(config.max_frame_bytes);
         frame.validate()?;
         let launcher = launch::ProcessLauncher {

@@ -88,7 +88,7 @@ where
     Args: Serialize + DeserializeOwned,
     F::Output: Serialize + DeserializeOwned + Send + 'static,
 {
-    crate::child::bootstrap::forbid_unhooked_child();
+    crate::protocol::bootstrap::forbid_unhooked_child();
     let offset = function::offset_of(function::call_spread::<F, Args>);
     let arguments = frame::encode(args)?;
     let token = rendezvous::random_hex(16)?;

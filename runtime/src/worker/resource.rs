@@ -184,7 +184,7 @@ where
     where
         F: Fn(I) -> O + Copy + Send + Sync + 'static,
     {
-        crate::child::bootstrap::forbid_unhooked_child();
+        crate::protocol::bootstrap::forbid_unhooked_child();
         let (connection, reader, child) = start()?;
         let pid = child.id();
         let child = Arc::new(Mutex::new(Some(child)));
