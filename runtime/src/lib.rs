@@ -44,6 +44,7 @@ mod sys;
 mod timing;
 mod transport;
 mod worker;
+mod worker_status;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
@@ -73,8 +74,9 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
+pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
-pub use worker::{WorkerResource, WorkerStatus};
+pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

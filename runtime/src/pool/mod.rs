@@ -309,7 +309,7 @@ impl Pool {
             .map(|tally| {
                 let uptime = tally.ready_since.elapsed();
                 let busy = Duration::from_nanos(tally.busy_nanos).min(uptime);
-                crate::worker::WorkerStatus::measured(uptime, busy, tally.items)
+                crate::worker_status::WorkerStatus::measured(uptime, busy, tally.items)
             })
             .collect()
     }

@@ -12,7 +12,6 @@ mod completion;
 mod process;
 pub(crate) mod resident;
 mod resource;
-mod status;
 mod wire;
 
 use std::marker::PhantomData;
@@ -26,7 +25,6 @@ use crate::error::Error;
 use crate::pool::{Plain, Pool, PoolFunction, Spread, function};
 use completion::Completion;
 pub use resource::WorkerResource;
-pub use status::WorkerStatus;
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
 const REAP_BOUND: Duration = Duration::from_secs(10);

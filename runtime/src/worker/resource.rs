@@ -26,8 +26,8 @@ use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::{self, Rendezvous};
 
-use super::status::WorkerStatus;
 use super::wire::{FromResident, ToResident, WireStatus};
+use crate::worker_status::WorkerStatus;
 
 /// Largest frame between a resource and its worker (an item, a result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
