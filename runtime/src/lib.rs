@@ -23,6 +23,7 @@ compile_error!(
 );
 
 mod child;
+mod completion;
 mod config;
 mod deadline;
 mod entry;

@@ -5,10 +5,9 @@
 //! binary, the same build-identity handshake, the same zero-sized function trampoline
 //! (`pool/function.rs`). It receives one isolated chunk of one item — its arguments — so its
 //! result is sent the moment it is ready, then the connection is closed and the child exits.
-//! `process.rs` is the parent side of that exchange, `completion.rs` the slot both kinds of
-//! worker fill once they end.
+//! `process.rs` is the parent side of that exchange; both kinds of worker leave their outcome
+//! in the runtime's one one-shot ([`Completion`]).
 
-mod completion;
 mod process;
 pub(crate) mod resident;
 mod resource;
@@ -21,9 +20,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::completion::{Completion, Take};
 use crate::error::Error;
 use crate::pool::{Plain, Pool, PoolFunction, Spread, function};
-use completion::Completion;
 pub use resource::WorkerResource;
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
@@ -83,13 +82,13 @@ where
     Args: Send + 'static,
     F::Output: Send + 'static,
 {
-    let completion = Arc::new(Completion::new());
+    let completion = Completion::new();
     let slot = Arc::clone(&completion);
     std::thread::Builder::new()
         .name("skprocess-worker".into())
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.spread(args)));
-            slot.end(outcome.map_err(|payload| Error::Panicked {
+            slot.complete(outcome.map_err(|payload| Error::Panicked {
                 message: crate::child::engine::panic_message(&*payload),
             }));
         })?;
@@ -136,7 +135,7 @@ pub fn num_cpus() -> usize {
 /// Dropping a process worker without joining it kills its process (SIGKILL) and reaps it:
 /// a worker never outlives its handle. Dropping a thread worker detaches the thread.
 pub struct Worker<R> {
-    completion: Arc<Completion<R>>,
+    completion: Arc<Completion<Result<R, Error>>>,
     process: Option<process::ProcessWorker>,
     result: PhantomData<fn() -> R>,
 }
@@ -145,8 +144,10 @@ impl<R> Worker<R> {
     /// Waits until the worker ends and returns its result, or how it failed.
     pub fn join(self) -> Result<R, Error> {
         loop {
-            if let Some(outcome) = self.completion.take_within(Duration::from_secs(3600))? {
-                return Ok(outcome);
+            match self.completion.take_until(None) {
+                Take::Value(outcome) => return outcome,
+                Take::Taken => return Err(Error::AlreadyJoined),
+                Take::Pending => {}
             }
         }
     }
@@ -156,18 +157,26 @@ impl<R> Worker<R> {
     /// `Err` when it failed. Once the result was taken, further calls fail with
     /// [`Error::AlreadyJoined`].
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, Error> {
-        self.completion.take_within(timeout)
+        match self
+            .completion
+            .take_until(crate::deadline::after(Some(timeout)))
+        {
+            Take::Value(outcome) => outcome.map(Some),
+            Take::Pending => Ok(None),
+            Take::Taken => Err(Error::AlreadyJoined),
+        }
     }
 
     /// Waits at most `timeout` for the worker to end; `true` once it has ended, however it
     /// ended. Does not take the result.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.completion.wait_within(timeout)
+        self.completion
+            .wait_until(crate::deadline::after(Some(timeout)))
     }
 
     /// Whether the worker still runs (a process worker runs until it was reaped).
     pub fn is_alive(&self) -> bool {
-        !self.completion.is_ended()
+        !self.completion.is_done()
     }
 
     /// Kills a process worker (SIGKILL) and waits until it was reaped; its result is then
@@ -178,7 +187,10 @@ impl<R> Worker<R> {
             return Err(Error::ThreadNotKillable);
         };
         process.kill();
-        if self.completion.wait_within(REAP_BOUND) {
+        if self
+            .completion
+            .wait_until(crate::deadline::after(Some(REAP_BOUND)))
+        {
             Ok(())
         } else {
             Err(Error::Io(std::io::Error::new(
@@ -198,7 +210,7 @@ impl<R> Drop for Worker<R> {
     /// Kills a process worker that still runs and reaps it.
     fn drop(&mut self) {
         if let Some(process) = &self.process {
-            if !self.completion.is_ended() {
+            if !self.completion.is_done() {
                 process.kill();
             }
             process.join_reader(REAP_BOUND);

@@ -22,7 +22,7 @@ use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::{self, Rendezvous};
 
-use super::completion::Completion;
+use crate::completion::Completion;
 
 /// Largest frame between a worker and its parent (arguments, result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -79,7 +79,7 @@ struct Pending {
 }
 
 /// A started worker: the hold on its process, and the slot its outcome goes to.
-pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<R>>);
+pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<Result<R, Error>>>);
 
 /// Spawns the child and the thread that waits for it.
 pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
@@ -99,7 +99,7 @@ where
     let pid = child.id();
     let child = Arc::new(Mutex::new(Some(child)));
     let killed = Arc::new(AtomicBool::new(false));
-    let completion = Arc::new(Completion::new());
+    let completion = Completion::new();
     let pending = Pending {
         rendezvous,
         token,
@@ -136,7 +136,7 @@ where
 struct Watch<R> {
     child: Arc<Mutex<Option<Child>>>,
     killed: Arc<AtomicBool>,
-    completion: Arc<Completion<R>>,
+    completion: Arc<Completion<Result<R, Error>>>,
 }
 
 impl<R: DeserializeOwned> Watch<R> {
@@ -148,7 +148,7 @@ impl<R: DeserializeOwned> Watch<R> {
             None if self.killed.load(Ordering::SeqCst) => Err(Error::Killed),
             None => Err(Error::Crashed { status, run: 0 }),
         };
-        self.completion.end(outcome);
+        self.completion.complete(outcome);
     }
 
     /// Starts the child's work and reads its answer; `None` when it ended without one. The
