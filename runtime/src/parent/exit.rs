@@ -82,18 +82,6 @@ pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// Whether process `pid`, a child of this process, has exited, without reaping it.
-pub(crate) fn has_exited(pid: u32) -> bool {
-    let pid = libc::id_t::from(pid);
-    // SAFETY: an all-zero siginfo_t is a valid value; waitid only writes into it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-    // SAFETY: `info` is a valid, exclusively borrowed siginfo_t.
-    let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
-    // SAFETY: after a successful waitid the pid field is initialised (zero when still running).
-    rc != 0 || unsafe { info.si_pid() } != 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,20 +100,6 @@ mod tests {
         assert_eq!(
             describe_status(ExitStatus::from_raw(3 << 8)),
             "exited with code 3"
-        );
-    }
-
-    #[test]
-    fn has_exited_does_not_reap() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !has_exited(child.id()) {
-            assert!(std::time::Instant::now() < deadline, "`true` did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(
-            child.try_wait().unwrap().is_some(),
-            "the child was reaped already"
         );
     }
 }

@@ -213,7 +213,7 @@ impl<R> Drop for Worker<R> {
             if !self.completion.is_done() {
                 process.kill();
             }
-            process.join_reader(REAP_BOUND);
+            process.join_reader(&self.completion, crate::deadline::after(Some(REAP_BOUND)));
         }
     }
 }

@@ -1,8 +1,8 @@
-//! A process worker, the parent side: starts the pool's worker child, hands it one isolated
-//! chunk holding the arguments, and waits on a thread of its own for the result or the
-//! child's end.
+//! A process worker, the parent side: starts the pool's worker child through the one spawn
+//! path, hands it one isolated chunk holding the arguments, and waits on a thread of its own
+//! for the result or the child's end. Every wait is for an event — the result frame, the
+//! connection's end, the reaper's word that the child exited — never a sleep.
 
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::completion::Completion;
+use crate::config::Config;
 use crate::error::Error;
-use crate::parent::spawn::command;
+use crate::parent::exit::Exit;
+use crate::parent::reaper::ChildProcess;
+use crate::parent::spawn::{Spawned, Ungated};
 use crate::pool::Spread;
 use crate::pool::function;
 use crate::pool::launch;
@@ -20,68 +24,56 @@ use crate::protocol::Role;
 use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::rendezvous::{self, Rendezvous};
-
-use crate::completion::Completion;
 
 /// Largest frame between a worker and its parent (arguments, result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// How long the child may take to start and prove its build.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a child whose connection ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A worker's outcome, set once by its thread.
+pub(crate) type Outcome<R> = Arc<Completion<Result<R, Error>>>;
 
 /// The handle's hold on the child: its process, and the thread that waits for it.
 pub(crate) struct ProcessWorker {
-    pid: u32,
-    child: Arc<Mutex<Option<Child>>>,
+    child: Arc<ChildProcess>,
     killed: Arc<AtomicBool>,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ProcessWorker {
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid()
     }
 
-    /// Sends SIGKILL; the reader thread reaps the child and records [`Error::Killed`].
+    /// Sends SIGKILL; the reader thread sees the end and records [`Error::Killed`].
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        launch::kill(&self.child);
+        self.child.kill();
     }
 
-    /// Waits at most `bound` for the reader thread, which ends once the child was reaped.
-    pub(crate) fn join_reader(&self, bound: Duration) {
+    /// Waits until `deadline` for `outcome` — set by the reader thread only once the child was
+    /// reaped — and then for the thread, which ends right after setting it.
+    pub(crate) fn join_reader<R>(&self, outcome: &Outcome<R>, deadline: Option<Instant>) {
+        if !outcome.wait_until(deadline) {
+            return;
+        }
         let handle = self
             .reader
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let Some(handle) = handle else {
-            return;
-        };
-        let deadline = Instant::now().checked_add(bound);
-        while !handle.is_finished() && deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if handle.is_finished() {
+        if let Some(handle) = handle {
             let _ = handle.join();
         }
     }
 }
 
-/// What the reader thread needs to finish the start and wait for the result.
-struct Pending {
-    rendezvous: Rendezvous,
-    token: String,
-    pid: u32,
-    /// The encoded arguments.
-    arguments: Vec<u8>,
-    offset: i64,
-}
-
 /// A started worker: the hold on its process, and the slot its outcome goes to.
-pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<Result<R, Error>>>);
+pub(crate) type Started<R> = (ProcessWorker, Outcome<R>);
 
-/// Spawns the child and the thread that waits for it.
+/// Spawns the child and the thread that connects to it and waits for its result.
 pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
 where
     F: Spread<Args>,
@@ -91,40 +83,29 @@ where
     crate::protocol::bootstrap::forbid_unhooked_child();
     let offset = function::offset_of(function::call_spread::<F, Args>);
     let arguments = frame::encode(args)?;
-    let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(None)?;
-    let child = command(&rendezvous, &token, MAX_FRAME)?
-        .spawn()
-        .map_err(Error::Spawn)?;
-    let pid = child.id();
-    let child = Arc::new(Mutex::new(Some(child)));
+    let config = Config::default()
+        .max_frame_bytes(MAX_FRAME)
+        .connect_timeout(CONNECT_TIMEOUT);
+    let spawned = Spawned::start(&config, &Ungated)?;
+    let child = Arc::clone(spawned.child());
     let killed = Arc::new(AtomicBool::new(false));
     let completion = Completion::new();
-    let pending = Pending {
-        rendezvous,
-        token,
-        pid,
-        arguments,
-        offset,
-    };
     let watch = Watch {
         child: Arc::clone(&child),
         killed: Arc::clone(&killed),
         completion: Arc::clone(&completion),
     };
-    let spawned = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("skprocess-worker".into())
-        .spawn(move || watch.run(pending));
-    let reader = match spawned {
+        .spawn(move || watch.run(spawned, &config, offset, &arguments));
+    let reader = match thread {
         Ok(reader) => reader,
         Err(e) => {
-            launch::kill(&child);
-            launch::reap(&child);
+            child.kill_and_reap();
             return Err(Error::Io(e));
         }
     };
     let worker = ProcessWorker {
-        pid,
         child,
         killed,
         reader: Mutex::new(Some(reader)),
@@ -134,49 +115,48 @@ where
 
 /// The reader thread's state.
 struct Watch<R> {
-    child: Arc<Mutex<Option<Child>>>,
+    child: Arc<ChildProcess>,
     killed: Arc<AtomicBool>,
-    completion: Arc<Completion<Result<R, Error>>>,
+    completion: Outcome<R>,
 }
 
 impl<R: DeserializeOwned> Watch<R> {
-    fn run(self, pending: Pending) {
-        let outcome = self.exchange(pending);
-        let status = launch::reap(&self.child);
+    fn run(self, spawned: Spawned, config: &Config, offset: i64, arguments: &[u8]) {
+        let outcome = self.exchange(spawned, config, offset, arguments);
+        // The connection is closed: the child exits on its own, or is killed after the grace.
+        let status = self.child.reap(EXIT_GRACE);
         let outcome = match outcome {
             Some(outcome) => outcome,
             None if self.killed.load(Ordering::SeqCst) => Err(Error::Killed),
-            None => Err(Error::Crashed { status, run: 0 }),
+            None => Err(crashed(&status)),
         };
         self.completion.complete(outcome);
     }
 
     /// Starts the child's work and reads its answer; `None` when it ended without one. The
     /// connection is closed on return, which ends a child that is still there.
-    fn exchange(&self, pending: Pending) -> Option<Result<R, Error>> {
-        let Pending {
-            rendezvous,
-            token,
-            pid,
-            arguments,
-            offset,
-        } = pending;
-        let exited = || launch::lock(&self.child).as_mut()?.try_wait().ok()?;
-        let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));
-        let identity = (Role::PoolWorker, pid);
-        let handshake =
-            launch::handshake(rendezvous, &token, MAX_FRAME, deadline, identity, exited);
-        let (connection, reader) = match handshake {
+    fn exchange(
+        &self,
+        spawned: Spawned,
+        config: &Config,
+        offset: i64,
+        arguments: &[u8],
+    ) -> Option<Result<R, Error>> {
+        let (connection, reader, _child) = match launch::finish(spawned, Role::PoolWorker, config) {
             Ok(started) => started,
             Err(_) if self.killed.load(Ordering::SeqCst) => return Some(Err(Error::Killed)),
-            Err(error) => {
-                launch::kill(&self.child);
-                return Some(Err(error));
-            }
+            Err(error) => return Some(Err(error)),
         };
-        let outcome = send_and_read(&connection, reader, offset, &arguments);
+        let outcome = send_and_read(&connection, reader, offset, arguments);
         connection.shutdown();
         outcome.map(|bytes| bytes.and_then(|bytes| Ok(frame::decode_owned(&bytes)?)))
+    }
+}
+
+fn crashed(exit: &Exit) -> Error {
+    Error::Crashed {
+        status: exit.describe(),
+        run: 0,
     }
 }
 
