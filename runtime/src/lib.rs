@@ -29,6 +29,8 @@ mod deadline;
 mod entry;
 mod error;
 mod hook;
+#[cfg(test)]
+mod layout_tests;
 mod logs;
 mod message;
 mod parent;
