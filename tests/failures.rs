@@ -6,6 +6,13 @@ use std::time::Duration;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -26,6 +33,7 @@ impl FailsOnRun {
 
 #[test]
 fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
+    let _bound = bound::within(TEST_BOUND);
     let error = FailsOnRun { fail_at: 2 }
         .start()
         .unwrap()
@@ -63,6 +71,7 @@ impl PanicsInOnfinish {
 
 #[test]
 fn a_panic_becomes_an_error_with_the_panic_message() {
+    let _bound = bound::within(TEST_BOUND);
     let error = PanicsInOnfinish
         .start()
         .unwrap()
@@ -94,6 +103,7 @@ impl FallibleResult {
 
 #[test]
 fn a_fallible_result_hook_delivers_its_value_or_its_error() {
+    let _bound = bound::within(TEST_BOUND);
     assert_eq!(
         FallibleResult { ok: true }
             .start()
@@ -122,6 +132,7 @@ impl Aborts {
 
 #[test]
 fn a_hard_crash_is_an_explicit_error_naming_the_signal() {
+    let _bound = bound::within(TEST_BOUND);
     let error = Aborts.start().unwrap().result_timeout(BOUND).unwrap_err();
     match &error {
         Error::Crashed { status, run } => {
@@ -148,6 +159,7 @@ impl Quick {
 
 #[test]
 fn the_socket_directory_is_gone_once_the_child_connected() {
+    let _bound = bound::within(TEST_BOUND);
     let base = std::env::temp_dir().join(format!("skp-test-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
     let handle = Quick
@@ -169,6 +181,7 @@ fn the_socket_directory_is_gone_once_the_child_connected() {
 
 #[test]
 fn an_unusable_socket_directory_is_a_clear_error() {
+    let _bound = bound::within(TEST_BOUND);
     let missing = std::env::temp_dir()
         .join("skp-test-does-not-exist")
         .join("nested");
@@ -180,6 +193,7 @@ fn an_unusable_socket_directory_is_a_clear_error() {
 
 #[test]
 fn too_small_a_frame_limit_is_rejected_before_spawning() {
+    let _bound = bound::within(TEST_BOUND);
     let error = Quick
         .start_with(Quick::default_config().max_frame_bytes(16))
         .unwrap_err();
@@ -202,6 +216,7 @@ impl BigOutput {
 
 #[test]
 fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
+    let _bound = bound::within(TEST_BOUND);
     let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
     let handle = BigOutput { len: 1024 * 1024 }.start_with(config).unwrap();
     let error = handle.result_timeout(Duration::from_secs(20)).unwrap_err();
@@ -213,6 +228,7 @@ fn an_output_over_the_frame_limit_is_an_error_not_a_hang() {
 
 #[test]
 fn a_message_over_the_frame_limit_is_refused_by_the_sender() {
+    let _bound = bound::within(TEST_BOUND);
     let config = BigOutput::default_config().max_frame_bytes(64 * 1024);
     let handle = BigOutput { len: 1 }.start_with(config).unwrap();
     let error = handle.tell(vec![0; 128 * 1024]).unwrap_err();

@@ -9,14 +9,19 @@ use serde::ser::Serializer;
 use skprocess::prelude::*;
 use skprocess::{FailureKind, Hook};
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
 
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
-
-/// How long a child stays stopped (SIGSTOP) before a helper thread resumes it.
-const FROZEN_FOR: Duration = Duration::from_secs(2);
 
 /// Bytes serialized as one byte string (fast to encode).
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -106,15 +111,17 @@ fn count_call(path: &str) {
     file.write_all(b"x").unwrap();
 }
 
-/// Stops the child now and resumes it from a helper thread after `resume_after`.
-fn stop_child(pid: u32, resume_after: Duration) -> JoinHandle<()> {
-    // SAFETY: signals to our own child process.
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
-    std::thread::spawn(move || {
-        std::thread::sleep(resume_after);
-        // SAFETY: as above.
-        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-    })
+/// Stops the child (SIGSTOP) and waits until it is stopped. It stays stopped until the test
+/// resumes it, so a call that waited on it would never return: the call's bound fails the
+/// test instead of a timing claim.
+fn stop_child(child: u32) {
+    pid::signal(child, libc::SIGSTOP);
+    bound::until(BOUND, "the child stops on SIGSTOP", || pid::stopped(child));
+}
+
+/// Resumes a child stopped by [`stop_child`].
+fn resume_child(child: u32) {
+    pid::signal(child, libc::SIGCONT);
 }
 
 /// Never listens; sleeps in `run` until stopped.
@@ -234,29 +241,34 @@ impl Counter {
 
 #[test]
 fn try_tell_never_waits_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let rescue = stop_child(handle.pid(), FROZEN_FOR);
+    let child = handle.pid();
+    stop_child(child);
     let message = Bytes(vec![0; 1024]);
-    let (mut sent, mut full) = (0, 0);
-    let started = Instant::now();
-    // 1000 is below the 1024 inbox credits: only the stopped reader can refuse them.
-    for _ in 0..1000 {
-        match handle.try_tell(message.clone()) {
-            Ok(()) => sent += 1,
-            Err(TellError::Full(back)) => {
-                assert_eq!(back, message, "`Full` must give the message back");
-                full += 1;
+    // The child stays stopped until every call has returned: a `try_tell` that waited on it
+    // would never return, and the bound fails the test.
+    let (handle, sent, full) = bound::on_thread(BOUND, "1000 try_tell calls", move || {
+        let (mut sent, mut full) = (0, 0);
+        // 1000 is below the 1024 inbox credits: only the stopped reader can refuse them.
+        for _ in 0..1000 {
+            match handle.try_tell(message.clone()) {
+                Ok(()) => sent += 1,
+                Err(TellError::Full(back)) => {
+                    assert_eq!(back, message, "`Full` must give the message back");
+                    full += 1;
+                }
+                Err(other) => panic!("try_tell failed: {other:?}"),
             }
-            Err(other) => panic!("try_tell failed: {other:?}"),
         }
-    }
-    let elapsed = started.elapsed();
-    rescue.join().unwrap();
-    handle.kill().unwrap();
+        (handle, sent, full)
+    });
     assert!(
-        elapsed < Duration::from_millis(200),
-        "1000 try_tell calls took {elapsed:?} ({sent} sent, {full} full)"
+        pid::stopped(child),
+        "the child was resumed during the calls"
     );
+    resume_child(child);
+    handle.kill().unwrap();
     assert!(
         full > 0,
         "the socket never filled ({sent} sent): the stopped reader was not exercised"
@@ -265,18 +277,24 @@ fn try_tell_never_waits_on_a_stopped_child() {
 
 #[test]
 fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let rescue = stop_child(handle.pid(), FROZEN_FOR);
+    let child = handle.pid();
+    stop_child(child);
     let message = Bytes(vec![0; 1 << 20]);
-    let started = Instant::now();
-    let sent = handle.tell_timeout(message.clone(), Duration::from_millis(100));
-    let elapsed = started.elapsed();
-    rescue.join().unwrap();
+    let timeout = Duration::from_millis(100);
+    // The child stays stopped: a `tell_timeout` that ignored its timeout would wait for it
+    // forever. A hundred times the timeout is the call's bound, not a timing claim.
+    let (handle, sent) = bound::on_thread(timeout * 100, "tell_timeout(100ms)", {
+        let message = message.clone();
+        move || {
+            let sent = handle.tell_timeout(message, timeout);
+            (handle, sent)
+        }
+    });
+    assert!(pid::stopped(child), "the child was resumed during the call");
+    resume_child(child);
     handle.kill().unwrap();
-    assert!(
-        elapsed < Duration::from_millis(150),
-        "tell_timeout(100ms) took {elapsed:?}"
-    );
     // Either it got a first part of the frame out (the rest follows once the child reads),
     // or nothing: then the message comes back.
     match sent {
@@ -288,21 +306,41 @@ fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
 
 #[test]
 fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let rescue = stop_child(handle.pid(), FROZEN_FOR);
-    let (stop_took, told) = std::thread::scope(|s| {
-        let teller = s.spawn(|| handle.tell(Bytes(vec![0; 1 << 20])));
-        std::thread::sleep(Duration::from_millis(100));
-        let started = Instant::now();
-        handle.stop().unwrap();
-        let stop_took = started.elapsed();
-        rescue.join().unwrap();
-        (stop_took, teller.join().unwrap())
+    let child = handle.pid();
+    stop_child(child);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let told = std::thread::scope(|s| {
+        let teller = s.spawn(|| {
+            tid_tx.send(pid::current_tid()).unwrap();
+            handle.tell(Bytes(vec![0; 1 << 20]))
+        });
+        let tid = tid_rx.recv_timeout(BOUND).unwrap();
+        // The 1 MiB frame cannot fit the socket of a stopped reader: once the teller sleeps,
+        // it is stuck in `tell` until the child resumes.
+        bound::until(BOUND, "the teller blocks in tell()", || {
+            teller.is_finished() || pid::thread_state(tid) == Some('S')
+        });
+        assert!(
+            !teller.is_finished(),
+            "tell() returned while the child was stopped"
+        );
+        // The child stays stopped until `stop()` returned: a `stop()` that waited behind the
+        // stuck tell would never return, and the bound aborts naming it.
+        bound::call(BOUND, "stop() while a tell is stuck", || {
+            handle.stop().unwrap()
+        });
+        assert!(
+            !teller.is_finished(),
+            "the tell finished before stop() returned: stop() did not run beside it"
+        );
+        resume_child(child);
+        bound::until(BOUND, "the tell finishes after SIGCONT", || {
+            teller.is_finished()
+        });
+        teller.join().unwrap()
     });
-    assert!(
-        stop_took < Duration::from_millis(100),
-        "stop() took {stop_took:?}"
-    );
     assert!(told.is_ok(), "tell after SIGCONT: {told:?}");
     // The deferred stop reaches the resumed child: it finishes by itself.
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 7);
@@ -333,18 +371,20 @@ fn error_hook_dies(name: &str, how: Die) {
 
 #[test]
 fn an_error_hook_that_exits_keeps_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     error_hook_dies("exit", Die::Exit(3));
 }
 
 #[test]
 fn an_error_hook_that_kills_itself_keeps_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     error_hook_dies("sigkill", Die::Signal(libc::SIGKILL));
 }
 
 #[test]
 fn a_frozen_error_hook_times_out_into_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     let config = ErrHooks::default_config().timeout(Hook::Error, Duration::from_millis(100));
-    let started = Instant::now();
     let result = ErrHooks {
         run_how: Some(Die::Err),
         error_how: Some(Die::Signal(libc::SIGSTOP)),
@@ -363,7 +403,6 @@ fn a_frozen_error_hook_times_out_into_the_original_error() {
         ),
         "got {result:?}"
     );
-    assert!(started.elapsed() < BOUND);
 }
 
 /// Asserts `result` is a `run` failure of `kind` whose message was cut to fit.
@@ -389,6 +428,7 @@ fn assert_cut(result: Result<(), Error>, kind: FailureKind) {
 
 #[test]
 fn a_long_error_message_is_cut_to_fit() {
+    let _bound = bound::within(TEST_BOUND);
     let result = LongErr {
         len: 100_000,
         panic: false,
@@ -401,6 +441,7 @@ fn a_long_error_message_is_cut_to_fit() {
 
 #[test]
 fn a_long_error_message_fits_the_smallest_frame_limit() {
+    let _bound = bound::within(TEST_BOUND);
     let config = LongErr::default_config().max_frame_bytes(64 * 1024);
     for panic in [false, true] {
         let result = LongErr {
@@ -420,6 +461,7 @@ fn a_long_error_message_fits_the_smallest_frame_limit() {
 
 #[test]
 fn timer_samples_survive_a_restart() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Crasher::default_config().lives(2);
     let handle = Crasher {
         at_run: 3,
@@ -453,6 +495,7 @@ fn timer_samples_survive_a_restart() {
 
 #[test]
 fn the_smallest_frame_limit_is_usable() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Counter::default_config().max_frame_bytes(64 * 1024);
     let result = Counter { n: 0 }
         .start_with(config)
@@ -463,6 +506,18 @@ fn the_smallest_frame_limit_is_usable() {
 
 #[test]
 fn configurations_no_child_could_run_with_are_refused_before_spawning() {
+    let _bound = bound::within(TEST_BOUND);
+    // The floor: the quickest of three starts that do spawn a child (it is killed at once).
+    let spawn_floor = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let handle = Counter { n: 0 }.start().unwrap();
+            let took = started.elapsed();
+            handle.kill().unwrap();
+            took
+        })
+        .min()
+        .unwrap();
     let refused = [
         (
             "max_frame_bytes(4096)",
@@ -474,17 +529,22 @@ fn configurations_no_child_could_run_with_are_refused_before_spawning() {
         ),
     ];
     for (what, config) in refused {
-        let started = Instant::now();
-        let result = Counter { n: 0 }.start_with(config);
-        let elapsed = started.elapsed();
+        // The quickest of three refusals, beside the floor measured in this run: a refusal
+        // that spawned a child first would cost at least the floor.
+        let mut quickest = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let result = Counter { n: 0 }.start_with(config.clone());
+            quickest = quickest.min(started.elapsed());
+            assert!(
+                matches!(&result, Err(Error::Config(_))),
+                "{what}: got {:?}",
+                result.map(|h| h.pid())
+            );
+        }
         assert!(
-            matches!(&result, Err(Error::Config(_))),
-            "{what}: got {:?}",
-            result.map(|h| h.pid())
-        );
-        assert!(
-            elapsed < Duration::from_millis(50),
-            "{what}: refused after {elapsed:?}, as if a child was spawned"
+            quickest < spawn_floor / 10,
+            "{what}: refused after {quickest:?}, a start that spawns takes {spawn_floor:?}: as if a child was spawned"
         );
     }
 }

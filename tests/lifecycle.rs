@@ -6,6 +6,15 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -27,6 +36,7 @@ impl Doubler {
 
 #[test]
 fn scn01_single_run_doubles_once() {
+    let _bound = bound::within(TEST_BOUND);
     assert_eq!(
         Doubler { value: 5 }
             .start()
@@ -39,6 +49,7 @@ fn scn01_single_run_doubles_once() {
 
 #[test]
 fn scn01_three_runs_double_three_times() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Doubler::default_config().runs(3);
     let handle = Doubler { value: 5 }.start_with(config).unwrap();
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 40);
@@ -62,6 +73,7 @@ impl Counter {
 
 #[test]
 fn scn02_counter_counts_every_run() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Counter { count: 0 }.start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 100);
@@ -93,6 +105,7 @@ impl Accumulator {
 
 #[test]
 fn scn03_hooks_accumulate_state_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     assert_eq!(
         Accumulator { value: 0 }
             .start()
@@ -156,6 +169,7 @@ impl DataProcessor {
 
 #[test]
 fn scn03_batches_log_every_hook_of_every_iteration() {
+    let _bound = bound::within(TEST_BOUND);
     let summary = DataProcessor::default()
         .start()
         .unwrap()
@@ -212,6 +226,7 @@ impl SelfStopper {
 
 #[test]
 fn scn04_stopping_inside_run_skips_postrun_of_that_iteration() {
+    let _bound = bound::within(TEST_BOUND);
     let log = SelfStopper::default()
         .start()
         .unwrap()
@@ -242,6 +257,7 @@ impl TargetCounter {
 
 #[test]
 fn scn05_self_stop_at_target_gives_exactly_the_target() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = TargetCounter {
         target: 5,
         count: 0,
@@ -276,6 +292,7 @@ impl Ticker {
 
 #[test]
 fn scn06_parent_stop_ends_an_endless_process_with_its_result() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Ticker::default().start().unwrap();
     let first = handle.listen(Duration::from_secs(10)).unwrap();
     assert_eq!(first, Some(1));
@@ -288,6 +305,7 @@ fn scn06_parent_stop_ends_an_endless_process_with_its_result() {
 
 #[test]
 fn scn06_stopping_a_long_bounded_run_ends_it_early() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Ticker::default_config().runs(1000);
     let handle = Ticker::default().start_with(config).unwrap();
     assert_eq!(handle.listen(Duration::from_secs(10)).unwrap(), Some(1));
@@ -298,6 +316,7 @@ fn scn06_stopping_a_long_bounded_run_ends_it_early() {
 
 #[test]
 fn current_run_follows_the_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Ticker::default().start().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut seen = handle.current_run();
@@ -330,6 +349,7 @@ impl Spinner {
 
 #[test]
 fn scn12_kill_ends_a_hook_that_never_returns() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Spinner.start().unwrap();
     assert!(handle.is_alive());
     handle.kill().unwrap();
@@ -361,6 +381,7 @@ impl Echo {
 
 #[test]
 fn scn13_tell_and_listen_echo_both_ways() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Echo::default().start().unwrap();
     handle.tell("hello".to_owned()).unwrap();
     let reply = handle.listen(Duration::from_secs(2)).unwrap();
@@ -372,6 +393,7 @@ fn scn13_tell_and_listen_echo_both_ways() {
 
 #[test]
 fn listen_times_out_with_none_while_the_child_is_silent() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Echo::default().start().unwrap();
     assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
     handle.stop().unwrap();
@@ -380,6 +402,7 @@ fn listen_times_out_with_none_while_the_child_is_silent() {
 
 #[test]
 fn listen_on_a_finished_child_reports_disconnection_instead_of_blocking() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Doubler { value: 1 }.start().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
     // `listen(None)` is the form under test; a thread keeps a regression from hanging.
@@ -419,26 +442,22 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn result_async_resolves_under_any_executor() {
+    let _bound = bound::within(TEST_BOUND);
     let future = Doubler { value: 21 }.start().unwrap().result_async();
     assert_eq!(block_on(future).unwrap(), 42);
 }
 
 #[test]
 fn result_in_background_runs_on_its_own_thread() {
+    let _bound = bound::within(TEST_BOUND);
     let join = Counter { count: 0 }.start().unwrap().result_in_background();
-    let deadline = std::time::Instant::now() + BOUND;
-    while !join.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the background result did not arrive within {BOUND:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(join.join().unwrap().unwrap(), 100);
+    let result = bound::join(join, BOUND, "the background result");
+    assert_eq!(result.unwrap(), 100);
 }
 
 #[test]
 fn result_timeout_kills_a_process_that_overruns() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Spinner.start().unwrap();
     #[cfg(target_os = "linux")]
     let pid = handle.pid();
@@ -447,8 +466,5 @@ fn result_timeout_kills_a_process_that_overruns() {
         .unwrap_err();
     assert!(matches!(error, Error::ResultTimeout(_)), "{error:?}");
     #[cfg(target_os = "linux")]
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "child {pid} survived the timeout"
-    );
+    assert!(pid::reaped(pid), "child {pid} survived the timeout");
 }

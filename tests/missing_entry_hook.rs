@@ -4,6 +4,9 @@
 
 use skprocess::prelude::*;
 
+#[path = "support/bound.rs"]
+mod bound;
+
 #[derive(Serialize, Deserialize)]
 struct Probe;
 
@@ -14,6 +17,7 @@ impl Probe {
 
 #[test]
 fn a_child_that_reaches_user_code_without_the_entry_hook_fails_loudly() {
+    let _bound = bound::within(std::time::Duration::from_secs(300));
     let error = Probe.start().unwrap_err();
     match &error {
         Error::Bootstrap { detail } => {

@@ -8,6 +8,15 @@ use skprocess::{Anchor, PipeConfig, Point, pipe::TrySendError};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -35,6 +44,7 @@ impl Waiter {
 
 #[test]
 fn the_parent_dropping_the_anchor_closes_the_childs_point() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = Waiter { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
@@ -58,6 +68,7 @@ impl OneShot {
 
 #[test]
 fn a_child_that_exits_is_closed_after_its_last_message() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = OneShot { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
@@ -85,18 +96,22 @@ impl Sleeper {
 
 #[test]
 fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = Sleeper { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(1));
-    let pid = handle.pid() as libc::pid_t;
+    let child = handle.pid();
+    let receiver = pid::current_tid();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: sends a signal to our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // Kill once this test's thread sleeps in its recv below.
+        bound::until(BOUND, "the test thread waits in recv", || {
+            pid::thread_state(receiver) == Some('S')
+        });
+        pid::signal(child, libc::SIGKILL);
     });
     // Blocked in recv when the child dies: wakes with Closed.
     assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
-    killer.join().unwrap();
+    bound::join(killer, BOUND, "the killer thread");
     assert!(handle.result_timeout(BOUND).is_err());
     assert!(matches!(anchor.send(2), Err(PipeError::Closed)));
 }
@@ -118,6 +133,7 @@ impl Holder {
 
 #[test]
 fn a_point_used_by_a_second_process_is_refused_at_its_connection() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     // A copy of the point, as a user could make by serializing it twice.
     let bytes = skprocess::wire::encode(&point).unwrap();
@@ -156,6 +172,7 @@ impl CrashOnce {
 
 #[test]
 fn a_point_connects_again_after_its_process_is_restarted() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let handle = CrashOnce { pipe: point }.start().unwrap();
     anchor.send(1).unwrap();
@@ -171,6 +188,7 @@ fn a_point_connects_again_after_its_process_is_restarted() {
 
 #[test]
 fn a_full_pipe_makes_try_send_give_the_message_back() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point): (Anchor<Vec<u8>, u32>, Point<u32, Vec<u8>>) = Pipe::pair().unwrap();
     let chunk = vec![7u8; 16 * 1024];
     // Nobody reads: the point's queue (its socket buffer) fills up.
@@ -192,22 +210,35 @@ fn a_full_pipe_makes_try_send_give_the_message_back() {
     let reader = std::thread::spawn(move || {
         let mut received = 0;
         while received <= sent {
-            point.recv().unwrap();
+            point
+                .recv_timeout(BOUND)
+                .unwrap()
+                .expect("a message within the bound");
             received += 1;
         }
         received
     });
-    anchor.send(chunk).unwrap();
-    assert_eq!(reader.join().unwrap(), sent + 1);
+    assert!(
+        anchor.send_timeout(chunk, BOUND).is_ok(),
+        "the blocked send never went through"
+    );
+    assert_eq!(bound::join(reader, BOUND, "the reader"), sent + 1);
 }
 
 #[test]
 fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
+    let _bound = bound::within(TEST_BOUND);
     let mut config = PipeConfig::default();
     config.accept_timeout = Duration::from_millis(100);
     let (anchor, _point) = Pipe::pair_with::<u32, u32>(config).unwrap();
+    // The accept deadline is what ends this wait; the bound only catches its absence.
+    let (anchor, received) =
+        bound::on_thread(BOUND, "recv() on an anchor never connected", move || {
+            let received = anchor.recv();
+            (anchor, received)
+        });
     assert!(matches!(
-        anchor.recv(),
+        received,
         Err(PipeError::NotConnected(limit)) if limit == Duration::from_millis(100)
     ));
     // A shorter call timeout is just a timeout.
@@ -219,12 +250,13 @@ fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
 
 #[test]
 fn a_message_over_the_limit_is_refused_at_the_sender() {
+    let _bound = bound::within(TEST_BOUND);
     let mut config = PipeConfig::default();
     config.max_message_bytes = 64 * 1024;
     let (anchor, point) = Pipe::pair_with::<Vec<u8>, u32>(config).unwrap();
     let sender = std::thread::spawn(move || point.send(1));
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(1));
-    sender.join().unwrap().unwrap();
+    bound::join(sender, BOUND, "the sender").unwrap();
     assert!(matches!(
         anchor.send(vec![0; 100 * 1024]),
         Err(PipeError::TooLarge { .. })
@@ -233,6 +265,7 @@ fn a_message_over_the_limit_is_refused_at_the_sender() {
 
 #[test]
 fn a_point_rebuilt_with_other_message_types_is_refused() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let bytes = skprocess::wire::encode(&point).unwrap();
     let wrong: Point<u64, u32> = skprocess::wire::decode(&bytes).unwrap();
@@ -262,6 +295,7 @@ impl BigSender {
 
 #[test]
 fn large_messages_arrive_whole_and_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, serde_bytes::ByteBuf>().unwrap();
     let handle = BigSender {
         pipe: point,
@@ -283,6 +317,7 @@ fn large_messages_arrive_whole_and_in_order() {
 
 #[test]
 fn large_and_small_sends_from_two_threads_never_interleave() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, (u8, serde_bytes::ByteBuf)>().unwrap();
     let point = std::sync::Arc::new(point);
     let senders: Vec<_> = [(1u8, 200_000usize), (2, 10)]
@@ -306,33 +341,42 @@ fn large_and_small_sends_from_two_threads_never_interleave() {
     }
     assert_eq!(seen, [0, 50, 50]);
     for sender in senders {
-        sender.join().unwrap();
+        bound::join(sender, BOUND, "a sender");
     }
 }
 
 #[test]
 fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point): (
         Anchor<serde_bytes::ByteBuf, u32>,
         Point<u32, serde_bytes::ByteBuf>,
     ) = Pipe::pair().unwrap();
     let anchor = std::sync::Arc::new(anchor);
     // Connect the point, then let nobody read: a large send blocks on the full socket.
-    let point = std::thread::spawn(move || {
+    let point = bound::on_thread(BOUND, "the point's first send", move || {
         point.send(0).unwrap();
         point
-    })
-    .join()
-    .unwrap();
+    });
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let blocked = {
         let anchor = std::sync::Arc::clone(&anchor);
         std::thread::spawn(move || {
+            tid_tx.send(pid::current_tid()).unwrap();
             anchor.send(serde_bytes::ByteBuf::from(vec![1u8; 8 * 1024 * 1024]))
         })
     };
-    // Give the large send time to fill the socket and block in its write.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the large send has filled the socket and sleeps in its write: nobody reads,
+    // so it stays there until the point below does.
+    let sender = tid_rx.recv_timeout(BOUND).unwrap();
+    bound::until(BOUND, "the large send blocks on the full socket", || {
+        blocked.is_finished() || pid::thread_state(sender) == Some('S')
+    });
+    assert!(
+        !blocked.is_finished(),
+        "an 8 MiB send to a reader that never reads returned"
+    );
     // try_send answers at once (here: within the bound) instead of waiting for the reader.
     let (answer, answered) = std::sync::mpsc::channel();
     let trying = std::sync::Arc::clone(&anchor);
@@ -345,7 +389,10 @@ fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
         "try_send did not report a full pipe"
     );
     // Reading lets the blocked send finish.
-    let big = point.recv().unwrap();
+    let big = point
+        .recv_timeout(BOUND)
+        .unwrap()
+        .expect("the large message within the bound");
     assert_eq!(big.len(), 8 * 1024 * 1024);
-    blocked.join().unwrap().unwrap();
+    bound::join(blocked, BOUND, "the large send").unwrap();
 }

@@ -7,6 +7,13 @@ use skprocess::{Anchor, Point};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -38,6 +45,7 @@ impl Solver {
 
 #[test]
 fn scn24_two_way_doubles_21_into_42() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<Job, Reply>().unwrap();
     let handle = Solver { pipe: point }.start().unwrap();
     anchor.send(Job { value: 21 }).unwrap();
@@ -71,6 +79,7 @@ impl Collector {
 
 #[test]
 fn scn24_one_way_items_are_collected_until_the_end_marker() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::one_way::<Option<u32>>().unwrap();
     let handle = Collector {
         items: point,
@@ -87,6 +96,7 @@ fn scn24_one_way_items_are_collected_until_the_end_marker() {
 
 #[test]
 fn e23_one_way_five_items_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::one_way::<Option<u32>>().unwrap();
     let handle = Collector {
         items: point,
@@ -158,6 +168,7 @@ fn two_pipes(numbers: Vec<u64>) -> Status {
 
 #[test]
 fn scn24_two_pipes_command_and_data_then_stop() {
+    let _bound = bound::within(TEST_BOUND);
     let status = two_pipes(vec![1, 2, 3]);
     assert_eq!(
         status,
@@ -170,11 +181,13 @@ fn scn24_two_pipes_command_and_data_then_stop() {
 
 #[test]
 fn e23_two_pipes_sum_to_fifteen() {
+    let _bound = bound::within(TEST_BOUND);
     assert_eq!(two_pipes(vec![1, 2, 3, 4, 5]).result, 15);
 }
 
 #[test]
 fn scn24_sending_through_a_closed_point_is_closed() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<Job, Reply>().unwrap();
     point.close();
     assert!(matches!(
@@ -187,10 +200,14 @@ fn scn24_sending_through_a_closed_point_is_closed() {
 /// An anchor used only in this process still works with its point in this process.
 #[test]
 fn both_ends_in_one_process_keep_fifo_order() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point): (Anchor<u32, u32>, Point<u32, u32>) = Pipe::pair().unwrap();
     let echo = std::thread::spawn(move || {
         for _ in 0..100 {
-            let value = point.recv().unwrap();
+            let value = point
+                .recv_timeout(BOUND)
+                .unwrap()
+                .expect("a value within the bound");
             point.send(value + 1).unwrap();
         }
     });
@@ -200,5 +217,5 @@ fn both_ends_in_one_process_keep_fifo_order() {
     for value in 0..100 {
         assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(value + 1));
     }
-    echo.join().unwrap();
+    bound::join(echo, BOUND, "the echo thread");
 }

@@ -5,12 +5,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 use pid::running;
@@ -41,30 +47,16 @@ fn crashed(error: &Error) -> Option<(u64, &str)> {
     }
 }
 
-/// Runs `work` on a thread and waits for it at most `BOUND`: a map that hangs fails the test.
-fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(work());
-    });
-    outcome
-        .recv_timeout(BOUND)
-        .expect("the map did not return within the bound")
-}
-
+/// Waits until the pool has `n` worker processes again.
 fn wait_for_workers(pool: &Pool, n: usize) {
-    let deadline = Instant::now() + BOUND;
-    while pool.worker_pids().len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "the pool did not get back to {n} workers"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    bound::until(BOUND, &format!("the pool gets back to {n} workers"), || {
+        pool.worker_pids().len() == n
+    });
 }
 
 #[test]
 fn sigkill_abort_and_segfault_fail_exactly_the_running_item_and_the_rest_finish() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(2).unwrap());
     for (signal, name) in [
         (libc::SIGKILL, "SIGKILL"),
@@ -72,7 +64,7 @@ fn sigkill_abort_and_segfault_fail_exactly_the_running_item_and_the_rest_finish(
         (libc::SIGSEGV, "SIGSEGV"),
     ] {
         let mapping = Arc::clone(&pool);
-        let outcomes: Vec<_> = bounded(move || {
+        let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
             mapping
                 .imap(die_on_five, (0..20u64).map(|x| (x, signal)))
                 .collect()
@@ -88,12 +80,27 @@ fn sigkill_abort_and_segfault_fail_exactly_the_running_item_and_the_rest_finish(
             }
         }
         wait_for_workers(&pool, 2);
-        assert_eq!(pool.map(|x: u64| x + 1, [1, 2]).unwrap(), [2, 3]);
+        let mapping = Arc::clone(&pool);
+        let next = bound::on_thread(BOUND, "the next map", move || {
+            mapping.map(|x: u64| x + 1, [1, 2])
+        });
+        assert_eq!(next.unwrap(), [2, 3]);
     }
 }
 
+/// The file a worker creates once item 0 of [`sleep_then_double`] has run for a while: named
+/// after the pool's process (the worker's parent), so the test sees the item run.
+fn sleeping_marker(pool_process: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("skp-pool-crash-{pool_process}-sleeping"))
+}
+
+/// Item 0 sleeps 3 s. A death is pinned on an item only once the worker has said the item
+/// runs, which its flusher does after one 0.5 ms tick; the public API does not show that
+/// report, so the marker comes 100 ms (200 ticks) into the item.
 fn sleep_then_double(x: u64) -> u64 {
     if x == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = std::fs::write(sleeping_marker(std::os::unix::process::parent_id()), b"");
         std::thread::sleep(Duration::from_secs(3));
     }
     x * 2
@@ -101,15 +108,25 @@ fn sleep_then_double(x: u64) -> u64 {
 
 #[test]
 fn a_worker_sigkilled_from_outside_fails_its_running_item_with_the_signal() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Arc::new(Pool::new(1).unwrap());
     let pid = pool.worker_pids()[0];
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
+    let marker = sleeping_marker(std::process::id());
+    let _ = std::fs::remove_file(&marker);
+    let killer = {
+        let marker = marker.clone();
+        std::thread::spawn(move || {
+            // Kill once the worker runs item 0 (it sleeps 3 s in it).
+            bound::until(BOUND, "the worker starts item 0", || marker.exists());
+            pid::signal(pid, libc::SIGKILL);
+        })
+    };
     let mapping = Arc::clone(&pool);
-    let outcomes: Vec<_> = bounded(move || mapping.imap(sleep_then_double, 0..5u64).collect());
-    killer.join().unwrap();
+    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
+        mapping.imap(sleep_then_double, 0..5u64).collect()
+    });
+    bound::join(killer, BOUND, "the killer");
+    let _ = std::fs::remove_file(&marker);
     let (index, status) = crashed(outcomes[0].as_ref().unwrap_err()).unwrap();
     assert_eq!((index, status), (0, "killed by signal 9 (SIGKILL)"));
     for (i, outcome) in outcomes.iter().enumerate().skip(1) {
@@ -131,6 +148,7 @@ fn spin_double(x: u64) -> u64 {
 
 #[test]
 fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
+    let _bound = bound::within(TEST_BOUND);
     let workers = 3;
     let pool = Arc::new(Pool::new(workers).unwrap());
     let done = Arc::new(AtomicBool::new(false));
@@ -149,6 +167,7 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let pid = pids[(seed % pids.len() as u64) as usize];
+                // The pid may have died and been reaped since it was listed: no assertion.
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 kills += 1;
             }
@@ -156,9 +175,11 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
         })
     };
     let mapping = Arc::clone(&pool);
-    let outcomes: Vec<_> = bounded(move || mapping.imap(spin_double, 0..10_000u64).collect());
+    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
+        mapping.imap(spin_double, 0..10_000u64).collect()
+    });
     done.store(true, Ordering::SeqCst);
-    let kills = killer.join().unwrap();
+    let kills = bound::join(killer, BOUND, "the killer");
     assert_eq!(outcomes.len(), 10_000);
     let mut failed = 0;
     for (i, outcome) in outcomes.iter().enumerate() {
@@ -175,18 +196,19 @@ fn chaos_random_sigkills_during_a_10k_map_account_for_every_item() {
     eprintln!("chaos: {kills} kills, {failed} items crashed");
     assert!(failed <= kills, "{failed} items failed for {kills} kills");
     wait_for_workers(&pool, workers);
-    assert_eq!(pool.map(|x: u64| x, [7]).unwrap(), [7]);
+    let mapping = Arc::clone(&pool);
+    let next = bound::on_thread(BOUND, "the next map", move || mapping.map(|x: u64| x, [7]));
+    assert_eq!(next.unwrap(), [7]);
 }
 
-fn wait_gone(pids: &[u32], within: Duration) {
-    let deadline = Instant::now() + within;
-    while pids.iter().any(|&pid| running(pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "workers {pids:?} outlived their pool"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Waits until none of `pids` runs. Workers exit as soon as their pool's connection closes;
+/// the bound only catches one that never does.
+fn wait_gone(pids: &[u32]) {
+    bound::until(
+        BOUND,
+        &format!("workers {pids:?} exit with their pool"),
+        || !pids.iter().any(|&pid| running(pid)),
+    );
 }
 
 /// A process that starts a pool, reports its workers' pids, and waits forever.
@@ -206,24 +228,29 @@ impl PoolOwner {
 
 #[test]
 fn workers_exit_when_the_pools_process_is_sigkilled() {
+    let _bound = bound::within(TEST_BOUND);
     let owner = PoolOwner.start().unwrap();
     let pids = owner.listen(BOUND).unwrap().unwrap();
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|&pid| running(pid)));
-    unsafe { libc::kill(owner.pid() as i32, libc::SIGKILL) };
-    wait_gone(&pids, Duration::from_secs(2));
+    pid::signal(owner.pid(), libc::SIGKILL);
+    wait_gone(&pids);
     let _ = owner.result_timeout(BOUND);
 }
 
 #[test]
 fn dropping_or_terminating_a_pool_ends_its_workers() {
+    let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let pids = pool.worker_pids();
     drop(pool);
-    wait_gone(&pids, Duration::from_secs(2));
+    wait_gone(&pids);
     let pool = Pool::new(2).unwrap();
     let pids = pool.worker_pids();
     pool.terminate();
-    wait_gone(&pids, Duration::from_secs(2));
-    assert!(matches!(pool.map(|x: u64| x, [1]), Err(Error::PoolClosed)));
+    wait_gone(&pids);
+    let refused = bound::call(BOUND, "a map on a terminated pool", || {
+        pool.map(|x: u64| x, [1])
+    });
+    assert!(matches!(refused, Err(Error::PoolClosed)));
 }

@@ -2,7 +2,7 @@
 //! timeouts (SCN-17, E13), and large results (BUG-14), over real worker processes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::PoolConfig;
 use skprocess::prelude::*;
@@ -99,26 +99,17 @@ fn is_timeout(error: &Error, expected_index: u64) -> bool {
 }
 
 /// Runs `work` on a thread and waits for it at most `BOUND`: a map that hangs fails the test.
+#[track_caller]
 fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(work());
-    });
-    outcome
-        .recv_timeout(BOUND)
-        .expect("the map did not return within the bound")
+    bound::on_thread(BOUND, "the map", work)
 }
 
 /// Waits until the pool has `n` worker processes again.
+#[track_caller]
 fn wait_for_workers(pool: &Pool, n: usize) {
-    let deadline = Instant::now() + BOUND;
-    while pool.worker_pids().len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "the pool did not get back to {n} workers"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    bound::until(BOUND, &format!("the pool gets back to {n} workers"), || {
+        pool.worker_pids().len() == n
+    });
 }
 
 #[test]

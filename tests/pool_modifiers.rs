@@ -13,6 +13,8 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+#[path = "support/pid.rs"]
+mod pid;
 
 /// The longest any test here may take before the binary aborts, naming it.
 const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
@@ -119,7 +121,7 @@ fn a_background_job_reports_whether_it_finished_and_waits_with_a_limit() {
     let job = pool.background().map(slow, [1, 2]);
     assert!(!job.is_finished());
     let job = job.wait_timeout(Duration::from_millis(10)).unwrap_err();
-    assert_eq!(job.wait().unwrap(), [1, 2]);
+    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [1, 2]);
 }
 
 #[test]
@@ -161,22 +163,32 @@ fn a_closed_pool_refuses_every_map_with_pool_closed() {
     ));
 }
 
+/// [`slow`], after creating the file `marker` names: the test sees the item has started.
+fn slow_marked((x, marker): (u64, String)) -> u64 {
+    let _ = std::fs::write(marker, b"");
+    slow(x)
+}
+
 #[test]
 fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
     let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     let pids = pool.worker_pids();
-    let job = pool.background().map(slow, [1, 2, 3]);
-    std::thread::sleep(Duration::from_millis(50));
+    let marker =
+        std::env::temp_dir().join(format!("skp-pool-modifiers-{}-started", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let items = [1, 2, 3].map(|x| (x, marker.to_string_lossy().into_owned()));
+    let job = pool.background().map(slow_marked, items);
+    // Close once the map runs: its first item has started.
+    bound::until(BOUND, "the map's first item starts", || marker.exists());
+    let _ = std::fs::remove_file(&marker);
     pool.close();
     assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [1, 2, 3]);
     drop(pool);
-    for pid in pids {
+    for worker in pids {
         assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|stat| stat.contains(") Z")),
-            "worker {pid} outlived its closed and dropped pool"
+            !pid::running(worker),
+            "worker {worker} outlived its closed and dropped pool"
         );
     }
 }
@@ -230,7 +242,7 @@ fn maps_from_several_threads_at_once_do_not_mix() {
         })
         .collect();
     for thread in threads {
-        thread.join().unwrap();
+        bound::join(thread, BOUND, "a mapping thread");
     }
 }
 

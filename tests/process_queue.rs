@@ -147,25 +147,14 @@ fn read_pairs(path: &Path) -> Vec<(u64, u32)> {
 }
 
 /// Waits until `condition` holds, at most `BOUND`.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+#[track_caller]
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    bound::until(BOUND, what, condition);
 }
 
 /// Whether `pid` is our child and still unreaped (running or a zombie).
 fn unreaped_child(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let parent = stat
-        .rsplit(')')
-        .next()
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .and_then(|ppid| ppid.parse::<u32>().ok());
-    parent == Some(std::process::id())
+    pid::parent(pid) == Some(std::process::id())
 }
 
 fn values(handled: &[(u64, u32)]) -> BTreeMap<u64, usize> {
@@ -257,7 +246,7 @@ fn start_returns_without_waiting_for_the_handler() {
         .recv_timeout(BOUND)
         .expect("start waited for the handler");
     assert_eq!(started, Ok((true, 1)));
-    starter.join().unwrap();
+    bound::join(starter, BOUND, "the starting thread");
     assert!(scratch.handled().is_empty(), "the handler had not finished");
     assert!(queue.is_alive());
     scratch.open_gate();
@@ -301,7 +290,7 @@ fn the_exit_and_append_race_strands_no_item() {
         })
         .collect();
     for thread in threads {
-        thread.join().unwrap();
+        bound::join(thread, BOUND, "an appending thread");
     }
     wait_until("every item is done", || queue.is_empty() && queue.is_done());
     let handled = scratch.handled();
@@ -351,7 +340,7 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
     wait_until("the worker runs item 0", || !scratch.started().is_empty());
     let pid = queue.worker_pid().expect("a live worker");
     assert_eq!(scratch.started()[0], (0, pid));
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    pid::signal(pid, libc::SIGKILL);
     wait_until("the queue sees its worker gone", || queue.is_done());
     assert_eq!(queue.len(), 2, "the killed worker's item stays queued");
     scratch.open_gate();
@@ -505,7 +494,7 @@ fn the_worker_exits_when_its_queues_process_is_sigkilled() {
     .unwrap();
     let worker = owner.listen(BOUND).unwrap().expect("the worker's pid");
     assert!(running(worker));
-    assert_eq!(unsafe { libc::kill(owner.pid() as i32, libc::SIGKILL) }, 0);
+    pid::signal(owner.pid(), libc::SIGKILL);
     wait_until("the orphaned worker exits", || !running(worker));
     assert!(scratch.handled().is_empty());
 }

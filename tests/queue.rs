@@ -12,6 +12,15 @@ use skprocess::queue::{Msg, Next};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -32,6 +41,7 @@ impl Summer {
 
 #[test]
 fn four_reader_processes_sum_a_thousand_messages_to_499500() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let readers: Vec<_> = (0..4)
         .map(|_| {
@@ -101,6 +111,7 @@ fn collect_results(out: &Queue<u64>) -> std::thread::JoinHandle<(HashMap<u64, u6
 
 #[test]
 fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
+    let _bound = bound::within(TEST_BOUND);
     const N: u64 = 3000;
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let collector = collect_results(&out);
@@ -110,28 +121,18 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
         q.put_message(Msg::new(i).order(i)).unwrap();
     }
     // Kill the two once the stream is flowing (some messages read, many still waiting).
-    let deadline = Instant::now() + BOUND;
-    while q.len().unwrap() > (N as usize) * 2 / 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    bound::until(BOUND, "a third of the messages is read", || {
+        q.len().unwrap() <= (N as usize) * 2 / 3
+    });
     for handle in &doomed {
-        // SAFETY: kill(2) on a child's pid, which it keeps until the handle reaps it.
-        unsafe { libc::kill(handle.pid() as i32, libc::SIGKILL) };
+        pid::signal(handle.pid(), libc::SIGKILL);
     }
     assert!(doomed.iter().all(|handle| handle.wait(BOUND)));
     let replacements = start_recorders(&q, &out, 2);
     let readers: Vec<_> = survivors.iter().chain(&replacements).collect();
     assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
     out.end().unwrap();
-    let deadline = Instant::now() + BOUND;
-    while !collector.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the collector did not end in time"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let (results, deliveries) = collector.join().unwrap();
+    let (results, deliveries) = bound::join(collector, BOUND, "the collector");
     assert_eq!(results.len() as u64, N, "a message was lost");
     assert_eq!(results.values().sum::<u64>(), 3 * N * (N - 1) / 2);
     assert!(deliveries as u64 >= N);
@@ -156,7 +157,8 @@ impl Waiter {
     fn run(&mut self) {}
 
     fn result(&mut self) -> String {
-        self.started.put(1).unwrap();
+        // The thread that waits below: the parent watches it go to sleep in `get`.
+        self.started.put(u64::from(pid::current_tid())).unwrap();
         match self.q.get() {
             Ok(message) => format!("unexpected: {message:?}"),
             Err(error) => error.to_string(),
@@ -166,6 +168,7 @@ impl Waiter {
 
 #[test]
 fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, started) = (Queue::new().unwrap(), Queue::new().unwrap());
     let handle = Waiter {
         q: q.clone(),
@@ -173,8 +176,14 @@ fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
     }
     .start()
     .unwrap();
-    assert!(matches!(started.get_timeout(BOUND).unwrap(), Next::Msg(_)));
-    std::thread::sleep(Duration::from_millis(100));
+    let Next::Msg(reader) = started.get_timeout(BOUND).unwrap() else {
+        panic!("the reader never started");
+    };
+    let reader = u32::try_from(reader.data).unwrap();
+    // Drop the queue once the reader sleeps in its `get` (nothing will ever arrive).
+    bound::until(BOUND, "the reader waits in get()", || {
+        pid::state(reader) == Some('S')
+    });
     drop(q);
     let said = handle.result_timeout(BOUND).unwrap();
     assert!(said.contains("the queue is closed"), "{said}");
@@ -193,11 +202,14 @@ impl TwoThreads {
         let waiting = self.q.clone();
         let (read, reading) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = read.send(());
+            let _ = read.send(pid::current_tid());
             let _ = waiting.get();
         });
-        let _ = reading.recv();
-        std::thread::sleep(Duration::from_millis(50));
+        // Put once the other thread sleeps in its `get`.
+        let reader = reading.recv_timeout(BOUND).unwrap();
+        bound::until(BOUND, "the reading thread waits in get()", || {
+            pid::thread_state(reader) == Some('S')
+        });
         for i in 0..10 {
             self.q.put(i).unwrap();
         }
@@ -206,6 +218,7 @@ impl TwoThreads {
 
 #[test]
 fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_handle() {
+    let _bound = bound::within(TEST_BOUND);
     let q = Queue::new().unwrap();
     let handle = TwoThreads { q: q.clone() }.start().unwrap();
     handle.result_timeout(BOUND).unwrap();
@@ -227,6 +240,7 @@ fn sum_worker(q: Queue<u64>, out: Queue<u64>) {
 
 #[test]
 fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
+    let _bound = bound::within(TEST_BOUND);
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let workers = (0..3)
         .map(|_| skprocess::run(sum_worker, (q.clone(), out.clone())))

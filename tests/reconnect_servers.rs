@@ -3,12 +3,21 @@
 //! a notice and passes locally, but fails under `CI=true`: CI never skips silently.
 
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::prelude::*;
 use skprocess::reconnect::{PostgresRecipe, RedisRecipe, Secret};
 
 skprocess::test_support!();
+
+#[path = "support/bound.rs"]
+mod bound;
+#[path = "support/pid.rs"]
+mod pid;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
@@ -83,6 +92,7 @@ impl PgWorker {
 
 #[test]
 fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_and_finishes() {
+    let _bound = bound::within(TEST_BOUND);
     let Some(url) = server_url("DATABASE_URL") else {
         return;
     };
@@ -105,26 +115,17 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
     let handle = worker.start_with(config).unwrap();
     // Wait until the first child is inside its long query, then SIGKILL it there.
     let sleeping = format!("%pg_sleep%sleeping for {table}%");
-    let started = Instant::now();
-    loop {
+    bound::until(BOUND, "the worker starts its long query", || {
         let row = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
                 &[&sleeping],
             )
             .unwrap();
-        if row.get::<_, i64>(0) > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < BOUND,
-            "the worker never started its long query"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        row.get::<_, i64>(0) > 0
+    });
     let first_pid = handle.pid();
-    // SAFETY: signals our own child.
-    unsafe { libc::kill(first_pid as libc::pid_t, libc::SIGKILL) };
+    pid::signal(first_pid, libc::SIGKILL);
     handle.result_timeout(BOUND).unwrap();
     let rows: Vec<(i64, i64)> = admin
         .query(&format!("SELECT run, pid FROM {table} ORDER BY run"), &[])
@@ -150,6 +151,7 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
 
 #[test]
 fn a_postgres_recipe_with_a_password_is_refused() {
+    let _bound = bound::within(TEST_BOUND);
     let error = PostgresRecipe::new("host=localhost user=me password=hunter2").unwrap_err();
     assert!(error.to_string().contains("carries a password"), "{error}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
@@ -179,6 +181,7 @@ impl RedisCounter {
 
 #[test]
 fn a_redis_connection_reopens_after_a_sigkill_restart() {
+    let _bound = bound::within(TEST_BOUND);
     let Some(url) = server_url("REDIS_URL") else {
         return;
     };

@@ -10,6 +10,13 @@ use skprocess::reconnect::{Reconnect, ReconnectError, Secret, SqliteRecipe};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -69,6 +76,7 @@ impl Recorder {
 
 #[test]
 fn a_live_sqlite_file_is_reopened_in_the_child_and_after_a_sigkill_restart() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch("sqlite-restart");
     let path = dir.join("runs.db");
     let setup = Connection::open(&path).unwrap();
@@ -105,6 +113,7 @@ impl Reader {
 
 #[test]
 fn a_failed_reopen_fails_the_start_with_a_clear_error_and_no_hook_runs() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch("sqlite-missing");
     let missing = dir.join("missing.db");
     let handle = Reader {
@@ -128,6 +137,7 @@ fn a_failed_reopen_fails_the_start_with_a_clear_error_and_no_hook_runs() {
 
 #[test]
 fn an_in_memory_database_is_refused_with_a_clear_error() {
+    let _bound = bound::within(TEST_BOUND);
     let error = Live::<Connection>::open(SqliteRecipe::file(":memory:")).unwrap_err();
     assert!(matches!(error, ReconnectError::Unsupported(_)));
     assert!(
@@ -172,6 +182,7 @@ impl Patient {
 
 #[test]
 fn a_failed_reopen_costs_a_life_and_the_start_is_tried_again() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch("flaky");
     let handle = Patient {
         resource: Live::deferred(dir.join("marker")),
@@ -217,6 +228,7 @@ impl Keyholder {
 
 #[test]
 fn secrets_come_from_the_childs_environment_by_field_then_star() {
+    let _bound = bound::within(TEST_BOUND);
     assert!(std::env::var("SKP_TEST_MAIN_VAULT").is_err());
     let state = Keyholder {
         main: Live::deferred("main".into()),

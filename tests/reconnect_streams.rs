@@ -11,6 +11,13 @@ use skprocess::reconnect::FileRecipe;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -69,6 +76,7 @@ impl TcpClient {
 
 #[test]
 fn a_live_tcp_stream_connects_again_in_each_child() {
+    let _bound = bound::within(TEST_BOUND);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     serve(move || listener.accept().ok().map(|(stream, _)| stream));
@@ -98,6 +106,7 @@ impl UnixClient {
 
 #[test]
 fn a_live_unix_stream_connects_again_in_the_child() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch("unix-live");
     let path = dir.join("server.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -133,6 +142,7 @@ impl FileReader {
 
 #[test]
 fn a_live_file_reopens_at_the_offset_it_had_when_it_moved() {
+    let _bound = bound::within(TEST_BOUND);
     let dir = scratch("file-live");
     let path = dir.join("greeting.txt");
     std::fs::write(&path, "hello world").unwrap();

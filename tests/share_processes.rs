@@ -9,6 +9,15 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+#[path = "support/pid.rs"]
+mod pid;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -78,6 +87,7 @@ where
 
 #[test]
 fn four_processes_times_250_increments_are_exactly_1000_every_time() {
+    let _bound = bound::within(TEST_BOUND);
     for round in 0..3 {
         let share = Share::new(Tally::default()).unwrap();
         run_all((0..4).map(|_| Incrementer {
@@ -117,6 +127,7 @@ impl Mixer {
 
 #[test]
 fn eight_processes_times_10k_mixed_operations_leave_the_exact_state() {
+    let _bound = bound::within(TEST_BOUND);
     const OPS: u64 = 10_000;
     let share = Share::new(Tally::default()).unwrap();
     run_all((0..8).map(|id| Mixer {
@@ -150,6 +161,7 @@ fn eight_processes_times_10k_mixed_operations_leave_the_exact_state() {
 
 #[test]
 fn a_write_that_returns_a_value_gives_it_back() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     share.results.push(7);
     share.results.push(9);
@@ -177,6 +189,7 @@ impl CrashOnce {
 
 #[test]
 fn a_handle_reconnects_in_a_restarted_child() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     CrashOnce {
         share: share.clone(),
@@ -191,6 +204,7 @@ fn a_handle_reconnects_in_a_restarted_child() {
 
 #[test]
 fn sending_a_handle_to_a_stopped_share_is_a_clear_error() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     share.stop().unwrap();
     let error = Incrementer {
@@ -226,6 +240,7 @@ impl Pusher {
 
 #[test]
 fn stop_applies_every_queued_write_and_start_continues() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     run_all((0..4).map(|_| Pusher {
         share: share.clone(),
@@ -265,6 +280,7 @@ impl Exploder {
 
 #[test]
 fn a_panicking_method_is_reported_and_the_share_keeps_serving() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     Exploder {
         share: share.clone(),
@@ -300,7 +316,7 @@ struct Writer {
     small: u64,
 }
 
-#[skprocess(inbox = u8, outbox = u8)]
+#[skprocess(inbox = u8, outbox = u32)]
 impl Writer {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         self.journal.count.get()?; // connected, with its ring
@@ -312,6 +328,8 @@ impl Writer {
         for i in 0..self.small {
             self.journal.entries.push(format!("a{i}"));
         }
+        // This thread: the parent starts the share once it sleeps in the large write.
+        ctx.tell(pid::current_tid())?;
         self.journal.entries.push("x".repeat(400 * 1024));
         for i in 0..self.small {
             self.journal.entries.push(format!("b{i}"));
@@ -326,6 +344,7 @@ impl Writer {
 
 #[test]
 fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits() {
+    let _bound = bound::within(TEST_BOUND);
     let journal = Share::new(Journal::default()).unwrap();
     let writer = Writer {
         journal: journal.clone(),
@@ -336,7 +355,10 @@ fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits(
     assert_eq!(writer.listen(BOUND).unwrap(), Some(1));
     journal.stop().unwrap();
     writer.tell(0).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let writing = writer.listen(BOUND).unwrap().expect("the writer's thread");
+    bound::until(BOUND, "the writer waits in its large write", || {
+        pid::state(writing) == Some('S')
+    });
     journal.start().unwrap();
     writer.result_timeout(BOUND).unwrap();
     let entries = journal.entries.get().unwrap();

@@ -11,6 +11,13 @@ use skprocess::{BreakingCircuit, Sktimer};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -63,6 +70,7 @@ impl Bump {
 
 #[test]
 fn scn19_one_increment_per_item_over_100_items_is_100() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     let items = (0..100)
         .map(|item| Bump {
@@ -76,6 +84,7 @@ fn scn19_one_increment_per_item_over_100_items_is_100() {
 
 #[test]
 fn scn19_quick_start_counter_10_and_doubled_results() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     let items = (0..10)
         .map(|item| Bump {
@@ -104,6 +113,7 @@ impl BumpEachRun {
 
 #[test]
 fn scn19_docs_variant_10_runs_times_10_items_on_4_workers_is_100() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     let items = (0..10)
         .map(|_| BumpEachRun {
@@ -154,6 +164,7 @@ fn count_with(counter: &Share<Counter>, items: usize) {
 
 #[test]
 fn scn20_e16_five_items_times_ten_runs_is_50() {
+    let _bound = bound::within(TEST_BOUND);
     let counter = Share::new(Counter::default()).unwrap();
     count_with(&counter, 5);
     assert_eq!(counter.value.get().unwrap(), 50);
@@ -161,6 +172,7 @@ fn scn20_e16_five_items_times_ten_runs_is_50() {
 
 #[test]
 fn scn20_e18_a_scoped_share_three_items_times_ten_is_30() {
+    let _bound = bound::within(TEST_BOUND);
     // Python's `with Share() as share:`: the share lives for the scope; dropping the last
     // handle stops its coordinator.
     let value = {
@@ -173,6 +185,7 @@ fn scn20_e18_a_scoped_share_three_items_times_ten_is_30() {
 
 #[test]
 fn scn20_e22_clear_then_count_again_gives_20_then_30() {
+    let _bound = bound::within(TEST_BOUND);
     let counter = Share::new(Counter::default()).unwrap();
     count_with(&counter, 2);
     assert_eq!(counter.value.get().unwrap(), 20);
@@ -206,6 +219,7 @@ impl Timed {
 
 #[test]
 fn scn21_e17_four_workers_times_five_runs_record_20_samples() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Timing::default()).unwrap();
     run_batched(
         (0..4)
@@ -221,6 +235,7 @@ fn scn21_e17_four_workers_times_five_runs_record_20_samples() {
 
 #[test]
 fn scn21_percentile_and_get_time_on_the_coordinator() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Timing::default()).unwrap();
     for seconds in [1.0, 2.0, 3.0] {
         share.timer.add_time(Duration::from_secs_f64(seconds));
@@ -241,6 +256,7 @@ fn scn21_percentile_and_get_time_on_the_coordinator() {
 
 #[test]
 fn scn22_a_e21_writes_while_stopped_apply_after_start_and_survive_a_restart() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     share.stop().unwrap();
     assert!(!share.is_running());
@@ -255,6 +271,7 @@ fn scn22_a_e21_writes_while_stopped_apply_after_start_and_survive_a_restart() {
 
 #[test]
 fn scn22_b_a_method_call_while_stopped_is_applied_after_start() {
+    let _bound = bound::within(TEST_BOUND);
     let counter = Share::new(Counter::default()).unwrap();
     counter.stop().unwrap();
     counter.increment(1);
@@ -288,6 +305,7 @@ impl Shorter {
 
 #[test]
 fn scn23_one_process_breaks_the_circuit_and_every_process_sees_it() {
+    let _bound = bound::within(TEST_BOUND);
     let circuit = BreakingCircuit::new(2)
         .unwrap()
         .sleep_time_after_trip(Duration::from_secs(10));
@@ -308,6 +326,7 @@ fn scn23_one_process_breaks_the_circuit_and_every_process_sees_it() {
 
 #[test]
 fn scn23_the_coordinator_never_sleeps_the_caller_owes_the_sleep() {
+    let _bound = bound::within(TEST_BOUND);
     let circuit = BreakingCircuit::new(2)
         .unwrap()
         .sleep_time_after_trip(Duration::from_secs(10));
@@ -353,6 +372,7 @@ impl ItemWorker {
 
 #[test]
 fn e19_twenty_items_six_errors_fourteen_successes() {
+    let _bound = bound::within(TEST_BOUND);
     let ledger = Share::new(Ledger::default()).unwrap();
     let items = (0..20)
         .map(|item| ItemWorker {
@@ -385,6 +405,7 @@ impl Progress {
 
 #[test]
 fn e20_a_single_process_reports_progress_100() {
+    let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
     Progress {
         share: share.clone(),
@@ -528,6 +549,7 @@ fn run_task_queue(
 
 #[test]
 fn scn25_ten_tasks_complete_8_fail_2_retry_2() {
+    let _bound = bound::within(TEST_BOUND);
     let (stats, outcomes) = run_task_queue(10, 2, 2, || FailureRule::HashModTen);
     assert_eq!(outcomes.len(), 10);
     let failed: Vec<u64> = outcomes
@@ -545,6 +567,7 @@ fn scn25_ten_tasks_complete_8_fail_2_retry_2() {
 
 #[test]
 fn e24_fifty_tasks_on_4_workers_complete_47_fail_3_retry_6() {
+    let _bound = bound::within(TEST_BOUND);
     let (stats, outcomes) = run_task_queue(50, 4, 3, || FailureRule::Ids(vec![15, 21, 32]));
     assert_eq!(stats.total_tasks.get().unwrap(), 50);
     assert_eq!(stats.completed.get().unwrap(), 47);

@@ -8,6 +8,15 @@ use skprocess::{FailureKind, Hook};
 
 skprocess::test_support!();
 
+#[path = "support/bound.rs"]
+mod bound;
+#[path = "support/pid.rs"]
+mod pid;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -30,6 +39,7 @@ impl Budgeted {
 
 #[test]
 fn scn07_join_in_ends_an_endless_process() {
+    let _bound = bound::within(TEST_BOUND);
     let iterations = Budgeted::default()
         .start()
         .unwrap()
@@ -70,6 +80,7 @@ impl FlakyOnce {
 
 #[test]
 fn scn08_a_retry_keeps_progress_and_repeats_only_the_failed_iteration() {
+    let _bound = bound::within(TEST_BOUND);
     let (run_calls, current_run, log) = FlakyOnce::default()
         .start()
         .unwrap()
@@ -105,6 +116,7 @@ impl SlowRetry {
 
 #[test]
 fn scn09_wait_blocks_through_a_retry() {
+    let _bound = bound::within(TEST_BOUND);
     let started = Instant::now();
     let handle = SlowRetry::default().start().unwrap();
     assert!(handle.wait(Duration::from_secs(10)));
@@ -124,6 +136,7 @@ impl AlwaysFails {
 
 #[test]
 fn scn10a_exhausted_lives_deliver_the_run_error_with_its_run_index() {
+    let _bound = bound::within(TEST_BOUND);
     let error = AlwaysFails
         .start()
         .unwrap()
@@ -180,6 +193,7 @@ impl Recovering {
 
 #[test]
 fn scn10b_the_error_hook_turns_the_final_error_into_the_output() {
+    let _bound = bound::within(TEST_BOUND);
     let report = Recovering::default()
         .start()
         .unwrap()
@@ -211,6 +225,7 @@ impl BrokenErrorHook {
 
 #[test]
 fn a_failing_error_hook_delivers_the_original_error() {
+    let _bound = bound::within(TEST_BOUND);
     let error = BrokenErrorHook
         .start()
         .unwrap()
@@ -236,6 +251,7 @@ impl Sleepy {
 
 #[test]
 fn scn11_a_hook_timeout_uses_lives_then_reports_hook_limit_and_run() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Sleepy { millis: 1500 }.start().unwrap();
     let error = handle.result_timeout(BOUND).unwrap_err();
     match error {
@@ -248,6 +264,7 @@ fn scn11_a_hook_timeout_uses_lives_then_reports_hook_limit_and_run() {
 
 #[test]
 fn scn11_port_check_a_200ms_limit_cuts_a_700ms_hook() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Sleepy::default_config()
         .runs(1)
         .lives(1)
@@ -275,6 +292,7 @@ impl Endless {
 
 #[test]
 fn scn12_kill_ignores_lives() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Endless.start().unwrap();
     handle.kill().unwrap();
     assert!(!handle.is_alive());
@@ -301,7 +319,7 @@ impl Recorder {
 
 #[cfg(unix)]
 fn sigkill(pid: u32) {
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    pid::signal(pid, libc::SIGKILL);
 }
 
 #[cfg(unix)]
@@ -316,6 +334,7 @@ fn kill_during_run_two(handle: &Handle<Recorder>) {
 #[cfg(unix)]
 #[test]
 fn a_sigkilled_child_with_lives_restarts_from_its_checkpoint_and_finishes() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Recorder::default_config().lives(3);
     let handle = Recorder::default().start_with(config).unwrap();
     let first_pid = handle.pid();
@@ -330,6 +349,7 @@ fn a_sigkilled_child_with_lives_restarts_from_its_checkpoint_and_finishes() {
 #[cfg(unix)]
 #[test]
 fn a_sigkilled_child_without_lives_is_a_crash_error_naming_the_signal() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Recorder::default().start().unwrap();
     kill_during_run_two(&handle);
     match handle.result_timeout(BOUND).unwrap_err() {
@@ -362,6 +382,7 @@ impl AbortsOnce {
 
 #[test]
 fn an_aborting_hook_is_recovered_with_a_life() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = AbortsOnce::default().start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
@@ -388,6 +409,7 @@ impl CrashThenRecover {
 
 #[test]
 fn the_error_hook_also_handles_a_hard_crash() {
+    let _bound = bound::within(TEST_BOUND);
     let message = CrashThenRecover
         .start()
         .unwrap()
@@ -413,6 +435,7 @@ impl Timed {
 
 #[test]
 fn timers_count_every_run_and_full_run() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Timed.start().unwrap();
     assert!(handle.wait(Duration::from_secs(30)));
     let timers = handle.timers().unwrap();
@@ -430,6 +453,7 @@ fn timers_count_every_run_and_full_run() {
 
 #[test]
 fn zero_lives_are_rejected_before_spawning() {
+    let _bound = bound::within(TEST_BOUND);
     let error = Timed
         .start_with(Timed::default_config().lives(0))
         .unwrap_err();
@@ -457,10 +481,11 @@ impl Freezable {
 #[cfg(unix)]
 #[test]
 fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Freezable.start().unwrap();
     let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
     // A stopped process runs no thread at all, so its own watchdog cannot fire.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    pid::signal(pid, libc::SIGSTOP);
     assert!(handle.wait(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 1);
@@ -469,10 +494,11 @@ fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
 #[cfg(unix)]
 #[test]
 fn a_frozen_child_without_lives_is_a_timeout_error() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Freezable::default_config().lives(1);
     let handle = Freezable.start_with(config).unwrap();
     let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    pid::signal(pid, libc::SIGSTOP);
     match handle.result_timeout(BOUND) {
         Err(Error::Timeout { hook, limit, run }) => {
             assert_eq!(

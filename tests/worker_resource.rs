@@ -3,12 +3,21 @@
 //! its end (join, terminate, drop, crash).
 #![cfg(target_os = "linux")]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use skprocess::{Error, WorkerResource};
 
 skprocess::test_support!();
+
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
+use pid::exists;
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -35,19 +44,16 @@ fn sleep_millis(millis: u64) -> u64 {
     millis
 }
 
-fn exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Runs `work` on a thread and waits for it at most `BOUND`.
+/// Runs a test's body on a thread of its own and waits for it at most `BOUND`: the
+/// resource's `recv`, `execute` and `join` have no timeout of their own.
+#[track_caller]
 fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(work()));
-    outcome.recv_timeout(BOUND).expect("the call hung")
+    bound::on_thread(BOUND, "the test's calls on the worker", work)
 }
 
 #[test]
 fn execute_send_poll_recv_and_update_fn_answer_in_order() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(double).unwrap();
         assert_eq!(worker.execute(21).unwrap(), 42);
@@ -71,6 +77,7 @@ fn execute_send_poll_recv_and_update_fn_answer_in_order() {
 
 #[test]
 fn poll_is_false_while_the_function_runs() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(300).unwrap();
@@ -82,6 +89,7 @@ fn poll_is_false_while_the_function_runs() {
 
 #[test]
 fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(panic_on_seven).unwrap();
         match worker.execute(7) {
@@ -95,6 +103,7 @@ fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
 
 #[test]
 fn a_returned_err_comes_back_typed() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(parse).unwrap();
         assert_eq!(worker.execute("12".into()).unwrap(), Ok(12));
@@ -107,6 +116,7 @@ fn a_returned_err_comes_back_typed() {
 
 #[test]
 fn status_counts_items_busy_and_starved_time_measured_in_the_worker() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         std::thread::sleep(Duration::from_millis(50));
@@ -124,6 +134,7 @@ fn status_counts_items_busy_and_starved_time_measured_in_the_worker() {
 
 #[test]
 fn send_refuses_more_than_the_unread_limit() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::with_unread_limit(double, 4).unwrap();
         for x in 0..4 {
@@ -141,11 +152,11 @@ fn send_refuses_more_than_the_unread_limit() {
 
 #[test]
 fn a_crashed_worker_is_a_clear_error_on_the_next_call() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(60_000).unwrap();
-        // SAFETY: plain syscall on our own child's pid.
-        assert_eq!(unsafe { libc::kill(worker.pid() as i32, libc::SIGKILL) }, 0);
+        pid::signal(worker.pid(), libc::SIGKILL);
         match worker.recv() {
             Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
             other => panic!("expected a crash, got {other:?}"),
@@ -157,6 +168,7 @@ fn a_crashed_worker_is_a_clear_error_on_the_next_call() {
 
 #[test]
 fn terminate_and_drop_end_the_process() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(60_000).unwrap();
@@ -167,16 +179,13 @@ fn terminate_and_drop_end_the_process() {
         worker.send(60_000).unwrap();
         let pid = worker.pid();
         drop(worker);
-        let deadline = Instant::now() + BOUND;
-        while exists(pid) {
-            assert!(Instant::now() < deadline, "the dropped worker lives on");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        bound::until(BOUND, "the dropped worker is reaped", || !exists(pid));
     });
 }
 
 #[test]
 fn join_waits_for_the_data_already_sent() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(100).unwrap();
@@ -190,16 +199,16 @@ fn join_waits_for_the_data_already_sent() {
 
 #[test]
 fn pool_status_gives_one_measured_status_per_worker() {
+    let _bound = bound::within(TEST_BOUND);
     bounded(|| {
         let pool = skprocess::Pool::new(2).unwrap();
         assert_eq!(pool.map(double, 0..100u64).unwrap().len(), 100);
         // A chunk's timing may arrive just after its last result: wait for it (bounded).
-        let deadline = Instant::now() + BOUND;
         let mut statuses = pool.status();
-        while statuses.iter().map(|s| s.items).sum::<u64>() < 100 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        bound::eventually(BOUND, || {
             statuses = pool.status();
-        }
+            statuses.iter().map(|s| s.items).sum::<u64>() >= 100
+        });
         assert_eq!(statuses.len(), 2);
         assert_eq!(statuses.iter().map(|s| s.items).sum::<u64>(), 100);
         for status in &statuses {

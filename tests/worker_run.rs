@@ -4,11 +4,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skprocess::{Error, Worker, run, run_thread};
 
 skprocess::test_support!();
+
+#[path = "support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+#[path = "support/pid.rs"]
+mod pid;
+use pid::exists;
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -41,29 +51,21 @@ fn marker(name: &str) -> PathBuf {
 }
 
 /// Waits (bounded) until `path` exists.
+#[track_caller]
 fn wait_for(path: &Path) {
-    let deadline = Instant::now() + BOUND;
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "the worker never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    bound::until(BOUND, "the worker starts", || path.exists());
     let _ = std::fs::remove_file(path);
 }
 
-/// Whether a process with this pid exists (a zombie counts: it was not reaped).
-fn exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Joins on a thread and waits at most `BOUND`.
+/// `join()` on a thread of its own, waiting at most `BOUND` for it.
+#[track_caller]
 fn join_bounded<R: Send + 'static>(worker: Worker<R>) -> Result<R, Error> {
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(worker.join()));
-    outcome.recv_timeout(BOUND).expect("join hung")
+    bound::on_thread(BOUND, "join()", move || worker.join())
 }
 
 #[test]
 fn a_process_worker_returns_its_functions_value() {
+    let _bound = bound::within(TEST_BOUND);
     let worker = run(add, (2, 40)).unwrap();
     let pid = worker.pid().expect("a process worker has a pid");
     assert_ne!(pid, std::process::id());
@@ -74,6 +76,7 @@ fn a_process_worker_returns_its_functions_value() {
 
 #[test]
 fn a_panic_is_panicked_with_its_text() {
+    let _bound = bound::within(TEST_BOUND);
     let worker = run(fail, ("no luck".to_owned(),)).unwrap();
     match join_bounded(worker) {
         Err(Error::Panicked { message }) => assert_eq!(message, "no luck"),
@@ -83,12 +86,12 @@ fn a_panic_is_panicked_with_its_text() {
 
 #[test]
 fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("sigkill");
     let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
     wait_for(&path);
     let pid = worker.pid().unwrap();
-    // SAFETY: plain syscall on our own child's pid.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    pid::signal(pid, libc::SIGKILL);
     match join_bounded(worker) {
         Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
         other => panic!("expected a crash, got {other:?}"),
@@ -97,6 +100,7 @@ fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
 
 #[test]
 fn kill_ends_the_process_and_its_result_is_killed() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("kill");
     let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
     wait_for(&path);
@@ -113,6 +117,7 @@ fn kill_ends_the_process_and_its_result_is_killed() {
 
 #[test]
 fn join_timeout_is_none_while_running_then_the_value() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("join-timeout");
     let mut worker = run(mark_and_sleep, (path.clone(), 400)).unwrap();
     assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
@@ -127,6 +132,7 @@ fn join_timeout_is_none_while_running_then_the_value() {
 
 #[test]
 fn wait_timeout_works_from_several_threads() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("wait");
     let worker = Arc::new(run(mark_and_sleep, (path.clone(), 200)).unwrap());
     assert!(!worker.wait_timeout(Duration::from_millis(1)));
@@ -137,31 +143,28 @@ fn wait_timeout_works_from_several_threads() {
         })
         .collect();
     for waiter in waiters {
-        assert!(waiter.join().unwrap());
+        assert!(bound::join(waiter, BOUND, "a waiting thread"));
     }
     assert!(!worker.is_alive());
 }
 
 #[test]
 fn dropping_a_running_worker_kills_and_reaps_it() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("drop");
     let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
     wait_for(&path);
     let pid = worker.pid().unwrap();
     assert!(exists(pid));
     drop(worker);
-    let deadline = Instant::now() + BOUND;
-    while exists(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the dropped worker's process lives on"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    bound::until(BOUND, "the dropped worker's process is reaped", || {
+        !exists(pid)
+    });
 }
 
 #[test]
 fn a_thread_worker_returns_its_value_and_its_panic() {
+    let _bound = bound::within(TEST_BOUND);
     let worker = run_thread(add, (1, 2)).unwrap();
     assert_eq!(worker.pid(), None);
     assert_eq!(join_bounded(worker).unwrap(), 3);
@@ -177,6 +180,7 @@ fn a_thread_worker_returns_its_value_and_its_panic() {
 
 #[test]
 fn a_thread_worker_times_out_then_joins_and_cannot_be_killed() {
+    let _bound = bound::within(TEST_BOUND);
     let path = marker("thread");
     let mut worker = run_thread(mark_and_sleep, (path.clone(), 300)).unwrap();
     assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
@@ -195,9 +199,8 @@ fn square(x: u64) -> u64 {
 
 #[test]
 fn map_runs_over_a_pool_of_one_worker_per_core() {
+    let _bound = bound::within(TEST_BOUND);
     assert!(skprocess::num_cpus() >= 1);
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(skprocess::map(square, 1..=5u64)));
-    let squares = outcome.recv_timeout(BOUND).expect("map hung").unwrap();
+    let squares = bound::on_thread(BOUND, "map()", || skprocess::map(square, 1..=5u64)).unwrap();
     assert_eq!(squares, [1, 4, 9, 16, 25]);
 }

@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // The environment hooks run in: a child of this test binary and a child of a
 // `#[skprocess::main]` binary must look the same — hooks on a thread named `main`, SIGPIPE
 // as the Rust runtime leaves it, and no bootstrap variable. A program started from a hook is a
@@ -38,6 +45,7 @@ fn binary_child_report() -> String {
 
 #[test]
 fn a_test_child_and_a_binary_child_see_the_same_environment() {
+    let _bound = bound::within(TEST_BOUND);
     let from_test = test_child_report();
     let from_binary = binary_child_report();
     assert_eq!(from_test.to_string(), from_binary);
@@ -50,6 +58,7 @@ fn a_test_child_and_a_binary_child_see_the_same_environment() {
 
 #[test]
 fn a_child_sees_sigpipe_as_this_process_does() {
+    let _bound = bound::within(TEST_BOUND);
     // The Rust runtime ignores SIGPIPE before `main`, in test binaries too.
     let here = Sigpipe::current();
     assert_eq!(test_child_report().sigpipe, here);
@@ -58,6 +67,7 @@ fn a_child_sees_sigpipe_as_this_process_does() {
 
 #[test]
 fn a_program_started_from_a_hook_runs_as_a_parent() {
+    let _bound = bound::within(TEST_BOUND);
     let launcher = RunProgram::new(USER_MAIN, &[]);
     let (finished, env_visible_in_hook): (Finished, bool) = launcher
         .start()
@@ -76,6 +86,7 @@ fn a_program_started_from_a_hook_runs_as_a_parent() {
 #[cfg(unix)]
 #[test]
 fn the_bootstrap_variable_does_not_reach_a_shell_started_from_a_hook() {
+    let _bound = bound::within(TEST_BOUND);
     let probe = format!("printf '%s' \"${{{BOOTSTRAP_VARIABLE}-unset}}\"");
     let launcher = RunProgram::new("/bin/sh", &["-c", &probe]);
     let (finished, env_visible_in_hook) = launcher.start().unwrap().result_timeout(LIMIT).unwrap();

@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // Every process type of the library, plus types defined in this file and in a module of it,
 // started from an integration test exactly as an outside user would.
 
@@ -14,12 +21,14 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_type_at_the_library_root_runs_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Doubler { value: 5 }.start().unwrap();
     assert_eq!(handle.result_timeout(LIMIT).unwrap(), 40);
 }
 
 #[test]
 fn a_library_type_takes_a_per_instance_config() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Doubler::default_config().runs(10);
     let handle = Doubler { value: 1 }.start_with(config).unwrap();
     assert_eq!(handle.result_timeout(LIMIT).unwrap(), 1024);
@@ -27,6 +36,7 @@ fn a_library_type_takes_a_per_instance_config() {
 
 #[test]
 fn a_type_in_a_nested_library_module_runs_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Summer::new(100).start().unwrap();
     // The iteration that stopped itself is cut short and not counted (spec SKP-E04).
     assert_eq!(handle.result_timeout(LIMIT).unwrap(), (5050, 99));
@@ -34,6 +44,7 @@ fn a_type_in_a_nested_library_module_runs_in_a_child() {
 
 #[test]
 fn a_library_type_returns_a_library_struct() {
+    let _bound = bound::within(TEST_BOUND);
     let counter = WordCounter::new(&["the quick brown fox", "", "jumps over", "the lazy dog"]);
     let config = counter.config();
     let tally = counter
@@ -53,6 +64,7 @@ fn a_library_type_returns_a_library_struct() {
 
 #[test]
 fn a_library_type_exchanges_typed_messages() {
+    let _bound = bound::within(TEST_BOUND);
     let calculator = Calculator::default().start().unwrap();
     let ops = [Op::Add(2, 3), Op::Mul(-4, 6), Op::Add(i64::MAX - 1, 1)];
     let mut answers = Vec::new();
@@ -82,6 +94,7 @@ fn a_library_type_exchanges_typed_messages() {
 
 #[test]
 fn a_library_type_survives_an_abort_and_a_timeout() {
+    let _bound = bound::within(TEST_BOUND);
     let phoenix = Phoenix::new(true, true);
     let handle = phoenix.start().unwrap();
     assert!(handle.wait(Some(LIMIT)));
@@ -98,6 +111,7 @@ fn a_library_type_survives_an_abort_and_a_timeout() {
 
 #[test]
 fn a_library_type_without_failures_keeps_its_lives() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Phoenix::default().start().unwrap();
     assert!(handle.wait(Some(LIMIT)));
     let status = handle.status();
@@ -109,6 +123,7 @@ fn a_library_type_without_failures_keeps_its_lives() {
 
 #[test]
 fn a_library_type_out_of_lives_reports_the_crash() {
+    let _bound = bound::within(TEST_BOUND);
     let config = Phoenix::default_config().lives(1);
     let phoenix = Phoenix::new(true, false);
     let error = phoenix
@@ -141,6 +156,7 @@ impl LocalConcat {
 
 #[test]
 fn a_type_defined_in_the_test_file_runs_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let local = LocalConcat {
         parts: vec!["sk".into(), "pro".into(), "cess".into()],
         joined: String::new(),
@@ -174,6 +190,7 @@ mod inner {
 
 #[test]
 fn a_type_defined_in_a_module_of_the_test_file_runs_in_a_child() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = inner::deeper::ModuleLocal { factor: 21 }.start().unwrap();
     let (value, pid) = handle.result_timeout(LIMIT).unwrap();
     assert_eq!(value, 42);

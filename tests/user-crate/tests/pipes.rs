@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // A pipe whose point moves into a process type defined in this test file, used only through
 // skprocess's public API.
 
@@ -32,6 +39,7 @@ impl Echo {
 
 #[test]
 fn a_point_in_a_process_echoes_until_the_anchor_is_closed() {
+    let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<String, String>().unwrap();
     let handle = Echo { pipe: point }.start().unwrap();
     for word in ["one", "two", "three"] {

@@ -2,6 +2,13 @@
 
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 use std::time::{Duration, Instant};
 
 use skprocess::ProcessQueue;
@@ -12,6 +19,7 @@ const BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_process_queue_runs_a_library_handler_in_a_worker_process() {
+    let _bound = bound::within(TEST_BOUND);
     let file = std::env::temp_dir().join(format!("skprocess-user-pqueue-{}", std::process::id()));
     let _ = std::fs::remove_file(&file);
     let queue = ProcessQueue::new(greet);

@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // A queue of a message type defined in the library, read by `run` workers.
 
 use std::time::Duration;
@@ -12,6 +19,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn run_workers_price_library_orders_from_a_queue() {
+    let _bound = bound::within(TEST_BOUND);
     let (orders, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let workers = (0..2)
         .map(|_| skprocess::run(price_orders, (orders.clone(), out.clone())))

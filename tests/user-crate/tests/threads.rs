@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // One `&Handle` shared by several threads at once: `listen`, `status` and `current_run` run
 // concurrently while another thread waits for the lifecycle to end.
 
@@ -35,6 +42,7 @@ impl Ticker {
 
 #[test]
 fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Ticker::default().start().unwrap();
     let deadline = Instant::now() + LIMIT;
     let handle = &handle;
@@ -103,6 +111,7 @@ fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
 
 #[test]
 fn the_shared_handle_still_delivers_its_result() {
+    let _bound = bound::within(TEST_BOUND);
     let handle = Ticker::default().start().unwrap();
     let counted = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -121,6 +130,7 @@ fn the_shared_handle_still_delivers_its_result() {
 
 #[test]
 fn a_library_type_takes_tells_and_listens_from_several_threads() {
+    let _bound = bound::within(TEST_BOUND);
     const THREADS: i64 = 4;
     const PER_THREAD: i64 = 10;
     let total = (THREADS * PER_THREAD) as usize;

@@ -1,5 +1,12 @@
 skprocess::test_support!();
 
+#[path = "../../support/bound.rs"]
+mod bound;
+
+/// The longest any test here may take before the binary aborts, naming it: the net under
+/// waits that have no per-call bound (share reads and writes, maps, tells).
+const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
 // `run` and `WorkerResource` with functions of the library, as an outside user would.
 
 use std::time::Duration;
@@ -12,6 +19,7 @@ const BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 fn run_and_a_worker_resource_call_library_functions() {
+    let _bound = bound::within(TEST_BOUND);
     let (done, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut worker = run(power, (2u64, 10u32)).unwrap();
