@@ -102,14 +102,17 @@ pub(crate) type StartedWorker = (Arc<Connection>, FrameReader, Arc<ChildProcess>
 /// Starts one worker in `role` (a pool worker or a resident worker) through the one spawn
 /// path, with this build's identity in its start, and waits for its `Ready`.
 pub(crate) fn start(role: Role, config: &Config) -> Result<StartedWorker, Error> {
-    finish(Spawned::start(config, &Ungated)?, role, config)
+    finish(Spawned::start(config, &Ungated)?, role, config, |_| Ok(()))
 }
 
-/// The second half of [`start`]: the worker's connection, start and `Ready`.
+/// The second half of [`start`]: the worker's connection and start, then `first` (which may
+/// send the worker its first work before it answered: a worker reads nothing past a start it
+/// refuses, so nothing runs on a build that is not this one), then its `Ready`.
 pub(crate) fn finish(
     spawned: Spawned,
     role: Role,
     config: &Config,
+    first: impl FnOnce(&Connection) -> Result<(), Error>,
 ) -> Result<StartedWorker, Error> {
     let build = frame::encode(&WorkerStart {
         build: function::build_identity().to_vec(),
@@ -124,7 +127,11 @@ pub(crate) fn finish(
     };
     let (connection, child) = spawned.connect(&launch, &Ungated)?;
     let deadline = crate::deadline::after(Some(config.connect_timeout));
-    match await_ready(&connection, config.max_frame_bytes, deadline) {
+    let sent = first(&connection);
+    // Read the answer even when `first` failed: a refusal says why better than the write.
+    let ready = await_ready(&connection, config.max_frame_bytes, deadline)
+        .and_then(|reader| sent.map(|()| reader));
+    match ready {
         Ok(reader) => Ok((Arc::new(connection), reader, child)),
         Err(error) => {
             child.kill_and_reap();

@@ -142,12 +142,16 @@ impl<R: DeserializeOwned> Watch<R> {
         offset: i64,
         arguments: &[u8],
     ) -> Option<Result<R, Error>> {
-        let (connection, reader, _child) = match launch::finish(spawned, Role::PoolWorker, config) {
+        // The chunk goes out with the start, without waiting for `Ready` first: one round
+        // trip less, and a worker of another build refuses before it reads it.
+        let send_chunk = |connection: &Connection| connection.send(&chunk(offset, arguments));
+        let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
+        let (connection, reader, _child) = match started {
             Ok(started) => started,
             Err(_) if self.killed.load(Ordering::SeqCst) => return Some(Err(Error::Killed)),
             Err(error) => return Some(Err(error)),
         };
-        let outcome = send_and_read(&connection, reader, offset, arguments);
+        let outcome = read_result(&connection, reader);
         connection.shutdown();
         outcome.map(|bytes| bytes.and_then(|bytes| Ok(frame::decode_owned(&bytes)?)))
     }
@@ -160,14 +164,9 @@ fn crashed(exit: &Exit) -> Error {
     }
 }
 
-/// Sends the one chunk and reads until its result; `None` when the connection ended first.
-fn send_and_read(
-    connection: &Connection,
-    mut reader: FrameReader,
-    offset: i64,
-    arguments: &[u8],
-) -> Option<Result<Vec<u8>, Error>> {
-    let chunk = Chunk {
+/// The one isolated chunk of one item: the arguments, for the trampoline at `offset`.
+fn chunk(offset: i64, arguments: &[u8]) -> Chunk<'_> {
+    Chunk {
         job: 0,
         task: TaskRef::Function { offset },
         isolated: true,
@@ -175,8 +174,11 @@ fn send_and_read(
             index: 0,
             bytes: arguments,
         }],
-    };
-    connection.send(&chunk).ok()?;
+    }
+}
+
+/// Reads until the chunk's result; `None` when the connection ended first.
+fn read_result(connection: &Connection, mut reader: FrameReader) -> Option<Result<Vec<u8>, Error>> {
     loop {
         let frame = reader.read_frame(&mut connection.stream()).ok()??;
         match frame::decode::<ToPool<'_>>(frame.bytes()) {
