@@ -16,15 +16,32 @@ use crate::parent::exit::Exit;
 /// Stack of a reaper thread: it only waits and records a status.
 const REAPER_STACK: usize = 64 * 1024;
 
+/// What runs on the reaper's thread once the child was reaped.
+type OnExit = Box<dyn FnOnce(&Exit) + Send>;
+
+/// How the child ended, once it was reaped, and what to run then.
+#[derive(Default)]
+struct Ended {
+    exit: Option<Exit>,
+    on_exit: Option<OnExit>,
+}
+
 /// A started child, watched by the reaper.
-#[derive(Debug)]
 pub(crate) struct ChildProcess {
     pid: u32,
     /// The child until it was reaped.
     child: Mutex<Option<Child>>,
-    /// How it ended, once it was reaped.
-    ended: Mutex<Option<Exit>>,
+    ended: Mutex<Ended>,
     changed: Condvar,
+}
+
+impl std::fmt::Debug for ChildProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProcess")
+            .field("pid", &self.pid)
+            .field("exit", &self.exit())
+            .finish()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,7 +55,7 @@ impl ChildProcess {
         let process = Arc::new(Self {
             pid: child.id(),
             child: Mutex::new(Some(child)),
-            ended: Mutex::new(None),
+            ended: Mutex::new(Ended::default()),
             changed: Condvar::new(),
         });
         let reaper = Arc::clone(&process);
@@ -77,8 +94,15 @@ impl ChildProcess {
             };
             slot.take();
             drop(slot);
-            *lock(&self.ended) = Some(exit);
+            let on_exit = {
+                let mut ended = lock(&self.ended);
+                ended.exit = Some(exit.clone());
+                ended.on_exit.take()
+            };
             self.changed.notify_all();
+            if let Some(on_exit) = on_exit {
+                on_exit(&exit);
+            }
             return;
         }
     }
@@ -97,24 +121,39 @@ impl ChildProcess {
 
     /// How the child ended, if it was reaped; never waits.
     pub(crate) fn exit(&self) -> Option<Exit> {
-        lock(&self.ended).clone()
+        lock(&self.ended).exit.clone()
     }
 
     /// Whether the child ended (and was reaped).
     pub(crate) fn has_exited(&self) -> bool {
-        lock(&self.ended).is_some()
+        lock(&self.ended).exit.is_some()
+    }
+
+    /// Runs `on_exit` on the reaper's thread right after the child was reaped (at once, here,
+    /// if it was already), so whoever waits for the end is woken by the reaper itself rather
+    /// than through one more thread. It must be short: it runs on the reaper. A second one
+    /// replaces the first.
+    pub(crate) fn on_exit(&self, on_exit: impl FnOnce(&Exit) + Send + 'static) {
+        let mut ended = lock(&self.ended);
+        match ended.exit.clone() {
+            Some(exit) => {
+                drop(ended);
+                on_exit(&exit);
+            }
+            None => ended.on_exit = Some(Box::new(on_exit)),
+        }
     }
 
     /// Waits until the child was reaped or `deadline` (`None`: no deadline) passes.
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Option<Exit> {
         let mut ended = lock(&self.ended);
-        while ended.is_none() {
+        while ended.exit.is_none() {
             match crate::deadline::wait(&self.changed, ended, deadline) {
                 Ok(next) => ended = next,
-                Err(last) => return last.clone(),
+                Err(last) => return last.exit.clone(),
             }
         }
-        ended.clone()
+        ended.exit.clone()
     }
 
     /// Waits at most `grace` for the child to exit on its own, then kills it; how it ended.
@@ -150,6 +189,23 @@ mod tests {
         assert_eq!(exit.describe(), "exited with code 3");
         assert!(process.has_exited());
         process.kill();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        process.on_exit(move |exit| sender.send(exit.describe()).unwrap());
+        assert_eq!(receiver.try_recv().unwrap(), "exited with code 3");
+    }
+
+    #[test]
+    fn the_reaper_runs_what_was_asked_for_at_the_exit() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let process = ChildProcess::watch(child).unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        process.on_exit(move |exit| sender.send(exit.describe()).unwrap());
+        process.kill();
+        let told = receiver.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(told, "killed by signal 9 (SIGKILL)");
     }
 
     #[test]

@@ -53,19 +53,17 @@ impl ProcessWorker {
         self.child.kill();
     }
 
-    /// Waits until `deadline` for `outcome` — set by the reader thread only once the child was
-    /// reaped — and then for the thread, which ends right after setting it.
+    /// Waits until `deadline` for `outcome`, which is set only once the child was reaped.
+    /// The reader thread is then past everything but its own return (it too only waited for
+    /// the reaper), so it is let go rather than waited for: one wake-up less on every join.
     pub(crate) fn join_reader<R>(&self, outcome: &Outcome<R>, deadline: Option<Instant>) {
-        if !outcome.wait_until(deadline) {
-            return;
-        }
-        let handle = self
-            .reader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
+        if outcome.wait_until(deadline) {
+            let handle = self
+                .reader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(handle);
         }
     }
 }
@@ -90,10 +88,22 @@ where
     let child = Arc::clone(spawned.child());
     let killed = Arc::new(AtomicBool::new(false));
     let completion = Completion::new();
+    let settle = Arc::new(Settle {
+        ending: Mutex::new(Ending {
+            answer: None,
+            exit: None,
+        }),
+        killed: Arc::clone(&killed),
+        completion: Arc::clone(&completion),
+    });
+    child.on_exit({
+        let settle = Arc::clone(&settle);
+        move |exit| settle.exited(exit.clone())
+    });
     let watch = Watch {
         child: Arc::clone(&child),
         killed: Arc::clone(&killed),
-        completion: Arc::clone(&completion),
+        settle,
     };
     let thread = std::thread::Builder::new()
         .name("skprocess-worker".into())
@@ -113,24 +123,65 @@ where
     Ok((worker, completion))
 }
 
-/// The reader thread's state.
-struct Watch<R> {
-    child: Arc<ChildProcess>,
+/// The two halves of a worker's end: what its connection said (`None`: it ended without a
+/// result) and how its process ended.
+struct Ending<R> {
+    answer: Option<Option<Result<R, Error>>>,
+    exit: Option<Exit>,
+}
+
+/// Settles a worker's outcome once both halves of its end are known, on the thread of
+/// whichever came second — normally the reaper's, so a `join` is woken by the reaper itself.
+struct Settle<R> {
+    ending: Mutex<Ending<R>>,
     killed: Arc<AtomicBool>,
     completion: Outcome<R>,
 }
 
-impl<R: DeserializeOwned> Watch<R> {
-    fn run(self, spawned: Spawned, config: &Config, offset: i64, arguments: &[u8]) {
-        let outcome = self.exchange(spawned, config, offset, arguments);
-        // The connection is closed: the child exits on its own, or is killed after the grace.
-        let status = self.child.reap(EXIT_GRACE);
-        let outcome = match outcome {
+impl<R> Settle<R> {
+    fn answered(&self, answer: Option<Result<R, Error>>) {
+        let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+        ending.answer = Some(answer);
+        self.settle(ending);
+    }
+
+    fn exited(&self, exit: Exit) {
+        let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+        ending.exit = Some(exit);
+        self.settle(ending);
+    }
+
+    fn settle(&self, mut ending: std::sync::MutexGuard<'_, Ending<R>>) {
+        if ending.answer.is_none() || ending.exit.is_none() {
+            return;
+        }
+        let (Some(answer), Some(exit)) = (ending.answer.take(), ending.exit.take()) else {
+            return;
+        };
+        drop(ending);
+        let outcome = match answer {
             Some(outcome) => outcome,
             None if self.killed.load(Ordering::SeqCst) => Err(Error::Killed),
-            None => Err(crashed(&status)),
+            None => Err(crashed(&exit)),
         };
         self.completion.complete(outcome);
+    }
+}
+
+/// The reader thread's state.
+struct Watch<R> {
+    child: Arc<ChildProcess>,
+    killed: Arc<AtomicBool>,
+    settle: Arc<Settle<R>>,
+}
+
+impl<R: DeserializeOwned> Watch<R> {
+    fn run(self, spawned: Spawned, config: &Config, offset: i64, arguments: &[u8]) {
+        let answer = self.exchange(spawned, config, offset, arguments);
+        self.settle.answered(answer);
+        // The connection is closed: the child exits on its own, or is killed after the grace;
+        // the reaper settles the outcome then.
+        self.child.reap(EXIT_GRACE);
     }
 
     /// Starts the child's work and reads its answer; `None` when it ended without one. The
