@@ -333,3 +333,20 @@ impl From<crate::transport::frame::WireError> for Error {
         }
     }
 }
+
+impl From<crate::transport::TransportError> for Error {
+    /// Keeps the meaning callers match on: a broken connection is [`Error::Disconnected`], a
+    /// frame over the limit [`Error::TooLarge`], and no child proving its token in time a
+    /// [`Error::Bootstrap`].
+    fn from(error: crate::transport::TransportError) -> Self {
+        use crate::transport::TransportError;
+        match error {
+            TransportError::Disconnected => Error::Disconnected,
+            TransportError::Wire(wire) => wire.into(),
+            TransportError::NotProven => Error::Bootstrap {
+                detail: "no connection proved the token in time".into(),
+            },
+            TransportError::Io(io) => Error::Io(io),
+        }
+    }
+}

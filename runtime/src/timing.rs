@@ -242,17 +242,7 @@ impl ProcessTimers {
 
 /// Now, on the monotonic clock that every process on this machine shares (an [`Instant`] is
 /// private to its process), in nanoseconds.
-pub(crate) fn monotonic_nanos() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, exclusively borrowed timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
-    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
-}
+pub(crate) use crate::sys::monotonic_nanos;
 
 /// The [`Instant`] of this process at which the shared monotonic clock read `nanos`.
 pub(crate) fn monotonic_instant(nanos: u64) -> Instant {

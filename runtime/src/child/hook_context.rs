@@ -105,7 +105,7 @@ impl<P: Process> Ctx<P> {
         }
         connection
             .send_with_payload(&prefix[..used], &self.outgoing)
-            .map_err(TellError::Failed)
+            .map_err(|error| TellError::Failed(error.into()))
     }
 
     /// Waits up to `timeout` for a message from the parent; `Ok(None)` means none arrived.

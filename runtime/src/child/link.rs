@@ -168,7 +168,7 @@ impl ChildLink {
     /// Sends a control message to the parent; without a parent, there is nobody to tell.
     pub(crate) fn send(&self, message: &ToParent<'_>) -> Result<(), Error> {
         match &self.connection {
-            Some(connection) => connection.send(message),
+            Some(connection) => Ok(connection.send(message)?),
             None => Ok(()),
         }
     }

@@ -30,7 +30,7 @@ impl ChildContext {
             role,
             key: key.to_owned(),
             completed_runs: resume.completed_runs,
-            parent_pid: std::os::unix::process::parent_id(),
+            parent_pid: crate::sys::parent_pid(),
         }
     }
 
@@ -69,7 +69,7 @@ impl ChildContext {
         token: &str,
         max_frame: u32,
     ) -> Result<Connection, Error> {
-        rendezvous::connect(address, token, max_frame)
+        Ok(rendezvous::connect(address, token, max_frame)?)
     }
 }
 

@@ -164,11 +164,5 @@ fn watch(shared: &Shared, reporter: &dyn ReportOverrun) {
 /// Ends the process without running exit handlers or flushing stdio: the abandoned hook may
 /// hold the very locks those would take.
 pub(crate) fn exit_now() -> ! {
-    #[cfg(unix)]
-    // SAFETY: `_exit` has no preconditions; it ends the process at once.
-    unsafe {
-        libc::_exit(EXIT_TIMED_OUT)
-    }
-    #[cfg(not(unix))]
-    std::process::exit(EXIT_TIMED_OUT)
+    crate::sys::exit_now(EXIT_TIMED_OUT)
 }

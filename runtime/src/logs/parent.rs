@@ -30,8 +30,7 @@ extern "C" fn remove_socket() {
 fn start_collector() -> Option<Service> {
     let service = Service::start("skprocess-logs", MAX_FRAME, None, serve).ok()?;
     if SOCKET.set(service.endpoint().address.clone()).is_ok() {
-        // SAFETY: registers a plain function without arguments; it only removes files.
-        unsafe { libc::atexit(remove_socket) };
+        crate::sys::at_exit(remove_socket);
     }
     Some(service)
 }

@@ -142,7 +142,7 @@ impl<P: Process> Handle<P> {
                     self.shared.tell_credits.grant(1);
                     Err(TellError::Full(message))
                 }
-                Err(error) => Err(TellError::Failed(error)),
+                Err(error) => Err(TellError::Failed(error.into())),
             }
         })
     }

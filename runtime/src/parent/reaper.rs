@@ -76,7 +76,7 @@ impl ChildProcess {
     /// The reaper thread: waits in the kernel for the exit, then reaps and records it.
     fn reap_when_exited(&self) {
         loop {
-            let waited = crate::sys::wait::wait_exited(self.pid);
+            let waited = crate::sys::wait_exited(self.pid);
             if matches!(&waited, Err(e) if e.kind() == std::io::ErrorKind::Interrupted) {
                 continue;
             }

@@ -143,13 +143,14 @@ impl Spawned {
         };
         let max_frame = launch.config.max_frame_bytes;
         let deadline = crate::deadline::after(Some(launch.config.connect_timeout));
-        let accepted = rendezvous.accept(&token, max_frame, deadline, || {
+        // Only the child itself, by the kernel's word, is accepted; another process that
+        // proves the token is dropped and the wait goes on.
+        let accepted = rendezvous.accept_child(child.pid(), &token, max_frame, deadline, || {
             gate.abandoned()
                 .or_else(|| child.exit().map(gone_before_connecting))
         });
         let connection = match accepted {
-            Ok((connection, hello)) if hello.pid == child.pid() => connection,
-            Ok(_) => return Err(abandon(mismatch())),
+            Ok((connection, _)) => connection,
             Err(error) => return Err(abandon(error)),
         };
         match send_start(launch, &connection) {
@@ -180,10 +181,7 @@ fn command(rendezvous: &Rendezvous, token: &str, max_frame: u32) -> Result<Comma
 /// The running executable: `/proc/self/exe` on Linux, which still works when the file was
 /// replaced by a rebuild.
 fn own_executable() -> Result<std::path::PathBuf, Error> {
-    if cfg!(target_os = "linux") {
-        return Ok("/proc/self/exe".into());
-    }
-    std::env::current_exe().map_err(Error::Spawn)
+    crate::sys::own_executable().map_err(Error::Spawn)
 }
 
 /// The error of a child that ended before it connected.
@@ -199,12 +197,6 @@ fn gone_before_connecting(exit: Exit) -> Error {
         format!("it {} before connecting", exit.describe())
     };
     Error::Bootstrap { detail }
-}
-
-fn mismatch() -> Error {
-    Error::Bootstrap {
-        detail: "a process other than the child proved the token".into(),
-    }
 }
 
 /// Sends the start message, then the timer samples so far in frames that fit the limit.

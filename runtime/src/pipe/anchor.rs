@@ -93,7 +93,7 @@ const MAX_HANDSHAKES: usize = 16;
 
 /// Starts the anchor's service and returns both ends.
 pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
-    let nonce = u64::from_str_radix(&random_hex(8).map_err(to_io)?, 16)
+    let nonce = u64::from_str_radix(&random_hex(8).map_err(|e| to_io(e.into()))?, 16)
         .map_err(|e| PipeError::Io(std::io::Error::other(e)))?;
     let expected_types = type_hash::<S, R>();
     let peer = Arc::new(PeerSlot {
@@ -133,7 +133,7 @@ pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> 
         config.socket_dir.as_deref(),
         admit,
     )
-    .map_err(to_io)?;
+    .map_err(|e| to_io(e.into()))?;
     let recipe = PointRecipe {
         endpoint: service.endpoint().clone(),
         nonce,

@@ -7,8 +7,6 @@
 //! buffer: a sender whose peer does not read waits in `send` (backpressure), and the
 //! non-blocking and timed variants give the message back instead.
 
-use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::pipe::PipeError;
 use crate::pipe::reader::FrameBuffer;
+use crate::sys::{self, Source};
 use crate::transport::Connection;
 use crate::transport::frame::{self, WireError};
 
@@ -79,7 +78,10 @@ impl Link {
         let mut scratch = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
         // A tail left by a timed send must go first, and the connection sends it.
         if len < STREAM_FROM || self.connection.has_unsent() {
-            return self.connection.send(message).map_err(PipeError::from_send);
+            return self
+                .connection
+                .send(message)
+                .map_err(|e| PipeError::from_send(e.into()));
         }
         let mut stream = self.connection.stream();
         let max = self.max_frame;
@@ -113,7 +115,7 @@ impl Link {
         match self.connection.send_before(message, Some(deadline)) {
             Ok(true) => Ok(Sent::Yes),
             Ok(false) => Ok(Sent::Full),
-            Err(error) => Err(PipeError::from_send(error)),
+            Err(error) => Err(PipeError::from_send(error.into())),
         }
     }
 
@@ -213,48 +215,12 @@ impl PipeError {
 
 /// Waits until the connection has bytes to read (or has ended) for at most `timeout`.
 fn wait_readable(connection: &Connection, timeout: Duration) -> Result<bool, PipeError> {
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // Round a sub-millisecond rest up, so a short timeout still waits instead of spinning.
-    let millis = if millis == 0 && !timeout.is_zero() {
-        1
-    } else {
-        millis
-    };
-    Ok(poll(connection, libc::POLLIN, millis)? != 0)
+    let source = [Source::from(connection.stream())];
+    let ready = sys::wait_readable(&source, Some(timeout)).map_err(PipeError::Io)?;
+    Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 
 /// Whether the peer has hung up, checked without waiting.
 fn hung_up(connection: &Connection) -> bool {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let events = libc::POLLRDHUP;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let events = 0;
-    match poll(connection, events, 0) {
-        Ok(revents) => revents & (libc::POLLHUP | libc::POLLERR | events) != 0,
-        Err(_) => true,
-    }
-}
-
-/// One `poll` of the connection for `events`; returns the events that occurred.
-fn poll(
-    connection: &Connection,
-    events: libc::c_short,
-    millis: libc::c_int,
-) -> Result<libc::c_short, PipeError> {
-    let mut fd = libc::pollfd {
-        fd: connection.stream().as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: `fd` is one valid, exclusively borrowed pollfd.
-        let ready = unsafe { libc::poll(&mut fd, 1, millis) };
-        if ready >= 0 {
-            return Ok(fd.revents);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(PipeError::Io(error));
-        }
-    }
+    connection.stream().peer_closed()
 }

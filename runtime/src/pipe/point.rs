@@ -119,7 +119,7 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
     let endpoint = &recipe.endpoint;
     let connected = match ChildContext::current() {
         Some(context) => context.connect(&endpoint.address, &endpoint.token, recipe.max_frame),
-        None => endpoint.connect(recipe.max_frame),
+        None => endpoint.connect(recipe.max_frame).map_err(Into::into),
     };
     let connection = connected.map_err(connect_error)?;
     let mut frames = FrameBuffer::new(recipe.max_frame);
@@ -132,7 +132,9 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
         nonce: recipe.nonce,
         type_hash: types,
     };
-    connection.send(&hello).map_err(connect_error)?;
+    connection
+        .send(&hello)
+        .map_err(|e| connect_error(e.into()))?;
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Accepted { pid }) => Ok(Link::new(connection, frames, pid)),
         Some(AnchorReply::Refused(refusal)) => Err(refused(refusal)),

@@ -8,7 +8,6 @@
 //! folding may merge two functions into one address, and calling either is then the same.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +16,8 @@ use crate::child::engine::panic_message;
 use crate::protocol::fit_message;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame;
+
+pub(crate) use crate::sys::build_identity;
 
 /// Decodes one item, calls the function, encodes the output into the buffer.
 pub(crate) type Trampoline = fn(&[u8], &mut Vec<u8>) -> Result<(), ItemFailure>;
@@ -152,119 +153,6 @@ spread_impls!(
     (A, B, C, D, E, G, H, J),
 );
 
-/// Identifies this build: its ELF GNU build-id when the linker wrote one, otherwise a hash
-/// of the executable file (computed once). Two processes with the same identity run the same
-/// code at the same offsets.
-pub(crate) fn build_identity() -> &'static [u8] {
-    static IDENTITY: OnceLock<Vec<u8>> = OnceLock::new();
-    IDENTITY.get_or_init(|| {
-        let mut identity = Vec::new();
-        match gnu_build_id() {
-            Some(id) => {
-                identity.extend_from_slice(b"gnu-build-id:");
-                identity.extend_from_slice(&id);
-            }
-            None => {
-                identity.extend_from_slice(b"file-hash:");
-                identity.extend_from_slice(&executable_hash().to_le_bytes());
-            }
-        }
-        identity
-    })
-}
-
-/// A hash of the running executable's file; 0 when it cannot be read (then every worker of
-/// this parent agrees, and a rebuilt binary is still told apart by its build-id on Linux).
-fn executable_hash() -> u64 {
-    use std::hash::Hasher;
-    use std::io::Read;
-    let path = if cfg!(target_os = "linux") {
-        std::path::PathBuf::from("/proc/self/exe")
-    } else {
-        match std::env::current_exe() {
-            Ok(path) => path,
-            Err(_) => return 0,
-        }
-    };
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return 0;
-    };
-    // Fixed keys: the same bytes hash the same in every process of this build.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => hasher.write(&buffer[..n]),
-        }
-    }
-    hasher.finish()
-}
-
-/// The main executable's `NT_GNU_BUILD_ID` note, read from its loaded note segments.
-#[cfg(target_os = "linux")]
-fn gnu_build_id() -> Option<Vec<u8>> {
-    use std::ffi::c_void;
-    unsafe extern "C" fn first_object(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid `info` for the duration of the call, and `data`
-        // is the `Option<Vec<u8>>` given to `dl_iterate_phdr` below.
-        let (info, found) = unsafe { (&*info, &mut *data.cast::<Option<Vec<u8>>>()) };
-        // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers of the loaded object.
-        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
-        for header in headers.iter().filter(|h| h.p_type == libc::PT_NOTE) {
-            let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-            // SAFETY: a PT_NOTE segment of a loaded object is mapped and readable for its
-            // memory size.
-            let notes =
-                unsafe { std::slice::from_raw_parts(start as *const u8, header.p_memsz as usize) };
-            if let Some(id) = find_build_id(notes) {
-                *found = Some(id.to_vec());
-                break;
-            }
-        }
-        1 // The first object is the main executable: stop here.
-    }
-    let mut found: Option<Vec<u8>> = None;
-    // SAFETY: `first_object` matches the callback type and only uses `found` as documented.
-    unsafe { libc::dl_iterate_phdr(Some(first_object), (&raw mut found).cast()) };
-    found
-}
-
-#[cfg(not(target_os = "linux"))]
-fn gnu_build_id() -> Option<Vec<u8>> {
-    None
-}
-
-/// The descriptor of the first `GNU` note of type 3 (`NT_GNU_BUILD_ID`) in `notes`.
-/// Used by the Linux `gnu_build_id`; its unit test runs on every platform.
-#[cfg(any(target_os = "linux", test))]
-fn find_build_id(mut notes: &[u8]) -> Option<&[u8]> {
-    const NT_GNU_BUILD_ID: u32 = 3;
-    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
-    let word = |bytes: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
-    while notes.len() >= 12 {
-        let name_size = word(notes, 0)? as usize;
-        let desc_size = word(notes, 4)? as usize;
-        let kind = word(notes, 8)?;
-        let name_end = 12usize.checked_add(align(name_size)?)?;
-        let desc_end = name_end.checked_add(align(desc_size)?)?;
-        let name = notes.get(12..12 + name_size)?;
-        let desc = notes.get(name_end..name_end.checked_add(desc_size)?)?;
-        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
-            return Some(desc);
-        }
-        notes = notes.get(desc_end..)?;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,23 +209,5 @@ mod tests {
         let identity = build_identity();
         assert!(identity.len() > 10);
         assert_eq!(identity, build_identity());
-    }
-
-    #[test]
-    fn a_build_id_note_is_found_among_others() {
-        let mut notes = Vec::new();
-        for (name, kind, desc) in [
-            (&b"Xen\0"[..], 1u32, &[9u8, 9][..]),
-            (b"GNU\0", 3, &[1, 2, 3, 4, 5]),
-        ] {
-            notes.extend_from_slice(&(name.len() as u32).to_ne_bytes());
-            notes.extend_from_slice(&(desc.len() as u32).to_ne_bytes());
-            notes.extend_from_slice(&kind.to_ne_bytes());
-            notes.extend_from_slice(name);
-            notes.extend_from_slice(desc);
-            notes.resize(notes.len().div_ceil(4) * 4, 0);
-        }
-        assert_eq!(find_build_id(&notes), Some(&[1u8, 2, 3, 4, 5][..]));
-        assert_eq!(find_build_id(&notes[..20]), None);
     }
 }

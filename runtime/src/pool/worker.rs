@@ -267,7 +267,7 @@ impl Outbox {
             results,
             measured,
         };
-        let sent = self.connection.send(&batch);
+        let sent = self.connection.send(&batch).map_err(Error::from);
         // The room check keeps batches within a frame; should an estimate ever be short, each
         // result goes alone rather than the batch being lost.
         if let (Err(Error::TooLarge { .. }), ToPool::Results { job, results, .. }) = (sent, batch) {
@@ -289,7 +289,9 @@ impl Outbox {
                 results: vec![result],
                 measured,
             };
-            let Err(Error::TooLarge { size, .. }) = self.connection.send(&alone) else {
+            let Err(Error::TooLarge { size, .. }) =
+                self.connection.send(&alone).map_err(Error::from)
+            else {
                 continue;
             };
             let failure = ItemFailure::TooLarge {

@@ -2,7 +2,6 @@
 //! handles in other processes connect to. Each connection gets a thread that reads its
 //! requests one at a time, so a reader waiting for messages never holds up another.
 
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, append_message, split_message};
 use crate::queue::buffer::{Entry, ReaderId};
 use crate::queue::hub::{Hub, Put, Taken};
+use crate::sys::{self, Source};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::service::{Endpoint, Service};
@@ -170,7 +170,7 @@ impl Session {
             Put::Full(_) => Reply::Put { accepted: false },
             Put::Closed(_) => Reply::Closed,
         };
-        self.connection.send(&reply)
+        Ok(self.connection.send(&reply)?)
     }
 
     /// Appends each message of `payload` in order, waiting for room; a payload cut short is a
@@ -188,10 +188,10 @@ impl Session {
                 // The peer hung up while the queue was full: what it sent is dropped with it
                 // (its call did not return, so it was never promised).
                 Put::Full(_) => return Err(Error::Disconnected),
-                Put::Closed(_) => return self.connection.send(&Reply::Closed),
+                Put::Closed(_) => return Ok(self.connection.send(&Reply::Closed)?),
             }
         }
-        self.connection.send(&Reply::Put { accepted: true })
+        Ok(self.connection.send(&Reply::Put { accepted: true })?)
     }
 
     fn fetch(&mut self, ack: Option<u64>, max: u32, wait_ms: Option<u64>) -> Result<(), Error> {
@@ -237,7 +237,7 @@ impl Session {
             },
             Taken::Closed => Reply::Closed,
         };
-        self.connection.send(&reply)
+        Ok(self.connection.send(&reply)?)
     }
 }
 
@@ -252,12 +252,9 @@ fn deadline_in(wait_ms: Option<u64>) -> Option<Instant> {
 /// Whether the peer is still waiting for an answer: it sends nothing while it waits, so a
 /// readable socket means it hung up (or broke the protocol); either way, stop waiting for it.
 fn peer_waits(connection: &Connection) -> bool {
-    let mut fd = libc::pollfd {
-        fd: connection.stream().as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `fd` is one valid, exclusively borrowed pollfd; a zero timeout never blocks.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 0
+    let source = [Source::from(connection.stream())];
+    match sys::wait_readable(&source, Some(Duration::ZERO)) {
+        Ok(ready) => !ready.iter().any(|r| r.readable || r.hung_up),
+        Err(_) => false,
+    }
 }

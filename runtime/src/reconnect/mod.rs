@@ -49,7 +49,7 @@ pub use sqlite::SqliteRecipe;
 
 /// A resource that can be opened again in another process from a recipe.
 ///
-/// Implemented for [`std::net::TcpStream`], [`std::os::unix::net::UnixStream`],
+/// Implemented for [`std::net::TcpStream`], `UnixStream` (on Unix),
 /// [`std::fs::File`], `rusqlite::Connection` (feature `sqlite`, on by default),
 /// `postgres::Client` (feature `postgres`) and `redis::Connection` (feature `redis`).
 #[diagnostic::on_unimplemented(

@@ -1,8 +1,9 @@
 //! Sockets: a TCP stream reopens by connecting to its address again, a Unix stream by
 //! connecting to its path again. What was in flight on the old connection is not carried.
 
+#[cfg(unix)]
+use crate::sys::UnixStream;
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use crate::reconnect::{Reconnect, ReconnectError, Secret, open_error};
@@ -17,6 +18,7 @@ impl Reconnect for TcpStream {
     }
 }
 
+#[cfg(unix)]
 impl Reconnect for UnixStream {
     /// The socket's path.
     type Recipe = PathBuf;

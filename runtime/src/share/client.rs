@@ -126,12 +126,12 @@ impl Client {
         let connection = connection.as_ref().ok_or(Error::Disconnected)?;
         let request = Request::Write { target, args };
         let Some(ring) = ring.as_ref() else {
-            return connection.send(&request);
+            return Ok(connection.send(&request)?);
         };
         frame::encode_into(&request, body).map_err(Error::Wire)?;
         if body.len() > MAX_RECORD {
             wait_for(connection, ring, || ring.is_drained())?;
-            return connection.send(&request);
+            return Ok(connection.send(&request)?);
         }
         let mut wake = false;
         wait_for(connection, ring, || match ring.push(body) {

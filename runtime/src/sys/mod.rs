@@ -1,9 +1,18 @@
-//! The platform layer: the place the runtime asks the OS about itself. It depends on nothing
-//! else in the crate.
+//! The platform layer: the one place the runtime talks to the OS. It depends on nothing else
+//! in the crate, and everything above it (transport, protocol, parent, child, features) asks
+//! it instead of naming `libc` or `std::os::*`.
 //!
-//! - [`image`]: the code of the running executable — whether an address is code of the image
-//!   that holds a given symbol, so an offset from a peer is never called blindly.
-//! - [`wait`]: waiting for a child's exit without reaping it, for the one reaper.
+//! The seam is the set of item names re-exported here — local-socket [`Listener`] and
+//! [`Stream`], one wait on many of them ([`wait_readable`]), process control ([`kill`],
+//! [`wait_exited`], [`has_exited`], [`describe_status`], [`exit_now`]), the shared monotonic clock
+//! ([`monotonic_nanos`]) and the running image ([`own_executable`], [`build_identity`],
+//! [`image::is_code_beside`]). `sys/unix/` implements them for Unix; a `sys/windows/` will
+//! give the same names over named pipes. The portable code above therefore sticks to what a
+//! named pipe can do too: a blocking reader per connection, writes with deadlines, wake-ups by
+//! message rather than by descriptor, and waits on many streams only for readiness and
+//! hang-up.
 
-pub(crate) mod image;
-pub(crate) mod wait;
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;

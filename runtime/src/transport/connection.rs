@@ -2,15 +2,14 @@
 //! buffer, so threads never interleave and a steady sender does not allocate.
 
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::sys::Stream;
+use crate::transport::error::TransportError as Error;
 use crate::transport::frame;
 
 /// What the sending lock guards.
@@ -26,7 +25,7 @@ struct Outgoing {
 /// One end of a connection between a parent and a child.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: UnixStream,
+    stream: Stream,
     /// The lock makes each frame one uninterrupted write.
     outgoing: Mutex<Outgoing>,
     /// Whether `Outgoing::unsent` holds anything, readable without the lock.
@@ -37,7 +36,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// Wraps a connected stream, in blocking mode whatever the listener's mode was (accepted
     /// streams inherit `O_NONBLOCK` on some systems).
-    pub(crate) fn new(stream: UnixStream, max_frame: u32) -> io::Result<Self> {
+    pub(crate) fn new(stream: Stream, max_frame: u32) -> io::Result<Self> {
         stream.set_nonblocking(false)?;
         Ok(Self {
             stream,
@@ -48,7 +47,7 @@ impl Connection {
     }
 
     /// The stream, for the connection's one reader.
-    pub(crate) fn stream(&self) -> &UnixStream {
+    pub(crate) fn stream(&self) -> &Stream {
         &self.stream
     }
 
@@ -197,7 +196,7 @@ impl Connection {
             return write_blocking(&self.stream, head, tail).map(Some);
         }
         loop {
-            match send_nonblocking(&self.stream, head, tail) {
+            match self.stream.send_nonblocking(head, tail) {
                 Ok(0) => return Err(Error::Disconnected),
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -206,7 +205,9 @@ impl Connection {
                     if left.is_some_and(|left| left.is_zero()) {
                         return Ok(None);
                     }
-                    wait_writable(&self.stream, left)?;
+                    self.stream
+                        .wait_writable(left)
+                        .map_err(|_| Error::Disconnected)?;
                 }
                 Err(_) => return Err(Error::Disconnected),
             }
@@ -219,7 +220,7 @@ impl Connection {
         message: &T,
         patience: Duration,
     ) -> Result<(), Error> {
-        let deadline = crate::deadline::after(Some(patience));
+        let deadline = Instant::now().checked_add(patience);
         match self.lock_before(deadline.or(Some(Instant::now()))) {
             Some(mut outgoing) => {
                 self.finish_unsent(&mut outgoing, None)?;
@@ -233,7 +234,7 @@ impl Connection {
     /// Ends the connection both ways; a reader blocked on it wakes with end of stream.
     pub(crate) fn shutdown(&self) {
         // Already shut down or reset: nothing left to end.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.stream.shutdown_both();
     }
 
     fn lock(&self) -> MutexGuard<'_, Outgoing> {
@@ -251,7 +252,7 @@ fn rest<'a>(head: &'a [u8], tail: &'a [u8], written: usize) -> (&'a [u8], &'a [u
 }
 
 /// One vectored write of `head` then `tail`, waiting for room as long as it takes.
-fn write_blocking(mut stream: &UnixStream, head: &[u8], tail: &[u8]) -> Result<usize, Error> {
+fn write_blocking(mut stream: &Stream, head: &[u8], tail: &[u8]) -> Result<usize, Error> {
     loop {
         match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
             Ok(0) => return Err(Error::Disconnected),
@@ -262,50 +263,6 @@ fn write_blocking(mut stream: &UnixStream, head: &[u8], tail: &[u8]) -> Result<u
     }
 }
 
-/// One `sendmsg` of `head` then `tail` that never blocks.
-fn send_nonblocking(stream: &UnixStream, head: &[u8], tail: &[u8]) -> io::Result<usize> {
-    let mut iov = [
-        libc::iovec {
-            iov_base: head.as_ptr() as *mut libc::c_void,
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: tail.as_ptr() as *mut libc::c_void,
-            iov_len: tail.len(),
-        },
-    ];
-    // SAFETY: an all-zero msghdr is valid; the fields set below point into live buffers.
-    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-    message.msg_iov = iov.as_mut_ptr();
-    message.msg_iovlen = iov.len() as _;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let flags = libc::MSG_DONTWAIT;
-    // SAFETY: `message` describes two valid buffers that outlive the call; sendmsg only reads
-    // them.
-    let sent = unsafe { libc::sendmsg(stream.as_raw_fd(), &message, flags) };
-    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
-}
-
-/// Waits until the socket has room, for at most `timeout` (`None`: without limit).
-fn wait_writable(stream: &UnixStream, timeout: Option<Duration>) -> Result<(), Error> {
-    let mut fd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let millis = timeout.map_or(-1, |t| {
-        libc::c_int::try_from(t.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
-    });
-    // SAFETY: `fd` is one valid, exclusively borrowed pollfd.
-    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
-    if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-        return Err(Error::Disconnected);
-    }
-    Ok(())
-}
-
-fn write_all(mut stream: &UnixStream, bytes: &[u8]) -> Result<(), Error> {
+fn write_all(mut stream: &Stream, bytes: &[u8]) -> Result<(), Error> {
     stream.write_all(bytes).map_err(|_| Error::Disconnected)
 }

@@ -4,15 +4,21 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
 //!   (shared values, pipes).
+//!
+//! It stands on `sys` alone: sockets, waits and the peer's pid come from there, and nothing
+//! from the layers above is imported.
 //!
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
 
 pub(crate) mod connection;
+pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;
+pub use error::TransportError;

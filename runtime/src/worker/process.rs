@@ -195,7 +195,7 @@ impl<R: DeserializeOwned> Watch<R> {
     ) -> Option<Result<R, Error>> {
         // The chunk goes out with the start, without waiting for `Ready` first: one round
         // trip less, and a worker of another build refuses before it reads it.
-        let send_chunk = |connection: &Connection| connection.send(&chunk(offset, arguments));
+        let send_chunk = |connection: &Connection| Ok(connection.send(&chunk(offset, arguments))?);
         let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
         let (connection, reader, _child) = match started {
             Ok(started) => started,

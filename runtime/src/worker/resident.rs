@@ -4,7 +4,6 @@
 //! so this process's writes never wait on the parent's; the time spent waiting in `read` with
 //! nothing to do is the worker's starvation.
 
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use crate::child::bootstrap::{self, Started};
@@ -60,30 +59,11 @@ fn watch_for_hangup(connection: &Connection) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("skprocess-resident-watch".into())
         .spawn(move || {
-            if wait_for_hangup(stream.as_raw_fd()) {
+            if stream.wait_hangup() {
                 bootstrap::exit_parent_gone();
             }
         })
         .map(drop)
-}
-
-/// Blocks until `fd` reports a hangup or an error (`true`), or cannot be polled (`false`).
-fn wait_for_hangup(fd: std::os::fd::RawFd) -> bool {
-    // No events asked for: poll reports only POLLHUP, POLLERR and POLLNVAL, never data.
-    let mut watched = libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd, owned by this frame; `fd` stays open (the thread owns
-        // its clone of the stream).
-        let ready = unsafe { libc::poll(&mut watched, 1, -1) };
-        if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        return ready > 0 && watched.revents & (libc::POLLHUP | libc::POLLERR) != 0;
-    }
 }
 
 fn nanos_since(instant: Instant) -> u64 {

@@ -295,7 +295,7 @@ impl<I, O> WorkerResource<I, O> {
     /// Lets the worker finish the data already sent (its results are dropped), waits until it
     /// exited, and reaps it; fails with [`Error::Crashed`] when it did not exit cleanly.
     pub fn join(mut self) -> Result<(), Error> {
-        let _ = self.connection.stream().shutdown(std::net::Shutdown::Write);
+        let _ = self.connection.stream().shutdown_write();
         self.end_reader();
         match self.inbox.lock().ended.as_deref() {
             Some(CLEAN_EXIT) | None => Ok(()),
@@ -321,7 +321,7 @@ impl<I, O> WorkerResource<I, O> {
         self.connection.send(message).map_err(|error| {
             match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
                 Err(crashed) => crashed,
-                Ok(_) => error,
+                Ok(_) => error.into(),
             }
         })
     }

@@ -1,19 +1,16 @@
 //! The supervisor's decisions, with plain values: no process, no socket, no clock.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-
 use super::*;
 use crate::error::{FailureKind, FailureReport};
 
 const LIMIT: Duration = Duration::from_millis(100);
 
 fn sigkill() -> Exit {
-    Exit::Status(ExitStatus::from_raw(libc::SIGKILL))
+    Exit::Status(crate::sys::exit_status_killed())
 }
 
 fn exit_code(code: i32) -> Exit {
-    Exit::Status(ExitStatus::from_raw(code << 8))
+    Exit::Status(crate::sys::exit_status_from_code(code))
 }
 
 fn ended(exit: Exit, at: Instant) -> Event {
