@@ -63,8 +63,8 @@ pub use hook::{Hook, PerHook};
 pub use message::Message;
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use pool::{
-    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
-    PoolFunction, Spread, Star,
+    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
+    Star,
 };
 pub use process::{HookFailure, HookResult, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};

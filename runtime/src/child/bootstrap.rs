@@ -48,11 +48,11 @@ pub(crate) struct Started {
 /// Connects back to the parent and reads the start; the exit code when that fails (the
 /// parent was told why when it could be).
 pub(crate) fn start(variable: OsString) -> Result<(Connection, FrameReader, Started), i32> {
-    let (connection, mut reader) = connect(variable).map_err(|e| {
+    let (connection, mut reader, proof) = connect(variable).map_err(|e| {
         eprintln!("skprocess: child setup failed: {e}");
         EXIT_SETUP_FAILED
     })?;
-    match read_start(&connection, &mut reader) {
+    match read_start(&connection, &mut reader, &proof) {
         Ok(Some(started)) => Ok((connection, reader, started)),
         Ok(None) => Err(EXIT_PARENT_GONE),
         Err(e) => {
@@ -62,19 +62,42 @@ pub(crate) fn start(variable: OsString) -> Result<(Connection, FrameReader, Star
     }
 }
 
-fn connect(variable: OsString) -> Result<(Connection, FrameReader), Error> {
+/// Connects back and proves the token; returns the proof the parent must send back.
+fn connect(variable: OsString) -> Result<(Connection, FrameReader, String), Error> {
     let variable = ChildVariable::parse(variable)
         .ok_or_else(|| Error::Config("the bootstrap variable is malformed".into()))?;
     let connection = rendezvous::connect(&variable.address, &variable.token, variable.max_frame)?;
-    Ok((connection, FrameReader::new(variable.max_frame)))
+    Ok((
+        connection,
+        FrameReader::new(variable.max_frame),
+        variable.proof,
+    ))
+}
+
+/// The start in `bytes`, once it carries the parent's `proof`: nothing in it — a role, a
+/// state, a configuration, code offsets — is used before, so a server that only learned the
+/// token from this child's hello cannot make it run anything.
+fn proven_start<'a>(bytes: &'a [u8], proof: &str) -> Result<Start<'a>, Error> {
+    let start: Start<'_> = frame::decode(bytes)?;
+    // The same constant-time comparison as the parent's for the token.
+    if !rendezvous::tokens_match(&start.proof, proof) {
+        return Err(Error::Bootstrap {
+            detail: "the server this child connected to did not prove it is its parent".into(),
+        });
+    }
+    Ok(start)
 }
 
 /// Reads the start message and the timer samples that follow it; `None` if the parent left.
-fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Option<Started>, Error> {
+fn read_start(
+    connection: &Connection,
+    reader: &mut FrameReader,
+    proof: &str,
+) -> Result<Option<Started>, Error> {
     let Some(frame) = reader.read_frame(&mut connection.stream())? else {
         return Ok(None);
     };
-    let start: Start<'_> = frame::decode(frame.bytes())?;
+    let start = proven_start(frame.bytes(), proof)?;
     let sample_frames = start.sample_frames;
     let mut started = Started {
         role: start.role,
@@ -127,4 +150,39 @@ pub(crate) fn run_lifecycle(
 /// Exits the process because the parent is gone; called by the link's reader.
 pub(crate) fn exit_parent_gone() -> ! {
     std::process::exit(EXIT_PARENT_GONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::lifecycle::Resume;
+    use crate::protocol::parent_proof;
+
+    fn start_with(proof: String) -> Vec<u8> {
+        frame::encode(&Start {
+            proof,
+            role: Role::PoolWorker,
+            key: "",
+            state: &[],
+            config: Config::default(),
+            resume: Resume::default(),
+            sample_frames: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_start_from_a_server_that_cannot_prove_the_token_is_refused() {
+        let variable = ChildVariable::encode("f00d", 4096, std::path::Path::new("/s"));
+        let variable = ChildVariable::parse(variable).unwrap();
+        // A server that saw only the hello knows the token, not the proof.
+        for forged in ["f00d".to_owned(), String::new(), "0".repeat(32)] {
+            let bytes = start_with(forged);
+            let refused = proven_start(&bytes, &variable.proof);
+            assert!(matches!(refused, Err(Error::Bootstrap { .. })));
+        }
+        let bytes = start_with(parent_proof("f00d"));
+        let proven = proven_start(&bytes, &variable.proof);
+        assert_eq!(proven.unwrap().role, Role::PoolWorker);
+    }
 }

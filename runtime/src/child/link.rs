@@ -182,7 +182,14 @@ impl ChildLink {
                 Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
             };
             match frame::decode::<ToChild<'_>>(frame.bytes()) {
-                Ok(ToChild::Tell(payload)) => self.inbox.push(payload.to_vec()),
+                Ok(ToChild::Tell(payload)) => {
+                    // A parent that sends more than the credits it was given breaks the
+                    // inbox's bound: it cannot be trusted to supervise either.
+                    if self.lock_inbox_return().received(1).is_err() {
+                        bootstrap::exit_parent_gone();
+                    }
+                    self.inbox.push(payload.to_vec());
+                }
                 Ok(ToChild::Credit(credits)) => self.outbox_credits.grant(credits),
                 Ok(ToChild::Stop) => self.stop.store(true, Ordering::SeqCst),
                 Ok(ToChild::DiscardOutbox) => self.outbox_credits.make_unlimited(),
@@ -193,13 +200,15 @@ impl ChildLink {
         }
     }
 
-    /// Counts a message a hook took; hands credits back to the parent in batches.
-    pub(crate) fn took_message(&self) {
-        let credits = self
-            .inbox_return
+    fn lock_inbox_return(&self) -> std::sync::MutexGuard<'_, CreditReturn> {
+        self.inbox_return
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .took_one();
+    }
+
+    /// Counts a message a hook took; hands credits back to the parent in batches.
+    pub(crate) fn took_message(&self) {
+        let credits = self.lock_inbox_return().took_one();
         if let Some(credits) = credits {
             // The parent being gone ends this process through the reader.
             let _ = self.send(&ToParent::Credit(credits));

@@ -20,7 +20,7 @@ use crate::protocol::bootstrap::{
     ChildVariable, ENV_CHILD, EXIT_NO_ENTRY_HOOK, TEST_ENTRY_ARGS, test_entry_name,
 };
 use crate::protocol::lifecycle::{Resume, ToChild, samples_per_frame};
-use crate::protocol::{Role, START_OVERHEAD, Start};
+use crate::protocol::{Role, START_OVERHEAD, Start, parent_proof};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
@@ -153,7 +153,7 @@ impl Spawned {
             Ok((connection, _)) => connection,
             Err(error) => return Err(abandon(error)),
         };
-        match send_start(launch, &connection) {
+        match send_start(launch, &connection, &token) {
             Ok(()) => Ok((connection, child)),
             Err(error) => Err(abandon(error)),
         }
@@ -199,8 +199,8 @@ fn gone_before_connecting(exit: Exit) -> Error {
     Error::Bootstrap { detail }
 }
 
-/// Sends the start message, then the timer samples so far in frames that fit the limit.
-fn send_start(launch: &Launch<'_>, connection: &Connection) -> Result<(), Error> {
+/// Sends the start message with the proof for the child's `token`, then the timer samples so far in frames that fit the limit.
+fn send_start(launch: &Launch<'_>, connection: &Connection, token: &str) -> Result<(), Error> {
     let samples = launch
         .timers
         .map(ProcessTimers::samples)
@@ -208,6 +208,7 @@ fn send_start(launch: &Launch<'_>, connection: &Connection) -> Result<(), Error>
     let per_frame = samples_per_frame(launch.config.max_frame_bytes).max(1);
     let chunks: Vec<_> = samples.chunks(per_frame).collect();
     let start = Start {
+        proof: parent_proof(token),
         role: launch.role,
         key: launch.key,
         state: launch.state,

@@ -24,7 +24,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pool::function;
+use crate::pool::{Plain, function};
+use crate::protocol::pool::FunctionOffsets;
 use crate::protocol::process_queue::ITEM_OVERHEAD;
 use crate::transport::frame;
 use crate::transport::service::{Endpoint, Service};
@@ -113,9 +114,6 @@ impl ProcessQueueConfig {
     }
 }
 
-/// Starts the worker of one generation: `run` of the drain loop for one item and handler type.
-type SpawnWorker = fn(Endpoint, u64, u32) -> Result<Worker<()>, Error>;
-
 /// A queue that runs each item through `handler` in a worker process it starts itself when
 /// there is work, and that exits once the queue is empty.
 ///
@@ -149,15 +147,17 @@ type SpawnWorker = fn(Endpoint, u64, u32) -> Result<Worker<()>, Error>;
 /// - **No orphans**: [`stop`](ProcessQueue::stop) and dropping the queue kill and reap the
 ///   worker, and a worker exits by itself when the creating process dies (even by `SIGKILL`).
 ///
-/// The handler is a `fn` item or a closure that captures nothing (a capturing closure does not
-/// compile): the worker is this executable started again (see [`init`](crate::init)) and
-/// finds the handler from its type alone. Send what it needs in the items.
+/// The handler is a `fn` pointer — a `fn` item or a closure that captures nothing (a capturing
+/// closure does not compile): the worker is this executable started again (see
+/// [`init`](crate::init)) and finds the handler by its offset in the same build. Send what it
+/// needs in the items.
 pub struct ProcessQueue<T> {
     owner: Arc<Owner>,
     config: ProcessQueueConfig,
     /// The rendezvous the workers connect to, started with the first worker.
     service: Mutex<Option<Service>>,
-    spawn: SpawnWorker,
+    /// Where the handler lies, for the workers.
+    handler: FunctionOffsets,
     items: PhantomData<fn(T)>,
 }
 
@@ -167,28 +167,17 @@ where
 {
     /// A queue whose worker runs `handler` on each item, with the default
     /// [`ProcessQueueConfig`]. Nothing starts until the first [`start`](ProcessQueue::start).
-    pub fn new<F>(handler: F) -> Self
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
+    pub fn new(handler: fn(T)) -> Self {
         Self::build(handler, ProcessQueueConfig::default())
     }
 
     /// A queue with `config`; fails with [`Error::Config`] when it is invalid.
-    pub fn with_config<F>(handler: F, config: ProcessQueueConfig) -> Result<Self, Error>
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
+    pub fn with_config(handler: fn(T), config: ProcessQueueConfig) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self::build(handler, config))
     }
 
-    fn build<F>(handler: F, config: ProcessQueueConfig) -> Self
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
-        let _ = handler;
-        function::assert_zero_sized::<F>();
+    fn build(handler: fn(T), config: ProcessQueueConfig) -> Self {
         Self {
             owner: Arc::new(Owner::new(
                 config.capacity,
@@ -197,7 +186,7 @@ where
             )),
             config,
             service: Mutex::new(None),
-            spawn: spawn_worker::<T, F>,
+            handler: function::offsets::<Plain, T, ()>(handler),
             items: PhantomData,
         }
     }
@@ -251,7 +240,10 @@ where
 
     fn spawn_worker(&self, generation: u64) -> Result<Worker<()>, Error> {
         let endpoint = self.endpoint()?;
-        (self.spawn)(endpoint, generation, self.config.max_frame_bytes)
+        let max_frame = self.config.max_frame_bytes;
+        // The drain loop is the same for every item type: the handler's trampoline decodes.
+        let drain: fn(Endpoint, u64, u32, FunctionOffsets) = drain::drain;
+        crate::worker::run(drain, (endpoint, generation, max_frame, self.handler))
     }
 
     /// The service's endpoint, starting the service on first need.
@@ -357,17 +349,4 @@ impl<T> Drop for ProcessQueue<T> {
             .take();
         drop(service);
     }
-}
-
-/// Starts a worker running [`drain`](drain::drain) for `T` and `F`.
-fn spawn_worker<T, F>(
-    endpoint: Endpoint,
-    generation: u64,
-    max_frame: u32,
-) -> Result<Worker<()>, Error>
-where
-    T: Serialize + DeserializeOwned + Send + 'static,
-    F: Fn(T) + Copy + Send + Sync + 'static,
-{
-    crate::worker::run(drain::drain::<T, F>, (endpoint, generation, max_frame))
 }

@@ -10,8 +10,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The bootstrap variable: `<frame limit>:<token>:<rendezvous address>`. Its presence marks a
-/// child; it is removed before user code runs.
+/// The bootstrap variable: `<frame limit>:<token>:<parent's proof>:<rendezvous address>`. Its
+/// presence marks a child; it is removed before user code runs. The child proves the token in
+/// its hello; the parent proves itself with the proof in every start (mutual proof).
 pub(crate) const ENV_CHILD: &str = "SKPROCESS_CHILD";
 
 /// The name of the hidden test that `test_support!()` adds to a test binary.
@@ -40,13 +41,16 @@ pub static TEST_ENTRIES: [&'static str];
 pub(crate) struct ChildVariable {
     pub(crate) max_frame: u32,
     pub(crate) token: String,
+    /// What the parent must send back in its start ([`parent_proof`](super::parent_proof)).
+    pub(crate) proof: String,
     pub(crate) address: PathBuf,
 }
 
 impl ChildVariable {
     /// The value of [`ENV_CHILD`] for a child.
     pub(crate) fn encode(token: &str, max_frame: u32, address: &Path) -> OsString {
-        let mut value = OsString::from(format!("{max_frame}:{token}:"));
+        let proof = super::parent_proof(token);
+        let mut value = OsString::from(format!("{max_frame}:{token}:{proof}:"));
         value.push(address);
         value
     }
@@ -54,13 +58,15 @@ impl ChildVariable {
     /// Reads a value written by [`encode`](ChildVariable::encode); `None` when it is not one.
     pub(crate) fn parse(variable: OsString) -> Option<Self> {
         let variable = variable.into_string().ok()?;
-        let mut parts = variable.splitn(3, ':');
+        let mut parts = variable.splitn(4, ':');
         let max_frame = parts.next()?.parse().ok()?;
         let token = parts.next()?.to_owned();
+        let proof = parts.next()?.to_owned();
         let address = PathBuf::from(parts.next()?);
         Some(Self {
             max_frame,
             token,
+            proof,
             address,
         })
     }
@@ -104,6 +110,7 @@ mod tests {
         let parsed = ChildVariable::parse(value).unwrap();
         assert_eq!(parsed.max_frame, 4096);
         assert_eq!(parsed.token, "0af3");
+        assert_eq!(parsed.proof, super::super::parent_proof("0af3"));
         assert_eq!(parsed.address, address);
         assert_eq!(ChildVariable::parse("nonsense".into()), None);
     }

@@ -139,7 +139,7 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// }
 ///
 /// let (q, out) = (Queue::new()?, Queue::new()?);
-/// let workers = (0..4).map(|_| skprocess::run(worker, (q.clone(), out.clone())))
+/// let workers = (0..4).map(|_| skprocess::run(worker as fn(Queue<u64>, Queue<u64>), (q.clone(), out.clone())))
 ///     .collect::<Result<Vec<_>, _>>()?;
 /// for i in 0..1000 { q.put(i)?; }
 /// q.stop(&workers)?;                       // one end per worker, then wait for them

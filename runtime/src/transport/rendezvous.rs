@@ -344,7 +344,7 @@ fn judge_peer(mut hello: Hello, kernel_pid: Option<u32>, peer: Peer) -> HelloSta
 
 /// Compares a claimed token with the real one in time that does not depend on where they
 /// differ. Every token has the same length, so the length is no secret.
-fn tokens_match(claimed: &str, token: &str) -> bool {
+pub(crate) fn tokens_match(claimed: &str, token: &str) -> bool {
     let (claimed, token) = (claimed.as_bytes(), token.as_bytes());
     if claimed.len() != token.len() {
         return false;

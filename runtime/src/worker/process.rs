@@ -17,11 +17,11 @@ use crate::error::Error;
 use crate::parent::exit::Exit;
 use crate::parent::reaper::ChildProcess;
 use crate::parent::spawn::{Spawned, Ungated};
-use crate::pool::Spread;
 use crate::pool::function;
 use crate::pool::launch;
+use crate::pool::{Mode, Star};
 use crate::protocol::Role;
-use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome};
+use crate::protocol::pool::{Chunk, FunctionOffsets, TaskRef, ToPool, WireItem, WireOutcome};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 
@@ -72,14 +72,17 @@ impl ProcessWorker {
 pub(crate) type Started<R> = (ProcessWorker, Outcome<R>);
 
 /// Spawns the child and the thread that connects to it and waits for its result.
-pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
+pub(crate) fn start<Args, R>(
+    f: <Star as Mode<Args, R>>::Function,
+    args: &Args,
+) -> Result<Started<R>, Error>
 where
-    F: Spread<Args>,
+    Star: Mode<Args, R>,
     Args: Serialize + DeserializeOwned,
-    F::Output: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
 {
     crate::protocol::bootstrap::forbid_unhooked_child();
-    let offset = function::offset_of(function::call_spread::<F, Args>);
+    let offset = function::offsets::<Star, Args, R>(f);
     let arguments = frame::encode(args)?;
     let config = Config::default()
         .max_frame_bytes(MAX_FRAME)
@@ -176,7 +179,7 @@ struct Watch<R> {
 }
 
 impl<R: DeserializeOwned> Watch<R> {
-    fn run(self, spawned: Spawned, config: &Config, offset: i64, arguments: &[u8]) {
+    fn run(self, spawned: Spawned, config: &Config, offset: FunctionOffsets, arguments: &[u8]) {
         let answer = self.exchange(spawned, config, offset, arguments);
         self.settle.answered(answer);
         // The connection is closed: the child exits on its own, or is killed after the grace;
@@ -190,7 +193,7 @@ impl<R: DeserializeOwned> Watch<R> {
         &self,
         spawned: Spawned,
         config: &Config,
-        offset: i64,
+        offset: FunctionOffsets,
         arguments: &[u8],
     ) -> Option<Result<R, Error>> {
         // The chunk goes out with the start, without waiting for `Ready` first: one round
@@ -216,7 +219,7 @@ fn crashed(exit: &Exit) -> Error {
 }
 
 /// The one isolated chunk of one item: the arguments, for the trampoline at `offset`.
-fn chunk(offset: i64, arguments: &[u8]) -> Chunk<'_> {
+fn chunk(offset: FunctionOffsets, arguments: &[u8]) -> Chunk<'_> {
     Chunk {
         job: 0,
         task: TaskRef::Function { offset },
