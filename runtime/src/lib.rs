@@ -52,6 +52,12 @@ mod worker_status;
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
     pub use crate::transport::frame::*;
+    /// The hello that opens every connection, read with the same [`FrameReader`]; public for
+    /// the wire's fuzz tests.
+    #[doc(hidden)]
+    pub use crate::transport::rendezvous::{
+        Hello, HelloState, hello_frame, hello_reader, read_hello,
+    };
 }
 
 pub use child::hook_context::Ctx;

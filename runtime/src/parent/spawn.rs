@@ -106,7 +106,7 @@ impl Spawned {
         let token = rendezvous::random_hex(16)?;
         let rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
         let child = gate.admit(&mut || {
-            let mut command = command(&rendezvous, &token, config.max_frame_bytes)?;
+            let mut command = command(&rendezvous, &token, config)?;
             // Secrets go to the child's environment, never over the socket.
             for (name, value) in &config.secret_env {
                 command.env(name, value.expose());
@@ -161,15 +161,16 @@ impl Spawned {
 }
 
 /// The command that re-executes this binary as a child that connects to `rendezvous`.
-fn command(rendezvous: &Rendezvous, token: &str, max_frame: u32) -> Result<Command, Error> {
+/// Its log records go to this process's collector for `config`'s socket directory.
+fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
         .env(
             ENV_CHILD,
-            ChildVariable::encode(token, max_frame, rendezvous.address()),
+            ChildVariable::encode(token, config.max_frame_bytes, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable() {
+    if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
         command.env(crate::logs::ENV_LOGS, logs);
     }
     if let Some(entry) = test_entry_name() {
