@@ -211,14 +211,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn has_exited_does_not_reap() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+    /// A child that has exited and is not reaped yet (a zombie).
+    fn exited_unreaped() -> std::process::Child {
+        let child = std::process::Command::new("true").spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !has_exited(child.id()) {
             assert!(Instant::now() < deadline, "`true` did not exit");
             std::thread::sleep(Duration::from_millis(1));
         }
+        child
+    }
+
+    #[test]
+    fn has_exited_does_not_reap() {
+        let mut child = exited_unreaped();
         assert!(
             child.try_wait().unwrap().is_some(),
             "the child was reaped already"
@@ -249,12 +255,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_zombie_is_not_running() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !has_exited(child.id()) {
-            assert!(Instant::now() < deadline, "`true` did not exit");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let mut child = exited_unreaped();
         assert!(!is_running(child.id(), 0), "a zombie counts as running");
         child.wait().unwrap();
     }
