@@ -4,6 +4,8 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//! - [`clients`]: the one cache of client connections to long-lived endpoints, by token
+//!   (per process in a `static`, per thread in a `thread_local!`).
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`endpoint`]: where a long-lived server listens (what a handle carries to reach it), and
 //!   the accept thread that passes each proven connection to the server's admission.
@@ -17,6 +19,7 @@
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
 
+pub(crate) mod clients;
 pub(crate) mod connection;
 pub(crate) mod endpoint;
 pub mod error;
