@@ -10,8 +10,8 @@ use tracing::{Event, Metadata, Subscriber};
 
 use super::{ENV_LOGS, LogMessage, LogRecord, level_number};
 use crate::transport::Connection;
-use crate::transport::endpoint::Endpoint;
 use crate::transport::clients::Clients;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::server;
 
 const MAX_FRAME: u32 = 1024 * 1024;

@@ -9,8 +9,8 @@ use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
 use crate::transport::TransportError;
-use crate::transport::endpoint::Endpoint;
 use crate::transport::clients::Clients;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
 
