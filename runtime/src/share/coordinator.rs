@@ -12,9 +12,9 @@
 //!   (a write returns once published in its ring). Writes that do not go through a ring are
 //!   calls themselves, answered once applied.
 //! - **Replies never block it**: it writes a reply only as far as the socket takes it at once
-//!   and leaves the rest to the connection's reader thread, which gives the peer the server's
-//!   write timeout. A reader that stops (SIGSTOP, a debugger) during a large reply holds up no
-//!   one else.
+//!   and leaves the rest to the connection's writer thread ([`Outbox`]), which gives the peer
+//!   the server's write timeout. A reader that stops (SIGSTOP, a debugger) during a large
+//!   reply holds up no one else.
 //!
 //! `stop` drains every ring before the thread ends and hands the value back to the owner;
 //! `start` continues with it. What arrives while stopped waits in the channel (then in the
@@ -180,8 +180,8 @@ impl<T: Shared> Control for Coordinator<T> {
 impl<T: Shared> Drop for Coordinator<T> {
     fn drop(&mut self) {
         let _ = self.stop();
-        // Stop accepting and end every connection; reader threads still waiting on the
-        // applying thread wake when the core (the channel's receiver) is dropped after this.
+        // Stop accepting and end every connection; reader threads blocked on a full channel
+        // wake when the core (the channel's receiver) is dropped after this.
         self.server.take();
     }
 }

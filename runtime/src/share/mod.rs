@@ -19,8 +19,9 @@
 //!   use (in a child: after the handle arrived with the state, and again in a restarted child).
 //! - [`coordinator`]: the thread that owns the value and applies every operation, on the
 //!   runtime's one [`Server`](crate::transport::server::Server); [`session`] is one connection
-//!   on the server's reader thread for it (forwarding calls to the applying thread, finishing
-//!   replies it could not write at once), [`peer`] the sans-IO part (applying one operation).
+//!   on the server's reader thread for it (forwarding calls and rings to the applying thread;
+//!   its outbox finishes, on a writer thread, replies that could not go out at once), [`peer`]
+//!   the sans-IO part (applying one operation).
 //! - [`ring`]: the fast path of fire-and-forget writes: a ring per process in shared memory,
 //!   drained by the coordinator.
 //! - [`meta`]: the read/write metadata `#[shared]` computes at compile time.
