@@ -83,3 +83,27 @@ fn a_peer_that_publishes_wild_ring_indices_is_dropped() {
     assert!(liar.call(get, &[]).is_err(), "the liar is still served");
     still_serves(&share, &endpoint, 5);
 }
+
+/// A write on the socket could pass a read unseen (only ring writes are drained before a
+/// call): the runtime's clients never send one, and a peer that does is dropped, its write
+/// not applied.
+#[test]
+fn a_write_on_the_socket_gets_the_peer_dropped_unapplied() {
+    let share = crate::Share::new(Pair::default()).unwrap();
+    let endpoint = endpoint_of(&share);
+    let connection = server::connect(&endpoint, SHARE_MAX_FRAME).unwrap();
+    let args = frame::encode(&9u64).unwrap();
+    let set = Target::Field {
+        index: 0,
+        op: FieldOp::Set,
+    };
+    connection
+        .send(&Request::Write {
+            target: set,
+            args: &args,
+        })
+        .unwrap();
+    assert!(was_dropped(&connection), "the peer was kept");
+    assert_eq!(share.a.get().unwrap(), 0, "the socket write was applied");
+    still_serves(&share, &endpoint, 3);
+}
