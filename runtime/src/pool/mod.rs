@@ -15,6 +15,7 @@
 
 mod dispatcher;
 pub(crate) mod function;
+mod inbox;
 mod job;
 pub(crate) mod launch;
 mod maps;

@@ -14,6 +14,12 @@
 //!   runs), so a crash among them is pinned exactly. A finished item whose result was lost
 //!   with its worker runs again.
 //! - **Timeouts** count from an item's reported start; the late worker is killed and replaced.
+//! - **Balanced ends**: when a worker has nothing left and no job has queued items, a worker
+//!   that still holds items it has not started (worth at least [`MIN_CHUNK_WORK`]) is asked
+//!   to give them back ([`Action::Release`]); its answer names the first item it will never
+//!   start, and those items go back to the queue for whoever is free. Until it answers the
+//!   worker gets no chunk, so the answer is exact; should it die first, its items are
+//!   settled as for any death.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -99,6 +105,9 @@ pub(crate) enum Action {
         isolated: bool,
         items: Vec<Item>,
     },
+    /// Ask this worker to give back the items it has not started
+    /// ([`released`](Scheduler::released) follows, unless it dies).
+    Release(WorkerId),
     /// Kill this worker (a replacement is already asked for).
     Kill(WorkerId),
     /// Results of `job`'s items.
@@ -129,8 +138,13 @@ struct Worker {
     ready: bool,
     /// Items sent and not reported, in the order they run, with their job.
     in_flight: VecDeque<(JobId, Item)>,
-    /// How many items each chunk in flight has left.
-    chunks: VecDeque<usize>,
+    /// Items ever sent to it: the ordinal of the next one (the last of `in_flight` has
+    /// `sent - 1`), as the worker counts them too.
+    sent: u64,
+    /// One past the last ordinal of each chunk in flight.
+    chunk_ends: VecDeque<u64>,
+    /// A release was asked for and not answered.
+    releasing: bool,
     running: Option<Running>,
     /// The item it should be running now and when the scheduler saw it become the next (its
     /// chunk was sent to an idle worker, or the item before it was reported): a worker that
@@ -144,12 +158,19 @@ struct Worker {
 pub(crate) const HANDED_GRACE: Duration = Duration::from_millis(250);
 
 impl Worker {
+    /// The ordinal of the first item in flight.
+    fn front_ordinal(&self) -> u64 {
+        self.sent.saturating_sub(self.in_flight.len() as u64)
+    }
+
     fn new(id: WorkerId) -> Self {
         Self {
             id,
             ready: false,
             in_flight: VecDeque::new(),
-            chunks: VecDeque::new(),
+            sent: 0,
+            chunk_ends: VecDeque::new(),
+            releasing: false,
             running: None,
             handed: None,
         }
@@ -554,6 +575,7 @@ impl Scheduler {
             Some((j, item)) if *j == job && item.index == index => {}
             _ => return false,
         }
+        let ordinal = worker.front_ordinal();
         worker.in_flight.pop_front();
         if worker.running.is_some_and(|r| r.index == index) {
             worker.running = None;
@@ -562,11 +584,8 @@ impl Scheduler {
             .in_flight
             .front()
             .map(|(_, item)| (item.index, self.now));
-        if let Some(left) = worker.chunks.front_mut() {
-            *left -= 1;
-            if *left == 0 {
-                worker.chunks.pop_front();
-            }
+        if worker.chunk_ends.front() == Some(&ordinal.saturating_add(1)) {
+            worker.chunk_ends.pop_front();
         }
         true
     }
@@ -599,21 +618,24 @@ impl Scheduler {
             return;
         }
         let workers = self.slots.len().max(1);
-        // One chunk per worker per pass, so work spreads before pipelines fill.
+        // One chunk per worker per pass, so work spreads before pipelines fill; emptiest
+        // pipelines first, so a worker that ran dry is served before one that still has work.
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
         loop {
             let mut sent = false;
-            for slot in 0..self.slots.len() {
+            order.sort_by_key(|&slot| self.slots[slot].as_ref().map_or(0, |w| w.chunk_ends.len()));
+            for &slot in &order {
                 if !self.has_room(slot) {
                     continue;
                 }
                 let Some(job) = self.pick_job() else {
-                    return;
+                    return self.rebalance();
                 };
                 self.send_chunk(slot, job, workers);
                 sent = true;
             }
             if !sent {
-                return;
+                return self.rebalance();
             }
         }
     }
@@ -621,7 +643,7 @@ impl Scheduler {
     fn has_room(&self, slot: usize) -> bool {
         self.slots[slot]
             .as_ref()
-            .is_some_and(|w| w.ready && w.chunks.len() < PIPELINE)
+            .is_some_and(|w| w.ready && !w.releasing && w.chunk_ends.len() < PIPELINE)
     }
 
     /// The next job with queued items, round robin from [`next_job`](Scheduler::next_job).
@@ -662,7 +684,8 @@ impl Scheduler {
         let Some(worker) = self.slots[slot].as_mut() else {
             return;
         };
-        worker.chunks.push_back(items.len());
+        worker.sent = worker.sent.saturating_add(items.len() as u64);
+        worker.chunk_ends.push_back(worker.sent);
         if worker.in_flight.is_empty() {
             worker.handed = items.first().map(|item| (item.index, self.now));
         }
@@ -718,6 +741,9 @@ pub(crate) fn chunk_size(cost: Option<Duration>, queued: usize, workers: usize) 
         .min(queued)
         .clamp(1, MAX_CHUNK)
 }
+
+#[path = "rebalance.rs"]
+mod rebalance;
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]

@@ -1,14 +1,14 @@
 //! A pool worker, the child side: proves it is the parent's build, then runs the chunks it
 //! receives item by item and streams the results back.
 //!
-//! Three threads: the reader, which always drains the connection (the parent sends at most
-//! [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it holds is bounded) and ends
-//! the process when the parent is gone; the main thread, which runs items; and the flusher,
+//! Three threads: the reader, which always drains the connection into the [`Inbox`] (the
+//! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
+//! holds is bounded), answers the parent's releases from it, and ends the process when the
+//! parent is gone; the main thread, which runs items; and the flusher,
 //! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
 //! item runs — so the parent can pin a crash or a timeout on it without one message per item.
 
 use std::ops::Range;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ use crate::Error;
 use crate::child::bootstrap::{self, Started};
 use crate::child::watchdog::{self, Overrun, ReportOverrun};
 use crate::pool::function;
-use crate::pool::scheduler::PIPELINE;
+use crate::pool::inbox::Inbox;
 use crate::protocol::Role;
 use crate::protocol::pool::{
-    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, WireOutcome, WireResult,
-    WorkerStart,
+    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, ToWorker, ToWorkerHead,
+    WireOutcome, WireResult, WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
 use crate::timing::monotonic_nanos;
@@ -47,10 +47,11 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     }
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
     let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
-    let (chunks, incoming) = mpsc::sync_channel::<Vec<u8>>(PIPELINE + 1);
+    let inbox = Arc::new(Inbox::new());
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
-        move || read_chunks(&connection, reader, &chunks)
+        let inbox = Arc::clone(&inbox);
+        move || read_chunks(&connection, reader, &inbox)
     })
     .and_then(|()| {
         spawn("skprocess-pool-flusher", {
@@ -63,11 +64,12 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     }
     let sink: Arc<dyn ItemSink> = outbox;
     let mut output = Vec::new();
-    for bytes in incoming {
-        let Ok(chunk) = frame::decode::<Chunk<'_>>(&bytes) else {
+    let admit = |ordinal| inbox.admit(ordinal);
+    while let Some((first, bytes)) = inbox.next_chunk() {
+        let Ok(ToWorker::Chunk(chunk)) = frame::decode::<ToWorker<'_>>(&bytes) else {
             return EXIT_REFUSED;
         };
-        run_chunk(&chunk, &sink, &mut output);
+        run_chunk(&chunk, first, &admit, &sink, &mut output);
     }
     0
 }
@@ -93,20 +95,23 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The reader: hands each chunk frame to the main thread; ends the process when the parent
-/// is gone.
-fn read_chunks(
-    connection: &Connection,
-    mut reader: FrameReader,
-    chunks: &mpsc::SyncSender<Vec<u8>>,
-) {
+/// The reader: queues each chunk for the main thread and answers releases; ends the process
+/// when the parent is gone or sends garbage.
+fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<Vec<u8>>) {
     loop {
         let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame.bytes().to_vec(),
+            Ok(Some(frame)) => frame,
             Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
         };
-        if chunks.send(frame).is_err() {
-            bootstrap::exit_parent_gone();
+        match ToWorkerHead::read(frame.bytes()) {
+            Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
+            Ok(ToWorkerHead::Release) => {
+                let next = inbox.release();
+                if connection.send(&ToPool::Released { next }).is_err() {
+                    bootstrap::exit_parent_gone();
+                }
+            }
+            Err(_) => crate::sys::exit_now(EXIT_REFUSED),
         }
     }
 }
@@ -150,11 +155,24 @@ fn resolve(task: TaskRef<'_>) -> Resolved {
     }
 }
 
-/// Runs a chunk's items in order, reporting each to `sink`.
-pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
+/// Runs a chunk's items in order, reporting each to `sink`; `first` is the ordinal of its
+/// first item, and `admit` says whether an item may still start (see [`Inbox`]): the chunk
+/// ends at the first one that may not.
+pub(crate) fn run_chunk(
+    chunk: &Chunk<'_>,
+    first: u64,
+    admit: &dyn Fn(u64) -> bool,
+    sink: &Arc<dyn ItemSink>,
+    output: &mut Vec<u8>,
+) {
     let task = resolve(chunk.task);
     let started = Instant::now();
-    for item in &chunk.items {
+    let mut ran = 0u32;
+    for (ordinal, item) in (first..).zip(&chunk.items) {
+        if !admit(ordinal) {
+            break;
+        }
+        ran = ran.saturating_add(1);
         sink.started(chunk.job, item.index, chunk.isolated);
         let outcome = execute(&task, item.bytes, output, || {
             Arc::new(ItemOverrun {
@@ -167,7 +185,7 @@ pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mu
         sink.finished(chunk.job, item.index, outcome, chunk.isolated);
     }
     sink.chunk_done(Measured {
-        items: u32::try_from(chunk.items.len()).unwrap_or(u32::MAX),
+        items: ran,
         nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
     });
 }

@@ -73,6 +73,47 @@ pub(crate) struct Chunk<'a> {
     pub(crate) items: Vec<WireItem<'a>>,
 }
 
+/// Parent → worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker<'a> {
+    /// Items to run after those already sent.
+    #[serde(borrow)]
+    Chunk(Chunk<'a>),
+    /// Give back every item sent and not started yet; the worker answers
+    /// [`ToPool::Released`]. The parent sends no chunk while a release waits for its answer.
+    Release,
+}
+
+/// The head of a [`ToWorker`] frame: what a worker's reader needs to queue a chunk (its item
+/// count) without decoding its items. Postcard writes a struct's fields in order and a
+/// sequence's length before its elements, so this reads a prefix of a [`ToWorker`] frame.
+#[derive(Debug, Deserialize)]
+pub(crate) enum ToWorkerHead<'a> {
+    /// A chunk's fields up to its item count.
+    Chunk {
+        /// The chunk's job (read past).
+        _job: u64,
+        /// What runs its items (read past).
+        #[serde(borrow)]
+        _task: TaskRef<'a>,
+        /// Whether it is isolated (read past).
+        _isolated: bool,
+        /// How many items it has.
+        items: u64,
+    },
+    /// A release.
+    Release,
+}
+
+impl<'a> ToWorkerHead<'a> {
+    /// Reads the head of a [`ToWorker`] frame, ignoring the rest.
+    pub(crate) fn read(frame: &'a [u8]) -> Result<Self, crate::transport::frame::WireError> {
+        postcard::take_from_bytes(frame)
+            .map(|(head, _)| head)
+            .map_err(|e| crate::transport::frame::WireError::Malformed(e.to_string()))
+    }
+}
+
 /// Why one item has no output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
@@ -134,6 +175,10 @@ pub(crate) enum ToPool<'a> {
         index: u64,
         started_nanos: u64,
     },
+    /// The answer to [`ToWorker::Release`]: counting every item ever sent to this worker in
+    /// order from 0, items from `next` on were not started and never will be; the parent
+    /// runs them elsewhere. Results of items before `next` may still follow.
+    Released { next: u64 },
 }
 
 /// How long a chunk's items took to run in the worker: the cost per item that sizes the
@@ -179,5 +224,29 @@ mod tests {
         );
         assert_eq!(decoded.items[0].bytes, &[1, 2]);
         assert_eq!(decoded.items[1].index, 9);
+    }
+
+    #[test]
+    fn a_worker_frame_head_reads_the_chunk_item_count_and_a_release() {
+        let chunk = Chunk {
+            job: 300,
+            task: TaskRef::Process { key: "key" },
+            isolated: false,
+            items: (0..200)
+                .map(|index| WireItem {
+                    index,
+                    bytes: &[1, 2, 3],
+                })
+                .collect(),
+        };
+        let encoded = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
+        let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
+        assert!(
+            matches!(head, ToWorkerHead::Chunk { _job: 300, items: 200, _isolated: false, .. }),
+            "{head:?}"
+        );
+        let encoded = frame::encode(&ToWorker::Release).unwrap();
+        let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
+        assert!(matches!(head, ToWorkerHead::Release), "{head:?}");
     }
 }

@@ -17,7 +17,9 @@ use crate::pool::function;
 use crate::pool::launch;
 use crate::pool::{Mode, Star};
 use crate::protocol::Role;
-use crate::protocol::pool::{Chunk, FunctionOffsets, TaskRef, ToPool, WireItem, WireOutcome};
+use crate::protocol::pool::{
+    Chunk, FunctionOffsets, TaskRef, ToPool, ToWorker, WireItem, WireOutcome,
+};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::{self, Rendezvous};
@@ -199,7 +201,7 @@ fn send_and_read(
             bytes: arguments,
         }],
     };
-    connection.send(&chunk).ok()?;
+    connection.send(&ToWorker::Chunk(chunk)).ok()?;
     loop {
         let frame = reader.read_frame(&mut connection.stream()).ok()??;
         match frame::decode::<ToPool<'_>>(frame.bytes()) {
