@@ -91,11 +91,14 @@ impl<C> Inbox<C> {
     }
 
     /// Takes back every item not started: the rest of the running chunk and the queued
-    /// chunks. Returns the first ordinal taken back (everything received from it on).
+    /// chunks. Returns the first ordinal taken back (everything received from it on); the
+    /// next chunk counts on from there, as the parent does, so the items in flight always
+    /// have consecutive ordinals.
     pub(crate) fn release(&self) -> u64 {
         let mut state = self.lock();
         state.queue.clear();
         state.end = state.end.min(state.next);
+        state.received = state.next;
         state.next
     }
 
@@ -119,11 +122,12 @@ mod tests {
         assert!(inbox.admit(0));
         assert_eq!(inbox.release(), 1);
         assert!(!inbox.admit(1), "a released item never starts");
-        // Chunks after the release count on from what was received.
+        // Chunks after the release count on from the first item taken back.
         inbox.push(1, 'c');
-        assert_eq!(inbox.next_chunk(), Some((5, 'c')));
-        assert!(inbox.admit(5));
-        assert!(!inbox.admit(6));
+        assert!(!inbox.admit(1), "the cut chunk stays cut");
+        assert_eq!(inbox.next_chunk(), Some((1, 'c')));
+        assert!(inbox.admit(1));
+        assert!(!inbox.admit(2));
     }
 
     #[test]
@@ -142,7 +146,12 @@ mod tests {
         assert_eq!(inbox.next_chunk(), Some((0, 'a')));
         assert_eq!(inbox.release(), 0);
         assert!(!inbox.admit(0));
-        // A second release with nothing new gives back nothing more.
+        // A second release with nothing new gives back nothing more; one after a chunk came
+        // takes that chunk back whole.
         assert_eq!(inbox.release(), 0);
+        inbox.push(3, 'b');
+        assert_eq!(inbox.release(), 0);
+        inbox.push(1, 'c');
+        assert_eq!(inbox.next_chunk(), Some((0, 'c')));
     }
 }

@@ -29,6 +29,8 @@ impl Scheduler {
             return self.protocol_violation(slot);
         }
         w.releasing = false;
+        // The worker numbers its next chunk from `next`, and so does the scheduler.
+        w.sent = next;
         let kept = usize::try_from(next - front).unwrap_or(usize::MAX);
         let given_back = w.in_flight.split_off(kept.min(w.in_flight.len()));
         w.chunk_ends.retain(|&end| end <= next);

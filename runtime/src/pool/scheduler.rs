@@ -138,8 +138,9 @@ struct Worker {
     ready: bool,
     /// Items sent and not reported, in the order they run, with their job.
     in_flight: VecDeque<(JobId, Item)>,
-    /// Items ever sent to it: the ordinal of the next one (the last of `in_flight` has
-    /// `sent - 1`), as the worker counts them too.
+    /// The ordinal of the next item sent to it (the last of `in_flight` has `sent - 1`):
+    /// items are counted in the order sent, from 0, and from the first item given back after
+    /// a release, as the worker counts them too.
     sent: u64,
     /// One past the last ordinal of each chunk in flight.
     chunk_ends: VecDeque<u64>,

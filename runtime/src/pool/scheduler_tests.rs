@@ -323,7 +323,10 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
         let mut rng = Lcg(seed);
         let mut s = ready(3, None, 1);
         let total = 500;
-        s.items_added(1, items(0..total));
+        // Items come in small batches, so queues run dry and releases happen all along.
+        let mut added = 0;
+        let mut answered = 0;
+        s.measured(1, 1, 1_000_000);
         let mut outcomes: BTreeMap<u64, bool> = BTreeMap::new();
         // What each live worker was sent and has not reported, in order, and how many items
         // it was ever sent (the ordinal after the last pending one).
@@ -331,9 +334,14 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
         let mut sent_to: BTreeMap<WorkerId, u64> = BTreeMap::new();
         let mut releasing: BTreeSet<WorkerId> = BTreeSet::new();
         let mut steps = 0;
-        while (outcomes.len() as u64) < total {
+        while (outcomes.len() as u64) < total || added < total {
             steps += 1;
             assert!(steps < 100_000, "seed {seed}: no progress");
+            if added < total && rng.next(8) == 0 {
+                let more = (rng.next(20) + 1).min(total - added);
+                s.items_added(1, items(added..added + more));
+                added += more;
+            }
             let d = drain(&mut s);
             for (job, index, result) in d.delivered {
                 assert_eq!(job, 1);
@@ -346,7 +354,10 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
                 s.worker_ready(id);
             }
             for (worker, _, _, indices) in d.sent {
-                assert!(!releasing.contains(&worker), "seed {seed}: a chunk during a release");
+                assert!(
+                    !releasing.contains(&worker),
+                    "seed {seed}: a chunk during a release"
+                );
                 *sent_to.entry(worker).or_default() += indices.len() as u64;
                 pending.entry(worker).or_default().extend(indices);
             }
@@ -364,7 +375,9 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
                 let started = rng.next(queue.len() as u64 + 1) as usize;
                 let next = sent_to[&worker] - (queue.len() - started) as u64;
                 queue.truncate(started);
+                sent_to.insert(worker, next);
                 s.released(worker, next);
+                answered += 1;
                 continue;
             }
             let pick = rng.next(3) as usize % pending.len().max(1);
@@ -388,6 +401,7 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
         }
         assert!(s.queued().is_empty());
         assert_eq!(outcomes.len() as u64, total);
+        assert!(answered > 0, "seed {seed}: no release was tried");
         assert_eq!(
             s.worker_ids().len(),
             3,
@@ -487,7 +501,10 @@ fn an_idle_worker_while_another_holds_unstarted_items_asks_for_them_back() {
     let mut dealt: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
     dealt.sort_unstable();
     assert_eq!(dealt, held[1..], "{d:?}");
-    assert!(d.sent.iter().any(|c| c.0 == 1), "the idle worker got nothing");
+    assert!(
+        d.sent.iter().any(|c| c.0 == 1),
+        "the idle worker got nothing"
+    );
     // The item worker 0 kept still reports normally, and the dealt ones after it.
     s.results(0, 1, ok(&held[..1]));
     let d = drain(&mut s);

@@ -175,9 +175,10 @@ pub(crate) enum ToPool<'a> {
         index: u64,
         started_nanos: u64,
     },
-    /// The answer to [`ToWorker::Release`]: counting every item ever sent to this worker in
-    /// order from 0, items from `next` on were not started and never will be; the parent
-    /// runs them elsewhere. Results of items before `next` may still follow.
+    /// The answer to [`ToWorker::Release`]: counting the items sent to this worker in order
+    /// from 0, items from `next` on were not started and never will be; the parent runs them
+    /// elsewhere. Results of items before `next` may still follow. Both sides number the
+    /// next chunk's items from `next` on.
     Released { next: u64 },
 }
 
@@ -242,7 +243,15 @@ mod tests {
         let encoded = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
         let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
         assert!(
-            matches!(head, ToWorkerHead::Chunk { _job: 300, items: 200, _isolated: false, .. }),
+            matches!(
+                head,
+                ToWorkerHead::Chunk {
+                    _job: 300,
+                    items: 200,
+                    _isolated: false,
+                    ..
+                }
+            ),
             "{head:?}"
         );
         let encoded = frame::encode(&ToWorker::Release).unwrap();
