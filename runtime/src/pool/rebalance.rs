@@ -79,18 +79,14 @@ impl Scheduler {
                 return None;
             }
             let waiting = w.in_flight.len().checked_sub(1).filter(|&n| n > 0)?;
-            let mut work = std::time::Duration::ZERO;
-            for (job, _) in w.in_flight.iter().skip(1) {
-                // A cost not measured yet could be anything: worth asking.
-                let Some(cost) = self.jobs.get(job).and_then(|j| j.cost) else {
-                    return Some(waiting);
-                };
-                work = work.saturating_add(cost);
-                if work >= MIN_CHUNK_WORK {
-                    return Some(waiting);
-                }
-            }
-            None
+            // Priced at the cost of the job it runs last (a cost not measured yet could be
+            // anything: worth asking).
+            let (job, _) = w.in_flight.back()?;
+            let Some(cost) = self.jobs.get(job).and_then(|j| j.cost) else {
+                return Some(waiting);
+            };
+            let work = cost.saturating_mul(u32::try_from(waiting).unwrap_or(u32::MAX));
+            (work >= MIN_CHUNK_WORK).then_some(waiting)
         };
         (0..self.slots.len())
             .filter_map(|slot| held(slot).map(|n| (n, slot)))

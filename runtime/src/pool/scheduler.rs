@@ -336,13 +336,14 @@ impl Scheduler {
         let Some(slot) = self.slot_of(worker) else {
             return;
         };
-        let mut delivered = Vec::with_capacity(results.len());
-        for (index, outcome) in results {
-            if !self.take_front(slot, job, index) {
-                return self.protocol_violation(slot);
-            }
-            delivered.push((index, outcome.map_err(ItemError::Failed)));
+        // Checked whole before any is taken, so a bad report loses none of its items.
+        if !self.take_reported(slot, job, &results) {
+            return self.protocol_violation(slot);
         }
+        let delivered: Vec<Outcome> = results
+            .into_iter()
+            .map(|(index, outcome)| (index, outcome.map_err(ItemError::Failed)))
+            .collect();
         if self.jobs.contains_key(&job) && !delivered.is_empty() {
             self.actions.push_back(Action::Deliver {
                 job,
@@ -567,25 +568,37 @@ impl Scheduler {
         }
     }
 
-    /// Removes the worker's first unreported item when it is `(job, index)`.
-    fn take_front(&mut self, slot: usize, job: JobId, index: u64) -> bool {
+    /// Removes the worker's first unreported items when they are `results`' items of `job`,
+    /// in order; changes nothing otherwise.
+    fn take_reported<T>(&mut self, slot: usize, job: JobId, results: &[(u64, T)]) -> bool {
         let Some(worker) = self.slots[slot].as_mut() else {
             return false;
         };
-        match worker.in_flight.front() {
-            Some((j, item)) if *j == job && item.index == index => {}
-            _ => return false,
+        let matches = results.len() <= worker.in_flight.len()
+            && worker
+                .in_flight
+                .iter()
+                .zip(results)
+                .all(|((j, item), (index, _))| *j == job && item.index == *index);
+        if !matches {
+            return false;
         }
-        let ordinal = worker.front_ordinal();
-        worker.in_flight.pop_front();
-        if worker.running.is_some_and(|r| r.index == index) {
-            worker.running = None;
+        if results.is_empty() {
+            return true;
         }
+        let end = worker.front_ordinal().saturating_add(results.len() as u64);
+        worker.in_flight.drain(..results.len());
+        // A running item is always the first unreported one, and it was just reported.
+        worker.running = None;
         worker.handed = worker
             .in_flight
             .front()
             .map(|(_, item)| (item.index, self.now));
-        if worker.chunk_ends.front() == Some(&ordinal.saturating_add(1)) {
+        while worker
+            .chunk_ends
+            .front()
+            .is_some_and(|&chunk_end| chunk_end <= end)
+        {
             worker.chunk_ends.pop_front();
         }
         true
@@ -619,26 +632,21 @@ impl Scheduler {
             return;
         }
         let workers = self.slots.len().max(1);
-        // One chunk per worker per pass, so work spreads before pipelines fill; emptiest
-        // pipelines first, so a worker that ran dry is served before one that still has work.
-        let mut order: Vec<usize> = (0..self.slots.len()).collect();
-        loop {
-            let mut sent = false;
-            order.sort_by_key(|&slot| self.slots[slot].as_ref().map_or(0, |w| w.chunk_ends.len()));
-            for &slot in &order {
-                if !self.has_room(slot) {
-                    continue;
-                }
-                let Some(job) = self.pick_job() else {
-                    return self.rebalance();
-                };
-                self.send_chunk(slot, job, workers);
-                sent = true;
-            }
-            if !sent {
-                return self.rebalance();
-            }
+        // One chunk at a time to the emptiest pipeline (the first such slot on a tie), so
+        // work spreads before pipelines fill and a worker that ran dry is served first.
+        while let Some(slot) = self.emptiest_with_room() {
+            let Some(job) = self.pick_job() else {
+                break;
+            };
+            self.send_chunk(slot, job, workers);
         }
+        self.rebalance();
+    }
+
+    fn emptiest_with_room(&self) -> Option<usize> {
+        (0..self.slots.len())
+            .filter(|&slot| self.has_room(slot))
+            .min_by_key(|&slot| self.slots[slot].as_ref().map_or(0, |w| w.chunk_ends.len()))
     }
 
     fn has_room(&self, slot: usize) -> bool {
