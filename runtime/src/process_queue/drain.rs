@@ -6,6 +6,7 @@ use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 /// The function a worker process runs (through [`run`](crate::run)), calling the `fn(T)`
@@ -21,7 +22,7 @@ pub(crate) fn drain(endpoint: Endpoint, generation: u64, max_frame: u32, handler
     let Ok(handler) = (unsafe { function::resolve(handler) }) else {
         return;
     };
-    let Ok(connection) = endpoint.connect(max_frame) else {
+    let Ok(connection) = server::connect(&endpoint, max_frame) else {
         return;
     };
     let mut reader = FrameReader::new(max_frame);

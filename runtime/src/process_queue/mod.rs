@@ -7,10 +7,11 @@
 //!   bookkeeping is the sans-IO `machine.rs`: which items wait, which one the worker holds,
 //!   and which worker (by generation) is the live one.
 //! - The worker is started with [`run`](crate::run) running `drain.rs`'s loop, monomorphised
-//!   for the item and handler types; it connects back to a [`Service`] of the owner and asks
-//!   for one item at a time (`protocol/process_queue.rs`).
-//! - One thread per worker connection answers its requests; a connection that ends without
-//!   the worker being retired requeues the item it held.
+//!   for the item and handler types; it connects back to the owner's server
+//!   (`transport::server`) and asks for one item at a time (`protocol/process_queue.rs`).
+//! - The server's reader thread for each worker connection answers its requests (a session in
+//!   `owner.rs`); a connection that ends without the worker being retired requeues the item
+//!   it held.
 
 mod drain;
 mod machine;
@@ -28,9 +29,10 @@ use crate::pool::{Plain, function};
 use crate::protocol::pool::FunctionOffsets;
 use crate::protocol::process_queue::ITEM_OVERHEAD;
 use crate::transport::frame;
-use crate::transport::service::{Endpoint, Service};
+use crate::transport::server::{Peer, Server, ServerConfig};
+use crate::transport::service::Endpoint;
 use crate::worker::Worker;
-use owner::{Owner, Running};
+use owner::{Owner, Running, WorkerSession};
 
 /// Smallest accepted [`ProcessQueueConfig::max_frame_bytes`].
 const MIN_FRAME: u32 = 64 * 1024;
@@ -155,7 +157,7 @@ pub struct ProcessQueue<T> {
     owner: Arc<Owner>,
     config: ProcessQueueConfig,
     /// The rendezvous the workers connect to, started with the first worker.
-    service: Mutex<Option<Service>>,
+    service: Mutex<Option<Server>>,
     /// Where the handler lies, for the workers.
     handler: FunctionOffsets,
     items: PhantomData<fn(T)>,
@@ -179,11 +181,7 @@ where
 
     fn build(handler: fn(T), config: ProcessQueueConfig) -> Self {
         Self {
-            owner: Arc::new(Owner::new(
-                config.capacity,
-                config.attempts,
-                config.max_frame_bytes,
-            )),
+            owner: Arc::new(Owner::new(config.capacity, config.attempts)),
             config,
             service: Mutex::new(None),
             handler: function::offsets::<Plain, T, ()>(handler),
@@ -253,19 +251,11 @@ where
             return Ok(service.endpoint().clone());
         }
         let owner = Arc::clone(&self.owner);
-        let started = Service::start(
-            "skprocess-pqueue-accept",
-            self.config.max_frame_bytes,
-            self.config.socket_dir.as_deref(),
-            move |connection, _hello| {
-                let owner = Arc::clone(&owner);
-                // Without a thread the connection is dropped: the worker exits, and its
-                // items stay queued for the next `start`.
-                let _ = std::thread::Builder::new()
-                    .name("skprocess-pqueue-serve".into())
-                    .spawn(move || owner.serve(connection));
-            },
-        )?;
+        let mut server = ServerConfig::new("skprocess-pqueue", self.config.max_frame_bytes);
+        server.socket_dir = self.config.socket_dir.clone();
+        let started = Server::start(server, move |_: &Peer| {
+            Some(WorkerSession::new(Arc::clone(&owner)))
+        })?;
         let endpoint = started.endpoint().clone();
         *service = Some(started);
         Ok(endpoint)

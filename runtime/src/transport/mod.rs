@@ -5,8 +5,11 @@
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
-//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
-//!   (shared values, pipes).
+//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
+//!   its accept thread hands each proven connection to a callback (the share coordinator).
+//! - [`server`]: the one server behind every other long-lived endpoint (queues, process
+//!   queues, pipes, the log collector) on top of a service: a cap on connections, a reader
+//!   thread per connection feeding the feature's session, writes with a deadline.
 //!
 //! It stands on `sys` alone: sockets, waits and the peer's pid come from there, and nothing
 //! from the layers above is imported.
@@ -18,6 +21,7 @@ pub(crate) mod connection;
 pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
+pub(crate) mod server;
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;

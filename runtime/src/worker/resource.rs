@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::process::Child;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,17 +16,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::Error;
-use crate::parent::spawn::command;
+use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::rendezvous::{self, Rendezvous};
 
-use super::status::WorkerStatus;
 use super::wire::{FromResident, ToResident, WireStatus};
+use crate::worker_status::WorkerStatus;
 
 /// Largest frame between a resource and its worker (an item, a result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -35,6 +34,8 @@ const MAX_FRAME: u32 = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long ending a worker may wait for its reader thread (which reaps it).
 const END_BOUND: Duration = Duration::from_secs(10);
+/// How long a worker whose connection ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How a worker that ended cleanly is described.
 const CLEAN_EXIT: &str = "exited with code 0";
 
@@ -94,8 +95,7 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// it: no worker outlives its resource.
 pub struct WorkerResource<I, O> {
     connection: Arc<Connection>,
-    child: Arc<Mutex<Option<Child>>>,
-    pid: u32,
+    child: Arc<ChildProcess>,
     inbox: Arc<Inbox>,
     reader: Option<JoinHandle<()>>,
     /// Calls sent whose result was not received.
@@ -178,19 +178,18 @@ where
     /// Like [`new`](WorkerResource::new), with at most `limit` results sent and not yet
     /// received (at least 1).
     pub fn with_unread_limit(f: fn(I) -> O, limit: usize) -> Result<Self, Error> {
-        crate::child::bootstrap::forbid_unhooked_child();
-        let (connection, reader, child) = start()?;
-        let pid = child.id();
-        let child = Arc::new(Mutex::new(Some(child)));
+        crate::protocol::bootstrap::forbid_unhooked_child();
+        let config = Config::default()
+            .max_frame_bytes(MAX_FRAME)
+            .connect_timeout(CONNECT_TIMEOUT);
+        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config)?;
         let inbox = Arc::new(Inbox::default());
         let reader = spawn_reader(&connection, reader, &child, &inbox).inspect_err(|_| {
-            launch::kill(&child);
-            launch::reap(&child);
+            child.kill_and_reap();
         })?;
         let mut resource = Self {
             connection,
             child,
-            pid,
             inbox,
             reader: Some(reader),
             unread: 0,
@@ -279,7 +278,7 @@ impl<I, O> WorkerResource<I, O> {
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid()
     }
 
     /// Lets the worker finish the data already sent (its results are dropped), waits until it
@@ -317,25 +316,31 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     fn kill_and_reap(&mut self) {
-        launch::kill(&self.child);
+        self.child.kill();
         self.connection.shutdown();
         self.end_reader();
     }
 
-    /// Waits (bounded) for the reader thread, which reaps the worker once its connection ended.
+    /// Waits (bounded) for the reader thread, which reaps the worker once its connection
+    /// ended and then records the end in the inbox.
     fn end_reader(&mut self) {
         let Some(reader) = self.reader.take() else {
             return;
         };
-        let deadline = Instant::now().checked_add(END_BOUND);
-        while !reader.is_finished() && deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
+        let deadline = crate::deadline::after(Some(END_BOUND));
+        let mut received = self.inbox.lock();
+        while received.ended.is_none() {
+            match crate::deadline::wait(&self.inbox.arrived, received, deadline) {
+                Ok(next) => received = next,
+                Err(_) => {
+                    self.child.kill();
+                    return;
+                }
+            }
         }
-        if reader.is_finished() {
-            let _ = reader.join();
-        } else {
-            launch::kill(&self.child);
-        }
+        drop(received);
+        // The thread ends right after recording the end.
+        let _ = reader.join();
     }
 }
 
@@ -351,36 +356,16 @@ impl<I, O> Drop for WorkerResource<I, O> {
 impl<I, O> std::fmt::Debug for WorkerResource<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerResource")
-            .field("pid", &self.pid)
+            .field("pid", &self.pid())
             .field("unread", &self.unread)
             .finish()
-    }
-}
-
-/// Spawns the worker and waits for its `Ready`.
-fn start() -> Result<(Arc<Connection>, FrameReader, Child), Error> {
-    let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(None)?;
-    let mut child = command(&rendezvous, &token, MAX_FRAME)?
-        .spawn()
-        .map_err(Error::Spawn)?;
-    let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));
-    let identity = (Role::ResidentWorker, child.id());
-    let exited = || child.try_wait().ok()?;
-    match launch::handshake(rendezvous, &token, MAX_FRAME, deadline, identity, exited) {
-        Ok((connection, reader)) => Ok((connection, reader, child)),
-        Err(error) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(error)
-        }
     }
 }
 
 fn spawn_reader(
     connection: &Arc<Connection>,
     reader: FrameReader,
-    child: &Arc<Mutex<Option<Child>>>,
+    child: &Arc<ChildProcess>,
     inbox: &Arc<Inbox>,
 ) -> Result<JoinHandle<()>, Error> {
     let (connection, child, inbox) = (Arc::clone(connection), Arc::clone(child), Arc::clone(inbox));
@@ -388,9 +373,9 @@ fn spawn_reader(
         .name("skprocess-worker-resource".into())
         .spawn(move || {
             if !read_answers(&connection, reader, &inbox) {
-                launch::kill(&child);
+                child.kill();
             }
-            let status = launch::reap(&child);
+            let status = child.reap(EXIT_GRACE).describe();
             inbox.lock().ended = Some(status);
             inbox.arrived.notify_all();
         })?;
