@@ -122,6 +122,21 @@ pub(crate) trait ItemSink: Send + Sync {
     fn started(&self, job: u64, index: u64, isolated: bool);
     /// Item `index` finished with this outcome.
     fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    /// Item `index` finished and then, when `next` is some, item `next` of the same job
+    /// starts: one report, for a sink that can take both at once.
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        self.finished(job, index, outcome, isolated);
+        if let Some(next) = next {
+            self.started(job, next, isolated);
+        }
+    }
     /// The chunk is done: send what is held, with how long its items took.
     fn chunk_done(&self, measured: Measured);
     /// Whether an overrun of a process item's hook ends this process (it must, in a worker
@@ -168,12 +183,15 @@ pub(crate) fn run_chunk(
     let task = resolve(chunk.task);
     let started = Instant::now();
     let mut ran = 0u32;
-    for (ordinal, item) in (first..).zip(&chunk.items) {
-        if !admit(ordinal) {
-            break;
-        }
-        ran = ran.saturating_add(1);
+    let mut items = (first..).zip(&chunk.items);
+    // The next item is admitted before the one that ran is reported, so both go to the
+    // sink in one report.
+    let mut next = items.next().filter(|(ordinal, _)| admit(*ordinal));
+    if let Some((_, item)) = next {
         sink.started(chunk.job, item.index, chunk.isolated);
+    }
+    while let Some((_, item)) = next {
+        ran = ran.saturating_add(1);
         let outcome = execute(&task, item.bytes, output, || {
             Arc::new(ItemOverrun {
                 sink: Arc::clone(sink),
@@ -182,7 +200,9 @@ pub(crate) fn run_chunk(
             })
         });
         let outcome = outcome.map(|()| output.as_slice());
-        sink.finished(chunk.job, item.index, outcome, chunk.isolated);
+        next = items.next().filter(|(ordinal, _)| admit(*ordinal));
+        let then = next.map(|(_, item)| item.index);
+        sink.finished_then_started(chunk.job, item.index, outcome, chunk.isolated, then);
     }
     sink.chunk_done(Measured {
         items: ran,
@@ -387,11 +407,10 @@ fn wire_result<'a>(
     }
 }
 
-impl ItemSink for Outbox {
-    fn started(&self, job: u64, index: u64, isolated: bool) {
-        let mut held = self.lock();
+impl Outbox {
+    fn start_held(&self, held: &mut Held, job: u64, index: u64, isolated: bool) {
         if held.job != job {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
             held.job = job;
         }
         held.serial = held.serial.wrapping_add(1);
@@ -402,7 +421,7 @@ impl ItemSink for Outbox {
         });
         held.reported = false;
         if isolated {
-            self.report_running(&mut held, monotonic_nanos());
+            self.report_running(held, monotonic_nanos());
         }
         if !held.busy {
             held.busy = true;
@@ -410,8 +429,13 @@ impl ItemSink for Outbox {
         }
     }
 
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
-        let mut held = self.lock();
+    fn finish_held(
+        &self,
+        held: &mut Held,
+        (job, index): (u64, u64),
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+    ) {
         if held
             .current
             .is_none_or(|c| c.job != job || c.index != index)
@@ -434,7 +458,7 @@ impl ItemSink for Outbox {
         };
         let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
         if room > self.limit {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
         }
         let entry = outcome.map(|output| {
             let start = held.outputs.len();
@@ -443,7 +467,32 @@ impl ItemSink for Outbox {
         });
         held.results.push((index, entry));
         if isolated || held.outputs.len() >= FLUSH_BYTES {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
+        }
+    }
+}
+
+impl ItemSink for Outbox {
+    fn started(&self, job: u64, index: u64, isolated: bool) {
+        self.start_held(&mut self.lock(), job, index, isolated);
+    }
+
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
+        self.finish_held(&mut self.lock(), (job, index), outcome, isolated);
+    }
+
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        let mut held = self.lock();
+        self.finish_held(&mut held, (job, index), outcome, isolated);
+        if let Some(next) = next {
+            self.start_held(&mut held, job, next, isolated);
         }
     }
 
