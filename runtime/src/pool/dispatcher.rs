@@ -203,11 +203,13 @@ impl Dispatcher {
                     measured,
                 },
             ) => {
-                self.scheduler.results(worker, job, results);
+                // The cost first: the results may free a worker, and what happens then (the
+                // next chunk's size, whether a release is worth asking) depends on it.
                 if let Some(measured) = measured {
                     self.tally(worker, measured);
                     self.scheduler.measured(job, measured.items, measured.nanos);
                 }
+                self.scheduler.results(worker, job, results);
             }
             Event::Report(worker, Report::Running { job, index, since }) => {
                 self.scheduler.running(worker, job, index, since);

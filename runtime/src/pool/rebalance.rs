@@ -10,7 +10,14 @@
 //! ([`Inbox`](crate::pool::inbox::Inbox)) and names the first by its ordinal, so an item is
 //! either run there or given back — never both, never neither.
 
-use super::{MIN_CHUNK_WORK, Scheduler, WorkerId};
+use std::time::Duration;
+
+use super::{Scheduler, WorkerId};
+
+/// Least held-back work worth asking for: a release costs a round trip to the worker and a
+/// new chunk (a few hundred microseconds on a loaded machine), and at best halves the wait
+/// for what is held — below this it lengthens the end it means to shorten.
+pub(crate) const RELEASE_WORTH: Duration = Duration::from_millis(1);
 
 impl Scheduler {
     /// The worker's answer to a release: items from ordinal `next` on were not started and
@@ -70,7 +77,7 @@ impl Scheduler {
     }
 
     /// The worker holding the most items it cannot have started (all but the first in
-    /// flight), when they are worth a round trip: at least [`MIN_CHUNK_WORK`] at their job's
+    /// flight), when they are worth a round trip: at least [`RELEASE_WORTH`] at their job's
     /// measured cost, or of a cost not measured yet.
     fn richest_victim(&self) -> Option<usize> {
         let held = |slot: usize| -> Option<usize> {
@@ -86,7 +93,7 @@ impl Scheduler {
                 return Some(waiting);
             };
             let work = cost.saturating_mul(u32::try_from(waiting).unwrap_or(u32::MAX));
-            (work >= MIN_CHUNK_WORK).then_some(waiting)
+            (work >= RELEASE_WORTH).then_some(waiting)
         };
         (0..self.slots.len())
             .filter_map(|slot| held(slot).map(|n| (n, slot)))

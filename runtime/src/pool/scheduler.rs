@@ -15,7 +15,8 @@
 //!   with its worker runs again.
 //! - **Timeouts** count from an item's reported start; the late worker is killed and replaced.
 //! - **Balanced ends**: when a worker has nothing left and no job has queued items, a worker
-//!   that still holds items it has not started (worth at least [`MIN_CHUNK_WORK`]) is asked
+//!   that still holds items it has not started (worth at least
+//!   [`RELEASE_WORTH`](rebalance::RELEASE_WORTH)) is asked
 //!   to give them back ([`Action::Release`]); its answer names the first item it will never
 //!   start, and those items go back to the queue for whoever is free. Until it answers the
 //!   worker gets no chunk, so the answer is exact; should it die first, its items are
