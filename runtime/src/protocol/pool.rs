@@ -3,13 +3,15 @@
 //! A worker starts like any child (token, then [`Start`](super::Start) with the role
 //! `PoolWorker`); the start's state is a [`WorkerStart`] carrying the parent's build identity.
 //! The worker answers [`ToPool::Ready`] only when that identity is its own, so no code address
-//! is ever used by a different build. Then the parent sends [`Chunk`]s of encoded items and
-//! the worker sends back, in item order:
+//! is ever used by a different build. Then the parent sends [`ToWorker`] frames — chunks of
+//! encoded items, and now and then a release — and the worker sends back, in item order:
 //!
 //! - [`ToPool::Results`]: finished items, batched in time rather than one frame per item;
 //! - [`ToPool::Running`]: the item now running, with its start on the shared monotonic clock,
 //!   sent only once an item has run for a while (or at once in an `isolated` chunk). All
-//!   results before it were sent first, so the parent knows exactly which item a crash hit.
+//!   results before it were sent first, so the parent knows exactly which item a crash hit;
+//! - [`ToPool::Released`]: the answer to a release, naming the first item (by its ordinal in
+//!   the order sent) that it gave back unstarted, with everything after it.
 //!
 //! The worker has one reader that always drains its connection, and the parent sends a worker
 //! at most two chunks at a time, so neither side's writes wait on the other's work.
