@@ -264,6 +264,9 @@ struct Held {
     /// Whether the current item's start was reported.
     reported: bool,
     busy: bool,
+    /// The flusher waits for the next item's start: nothing is held and the running item was
+    /// reported, so a tick would have nothing to do.
+    parked: bool,
 }
 
 /// A worker process's sink: results batched in time, sent by the main thread at the end of
@@ -366,11 +369,15 @@ impl Outbox {
         let mut seen: Option<(u64, u64)> = None;
         let mut held = self.lock();
         loop {
-            if !held.busy {
+            // Idle, or a long item already reported with nothing held: no tick until the
+            // next item starts, so a long item is not interrupted every tick for nothing.
+            if !held.busy || (held.reported && held.results.is_empty()) {
+                held.parked = true;
                 held = self
                     .became_busy
                     .wait(held)
                     .unwrap_or_else(PoisonError::into_inner);
+                held.parked = false;
                 continue;
             }
             held = self
@@ -423,7 +430,7 @@ impl Outbox {
         if isolated {
             self.report_running(held, monotonic_nanos());
         }
-        if !held.busy {
+        if !held.busy || held.parked {
             held.busy = true;
             self.became_busy.notify_one();
         }
