@@ -4,6 +4,8 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//! - [`clients`]: the one cache of client connections to long-lived endpoints, by token
+//!   (per process in a `static`, per thread in a `thread_local!`).
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
 //!   its accept thread hands each proven connection to a callback (the share coordinator).
@@ -17,6 +19,7 @@
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
 
+pub(crate) mod clients;
 pub(crate) mod connection;
 pub mod error;
 pub mod frame;
