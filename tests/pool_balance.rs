@@ -71,3 +71,30 @@ fn a_worker_that_runs_dry_takes_back_what_a_slow_one_has_not_started() {
         assert_eq!(shares.values().sum::<usize>(), n);
     }
 }
+
+/// The first worker thread to run an item of [`nap_in_thread`], which is the slow one.
+static SLOW_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// As [`nap`] for thread mode: four times as long in the first thread that runs one; returns
+/// whether it ran in that thread.
+fn nap_in_thread(millis: u64) -> bool {
+    let me = std::thread::current().id();
+    let slow = *SLOW_THREAD.get_or_init(|| me) == me;
+    let factor = if slow { 4 } else { 1 };
+    std::thread::sleep(Duration::from_millis(millis * factor));
+    slow
+}
+
+#[test]
+fn thread_workers_give_back_unstarted_items_too() {
+    let _bound = bound::within(TEST_BOUND);
+    let pool = Pool::threads(2).unwrap();
+    let n = 32;
+    let slow = pool
+        .map(nap_in_thread, (0..n).map(|_| 10))
+        .unwrap()
+        .into_iter()
+        .filter(|slow| *slow)
+        .count();
+    assert!(slow <= n / 5 + 2, "the slow thread ran {slow} of {n}");
+}
