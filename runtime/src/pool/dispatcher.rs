@@ -60,6 +60,9 @@ pub(crate) enum Report {
         index: u64,
         since: Instant,
     },
+    /// The worker gave back the items it had not started: from the `next`-th item sent to
+    /// it on (see [`WorkerLink::release`]).
+    Released { next: u64 },
 }
 
 /// Everything the dispatcher reacts to.
@@ -76,6 +79,9 @@ pub(crate) enum Event {
 pub(crate) trait WorkerLink: Send {
     /// Sends a chunk. A failure means the worker is going away; its end follows as an event.
     fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]);
+    /// Asks the worker to give back every item it has not started; its answer follows as
+    /// [`Report::Released`], after the chunks sent before.
+    fn release(&self);
     /// Kills the worker; its end follows as an event.
     fn kill(&self);
     /// Asks the worker to exit once idle; its end follows as an event.
@@ -197,14 +203,19 @@ impl Dispatcher {
                     measured,
                 },
             ) => {
-                self.scheduler.results(worker, job, results);
+                // The cost first: the results may free a worker, and what happens then (the
+                // next chunk's size, whether a release is worth asking) depends on it.
                 if let Some(measured) = measured {
                     self.tally(worker, measured);
                     self.scheduler.measured(job, measured.items, measured.nanos);
                 }
+                self.scheduler.results(worker, job, results);
             }
             Event::Report(worker, Report::Running { job, index, since }) => {
                 self.scheduler.running(worker, job, index, since);
+            }
+            Event::Report(worker, Report::Released { next }) => {
+                self.scheduler.released(worker, next);
             }
             Event::Ended(worker, status) => {
                 self.links.remove(&worker);
@@ -275,6 +286,11 @@ impl Dispatcher {
                 } => {
                     if let Some(link) = self.links.get(&worker) {
                         link.send_chunk(job, task, isolated, &items);
+                    }
+                }
+                Action::Release(worker) => {
+                    if let Some(link) = self.links.get(&worker) {
+                        link.release();
                     }
                 }
                 Action::Kill(worker) => {

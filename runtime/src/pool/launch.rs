@@ -17,7 +17,7 @@ use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
 use crate::protocol::Role;
 use crate::protocol::lifecycle::Resume;
-use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome, WorkerStart};
+use crate::protocol::pool::{ToPool, WireOutcome, WorkerStart};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
@@ -214,6 +214,7 @@ fn read_reports(
                 index,
                 since: monotonic_instant(started_nanos),
             },
+            Ok(ToPool::Released { next }) => Report::Released { next },
             Ok(_) => return Some("an unexpected message".into()),
             Err(e) => return Some(e.to_string()),
         };
@@ -233,26 +234,15 @@ struct ProcessLink {
 
 impl WorkerLink for ProcessLink {
     fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) {
-        let task = match task {
-            Task::Function { offset } => TaskRef::Function { offset },
-            Task::Process { key } => TaskRef::Process { key },
-        };
-        let chunk = Chunk {
-            job,
-            task,
-            isolated,
-            items: items
-                .iter()
-                .map(|item| WireItem {
-                    index: item.index,
-                    bytes: &item.bytes,
-                })
-                .collect(),
-        };
         // A chunk that cannot be encoded or taken (a full queue, a failed write: the worker
         // is dying or broke the protocol) ends the worker: kill it, its end settles its items.
-        let written = frame::encode(&chunk).is_ok_and(|encoded| self.writer.write(encoded));
-        if !written {
+        if !self.writer.chunk(job, task, isolated, items) {
+            self.child.kill();
+        }
+    }
+
+    fn release(&self) {
+        if !self.writer.release() {
             self.child.kill();
         }
     }

@@ -8,13 +8,17 @@
 //!   pulled lazily and encoded on the caller's thread (`job.rs`), with a bounded number of
 //!   items in flight.
 //! - `dispatcher.rs` owns the workers and the sans-IO `scheduler.rs`, which decides chunks,
-//!   requeues, retries and timeouts; `launch.rs` starts worker processes and reads their
-//!   reports; `threads.rs` is the same with threads ([`Pool::threads`]).
-//! - `worker.rs` is the child side; `function.rs` turns a function type into a code address
-//!   that only the same build accepts.
+//!   requeues, retries and timeouts, and with `rebalance.rs` takes back what a worker holds
+//!   and has not started when another runs dry; `launch.rs` starts worker processes and reads
+//!   their reports, `writer.rs` writes their chunks; `threads.rs` is the same with threads
+//!   ([`Pool::threads`]).
+//! - `worker.rs` is the child side, `inbox.rs` its queue of chunks (shared with thread
+//!   workers), where a release is decided item by item; `function.rs` turns a function type
+//!   into a code address that only the same build accepts.
 
 mod dispatcher;
 pub(crate) mod function;
+mod inbox;
 mod job;
 pub(crate) mod launch;
 mod maps;

@@ -14,6 +14,13 @@
 //!   runs), so a crash among them is pinned exactly. A finished item whose result was lost
 //!   with its worker runs again.
 //! - **Timeouts** count from an item's reported start; the late worker is killed and replaced.
+//! - **Balanced ends**: when a worker has nothing left and no job has queued items, a worker
+//!   that still holds items it has not started (worth at least
+//!   [`RELEASE_WORTH`](rebalance::RELEASE_WORTH)) is asked
+//!   to give them back ([`Action::Release`]); its answer names the first item it will never
+//!   start, and those items go back to the queue for whoever is free. Until it answers the
+//!   worker gets no chunk, so the answer is exact; should it die first, its items are
+//!   settled as for any death.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -99,6 +106,9 @@ pub(crate) enum Action {
         isolated: bool,
         items: Vec<Item>,
     },
+    /// Ask this worker to give back the items it has not started
+    /// ([`released`](Scheduler::released) follows, unless it dies).
+    Release(WorkerId),
     /// Kill this worker (a replacement is already asked for).
     Kill(WorkerId),
     /// Results of `job`'s items.
@@ -129,8 +139,14 @@ struct Worker {
     ready: bool,
     /// Items sent and not reported, in the order they run, with their job.
     in_flight: VecDeque<(JobId, Item)>,
-    /// How many items each chunk in flight has left.
-    chunks: VecDeque<usize>,
+    /// The ordinal of the next item sent to it (the last of `in_flight` has `sent - 1`):
+    /// items are counted in the order sent, from 0, and from the first item given back after
+    /// a release, as the worker counts them too.
+    sent: u64,
+    /// One past the last ordinal of each chunk in flight.
+    chunk_ends: VecDeque<u64>,
+    /// A release was asked for and not answered.
+    releasing: bool,
     running: Option<Running>,
     /// The item it should be running now and when the scheduler saw it become the next (its
     /// chunk was sent to an idle worker, or the item before it was reported): a worker that
@@ -144,12 +160,19 @@ struct Worker {
 pub(crate) const HANDED_GRACE: Duration = Duration::from_millis(250);
 
 impl Worker {
+    /// The ordinal of the first item in flight.
+    fn front_ordinal(&self) -> u64 {
+        self.sent.saturating_sub(self.in_flight.len() as u64)
+    }
+
     fn new(id: WorkerId) -> Self {
         Self {
             id,
             ready: false,
             in_flight: VecDeque::new(),
-            chunks: VecDeque::new(),
+            sent: 0,
+            chunk_ends: VecDeque::new(),
+            releasing: false,
             running: None,
             handed: None,
         }
@@ -314,13 +337,14 @@ impl Scheduler {
         let Some(slot) = self.slot_of(worker) else {
             return;
         };
-        let mut delivered = Vec::with_capacity(results.len());
-        for (index, outcome) in results {
-            if !self.take_front(slot, job, index) {
-                return self.protocol_violation(slot);
-            }
-            delivered.push((index, outcome.map_err(ItemError::Failed)));
+        // Checked whole before any is taken, so a bad report loses none of its items.
+        if !self.take_reported(slot, job, &results) {
+            return self.protocol_violation(slot);
         }
+        let delivered: Vec<Outcome> = results
+            .into_iter()
+            .map(|(index, outcome)| (index, outcome.map_err(ItemError::Failed)))
+            .collect();
         if self.jobs.contains_key(&job) && !delivered.is_empty() {
             self.actions.push_back(Action::Deliver {
                 job,
@@ -545,28 +569,38 @@ impl Scheduler {
         }
     }
 
-    /// Removes the worker's first unreported item when it is `(job, index)`.
-    fn take_front(&mut self, slot: usize, job: JobId, index: u64) -> bool {
+    /// Removes the worker's first unreported items when they are `results`' items of `job`,
+    /// in order; changes nothing otherwise.
+    fn take_reported<T>(&mut self, slot: usize, job: JobId, results: &[(u64, T)]) -> bool {
         let Some(worker) = self.slots[slot].as_mut() else {
             return false;
         };
-        match worker.in_flight.front() {
-            Some((j, item)) if *j == job && item.index == index => {}
-            _ => return false,
+        let matches = results.len() <= worker.in_flight.len()
+            && worker
+                .in_flight
+                .iter()
+                .zip(results)
+                .all(|((j, item), (index, _))| *j == job && item.index == *index);
+        if !matches {
+            return false;
         }
-        worker.in_flight.pop_front();
-        if worker.running.is_some_and(|r| r.index == index) {
-            worker.running = None;
+        if results.is_empty() {
+            return true;
         }
+        let end = worker.front_ordinal().saturating_add(results.len() as u64);
+        worker.in_flight.drain(..results.len());
+        // A running item is always the first unreported one, and it was just reported.
+        worker.running = None;
         worker.handed = worker
             .in_flight
             .front()
             .map(|(_, item)| (item.index, self.now));
-        if let Some(left) = worker.chunks.front_mut() {
-            *left -= 1;
-            if *left == 0 {
-                worker.chunks.pop_front();
-            }
+        while worker
+            .chunk_ends
+            .front()
+            .is_some_and(|&chunk_end| chunk_end <= end)
+        {
+            worker.chunk_ends.pop_front();
         }
         true
     }
@@ -599,29 +633,27 @@ impl Scheduler {
             return;
         }
         let workers = self.slots.len().max(1);
-        // One chunk per worker per pass, so work spreads before pipelines fill.
-        loop {
-            let mut sent = false;
-            for slot in 0..self.slots.len() {
-                if !self.has_room(slot) {
-                    continue;
-                }
-                let Some(job) = self.pick_job() else {
-                    return;
-                };
-                self.send_chunk(slot, job, workers);
-                sent = true;
-            }
-            if !sent {
-                return;
-            }
+        // One chunk at a time to the emptiest pipeline (the first such slot on a tie), so
+        // work spreads before pipelines fill and a worker that ran dry is served first.
+        while let Some(slot) = self.emptiest_with_room() {
+            let Some(job) = self.pick_job() else {
+                break;
+            };
+            self.send_chunk(slot, job, workers);
         }
+        self.rebalance();
+    }
+
+    fn emptiest_with_room(&self) -> Option<usize> {
+        (0..self.slots.len())
+            .filter(|&slot| self.has_room(slot))
+            .min_by_key(|&slot| self.slots[slot].as_ref().map_or(0, |w| w.chunk_ends.len()))
     }
 
     fn has_room(&self, slot: usize) -> bool {
         self.slots[slot]
             .as_ref()
-            .is_some_and(|w| w.ready && w.chunks.len() < PIPELINE)
+            .is_some_and(|w| w.ready && !w.releasing && w.chunk_ends.len() < PIPELINE)
     }
 
     /// The next job with queued items, round robin from [`next_job`](Scheduler::next_job).
@@ -662,7 +694,8 @@ impl Scheduler {
         let Some(worker) = self.slots[slot].as_mut() else {
             return;
         };
-        worker.chunks.push_back(items.len());
+        worker.sent = worker.sent.saturating_add(items.len() as u64);
+        worker.chunk_ends.push_back(worker.sent);
         if worker.in_flight.is_empty() {
             worker.handed = items.first().map(|item| (item.index, self.now));
         }
@@ -718,6 +751,9 @@ pub(crate) fn chunk_size(cost: Option<Duration>, queued: usize, workers: usize) 
         .min(queued)
         .clamp(1, MAX_CHUNK)
 }
+
+#[path = "rebalance.rs"]
+mod rebalance;
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]

@@ -2,6 +2,7 @@
 //! random storm of deaths in which every item is still accounted for exactly once.
 
 use super::*;
+use std::collections::BTreeSet;
 
 const TASK: Task = Task::Function {
     offset: FunctionOffsets {
@@ -22,6 +23,7 @@ struct Drained {
     spawned: Vec<WorkerId>,
     sent: Vec<(WorkerId, JobId, bool, Vec<u64>)>,
     killed: Vec<WorkerId>,
+    released: Vec<WorkerId>,
     delivered: Vec<(JobId, u64, Result<SharedBytes, ItemError>)>,
 }
 
@@ -43,6 +45,7 @@ fn drain(s: &mut Scheduler) -> Drained {
                 items.iter().map(|i| i.index).collect(),
             )),
             Action::Kill(id) => d.killed.push(id),
+            Action::Release(id) => d.released.push(id),
             Action::Deliver { job, results } => d
                 .delivered
                 .extend(results.into_iter().map(|(i, r)| (job, i, r))),
@@ -320,14 +323,25 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
         let mut rng = Lcg(seed);
         let mut s = ready(3, None, 1);
         let total = 500;
-        s.items_added(1, items(0..total));
+        // Items come in small batches, so queues run dry and releases happen all along.
+        let mut added = 0;
+        let mut answered = 0;
+        s.measured(1, 1, 1_000_000);
         let mut outcomes: BTreeMap<u64, bool> = BTreeMap::new();
-        // What each live worker was sent and has not reported, in order.
+        // What each live worker was sent and has not reported, in order, and how many items
+        // it was ever sent (the ordinal after the last pending one).
         let mut pending: BTreeMap<WorkerId, VecDeque<u64>> = BTreeMap::new();
+        let mut sent_to: BTreeMap<WorkerId, u64> = BTreeMap::new();
+        let mut releasing: BTreeSet<WorkerId> = BTreeSet::new();
         let mut steps = 0;
-        while (outcomes.len() as u64) < total {
+        while (outcomes.len() as u64) < total || added < total {
             steps += 1;
             assert!(steps < 100_000, "seed {seed}: no progress");
+            if added < total && rng.next(8) == 0 {
+                let more = (rng.next(20) + 1).min(total - added);
+                s.items_added(1, items(added..added + more));
+                added += more;
+            }
             let d = drain(&mut s);
             for (job, index, result) in d.delivered {
                 assert_eq!(job, 1);
@@ -340,10 +354,32 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
                 s.worker_ready(id);
             }
             for (worker, _, _, indices) in d.sent {
+                assert!(
+                    !releasing.contains(&worker),
+                    "seed {seed}: a chunk during a release"
+                );
+                *sent_to.entry(worker).or_default() += indices.len() as u64;
                 pending.entry(worker).or_default().extend(indices);
             }
+            releasing.extend(d.released);
             let live: Vec<WorkerId> = s.worker_ids();
             pending.retain(|w, _| live.contains(w));
+            releasing.retain(|w| live.contains(w));
+            // A worker asked to release answers at a random moment, having started a random
+            // number of its items.
+            if let Some(&worker) = releasing.iter().next()
+                && rng.next(3) == 0
+            {
+                releasing.remove(&worker);
+                let queue = pending.entry(worker).or_default();
+                let started = rng.next(queue.len() as u64 + 1) as usize;
+                let next = sent_to[&worker] - (queue.len() - started) as u64;
+                queue.truncate(started);
+                sent_to.insert(worker, next);
+                s.released(worker, next);
+                answered += 1;
+                continue;
+            }
             let pick = rng.next(3) as usize % pending.len().max(1);
             let Some((&worker, queue)) = pending.iter_mut().nth(pick) else {
                 continue;
@@ -365,6 +401,7 @@ fn a_storm_of_worker_deaths_still_accounts_for_every_item_exactly_once() {
         }
         assert!(s.queued().is_empty());
         assert_eq!(outcomes.len() as u64, total);
+        assert!(answered > 0, "seed {seed}: no release was tried");
         assert_eq!(
             s.worker_ids().len(),
             3,
@@ -427,4 +464,81 @@ fn a_worker_silent_about_the_item_it_was_handed_is_killed_and_its_items_go_elsew
         "the silent worker's item was not sent again: {:?}",
         d.sent
     );
+}
+
+/// Worker 0 holds `held` items in its pipeline and has not started them; worker 1 ran all
+/// it had. The cost is measured as `cost` per item.
+fn one_worker_dry(cost: Duration) -> (Scheduler, Vec<u64>, Vec<u64>) {
+    let mut s = ready(2, None, 1);
+    s.items_added(1, items(0..4));
+    let d = drain(&mut s);
+    let of = |w: WorkerId| -> Vec<u64> {
+        d.sent
+            .iter()
+            .filter(|c| c.0 == w)
+            .flat_map(|c| c.3.clone())
+            .collect()
+    };
+    let (held, dry) = (of(0), of(1));
+    assert_eq!((held.len(), dry.len()), (2, 2), "{:?}", d.sent);
+    s.measured(1, 1, u64::try_from(cost.as_nanos()).unwrap());
+    s.results(1, 1, ok(&dry));
+    (s, held, dry)
+}
+
+#[test]
+fn an_idle_worker_while_another_holds_unstarted_items_asks_for_them_back() {
+    let (mut s, held, _) = one_worker_dry(Duration::from_millis(5));
+    let d = drain(&mut s);
+    assert_eq!(d.released, [0], "no release asked: {d:?}");
+    // No chunk goes to a worker whose release is not answered.
+    s.items_added(1, Vec::new());
+    assert!(drain(&mut s).sent.is_empty());
+    // Worker 0 runs its first item and gives back the rest; they go to the idle worker and
+    // to worker 0's freed pipeline, each exactly once.
+    s.released(0, 1);
+    let d = drain(&mut s);
+    let mut dealt: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
+    dealt.sort_unstable();
+    assert_eq!(dealt, held[1..], "{d:?}");
+    assert!(
+        d.sent.iter().any(|c| c.0 == 1),
+        "the idle worker got nothing"
+    );
+    // The item worker 0 kept still reports normally, and the dealt ones after it.
+    s.results(0, 1, ok(&held[..1]));
+    let d = drain(&mut s);
+    assert_eq!(d.delivered.len(), 1);
+    assert!(d.killed.is_empty());
+}
+
+#[test]
+fn a_release_answer_that_disowns_a_reported_item_or_comes_unasked_kills_the_worker() {
+    let (mut s, held, _) = one_worker_dry(Duration::from_millis(5));
+    assert_eq!(drain(&mut s).released, [0]);
+    s.results(0, 1, ok(&held[..1]));
+    drain(&mut s);
+    s.released(0, 0);
+    let d = drain(&mut s);
+    assert_eq!(d.killed, [0], "{d:?}");
+    // A new worker that answers a release nobody asked for.
+    s.worker_ready(d.spawned[0]);
+    drain(&mut s);
+    s.released(d.spawned[0], 0);
+    assert_eq!(drain(&mut s).killed, [d.spawned[0]]);
+}
+
+#[test]
+fn items_cheaper_than_a_round_trip_are_not_asked_back() {
+    let (mut s, held, _) = one_worker_dry(Duration::from_nanos(100));
+    let d = drain(&mut s);
+    assert!(d.released.is_empty(), "{d:?}");
+    // A dead worker with a release unanswered loses nothing: its items are requeued.
+    let (mut s, _, _) = one_worker_dry(Duration::from_millis(5));
+    assert_eq!(drain(&mut s).released, [0]);
+    s.worker_ended(0, "killed by signal 9 (SIGKILL)".into());
+    let d = drain(&mut s);
+    let mut dealt: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
+    dealt.sort_unstable();
+    assert_eq!(dealt, held, "{d:?}");
 }

@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
+use crate::pool::inbox::Inbox;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::worker::{ItemSink, run_chunk};
@@ -22,7 +23,7 @@ pub(crate) struct ThreadLauncher;
 
 impl Launcher for ThreadLauncher {
     fn launch(&self, worker: WorkerId, events: Sender<Event>) {
-        let (chunks, incoming) = mpsc::channel::<OwnedChunk>();
+        let inbox = Arc::new(Inbox::<OwnedChunk>::new());
         let abandoned = Arc::new(AtomicBool::new(false));
         let sink: Arc<dyn ItemSink> = Arc::new(ThreadSink {
             worker,
@@ -34,17 +35,19 @@ impl Launcher for ThreadLauncher {
             .name("skprocess-pool-thread".into())
             .spawn({
                 let events = events.clone();
+                let inbox = Arc::clone(&inbox);
                 move || {
                     let mut output = Vec::new();
-                    for owned in incoming {
-                        owned.run(&sink, &mut output);
+                    let admit = |ordinal| inbox.admit(ordinal);
+                    while let Some((first, owned)) = inbox.next_chunk() {
+                        owned.run(first, &admit, &sink, &mut output);
                     }
                     let _ = events.send(Event::Ended(worker, "stopped".into()));
                 }
             });
         let link = started.map(|_| -> Box<dyn WorkerLink> {
             Box::new(ThreadLink {
-                chunks: std::sync::Mutex::new(Some(chunks)),
+                inbox,
                 abandoned,
                 worker,
                 events: events.clone(),
@@ -63,7 +66,13 @@ struct OwnedChunk {
 }
 
 impl OwnedChunk {
-    fn run(&self, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
+    fn run(
+        &self,
+        first: u64,
+        admit: &dyn Fn(u64) -> bool,
+        sink: &Arc<dyn ItemSink>,
+        output: &mut Vec<u8>,
+    ) {
         let task = match self.task {
             Task::Function { offset } => TaskRef::Function { offset },
             Task::Process { key } => TaskRef::Process { key },
@@ -81,7 +90,7 @@ impl OwnedChunk {
                 })
                 .collect(),
         };
-        run_chunk(&chunk, sink, output);
+        run_chunk(&chunk, first, admit, sink, output);
     }
 }
 
@@ -137,7 +146,7 @@ impl ItemSink for ThreadSink {
 
 /// The dispatcher's link to a worker thread.
 struct ThreadLink {
-    chunks: std::sync::Mutex<Option<Sender<OwnedChunk>>>,
+    inbox: Arc<Inbox<OwnedChunk>>,
     abandoned: Arc<AtomicBool>,
     worker: WorkerId,
     events: Sender<Event>,
@@ -151,18 +160,20 @@ impl WorkerLink for ThreadLink {
             isolated,
             items: items.to_vec(),
         };
-        let chunks = self
-            .chunks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(chunks) = chunks.as_ref() {
-            let _ = chunks.send(chunk);
-        }
+        self.inbox.push(items.len() as u64, chunk);
+    }
+
+    fn release(&self) {
+        let next = self.inbox.release();
+        let _ = self
+            .events
+            .send(Event::Report(self.worker, Report::Released { next }));
     }
 
     fn kill(&self) {
         // The thread runs on unwatched; whatever it reports is ignored from now on.
         self.abandoned.store(true, Ordering::SeqCst);
+        self.inbox.release();
         self.stop();
         let _ = self.events.send(Event::Ended(
             self.worker,
@@ -171,10 +182,7 @@ impl WorkerLink for ThreadLink {
     }
 
     fn stop(&self) {
-        self.chunks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        self.inbox.close();
     }
 
     fn pid(&self) -> Option<u32> {

@@ -1,14 +1,14 @@
 //! A pool worker, the child side: proves it is the parent's build, then runs the chunks it
 //! receives item by item and streams the results back.
 //!
-//! Three threads: the reader, which always drains the connection (the parent sends at most
-//! [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it holds is bounded) and ends
-//! the process when the parent is gone; the main thread, which runs items; and the flusher,
+//! Three threads: the reader, which always drains the connection into the [`Inbox`] (the
+//! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
+//! holds is bounded), answers the parent's releases from it, and ends the process when the
+//! parent is gone; the main thread, which runs items; and the flusher,
 //! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
 //! item runs — so the parent can pin a crash or a timeout on it without one message per item.
 
 use std::ops::Range;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ use crate::Error;
 use crate::child::bootstrap::{self, Started};
 use crate::child::watchdog::{self, Overrun, ReportOverrun};
 use crate::pool::function;
-use crate::pool::scheduler::PIPELINE;
+use crate::pool::inbox::Inbox;
 use crate::protocol::Role;
 use crate::protocol::pool::{
-    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, WireOutcome, WireResult,
-    WorkerStart,
+    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, ToWorker, ToWorkerHead,
+    WireOutcome, WireResult, WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
 use crate::timing::monotonic_nanos;
@@ -47,10 +47,11 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     }
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
     let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
-    let (chunks, incoming) = mpsc::sync_channel::<Vec<u8>>(PIPELINE + 1);
+    let inbox = Arc::new(Inbox::new());
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
-        move || read_chunks(&connection, reader, &chunks)
+        let inbox = Arc::clone(&inbox);
+        move || read_chunks(&connection, reader, &inbox)
     })
     .and_then(|()| {
         spawn("skprocess-pool-flusher", {
@@ -63,11 +64,12 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     }
     let sink: Arc<dyn ItemSink> = outbox;
     let mut output = Vec::new();
-    for bytes in incoming {
-        let Ok(chunk) = frame::decode::<Chunk<'_>>(&bytes) else {
+    let admit = |ordinal| inbox.admit(ordinal);
+    while let Some((first, bytes)) = inbox.next_chunk() {
+        let Ok(ToWorker::Chunk(chunk)) = frame::decode::<ToWorker<'_>>(&bytes) else {
             return EXIT_REFUSED;
         };
-        run_chunk(&chunk, &sink, &mut output);
+        run_chunk(&chunk, first, &admit, &sink, &mut output);
     }
     0
 }
@@ -93,20 +95,23 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The reader: hands each chunk frame to the main thread; ends the process when the parent
-/// is gone.
-fn read_chunks(
-    connection: &Connection,
-    mut reader: FrameReader,
-    chunks: &mpsc::SyncSender<Vec<u8>>,
-) {
+/// The reader: queues each chunk for the main thread and answers releases; ends the process
+/// when the parent is gone or sends garbage.
+fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<Vec<u8>>) {
     loop {
         let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame.bytes().to_vec(),
+            Ok(Some(frame)) => frame,
             Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
         };
-        if chunks.send(frame).is_err() {
-            bootstrap::exit_parent_gone();
+        match ToWorkerHead::read(frame.bytes()) {
+            Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
+            Ok(ToWorkerHead::Release) => {
+                let next = inbox.release();
+                if connection.send(&ToPool::Released { next }).is_err() {
+                    bootstrap::exit_parent_gone();
+                }
+            }
+            Err(_) => crate::sys::exit_now(EXIT_REFUSED),
         }
     }
 }
@@ -117,6 +122,21 @@ pub(crate) trait ItemSink: Send + Sync {
     fn started(&self, job: u64, index: u64, isolated: bool);
     /// Item `index` finished with this outcome.
     fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    /// Item `index` finished and then, when `next` is some, item `next` of the same job
+    /// starts: one report, for a sink that can take both at once.
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        self.finished(job, index, outcome, isolated);
+        if let Some(next) = next {
+            self.started(job, next, isolated);
+        }
+    }
     /// The chunk is done: send what is held, with how long its items took.
     fn chunk_done(&self, measured: Measured);
     /// Whether an overrun of a process item's hook ends this process (it must, in a worker
@@ -150,12 +170,28 @@ fn resolve(task: TaskRef<'_>) -> Resolved {
     }
 }
 
-/// Runs a chunk's items in order, reporting each to `sink`.
-pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mut Vec<u8>) {
+/// Runs a chunk's items in order, reporting each to `sink`; `first` is the ordinal of its
+/// first item, and `admit` says whether an item may still start (see [`Inbox`]): the chunk
+/// ends at the first one that may not.
+pub(crate) fn run_chunk(
+    chunk: &Chunk<'_>,
+    first: u64,
+    admit: &dyn Fn(u64) -> bool,
+    sink: &Arc<dyn ItemSink>,
+    output: &mut Vec<u8>,
+) {
     let task = resolve(chunk.task);
     let started = Instant::now();
-    for item in &chunk.items {
+    let mut ran = 0u32;
+    let mut items = (first..).zip(&chunk.items);
+    // The next item is admitted before the one that ran is reported, so both go to the
+    // sink in one report.
+    let mut next = items.next().filter(|(ordinal, _)| admit(*ordinal));
+    if let Some((_, item)) = next {
         sink.started(chunk.job, item.index, chunk.isolated);
+    }
+    while let Some((_, item)) = next {
+        ran = ran.saturating_add(1);
         let outcome = execute(&task, item.bytes, output, || {
             Arc::new(ItemOverrun {
                 sink: Arc::clone(sink),
@@ -164,10 +200,12 @@ pub(crate) fn run_chunk(chunk: &Chunk<'_>, sink: &Arc<dyn ItemSink>, output: &mu
             })
         });
         let outcome = outcome.map(|()| output.as_slice());
-        sink.finished(chunk.job, item.index, outcome, chunk.isolated);
+        next = items.next().filter(|(ordinal, _)| admit(*ordinal));
+        let then = next.map(|(_, item)| item.index);
+        sink.finished_then_started(chunk.job, item.index, outcome, chunk.isolated, then);
     }
     sink.chunk_done(Measured {
-        items: u32::try_from(chunk.items.len()).unwrap_or(u32::MAX),
+        items: ran,
         nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
     });
 }
@@ -226,6 +264,9 @@ struct Held {
     /// Whether the current item's start was reported.
     reported: bool,
     busy: bool,
+    /// The flusher waits for the next item's start: nothing is held and the running item was
+    /// reported, so a tick would have nothing to do.
+    parked: bool,
 }
 
 /// A worker process's sink: results batched in time, sent by the main thread at the end of
@@ -328,11 +369,15 @@ impl Outbox {
         let mut seen: Option<(u64, u64)> = None;
         let mut held = self.lock();
         loop {
-            if !held.busy {
+            // Idle, or a long item already reported with nothing held: no tick until the
+            // next item starts, so a long item is not interrupted every tick for nothing.
+            if !held.busy || (held.reported && held.results.is_empty()) {
+                held.parked = true;
                 held = self
                     .became_busy
                     .wait(held)
                     .unwrap_or_else(PoisonError::into_inner);
+                held.parked = false;
                 continue;
             }
             held = self
@@ -369,11 +414,10 @@ fn wire_result<'a>(
     }
 }
 
-impl ItemSink for Outbox {
-    fn started(&self, job: u64, index: u64, isolated: bool) {
-        let mut held = self.lock();
+impl Outbox {
+    fn start_held(&self, held: &mut Held, job: u64, index: u64, isolated: bool) {
         if held.job != job {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
             held.job = job;
         }
         held.serial = held.serial.wrapping_add(1);
@@ -384,16 +428,21 @@ impl ItemSink for Outbox {
         });
         held.reported = false;
         if isolated {
-            self.report_running(&mut held, monotonic_nanos());
+            self.report_running(held, monotonic_nanos());
         }
-        if !held.busy {
+        if !held.busy || held.parked {
             held.busy = true;
             self.became_busy.notify_one();
         }
     }
 
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
-        let mut held = self.lock();
+    fn finish_held(
+        &self,
+        held: &mut Held,
+        (job, index): (u64, u64),
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+    ) {
         if held
             .current
             .is_none_or(|c| c.job != job || c.index != index)
@@ -416,7 +465,7 @@ impl ItemSink for Outbox {
         };
         let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
         if room > self.limit {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
         }
         let entry = outcome.map(|output| {
             let start = held.outputs.len();
@@ -425,7 +474,32 @@ impl ItemSink for Outbox {
         });
         held.results.push((index, entry));
         if isolated || held.outputs.len() >= FLUSH_BYTES {
-            self.send_held(&mut held, None);
+            self.send_held(held, None);
+        }
+    }
+}
+
+impl ItemSink for Outbox {
+    fn started(&self, job: u64, index: u64, isolated: bool) {
+        self.start_held(&mut self.lock(), job, index, isolated);
+    }
+
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
+        self.finish_held(&mut self.lock(), (job, index), outcome, isolated);
+    }
+
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        let mut held = self.lock();
+        self.finish_held(&mut held, (job, index), outcome, isolated);
+        if let Some(next) = next {
+            self.start_held(&mut held, job, next, isolated);
         }
     }
 

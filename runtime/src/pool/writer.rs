@@ -2,15 +2,18 @@
 //! on a worker that does not read (stopped by a signal, a debugger or a frozen cgroup): it
 //! encodes a chunk and hands it over, and only this worker's writer waits.
 //!
-//! The scheduler keeps at most [`PIPELINE`] chunks in flight per worker, so the hand-over
-//! queue is bounded by construction; a queue that is full anyway, or a writer that stopped
+//! The scheduler keeps at most [`PIPELINE`] chunks in flight per worker, and sends a worker no
+//! chunk while a release (which travels the same way, behind them) waits for its answer, so
+//! the hand-over queue is bounded by construction; a queue that is full anyway, or a writer that stopped
 //! because a write failed, is reported to the caller, which ends the worker.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
-use crate::pool::scheduler::PIPELINE;
+use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
+use crate::protocol::pool::{Chunk, TaskRef, ToWorker, WireItem};
 use crate::transport::Connection;
+use crate::transport::frame;
 
 /// The dispatcher's side of a worker's writer thread.
 pub(crate) struct ChunkWriter {
@@ -42,9 +45,34 @@ impl ChunkWriter {
         Some(Self { frames })
     }
 
-    /// Queues one encoded chunk without waiting; `false` when the worker cannot take it (its
-    /// queue is full, or a write failed).
-    pub(crate) fn write(&self, frame: Vec<u8>) -> bool {
+    /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
+    /// cannot take it (its queue is full, or a write failed).
+    pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
+        let task = match task {
+            Task::Function { offset } => TaskRef::Function { offset },
+            Task::Process { key } => TaskRef::Process { key },
+        };
+        let chunk = Chunk {
+            job,
+            task,
+            isolated,
+            items: items
+                .iter()
+                .map(|item| WireItem {
+                    index: item.index,
+                    bytes: &item.bytes,
+                })
+                .collect(),
+        };
+        frame::encode(&ToWorker::Chunk(chunk)).is_ok_and(|encoded| self.write(encoded))
+    }
+
+    /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
+    pub(crate) fn release(&self) -> bool {
+        frame::encode(&ToWorker::Release).is_ok_and(|encoded| self.write(encoded))
+    }
+
+    fn write(&self, frame: Vec<u8>) -> bool {
         self.frames.try_send(frame).is_ok()
     }
 }

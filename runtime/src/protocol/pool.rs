@@ -3,13 +3,15 @@
 //! A worker starts like any child (token, then [`Start`](super::Start) with the role
 //! `PoolWorker`); the start's state is a [`WorkerStart`] carrying the parent's build identity.
 //! The worker answers [`ToPool::Ready`] only when that identity is its own, so no code address
-//! is ever used by a different build. Then the parent sends [`Chunk`]s of encoded items and
-//! the worker sends back, in item order:
+//! is ever used by a different build. Then the parent sends [`ToWorker`] frames — chunks of
+//! encoded items, and now and then a release — and the worker sends back, in item order:
 //!
 //! - [`ToPool::Results`]: finished items, batched in time rather than one frame per item;
 //! - [`ToPool::Running`]: the item now running, with its start on the shared monotonic clock,
 //!   sent only once an item has run for a while (or at once in an `isolated` chunk). All
-//!   results before it were sent first, so the parent knows exactly which item a crash hit.
+//!   results before it were sent first, so the parent knows exactly which item a crash hit;
+//! - [`ToPool::Released`]: the answer to a release, naming the first item (by its ordinal in
+//!   the order sent) that it gave back unstarted, with everything after it.
 //!
 //! The worker has one reader that always drains its connection, and the parent sends a worker
 //! at most two chunks at a time, so neither side's writes wait on the other's work.
@@ -73,6 +75,47 @@ pub(crate) struct Chunk<'a> {
     pub(crate) items: Vec<WireItem<'a>>,
 }
 
+/// Parent → worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker<'a> {
+    /// Items to run after those already sent.
+    #[serde(borrow)]
+    Chunk(Chunk<'a>),
+    /// Give back every item sent and not started yet; the worker answers
+    /// [`ToPool::Released`]. The parent sends no chunk while a release waits for its answer.
+    Release,
+}
+
+/// The head of a [`ToWorker`] frame: what a worker's reader needs to queue a chunk (its item
+/// count) without decoding its items. Postcard writes a struct's fields in order and a
+/// sequence's length before its elements, so this reads a prefix of a [`ToWorker`] frame.
+#[derive(Debug, Deserialize)]
+pub(crate) enum ToWorkerHead<'a> {
+    /// A chunk's fields up to its item count.
+    Chunk {
+        /// The chunk's job (read past).
+        _job: u64,
+        /// What runs its items (read past).
+        #[serde(borrow)]
+        _task: TaskRef<'a>,
+        /// Whether it is isolated (read past).
+        _isolated: bool,
+        /// How many items it has.
+        items: u64,
+    },
+    /// A release.
+    Release,
+}
+
+impl<'a> ToWorkerHead<'a> {
+    /// Reads the head of a [`ToWorker`] frame, ignoring the rest.
+    pub(crate) fn read(frame: &'a [u8]) -> Result<Self, crate::transport::frame::WireError> {
+        postcard::take_from_bytes(frame)
+            .map(|(head, _)| head)
+            .map_err(|e| crate::transport::frame::WireError::Malformed(e.to_string()))
+    }
+}
+
 /// Why one item has no output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
@@ -134,6 +177,11 @@ pub(crate) enum ToPool<'a> {
         index: u64,
         started_nanos: u64,
     },
+    /// The answer to [`ToWorker::Release`]: counting the items sent to this worker in order
+    /// from 0, items from `next` on were not started and never will be; the parent runs them
+    /// elsewhere. Results of items before `next` may still follow. Both sides number the
+    /// next chunk's items from `next` on.
+    Released { next: u64 },
 }
 
 /// How long a chunk's items took to run in the worker: the cost per item that sizes the
@@ -179,5 +227,37 @@ mod tests {
         );
         assert_eq!(decoded.items[0].bytes, &[1, 2]);
         assert_eq!(decoded.items[1].index, 9);
+    }
+
+    #[test]
+    fn a_worker_frame_head_reads_the_chunk_item_count_and_a_release() {
+        let chunk = Chunk {
+            job: 300,
+            task: TaskRef::Process { key: "key" },
+            isolated: false,
+            items: (0..200)
+                .map(|index| WireItem {
+                    index,
+                    bytes: &[1, 2, 3],
+                })
+                .collect(),
+        };
+        let encoded = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
+        let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
+        assert!(
+            matches!(
+                head,
+                ToWorkerHead::Chunk {
+                    _job: 300,
+                    items: 200,
+                    _isolated: false,
+                    ..
+                }
+            ),
+            "{head:?}"
+        );
+        let encoded = frame::encode(&ToWorker::Release).unwrap();
+        let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
+        assert!(matches!(head, ToWorkerHead::Release), "{head:?}");
     }
 }

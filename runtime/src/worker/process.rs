@@ -21,7 +21,9 @@ use crate::pool::function;
 use crate::pool::launch;
 use crate::pool::{Mode, Star};
 use crate::protocol::Role;
-use crate::protocol::pool::{Chunk, FunctionOffsets, TaskRef, ToPool, WireItem, WireOutcome};
+use crate::protocol::pool::{
+    Chunk, FunctionOffsets, TaskRef, ToPool, ToWorker, WireItem, WireOutcome,
+};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 
@@ -198,7 +200,9 @@ impl<R: DeserializeOwned> Watch<R> {
     ) -> Option<Result<R, Error>> {
         // The chunk goes out with the start, without waiting for `Ready` first: one round
         // trip less, and a worker of another build refuses before it reads it.
-        let send_chunk = |connection: &Connection| Ok(connection.send(&chunk(offset, arguments))?);
+        let send_chunk = |connection: &Connection| {
+            Ok(connection.send(&ToWorker::Chunk(chunk(offset, arguments)))?)
+        };
         let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
         let (connection, reader, _child) = match started {
             Ok(started) => started,
