@@ -323,8 +323,8 @@ impl Writer {
         ctx.tell(1)?;
         ctx.listen(BOUND)?.ok_or(Error::Disconnected)?;
         // The parent stopped the share: the small writes wait in this process's ring. The
-        // large one (more than a ring record) takes the socket, and must wait until the ring
-        // is drained after `start`, or it would overtake them.
+        // large one (more than a ring record) travels as a call on the socket, and must be
+        // applied only after the ring is drained after `start`, or it would overtake them.
         for i in 0..self.small {
             self.journal.entries.push(format!("a{i}"));
         }

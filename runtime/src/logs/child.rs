@@ -11,8 +11,8 @@ use tracing::{Event, Metadata, Subscriber};
 use super::{ENV_LOGS, LogMessage, LogRecord, level_number};
 use crate::transport::Connection;
 use crate::transport::clients::Clients;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::server;
-use crate::transport::service::Endpoint;
 
 const MAX_FRAME: u32 = 1024 * 1024;
 

@@ -4,7 +4,7 @@
 //!
 //! How the parts fit:
 //! - [`Pipe::pair`] starts a small service in this process (a private socket and an accept
-//!   thread; transport's `Service`) and returns the anchor, which owns it, and the point, which
+//!   thread; transport's `Server`) and returns the anchor, which owns it, and the point, which
 //!   carries only what connecting needs: the service's endpoint, a one-time nonce and a hash of
 //!   the message types.
 //! - The point connects on its first use, directly to the anchor's process (never through a

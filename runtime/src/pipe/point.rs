@@ -14,9 +14,9 @@ use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::FrameReader;
 use crate::transport::server;
-use crate::transport::service::Endpoint;
 
 /// The end of a pipe that moves into another process: it sends `S` and receives `R` (for a
 /// one-way pipe, `S` is [`OneWay`](super::OneWay) and it only receives).

@@ -5,9 +5,9 @@ use crate::pool::function::{self, Callable};
 use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
 use crate::transport::Connection;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
-use crate::transport::service::Endpoint;
 
 /// The function a worker process runs (through [`run`](crate::run)), calling the `fn(T)`
 /// handler at `handler` through its trampoline, which decodes the `T` (offsets from the

@@ -28,9 +28,9 @@ use crate::error::Error;
 use crate::pool::{Plain, function};
 use crate::protocol::pool::FunctionOffsets;
 use crate::protocol::process_queue::ITEM_OVERHEAD;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::server::{Peer, Server, ServerConfig};
-use crate::transport::service::Endpoint;
 use crate::worker::Worker;
 use owner::{Owner, Running, WorkerSession};
 

@@ -1,8 +1,10 @@
 //! What a shared value's handles say to its coordinator.
 //!
 //! A handle sends [`Request`]s on its process's one connection to the coordinator: a
-//! [`Request::Write`] is fire-and-forget (nothing comes back), a [`Request::Call`] is answered
-//! by exactly one [`Reply`]. A process sends a call only when no other call of its is
+//! [`Request::Write`] is fire-and-forget and travels only in the process's write ring (on the
+//! socket it ends the connection: a write there could pass a read unseen), a
+//! [`Request::Call`] is answered by exactly one [`Reply`] (a write that does not fit a ring
+//! travels as a call). A process sends a call only when no other call of its is
 //! unanswered (the client holds its connection until the reply arrives), so a call is always
 //! the last frame of its connection until it is answered — the coordinator's read barrier
 //! relies on this.
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// One operation on the shared value.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request<'a> {
-    /// Apply and answer nothing.
+    /// Apply and answer nothing; only in a write ring.
     Write {
         target: Target,
         #[serde(borrow, with = "serde_bytes")]

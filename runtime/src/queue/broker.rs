@@ -10,9 +10,9 @@ use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, append_message, split_message};
 use crate::queue::buffer::{Entry, ReaderId};
 use crate::queue::hub::{Hub, Put, Taken};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::server::{Flow, Peer, Server, ServerConfig, Session};
-use crate::transport::service::Endpoint;
 
 /// Room for a batch reply's header (variant, sequence, count) in a frame.
 pub(crate) const BATCH_HEADER: u32 = 64;

@@ -35,8 +35,8 @@ use crate::queue::broker::Broker;
 use crate::queue::buffer::Entry;
 use crate::queue::hub::{Put, Taken};
 use crate::queue::remote::{Fetched, with_link};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
-use crate::transport::service::Endpoint;
 
 pub use iter::{Iter, Next, QueueSource, Sorted, TryIter};
 pub use local::{CanCrossProcesses, LocalQueue};

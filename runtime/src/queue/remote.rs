@@ -10,9 +10,9 @@ use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
 use crate::transport::TransportError;
 use crate::transport::clients::Clients;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
-use crate::transport::service::Endpoint;
 
 thread_local! {
     /// This thread's connections, by the broker's token.

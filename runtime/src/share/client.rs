@@ -17,9 +17,10 @@ use crate::share::ring::{MAX_RECORD, Ring};
 use crate::sys::shm;
 use crate::transport::Connection;
 use crate::transport::clients::Clients;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::frame::FrameReader;
-use crate::transport::service::Endpoint;
+use crate::transport::server;
 
 /// The largest frame a share's connection carries.
 pub(crate) const SHARE_MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -86,7 +87,7 @@ impl Client {
             return Ok(());
         }
         state.ring = None;
-        state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
+        state.connection = Some(server::connect(&self.endpoint, SHARE_MAX_FRAME)?);
         state.replies = FrameReader::new(SHARE_MAX_FRAME);
         let ring = state.connection.as_ref().and_then(attach_ring);
         let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
@@ -102,8 +103,10 @@ impl Client {
         }
     }
 
-    /// Sends a write through the ring when it fits, else on the socket once the ring is
-    /// drained (so the coordinator applies the process's writes in order).
+    /// Sends a write through the ring when it fits. One that does not (larger than a ring
+    /// record, or no ring) is a call: it returns once applied, as a write through the ring
+    /// returns once published, so a read anywhere after it observes it; its failure is
+    /// recorded by the coordinator, as a ring write's is, not returned.
     fn send_write(
         &self,
         state: &mut ClientState,
@@ -118,27 +121,27 @@ impl Client {
             ..
         } = state;
         let connection = connection.as_ref().ok_or(Error::Disconnected)?;
-        let request = Request::Write { target, args };
-        let Some(ring) = ring.as_ref() else {
-            return Ok(connection.send(&request)?);
-        };
-        frame::encode_into(&request, body).map_err(Error::Wire)?;
-        if body.len() > MAX_RECORD {
-            wait_for(connection, ring, || ring.is_drained())?;
-            return Ok(connection.send(&request)?);
-        }
-        let mut wake = false;
-        wait_for(connection, ring, || match ring.push(body) {
-            Ok(asleep) => {
-                wake = asleep;
-                true
+        if let Some(ring) = ring.as_ref() {
+            frame::encode_into(&Request::Write { target, args }, body).map_err(Error::Wire)?;
+            if body.len() <= MAX_RECORD {
+                let mut wake = false;
+                wait_for(connection, ring, || match ring.push(body) {
+                    Ok(asleep) => {
+                        wake = asleep;
+                        true
+                    }
+                    Err(()) => false,
+                })?;
+                if wake {
+                    connection.send(&Request::Wake)?;
+                }
+                return Ok(());
             }
-            Err(()) => false,
-        })?;
-        if wake {
-            connection.send(&Request::Wake)?;
         }
-        Ok(())
+        match self.exchange(state, target, args) {
+            Ok(_) | Err(Error::Shared(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     fn exchange(
@@ -222,7 +225,7 @@ fn attach_ring(connection: &Connection) -> Option<Ring> {
 /// it notices that its coordinator is gone.
 const MAX_PAUSE: Duration = Duration::from_millis(1);
 
-/// Polls `ready` until it holds (the ring has room, or has drained), ringing the doorbell
+/// Polls `ready` until it holds (the ring has room), sending a wake-up
 /// whenever the coordinator sleeps; yields at first, then sleeps with a growing pause (up to
 /// [`MAX_PAUSE`]: a stopped share drains only after `start`), looking before each sleep
 /// whether the connection hung up: then the coordinator is gone, the ring will never drain,

@@ -1,22 +1,27 @@
-//! The coordinator: a thread of the creating process that owns the value and serves every
-//! connection to it.
+//! The coordinator: a thread of the creating process that owns the value and applies every
+//! operation on it, fed by the share's [`Server`].
 //!
-//! One loop reads all connections without blocking (each until the kernel has nothing more) and applies each connection's writes in arrival order. A call (a
-//! read, or a write that returns a value) is held until the loop has drained every connection
-//! once more *after* the call arrived: a write that returned before the caller sent its call
-//! was in its kernel buffer by then, so it is applied before the call is answered. A call is
-//! always the last frame of its connection until answered (the client waits for the reply),
-//! so holding it holds nothing else back.
+//! - **Reading** is the server's: one reader thread per connection
+//!   ([`session`](super::session)) hands each call to the applying thread as a message through
+//!   one bounded channel, and maps the connection's write ring when it comes. The applying
+//!   thread is woken by messages only (a call, a ring handed over, a writer's wake-up), which
+//!   a named-pipe backend can give as well as a socket one.
+//! - **Applying** is this thread's alone, so operations on the value are serialized. Writes
+//!   come through the rings, which it drains itself; before it applies any call it drains
+//!   every ring, so a call observes every write whose call returned before the call was sent
+//!   (a write returns once published in its ring). Writes that do not go through a ring are
+//!   calls themselves, answered once applied.
+//! - **Replies never block it**: it writes a reply only as far as the socket takes it at once
+//!   and leaves the rest to the connection's writer thread ([`Outbox`]), which gives the peer
+//!   the server's write timeout. A reader that stops (SIGSTOP, a debugger) during a large
+//!   reply holds up no one else.
 //!
-//! Replies never block the loop either ([`session`](super::session)): a reader that stops
-//! (SIGSTOP, a debugger) during a large reply holds up no one else.
-//!
-//! `stop` drains every connection and applies what it read before the thread ends, and hands
-//! the value and the connections back to the owner; `start` continues with them. Writes sent
-//! while stopped wait in the sockets and are applied after the next `start`.
+//! `stop` drains every ring before the thread ends and hands the value back to the owner;
+//! `start` continues with it. What arrives while stopped waits in the channel (then in the
+//! sockets and rings) and is applied after the next `start`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,12 +32,14 @@ use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::peer::apply;
 use crate::share::ring::Ring;
-use crate::share::session::{Read, Session};
-use crate::sys::Stream;
-use crate::sys::shm::{self, Watch};
+use crate::share::session::{Message, Outbox, ShareSession};
 use crate::transport::Connection;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
-use crate::transport::service::{Endpoint, Service};
+use crate::transport::server::{MAX_CONNECTIONS, Peer, Server, ServerConfig};
+
+/// Messages the channel to the applying thread holds before a reader thread waits.
+const CHANNEL_BOUND: usize = 1024;
 
 /// What the handles of the creating process can ask of the coordinator, whatever `T` is.
 pub(crate) trait Control: Send + Sync {
@@ -44,22 +51,19 @@ pub(crate) trait Control: Send + Sync {
     fn recorded_error(&self) -> Option<String>;
 }
 
-/// The owner of a share's coordinator: its service (accepting connections), and the serving
-/// thread or, while stopped, what the thread handed back.
+/// The owner of a share's coordinator: its server (accepting and reading connections), and
+/// the applying thread or, while stopped, what the thread handed back.
 pub(crate) struct Coordinator<T: Shared> {
-    service: Option<Service>,
+    server: Option<Server>,
     endpoint: Endpoint,
     running: Arc<AtomicBool>,
-    wake: Arc<Stream>,
+    applier: SyncSender<Message>,
     slot: Mutex<Slot<T>>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
 enum Slot<T> {
-    Running {
-        thread: JoinHandle<Core<T>>,
-        stop: Arc<AtomicBool>,
-    },
+    Running(JoinHandle<Core<T>>),
     Stopped(Core<T>),
     /// The thread was lost (it cannot panic, but a join error is not unwrapped).
     Lost,
@@ -68,34 +72,40 @@ enum Slot<T> {
 impl<T: Shared> Coordinator<T> {
     /// Starts serving `value`.
     pub(crate) fn start_new(value: T) -> Result<Arc<Self>, Error> {
-        let (sender, incoming) = mpsc::channel();
-        let (bell, ringer) = Stream::pair()?;
-        bell.set_nonblocking(true)?;
-        ringer.set_nonblocking(true)?;
-        let wake = Arc::new(ringer);
-        let wake_on_accept = Arc::clone(&wake);
-        let service = Service::start("skprocess-share-accept", SHARE_MAX_FRAME, None, {
-            move |connection, _hello| {
-                if sender.send(connection).is_ok() {
-                    ring(&wake_on_accept);
-                }
+        Self::start_capped(value, MAX_CONNECTIONS)
+    }
+
+    /// Starts serving `value` to at most `max_connections` connections at once (one per
+    /// process that uses the share); the next is refused with
+    /// [`Error::TooManyConnections`].
+    pub(crate) fn start_capped(value: T, max_connections: usize) -> Result<Arc<Self>, Error> {
+        let (applier, inbox) = mpsc::sync_channel(CHANNEL_BOUND);
+        let last_error = Arc::new(Mutex::new(None));
+        let mut config = ServerConfig::new("skprocess-share", SHARE_MAX_FRAME);
+        config.max_connections = max_connections;
+        config.regions = true;
+        let server = Server::start(config, {
+            let (applier, last_error) = (applier.clone(), Arc::clone(&last_error));
+            let mut next_id = 0u64;
+            move |_: &Peer| {
+                next_id += 1;
+                let last_error = Arc::clone(&last_error);
+                Some(ShareSession::new(next_id, applier.clone(), last_error))
             }
         })?;
-        let last_error = Arc::new(Mutex::new(None));
         let core = Core {
             value,
-            peers: Vec::new(),
-            incoming,
-            bell,
+            inbox,
+            rings: Vec::new(),
             reply: Vec::new(),
             scratch: Vec::new(),
             last_error: Arc::clone(&last_error),
         };
         let coordinator = Arc::new(Self {
-            endpoint: service.endpoint().clone(),
-            service: Some(service),
+            endpoint: server.endpoint().clone(),
+            server: Some(server),
             running: Arc::new(AtomicBool::new(false)),
-            wake,
+            applier,
             slot: Mutex::new(Slot::Stopped(core)),
             last_error,
         });
@@ -113,35 +123,31 @@ impl<T: Shared> Control for Coordinator<T> {
         let mut slot = self.lock();
         let core = match std::mem::replace(&mut *slot, Slot::Lost) {
             Slot::Stopped(core) => core,
-            running @ Slot::Running { .. } => {
+            running @ Slot::Running(_) => {
                 *slot = running;
                 return Ok(());
             }
             Slot::Lost => return Err(Error::Shared("the share's coordinator was lost".into())),
         };
-        let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("skprocess-share".to_owned())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || core.serve(&stop)
-            })?;
-        *slot = Slot::Running { thread, stop };
+            .spawn(move || core.serve())?;
+        *slot = Slot::Running(thread);
         self.running.store(true, Ordering::SeqCst);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), Error> {
         let mut slot = self.lock();
-        if !matches!(*slot, Slot::Running { .. }) {
+        if !matches!(*slot, Slot::Running(_)) {
             return Ok(());
         }
-        let Slot::Running { thread, stop } = std::mem::replace(&mut *slot, Slot::Lost) else {
+        let Slot::Running(thread) = std::mem::replace(&mut *slot, Slot::Lost) else {
             return Ok(());
         };
         self.running.store(false, Ordering::SeqCst);
-        stop.store(true, Ordering::SeqCst);
-        ring(&self.wake);
+        // The thread holds the receiver until it returns, so this cannot fail while it runs.
+        let _ = self.applier.send(Message::Stop);
         match thread.join() {
             Ok(core) => {
                 *slot = Slot::Stopped(core);
@@ -174,25 +180,32 @@ impl<T: Shared> Control for Coordinator<T> {
 impl<T: Shared> Drop for Coordinator<T> {
     fn drop(&mut self) {
         let _ = self.stop();
-        // Stop accepting; connections already open are dropped with the core.
-        self.service.take();
+        // Stop accepting and end every connection; reader threads blocked on a full channel
+        // wake when the core (the channel's receiver) is dropped after this.
+        self.server.take();
     }
 }
 
-/// How many times the coordinator yields, checking the rings, before it sleeps.
+/// How many times the applying thread yields, checking the rings and the channel, before it
+/// sleeps.
 const SPINS_BEFORE_SLEEP: u32 = 64;
 
-/// How long the coordinator sleeps at most while it has rings: the doorbell makes the bound
-/// unnecessary, but a lost wake-up must never stall a write for long.
+/// How long the applying thread sleeps at most while it has rings: a writer's wake-up makes
+/// the bound unnecessary, but a lost wake-up must never stall a write for long.
 const RING_SLEEP: Duration = Duration::from_millis(100);
 
-/// What the serving thread owns.
+/// A connection's write ring, as the applying thread holds it.
+struct Attached {
+    id: u64,
+    ring: Ring,
+    connection: Arc<Connection>,
+}
+
+/// What the applying thread owns.
 struct Core<T> {
     value: T,
-    peers: Vec<Session>,
-    incoming: Receiver<Connection>,
-    /// Readable when something woke the loop: a new connection, `stop`.
-    bell: Stream,
+    inbox: Receiver<Message>,
+    rings: Vec<Attached>,
     reply: Vec<u8>,
     /// A ring frame, copied out of shared memory before it is decoded.
     scratch: Vec<u8>,
@@ -200,245 +213,192 @@ struct Core<T> {
 }
 
 impl<T: Shared> Core<T> {
-    fn serve(mut self, stop: &AtomicBool) -> Self {
+    fn serve(mut self) -> Self {
         loop {
-            // Calls read before this round's drain; the drain below is their barrier.
-            let waiting: Vec<usize> = (0..self.peers.len())
-                .filter(|&i| self.peers[i].call_waiting)
-                .collect();
-            if stop.load(Ordering::SeqCst) {
-                self.finish();
-                return self;
+            let message = match self.inbox.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Empty) => {
+                    self.drain_rings();
+                    match self.wait() {
+                        Some(message) => message,
+                        None => continue,
+                    }
+                }
+                // The owner holds a sender for as long as the thread may run.
+                Err(TryRecvError::Disconnected) => Message::Stop,
+            };
+            match message {
+                Message::Stop => {
+                    self.drain_rings();
+                    return self;
+                }
+                message => self.handle(message),
             }
-            if waiting.is_empty() {
-                self.sleep_until_work();
-            } else {
-                self.wait_readable(Some(Duration::ZERO));
-            }
-            clear(&self.bell);
-            self.peers.iter_mut().for_each(Session::flush);
-            self.accept_new();
-            self.drain_all();
-            self.drain_rings();
-            for i in waiting {
-                self.answer(i);
-                self.advance(i);
-            }
-            self.peers.retain(|peer| !peer.closed);
         }
     }
 
-    /// Applies everything the connections hold, answering the calls among it.
-    fn finish(&mut self) {
-        self.accept_new();
-        self.drain_all();
-        self.drain_rings();
-        let waiting: Vec<usize> = (0..self.peers.len())
-            .filter(|&i| self.peers[i].call_waiting)
-            .collect();
-        if !waiting.is_empty() {
-            self.drain_all();
-            self.drain_rings();
-            for i in waiting {
-                self.answer(i);
-                self.advance(i);
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Call { frame, outbox } => {
+                // The read barrier: every write published before the call was sent.
+                self.drain_rings();
+                self.answer(&frame, &outbox);
             }
+            Message::Attach {
+                id,
+                ring,
+                connection,
+            } => self.rings.push(Attached {
+                id,
+                ring,
+                connection,
+            }),
+            Message::Ended { id } => {
+                self.drain_rings();
+                self.rings.retain(|attached| attached.id != id);
+            }
+            Message::Wake | Message::Stop => {}
         }
-        self.peers.retain(|peer| !peer.closed);
     }
 
-    /// Waits for work: spins briefly while writers are busy, then announces in every ring
-    /// that it sleeps, checks the rings once more (a writer that published before seeing the
-    /// flag is caught here; one that publishes after it rings the doorbell) and blocks.
-    fn sleep_until_work(&self) {
-        let spins = if self.peers.iter().any(|peer| peer.ring.is_some()) {
-            SPINS_BEFORE_SLEEP
+    /// Waits for the next message: spins briefly while writers are busy, then announces in
+    /// every ring that it sleeps, checks the rings once more (a writer that published before
+    /// seeing the flag is caught here; one that publishes after it sends a wake-up) and
+    /// blocks on the channel. `None` when the rings have records to drain.
+    fn wait(&mut self) -> Option<Message> {
+        if !self.rings.is_empty() {
+            for _ in 0..SPINS_BEFORE_SLEEP {
+                if self.rings_have_records() {
+                    return None;
+                }
+                match self.inbox.try_recv() {
+                    Ok(message) => return Some(message),
+                    Err(TryRecvError::Empty) => std::thread::yield_now(),
+                    Err(TryRecvError::Disconnected) => return Some(Message::Stop),
+                }
+            }
+        }
+        self.set_sleeping(true);
+        let message = if self.rings_have_records() {
+            None
+        } else if self.rings.is_empty() {
+            Some(self.inbox.recv().unwrap_or(Message::Stop))
         } else {
-            0
-        };
-        for _ in 0..spins {
-            if self.rings_have_records() {
-                return;
+            match self.inbox.recv_timeout(RING_SLEEP) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Message::Stop),
             }
-            std::thread::yield_now();
+        };
+        self.set_sleeping(false);
+        message
+    }
+
+    fn set_sleeping(&self, sleeping: bool) {
+        for attached in &self.rings {
+            attached.ring.set_sleeping(sleeping);
         }
-        let rings = || self.peers.iter().filter_map(|peer| peer.ring.as_ref());
-        rings().for_each(|ring| ring.set_sleeping(true));
-        if !self.rings_have_records() {
-            let has_rings = rings().next().is_some();
-            self.wait_readable(has_rings.then_some(RING_SLEEP));
-        }
-        rings().for_each(|ring| ring.set_sleeping(false));
     }
 
     fn rings_have_records(&self) -> bool {
-        self.peers
+        self.rings
             .iter()
-            .filter_map(|peer| peer.ring.as_ref())
-            .any(Ring::has_records)
+            .any(|attached| attached.ring.has_records())
     }
 
     /// Applies every published write in every ring. A ring that does not add up, or holds
-    /// anything but writes, ends its peer's connection: its next call fails.
+    /// anything but writes, ends its connection (its next call fails) and is dropped.
     fn drain_rings(&mut self) {
         let Self {
             value,
-            peers,
+            rings,
             reply,
             scratch,
             last_error,
             ..
         } = self;
-        // A closed peer's ring is drained too: its last writes returned before it hung up.
-        for peer in peers.iter_mut() {
-            let Some(ring) = peer.ring.as_ref() else {
-                continue;
-            };
+        rings.retain(|attached| {
             let mut malformed = false;
-            let drained = ring.drain(scratch, |bytes| match frame::decode::<Request>(bytes) {
-                Ok(Request::Write { target, args }) => {
-                    if let Err(message) = apply(value, target, args, reply, last_error) {
-                        record(last_error, message);
-                    }
-                }
-                _ => malformed = true,
-            });
-            if malformed || drained.is_err() {
+            let drained =
+                attached
+                    .ring
+                    .drain(scratch, |bytes| match frame::decode::<Request>(bytes) {
+                        Ok(Request::Write { target, args }) => {
+                            if let Err(message) = apply(value, target, args, reply, last_error) {
+                                record(last_error, message);
+                            }
+                        }
+                        _ => malformed = true,
+                    });
+            let keep = !malformed && drained.is_ok();
+            if !keep {
                 record(
                     last_error,
                     "a malformed write ring: its peer was dropped".to_owned(),
                 );
-                peer.ring = None;
-                peer.closed = true;
+                attached.connection.shutdown();
             }
-        }
+            keep
+        });
     }
 
-    /// Sleeps until a connection or the bell is readable, or a waiting reply can go on, for
-    /// at most `timeout` (`None`: without limit).
-    fn wait_readable(&self, timeout: Option<Duration>) {
-        let mut watches: Vec<Watch<'_>> = vec![Watch::read(&self.bell)];
-        watches.extend(self.peers.iter().filter_map(Session::watch));
-        // A failed wait only means the loop goes round once more.
-        let _ = shm::wait_any(&watches, timeout);
-    }
-
-    fn accept_new(&mut self) {
-        while let Ok(connection) = self.incoming.try_recv() {
-            self.peers.push(Session::new(connection));
-        }
-    }
-
-    /// Reads every connection until the kernel has nothing more, applying writes as they
-    /// come; stops at a connection's call.
-    fn drain_all(&mut self) {
-        for i in 0..self.peers.len() {
-            while self.peers[i].readable() {
-                match self.peers[i].receive() {
-                    Read::Bytes => self.advance(i),
-                    Read::Nothing | Read::Closed => break,
-                }
-            }
-        }
-    }
-
-    /// Applies the writes buffered for peer `i`, up to its next call.
-    fn advance(&mut self, i: usize) {
+    /// Applies a call and sends its reply (never waiting for the peer).
+    fn answer(&mut self, frame: &[u8], outbox: &Outbox) {
         let Self {
             value,
-            peers,
             reply,
             last_error,
             ..
         } = self;
-        let peer = &mut peers[i];
-        while !peer.call_waiting && !peer.closed {
-            let range = match peer.inbound.next_frame() {
-                Ok(Some(range)) => range,
-                Ok(None) => return,
-                Err(_) => {
-                    peer.closed = true;
-                    return;
-                }
-            };
-            match frame::decode::<Request>(peer.inbound.bytes(range.clone())) {
-                Ok(Request::Write { target, args }) => {
-                    if let Err(message) = apply(value, target, args, reply, last_error) {
-                        record(last_error, message);
-                    }
-                }
-                Ok(Request::Call { .. }) => {
-                    // Put it back to be read again once the barrier has passed.
-                    peer.inbound.unread(range);
-                    peer.call_waiting = true;
-                }
-                Ok(Request::AttachRing) => {
-                    // The region came with the request's bytes, or there is none.
-                    let attached = match (peer.ring.is_some(), peer.take_ring_fd()) {
-                        (false, Some(fd)) => Ring::attach(fd),
-                        _ => Err(std::io::Error::other("no region came with the request")),
-                    };
-                    match attached {
-                        Ok(ring) => peer.ring = Some(ring),
-                        Err(error) => {
-                            // The process's ring writes cannot be read: end its connection,
-                            // so its next call fails instead of missing them.
-                            record(last_error, format!("cannot map a write ring: {error}"));
-                            peer.closed = true;
-                        }
-                    }
-                }
-                Ok(Request::Wake) => {}
-                Err(_) => peer.closed = true,
-            }
-        }
-    }
-
-    /// Answers peer `i`'s waiting call.
-    fn answer(&mut self, i: usize) {
-        let Self {
-            value,
-            peers,
-            reply,
-            last_error,
-            ..
-        } = self;
-        let peer = &mut peers[i];
-        peer.call_waiting = false;
-        let range = match peer.inbound.next_frame() {
-            Ok(Some(range)) => range,
-            _ => {
-                peer.closed = true;
-                return;
-            }
-        };
-        let Ok(Request::Call { target, args }) =
-            frame::decode::<Request>(peer.inbound.bytes(range))
-        else {
-            peer.closed = true;
-            return;
+        let Ok(Request::Call { target, args }) = frame::decode::<Request>(frame) else {
+            // The reader let only calls through: not reached.
+            return outbox.abandon();
         };
         match apply(value, target, args, reply, last_error) {
-            Ok(()) => peer.reply(&ReplyRef::Value(reply)),
+            Ok(()) => outbox.reply(&ReplyRef::Value(reply)),
             Err(message) => {
-                peer.reply(&ReplyRef::Failed(&message));
+                outbox.reply(&ReplyRef::Failed(&message));
                 record(last_error, message);
             }
         }
     }
 }
 
-/// Wakes the loop; a bell that already rings stays rung (its socket is full).
-fn ring(bell: &Stream) {
-    let _ = std::io::Write::write(&mut &*bell, &[1]);
-}
-
-/// Takes every ring so far.
-fn clear(bell: &Stream) {
-    let mut sink = [0u8; 64];
-    while matches!(std::io::Read::read(&mut &*bell, &mut sink), Ok(n) if n > 0) {}
-}
-
 fn record(last_error: &Mutex<Option<String>>, message: String) {
     *last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::builtins::tests::Pair;
+    use crate::share::client::Client;
+    use std::time::Instant;
+
+    /// One connection per process and share: past the cap, the next process's first use
+    /// fails with a clear error, and the processes already served keep working.
+    #[test]
+    fn the_connection_past_the_cap_is_refused_clearly() {
+        let coordinator = Coordinator::start_capped(Pair::default(), 2).unwrap();
+        let endpoint = coordinator.endpoint().clone();
+        let (first, second) = (Client::new(endpoint.clone()), Client::new(endpoint.clone()));
+        first.connect().unwrap();
+        second.connect().unwrap();
+        let refused = Client::new(endpoint.clone()).connect();
+        assert!(
+            matches!(refused, Err(Error::TooManyConnections { limit: 2 })),
+            "{refused:?}"
+        );
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("limit of 2 connections"), "{message}");
+        drop(first);
+        // The freed slot is taken again once the server has seen the hang-up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let third = Client::new(endpoint);
+        while let Err(error) = third.connect() {
+            assert!(Instant::now() < deadline, "the slot never freed: {error}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(coordinator);
+    }
 }

@@ -12,7 +12,7 @@ use crate::share::Shared;
 use crate::share::client;
 use crate::share::coordinator::{Control, Coordinator};
 use crate::share::link::Link;
-use crate::transport::service::Endpoint;
+use crate::transport::endpoint::Endpoint;
 
 /// A value of type `T` shared by every process that holds a handle to it.
 ///

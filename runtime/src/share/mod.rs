@@ -17,9 +17,11 @@
 //!   internal `Backend` trait (the seam where a Redis-backed share can plug in).
 //! - [`client`]: the socket backend: one connection per process and share, opened on first
 //!   use (in a child: after the handle arrived with the state, and again in a restarted child).
-//! - [`coordinator`]: the thread that owns the value and serves every connection; [`session`]
-//!   is one connection as it serves it (never blocking on a peer), [`peer`] the sans-IO parts
-//!   (framing of a connection's bytes, applying one operation).
+//! - [`coordinator`]: the thread that owns the value and applies every operation, on the
+//!   runtime's one [`Server`](crate::transport::server::Server); [`session`] is one connection
+//!   on the server's reader thread for it (forwarding calls and rings to the applying thread;
+//!   its outbox finishes, on a writer thread, replies that could not go out at once), [`peer`]
+//!   the sans-IO part (applying one operation).
 //! - [`ring`]: the fast path of fire-and-forget writes: a ring per process in shared memory,
 //!   drained by the coordinator.
 //! - [`meta`]: the read/write metadata `#[shared]` computes at compile time.
@@ -30,12 +32,11 @@
 //!
 //! A read observes every write whose call returned before the read began, in any process.
 //! Writes (`+=`, `push`, methods returning `()`) are fire-and-forget: the call returns once the
-//! operation is published in the process's shared-memory ring (or, for a large one or when no
-//! ring could be set up, written to the kernel's socket buffer). Before it answers any read,
-//! the coordinator drains every connection completely (without blocking, until the kernel has
-//! nothing more) and every ring, and applies what it read, so a write that returned before the
-//! read was sent is applied first. Operations of one process are applied in the order that
-//! process issued them.
+//! operation is published in the process's shared-memory ring. A write too large for the ring,
+//! or from a process that could not set one up, travels as a call and returns once applied.
+//! Before it applies any call, the coordinator drains every ring, so a write that returned
+//! before the call was sent is applied first. Operations of one process are applied in the
+//! order that process issued them.
 //!
 //! [`Sktimer`]: crate::Sktimer
 

@@ -1,99 +1,12 @@
-//! The sans-IO parts of the coordinator: cutting a connection's bytes into frames, and
-//! applying one operation to the value. Both are tested here without sockets or threads.
+//! The sans-IO part of the coordinator: applying one operation to the value, tested here
+//! without sockets or threads.
 
-use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
 use crate::protocol::share::{Target, WholeOp};
 use crate::share::Shared;
 use crate::share::field::{decode_args, encode_reply};
-use crate::transport::frame::{HEADER_LEN, WireError};
-
-/// How many bytes a connection reads at a time at least.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// The bytes received on one connection and not yet consumed.
-#[derive(Debug)]
-pub(crate) struct Inbound {
-    buf: Vec<u8>,
-    /// Where unconsumed bytes begin.
-    start: usize,
-    /// Where received bytes end; `buf` beyond it is room for the next read.
-    end: usize,
-    max_frame: u32,
-}
-
-impl Inbound {
-    pub(crate) fn new(max_frame: u32) -> Self {
-        Self {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            max_frame,
-        }
-    }
-
-    /// Room for the next read: consumed bytes are dropped first, and there is always at least
-    /// [`READ_CHUNK`] bytes of room.
-    pub(crate) fn spare(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < READ_CHUNK {
-            self.buf.resize(self.end + READ_CHUNK, 0);
-        }
-        &mut self.buf[self.end..]
-    }
-
-    /// Records that the last read put `n` bytes into [`spare`](Inbound::spare).
-    pub(crate) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
-    }
-
-    /// The range of the next complete frame's body, consumed; `None` when no whole frame is
-    /// buffered. A length above the limit is an error (the peer is dropped).
-    pub(crate) fn next_frame(&mut self) -> Result<Option<Range<usize>>, WireError> {
-        let available = &self.buf[self.start..self.end];
-        let Some(header) = available.get(..HEADER_LEN) else {
-            return Ok(None);
-        };
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        if len > self.max_frame {
-            return Err(WireError::TooLarge {
-                len: u64::from(len),
-                max: self.max_frame,
-            });
-        }
-        let len = len as usize;
-        if available.len() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let body = self.start + HEADER_LEN..self.start + HEADER_LEN + len;
-        self.start = body.end;
-        Ok(Some(body))
-    }
-
-    /// The bytes of a frame returned by [`next_frame`](Inbound::next_frame); valid until the
-    /// next [`spare`](Inbound::spare).
-    pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
-        &self.buf[range]
-    }
-
-    /// Puts back a frame returned by [`next_frame`](Inbound::next_frame), so the next call
-    /// returns it again.
-    pub(crate) fn unread(&mut self, body: Range<usize>) {
-        self.start = body.start - HEADER_LEN;
-    }
-
-    /// Whether no bytes are waiting.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-}
 
 /// Applies one operation to `value`, writing any result into `reply`. A panic in user code is
 /// caught and becomes the error message; the value keeps whatever the method did before it
@@ -158,51 +71,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
     use crate::transport::frame;
-
-    fn framed(bodies: &[&[u8]]) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for body in bodies {
-            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(body);
-        }
-        bytes
-    }
-
-    fn feed(inbound: &mut Inbound, bytes: &[u8]) {
-        let spare = inbound.spare();
-        spare[..bytes.len()].copy_from_slice(bytes);
-        inbound.filled(bytes.len());
-    }
-
-    #[test]
-    fn cuts_frames_across_reads() {
-        let bytes = framed(&[b"one", b"", b"three"]);
-        let mut inbound = Inbound::new(1024);
-        let mut seen = Vec::new();
-        for chunk in bytes.chunks(2) {
-            feed(&mut inbound, chunk);
-            while let Some(range) = inbound.next_frame().unwrap() {
-                seen.push(inbound.bytes(range).to_vec());
-            }
-        }
-        assert_eq!(seen, [b"one".to_vec(), Vec::new(), b"three".to_vec()]);
-        assert!(inbound.is_empty());
-    }
-
-    #[test]
-    fn refuses_a_frame_over_the_limit() {
-        let mut inbound = Inbound::new(4);
-        feed(&mut inbound, &framed(&[b"too long"]));
-        assert!(inbound.next_frame().is_err());
-    }
-
-    #[test]
-    fn a_partial_header_is_not_a_frame() {
-        let mut inbound = Inbound::new(1024);
-        feed(&mut inbound, &[3, 0]);
-        assert_eq!(inbound.next_frame().unwrap(), None);
-        assert!(!inbound.is_empty());
-    }
 
     #[test]
     fn whole_value_get_set_and_last_error() {

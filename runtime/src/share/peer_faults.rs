@@ -11,8 +11,9 @@ use crate::share::client::{Client, SHARE_MAX_FRAME};
 use crate::share::link::Backend;
 use crate::sys::shm::{self, Region, RegionFd};
 use crate::transport::Connection;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
-use crate::transport::service::Endpoint;
+use crate::transport::server;
 
 fn endpoint_of(share: &crate::Share<Pair>) -> Endpoint {
     frame::decode(&frame::encode(share).unwrap()).unwrap()
@@ -20,7 +21,7 @@ fn endpoint_of(share: &crate::Share<Pair>) -> Endpoint {
 
 /// Sends the ring request on a fresh connection, with `fd` when there is one.
 fn ask_to_attach(endpoint: &Endpoint, fd: Option<RegionFd>) -> Connection {
-    let connection = endpoint.connect(SHARE_MAX_FRAME).unwrap();
+    let connection = server::connect(endpoint, SHARE_MAX_FRAME).unwrap();
     let request = frame::encode_frame(&Request::AttachRing, SHARE_MAX_FRAME).unwrap();
     match fd {
         Some(fd) => shm::send_with_fd(connection.stream(), &request, &fd).unwrap(),
@@ -81,4 +82,28 @@ fn a_peer_that_publishes_wild_ring_indices_is_dropped() {
     liar.publish_wild_tail(u64::MAX);
     assert!(liar.call(get, &[]).is_err(), "the liar is still served");
     still_serves(&share, &endpoint, 5);
+}
+
+/// A write on the socket could pass a read unseen (only ring writes are drained before a
+/// call): the runtime's clients never send one, and a peer that does is dropped, its write
+/// not applied.
+#[test]
+fn a_write_on_the_socket_gets_the_peer_dropped_unapplied() {
+    let share = crate::Share::new(Pair::default()).unwrap();
+    let endpoint = endpoint_of(&share);
+    let connection = server::connect(&endpoint, SHARE_MAX_FRAME).unwrap();
+    let args = frame::encode(&9u64).unwrap();
+    let set = Target::Field {
+        index: 0,
+        op: FieldOp::Set,
+    };
+    connection
+        .send(&Request::Write {
+            target: set,
+            args: &args,
+        })
+        .unwrap();
+    assert!(was_dropped(&connection), "the peer was kept");
+    assert_eq!(share.a.get().unwrap(), 0, "the socket write was applied");
+    still_serves(&share, &endpoint, 3);
 }

@@ -3,13 +3,14 @@
 //!
 //! A write copies its frame into the ring and publishes the new tail with a `SeqCst` store, so
 //! it is visible to the coordinator before the call returns — no system call. The coordinator
-//! drains every ring completely before it answers any call (and before it processes a socket
-//! frame of the same process), which keeps the ordering guarantee of the socket path.
+//! drains every ring completely before it applies any call, which gives the ordering
+//! guarantee: a read observes every write that returned before it.
 //!
 //! When the coordinator has nothing to do it sets `sleeping` in every ring and checks them
-//! once more before it blocks in `poll`; a writer that sees `sleeping` after publishing rings
-//! the doorbell (a one-byte-body frame on its socket). Both sides use `SeqCst`, so one of them
-//! always sees the other: the coordinator never sleeps on a published write.
+//! once more before it blocks waiting for a message; a writer that sees `sleeping` after
+//! publishing sends a wake-up (a `Wake` frame on its socket, which the connection's reader
+//! thread passes on as a message). Both sides use `SeqCst`, so one of them always sees the
+//! other: the coordinator never sleeps on a published write.
 //!
 //! Layout: the tail (written by the producer) and the head (written by the coordinator) on
 //! cache lines of their own, the sleeping flag on a third, then the data. Records are a `u32`
@@ -125,6 +126,7 @@ impl Ring {
     }
 
     /// Producer: whether the coordinator has applied everything published.
+    #[cfg(all(test, target_os = "linux"))]
     pub(crate) fn is_drained(&self) -> bool {
         self.counter(HEAD).load(Ordering::Acquire) == self.counter(TAIL).load(Ordering::Relaxed)
     }

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use crate::transport::service::Endpoint;
+use crate::transport::endpoint::Endpoint;
 
 /// Clients of type `C`, one per endpoint token.
 #[derive(Debug)]

@@ -169,6 +169,15 @@ impl Connection {
         }
     }
 
+    /// Sends what is left of a committed frame, waiting for room no later than `deadline`;
+    /// `Ok(false)` when some is still left then.
+    pub(crate) fn flush_before(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        match self.lock_before(deadline) {
+            Some(mut outgoing) => self.finish_unsent(&mut outgoing, deadline),
+            None => Ok(false),
+        }
+    }
+
     /// Sends the rest of a committed frame; `Ok(false)` when some is still left at `deadline`.
     fn finish_unsent(
         &self,

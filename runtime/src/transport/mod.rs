@@ -7,11 +7,11 @@
 //! - [`clients`]: the one cache of client connections to long-lived endpoints, by token
 //!   (per process in a `static`, per thread in a `thread_local!`).
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
-//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
-//!   its accept thread hands each proven connection to a callback (the share coordinator).
-//! - [`server`]: the one server behind every other long-lived endpoint (queues, process
-//!   queues, pipes, the log collector) on top of a service: a cap on connections, a reader
-//!   thread per connection feeding the feature's session, writes with a deadline.
+//! - [`endpoint`]: where a long-lived server listens (what a handle carries to reach it), and
+//!   the accept thread that passes each proven connection to the server's admission.
+//! - [`server`]: the one server behind every long-lived endpoint (share coordinators, queues,
+//!   process queues, pipes, the log collector): a cap on connections, a reader thread per
+//!   connection feeding the feature's session, writes with a deadline.
 //!
 //! It stands on `sys` alone: sockets, waits and the peer's pid come from there, and nothing
 //! from the layers above is imported.
@@ -21,11 +21,11 @@
 
 pub(crate) mod clients;
 pub(crate) mod connection;
+pub(crate) mod endpoint;
 pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
 pub(crate) mod server;
-pub(crate) mod service;
 
 pub(crate) use connection::Connection;
 pub use error::TransportError;

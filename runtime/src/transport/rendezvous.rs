@@ -66,7 +66,8 @@ pub(crate) fn connect_stream(address: &Path) -> io::Result<Stream> {
 }
 
 /// A private listening socket. A spawn's rendezvous exists only until its child has
-/// connected; a [`Service`](super::service::Service) keeps one for as long as it serves.
+/// connected; a server's accept thread
+/// ([`endpoint`](super::endpoint)) keeps one for as long as it serves.
 pub(crate) struct Rendezvous {
     listener: Listener,
     /// Connections accepted but not yet judged; kept across calls so that a service does not

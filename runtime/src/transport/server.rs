@@ -2,7 +2,8 @@
 //! pipe's anchor, the log collector): how a connection is admitted, who reads it, and how a
 //! reply is written.
 //!
-//! - **Admission, off the serving path**: the accept thread (the [`Service`]'s) judges hellos
+//! - **Admission, off the serving path**: the accept thread ([`endpoint`](super::endpoint))
+//!   judges hellos
 //!   concurrently, each with its own deadline, so a silent or trickling peer never delays
 //!   another. A proven peer is answered with one admission frame before anything else:
 //!   welcome, or — past [`ServerConfig::max_connections`] live connections — a refusal that the
@@ -18,6 +19,10 @@
 //!   anyone else's.
 //! - **A session may detach** its connection after a handshake ([`Flow::Detach`]): the pipe's
 //!   anchor then reads and writes it on its callers' threads.
+//! - **A connection may hand over one shared-memory region** when the server allows it
+//!   ([`ServerConfig::regions`]; on Unix a descriptor sent with the bytes): the reader takes
+//!   it with the bytes and keeps it for the session ([`Peer::take_region`]); a second one
+//!   ends the connection. The share's write rings come so.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,11 +31,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::sys::Stream;
+use crate::sys::shm::{self, RegionFd};
 use crate::transport::connection::Connection;
+use crate::transport::endpoint::{Accepting, Endpoint};
 use crate::transport::error::TransportError;
 use crate::transport::frame::FrameReader;
 use crate::transport::rendezvous::Hello;
-use crate::transport::service::{Endpoint, Service};
 
 /// Default cap on live connections per server: far above what one queue, pipe or collector
 /// needs (a connection per thread or child), low enough that a runaway client cannot make the
@@ -62,6 +69,9 @@ pub(crate) struct ServerConfig {
     /// A connection that sends no frame this long after its admission is dropped (a
     /// handshake that stalls). Default: none.
     pub(crate) first_frame_timeout: Option<Duration>,
+    /// Whether a connection may hand over one shared-memory region with its bytes (see
+    /// [`Peer::take_region`]). Default: no (a descriptor sent anyway is discarded unread).
+    pub(crate) regions: bool,
 }
 
 impl ServerConfig {
@@ -74,6 +84,7 @@ impl ServerConfig {
             max_connections: MAX_CONNECTIONS,
             write_timeout: WRITE_TIMEOUT,
             first_frame_timeout: None,
+            regions: false,
         }
     }
 }
@@ -116,6 +127,8 @@ pub(crate) struct Peer {
     /// When the connection is dropped unless a frame came first.
     first_frame_by: Option<Instant>,
     got_frame: AtomicBool,
+    /// The region the peer handed over, until the session takes it.
+    region: Mutex<Option<RegionFd>>,
 }
 
 impl Peer {
@@ -152,6 +165,15 @@ impl Peer {
                 Err(error)
             }
         }
+    }
+
+    /// The shared-memory region the peer handed over with the bytes read so far, if any (only
+    /// on a server that allows [`regions`](ServerConfig::regions)); taken once.
+    pub(crate) fn take_region(&self) -> Option<RegionFd> {
+        self.region
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Whether the peer sent something or hung up, without reading or waiting: a session that
@@ -197,7 +219,7 @@ impl Shared {
 /// A running server: its accept thread and the connections it serves. Dropping it stops
 /// accepting and ends every connection it still serves (detached ones live on).
 pub(crate) struct Server {
-    service: Option<Service>,
+    accepting: Option<Accepting>,
     endpoint: Endpoint,
     shared: Arc<Shared>,
 }
@@ -222,7 +244,7 @@ impl Server {
             let shared = Arc::clone(&shared);
             move || shared.sweep()
         };
-        let service = Service::start_with(
+        let accepting = Accepting::start(
             &config.name,
             config.max_frame,
             config.socket_dir.as_deref(),
@@ -230,8 +252,8 @@ impl Server {
             on_wake,
         )?;
         Ok(Self {
-            endpoint: service.endpoint().clone(),
-            service: Some(service),
+            endpoint: accepting.endpoint().clone(),
+            accepting: Some(accepting),
             shared,
         })
     }
@@ -251,7 +273,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Stop admitting first, so no connection is added after the sweep below.
-        drop(self.service.take());
+        drop(self.accepting.take());
         for peer in self.shared.live().iter() {
             peer.shutdown();
         }
@@ -292,6 +314,7 @@ fn admit<S: Session>(
         write_timeout: config.write_timeout,
         first_frame_by: config.first_frame_timeout.and_then(|t| now.checked_add(t)),
         got_frame: AtomicBool::new(false),
+        region: Mutex::new(None),
     });
     let Some(session) = open(&peer) else {
         peer.shutdown();
@@ -315,9 +338,28 @@ fn admit<S: Session>(
 }
 
 /// One connection's reader thread.
-fn serve<S: Session>(shared: &Shared, peer: &Arc<Peer>, mut session: S) {
+fn serve<S: Session>(shared: &Shared, peer: &Arc<Peer>, session: S) {
+    let stream = peer.connection.stream();
+    if shared.config.regions {
+        let reader = RegionReader {
+            stream,
+            peer,
+            received: false,
+        };
+        read_frames(shared, peer, session, reader);
+    } else {
+        read_frames(shared, peer, session, stream);
+    }
+}
+
+/// Reads frames into the session until the connection ends or the session stops it.
+fn read_frames<S: Session>(
+    shared: &Shared,
+    peer: &Arc<Peer>,
+    mut session: S,
+    mut stream: impl std::io::Read,
+) {
     let mut frames = FrameReader::new(shared.config.max_frame);
-    let mut stream = peer.connection.stream();
     loop {
         let flow = match frames.read_frame(&mut stream) {
             Ok(Some(frame)) => {
@@ -340,6 +382,34 @@ fn serve<S: Session>(shared: &Shared, peer: &Arc<Peer>, mut session: S) {
     session.on_end(peer);
     peer.shutdown();
     shared.forget(peer);
+}
+
+/// Reads a connection that may hand over one region: the region goes to the peer, for its
+/// session to take; a second one is an error, which ends the connection.
+struct RegionReader<'a> {
+    stream: &'a Stream,
+    peer: &'a Peer,
+    received: bool,
+}
+
+impl std::io::Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (n, region) = shm::receive(self.stream, buf)?;
+        if let Some(region) = region {
+            if std::mem::replace(&mut self.received, true) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a second shared-memory region",
+                ));
+            }
+            *self
+                .peer
+                .region
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(region);
+        }
+        Ok(n)
+    }
 }
 
 /// Connects to a server and waits for its admission: [`TransportError::TooManyConnections`]

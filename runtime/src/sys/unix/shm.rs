@@ -9,16 +9,13 @@
 //! ([`Region::map_peer`]). Elsewhere there is no `memfd`: [`Region::create`] fails and callers
 //! take their socket path.
 //!
-//! The rest are the two calls the coordinator's event loop makes beyond what [`Stream`]
-//! offers: a non-blocking receive that takes a descriptor with the bytes, and a wait for
-//! readiness to read on some streams and room to write on others (on [`poll_fds`], the one
-//! `poll` of the runtime).
+//! [`receive`] is the one read beyond what [`Stream`] offers: a blocking read that takes a
+//! descriptor sent with the bytes (a server's reader thread uses it for connections that may
+//! hand over a region).
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
-use super::poll::{poll_fds, pollfd};
 use super::socket::Stream;
 
 /// A descriptor of a shared-memory region, to hand to another process.
@@ -170,9 +167,9 @@ const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 const SEND_FLAGS: libc::c_int = 0;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const RECEIVE_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
+const RECEIVE_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const RECEIVE_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+const RECEIVE_FLAGS: libc::c_int = 0;
 
 /// Room for one descriptor's control message, aligned for `cmsghdr`.
 type ControlBuffer = [u64; 4];
@@ -227,22 +224,11 @@ pub(crate) fn send_with_fd(stream: &Stream, bytes: &[u8], fd: &RegionFd) -> io::
     Ok(())
 }
 
-/// What one non-blocking [`receive`] got.
-#[derive(Debug)]
-pub(crate) enum Received {
-    /// `n` bytes, and the descriptor that came with them, if any.
-    Bytes(usize, Option<RegionFd>),
-    /// Nothing is waiting.
-    Nothing,
-    /// The peer hung up, or the connection broke.
-    Closed,
-    /// The peer sent more descriptors than one, or a control message of another kind: a
-    /// protocol violation (whatever came was closed).
-    Refused,
-}
-
-/// One non-blocking read from `stream` into `buf`, taking a descriptor sent with the bytes.
-pub(crate) fn receive(stream: &Stream, buf: &mut [u8]) -> Received {
+/// One read from `stream` into `buf`, waiting as a plain read does (the stream's mode and
+/// timeout apply), taking a descriptor sent with the bytes: the byte count (0 at the end of
+/// the stream) and the descriptor, if one came. More than one descriptor, or a control message
+/// of another kind, is an [`io::ErrorKind::InvalidData`] error (whatever came was closed).
+pub(crate) fn receive(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Option<RegionFd>)> {
     let mut control: ControlBuffer = [0; 4];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -258,18 +244,19 @@ pub(crate) fn receive(stream: &Stream, buf: &mut [u8]) -> Received {
         // SAFETY: `message` describes live, writable buffers for the duration of the call.
         let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut message, RECEIVE_FLAGS) };
         match usize::try_from(n) {
-            Ok(0) => return Received::Closed,
             Ok(n) => break n,
-            Err(_) => match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => return Received::Nothing,
-                _ => return Received::Closed,
+            Err(_) => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => {}
+                e => return Err(e),
             },
         }
     };
     match take_descriptors(&message) {
-        Ok(fd) => Received::Bytes(n.min(buf.len()), fd),
-        Err(()) => Received::Refused,
+        Ok(fd) => Ok((n.min(buf.len()), fd)),
+        Err(()) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "more than one descriptor, or another control message",
+        )),
     }
 }
 
@@ -304,41 +291,6 @@ fn take_descriptors(message: &libc::msghdr) -> Result<Option<RegionFd>, ()> {
     Ok(found.pop().map(RegionFd))
 }
 
-/// A stream to wait on, and for what.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Watch<'a> {
-    stream: &'a Stream,
-    events: libc::c_short,
-}
-
-impl<'a> Watch<'a> {
-    /// Bytes to read on `stream`, or a hang-up.
-    pub(crate) fn read(stream: &'a Stream) -> Self {
-        Self {
-            stream,
-            events: libc::POLLIN,
-        }
-    }
-
-    /// Room to write on `stream`.
-    pub(crate) fn write(stream: &'a Stream) -> Self {
-        Self {
-            stream,
-            events: libc::POLLOUT,
-        }
-    }
-}
-
-/// Waits until one of `watches` is ready, or `timeout` passes (`None`: without limit); the
-/// caller checks its streams again either way.
-pub(crate) fn wait_any(watches: &[Watch<'_>], timeout: Option<Duration>) -> io::Result<()> {
-    let mut fds: Vec<libc::pollfd> = watches
-        .iter()
-        .map(|watch| pollfd(watch.stream.as_raw_fd(), watch.events))
-        .collect();
-    poll_fds(&mut fds, timeout).map(drop)
-}
-
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::*;
@@ -349,10 +301,9 @@ mod tests {
         // SAFETY: the first byte of a fresh mapping of 8192 bytes.
         unsafe { region.as_ptr().write(42) };
         let (a, b) = Stream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
         send_with_fd(&a, b"hello", &fd).unwrap();
         let mut buf = [0u8; 16];
-        let Received::Bytes(n, Some(fd)) = receive(&b, &mut buf) else {
+        let (n, Some(fd)) = receive(&b, &mut buf).unwrap() else {
             panic!("no descriptor came");
         };
         assert_eq!(&buf[..n], b"hello");

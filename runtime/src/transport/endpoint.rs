@@ -1,12 +1,11 @@
-//! A long-lived rendezvous for handles that connect from any process. The owner hands out an
-//! [`Endpoint`] (address and token, which travel inside serialized handles); whoever presents
-//! it gets an authenticated connection, passed to the owner's handler on the service's accept
-//! thread. The share coordinator uses it directly (its reactor reads every connection); every
-//! other long-lived endpoint goes through [`Server`](super::server::Server), built on it.
+//! Where a long-lived [`Server`](super::server::Server) listens, and its accept thread. The
+//! owner hands out an [`Endpoint`] (address and token, which travel inside serialized
+//! handles); whoever presents it gets an authenticated connection, passed to the server's
+//! admission on the accept thread.
 //!
-//! Unlike a spawn's rendezvous, a service accepts any number of connections from any process
-//! (the hello's pid is given to the handler, not checked). The socket and its private
-//! directory are removed when the service is dropped.
+//! Unlike a spawn's rendezvous, a server accepts any number of connections from any process
+//! (the hello's pid is given to the admission, not checked). The socket and its private
+//! directory are removed when the accept thread is stopped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,11 +19,11 @@ use crate::transport::connection::Connection;
 use crate::transport::error::TransportError;
 use crate::transport::rendezvous::{self, Hello, Rendezvous};
 
-/// How long the accept thread sleeps at a time while idle; dropping the service wakes it at
+/// How long the accept thread sleeps at a time while idle; stopping it wakes it at
 /// once by connecting, so this only bounds how stale a stop request can get.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 
-/// Where a service listens and the token that proves a connection may use it.
+/// Where a server listens and the token that proves a connection may use it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Endpoint {
     pub(crate) address: PathBuf,
@@ -32,35 +31,27 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Opens an authenticated connection to the service.
+    /// Opens an authenticated connection to the server, without waiting for its admission
+    /// (clients use [`server::connect`](super::server::connect), which does).
     pub(crate) fn connect(&self, max_frame: u32) -> Result<Connection, TransportError> {
         rendezvous::connect(&self.address, &self.token, max_frame)
     }
 }
 
-/// A running accept thread. Dropping it stops accepting; connections already handed to the
-/// handler live on.
-pub(crate) struct Service {
+/// A running accept thread. Dropping it stops accepting; connections already handed on live
+/// on.
+pub(super) struct Accepting {
     endpoint: Endpoint,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Service {
+impl Accepting {
     /// Binds a private socket (in `socket_dir`, default the temp directory) and starts a
-    /// thread named `name` that passes each authenticated connection to `on_connection`.
-    pub(crate) fn start(
-        name: &str,
-        max_frame: u32,
-        socket_dir: Option<&Path>,
-        on_connection: impl FnMut(Connection, Hello) + Send + 'static,
-    ) -> Result<Self, TransportError> {
-        Self::start_with(name, max_frame, socket_dir, on_connection, || {})
-    }
-
-    /// Like [`start`](Service::start), and calls `on_wake` on the accept thread each time it
-    /// wakes (at least every half second), for a server's periodic checks.
-    pub(crate) fn start_with(
+    /// thread named `name` that passes each authenticated connection to `on_connection`, and
+    /// calls `on_wake` each time it wakes (at least every half second), for a server's
+    /// periodic checks.
+    pub(super) fn start(
         name: &str,
         max_frame: u32,
         socket_dir: Option<&Path>,
@@ -89,13 +80,13 @@ impl Service {
         })
     }
 
-    /// What a handle needs to connect.
-    pub(crate) fn endpoint(&self) -> &Endpoint {
+    /// What a client needs to connect.
+    pub(super) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 }
 
-impl Drop for Service {
+impl Drop for Accepting {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Wake the accept thread now rather than after its idle wait.
@@ -129,7 +120,7 @@ impl AcceptLoop {
             {
                 Ok((connection, hello)) => on_connection(connection, hello),
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
-                // An accept error (too many open files, say) is not the end of the service:
+                // An accept error (too many open files, say) is not the end of the server:
                 // back off briefly and keep serving.
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
@@ -148,11 +139,17 @@ mod tests {
     #[test]
     fn serves_many_connections_and_rejects_a_wrong_token() {
         let (sender, received) = mpsc::channel();
-        let service = Service::start("test-service", LIMIT, None, move |connection, hello| {
-            let _ = sender.send((connection, hello));
-        })
+        let accepting = Accepting::start(
+            "test-accept",
+            LIMIT,
+            None,
+            move |connection, hello| {
+                let _ = sender.send((connection, hello));
+            },
+            || {},
+        )
         .unwrap();
-        let endpoint = service.endpoint().clone();
+        let endpoint = accepting.endpoint().clone();
         let forged = Endpoint {
             token: "0".repeat(32),
             ..endpoint.clone()
@@ -169,15 +166,21 @@ mod tests {
     #[test]
     fn dropping_stops_promptly_and_removes_the_socket() {
         let (sender, received) = mpsc::channel();
-        let service = Service::start("test-service", LIMIT, None, move |_, _| {
-            let _ = sender.send(());
-        })
+        let accepting = Accepting::start(
+            "test-accept",
+            LIMIT,
+            None,
+            move |_, _| {
+                let _ = sender.send(());
+            },
+            || {},
+        )
         .unwrap();
-        let address = service.endpoint().address.clone();
+        let address = accepting.endpoint().address.clone();
         // One served connection shows the accept thread is in its loop, about to wait idle.
-        let _connection = service.endpoint().connect(LIMIT).unwrap();
+        let _connection = accepting.endpoint().connect(LIMIT).unwrap();
         received.recv_timeout(BOUND).unwrap();
-        drop(service);
+        drop(accepting);
         assert!(!address.exists());
         assert!(rendezvous::connect_stream(&address).is_err());
     }
