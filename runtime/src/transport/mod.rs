@@ -5,6 +5,8 @@
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
+//! - [`role`]: the reader role of a connection: a thread waiting for a message reads it
+//!   itself, a background reader drains the rest.
 //! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
 //!   (shared values, pipes).
 //!
@@ -18,6 +20,7 @@ pub(crate) mod connection;
 pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
+pub(crate) mod role;
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;

@@ -16,12 +16,13 @@ use crate::parent::exit::Exit;
 use crate::parent::shared::{Ending, Payload, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::machine::{Action, Event, Outcome, Report, Restart, Supervisor};
-use crate::parent::supervisor::reader::{HANDOFF_WAIT, Handed, RoleGuard, Turn};
+use crate::parent::supervisor::reader::{Handed, RoleGuard, Turn};
 use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::sys::{Source, wait_readable};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame};
+use crate::transport::role::backoff;
 
 /// How often control messages that could not be sent at once are retried.
 const DEFERRED_RETRY: Duration = Duration::from_millis(5);
@@ -47,6 +48,7 @@ pub(crate) fn start(
         checkpoint: state,
         output: None,
         connection,
+        held_in_a_row: 0,
     };
     std::thread::Builder::new()
         .name("skprocess-supervisor".into())
@@ -73,6 +75,8 @@ struct Driver {
     checkpoint: Vec<u8>,
     /// The output of a `Finished` report, until it is delivered.
     output: Option<Vec<u8>>,
+    /// Times in a row the driver found a listener holding the reader role.
+    held_in_a_row: u32,
 }
 
 impl Driver {
@@ -112,9 +116,12 @@ impl Driver {
             let wait = self.wait_time();
             if self.shared.reading.is_held() {
                 // A listener reads: it hands over what the supervisor must hear.
-                self.shared.reading.wait_handed(wait.min(HANDOFF_WAIT));
+                let backoff = backoff(self.held_in_a_row, wait);
+                self.held_in_a_row = self.held_in_a_row.saturating_add(1);
+                self.shared.reading.wait_handed(backoff);
                 return Interruption::TimedOut;
             }
+            self.held_in_a_row = 0;
             let source = Source::from(self.connection.stream());
             match wait_readable(&[source], Some(wait)) {
                 Ok(ready) if ready.iter().any(|r| r.readable) => {}

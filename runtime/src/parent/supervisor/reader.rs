@@ -1,5 +1,5 @@
-//! The reader role of a child's connection: one reader at a time, and a thread waiting in
-//! `Handle::listen` reads for itself.
+//! The reader role of a child's connection ([`transport::role`](crate::transport::role)): a
+//! thread waiting in `Handle::listen` reads for itself, the driver is the background reader.
 //!
 //! Whoever holds the role reads frames: a listener that finds no message takes it and blocks
 //! in the read, so the child's reply wakes that listener alone — one wake-up per direction,
@@ -12,25 +12,21 @@
 //! of the connection) is handed to the driver here, in reading order, so control frames are
 //! never stuck behind a listener.
 //!
-//! The role is never waited for while its holder may be blocked in a read: listeners and
-//! the driver only try to take it; a listener that fails waits on the view, which each
-//! release bumps ([`ProcessShared::release_reader_role`]); the driver waits here for a
-//! handed report, at most [`HANDOFF_WAIT`] at a time, then looks again.
+//! A listener that finds the role taken waits on the view, which each release bumps
+//! ([`ProcessShared::release_reader_role`]); the driver waits in the role for a handed
+//! report or the role's release.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::parent::shared::{Payload, ProcessShared};
 use crate::parent::supervisor::driver::{self, Interruption, Reported};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-
-/// Longest the driver waits, while a listener holds the role, before it looks again whether
-/// the role is free; bounds how late the driver resumes reading after a listener returns.
-pub(crate) const HANDOFF_WAIT: Duration = Duration::from_millis(1);
+use crate::transport::role;
 
 /// What a reader hands to the driver: what the supervisor must hear, in reading order.
 pub(crate) enum Handed {
@@ -65,10 +61,9 @@ pub(crate) enum Turn {
 
 /// The role, and what its holders hand to the driver.
 pub(crate) struct ReaderRole {
-    role: Mutex<Reading>,
+    role: role::ReaderRole<Reading>,
     handed: Mutex<VecDeque<Handed>>,
     has_handed: AtomicBool,
-    handed_arrived: Condvar,
 }
 
 impl std::fmt::Debug for ReaderRole {
@@ -80,7 +75,7 @@ impl std::fmt::Debug for ReaderRole {
 impl ReaderRole {
     pub(crate) fn new(max_frame: u32) -> Self {
         Self {
-            role: Mutex::new(Reading {
+            role: role::ReaderRole::new(Reading {
                 frames: FrameReader::new(max_frame),
                 connection: None,
                 read_timeout: None,
@@ -88,28 +83,18 @@ impl ReaderRole {
             }),
             handed: Mutex::default(),
             has_handed: AtomicBool::new(false),
-            handed_arrived: Condvar::new(),
-        }
-    }
-
-    /// Takes the role if nobody holds it.
-    pub(crate) fn try_take(&self) -> Option<MutexGuard<'_, Reading>> {
-        match self.role.try_lock() {
-            Ok(reading) => Some(reading),
-            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
         }
     }
 
     /// Whether someone holds the role right now.
     pub(crate) fn is_held(&self) -> bool {
-        self.try_take().is_none()
+        self.role.is_held()
     }
 
     /// Puts a new child's connection in place, with a fresh frame reader. Called only once
     /// the previous connection ended, so no holder is blocked in a read.
     pub(crate) fn install(&self, connection: Option<Arc<Connection>>, max_frame: u32) {
-        let mut reading = self.role.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reading = self.role.take();
         reading.frames = FrameReader::new(max_frame);
         reading.connection = connection;
         reading.read_timeout = None;
@@ -119,7 +104,7 @@ impl ReaderRole {
     fn hand(&self, handed: Handed) {
         self.lock_handed().push_back(handed);
         self.has_handed.store(true, Ordering::Release);
-        self.handed_arrived.notify_all();
+        self.role.wake_background();
     }
 
     /// Takes what readers handed to the driver.
@@ -132,14 +117,11 @@ impl ReaderRole {
         std::mem::take(&mut *handed)
     }
 
-    /// Waits until something is handed to the driver, at most `timeout`.
+    /// The driver waits while a listener holds the role: at most `timeout`, less when
+    /// something is handed to it or (if `timeout` is long) the role is let go.
     pub(crate) fn wait_handed(&self, timeout: Duration) {
-        let handed = self.lock_handed();
-        if !handed.is_empty() {
-            return;
-        }
-        // Woken early or not, the driver looks at everything again.
-        let _ = self.handed_arrived.wait_timeout(handed, timeout);
+        self.role
+            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire));
     }
 
     fn lock_handed(&self) -> MutexGuard<'_, VecDeque<Handed>> {
@@ -157,7 +139,7 @@ pub(crate) struct RoleGuard<'a> {
 impl<'a> RoleGuard<'a> {
     /// Takes the role of `shared`'s connection if nobody holds it.
     pub(crate) fn try_take(shared: &'a ProcessShared) -> Option<Self> {
-        let reading = shared.reading.try_take()?;
+        let reading = shared.reading.role.try_take()?;
         Some(Self {
             shared,
             reading: Some(reading),
@@ -186,6 +168,7 @@ impl Drop for RoleGuard<'_> {
     fn drop(&mut self) {
         if let Some(reading) = self.reading.take() {
             drop(reading);
+            self.shared.reading.role.released();
             self.shared.release_reader_role();
         }
     }
