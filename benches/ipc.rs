@@ -3,7 +3,9 @@
 //! - `round_trip/*`: `tell` → `listen` through a child that echoes, against a bare
 //!   `UnixStream` ping-pong of frames of the same size (16 bytes) with a re-executed echo
 //!   process. `raw_blocking` blocks in `read` on both ends, as the socket readers of skprocess
-//!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends.
+//!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends. The
+//!   `*_pinned` rows run the bench, its threads and its children on one CPU (Linux), so no
+//!   message waits for a wake-up on another vCPU.
 //! - `spawn/*`: `start()` → `result()` of a trivial process, against a bare re-exec of this
 //!   binary that exits at once, and one that also connects back and says hello first.
 //!
@@ -70,9 +72,40 @@ fn bench_round_trip(c: &mut Criterion) {
         "raw_spinning",
         floor::read_spinning,
     );
-    bench_tell_listen(&mut group);
+    bench_tell_listen(&mut group, "skprocess_tell_listen");
+    on_one_cpu(|| {
+        bench_raw_ping_pong(&mut group, Role::Echo, "raw_blocking_pinned", |s, buf| {
+            s.read_exact(buf)
+        });
+        bench_tell_listen(&mut group, "skprocess_tell_listen_pinned");
+    });
     group.finish();
 }
+
+/// Runs `f` with this thread — and so the threads and processes it starts — on the first CPU
+/// it may use, then lets it use them all again.
+#[cfg(target_os = "linux")]
+fn on_one_cpu(f: impl FnOnce()) {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set; the calls only read and write it.
+    unsafe {
+        let mut all: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
+        let Some(first) = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &all))
+        else {
+            return;
+        };
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+        f();
+        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
+    }
+}
+
+/// Pinning is Linux's `sched_setaffinity`: elsewhere the pinned rows are skipped.
+#[cfg(not(target_os = "linux"))]
+fn on_one_cpu(_f: impl FnOnce()) {}
 
 fn bench_raw_ping_pong(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -92,10 +125,10 @@ fn bench_raw_ping_pong(
     child.wait().unwrap();
 }
 
-fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>) {
+fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
     let pong = Pong.start().unwrap();
     let mut n = WIDE;
-    group.bench_function(BenchmarkId::new("skprocess_tell_listen", ECHO_FRAME), |b| {
+    group.bench_function(BenchmarkId::new(name, ECHO_FRAME), |b| {
         b.iter(|| {
             n += 1;
             pong.tell(n).unwrap();

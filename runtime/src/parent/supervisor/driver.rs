@@ -122,15 +122,17 @@ impl Driver {
                 return Interruption::TimedOut;
             }
             self.held_in_a_row = 0;
-            let source = Source::from(self.connection.stream());
-            match wait_readable(&[source], Some(wait)) {
-                Ok(ready) if ready.iter().any(|r| r.readable) => {}
-                Ok(_) => return Interruption::TimedOut,
-                Err(_) => return Interruption::Ended,
+            match self.readable(Some(wait)) {
+                Ok(true) => {}
+                Ok(false) => return Interruption::TimedOut,
+                Err(()) => return Interruption::Ended,
             }
             let shared = Arc::clone(&self.shared);
-            // Taken meanwhile: that listener reads these frames.
+            // Taken meanwhile: that listener reads these frames; or it read them already.
             if let Some(mut role) = RoleGuard::try_take(&shared) {
+                if self.readable(Some(Duration::ZERO)) != Ok(true) {
+                    continue;
+                }
                 let rest_by = Instant::now().checked_add(FRAME_REST_WAIT);
                 let turn = role.read(&shared, rest_by, false);
                 drop(role);
@@ -142,6 +144,15 @@ impl Driver {
                     return Interruption::TimedOut;
                 }
             }
+        }
+    }
+
+    /// Whether the connection has something to read, waiting at most `timeout`.
+    fn readable(&self, timeout: Option<Duration>) -> Result<bool, ()> {
+        let source = Source::from(self.connection.stream());
+        match wait_readable(&[source], timeout) {
+            Ok(ready) => Ok(ready.iter().any(|r| r.readable)),
+            Err(_) => Err(()),
         }
     }
 

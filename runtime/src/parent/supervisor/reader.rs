@@ -196,6 +196,9 @@ impl Reading {
         let Some(connection) = self.connection.clone() else {
             return Turn::Ended;
         };
+        // Whether a payload was read in this turn: a control frame read after it queues it
+        // before recording itself, so `arrived` alone does not tell.
+        let mut got_payload = false;
         loop {
             if !self.frames.has_buffered_frame() {
                 let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -208,6 +211,7 @@ impl Reading {
                 }
             }
             let (frames, arrived) = (&mut self.frames, &mut self.arrived);
+            let before = arrived.len();
             let ended = match frames.read_frame(&mut connection.stream()) {
                 Ok(Some(frame)) => match driver::dispatch(shared, frame, arrived) {
                     Ok(Some(report)) => {
@@ -227,11 +231,11 @@ impl Reading {
             if let Some(why) = ended {
                 return self.end(shared, why);
             }
+            got_payload |= self.arrived.len() > before;
             if !self.frames.has_buffered_frame() {
-                let queued = !self.arrived.is_empty();
                 driver::queue_messages(shared, &mut self.arrived);
                 shared.flush_deferred();
-                if queued || !until_payload {
+                if got_payload || !until_payload {
                     return Turn::Read;
                 }
             }
@@ -253,10 +257,15 @@ impl Reading {
 pub(crate) fn listener_turn(shared: &ProcessShared, deadline: Option<Instant>) -> Option<Turn> {
     let mut role = RoleGuard::try_take(shared)?;
     if role.connection.is_none() {
-        // Let go without a bump: nothing changed that a listener could use.
-        // The guard's drop finds the role already let go.
+        // Let go without a bump (nothing changed that a listener could use): the guard's
+        // drop finds the role already let go.
         drop(role.reading.take());
         return None;
+    }
+    // The previous holder may have queued a message after this listener looked: it did so
+    // before letting go, so it shows now.
+    if !shared.view().outbox.is_empty() {
+        return Some(Turn::Read);
     }
     Some(role.read(shared, deadline, true))
 }
