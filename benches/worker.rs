@@ -58,7 +58,7 @@ fn bench_run_startup(c: &mut Criterion) {
     let mut group = c.benchmark_group("run_startup");
     group.bench_function("run_join", |b| {
         b.iter(|| {
-            skprocess::run(increment, (1,))
+            skprocess::run(increment as fn(u64) -> u64, (1,))
                 .expect("run")
                 .join()
                 .expect("join")

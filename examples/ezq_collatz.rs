@@ -38,9 +38,14 @@ fn collatz(q: LocalQueue<u64>, out: Queue<(u64, u64)>) -> Result<(), skprocess::
 fn main() -> Result<(), skprocess::Error> {
     let (q, out) = (Queue::local(), Queue::new()?);
     let readers = (0..THREADS)
-        .map(|_| run_thread(collatz, (q.clone(), out.clone())))
+        .map(|_| {
+            run_thread(
+                collatz as fn(LocalQueue<u64>, Queue<(u64, u64)>) -> Result<(), skprocess::Error>,
+                (q.clone(), out.clone()),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let writer = run(printer, (out.clone(),))?;
+    let writer = run(printer as fn(Queue<(u64, u64)>), (out.clone(),))?;
 
     for number in 0..40 {
         let kind = if number % 2 == 0 { "EVEN" } else { "ODD" };

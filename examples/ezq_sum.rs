@@ -19,7 +19,12 @@ fn main() -> Result<(), skprocess::Error> {
     // Step 1: create the queues and start the workers.
     let (q, out) = (Queue::new()?, Queue::new()?);
     let workers = (0..num_cpus())
-        .map(|_| run(worker, (q.clone(), out.clone())))
+        .map(|_| {
+            run(
+                worker as fn(Queue<u64>, Queue<u64>),
+                (q.clone(), out.clone()),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     // Step 2: send work to the workers.

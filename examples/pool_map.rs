@@ -44,11 +44,16 @@ fn main() -> Result<(), Error> {
     println!("map(square, 1..=10)            = {squares:?}");
     assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
 
-    let sums = pool.star().map(add, [(1, 2), (3, 4), (5, 6), (7, 8)])?;
+    let sums = pool
+        .star()
+        .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4), (5, 6), (7, 8)])?;
     println!("star().map(add, pairs)         = {sums:?}");
     assert_eq!(sums, [3, 7, 11, 15]);
 
-    let products = pool.star().map(mul3, [(1, 2, 3), (4, 5, 6), (7, 8, 9)])?;
+    let products = pool.star().map(
+        mul3 as fn(u64, u64, u64) -> u64,
+        [(1, 2, 3), (4, 5, 6), (7, 8, 9)],
+    )?;
     println!("star().map(mul3, triples)      = {products:?}");
     assert_eq!(products, [6, 120, 504]);
 

@@ -38,13 +38,16 @@ fn scn14_map_star_unordered_and_empty_give_the_specs_values() {
     );
     assert_eq!(
         pool.star()
-            .map(add, [(1, 2), (3, 4), (5, 6), (7, 8)])
+            .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4), (5, 6), (7, 8)])
             .unwrap(),
         [3, 7, 11, 15]
     );
     assert_eq!(
         pool.star()
-            .map(mul3, [(1, 2, 3), (4, 5, 6), (7, 8, 9)])
+            .map(
+                mul3 as fn(u64, u64, u64) -> u64,
+                [(1, 2, 3), (4, 5, 6), (7, 8, 9)]
+            )
             .unwrap(),
         [6, 120, 504]
     );
@@ -108,13 +111,16 @@ fn e11_e12_examples_give_their_values() {
     );
     assert_eq!(
         pool.star()
-            .map(add, [(1, 2), (3, 4), (5, 6), (7, 8)])
+            .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4), (5, 6), (7, 8)])
             .unwrap(),
         [3, 7, 11, 15]
     );
     assert_eq!(
         pool.star()
-            .map(mul3, [(1, 2, 3), (4, 5, 6), (7, 8, 9)])
+            .map(
+                mul3 as fn(u64, u64, u64) -> u64,
+                [(1, 2, 3), (4, 5, 6), (7, 8, 9)]
+            )
             .unwrap(),
         [6, 120, 504]
     );

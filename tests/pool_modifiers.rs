@@ -98,14 +98,19 @@ fn scn18_background_asynced_gather_and_star_give_the_specs_values() {
     let job = pool.background().imap(double, [5, 6]);
     assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [10, 12]);
     assert_eq!(
-        block_on(pool.star().asynced().map(add, [(1, 2), (3, 4)])).unwrap(),
+        block_on(
+            pool.star()
+                .asynced()
+                .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)])
+        )
+        .unwrap(),
         [3, 7]
     );
     let job = pool
         .star()
         .timeout(Duration::from_secs(5))
         .background()
-        .unordered_map(add, [(1, 1)]);
+        .unordered_map(add as fn(u64, u64) -> u64, [(1, 1)]);
     assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [2]);
 }
 
@@ -252,7 +257,12 @@ fn a_thread_pool_runs_the_same_maps_in_this_process() {
     let pool = Pool::threads(2).unwrap();
     assert!(pool.worker_pids().is_empty());
     assert_eq!(pool.map(double, 1..=3).unwrap(), [2, 4, 6]);
-    assert_eq!(pool.star().map(add, [(1, 2), (3, 4)]).unwrap(), [3, 7]);
+    assert_eq!(
+        pool.star()
+            .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)])
+            .unwrap(),
+        [3, 7]
+    );
     assert_eq!(pool.map_processes([Doubling(4)]).unwrap(), [8]);
     let outcomes: Vec<_> = pool
         .timeout(Duration::from_millis(50))

@@ -243,7 +243,12 @@ fn run_workers_sum_a_thousand_messages_and_stop_waits_for_them() {
     let _bound = bound::within(TEST_BOUND);
     let (q, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let workers = (0..3)
-        .map(|_| skprocess::run(sum_worker, (q.clone(), out.clone())))
+        .map(|_| {
+            skprocess::run(
+                sum_worker as fn(Queue<u64>, Queue<u64>),
+                (q.clone(), out.clone()),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     for i in 0..1000 {

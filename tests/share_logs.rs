@@ -79,13 +79,14 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-#[test]
-fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
-    let _bound = bound::within(TEST_BOUND);
-    tracing::subscriber::set_global_default(Capture).unwrap();
-    let handle = Chatty { item: 21 }.start().unwrap();
-    let pid = handle.pid();
-    handle.result_timeout(BOUND).unwrap();
+/// Installs the capturing subscriber once for every test of this file.
+fn capture() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| tracing::subscriber::set_global_default(Capture).unwrap());
+}
+
+/// The records of the child `pid`, waiting (bounded) until there are at least `count`.
+fn records_of(pid: u32, count: usize) -> Vec<Seen> {
     let mut records = Vec::new();
     bound::eventually(BOUND, || {
         records = SEEN
@@ -95,8 +96,19 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
             .filter(|(_, fields)| field(fields, "pid") == Some(&pid.to_string()))
             .cloned()
             .collect();
-        records.len() >= 2
+        records.len() >= count
     });
+    records
+}
+
+#[test]
+fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
+    let _bound = bound::within(TEST_BOUND);
+    capture();
+    let handle = Chatty { item: 21 }.start().unwrap();
+    let pid = handle.pid();
+    handle.result_timeout(BOUND).unwrap();
+    let records = records_of(pid, 2);
     assert_eq!(records.len(), 2, "{records:?}");
     let (level, fields) = &records[0];
     assert_eq!(*level, tracing::Level::INFO);
@@ -106,4 +118,27 @@ fn child_records_reach_the_parent_subscriber_with_pid_and_process_type() {
     let (level, fields) = &records[1];
     assert_eq!(*level, tracing::Level::WARN);
     assert_eq!(field(fields, "message"), Some("through the log crate: 21"));
+}
+
+#[test]
+fn the_collector_of_a_child_spawned_with_a_socket_dir_listens_in_that_dir() {
+    let _bound = bound::within(TEST_BOUND);
+    capture();
+    let dir = std::env::temp_dir().join(format!("skp-logs-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let handle = Chatty { item: 4 }
+        .start_with(Chatty::default_config().socket_dir(&dir))
+        .unwrap();
+    let pid = handle.pid();
+    handle.result_timeout(BOUND).unwrap();
+    assert_eq!(records_of(pid, 2).len(), 2);
+    // The spawn's own rendezvous is gone once the child connected: what is left in the
+    // directory is the collector's socket (before, the collector ignored `socket_dir`).
+    let sockets: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("s"))
+        .filter(|socket| socket.exists())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(sockets.len(), 1, "{sockets:?}");
 }

@@ -47,7 +47,7 @@ impl Owner {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         match self.kind {
             Kind::Run => {
-                let worker = run(sleep_an_hour, (0u64,))?;
+                let worker = run(sleep_an_hour as fn(u64) -> u64, (0u64,))?;
                 ctx.tell(worker.pid().unwrap_or(0))?;
                 park_forever()
             }

@@ -66,7 +66,7 @@ fn join_bounded<R: Send + 'static>(worker: Worker<R>) -> Result<R, Error> {
 #[test]
 fn a_process_worker_returns_its_functions_value() {
     let _bound = bound::within(TEST_BOUND);
-    let worker = run(add, (2, 40)).unwrap();
+    let worker = run(add as fn(u64, u64) -> u64, (2, 40)).unwrap();
     let pid = worker.pid().expect("a process worker has a pid");
     assert_ne!(pid, std::process::id());
     assert_eq!(join_bounded(worker).unwrap(), 42);
@@ -77,7 +77,7 @@ fn a_process_worker_returns_its_functions_value() {
 #[test]
 fn a_panic_is_panicked_with_its_text() {
     let _bound = bound::within(TEST_BOUND);
-    let worker = run(fail, ("no luck".to_owned(),)).unwrap();
+    let worker = run(fail as fn(String) -> u64, ("no luck".to_owned(),)).unwrap();
     match join_bounded(worker) {
         Err(Error::Panicked { message }) => assert_eq!(message, "no luck"),
         other => panic!("expected a panic, got {other:?}"),
@@ -88,7 +88,11 @@ fn a_panic_is_panicked_with_its_text() {
 fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("sigkill");
-    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    let worker = run(
+        mark_and_sleep as fn(PathBuf, u64) -> u64,
+        (path.clone(), 60_000),
+    )
+    .unwrap();
     wait_for(&path);
     let pid = worker.pid().unwrap();
     pid::signal(pid, libc::SIGKILL);
@@ -102,7 +106,11 @@ fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
 fn kill_ends_the_process_and_its_result_is_killed() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("kill");
-    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    let worker = run(
+        mark_and_sleep as fn(PathBuf, u64) -> u64,
+        (path.clone(), 60_000),
+    )
+    .unwrap();
     wait_for(&path);
     assert!(worker.is_alive());
     worker.kill().unwrap();
@@ -119,7 +127,11 @@ fn kill_ends_the_process_and_its_result_is_killed() {
 fn join_timeout_is_none_while_running_then_the_value() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("join-timeout");
-    let mut worker = run(mark_and_sleep, (path.clone(), 400)).unwrap();
+    let mut worker = run(
+        mark_and_sleep as fn(PathBuf, u64) -> u64,
+        (path.clone(), 400),
+    )
+    .unwrap();
     assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
     assert!(worker.is_alive());
     assert_eq!(worker.join_timeout(BOUND).unwrap(), Some(400));
@@ -134,7 +146,13 @@ fn join_timeout_is_none_while_running_then_the_value() {
 fn wait_timeout_works_from_several_threads() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("wait");
-    let worker = Arc::new(run(mark_and_sleep, (path.clone(), 200)).unwrap());
+    let worker = Arc::new(
+        run(
+            mark_and_sleep as fn(PathBuf, u64) -> u64,
+            (path.clone(), 200),
+        )
+        .unwrap(),
+    );
     assert!(!worker.wait_timeout(Duration::from_millis(1)));
     let waiters: Vec<_> = (0..3)
         .map(|_| {
@@ -152,7 +170,11 @@ fn wait_timeout_works_from_several_threads() {
 fn dropping_a_running_worker_kills_and_reaps_it() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("drop");
-    let worker = run(mark_and_sleep, (path.clone(), 60_000)).unwrap();
+    let worker = run(
+        mark_and_sleep as fn(PathBuf, u64) -> u64,
+        (path.clone(), 60_000),
+    )
+    .unwrap();
     wait_for(&path);
     let pid = worker.pid().unwrap();
     assert!(exists(pid));
@@ -165,13 +187,13 @@ fn dropping_a_running_worker_kills_and_reaps_it() {
 #[test]
 fn a_thread_worker_returns_its_value_and_its_panic() {
     let _bound = bound::within(TEST_BOUND);
-    let worker = run_thread(add, (1, 2)).unwrap();
+    let worker = run_thread(add as fn(u64, u64) -> u64, (1, 2)).unwrap();
     assert_eq!(worker.pid(), None);
     assert_eq!(join_bounded(worker).unwrap(), 3);
     let captured = vec![1u8; 3];
     let worker = run_thread(|v: Vec<u8>| v.len(), (captured,)).unwrap();
     assert_eq!(join_bounded(worker).unwrap(), 3);
-    let worker = run_thread(fail, ("thread luck".to_owned(),)).unwrap();
+    let worker = run_thread(fail as fn(String) -> u64, ("thread luck".to_owned(),)).unwrap();
     assert!(matches!(
         join_bounded(worker),
         Err(Error::Panicked { message }) if message == "thread luck"
@@ -182,7 +204,11 @@ fn a_thread_worker_returns_its_value_and_its_panic() {
 fn a_thread_worker_times_out_then_joins_and_cannot_be_killed() {
     let _bound = bound::within(TEST_BOUND);
     let path = marker("thread");
-    let mut worker = run_thread(mark_and_sleep, (path.clone(), 300)).unwrap();
+    let mut worker = run_thread(
+        mark_and_sleep as fn(PathBuf, u64) -> u64,
+        (path.clone(), 300),
+    )
+    .unwrap();
     assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
     assert!(worker.is_alive());
     let error = worker.kill().unwrap_err();

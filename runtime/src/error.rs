@@ -93,6 +93,14 @@ pub enum Error {
     /// The connection to the other side is gone.
     #[error("the other process is disconnected")]
     Disconnected,
+    /// A long-lived endpoint (a queue, a process queue, a pipe, the log collector) already
+    /// serves as many connections as it may; the connection was refused. Close unused handles
+    /// (each thread's queue handle holds a connection) or retry later.
+    #[error("the server already serves its limit of {limit} connections; this one was refused")]
+    TooManyConnections {
+        /// The server's cap on live connections.
+        limit: u32,
+    },
     /// `tell` or `listen` was called by a process that runs as a pool item: it has no parent
     /// connection to talk over.
     #[error("a process that runs as a pool item has no parent to tell or listen to")]
@@ -346,6 +354,7 @@ impl From<crate::transport::TransportError> for Error {
             TransportError::NotProven => Error::Bootstrap {
                 detail: "no connection proved the token in time".into(),
             },
+            TransportError::TooManyConnections { limit } => Error::TooManyConnections { limit },
             TransportError::Io(io) => Error::Io(io),
         }
     }

@@ -45,6 +45,12 @@ mod worker;
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
     pub use crate::transport::frame::*;
+    /// The hello that opens every connection, read with the same [`FrameReader`]; public for
+    /// the wire's fuzz tests.
+    #[doc(hidden)]
+    pub use crate::transport::rendezvous::{
+        Hello, HelloState, hello_frame, hello_reader, read_hello,
+    };
 }
 
 pub use child::bootstrap::init;
@@ -55,8 +61,8 @@ pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use pool::{
-    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Now, Plain, Pool, PoolConfig,
-    PoolFunction, Spread, Star,
+    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
+    Star,
 };
 pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};

@@ -9,7 +9,12 @@
 //! - a reader that returns 1..=n bytes per call, stalls (timeouts) and gets interrupted yields
 //!   exactly the frames written, including frames larger than the 64 KiB read buffer.
 //!
-//! About 100,000 cases in all; each property runs its own `TestRunner` so the counters of
+//! - hellos (the first frame of every connection, read by the same `FrameReader`) of random
+//!   tokens and pids, read in choppy steps: an intact one proves exactly its pid and the reader
+//!   stops at its end; corrupted ones (any byte, the length prefix included, cut or padded)
+//!   never panic and never prove a token other than the right one.
+//!
+//! About 110,000 cases in all; each property runs its own `TestRunner` so the counters of
 //! what was reached can be checked once it is done.
 
 use std::cell::RefCell;
@@ -424,4 +429,123 @@ fn a_prefix_over_the_limit_is_too_large_and_garbage_never_panics() {
             )
         })
         .unwrap();
+}
+
+static HELLO_PROVEN: AtomicU64 = AtomicU64::new(0);
+static HELLO_REJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// How a corrupted hello is damaged.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Bytes flipped anywhere, the length prefix included.
+    Flip(Vec<(prop::sample::Index, u8)>),
+    /// Cut at a point.
+    Cut(prop::sample::Index),
+    /// Bytes appended (the prefix left as it was).
+    Pad(Vec<u8>),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        4 => vec((any::<prop::sample::Index>(), 1..=255u8), 1..4).prop_map(Damage::Flip),
+        1 => any::<prop::sample::Index>().prop_map(Damage::Cut),
+        1 => (1..8usize, any::<u64>()).prop_map(|(len, seed)| Damage::Pad(seeded(len, seed))),
+    ]
+}
+
+/// Reads a hello through `input` the way the rendezvous does, resuming while it is
+/// incomplete; the outcome and how many bytes the reader took.
+fn read_hello_through(input: &mut Choppy<'_>, token: &str) -> (wire::HelloState, usize) {
+    let total = input.data.len();
+    let mut frames = wire::hello_reader();
+    // Every cycle of steps moves bytes, so this many calls reach the end of any input.
+    for _ in 0..(total + 1) * (input.steps.len() + 1) {
+        match wire::read_hello(&mut frames, input, token) {
+            wire::HelloState::Incomplete => {}
+            done => return (done, total - input.data.len()),
+        }
+    }
+    (wire::HelloState::Incomplete, total - input.data.len())
+}
+
+#[test]
+fn hellos_prove_exactly_their_token_and_corrupted_ones_never_panic() {
+    let token = || (1..40usize, any::<u64>()).prop_map(|(n, seed)| Rng(seed | 1).string(n));
+    let cases = (token(), any::<u32>(), steps(16), damage(), token());
+    runner(10_000)
+        .run(&cases, |(right, pid, steps, damage, wrong)| {
+            let hello = wire::hello_frame(&right, pid);
+            // Intact, followed by a request that belongs to the connection's next reader.
+            let mut stream = hello.clone();
+            stream.extend(frame_of(b"request"));
+            let mut input = Choppy {
+                data: &stream,
+                steps: &steps,
+                next: 0,
+            };
+            let (state, taken) = read_hello_through(&mut input, &right);
+            let fits = hello.len() - HEADER_LEN <= 256;
+            match state {
+                wire::HelloState::Proven(h) => {
+                    check(fits && h.pid == pid && h.token == right, || {
+                        format!("proved {h:?} for pid {pid}")
+                    })?
+                }
+                other => check(!fits, || format!("an intact hello gave {other:?}"))?,
+            }
+            if fits {
+                check(taken == hello.len(), || {
+                    format!("read {taken} of a {}-byte hello", hello.len())
+                })?;
+            }
+            // The right hello with the wrong token.
+            let mut input = Choppy {
+                data: &hello,
+                steps: &steps,
+                next: 0,
+            };
+            let (state, _) = read_hello_through(&mut input, &wrong);
+            check(
+                right == wrong || !matches!(state, wire::HelloState::Proven(_)),
+                || format!("{right:?} proved {wrong:?}"),
+            )?;
+            // Damaged: whatever comes out, only the right token is ever proven.
+            let mut damaged = hello.clone();
+            match damage {
+                Damage::Flip(flips) => {
+                    for (at, mask) in flips {
+                        let at = at.index(damaged.len());
+                        damaged[at] ^= mask;
+                    }
+                }
+                Damage::Cut(at) => damaged.truncate(at.index(damaged.len())),
+                Damage::Pad(bytes) => damaged.extend(bytes),
+            }
+            let mut input = Choppy {
+                data: &damaged,
+                steps: &steps,
+                next: 0,
+            };
+            match read_hello_through(&mut input, &right).0 {
+                wire::HelloState::Proven(h) => {
+                    HELLO_PROVEN.fetch_add(1, Ordering::Relaxed);
+                    check(h.token == right, || format!("a damaged hello proved {h:?}"))
+                }
+                wire::HelloState::Rejected => {
+                    HELLO_REJECTED.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                wire::HelloState::Incomplete => {
+                    Err(TestCaseError::fail("an ended stream stayed incomplete"))
+                }
+            }
+        })
+        .unwrap();
+    let proven = HELLO_PROVEN.load(Ordering::Relaxed);
+    let rejected = HELLO_REJECTED.load(Ordering::Relaxed);
+    eprintln!(
+        "damaged hellos: {proven} still proved the token (the pid was hit), {rejected} rejected"
+    );
+    // Both outcomes are reached: damage lands in the pid as well as everywhere else.
+    assert!(proven > 0 && rejected > 0, "{proven} / {rejected}");
 }

@@ -1,6 +1,7 @@
 //! How a re-executed binary becomes a child: find the bootstrap variable, remove it from the
 //! environment before any user code runs, connect back, prove the token, read the start
-//! message and hand over to the engine of the requested role.
+//! message — used only once it proved in turn that it comes from the parent — and hand over to
+//! the engine of the requested role.
 //!
 //! A binary enters here from [`init`] at the top of `main`. A test binary cannot run code
 //! before libtest's `main`, so `skprocess::test_support!()` adds one hidden `#[test]` and the
@@ -17,14 +18,14 @@ use crate::child::runtime_context::{self, ChildContext};
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::lifecycle::{Resume, ToChild, ToParent};
-use crate::protocol::{Role, Start};
+use crate::protocol::{self, Role, Start};
 use crate::registry;
 use crate::timing::ProcessTimers;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::{Connection, rendezvous};
 
-/// The bootstrap variable: `<frame limit>:<token>:<rendezvous address>`. Its presence marks a
-/// child; it is removed before user code runs.
+/// The bootstrap variable: `<frame limit>:<token>:<parent's proof>:<rendezvous address>`. Its
+/// presence marks a child; it is removed before user code runs.
 pub(crate) const ENV_CHILD: &str = "SKPROCESS_CHILD";
 
 /// The name of the hidden test that `test_support!()` adds to a test binary.
@@ -46,7 +47,8 @@ pub static TEST_ENTRIES: [&'static str];
 
 /// The value of [`ENV_CHILD`] for a child.
 pub(crate) fn child_variable(token: &str, max_frame: u32, address: &Path) -> OsString {
-    let mut value = OsString::from(format!("{max_frame}:{token}:"));
+    let proof = protocol::parent_proof(token);
+    let mut value = OsString::from(format!("{max_frame}:{token}:{proof}:"));
     value.push(address);
     value
 }
@@ -123,14 +125,14 @@ pub(crate) struct Started {
 }
 
 fn child_main(variable: OsString) -> i32 {
-    let (connection, mut reader) = match connect(variable) {
+    let (connection, mut reader, proof) = match connect(variable) {
         Ok(connected) => connected,
         Err(e) => {
             eprintln!("skprocess: child setup failed: {e}");
             return EXIT_SETUP_FAILED;
         }
     };
-    let started = match read_start(&connection, &mut reader) {
+    let started = match read_start(&connection, &mut reader, &proof) {
         Ok(Some(started)) => started,
         Ok(None) => return EXIT_PARENT_GONE,
         Err(e) => {
@@ -141,28 +143,72 @@ fn child_main(variable: OsString) -> i32 {
     run_registered(connection, reader, started)
 }
 
-fn connect(variable: OsString) -> Result<(Connection, FrameReader), Error> {
+/// What the bootstrap variable says: the frame limit, the token to prove, the proof the
+/// parent must send back, and where to connect.
+struct Bootstrap {
+    max_frame: u32,
+    token: String,
+    proof: String,
+    address: PathBuf,
+}
+
+fn parse_variable(variable: OsString) -> Result<Bootstrap, Error> {
     let variable = variable
         .into_string()
         .map_err(|_| Error::Config("the bootstrap variable is not UTF-8".into()))?;
     let malformed = || Error::Config("the bootstrap variable is malformed".into());
-    let mut parts = variable.splitn(3, ':');
+    let mut parts = variable.splitn(4, ':');
     let max_frame: u32 = parts
         .next()
         .and_then(|v| v.parse().ok())
         .ok_or_else(malformed)?;
-    let token = parts.next().ok_or_else(malformed)?;
+    let token = parts.next().ok_or_else(malformed)?.to_owned();
+    let proof = parts.next().ok_or_else(malformed)?.to_owned();
     let address = PathBuf::from(parts.next().ok_or_else(malformed)?);
-    let connection = rendezvous::connect(&address, token, max_frame)?;
-    Ok((connection, FrameReader::new(max_frame)))
+    Ok(Bootstrap {
+        max_frame,
+        token,
+        proof,
+        address,
+    })
+}
+
+/// Connects back and proves the token; returns the proof the parent must send back.
+fn connect(variable: OsString) -> Result<(Connection, FrameReader, String), Error> {
+    let bootstrap = parse_variable(variable)?;
+    let connection =
+        rendezvous::connect(&bootstrap.address, &bootstrap.token, bootstrap.max_frame)?;
+    Ok((
+        connection,
+        FrameReader::new(bootstrap.max_frame),
+        bootstrap.proof,
+    ))
+}
+
+/// The start in `bytes`, once it carries the parent's `proof`: nothing in it — a role, a
+/// state, a configuration, code offsets — is used before, so a server that only learned the
+/// token from this child's hello cannot make it run anything.
+fn proven_start<'a>(bytes: &'a [u8], proof: &str) -> Result<Start<'a>, Error> {
+    let start: Start<'_> = frame::decode(bytes)?;
+    // The same constant-time comparison as the parent's for the token.
+    if !rendezvous::tokens_match(&start.proof, proof) {
+        return Err(Error::Bootstrap {
+            detail: "the server this child connected to did not prove it is its parent".into(),
+        });
+    }
+    Ok(start)
 }
 
 /// Reads the start message and the timer samples that follow it; `None` if the parent left.
-fn read_start(connection: &Connection, reader: &mut FrameReader) -> Result<Option<Started>, Error> {
+fn read_start(
+    connection: &Connection,
+    reader: &mut FrameReader,
+    proof: &str,
+) -> Result<Option<Started>, Error> {
     let Some(frame) = reader.read_frame(&mut connection.stream())? else {
         return Ok(None);
     };
-    let start: Start<'_> = frame::decode(frame.bytes())?;
+    let start = proven_start(frame.bytes(), proof)?;
     let sample_frames = start.sample_frames;
     let mut started = Started {
         key: start.key.to_owned(),
@@ -222,4 +268,47 @@ fn run_registered(connection: Connection, reader: FrameReader, started: Started)
 /// Exits the process because the parent is gone; called by the link's reader.
 pub(crate) fn exit_parent_gone() -> ! {
     std::process::exit(EXIT_PARENT_GONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::lifecycle::Resume;
+
+    fn start_with(proof: String) -> Vec<u8> {
+        frame::encode(&Start {
+            proof,
+            role: Role::PoolWorker,
+            key: "",
+            state: &[],
+            config: Config::default(),
+            resume: Resume::default(),
+            sample_frames: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_variable_carries_the_token_and_the_parents_proof() {
+        let variable = child_variable("f00d", 4096, Path::new("/tmp/a:b/sock"));
+        let bootstrap = parse_variable(variable).unwrap();
+        assert_eq!(bootstrap.max_frame, 4096);
+        assert_eq!(bootstrap.token, "f00d");
+        assert_eq!(bootstrap.proof, protocol::parent_proof("f00d"));
+        assert_eq!(bootstrap.address, Path::new("/tmp/a:b/sock"));
+    }
+
+    #[test]
+    fn a_start_from_a_server_that_cannot_prove_the_token_is_refused() {
+        let bootstrap = parse_variable(child_variable("f00d", 4096, Path::new("/s"))).unwrap();
+        // A server that saw only the hello knows the token, not the proof.
+        for forged in ["f00d".to_owned(), String::new(), "0".repeat(32)] {
+            let bytes = start_with(forged);
+            let refused = proven_start(&bytes, &bootstrap.proof);
+            assert!(matches!(refused, Err(Error::Bootstrap { .. })));
+        }
+        let bytes = start_with(protocol::parent_proof("f00d"));
+        let proven = proven_start(&bytes, &bootstrap.proof);
+        assert_eq!(proven.unwrap().role, Role::PoolWorker);
+    }
 }

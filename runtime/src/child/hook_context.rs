@@ -85,10 +85,27 @@ impl<P: Process> Ctx<P> {
         self.tell_until(message, crate::deadline::after(Some(timeout)))
     }
 
+    /// Sends `message` without spending a credit, as a broken or hostile child would: the
+    /// parent must treat it as a protocol violation once the credits it gave are exceeded.
+    /// For the runtime's own tests only.
+    #[doc(hidden)]
+    pub fn __tell_without_credit(&mut self, message: P::Outbox) -> Result<(), Error> {
+        self.tell_with(message, None, false).map_err(Error::from)
+    }
+
     fn tell_until(
         &mut self,
         message: P::Outbox,
         deadline: Option<Instant>,
+    ) -> Result<(), TellError<P::Outbox>> {
+        self.tell_with(message, deadline, true)
+    }
+
+    fn tell_with(
+        &mut self,
+        message: P::Outbox,
+        deadline: Option<Instant>,
+        spend_credit: bool,
     ) -> Result<(), TellError<P::Outbox>> {
         let Some(connection) = self.link.connection.clone() else {
             return Err(TellError::Failed(Error::NoParentLink));
@@ -98,10 +115,10 @@ impl<P: Process> Ctx<P> {
         let (prefix, used) = tell_prefix(self.outgoing.len());
         frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
             .map_err(failed)?;
-        match self.link.outbox_credits.acquire(deadline) {
-            Acquired::Granted => {}
-            Acquired::Full => return Err(TellError::Full(message)),
-            Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
+        match spend_credit.then(|| self.link.outbox_credits.acquire(deadline)) {
+            None | Some(Acquired::Granted) => {}
+            Some(Acquired::Full) => return Err(TellError::Full(message)),
+            Some(Acquired::Closed) => return Err(TellError::Failed(Error::Disconnected)),
         }
         connection
             .send_with_payload(&prefix[..used], &self.outgoing)

@@ -306,6 +306,11 @@ impl ChildLink {
     fn take_frame(&self, frame: Frame<'_>) -> bool {
         match frame::decode::<ToChild<'_>>(frame.bytes()) {
             Ok(ToChild::Tell(payload)) => {
+                // A parent that sends more than the credits it was given breaks the inbox's
+                // bound: it cannot be trusted to supervise either.
+                if self.lock_inbox_return().received(1).is_err() {
+                    bootstrap::exit_parent_gone();
+                }
                 self.inbox.push(payload.to_vec());
                 return true;
             }
@@ -319,13 +324,15 @@ impl ChildLink {
         false
     }
 
-    /// Counts a message a hook took; hands credits back to the parent in batches.
-    pub(crate) fn took_message(&self) {
-        let credits = self
-            .inbox_return
+    fn lock_inbox_return(&self) -> MutexGuard<'_, CreditReturn> {
+        self.inbox_return
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .took_one();
+    }
+
+    /// Counts a message a hook took; hands credits back to the parent in batches.
+    pub(crate) fn took_message(&self) {
+        let credits = self.lock_inbox_return().took_one();
         if let Some(credits) = credits {
             // The parent being gone ends this process through the reader.
             let _ = self.send(&ToParent::Credit(credits));

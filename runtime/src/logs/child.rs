@@ -10,6 +10,7 @@ use tracing::{Event, Metadata, Subscriber};
 
 use super::{ENV_LOGS, LogMessage, LogRecord, level_number};
 use crate::transport::Connection;
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 const MAX_FRAME: u32 = 1024 * 1024;
@@ -46,7 +47,7 @@ impl Sink {
     }
 
     fn connect(&self) -> Option<Connection> {
-        let connection = self.endpoint.connect(MAX_FRAME).ok()?;
+        let connection = server::connect(&self.endpoint, MAX_FRAME).ok()?;
         let hello = LogMessage::Hello {
             process: self.process.clone(),
         };

@@ -1,25 +1,31 @@
-//! The parent's side: one collector per process that re-emits children's records.
+//! The parent's side: one collector per process (and per socket directory a spawn asked for)
+//! that re-emits children's records. Each child's connection is a session on the collector's
+//! server, so the connections it serves at once are capped like every server's.
 
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once, PoisonError};
 
 use super::{LogMessage, LogRecord};
-use crate::transport::Connection;
-use crate::transport::frame::FrameReader;
-use crate::transport::service::Service;
+use crate::transport::frame;
+use crate::transport::server::{Flow, Peer, Server, ServerConfig, Session};
 
 const MAX_FRAME: u32 = 1024 * 1024;
 
-/// The collector, started at the first spawn; `None` if it could not start (children then
-/// keep their records).
-static COLLECTOR: OnceLock<Option<Service>> = OnceLock::new();
+/// The collectors, by the socket directory they were started in, started at the first spawn
+/// that needs each; `None` if one could not start (children then keep their records).
+static COLLECTORS: Mutex<Vec<(Option<PathBuf>, Option<Server>)>> = Mutex::new(Vec::new());
 
-/// The collector's socket, removed at exit: the collector lives in a static, which is never
-/// dropped, so its private directory would outlive the process.
-static SOCKET: OnceLock<std::path::PathBuf> = OnceLock::new();
+/// The collectors' socket files, removed at exit: the collectors live in a static, which is
+/// never dropped, so their private directories would outlive the process.
+static SOCKETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-extern "C" fn remove_socket() {
-    // An abstract name (Linux) is no file: only a real socket path is removed.
-    if let Some(address) = SOCKET.get().filter(|a| a.is_absolute()) {
+extern "C" fn remove_sockets() {
+    // `try_lock`: an exit while the lock is held (a spawn on another thread) skips the
+    // cleanup rather than deadlocking in `exit`.
+    let Ok(sockets) = SOCKETS.try_lock() else {
+        return;
+    };
+    for address in sockets.iter() {
         let _ = std::fs::remove_file(address);
         if let Some(dir) = address.parent() {
             let _ = std::fs::remove_dir(dir);
@@ -27,39 +33,63 @@ extern "C" fn remove_socket() {
     }
 }
 
-fn start_collector() -> Option<Service> {
-    let service = Service::start("skprocess-logs", MAX_FRAME, None, serve).ok()?;
-    if SOCKET.set(service.endpoint().address.clone()).is_ok() {
-        crate::sys::at_exit(remove_socket);
+fn start_collector(socket_dir: Option<&Path>) -> Option<Server> {
+    let mut config = ServerConfig::new("skprocess-logs", MAX_FRAME);
+    config.socket_dir = socket_dir.map(Path::to_path_buf);
+    let server = Server::start(config, |peer: &Peer| {
+        Some(ChildLogs {
+            pid: peer.pid(),
+            process: String::new(),
+        })
+    })
+    .ok()?;
+    let address = &server.endpoint().address;
+    // An abstract name (Linux) is no file: only a real socket path is removed at exit.
+    if address.is_absolute() {
+        SOCKETS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(address.clone());
+        static REGISTER: Once = Once::new();
+        REGISTER.call_once(|| crate::sys::at_exit(remove_sockets));
     }
-    Some(service)
+    Some(server)
 }
 
-/// The value of `SKPROCESS_LOGS` for a child: `<token>:<address>`.
-pub(crate) fn child_variable() -> Option<String> {
-    let service = COLLECTOR.get_or_init(start_collector).as_ref()?;
-    let endpoint = service.endpoint();
+/// The value of `SKPROCESS_LOGS` for a child spawned with `socket_dir`: `<token>:<address>`
+/// of the collector for that directory.
+pub(crate) fn child_variable(socket_dir: Option<&Path>) -> Option<String> {
+    let mut collectors = COLLECTORS.lock().unwrap_or_else(PoisonError::into_inner);
+    let index = match collectors
+        .iter()
+        .position(|(dir, _)| dir.as_deref() == socket_dir)
+    {
+        Some(index) => index,
+        None => {
+            let server = start_collector(socket_dir);
+            collectors.push((socket_dir.map(Path::to_path_buf), server));
+            collectors.len() - 1
+        }
+    };
+    let endpoint = collectors.get(index)?.1.as_ref()?.endpoint();
     Some(format!("{}:{}", endpoint.token, endpoint.address.display()))
 }
 
-/// Hands each child's connection to a reader thread of its own.
-fn serve(connection: Connection, hello: crate::transport::rendezvous::Hello) {
-    let pid = hello.pid;
-    let _ = std::thread::Builder::new()
-        .name("skprocess-child-logs".to_owned())
-        .spawn(move || read_records(&connection, pid));
+/// One child's records.
+struct ChildLogs {
+    pid: u32,
+    process: String,
 }
 
-fn read_records(connection: &Connection, pid: u32) {
-    let mut reader = FrameReader::new(MAX_FRAME);
-    let mut process = String::new();
-    loop {
-        match reader.read_message::<_, LogMessage>(&mut connection.stream()) {
-            Ok(Some(LogMessage::Hello { process: name })) => process = name,
-            Ok(Some(LogMessage::Record(record))) => emit(&record, pid, &process),
-            // The child exited, or sent something malformed: stop reading it.
-            Ok(None) | Err(_) => return,
+impl Session for ChildLogs {
+    fn on_frame(&mut self, _peer: &Peer, frame: &[u8]) -> Flow {
+        match frame::decode::<LogMessage>(frame) {
+            Ok(LogMessage::Hello { process }) => self.process = process,
+            Ok(LogMessage::Record(record)) => emit(&record, self.pid, &self.process),
+            // Something malformed: stop reading this child.
+            Err(_) => return Flow::Close,
         }
+        Flow::Continue
     }
 }
 

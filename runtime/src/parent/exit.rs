@@ -18,7 +18,7 @@ impl Exit {
     pub(crate) fn describe(&self) -> String {
         match self {
             Exit::Status(status) => describe_status(*status),
-            Exit::Protocol(detail) => format!("sent a malformed message and was killed: {detail}"),
+            Exit::Protocol(detail) => format!("broke the protocol and was killed: {detail}"),
             Exit::Unknown => "ended; its exit status is unknown".to_owned(),
         }
     }

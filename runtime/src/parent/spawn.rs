@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::parent::exit;
 use crate::parent::shared::ProcessShared;
 use crate::protocol::lifecycle::{Resume, ToChild, samples_per_frame};
-use crate::protocol::{START_OVERHEAD, Start};
+use crate::protocol::{self, START_OVERHEAD, Start};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
@@ -51,7 +51,7 @@ pub(crate) fn launch(
         Ok((connection, _)) => Arc::new(connection),
         Err(error) => return Err(abandon(shared, error)),
     };
-    let sent = send_start(shared, &connection, state, resume, timers);
+    let sent = send_start(shared, &connection, &token, state, resume, timers);
     sent.map_err(|error| abandon(shared, error))?;
     Ok(connection)
 }
@@ -66,7 +66,12 @@ fn register_child(
     if slot.killed {
         return Err(Error::Killed);
     }
-    let mut command = command(rendezvous, token, shared.config.max_frame_bytes)?;
+    let mut command = command(
+        rendezvous,
+        token,
+        shared.config.max_frame_bytes,
+        shared.config.socket_dir.as_deref(),
+    )?;
     // Secrets go to the child's environment, never over the socket.
     for (name, value) in &shared.config.secret_env {
         command.env(name, value.expose());
@@ -82,6 +87,7 @@ pub(crate) fn command(
     rendezvous: &Rendezvous,
     token: &str,
     max_frame: u32,
+    socket_dir: Option<&std::path::Path>,
 ) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
@@ -90,7 +96,7 @@ pub(crate) fn command(
             bootstrap::child_variable(token, max_frame, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable() {
+    if let Some(logs) = crate::logs::parent::child_variable(socket_dir) {
         command.env(crate::logs::ENV_LOGS, logs);
     }
     if let Some(entry) = bootstrap::test_entry_name() {
@@ -135,10 +141,11 @@ fn abandon(shared: &ProcessShared, error: Error) -> Error {
     error
 }
 
-/// Sends the start message, then the timer samples so far in frames that fit the limit.
+/// Sends the start message with the proof for the child's `token`, then the timer samples so far in frames that fit the limit.
 fn send_start(
     shared: &ProcessShared,
     connection: &Connection,
+    token: &str,
     state: &[u8],
     resume: Resume,
     timers: &ProcessTimers,
@@ -147,6 +154,7 @@ fn send_start(
     let per_frame = samples_per_frame(shared.config.max_frame_bytes).max(1);
     let chunks: Vec<_> = samples.chunks(per_frame).collect();
     let start = Start {
+        proof: protocol::parent_proof(token),
         role: shared.role,
         key: shared.key,
         state,

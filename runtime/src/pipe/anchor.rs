@@ -1,8 +1,10 @@
 //! The anchor: the pipe end that stays in the process that created the pipe. It owns the
-//! service its point connects to, and admits one point at a time.
+//! server its point connects to, and admits one point at a time: the server runs each
+//! handshake on its reader thread for that connection (at most [`MAX_HANDSHAKES`] at once,
+//! each dropped if its point hello does not come within the handshake timeout), and an
+//! admitted connection is detached from the server and read on the anchor's callers' threads.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -10,15 +12,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
-use crate::pipe::reader::FrameBuffer;
 use crate::pipe::slot::{Admission, Arrival, Peer};
 
 use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
-use crate::transport::rendezvous::{Hello, random_hex};
-use crate::transport::service::Service;
+use crate::transport::frame::{self, FrameReader};
+use crate::transport::rendezvous::random_hex;
+use crate::transport::server::{Flow, Peer as ServerPeer, Server, ServerConfig, Session};
 
 /// The end of a pipe that stays in the process that created it: it sends `S` and receives `R`
 /// (for a one-way pipe, `R` is [`OneWay`](super::OneWay) and it only sends).
@@ -33,7 +35,7 @@ use crate::transport::service::Service;
 /// [`CanLeaveItsProcess`]).
 pub struct Anchor<S, R> {
     peer: Arc<PeerSlot>,
-    service: Mutex<Option<Service>>,
+    server: Mutex<Option<Server>>,
     accept_timeout: Duration,
     _types: PhantomData<fn(S) -> R>,
 }
@@ -88,10 +90,10 @@ impl<S, R> std::fmt::Debug for Anchor<S, R> {
     }
 }
 
-/// Most handshakes an anchor runs at once.
+/// Most handshakes an anchor runs at once; a point past them is refused and may retry.
 const MAX_HANDSHAKES: usize = 16;
 
-/// Starts the anchor's service and returns both ends.
+/// Starts the anchor's server and returns both ends.
 pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
     let nonce = u64::from_str_radix(&random_hex(8).map_err(|e| to_io(e.into()))?, 16)
         .map_err(|e| PipeError::Io(std::io::Error::other(e)))?;
@@ -101,52 +103,63 @@ pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> 
         changed: Condvar::new(),
     });
     let max_frame = config.max_message_bytes;
-    let admit = {
-        let peer = Arc::clone(&peer);
-        let handshaking = Arc::new(AtomicUsize::new(0));
-        move |connection: Connection, hello: Hello| {
-            // Off the accept thread, so a point that stalls in its handshake never delays
-            // another (a restarted child's reconnection among them); at most
-            // `MAX_HANDSHAKES` at once, past which a connection is dropped and may retry.
-            if handshaking.fetch_add(1, Ordering::SeqCst) >= MAX_HANDSHAKES {
-                handshaking.fetch_sub(1, Ordering::SeqCst);
-                tracing::debug!(
-                    "pipe anchor: too many handshakes at once; a connection was dropped"
-                );
-                return;
-            }
-            let (peer, handshaking) = (Arc::clone(&peer), Arc::clone(&handshaking));
-            let spawned = std::thread::Builder::new()
-                .name("skprocess-pipe-handshake".to_owned())
-                .spawn(move || {
-                    peer.handshake(connection, hello, nonce, expected_types, max_frame);
-                    handshaking.fetch_sub(1, Ordering::SeqCst);
-                });
-            if spawned.is_err() {
-                tracing::debug!("pipe anchor: no thread for a handshake; a connection was dropped");
-            }
+    let mut server = ServerConfig::new("skprocess-pipe", max_frame);
+    server.socket_dir = config.socket_dir.clone();
+    server.max_connections = MAX_HANDSHAKES;
+    server.first_frame_timeout = Some(HANDSHAKE_TIMEOUT);
+    server.write_timeout = HANDSHAKE_TIMEOUT;
+    let server = Server::start(server, {
+        let slot = Arc::clone(&peer);
+        move |point: &ServerPeer| {
+            // The point proves the nonce once it has seen this.
+            point.send(&AnchorReply::Ready).ok()?;
+            Some(Handshake {
+                slot: Arc::clone(&slot),
+                nonce,
+                expected_types,
+            })
         }
-    };
-    let service = Service::start(
-        "skprocess-pipe",
-        max_frame,
-        config.socket_dir.as_deref(),
-        admit,
-    )
+    })
     .map_err(|e| to_io(e.into()))?;
     let recipe = PointRecipe {
-        endpoint: service.endpoint().clone(),
+        endpoint: server.endpoint().clone(),
         nonce,
         type_hash: expected_types,
         max_frame,
     };
     let anchor = Anchor {
         peer,
-        service: Mutex::new(Some(service)),
+        server: Mutex::new(Some(server)),
         accept_timeout: config.accept_timeout,
         _types: PhantomData,
     };
     Ok((anchor, Point::from_recipe(recipe)))
+}
+
+/// One point's handshake, on the server's reader thread for its connection: the point's
+/// hello decides, and the connection leaves the server either way.
+struct Handshake {
+    slot: Arc<PeerSlot>,
+    nonce: u64,
+    expected_types: u64,
+}
+
+impl Session for Handshake {
+    fn on_frame(&mut self, point: &ServerPeer, frame: &[u8]) -> Flow {
+        let Ok(hello) = frame::decode::<PointHello>(frame) else {
+            return Flow::Close;
+        };
+        let slot = Arc::clone(&self.slot);
+        let connection = Arc::clone(point.connection());
+        let pid = point.pid();
+        let arrival = (
+            hello.nonce == self.nonce,
+            hello.type_hash == self.expected_types,
+        );
+        Flow::Detach(Box::new(move |frames| {
+            slot.handshake(connection, frames, pid, arrival);
+        }))
+    }
 }
 
 fn to_io(error: crate::error::Error) -> PipeError {
@@ -161,36 +174,24 @@ impl PeerSlot {
         self.peer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs on the accept thread: reads the point's hello, decides, answers, and on success
-    /// makes the connection the peer. A point that sends nothing sensible is dropped.
+    /// Decides on a point whose hello arrived (`arrival`: whether its nonce and its types
+    /// match), answers, and on success makes the connection the peer.
     fn handshake(
         &self,
-        connection: Connection,
-        hello: Hello,
-        nonce: u64,
-        expected_types: u64,
-        max_frame: u32,
+        connection: Arc<Connection>,
+        frames: FrameReader,
+        pid: u32,
+        (nonce_matches, types_match): (bool, bool),
     ) {
         let deadline = Instant::now().checked_add(HANDSHAKE_TIMEOUT);
-        if !matches!(
-            connection.send_before(&AnchorReply::Ready, deadline),
-            Ok(true)
-        ) {
-            return;
-        }
-        let mut frames = FrameBuffer::new(max_frame);
-        let point_hello = read_with_timeout::<PointHello>(&connection, &mut frames);
-        let Some(point_hello) = point_hello else {
-            return;
-        };
         let mut peer = self.lock();
         let current_peer_hung_up = match &*peer {
             Peer::Connected(link) => link.peer_hung_up(),
             _ => false,
         };
         let arrival = Arrival {
-            nonce_matches: point_hello.nonce == nonce,
-            types_match: point_hello.type_hash == expected_types,
+            nonce_matches,
+            types_match,
             current_peer_hung_up,
         };
         match peer.admit(arrival, Link::peer_pid) {
@@ -204,7 +205,9 @@ impl PeerSlot {
                 if let Peer::Connected(old) = &*peer {
                     old.shutdown();
                 }
-                *peer = Peer::Connected(Arc::new(Link::new(connection, frames, hello.pid)));
+                // The server read the handshake; the pipe's stream of messages keeps its room.
+                let frames = frames.keep_large();
+                *peer = Peer::Connected(Arc::new(Link::new(connection, frames, pid)));
                 self.changed.notify_all();
             }
             Admission::Refuse(refusal) => {
@@ -243,12 +246,12 @@ impl PeerSlot {
 /// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
 pub(super) fn read_with_timeout<T: serde::de::DeserializeOwned>(
     connection: &Connection,
-    frames: &mut FrameBuffer,
+    frames: &mut FrameReader,
 ) -> Option<T> {
     let mut stream = connection.stream();
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
     let message = match frames.read_frame(&mut stream) {
-        Ok(Some(body)) => crate::transport::frame::decode(body).ok(),
+        Ok(Some(body)) => crate::transport::frame::decode(body.bytes()).ok(),
         _ => None,
     };
     stream.set_read_timeout(None).ok()?;
@@ -276,12 +279,12 @@ impl<S, R> Anchor<S, R> {
             link.shutdown();
         }
         self.peer.changed.notify_all();
-        let service = self
-            .service
+        let server = self
+            .server
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        drop(service);
+        drop(server);
     }
 
     /// The connected end for a call that may wait until `call_deadline`.

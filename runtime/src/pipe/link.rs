@@ -7,7 +7,7 @@
 //! buffer: a sender whose peer does not read waits in `send` (backpressure), and the
 //! non-blocking and timed variants give the message back instead.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -15,15 +15,14 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::pipe::PipeError;
-use crate::pipe::reader::FrameBuffer;
 use crate::sys::{self, Source};
 use crate::transport::Connection;
-use crate::transport::frame::{self, WireError};
+use crate::transport::frame::{self, FrameReader, WireError};
 
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
 pub(crate) struct Link {
-    connection: Connection,
+    connection: Arc<Connection>,
     /// Held by every send, so a frame streamed straight to the socket never interleaves with
     /// another; it keeps the scratch buffer of streamed frames.
     sending: Mutex<Vec<u8>>,
@@ -36,7 +35,7 @@ pub(crate) struct Link {
 
 #[derive(Debug)]
 struct Reader {
-    frames: FrameBuffer,
+    frames: FrameReader,
     /// The socket's current receive timeout, so it is changed only when a call needs another.
     timeout: Option<Duration>,
 }
@@ -54,7 +53,7 @@ pub(crate) enum Sent {
 impl Link {
     /// Wraps a connection whose handshake is done; `frames` keeps what the handshake's reads
     /// already buffered.
-    pub(crate) fn new(connection: Connection, frames: FrameBuffer, peer_pid: u32) -> Self {
+    pub(crate) fn new(connection: Arc<Connection>, frames: FrameReader, peer_pid: u32) -> Self {
         Self {
             connection,
             sending: Mutex::new(Vec::new()),
@@ -143,7 +142,7 @@ impl Link {
             let mut stream = self.connection.stream();
             match reader.frames.read_frame(&mut stream) {
                 Ok(Some(body)) => {
-                    return frame::decode(body)
+                    return frame::decode(body.bytes())
                         .map(Some)
                         .map_err(|e| PipeError::Malformed(e.to_string()));
                 }

@@ -21,7 +21,6 @@
 mod anchor;
 mod link;
 mod point;
-mod reader;
 mod slot;
 
 use std::path::PathBuf;

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::child::runtime_context::ChildContext;
 use crate::error::Error;
 use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
-use crate::pipe::reader::FrameBuffer;
 use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
+use crate::transport::frame::FrameReader;
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 /// The end of a pipe that moves into another process: it sends `S` and receives `R` (for a
@@ -117,12 +117,9 @@ impl<S, R> Point<S, R> {
 /// anchor sees it.
 fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
     let endpoint = &recipe.endpoint;
-    let connected = match ChildContext::current() {
-        Some(context) => context.connect(&endpoint.address, &endpoint.token, recipe.max_frame),
-        None => endpoint.connect(recipe.max_frame).map_err(Into::into),
-    };
-    let connection = connected.map_err(connect_error)?;
-    let mut frames = FrameBuffer::new(recipe.max_frame);
+    let connection =
+        server::connect(endpoint, recipe.max_frame).map_err(|e| connect_error(e.into()))?;
+    let mut frames = FrameReader::new(recipe.max_frame).keep_large();
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Ready) => {}
         Some(AnchorReply::Refused(refusal)) => return Err(refused(refusal)),
@@ -136,7 +133,7 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
         .send(&hello)
         .map_err(|e| connect_error(e.into()))?;
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
-        Some(AnchorReply::Accepted { pid }) => Ok(Link::new(connection, frames, pid)),
+        Some(AnchorReply::Accepted { pid }) => Ok(Link::new(Arc::new(connection), frames, pid)),
         Some(AnchorReply::Refused(refusal)) => Err(refused(refusal)),
         Some(AnchorReply::Ready) | None => Err(PipeError::Closed),
     }
@@ -145,6 +142,8 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
 /// A connection that cannot be made means the anchor (or its process) is gone.
 fn connect_error(error: Error) -> PipeError {
     match error {
+        // Not final: the anchor's handshakes free up.
+        Error::TooManyConnections { .. } => PipeError::Io(io::Error::other(error.to_string())),
         Error::Io(e)
             if !matches!(
                 e.kind(),

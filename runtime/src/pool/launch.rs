@@ -103,7 +103,7 @@ fn start(
 ) -> Result<(Arc<Connection>, FrameReader, Child), Error> {
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(socket_dir)?;
-    let mut child = command(&rendezvous, &token, max_frame)?
+    let mut child = command(&rendezvous, &token, max_frame, None)?
         .spawn()
         .map_err(Error::Spawn)?;
     let deadline = crate::deadline::after(Some(connect_timeout));
@@ -152,6 +152,7 @@ pub(crate) fn handshake(
         build: function::build_identity().to_vec(),
     })?;
     connection.send(&Start {
+        proof: crate::protocol::parent_proof(token),
         role,
         key: "",
         state: &build,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::pool::function::{self, Spread};
+use crate::pool::function::{self, Mode};
 use crate::pool::job::{Canceller, Completion, Imap, Job, JobRun, JobSpec, MapFuture};
 use crate::pool::scheduler::Task;
 use crate::pool::{Pool, PoolCore};
@@ -36,59 +36,9 @@ pub struct Background;
 pub struct Asynced;
 
 mod sealed {
-    pub trait Sealed<Mode, Item> {}
     pub trait Deferred {}
     impl Deferred for super::Background {}
     impl Deferred for super::Asynced {}
-}
-
-/// A function a pool can map over items of type `Item` in mode `Mode` ([`Plain`] or
-/// [`Star`]): a `fn` item or a closure that captures nothing, whose argument(s) and output
-/// cross the process boundary. Implemented for every such function; it cannot be implemented
-/// by hand.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be mapped over items of type `{Item}`",
-    label = "a pool function must take one item (or, with `star()`, the item's tuple fields) and return a serializable value",
-    note = "items and outputs must implement `Serialize` and `Deserialize`; with `star()`, each item is a tuple whose fields are the arguments"
-)]
-pub trait PoolFunction<Mode, Item>:
-    sealed::Sealed<Mode, Item> + Copy + Send + Sync + 'static
-{
-    /// What the function returns for one item.
-    type Output: Message;
-    /// The offset of the function's trampoline from the runtime's base symbol.
-    #[doc(hidden)]
-    fn code_offset() -> i64;
-}
-
-impl<F, A, R> sealed::Sealed<Plain, A> for F where F: Fn(A) -> R {}
-
-impl<F, A, R> PoolFunction<Plain, A> for F
-where
-    F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: Message,
-    R: Message,
-{
-    type Output = R;
-    fn code_offset() -> i64 {
-        function::assert_zero_sized::<F>();
-        function::offset_of(function::call::<F, A, R>)
-    }
-}
-
-impl<F: Spread<T>, T> sealed::Sealed<Star, T> for F {}
-
-impl<F, T> PoolFunction<Star, T> for F
-where
-    F: Spread<T>,
-    T: Message,
-    F::Output: Message,
-{
-    type Output = F::Output;
-    fn code_offset() -> i64 {
-        function::assert_zero_sized::<F>();
-        function::offset_of(function::call_spread::<F, T>)
-    }
 }
 
 /// A map call being built: start from [`Pool::star`], [`Pool::timeout`],
@@ -126,9 +76,11 @@ impl<'p, M, D> Maps<'p, M, D> {
         }
     }
 
-    /// Each item is a tuple whose fields are the function's arguments: `star().map(add,
-    /// [(1, 2), (3, 4)])` calls `add(1, 2)` and `add(3, 4)`. The arity is checked at compile
-    /// time.
+    /// Each item is a tuple whose fields are the function's arguments: `star().map(add as
+    /// fn(u64, u64) -> u64, [(1, 2), (3, 4)])` calls `add(1, 2)` and `add(3, 4)`. The arity
+    /// is checked at compile time. A `fn` item needs the cast to a `fn` pointer (its arity is
+    /// only known from the items, which rustc reads after the function); a closure such as
+    /// `|a: u64, b: u64| a + b` needs none (see [`Mode`]).
     pub fn star(self) -> Maps<'p, Star, D> {
         self.with()
     }
@@ -174,9 +126,14 @@ impl<'p, M, D> Maps<'p, M, D> {
     }
 }
 
-fn function_task<M, A, F: PoolFunction<M, A>>() -> Task {
+fn function_task<M, T, R>(f: M::Function) -> Task
+where
+    M: Mode<T, R>,
+    T: Message,
+    R: Message,
+{
     Task::Function {
-        offset: F::code_offset(),
+        offset: function::offsets::<M, T, R>(f),
     }
 }
 
@@ -197,27 +154,27 @@ impl<'p, M> Maps<'p, M, Now> {
 
     /// Maps `f` over `items`; the outputs in input order. When items fail, the error of the
     /// first failing one in input order, once all finished ([`Error::Item`] names its index).
-    pub fn map<F, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    pub fn map<T, R, I>(&self, f: M::Function, items: I) -> Result<Vec<R>, Error>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        M: Mode<T, R>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        let spec = self.spec(function_task::<M, I::Item, F>(), 1, true);
+        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
         self.run(spec, items).ok_or(Error::PoolClosed)?.collect()
     }
 
     /// Like [`map`](Maps::map), with the outputs in completion order; returns at the first
     /// failure to complete, cancelling the items not started.
-    pub fn unordered_map<F, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    pub fn unordered_map<T, R, I>(&self, f: M::Function, items: I) -> Result<Vec<R>, Error>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        M: Mode<T, R>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        let spec = self.spec(function_task::<M, I::Item, F>(), 1, false);
+        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
             .ok_or(Error::PoolClosed)?
             .collect_unordered()
@@ -225,25 +182,25 @@ impl<'p, M> Maps<'p, M, Now> {
 
     /// A lazy iterator of each item's outcome, in input order: it pulls `items` as workers
     /// free up, with a bounded number in flight.
-    pub fn imap<F, I>(&self, f: F, items: I) -> Imap<'p, I::IntoIter, F::Output>
+    pub fn imap<T, R, I>(&self, f: M::Function, items: I) -> Imap<'p, I::IntoIter, R>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        M: Mode<T, R>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        Imap::new(self.run(self.spec(function_task::<M, I::Item, F>(), 1, true), items))
+        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, true), items))
     }
 
     /// Like [`imap`](Maps::imap), in completion order.
-    pub fn unordered_imap<F, I>(&self, f: F, items: I) -> Imap<'p, I::IntoIter, F::Output>
+    pub fn unordered_imap<T, R, I>(&self, f: M::Function, items: I) -> Imap<'p, I::IntoIter, R>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        M: Mode<T, R>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        Imap::new(self.run(self.spec(function_task::<M, I::Item, F>(), 1, false), items))
+        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, false), items))
     }
 }
 
@@ -339,53 +296,55 @@ where
     }
 
     /// [`Maps::map`], deferred.
-    pub fn map<F, I>(&self, f: F, items: I) -> D::Handle
+    pub fn map<T, R, I>(&self, f: M::Function, items: I) -> D::Handle
     where
-        D: Deliver<F::Output>,
-        I: IntoIterator,
+        M: Mode<T, R>,
+        D: Deliver<R>,
+        I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        let spec = self.spec(function_task::<M, I::Item, F>(), 1, true);
+        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
         self.defer(spec, items, true)
     }
 
     /// [`Maps::unordered_map`], deferred.
-    pub fn unordered_map<F, I>(&self, f: F, items: I) -> D::Handle
+    pub fn unordered_map<T, R, I>(&self, f: M::Function, items: I) -> D::Handle
     where
-        D: Deliver<F::Output>,
-        I: IntoIterator,
+        M: Mode<T, R>,
+        D: Deliver<R>,
+        I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        T: Message,
+        R: Message,
     {
-        let _ = f;
-        let spec = self.spec(function_task::<M, I::Item, F>(), 1, false);
+        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
         self.defer(spec, items, false)
     }
 
     /// [`Maps::imap`], deferred: the outcomes collected into a list in input order.
-    pub fn imap<F, I>(&self, f: F, items: I) -> D::Handle
+    pub fn imap<T, R, I>(&self, f: M::Function, items: I) -> D::Handle
     where
-        D: Deliver<F::Output>,
-        I: IntoIterator,
+        M: Mode<T, R>,
+        D: Deliver<R>,
+        I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        T: Message,
+        R: Message,
     {
         self.map(f, items)
     }
 
     /// [`Maps::unordered_imap`], deferred: the outcomes collected in completion order.
-    pub fn unordered_imap<F, I>(&self, f: F, items: I) -> D::Handle
+    pub fn unordered_imap<T, R, I>(&self, f: M::Function, items: I) -> D::Handle
     where
-        D: Deliver<F::Output>,
-        I: IntoIterator,
+        M: Mode<T, R>,
+        D: Deliver<R>,
+        I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
-        I::Item: Serialize,
-        F: PoolFunction<M, I::Item>,
+        T: Message,
+        R: Message,
     {
         self.unordered_map(f, items)
     }
@@ -441,41 +400,41 @@ impl Pool {
     }
 
     /// Maps `f` over `items`, outputs in input order; see [`Maps::map`].
-    pub fn map<F, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    pub fn map<T, R, I>(&self, f: fn(T) -> R, items: I) -> Result<Vec<R>, Error>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<Plain, I::Item>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
         self.maps().map(f, items)
     }
 
     /// Maps `f` over `items`, outputs in completion order; see [`Maps::unordered_map`].
-    pub fn unordered_map<F, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    pub fn unordered_map<T, R, I>(&self, f: fn(T) -> R, items: I) -> Result<Vec<R>, Error>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<Plain, I::Item>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
         self.maps().unordered_map(f, items)
     }
 
     /// A lazy iterator of outcomes in input order; see [`Maps::imap`].
-    pub fn imap<F, I>(&self, f: F, items: I) -> Imap<'_, I::IntoIter, F::Output>
+    pub fn imap<T, R, I>(&self, f: fn(T) -> R, items: I) -> Imap<'_, I::IntoIter, R>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<Plain, I::Item>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
         self.maps().imap(f, items)
     }
 
     /// A lazy iterator of outcomes in completion order; see [`Maps::unordered_imap`].
-    pub fn unordered_imap<F, I>(&self, f: F, items: I) -> Imap<'_, I::IntoIter, F::Output>
+    pub fn unordered_imap<T, R, I>(&self, f: fn(T) -> R, items: I) -> Imap<'_, I::IntoIter, R>
     where
-        I: IntoIterator,
-        I::Item: Serialize,
-        F: PoolFunction<Plain, I::Item>,
+        I: IntoIterator<Item = T>,
+        T: Message,
+        R: Message,
     {
         self.maps().unordered_imap(f, items)
     }

@@ -36,9 +36,9 @@ use crate::error::Error;
 use crate::protocol::pool::RESULT_OVERHEAD;
 use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
 
-pub use function::Spread;
+pub use function::Mode;
 pub use job::{Canceller, Imap, Job, MapFuture};
-pub use maps::{Asynced, Background, Deliver, Maps, Now, Plain, PoolFunction, Star};
+pub use maps::{Asynced, Background, Deliver, Maps, Now, Plain, Star};
 
 /// Room a chunk frame needs beside its items.
 const CHUNK_OVERHEAD: usize = 4096;
@@ -114,7 +114,7 @@ impl PoolConfig {
 ///
 /// let pool = Pool::new(4)?;
 /// assert_eq!(pool.map(square, 1..=4)?, [1, 4, 9, 16]);
-/// assert_eq!(pool.star().map(add, [(1, 2), (3, 4)])?, [3, 7]);
+/// assert_eq!(pool.star().map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)])?, [3, 7]);
 /// assert_eq!(pool.map(|x: u64| x * 2, 0..3)?, [0, 2, 4]);
 /// # Ok(()) }
 /// ```

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::pool::shared_bytes::SharedBytes;
-use crate::protocol::pool::ItemFailure;
+use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 
 /// Work per chunk the scheduler aims for, once the cost per item is known.
 pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
@@ -40,8 +40,8 @@ pub(crate) type JobId = u64;
 /// What runs a job's items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Task {
-    /// A trampoline's offset from the base symbol.
-    Function { offset: i64 },
+    /// A `fn` pointer and its trampoline, as offsets from the base symbol.
+    Function { offset: FunctionOffsets },
     /// A registered `#[skprocess]` type.
     Process { key: &'static str },
 }

@@ -3,7 +3,12 @@
 
 use super::*;
 
-const TASK: Task = Task::Function { offset: 0 };
+const TASK: Task = Task::Function {
+    offset: FunctionOffsets {
+        trampoline: 0,
+        function: 0,
+    },
+};
 
 fn items(range: std::ops::Range<u64>) -> Vec<Item> {
     range

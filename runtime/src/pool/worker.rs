@@ -126,17 +126,17 @@ pub(crate) trait ItemSink: Send + Sync {
 
 /// What a chunk's task resolves to in this process.
 enum Resolved {
-    Function(function::Trampoline),
+    Function(function::Callable),
     Process(&'static ProcessEntry),
     Unknown(String),
 }
 
 fn resolve(task: TaskRef<'_>) -> Resolved {
     match task {
-        // SAFETY: the offset comes from the parent, which this worker proved to be the same
+        // SAFETY: the offsets come from the parent, which this worker proved to be the same
         // build before reading any chunk (`check_build`), or from this very process.
-        TaskRef::Function { offset } => match unsafe { function::trampoline_at(offset) } {
-            Ok(trampoline) => Resolved::Function(trampoline),
+        TaskRef::Function { offset } => match unsafe { function::resolve(offset) } {
+            Ok(callable) => Resolved::Function(callable),
             Err(detail) => Resolved::Unknown(detail),
         },
         TaskRef::Process { key } => {
@@ -179,7 +179,7 @@ fn execute(
     overrun: impl FnOnce() -> Arc<dyn ReportOverrun>,
 ) -> Result<(), ItemFailure> {
     match task {
-        Resolved::Function(trampoline) => trampoline(bytes, output),
+        Resolved::Function(callable) => callable.call(bytes, output),
         Resolved::Process(entry) => {
             *output = (entry.run_in_pool)(bytes, overrun()).map_err(ItemFailure::Process)?;
             Ok(())

@@ -7,10 +7,11 @@
 //!   bookkeeping is the sans-IO `machine.rs`: which items wait, which one the worker holds,
 //!   and which worker (by generation) is the live one.
 //! - The worker is started with [`run`](crate::run) running `drain.rs`'s loop, monomorphised
-//!   for the item and handler types; it connects back to a [`Service`] of the owner and asks
-//!   for one item at a time (`protocol/process_queue.rs`).
-//! - One thread per worker connection answers its requests; a connection that ends without
-//!   the worker being retired requeues the item it held.
+//!   for the item and handler types; it connects back to the owner's server
+//!   (`transport::server`) and asks for one item at a time (`protocol/process_queue.rs`).
+//! - The server's reader thread for each worker connection answers its requests (a session in
+//!   `owner.rs`); a connection that ends without the worker being retired requeues the item
+//!   it held.
 
 mod drain;
 mod machine;
@@ -24,12 +25,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pool::function;
+use crate::pool::{Plain, function};
+use crate::protocol::pool::FunctionOffsets;
 use crate::protocol::process_queue::ITEM_OVERHEAD;
 use crate::transport::frame;
-use crate::transport::service::{Endpoint, Service};
+use crate::transport::server::{Peer, Server, ServerConfig};
+use crate::transport::service::Endpoint;
 use crate::worker::Worker;
-use owner::{Owner, Running};
+use owner::{Owner, Running, WorkerSession};
 
 /// Smallest accepted [`ProcessQueueConfig::max_frame_bytes`].
 const MIN_FRAME: u32 = 64 * 1024;
@@ -113,9 +116,6 @@ impl ProcessQueueConfig {
     }
 }
 
-/// Starts the worker of one generation: `run` of the drain loop for one item and handler type.
-type SpawnWorker = fn(Endpoint, u64, u32) -> Result<Worker<()>, Error>;
-
 /// A queue that runs each item through `handler` in a worker process it starts itself when
 /// there is work, and that exits once the queue is empty.
 ///
@@ -149,15 +149,17 @@ type SpawnWorker = fn(Endpoint, u64, u32) -> Result<Worker<()>, Error>;
 /// - **No orphans**: [`stop`](ProcessQueue::stop) and dropping the queue kill and reap the
 ///   worker, and a worker exits by itself when the creating process dies (even by `SIGKILL`).
 ///
-/// The handler is a `fn` item or a closure that captures nothing (a capturing closure does not
-/// compile): the worker is this executable started again (see [`init`](crate::init)) and
-/// finds the handler from its type alone. Send what it needs in the items.
+/// The handler is a `fn` pointer — a `fn` item or a closure that captures nothing (a capturing
+/// closure does not compile): the worker is this executable started again (see
+/// [`init`](crate::init)) and finds the handler by its offset in the same build. Send what it
+/// needs in the items.
 pub struct ProcessQueue<T> {
     owner: Arc<Owner>,
     config: ProcessQueueConfig,
     /// The rendezvous the workers connect to, started with the first worker.
-    service: Mutex<Option<Service>>,
-    spawn: SpawnWorker,
+    service: Mutex<Option<Server>>,
+    /// Where the handler lies, for the workers.
+    handler: FunctionOffsets,
     items: PhantomData<fn(T)>,
 }
 
@@ -167,37 +169,22 @@ where
 {
     /// A queue whose worker runs `handler` on each item, with the default
     /// [`ProcessQueueConfig`]. Nothing starts until the first [`start`](ProcessQueue::start).
-    pub fn new<F>(handler: F) -> Self
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
+    pub fn new(handler: fn(T)) -> Self {
         Self::build(handler, ProcessQueueConfig::default())
     }
 
     /// A queue with `config`; fails with [`Error::Config`] when it is invalid.
-    pub fn with_config<F>(handler: F, config: ProcessQueueConfig) -> Result<Self, Error>
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
+    pub fn with_config(handler: fn(T), config: ProcessQueueConfig) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self::build(handler, config))
     }
 
-    fn build<F>(handler: F, config: ProcessQueueConfig) -> Self
-    where
-        F: Fn(T) + Copy + Send + Sync + 'static,
-    {
-        let _ = handler;
-        function::assert_zero_sized::<F>();
+    fn build(handler: fn(T), config: ProcessQueueConfig) -> Self {
         Self {
-            owner: Arc::new(Owner::new(
-                config.capacity,
-                config.attempts,
-                config.max_frame_bytes,
-            )),
+            owner: Arc::new(Owner::new(config.capacity, config.attempts)),
             config,
             service: Mutex::new(None),
-            spawn: spawn_worker::<T, F>,
+            handler: function::offsets::<Plain, T, ()>(handler),
             items: PhantomData,
         }
     }
@@ -251,7 +238,10 @@ where
 
     fn spawn_worker(&self, generation: u64) -> Result<Worker<()>, Error> {
         let endpoint = self.endpoint()?;
-        (self.spawn)(endpoint, generation, self.config.max_frame_bytes)
+        let max_frame = self.config.max_frame_bytes;
+        // The drain loop is the same for every item type: the handler's trampoline decodes.
+        let drain: fn(Endpoint, u64, u32, FunctionOffsets) = drain::drain;
+        crate::worker::run(drain, (endpoint, generation, max_frame, self.handler))
     }
 
     /// The service's endpoint, starting the service on first need.
@@ -261,19 +251,11 @@ where
             return Ok(service.endpoint().clone());
         }
         let owner = Arc::clone(&self.owner);
-        let started = Service::start(
-            "skprocess-pqueue-accept",
-            self.config.max_frame_bytes,
-            self.config.socket_dir.as_deref(),
-            move |connection, _hello| {
-                let owner = Arc::clone(&owner);
-                // Without a thread the connection is dropped: the worker exits, and its
-                // items stay queued for the next `start`.
-                let _ = std::thread::Builder::new()
-                    .name("skprocess-pqueue-serve".into())
-                    .spawn(move || owner.serve(connection));
-            },
-        )?;
+        let mut server = ServerConfig::new("skprocess-pqueue", self.config.max_frame_bytes);
+        server.socket_dir = self.config.socket_dir.clone();
+        let started = Server::start(server, move |_: &Peer| {
+            Some(WorkerSession::new(Arc::clone(&owner)))
+        })?;
         let endpoint = started.endpoint().clone();
         *service = Some(started);
         Ok(endpoint)
@@ -357,17 +339,4 @@ impl<T> Drop for ProcessQueue<T> {
             .take();
         drop(service);
     }
-}
-
-/// Starts a worker running [`drain`](drain::drain) for `T` and `F`.
-fn spawn_worker<T, F>(
-    endpoint: Endpoint,
-    generation: u64,
-    max_frame: u32,
-) -> Result<Worker<()>, Error>
-where
-    T: Serialize + DeserializeOwned + Send + 'static,
-    F: Fn(T) + Copy + Send + Sync + 'static,
-{
-    crate::worker::run(drain::drain::<T, F>, (endpoint, generation, max_frame))
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::process_queue::{Finished, ToQueue, ToWorker};
-use crate::transport::Connection;
-use crate::transport::frame::FrameReader;
+use crate::transport::frame;
+use crate::transport::server::{Flow, Peer, Session};
 use crate::worker::Worker;
 
 use super::machine::{Appended, Machine, Next};
@@ -21,19 +21,17 @@ pub(crate) struct Running {
     pub(crate) process: Worker<()>,
 }
 
-/// What the handle and the connection threads share.
+/// What the handle and the worker sessions share.
 pub(crate) struct Owner {
     machine: Mutex<Machine>,
     worker: Mutex<Option<Running>>,
-    max_frame: u32,
 }
 
 impl Owner {
-    pub(crate) fn new(capacity: usize, attempts: u32, max_frame: u32) -> Self {
+    pub(crate) fn new(capacity: usize, attempts: u32) -> Self {
         Self {
             machine: Mutex::new(Machine::new(capacity, attempts)),
             worker: Mutex::new(None),
-            max_frame,
         }
     }
 
@@ -79,37 +77,18 @@ impl Owner {
             })
     }
 
-    /// Serves one worker connection until it ends, on a thread of its own.
-    pub(crate) fn serve(self: Arc<Self>, connection: Connection) {
-        let mut reader = FrameReader::new(self.max_frame);
-        let mut generation = None;
-        while let Ok(Some(ToQueue::Next {
-            generation: asking,
-            finished,
-        })) = reader.read_message(&mut connection.stream())
-        {
-            generation = Some(asking);
-            if !self.answer(&connection, asking, finished) {
-                break;
-            }
-        }
-        if let Some(generation) = generation {
-            self.connection_ended(generation);
-        }
-    }
-
     /// Answers one request; false when the connection failed.
-    fn answer(&self, connection: &Connection, generation: u64, finished: Option<Finished>) -> bool {
+    fn answer(&self, peer: &Peer, generation: u64, finished: Option<Finished>) -> bool {
         if let Some(panic) = finished.as_ref().and_then(|f| f.panic.as_deref()) {
             tracing::warn!("a process queue handler panicked (the item is done): {panic}");
         }
         let next = self.machine().next(generation, finished.map(|f| f.id));
         let sent = match &next {
-            Next::Item(entry) => connection.send(&ToWorker::Item {
+            Next::Item(entry) => peer.send(&ToWorker::Item {
                 id: entry.id,
                 item: &entry.bytes,
             }),
-            Next::Retire => connection.send(&ToWorker::Retire),
+            Next::Retire => peer.send(&ToWorker::Retire),
         };
         sent.is_ok()
     }
@@ -133,5 +112,46 @@ fn report_end(running: &mut Running) {
             "a process queue worker ended before the queue was empty ({error}); the next \
              `start` starts another"
         );
+    }
+}
+
+/// One worker connection, served on the server's reader thread for it: each request is the
+/// worker asking for its next item (reporting the last one done).
+pub(crate) struct WorkerSession {
+    owner: Arc<Owner>,
+    /// The worker's generation, once it asked.
+    generation: Option<u64>,
+}
+
+impl WorkerSession {
+    pub(crate) fn new(owner: Arc<Owner>) -> Self {
+        Self {
+            owner,
+            generation: None,
+        }
+    }
+}
+
+impl Session for WorkerSession {
+    fn on_frame(&mut self, peer: &Peer, frame: &[u8]) -> Flow {
+        let Ok(ToQueue::Next {
+            generation,
+            finished,
+        }) = frame::decode::<ToQueue>(frame)
+        else {
+            return Flow::Close;
+        };
+        self.generation = Some(generation);
+        if self.owner.answer(peer, generation, finished) {
+            Flow::Continue
+        } else {
+            Flow::Close
+        }
+    }
+
+    fn on_end(&mut self, _peer: &Peer) {
+        if let Some(generation) = self.generation {
+            self.owner.connection_ended(generation);
+        }
     }
 }

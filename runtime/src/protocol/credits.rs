@@ -104,30 +104,77 @@ impl Credits {
 
 /// The receiver's side: counts messages taken from the queue and says when to hand a batch
 /// of credits back, so a steady stream costs one credit message per quarter of the queue.
+///
+/// It also keeps the sender's allowance — the credits given at the start or handed back and
+/// not yet spent — so a sender that sends more than it was given is caught: that is a protocol
+/// violation, not a full queue (the receiver's memory bound depends on it).
 #[derive(Debug)]
 pub(crate) struct CreditReturn {
     taken: u32,
     batch: u32,
+    allowance: u64,
+}
+
+/// A sender sent a message without a credit for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overspent {
+    /// How many messages arrived in the batch that overspent.
+    pub(crate) arrived: usize,
+    /// The credits the sender had before that batch.
+    pub(crate) allowance: u64,
+}
+
+impl std::fmt::Display for Overspent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {} messages with {} credits left: more than its credits allowed",
+            self.arrived, self.allowance
+        )
+    }
 }
 
 impl CreditReturn {
-    /// For a queue of `capacity` messages.
+    /// For a queue of `capacity` messages; the sender starts with `capacity` credits.
     pub(crate) fn new(capacity: u32) -> Self {
         Self {
             taken: 0,
             batch: (capacity / 4).max(1),
+            allowance: u64::from(capacity),
+        }
+    }
+
+    /// Counts `count` messages that arrived, each spending one of the sender's credits; fails
+    /// when the sender had fewer, and then the allowance is left as it was.
+    pub(crate) fn received(&mut self, count: usize) -> Result<(), Overspent> {
+        let spent = u64::try_from(count).unwrap_or(u64::MAX);
+        match self.allowance.checked_sub(spent) {
+            Some(left) => {
+                self.allowance = left;
+                Ok(())
+            }
+            None => Err(Overspent {
+                arrived: count,
+                allowance: self.allowance,
+            }),
         }
     }
 
     /// Counts one message taken; returns the credits to hand back, if a batch is complete.
+    /// The sender's allowance grows by them at once: it can only spend them once they
+    /// arrived, so counting them early never blames an honest sender.
     pub(crate) fn took_one(&mut self) -> Option<u32> {
-        self.taken += 1;
-        (self.taken >= self.batch).then(|| std::mem::take(&mut self.taken))
+        self.taken = self.taken.saturating_add(1);
+        let credits = (self.taken >= self.batch).then(|| std::mem::take(&mut self.taken))?;
+        self.allowance = self.allowance.saturating_add(u64::from(credits));
+        Some(credits)
     }
 
-    /// Forgets the count, for a new sender (a restarted child starts with fresh credits).
-    pub(crate) fn reset(&mut self) {
+    /// Forgets the count, for a new sender (a restarted child) that starts with `allowance`
+    /// credits.
+    pub(crate) fn reset(&mut self, allowance: u32) {
         self.taken = 0;
+        self.allowance = u64::from(allowance);
     }
 }
 
@@ -180,5 +227,37 @@ mod tests {
         assert_eq!(returns.took_one(), Some(2));
         let mut single = CreditReturn::new(1);
         assert_eq!(single.took_one(), Some(1));
+    }
+
+    #[test]
+    fn a_sender_within_its_credits_is_never_blamed() {
+        let mut returns = CreditReturn::new(4);
+        assert_eq!(returns.received(4), Ok(()));
+        assert_eq!(returns.took_one(), Some(1));
+        assert_eq!(returns.received(1), Ok(()));
+        returns.reset(2);
+        assert_eq!(returns.received(2), Ok(()));
+    }
+
+    #[test]
+    fn a_sender_that_sends_more_than_its_credits_overspends() {
+        let mut returns = CreditReturn::new(2);
+        assert_eq!(returns.received(1), Ok(()));
+        let overspent = returns.received(2).unwrap_err();
+        assert_eq!(
+            overspent,
+            Overspent {
+                arrived: 2,
+                allowance: 1
+            }
+        );
+        // The failed batch spent nothing: the one credit left still counts.
+        assert_eq!(returns.received(1), Ok(()));
+        assert!(returns.received(1).is_err());
+        // Credits handed back are spendable; a restarted sender starts from its reset.
+        returns.took_one();
+        assert_eq!(returns.received(1), Ok(()));
+        returns.reset(0);
+        assert!(returns.received(1).is_err());
     }
 }

@@ -2,8 +2,8 @@
 //! they share.
 //!
 //! Every child starts the same way: it connects, proves its token (transport), then reads one
-//! [`Start`] that names its [`Role`] and the registered type it runs. What follows depends on
-//! the role:
+//! [`Start`] that names its [`Role`] and the registered type it runs — once the start proved in
+//! turn that it comes from the parent ([`parent_proof`]). What follows depends on the role:
 //!
 //! - [`lifecycle`]: a `#[skprocess]` process and the parent's supervisor.
 //! - [`pipe`]: the handshake of a pipe's point with its anchor (not a child role: any process
@@ -23,6 +23,9 @@ pub(crate) mod pool;
 pub(crate) mod process_queue;
 pub(crate) mod queue;
 pub(crate) mod share;
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +48,9 @@ pub enum Role {
 /// The first message a child receives once it has proven its token.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Start<'a> {
+    /// The parent's proof ([`parent_proof`] of the child's token): a child compares it with
+    /// the one in its bootstrap variable before it uses anything else in the start.
+    pub(crate) proof: String,
     pub(crate) role: Role,
     pub(crate) key: &'a str,
     #[serde(with = "serde_bytes")]
@@ -53,6 +59,28 @@ pub(crate) struct Start<'a> {
     pub(crate) resume: lifecycle::Resume,
     /// How many [`lifecycle::ToChild::Samples`] frames follow with the timers so far.
     pub(crate) sample_frames: u32,
+}
+
+/// The proof a parent sends back in [`Start`] for the child it started with `token`.
+///
+/// The child proves `token` in its hello, so whoever accepts its connection learns it; the
+/// proof is a keyed hash of the token (SipHash under two random 128-bit keys of this parent
+/// process, which never leave it) that only the parent can compute. The parent puts it in the
+/// child's bootstrap variable beside the token, and sends it again in `Start`: a server that
+/// only saw the hello cannot, so a child never runs code offsets, a state or a configuration
+/// from anyone but its parent.
+pub(crate) fn parent_proof(token: &str) -> String {
+    static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
+    // `RandomState` draws its keys from the operating system's random source.
+    let keys = KEYS.get_or_init(|| [RandomState::new(), RandomState::new()]);
+    let mut proof = String::with_capacity(32);
+    for key in keys {
+        let mut hasher = key.build_hasher();
+        hasher.write(b"skprocess parent proof\0");
+        hasher.write(token.as_bytes());
+        proof.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    proof
 }
 
 /// Room a start message needs beside the state itself: key, configuration, and a resume point
@@ -107,6 +135,7 @@ mod tests {
     use super::lifecycle::{ToChild, ToParent};
     use super::*;
     use crate::transport::frame;
+    use crate::transport::rendezvous::tokens_match;
 
     #[test]
     fn the_tell_prefix_matches_the_codec_in_both_directions() {
@@ -118,5 +147,25 @@ mod tests {
             assert_eq!(frame::encode(&ToParent::Tell(&payload)).unwrap(), manual);
             assert_eq!(frame::encode(&ToChild::Tell(&payload)).unwrap(), manual);
         }
+    }
+
+    #[test]
+    fn only_the_parent_can_prove_a_token_back() {
+        let proof = parent_proof("a1b2");
+        assert_eq!(proof.len(), 32);
+        assert_eq!(
+            proof,
+            parent_proof("a1b2"),
+            "the parent computes it again for Start"
+        );
+        assert_ne!(proof, parent_proof("a1b3"), "each child has its own");
+        assert!(
+            !proof.contains("a1b2"),
+            "the proof does not give the token away"
+        );
+        assert!(tokens_match(&proof, &parent_proof("a1b2")));
+        assert!(!tokens_match(&proof, "a1b2"));
+        assert!(!tokens_match(&proof, ""));
+        assert!(!tokens_match(&proof, &proof[..31]));
     }
 }

@@ -26,13 +26,23 @@ pub(crate) struct WorkerStart {
     pub(crate) build: Vec<u8>,
 }
 
+/// A function that travels: its own and its trampoline's address minus the runtime's base
+/// symbol's, in the parent. Valid only in a process of the same build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FunctionOffsets {
+    /// The monomorphised trampoline that decodes an item, calls and encodes the output.
+    pub(crate) trampoline: i64,
+    /// The `fn` pointer the trampoline calls.
+    pub(crate) function: i64,
+}
+
 /// What runs the items of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TaskRef<'a> {
-    /// A monomorphised trampoline, as an offset from the runtime's base symbol.
+    /// A `fn` pointer and its trampoline, as offsets from the runtime's base symbol.
     Function {
-        /// The trampoline's address minus the base's, in the parent (the same build).
-        offset: i64,
+        /// Where the function and its trampoline lie, in the parent (the same build).
+        offset: FunctionOffsets,
     },
     /// A registered `#[skprocess]` type: each item is a state whose lifecycle runs in the
     /// worker.

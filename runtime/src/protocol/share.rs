@@ -24,8 +24,10 @@ pub(crate) enum Request<'a> {
         #[serde(borrow, with = "serde_bytes")]
         args: &'a [u8],
     },
-    /// Map the sender's write ring (a file at `path`); answered like a call.
-    AttachRing { path: &'a str },
+    /// Map the sender's write ring: a shared-memory region that travels with this frame's
+    /// bytes (`SCM_RIGHTS`), never a path. Nothing is answered; a region that is refused ends
+    /// the connection.
+    AttachRing,
     /// The sender published writes in its ring while the coordinator was asleep.
     Wake,
 }

@@ -1,61 +1,50 @@
-//! The broker: in the process that created a queue, the shared buffer and the service that
-//! handles in other processes connect to. Each connection gets a thread that reads its
-//! requests one at a time, so a reader waiting for messages never holds up another.
+//! The broker: in the process that created a queue, the shared buffer and the server that
+//! handles in other processes connect to. Each connection is a session on the server's reader
+//! thread for it, which handles its requests one at a time, so a reader waiting for messages
+//! never holds up another.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, append_message, split_message};
 use crate::queue::buffer::{Entry, ReaderId};
 use crate::queue::hub::{Hub, Put, Taken};
-use crate::sys::{self, Source};
-use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader};
-use crate::transport::service::{Endpoint, Service};
+use crate::transport::frame;
+use crate::transport::server::{Flow, Peer, Server, ServerConfig, Session};
+use crate::transport::service::Endpoint;
 
 /// Room for a batch reply's header (variant, sequence, count) in a frame.
 pub(crate) const BATCH_HEADER: u32 = 64;
 
 /// The creating process's side of a queue. Dropping it closes the queue: waiting calls in
-/// this process end, and every connection is shut down, so readers elsewhere get a clear
-/// error instead of waiting forever.
+/// this process end, and every connection is shut down (the server's drop), so readers
+/// elsewhere get a clear error instead of waiting forever.
 pub(crate) struct Broker {
     hub: Arc<Hub<Vec<u8>>>,
-    connections: Arc<Mutex<Vec<Weak<Connection>>>>,
-    service: Service,
+    server: Server,
 }
 
 impl Broker {
-    /// Starts the broker's service.
-    pub(crate) fn start(capacity: usize, max_frame: u32) -> Result<Self, Error> {
+    /// Starts the broker's server.
+    pub(crate) fn start(
+        capacity: usize,
+        max_frame: u32,
+        socket_dir: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
         let hub = Arc::new(Hub::new(capacity));
-        let connections: Arc<Mutex<Vec<Weak<Connection>>>> = Arc::default();
-        let service = Service::start("skprocess-queue", max_frame, None, {
+        let mut config = ServerConfig::new("skprocess-queue", max_frame);
+        config.socket_dir = socket_dir.map(Into::into);
+        let server = Server::start(config, {
             let hub = Arc::clone(&hub);
-            let connections = Arc::clone(&connections);
-            move |connection, _hello| {
-                let connection = Arc::new(connection);
-                register(&connections, &connection);
-                let hub = Arc::clone(&hub);
-                let spawned = std::thread::Builder::new()
-                    .name("skprocess-queue-reader".into())
-                    .spawn(move || Session::new(hub, connection, max_frame).run());
-                // Without a thread the connection is dropped: its handle sees a clear
-                // disconnection and its leases (none yet) are nothing to requeue.
-                drop(spawned);
-            }
+            move |_: &Peer| Some(QueueSession::new(Arc::clone(&hub), max_frame))
         })?;
-        Ok(Self {
-            hub,
-            connections,
-            service,
-        })
+        Ok(Self { hub, server })
     }
 
     /// Where handles connect.
     pub(crate) fn endpoint(&self) -> &Endpoint {
-        self.service.endpoint()
+        self.server.endpoint()
     }
 
     /// The buffer, for calls in this process.
@@ -67,72 +56,57 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.hub.close();
-        let connections = self
-            .connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for connection in connections.iter().filter_map(Weak::upgrade) {
-            connection.shutdown();
-        }
     }
 }
 
-fn register(connections: &Mutex<Vec<Weak<Connection>>>, connection: &Arc<Connection>) {
-    let mut connections = connections.lock().unwrap_or_else(PoisonError::into_inner);
-    connections.retain(|weak| weak.strong_count() > 0);
-    connections.push(Arc::downgrade(connection));
-}
-
-/// One connection's thread.
-struct Session {
+/// One connection's requests.
+struct QueueSession {
     hub: Arc<Hub<Vec<u8>>>,
-    connection: Arc<Connection>,
     max_frame: u32,
     /// Registered at the first fetch: a connection that only puts holds no leases.
     reader: Option<ReaderId>,
     payload: Vec<u8>,
 }
 
-impl Session {
-    fn new(hub: Arc<Hub<Vec<u8>>>, connection: Arc<Connection>, max_frame: u32) -> Self {
+impl Session for QueueSession {
+    /// Serves one request; a malformed one or a failed reply ends the connection.
+    fn on_frame(&mut self, peer: &Peer, frame: &[u8]) -> Flow {
+        let Ok(request) = frame::decode::<Request>(frame) else {
+            return Flow::Close;
+        };
+        match self.handle(peer, request) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close,
+        }
+    }
+
+    /// Requeues whatever the reader still held.
+    fn on_end(&mut self, _peer: &Peer) {
+        if let Some(reader) = self.reader.take() {
+            self.hub.update(|buffer| buffer.remove_reader(reader));
+        }
+    }
+}
+
+impl QueueSession {
+    fn new(hub: Arc<Hub<Vec<u8>>>, max_frame: u32) -> Self {
         Self {
             hub,
-            connection,
             max_frame,
             reader: None,
             payload: Vec::new(),
         }
     }
 
-    /// Serves requests until the connection ends or sends something malformed, then requeues
-    /// whatever the reader still held.
-    fn run(mut self) {
-        let mut frames = FrameReader::new(self.max_frame);
-        let connection = Arc::clone(&self.connection);
-        let mut stream = connection.stream();
-        while let Ok(Some(frame)) = frames.read_frame(&mut stream) {
-            let Ok(request) = frame::decode::<Request>(frame.bytes()) else {
-                break;
-            };
-            if self.handle(request).is_err() {
-                break;
-            }
-        }
-        if let Some(reader) = self.reader {
-            self.hub.update(|buffer| buffer.remove_reader(reader));
-        }
-        self.connection.shutdown();
-    }
-
-    fn handle(&mut self, request: Request<'_>) -> Result<(), Error> {
+    fn handle(&mut self, peer: &Peer, request: Request<'_>) -> Result<(), Error> {
         match request {
-            Request::Put { message, wait_ms } => self.put(message, wait_ms),
-            Request::PutMany { payload } => self.put_many(payload),
+            Request::Put { message, wait_ms } => self.put(peer, message, wait_ms),
+            Request::PutMany { payload } => self.put_many(peer, payload),
             Request::Fetch {
                 ack_through,
                 max,
                 wait_ms,
-            } => self.fetch(ack_through, max, wait_ms),
+            } => self.fetch(peer, ack_through, max, wait_ms),
             Request::Ack { through } => {
                 let reader = self.reader()?;
                 self.hub.update(|buffer| buffer.ack(reader, through));
@@ -159,48 +133,51 @@ impl Session {
         Ok(reader)
     }
 
-    fn put(&mut self, message: &[u8], wait_ms: Option<u64>) -> Result<(), Error> {
+    fn put(&mut self, peer: &Peer, message: &[u8], wait_ms: Option<u64>) -> Result<(), Error> {
         let deadline = deadline_in(wait_ms);
-        let connection = &self.connection;
         let reply = match self
             .hub
-            .put(message.to_vec(), deadline, || peer_waits(connection))
+            .put(message.to_vec(), deadline, || !peer.input_pending())
         {
             Put::Accepted => Reply::Put { accepted: true },
             Put::Full(_) => Reply::Put { accepted: false },
             Put::Closed(_) => Reply::Closed,
         };
-        Ok(self.connection.send(&reply)?)
+        Ok(peer.send(&reply)?)
     }
 
     /// Appends each message of `payload` in order, waiting for room; a payload cut short is a
     /// broken peer.
-    fn put_many(&mut self, mut payload: &[u8]) -> Result<(), Error> {
-        let connection = &self.connection;
+    fn put_many(&mut self, peer: &Peer, mut payload: &[u8]) -> Result<(), Error> {
         while !payload.is_empty() {
             let (message, rest) = split_message(payload).ok_or(Error::Disconnected)?;
             payload = rest;
             match self
                 .hub
-                .put(message.to_vec(), None, || peer_waits(connection))
+                .put(message.to_vec(), None, || !peer.input_pending())
             {
                 Put::Accepted => {}
                 // The peer hung up while the queue was full: what it sent is dropped with it
                 // (its call did not return, so it was never promised).
                 Put::Full(_) => return Err(Error::Disconnected),
-                Put::Closed(_) => return Ok(self.connection.send(&Reply::Closed)?),
+                Put::Closed(_) => return Ok(peer.send(&Reply::Closed)?),
             }
         }
-        Ok(self.connection.send(&Reply::Put { accepted: true })?)
+        Ok(peer.send(&Reply::Put { accepted: true })?)
     }
 
-    fn fetch(&mut self, ack: Option<u64>, max: u32, wait_ms: Option<u64>) -> Result<(), Error> {
+    fn fetch(
+        &mut self,
+        peer: &Peer,
+        ack: Option<u64>,
+        max: u32,
+        wait_ms: Option<u64>,
+    ) -> Result<(), Error> {
         let reader = self.reader()?;
         if let Some(through) = ack {
             self.hub.update(|buffer| buffer.ack(reader, through));
         }
         let deadline = deadline_in(wait_ms);
-        let connection = &self.connection;
         let payload = &mut self.payload;
         payload.clear();
         let max = usize::try_from(max).unwrap_or(usize::MAX);
@@ -212,7 +189,7 @@ impl Session {
             max,
             (budget, cost),
             deadline,
-            || peer_waits(connection),
+            || !peer.input_pending(),
             |buffer, grant| {
                 for entry in buffer.leased_from(reader, grant.first) {
                     if let Entry::Msg(message) = entry {
@@ -237,7 +214,7 @@ impl Session {
             },
             Taken::Closed => Reply::Closed,
         };
-        Ok(self.connection.send(&reply)?)
+        Ok(peer.send(&reply)?)
     }
 }
 
@@ -246,15 +223,5 @@ fn deadline_in(wait_ms: Option<u64>) -> Option<Instant> {
         None => None,
         // A wait too long for the clock is no deadline.
         Some(ms) => crate::deadline::after(Some(Duration::from_millis(ms))).or(None),
-    }
-}
-
-/// Whether the peer is still waiting for an answer: it sends nothing while it waits, so a
-/// readable socket means it hung up (or broke the protocol); either way, stop waiting for it.
-fn peer_waits(connection: &Connection) -> bool {
-    let source = [Source::from(connection.stream())];
-    match sys::wait_readable(&source, Some(Duration::ZERO)) {
-        Ok(ready) => !ready.iter().any(|r| r.readable || r.hung_up),
-        Err(_) => false,
     }
 }

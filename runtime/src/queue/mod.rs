@@ -115,6 +115,9 @@ pub struct QueueConfig {
     /// The largest encoded message; a larger one is [`Error::TooLarge`] at `put`. Default
     /// 16 MiB.
     pub max_message_bytes: u32,
+    /// Directory in which the broker's private socket directory is created. Default: `None`,
+    /// an abstract socket name on Linux (no file at all), [`std::env::temp_dir`] elsewhere.
+    pub socket_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for QueueConfig {
@@ -123,6 +126,7 @@ impl Default for QueueConfig {
             capacity: 10_000,
             prefetch: 256,
             max_message_bytes: 16 * 1024 * 1024,
+            socket_dir: None,
         }
     }
 }
@@ -139,7 +143,7 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// }
 ///
 /// let (q, out) = (Queue::new()?, Queue::new()?);
-/// let workers = (0..4).map(|_| skprocess::run(worker, (q.clone(), out.clone())))
+/// let workers = (0..4).map(|_| skprocess::run(worker as fn(Queue<u64>, Queue<u64>), (q.clone(), out.clone())))
 ///     .collect::<Result<Vec<_>, _>>()?;
 /// for i in 0..1000 { q.put(i)?; }
 /// q.stop(&workers)?;                       // one end per worker, then wait for them
@@ -198,7 +202,7 @@ impl<T: QueueData> Queue<T> {
             .max_message_bytes
             .saturating_add(FRAME_SLACK)
             .max(64 * 1024);
-        let broker = Broker::start(config.capacity, max_frame)?;
+        let broker = Broker::start(config.capacity, max_frame, config.socket_dir.as_deref())?;
         Ok(Self {
             endpoint: broker.endpoint().clone(),
             max_frame,

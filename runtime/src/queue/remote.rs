@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
+use crate::transport::TransportError;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 thread_local! {
@@ -53,7 +55,11 @@ pub(crate) fn with_link<R>(
     LINKS.with(|links| {
         let mut links = links.borrow_mut();
         if !links.contains_key(&endpoint.token) {
-            let connection = endpoint.connect(max_frame).map_err(|_| closed())?;
+            let connection = match server::connect(endpoint, max_frame) {
+                Ok(connection) => connection,
+                Err(full @ TransportError::TooManyConnections { .. }) => return Err(full.into()),
+                Err(_) => return Err(closed()),
+            };
             let link = RemoteLink::new(connection, max_frame);
             links.insert(endpoint.token.clone(), link);
         }

@@ -320,7 +320,7 @@ fn a_malformed_request_ends_only_its_connection_and_returns_what_it_held() {
     let queue: Queue<u64> = Queue::new().unwrap();
     queue.put(1).unwrap();
     queue.put(2).unwrap();
-    let connection = queue.endpoint.connect(queue.max_frame).unwrap();
+    let connection = crate::transport::server::connect(&queue.endpoint, queue.max_frame).unwrap();
     let fetch = Request::Fetch {
         ack_through: None,
         max: 1,

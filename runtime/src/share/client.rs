@@ -9,11 +9,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::share::{Reply, Request, Target, WholeOp};
 use crate::share::link::Backend;
-use crate::share::ring::{MAX_RECORD, Ring, ring_dir};
+use crate::share::ring::{MAX_RECORD, Ring};
+use crate::sys::shm;
 use crate::transport::Connection;
 use crate::transport::frame;
 use crate::transport::frame::FrameReader;
@@ -56,7 +58,7 @@ struct ClientState {
 }
 
 impl Client {
-    fn new(endpoint: Endpoint) -> Self {
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
         Self {
             endpoint,
             state: Mutex::new(ClientState {
@@ -90,15 +92,11 @@ impl Client {
         state.ring = None;
         state.connection = Some(self.endpoint.connect(SHARE_MAX_FRAME)?);
         state.replies = FrameReader::new(SHARE_MAX_FRAME);
-        let ring = attach_ring(state);
+        let ring = state.connection.as_ref().and_then(attach_ring);
         let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
-        if let Some((_, path)) = &ring {
-            // The coordinator has read the ring request by now, and removed the file.
-            let _ = std::fs::remove_file(path);
-        }
         match served {
             Ok(_) => {
-                state.ring = ring.map(|(ring, _)| ring);
+                state.ring = ring;
                 Ok(())
             }
             Err(error) => {
@@ -169,9 +167,24 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Stands for a lying peer: publishes `tail` in this connection's ring.
+    #[cfg(all(test, target_os = "linux"))]
+    pub(crate) fn publish_wild_tail(&self, tail: u64) {
+        if let Some(ring) = self.lock().ring.as_ref() {
+            ring.publish_tail(tail);
+        }
+    }
+}
+
 impl Backend for Client {
     fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
         let mut state = self.lock();
+        if self.lost_write.load(Ordering::SeqCst) {
+            // The next call reports the loss; writes until then would arrive out of order
+            // (and, with the coordinator gone, each would try to connect again).
+            return Err(Error::Disconnected);
+        }
         let sent = self.send_write(&mut state, target, args);
         if sent.is_err() {
             state.connection = None;
@@ -185,10 +198,8 @@ impl Backend for Client {
         // share, which the coordinator's read barrier relies on.
         let mut state = self.lock();
         if self.lost_write.swap(false, Ordering::SeqCst) {
-            return Err(Error::Shared(
-                "an earlier write was lost: the connection to the share's coordinator broke"
-                    .to_owned(),
-            ));
+            // An earlier write was lost: the connection to the coordinator broke.
+            return Err(Error::Disconnected);
         }
         let answered = self
             .connect_if_needed(&mut state)
@@ -200,31 +211,32 @@ impl Backend for Client {
     }
 }
 
-/// Sets up a write ring for a fresh connection: creates the file and tells the coordinator
-/// to map it (it removes the name once mapped; the client removes it too once the handshake
-/// reply is in, in case the coordinator could not). `None` (the socket carries every write)
-/// when any step fails.
-fn attach_ring(state: &mut ClientState) -> Option<(Ring, std::path::PathBuf)> {
-    let connection = state.connection.as_ref()?;
-    let (ring, path) = Ring::create(&ring_dir()).ok()?;
-    let sent = path
-        .to_str()
-        .and_then(|text| connection.send(&Request::AttachRing { path: text }).ok());
-    if sent.is_none() {
-        let _ = std::fs::remove_file(&path);
-    }
-    sent.map(|()| (ring, path))
+/// Sets up a write ring for a fresh connection: creates the region and hands it to the
+/// coordinator with the ring request. `None` (the socket carries every write) when there is no
+/// shared memory to hand over (no `memfd` on this system, no memory to reserve) or sending
+/// fails.
+fn attach_ring(connection: &Connection) -> Option<Ring> {
+    let (ring, fd) = Ring::create().ok()?;
+    let request = frame::encode_frame(&Request::AttachRing, SHARE_MAX_FRAME).ok()?;
+    shm::send_with_fd(connection.stream(), &request, &fd).ok()?;
+    Some(ring)
 }
+
+/// How long a writer waiting for its ring sleeps at most between two looks, and so how soon
+/// it notices that its coordinator is gone.
+const MAX_PAUSE: Duration = Duration::from_millis(1);
 
 /// Polls `ready` until it holds (the ring has room, or has drained), ringing the doorbell
 /// whenever the coordinator sleeps; yields at first, then sleeps with a growing pause (up to
-/// 1 ms: a stopped share drains only after `start`). Fails when the connection is gone.
+/// [`MAX_PAUSE`]: a stopped share drains only after `start`), looking before each sleep
+/// whether the connection hung up: then the coordinator is gone, the ring will never drain,
+/// and the write fails.
 fn wait_for(
     connection: &Connection,
     ring: &Ring,
     mut ready: impl FnMut() -> bool,
 ) -> Result<(), Error> {
-    let mut pause = std::time::Duration::from_micros(20);
+    let mut pause = Duration::from_micros(20);
     for attempt in 0u32.. {
         if ready() {
             break;
@@ -235,8 +247,13 @@ fn wait_for(
         if attempt < 64 {
             std::thread::yield_now();
         } else {
+            // Nothing arrives on a writer's connection but the end of it: replies come only
+            // to calls, and a call waits for its reply under the client's lock.
+            if connection.stream().peer_closed() {
+                return Err(Error::Disconnected);
+            }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(std::time::Duration::from_millis(1));
+            pause = pause.saturating_mul(2).min(MAX_PAUSE);
         }
     }
     Ok(())

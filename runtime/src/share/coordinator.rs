@@ -1,32 +1,35 @@
 //! The coordinator: a thread of the creating process that owns the value and serves every
 //! connection to it.
 //!
-//! One loop reads all connections without blocking (`recv` with `MSG_DONTWAIT`, each until the
-//! kernel has nothing more) and applies each connection's writes in arrival order. A call (a
+//! One loop reads all connections without blocking (each until the kernel has nothing more) and applies each connection's writes in arrival order. A call (a
 //! read, or a write that returns a value) is held until the loop has drained every connection
 //! once more *after* the call arrived: a write that returned before the caller sent its call
 //! was in its kernel buffer by then, so it is applied before the call is answered. A call is
 //! always the last frame of its connection until answered (the client waits for the reply),
 //! so holding it holds nothing else back.
 //!
+//! Replies never block the loop either ([`session`](super::session)): a reader that stops
+//! (SIGSTOP, a debugger) during a large reply holds up no one else.
+//!
 //! `stop` drains every connection and applies what it read before the thread ends, and hands
 //! the value and the connections back to the owner; `start` continues with them. Writes sent
 //! while stopped wait in the sockets and are applied after the next `start`.
 
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::share::{ReplyRef, Request};
 use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
-use crate::share::peer::{Inbound, apply};
+use crate::share::peer::apply;
 use crate::share::ring::Ring;
+use crate::share::session::{Read, Session};
+use crate::sys::Stream;
+use crate::sys::shm::{self, Watch};
 use crate::transport::Connection;
 use crate::transport::frame;
 use crate::transport::service::{Endpoint, Service};
@@ -47,7 +50,7 @@ pub(crate) struct Coordinator<T: Shared> {
     service: Option<Service>,
     endpoint: Endpoint,
     running: Arc<AtomicBool>,
-    wake: Arc<UnixStream>,
+    wake: Arc<Stream>,
     slot: Mutex<Slot<T>>,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -66,15 +69,15 @@ impl<T: Shared> Coordinator<T> {
     /// Starts serving `value`.
     pub(crate) fn start_new(value: T) -> Result<Arc<Self>, Error> {
         let (sender, incoming) = mpsc::channel();
-        let (wake_reader, wake_writer) = UnixStream::pair()?;
-        wake_reader.set_nonblocking(true)?;
-        wake_writer.set_nonblocking(true)?;
-        let wake = Arc::new(wake_writer);
+        let (bell, ringer) = Stream::pair()?;
+        bell.set_nonblocking(true)?;
+        ringer.set_nonblocking(true)?;
+        let wake = Arc::new(ringer);
         let wake_on_accept = Arc::clone(&wake);
         let service = Service::start("skprocess-share-accept", SHARE_MAX_FRAME, None, {
             move |connection, _hello| {
                 if sender.send(connection).is_ok() {
-                    wake_up(&wake_on_accept);
+                    ring(&wake_on_accept);
                 }
             }
         })?;
@@ -83,7 +86,7 @@ impl<T: Shared> Coordinator<T> {
             value,
             peers: Vec::new(),
             incoming,
-            wake_reader,
+            bell,
             reply: Vec::new(),
             scratch: Vec::new(),
             last_error: Arc::clone(&last_error),
@@ -138,7 +141,7 @@ impl<T: Shared> Control for Coordinator<T> {
         };
         self.running.store(false, Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
-        wake_up(&self.wake);
+        ring(&self.wake);
         match thread.join() {
             Ok(core) => {
                 *slot = Slot::Stopped(core);
@@ -179,28 +182,17 @@ impl<T: Shared> Drop for Coordinator<T> {
 /// How many times the coordinator yields, checking the rings, before it sleeps.
 const SPINS_BEFORE_SLEEP: u32 = 64;
 
-fn wake_up(wake: &UnixStream) {
-    // A full wake socket already holds a wake-up.
-    let _ = (&*wake).write(&[1]);
-}
-
-/// One connection to the coordinator.
-struct Peer {
-    connection: Connection,
-    inbound: Inbound,
-    /// The process's write ring, once it asked for it to be mapped.
-    ring: Option<Ring>,
-    /// A call was read and waits for the next full drain before it is answered.
-    call_waiting: bool,
-    closed: bool,
-}
+/// How long the coordinator sleeps at most while it has rings: the doorbell makes the bound
+/// unnecessary, but a lost wake-up must never stall a write for long.
+const RING_SLEEP: Duration = Duration::from_millis(100);
 
 /// What the serving thread owns.
 struct Core<T> {
     value: T,
-    peers: Vec<Peer>,
+    peers: Vec<Session>,
     incoming: Receiver<Connection>,
-    wake_reader: UnixStream,
+    /// Readable when something woke the loop: a new connection, `stop`.
+    bell: Stream,
     reply: Vec<u8>,
     /// A ring frame, copied out of shared memory before it is decoded.
     scratch: Vec<u8>,
@@ -221,9 +213,10 @@ impl<T: Shared> Core<T> {
             if waiting.is_empty() {
                 self.sleep_until_work();
             } else {
-                self.wait_readable(Some(0));
+                self.wait_readable(Some(Duration::ZERO));
             }
-            self.take_wake_ups();
+            clear(&self.bell);
+            self.peers.iter_mut().for_each(Session::flush);
             self.accept_new();
             self.drain_all();
             self.drain_rings();
@@ -272,10 +265,8 @@ impl<T: Shared> Core<T> {
         let rings = || self.peers.iter().filter_map(|peer| peer.ring.as_ref());
         rings().for_each(|ring| ring.set_sleeping(true));
         if !self.rings_have_records() {
-            // With rings, a bounded sleep as well: the doorbell makes it unnecessary, but a
-            // lost wake-up must never stall a write for long.
             let has_rings = rings().next().is_some();
-            self.wait_readable(has_rings.then_some(100));
+            self.wait_readable(has_rings.then_some(RING_SLEEP));
         }
         rings().for_each(|ring| ring.set_sleeping(false));
     }
@@ -287,7 +278,8 @@ impl<T: Shared> Core<T> {
             .any(Ring::has_records)
     }
 
-    /// Applies every published write in every ring.
+    /// Applies every published write in every ring. A ring that does not add up, or holds
+    /// anything but writes, ends its peer's connection: its next call fails.
     fn drain_rings(&mut self) {
         let Self {
             value,
@@ -297,56 +289,43 @@ impl<T: Shared> Core<T> {
             last_error,
             ..
         } = self;
-        for ring in peers.iter().filter_map(|peer| peer.ring.as_ref()) {
-            ring.drain(scratch, |bytes| match frame::decode::<Request>(bytes) {
+        // A closed peer's ring is drained too: its last writes returned before it hung up.
+        for peer in peers.iter_mut() {
+            let Some(ring) = peer.ring.as_ref() else {
+                continue;
+            };
+            let mut malformed = false;
+            let drained = ring.drain(scratch, |bytes| match frame::decode::<Request>(bytes) {
                 Ok(Request::Write { target, args }) => {
                     if let Err(message) = apply(value, target, args, reply, last_error) {
                         record(last_error, message);
                     }
                 }
-                _ => record(last_error, "a malformed frame in a write ring".to_owned()),
+                _ => malformed = true,
             });
+            if malformed || drained.is_err() {
+                record(
+                    last_error,
+                    "a malformed write ring: its peer was dropped".to_owned(),
+                );
+                peer.ring = None;
+                peer.closed = true;
+            }
         }
     }
 
-    /// Sleeps until a connection or the wake socket is readable, for at most `millis` (`None`:
-    /// without limit).
-    fn wait_readable(&self, millis: Option<i32>) {
-        let mut fds = vec![libc::pollfd {
-            fd: self.wake_reader.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        fds.extend(
-            self.peers
-                .iter()
-                .filter(|peer| !peer.closed && !peer.call_waiting)
-                .map(|peer| libc::pollfd {
-                    fd: peer.connection.stream().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                }),
-        );
-        let timeout = millis.unwrap_or(-1);
-        // SAFETY: `fds` is a valid array of pollfd of the given length, alive for the call.
-        // An error (EINTR) only means the loop goes round once more.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-    }
-
-    fn take_wake_ups(&self) {
-        let mut sink = [0u8; 64];
-        while matches!(io::Read::read(&mut &self.wake_reader, &mut sink), Ok(n) if n > 0) {}
+    /// Sleeps until a connection or the bell is readable, or a waiting reply can go on, for
+    /// at most `timeout` (`None`: without limit).
+    fn wait_readable(&self, timeout: Option<Duration>) {
+        let mut watches: Vec<Watch<'_>> = vec![Watch::read(&self.bell)];
+        watches.extend(self.peers.iter().filter_map(Session::watch));
+        // A failed wait only means the loop goes round once more.
+        let _ = shm::wait_any(&watches, timeout);
     }
 
     fn accept_new(&mut self) {
         while let Ok(connection) = self.incoming.try_recv() {
-            self.peers.push(Peer {
-                connection,
-                inbound: Inbound::new(SHARE_MAX_FRAME),
-                ring: None,
-                call_waiting: false,
-                closed: false,
-            });
+            self.peers.push(Session::new(connection));
         }
     }
 
@@ -354,11 +333,10 @@ impl<T: Shared> Core<T> {
     /// come; stops at a connection's call.
     fn drain_all(&mut self) {
         for i in 0..self.peers.len() {
-            while !self.peers[i].closed && !self.peers[i].call_waiting {
-                match receive(&mut self.peers[i]) {
-                    Received::Bytes => self.advance(i),
-                    Received::Nothing => break,
-                    Received::Closed => self.peers[i].closed = true,
+            while self.peers[i].readable() {
+                match self.peers[i].receive() {
+                    Read::Bytes => self.advance(i),
+                    Read::Nothing | Read::Closed => break,
                 }
             }
         }
@@ -394,15 +372,14 @@ impl<T: Shared> Core<T> {
                     peer.inbound.unread(range);
                     peer.call_waiting = true;
                 }
-                Ok(Request::AttachRing { path }) => {
-                    let path = std::path::Path::new(path);
-                    match Ring::open(path) {
-                        Ok(ring) => {
-                            peer.ring = Some(ring);
-                            // Mapped: the name is no longer needed. A path that was refused
-                            // is never removed, whatever it names.
-                            let _ = std::fs::remove_file(path);
-                        }
+                Ok(Request::AttachRing) => {
+                    // The region came with the request's bytes, or there is none.
+                    let attached = match (peer.ring.is_some(), peer.take_ring_fd()) {
+                        (false, Some(fd)) => Ring::attach(fd),
+                        _ => Err(std::io::Error::other("no region came with the request")),
+                    };
+                    match attached {
+                        Ok(ring) => peer.ring = Some(ring),
                         Err(error) => {
                             // The process's ring writes cannot be read: end its connection,
                             // so its next call fails instead of missing them.
@@ -441,55 +418,27 @@ impl<T: Shared> Core<T> {
             peer.closed = true;
             return;
         };
-        let sent = match apply(value, target, args, reply, last_error) {
-            Ok(()) => peer.connection.send(&ReplyRef::Value(reply)),
+        match apply(value, target, args, reply, last_error) {
+            Ok(()) => peer.reply(&ReplyRef::Value(reply)),
             Err(message) => {
-                let sent = peer.connection.send(&ReplyRef::Failed(&message));
+                peer.reply(&ReplyRef::Failed(&message));
                 record(last_error, message);
-                sent
             }
-        };
-        if sent.is_err() {
-            peer.closed = true;
         }
     }
+}
+
+/// Wakes the loop; a bell that already rings stays rung (its socket is full).
+fn ring(bell: &Stream) {
+    let _ = std::io::Write::write(&mut &*bell, &[1]);
+}
+
+/// Takes every ring so far.
+fn clear(bell: &Stream) {
+    let mut sink = [0u8; 64];
+    while matches!(std::io::Read::read(&mut &*bell, &mut sink), Ok(n) if n > 0) {}
 }
 
 fn record(last_error: &Mutex<Option<String>>, message: String) {
     *last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
-}
-
-enum Received {
-    Bytes,
-    Nothing,
-    Closed,
-}
-
-/// One non-blocking read into the peer's buffer.
-fn receive(peer: &mut Peer) -> Received {
-    let fd = peer.connection.stream().as_raw_fd();
-    let spare = peer.inbound.spare();
-    loop {
-        // SAFETY: `spare` is a valid writable buffer of the given length for the call.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match usize::try_from(n) {
-            Ok(0) => return Received::Closed,
-            Ok(n) => {
-                peer.inbound.filled(n);
-                return Received::Bytes;
-            }
-            Err(_) => match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Received::Nothing,
-                _ => return Received::Closed,
-            },
-        }
-    }
 }

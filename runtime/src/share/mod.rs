@@ -17,8 +17,9 @@
 //!   internal `Backend` trait (the seam where a Redis-backed share can plug in).
 //! - [`client`]: the socket backend: one connection per process and share, opened on first
 //!   use (in a child: after the handle arrived with the state, and again in a restarted child).
-//! - [`coordinator`]: the thread that owns the value and serves every connection; [`peer`]
-//!   holds the sans-IO parts (framing of a connection's bytes, applying one operation).
+//! - [`coordinator`]: the thread that owns the value and serves every connection; [`session`]
+//!   is one connection as it serves it (never blocking on a peer), [`peer`] the sans-IO parts
+//!   (framing of a connection's bytes, applying one operation).
 //! - [`ring`]: the fast path of fire-and-forget writes: a ring per process in shared memory,
 //!   drained by the coordinator.
 //! - [`meta`]: the read/write metadata `#[shared]` computes at compile time.
@@ -46,7 +47,10 @@ pub(crate) mod handle;
 pub(crate) mod link;
 pub(crate) mod meta;
 pub(crate) mod peer;
+#[cfg(all(test, target_os = "linux"))]
+mod peer_faults;
 pub(crate) mod ring;
+pub(crate) mod session;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -15,12 +15,16 @@
 //! cache lines of their own, the sleeping flag on a third, then the data. Records are a `u32`
 //! length and the frame, padded to 4 bytes; a record never wraps: at the end of the data, a
 //! [`PAD`] length sends the reader back to the start.
+//!
+//! The producer is another process, so the consumer trusts nothing it reads from the shared
+//! memory: it keeps its own head, and checks the published tail and every length against it
+//! and the ring's size before it reads a byte; a ring that does not add up is [`Corrupt`].
+//! The memory itself is a sealed region the producer created and handed over
+//! ([`crate::sys::shm`]): no file names it, and it cannot shrink under the consumer.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::sys::shm::{Region, RegionFd};
 
 /// Bytes of data in a ring.
 pub(crate) const CAPACITY: usize = 1 << 20;
@@ -34,22 +38,18 @@ const PAD: u32 = u32::MAX;
 /// The largest frame that goes through the ring; larger ones take the socket.
 pub(crate) const MAX_RECORD: usize = CAPACITY / 4;
 
-/// A mapping of a ring file.
+/// The ring's records do not add up: not what our producer writes. The consumer stops
+/// reading the ring (and drops its peer) rather than read anything outside its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a corrupt write ring")]
+pub(crate) struct Corrupt;
+
+/// A mapping of a ring (either side).
 pub(crate) struct Ring {
-    base: *mut u8,
-}
-
-// SAFETY: the mapping is plain shared memory; the header is accessed through atomics and the
-// data by one producer and one consumer that never touch the same bytes at once.
-unsafe impl Send for Ring {}
-// SAFETY: as above; the producer side is used under the client's lock.
-unsafe impl Sync for Ring {}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: `base` came from a successful mmap of exactly this length.
-        unsafe { libc::munmap(self.base.cast(), HEADER + CAPACITY) };
-    }
+    region: Region,
+    /// The consumer's own head. The shared one is written for the producer, never read back:
+    /// the producer could have changed it.
+    consumed: AtomicU64,
 }
 
 fn round4(n: usize) -> usize {
@@ -57,72 +57,40 @@ fn round4(n: usize) -> usize {
 }
 
 impl Ring {
-    /// Creates a ring file in `dir` (readable only by this user) and maps it.
-    pub(crate) fn create(dir: &Path) -> std::io::Result<(Self, PathBuf)> {
-        let name = format!(
-            "skp-ring-{}-{}",
-            std::process::id(),
-            crate::transport::rendezvous::random_hex(8)
-                .map_err(|e| std::io::Error::other(e.to_string()))?
-        );
-        let path = dir.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        if let Err(error) = reserve(&file) {
-            // No room (a full /dev/shm): no ring, so writes take the socket instead of
-            // faulting on a page the file system cannot give.
-            let _ = std::fs::remove_file(&path);
-            return Err(error);
-        }
-        let ring = Self::map(&file)?;
-        Ok((ring, path))
+    /// Creates a ring (the producer's side): fails where there is no shared memory to hand
+    /// over, or none to reserve (then writes take the socket instead of faulting later).
+    pub(crate) fn create() -> std::io::Result<(Self, RegionFd)> {
+        let (region, fd) = Region::create("skp-ring", HEADER + CAPACITY)?;
+        Ok((Self::over(region), fd))
     }
 
-    /// Maps an existing ring file (the coordinator's side). The path comes from a peer, so it
-    /// is trusted only as far as it is checked: a file named like a ring directly in
-    /// [`ring_dir`], opened without following a symlink, a regular file of this user with one
-    /// link and the ring's size.
-    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
-        let file = open_peer_ring(path)?;
-        Self::map(&file)
+    /// Maps a ring a peer handed over (the coordinator's side), once it proved to be a sealed
+    /// region of the ring's size.
+    pub(crate) fn attach(fd: RegionFd) -> std::io::Result<Self> {
+        Ok(Self::over(Region::map_peer(fd, HEADER + CAPACITY)?))
     }
 
-    fn map(file: &File) -> std::io::Result<Self> {
-        // SAFETY: a fresh shared mapping of the whole file; checked for failure below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                HEADER + CAPACITY,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
+    fn over(region: Region) -> Self {
+        Self {
+            region,
+            consumed: AtomicU64::new(0),
         }
-        Ok(Self { base: base.cast() })
     }
 
     fn counter(&self, offset: usize) -> &AtomicU64 {
         // SAFETY: the offset is inside the header, 8-aligned (the mapping is page-aligned),
         // and only ever accessed atomically.
-        unsafe { &*(self.base.add(offset) as *const AtomicU64) }
+        unsafe { &*(self.region.as_ptr().add(offset) as *const AtomicU64) }
     }
 
     fn sleeping_flag(&self) -> &AtomicU32 {
         // SAFETY: as for `counter`.
-        unsafe { &*(self.base.add(SLEEPING) as *const AtomicU32) }
+        unsafe { &*(self.region.as_ptr().add(SLEEPING) as *const AtomicU32) }
     }
 
     fn data(&self) -> *mut u8 {
         // SAFETY: the data follows the header inside the mapping.
-        unsafe { self.base.add(HEADER) }
+        unsafe { self.region.as_ptr().add(HEADER) }
     }
 
     /// Producer: appends `frame` if there is room; `Ok(true)` if the coordinator is asleep
@@ -162,42 +130,58 @@ impl Ring {
     }
 
     /// Consumer: passes every published frame to `apply` (copied into `scratch`), in order,
-    /// then frees their room. Returns how many frames there were.
-    pub(crate) fn drain(&self, scratch: &mut Vec<u8>, mut apply: impl FnMut(&[u8])) -> usize {
+    /// then frees their room. Returns how many frames there were. Every index read from the
+    /// shared memory is checked before it is used: a producer that writes anything else gets
+    /// [`Corrupt`], never a read outside the ring.
+    pub(crate) fn drain(
+        &self,
+        scratch: &mut Vec<u8>,
+        mut apply: impl FnMut(&[u8]),
+    ) -> Result<usize, Corrupt> {
         let tail = self.counter(TAIL).load(Ordering::SeqCst);
-        let mut head = self.counter(HEAD).load(Ordering::Relaxed);
+        let mut head = self.consumed.load(Ordering::Relaxed);
+        if tail < head || tail - head > CAPACITY as u64 {
+            return Err(Corrupt);
+        }
         let mut frames = 0;
         let data = self.data();
-        if tail < head || tail - head > CAPACITY as u64 {
-            // Not what our producer writes: drop it rather than read stale bytes as records.
-            self.counter(HEAD).store(tail, Ordering::Release);
-            return 0;
-        }
         while head < tail {
+            // Our own head only ever advances by multiples of 4, so the length is inside.
             let position = (head % CAPACITY as u64) as usize;
-            // SAFETY: `position` is 4-aligned inside the data, in the published part.
+            if position + 4 > CAPACITY {
+                return Err(Corrupt);
+            }
+            // SAFETY: `position + 4` is inside the data (checked above).
             let len = unsafe { (data.add(position) as *const u32).read_unaligned() };
+            let step = if len == PAD {
+                CAPACITY - position
+            } else {
+                round4(4 + len as usize)
+            };
+            let published = head.checked_add(step as u64).is_some_and(|end| end <= tail);
+            if !published {
+                return Err(Corrupt);
+            }
             if len == PAD {
-                head += (CAPACITY - position) as u64;
+                head += step as u64;
                 continue;
             }
             let len = len as usize;
-            if position + 4 + len > CAPACITY || len > MAX_RECORD {
-                // A corrupt ring (not written by our producer): drop what is left.
-                head = tail;
-                break;
+            if len > MAX_RECORD || position + 4 + len > CAPACITY {
+                return Err(Corrupt);
             }
             scratch.clear();
-            // SAFETY: `len` bytes after the length are inside the data and published.
+            // SAFETY: `len` bytes after the length are inside the data (checked above).
             unsafe {
                 scratch.extend_from_slice(std::slice::from_raw_parts(data.add(position + 4), len));
             }
             apply(scratch);
             frames += 1;
-            head += round4(4 + len) as u64;
+            head += step as u64;
         }
+        self.consumed.store(head, Ordering::Relaxed);
         self.counter(HEAD).store(head, Ordering::Release);
-        frames
+        Ok(frames)
     }
 
     /// Producer: whether the coordinator announced that it sleeps (and needs the doorbell).
@@ -213,77 +197,29 @@ impl Ring {
 
     /// Consumer: whether anything is published and not yet drained.
     pub(crate) fn has_records(&self) -> bool {
-        self.counter(TAIL).load(Ordering::SeqCst) != self.counter(HEAD).load(Ordering::Relaxed)
+        self.counter(TAIL).load(Ordering::SeqCst) != self.consumed.load(Ordering::Relaxed)
+    }
+
+    /// Stands for a lying producer: publishes `tail` whatever the records say.
+    #[cfg(all(test, target_os = "linux"))]
+    pub(crate) fn publish_tail(&self, tail: u64) {
+        self.counter(TAIL).store(tail, Ordering::SeqCst);
     }
 }
 
-/// Gives the file its whole size with the blocks behind it, so no later write into the
-/// mapping can meet a full file system.
-fn reserve(file: &File) -> std::io::Result<()> {
-    let len = (HEADER + CAPACITY) as libc::off_t;
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: a plain call on an open descriptor.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-    }
-    file.set_len(len as u64)
-}
-
-/// Opens a ring file named by a peer, refusing anything but one of our own rings.
-fn open_peer_ring(path: &Path) -> std::io::Result<File> {
-    let refuse = |why: &str| Err(std::io::Error::other(format!("not a write ring: {why}")));
-    let named_like_a_ring = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| name.starts_with("skp-ring-"));
-    if !named_like_a_ring || path.parent() != Some(ring_dir().as_path()) {
-        return refuse("outside the ring directory");
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    let metadata = file.metadata()?;
-    // SAFETY: a plain query of this process's effective user.
-    let user = unsafe { libc::geteuid() };
-    if !metadata.file_type().is_file() {
-        return refuse("not a regular file");
-    }
-    if std::os::unix::fs::MetadataExt::uid(&metadata) != user {
-        return refuse("owned by another user");
-    }
-    if std::os::unix::fs::MetadataExt::nlink(&metadata) != 1 {
-        return refuse("it has other names");
-    }
-    if metadata.len() != (HEADER + CAPACITY) as u64 {
-        return refuse("the wrong size");
-    }
-    Ok(file)
-}
-
-/// Where ring files go: `/dev/shm` when there is one (memory only), else the temp directory.
-pub(crate) fn ring_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_owned()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
+    fn pair() -> (Ring, Ring) {
+        let (producer, fd) = Ring::create().unwrap();
+        let consumer = Ring::attach(fd.try_clone().unwrap()).unwrap();
+        (producer, consumer)
+    }
+
     #[test]
     fn frames_go_through_in_order_across_the_wrap() {
-        let (producer, path) = Ring::create(&ring_dir()).unwrap();
-        let consumer = Ring::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let (producer, consumer) = pair();
         let mut scratch = Vec::new();
         let mut next = 0u32;
         let mut seen = 0u32;
@@ -296,11 +232,13 @@ mod tests {
                     Err(()) => break,
                 }
             }
-            consumer.drain(&mut scratch, |frame| {
-                assert_eq!(frame.len(), 1000 + (seen as usize % 7), "round {round}");
-                assert!(frame.iter().all(|&b| b == (seen % 251) as u8));
-                seen += 1;
-            });
+            consumer
+                .drain(&mut scratch, |frame| {
+                    assert_eq!(frame.len(), 1000 + (seen as usize % 7), "round {round}");
+                    assert!(frame.iter().all(|&b| b == (seen % 251) as u8));
+                    seen += 1;
+                })
+                .unwrap();
             assert!(producer.is_drained());
         }
         assert_eq!(seen, next);
@@ -308,35 +246,24 @@ mod tests {
     }
 
     #[test]
-    fn a_path_that_is_not_one_of_our_rings_is_refused_and_left_alone() {
-        let dir = ring_dir();
-        let outside = std::env::temp_dir().join(format!("skp-ring-outside-{}", std::process::id()));
-        std::fs::write(&outside, vec![0u8; HEADER + CAPACITY]).unwrap();
-        assert!(
-            Ring::open(&outside).is_err(),
-            "a file outside the ring directory"
-        );
-        let link = dir.join(format!("skp-ring-link-{}", std::process::id()));
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&outside, &link).unwrap();
-        assert!(Ring::open(&link).is_err(), "a symlink");
-        std::fs::remove_file(&link).unwrap();
-        let other = dir.join(format!("not-a-ring-{}", std::process::id()));
-        std::fs::write(&other, vec![0u8; HEADER + CAPACITY]).unwrap();
-        assert!(Ring::open(&other).is_err(), "a file not named like a ring");
-        assert!(
-            outside.exists() && other.exists(),
-            "a refused path was removed"
-        );
-        std::fs::remove_file(&outside).unwrap();
-        std::fs::remove_file(&other).unwrap();
+    fn wild_indices_are_refused_without_reading_outside_the_ring() {
+        let mut scratch = Vec::new();
+        for wild in [u64::MAX, CAPACITY as u64 + 1, 2] {
+            let (producer, consumer) = pair();
+            producer.publish_tail(wild);
+            assert_eq!(consumer.drain(&mut scratch, |_| {}), Err(Corrupt), "{wild}");
+        }
+        // A length that claims more than was published, then one past the end of the data.
+        let (producer, consumer) = pair();
+        producer.push(&[7; 100]).unwrap();
+        // SAFETY: the first length field of the data, inside the mapping.
+        unsafe { (producer.data() as *mut u32).write_unaligned(CAPACITY as u32 - 2) };
+        assert_eq!(consumer.drain(&mut scratch, |_| {}), Err(Corrupt));
     }
 
     #[test]
     fn the_producer_sees_a_sleeping_consumer() {
-        let (producer, path) = Ring::create(&ring_dir()).unwrap();
-        let consumer = Ring::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let (producer, consumer) = pair();
         assert_eq!(producer.push(b"a"), Ok(false));
         consumer.set_sleeping(true);
         assert_eq!(producer.push(b"b"), Ok(true));

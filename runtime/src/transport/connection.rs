@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::sys::Stream;
+use crate::sys::{self, Stream};
 use crate::transport::error::TransportError as Error;
 use crate::transport::frame;
 
@@ -112,6 +112,46 @@ impl Connection {
     ) -> Result<bool, Error> {
         let encoded = frame::encode(message)?;
         self.send_with_payload_before(&[], &encoded, deadline)
+    }
+
+    /// Sends `message` as one frame encoded into the reused buffer, like
+    /// [`send_with_payload_before`](Connection::send_with_payload_before): `Ok(false)` when
+    /// nothing could be written by `deadline`; a frame begun is committed and its rest kept.
+    pub(crate) fn send_message_before<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        let Some(mut outgoing) = self.lock_before(deadline) else {
+            return Ok(false);
+        };
+        if !self.finish_unsent(&mut outgoing, deadline)? {
+            return Ok(false);
+        }
+        let Outgoing { frame, unsent } = &mut *outgoing;
+        frame::encode_frame_into(message, self.max_frame, frame)?;
+        let Some(written) = self.write_before(frame, &[], deadline)? else {
+            return Ok(false);
+        };
+        let (head, _) = rest(frame, &[], written);
+        let more = self.write_rest(head, &[], deadline)?;
+        let (head, _) = rest(head, &[], more);
+        if !head.is_empty() {
+            unsent.extend_from_slice(head);
+            self.has_unsent.store(true, Ordering::Release);
+        }
+        Ok(true)
+    }
+
+    /// Whether the peer sent something or hung up, checked without reading or waiting: for a
+    /// server thread that waits on behalf of a peer which sends nothing while it waits.
+    pub(crate) fn input_pending(&self) -> bool {
+        let source = [sys::Source::from(&self.stream)];
+        match sys::wait_readable(&source, Some(Duration::ZERO)) {
+            Ok(ready) => ready.iter().any(|r| r.readable || r.hung_up),
+            // A check that fails says the connection is no longer usable.
+            Err(_) => true,
+        }
     }
 
     /// Whether part of a committed frame still waits to be sent.

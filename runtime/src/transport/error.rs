@@ -18,6 +18,12 @@ pub enum TransportError {
     /// No connection proved the token before the deadline.
     #[error("no connection proved the token in time")]
     NotProven,
+    /// A server already serves its limit of connections and refused this one.
+    #[error("the server already serves its limit of {limit} connections; this one was refused")]
+    TooManyConnections {
+        /// The server's cap on live connections.
+        limit: u32,
+    },
     /// A socket operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

@@ -4,6 +4,14 @@
 //!
 //! Reading keeps memory proportional to the bytes that actually arrived, whatever a length
 //! prefix claims: small frames are cut out of one read buffer, large ones grow as they arrive.
+//! [`FrameReader`] is the one parser of frames in the runtime: every connection's reader, the
+//! pipe's ends and the rendezvous's hellos use it, so the one that is fuzzed is the one that
+//! runs. Its two policies serve those users: [`FrameReader::keep_large`] keeps the room of the
+//! largest frame for the next (a stream of big messages allocates once), and
+//! [`FrameReader::exact`] never reads past the frame at the front (a handshake whose stream
+//! goes on to another reader). It works the same on a blocking stream, a stream with a read
+//! timeout and a non-blocking stream: a `WouldBlock` or a timeout keeps the partial frame and
+//! the next call resumes it.
 
 use std::io::{self, Read};
 
@@ -255,7 +263,8 @@ pub fn check_len(len: usize, max: u32) -> Result<(), WireError> {
 /// large for the buffer.
 #[derive(Debug)]
 pub enum Frame<'a> {
-    /// A small frame, valid until the next read.
+    /// A frame in the reader's own buffers (a small frame, or a large one read with
+    /// [`FrameReader::keep_large`]), valid until the next read.
     Buffered(&'a [u8]),
     /// A large frame, read into its own allocation.
     Owned(Vec<u8>),
@@ -289,7 +298,8 @@ enum Front {
 }
 
 /// Reads frames through a buffer, so one `read` call usually brings in a whole frame (or
-/// several), and keeps partial progress across timeouts so a read can be resumed.
+/// several), and keeps partial progress across timeouts (and `WouldBlock` on a non-blocking
+/// stream) so a read can be resumed.
 #[derive(Debug)]
 pub struct FrameReader {
     max: u32,
@@ -297,6 +307,10 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     large: Option<LargeFrame>,
+    /// The vector of the last large frame, kept for the next one ([`FrameReader::keep_large`]).
+    kept: Option<Vec<u8>>,
+    /// Never read past the end of the frame at the front ([`FrameReader::exact`]).
+    exact: bool,
 }
 
 impl FrameReader {
@@ -308,7 +322,30 @@ impl FrameReader {
             start: 0,
             end: 0,
             large: None,
+            kept: None,
+            exact: false,
         }
+    }
+
+    /// Keeps the room of the largest frame received for the next large frame, which is then
+    /// returned as a [`Frame::Buffered`] slice: a stream of big messages allocates once
+    /// instead of once per message. The room still grows only with bytes that arrived.
+    pub fn keep_large(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// Never reads past the end of the frame at the front: each `read` asks for at most the
+    /// rest of the current header or body, and the buffer is only as large as that frame. For
+    /// a handshake frame whose stream is handed on to another reader afterwards.
+    pub fn exact(mut self) -> Self {
+        self.exact = true;
+        self
+    }
+
+    /// The largest frame body accepted.
+    pub fn max(&self) -> u32 {
+        self.max
     }
 
     /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
@@ -318,9 +355,14 @@ impl FrameReader {
     pub fn read_frame<R: Read>(&mut self, reader: &mut R) -> Result<Option<Frame<'_>>, WireError> {
         loop {
             if self.large.is_some() {
-                return self
-                    .continue_large(reader)
-                    .map(|frame| Some(Frame::Owned(frame)));
+                let bytes = self.continue_large(reader)?;
+                return Ok(Some(match &mut self.kept {
+                    Some(kept) => {
+                        *kept = bytes;
+                        Frame::Buffered(kept)
+                    }
+                    None => Frame::Owned(bytes),
+                }));
             }
             match self.front()? {
                 Front::Small(range) => {
@@ -381,7 +423,9 @@ impl FrameReader {
     /// Moves the buffered start of a large frame into a vector of its own.
     fn begin_large(&mut self, len: usize) {
         let body = self.start + HEADER_LEN;
-        let bytes = self.buf[body..self.end].to_vec();
+        let mut bytes = self.kept.as_mut().map(std::mem::take).unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(&self.buf[body..self.end]);
         self.start = 0;
         self.end = 0;
         self.large = Some(LargeFrame { bytes, len });
@@ -419,12 +463,28 @@ impl FrameReader {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < READ_BUFFER {
-            self.buf.resize(READ_BUFFER, 0);
+        let limit = if self.exact {
+            self.front_needs().min(READ_BUFFER)
+        } else {
+            READ_BUFFER
+        };
+        if self.buf.len() < limit {
+            self.buf.resize(limit, 0);
         }
-        let n = read_some(reader, &mut self.buf[self.end..])?;
+        let n = read_some(reader, &mut self.buf[self.end..limit])?;
         self.end += n;
         Ok(n)
+    }
+
+    /// Bytes the frame at the front needs in all, header included: the header alone until
+    /// it is in (the length was checked against the limit by `front`).
+    fn front_needs(&self) -> usize {
+        match self.buf.get(self.start..self.start + HEADER_LEN) {
+            Some(h) if self.buffered() >= HEADER_LEN => {
+                HEADER_LEN + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize
+            }
+            _ => HEADER_LEN,
+        }
     }
 
     fn end_of_stream(&mut self) -> Result<Option<Frame<'_>>, WireError> {
@@ -552,5 +612,81 @@ mod tests {
         encode_frame_into(&[4u8], 1024, &mut frame).unwrap();
         assert_eq!(frame, [1, 0, 0, 0, 4]);
         assert_eq!(frame.capacity(), capacity);
+    }
+
+    /// Hands out at most `step` bytes per read, and a timeout once in a while.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.step).min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn keeping_large_frames_survives_trickling_and_timeouts_and_keeps_the_room() {
+        let messages: Vec<Vec<u8>> =
+            vec![vec![1; 3], vec![2; 200_000], vec![3; 10], vec![4; 70_000]];
+        let bytes: Vec<u8> = messages.iter().flat_map(|m| frame_of(m)).collect();
+        for step in [1, 7, 4096, 1 << 20] {
+            let mut reader = Trickle {
+                bytes: bytes.clone(),
+                at: 0,
+                step,
+                calls: 0,
+            };
+            let mut frames = FrameReader::new(1 << 20).keep_large();
+            let mut received = Vec::new();
+            loop {
+                match frames.read_frame(&mut reader) {
+                    Ok(Some(frame)) => {
+                        assert!(matches!(frame, Frame::Buffered(_)));
+                        received.push(frame.bytes().to_vec());
+                    }
+                    Ok(None) => break,
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(received, messages, "step {step}");
+            // The 200 KB frame's room served the 70 KB one.
+            let kept = frames.kept.as_ref().map_or(0, Vec::capacity);
+            assert!(kept >= 200_000, "{kept}");
+        }
+    }
+
+    #[test]
+    fn an_exact_reader_never_reads_past_its_frame() {
+        let mut stream = frame_of(b"hello");
+        stream.extend(frame_of(b"next"));
+        let mut reader = Trickle {
+            bytes: stream,
+            at: 0,
+            step: usize::MAX,
+            calls: 0,
+        };
+        let mut frames = FrameReader::new(64).exact();
+        let frame = loop {
+            match frames.read_frame(&mut reader) {
+                Ok(Some(frame)) => break frame.bytes().to_vec(),
+                Err(e) if e.is_timeout() => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(frame, b"hello");
+        assert_eq!(reader.at, HEADER_LEN + 5, "read past the frame");
+        assert!(frames.buf.len() <= HEADER_LEN + 5);
     }
 }

@@ -7,8 +7,11 @@
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`role`]: the reader role of a connection: a thread waiting for a message reads it
 //!   itself, a background reader drains the rest.
-//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to
-//!   (shared values, pipes).
+//! - [`service`]: a long-lived rendezvous that any process holding its endpoint connects to;
+//!   its accept thread hands each proven connection to a callback (the share coordinator).
+//! - [`server`]: the one server behind every other long-lived endpoint (queues, process
+//!   queues, pipes, the log collector) on top of a service: a cap on connections, a reader
+//!   thread per connection feeding the feature's session, writes with a deadline.
 //!
 //! It stands on `sys` alone: sockets, waits and the peer's pid come from there, and nothing
 //! from the layers above is imported.
@@ -21,6 +24,7 @@ pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
 pub(crate) mod role;
+pub(crate) mod server;
 pub(crate) mod service;
 
 pub(crate) use connection::Connection;

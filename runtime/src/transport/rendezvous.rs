@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::sys::{self, Listener, Source, Stream};
 use crate::transport::connection::Connection;
 use crate::transport::error::TransportError;
-use crate::transport::frame::{self, HEADER_LEN};
+use crate::transport::frame::{self, FrameReader};
 
 /// How long one connection may take to send its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(2);
@@ -32,9 +32,11 @@ const POLL_SLICE: Duration = Duration::from_millis(10);
 /// has. Once accepted, `pid` holds the pid the kernel gives for the peer instead (where the OS
 /// gives one; elsewhere it stays the claim).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Hello {
-    pub(crate) token: String,
-    pub(crate) pid: u32,
+pub struct Hello {
+    /// The token the peer proves.
+    pub token: String,
+    /// The process id the peer says it has (the kernel's, once accepted, where it gives one).
+    pub pid: u32,
 }
 
 /// Returns `bytes` random bytes as lowercase hex.
@@ -79,7 +81,7 @@ struct Pending {
     stream: Stream,
     /// The peer's pid as the kernel gives it; `None` where the OS does not say.
     pid: Option<u32>,
-    received: Vec<u8>,
+    frames: FrameReader,
     deadline: Instant,
 }
 
@@ -190,7 +192,7 @@ impl Rendezvous {
                 let Some(waiting) = pending.get_mut(index) else {
                     continue;
                 };
-                match read_hello(waiting, expected) {
+                match read_pending(waiting, expected) {
                     HelloState::Proven(hello) => {
                         let stream = pending.swap_remove(index).stream;
                         return Ok((stream, hello));
@@ -212,7 +214,7 @@ impl Rendezvous {
             pending.push(Pending {
                 pid: stream.peer_pid().ok(),
                 stream,
-                received: Vec::new(),
+                frames: hello_reader(),
                 deadline: now.checked_add(HELLO_DEADLINE).unwrap_or(now),
             });
         }
@@ -265,67 +267,64 @@ fn wait_readable(
     })
 }
 
-enum HelloState {
+/// What reading a connection's hello came to.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum HelloState {
+    /// A whole hello that proves the token.
     Proven(Hello),
+    /// Anything else once it is whole (or cannot become a hello): the connection is dropped.
     Rejected,
+    /// More bytes are needed.
     Incomplete,
 }
 
-/// Reads what a pending connection has sent; judges it once a whole frame is in.
-fn read_hello(pending: &mut Pending, expected: Expected<'_>) -> HelloState {
-    let mut chunk = [0u8; MAX_HELLO + HEADER_LEN];
-    // Read the hello and nothing past it: what a client sends right after its hello (a
-    // service's first request) belongs to the connection, not to the rendezvous.
-    let frame_end = match pending.received.get(..HEADER_LEN) {
-        Some(header) => match hello_len(header) {
-            Some(len) => HEADER_LEN + len,
-            None => return HelloState::Rejected,
-        },
-        None => HEADER_LEN,
-    };
-    let room = frame_end.saturating_sub(pending.received.len());
-    if room > 0 {
-        match (&pending.stream).read(&mut chunk[..room]) {
-            Ok(0) => return HelloState::Rejected,
-            Ok(n) => pending.received.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                return HelloState::Incomplete;
-            }
-            Err(_) => return HelloState::Rejected,
-        }
-    }
-    match judge_hello(&pending.received, expected.token) {
+/// Reads what a pending connection has sent; judges the hello and then the peer once a whole
+/// frame is in.
+fn read_pending(pending: &mut Pending, expected: Expected<'_>) -> HelloState {
+    let mut stream = &pending.stream;
+    match read_hello(&mut pending.frames, &mut stream, expected.token) {
         HelloState::Proven(hello) => judge_peer(hello, pending.pid, expected.peer),
         other => other,
     }
 }
 
-/// The length a hello's header announces, when it is within [`MAX_HELLO`].
-fn hello_len(header: &[u8]) -> Option<usize> {
-    let bytes: [u8; HEADER_LEN] = header.get(..HEADER_LEN)?.try_into().ok()?;
-    let len = usize::try_from(u32::from_le_bytes(bytes)).ok()?;
-    (len <= MAX_HELLO).then_some(len)
+/// The reader of one connection's hello: the runtime's one frame reader, limited to
+/// [`MAX_HELLO`] and reading nothing past the hello, since what a client sends right after it
+/// (a service's first request) belongs to the connection, not to the rendezvous.
+#[doc(hidden)]
+pub fn hello_reader() -> FrameReader {
+    FrameReader::new(MAX_HELLO as u32).exact()
 }
 
-fn judge_hello(received: &[u8], token: &str) -> HelloState {
-    let Some(header) = received.get(..HEADER_LEN) else {
-        return HelloState::Incomplete;
+/// Encodes a hello frame, as a client sends it.
+#[doc(hidden)]
+pub fn hello_frame(token: &str, pid: u32) -> Vec<u8> {
+    let hello = Hello {
+        token: token.to_owned(),
+        pid,
     };
-    let Some(len) = hello_len(header) else {
-        return HelloState::Rejected;
-    };
-    let Some(body) = received.get(HEADER_LEN..HEADER_LEN + len) else {
-        return HelloState::Incomplete;
-    };
+    // A token too long to encode gives no frame, which no rendezvous accepts.
+    frame::encode_frame(&hello, u32::MAX).unwrap_or_default()
+}
+
+/// Reads what a connection has sent of its hello (`stream` is non-blocking, or anything else
+/// that reads; a `WouldBlock` or a timeout is `Incomplete` and the next call resumes), and
+/// judges it against `token` once the whole frame is in.
+#[doc(hidden)]
+pub fn read_hello<R: Read>(frames: &mut FrameReader, stream: &mut R, token: &str) -> HelloState {
+    match frames.read_frame(stream) {
+        Ok(Some(frame)) => judge_hello(frame.bytes(), token),
+        Err(e) if e.is_timeout() => HelloState::Incomplete,
+        // An end, a frame over the limit, a broken stream.
+        Ok(None) | Err(_) => HelloState::Rejected,
+    }
+}
+
+/// Judges a whole hello frame's body (trailing bytes are malformed).
+fn judge_hello(body: &[u8], token: &str) -> HelloState {
     match frame::decode::<Hello>(body) {
-        Ok(hello) if received.len() == HEADER_LEN + len && tokens_match(&hello.token, token) => {
-            HelloState::Proven(hello)
-        }
+        Ok(hello) if tokens_match(&hello.token, token) => HelloState::Proven(hello),
         _ => HelloState::Rejected,
     }
 }
@@ -344,7 +343,7 @@ fn judge_peer(mut hello: Hello, kernel_pid: Option<u32>, peer: Peer) -> HelloSta
 
 /// Compares a claimed token with the real one in time that does not depend on where they
 /// differ. Every token has the same length, so the length is no secret.
-fn tokens_match(claimed: &str, token: &str) -> bool {
+pub(crate) fn tokens_match(claimed: &str, token: &str) -> bool {
     let (claimed, token) = (claimed.as_bytes(), token.as_bytes());
     if claimed.len() != token.len() {
         return false;
@@ -442,30 +441,39 @@ mod tests {
         drop(connections);
     }
 
+    fn judge(bytes: &[u8]) -> HelloState {
+        read_hello(&mut hello_reader(), &mut &bytes[..], "secret")
+    }
+
     #[test]
     fn a_hello_over_the_size_limit_or_with_trailing_bytes_is_rejected() {
         let mut oversized = ((MAX_HELLO + 1) as u32).to_le_bytes().to_vec();
-        oversized.resize(HEADER_LEN + MAX_HELLO + 1, b'a');
-        assert!(matches!(
-            judge_hello(&oversized, "secret"),
-            HelloState::Rejected
-        ));
+        oversized.resize(frame::HEADER_LEN + MAX_HELLO + 1, b'a');
+        assert!(matches!(judge(&oversized), HelloState::Rejected));
         let mut trailing = hello_frame("secret", 2);
         trailing.push(0);
-        assert!(matches!(
-            judge_hello(&trailing, "secret"),
-            HelloState::Rejected
-        ));
+        trailing[0] += 1;
+        assert!(matches!(judge(&trailing), HelloState::Rejected));
         let whole = hello_frame("secret", 2);
-        assert!(matches!(
-            judge_hello(&whole, "secret"),
-            HelloState::Proven(_)
-        ));
+        assert!(matches!(judge(&whole), HelloState::Proven(_)));
+        // Cut short and then ended: no hello; cut short on a live stream: more to come.
         let partial = &whole[..whole.len() - 1];
+        assert!(matches!(judge(partial), HelloState::Rejected));
+        let mut frames = hello_reader();
+        let mut live = partial.chain(NeverMore);
         assert!(matches!(
-            judge_hello(partial, "secret"),
+            read_hello(&mut frames, &mut live, "secret"),
             HelloState::Incomplete
         ));
+    }
+
+    /// A stream that has nothing more for now.
+    struct NeverMore;
+
+    impl Read for NeverMore {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
     }
 
     #[test]

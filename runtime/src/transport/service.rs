@@ -1,7 +1,8 @@
-//! A long-lived rendezvous for handles that connect from any process: a shared value's
-//! coordinator, a pipe's anchor. The owner hands out an [`Endpoint`] (address and token, which
-//! travel inside serialized handles); whoever presents it gets an authenticated connection,
-//! passed to the owner's handler on the service's accept thread.
+//! A long-lived rendezvous for handles that connect from any process. The owner hands out an
+//! [`Endpoint`] (address and token, which travel inside serialized handles); whoever presents
+//! it gets an authenticated connection, passed to the owner's handler on the service's accept
+//! thread. The share coordinator uses it directly (its reactor reads every connection); every
+//! other long-lived endpoint goes through [`Server`](super::server::Server), built on it.
 //!
 //! Unlike a spawn's rendezvous, a service accepts any number of connections from any process
 //! (the hello's pid is given to the handler, not checked). The socket and its private
@@ -54,6 +55,18 @@ impl Service {
         socket_dir: Option<&Path>,
         on_connection: impl FnMut(Connection, Hello) + Send + 'static,
     ) -> Result<Self, TransportError> {
+        Self::start_with(name, max_frame, socket_dir, on_connection, || {})
+    }
+
+    /// Like [`start`](Service::start), and calls `on_wake` on the accept thread each time it
+    /// wakes (at least every half second), for a server's periodic checks.
+    pub(crate) fn start_with(
+        name: &str,
+        max_frame: u32,
+        socket_dir: Option<&Path>,
+        on_connection: impl FnMut(Connection, Hello) + Send + 'static,
+        on_wake: impl FnMut() + Send + 'static,
+    ) -> Result<Self, TransportError> {
         let rendezvous = Rendezvous::bind(socket_dir)?.with_idle_wait(IDLE_WAIT);
         let endpoint = Endpoint {
             address: rendezvous.address().to_owned(),
@@ -68,7 +81,7 @@ impl Service {
         };
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || accept.run(on_connection))?;
+            .spawn(move || accept.run(on_connection, on_wake))?;
         Ok(Self {
             endpoint,
             stopping,
@@ -101,10 +114,11 @@ struct AcceptLoop {
 }
 
 impl AcceptLoop {
-    fn run(mut self, mut on_connection: impl FnMut(Connection, Hello)) {
+    fn run(mut self, mut on_connection: impl FnMut(Connection, Hello), mut on_wake: impl FnMut()) {
         while !self.stopping.load(Ordering::SeqCst) {
             let stopping = &self.stopping;
             let abandon = || {
+                on_wake();
                 stopping
                     .load(Ordering::SeqCst)
                     .then_some(TransportError::Disconnected)

@@ -2,7 +2,7 @@
 //! ([`run_thread`]), with a [`Worker`] handle to wait for its result or end it.
 //!
 //! A process worker is the pool's worker child (`pool/worker.rs`): the same re-executed
-//! binary, the same build-identity handshake, the same zero-sized function trampoline
+//! binary, the same build-identity handshake, the same `fn` pointer and trampoline offsets
 //! (`pool/function.rs`). It receives one isolated chunk of one item — its arguments — so its
 //! result is sent the moment it is ready, then the connection is closed and the child exits.
 //! `process.rs` is the parent side of that exchange, `completion.rs` the slot both kinds of
@@ -23,7 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pool::{Plain, Pool, PoolFunction, Spread, function};
+use crate::pool::{Mode, Pool, Star};
+use crate::process::Message;
 use completion::Completion;
 pub use resource::WorkerResource;
 pub use status::WorkerStatus;
@@ -34,8 +35,9 @@ const REAP_BOUND: Duration = Duration::from_secs(10);
 /// Starts a process of this executable running `f` with the fields of the tuple `args` as its
 /// arguments, and returns at once with its handle.
 ///
-/// `f` is a `fn` item or a closure that captures nothing (a capturing closure does not
-/// compile: send what it needs in `args`). The arguments and the result cross the process
+/// `f` is a `fn` pointer: a closure that captures nothing, or a `fn` item cast to one (`add as
+/// fn(u64, u64) -> u64`: its arity is only known from `args`, which rustc reads after `f`); a
+/// capturing closure does not compile — send what it needs in `args`. The arguments and the result cross the process
 /// boundary, so they implement `Serialize` and `Deserialize`. The child is the same
 /// executable started again (see [`init`](crate::init)); it proves it is the same build
 /// before it runs anything, and it exits when this process is gone.
@@ -44,22 +46,22 @@ const REAP_BOUND: Duration = Duration::from_secs(10);
 /// # fn main() -> Result<(), skprocess_runtime::Error> {
 /// fn add(a: u64, b: u64) -> u64 { a + b }
 ///
-/// let worker = skprocess_runtime::run(add, (2, 3))?;
+/// let worker = skprocess_runtime::run(add as fn(u64, u64) -> u64, (2, 3))?;
 /// assert_eq!(worker.join()?, 5);
+/// let worker = skprocess_runtime::run(|a: u64, b: u64| a * b, (2, 3))?;
+/// assert_eq!(worker.join()?, 6);
 /// # Ok(()) }
 /// ```
 ///
 /// A panic in `f` is [`Error::Panicked`] with its text; a process that dies (a signal, an
 /// `exit`) is [`Error::Crashed`] naming the signal or the exit code.
-pub fn run<F, Args>(f: F, args: Args) -> Result<Worker<F::Output>, Error>
+pub fn run<Args, R>(f: <Star as Mode<Args, R>>::Function, args: Args) -> Result<Worker<R>, Error>
 where
-    F: Spread<Args>,
+    Star: Mode<Args, R>,
     Args: Serialize + DeserializeOwned,
-    F::Output: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
 {
-    let _ = f;
-    function::assert_zero_sized::<F>();
-    let (process, completion) = process::start::<F, Args>(&args)?;
+    let (process, completion) = process::start::<Args, R>(f, &args)?;
     Ok(Worker {
         completion,
         process: Some(process),
@@ -75,22 +77,27 @@ where
 /// # fn main() -> Result<(), skprocess_runtime::Error> {
 /// fn add(a: u64, b: u64) -> u64 { a + b }
 ///
-/// let worker = skprocess_runtime::run_thread(add, (2, 3))?;
+/// let worker = skprocess_runtime::run_thread(add as fn(u64, u64) -> u64, (2, 3))?;
 /// assert_eq!(worker.join()?, 5);
 /// # Ok(()) }
 /// ```
-pub fn run_thread<F, Args>(f: F, args: Args) -> Result<Worker<F::Output>, Error>
+pub fn run_thread<Args, R>(
+    f: <Star as Mode<Args, R>>::Function,
+    args: Args,
+) -> Result<Worker<R>, Error>
 where
-    F: Spread<Args>,
+    Star: Mode<Args, R>,
     Args: Send + 'static,
-    F::Output: Send + 'static,
+    R: Send + 'static,
 {
     let completion = Arc::new(Completion::new());
     let slot = Arc::clone(&completion);
     std::thread::Builder::new()
         .name("skprocess-worker".into())
         .spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.spread(args)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                <Star as Mode<Args, R>>::call(f, args)
+            }));
             slot.end(outcome.map_err(|payload| Error::Panicked {
                 message: crate::child::engine::panic_message(&*payload),
             }));
@@ -113,11 +120,11 @@ where
 /// assert_eq!(skprocess_runtime::map(square, 1..=4)?, [1, 4, 9, 16]);
 /// # Ok(()) }
 /// ```
-pub fn map<F, I>(f: F, items: I) -> Result<Vec<F::Output>, Error>
+pub fn map<T, R, I>(f: fn(T) -> R, items: I) -> Result<Vec<R>, Error>
 where
-    I: IntoIterator,
-    I::Item: Serialize,
-    F: PoolFunction<Plain, I::Item>,
+    I: IntoIterator<Item = T>,
+    T: Message,
+    R: Message,
 {
     Pool::new(num_cpus())?.map(f, items)
 }

@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::parent::spawn::command;
-use crate::pool::Spread;
 use crate::pool::function;
 use crate::pool::launch;
+use crate::pool::{Mode, Star};
 use crate::protocol::Role;
-use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome};
+use crate::protocol::pool::{Chunk, FunctionOffsets, TaskRef, ToPool, WireItem, WireOutcome};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::{self, Rendezvous};
@@ -75,25 +75,28 @@ struct Pending {
     pid: u32,
     /// The encoded arguments.
     arguments: Vec<u8>,
-    offset: i64,
+    offset: FunctionOffsets,
 }
 
 /// A started worker: the hold on its process, and the slot its outcome goes to.
 pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<R>>);
 
 /// Spawns the child and the thread that waits for it.
-pub(crate) fn start<F, Args>(args: &Args) -> Result<Started<F::Output>, Error>
+pub(crate) fn start<Args, R>(
+    f: <Star as Mode<Args, R>>::Function,
+    args: &Args,
+) -> Result<Started<R>, Error>
 where
-    F: Spread<Args>,
+    Star: Mode<Args, R>,
     Args: Serialize + DeserializeOwned,
-    F::Output: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
 {
     crate::child::bootstrap::forbid_unhooked_child();
-    let offset = function::offset_of(function::call_spread::<F, Args>);
+    let offset = function::offsets::<Star, Args, R>(f);
     let arguments = frame::encode(args)?;
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(None)?;
-    let child = command(&rendezvous, &token, MAX_FRAME)?
+    let child = command(&rendezvous, &token, MAX_FRAME, None)?
         .spawn()
         .map_err(Error::Spawn)?;
     let pid = child.id();
@@ -184,7 +187,7 @@ impl<R: DeserializeOwned> Watch<R> {
 fn send_and_read(
     connection: &Connection,
     mut reader: FrameReader,
-    offset: i64,
+    offset: FunctionOffsets,
     arguments: &[u8],
 ) -> Option<Result<Vec<u8>, Error>> {
     let chunk = Chunk {

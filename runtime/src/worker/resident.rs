@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::child::bootstrap::{self, Started};
-use crate::pool::function::{self, Trampoline};
+use crate::pool::function::{self, Callable};
 use crate::pool::worker::{EXIT_REFUSED, check_build};
 use crate::protocol::pool::{ItemFailure, ToPool};
 use crate::transport::Connection;
@@ -75,7 +75,7 @@ struct Resident {
     started: Instant,
     status: WireStatus,
     /// The function to call, or why there is none.
-    function: Result<Trampoline, String>,
+    function: Result<Callable, String>,
     output: Vec<u8>,
 }
 
@@ -92,9 +92,9 @@ impl Resident {
                 connection.send(&answer).map_err(drop)
             }
             ToResident::SetFunction { offset } => {
-                // SAFETY: the offset comes from the parent, proven to be this same build
+                // SAFETY: the offsets come from the parent, proven to be this same build
                 // before any message was read (`check_build`).
-                self.function = unsafe { function::trampoline_at(offset) };
+                self.function = unsafe { function::resolve(offset) };
                 Ok(())
             }
             ToResident::Status => {
@@ -112,7 +112,7 @@ impl Resident {
         };
         let start = Instant::now();
         self.output.clear();
-        let outcome = function(bytes, &mut self.output);
+        let outcome = function.call(bytes, &mut self.output);
         self.status.busy = self.status.busy.saturating_add(nanos_since(start));
         self.status.items = self.status.items.saturating_add(1);
         outcome

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::parent::spawn::command;
-use crate::pool::{function, launch};
+use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
@@ -171,19 +171,13 @@ where
 {
     /// Starts a worker process running `f` (a `fn` item or a closure that captures nothing)
     /// and waits until it is ready.
-    pub fn new<F>(f: F) -> Result<Self, Error>
-    where
-        F: Fn(I) -> O + Copy + Send + Sync + 'static,
-    {
+    pub fn new(f: fn(I) -> O) -> Result<Self, Error> {
         Self::with_unread_limit(f, Self::DEFAULT_UNREAD_LIMIT)
     }
 
     /// Like [`new`](WorkerResource::new), with at most `limit` results sent and not yet
     /// received (at least 1).
-    pub fn with_unread_limit<F>(f: F, limit: usize) -> Result<Self, Error>
-    where
-        F: Fn(I) -> O + Copy + Send + Sync + 'static,
-    {
+    pub fn with_unread_limit(f: fn(I) -> O, limit: usize) -> Result<Self, Error> {
         crate::child::bootstrap::forbid_unhooked_child();
         let (connection, reader, child) = start()?;
         let pid = child.id();
@@ -265,13 +259,8 @@ where
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
     /// from now on runs `f`.
-    pub fn update_fn<F>(&mut self, f: F) -> Result<(), Error>
-    where
-        F: Fn(I) -> O + Copy + Send + Sync + 'static,
-    {
-        let _ = f;
-        function::assert_zero_sized::<F>();
-        let offset = function::offset_of(function::call::<F, I, O>);
+    pub fn update_fn(&mut self, f: fn(I) -> O) -> Result<(), Error> {
+        let offset = function::offsets::<Plain, I, O>(f);
         self.tell(&ToResident::SetFunction { offset })
     }
 
@@ -372,7 +361,7 @@ impl<I, O> std::fmt::Debug for WorkerResource<I, O> {
 fn start() -> Result<(Arc<Connection>, FrameReader, Child), Error> {
     let token = rendezvous::random_hex(16)?;
     let rendezvous = Rendezvous::bind(None)?;
-    let mut child = command(&rendezvous, &token, MAX_FRAME)?
+    let mut child = command(&rendezvous, &token, MAX_FRAME, None)?
         .spawn()
         .map_err(Error::Spawn)?;
     let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));

@@ -7,15 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::pool::ItemFailure;
+use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 
 /// Parent → resident worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToResident<'a> {
     /// Run the current function on this encoded item.
     Call(#[serde(borrow, with = "serde_bytes")] &'a [u8]),
-    /// From now on, run the trampoline at this offset (the same build's).
-    SetFunction { offset: i64 },
+    /// From now on, run the function at these offsets (the same build's).
+    SetFunction { offset: FunctionOffsets },
     /// Answer with the worker's statistics.
     Status,
 }

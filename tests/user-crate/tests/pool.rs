@@ -35,7 +35,9 @@ fn a_pool_maps_library_functions_and_library_process_types() {
         }
     );
     assert_eq!(
-        pool.star().map(power, [(2, 10), (3, 3)]).unwrap(),
+        pool.star()
+            .map(power as fn(u64, u32) -> u64, [(2, 10), (3, 3)])
+            .unwrap(),
         [1024, 27]
     );
     let doubled = pool

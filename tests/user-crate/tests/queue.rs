@@ -22,7 +22,12 @@ fn run_workers_price_library_orders_from_a_queue() {
     let _bound = bound::within(TEST_BOUND);
     let (orders, out) = (Queue::new().unwrap(), Queue::new().unwrap());
     let workers = (0..2)
-        .map(|_| skprocess::run(price_orders, (orders.clone(), out.clone())))
+        .map(|_| {
+            skprocess::run(
+                price_orders as fn(Queue<Order>, Queue<u64>) -> Result<(), String>,
+                (orders.clone(), out.clone()),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     for quantity in 1..=10 {

@@ -22,7 +22,7 @@ fn run_and_a_worker_resource_call_library_functions() {
     let _bound = bound::within(TEST_BOUND);
     let (done, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut worker = run(power, (2u64, 10u32)).unwrap();
+        let mut worker = run(power as fn(u64, u32) -> u64, (2u64, 10u32)).unwrap();
         let powered = worker.join_timeout(BOUND).unwrap();
         let mut resource = WorkerResource::new(measure).unwrap();
         let line = Line {

@@ -255,6 +255,7 @@ impl Driver {
     /// Starts a replacement child; a failure becomes the next event.
     fn restart(&mut self, restart: Restart) -> Option<Event> {
         let resume = self.resume(&restart);
+        let allowance = resume.outbox_credits;
         let timers = self.shared.view().timers.clone();
         match spawn::launch(&self.shared, &self.checkpoint, resume, &timers) {
             Ok(connection) => {
@@ -262,7 +263,7 @@ impl Driver {
                     view.restarts = self.machine.restarts();
                     view.progress.lives_left = restart.lives_left;
                     view.progress.completed_runs = restart.completed_runs;
-                    view.credit_return.reset();
+                    view.credit_return.reset(allowance);
                 });
                 self.shared.install_connection(Arc::clone(&connection));
                 self.connection = connection;
@@ -316,7 +317,7 @@ pub(crate) fn dispatch(
     let tell_start = match message {
         ToParent::Tell(payload) => frame.bytes().len() - payload.len(),
         other => {
-            queue_messages(shared, arrived);
+            queue_messages(shared, arrived)?;
             return Ok(record(shared, other));
         }
     };
@@ -404,15 +405,68 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
 }
 
 /// Moves the payloads read so far into the outbox, or drops them once nobody will read them.
-pub(crate) fn queue_messages(shared: &ProcessShared, arrived: &mut Vec<Payload>) {
+/// Each spends one of the child's credits: a child that sent more than it was given broke the
+/// protocol (the outbox's bound rests on it), and why is returned. A child told to discard
+/// sends without credits.
+pub(crate) fn queue_messages(
+    shared: &ProcessShared,
+    arrived: &mut Vec<Payload>,
+) -> Result<(), String> {
     if arrived.is_empty() {
-        return;
+        return Ok(());
     }
     shared.update_view(|view| {
         if view.discarding {
             arrived.clear();
-        } else {
-            view.outbox.extend(arrived.drain(..));
+            return Ok(());
         }
-    });
+        let spent = view.credit_return.received(arrived.len());
+        match spent {
+            Ok(()) => view.outbox.extend(arrived.drain(..)),
+            Err(_) => arrived.clear(),
+        }
+        spent.map_err(|overspent| overspent.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn payloads(count: usize) -> Vec<Payload> {
+        (0..count)
+            .map(|_| Payload {
+                bytes: vec![1],
+                start: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_child_that_tells_more_than_its_credits_broke_the_protocol() {
+        let shared = ProcessShared::new("k", false, Config::default().outbox_capacity(2));
+        assert_eq!(queue_messages(&shared, &mut payloads(2)), Ok(()));
+        let overspent = queue_messages(&shared, &mut payloads(1)).unwrap_err();
+        assert!(overspent.contains("credits"), "{overspent}");
+        assert_eq!(
+            shared.view().outbox.len(),
+            2,
+            "the overspent message is not queued"
+        );
+    }
+
+    #[test]
+    fn credits_handed_back_may_be_spent_and_a_discarding_parent_counts_nothing() {
+        let shared = ProcessShared::new("k", false, Config::default().outbox_capacity(1));
+        assert_eq!(queue_messages(&shared, &mut payloads(1)), Ok(()));
+        let handed_back = shared.update_view(|view| {
+            view.outbox.pop_front();
+            view.credit_return.took_one()
+        });
+        assert_eq!(handed_back, Some(1));
+        assert_eq!(queue_messages(&shared, &mut payloads(1)), Ok(()));
+        shared.update_view(|view| view.discarding = true);
+        assert_eq!(queue_messages(&shared, &mut payloads(50)), Ok(()));
+    }
 }

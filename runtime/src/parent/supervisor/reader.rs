@@ -233,7 +233,9 @@ impl Reading {
             }
             got_payload |= self.arrived.len() > before;
             if !self.frames.has_buffered_frame() {
-                driver::queue_messages(shared, &mut self.arrived);
+                if let Err(overspent) = driver::queue_messages(shared, &mut self.arrived) {
+                    return self.end(shared, Interruption::Malformed(overspent));
+                }
                 shared.flush_deferred();
                 if got_payload || !until_payload {
                     return Turn::Read;
@@ -244,7 +246,12 @@ impl Reading {
 
     /// The connection is over for this role: the driver hears why, nobody reads it again.
     fn end(&mut self, shared: &ProcessShared, why: Interruption) -> Turn {
-        driver::queue_messages(shared, &mut self.arrived);
+        // The payloads before the end are delivered; past the credits, the child is already
+        // being ended for a protocol violation.
+        let why = match driver::queue_messages(shared, &mut self.arrived) {
+            Ok(()) => why,
+            Err(overspent) => Interruption::Malformed(overspent),
+        };
         self.connection = None;
         shared.reading.hand(Handed::Interrupted(why));
         Turn::Ended

@@ -7,11 +7,14 @@
 //! - [`process`]: signals, liveness without reaping, exit statuses in words, `_exit`.
 //! - [`clock`]: the monotonic clock every process on the machine shares.
 //! - [`image`]: the running executable, its build identity, and where its code lies.
+//! - [`shm`]: shared-memory regions handed between processes (a sealed `memfd` passed over a
+//!   connection on Linux), and the non-blocking socket calls of the share's coordinator.
 
 mod clock;
 pub(crate) mod image;
 mod poll;
 mod process;
+pub(crate) mod shm;
 mod socket;
 
 pub(crate) use clock::monotonic_nanos;

@@ -1,0 +1,84 @@
+//! A lying peer against a live coordinator: whatever a holder of the endpoint sends in place
+//! of a write ring, it can at most get its own connection dropped; the coordinator keeps
+//! serving everyone else.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::protocol::share::{FieldOp, Request, Target};
+use crate::share::builtins::tests::Pair;
+use crate::share::client::{Client, SHARE_MAX_FRAME};
+use crate::share::link::Backend;
+use crate::sys::shm::{self, Region, RegionFd};
+use crate::transport::Connection;
+use crate::transport::frame;
+use crate::transport::service::Endpoint;
+
+fn endpoint_of(share: &crate::Share<Pair>) -> Endpoint {
+    frame::decode(&frame::encode(share).unwrap()).unwrap()
+}
+
+/// Sends the ring request on a fresh connection, with `fd` when there is one.
+fn ask_to_attach(endpoint: &Endpoint, fd: Option<RegionFd>) -> Connection {
+    let connection = endpoint.connect(SHARE_MAX_FRAME).unwrap();
+    let request = frame::encode_frame(&Request::AttachRing, SHARE_MAX_FRAME).unwrap();
+    match fd {
+        Some(fd) => shm::send_with_fd(connection.stream(), &request, &fd).unwrap(),
+        None => std::io::Write::write_all(&mut connection.stream(), &request).unwrap(),
+    }
+    connection
+}
+
+/// Whether the coordinator ended the connection (bounded: a connection it keeps would time
+/// out instead).
+fn was_dropped(connection: &Connection) -> bool {
+    let stream = connection.stream();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    matches!((&mut &*stream).read(&mut byte), Ok(0))
+}
+
+fn still_serves(share: &crate::Share<Pair>, endpoint: &Endpoint, value: u64) {
+    let client = Client::new(endpoint.clone());
+    let set = Target::Field {
+        index: 0,
+        op: FieldOp::Set,
+    };
+    client.write(set, &frame::encode(&value).unwrap()).unwrap();
+    assert_eq!(share.a.get().unwrap(), value);
+}
+
+#[test]
+fn a_region_of_the_wrong_size_an_ordinary_file_or_none_gets_the_peer_dropped() {
+    let share = crate::Share::new(Pair::default()).unwrap();
+    let endpoint = endpoint_of(&share);
+    let (_short, short) = Region::create("skp-short", 4096).unwrap();
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let cases = [
+        ("a short region", Some(short)),
+        ("an ordinary file", Some(RegionFd::from_file(file))),
+        ("no region", None),
+    ];
+    for (value, (case, fd)) in (1u64..).zip(cases) {
+        let connection = ask_to_attach(&endpoint, fd);
+        assert!(was_dropped(&connection), "{case}: the peer was kept");
+        still_serves(&share, &endpoint, value);
+    }
+}
+
+#[test]
+fn a_peer_that_publishes_wild_ring_indices_is_dropped() {
+    let share = crate::Share::new(Pair::default()).unwrap();
+    let endpoint = endpoint_of(&share);
+    let liar = Client::new(endpoint.clone());
+    let get = Target::Field {
+        index: 0,
+        op: FieldOp::Get,
+    };
+    liar.call(get, &[]).unwrap();
+    liar.publish_wild_tail(u64::MAX);
+    assert!(liar.call(get, &[]).is_err(), "the liar is still served");
+    still_serves(&share, &endpoint, 5);
+}
