@@ -172,3 +172,67 @@ fn a_hook_listening_in_the_child_still_sees_a_stop() {
         7
     );
 }
+
+#[test]
+fn listeners_that_spin_first_get_every_message_in_order() {
+    let _bound = bound::within(TEST_BOUND);
+    let config = Echo::default_config().listen_spin(Duration::from_micros(50));
+    let handle = Echo { burst: 0 }.start_with(config).unwrap();
+    for n in 1..200 {
+        handle.tell(n).unwrap();
+        assert_eq!(handle.listen(BOUND).unwrap(), Some(n));
+    }
+    assert_eq!(handle.listen(Duration::from_millis(5)).unwrap(), None);
+    handle.stop().unwrap();
+    assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
+}
+
+fn slow_double(x: u64) -> u64 {
+    if x == u64::MAX {
+        thread::sleep(Duration::from_secs(3600));
+    }
+    x * 2
+}
+
+#[test]
+fn a_worker_killed_while_its_caller_reads_fails_the_call_and_is_reaped() {
+    let _bound = bound::within(TEST_BOUND);
+    let mut worker = skprocess::WorkerResource::new(slow_double).unwrap();
+    assert_eq!(worker.execute(21).unwrap(), 42);
+    let pid = worker.pid();
+    // The caller holds the role and blocks in the read while the worker sleeps.
+    worker.send(u64::MAX).unwrap();
+    let killer = thread::spawn(move || {
+        bound::until(BOUND, "the worker sleeps in its call", || {
+            pid::state(pid) == Some('S')
+        });
+        pid::signal(pid, libc::SIGKILL);
+    });
+    let outcome = bound::on_thread(BOUND, "recv of a killed worker", move || {
+        let outcome = worker.recv();
+        (outcome, worker)
+    });
+    bound::join(killer, BOUND, "the killer");
+    assert!(
+        matches!(outcome.0, Err(Error::Crashed { .. })),
+        "{:?}",
+        outcome.0
+    );
+    bound::until(BOUND, "the killed worker is reaped", || pid::reaped(pid));
+}
+
+#[test]
+fn answers_nobody_waits_for_are_drained_and_come_back_in_order() {
+    let _bound = bound::within(TEST_BOUND);
+    let mut worker = skprocess::WorkerResource::with_unread_limit(slow_double, 5000).unwrap();
+    // More answers than the socket holds: the reader thread must drain them meanwhile.
+    for x in 0..5000 {
+        worker.send(x).unwrap();
+    }
+    let status = bound::call(BOUND, "status after the sends", || worker.status()).unwrap();
+    assert_eq!(status.items, 5000);
+    for x in 0..5000 {
+        assert_eq!(worker.recv().unwrap(), x * 2);
+    }
+    worker.join().unwrap();
+}

@@ -20,10 +20,9 @@ use crate::deadline;
 use crate::error::Error;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
-use crate::sys::{Source, wait_readable};
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame, FrameReader};
-use crate::transport::role::{ReaderRole, backoff};
+use crate::transport::role::{self, ReaderRole, backoff, spin_until_readable};
 
 /// Longest the reader thread waits for the rest of a frame once it holds the role; a frame
 /// cut there is finished at its next turn.
@@ -108,8 +107,8 @@ impl Inbox {
 /// Whether the connection has something to read, waiting at most `timeout` (`None`: without
 /// limit). A wait that fails means the parent is gone.
 fn readable(connection: &Connection, timeout: Option<Duration>) -> bool {
-    match wait_readable(&[Source::from(connection.stream())], timeout) {
-        Ok(ready) => ready.iter().any(|r| r.readable),
+    match role::readable(connection.stream(), timeout) {
+        Ok(readable) => readable,
         Err(_) => bootstrap::exit_parent_gone(),
     }
 }
@@ -137,6 +136,10 @@ pub(crate) struct ChildLink {
     /// Counts messages the hooks took from the inbox, to hand credits back to the parent.
     pub(crate) inbox_return: Arc<Mutex<CreditReturn>>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// How long a hook in `listen` polls before it sleeps ([`Config::listen_spin`]).
+    ///
+    /// [`Config::listen_spin`]: crate::Config::listen_spin
+    listen_spin: Duration,
 }
 
 impl ChildLink {
@@ -163,6 +166,7 @@ impl ChildLink {
             outbox_credits: Arc::new(outbox_credits),
             inbox_return: Arc::new(Mutex::new(CreditReturn::new(started.config.inbox_capacity))),
             stop: Arc::new(AtomicBool::new(resume.stop)),
+            listen_spin: started.config.listen_spin,
         };
         let reading = link.clone();
         std::thread::Builder::new()
@@ -186,6 +190,7 @@ impl ChildLink {
             outbox_credits: Arc::new(Credits::new(0)),
             inbox_return: Arc::new(Mutex::new(CreditReturn::new(1))),
             stop: Arc::new(AtomicBool::new(false)),
+            listen_spin: Duration::ZERO,
         }
     }
 
@@ -289,6 +294,9 @@ impl ChildLink {
                         bootstrap::exit_parent_gone();
                     }
                     frames.read_timeout = timeout;
+                }
+                if until_told {
+                    spin_until_readable(connection.stream(), self.listen_spin, deadline);
                 }
             }
             match frames.reader.read_frame(&mut connection.stream()) {

@@ -17,7 +17,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::sys::{Source, Stream, wait_readable};
 
 /// The first wait of the background reader while the role is held, and the longest one
 /// nobody cuts short.
@@ -102,6 +104,33 @@ impl<T> ReaderRole<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Polls `stream` until it has something to read, `spin` passed or `deadline` came, without
+/// sleeping: the opt-in low-latency wait of a foreground reader, before its blocking read.
+pub(crate) fn spin_until_readable(stream: &Stream, spin: Duration, deadline: Option<Instant>) {
+    if spin.is_zero() {
+        return;
+    }
+    let Some(spin_end) = Instant::now().checked_add(spin) else {
+        return;
+    };
+    let until = deadline.map_or(spin_end, |deadline| deadline.min(spin_end));
+    let source = [Source::from(stream)];
+    loop {
+        let ready = wait_readable(&source, Some(Duration::ZERO));
+        if !ready.is_ok_and(|ready| ready.iter().all(|r| !r.readable)) || Instant::now() >= until {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Whether `stream` has something to read (data or its end), waiting at most `timeout`
+/// (`None`: without limit).
+pub(crate) fn readable(stream: &Stream, timeout: Option<Duration>) -> std::io::Result<bool> {
+    let ready = wait_readable(&[Source::from(stream)], timeout)?;
+    Ok(ready.iter().any(|r| r.readable))
 }
 
 /// How long the background reader waits the `n`th time in a row it finds the role held:

@@ -3,9 +3,12 @@
 //! ([`send`](WorkerResource::send) / [`poll`](WorkerResource::poll) /
 //! [`recv`](WorkerResource::recv)).
 //!
-//! The caller writes its calls straight to the worker's socket; a reader thread always
-//! drains the worker's answers into a queue bounded by the number of unread results, so the
-//! worker's writes never wait on the caller. `resident.rs` is the child side.
+//! The caller writes its calls straight to the worker's socket. Answers are read under the
+//! reader role of [`transport::role`](crate::transport::role): a caller waiting for a result
+//! reads the socket itself, so the answer wakes only the caller; a reader thread drains the
+//! answers into a queue bounded by the number of unread results while no caller waits, so
+//! the worker's writes never wait on the caller, and reaps the worker once its connection
+//! ends. `resident.rs` is the child side.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -25,6 +28,7 @@ use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::{self, Rendezvous};
+use crate::transport::role::{ReaderRole, backoff, readable};
 
 use super::status::WorkerStatus;
 use super::wire::{FromResident, ToResident, WireStatus};
@@ -35,6 +39,10 @@ const MAX_FRAME: u32 = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long ending a worker may wait for its reader thread (which reaps it).
 const END_BOUND: Duration = Duration::from_secs(10);
+/// Longest the reader thread waits for the rest of an answer once it holds the role.
+const ANSWER_REST_WAIT: Duration = Duration::from_millis(1);
+/// Longest the reader thread waits at a time while a caller holds the role.
+const HELD_WAIT: Duration = Duration::from_millis(50);
 /// How a worker that ended cleanly is described.
 const CLEAN_EXIT: &str = "exited with code 0";
 
@@ -111,12 +119,34 @@ struct Received {
     statuses: VecDeque<WireStatus>,
     /// How the worker ended, once it did.
     ended: Option<String>,
+    /// Bumped each time the reader role is let go, so a caller that found it taken looks
+    /// again.
+    turns: u64,
 }
 
-#[derive(Default)]
+/// What the holder of the reader role reads with.
+struct Answers {
+    frames: FrameReader,
+    /// The read timeout last set on the connection.
+    read_timeout: Option<Duration>,
+    /// Once the connection is over: whether it ended cleanly (`false`: the worker broke the
+    /// protocol, and is killed).
+    over: Option<bool>,
+}
+
+/// How a turn at the connection ended.
+#[derive(PartialEq, Eq)]
+enum Turn {
+    Read,
+    TimedOut,
+    Over,
+}
+
 struct Inbox {
     received: Mutex<Received>,
     arrived: Condvar,
+    connection: Arc<Connection>,
+    role: ReaderRole<Answers>,
 }
 
 impl Inbox {
@@ -125,34 +155,176 @@ impl Inbox {
     }
 
     /// Waits (at most `timeout`, or as long as the worker lives) until `take` finds what it
-    /// looks for; fails when the worker ended first.
+    /// looks for; fails when the worker ended first. Reads the connection itself while no
+    /// other thread does.
     fn wait_for<T>(
         &self,
         timeout: Option<Duration>,
         mut take: impl FnMut(&mut Received) -> Option<T>,
     ) -> Result<Option<T>, Error> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut received = self.lock();
+        let mut seen = None;
+        let mut timed_out = false;
         loop {
-            if let Some(found) = take(&mut received) {
-                return Ok(Some(found));
+            let mut received = self.lock();
+            loop {
+                if let Some(found) = take(&mut received) {
+                    return Ok(Some(found));
+                }
+                if let Some(status) = &received.ended {
+                    return Err(crashed(status));
+                }
+                let left = match deadline {
+                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                    None if timeout.is_some() => Duration::ZERO,
+                    None => Duration::from_secs(3600),
+                };
+                if timed_out || (left.is_zero() && timeout.is_some()) {
+                    return Ok(None);
+                }
+                if seen != Some(received.turns) {
+                    break;
+                }
+                received = self
+                    .arrived
+                    .wait_timeout(received, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-            if let Some(status) = &received.ended {
-                return Err(crashed(status));
+            seen = Some(received.turns);
+            drop(received);
+            timed_out = self.caller_turn(deadline) == Some(Turn::TimedOut);
+        }
+    }
+
+    /// A caller's turn: reads until one answer is queued, the connection is over or
+    /// `deadline` passes; `None` when another thread holds the role.
+    fn caller_turn(&self, deadline: Option<Instant>) -> Option<Turn> {
+        let mut answers = self.role.try_take()?;
+        // The previous holder may have queued an answer after this caller looked.
+        let queued = {
+            let received = self.lock();
+            !received.results.is_empty() || !received.statuses.is_empty()
+        };
+        let turn = match queued || answers.over.is_some() {
+            true => Turn::Read,
+            false => self.read(&mut answers, deadline, true),
+        };
+        if turn == Turn::Over {
+            // The reader thread ends the worker: make sure it sees the end.
+            self.connection.shutdown();
+        }
+        drop(answers);
+        self.role.released();
+        self.role_released();
+        Some(turn)
+    }
+
+    /// The role was let go: callers that found it taken look again.
+    fn role_released(&self) {
+        let mut received = self.lock();
+        received.turns = received.turns.wrapping_add(1);
+        drop(received);
+        self.arrived.notify_all();
+    }
+
+    /// Reads answers until `deadline`: a caller's turn (`until_answer`) until one is queued,
+    /// the reader thread's until nothing whole is left buffered.
+    fn read(&self, answers: &mut Answers, deadline: Option<Instant>, until_answer: bool) -> Turn {
+        let mut got = false;
+        loop {
+            if answers.over.is_some() {
+                return Turn::Over;
             }
-            let left = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None if timeout.is_some() => Duration::ZERO,
-                None => Duration::from_secs(3600),
+            if !answers.frames.has_buffered_frame() {
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                // A zero timeout would mean none at all to the socket.
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return Turn::TimedOut;
+                }
+                if answers.read_timeout != timeout {
+                    if self.connection.stream().set_read_timeout(timeout).is_err() {
+                        answers.over = Some(false);
+                        continue;
+                    }
+                    answers.read_timeout = timeout;
+                }
+            }
+            match answers.frames.read_frame(&mut self.connection.stream()) {
+                Ok(Some(frame)) => match frame::decode::<FromResident<'_>>(frame.bytes()) {
+                    Ok(answer) => {
+                        self.queue(answer);
+                        got = true;
+                    }
+                    Err(_) => answers.over = Some(false),
+                },
+                Ok(None) => answers.over = Some(true),
+                Err(e) if e.is_timeout() => return Turn::TimedOut,
+                Err(_) => answers.over = Some(false),
+            }
+            if answers.over.is_none()
+                && !answers.frames.has_buffered_frame()
+                && (got || !until_answer)
+            {
+                return Turn::Read;
+            }
+        }
+    }
+
+    fn queue(&self, answer: FromResident<'_>) {
+        let mut received = self.lock();
+        match answer {
+            FromResident::Output(bytes) => received.results.push_back(Ok(bytes.to_vec())),
+            FromResident::Failed(failure) => received.results.push_back(Err(failure)),
+            FromResident::Status(status) => received.statuses.push_back(status),
+        }
+        drop(received);
+        self.arrived.notify_all();
+    }
+
+    /// The reader thread: reads while no caller does, until the connection is over; returns
+    /// whether it ended cleanly.
+    fn read_in_background(&self) -> bool {
+        let mut held_in_a_row = 0u32;
+        loop {
+            if self.role.is_held() {
+                self.role
+                    .wait_released(backoff(held_in_a_row, HELD_WAIT), || false);
+                held_in_a_row = held_in_a_row.saturating_add(1);
+                continue;
+            }
+            held_in_a_row = 0;
+            let waiting = self
+                .role
+                .try_take()
+                .is_some_and(|a| a.over.is_some() || a.frames.has_buffered_frame());
+            match readable(self.connection.stream(), None) {
+                _ if waiting => {}
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => return false,
+            }
+            // Taken meanwhile: that caller reads these answers.
+            let Some(mut answers) = self.role.try_take() else {
+                continue;
             };
-            if left.is_zero() && timeout.is_some() {
-                return Ok(None);
+            let nothing_yet = answers.over.is_none()
+                && !answers.frames.has_buffered_frame()
+                && !readable(self.connection.stream(), Some(Duration::ZERO)).unwrap_or(true);
+            if nothing_yet {
+                // A caller read it already.
+                drop(answers);
+                self.role_released();
+                continue;
             }
-            received = self
-                .arrived
-                .wait_timeout(received, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            let rest_by = Instant::now().checked_add(ANSWER_REST_WAIT);
+            let turn = self.read(&mut answers, rest_by, false);
+            let over = answers.over;
+            drop(answers);
+            self.role_released();
+            if turn == Turn::Over {
+                return over.unwrap_or(false);
+            }
         }
     }
 }
@@ -182,8 +354,17 @@ where
         let (connection, reader, child) = start()?;
         let pid = child.id();
         let child = Arc::new(Mutex::new(Some(child)));
-        let inbox = Arc::new(Inbox::default());
-        let reader = spawn_reader(&connection, reader, &child, &inbox).inspect_err(|_| {
+        let inbox = Arc::new(Inbox {
+            received: Mutex::default(),
+            arrived: Condvar::new(),
+            connection: Arc::clone(&connection),
+            role: ReaderRole::new(Answers {
+                frames: reader,
+                read_timeout: None,
+                over: None,
+            }),
+        });
+        let reader = spawn_reader(&child, &inbox).inspect_err(|_| {
             launch::kill(&child);
             launch::reap(&child);
         })?;
@@ -378,16 +559,14 @@ fn start() -> Result<(Arc<Connection>, FrameReader, Child), Error> {
 }
 
 fn spawn_reader(
-    connection: &Arc<Connection>,
-    reader: FrameReader,
     child: &Arc<Mutex<Option<Child>>>,
     inbox: &Arc<Inbox>,
 ) -> Result<JoinHandle<()>, Error> {
-    let (connection, child, inbox) = (Arc::clone(connection), Arc::clone(child), Arc::clone(inbox));
+    let (child, inbox) = (Arc::clone(child), Arc::clone(inbox));
     let handle = std::thread::Builder::new()
         .name("skprocess-worker-resource".into())
         .spawn(move || {
-            if !read_answers(&connection, reader, &inbox) {
+            if !inbox.read_in_background() {
                 launch::kill(&child);
             }
             let status = launch::reap(&child);
@@ -395,26 +574,4 @@ fn spawn_reader(
             inbox.arrived.notify_all();
         })?;
     Ok(handle)
-}
-
-/// Reads the worker's answers until its connection ends; `false` when it broke the protocol.
-fn read_answers(connection: &Connection, mut reader: FrameReader, inbox: &Inbox) -> bool {
-    loop {
-        let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return true,
-            Err(_) => return false,
-        };
-        let Ok(answer) = frame::decode::<FromResident<'_>>(frame.bytes()) else {
-            return false;
-        };
-        let mut received = inbox.lock();
-        match answer {
-            FromResident::Output(bytes) => received.results.push_back(Ok(bytes.to_vec())),
-            FromResident::Failed(failure) => received.results.push_back(Err(failure)),
-            FromResident::Status(status) => received.statuses.push_back(status),
-        }
-        drop(received);
-        inbox.arrived.notify_all();
-    }
 }

@@ -18,11 +18,10 @@ use crate::parent::spawn;
 use crate::parent::supervisor::machine::{Action, Event, Outcome, Report, Restart, Supervisor};
 use crate::parent::supervisor::reader::{Handed, RoleGuard, Turn};
 use crate::protocol::lifecycle::{Resume, ToParent};
-use crate::sys::{Source, wait_readable};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame};
-use crate::transport::role::backoff;
+use crate::transport::role::{backoff, readable};
 
 /// How often control messages that could not be sent at once are retried.
 const DEFERRED_RETRY: Duration = Duration::from_millis(5);
@@ -149,11 +148,7 @@ impl Driver {
 
     /// Whether the connection has something to read, waiting at most `timeout`.
     fn readable(&self, timeout: Option<Duration>) -> Result<bool, ()> {
-        let source = Source::from(self.connection.stream());
-        match wait_readable(&[source], timeout) {
-            Ok(ready) => Ok(ready.iter().any(|r| r.readable)),
-            Err(_) => Err(()),
-        }
+        readable(self.connection.stream(), timeout).map_err(drop)
     }
 
     /// Feeds the supervisor what readers handed over; returns how the connection ended, if

@@ -26,7 +26,7 @@ use crate::parent::shared::{Payload, ProcessShared};
 use crate::parent::supervisor::driver::{self, Interruption, Reported};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::role;
+use crate::transport::role::{self, spin_until_readable};
 
 /// What a reader hands to the driver: what the supervisor must hear, in reading order.
 pub(crate) enum Handed {
@@ -193,6 +193,11 @@ impl Reading {
         deadline: Option<Instant>,
         until_payload: bool,
     ) -> Turn {
+        // Only a listener spins: it is the one waiting for an answer.
+        let spin = match until_payload {
+            true => shared.config.listen_spin,
+            false => Duration::ZERO,
+        };
         let Some(connection) = self.connection.clone() else {
             return Turn::Ended;
         };
@@ -209,6 +214,7 @@ impl Reading {
                 if !self.set_read_timeout(&connection, timeout) {
                     return self.end(shared, Interruption::Ended);
                 }
+                spin_until_readable(connection.stream(), spin, deadline);
             }
             let (frames, arrived) = (&mut self.frames, &mut self.arrived);
             let before = arrived.len();
