@@ -6,7 +6,8 @@
 //! - `transport`: authenticated, framed local-socket connections ([`wire`] is its framing).
 //! - `protocol`: the messages each role exchanges, and credit-based flow control.
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
-//! - `child`: bootstrap ([`init`]), the lifecycle engine, [`Ctx`] and [`ChildContext`].
+//! - `child`: bootstrap, the lifecycle engine, [`Ctx`] and [`ChildContext`]; `entry`, above it
+//!   and the features, holds [`init`] and the one dispatch from a role to its engine.
 //! - [`pipe`]: typed pipes whose [`Point`](pipe::Point) moves into another process.
 //! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
@@ -22,11 +23,16 @@ compile_error!(
 );
 
 mod child;
+mod completion;
 mod config;
 mod deadline;
+mod entry;
 mod error;
 mod hook;
+#[cfg(test)]
+mod layout_tests;
 mod logs;
+mod message;
 mod parent;
 pub mod pipe;
 mod pool;
@@ -41,6 +47,7 @@ mod sys;
 mod timing;
 mod transport;
 mod worker;
+mod worker_status;
 
 /// Frames on the wire: a length prefix, a size limit and the codec seam.
 pub mod wire {
@@ -53,18 +60,19 @@ pub mod wire {
     };
 }
 
-pub use child::bootstrap::init;
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
 pub use config::{Config, Timeouts};
+pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
+pub use message::Message;
 pub use parent::handle::{Handle, ResultFuture, Status};
 pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,
 };
-pub use process::{HookFailure, HookResult, Message, NoMessages, Process};
+pub use process::{HookFailure, HookResult, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
@@ -75,21 +83,24 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
+pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
-pub use worker::{WorkerResource, WorkerStatus};
+pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::child::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN, run_test_child};
     pub use crate::child::hook_context::Ctx;
     pub use crate::config::Config;
+    pub use crate::entry::run_test_child;
     pub use crate::error::Error;
     pub use crate::hook::Hook;
+    pub use crate::message::Message;
     pub use crate::pool::Canceller;
     pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, Message, NoMessages, Process,
+        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
     };
+    pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,
         kind_is_one_of, reopen_field, secret_variable,

@@ -7,6 +7,7 @@ use crate::child::hook_context::Ctx;
 use crate::config::Config;
 use crate::error::Error;
 use crate::hook::Hook;
+use crate::message::Message;
 use crate::parent::handle::Handle;
 use crate::reconnect::ReopenError;
 
@@ -28,18 +29,6 @@ impl HookFailure {
         }
     }
 }
-
-/// A message type that may cross the process boundary (`inbox`/`outbox`).
-///
-/// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be sent between processes",
-    label = "this type must implement `Serialize` and `DeserializeOwned`",
-    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`"
-)]
-pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 
 /// The message type of a process that declares no `inbox` or `outbox`.
 ///

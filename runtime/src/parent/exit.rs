@@ -24,6 +24,5 @@ impl Exit {
     }
 }
 
-/// How a process ended in words, the names of signals, and whether a child exited without
-/// reaping it: the platform layer answers.
-pub(crate) use crate::sys::{describe_status, has_exited};
+/// How a process ended in words: the platform layer answers.
+pub(crate) use crate::sys::describe_status;

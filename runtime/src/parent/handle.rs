@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::child::bootstrap;
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, TellError};
@@ -23,6 +22,7 @@ use crate::parent::supervisor::driver;
 use crate::parent::supervisor::machine::Outcome;
 use crate::parent::supervisor::reader::{self, Turn};
 use crate::process::Process;
+use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::tell_prefix;

@@ -7,7 +7,6 @@
 //! message, or else the driver.
 
 use std::collections::VecDeque;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -16,7 +15,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::deadline;
 use crate::error::Error;
-use crate::parent::exit::{self, Exit};
+use crate::parent::exit::Exit;
+use crate::parent::reaper::ChildProcess;
 use crate::parent::supervisor::machine::Outcome;
 use crate::parent::supervisor::reader::ReaderRole;
 use crate::protocol::Role;
@@ -48,7 +48,7 @@ pub(crate) enum Ending {
 /// The current child, as far as killing and sending go.
 #[derive(Debug, Default)]
 pub(crate) struct ChildSlot {
-    pub(crate) child: Option<Child>,
+    pub(crate) child: Option<Arc<ChildProcess>>,
     pub(crate) pid: u32,
     pub(crate) connection: Option<Arc<Connection>>,
     /// Set by `kill()`: no child is alive and none will be started.
@@ -327,9 +327,9 @@ impl ProcessShared {
     pub(crate) fn kill(&self) -> Result<(), Error> {
         let mut slot = self.slot();
         slot.killed = true;
-        let result = slot.child.take().map_or(Ok(()), |mut child| {
-            child.kill().and_then(|()| child.wait().map(drop))
-        });
+        if let Some(child) = slot.child.take() {
+            child.kill_and_reap();
+        }
         if let Some(connection) = slot.connection.take() {
             connection.shutdown();
         }
@@ -343,48 +343,38 @@ impl ProcessShared {
             }
             view.finished = true;
         });
-        result.map_err(Error::Io)
+        Ok(())
     }
 
     /// Whether a child process of this handle is running right now; never reaps.
     pub(crate) fn is_alive(&self) -> bool {
         let slot = self.slot();
-        slot.child
-            .as_ref()
-            .is_some_and(|child| !exit::has_exited(child.id()))
+        slot.child.as_ref().is_some_and(|child| !child.has_exited())
     }
 
     /// Waits for the current child to exit, for at most `grace`; kills it after that.
     pub(crate) fn reap(&self, grace: Duration) -> Exit {
-        let deadline = crate::deadline::after(Some(grace));
-        let mut pause = Duration::from_micros(20);
-        loop {
-            let mut slot = self.slot();
-            let Some(child) = slot.child.as_mut() else {
-                return Exit::Unknown;
-            };
-            if let Ok(Some(status)) = child.try_wait() {
-                slot.child = None;
-                return Exit::Status(status);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                let _ = child.kill();
-                let status = child.wait();
-                slot.child = None;
-                return status.map_or(Exit::Unknown, Exit::Status);
-            }
-            drop(slot);
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+        // The reaper waits; the slot lock is not held meanwhile, so `kill()` is never held up.
+        let Some(child) = self.slot().child.clone() else {
+            return Exit::Unknown;
+        };
+        let exit = child.reap(grace);
+        let mut slot = self.slot();
+        if slot
+            .child
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &child))
+        {
+            slot.child = None;
         }
+        exit
     }
 
     /// Kills the current child without reaping it; the driver reaps it when its connection
     /// ends.
     pub(crate) fn kill_current_child(&self) {
-        if let Some(child) = self.slot().child.as_mut() {
-            // Already exited: the driver reaps it all the same.
-            let _ = child.kill();
+        if let Some(child) = self.slot().child.as_ref() {
+            child.kill();
         }
     }
 

@@ -1,18 +1,26 @@
-//! Starting a child: re-execute this binary, wait for it to connect back and prove its token,
-//! then hand it its start message.
+//! The one spawn path: re-execute this binary with the bootstrap variable, wait for it to
+//! connect back and prove its token, and hand it its start message, whatever its role — a
+//! lifecycle child (`parent/handle.rs`), a pool worker (`pool/launch.rs`), a `run` worker or a
+//! resident worker (`worker/`). The child is handed to the one reaper
+//! ([`ChildProcess`]) the moment it exists.
 //!
-//! The child is registered in the process's slot the moment it exists, under the same lock
-//! `kill()` takes, so a kill can never miss a child that is being started.
+//! A caller that must be able to kill a child while it is being started (a lifecycle handle)
+//! passes a [`Gate`]: the child is registered under the gate's lock, so a kill can never miss
+//! a child that is being started.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::child::bootstrap::{self, EXIT_NO_ENTRY_HOOK};
+use crate::config::Config;
 use crate::error::Error;
-use crate::parent::exit;
+use crate::parent::exit::Exit;
+use crate::parent::reaper::ChildProcess;
 use crate::parent::shared::ProcessShared;
+use crate::protocol::bootstrap::{
+    ChildVariable, ENV_CHILD, EXIT_NO_ENTRY_HOOK, TEST_ENTRY_ARGS, test_entry_name,
+};
 use crate::protocol::lifecycle::{Resume, ToChild, samples_per_frame};
-use crate::protocol::{self, START_OVERHEAD, Start};
+use crate::protocol::{Role, START_OVERHEAD, Start, parent_proof};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
@@ -29,78 +37,144 @@ pub(crate) fn check_state_size(state: &[u8], max_frame: u32) -> Result<(), Error
     Ok(())
 }
 
-/// Starts a child that resumes at `resume` from `state`, and returns its connection once it
-/// has its start message.
-pub(crate) fn launch(
-    shared: &ProcessShared,
-    state: &[u8],
-    resume: Resume,
-    timers: &ProcessTimers,
-) -> Result<Arc<Connection>, Error> {
-    let config = &shared.config;
-    let token = rendezvous::random_hex(16)?;
-    let mut rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
-    let pid = register_child(shared, &rendezvous, &token)?;
-    let deadline = crate::deadline::after(Some(config.connect_timeout));
-    // Only the child itself, by the kernel's word, is accepted; another process that proves
-    // the token is dropped and the wait goes on.
-    let accepted = rendezvous.accept_child(pid, &token, config.max_frame_bytes, deadline, || {
-        child_gone(shared)
-    });
-    let connection = match accepted {
-        Ok((connection, _)) => Arc::new(connection),
-        Err(error) => return Err(abandon(shared, error)),
-    };
-    let sent = send_start(shared, &connection, &token, state, resume, timers);
-    sent.map_err(|error| abandon(shared, error))?;
-    Ok(connection)
+/// What to start: the start message's fields. `config` also says how to start it (frame
+/// limit, connect timeout, socket directory, secret environment).
+pub(crate) struct Launch<'a> {
+    pub(crate) role: Role,
+    pub(crate) key: &'a str,
+    pub(crate) state: &'a [u8],
+    pub(crate) config: &'a Config,
+    pub(crate) resume: Resume,
+    /// Timer samples sent after the start (a lifecycle child's history).
+    pub(crate) timers: Option<&'a ProcessTimers>,
 }
 
-/// Spawns the child and records it in the slot; refused once the process was killed.
-fn register_child(
-    shared: &ProcessShared,
-    rendezvous: &Rendezvous,
-    token: &str,
-) -> Result<u32, Error> {
-    let mut slot = shared.slot();
-    if slot.killed {
-        return Err(Error::Killed);
-    }
-    let mut command = command(
-        rendezvous,
-        token,
-        shared.config.max_frame_bytes,
-        shared.config.socket_dir.as_deref(),
-    )?;
-    // Secrets go to the child's environment, never over the socket.
-    for (name, value) in &shared.config.secret_env {
-        command.env(name, value.expose());
-    }
-    let child = command.spawn().map_err(Error::Spawn)?;
-    let pid = child.id();
-    slot.pid = pid;
-    slot.child = Some(child);
-    Ok(pid)
+/// Where a caller that can kill a child keeps it while it starts.
+pub(crate) trait Gate {
+    /// Runs `spawn` under the caller's lock and records the child it returns; refuses
+    /// (without spawning) when the caller was killed.
+    fn admit(
+        &self,
+        spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,
+    ) -> Result<Arc<ChildProcess>, Error>;
+    /// Why to stop waiting for the child to connect, besides its exit (a kill).
+    fn abandoned(&self) -> Option<Error>;
+    /// Forgets a child whose start failed (it is killed and reaped).
+    fn release(&self);
 }
 
-pub(crate) fn command(
-    rendezvous: &Rendezvous,
-    token: &str,
-    max_frame: u32,
-    socket_dir: Option<&std::path::Path>,
-) -> Result<Command, Error> {
+/// The gate of a caller that kills its children only through their [`ChildProcess`].
+pub(crate) struct Ungated;
+
+impl Gate for Ungated {
+    fn admit(
+        &self,
+        spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,
+    ) -> Result<Arc<ChildProcess>, Error> {
+        spawn()
+    }
+
+    fn abandoned(&self) -> Option<Error> {
+        None
+    }
+
+    fn release(&self) {}
+}
+
+/// Starts a child and returns its connection once it has its start message (and, for a
+/// lifecycle child, its timer samples), and its hold for the reaper.
+pub(crate) fn spawn(
+    launch: &Launch<'_>,
+    gate: &dyn Gate,
+) -> Result<(Connection, Arc<ChildProcess>), Error> {
+    Spawned::start(launch.config, gate)?.connect(launch, gate)
+}
+
+/// A child that runs and has not connected yet: the first half of [`spawn`], for a caller
+/// that wants the process before it waits for the connection (a `run` worker hands its
+/// handle back at once).
+pub(crate) struct Spawned {
+    rendezvous: Rendezvous,
+    token: String,
+    child: Arc<ChildProcess>,
+}
+
+impl Spawned {
+    /// Re-executes this binary with the bootstrap variable, registered through `gate` and
+    /// handed to the reaper.
+    pub(crate) fn start(config: &Config, gate: &dyn Gate) -> Result<Self, Error> {
+        let token = rendezvous::random_hex(16)?;
+        let rendezvous = Rendezvous::bind(config.socket_dir.as_deref())?;
+        let child = gate.admit(&mut || {
+            let mut command = command(&rendezvous, &token, config)?;
+            // Secrets go to the child's environment, never over the socket.
+            for (name, value) in &config.secret_env {
+                command.env(name, value.expose());
+            }
+            ChildProcess::watch(command.spawn().map_err(Error::Spawn)?)
+        })?;
+        Ok(Self {
+            rendezvous,
+            token,
+            child,
+        })
+    }
+
+    pub(crate) fn child(&self) -> &Arc<ChildProcess> {
+        &self.child
+    }
+
+    /// Waits for the child to prove its token, and sends it its start; a child whose start
+    /// failed is killed and reaped.
+    pub(crate) fn connect(
+        self,
+        launch: &Launch<'_>,
+        gate: &dyn Gate,
+    ) -> Result<(Connection, Arc<ChildProcess>), Error> {
+        let Self {
+            mut rendezvous,
+            token,
+            child,
+        } = self;
+        let abandon = |error: Error| {
+            gate.release();
+            child.kill_and_reap();
+            error
+        };
+        let max_frame = launch.config.max_frame_bytes;
+        let deadline = crate::deadline::after(Some(launch.config.connect_timeout));
+        // Only the child itself, by the kernel's word, is accepted; another process that
+        // proves the token is dropped and the wait goes on.
+        let accepted = rendezvous.accept_child(child.pid(), &token, max_frame, deadline, || {
+            gate.abandoned()
+                .or_else(|| child.exit().map(gone_before_connecting))
+        });
+        let connection = match accepted {
+            Ok((connection, _)) => connection,
+            Err(error) => return Err(abandon(error)),
+        };
+        match send_start(launch, &connection, &token) {
+            Ok(()) => Ok((connection, child)),
+            Err(error) => Err(abandon(error)),
+        }
+    }
+}
+
+/// The command that re-executes this binary as a child that connects to `rendezvous`.
+/// Its log records go to this process's collector for `config`'s socket directory.
+fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
         .env(
-            bootstrap::ENV_CHILD,
-            bootstrap::child_variable(token, max_frame, rendezvous.address()),
+            ENV_CHILD,
+            ChildVariable::encode(token, config.max_frame_bytes, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable(socket_dir) {
+    if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
         command.env(crate::logs::ENV_LOGS, logs);
     }
-    if let Some(entry) = bootstrap::test_entry_name() {
-        command.args([&entry, "--exact", "--test-threads=1", "--nocapture", "-q"]);
+    if let Some(entry) = test_entry_name() {
+        command.arg(entry).args(TEST_ENTRY_ARGS);
     }
     Ok(command)
 }
@@ -111,55 +185,36 @@ fn own_executable() -> Result<std::path::PathBuf, Error> {
     crate::sys::own_executable().map_err(Error::Spawn)
 }
 
-/// Why to stop waiting for the child to connect: it was killed or it exited.
-fn child_gone(shared: &ProcessShared) -> Option<Error> {
-    let mut slot = shared.slot();
-    if slot.killed {
-        return Some(Error::Killed);
-    }
-    let child: &mut Child = slot.child.as_mut()?;
-    let status = child.try_wait().ok()??;
-    slot.child = None;
-    let detail = if status.code() == Some(EXIT_NO_ENTRY_HOOK) {
+/// The error of a child that ended before it connected.
+fn gone_before_connecting(exit: Exit) -> Error {
+    let unhooked =
+        matches!(&exit, Exit::Status(status) if status.code() == Some(EXIT_NO_ENTRY_HOOK));
+    let detail = if unhooked {
         format!(
             "it {}: it reached user code without the entry hook",
-            exit::describe_status(status)
+            exit.describe()
         )
     } else {
-        format!("it {} before connecting", exit::describe_status(status))
+        format!("it {} before connecting", exit.describe())
     };
-    Some(Error::Bootstrap { detail })
-}
-
-/// Kills and reaps a child whose start failed, and passes the error on.
-fn abandon(shared: &ProcessShared, error: Error) -> Error {
-    let child = shared.slot().child.take();
-    if let Some(mut child) = child {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    error
+    Error::Bootstrap { detail }
 }
 
 /// Sends the start message with the proof for the child's `token`, then the timer samples so far in frames that fit the limit.
-fn send_start(
-    shared: &ProcessShared,
-    connection: &Connection,
-    token: &str,
-    state: &[u8],
-    resume: Resume,
-    timers: &ProcessTimers,
-) -> Result<(), Error> {
-    let samples = timers.samples();
-    let per_frame = samples_per_frame(shared.config.max_frame_bytes).max(1);
+fn send_start(launch: &Launch<'_>, connection: &Connection, token: &str) -> Result<(), Error> {
+    let samples = launch
+        .timers
+        .map(ProcessTimers::samples)
+        .unwrap_or_default();
+    let per_frame = samples_per_frame(launch.config.max_frame_bytes).max(1);
     let chunks: Vec<_> = samples.chunks(per_frame).collect();
     let start = Start {
-        proof: protocol::parent_proof(token),
-        role: shared.role,
-        key: shared.key,
-        state,
-        config: shared.config.clone(),
-        resume,
+        proof: parent_proof(token),
+        role: launch.role,
+        key: launch.key,
+        state: launch.state,
+        config: launch.config.clone(),
+        resume: launch.resume.clone(),
         sample_frames: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
     };
     connection.send(&start)?;
@@ -167,4 +222,48 @@ fn send_start(
         connection.send(&ToChild::Samples(chunk.to_vec()))?;
     }
     Ok(())
+}
+
+/// Starts a lifecycle child of `shared` that resumes at `resume` from `state`, registered in
+/// the process's slot, and returns its connection once it has its start message.
+pub(crate) fn launch(
+    shared: &ProcessShared,
+    state: &[u8],
+    resume: Resume,
+    timers: &ProcessTimers,
+) -> Result<Arc<Connection>, Error> {
+    let launch = Launch {
+        role: shared.role,
+        key: shared.key,
+        state,
+        config: &shared.config,
+        resume,
+        timers: Some(timers),
+    };
+    let (connection, _child) = spawn(&launch, shared)?;
+    Ok(Arc::new(connection))
+}
+
+impl Gate for ProcessShared {
+    fn admit(
+        &self,
+        spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,
+    ) -> Result<Arc<ChildProcess>, Error> {
+        let mut slot = self.slot();
+        if slot.killed {
+            return Err(Error::Killed);
+        }
+        let child = spawn()?;
+        slot.pid = child.pid();
+        slot.child = Some(Arc::clone(&child));
+        Ok(child)
+    }
+
+    fn abandoned(&self) -> Option<Error> {
+        self.slot().killed.then_some(Error::Killed)
+    }
+
+    fn release(&self) {
+        self.slot().child.take();
+    }
 }

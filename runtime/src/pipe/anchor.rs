@@ -14,8 +14,8 @@ use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
 use crate::pipe::slot::{Admission, Arrival, Peer};
 
+use crate::message::Message;
 use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
-use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};

@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use anchor::{Anchor, CanLeaveItsProcess};
 pub use point::Point;
 
-use crate::process::Message;
+use crate::message::Message;
 
 /// The two ends of a pipe: the anchor, which sends `S` and receives `R`, and its point, which
 /// sends `R` and receives `S`.

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+use crate::message::Message;
 use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::{PipeError, TrySendError, type_hash};
-use crate::process::Message;
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
 use crate::transport::frame::FrameReader;
 use crate::transport::server;

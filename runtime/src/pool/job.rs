@@ -6,10 +6,10 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -374,42 +374,17 @@ where
     }
 }
 
-/// Where a background or async map leaves its outcome.
-pub(crate) struct Completion<T> {
-    value: Mutex<(Option<T>, Option<Waker>, bool)>,
-    finished: Condvar,
-}
+/// Where a background or async map leaves its outcome: the runtime's one one-shot.
+pub(crate) use crate::completion::Completion;
+use crate::completion::Take;
 
 impl<T> Completion<T> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            value: Mutex::new((None, None, false)),
-            finished: Condvar::new(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, (Option<T>, Option<Waker>, bool)> {
-        self.value.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Fails the map before it ran.
     pub(crate) fn fail<R>(&self, error: Error)
     where
         T: From<Result<Vec<R>, Error>>,
     {
         self.complete(T::from(Err(error)));
-    }
-
-    pub(crate) fn complete(&self, value: T) {
-        let mut slot = self.lock();
-        slot.0 = Some(value);
-        slot.2 = true;
-        let waker = slot.1.take();
-        drop(slot);
-        self.finished.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
     }
 }
 
@@ -425,38 +400,26 @@ impl<T> Job<T> {
 
     /// Waits for the outcome.
     pub fn wait(self) -> T {
-        let mut slot = self.completion.lock();
+        // The job is the only taker, so the outcome is never gone when the wait ends.
         loop {
-            if let Some(value) = slot.0.take() {
+            if let Take::Value(value) = self.completion.take_until(None) {
                 return value;
             }
-            slot = self
-                .completion
-                .finished
-                .wait(slot)
-                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Waits at most `timeout` for the outcome; gives the job back when it is not finished.
     pub fn wait_timeout(self, timeout: Duration) -> Result<T, Self> {
         let deadline = crate::deadline::after(Some(timeout));
-        let mut slot = self.completion.lock();
-        loop {
-            if let Some(value) = slot.0.take() {
-                return Ok(value);
-            }
-            match crate::deadline::wait(&self.completion.finished, slot, deadline) {
-                Ok(next) => slot = next,
-                Err(_) => break,
-            }
+        match self.completion.take_until(deadline) {
+            Take::Value(value) => Ok(value),
+            Take::Pending | Take::Taken => Err(self),
         }
-        Err(self)
     }
 
     /// Whether the outcome is there.
     pub fn is_finished(&self) -> bool {
-        self.completion.lock().2
+        self.completion.is_done()
     }
 }
 
@@ -490,18 +453,16 @@ impl<T> Future for MapFuture<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut slot = self.completion.lock();
-        if let Some(value) = slot.0.take() {
-            return Poll::Ready(value);
+        match self.completion.poll_take(cx.waker()) {
+            Some(value) => Poll::Ready(value),
+            None => Poll::Pending,
         }
-        slot.1 = Some(cx.waker().clone());
-        Poll::Pending
     }
 }
 
 impl<T> Drop for MapFuture<T> {
     fn drop(&mut self) {
-        if let (false, Some(cancel)) = (self.completion.lock().2, &self.cancel.0) {
+        if let (false, Some(cancel)) = (self.completion.is_done(), &self.cancel.0) {
             let _ = cancel.send(JobEvent::Cancelled);
         }
     }

@@ -1,28 +1,26 @@
-//! Worker processes, the parent side: starting one (re-execute, token, start message, build
-//! check), its link for the dispatcher, and its reader, which turns frames into events and
-//! reaps the process when its connection ends.
+//! Worker processes, the parent side: starting one (the one spawn path, then the build check
+//! and its `Ready`), its link for the dispatcher, and its reader, which turns frames into
+//! events and has the one reaper reap the process when its connection ends.
 
-use std::process::Child;
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::parent::exit;
-use crate::parent::spawn::command;
+use crate::parent::reaper::ChildProcess;
+use crate::parent::spawn::{Launch, Spawned, Ungated};
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
+use crate::protocol::Role;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::pool::{Chunk, TaskRef, ToPool, WireItem, WireOutcome, WorkerStart};
-use crate::protocol::{Role, Start};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::rendezvous::{self, Rendezvous};
 
 /// How long a worker whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -59,7 +57,11 @@ fn start_and_read(
     (max_frame, connect_timeout, socket_dir): (u32, Duration, Option<std::path::PathBuf>),
     events: &Sender<Event>,
 ) {
-    let started = start(max_frame, connect_timeout, socket_dir.as_deref());
+    let mut config = Config::default()
+        .max_frame_bytes(max_frame)
+        .connect_timeout(connect_timeout);
+    config.socket_dir = socket_dir;
+    let started = start(Role::PoolWorker, &config);
     let (connection, reader, child) = match started {
         Ok(started) => started,
         Err(error) => {
@@ -67,12 +69,11 @@ fn start_and_read(
             return;
         }
     };
-    let child = Arc::new(Mutex::new(Some(child)));
     let Some(writer) = ChunkWriter::start(Arc::clone(&connection), {
         let child = Arc::clone(&child);
-        move || kill(&child)
+        move || child.kill()
     }) else {
-        kill(&child);
+        child.kill_and_reap();
         let no_thread = Error::Io(std::io::Error::other("no thread for the worker's writer"));
         let _ = events.send(Event::Started(worker, Err(no_thread)));
         return;
@@ -86,80 +87,66 @@ fn start_and_read(
         .send(Event::Started(worker, Ok(Box::new(link))))
         .is_err()
     {
-        kill(&child);
+        child.kill();
     }
     if read_reports(worker, &connection, reader, events).is_some() {
-        kill(&child);
+        child.kill();
     }
-    let status = reap(&child);
+    let status = child.reap(EXIT_GRACE).describe();
     let _ = events.send(Event::Ended(worker, status));
 }
 
-/// Starts one worker and waits for its `Ready`.
-fn start(
-    max_frame: u32,
-    connect_timeout: Duration,
-    socket_dir: Option<&std::path::Path>,
-) -> Result<(Arc<Connection>, FrameReader, Child), Error> {
-    let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(socket_dir)?;
-    let mut child = command(&rendezvous, &token, max_frame, None)?
-        .spawn()
-        .map_err(Error::Spawn)?;
-    let deadline = crate::deadline::after(Some(connect_timeout));
-    let pid = child.id();
-    let exited = || child.try_wait().ok()?;
-    let handshake = handshake(
-        rendezvous,
-        &token,
-        max_frame,
-        deadline,
-        (Role::PoolWorker, pid),
-        exited,
-    );
-    match handshake {
-        Ok((connection, reader)) => Ok((connection, reader, child)),
+/// Started worker: its connection, the reader positioned after its `Ready`, its process.
+pub(crate) type StartedWorker = (Arc<Connection>, FrameReader, Arc<ChildProcess>);
+
+/// Starts one worker in `role` (a pool worker or a resident worker) through the one spawn
+/// path, with this build's identity in its start, and waits for its `Ready`.
+pub(crate) fn start(role: Role, config: &Config) -> Result<StartedWorker, Error> {
+    finish(Spawned::start(config, &Ungated)?, role, config, |_| Ok(()))
+}
+
+/// The second half of [`start`]: the worker's connection and start, then `first` (which may
+/// send the worker its first work before it answered: a worker reads nothing past a start it
+/// refuses, so nothing runs on a build that is not this one), then its `Ready`.
+pub(crate) fn finish(
+    spawned: Spawned,
+    role: Role,
+    config: &Config,
+    first: impl FnOnce(&Connection) -> Result<(), Error>,
+) -> Result<StartedWorker, Error> {
+    let build = frame::encode(&WorkerStart {
+        build: function::build_identity().to_vec(),
+    })?;
+    let launch = Launch {
+        role,
+        key: "",
+        state: &build,
+        config,
+        resume: Resume::default(),
+        timers: None,
+    };
+    let (connection, child) = spawned.connect(&launch, &Ungated)?;
+    let deadline = crate::deadline::after(Some(config.connect_timeout));
+    let sent = first(&connection);
+    // Read the answer even when `first` failed: a refusal says why better than the write.
+    let ready = await_ready(&connection, config.max_frame_bytes, deadline)
+        .and_then(|reader| sent.map(|()| reader));
+    match ready {
+        Ok(reader) => Ok((Arc::new(connection), reader, child)),
         Err(error) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill_and_reap();
             Err(error)
         }
     }
 }
 
-/// Accepts the worker `pid` started with `token`, sends it its start in `role` with this
-/// build's identity, and waits for its `Ready`; `exited` tells whether it died meanwhile.
-pub(crate) fn handshake(
-    mut rendezvous: Rendezvous,
-    token: &str,
+/// Waits until `deadline` for a started worker's `Ready` (its build matched); the reader
+/// positioned after it.
+fn await_ready(
+    connection: &Connection,
     max_frame: u32,
     deadline: Option<Instant>,
-    (role, pid): (Role, u32),
-    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
-) -> Result<(Arc<Connection>, FrameReader), Error> {
-    // Only the worker itself, by the kernel's word, is accepted; another process that proves
-    // the token is dropped and the wait goes on.
-    let (connection, _) = rendezvous.accept_child(pid, token, max_frame, deadline, || {
-        let status = exited()?;
-        Some(Error::Bootstrap {
-            detail: format!(
-                "a pool worker {} before connecting",
-                exit::describe_status(status)
-            ),
-        })
-    })?;
-    let build = frame::encode(&WorkerStart {
-        build: function::build_identity().to_vec(),
-    })?;
-    connection.send(&Start {
-        proof: crate::protocol::parent_proof(token),
-        role,
-        key: "",
-        state: &build,
-        config: Config::default().max_frame_bytes(max_frame),
-        resume: Resume::default(),
-        sample_frames: 0,
-    })?;
+) -> Result<FrameReader, Error> {
     let mut reader = FrameReader::new(max_frame);
     let wait = deadline.map(|d| {
         d.saturating_duration_since(Instant::now())
@@ -180,7 +167,7 @@ pub(crate) fn handshake(
     };
     answer?;
     connection.stream().set_read_timeout(None)?;
-    Ok((Arc::new(connection), reader))
+    Ok(reader)
 }
 
 /// Reads a worker's reports until its connection ends; returns why it must be killed, when
@@ -236,47 +223,12 @@ fn read_reports(
     }
 }
 
-pub(crate) fn lock(child: &Mutex<Option<Child>>) -> MutexGuard<'_, Option<Child>> {
-    child.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn kill(child: &Mutex<Option<Child>>) {
-    if let Some(child) = lock(child).as_mut() {
-        let _ = child.kill();
-    }
-}
-
-/// Reaps the worker, killing it if it does not exit within [`EXIT_GRACE`] of its connection
-/// ending; describes how it ended.
-pub(crate) fn reap(child: &Mutex<Option<Child>>) -> String {
-    let deadline = Instant::now().checked_add(EXIT_GRACE);
-    loop {
-        let mut slot = lock(child);
-        let Some(process) = slot.as_mut() else {
-            return "ended; its exit status is unknown".into();
-        };
-        match process.try_wait() {
-            Ok(Some(status)) => {
-                slot.take();
-                return exit::describe_status(status);
-            }
-            Ok(None) if deadline.is_some_and(|d| Instant::now() < d) => {}
-            Ok(None) => {
-                let _ = process.kill();
-            }
-            Err(_) => return "ended; its exit status is unknown".into(),
-        }
-        drop(slot);
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// The dispatcher's link to a worker process.
 struct ProcessLink {
     connection: Arc<Connection>,
     /// Writes chunks on a thread of its own, so a stopped worker never blocks the dispatcher.
     writer: ChunkWriter,
-    child: Arc<Mutex<Option<Child>>>,
+    child: Arc<ChildProcess>,
 }
 
 impl WorkerLink for ProcessLink {
@@ -301,12 +253,12 @@ impl WorkerLink for ProcessLink {
         // is dying or broke the protocol) ends the worker: kill it, its end settles its items.
         let written = frame::encode(&chunk).is_ok_and(|encoded| self.writer.write(encoded));
         if !written {
-            kill(&self.child);
+            self.child.kill();
         }
     }
 
     fn kill(&self) {
-        kill(&self.child);
+        self.child.kill();
     }
 
     fn stop(&self) {
@@ -314,6 +266,6 @@ impl WorkerLink for ProcessLink {
     }
 
     fn pid(&self) -> Option<u32> {
-        lock(&self.child).as_ref().map(Child::id)
+        (!self.child.has_exited()).then(|| self.child.pid())
     }
 }

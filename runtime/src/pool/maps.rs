@@ -12,11 +12,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::message::Message;
 use crate::pool::function::{self, Mode};
 use crate::pool::job::{Canceller, Completion, Imap, Job, JobRun, JobSpec, MapFuture};
 use crate::pool::scheduler::Task;
 use crate::pool::{Pool, PoolCore};
-use crate::process::{Message, Process};
+use crate::process::Process;
 use crate::transport::frame;
 
 /// Mode of a [`Maps`]: each item is the function's one argument.

@@ -218,7 +218,7 @@ impl Pool {
 
     /// Starts a pool configured by `config`.
     pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
-        crate::child::bootstrap::forbid_unhooked_child();
+        crate::protocol::bootstrap::forbid_unhooked_child();
         let frame = crate::config::Config::default().max_frame_bytes(config.max_frame_bytes);
         frame.validate()?;
         let launcher = launch::ProcessLauncher {
@@ -309,7 +309,7 @@ impl Pool {
             .map(|tally| {
                 let uptime = tally.ready_since.elapsed();
                 let busy = Duration::from_nanos(tally.busy_nanos).min(uptime);
-                crate::worker::WorkerStatus::measured(uptime, busy, tally.items)
+                crate::worker_status::WorkerStatus::measured(uptime, busy, tally.items)
             })
             .collect()
     }

@@ -16,6 +16,7 @@
 //! receiver has room for, while control messages flow freely, so a full queue never holds up
 //! a stop, a kill or a terminal report.
 
+pub(crate) mod bootstrap;
 pub(crate) mod credits;
 pub(crate) mod lifecycle;
 pub(crate) mod pipe;

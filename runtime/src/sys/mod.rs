@@ -4,7 +4,7 @@
 //!
 //! The seam is the set of item names re-exported here — local-socket [`Listener`] and
 //! [`Stream`], one wait on many of them ([`wait_readable`]), process control ([`kill`],
-//! [`has_exited`], [`describe_status`], [`exit_now`]), the shared monotonic clock
+//! [`wait_exited`], [`has_exited`], [`describe_status`], [`exit_now`]), the shared monotonic clock
 //! ([`monotonic_nanos`]) and the running image ([`own_executable`], [`build_identity`],
 //! [`image::is_code_beside`]). `sys/unix/` implements them for Unix; a `sys/windows/` will
 //! give the same names over named pipes. The portable code above therefore sticks to what a

@@ -5,14 +5,13 @@
 //! binary, the same build-identity handshake, the same `fn` pointer and trampoline offsets
 //! (`pool/function.rs`). It receives one isolated chunk of one item — its arguments — so its
 //! result is sent the moment it is ready, then the connection is closed and the child exits.
-//! `process.rs` is the parent side of that exchange, `completion.rs` the slot both kinds of
-//! worker fill once they end.
+//! `process.rs` is the parent side of that exchange; both kinds of worker leave their outcome
+//! in the runtime's one one-shot ([`Completion`]).
 
-mod completion;
+mod answers;
 mod process;
 pub(crate) mod resident;
 mod resource;
-mod status;
 mod wire;
 
 use std::marker::PhantomData;
@@ -22,12 +21,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::completion::{Completion, Take};
 use crate::error::Error;
+use crate::message::Message;
 use crate::pool::{Mode, Pool, Star};
-use crate::process::Message;
-use completion::Completion;
 pub use resource::WorkerResource;
-pub use status::WorkerStatus;
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
 const REAP_BOUND: Duration = Duration::from_secs(10);
@@ -90,7 +88,7 @@ where
     Args: Send + 'static,
     R: Send + 'static,
 {
-    let completion = Arc::new(Completion::new());
+    let completion = Completion::new();
     let slot = Arc::clone(&completion);
     std::thread::Builder::new()
         .name("skprocess-worker".into())
@@ -98,7 +96,7 @@ where
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 <Star as Mode<Args, R>>::call(f, args)
             }));
-            slot.end(outcome.map_err(|payload| Error::Panicked {
+            slot.complete(outcome.map_err(|payload| Error::Panicked {
                 message: crate::child::engine::panic_message(&*payload),
             }));
         })?;
@@ -145,7 +143,7 @@ pub fn num_cpus() -> usize {
 /// Dropping a process worker without joining it kills its process (SIGKILL) and reaps it:
 /// a worker never outlives its handle. Dropping a thread worker detaches the thread.
 pub struct Worker<R> {
-    completion: Arc<Completion<R>>,
+    completion: Arc<Completion<Result<R, Error>>>,
     process: Option<process::ProcessWorker>,
     result: PhantomData<fn() -> R>,
 }
@@ -154,8 +152,10 @@ impl<R> Worker<R> {
     /// Waits until the worker ends and returns its result, or how it failed.
     pub fn join(self) -> Result<R, Error> {
         loop {
-            if let Some(outcome) = self.completion.take_within(Duration::from_secs(3600))? {
-                return Ok(outcome);
+            match self.completion.take_until(None) {
+                Take::Value(outcome) => return outcome,
+                Take::Taken => return Err(Error::AlreadyJoined),
+                Take::Pending => {}
             }
         }
     }
@@ -165,18 +165,26 @@ impl<R> Worker<R> {
     /// `Err` when it failed. Once the result was taken, further calls fail with
     /// [`Error::AlreadyJoined`].
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, Error> {
-        self.completion.take_within(timeout)
+        match self
+            .completion
+            .take_until(crate::deadline::after(Some(timeout)))
+        {
+            Take::Value(outcome) => outcome.map(Some),
+            Take::Pending => Ok(None),
+            Take::Taken => Err(Error::AlreadyJoined),
+        }
     }
 
     /// Waits at most `timeout` for the worker to end; `true` once it has ended, however it
     /// ended. Does not take the result.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.completion.wait_within(timeout)
+        self.completion
+            .wait_until(crate::deadline::after(Some(timeout)))
     }
 
     /// Whether the worker still runs (a process worker runs until it was reaped).
     pub fn is_alive(&self) -> bool {
-        !self.completion.is_ended()
+        !self.completion.is_done()
     }
 
     /// Kills a process worker (SIGKILL) and waits until it was reaped; its result is then
@@ -187,7 +195,10 @@ impl<R> Worker<R> {
             return Err(Error::ThreadNotKillable);
         };
         process.kill();
-        if self.completion.wait_within(REAP_BOUND) {
+        if self
+            .completion
+            .wait_until(crate::deadline::after(Some(REAP_BOUND)))
+        {
             Ok(())
         } else {
             Err(Error::Io(std::io::Error::new(
@@ -207,10 +218,10 @@ impl<R> Drop for Worker<R> {
     /// Kills a process worker that still runs and reaps it.
     fn drop(&mut self) {
         if let Some(process) = &self.process {
-            if !self.completion.is_ended() {
+            if !self.completion.is_done() {
                 process.kill();
             }
-            process.join_reader(REAP_BOUND);
+            process.join_reader(&self.completion, crate::deadline::after(Some(REAP_BOUND)));
         }
     }
 }

@@ -1,8 +1,8 @@
-//! A process worker, the parent side: starts the pool's worker child, hands it one isolated
-//! chunk holding the arguments, and waits on a thread of its own for the result or the
-//! child's end.
+//! A process worker, the parent side: starts the pool's worker child through the one spawn
+//! path, hands it one isolated chunk holding the arguments, and waits on a thread of its own
+//! for the result or the child's end. Every wait is for an event — the result frame, the
+//! connection's end, the reaper's word that the child exited — never a sleep.
 
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::completion::Completion;
+use crate::config::Config;
 use crate::error::Error;
-use crate::parent::spawn::command;
+use crate::parent::exit::Exit;
+use crate::parent::reaper::ChildProcess;
+use crate::parent::spawn::{Spawned, Ungated};
 use crate::pool::function;
 use crate::pool::launch;
 use crate::pool::{Mode, Star};
@@ -20,68 +24,54 @@ use crate::protocol::Role;
 use crate::protocol::pool::{Chunk, FunctionOffsets, TaskRef, ToPool, WireItem, WireOutcome};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::rendezvous::{self, Rendezvous};
-
-use super::completion::Completion;
 
 /// Largest frame between a worker and its parent (arguments, result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// How long the child may take to start and prove its build.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a child whose connection ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A worker's outcome, set once by its thread.
+pub(crate) type Outcome<R> = Arc<Completion<Result<R, Error>>>;
 
 /// The handle's hold on the child: its process, and the thread that waits for it.
 pub(crate) struct ProcessWorker {
-    pid: u32,
-    child: Arc<Mutex<Option<Child>>>,
+    child: Arc<ChildProcess>,
     killed: Arc<AtomicBool>,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ProcessWorker {
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid()
     }
 
-    /// Sends SIGKILL; the reader thread reaps the child and records [`Error::Killed`].
+    /// Sends SIGKILL; the reader thread sees the end and records [`Error::Killed`].
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        launch::kill(&self.child);
+        self.child.kill();
     }
 
-    /// Waits at most `bound` for the reader thread, which ends once the child was reaped.
-    pub(crate) fn join_reader(&self, bound: Duration) {
-        let handle = self
-            .reader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(handle) = handle else {
-            return;
-        };
-        let deadline = Instant::now().checked_add(bound);
-        while !handle.is_finished() && deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if handle.is_finished() {
-            let _ = handle.join();
+    /// Waits until `deadline` for `outcome`, which is set only once the child was reaped.
+    /// The reader thread is then past everything but its own return (it too only waited for
+    /// the reaper), so it is let go rather than waited for: one wake-up less on every join.
+    pub(crate) fn join_reader<R>(&self, outcome: &Outcome<R>, deadline: Option<Instant>) {
+        if outcome.wait_until(deadline) {
+            let handle = self
+                .reader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(handle);
         }
     }
-}
-
-/// What the reader thread needs to finish the start and wait for the result.
-struct Pending {
-    rendezvous: Rendezvous,
-    token: String,
-    pid: u32,
-    /// The encoded arguments.
-    arguments: Vec<u8>,
-    offset: FunctionOffsets,
 }
 
 /// A started worker: the hold on its process, and the slot its outcome goes to.
-pub(crate) type Started<R> = (ProcessWorker, Arc<Completion<R>>);
+pub(crate) type Started<R> = (ProcessWorker, Outcome<R>);
 
-/// Spawns the child and the thread that waits for it.
+/// Spawns the child and the thread that connects to it and waits for its result.
 pub(crate) fn start<Args, R>(
     f: <Star as Mode<Args, R>>::Function,
     args: &Args,
@@ -91,43 +81,44 @@ where
     Args: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    crate::child::bootstrap::forbid_unhooked_child();
+    crate::protocol::bootstrap::forbid_unhooked_child();
     let offset = function::offsets::<Star, Args, R>(f);
     let arguments = frame::encode(args)?;
-    let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(None)?;
-    let child = command(&rendezvous, &token, MAX_FRAME, None)?
-        .spawn()
-        .map_err(Error::Spawn)?;
-    let pid = child.id();
-    let child = Arc::new(Mutex::new(Some(child)));
+    let config = Config::default()
+        .max_frame_bytes(MAX_FRAME)
+        .connect_timeout(CONNECT_TIMEOUT);
+    let spawned = Spawned::start(&config, &Ungated)?;
+    let child = Arc::clone(spawned.child());
     let killed = Arc::new(AtomicBool::new(false));
-    let completion = Arc::new(Completion::new());
-    let pending = Pending {
-        rendezvous,
-        token,
-        pid,
-        arguments,
-        offset,
-    };
+    let completion = Completion::new();
+    let settle = Arc::new(Settle {
+        ending: Mutex::new(Ending {
+            answer: None,
+            exit: None,
+        }),
+        killed: Arc::clone(&killed),
+        completion: Arc::clone(&completion),
+    });
+    child.on_exit({
+        let settle = Arc::clone(&settle);
+        move |exit| settle.exited(exit.clone())
+    });
     let watch = Watch {
         child: Arc::clone(&child),
         killed: Arc::clone(&killed),
-        completion: Arc::clone(&completion),
+        settle,
     };
-    let spawned = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("skprocess-worker".into())
-        .spawn(move || watch.run(pending));
-    let reader = match spawned {
+        .spawn(move || watch.run(spawned, &config, offset, &arguments));
+    let reader = match thread {
         Ok(reader) => reader,
         Err(e) => {
-            launch::kill(&child);
-            launch::reap(&child);
+            child.kill_and_reap();
             return Err(Error::Io(e));
         }
     };
     let worker = ProcessWorker {
-        pid,
         child,
         killed,
         reader: Mutex::new(Some(reader)),
@@ -135,62 +126,101 @@ where
     Ok((worker, completion))
 }
 
+/// The two halves of a worker's end: what its connection said (`None`: it ended without a
+/// result) and how its process ended.
+struct Ending<R> {
+    answer: Option<Option<Result<R, Error>>>,
+    exit: Option<Exit>,
+}
+
+/// Settles a worker's outcome once both halves of its end are known, on the thread of
+/// whichever came second — normally the reaper's, so a `join` is woken by the reaper itself.
+struct Settle<R> {
+    ending: Mutex<Ending<R>>,
+    killed: Arc<AtomicBool>,
+    completion: Outcome<R>,
+}
+
+impl<R> Settle<R> {
+    fn answered(&self, answer: Option<Result<R, Error>>) {
+        let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+        ending.answer = Some(answer);
+        self.settle(ending);
+    }
+
+    fn exited(&self, exit: Exit) {
+        let mut ending = self.ending.lock().unwrap_or_else(PoisonError::into_inner);
+        ending.exit = Some(exit);
+        self.settle(ending);
+    }
+
+    fn settle(&self, mut ending: std::sync::MutexGuard<'_, Ending<R>>) {
+        if ending.answer.is_none() || ending.exit.is_none() {
+            return;
+        }
+        let (Some(answer), Some(exit)) = (ending.answer.take(), ending.exit.take()) else {
+            return;
+        };
+        drop(ending);
+        let outcome = match answer {
+            Some(outcome) => outcome,
+            None if self.killed.load(Ordering::SeqCst) => Err(Error::Killed),
+            None => Err(crashed(&exit)),
+        };
+        self.completion.complete(outcome);
+    }
+}
+
 /// The reader thread's state.
 struct Watch<R> {
-    child: Arc<Mutex<Option<Child>>>,
+    child: Arc<ChildProcess>,
     killed: Arc<AtomicBool>,
-    completion: Arc<Completion<R>>,
+    settle: Arc<Settle<R>>,
 }
 
 impl<R: DeserializeOwned> Watch<R> {
-    fn run(self, pending: Pending) {
-        let outcome = self.exchange(pending);
-        let status = launch::reap(&self.child);
-        let outcome = match outcome {
-            Some(outcome) => outcome,
-            None if self.killed.load(Ordering::SeqCst) => Err(Error::Killed),
-            None => Err(Error::Crashed { status, run: 0 }),
-        };
-        self.completion.end(outcome);
+    fn run(self, spawned: Spawned, config: &Config, offset: FunctionOffsets, arguments: &[u8]) {
+        let answer = self.exchange(spawned, config, offset, arguments);
+        self.settle.answered(answer);
+        // The connection is closed: the child exits on its own, or is killed after the grace;
+        // the reaper settles the outcome then.
+        self.child.reap(EXIT_GRACE);
     }
 
     /// Starts the child's work and reads its answer; `None` when it ended without one. The
     /// connection is closed on return, which ends a child that is still there.
-    fn exchange(&self, pending: Pending) -> Option<Result<R, Error>> {
-        let Pending {
-            rendezvous,
-            token,
-            pid,
-            arguments,
-            offset,
-        } = pending;
-        let exited = || launch::lock(&self.child).as_mut()?.try_wait().ok()?;
-        let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));
-        let identity = (Role::PoolWorker, pid);
-        let handshake =
-            launch::handshake(rendezvous, &token, MAX_FRAME, deadline, identity, exited);
-        let (connection, reader) = match handshake {
+    fn exchange(
+        &self,
+        spawned: Spawned,
+        config: &Config,
+        offset: FunctionOffsets,
+        arguments: &[u8],
+    ) -> Option<Result<R, Error>> {
+        // The chunk goes out with the start, without waiting for `Ready` first: one round
+        // trip less, and a worker of another build refuses before it reads it.
+        let send_chunk = |connection: &Connection| Ok(connection.send(&chunk(offset, arguments))?);
+        let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
+        let (connection, reader, _child) = match started {
             Ok(started) => started,
             Err(_) if self.killed.load(Ordering::SeqCst) => return Some(Err(Error::Killed)),
-            Err(error) => {
-                launch::kill(&self.child);
-                return Some(Err(error));
-            }
+            Err(error) => return Some(Err(error)),
         };
-        let outcome = send_and_read(&connection, reader, offset, &arguments);
+        let outcome = read_result(&connection, reader);
         connection.shutdown();
         outcome.map(|bytes| bytes.and_then(|bytes| Ok(frame::decode_owned(&bytes)?)))
     }
 }
 
-/// Sends the one chunk and reads until its result; `None` when the connection ended first.
-fn send_and_read(
-    connection: &Connection,
-    mut reader: FrameReader,
-    offset: FunctionOffsets,
-    arguments: &[u8],
-) -> Option<Result<Vec<u8>, Error>> {
-    let chunk = Chunk {
+fn crashed(exit: &Exit) -> Error {
+    Error::Crashed {
+        status: exit.describe(),
+        run: 0,
+    }
+}
+
+/// The one isolated chunk of one item: the arguments, for the trampoline at `offset`.
+fn chunk(offset: FunctionOffsets, arguments: &[u8]) -> Chunk<'_> {
+    Chunk {
         job: 0,
         task: TaskRef::Function { offset },
         isolated: true,
@@ -198,8 +228,11 @@ fn send_and_read(
             index: 0,
             bytes: arguments,
         }],
-    };
-    connection.send(&chunk).ok()?;
+    }
+}
+
+/// Reads until the chunk's result; `None` when the connection ended first.
+fn read_result(connection: &Connection, mut reader: FrameReader) -> Option<Result<Vec<u8>, Error>> {
     loop {
         let frame = reader.read_frame(&mut connection.stream()).ok()??;
         match frame::decode::<ToPool<'_>>(frame.bytes()) {

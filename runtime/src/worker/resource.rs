@@ -10,28 +10,25 @@
 //! the worker's writes never wait on the caller, and reaps the worker once its connection
 //! ends. `resident.rs` is the child side.
 
-use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::process::Child;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::Error;
-use crate::parent::spawn::command;
+use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
-use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader};
-use crate::transport::rendezvous::{self, Rendezvous};
-use crate::transport::role::{ReaderRole, backoff, readable};
+use crate::transport::frame;
 
-use super::status::WorkerStatus;
-use super::wire::{FromResident, ToResident, WireStatus};
+use super::answers::{Inbox, crashed};
+use super::wire::ToResident;
+use crate::worker_status::WorkerStatus;
 
 /// Largest frame between a resource and its worker (an item, a result).
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -39,10 +36,8 @@ const MAX_FRAME: u32 = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long ending a worker may wait for its reader thread (which reaps it).
 const END_BOUND: Duration = Duration::from_secs(10);
-/// Longest the reader thread waits for the rest of an answer once it holds the role.
-const ANSWER_REST_WAIT: Duration = Duration::from_millis(1);
-/// Longest the reader thread waits at a time while a caller holds the role.
-const HELD_WAIT: Duration = Duration::from_millis(50);
+/// How long a worker whose connection ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How a worker that ended cleanly is described.
 const CLEAN_EXIT: &str = "exited with code 0";
 
@@ -102,238 +97,13 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// it: no worker outlives its resource.
 pub struct WorkerResource<I, O> {
     connection: Arc<Connection>,
-    child: Arc<Mutex<Option<Child>>>,
-    pid: u32,
+    child: Arc<ChildProcess>,
     inbox: Arc<Inbox>,
     reader: Option<JoinHandle<()>>,
     /// Calls sent whose result was not received.
     unread: usize,
     unread_limit: usize,
     types: PhantomData<fn(I) -> O>,
-}
-
-/// What the reader thread received, and whether the worker ended.
-#[derive(Default)]
-struct Received {
-    results: VecDeque<Result<Vec<u8>, ItemFailure>>,
-    statuses: VecDeque<WireStatus>,
-    /// How the worker ended, once it did.
-    ended: Option<String>,
-    /// Bumped each time the reader role is let go, so a caller that found it taken looks
-    /// again.
-    turns: u64,
-}
-
-/// What the holder of the reader role reads with.
-struct Answers {
-    frames: FrameReader,
-    /// The read timeout last set on the connection.
-    read_timeout: Option<Duration>,
-    /// Once the connection is over: whether it ended cleanly (`false`: the worker broke the
-    /// protocol, and is killed).
-    over: Option<bool>,
-}
-
-/// How a turn at the connection ended.
-#[derive(PartialEq, Eq)]
-enum Turn {
-    Read,
-    TimedOut,
-    Over,
-}
-
-struct Inbox {
-    received: Mutex<Received>,
-    arrived: Condvar,
-    connection: Arc<Connection>,
-    role: ReaderRole<Answers>,
-}
-
-impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, Received> {
-        self.received.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits (at most `timeout`, or as long as the worker lives) until `take` finds what it
-    /// looks for; fails when the worker ended first. Reads the connection itself while no
-    /// other thread does.
-    fn wait_for<T>(
-        &self,
-        timeout: Option<Duration>,
-        mut take: impl FnMut(&mut Received) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut seen = None;
-        let mut timed_out = false;
-        loop {
-            let mut received = self.lock();
-            loop {
-                if let Some(found) = take(&mut received) {
-                    return Ok(Some(found));
-                }
-                if let Some(status) = &received.ended {
-                    return Err(crashed(status));
-                }
-                let left = match deadline {
-                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                    None if timeout.is_some() => Duration::ZERO,
-                    None => Duration::from_secs(3600),
-                };
-                if timed_out || (left.is_zero() && timeout.is_some()) {
-                    return Ok(None);
-                }
-                if seen != Some(received.turns) {
-                    break;
-                }
-                received = self
-                    .arrived
-                    .wait_timeout(received, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            seen = Some(received.turns);
-            drop(received);
-            timed_out = self.caller_turn(deadline) == Some(Turn::TimedOut);
-        }
-    }
-
-    /// A caller's turn: reads until one answer is queued, the connection is over or
-    /// `deadline` passes; `None` when another thread holds the role.
-    fn caller_turn(&self, deadline: Option<Instant>) -> Option<Turn> {
-        let mut answers = self.role.try_take()?;
-        // The previous holder may have queued an answer after this caller looked.
-        let queued = {
-            let received = self.lock();
-            !received.results.is_empty() || !received.statuses.is_empty()
-        };
-        let turn = match queued || answers.over.is_some() {
-            true => Turn::Read,
-            false => self.read(&mut answers, deadline, true),
-        };
-        if turn == Turn::Over {
-            // The reader thread ends the worker: make sure it sees the end.
-            self.connection.shutdown();
-        }
-        drop(answers);
-        self.role.released();
-        self.role_released();
-        Some(turn)
-    }
-
-    /// The role was let go: callers that found it taken look again.
-    fn role_released(&self) {
-        let mut received = self.lock();
-        received.turns = received.turns.wrapping_add(1);
-        drop(received);
-        self.arrived.notify_all();
-    }
-
-    /// Reads answers until `deadline`: a caller's turn (`until_answer`) until one is queued,
-    /// the reader thread's until nothing whole is left buffered.
-    fn read(&self, answers: &mut Answers, deadline: Option<Instant>, until_answer: bool) -> Turn {
-        let mut got = false;
-        loop {
-            if answers.over.is_some() {
-                return Turn::Over;
-            }
-            if !answers.frames.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
-                    return Turn::TimedOut;
-                }
-                if answers.read_timeout != timeout {
-                    if self.connection.stream().set_read_timeout(timeout).is_err() {
-                        answers.over = Some(false);
-                        continue;
-                    }
-                    answers.read_timeout = timeout;
-                }
-            }
-            match answers.frames.read_frame(&mut self.connection.stream()) {
-                Ok(Some(frame)) => match frame::decode::<FromResident<'_>>(frame.bytes()) {
-                    Ok(answer) => {
-                        self.queue(answer);
-                        got = true;
-                    }
-                    Err(_) => answers.over = Some(false),
-                },
-                Ok(None) => answers.over = Some(true),
-                Err(e) if e.is_timeout() => return Turn::TimedOut,
-                Err(_) => answers.over = Some(false),
-            }
-            if answers.over.is_none()
-                && !answers.frames.has_buffered_frame()
-                && (got || !until_answer)
-            {
-                return Turn::Read;
-            }
-        }
-    }
-
-    fn queue(&self, answer: FromResident<'_>) {
-        let mut received = self.lock();
-        match answer {
-            FromResident::Output(bytes) => received.results.push_back(Ok(bytes.to_vec())),
-            FromResident::Failed(failure) => received.results.push_back(Err(failure)),
-            FromResident::Status(status) => received.statuses.push_back(status),
-        }
-        drop(received);
-        self.arrived.notify_all();
-    }
-
-    /// The reader thread: reads while no caller does, until the connection is over; returns
-    /// whether it ended cleanly.
-    fn read_in_background(&self) -> bool {
-        let mut held_in_a_row = 0u32;
-        loop {
-            if self.role.is_held() {
-                self.role
-                    .wait_released(backoff(held_in_a_row, HELD_WAIT), || false);
-                held_in_a_row = held_in_a_row.saturating_add(1);
-                continue;
-            }
-            held_in_a_row = 0;
-            let waiting = self
-                .role
-                .try_take()
-                .is_some_and(|a| a.over.is_some() || a.frames.has_buffered_frame());
-            match readable(self.connection.stream(), None) {
-                _ if waiting => {}
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(_) => return false,
-            }
-            // Taken meanwhile: that caller reads these answers.
-            let Some(mut answers) = self.role.try_take() else {
-                continue;
-            };
-            let nothing_yet = answers.over.is_none()
-                && !answers.frames.has_buffered_frame()
-                && !readable(self.connection.stream(), Some(Duration::ZERO)).unwrap_or(true);
-            if nothing_yet {
-                // A caller read it already.
-                drop(answers);
-                self.role_released();
-                continue;
-            }
-            let rest_by = Instant::now().checked_add(ANSWER_REST_WAIT);
-            let turn = self.read(&mut answers, rest_by, false);
-            let over = answers.over;
-            drop(answers);
-            self.role_released();
-            if turn == Turn::Over {
-                return over.unwrap_or(false);
-            }
-        }
-    }
-}
-
-fn crashed(status: &str) -> Error {
-    Error::Crashed {
-        status: status.to_owned(),
-        run: 0,
-    }
 }
 
 impl<I, O> WorkerResource<I, O>
@@ -350,28 +120,18 @@ where
     /// Like [`new`](WorkerResource::new), with at most `limit` results sent and not yet
     /// received (at least 1).
     pub fn with_unread_limit(f: fn(I) -> O, limit: usize) -> Result<Self, Error> {
-        crate::child::bootstrap::forbid_unhooked_child();
-        let (connection, reader, child) = start()?;
-        let pid = child.id();
-        let child = Arc::new(Mutex::new(Some(child)));
-        let inbox = Arc::new(Inbox {
-            received: Mutex::default(),
-            arrived: Condvar::new(),
-            connection: Arc::clone(&connection),
-            role: ReaderRole::new(Answers {
-                frames: reader,
-                read_timeout: None,
-                over: None,
-            }),
-        });
+        crate::protocol::bootstrap::forbid_unhooked_child();
+        let config = Config::default()
+            .max_frame_bytes(MAX_FRAME)
+            .connect_timeout(CONNECT_TIMEOUT);
+        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config)?;
+        let inbox = Arc::new(Inbox::new(Arc::clone(&connection), reader));
         let reader = spawn_reader(&child, &inbox).inspect_err(|_| {
-            launch::kill(&child);
-            launch::reap(&child);
+            child.kill_and_reap();
         })?;
         let mut resource = Self {
             connection,
             child,
-            pid,
             inbox,
             reader: Some(reader),
             unread: 0,
@@ -460,7 +220,7 @@ impl<I, O> WorkerResource<I, O> {
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid()
     }
 
     /// Lets the worker finish the data already sent (its results are dropped), waits until it
@@ -498,25 +258,31 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     fn kill_and_reap(&mut self) {
-        launch::kill(&self.child);
+        self.child.kill();
         self.connection.shutdown();
         self.end_reader();
     }
 
-    /// Waits (bounded) for the reader thread, which reaps the worker once its connection ended.
+    /// Waits (bounded) for the reader thread, which reaps the worker once its connection
+    /// ended and then records the end in the inbox.
     fn end_reader(&mut self) {
         let Some(reader) = self.reader.take() else {
             return;
         };
-        let deadline = Instant::now().checked_add(END_BOUND);
-        while !reader.is_finished() && deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
+        let deadline = crate::deadline::after(Some(END_BOUND));
+        let mut received = self.inbox.lock();
+        while received.ended.is_none() {
+            match crate::deadline::wait(&self.inbox.arrived, received, deadline) {
+                Ok(next) => received = next,
+                Err(_) => {
+                    self.child.kill();
+                    return;
+                }
+            }
         }
-        if reader.is_finished() {
-            let _ = reader.join();
-        } else {
-            launch::kill(&self.child);
-        }
+        drop(received);
+        // The thread ends right after recording the end.
+        let _ = reader.join();
     }
 }
 
@@ -532,44 +298,21 @@ impl<I, O> Drop for WorkerResource<I, O> {
 impl<I, O> std::fmt::Debug for WorkerResource<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerResource")
-            .field("pid", &self.pid)
+            .field("pid", &self.pid())
             .field("unread", &self.unread)
             .finish()
     }
 }
 
-/// Spawns the worker and waits for its `Ready`.
-fn start() -> Result<(Arc<Connection>, FrameReader, Child), Error> {
-    let token = rendezvous::random_hex(16)?;
-    let rendezvous = Rendezvous::bind(None)?;
-    let mut child = command(&rendezvous, &token, MAX_FRAME, None)?
-        .spawn()
-        .map_err(Error::Spawn)?;
-    let deadline = crate::deadline::after(Some(CONNECT_TIMEOUT));
-    let identity = (Role::ResidentWorker, child.id());
-    let exited = || child.try_wait().ok()?;
-    match launch::handshake(rendezvous, &token, MAX_FRAME, deadline, identity, exited) {
-        Ok((connection, reader)) => Ok((connection, reader, child)),
-        Err(error) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(error)
-        }
-    }
-}
-
-fn spawn_reader(
-    child: &Arc<Mutex<Option<Child>>>,
-    inbox: &Arc<Inbox>,
-) -> Result<JoinHandle<()>, Error> {
+fn spawn_reader(child: &Arc<ChildProcess>, inbox: &Arc<Inbox>) -> Result<JoinHandle<()>, Error> {
     let (child, inbox) = (Arc::clone(child), Arc::clone(inbox));
     let handle = std::thread::Builder::new()
         .name("skprocess-worker-resource".into())
         .spawn(move || {
             if !inbox.read_in_background() {
-                launch::kill(&child);
+                child.kill();
             }
-            let status = launch::reap(&child);
+            let status = child.reap(EXIT_GRACE).describe();
             inbox.lock().ended = Some(status);
             inbox.arrived.notify_all();
         })?;

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::pool::{FunctionOffsets, ItemFailure};
+use crate::worker_status::WorkerStatus;
 
 /// Parent → resident worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,4 +39,16 @@ pub(crate) struct WireStatus {
     pub(crate) busy: u64,
     pub(crate) starved: u64,
     pub(crate) items: u64,
+}
+
+impl WorkerStatus {
+    /// The status a worker sent, in nanoseconds on the wire.
+    pub(crate) fn from_wire(wire: WireStatus) -> Self {
+        Self {
+            uptime: std::time::Duration::from_nanos(wire.uptime),
+            busy: std::time::Duration::from_nanos(wire.busy),
+            starved: std::time::Duration::from_nanos(wire.starved),
+            items: wire.items,
+        }
+    }
 }

@@ -20,11 +20,11 @@ mod socket;
 pub(crate) use clock::monotonic_nanos;
 pub(crate) use image::{build_identity, own_executable};
 pub(crate) use poll::{Source, wait_readable};
-#[allow(unused_imports)] // `kill` waits for the reaper that holds pids (see process.rs).
-pub(crate) use process::kill;
-pub(crate) use process::{at_exit, describe_status, exit_now, has_exited, parent_pid};
+pub(crate) use process::{at_exit, describe_status, exit_now, parent_pid, wait_exited};
 #[cfg(test)]
 pub(crate) use process::{exit_status_from_code, exit_status_killed};
+#[allow(unused_imports)] // the reaper holds `Child` values and asks them; kept for the seam.
+pub(crate) use process::{has_exited, kill};
 pub(crate) use socket::{Listener, Stream};
 /// The platform's local stream type, for the public `Reconnect` implementation.
 pub(crate) use std::os::unix::net::UnixStream;

@@ -1,8 +1,8 @@
-//! [`WorkerStatus`]: what a worker measured about itself.
+//! [`WorkerStatus`]: what a worker measured about itself. Its own module, beside both kinds
+//! of worker that report it ([`Pool`](crate::Pool) and [`WorkerResource`](crate::WorkerResource)),
+//! so neither feature imports the other for it.
 
 use std::time::Duration;
-
-use super::wire::WireStatus;
 
 /// What a worker process measured about itself: how long it has run, how long it spent in
 /// the function, how long it sat waiting for data, and how many items it ran. Given by
@@ -37,15 +37,6 @@ impl WorkerStatus {
             busy,
             starved: uptime.saturating_sub(busy),
             items,
-        }
-    }
-
-    pub(crate) fn from_wire(wire: WireStatus) -> Self {
-        Self {
-            uptime: Duration::from_nanos(wire.uptime),
-            busy: Duration::from_nanos(wire.busy),
-            starved: Duration::from_nanos(wire.starved),
-            items: wire.items,
         }
     }
 }
