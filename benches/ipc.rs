@@ -75,7 +75,7 @@ fn bench_round_trip(c: &mut Criterion) {
     );
     bench_tell_listen(&mut group, "skprocess_tell_listen", Duration::ZERO);
     bench_tell_listen(&mut group, "skprocess_tell_listen_spinning", floor::SPIN);
-    on_one_cpu(|| {
+    floor::on_one_cpu(|| {
         bench_raw_ping_pong(&mut group, Role::Echo, "raw_blocking_pinned", |s, buf| {
             s.read_exact(buf)
         });
@@ -83,31 +83,6 @@ fn bench_round_trip(c: &mut Criterion) {
     });
     group.finish();
 }
-
-/// Runs `f` with this thread — and so the threads and processes it starts — on the first CPU
-/// it may use, then lets it use them all again.
-#[cfg(target_os = "linux")]
-fn on_one_cpu(f: impl FnOnce()) {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: an all-zero cpu_set_t is a valid (empty) set; the calls only read and write it.
-    unsafe {
-        let mut all: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
-        let Some(first) = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &all))
-        else {
-            return;
-        };
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(first, &mut one);
-        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
-        f();
-        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
-    }
-}
-
-/// Pinning is Linux's `sched_setaffinity`: elsewhere the pinned rows are skipped.
-#[cfg(not(target_os = "linux"))]
-fn on_one_cpu(_f: impl FnOnce()) {}
 
 fn bench_raw_ping_pong(
     group: &mut BenchmarkGroup<'_, WallTime>,
