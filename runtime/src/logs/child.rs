@@ -1,7 +1,7 @@
 //! The child's side: a `tracing` subscriber and a `log` logger that forward every record.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::field::{Field, Visit};
@@ -10,6 +10,7 @@ use tracing::{Event, Metadata, Subscriber};
 
 use super::{ENV_LOGS, LogMessage, LogRecord, level_number};
 use crate::transport::Connection;
+use crate::transport::clients::Clients;
 use crate::transport::server;
 use crate::transport::service::Endpoint;
 
@@ -20,41 +21,49 @@ const MAX_FRAME: u32 = 1024 * 1024;
 struct Sink {
     endpoint: Endpoint,
     process: String,
-    connection: Mutex<Collector>,
-}
-
-enum Collector {
-    NotYet,
-    Open(Connection),
-    /// The collector could not be reached or went away; records are dropped.
-    Gone,
+    /// The connection to the collector, in the runtime's one client cache.
+    collector: Mutex<Clients<Connection>>,
+    /// The collector could not be reached or went away: records are dropped from then on, so a
+    /// child whose parent is going (or whose collector is full) does not try again per record.
+    gone: AtomicBool,
 }
 
 impl Sink {
     fn send(&self, record: LogRecord) {
-        let mut state = self
-            .connection
+        let mut collector = self
+            .collector
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if matches!(*state, Collector::NotYet) {
-            *state = self.connect().map_or(Collector::Gone, Collector::Open);
+        if self.gone.load(Ordering::Relaxed) {
+            return;
         }
-        if let Collector::Open(connection) = &*state {
-            if connection.send(&LogMessage::Record(record)).is_err() {
-                *state = Collector::Gone;
-            }
+        let sent = collector.with(
+            &self.endpoint,
+            |endpoint| self.connect(endpoint),
+            |connection| {
+                connection
+                    .send(&LogMessage::Record(record))
+                    .map_err(|_| Lost)
+            },
+            |Lost| true,
+        );
+        if sent.is_err() {
+            self.gone.store(true, Ordering::Relaxed);
         }
     }
 
-    fn connect(&self) -> Option<Connection> {
-        let connection = server::connect(&self.endpoint, MAX_FRAME).ok()?;
+    fn connect(&self, endpoint: &Endpoint) -> Result<Connection, Lost> {
+        let connection = server::connect(endpoint, MAX_FRAME).map_err(|_| Lost)?;
         let hello = LogMessage::Hello {
             process: self.process.clone(),
         };
-        connection.send(&hello).ok()?;
-        Some(connection)
+        connection.send(&hello).map_err(|_| Lost)?;
+        Ok(connection)
     }
 }
+
+/// The collector could not be reached, or its connection broke.
+struct Lost;
 
 /// Connects to the parent's collector and installs the forwarders, when the parent asked for
 /// it. Removes the variable so nothing the child starts inherits it.
@@ -71,7 +80,8 @@ pub(crate) fn install(process: &str) {
     let sink = Arc::new(Sink {
         endpoint,
         process: process.to_owned(),
-        connection: Mutex::new(Collector::NotYet),
+        collector: Mutex::new(Clients::new()),
+        gone: AtomicBool::new(false),
     });
     let _ = tracing::subscriber::set_global_default(Forwarder {
         sink: Arc::clone(&sink),

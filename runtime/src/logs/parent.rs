@@ -16,7 +16,9 @@ const MAX_FRAME: u32 = 1024 * 1024;
 static COLLECTORS: Mutex<Vec<(Option<PathBuf>, Option<Server>)>> = Mutex::new(Vec::new());
 
 /// The collectors' socket files, removed at exit: the collectors live in a static, which is
-/// never dropped, so their private directories would outlive the process.
+/// never dropped, so their private directories would outlive the process. After a SIGKILL no
+/// exit handler runs; the next bind in the same directory sweeps it (`sys`'s private
+/// directories are named after their owner).
 static SOCKETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 extern "C" fn remove_sockets() {

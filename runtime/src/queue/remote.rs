@@ -3,20 +3,20 @@
 //! connection closes when the thread ends, which returns whatever it still held.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, split_message};
 use crate::transport::Connection;
 use crate::transport::TransportError;
+use crate::transport::clients::Clients;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
 use crate::transport::service::Endpoint;
 
 thread_local! {
     /// This thread's connections, by the broker's token.
-    static LINKS: RefCell<HashMap<String, RemoteLink>> = RefCell::new(HashMap::new());
+    static LINKS: RefCell<Clients<RemoteLink>> = const { RefCell::new(Clients::new()) };
 }
 
 /// What the next read found.
@@ -53,30 +53,30 @@ pub(crate) fn with_link<R>(
     f: impl FnOnce(&mut RemoteLink) -> Result<R, Error>,
 ) -> Result<R, Error> {
     LINKS.with(|links| {
-        let mut links = links.borrow_mut();
-        if !links.contains_key(&endpoint.token) {
-            let connection = match server::connect(endpoint, max_frame) {
-                Ok(connection) => connection,
-                Err(full @ TransportError::TooManyConnections { .. }) => return Err(full.into()),
-                Err(_) => return Err(closed()),
-            };
-            let link = RemoteLink::new(connection, max_frame);
-            links.insert(endpoint.token.clone(), link);
-        }
-        let link = links.get_mut(&endpoint.token).ok_or_else(closed)?;
-        let result = f(link);
-        if matches!(result, Err(Error::QueueClosed)) {
-            links.remove(&endpoint.token);
-        }
-        result
+        links.borrow_mut().with(
+            endpoint,
+            |endpoint| open(endpoint, max_frame),
+            f,
+            |error| matches!(error, Error::QueueClosed),
+        )
     })
+}
+
+/// Opens a connection to the broker: a full broker says so, any other failure is a closed
+/// queue.
+fn open(endpoint: &Endpoint, max_frame: u32) -> Result<RemoteLink, Error> {
+    match server::connect(endpoint, max_frame) {
+        Ok(connection) => Ok(RemoteLink::new(connection, max_frame)),
+        Err(full @ TransportError::TooManyConnections { .. }) => Err(full.into()),
+        Err(_) => Err(closed()),
+    }
 }
 
 /// Gives back what this thread prefetched from `endpoint` and acknowledges what it read, if it
 /// has a connection (an iterator that stops early).
 pub(crate) fn settle(endpoint: &Endpoint) {
     LINKS.with(|links| {
-        if let Some(link) = links.borrow_mut().get_mut(&endpoint.token) {
+        if let Some(link) = links.borrow_mut().get_mut(endpoint) {
             // A failed send means the connection is gone, which returns everything anyway.
             let _ = link.settle();
         }

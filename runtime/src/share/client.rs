@@ -1,12 +1,11 @@
 //! The socket backend: this process's one connection to a share's coordinator.
 //!
-//! Every handle of one share in one process goes through the same [`Client`] (a registry keyed
-//! by endpoint), so the process's operations reach the coordinator in the order it issued them.
+//! Every handle of one share in one process goes through the same [`Client`] (held weakly in the
+//! process's [`Clients`] cache), so the process's operations reach the coordinator in the order it issued them.
 //! The connection opens on first use — in a child, after the handle arrived with the process
 //! state; a restarted child is a new process and connects again — and is opened again on the
 //! next use after it broke.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use crate::share::link::Backend;
 use crate::share::ring::{MAX_RECORD, Ring};
 use crate::sys::shm;
 use crate::transport::Connection;
+use crate::transport::clients::Clients;
 use crate::transport::frame;
 use crate::transport::frame::FrameReader;
 use crate::transport::service::Endpoint;
@@ -24,20 +24,16 @@ use crate::transport::service::Endpoint;
 /// The largest frame a share's connection carries.
 pub(crate) const SHARE_MAX_FRAME: u32 = 64 * 1024 * 1024;
 
-/// The clients of this process, by endpoint token.
-static CLIENTS: Mutex<Option<HashMap<String, Weak<Client>>>> = Mutex::new(None);
+/// The clients of this process, by endpoint token, held weakly: a client lives as long as a
+/// handle of its share does.
+static CLIENTS: Mutex<Clients<Weak<Client>>> = Mutex::new(Clients::new());
 
 /// The client of `endpoint` in this process, created on first need.
 pub(crate) fn for_endpoint(endpoint: &Endpoint) -> Arc<Client> {
-    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let clients = clients.get_or_insert_with(HashMap::new);
-    if let Some(client) = clients.get(&endpoint.token).and_then(Weak::upgrade) {
-        return client;
-    }
-    clients.retain(|_, client| client.strong_count() > 0);
-    let client = Arc::new(Client::new(endpoint.clone()));
-    clients.insert(endpoint.token.clone(), Arc::downgrade(&client));
-    client
+    CLIENTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .shared(endpoint, |endpoint| Client::new(endpoint.clone()))
 }
 
 /// One process's connection to one coordinator.

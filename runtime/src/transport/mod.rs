@@ -4,6 +4,8 @@
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
+//! - [`clients`]: the one cache of client connections to long-lived endpoints, by token
+//!   (per process in a `static`, per thread in a `thread_local!`).
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`role`]: the reader role of a connection: a thread waiting for a message reads it
 //!   itself, a background reader drains the rest.
@@ -19,6 +21,7 @@
 //! The protocols that run over it (what a lifecycle child and its parent say to each other)
 //! live in `protocol`.
 
+pub(crate) mod clients;
 pub(crate) mod connection;
 pub mod error;
 pub mod frame;

@@ -99,9 +99,8 @@ impl Rendezvous {
     /// Linux, a private directory in the temp directory elsewhere). Anyone may connect to an
     /// abstract name; only a peer that proves the token is ever accepted.
     pub(crate) fn bind(socket_dir: Option<&Path>) -> Result<Self, TransportError> {
-        let name = format!("skp-{}", random_hex(8)?);
         Ok(Self {
-            listener: Listener::bind(socket_dir, &name)?,
+            listener: Listener::bind(socket_dir, &random_hex(8)?)?,
             pending: Vec::new(),
             idle_wait: POLL_SLICE,
         })

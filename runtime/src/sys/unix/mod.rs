@@ -3,6 +3,8 @@
 //! loader's program headers.
 //!
 //! - [`socket`]: the listener and stream every connection runs over.
+//! - [`private_dir`]: the 0700 directories socket files live in where there is no abstract
+//!   name, named after their owner, and the sweep of those whose owner died.
 //! - [`poll`]: the one wait on many streams, and the single-stream waits built on it.
 //! - [`process`]: signals, liveness without reaping, exit statuses in words, `_exit`.
 //! - [`clock`]: the monotonic clock every process on the machine shares.
@@ -13,6 +15,7 @@
 mod clock;
 pub(crate) mod image;
 mod poll;
+mod private_dir;
 mod process;
 pub(crate) mod shm;
 mod socket;

@@ -4,6 +4,7 @@
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::OnceLock;
 
 /// Sends `SIGKILL` to process `pid`. For the reaper that holds pids rather than `Child`
 /// values (the one spawn path of issue 15 brings it).
@@ -50,6 +51,72 @@ pub(crate) fn has_exited(pid: u32) -> bool {
     let rc = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
     // SAFETY: after a successful waitid the pid field is initialised (zero when still running).
     rc != 0 || unsafe { info.si_pid() } != 0
+}
+
+/// When this process started, as [`is_running`] compares it: on Linux the start time in clock
+/// ticks since boot from `/proc/self/stat`; 0 (unknown) where that cannot be read cheaply.
+pub(crate) fn own_start_time() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| start_time(std::process::id()).unwrap_or(0))
+}
+
+/// Whether the process that had `pid` and started at `start` (0: unknown) still runs, for
+/// telling a dead owner's leftovers from a live one's. Any process may be asked, not only a
+/// child, and nothing is reaped.
+///
+/// `kill(pid, 0)` failing with `ESRCH` is death. On Linux `/proc/<pid>/stat` then tells a
+/// zombie (gone) and a start time other than `start` (the pid was reused: the owner is gone).
+/// Elsewhere a zombie, or a reused pid, counts as running. When in doubt (a process of another
+/// user, a stat that cannot be read), the answer is "running": the caller only ever removes
+/// what belongs to the dead.
+pub(crate) fn is_running(pid: u32, start: u64) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if raw <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 delivers nothing; it only checks that `raw` names a process.
+    if unsafe { libc::kill(raw, 0) } != 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return false;
+    }
+    match stat(pid) {
+        Some((state, started)) => {
+            !matches!(state, 'Z' | 'X') && (start == 0 || started == 0 || started == start)
+        }
+        None => true,
+    }
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|(_, started)| started)
+}
+
+/// The state letter and the start time of `pid` from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// No cheap source elsewhere: the pid alone decides.
+#[cfg(not(target_os = "linux"))]
+fn stat(_pid: u32) -> Option<(char, u64)> {
+    None
+}
+
+/// Reads fields 3 (state) and 22 (start time) of a `/proc/<pid>/stat` line. The command name
+/// (field 2, in parentheses) may hold spaces and parentheses itself, so fields are counted
+/// after its last `)`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_stat(text: &str) -> Option<(char, u64)> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((state, started))
 }
 
 /// The pid of this process's parent.
@@ -163,18 +230,60 @@ mod tests {
         );
     }
 
-    #[test]
-    fn has_exited_does_not_reap() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+    /// A child that has exited and is not reaped yet (a zombie).
+    fn exited_unreaped() -> std::process::Child {
+        let child = std::process::Command::new("true").spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !has_exited(child.id()) {
             assert!(Instant::now() < deadline, "`true` did not exit");
             std::thread::sleep(Duration::from_millis(1));
         }
+        child
+    }
+
+    #[test]
+    fn has_exited_does_not_reap() {
+        let mut child = exited_unreaped();
         assert!(
             child.try_wait().unwrap().is_some(),
             "the child was reaped already"
         );
+    }
+
+    #[test]
+    fn a_process_is_running_until_it_is_reaped_and_a_reused_pid_is_not_its_owner() {
+        let me = std::process::id();
+        assert!(is_running(me, own_start_time()));
+        assert!(
+            is_running(me, 0),
+            "an unknown start time must not count as death"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!is_running(pid, 0), "a reaped process counts as running");
+        if cfg!(target_os = "linux") {
+            assert_ne!(own_start_time(), 0);
+            assert!(
+                !is_running(me, own_start_time() + 1),
+                "a reused pid counts as its owner"
+            );
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = exited_unreaped();
+        assert!(!is_running(child.id(), 0), "a zombie counts as running");
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_stat_line_gives_its_state_and_start_time_whatever_the_command_name() {
+        let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 987654 1 2";
+        assert_eq!(parse_stat(line), Some(('S', 987654)));
+        assert_eq!(parse_stat("42 (x) S 1"), None);
     }
 
     #[test]

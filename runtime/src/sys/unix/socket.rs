@@ -3,8 +3,9 @@
 //!
 //! Without a socket directory, Linux binds in its abstract namespace: no file exists, so
 //! nothing is left behind even after SIGKILL. Otherwise the socket file lives in a fresh
-//! directory with mode 0700, removed with the listener. An address that starts with `@` is an
-//! abstract name.
+//! directory with mode 0700 named after its owner, removed with the listener — or, after a
+//! SIGKILL, by the next bind in the same place ([`private_dir`](super::private_dir)). An
+//! address that starts with `@` is an abstract name.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
@@ -14,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::poll::{BROKEN, PEER_SHUT_WRITE, Source, poll_fds, pollfd};
+#[cfg(target_os = "linux")]
+use super::private_dir::PREFIX;
+use super::private_dir::PrivateDir;
 
 /// The first character of an address in Linux's abstract socket namespace.
 #[cfg(target_os = "linux")]
@@ -29,13 +33,16 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    /// Binds a listener called `name`: in a private directory `name` inside `socket_dir` when
-    /// one is given, else under an abstract name where the OS has one (Linux), else in a
-    /// private directory in the temp directory.
-    pub(crate) fn bind(socket_dir: Option<&Path>, name: &str) -> io::Result<Self> {
+    /// Binds a listener told apart from others by `unique` (hex digits): in a private
+    /// directory `skp-<pid>-<start>-<unique>` inside `socket_dir` when one is given, else
+    /// under the abstract name `skp-<unique>` where the OS has one (Linux), else in a private
+    /// directory in the temp directory. Binding in a directory first sweeps it of the private
+    /// directories of dead processes.
+    pub(crate) fn bind(socket_dir: Option<&Path>, unique: &str) -> io::Result<Self> {
         #[cfg(target_os = "linux")]
         if socket_dir.is_none() {
             use std::os::linux::net::SocketAddrExt;
+            let name = format!("{PREFIX}{unique}");
             let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
             let inner = UnixListener::bind_addr(&address)?;
             inner.set_nonblocking(true)?;
@@ -46,8 +53,8 @@ impl Listener {
                 _dir: None,
             });
         }
-        let dir = PrivateDir::create(socket_dir, name)?;
-        let address = dir.path.join("s");
+        let dir = PrivateDir::create(socket_dir, unique)?;
+        let address = dir.socket_path();
         let inner = UnixListener::bind(&address)?;
         inner.set_nonblocking(true)?;
         Ok(Self {
@@ -178,7 +185,8 @@ impl<'a> From<&'a Stream> for Source<'a> {
     }
 }
 
-/// For `share/`, which still polls raw descriptors until it moves onto [`Source`].
+/// For [`shm`](super::shm), the other part of `sys` that makes socket calls of its own
+/// (`sendmsg`/`recvmsg` with a descriptor, and its polls).
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
@@ -317,30 +325,6 @@ fn send_nonblocking(fd: RawFd, head: &[u8], tail: &[u8]) -> io::Result<usize> {
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
-/// A directory only the current user can enter; removed with everything in it on drop.
-#[derive(Debug)]
-struct PrivateDir {
-    path: PathBuf,
-}
-
-impl PrivateDir {
-    /// Creates `name` with mode 0700 in `base` (default: the temp directory).
-    fn create(base: Option<&Path>, name: &str) -> io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
-        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let path = base.join(name);
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        // Best effort: the directory is private and holds nothing but our socket.
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +341,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let base = std::env::temp_dir().join(format!("skp-sys-{}", std::process::id()));
         std::fs::create_dir_all(&base).unwrap();
-        let listener = Listener::bind(Some(&base), "skp-test").unwrap();
+        let listener = Listener::bind(Some(&base), "7e57").unwrap();
         let dir = listener.address().parent().unwrap().to_path_buf();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
