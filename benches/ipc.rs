@@ -3,7 +3,10 @@
 //! - `round_trip/*`: `tell` → `listen` through a child that echoes, against a bare
 //!   `UnixStream` ping-pong of frames of the same size (16 bytes) with a re-executed echo
 //!   process. `raw_blocking` blocks in `read` on both ends, as the socket readers of skprocess
-//!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends.
+//!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends, as
+//!   `skprocess_tell_listen_spinning` does with `Config::listen_spin` at 50 µs. The
+//!   `*_pinned` rows run the bench, its threads and its children on one CPU (Linux), so no
+//!   message waits for a wake-up on another vCPU.
 //! - `spawn/*`: `start()` → `result()` of a trivial process, against a bare re-exec of this
 //!   binary that exits at once, and one that also connects back and says hello first.
 //!
@@ -70,7 +73,14 @@ fn bench_round_trip(c: &mut Criterion) {
         "raw_spinning",
         floor::read_spinning,
     );
-    bench_tell_listen(&mut group);
+    bench_tell_listen(&mut group, "skprocess_tell_listen", Duration::ZERO);
+    bench_tell_listen(&mut group, "skprocess_tell_listen_spinning", floor::SPIN);
+    floor::on_one_cpu(|| {
+        bench_raw_ping_pong(&mut group, Role::Echo, "raw_blocking_pinned", |s, buf| {
+            s.read_exact(buf)
+        });
+        bench_tell_listen(&mut group, "skprocess_tell_listen_pinned", Duration::ZERO);
+    });
     group.finish();
 }
 
@@ -92,10 +102,13 @@ fn bench_raw_ping_pong(
     child.wait().unwrap();
 }
 
-fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>) {
-    let pong = Pong.start().unwrap();
+/// `tell` → `listen` through an echoing child; `spin` is [`Config::listen_spin`] on both sides.
+fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, spin: Duration) {
+    let pong = Pong
+        .start_with(Pong::default_config().listen_spin(spin))
+        .unwrap();
     let mut n = WIDE;
-    group.bench_function(BenchmarkId::new("skprocess_tell_listen", ECHO_FRAME), |b| {
+    group.bench_function(BenchmarkId::new(name, ECHO_FRAME), |b| {
         b.iter(|| {
             n += 1;
             pong.tell(n).unwrap();

@@ -3,7 +3,8 @@
 //! - `resource_round_trip/*`: `WorkerResource::execute` of a trivial function on a `u64`,
 //!   beside a raw ping-pong of 16-byte frames with a re-executed echo child over a bare
 //!   `UnixStream`. Neither side spins: every read of both blocks in the kernel (as the
-//!   resource's reader and worker do).
+//!   resource's caller and worker do). The `*_pinned` rows run the bench, its threads and its
+//!   children on one CPU (Linux).
 //! - `run_startup/*`: `run` of a trivial function and `join`, beside a bare re-exec of this
 //!   binary that exits at once.
 //!
@@ -15,7 +16,8 @@ mod floor;
 
 use std::io::{Read, Write};
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use floor::Role;
 use skprocess::WorkerResource;
 
@@ -34,16 +36,23 @@ fn main() {
 
 fn bench_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("resource_round_trip");
+    round_trip_rows(&mut group, "");
+    floor::on_one_cpu(|| round_trip_rows(&mut group, "_pinned"));
+    group.finish();
+}
+
+/// `execute` beside the raw ping-pong, each row's name ending in `suffix`.
+fn round_trip_rows(group: &mut BenchmarkGroup<'_, WallTime>, suffix: &str) {
     let mut worker = WorkerResource::new(increment).expect("start the worker");
     let mut x = 0u64;
-    group.bench_function("execute", |b| {
+    group.bench_function(format!("execute{suffix}"), |b| {
         b.iter(|| {
             x = worker.execute(x).expect("execute");
         })
     });
     let (_listener, mut stream, mut child) = floor::connect(Role::Echo);
     let mut frame = [0u8; floor::child::ECHO_FRAME];
-    group.bench_function("raw_socket_ping_pong", |b| {
+    group.bench_function(format!("raw_socket_ping_pong{suffix}"), |b| {
         b.iter(|| {
             stream.write_all(&frame).expect("write");
             stream.read_exact(&mut frame).expect("read");
@@ -51,7 +60,6 @@ fn bench_round_trip(c: &mut Criterion) {
     });
     drop(stream);
     let _ = child.wait();
-    group.finish();
 }
 
 fn bench_run_startup(c: &mut Criterion) {

@@ -185,6 +185,33 @@ pub fn read_spinning(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<()> 
     stream.read_exact(&mut buf[got..])
 }
 
+/// Runs `f` with this thread — and so the threads and processes it starts — on the first CPU
+/// it may use, then lets it use them all again.
+#[cfg(target_os = "linux")]
+#[allow(dead_code)] // only the round-trip benches pin
+pub fn on_one_cpu(f: impl FnOnce()) {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set; the calls only read and write it.
+    unsafe {
+        let mut all: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
+        let Some(first) = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &all))
+        else {
+            return;
+        };
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+        f();
+        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
+    }
+}
+
+/// Pinning is Linux's `sched_setaffinity`: elsewhere the pinned rows are skipped.
+#[cfg(not(target_os = "linux"))]
+#[allow(dead_code)]
+pub fn on_one_cpu(_f: impl FnOnce()) {}
+
 /// `writers` bare processes each stream `count` frames of `size` bytes to this one (a reader
 /// thread per writer); the time until every byte is in.
 #[allow(dead_code)] // only the share and queue benches stream from several writers

@@ -132,7 +132,7 @@ impl<P: Process> Ctx<P> {
             return Err(Error::NoParentLink);
         }
         let waiting_since = Instant::now();
-        let message = self.link.inbox.pop(waiting_since.checked_add(timeout));
+        let message = self.link.next_message(waiting_since.checked_add(timeout));
         self.usage.listening = self.usage.listening.saturating_add(waiting_since.elapsed());
         let Some(bytes) = message else {
             return Ok(None);

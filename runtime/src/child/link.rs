@@ -1,11 +1,16 @@
-//! The child's end of the connection: the one reader thread that drains it, the inbox it fills
-//! for `Ctx::listen`, and the credits that bound the child's own `tell`s.
+//! The child's end of the connection: who reads it, the inbox it fills for `Ctx::listen`, and
+//! the credits that bound the child's own `tell`s.
+//!
+//! Reading follows the reader role of [`transport::role`](crate::transport::role): a hook in
+//! `listen` that finds the inbox empty takes the role and reads the connection itself, so the
+//! parent's message wakes that hook alone; the reader thread drains the connection only while
+//! no hook holds the role, so the parent never stalls and a stop or credit is never stuck.
 //!
 //! When the parent's end closes — the parent exited, was killed, or killed this child's handle
-//! — the reader ends the process, so a child never outlives its parent.
+//! — whoever reads it ends the process, so a child never outlives its parent.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,30 +21,28 @@ use crate::error::Error;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader};
+use crate::transport::frame::{self, Frame, FrameReader};
+use crate::transport::role::{self, ReaderRole, backoff, spin_until_readable};
 
-/// How long `listen` spins before parking, on machines with cores to spare: a reply usually
-/// arrives within microseconds, and waking a parked thread costs more than that. With fewer
-/// than [`SPIN_MIN_CORES`] cores a spinning hook takes the core the reader needs, so it parks
-/// at once (measured: spinning made the round trip slower on two cores).
-const LISTEN_SPIN: Duration = Duration::from_micros(50);
-/// Fewest cores on which `listen` spins.
-const SPIN_MIN_CORES: usize = 4;
-/// Spin iterations between two looks at the clock.
-const SPIN_CLOCK_EVERY: u32 = 64;
+/// Longest the reader thread waits for the rest of a frame once it holds the role; a frame
+/// cut there is finished at its next turn.
+const FRAME_REST_WAIT: Duration = Duration::from_millis(1);
+/// Longest the reader thread waits at a time while a hook holds the role.
+const HELD_WAIT: Duration = Duration::from_millis(50);
 
 /// The queue of the inbox and how many hooks are parked on it.
 #[derive(Default)]
 struct Queue {
     messages: VecDeque<Vec<u8>>,
     parked: usize,
+    /// Bumped each time the reader role is let go, so a hook that found it taken looks again.
+    turns: u64,
 }
 
 /// Messages from the parent waiting to be read by a hook.
 #[derive(Default)]
 pub(crate) struct Inbox {
     queue: Mutex<Queue>,
-    queued: AtomicUsize,
     arrived: Condvar,
 }
 
@@ -47,7 +50,6 @@ impl Inbox {
     fn push(&self, message: Vec<u8>) {
         let mut queue = self.lock();
         queue.messages.push_back(message);
-        self.queued.store(queue.messages.len(), Ordering::Release);
         let parked = queue.parked > 0;
         drop(queue);
         if parked {
@@ -55,16 +57,21 @@ impl Inbox {
         }
     }
 
-    /// Takes the oldest message, waiting until `deadline` (`None`: without limit).
-    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Option<Vec<u8>> {
-        if spare_cores() {
-            self.spin(deadline);
-        }
+    /// Takes the oldest message, waiting until `deadline` (`None`: without limit) for one or
+    /// for the reader role to be let go after `seen` turns. `Err` carries the turns seen
+    /// when the role may be free to take; `Ok(None)` means the deadline passed.
+    fn pop_or_turn(
+        &self,
+        deadline: Option<Instant>,
+        seen: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, u64> {
         let mut queue = self.lock();
         loop {
             if let Some(message) = queue.messages.pop_front() {
-                self.queued.store(queue.messages.len(), Ordering::Release);
-                return Some(message);
+                return Ok(Some(message));
+            }
+            if seen != Some(queue.turns) {
+                return Err(queue.turns);
             }
             queue.parked += 1;
             let waited = deadline::wait(&self.arrived, queue, deadline);
@@ -72,25 +79,23 @@ impl Inbox {
             queue = waited.unwrap_or_else(|queue| queue);
             queue.parked -= 1;
             if passed {
-                return None;
+                return Ok(queue.messages.pop_front());
             }
         }
     }
 
-    /// Spins until a message is queued, [`LISTEN_SPIN`] passed or `deadline` came.
-    fn spin(&self, deadline: Option<Instant>) {
-        let spin_end = Instant::now().checked_add(LISTEN_SPIN);
-        let until = match (spin_end, deadline) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or_else(Instant::now),
-        };
-        let mut spins = 0u32;
-        while self.queued.load(Ordering::Acquire) == 0 {
-            std::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if spins % SPIN_CLOCK_EVERY == 0 && Instant::now() >= until {
-                return;
-            }
+    fn has_messages(&self) -> bool {
+        !self.lock().messages.is_empty()
+    }
+
+    /// The reader role was let go: parked hooks look again.
+    fn role_released(&self) {
+        let mut queue = self.lock();
+        queue.turns = queue.turns.wrapping_add(1);
+        let parked = queue.parked > 0;
+        drop(queue);
+        if parked {
+            self.arrived.notify_all();
         }
     }
 
@@ -99,12 +104,20 @@ impl Inbox {
     }
 }
 
-/// Whether this machine has cores to spare for spinning.
-fn spare_cores() -> bool {
-    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPARE.get_or_init(|| {
-        std::thread::available_parallelism().is_ok_and(|n| n.get() >= SPIN_MIN_CORES)
-    })
+/// Whether the connection has something to read, waiting at most `timeout` (`None`: without
+/// limit). A wait that fails means the parent is gone.
+fn readable(connection: &Connection, timeout: Option<Duration>) -> bool {
+    match role::readable(connection.stream(), timeout) {
+        Ok(readable) => readable,
+        Err(_) => bootstrap::exit_parent_gone(),
+    }
+}
+
+/// What the holder of the reader role reads with.
+struct Frames {
+    reader: FrameReader,
+    /// The read timeout last set on the connection.
+    read_timeout: Option<Duration>,
 }
 
 /// The child's side of the connection, shared by the engine, the hooks and the reader.
@@ -116,11 +129,17 @@ pub(crate) struct ChildLink {
     /// Where a hook's overrun is reported.
     pub(crate) overrun: Arc<dyn ReportOverrun>,
     pub(crate) inbox: Arc<Inbox>,
+    /// Who reads the connection: a listening hook, or else the reader thread.
+    role: Arc<ReaderRole<Frames>>,
     /// Credits for the child's `tell`s: room in the parent's queue.
     pub(crate) outbox_credits: Arc<Credits>,
     /// Counts messages the hooks took from the inbox, to hand credits back to the parent.
     pub(crate) inbox_return: Arc<Mutex<CreditReturn>>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// How long a hook in `listen` polls before it sleeps ([`Config::listen_spin`]).
+    ///
+    /// [`Config::listen_spin`]: crate::Config::listen_spin
+    listen_spin: Duration,
 }
 
 impl ChildLink {
@@ -140,14 +159,19 @@ impl ChildLink {
             overrun: Arc::new(EndChild(Arc::clone(&connection))),
             connection: Some(Arc::clone(&connection)),
             inbox: Arc::default(),
+            role: Arc::new(ReaderRole::new(Frames {
+                reader,
+                read_timeout: None,
+            })),
             outbox_credits: Arc::new(outbox_credits),
             inbox_return: Arc::new(Mutex::new(CreditReturn::new(started.config.inbox_capacity))),
             stop: Arc::new(AtomicBool::new(resume.stop)),
+            listen_spin: started.config.listen_spin,
         };
         let reading = link.clone();
         std::thread::Builder::new()
             .name("skprocess-reader".into())
-            .spawn(move || reading.read(&connection, reader))?;
+            .spawn(move || reading.read_in_background(&connection))?;
         Ok(link)
     }
 
@@ -159,9 +183,14 @@ impl ChildLink {
             connection: None,
             overrun,
             inbox: Arc::default(),
+            role: Arc::new(ReaderRole::new(Frames {
+                reader: FrameReader::new(0),
+                read_timeout: None,
+            })),
             outbox_credits: Arc::new(Credits::new(0)),
             inbox_return: Arc::new(Mutex::new(CreditReturn::new(1))),
             stop: Arc::new(AtomicBool::new(false)),
+            listen_spin: Duration::ZERO,
         }
     }
 
@@ -173,34 +202,137 @@ impl ChildLink {
         }
     }
 
-    /// Drains the parent's messages for as long as the connection lasts, then ends the
-    /// process: the parent is gone.
-    fn read(self, connection: &Connection, mut reader: FrameReader) {
+    /// Takes the oldest message from the parent, waiting until `deadline` (`None`: without
+    /// limit): reads the connection itself while nobody else does.
+    pub(crate) fn next_message(&self, deadline: Option<Instant>) -> Option<Vec<u8>> {
+        let connection = self.connection.as_ref()?;
+        let mut seen = None;
         loop {
-            let frame = match reader.read_frame(&mut connection.stream()) {
-                Ok(Some(frame)) => frame,
-                Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
+            match self.inbox.pop_or_turn(deadline, seen) {
+                Ok(message) => return message,
+                Err(turns) => seen = Some(turns),
+            }
+            let Some(mut frames) = self.role.try_take() else {
+                continue;
             };
-            match frame::decode::<ToChild<'_>>(frame.bytes()) {
-                Ok(ToChild::Tell(payload)) => {
-                    // A parent that sends more than the credits it was given breaks the
-                    // inbox's bound: it cannot be trusted to supervise either.
-                    if self.lock_inbox_return().received(1).is_err() {
-                        bootstrap::exit_parent_gone();
-                    }
-                    self.inbox.push(payload.to_vec());
-                }
-                Ok(ToChild::Credit(credits)) => self.outbox_credits.grant(credits),
-                Ok(ToChild::Stop) => self.stop.store(true, Ordering::SeqCst),
-                Ok(ToChild::DiscardOutbox) => self.outbox_credits.make_unlimited(),
-                Ok(ToChild::Samples(_)) => {}
-                // A parent that sends garbage cannot be trusted to supervise: leave.
-                Err(_) => bootstrap::exit_parent_gone(),
+            // The previous holder may have queued a message after this hook looked: it did
+            // so before letting go, so it shows now.
+            if self.inbox.has_messages() {
+                drop(frames);
+                self.role.released();
+                self.inbox.role_released();
+                continue;
+            }
+            let read = self.read_frames(&mut frames, connection, deadline, true);
+            drop(frames);
+            self.role.released();
+            self.inbox.role_released();
+            if !read {
+                // Timed out: whatever came meanwhile is in the inbox.
+                return self.inbox.pop_or_turn(Some(Instant::now()), seen).ok()?;
             }
         }
     }
 
-    fn lock_inbox_return(&self) -> std::sync::MutexGuard<'_, CreditReturn> {
+    /// The reader thread: drains the parent's messages while no hook reads them, for as long
+    /// as the connection lasts, then ends the process: the parent is gone.
+    fn read_in_background(self, connection: &Connection) {
+        let mut held_in_a_row = 0u32;
+        loop {
+            if self.role.is_held() {
+                self.role
+                    .wait_released(backoff(held_in_a_row, HELD_WAIT), || false);
+                held_in_a_row = held_in_a_row.saturating_add(1);
+                continue;
+            }
+            held_in_a_row = 0;
+            // Whole frames may wait in the reader already (read with the start message).
+            let buffered = self
+                .role
+                .try_take()
+                .is_some_and(|frames| frames.reader.has_buffered_frame());
+            if !buffered && !readable(connection, None) {
+                continue;
+            }
+            // Taken meanwhile: that hook reads these frames; or it read them already.
+            if let Some(mut frames) = self.role.try_take() {
+                if !frames.reader.has_buffered_frame()
+                    && !readable(connection, Some(Duration::ZERO))
+                {
+                    drop(frames);
+                    self.inbox.role_released();
+                    continue;
+                }
+                let rest_by = Instant::now().checked_add(FRAME_REST_WAIT);
+                self.read_frames(&mut frames, connection, rest_by, false);
+                drop(frames);
+                self.inbox.role_released();
+            }
+        }
+    }
+
+    /// Reads frames until `deadline`: a hook's turn (`until_told`) until a message is in the
+    /// inbox, the reader thread's until no whole frame is left buffered. Returns `false` when
+    /// the deadline passed first.
+    fn read_frames(
+        &self,
+        frames: &mut Frames,
+        connection: &Connection,
+        deadline: Option<Instant>,
+        until_told: bool,
+    ) -> bool {
+        let mut told = false;
+        loop {
+            if !frames.reader.has_buffered_frame() {
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                // A zero timeout would mean none at all to the socket.
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return false;
+                }
+                if frames.read_timeout != timeout {
+                    if connection.stream().set_read_timeout(timeout).is_err() {
+                        bootstrap::exit_parent_gone();
+                    }
+                    frames.read_timeout = timeout;
+                }
+                if until_told {
+                    spin_until_readable(connection.stream(), self.listen_spin, deadline);
+                }
+            }
+            match frames.reader.read_frame(&mut connection.stream()) {
+                Ok(Some(frame)) => told |= self.take_frame(frame),
+                Err(e) if e.is_timeout() => return false,
+                Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
+            }
+            if !frames.reader.has_buffered_frame() && (told || !until_told) {
+                return true;
+            }
+        }
+    }
+
+    /// Acts on one frame from the parent; returns whether it was a message for the inbox.
+    fn take_frame(&self, frame: Frame<'_>) -> bool {
+        match frame::decode::<ToChild<'_>>(frame.bytes()) {
+            Ok(ToChild::Tell(payload)) => {
+                // A parent that sends more than the credits it was given breaks the inbox's
+                // bound: it cannot be trusted to supervise either.
+                if self.lock_inbox_return().received(1).is_err() {
+                    bootstrap::exit_parent_gone();
+                }
+                self.inbox.push(payload.to_vec());
+                return true;
+            }
+            Ok(ToChild::Credit(credits)) => self.outbox_credits.grant(credits),
+            Ok(ToChild::Stop) => self.stop.store(true, Ordering::SeqCst),
+            Ok(ToChild::DiscardOutbox) => self.outbox_credits.make_unlimited(),
+            Ok(ToChild::Samples(_)) => {}
+            // A parent that sends garbage cannot be trusted to supervise: leave.
+            Err(_) => bootstrap::exit_parent_gone(),
+        }
+        false
+    }
+
+    fn lock_inbox_return(&self) -> MutexGuard<'_, CreditReturn> {
         self.inbox_return
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

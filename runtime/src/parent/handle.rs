@@ -1,7 +1,9 @@
 //! The parent's handle on a running process.
 //!
 //! Every method reads or waits on state that the supervisor's driver keeps up to date; none
-//! reads the socket, spawns or reaps, so threads sharing a handle never hold each other up.
+//! spawns or reaps. Only `listen` reads the socket, and only while it holds the reader role
+//! (see [`reader`](crate::parent::supervisor::reader)): other threads sharing the handle
+//! never wait for it.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -18,6 +20,7 @@ use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
 use crate::parent::supervisor::machine::Outcome;
+use crate::parent::supervisor::reader::{self, Turn};
 use crate::process::Process;
 use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
@@ -153,15 +156,30 @@ impl<P: Process> Handle<P> {
     /// and every message the child sent has been read. `Duration::MAX` waits without limit.
     pub fn listen(&self, timeout: impl Into<Option<Duration>>) -> Result<Option<P::Outbox>, Error> {
         let deadline = deadline::after(timeout.into());
-        let (mut view, ready) = self
-            .shared
-            .wait_view(deadline, |view| !view.outbox.is_empty() || view.over);
+        // The reader turns last seen: while another thread holds the role, wait for a message
+        // or for the role to be let go.
+        let mut seen = None;
+        let mut timed_out = false;
+        let mut view = loop {
+            let (view, ready) = self.shared.wait_view(deadline, |view| {
+                !view.outbox.is_empty() || view.over || seen != Some(view.reader_turns)
+            });
+            if !view.outbox.is_empty() {
+                break view;
+            }
+            if view.over {
+                return Err(Error::Disconnected);
+            }
+            if !ready || timed_out {
+                return Ok(None);
+            }
+            seen = Some(view.reader_turns);
+            drop(view);
+            // No message yet: read the connection, unless another thread does.
+            timed_out = reader::listener_turn(&self.shared, deadline) == Some(Turn::TimedOut);
+        };
         let Some(payload) = view.outbox.pop_front() else {
-            return if ready {
-                Err(Error::Disconnected)
-            } else {
-                Ok(None)
-            };
+            return Ok(None);
         };
         let credits = view.credit_return.took_one();
         drop(view);

@@ -2,8 +2,9 @@
 //!
 //! Two locks, each held only for a few instructions: the child slot (which process and
 //! connection are current, and whether a kill made that final) and the view (what the child
-//! reported: messages, progress, timers, the outcome). Callers read and wait on the view; only
-//! the driver reads the socket.
+//! reported: messages, progress, timers, the outcome). Callers read and wait on the view; the
+//! socket is read by whoever holds its reader role ([`ReaderRole`]): a listener waiting for a
+//! message, or else the driver.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,7 @@ use crate::error::Error;
 use crate::parent::exit::Exit;
 use crate::parent::reaper::ChildProcess;
 use crate::parent::supervisor::machine::Outcome;
+use crate::parent::supervisor::reader::ReaderRole;
 use crate::protocol::Role;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{Progress, ToChild};
@@ -70,6 +72,9 @@ pub(crate) struct View {
     /// The outcome is known and no child of this process is alive.
     pub(crate) finished: bool,
     pub(crate) waker: Option<Waker>,
+    /// Bumped each time the reader role is let go, so a listener that found it taken looks
+    /// again.
+    pub(crate) reader_turns: u64,
     /// Threads parked in [`ProcessShared::wait_view`]; a change wakes them only if there are
     /// any, so a stream of messages nobody waits for costs no wake-up system call.
     waiters: usize,
@@ -127,6 +132,8 @@ pub(crate) struct ProcessShared {
     pub(crate) has_error_hook: bool,
     pub(crate) started: Instant,
     pub(crate) tell_credits: Credits,
+    /// Who reads the current child's connection.
+    pub(crate) reading: ReaderRole,
     slot: Mutex<ChildSlot>,
     slot_changed: Condvar,
     view: Mutex<View>,
@@ -143,6 +150,7 @@ impl ProcessShared {
             has_error_hook,
             started: Instant::now(),
             tell_credits: Credits::new(0),
+            reading: ReaderRole::new(config.max_frame_bytes),
             slot: Mutex::default(),
             slot_changed: Condvar::new(),
             view: Mutex::new(View {
@@ -159,6 +167,7 @@ impl ProcessShared {
                 over: false,
                 finished: false,
                 waker: None,
+                reader_turns: 0,
                 waiters: 0,
             }),
             view_changed: Condvar::new(),
@@ -289,13 +298,28 @@ impl ProcessShared {
     /// Makes `connection` current and gives `tell` fresh credits for the new child's inbox.
     pub(crate) fn install_connection(&self, connection: Arc<Connection>) {
         self.tell_credits.reset(self.config.inbox_capacity);
+        self.reading
+            .install(Some(Arc::clone(&connection)), self.config.max_frame_bytes);
         self.slot().connection = Some(connection);
         self.slot_changed.notify_all();
+        self.release_reader_role();
     }
 
     /// Forgets the connection of a child that is gone.
     pub(crate) fn clear_connection(&self) {
         self.slot().connection = None;
+        self.reading.install(None, self.config.max_frame_bytes);
+    }
+
+    /// Tells listeners that found the reader role taken to look again.
+    pub(crate) fn release_reader_role(&self) {
+        let mut view = self.view();
+        view.reader_turns = view.reader_turns.wrapping_add(1);
+        let waiters = view.waiters;
+        drop(view);
+        if waiters > 0 {
+            self.view_changed.notify_all();
+        }
     }
 
     /// Ends the process for good: kills and reaps the current child under the slot lock, so

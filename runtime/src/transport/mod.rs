@@ -9,6 +9,8 @@
 //! - [`error`]: what can go wrong on a connection; the crate's `Error` converts from it.
 //! - [`endpoint`]: where a long-lived server listens (what a handle carries to reach it), and
 //!   the accept thread that passes each proven connection to the server's admission.
+//! - [`role`]: the reader role of a connection: a thread waiting for a message reads it
+//!   itself, a background reader drains the rest.
 //! - [`server`]: the one server behind every long-lived endpoint (share coordinators, queues,
 //!   process queues, pipes, the log collector): a cap on connections, a reader thread per
 //!   connection feeding the feature's session, writes with a deadline.
@@ -25,6 +27,7 @@ pub(crate) mod endpoint;
 pub mod error;
 pub mod frame;
 pub(crate) mod rendezvous;
+pub(crate) mod role;
 pub(crate) mod server;
 
 pub(crate) use connection::Connection;

@@ -8,6 +8,7 @@
 //! `process.rs` is the parent side of that exchange; both kinds of worker leave their outcome
 //! in the runtime's one one-shot ([`Completion`]).
 
+mod answers;
 mod process;
 pub(crate) mod resident;
 mod resource;

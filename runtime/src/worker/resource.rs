@@ -3,15 +3,17 @@
 //! ([`send`](WorkerResource::send) / [`poll`](WorkerResource::poll) /
 //! [`recv`](WorkerResource::recv)).
 //!
-//! The caller writes its calls straight to the worker's socket; a reader thread always
-//! drains the worker's answers into a queue bounded by the number of unread results, so the
-//! worker's writes never wait on the caller. `resident.rs` is the child side.
+//! The caller writes its calls straight to the worker's socket. Answers are read under the
+//! reader role of [`transport::role`](crate::transport::role): a caller waiting for a result
+//! reads the socket itself, so the answer wakes only the caller; a reader thread drains the
+//! answers into a queue bounded by the number of unread results while no caller waits, so
+//! the worker's writes never wait on the caller, and reaps the worker once its connection
+//! ends. `resident.rs` is the child side.
 
-use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,11 +23,11 @@ use crate::error::Error;
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
-use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader};
+use crate::transport::frame;
 
-use super::wire::{FromResident, ToResident, WireStatus};
+use super::answers::{Inbox, crashed};
+use super::wire::ToResident;
 use crate::worker_status::WorkerStatus;
 
 /// Largest frame between a resource and its worker (an item, a result).
@@ -104,66 +106,6 @@ pub struct WorkerResource<I, O> {
     types: PhantomData<fn(I) -> O>,
 }
 
-/// What the reader thread received, and whether the worker ended.
-#[derive(Default)]
-struct Received {
-    results: VecDeque<Result<Vec<u8>, ItemFailure>>,
-    statuses: VecDeque<WireStatus>,
-    /// How the worker ended, once it did.
-    ended: Option<String>,
-}
-
-#[derive(Default)]
-struct Inbox {
-    received: Mutex<Received>,
-    arrived: Condvar,
-}
-
-impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, Received> {
-        self.received.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits (at most `timeout`, or as long as the worker lives) until `take` finds what it
-    /// looks for; fails when the worker ended first.
-    fn wait_for<T>(
-        &self,
-        timeout: Option<Duration>,
-        mut take: impl FnMut(&mut Received) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut received = self.lock();
-        loop {
-            if let Some(found) = take(&mut received) {
-                return Ok(Some(found));
-            }
-            if let Some(status) = &received.ended {
-                return Err(crashed(status));
-            }
-            let left = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None if timeout.is_some() => Duration::ZERO,
-                None => Duration::from_secs(3600),
-            };
-            if left.is_zero() && timeout.is_some() {
-                return Ok(None);
-            }
-            received = self
-                .arrived
-                .wait_timeout(received, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-}
-
-fn crashed(status: &str) -> Error {
-    Error::Crashed {
-        status: status.to_owned(),
-        run: 0,
-    }
-}
-
 impl<I, O> WorkerResource<I, O>
 where
     I: Serialize + DeserializeOwned,
@@ -183,8 +125,8 @@ where
             .max_frame_bytes(MAX_FRAME)
             .connect_timeout(CONNECT_TIMEOUT);
         let (connection, reader, child) = launch::start(Role::ResidentWorker, &config)?;
-        let inbox = Arc::new(Inbox::default());
-        let reader = spawn_reader(&connection, reader, &child, &inbox).inspect_err(|_| {
+        let inbox = Arc::new(Inbox::new(Arc::clone(&connection), reader));
+        let reader = spawn_reader(&child, &inbox).inspect_err(|_| {
             child.kill_and_reap();
         })?;
         let mut resource = Self {
@@ -362,17 +304,12 @@ impl<I, O> std::fmt::Debug for WorkerResource<I, O> {
     }
 }
 
-fn spawn_reader(
-    connection: &Arc<Connection>,
-    reader: FrameReader,
-    child: &Arc<ChildProcess>,
-    inbox: &Arc<Inbox>,
-) -> Result<JoinHandle<()>, Error> {
-    let (connection, child, inbox) = (Arc::clone(connection), Arc::clone(child), Arc::clone(inbox));
+fn spawn_reader(child: &Arc<ChildProcess>, inbox: &Arc<Inbox>) -> Result<JoinHandle<()>, Error> {
+    let (child, inbox) = (Arc::clone(child), Arc::clone(inbox));
     let handle = std::thread::Builder::new()
         .name("skprocess-worker-resource".into())
         .spawn(move || {
-            if !read_answers(&connection, reader, &inbox) {
+            if !inbox.read_in_background() {
                 child.kill();
             }
             let status = child.reap(EXIT_GRACE).describe();
@@ -380,26 +317,4 @@ fn spawn_reader(
             inbox.arrived.notify_all();
         })?;
     Ok(handle)
-}
-
-/// Reads the worker's answers until its connection ends; `false` when it broke the protocol.
-fn read_answers(connection: &Connection, mut reader: FrameReader, inbox: &Inbox) -> bool {
-    loop {
-        let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return true,
-            Err(_) => return false,
-        };
-        let Ok(answer) = frame::decode::<FromResident<'_>>(frame.bytes()) else {
-            return false;
-        };
-        let mut received = inbox.lock();
-        match answer {
-            FromResident::Output(bytes) => received.results.push_back(Ok(bytes.to_vec())),
-            FromResident::Failed(failure) => received.results.push_back(Err(failure)),
-            FromResident::Status(status) => received.statuses.push_back(status),
-        }
-        drop(received);
-        inbox.arrived.notify_all();
-    }
 }

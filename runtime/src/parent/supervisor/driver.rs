@@ -1,10 +1,12 @@
-//! The supervisor's driver: one thread per process that is the only reader of the child's
-//! connection, feeds what it reads to the [`Supervisor`] and carries out its actions —
-//! reaping, restarting, killing, delivering the outcome.
+//! The supervisor's driver: one thread per process that feeds what the child reports to the
+//! [`Supervisor`] and carries out its actions — reaping, restarting, killing, delivering the
+//! outcome.
 //!
-//! It never stops draining the connection, so a child never blocks on a parent that is not
-//! calling anything; payloads go into the bounded outbox (the child spends credits for them),
-//! everything else updates the shared view in place.
+//! It reads the child's connection whenever no listener holds the reader role
+//! ([`reader`](super::reader)), so a child never blocks on a parent that is not calling
+//! anything; payloads go into the bounded outbox (the child spends credits for them),
+//! everything else updates the shared view in place, and what a listener read for the
+//! supervisor is handed over to it here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,15 +16,20 @@ use crate::parent::exit::Exit;
 use crate::parent::shared::{Ending, Payload, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::machine::{Action, Event, Outcome, Report, Restart, Supervisor};
+use crate::parent::supervisor::reader::{Handed, RoleGuard, Turn};
 use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
-use crate::transport::frame::{self, Frame, FrameReader};
+use crate::transport::frame::{self, Frame};
+use crate::transport::role::{backoff, readable};
 
 /// How often control messages that could not be sent at once are retried.
 const DEFERRED_RETRY: Duration = Duration::from_millis(5);
-/// Longest the driver blocks in one read.
+/// Longest the driver waits for the connection at a time.
 const IDLE_WAKE: Duration = Duration::from_millis(50);
+/// Longest the driver waits for the rest of a frame once it holds the reader role; a frame
+/// cut there is finished at its next turn.
+const FRAME_REST_WAIT: Duration = Duration::from_millis(1);
 
 /// How long a child whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -35,14 +42,12 @@ pub(crate) fn start(
 ) -> std::io::Result<()> {
     let machine = Supervisor::new(shared.config.lives, shared.has_error_hook);
     let mut driver = Driver {
-        reader: FrameReader::new(shared.config.max_frame_bytes),
         shared,
         machine,
         checkpoint: state,
         output: None,
         connection,
-        read_timeout: None,
-        arrived: Vec::new(),
+        held_in_a_row: 0,
     };
     std::thread::Builder::new()
         .name("skprocess-supervisor".into())
@@ -51,7 +56,7 @@ pub(crate) fn start(
 }
 
 /// Why a connection stopped yielding frames.
-enum Interruption {
+pub(crate) enum Interruption {
     /// The connection ended (cleanly, mid-frame, or with an error).
     Ended,
     /// The child sent something that is not a valid message.
@@ -63,16 +68,14 @@ enum Interruption {
 struct Driver {
     shared: Arc<ProcessShared>,
     machine: Supervisor,
+    /// The current child's connection, watched for frames while no listener reads it.
     connection: Arc<Connection>,
-    reader: FrameReader,
-    read_timeout: Option<Duration>,
     /// The state to restart from: the start state, then each checkpoint.
     checkpoint: Vec<u8>,
     /// The output of a `Finished` report, until it is delivered.
     output: Option<Vec<u8>>,
-    /// Payloads read but not yet in the outbox: queued together once the frames already
-    /// buffered are read, so a burst takes the view's lock once, not once per message.
-    arrived: Vec<Payload>,
+    /// Times in a row the driver found a listener holding the reader role.
+    held_in_a_row: u32,
 }
 
 impl Driver {
@@ -102,45 +105,70 @@ impl Driver {
         self.shared.mark_finished();
     }
 
-    /// Reads and dispatches frames until the connection ends or the next deadline passes.
+    /// Reads and dispatches frames, and takes what listeners read for the supervisor, until
+    /// the connection ends or the next deadline passes.
     fn read_until_interrupted(&mut self) -> Interruption {
-        if let Err(interruption) = self.set_read_timeout() {
-            return interruption;
-        }
         loop {
-            let frame = match self.reader.read_frame(&mut self.connection.stream()) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Interruption::Ended,
-                Err(e) if e.is_timeout() => return Interruption::TimedOut,
-                Err(frame::WireError::TooLarge { len, max }) => {
-                    return Interruption::Malformed(format!(
-                        "a frame of {len} bytes, over the limit of {max}"
-                    ));
-                }
-                Err(_) => return Interruption::Ended,
-            };
-            let mut dispatched = dispatch(&self.shared, frame, &mut self.arrived);
-            if !self.reader.has_buffered_frame() {
-                if let Err(overspent) = queue_messages(&self.shared, &mut self.arrived) {
-                    dispatched = Err(overspent);
-                }
-                self.shared.flush_deferred();
+            if let Some(interruption) = self.take_handed() {
+                return interruption;
             }
-            match dispatched {
-                Ok(Some(report)) => self.on_report(report),
-                Ok(None) => {}
-                Err(detail) => return Interruption::Malformed(detail),
-            }
-            if self.deadline_changed() {
+            let wait = self.wait_time();
+            if self.shared.reading.is_held() {
+                // A listener reads: it hands over what the supervisor must hear.
+                let backoff = backoff(self.held_in_a_row, wait);
+                self.held_in_a_row = self.held_in_a_row.saturating_add(1);
+                self.shared.reading.wait_handed(backoff);
                 return Interruption::TimedOut;
+            }
+            self.held_in_a_row = 0;
+            match self.readable(Some(wait)) {
+                Ok(true) => {}
+                Ok(false) => return Interruption::TimedOut,
+                Err(()) => return Interruption::Ended,
+            }
+            let shared = Arc::clone(&self.shared);
+            // Taken meanwhile: that listener reads these frames; or it read them already.
+            if let Some(mut role) = RoleGuard::try_take(&shared) {
+                if self.readable(Some(Duration::ZERO)) != Ok(true) {
+                    continue;
+                }
+                let rest_by = Instant::now().checked_add(FRAME_REST_WAIT);
+                let turn = role.read(&shared, rest_by, false);
+                drop(role);
+                if turn == Turn::Read && self.machine.next_deadline().is_some() {
+                    // A running deadline: check it between frames.
+                    if let Some(interruption) = self.take_handed() {
+                        return interruption;
+                    }
+                    return Interruption::TimedOut;
+                }
             }
         }
     }
 
-    /// Reads block until the supervisor's next deadline, or without limit when it has none.
-    fn set_read_timeout(&mut self) -> Result<(), Interruption> {
-        // Whole milliseconds, so a running deadline changes the socket option at most once
-        // per millisecond.
+    /// Whether the connection has something to read, waiting at most `timeout`.
+    fn readable(&self, timeout: Option<Duration>) -> Result<bool, ()> {
+        readable(self.connection.stream(), timeout).map_err(drop)
+    }
+
+    /// Feeds the supervisor what readers handed over; returns how the connection ended, if
+    /// it did.
+    fn take_handed(&mut self) -> Option<Interruption> {
+        let mut ended = None;
+        for handed in self.shared.reading.take_handed() {
+            match handed {
+                Handed::Report(report) if ended.is_none() => self.on_report(report),
+                Handed::Report(_) => {}
+                Handed::Interrupted(why) => ended = ended.or(Some(why)),
+            }
+        }
+        ended
+    }
+
+    /// How long to wait for the connection: until the supervisor's next deadline, or a
+    /// while when it has none.
+    fn wait_time(&self) -> Duration {
+        // Whole milliseconds past the deadline, so it has passed when the wait ends.
         let until_deadline = self.machine.next_deadline().map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             Duration::from_millis(
@@ -150,26 +178,12 @@ impl Driver {
             )
         });
         // Control messages that had to wait are retried often; otherwise the driver still
-        // wakes now and then, so one deferred while it was blocked is not forgotten.
+        // wakes now and then, so one deferred while it was waiting is not forgotten.
         let retry = match self.shared.has_deferred() {
             true => DEFERRED_RETRY,
             false => IDLE_WAKE,
         };
-        let wanted = Some(until_deadline.map_or(retry, |until| until.min(retry)));
-        if wanted != self.read_timeout {
-            if self.connection.stream().set_read_timeout(wanted).is_err() {
-                return Err(Interruption::Ended);
-            }
-            self.read_timeout = wanted;
-        }
-        Ok(())
-    }
-
-    /// Whether the read timeout must be set again: a deadline is running (its time left
-    /// shrinks), or a control message began to wait.
-    fn deadline_changed(&self) -> bool {
-        let deferred = self.shared.has_deferred() && self.read_timeout != Some(DEFERRED_RETRY);
-        deferred || self.machine.next_deadline().is_some()
+        until_deadline.map_or(retry, |until| until.min(retry))
     }
 
     fn on_report(&mut self, report: Reported) {
@@ -193,6 +207,8 @@ impl Driver {
     /// there is a new child to read from.
     fn connection_ended(&mut self, malformed: Option<String>) -> bool {
         let at = Instant::now();
+        // Whoever still reads it wakes: a replacement's reader is installed only after.
+        self.connection.shutdown();
         self.shared.clear_connection();
         let exit = match malformed {
             Some(detail) => {
@@ -244,8 +260,6 @@ impl Driver {
                     view.progress.completed_runs = restart.completed_runs;
                     view.credit_return.reset(allowance);
                 });
-                self.reader = FrameReader::new(self.shared.config.max_frame_bytes);
-                self.read_timeout = None;
                 self.shared.install_connection(Arc::clone(&connection));
                 self.connection = connection;
                 None
@@ -281,7 +295,7 @@ impl Driver {
 }
 
 /// What a frame meant for the supervisor, beyond what was recorded in the view.
-enum Reported {
+pub(crate) enum Reported {
     Report(Report),
     Checkpoint { state: Vec<u8>, completed_runs: u64 },
     Finished(Vec<u8>),
@@ -289,7 +303,7 @@ enum Reported {
 
 /// Records a frame: a payload joins `arrived`, anything else goes to the shared view after
 /// the payloads before it. Returns what the supervisor must hear of it.
-fn dispatch(
+pub(crate) fn dispatch(
     shared: &ProcessShared,
     frame: Frame<'_>,
     arrived: &mut Vec<Payload>,
@@ -389,7 +403,10 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
 /// Each spends one of the child's credits: a child that sent more than it was given broke the
 /// protocol (the outbox's bound rests on it), and why is returned. A child told to discard
 /// sends without credits.
-fn queue_messages(shared: &ProcessShared, arrived: &mut Vec<Payload>) -> Result<(), String> {
+pub(crate) fn queue_messages(
+    shared: &ProcessShared,
+    arrived: &mut Vec<Payload>,
+) -> Result<(), String> {
     if arrived.is_empty() {
         return Ok(());
     }
