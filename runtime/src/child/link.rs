@@ -22,7 +22,7 @@ use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame, FrameReader};
-use crate::transport::role::{self, ReaderRole, backoff, spin_until_readable};
+use crate::transport::role::{self, ReaderRole, spin_until_readable};
 
 /// Longest the reader thread waits for the rest of a frame once it holds the role; a frame
 /// cut there is finished at its next turn.
@@ -239,13 +239,9 @@ impl ChildLink {
     fn read_in_background(self, connection: &Connection) {
         let mut held_in_a_row = 0u32;
         loop {
-            if self.role.is_held() {
-                self.role
-                    .wait_released(backoff(held_in_a_row, HELD_WAIT), || false);
-                held_in_a_row = held_in_a_row.saturating_add(1);
+            if self.role.yield_while_held(&mut held_in_a_row, HELD_WAIT) {
                 continue;
             }
-            held_in_a_row = 0;
             // Whole frames may wait in the reader already (read with the start message).
             let buffered = self
                 .role

@@ -81,6 +81,19 @@ impl<T> ReaderRole<T> {
         self.woken.notify_all();
     }
 
+    /// One turn of a background reader's loop: while a foreground reader holds the role, waits
+    /// for it to be let go — longer each time in a row, up to `longest` — and says `true`
+    /// (the caller looks again); `false` once the role is free (and the count starts over).
+    pub(crate) fn yield_while_held(&self, held_in_a_row: &mut u32, longest: Duration) -> bool {
+        if !self.is_held() {
+            *held_in_a_row = 0;
+            return false;
+        }
+        self.wait_released(backoff(*held_in_a_row, longest), || false);
+        *held_in_a_row = held_in_a_row.saturating_add(1);
+        true
+    }
+
     /// The background reader waits while the role is held: at most `timeout`, less when the
     /// role is let go (if `timeout` is longer than [`SHORT_WAIT`]), when woken, or not at all
     /// when `ready` already holds or the role is free.

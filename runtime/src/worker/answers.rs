@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::role::{ReaderRole, backoff, readable};
+use crate::transport::role::{ReaderRole, readable};
 
 use super::wire::{FromResident, WireStatus};
 
@@ -196,13 +196,9 @@ impl Inbox {
     pub(super) fn read_in_background(&self) -> bool {
         let mut held_in_a_row = 0u32;
         loop {
-            if self.role.is_held() {
-                self.role
-                    .wait_released(backoff(held_in_a_row, HELD_WAIT), || false);
-                held_in_a_row = held_in_a_row.saturating_add(1);
+            if self.role.yield_while_held(&mut held_in_a_row, HELD_WAIT) {
                 continue;
             }
-            held_in_a_row = 0;
             let waiting = self
                 .role
                 .try_take()
