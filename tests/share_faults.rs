@@ -76,6 +76,17 @@ fn wait_above(read: impl Fn() -> u64, above: u64) -> u64 {
     }
 }
 
+/// Starts a child that keeps writing to `share`, once its first write has landed.
+fn start_writing(share: &Share<Board>) -> Handle<Writer> {
+    let handle = Writer {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap();
+    wait_above(|| share.counter.get().unwrap(), 0);
+    handle
+}
+
 /// Fault 1: the creating process drops its last handle while a child keeps writing. The
 /// child's writes fill its ring; they must fail (and its next read report it) instead of
 /// waiting forever for a coordinator that is gone.
@@ -83,12 +94,7 @@ fn wait_above(read: impl Fn() -> u64, above: u64) -> u64 {
 fn a_writer_whose_coordinator_is_gone_gets_an_error_and_never_spins() {
     let _bound = bound::within(BOUND * 2);
     let share = Share::new(Board::default()).unwrap();
-    let handle = Writer {
-        share: share.clone(),
-    }
-    .start()
-    .unwrap();
-    wait_above(|| share.counter.get().unwrap(), 0);
+    let handle = start_writing(&share);
     drop(share);
     match handle.result_timeout(BOUND) {
         Err(Error::ResultTimeout(_)) => panic!("the writer never noticed its coordinator left"),
@@ -140,12 +146,7 @@ fn a_reader_stopped_during_a_large_reply_does_not_stall_other_readers() {
 fn write_rings_are_no_files() {
     let _bound = bound::within(BOUND * 2);
     let share = Share::new(Board::default()).unwrap();
-    let handle = Writer {
-        share: share.clone(),
-    }
-    .start()
-    .unwrap();
-    wait_above(|| share.counter.get().unwrap(), 0);
+    let handle = start_writing(&share);
     let child = std::fs::read_to_string(format!("/proc/{}/maps", handle.pid())).unwrap();
     let parent = std::fs::read_to_string("/proc/self/maps").unwrap();
     for (who, maps) in [("the child", &child), ("this process", &parent)] {

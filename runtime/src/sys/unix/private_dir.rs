@@ -22,7 +22,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::process::{is_running, own_start_time};
-use super::socket::Stream;
 
 /// How every private directory's name starts (and a Linux abstract name too).
 pub(super) const PREFIX: &str = "skp-";
@@ -108,7 +107,9 @@ fn remove_stale(path: &Path) {
         return;
     }
     let socket = path.join(SOCKET_FILE);
-    if Stream::connect(&socket).is_ok() {
+    // A socket that still accepts belongs to a live process (in another pid namespace, say).
+    // The plain std connect keeps this module below `socket`, which binds through it.
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return;
     }
     let _ = std::fs::remove_file(&socket);
