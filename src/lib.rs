@@ -28,27 +28,50 @@
 #![deny(missing_docs)]
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
-pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
+pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, Point};
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
-    ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
-    Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,
-    HookResult, Imap, Job, MapFuture, Maps, Message, MethodMeta, Mode, NoMessages, Now,
-    PROCESS_TIMER_WINDOW, PerHook, Plain, Pool, PoolConfig, Process, ProcessTimers, ResultFuture,
-    Role, Share, Shared, SharedField, SharedMeta, Sktimer, Star, Status, TellError, Timeouts,
-    TimerStats, WHOLE_VALUE, init, register, wire,
+    BreakingCircuit, ChildContext, Circuit, Config, Ctx, Error, Handle, Hook, Pool, PoolConfig,
+    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer,
+    TrySendError, Worker, WorkerResource, WorkerStatus, error, init, map, num_cpus, register,
+    run, run_thread,
 };
-pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
-pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
-pub use skprocess_runtime::{WorkerResource, WorkerStatus};
 
-/// The names most programs need: the macros, the core types, and serde's derives.
+/// Pool maps: the builder that `pool.star()`, `.timeout(d)`, `.progress()`, `.background()`
+/// and `.asynced()` return, and what deferred and lazy maps hand back.
+pub mod pool {
+    pub use skprocess_runtime::{Imap, Job, MapFuture, Maps, Mode};
+    /// The typestates of [`Maps`]: the methods pick them, users never name them.
+    #[doc(hidden)]
+    pub use skprocess_runtime::{Asynced, Background, Deliver, Now, Plain, Star};
+}
+
+/// Shared values: the proxy's fields, the built-in operations, the metadata `#[shared]`
+/// computes, and the types a hand-written [`Shared`] implementation names.
+pub mod share {
+    pub use skprocess_runtime::{
+        ApplyError, CircuitState, Element, Field, FieldOp, MethodMeta, SharedField, SharedMeta,
+        TimerStats, WHOLE_VALUE,
+    };
+}
+
+/// Processes: what a hand-written [`Process`] implementation names, the per-hook timers and
+/// configuration, and the future of [`Handle::result_async`].
+pub mod process {
+    pub use skprocess_runtime::{
+        HookFailure, HookResult, Message, NoMessages, PROCESS_TIMER_WINDOW, PerHook,
+        ProcessTimers, ResultFuture, Role, Timeouts,
+    };
+}
+
+/// The names most programs need: the macros, the handles, the error, and serde's derives.
 pub mod prelude {
     pub use crate::{
-        Config, Ctx, Error, Handle, Pool, Process, Share, TellError, shared, skprocess,
+        Config, Ctx, Error, Handle, Pool, Process, ProcessQueue, Share, Sktimer, TrySendError,
+        Worker, WorkerResource, shared, skprocess,
     };
-    pub use crate::{Live, Pipe, PipeError, autoreconnect};
+    pub use crate::{Live, Pipe, autoreconnect};
     pub use crate::{LocalQueue, Msg, Queue};
     pub use serde::{Deserialize, Serialize};
 }

@@ -1,181 +1,135 @@
-//! The one error type of skprocess.
+//! The one error type of skprocess, and the small enums that say which peer is gone, where a
+//! panic happened, what timed out and which call came at the wrong time.
 
 use serde::{Deserialize, Serialize};
 
 use crate::hook::Hook;
 
-/// How a hook failed.
+/// How a hook failed, as the child reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     /// The hook returned `Err`.
     Returned,
     /// The hook panicked.
     Panicked,
 }
 
-/// Everything that can go wrong starting, running or talking to a process.
-#[derive(Debug, thiserror::Error)]
+/// Which peer or service is gone, in [`Error::Gone`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Error {
-    /// A hook returned an error or panicked in the child.
-    #[error("`{hook}` hook {} on run {run}: {message}", match kind { FailureKind::Returned => "failed", FailureKind::Panicked => "panicked" })]
+pub enum Peer {
+    /// The child process of a [`Handle`](crate::Handle): its lifecycle is over (every
+    /// message it sent has been read), or its connection broke.
+    Process,
+    /// The parent of this child: its connection broke (the parent is ending).
+    Parent,
+    /// A [`Pool`](crate::Pool) that was stopped or killed: it takes no more work, and items
+    /// it had not finished when it was killed fail with this.
+    Pool,
+    /// A [`Queue`](crate::Queue) whose creating process dropped its last handle or ended.
+    Queue,
+    /// A [`Share`](crate::Share) whose coordinator is gone: the creating process dropped its
+    /// last handle or ended, or the coordinator was lost.
+    Share,
+    /// The other end of a pipe: it was closed or dropped, or its process ended.
+    PipeEnd,
+    /// A worker process ([`WorkerResource`](crate::WorkerResource)) whose connection ended.
+    Worker,
+    /// The other end of some other connection (a process-queue worker, the log collector),
+    /// or a connection that broke in the middle of a frame.
+    Connection,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Peer::Process => "the process",
+            Peer::Parent => "the parent process",
+            Peer::Pool => "the pool (it was stopped or killed)",
+            Peer::Queue => "the queue (the process that created it dropped it or ended)",
+            Peer::Share => "the share's coordinator",
+            Peer::PipeEnd => "the other end of the pipe",
+            Peer::Worker => "the worker",
+            Peer::Connection => "the other end of the connection",
+        })
+    }
+}
+
+/// Where user code panicked, in [`Error::Panicked`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PanicSite {
+    /// A lifecycle hook of a process (standalone or run as a pool item).
     Hook {
-        /// The hook that failed.
+        /// The hook that panicked.
         hook: Hook,
-        /// The iteration index at the time of the failure.
-        run: u64,
-        /// Whether the hook returned an error or panicked.
-        kind: FailureKind,
-        /// The original error's `Display` text, or the panic message.
-        message: String,
-    },
-    /// A hook overran its time limit and was abandoned.
-    #[error("`{hook}` hook timed out after {limit:?} on run {run}")]
-    Timeout {
-        /// The hook that overran.
-        hook: Hook,
-        /// Its configured limit.
-        limit: std::time::Duration,
         /// The iteration index at the time.
         run: u64,
     },
-    /// The child ended without delivering a result: a signal, `abort`, `exit`, or a connection
-    /// that broke off, even in the middle of a message.
-    #[error("process crashed on run {run}: {status}")]
-    Crashed {
-        /// What ended it, such as `killed by signal 9 (SIGKILL)` or `exited with code 3`.
-        status: String,
-        /// The last iteration index the parent heard of.
+    /// A function run by a [`Pool`](crate::Pool) map, [`run`](crate::run) or a
+    /// [`WorkerResource`](crate::WorkerResource).
+    Function,
+}
+
+impl std::fmt::Display for PanicSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PanicSite::Hook { hook, run } => write!(f, "`{hook}` hook panicked on run {run}"),
+            PanicSite::Function => f.write_str("the function panicked"),
+        }
+    }
+}
+
+/// What ran out of time, in [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timed {
+    /// A hook overran its [`timeout`](crate::Config::timeout) and was abandoned; the child
+    /// was ended (a life is spent, so it may be retried).
+    Hook {
+        /// The hook that overran.
+        hook: Hook,
+        /// The iteration index at the time.
         run: u64,
     },
+    /// A pool item ran longer than its map's [`timeout`](crate::pool::Maps::timeout); its
+    /// worker was killed (a worker thread is abandoned) and replaced.
+    Item,
     /// [`Handle::result_timeout`](crate::Handle::result_timeout) ran out of time; the child
     /// was killed.
-    #[error("no result within {0:?}; the process was killed")]
-    ResultTimeout(std::time::Duration),
-    /// The process was killed with [`Handle::kill`](crate::Handle::kill).
-    #[error("process was killed before it delivered a result")]
-    Killed,
-    /// The child process could not be spawned.
-    #[error("failed to spawn child process: {0}")]
-    Spawn(#[source] std::io::Error),
-    /// The child exited or timed out before it connected back to the parent.
-    #[error(
-        "child process did not connect back ({detail}); does `main` start with `skprocess::init()` or carry `#[skprocess::main]` (in tests, `skprocess::test_support!()`)?"
-    )]
-    Bootstrap {
-        /// What happened to the child.
-        detail: String,
-    },
-    /// The child does not know the process type (it was built from different code).
-    #[error("child does not know process type `{0}`; was the executable rebuilt while running?")]
-    UnknownType(String),
-    /// A value was too large for one frame ([`Config::max_frame_bytes`](crate::Config)); it was
-    /// refused by the side that tried to send it, and nothing was sent.
-    #[error(
-        "a value of {size} bytes does not fit in a frame of at most {limit} bytes (`Config::max_frame_bytes`)"
-    )]
-    TooLarge {
-        /// The encoded size of the value, in bytes.
-        size: u64,
-        /// The largest value a frame can carry, in bytes.
-        limit: u64,
-    },
-    /// The receiver's message queue is full (see [`Config::inbox_capacity`](crate::Config)).
-    #[error("the receiving queue is full")]
-    Full,
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The wire carried something malformed.
-    #[error(transparent)]
-    Wire(crate::transport::frame::WireError),
-    /// The connection to the other side is gone.
-    #[error("the other process is disconnected")]
-    Disconnected,
-    /// A long-lived endpoint (a queue, a process queue, a pipe, the log collector) already
-    /// serves as many connections as it may; the connection was refused. Close unused handles
-    /// (each thread's queue handle holds a connection) or retry later.
-    #[error("the server already serves its limit of {limit} connections; this one was refused")]
-    TooManyConnections {
-        /// The server's cap on live connections.
-        limit: u32,
-    },
+    Result,
+}
+
+impl std::fmt::Display for Timed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timed::Hook { hook, run } => write!(f, "`{hook}` hook on run {run}"),
+            Timed::Item => f.write_str("the item (its worker was replaced)"),
+            Timed::Result => f.write_str("the result (the process was killed)"),
+        }
+    }
+}
+
+/// A call made in a state where it cannot work, in [`Error::Usage`]. Nothing was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Usage {
     /// `tell` or `listen` was called by a process that runs as a pool item: it has no parent
     /// connection to talk over.
     #[error("a process that runs as a pool item has no parent to tell or listen to")]
     NoParentLink,
-    /// One item of a [`Pool`](crate::Pool) map failed; `error` says how (a panic, a hook
-    /// failure, a crash of its worker, a timeout, a value too large, …).
-    #[error("item {index} failed: {error}")]
-    Item {
-        /// The item's position in the input.
-        index: u64,
-        /// What happened to it.
-        error: Box<Error>,
-    },
-    /// A pool function panicked on an item.
-    #[error("the function panicked: {message}")]
-    Panicked {
-        /// The panic's text.
-        message: String,
-    },
-    /// A pool item ran longer than the map's [`timeout`](crate::Maps::timeout); its worker was
-    /// killed (a worker thread is abandoned) and replaced.
-    #[error("the item ran longer than its limit of {limit:?}; its worker was replaced")]
-    ItemTimeout {
-        /// The map's per-item limit.
-        limit: std::time::Duration,
-    },
-    /// The pool was closed or terminated: it takes no more work.
-    #[error("the pool is closed")]
-    PoolClosed,
-    /// No pool worker could be started.
-    #[error("no pool worker could be started: {0}")]
-    NoWorker(String),
-    /// A pool worker refused to run: it is not the same build as the pool's process.
-    #[error("a pool worker refused to run: {0}")]
-    WorkerRefused(String),
-    /// A socket or file operation failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// An operation on a shared value failed on its coordinator (a user method panicked, an
-    /// integer overflowed, an index was out of range), or the share cannot do what was asked.
-    #[error("shared value: {0}")]
-    Shared(String),
-    /// The shared value's coordinator is stopped; `start()` it first.
-    #[error("the share is stopped; call `start()` first")]
-    ShareStopped,
-    /// The process's live resources could not be reopened in the child before its first hook
-    /// (see [`Process::reopen_live`](crate::Process::reopen_live)); lives were spent on it.
-    #[error("live resources could not be reopened before run {run}: {message}")]
-    Reopen {
-        /// The iteration the start would have run.
-        run: u64,
-        /// Which field, and why.
-        message: String,
-    },
-    /// A pipe call failed.
-    #[error(transparent)]
-    Pipe(#[from] crate::pipe::PipeError),
     /// [`Worker::kill`](crate::Worker::kill) was called on a worker started with
     /// [`run_thread`](crate::run_thread): a thread cannot be killed.
     #[error(
         "a thread worker cannot be killed; let its function return (check a flag), or start it with `run` to run it in a process"
     )]
     ThreadNotKillable,
-    /// The worker's result was already taken by [`Worker::join_timeout`](crate::Worker::join_timeout).
+    /// The worker's result was already taken by
+    /// [`Worker::join_timeout`](crate::Worker::join_timeout).
     #[error("the worker's result was already taken")]
     AlreadyJoined,
-    /// [`WorkerResource::send`](crate::WorkerResource::send) found `limit` results sent and
-    /// not yet received.
-    #[error("{limit} results are unread; call `recv` before sending more")]
-    TooManyUnread {
-        /// The resource's unread limit.
-        limit: usize,
-    },
-    /// [`WorkerResource::execute`](crate::WorkerResource::execute) was called while results of
-    /// earlier sends were not received.
+    /// [`WorkerResource::execute`](crate::WorkerResource::execute) was called while results
+    /// of earlier sends were not received.
     #[error("{unread} results of earlier sends are unread; `recv` them before `execute`")]
     UnreadResults {
         /// How many results wait to be received.
@@ -185,6 +139,101 @@ pub enum Error {
     /// already received.
     #[error("no result is pending; `send` data first")]
     NothingPending,
+    /// [`Share::pause`](crate::Share::pause) or [`resume`](crate::Share::resume) was called
+    /// in a process other than the one that created the share.
+    #[error("only the process that created a share can pause or resume it")]
+    NotShareOwner,
+}
+
+/// Everything that can go wrong starting, running or talking to a process, a pool, a share, a
+/// queue or a pipe.
+///
+/// The variants are grouped by what happened: user code failed ([`Hook`](Error::Hook),
+/// [`Panicked`](Error::Panicked), [`Timeout`](Error::Timeout)); a process ended without a
+/// result ([`Crashed`](Error::Crashed), [`Killed`](Error::Killed)); the other side is gone
+/// ([`Gone`](Error::Gone)); a value or a queue has no room ([`TooLarge`](Error::TooLarge),
+/// [`Full`](Error::Full), …); a call came at the wrong time ([`Usage`](Error::Usage));
+/// starting failed ([`Spawn`](Error::Spawn), [`Bootstrap`](Error::Bootstrap), …).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A hook returned `Err` in the child, and no life was left to retry it (or it was
+    /// `onfinish` or `result`, which are not retried).
+    #[error("`{hook}` hook failed on run {run}: {message}")]
+    Hook {
+        /// The hook that failed.
+        hook: Hook,
+        /// The iteration index at the time of the failure.
+        run: u64,
+        /// The error's `Display` text.
+        message: String,
+    },
+    /// User code panicked: a hook (with no life left to retry it), a pool function, a
+    /// [`run`](crate::run) function or a [`WorkerResource`](crate::WorkerResource)'s function.
+    #[error("{site}: {message}")]
+    Panicked {
+        /// Where it panicked.
+        site: PanicSite,
+        /// The panic's text.
+        message: String,
+    },
+    /// A time limit ran out: a hook's, a pool item's or a `result_timeout`'s.
+    #[error("{of} timed out after {limit:?}")]
+    Timeout {
+        /// The limit that ran out.
+        limit: std::time::Duration,
+        /// What it limited.
+        of: Timed,
+    },
+    /// The child ended without delivering a result: a signal, `abort`, `exit`, or a connection
+    /// that broke off, even in the middle of a message. Also a pool item whose worker died
+    /// while running it (`run` is then 0).
+    #[error("process crashed on run {run}: {status}")]
+    Crashed {
+        /// What ended it, such as `killed by signal 9 (SIGKILL)` or `exited with code 3`.
+        status: String,
+        /// The last iteration index the parent heard of.
+        run: u64,
+    },
+    /// The process was killed with a `kill` ([`Handle::kill`](crate::Handle::kill),
+    /// [`Worker::kill`](crate::Worker::kill)) before it delivered a result.
+    #[error("process was killed before it delivered a result")]
+    Killed,
+    /// The peer or service is gone: what was gone says which (a process whose lifecycle is
+    /// over, a stopped pool, a queue or share whose creator ended, a pipe's other end, …).
+    #[error("{peer} is gone")]
+    Gone {
+        /// What is gone.
+        peer: Peer,
+    },
+    /// A value was too large for its frame ([`Config::max_frame_bytes`](crate::Config), a
+    /// queue's or a pipe's message limit); it was refused by the side that tried to send it,
+    /// and nothing was sent.
+    #[error("a value of {size} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The encoded size of the value, in bytes.
+        size: u64,
+        /// The largest value that fits, in bytes.
+        limit: u64,
+    },
+    /// The receiver's message queue is full (see [`Config::inbox_capacity`](crate::Config)).
+    #[error("the receiving queue is full")]
+    Full,
+    /// A long-lived endpoint (a queue, a process queue, a pipe, a share, the log collector)
+    /// already serves as many connections as it may; the connection was refused. Close unused
+    /// handles (each thread's queue handle holds a connection) or retry later.
+    #[error("the server already serves its limit of {limit} connections; this one was refused")]
+    TooManyConnections {
+        /// The server's cap on live connections.
+        limit: u32,
+    },
+    /// [`WorkerResource::send`](crate::WorkerResource::send) found `limit` results sent and
+    /// not yet received.
+    #[error("{limit} results are unread; call `recv` before sending more")]
+    TooManyUnread {
+        /// The resource's unread limit.
+        limit: usize,
+    },
     /// [`ProcessQueue::start`](crate::ProcessQueue::start) was given more items than the
     /// queue has room for ([`ProcessQueueConfig::capacity`](crate::ProcessQueueConfig));
     /// none of them was queued.
@@ -199,12 +248,71 @@ pub enum Error {
         /// Items the call tried to add.
         adding: usize,
     },
-
-    /// A [`Queue`](crate::Queue) cannot be reached any more: the process that created it
-    /// dropped its last handle or ended.
-    #[error("the queue is closed: the process that created it dropped it or ended")]
-    QueueClosed,
-
+    /// A call was made in a state where it cannot work; nothing was done.
+    #[error(transparent)]
+    Usage(Usage),
+    /// A [`Share`](crate::Share)'s coordinator is paused; [`resume`](crate::Share::resume)
+    /// it first (only calls in the creating process fail; other processes wait).
+    #[error("the share is paused; call `resume()` first")]
+    SharePaused,
+    /// An operation on a shared value failed on its coordinator: a user method panicked, an
+    /// integer overflowed, an index was out of range.
+    #[error("shared value: {message}")]
+    Shared {
+        /// What the coordinator said.
+        message: String,
+    },
+    /// The child process could not be spawned.
+    #[error("failed to spawn child process: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The child exited or timed out before it connected back to the parent.
+    #[error(
+        "child process did not connect back ({detail}); does `main` start with `skprocess::init()` or carry `#[skprocess::main]` (in tests, `skprocess::test_support!()`)?"
+    )]
+    Bootstrap {
+        /// What happened to the child.
+        detail: String,
+    },
+    /// The child does not know the process type (it was built from different code).
+    #[error("child does not know process type `{key}`; was the executable rebuilt while running?")]
+    UnknownType {
+        /// The process type's registry key.
+        key: String,
+    },
+    /// No pool worker could be started.
+    #[error("no pool worker could be started: {reason}")]
+    NoWorker {
+        /// Why the last attempt failed.
+        reason: String,
+    },
+    /// A pool worker refused to run: it is not the same build as the pool's process.
+    #[error("a pool worker refused to run: {reason}")]
+    WorkerRefused {
+        /// The worker's reason.
+        reason: String,
+    },
+    /// A configuration value is invalid; nothing was started.
+    #[error("invalid configuration: {problem}")]
+    Config {
+        /// Which setting, and what is wrong with it.
+        problem: String,
+    },
+    /// The process's live resources could not be reopened in the child before its first hook
+    /// (see [`Process::reopen_live`](crate::Process::reopen_live)); lives were spent on it.
+    #[error("live resources could not be reopened before run {run}: {message}")]
+    Reopen {
+        /// The iteration the start would have run.
+        run: u64,
+        /// Which field, and why.
+        message: String,
+    },
+    /// Bytes did not decode as the message they should be (a peer of another build, or a type
+    /// that postcard cannot carry), or a value could not be encoded.
+    #[error("malformed message: {message}")]
+    Malformed {
+        /// What the codec said.
+        message: String,
+    },
     /// A message read from a [`Queue`](crate::Queue) could not be decoded as the queue's type
     /// (a handle of another type, or another build, put it); the message was skipped, the
     /// queue goes on.
@@ -215,6 +323,56 @@ pub enum Error {
         /// What the decoder said.
         message: String,
     },
+    /// One item of a [`Pool`](crate::Pool) map failed; `error` says how (a panic, a hook
+    /// failure, a crash of its worker, a timeout, a value too large, …).
+    #[error("item {index} failed: {error}")]
+    Item {
+        /// The item's position in the input.
+        index: u64,
+        /// What happened to it.
+        error: Box<Error>,
+    },
+    /// Setting up a pipe failed (see [`PipeError`](crate::pipe::PipeError)).
+    #[error(transparent)]
+    Pipe(crate::pipe::PipeError),
+    /// A socket or file operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Names the peer of a broken connection: a [`Peer::Connection`] that is gone becomes
+    /// `peer`, which the caller knows; every other error stays as it is.
+    pub(crate) fn from_peer(self, peer: Peer) -> Self {
+        match self {
+            Error::Gone {
+                peer: Peer::Connection,
+            } => Error::Gone { peer },
+            other => other,
+        }
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// [`Error::from_peer`] for the failure inside.
+    pub(crate) fn from_peer(self, peer: Peer) -> Self {
+        match self {
+            TrySendError::Failed(error) => TrySendError::Failed(error.from_peer(peer)),
+            full => full,
+        }
+    }
+}
+
+impl From<Usage> for Error {
+    fn from(usage: Usage) -> Self {
+        Error::Usage(usage)
+    }
+}
+
+impl From<crate::pipe::PipeError> for Error {
+    fn from(error: crate::pipe::PipeError) -> Self {
+        Error::Pipe(error)
+    }
 }
 
 /// A process failure in the form that crosses the process boundary, both ways: the child
@@ -268,7 +426,10 @@ impl From<Failure> for Error {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Hook(report) => report.into(),
-            Failure::Timeout { hook, limit, run } => Error::Timeout { hook, limit, run },
+            Failure::Timeout { hook, limit, run } => Error::Timeout {
+                limit,
+                of: Timed::Hook { hook, run },
+            },
             Failure::Crashed { status, run } => Error::Crashed { status, run },
             Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
             Failure::Reopen { run, message } => Error::Reopen { run, message },
@@ -287,69 +448,94 @@ pub(crate) struct FailureReport {
 
 impl From<FailureReport> for Error {
     fn from(report: FailureReport) -> Self {
-        Error::Hook {
-            hook: report.hook,
-            run: report.run,
-            kind: report.kind,
-            message: report.message,
+        match report.kind {
+            FailureKind::Returned => Error::Hook {
+                hook: report.hook,
+                run: report.run,
+                message: report.message,
+            },
+            FailureKind::Panicked => Error::Panicked {
+                site: PanicSite::Hook {
+                    hook: report.hook,
+                    run: report.run,
+                },
+                message: report.message,
+            },
         }
     }
 }
 
-/// Why [`Handle::try_tell`](crate::Handle::try_tell) or
-/// [`tell_timeout`](crate::Handle::tell_timeout) did not send: the message comes back, so
+/// Why a send that may not wait did not send — [`Handle::try_tell`](crate::Handle::try_tell),
+/// [`tell_timeout`](crate::Handle::tell_timeout), [`Queue::try_put`](crate::Queue::try_put),
+/// a pipe's `try_send` and `send_timeout`: when there was no room the message comes back, so
 /// nothing is lost.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TellError<T> {
+pub enum TrySendError<T> {
     /// The receiver's queue stayed full; here is the message.
     #[error("the receiving queue is full")]
     Full(T),
-    /// Sending failed for another reason (disconnected, too large); the message was dropped.
+    /// Sending failed for another reason (the peer is gone, the message is too large); the
+    /// message was dropped.
     #[error(transparent)]
     Failed(Error),
 }
 
-impl<T> TellError<T> {
+impl<T> TrySendError<T> {
     /// The message, when it was not sent because the queue was full.
     pub fn into_message(self) -> Option<T> {
         match self {
-            TellError::Full(message) => Some(message),
-            TellError::Failed(_) => None,
+            TrySendError::Full(message) => Some(message),
+            TrySendError::Failed(_) => None,
         }
     }
 }
 
-impl<T> From<TellError<T>> for Error {
-    fn from(error: TellError<T>) -> Self {
+impl<T> From<Error> for TrySendError<T> {
+    fn from(error: Error) -> Self {
+        TrySendError::Failed(error)
+    }
+}
+
+impl<T> From<TrySendError<T>> for Error {
+    fn from(error: TrySendError<T>) -> Self {
         match error {
-            TellError::Full(_) => Error::Full,
-            TellError::Failed(error) => error,
+            TrySendError::Full(_) => Error::Full,
+            TrySendError::Failed(error) => error,
         }
     }
 }
 
 impl From<crate::transport::frame::WireError> for Error {
-    /// A frame over the limit is [`Error::TooLarge`]; everything else stays a wire error.
+    /// A frame over the limit is [`Error::TooLarge`], bytes that do not decode
+    /// [`Error::Malformed`], a frame cut off by the peer [`Error::Gone`].
     fn from(error: crate::transport::frame::WireError) -> Self {
+        use crate::transport::frame::WireError;
         match error {
-            crate::transport::frame::WireError::TooLarge { len, max } => Error::TooLarge {
+            WireError::TooLarge { len, max } => Error::TooLarge {
                 size: len,
                 limit: u64::from(max),
             },
-            other => Error::Wire(other),
+            WireError::Truncated { .. } => Error::Gone {
+                peer: Peer::Connection,
+            },
+            WireError::Malformed(message) => Error::Malformed { message },
+            WireError::Io(io) => Error::Io(io),
         }
     }
 }
 
 impl From<crate::transport::TransportError> for Error {
-    /// Keeps the meaning callers match on: a broken connection is [`Error::Disconnected`], a
+    /// Keeps the meaning callers match on: a broken connection is [`Error::Gone`] (a
+    /// [`Peer::Connection`]; callers that know the peer say which), a
     /// frame over the limit [`Error::TooLarge`], and no child proving its token in time a
     /// [`Error::Bootstrap`].
     fn from(error: crate::transport::TransportError) -> Self {
         use crate::transport::TransportError;
         match error {
-            TransportError::Disconnected => Error::Disconnected,
+            TransportError::Disconnected => Error::Gone {
+                peer: Peer::Connection,
+            },
             TransportError::Wire(wire) => wire.into(),
             TransportError::NotProven => Error::Bootstrap {
                 detail: "no connection proved the token in time".into(),

@@ -3,7 +3,7 @@
 //! Users depend on the `skprocess` facade, which re-exports this crate's public API together
 //! with the attribute macros. The layout follows the process boundary:
 //!
-//! - `transport`: authenticated, framed local-socket connections ([`wire`] is its framing).
+//! - `transport`: authenticated, framed local-socket connections.
 //! - `protocol`: the messages each role exchanges, and credit-based flow control.
 //! - `parent`: [`Handle`] and the supervisor that owns spawning, reaping and restarting.
 //! - `child`: bootstrap, the lifecycle engine, [`Ctx`] and [`ChildContext`]; `entry`, above it
@@ -27,7 +27,7 @@ mod completion;
 mod config;
 mod deadline;
 mod entry;
-mod error;
+pub mod error;
 mod hook;
 #[cfg(test)]
 mod layout_tests;
@@ -49,29 +49,19 @@ mod transport;
 mod worker;
 mod worker_status;
 
-/// Frames on the wire: a length prefix, a size limit and the codec seam.
-pub mod wire {
-    pub use crate::transport::frame::*;
-    /// The hello that opens every connection, read with the same [`FrameReader`]; public for
-    /// the wire's fuzz tests.
-    #[doc(hidden)]
-    pub use crate::transport::rendezvous::{
-        Hello, HelloState, hello_frame, hello_reader, read_hello,
-    };
-}
-
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
 pub use config::{Config, Timeouts};
 pub use entry::init;
-pub use error::{Error, FailureKind, TellError};
+pub use error::{Error, TrySendError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
-pub use parent::handle::{Handle, ResultFuture, Status};
-pub use pool::{
-    Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
-    Star,
-};
+pub use parent::handle::{Handle, ProcessStatus, ResultFuture};
+pub use pool::{Imap, Job, MapFuture, Maps, Mode, Pool, PoolConfig};
+/// The typestates of [`Maps`]: users never name them (`pool.star()`, `.background()` and
+/// `.asynced()` pick them).
+#[doc(hidden)]
+pub use pool::{Asynced, Background, Deliver, Now, Plain, Star};
 pub use process::{HookFailure, HookResult, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;
@@ -90,6 +80,15 @@ pub use worker_status::WorkerStatus;
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    /// Frames on the wire: a length prefix, a size limit and the codec seam (for tests and
+    /// fuzzing; not public API).
+    pub mod wire {
+        pub use crate::transport::frame::*;
+        /// The hello that opens every connection, read with the same [`FrameReader`].
+        pub use crate::transport::rendezvous::{
+            Hello, HelloState, hello_frame, hello_reader, read_hello,
+        };
+    }
     pub use crate::child::hook_context::Ctx;
     pub use crate::config::Config;
     pub use crate::entry::run_test_child;

@@ -41,7 +41,7 @@ impl Sktimer {
     }
 
     /// Ends the running measurement, records it and returns it; `None` if none was running.
-    pub fn stop(&mut self) -> Option<Duration> {
+    pub fn record(&mut self) -> Option<Duration> {
         let elapsed = self.started.take()?.elapsed();
         self.add_time(elapsed);
         Some(elapsed)
@@ -312,12 +312,12 @@ mod tests {
     #[test]
     fn start_stop_records_and_discard_does_not() {
         let mut t = Sktimer::new();
-        assert!(t.stop().is_none());
+        assert!(t.record().is_none());
         t.start();
         t.discard();
         assert_eq!(t.count(), 0);
         t.start();
-        assert!(t.stop().is_some());
+        assert!(t.record().is_some());
         assert_eq!(t.count(), 1);
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::link::ChildLink;
 use crate::config::Config;
-use crate::error::{Error, TellError};
+use crate::error::{Error, Peer, TrySendError};
 use crate::process::Process;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
@@ -68,12 +68,14 @@ impl<P: Process> Ctx<P> {
     /// [`Handle::listen`](crate::Handle::listen); waits while the parent has
     /// [`Config::outbox_capacity`] messages unread.
     pub fn tell(&mut self, message: P::Outbox) -> Result<(), Error> {
-        self.tell_until(message, None).map_err(Error::from)
+        self.tell_until(message, None)
+            .map_err(|e| Error::from(e).from_peer(Peer::Parent))
     }
 
     /// Like [`tell`](Ctx::tell), but never waits: a full queue gives the message back.
-    pub fn try_tell(&mut self, message: P::Outbox) -> Result<(), TellError<P::Outbox>> {
+    pub fn try_tell(&mut self, message: P::Outbox) -> Result<(), TrySendError<P::Outbox>> {
         self.tell_until(message, Some(Instant::now()))
+            .map_err(|e| e.from_peer(Peer::Parent))
     }
 
     /// Like [`tell`](Ctx::tell), but waits at most `timeout` for room.
@@ -81,8 +83,9 @@ impl<P: Process> Ctx<P> {
         &mut self,
         message: P::Outbox,
         timeout: Duration,
-    ) -> Result<(), TellError<P::Outbox>> {
+    ) -> Result<(), TrySendError<P::Outbox>> {
         self.tell_until(message, crate::deadline::after(Some(timeout)))
+            .map_err(|e| e.from_peer(Peer::Parent))
     }
 
     /// Sends `message` without spending a credit, as a broken or hostile child would: the
@@ -97,7 +100,7 @@ impl<P: Process> Ctx<P> {
         &mut self,
         message: P::Outbox,
         deadline: Option<Instant>,
-    ) -> Result<(), TellError<P::Outbox>> {
+    ) -> Result<(), TrySendError<P::Outbox>> {
         self.tell_with(message, deadline, true)
     }
 
@@ -106,30 +109,39 @@ impl<P: Process> Ctx<P> {
         message: P::Outbox,
         deadline: Option<Instant>,
         spend_credit: bool,
-    ) -> Result<(), TellError<P::Outbox>> {
+    ) -> Result<(), TrySendError<P::Outbox>> {
         let Some(connection) = self.link.connection.clone() else {
-            return Err(TellError::Failed(Error::NoParentLink));
+            return Err(TrySendError::Failed(Error::Usage(crate::error::Usage::NoParentLink)));
         };
-        let failed = |e: frame::WireError| TellError::Failed(e.into());
+        let failed = |e: frame::WireError| TrySendError::Failed(e.into());
         frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
         frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
             .map_err(failed)?;
         match spend_credit.then(|| self.link.outbox_credits.acquire(deadline)) {
             None | Some(Acquired::Granted) => {}
-            Some(Acquired::Full) => return Err(TellError::Full(message)),
-            Some(Acquired::Closed) => return Err(TellError::Failed(Error::Disconnected)),
+            Some(Acquired::Full) => return Err(TrySendError::Full(message)),
+            Some(Acquired::Closed) => return Err(TrySendError::Failed(Error::Gone { peer: Peer::Parent })),
         }
         connection
             .send_with_payload(&prefix[..used], &self.outgoing)
-            .map_err(|error| TellError::Failed(error.into()))
+            .map_err(|error| TrySendError::Failed(error.into()))
     }
 
-    /// Waits up to `timeout` for a message from the parent; `Ok(None)` means none arrived.
-    /// `Duration::MAX` waits without limit.
-    pub fn listen(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
+    /// Waits for the next message from the parent, without limit.
+    pub fn listen(&mut self) -> Result<P::Inbox, Error> {
+        loop {
+            if let Some(message) = self.listen_timeout(Duration::MAX)? {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`Duration::MAX`: without limit) for a message from the parent;
+    /// `Ok(None)` means none arrived.
+    pub fn listen_timeout(&mut self, timeout: Duration) -> Result<Option<P::Inbox>, Error> {
         if self.link.connection.is_none() {
-            return Err(Error::NoParentLink);
+            return Err(Error::Usage(crate::error::Usage::NoParentLink));
         }
         let waiting_since = Instant::now();
         let message = self.link.next_message(waiting_since.checked_add(timeout));
@@ -142,7 +154,8 @@ impl<P: Process> Ctx<P> {
     }
 
     /// Asks the process to finish: the current hook completes, then `onfinish` and `result` run.
-    pub fn stop(&mut self) {
+    /// (A hook cannot wait for its own lifecycle, so there is no `stop` here.)
+    pub fn request_stop(&mut self) {
         self.link.stop.store(true, Ordering::SeqCst);
     }
 

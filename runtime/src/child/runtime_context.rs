@@ -51,7 +51,7 @@ impl ChildContext {
 
     /// Iterations completed before this child started: 0 for a first start, the checkpoint's
     /// count for a restart.
-    pub fn resumed_at_run(&self) -> u64 {
+    pub fn completed_runs(&self) -> u64 {
         self.completed_runs
     }
 

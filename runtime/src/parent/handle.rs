@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::deadline;
-use crate::error::{Error, TellError};
+use crate::error::{Error, Peer, Timed, TrySendError};
 use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
@@ -37,12 +37,12 @@ thread_local! {
 /// Where a running process stands, from [`Handle::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Status {
+pub struct ProcessStatus {
     /// Time since `start`.
     pub uptime: Duration,
     /// Time the child spent inside hooks.
     pub busy: Duration,
-    /// Time the child spent waiting in [`Ctx::listen`](crate::Ctx::listen).
+    /// Time the child spent waiting in [`Ctx::listen`](crate::Ctx::listen_timeout).
     pub listening: Duration,
     /// Iterations completed.
     pub completed_runs: u64,
@@ -97,13 +97,15 @@ impl<P: Process> Handle<P> {
     /// Sends a message the child reads with [`Ctx::listen`](crate::Ctx::listen), waiting while
     /// the child's inbox is full ([`Config::inbox_capacity`]).
     pub fn tell(&self, message: P::Inbox) -> Result<(), Error> {
-        self.send(message, None).map_err(Error::from)
+        self.send(message, None)
+            .map_err(|e| Error::from(e).from_peer(Peer::Process))
     }
 
     /// Like [`tell`](Handle::tell), but never waits: a full inbox gives the message back in
-    /// [`TellError::Full`].
-    pub fn try_tell(&self, message: P::Inbox) -> Result<(), TellError<P::Inbox>> {
+    /// [`TrySendError::Full`].
+    pub fn try_tell(&self, message: P::Inbox) -> Result<(), TrySendError<P::Inbox>> {
         self.send(message, Some(Instant::now()))
+            .map_err(|e| e.from_peer(Peer::Process))
     }
 
     /// Like [`tell`](Handle::tell), but waits at most `timeout` for room in the inbox.
@@ -111,30 +113,35 @@ impl<P: Process> Handle<P> {
         &self,
         message: P::Inbox,
         timeout: Duration,
-    ) -> Result<(), TellError<P::Inbox>> {
+    ) -> Result<(), TrySendError<P::Inbox>> {
         self.send(message, deadline::after(Some(timeout)))
+            .map_err(|e| e.from_peer(Peer::Process))
     }
 
     fn send(
         &self,
         message: P::Inbox,
         deadline: Option<Instant>,
-    ) -> Result<(), TellError<P::Inbox>> {
+    ) -> Result<(), TrySendError<P::Inbox>> {
         TELL_BUFFER.with_borrow_mut(|payload| {
-            frame::encode_into(&message, payload).map_err(|e| TellError::Failed(e.into()))?;
+            frame::encode_into(&message, payload).map_err(|e| TrySendError::Failed(e.into()))?;
             let (prefix, used) = tell_prefix(payload.len());
             let size = used + payload.len();
             frame::check_len(size, self.shared.config.max_frame_bytes)
-                .map_err(|e| TellError::Failed(e.into()))?;
+                .map_err(|e| TrySendError::Failed(e.into()))?;
             match self.shared.tell_credits.acquire(deadline) {
                 Acquired::Granted => {}
-                Acquired::Full => return Err(TellError::Full(message)),
-                Acquired::Closed => return Err(TellError::Failed(Error::Disconnected)),
+                Acquired::Full => return Err(TrySendError::Full(message)),
+                Acquired::Closed => {
+                    return Err(TrySendError::Failed(Error::Gone {
+                        peer: Peer::Process,
+                    }));
+                }
             }
             let connection = self
                 .shared
                 .connection(deadline)
-                .map_err(TellError::Failed)?;
+                .map_err(TrySendError::Failed)?;
             match connection.send_with_payload_before(&prefix[..used], payload, deadline) {
                 Ok(true) => {
                     self.shared.note_unsent(&connection);
@@ -143,19 +150,32 @@ impl<P: Process> Handle<P> {
                 Ok(false) => {
                     // The child stopped reading (it is stopped, or stuck): nothing was sent.
                     self.shared.tell_credits.grant(1);
-                    Err(TellError::Full(message))
+                    Err(TrySendError::Full(message))
                 }
-                Err(error) => Err(TellError::Failed(error.into())),
+                Err(error) => Err(TrySendError::Failed(error.into())),
             }
         })
     }
 
-    /// Waits up to `timeout` (`None`: until one arrives) for a message from the child.
+    /// Waits for the next message from the child, without limit. [`Error::Gone`] (the
+    /// process) means the lifecycle is over and every message the child sent has been read.
+    pub fn listen(&self) -> Result<P::Outbox, Error> {
+        loop {
+            if let Some(message) = self.listen_until(None)? {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`Duration::MAX`: without limit) for a message from the child.
     ///
-    /// `Ok(None)` means the time ran out; [`Error::Disconnected`] means the lifecycle is over
-    /// and every message the child sent has been read. `Duration::MAX` waits without limit.
-    pub fn listen(&self, timeout: impl Into<Option<Duration>>) -> Result<Option<P::Outbox>, Error> {
-        let deadline = deadline::after(timeout.into());
+    /// `Ok(None)` means the time ran out; [`Error::Gone`] (the process) means the lifecycle
+    /// is over and every message the child sent has been read.
+    pub fn listen_timeout(&self, timeout: Duration) -> Result<Option<P::Outbox>, Error> {
+        self.listen_until(deadline::after(Some(timeout)))
+    }
+
+    fn listen_until(&self, deadline: Option<Instant>) -> Result<Option<P::Outbox>, Error> {
         // The reader turns last seen: while another thread holds the role, wait for a message
         // or for the role to be let go.
         let mut seen = None;
@@ -168,7 +188,7 @@ impl<P: Process> Handle<P> {
                 break view;
             }
             if view.over {
-                return Err(Error::Disconnected);
+                return Err(Error::Gone { peer: Peer::Process });
             }
             if !ready || timed_out {
                 return Ok(None);
@@ -189,12 +209,32 @@ impl<P: Process> Handle<P> {
         Ok(Some(frame::decode_owned(payload.as_slice())?))
     }
 
-    /// Asks the child to finish: its current hook completes, then `onfinish` and `result` run.
-    /// Remembered, so a restarted child stops too. Does nothing once the lifecycle is over.
-    pub fn stop(&self) -> Result<(), Error> {
+    /// Asks the child to finish and does not wait: its current hook completes, then `onfinish`
+    /// and `result` run. Remembered, so a restarted child stops too. Does nothing once the
+    /// lifecycle is over. [`stop`](Handle::stop) asks and waits.
+    pub fn request_stop(&self) {
         self.shared.slot().stop_requested = true;
         self.shared.send_control_soon(Control::Stop);
+    }
+
+    /// Asks the child to finish ([`request_stop`](Handle::request_stop)) and waits until the
+    /// lifecycle has ended and its last child exited; the output stays for
+    /// [`result`](Handle::result).
+    ///
+    /// Messages the child sends meanwhile are kept for [`listen`](Handle::listen), up to
+    /// [`Config::outbox_capacity`]: a child that has more to say waits for them to be read, so
+    /// call [`result`](Handle::result) instead when nobody listens.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.request_stop();
+        self.wait();
         Ok(())
+    }
+
+    /// Like [`stop`](Handle::stop), waiting at most `timeout` (`Duration::MAX`: no limit);
+    /// whether the lifecycle ended in time. The child keeps its stop request either way.
+    pub fn stop_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        self.request_stop();
+        Ok(self.wait_timeout(timeout))
     }
 
     /// Kills the child at once. Final: when it returns, no child of this handle is alive and
@@ -216,12 +256,12 @@ impl<P: Process> Handle<P> {
     }
 
     /// Uptime, busy and listening time, completed runs, lives left and restarts.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ProcessStatus {
         let view = self.shared.view();
         let progress = view.progress;
         let restarts = view.restarts;
         drop(view);
-        Status {
+        ProcessStatus {
             uptime: self.shared.uptime(),
             busy: progress.usage.busy,
             listening: progress.usage.listening,
@@ -238,14 +278,19 @@ impl<P: Process> Handle<P> {
         view.over.then(|| view.timers.clone())
     }
 
-    /// Waits up to `timeout` (`None` or `Duration::MAX`: without limit) for the lifecycle to
-    /// end and its last child to exit; returns whether it has. Retries and restarts happen
+    /// Waits for the lifecycle to end and its last child to exit. Retries and restarts happen
     /// meanwhile, on the supervisor's thread.
     ///
     /// Messages the child sends meanwhile are kept for [`listen`](Handle::listen), up to
     /// [`Config::outbox_capacity`]; a child that has more to say waits for them to be read.
-    pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> bool {
-        let deadline = deadline::after(timeout.into());
+    pub fn wait(&self) {
+        drop(self.shared.wait_view(None, |view| view.finished));
+    }
+
+    /// Like [`wait`](Handle::wait), at most `timeout` (`Duration::MAX`: without limit);
+    /// whether the lifecycle has ended.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = deadline::after(Some(timeout));
         self.shared.wait_view(deadline, |view| view.finished).1
     }
 
@@ -263,7 +308,12 @@ impl<P: Process> Handle<P> {
         match deadline::after(Some(timeout)) {
             None => self.take_result(None),
             Some(deadline) => self.take_result(Some(deadline)).map_err(|e| match e {
-                Error::ResultTimeout(_) => Error::ResultTimeout(timeout),
+                Error::Timeout {
+                    of: Timed::Result, ..
+                } => Error::Timeout {
+                    limit: timeout,
+                    of: Timed::Result,
+                },
                 other => other,
             }),
         }
@@ -277,7 +327,10 @@ impl<P: Process> Handle<P> {
         if !ready {
             drop(view);
             self.kill()?;
-            return Err(Error::ResultTimeout(Duration::ZERO));
+            return Err(Error::Timeout {
+                limit: Duration::ZERO,
+                of: Timed::Result,
+            });
         }
         let ending = view.ending.take();
         drop(view);
@@ -315,7 +368,9 @@ fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Err
         Some(Ending::Outcome(Outcome::Failed(failure))) => Err(failure.into()),
         Some(Ending::Outcome(Outcome::Error(error))) => Err(error),
         Some(Ending::Outcome(Outcome::Killed)) => Err(Error::Killed),
-        Some(Ending::Outcome(Outcome::Finished)) | None => Err(Error::Disconnected),
+        Some(Ending::Outcome(Outcome::Finished)) | None => Err(Error::Gone {
+            peer: Peer::Process,
+        }),
     }
 }
 

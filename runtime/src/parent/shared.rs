@@ -229,14 +229,14 @@ impl ProcessShared {
         let mut slot = self.slot();
         loop {
             if slot.killed || self.view().over {
-                return Err(Error::Disconnected);
+                return Err(Error::Gone { peer: crate::error::Peer::Process });
             }
             if let Some(connection) = &slot.connection {
                 return Ok(Arc::clone(connection));
             }
             slot = match deadline::wait(&self.slot_changed, slot, deadline) {
                 Ok(slot) => slot,
-                Err(_) => return Err(Error::Disconnected),
+                Err(_) => return Err(Error::Gone { peer: crate::error::Peer::Process }),
             };
         }
     }

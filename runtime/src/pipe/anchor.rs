@@ -15,7 +15,8 @@ use crate::pipe::point::{Point, PointRecipe};
 use crate::pipe::slot::{Admission, Arrival, Peer};
 
 use crate::message::Message;
-use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, TrySendError, type_hash};
+use crate::error::{Error, TrySendError};
+use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
@@ -27,7 +28,7 @@ use crate::transport::server::{Flow, Peer as ServerPeer, Server, ServerConfig, S
 ///
 /// Calls wait for the point to connect the first time, up to
 /// [`PipeConfig::accept_timeout`]. When the point's process ends or closes its end, the next
-/// call fails with [`PipeError::Closed`] (never a hang); if that process is restarted after a
+/// call fails with [`Error::Gone`] (never a hang); if that process is restarted after a
 /// crash, its point connects again and calls work again (see
 /// [`wait_connected`](Anchor::wait_connected)). Dropping the anchor closes the pipe.
 ///
@@ -94,9 +95,9 @@ impl<S, R> std::fmt::Debug for Anchor<S, R> {
 const MAX_HANDSHAKES: usize = 16;
 
 /// Starts the anchor's server and returns both ends.
-pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, PipeError> {
+pub(super) fn create<S, R>(config: PipeConfig) -> Result<Ends<S, R>, Error> {
     let nonce = u64::from_str_radix(&random_hex(8).map_err(|e| to_io(e.into()))?, 16)
-        .map_err(|e| PipeError::Io(std::io::Error::other(e)))?;
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
     let expected_types = type_hash::<S, R>();
     let peer = Arc::new(PeerSlot {
         peer: Mutex::new(Peer::Waiting),
@@ -162,10 +163,10 @@ impl Session for Handshake {
     }
 }
 
-fn to_io(error: crate::error::Error) -> PipeError {
+fn to_io(error: crate::error::Error) -> Error {
     match error {
-        crate::error::Error::Io(e) => PipeError::Io(e),
-        other => PipeError::Io(std::io::Error::other(other.to_string())),
+        crate::error::Error::Io(e) => Error::Io(e),
+        other => Error::Io(std::io::Error::other(other.to_string())),
     }
 }
 
@@ -222,13 +223,13 @@ impl PeerSlot {
         &self,
         deadline: Option<Instant>,
         wait_when_lost: bool,
-    ) -> Result<Option<Arc<Link>>, PipeError> {
+    ) -> Result<Option<Arc<Link>>, Error> {
         let mut peer = self.lock();
         loop {
             match &*peer {
                 Peer::Connected(link) => return Ok(Some(Arc::clone(link))),
-                Peer::Closed => return Err(PipeError::Closed),
-                Peer::Lost if !wait_when_lost => return Err(PipeError::Closed),
+                Peer::Closed => return Err(super::closed()),
+                Peer::Lost if !wait_when_lost => return Err(super::closed()),
                 Peer::Waiting | Peer::Lost => {}
             }
             peer = match crate::deadline::wait(&self.changed, peer, deadline) {
@@ -266,12 +267,12 @@ impl<S, R> Anchor<S, R> {
 
     /// Waits up to `timeout` for a point to be connected — the first time, or again after its
     /// process was restarted. Returns whether one is; `Err(Closed)` once the anchor is closed.
-    pub fn wait_connected(&self, timeout: Duration) -> Result<bool, PipeError> {
+    pub fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
         let deadline = crate::deadline::after(Some(timeout));
         Ok(self.peer.link(deadline, true)?.is_some())
     }
 
-    /// Closes the pipe: the point's next call fails with [`PipeError::Closed`], and so do this
+    /// Closes the pipe: the point's next call fails with [`Error::Gone`], and so do this
     /// anchor's. Closing twice does nothing.
     pub fn close(&self) {
         let previous = std::mem::replace(&mut *self.peer.lock(), Peer::Closed);
@@ -291,7 +292,7 @@ impl<S, R> Anchor<S, R> {
     fn link_for_call(
         &self,
         call_deadline: Option<Instant>,
-    ) -> Result<Option<Arc<Link>>, PipeError> {
+    ) -> Result<Option<Arc<Link>>, Error> {
         let accept_deadline = crate::deadline::after(Some(self.accept_timeout));
         let deadline = match (call_deadline, accept_deadline) {
             (Some(call), Some(accept)) => Some(call.min(accept)),
@@ -300,13 +301,13 @@ impl<S, R> Anchor<S, R> {
         match self.peer.link(deadline, false)? {
             Some(link) => Ok(Some(link)),
             None if call_deadline.is_some_and(|call| Some(call) == deadline) => Ok(None),
-            None => Err(PipeError::NotConnected(self.accept_timeout)),
+            None => Err(Error::Pipe(PipeError::NotConnected { waited: self.accept_timeout })),
         }
     }
 
     /// Marks the peer lost when `result` says it is gone.
-    fn note<T>(&self, link: &Arc<Link>, result: Result<T, PipeError>) -> Result<T, PipeError> {
-        if matches!(result, Err(PipeError::Closed)) {
+    fn note<T>(&self, link: &Arc<Link>, result: Result<T, Error>) -> Result<T, Error> {
+        if matches!(result, Err(Error::Gone { .. })) {
             self.peer.lose(link);
         }
         result
@@ -315,8 +316,8 @@ impl<S, R> Anchor<S, R> {
 
 impl<S: Message, R> Anchor<S, R> {
     /// Sends a message, waiting while the point's queue is full. Messages arrive in order.
-    pub fn send(&self, message: S) -> Result<(), PipeError> {
-        let link = self.link_for_call(None)?.ok_or(PipeError::Closed)?;
+    pub fn send(&self, message: S) -> Result<(), Error> {
+        let link = self.link_for_call(None)?.ok_or(super::closed())?;
         self.note(&link, link.send(&message))
     }
 
@@ -345,16 +346,16 @@ impl<S: Message, R> Anchor<S, R> {
 }
 
 impl<S, R: Message> Anchor<S, R> {
-    /// Receives the next message, waiting as long as it takes; [`PipeError::Closed`] once the
+    /// Receives the next message, waiting as long as it takes; [`Error::Gone`] once the
     /// point is closed or its process has ended (after every message it sent was received).
-    pub fn recv(&self) -> Result<R, PipeError> {
-        let link = self.link_for_call(None)?.ok_or(PipeError::Closed)?;
+    pub fn recv(&self) -> Result<R, Error> {
+        let link = self.link_for_call(None)?.ok_or(super::closed())?;
         let received = link.recv_before(None);
-        self.note(&link, received)?.ok_or(PipeError::Closed)
+        self.note(&link, received)?.ok_or(super::closed())
     }
 
     /// Receives the next message, waiting at most `timeout`; `Ok(None)` when none came.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<R>, PipeError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<R>, Error> {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             // Too long for the clock: no limit.
             return self.recv().map(Some);
@@ -367,7 +368,7 @@ impl<S, R: Message> Anchor<S, R> {
     }
 
     /// Receives a message that has already arrived; `Ok(None)` when there is none.
-    pub fn try_recv(&self) -> Result<Option<R>, PipeError> {
+    pub fn try_recv(&self) -> Result<Option<R>, Error> {
         self.recv_timeout(Duration::ZERO)
     }
 }

@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::pipe::PipeError;
 use crate::sys::{self, Source};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader, WireError};
@@ -72,21 +71,21 @@ impl Link {
 
     /// Sends one message, waiting as long as the peer's queue is full. A large message is
     /// written straight from the value (its byte strings are not copied into a frame buffer).
-    pub(crate) fn send<T: Serialize>(&self, message: &T) -> Result<(), PipeError> {
-        let len = frame::encoded_len(message).map_err(|e| PipeError::Malformed(e.to_string()))?;
+    pub(crate) fn send<T: Serialize>(&self, message: &T) -> Result<(), Error> {
+        let len = frame::encoded_len(message).map_err(|e| super::malformed(e.to_string()))?;
         let mut scratch = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
         // A tail left by a timed send must go first, and the connection sends it.
         if len < STREAM_FROM || self.connection.has_unsent() {
             return self
                 .connection
                 .send(message)
-                .map_err(|e| PipeError::from_send(e.into()));
+                .map_err(|e| from_send(e.into()));
         }
         let mut stream = self.connection.stream();
         let max = self.max_frame;
         match frame::write_frame_streaming(message, len, max, &mut stream, &mut scratch) {
             Ok(()) => Ok(()),
-            Err(WireError::TooLarge { len, max }) => Err(PipeError::TooLarge {
+            Err(WireError::TooLarge { len, max }) => Err(Error::TooLarge {
                 size: len,
                 limit: u64::from(max),
             }),
@@ -94,8 +93,8 @@ impl Link {
                 // Part of a frame may be out: the connection cannot carry another one.
                 self.connection.shutdown();
                 Err(match error {
-                    WireError::Io(_) => PipeError::Closed,
-                    other => PipeError::Malformed(other.to_string()),
+                    WireError::Io(_) => super::closed(),
+                    other => super::malformed(other.to_string()),
                 })
             }
         }
@@ -106,7 +105,7 @@ impl Link {
         &self,
         message: &T,
         deadline: Instant,
-    ) -> Result<Sent, PipeError> {
+    ) -> Result<Sent, Error> {
         // Another sender may be blocked on a full peer: wait for it no later than the deadline.
         let Some(_sending) = self.lock_sending_before(deadline) else {
             return Ok(Sent::Full);
@@ -114,7 +113,7 @@ impl Link {
         match self.connection.send_before(message, Some(deadline)) {
             Ok(true) => Ok(Sent::Yes),
             Ok(false) => Ok(Sent::Full),
-            Err(error) => Err(PipeError::from_send(error.into())),
+            Err(error) => Err(from_send(error.into())),
         }
     }
 
@@ -122,7 +121,7 @@ impl Link {
     pub(crate) fn recv_before<T: DeserializeOwned>(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<T>, PipeError> {
+    ) -> Result<Option<T>, Error> {
         let mut reader = self.lock_reader();
         loop {
             let timeout = match deadline {
@@ -144,18 +143,18 @@ impl Link {
                 Ok(Some(body)) => {
                     return frame::decode(body.bytes())
                         .map(Some)
-                        .map_err(|e| PipeError::Malformed(e.to_string()));
+                        .map_err(|e| super::malformed(e.to_string()));
                 }
-                Ok(None) => return Err(PipeError::Closed),
+                Ok(None) => return Err(super::closed()),
                 Err(e) if e.is_timeout() => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(None);
                     }
                 }
                 Err(WireError::Io(_) | WireError::Truncated { .. }) => {
-                    return Err(PipeError::Closed);
+                    return Err(super::closed());
                 }
-                Err(e) => return Err(PipeError::Malformed(e.to_string())),
+                Err(e) => return Err(super::malformed(e.to_string())),
             }
         }
     }
@@ -171,12 +170,12 @@ impl Link {
         hung_up(&self.connection)
     }
 
-    fn set_timeout(&self, reader: &mut Reader, timeout: Option<Duration>) -> Result<(), PipeError> {
+    fn set_timeout(&self, reader: &mut Reader, timeout: Option<Duration>) -> Result<(), Error> {
         if reader.timeout != timeout {
             self.connection
                 .stream()
                 .set_read_timeout(timeout)
-                .map_err(PipeError::Io)?;
+                .map_err(Error::Io)?;
             reader.timeout = timeout;
         }
         Ok(())
@@ -202,20 +201,19 @@ impl Link {
     }
 }
 
-impl PipeError {
-    fn from_send(error: Error) -> Self {
-        match error {
-            Error::TooLarge { size, limit } => PipeError::TooLarge { size, limit },
-            Error::Wire(WireError::Malformed(message)) => PipeError::Malformed(message),
-            _ => PipeError::Closed,
-        }
+/// A failed send: a value over the limit or one that does not encode says so; anything else
+/// means the peer is gone.
+fn from_send(error: Error) -> Error {
+    match error {
+        Error::TooLarge { .. } | Error::Malformed { .. } => error,
+        _ => super::closed(),
     }
 }
 
 /// Waits until the connection has bytes to read (or has ended) for at most `timeout`.
-fn wait_readable(connection: &Connection, timeout: Duration) -> Result<bool, PipeError> {
+fn wait_readable(connection: &Connection, timeout: Duration) -> Result<bool, Error> {
     let source = [Source::from(connection.stream())];
-    let ready = sys::wait_readable(&source, Some(timeout)).map_err(PipeError::Io)?;
+    let ready = sys::wait_readable(&source, Some(timeout)).map_err(Error::Io)?;
     Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 pub use anchor::{Anchor, CanLeaveItsProcess};
 pub use point::Point;
 
+use crate::error::Error;
 use crate::message::Message;
 
 /// The two ends of a pipe: the anchor, which sends `S` and receives `R`, and its point, which
@@ -45,23 +46,23 @@ impl Pipe {
     /// `A`. Keep the anchor; move the point into the process that talks to it.
     ///
     /// Fails only when the pipe's private socket cannot be created.
-    pub fn pair<A: Message, B: Message>() -> Result<Ends<A, B>, PipeError> {
+    pub fn pair<A: Message, B: Message>() -> Result<Ends<A, B>, Error> {
         Self::pair_with(PipeConfig::default())
     }
 
     /// [`pair`](Pipe::pair) with a configuration.
-    pub fn pair_with<A: Message, B: Message>(config: PipeConfig) -> Result<Ends<A, B>, PipeError> {
+    pub fn pair_with<A: Message, B: Message>(config: PipeConfig) -> Result<Ends<A, B>, Error> {
         anchor::create(config)
     }
 
     /// A one-way pipe: the anchor only sends `T`, the point only receives it. Calling `recv` on
     /// the anchor or `send` on the point does not compile.
-    pub fn one_way<T: Message>() -> Result<Ends<T, OneWay>, PipeError> {
+    pub fn one_way<T: Message>() -> Result<Ends<T, OneWay>, Error> {
         Self::one_way_with(PipeConfig::default())
     }
 
     /// [`one_way`](Pipe::one_way) with a configuration.
-    pub fn one_way_with<T: Message>(config: PipeConfig) -> Result<Ends<T, OneWay>, PipeError> {
+    pub fn one_way_with<T: Message>(config: PipeConfig) -> Result<Ends<T, OneWay>, Error> {
         anchor::create(config)
     }
 }
@@ -76,11 +77,11 @@ pub enum OneWay {}
 #[non_exhaustive]
 pub struct PipeConfig {
     /// How long a call on the anchor waits for the point to connect for the first time before
-    /// it fails with [`PipeError::NotConnected`].
+    /// it fails with [`PipeError::NotConnected`] (in [`Error::Pipe`]).
     ///
     /// Default: 10 s.
     pub accept_timeout: Duration,
-    /// Largest encoded message, in bytes; a bigger one is [`PipeError::TooLarge`] at the
+    /// Largest encoded message, in bytes; a bigger one is [`Error::TooLarge`] at the
     /// sender, and nothing is sent.
     ///
     /// Default: 64 MiB.
@@ -101,16 +102,19 @@ impl Default for PipeConfig {
     }
 }
 
-/// What can go wrong on a pipe.
+/// What can go wrong setting up a pipe, in [`Error::Pipe`](crate::Error::Pipe). A pipe's
+/// other failures are the crate's: a closed end is [`Error::Gone`](crate::Error::Gone)
+/// ([`Peer::PipeEnd`](crate::error::Peer::PipeEnd)), a message over the limit
+/// [`Error::TooLarge`](crate::Error::TooLarge).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipeError {
-    /// The other end was closed or dropped, or its process ended (exited or crashed).
-    #[error("the other end of the pipe is closed or its process has ended")]
-    Closed,
     /// No point connected to the anchor within [`PipeConfig::accept_timeout`].
-    #[error("no process connected the pipe's point within {0:?}")]
-    NotConnected(Duration),
+    #[error("no process connected the pipe's point within {waited:?}")]
+    NotConnected {
+        /// How long the anchor waited.
+        waited: Duration,
+    },
     /// The point is already connected from another live process: a point moves into one
     /// process and is never shared.
     #[error(
@@ -126,49 +130,19 @@ pub enum PipeError {
     /// The point was rebuilt with other message types than its anchor's.
     #[error("the point's message types differ from its anchor's")]
     TypeMismatch,
-    /// A message was larger than [`PipeConfig::max_message_bytes`]; nothing was sent.
-    #[error(
-        "a message of {size} bytes does not fit in a pipe frame of at most {limit} bytes (`PipeConfig::max_message_bytes`)"
-    )]
-    TooLarge {
-        /// The encoded size of the message.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// A message could not be encoded or decoded.
-    #[error("malformed pipe message: {0}")]
-    Malformed(String),
-    /// Creating or using the pipe's socket failed.
-    #[error("pipe i/o error: {0}")]
-    Io(#[from] std::io::Error),
 }
 
-/// Why [`Anchor::try_send`], [`Anchor::send_timeout`] (and the point's) did not send.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TrySendError<T> {
-    /// The peer's queue stayed full; here is the message, nothing was sent.
-    #[error("the pipe is full")]
-    Full(T),
-    /// Sending failed for another reason; the message was dropped.
-    #[error(transparent)]
-    Failed(PipeError),
-}
-
-impl<T> TrySendError<T> {
-    /// The message, when it was not sent because the pipe was full.
-    pub fn into_message(self) -> Option<T> {
-        match self {
-            TrySendError::Full(message) => Some(message),
-            TrySendError::Failed(_) => None,
-        }
+/// The error of a closed end: the other end is gone.
+pub(crate) fn closed() -> Error {
+    Error::Gone {
+        peer: crate::error::Peer::PipeEnd,
     }
 }
 
-impl<T> From<PipeError> for TrySendError<T> {
-    fn from(error: PipeError) -> Self {
-        TrySendError::Failed(error)
+/// The error of a message that does not encode or decode.
+pub(crate) fn malformed(message: impl ToString) -> Error {
+    Error::Malformed {
+        message: message.to_string(),
     }
 }
 

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Error;
+use crate::error::{Error, TrySendError};
 use crate::message::Message;
 use crate::pipe::anchor::read_with_timeout;
 use crate::pipe::link::{Link, Sent};
-use crate::pipe::{PipeError, TrySendError, type_hash};
+use crate::pipe::{PipeError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
 use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::FrameReader;
@@ -24,10 +24,10 @@ use crate::transport::server;
 /// Put it in a process's state (or send it in a message); it connects directly to the
 /// anchor's process on its first call there, and a process restarted after a crash connects
 /// it again. A point is one-to-one: when another live process already uses it, connecting
-/// fails with [`PipeError::PointInUse`] — messages are never interleaved.
+/// fails with [`PipeError::PointInUse`] (in [`Error::Pipe`]) — messages are never interleaved.
 ///
 /// When the anchor is closed or dropped, or its process ends, the next call fails with
-/// [`PipeError::Closed`], and so does every later one.
+/// [`Error::Gone`], and so does every later one.
 pub struct Point<S, R> {
     recipe: PointRecipe,
     state: Mutex<State>,
@@ -71,7 +71,7 @@ impl<S, R> Point<S, R> {
         matches!(*self.lock(), State::Connected(_))
     }
 
-    /// Closes this end: the anchor's next call fails with [`PipeError::Closed`], and so do this
+    /// Closes this end: the anchor's next call fails with [`Error::Gone`], and so do this
     /// point's. Closing twice does nothing.
     pub fn close(&self) {
         if let State::Connected(link) = std::mem::replace(&mut *self.lock(), State::Closed) {
@@ -84,18 +84,18 @@ impl<S, R> Point<S, R> {
     }
 
     /// The connected end, connecting on first use.
-    fn link(&self) -> Result<Arc<Link>, PipeError> {
+    fn link(&self) -> Result<Arc<Link>, Error> {
         let mut state = self.lock();
         match &*state {
             State::Connected(link) => return Ok(Arc::clone(link)),
-            State::Closed => return Err(PipeError::Closed),
+            State::Closed => return Err(super::closed()),
             State::Unconnected => {}
         }
         let link = match connect(&self.recipe, type_hash::<R, S>()) {
             Ok(link) => Arc::new(link),
-            Err(PipeError::Closed) => {
+            Err(Error::Gone { .. }) => {
                 *state = State::Closed;
-                return Err(PipeError::Closed);
+                return Err(super::closed());
             }
             // Refusals are not final: the process holding the point may end.
             Err(other) => return Err(other),
@@ -105,8 +105,8 @@ impl<S, R> Point<S, R> {
     }
 
     /// Marks the point closed when `result` says the anchor is gone.
-    fn note<T>(&self, result: Result<T, PipeError>) -> Result<T, PipeError> {
-        if matches!(result, Err(PipeError::Closed)) {
+    fn note<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if matches!(result, Err(Error::Gone { .. })) {
             *self.lock() = State::Closed;
         }
         result
@@ -115,7 +115,7 @@ impl<S, R> Point<S, R> {
 
 /// Connects to the anchor's process and does the handshake. `types` is the type hash as the
 /// anchor sees it.
-fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
+fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, Error> {
     let endpoint = &recipe.endpoint;
     let connection =
         server::connect(endpoint, recipe.max_frame).map_err(|e| connect_error(e.into()))?;
@@ -123,7 +123,7 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Ready) => {}
         Some(AnchorReply::Refused(refusal)) => return Err(refused(refusal)),
-        _ => return Err(PipeError::Closed),
+        _ => return Err(super::closed()),
     }
     let hello = PointHello {
         nonce: recipe.nonce,
@@ -135,39 +135,39 @@ fn connect(recipe: &PointRecipe, types: u64) -> Result<Link, PipeError> {
     match read_with_timeout::<AnchorReply>(&connection, &mut frames) {
         Some(AnchorReply::Accepted { pid }) => Ok(Link::new(Arc::new(connection), frames, pid)),
         Some(AnchorReply::Refused(refusal)) => Err(refused(refusal)),
-        Some(AnchorReply::Ready) | None => Err(PipeError::Closed),
+        Some(AnchorReply::Ready) | None => Err(super::closed()),
     }
 }
 
 /// A connection that cannot be made means the anchor (or its process) is gone.
-fn connect_error(error: Error) -> PipeError {
+fn connect_error(error: Error) -> Error {
     match error {
         // Not final: the anchor's handshakes free up.
-        Error::TooManyConnections { .. } => PipeError::Io(io::Error::other(error.to_string())),
+        Error::TooManyConnections { .. } => Error::Io(io::Error::other(error.to_string())),
         Error::Io(e)
             if !matches!(
                 e.kind(),
                 io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
             ) =>
         {
-            PipeError::Io(e)
+            Error::Io(e)
         }
-        _ => PipeError::Closed,
+        _ => super::closed(),
     }
 }
 
-fn refused(refusal: Refusal) -> PipeError {
+fn refused(refusal: Refusal) -> Error {
     match refusal {
-        Refusal::InUse { pid } => PipeError::PointInUse { pid },
-        Refusal::WrongPipe => PipeError::WrongPipe,
-        Refusal::TypeMismatch => PipeError::TypeMismatch,
-        Refusal::Closed => PipeError::Closed,
+        Refusal::InUse { pid } => Error::Pipe(PipeError::PointInUse { pid }),
+        Refusal::WrongPipe => Error::Pipe(PipeError::WrongPipe),
+        Refusal::TypeMismatch => Error::Pipe(PipeError::TypeMismatch),
+        Refusal::Closed => super::closed(),
     }
 }
 
 impl<S: Message, R> Point<S, R> {
     /// Sends a message, waiting while the anchor's queue is full. Messages arrive in order.
-    pub fn send(&self, message: S) -> Result<(), PipeError> {
+    pub fn send(&self, message: S) -> Result<(), Error> {
         let link = self.link()?;
         self.note(link.send(&message))
     }
@@ -193,15 +193,15 @@ impl<S: Message, R> Point<S, R> {
 }
 
 impl<S, R: Message> Point<S, R> {
-    /// Receives the next message, waiting as long as it takes; [`PipeError::Closed`] once the
+    /// Receives the next message, waiting as long as it takes; [`Error::Gone`] once the
     /// anchor is closed or its process has ended (after every message it sent was received).
-    pub fn recv(&self) -> Result<R, PipeError> {
+    pub fn recv(&self) -> Result<R, Error> {
         let link = self.link()?;
-        self.note(link.recv_before(None))?.ok_or(PipeError::Closed)
+        self.note(link.recv_before(None))?.ok_or(super::closed())
     }
 
     /// Receives the next message, waiting at most `timeout`; `Ok(None)` when none came.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<R>, PipeError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<R>, Error> {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return self.recv().map(Some);
         };
@@ -210,7 +210,7 @@ impl<S, R: Message> Point<S, R> {
     }
 
     /// Receives a message that has already arrived; `Ok(None)` when there is none.
-    pub fn try_recv(&self) -> Result<Option<R>, PipeError> {
+    pub fn try_recv(&self) -> Result<Option<R>, Error> {
         self.recv_timeout(Duration::ZERO)
     }
 }

@@ -282,7 +282,7 @@ where
         }
         match first_error {
             Some(error) => Err(error),
-            None if self.cancelled => Err(Error::PoolClosed),
+            None if self.cancelled => Err(Error::Gone { peer: crate::error::Peer::Pool }),
             None => Ok(values),
         }
     }
@@ -313,13 +313,16 @@ fn item_error(index: u64, error: Error) -> Error {
 impl From<ItemFailure> for Error {
     fn from(failure: ItemFailure) -> Self {
         match failure {
-            ItemFailure::Panicked(message) => Error::Panicked { message },
+            ItemFailure::Panicked(message) => Error::Panicked {
+                site: crate::error::PanicSite::Function,
+                message,
+            },
             ItemFailure::Process(failure) => Error::from(failure),
             ItemFailure::Decode(message) | ItemFailure::Encode(message) => {
-                Error::Wire(WireError::Malformed(message))
+                Error::Malformed { message }
             }
             ItemFailure::TooLarge { size, limit } => Error::TooLarge { size, limit },
-            ItemFailure::UnknownTask(detail) => Error::UnknownType(detail),
+            ItemFailure::UnknownTask(detail) => Error::UnknownType { key: detail },
         }
     }
 }
@@ -329,9 +332,12 @@ impl From<ItemError> for Error {
         match error {
             ItemError::Failed(failure) => Error::from(failure),
             ItemError::Crashed(status) => Error::Crashed { status, run: 0 },
-            ItemError::TimedOut(limit) => Error::ItemTimeout { limit },
-            ItemError::NoWorker(detail) => Error::NoWorker(detail),
-            ItemError::Terminated => Error::PoolClosed,
+            ItemError::TimedOut(limit) => Error::Timeout {
+                limit,
+                of: crate::error::Timed::Item,
+            },
+            ItemError::NoWorker(reason) => Error::NoWorker { reason },
+            ItemError::Terminated => Error::Gone { peer: crate::error::Peer::Pool },
         }
     }
 }
@@ -368,7 +374,7 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         if std::mem::take(&mut self.closed) {
-            return Some(Err(Error::PoolClosed));
+            return Some(Err(Error::Gone { peer: crate::error::Peer::Pool }));
         }
         self.run.as_mut()?.next_outcome()
     }
@@ -398,8 +404,8 @@ impl<T> Job<T> {
         Self { completion }
     }
 
-    /// Waits for the outcome.
-    pub fn wait(self) -> T {
+    /// Waits for the map to end and returns its outcome.
+    pub fn join(self) -> T {
         // The job is the only taker, so the outcome is never gone when the wait ends.
         loop {
             if let Take::Value(value) = self.completion.take_until(None) {
@@ -408,8 +414,9 @@ impl<T> Job<T> {
         }
     }
 
-    /// Waits at most `timeout` for the outcome; gives the job back when it is not finished.
-    pub fn wait_timeout(self, timeout: Duration) -> Result<T, Self> {
+    /// Waits at most `timeout` (`Duration::MAX`: no limit) for the outcome; gives the job back
+    /// when it is not finished.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, Self> {
         let deadline = crate::deadline::after(Some(timeout));
         match self.completion.take_until(deadline) {
             Take::Value(value) => Ok(value),

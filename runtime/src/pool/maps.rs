@@ -163,7 +163,7 @@ impl<'p, M> Maps<'p, M, Now> {
         R: Message,
     {
         let spec = self.spec(function_task::<M, T, R>(f), 1, true);
-        self.run(spec, items).ok_or(Error::PoolClosed)?.collect()
+        self.run(spec, items).ok_or(Error::Gone { peer: crate::error::Peer::Pool })?.collect()
     }
 
     /// Like [`map`](Maps::map), with the outputs in completion order; returns at the first
@@ -177,7 +177,7 @@ impl<'p, M> Maps<'p, M, Now> {
     {
         let spec = self.spec(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
-            .ok_or(Error::PoolClosed)?
+            .ok_or(Error::Gone { peer: crate::error::Peer::Pool })?
             .collect_unordered()
     }
 
@@ -208,7 +208,7 @@ impl<'p, M> Maps<'p, M, Now> {
 impl<'p> Maps<'p, Plain, Now> {
     /// Runs each `#[skprocess]` state's whole lifecycle in a worker (runs, lives, hook
     /// timeouts, the `error` hook, with the type's default configuration); the outputs of
-    /// `result`, in input order. `tell` and `listen` fail with [`Error::NoParentLink`] there.
+    /// `result`, in input order. `tell` and `listen` fail with [`Error::Usage(crate::error::Usage::NoParentLink)`] there.
     /// A crash of the worker costs the item a life.
     pub fn map_processes<P, I>(&self, items: I) -> Result<Vec<P::Output>, Error>
     where
@@ -217,7 +217,7 @@ impl<'p> Maps<'p, Plain, Now> {
     {
         let (task, lives) = process_task::<P>();
         self.run(self.spec(task, lives, true), items)
-            .ok_or(Error::PoolClosed)?
+            .ok_or(Error::Gone { peer: crate::error::Peer::Pool })?
             .collect()
     }
 
@@ -289,7 +289,7 @@ where
         let run = self.run(spec, items);
         let cancel = Canceller(run.as_ref().map(JobRun::canceller));
         let work = move || match run {
-            None => Err(Error::PoolClosed),
+            None => Err(Error::Gone { peer: crate::error::Peer::Pool }),
             Some(run) if ordered => run.collect(),
             Some(run) => run.collect_unordered(),
         };

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::completion::Completion;
 use crate::error::Error;
 use crate::protocol::pool::RESULT_OVERHEAD;
 use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
@@ -125,7 +126,7 @@ impl PoolConfig {
 ///
 /// The workers are this executable started again (see [`init`](crate::init)); they start in
 /// [`new`](Pool::new) and prove they are the same build before any work reaches them. A pool
-/// is `Send + Sync`: maps may run from several threads at once. Dropping it closes it and
+/// is `Send + Sync`: maps may run from several threads at once. Dropping it stops it: it
 /// waits for its running maps and its workers.
 pub struct Pool {
     core: Arc<PoolCore>,
@@ -145,18 +146,18 @@ pub(crate) struct PoolCore {
     item_limit: usize,
     max_in_flight: usize,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
-    /// Cleared when the dispatcher thread ends, even by a panic: a job waiting for results
-    /// then stops waiting.
-    dispatcher_running: Arc<AtomicBool>,
+    /// Completed when the dispatcher thread ends, even by a panic: a job waiting for results
+    /// then stops waiting, and `stop`/`kill` wait on it.
+    dispatcher_ended: Arc<Completion<()>>,
     tallies: WorkerTallies,
 }
 
-/// Clears its flag when dropped: when the dispatcher thread ends, however it ends.
-struct RunningFlag(Arc<AtomicBool>);
+/// Completes its one-shot when dropped: when the dispatcher thread ends, however it ends.
+struct RunningFlag(Arc<Completion<()>>);
 
 impl Drop for RunningFlag {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.complete(());
     }
 }
 
@@ -168,7 +169,7 @@ impl PoolCore {
 
     /// Whether the dispatcher thread still runs.
     fn dispatcher_running(&self) -> bool {
-        self.dispatcher_running.load(Ordering::SeqCst)
+        !self.dispatcher_ended.is_done()
     }
 
     /// Registers a job (`Command::Submit`) unless the pool is closed.
@@ -193,6 +194,15 @@ impl PoolCore {
             .unwrap_or_else(PoisonError::into_inner);
         self.closed.store(true, Ordering::SeqCst);
         self.command(command);
+    }
+
+    /// Waits until the dispatcher thread ended or `deadline` passed; whether it ended.
+    fn join_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        if !self.dispatcher_ended.wait_until(deadline) {
+            return false;
+        }
+        self.join();
+        true
     }
 
     fn join(&self) {
@@ -257,8 +267,8 @@ impl Pool {
         );
         dispatcher.start_workers()?;
         let tallies = dispatcher.tallies();
-        let running = Arc::new(AtomicBool::new(true));
-        let alive = RunningFlag(Arc::clone(&running));
+        let ended = Completion::new();
+        let alive = RunningFlag(Arc::clone(&ended));
         let handle = std::thread::Builder::new()
             .name("skprocess-pool".into())
             .spawn(move || {
@@ -277,7 +287,7 @@ impl Pool {
                 item_limit,
                 max_in_flight: config.max_in_flight.max(1),
                 dispatcher: Mutex::new(Some(handle)),
-                dispatcher_running: running,
+                dispatcher_ended: ended,
                 tallies,
             }),
         })
@@ -318,31 +328,43 @@ impl Pool {
             .collect()
     }
 
-    /// Closes the pool: maps already running finish, new ones fail with
-    /// [`Error::PoolClosed`], and the workers exit once the running maps are done.
-    pub fn close(&self) {
-        if !self.is_closed() {
+    /// Stops the pool and waits: maps already running finish, new ones fail with
+    /// [`Error::Gone`] ([`Peer::Pool`](crate::error::Peer::Pool)), and the call returns once
+    /// the running maps are done and the workers have exited. Not from inside a map's
+    /// function or a lazy map's loop on this pool, which would wait for itself.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.stop_timeout(Duration::MAX).map(drop)
+    }
+
+    /// Like [`stop`](Pool::stop), waiting at most `timeout` (`Duration::MAX`: no limit);
+    /// whether the maps and workers ended in time. The pool stays stopped either way.
+    pub fn stop_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        if !self.is_stopped() {
             self.core.shut(Command::Close);
         }
+        Ok(self
+            .core
+            .join_until(crate::deadline::after(Some(timeout))))
     }
 
-    /// Terminates the pool: kills the workers now; items not finished fail with
-    /// [`Error::PoolClosed`], as do new maps.
-    pub fn terminate(&self) {
+    /// Kills the workers now and waits until they are reaped; items not finished fail with
+    /// [`Error::Gone`] ([`Peer::Pool`](crate::error::Peer::Pool)), as do new maps.
+    pub fn kill(&self) -> Result<(), Error> {
         self.core.shut(Command::Terminate);
+        self.core.join_until(None);
+        Ok(())
     }
 
-    /// Whether [`close`](Pool::close) or [`terminate`](Pool::terminate) was called.
-    pub fn is_closed(&self) -> bool {
+    /// Whether [`stop`](Pool::stop) or [`kill`](Pool::kill) was called.
+    pub fn is_stopped(&self) -> bool {
         self.core.closed.load(Ordering::SeqCst)
     }
 }
 
 impl Drop for Pool {
-    /// Closes the pool and waits for its running maps and its workers to end.
+    /// Stops the pool and waits for its running maps and its workers to end.
     fn drop(&mut self) {
-        self.close();
-        self.core.join();
+        let _ = self.stop();
     }
 }
 
@@ -350,7 +372,7 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("workers", &self.core.workers)
-            .field("closed", &self.is_closed())
+            .field("stopped", &self.is_stopped())
             .finish()
     }
 }

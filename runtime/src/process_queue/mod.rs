@@ -60,7 +60,7 @@ pub struct ProcessQueueConfig {
     /// How many workers may die (crash, be killed from outside) while running one item
     /// before that item is given up: it leaves the queue and waits in
     /// [`take_failed`](ProcessQueue::take_failed), so one poisonous item cannot block the
-    /// items behind it forever. A [`stop`](ProcessQueue::stop) does not count. At least 1.
+    /// items behind it forever. A [`stop`](ProcessQueue::kill) does not count. At least 1.
     ///
     /// Default: 3.
     pub attempts: u32,
@@ -98,19 +98,19 @@ impl ProcessQueueConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.attempts == 0 {
-            return Err(Error::Config(
+            return Err(Error::Config { problem: 
                 "a process queue's `attempts` must be at least 1".into(),
-            ));
+             });
         }
         if self.capacity == 0 {
-            return Err(Error::Config(
+            return Err(Error::Config { problem: 
                 "a process queue's capacity must be at least 1".into(),
-            ));
+             });
         }
         if self.max_frame_bytes < MIN_FRAME {
-            return Err(Error::Config(format!(
+            return Err(Error::Config { problem: format!(
                 "a process queue's `max_frame_bytes` must be at least {MIN_FRAME}"
-            )));
+            ) });
         }
         Ok(())
     }
@@ -141,12 +141,12 @@ impl ProcessQueueConfig {
 ///   them one at a time over a local socket. An item is removed only when the worker reports
 ///   it done.
 /// - **At least once**: a worker that dies while it runs an item (a crash, a `SIGKILL`,
-///   [`stop`](ProcessQueue::stop)) leaves that item at the front of the queue, and the next
+///   [`stop`](ProcessQueue::kill)) leaves that item at the front of the queue, and the next
 ///   `start` (even with no items) starts a new worker that runs it again. A handler that
 ///   panics has had its turn: the item is done, the panic is logged (`tracing` warning) and
 ///   the worker goes on. An item that crashes its worker every time is retried at every
 ///   `start`.
-/// - **No orphans**: [`stop`](ProcessQueue::stop) and dropping the queue kill and reap the
+/// - **No orphans**: [`stop`](ProcessQueue::kill) and dropping the queue kill and reap the
 ///   worker, and a worker exits by itself when the creating process dies (even by `SIGKILL`).
 ///
 /// The handler is a `fn` pointer — a `fn` item or a closure that captures nothing (a capturing
@@ -196,7 +196,7 @@ where
     /// queue has room for is [`Error::ProcessQueueFull`], an item too large for a frame is
     /// [`Error::TooLarge`]. A worker that could not be spawned is that error, with the items
     /// queued: the next `start` tries again. `start` with no items starts a worker for what
-    /// is left in the queue (after a crash or a [`stop`](ProcessQueue::stop)).
+    /// is left in the queue (after a crash or a [`stop`](ProcessQueue::kill)).
     pub fn start(&self, items: impl IntoIterator<Item = T>) -> Result<(bool, usize), Error> {
         let encoded = self.encode(items)?;
         let mut slot = self.owner.worker();
@@ -280,12 +280,6 @@ impl<T> ProcessQueue<T> {
         self.owner.worker().is_some()
     }
 
-    /// The opposite of [`is_alive`](ProcessQueue::is_alive): no worker runs (the queue is
-    /// drained, or its worker was stopped or died).
-    pub fn is_done(&self) -> bool {
-        !self.is_alive()
-    }
-
     /// The process id of the live worker (see [`is_alive`](ProcessQueue::is_alive)), if any.
     pub fn worker_pid(&self) -> Option<u32> {
         self.owner
@@ -298,7 +292,7 @@ impl<T> ProcessQueue<T> {
     /// done stay queued, the one it was running at the front: the next
     /// [`start`](ProcessQueue::start) runs them (call [`clear`](ProcessQueue::clear) first to
     /// drop them).
-    pub fn stop(&self) -> Result<bool, Error> {
+    pub fn kill(&self) -> Result<bool, Error> {
         let mut slot = self.owner.worker();
         let stopped = self.owner.machine().stop();
         let Some(running) = slot.take() else {
@@ -328,10 +322,10 @@ impl<T> ProcessQueue<T> {
 }
 
 impl<T> Drop for ProcessQueue<T> {
-    /// Kills and reaps the worker (see [`stop`](ProcessQueue::stop)) and closes the socket
+    /// Kills and reaps the worker (see [`stop`](ProcessQueue::kill)) and closes the socket
     /// workers connect to.
     fn drop(&mut self) {
-        let _ = self.stop();
+        let _ = self.kill();
         let service = self
             .service
             .get_mut()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, TellError};
+use crate::error::{Error, TrySendError};
 use crate::queue::buffer::Entry;
 use crate::queue::hub::{Hub, Put, Taken};
 use crate::queue::iter::{self, Iter, Next, QueueSource, Sorted, TryIter, sealed};
@@ -80,16 +80,16 @@ impl<T> LocalQueue<T> {
     }
 
     /// Appends `data` if there is room now; a full queue gives it back.
-    pub fn try_put(&self, data: T) -> Result<(), TellError<T>> {
+    pub fn try_put(&self, data: T) -> Result<(), TrySendError<T>> {
         self.put_timeout(data, Duration::ZERO)
     }
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
-    pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TellError<T>> {
+    pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TrySendError<T>> {
         self.put_message_timeout(Msg::new(data), timeout)
             .map_err(|error| match error {
-                TellError::Full(message) => TellError::Full(message.data),
-                TellError::Failed(error) => TellError::Failed(error),
+                TrySendError::Full(message) => TrySendError::Full(message.data),
+                TrySendError::Failed(error) => TrySendError::Failed(error),
             })
     }
 
@@ -99,20 +99,20 @@ impl<T> LocalQueue<T> {
         &self,
         message: Msg<T>,
         timeout: Duration,
-    ) -> Result<(), TellError<Msg<T>>> {
+    ) -> Result<(), TrySendError<Msg<T>>> {
         self.send(message, Some(timeout))
     }
 
-    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TellError<Msg<T>>> {
+    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TrySendError<Msg<T>>> {
         match self.hub.put(message, deadline(wait), || true) {
             Put::Accepted => Ok(()),
-            Put::Full(message) => Err(TellError::Full(message)),
-            Put::Closed(_) => Err(TellError::Failed(Error::QueueClosed)),
+            Put::Full(message) => Err(TrySendError::Full(message)),
+            Put::Closed(_) => Err(TrySendError::Failed(Error::Gone { peer: crate::error::Peer::Queue })),
         }
     }
 
     /// Appends one end: the one reader that reads it stops.
-    pub fn end(&self) -> Result<(), Error> {
+    pub fn put_end(&self) -> Result<(), Error> {
         self.hub.push_end();
         Ok(())
     }
@@ -193,12 +193,12 @@ impl<T> QueueSource for LocalQueue<T> {
             Taken::Ready(Entry::Msg(message)) => Next::Msg(message),
             Taken::Ready(Entry::End) => Next::End,
             Taken::Empty => Next::Empty,
-            Taken::Closed => return Err(Error::QueueClosed),
+            Taken::Closed => return Err(Error::Gone { peer: crate::error::Peer::Queue }),
         })
     }
 
     fn push_end(&self) -> Result<(), Error> {
-        self.end()
+        self.put_end()
     }
 
     fn settle(&self) {}

@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, TellError};
+use crate::error::{Error, TrySendError};
 use crate::queue::broker::Broker;
 use crate::queue::buffer::Entry;
 use crate::queue::hub::{Put, Taken};
@@ -157,9 +157,9 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// pool item or `run`'s arguments and connects on first use, one connection per thread, so
 /// threads sharing a handle never wait behind each other. Readers in other processes fetch
 /// messages in batches while iterating. When the last handle in the creating process is
-/// dropped the queue closes: calls elsewhere fail with [`Error::QueueClosed`], never hang.
+/// dropped the queue closes: calls elsewhere fail with [`Error::Gone`] ([`Peer::Queue`](crate::error::Peer::Queue)), never hang.
 ///
-/// **Ends.** [`end`](Queue::end) appends one end; the reader that reads it stops (its
+/// **Ends.** [`put_end`](Queue::put_end) appends one end; the reader that reads it stops (its
 /// iteration ends), so `n` readers need `n` ends — [`stop`](Queue::stop) appends one per
 /// reader and waits for them.
 ///
@@ -224,7 +224,7 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// Appends `data` if there is room now; a full queue gives it back.
-    pub fn try_put(&self, data: T) -> Result<(), TellError<T>> {
+    pub fn try_put(&self, data: T) -> Result<(), TrySendError<T>> {
         self.put_timeout(data, Duration::ZERO)
     }
 
@@ -263,11 +263,11 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
-    pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TellError<T>> {
+    pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TrySendError<T>> {
         self.put_message_timeout(Msg::new(data), timeout)
             .map_err(|error| match error {
-                TellError::Full(message) => TellError::Full(message.data),
-                TellError::Failed(error) => TellError::Failed(error),
+                TrySendError::Full(message) => TrySendError::Full(message.data),
+                TrySendError::Failed(error) => TrySendError::Failed(error),
             })
     }
 
@@ -277,20 +277,20 @@ impl<T: QueueData> Queue<T> {
         &self,
         message: Msg<T>,
         timeout: Duration,
-    ) -> Result<(), TellError<Msg<T>>> {
+    ) -> Result<(), TrySendError<Msg<T>>> {
         self.send(message, Some(timeout))
     }
 
-    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TellError<Msg<T>>> {
+    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TrySendError<Msg<T>>> {
         let encoded = match self.encode(&message) {
             Ok(encoded) => encoded,
-            Err(error) => return Err(TellError::Failed(error)),
+            Err(error) => return Err(TrySendError::Failed(error)),
         };
         let accepted = match &self.broker {
             Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
                 Put::Accepted => Ok(true),
                 Put::Full(_) => Ok(false),
-                Put::Closed(_) => Err(Error::QueueClosed),
+                Put::Closed(_) => Err(Error::Gone { peer: crate::error::Peer::Queue }),
             },
             None => with_link(&self.endpoint, self.max_frame, |link| {
                 link.put(&encoded, wait)
@@ -298,8 +298,8 @@ impl<T: QueueData> Queue<T> {
         };
         match accepted {
             Ok(true) => Ok(()),
-            Ok(false) => Err(TellError::Full(message)),
-            Err(error) => Err(TellError::Failed(error)),
+            Ok(false) => Err(TrySendError::Full(message)),
+            Err(error) => Err(TrySendError::Failed(error)),
         }
     }
 
@@ -315,7 +315,7 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// Appends one end: the one reader that reads it stops. Never waits for room.
-    pub fn end(&self) -> Result<(), Error> {
+    pub fn put_end(&self) -> Result<(), Error> {
         match &self.broker {
             Some(broker) => {
                 broker.hub().push_end();
@@ -409,7 +409,7 @@ impl<T: QueueData> Queue<T> {
             Taken::Ready(Entry::Msg(bytes)) => Self::decode(&bytes).map(Next::Msg),
             Taken::Ready(Entry::End) => Ok(Next::End),
             Taken::Empty => Ok(Next::Empty),
-            Taken::Closed => Err(Error::QueueClosed),
+            Taken::Closed => Err(Error::Gone { peer: crate::error::Peer::Queue }),
         }
     }
 
@@ -442,7 +442,7 @@ impl<T: QueueData> QueueSource for Queue<T> {
     }
 
     fn push_end(&self) -> Result<(), Error> {
-        self.end()
+        self.put_end()
     }
 
     fn settle(&self) {

@@ -57,7 +57,7 @@ pub(crate) fn with_link<R>(
             endpoint,
             |endpoint| open(endpoint, max_frame),
             f,
-            |error| matches!(error, Error::QueueClosed),
+            |error| matches!(error, Error::Gone { peer: crate::error::Peer::Queue }),
         )
     })
 }
@@ -84,7 +84,7 @@ pub(crate) fn settle(endpoint: &Endpoint) {
 }
 
 fn closed() -> Error {
-    Error::QueueClosed
+    Error::Gone { peer: crate::error::Peer::Queue }
 }
 
 impl RemoteLink {

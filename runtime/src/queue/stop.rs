@@ -31,7 +31,7 @@ impl<P: Process> Readers for Handle<P> {
     }
 
     fn wait_ended(&self, deadline: Option<Instant>) -> bool {
-        self.wait(time_left(deadline))
+        self.wait_timeout(time_left(deadline).unwrap_or(Duration::MAX))
     }
 }
 

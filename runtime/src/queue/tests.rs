@@ -66,8 +66,8 @@ fn two_remote_readers_share_every_message_exactly_once_then_stop_at_their_ends()
     for i in 0..10_000 {
         queue.put(i).unwrap();
     }
-    queue.end().unwrap();
-    queue.end().unwrap();
+    queue.put_end().unwrap();
+    queue.put_end().unwrap();
     let mut seen: Vec<u64> = readers
         .into_iter()
         .flat_map(|reader| reader.join_bounded())
@@ -146,7 +146,7 @@ fn a_dropped_queue_is_a_clear_error_for_a_waiting_remote_reader() {
     thread::sleep(Duration::from_millis(100));
     drop(queue);
     let result = reader.join_bounded();
-    assert!(matches!(result, Err(Error::QueueClosed)), "{result:?}");
+    assert!(matches!(result, Err(Error::Gone { peer: crate::error::Peer::Queue })), "{result:?}");
     assert!(started.elapsed() < BOUND);
 }
 
@@ -199,7 +199,7 @@ fn a_full_queue_gives_a_remote_try_put_back_and_a_timed_put_waits_for_room() {
     let queue: Queue<u64> = Queue::with_config(config).unwrap();
     queue.put(1).unwrap();
     queue.put(2).unwrap();
-    assert!(matches!(queue.try_put(3), Err(TellError::Full(3))));
+    assert!(matches!(queue.try_put(3), Err(TrySendError::Full(3))));
     let handle = remote(&queue);
     let putter = thread::spawn(move || {
         let refused = handle.try_put(4);
@@ -209,7 +209,7 @@ fn a_full_queue_gives_a_remote_try_put_back_and_a_timed_put_waits_for_room() {
     thread::sleep(Duration::from_millis(200));
     assert!(queue.get().unwrap().is_some());
     let (refused, waited) = putter.join_bounded();
-    assert!(matches!(refused, Err(TellError::Full(4))));
+    assert!(matches!(refused, Err(TrySendError::Full(4))));
     assert!(waited.is_ok());
     let rest: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
     assert_eq!(rest, [2, 5]);
@@ -245,8 +245,8 @@ fn prefetch_leaves_work_for_a_second_slow_reader() {
     for i in 0..40 {
         queue.put(i).unwrap();
     }
-    queue.end().unwrap();
-    queue.end().unwrap();
+    queue.put_end().unwrap();
+    queue.put_end().unwrap();
     ready.wait();
     let counts: Vec<usize> = readers.into_iter().map(|r| r.join_bounded()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 40);
@@ -282,7 +282,7 @@ fn a_local_queue_carries_data_that_cannot_be_serialized_between_threads() {
             .map(|_| scope.spawn(|| queue.iter().map(|m| m.data.get()).sum::<u64>()))
             .collect();
         for _ in 0..3 {
-            queue.end().unwrap();
+            queue.put_end().unwrap();
         }
         workers.into_iter().map(|w| w.join_bounded()).sum()
     });

@@ -418,8 +418,8 @@ mod tests {
         let mut live = Live::<std::fs::File>::open(FileRecipe::read(&path)).unwrap();
         let mut head = [0u8; 6];
         std::io::Read::read_exact(live.get_mut().unwrap(), &mut head).unwrap();
-        let bytes = crate::wire::encode(&live).unwrap();
-        let mut moved: Live<std::fs::File> = crate::wire::decode(&bytes).unwrap();
+        let bytes = crate::transport::frame::encode(&live).unwrap();
+        let mut moved: Live<std::fs::File> = crate::transport::frame::decode(&bytes).unwrap();
         assert!(!moved.is_open());
         assert!(matches!(
             moved.get(),

@@ -120,9 +120,9 @@ impl Client {
             body,
             ..
         } = state;
-        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        let connection = connection.as_ref().ok_or(Error::Gone { peer: crate::error::Peer::Share })?;
         if let Some(ring) = ring.as_ref() {
-            frame::encode_into(&Request::Write { target, args }, body).map_err(Error::Wire)?;
+            frame::encode_into(&Request::Write { target, args }, body).map_err(Error::from)?;
             if body.len() <= MAX_RECORD {
                 let mut wake = false;
                 wait_for(connection, ring, || match ring.push(body) {
@@ -139,7 +139,7 @@ impl Client {
             }
         }
         match self.exchange(state, target, args) {
-            Ok(_) | Err(Error::Shared(_)) => Ok(()),
+            Ok(_) | Err(Error::Shared { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -155,13 +155,13 @@ impl Client {
             replies,
             ..
         } = state;
-        let connection = connection.as_ref().ok_or(Error::Disconnected)?;
+        let connection = connection.as_ref().ok_or(Error::Gone { peer: crate::error::Peer::Share })?;
         connection.send(&Request::Call { target, args })?;
         let mut stream = connection.stream();
         match replies.read_message::<_, Reply>(&mut stream) {
             Ok(Some(Reply::Value(value))) => Ok(value),
-            Ok(Some(Reply::Failed(message))) => Err(Error::Shared(message)),
-            Ok(None) | Err(_) => Err(Error::Disconnected),
+            Ok(Some(Reply::Failed(message))) => Err(Error::Shared { message }),
+            Ok(None) | Err(_) => Err(Error::Gone { peer: crate::error::Peer::Share }),
         }
     }
 }
@@ -182,7 +182,7 @@ impl Backend for Client {
         if self.lost_write.load(Ordering::SeqCst) {
             // The next call reports the loss; writes until then would arrive out of order
             // (and, with the coordinator gone, each would try to connect again).
-            return Err(Error::Disconnected);
+            return Err(Error::Gone { peer: crate::error::Peer::Share });
         }
         let sent = self.send_write(&mut state, target, args);
         if sent.is_err() {
@@ -198,12 +198,12 @@ impl Backend for Client {
         let mut state = self.lock();
         if self.lost_write.swap(false, Ordering::SeqCst) {
             // An earlier write was lost: the connection to the coordinator broke.
-            return Err(Error::Disconnected);
+            return Err(Error::Gone { peer: crate::error::Peer::Share });
         }
         let answered = self
             .connect_if_needed(&mut state)
             .and_then(|()| self.exchange(&mut state, target, args));
-        if matches!(answered, Err(Error::Disconnected)) {
+        if matches!(answered, Err(Error::Gone { peer: crate::error::Peer::Share })) {
             state.connection = None;
         }
         answered
@@ -249,7 +249,7 @@ fn wait_for(
             // Nothing arrives on a writer's connection but the end of it: replies come only
             // to calls, and a call waits for its reply under the client's lock.
             if connection.stream().peer_closed() {
-                return Err(Error::Disconnected);
+                return Err(Error::Gone { peer: crate::error::Peer::Share });
             }
             std::thread::sleep(pause);
             pause = pause.saturating_mul(2).min(MAX_PAUSE);
@@ -297,7 +297,7 @@ mod tests {
         use std::sync::atomic::AtomicBool;
         let share = crate::Share::new(Pair::default()).unwrap();
         let endpoint: Endpoint = frame::decode(&frame::encode(&share).unwrap()).unwrap();
-        share.stop().unwrap();
+        share.pause().unwrap();
         let returned = Arc::new(AtomicBool::new(false));
         let writer = std::thread::spawn({
             let returned = Arc::clone(&returned);
@@ -316,7 +316,7 @@ mod tests {
             !returned.load(Ordering::SeqCst),
             "the write returned unserved"
         );
-        share.start().unwrap();
+        share.resume().unwrap();
         writer.join().unwrap();
         assert_eq!(share.a.get().unwrap(), 7);
     }

@@ -127,7 +127,7 @@ impl<T: Shared> Control for Coordinator<T> {
                 *slot = running;
                 return Ok(());
             }
-            Slot::Lost => return Err(Error::Shared("the share's coordinator was lost".into())),
+            Slot::Lost => return Err(Error::Gone { peer: crate::error::Peer::Share }),
         };
         let thread = std::thread::Builder::new()
             .name("skprocess-share".to_owned())
@@ -153,7 +153,7 @@ impl<T: Shared> Control for Coordinator<T> {
                 *slot = Slot::Stopped(core);
                 Ok(())
             }
-            Err(_) => Err(Error::Shared("the share's coordinator was lost".into())),
+            Err(_) => Err(Error::Gone { peer: crate::error::Peer::Share }),
         }
     }
 

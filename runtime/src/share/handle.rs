@@ -100,25 +100,26 @@ impl<T: Shared> Share<T> {
         self.set(T::default())
     }
 
-    /// Stops the coordinator after applying every write it has received — every write whose
-    /// call returned before `stop` was called, from any process. Writes made while stopped
-    /// wait in their connections and are applied after [`start`](Share::start); calls made
-    /// while stopped fail with [`Error::ShareStopped`] in this process, and wait in other
-    /// processes. Only the creating process can stop a share.
-    pub fn stop(&self) -> Result<(), Error> {
+    /// Pauses the coordinator after applying every write it has received — every write whose
+    /// call returned before `pause` was called, from any process. Writes made while paused
+    /// wait in their connections and are applied after [`resume`](Share::resume); calls made
+    /// while paused fail with [`Error::SharePaused`] in this process, and wait in other
+    /// processes. Only the creating process can pause a share
+    /// ([`Usage::NotShareOwner`](crate::error::Usage::NotShareOwner) elsewhere).
+    pub fn pause(&self) -> Result<(), Error> {
         self.owner()?.stop()
     }
 
-    /// Starts the coordinator again after [`stop`](Share::stop); does nothing when it runs.
-    /// Only the creating process can start a share.
-    pub fn start(&self) -> Result<(), Error> {
+    /// Resumes the coordinator after [`pause`](Share::pause); does nothing when it runs.
+    /// Only the creating process can resume a share.
+    pub fn resume(&self) -> Result<(), Error> {
         self.owner()?.start()
     }
 
-    /// Whether the coordinator runs. In a process other than the creator, always `true`: a
-    /// child cannot see a stop (its calls wait until the share runs again).
-    pub fn is_running(&self) -> bool {
-        self.owner.as_ref().is_none_or(|owner| owner.is_running())
+    /// Whether the coordinator is paused. In a process other than the creator, always
+    /// `false`: a child cannot see a pause (its calls wait until the share runs again).
+    pub fn is_paused(&self) -> bool {
+        self.owner.as_ref().is_some_and(|owner| !owner.is_running())
     }
 
     /// The last failure the coordinator recorded — a user method that panicked, an operation
@@ -139,7 +140,7 @@ impl<T: Shared> Share<T> {
 
     fn owner(&self) -> Result<&Arc<dyn Control>, Error> {
         self.owner.as_ref().ok_or_else(|| {
-            Error::Shared("only the process that created a share can stop or start it".into())
+            Error::Usage(crate::error::Usage::NotShareOwner)
         })
     }
 }
@@ -176,18 +177,18 @@ impl<T: Shared> fmt::Debug for Share<T> {
         f.debug_struct("Share")
             .field("type", &std::any::type_name::<T>())
             .field("address", &self.endpoint.address)
-            .field("running", &self.is_running())
+            .field("paused", &self.is_paused())
             .finish()
     }
 }
 
-/// A handle travels as the coordinator's endpoint. A handle to a stopped share refuses to
+/// A handle travels as the coordinator's endpoint. A handle to a paused share refuses to
 /// travel: a child could not reach it, and a copy that forks off would lose its writes.
 impl<T: Shared> Serialize for Share<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if !self.is_running() {
+        if self.is_paused() {
             let message = format!(
-                "cannot send a handle to a stopped `Share<{}>`: call `start()` first",
+                "cannot send a handle to a paused `Share<{}>`: call `resume()` first",
                 std::any::type_name::<T>()
             );
             crate::transport::frame::note_refusal(&message);

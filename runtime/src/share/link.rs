@@ -72,10 +72,10 @@ impl Link {
             .as_ref()
             .is_some_and(|running| !running.load(Ordering::SeqCst))
         {
-            return Err(Error::ShareStopped);
+            return Err(Error::SharePaused);
         }
         let reply = with_encoded(args, |bytes| self.backend.call(target, bytes))?;
-        frame::decode_owned(&reply).map_err(Error::Wire)
+        frame::decode_owned(&reply).map_err(Error::from)
     }
 }
 
@@ -86,10 +86,10 @@ fn with_encoded<A: Serialize + ?Sized, T>(
 ) -> Result<T, Error> {
     ARGS.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
-            frame::encode_into(args, &mut buffer).map_err(Error::Wire)?;
+            frame::encode_into(args, &mut buffer).map_err(Error::from)?;
             send(&buffer)
         }
         // Only reachable if encoding the arguments itself used a share; use a fresh buffer.
-        Err(_) => send(&frame::encode(args).map_err(Error::Wire)?),
+        Err(_) => send(&frame::encode(args).map_err(Error::from)?),
     })
 }

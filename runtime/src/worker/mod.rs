@@ -69,7 +69,7 @@ where
 
 /// Runs `f` with the fields of the tuple `args` on a new thread of this process, with the
 /// same handle as [`run`]; nothing is serialized. A thread cannot be killed:
-/// [`Worker::kill`] fails with [`Error::ThreadNotKillable`].
+/// [`Worker::kill`] fails with [`Error::Usage(crate::error::Usage::ThreadNotKillable)`].
 ///
 /// ```
 /// # fn main() -> Result<(), skprocess_runtime::Error> {
@@ -97,6 +97,7 @@ where
                 <Star as Mode<Args, R>>::call(f, args)
             }));
             slot.complete(outcome.map_err(|payload| Error::Panicked {
+                site: crate::error::PanicSite::Function,
                 message: crate::child::engine::panic_message(&*payload),
             }));
         })?;
@@ -154,7 +155,7 @@ impl<R> Worker<R> {
         loop {
             match self.completion.take_until(None) {
                 Take::Value(outcome) => return outcome,
-                Take::Taken => return Err(Error::AlreadyJoined),
+                Take::Taken => return Err(Error::Usage(crate::error::Usage::AlreadyJoined)),
                 Take::Pending => {}
             }
         }
@@ -163,7 +164,7 @@ impl<R> Worker<R> {
     /// Waits at most `timeout` for the worker to end: `Ok(Some(result))` once it ended,
     /// `Ok(None)` while it still runs (like [`Child::try_wait`](std::process::Child::try_wait)),
     /// `Err` when it failed. Once the result was taken, further calls fail with
-    /// [`Error::AlreadyJoined`].
+    /// [`Error::Usage(crate::error::Usage::AlreadyJoined)`].
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, Error> {
         match self
             .completion
@@ -171,7 +172,7 @@ impl<R> Worker<R> {
         {
             Take::Value(outcome) => outcome.map(Some),
             Take::Pending => Ok(None),
-            Take::Taken => Err(Error::AlreadyJoined),
+            Take::Taken => Err(Error::Usage(crate::error::Usage::AlreadyJoined)),
         }
     }
 
@@ -189,10 +190,10 @@ impl<R> Worker<R> {
 
     /// Kills a process worker (SIGKILL) and waits until it was reaped; its result is then
     /// [`Error::Killed`]. Killing a worker that already ended does nothing. A thread cannot be
-    /// killed: this fails with [`Error::ThreadNotKillable`].
+    /// killed: this fails with [`Error::Usage(crate::error::Usage::ThreadNotKillable)`].
     pub fn kill(&self) -> Result<(), Error> {
         let Some(process) = &self.process else {
-            return Err(Error::ThreadNotKillable);
+            return Err(Error::Usage(crate::error::Usage::ThreadNotKillable));
         };
         process.kill();
         if self

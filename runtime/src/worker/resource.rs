@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Peer};
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
@@ -62,7 +62,7 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// let status = worker.status()?;                               // measured in the worker
 /// println!("up {:?}, busy {:?}, starved {:?}, {} items",
 ///          status.uptime, status.busy, status.starved, status.items);
-/// worker.join()?;
+/// worker.stop()?;
 /// # Ok(()) }
 /// ```
 ///
@@ -148,9 +148,9 @@ where
     pub fn execute(&mut self, data: I) -> Result<O, Error> {
         self.check_alive()?;
         if self.unread > 0 {
-            return Err(Error::UnreadResults {
+            return Err(Error::Usage(crate::error::Usage::UnreadResults {
                 unread: self.unread,
-            });
+            }));
         }
         self.send(data)?;
         self.recv()
@@ -184,14 +184,14 @@ where
     }
 
     /// Waits for the next result, in the order the data was sent. Fails with
-    /// [`Error::NothingPending`] when every result was received.
+    /// [`Error::Usage(crate::error::Usage::NothingPending)`] when every result was received.
     pub fn recv(&mut self) -> Result<O, Error> {
         if self.unread == 0 {
-            return Err(Error::NothingPending);
+            return Err(Error::Usage(crate::error::Usage::NothingPending));
         }
         let next = self.inbox.wait_for(None, |r| r.results.pop_front())?;
         let Some(outcome) = next else {
-            return Err(Error::NothingPending);
+            return Err(Error::Usage(crate::error::Usage::NothingPending));
         };
         self.unread -= 1;
         let bytes = outcome.map_err(Error::from)?;
@@ -223,9 +223,10 @@ impl<I, O> WorkerResource<I, O> {
         self.child.pid()
     }
 
-    /// Lets the worker finish the data already sent (its results are dropped), waits until it
-    /// exited, and reaps it; fails with [`Error::Crashed`] when it did not exit cleanly.
-    pub fn join(mut self) -> Result<(), Error> {
+    /// Stops the worker and waits: it finishes the data already sent (its results are
+    /// dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it did not exit
+    /// cleanly.
+    pub fn stop(mut self) -> Result<(), Error> {
         let _ = self.connection.stream().shutdown_write();
         self.end_reader();
         match self.inbox.lock().ended.as_deref() {
@@ -235,7 +236,7 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     /// Kills the worker now (SIGKILL) and reaps it; results not received are lost.
-    pub fn terminate(mut self) {
+    pub fn kill(mut self) {
         self.kill_and_reap();
     }
 
@@ -252,7 +253,7 @@ impl<I, O> WorkerResource<I, O> {
         self.connection.send(message).map_err(|error| {
             match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
                 Err(crashed) => crashed,
-                Ok(_) => error.into(),
+                Ok(_) => Error::from(error).from_peer(Peer::Worker),
             }
         })
     }
@@ -287,7 +288,7 @@ impl<I, O> WorkerResource<I, O> {
 }
 
 impl<I, O> Drop for WorkerResource<I, O> {
-    /// Kills the worker (SIGKILL) and reaps it, unless it was joined or terminated.
+    /// Kills the worker (SIGKILL) and reaps it, unless it was stopped or killed.
     fn drop(&mut self) {
         if self.reader.is_some() {
             self.kill_and_reap();

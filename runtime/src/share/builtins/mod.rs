@@ -100,10 +100,10 @@ pub(crate) mod tests {
         }
         assert_eq!(share.a.get().unwrap(), 1000);
         assert_eq!(share.b.len().unwrap(), 1000);
-        share.stop().unwrap();
-        assert!(matches!(share.a.get(), Err(crate::Error::ShareStopped)));
+        share.pause().unwrap();
+        assert!(matches!(share.a.get(), Err(crate::Error::SharePaused)));
         share.a.set(5);
-        share.start().unwrap();
+        share.resume().unwrap();
         assert_eq!(share.a.get().unwrap(), 5);
         share.b.remove(5000).unwrap_err();
         let recorded = share.last_error().unwrap().unwrap();
