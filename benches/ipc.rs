@@ -34,7 +34,7 @@ struct Pong;
 #[skprocess(runs = None, inbox = u64, outbox = u64)]
 impl Pong {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        match ctx.listen(Duration::from_secs(1))? {
+        match ctx.listen_timeout(Duration::from_secs(1))? {
             Some(n) => ctx.tell(n),
             None => Ok(()),
         }
@@ -112,10 +112,10 @@ fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, spin:
         b.iter(|| {
             n += 1;
             pong.tell(n).unwrap();
-            assert_eq!(pong.listen(None).unwrap(), Some(n));
+            assert_eq!(pong.listen().unwrap(), Some(n));
         })
     });
-    pong.stop().unwrap();
+    pong.request_stop();
     pong.result().unwrap();
 }
 

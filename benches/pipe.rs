@@ -71,7 +71,7 @@ impl PipeEcho {
         loop {
             match self.pipe.recv() {
                 Ok(n) => self.pipe.send(n)?,
-                Err(PipeError::Closed) => return Ok(()),
+                Err(Error::Gone { peer: Peer::PipeEnd }) => return Ok(()),
                 Err(other) => return Err(other),
             }
         }
@@ -94,7 +94,7 @@ impl PipeBurst {
                         self.pipe.send(Chunk(Cow::Borrowed(PAYLOAD.as_slice())))?;
                     }
                 }
-                Err(PipeError::Closed) => return Ok(()),
+                Err(Error::Gone { peer: Peer::PipeEnd }) => return Ok(()),
                 Err(other) => return Err(other),
             }
         }

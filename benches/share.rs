@@ -83,7 +83,7 @@ struct Looper {
 #[skprocess(runs = None, inbox = (u8, u64), outbox = u64)]
 impl Looper {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let Some((kind, iterations)) = ctx.listen(Duration::from_secs(1))? else {
+        let Some((kind, iterations)) = ctx.listen_timeout(Duration::from_secs(1))? else {
             return Ok(());
         };
         let data = vec![7u8; KIB];
@@ -186,7 +186,7 @@ fn bench_read_after_write(c: &mut Criterion) {
         b.iter_custom(|iters| measured_in_child(&looper, 0, iters))
     });
     group.finish();
-    looper.stop().unwrap();
+    looper.request_stop();
     looper.result().unwrap();
 }
 
@@ -222,12 +222,12 @@ fn bench_method(c: &mut Criterion) {
         b.iter_custom(|iters| measured_in_child(&looper, 1, iters))
     });
     group.finish();
-    looper.stop().unwrap();
+    looper.request_stop();
     looper.result().unwrap();
 }
 
 fn measured_in_child(looper: &Handle<Looper>, kind: u8, iterations: u64) -> Duration {
     looper.tell((kind, iterations)).unwrap();
-    let nanos = looper.listen(Duration::from_secs(120)).unwrap().unwrap();
+    let nanos = looper.listen_timeout(Duration::from_secs(120)).unwrap().unwrap();
     Duration::from_nanos(nanos)
 }

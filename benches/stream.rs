@@ -67,7 +67,7 @@ struct SmallBurst;
 #[skprocess(runs = None, inbox = u64, outbox = u64)]
 impl SmallBurst {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let count = ctx.listen(Duration::from_secs(1))?.unwrap_or(0);
+        let count = ctx.listen_timeout(Duration::from_secs(1))?.unwrap_or(0);
         for i in 0..count {
             ctx.tell(WIDE | i)?;
         }
@@ -81,7 +81,7 @@ struct LargeBurst;
 #[skprocess(runs = None, inbox = u64, outbox = Chunk)]
 impl LargeBurst {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let count = ctx.listen(Duration::from_secs(1))?.unwrap_or(0);
+        let count = ctx.listen_timeout(Duration::from_secs(1))?.unwrap_or(0);
         for _ in 0..count {
             ctx.tell(Chunk(Cow::Borrowed(PAYLOAD.as_slice())))?;
         }
@@ -109,7 +109,7 @@ fn bench_small(c: &mut Criterion) {
         b.iter(|| {
             handle.tell(SMALL_BURST).unwrap();
             for i in 0..SMALL_BURST {
-                assert_eq!(handle.listen(None).unwrap(), Some(WIDE | i));
+                assert_eq!(handle.listen().unwrap(), Some(WIDE | i));
             }
         })
     });
@@ -128,7 +128,7 @@ fn bench_large(c: &mut Criterion) {
         b.iter(|| {
             handle.tell(LARGE_BURST).unwrap();
             for _ in 0..LARGE_BURST {
-                let Chunk(bytes) = handle.listen(None).unwrap().unwrap();
+                let Chunk(bytes) = handle.listen().unwrap().unwrap();
                 assert_eq!(black_box(bytes).len(), MIB);
             }
         })
@@ -138,7 +138,7 @@ fn bench_large(c: &mut Criterion) {
 }
 
 fn finish<P: Process>(handle: Handle<P>) {
-    handle.stop().unwrap();
+    handle.request_stop();
     let _ = handle.result();
 }
 

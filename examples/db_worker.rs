@@ -90,7 +90,7 @@ struct DatabaseWorker {
 impl DatabaseWorker {
     fn prerun(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         // Wait briefly for a query from the parent.
-        self.query = ctx.listen(Duration::from_millis(100))?;
+        self.query = ctx.listen_timeout(Duration::from_millis(100))?;
         Ok(())
     }
 
@@ -177,12 +177,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sql: "SELECT name FROM users WHERE id = ?".into(),
             id,
         })?;
-        let answer = worker.listen(Duration::from_secs(30))?;
+        let answer = worker.listen_timeout(Duration::from_secs(30))?;
         println!("user {id}: {answer:?}");
         results.push(answer);
     }
     worker.stop()?;
-    assert!(worker.wait(Duration::from_secs(30)));
+    assert!(worker.wait_timeout(Duration::from_secs(30)));
     let timers = worker.timers().ok_or("the worker has not finished")?;
     worker.result()?;
     let run = timers.hook(skprocess::Hook::Run);

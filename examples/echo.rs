@@ -26,7 +26,7 @@ struct Echo {
 #[skprocess(runs = None, inbox = Request, outbox = Reply)]
 impl Echo {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let Some(request) = ctx.listen(Duration::from_millis(100))? else {
+        let Some(request) = ctx.listen_timeout(Duration::from_millis(100))? else {
             return Ok(());
         };
         let text = match request {
@@ -56,9 +56,7 @@ fn main() -> Result<(), skprocess::Error> {
     for request in requests {
         println!("parent -> child: {request:?}");
         echo.tell(request)?;
-        let reply = echo
-            .listen(Duration::from_secs(5))?
-            .ok_or(skprocess::Error::Disconnected)?;
+        let reply = echo.listen()?;
         println!("child {} -> parent: {}", reply.served_by, reply.text);
     }
     echo.stop()?;

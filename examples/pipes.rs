@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use skprocess::prelude::*;
 use skprocess::{OneWay, Point};
+use skprocess::error::Peer;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
@@ -26,7 +27,7 @@ struct Solver {
 
 #[skprocess]
 impl Solver {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         let job = self.pipe.recv()?;
         self.pipe.send(Reply {
             result: job.value * 2,
@@ -44,7 +45,7 @@ struct Collector {
 impl Collector {
     fn run(&mut self) {}
 
-    fn result(&mut self) -> Result<Vec<u32>, PipeError> {
+    fn result(&mut self) -> Result<Vec<u32>, Error> {
         let mut seen = Vec::new();
         while let Some(id) = self.items.recv()? {
             seen.push(id);
@@ -74,7 +75,7 @@ struct DataWorker {
 
 #[skprocess(runs = None)]
 impl DataWorker {
-    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), PipeError> {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         match self.commands.recv()? {
             Command::Process => {
                 let numbers = self.data.recv()?;
@@ -84,7 +85,7 @@ impl DataWorker {
                 })
             }
             Command::Stop => {
-                ctx.stop();
+                ctx.request_stop();
                 Ok(())
             }
         }
@@ -99,7 +100,7 @@ fn main() -> Result<(), skprocess::Error> {
     let (anchor, point) = Pipe::pair::<Job, Reply>()?;
     let solver = Solver { pipe: point }.start()?;
     anchor.send(Job { value: 21 })?;
-    let reply = anchor.recv_timeout(WAIT)?.ok_or(PipeError::Closed)?;
+    let reply = anchor.recv_timeout(WAIT)?.ok_or(Error::Gone { peer: Peer::PipeEnd })?;
     println!("two-way: sent 21, received result {}", reply.result);
     solver.result_timeout(WAIT)?;
     assert_eq!(reply.result, 42);
@@ -128,7 +129,7 @@ fn main() -> Result<(), skprocess::Error> {
     .start()?;
     commands.send(Command::Process)?;
     data.send(vec![1, 2, 3])?;
-    let status = commands.recv_timeout(WAIT)?.ok_or(PipeError::Closed)?;
+    let status = commands.recv_timeout(WAIT)?.ok_or(Error::Gone { peer: Peer::PipeEnd })?;
     println!(
         "two pipes: {{status: {}, result: {}}}",
         status.status, status.result

@@ -56,7 +56,7 @@ fn kill_from_outside(_pid: u32) {}
 fn main() -> Result<(), skprocess::Error> {
     let worker = Worker::default().start()?;
     let mut killed = false;
-    while let Ok(Some(Event::Iteration { run, pid })) = worker.listen(Duration::from_secs(10)) {
+    while let Ok(Some(Event::Iteration { run, pid })) = worker.listen_timeout(Duration::from_secs(10)) {
         println!("iteration {run} done in child {pid}");
         if run == 3 && !killed {
             killed = true;
@@ -64,7 +64,7 @@ fn main() -> Result<(), skprocess::Error> {
             kill_from_outside(pid);
         }
     }
-    assert!(worker.wait(Duration::from_secs(30)));
+    assert!(worker.wait_timeout(Duration::from_secs(30)));
     let status = worker.status();
     let timers = worker.timers().expect("the lifecycle has ended");
     let completed = worker.result()?;

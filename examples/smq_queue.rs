@@ -22,7 +22,7 @@ fn names(names: &[&str]) -> Vec<String> {
 /// Waits until the worker has drained the queue and exited, at most 30 s.
 fn wait_until_done(queue: &ProcessQueue<String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !queue.is_done() {
+    while queue.is_alive() {
         assert!(
             Instant::now() < deadline,
             "the worker did not finish in time"
@@ -52,8 +52,8 @@ fn main() -> Result<(), Error> {
 
     wait_until_done(&pq);
     println!(
-        "drained: done: {}, queue length: {}",
-        pq.is_done(),
+        "drained: worker alive: {}, queue length: {}",
+        pq.is_alive(),
         pq.len()
     );
     assert_eq!(pq.len(), 0);
@@ -61,13 +61,13 @@ fn main() -> Result<(), Error> {
     let (new_instance, queue_length) = pq.start(names(&["ada", "grace", "alan"]))?;
     println!("start after it exited: new instance: {new_instance}, queue length: {queue_length}");
     assert!(new_instance);
-    let stopped = pq.stop()?;
+    let stopped = pq.kill()?;
     println!(
-        "stop: {stopped}; done: {}; items still queued: {}",
-        pq.is_done(),
+        "kill: {stopped}; worker alive: {}; items still queued: {}",
+        pq.is_alive(),
         pq.len()
     );
-    assert!(stopped && pq.is_done());
+    assert!(stopped && !pq.is_alive());
     println!("clear: dropped {} items", pq.clear());
     assert!(pq.is_empty());
     Ok(())

@@ -42,5 +42,5 @@ fn main() -> Result<(), Error> {
         status.items,
         status.utilization() * 100.0
     );
-    worker.join()
+    worker.stop()
 }

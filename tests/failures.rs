@@ -1,7 +1,8 @@
 //! Hook failures, crashes and cleanup, across real child processes.
 
 use skprocess::prelude::*;
-use skprocess::{FailureKind, Hook};
+use skprocess::Hook;
+use skprocess::error::PanicSite;
 use std::time::Duration;
 
 skprocess::test_support!();
@@ -43,10 +44,9 @@ fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
         Error::Hook {
             hook,
             run,
-            kind,
             message,
         } => {
-            assert_eq!((*hook, *run, *kind), (Hook::Run, 2, FailureKind::Returned));
+            assert_eq!((*hook, *run), (Hook::Run, 2));
             assert_eq!(message, "test failure at 2");
         }
         other => panic!("unexpected error: {other:?}"),
@@ -78,7 +78,7 @@ fn a_panic_becomes_an_error_with_the_panic_message() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Hook { hook: Hook::Onfinish, run: 1, kind: FailureKind::Panicked, message } if message == "onfinish exploded"),
+        matches!(&error, Error::Panicked { site: PanicSite::Hook { hook: Hook::Onfinish, run: 1 }, message } if message == "onfinish exploded"),
         "{error:?}"
     );
 }
@@ -212,7 +212,7 @@ fn too_small_a_frame_limit_is_rejected_before_spawning() {
     let error = Quick
         .start_with(Quick::default_config().max_frame_bytes(16))
         .unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
 }
 
 #[derive(Serialize, Deserialize)]

@@ -7,7 +7,8 @@ skprocess::test_support!();
 use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 use skprocess::prelude::*;
-use skprocess::{FailureKind, Hook};
+use skprocess::Hook;
+use skprocess::error::PanicSite;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -254,7 +255,7 @@ fn try_tell_never_waits_on_a_stopped_child() {
         for _ in 0..1000 {
             match handle.try_tell(message.clone()) {
                 Ok(()) => sent += 1,
-                Err(TellError::Full(back)) => {
+                Err(TrySendError::Full(back)) => {
                     assert_eq!(back, message, "`Full` must give the message back");
                     full += 1;
                 }
@@ -299,7 +300,7 @@ fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
     // or nothing: then the message comes back.
     match sent {
         Ok(()) => {}
-        Err(TellError::Full(back)) => assert!(back == message, "`Full` must give it back"),
+        Err(TrySendError::Full(back)) => assert!(back == message, "`Full` must give it back"),
         Err(other) => panic!("tell_timeout failed: {other:?}"),
     }
 }
@@ -329,7 +330,7 @@ fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
         // The child stays stopped until `stop()` returned: a `stop()` that waited behind the
         // stuck tell would never return, and the bound aborts naming it.
         bound::call(BOUND, "stop() while a tell is stuck", || {
-            handle.stop().unwrap()
+            handle.request_stop()
         });
         assert!(
             !teller.is_finished(),
@@ -361,7 +362,7 @@ fn error_hook_dies(name: &str, how: Die) {
     assert!(
         matches!(
             &result,
-            Err(Error::Hook { hook: Hook::Run, kind: FailureKind::Returned, message, .. })
+            Err(Error::Hook { hook: Hook::Run, message, .. })
                 if message == "die errs"
         ),
         "error hook {how:?}: got {result:?}"
@@ -405,25 +406,28 @@ fn a_frozen_error_hook_times_out_into_the_original_error() {
     );
 }
 
-/// Asserts `result` is a `run` failure of `kind` whose message was cut to fit.
-fn assert_cut(result: Result<(), Error>, kind: FailureKind) {
-    match &result {
+/// Asserts `result` is a `run` failure (a panic when `panicked`) whose message was cut to fit.
+fn assert_cut(result: Result<(), Error>, panicked: bool) {
+    let message = match &result {
         Err(Error::Hook {
             hook: Hook::Run,
-            kind: got,
             message,
             ..
-        }) => {
-            assert_eq!(*got, kind);
-            assert!(message.len() < 10_000, "message of {} bytes", message.len());
-            assert!(
-                message.ends_with("bytes cut)"),
-                "message ends {:?}",
-                &message[message.len().saturating_sub(40)..]
-            );
-        }
+        }) if !panicked => message,
+        Err(Error::Panicked {
+            site: PanicSite::Hook {
+                hook: Hook::Run, ..
+            },
+            message,
+        }) if panicked => message,
         other => panic!("got {:?}", other.as_ref().map_err(|e| e.to_string())),
-    }
+    };
+    assert!(message.len() < 10_000, "message of {} bytes", message.len());
+    assert!(
+        message.ends_with("bytes cut)"),
+        "message ends {:?}",
+        &message[message.len().saturating_sub(40)..]
+    );
 }
 
 #[test]
@@ -436,7 +440,7 @@ fn a_long_error_message_is_cut_to_fit() {
     .start()
     .unwrap()
     .result_timeout(BOUND);
-    assert_cut(result, FailureKind::Returned);
+    assert_cut(result, false);
 }
 
 #[test]
@@ -451,11 +455,7 @@ fn a_long_error_message_fits_the_smallest_frame_limit() {
         .start_with(config.clone())
         .unwrap()
         .result_timeout(BOUND);
-        let kind = match panic {
-            false => FailureKind::Returned,
-            true => FailureKind::Panicked,
-        };
-        assert_cut(result, kind);
+        assert_cut(result, panic);
     }
 }
 
@@ -470,7 +470,7 @@ fn timer_samples_survive_a_restart() {
     }
     .start_with(config)
     .unwrap();
-    assert!(handle.wait(BOUND), "not over within {BOUND:?}");
+    assert!(handle.wait_timeout(BOUND), "not over within {BOUND:?}");
     let timers = handle.timers().unwrap();
     let counts = (
         timers.hook(Hook::Prerun).count(),
@@ -537,7 +537,7 @@ fn configurations_no_child_could_run_with_are_refused_before_spawning() {
             let result = Counter { n: 0 }.start_with(config.clone());
             quickest = quickest.min(started.elapsed());
             assert!(
-                matches!(&result, Err(Error::Config(_))),
+                matches!(&result, Err(Error::Config { .. })),
                 "{what}: got {:?}",
                 result.map(|h| h.pid())
             );

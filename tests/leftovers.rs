@@ -135,7 +135,7 @@ fn a_sigkilled_owner_of_every_service_leaves_nothing_in_its_temp_dir() {
         .secret_env("TMPDIR", Secret::new(dir.to_string_lossy().into_owned()));
     let owner = Owner.start_with(config).unwrap();
     let child = owner
-        .listen(BOUND)
+        .listen_timeout(BOUND)
         .unwrap()
         .expect("the owner reported its child");
     pid::signal(owner.pid(), libc::SIGKILL);
@@ -158,7 +158,7 @@ fn what_a_sigkilled_process_left_in_a_socket_dir_is_swept_by_the_next_start_ther
     let dir = private_temp_dir("swept");
     let owner = DirOwner { dir: dir.clone() }.start().unwrap();
     let child = owner
-        .listen(BOUND)
+        .listen_timeout(BOUND)
         .unwrap()
         .expect("the owner reported its child");
     let owner_pid = owner.pid();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use skprocess::prelude::*;
+use skprocess::error::{Peer, Timed};
 
 skprocess::test_support!();
 
@@ -75,7 +76,7 @@ impl Counter {
 fn scn02_counter_counts_every_run() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Counter { count: 0 }.start().unwrap();
-    assert!(handle.wait(Duration::from_secs(30)));
+    assert!(handle.wait_timeout(Duration::from_secs(30)));
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 100);
 }
 
@@ -207,7 +208,7 @@ impl SelfStopper {
     fn run(&mut self, ctx: &mut Ctx<Self>) {
         self.log.push(format!("run{}", ctx.current_run()));
         if ctx.current_run() == 2 {
-            ctx.stop();
+            ctx.request_stop();
         }
     }
 
@@ -246,7 +247,7 @@ impl TargetCounter {
     fn run(&mut self, ctx: &mut Ctx<Self>) {
         self.count += 1;
         if self.count == self.target {
-            ctx.stop();
+            ctx.request_stop();
         }
     }
 
@@ -294,10 +295,10 @@ impl Ticker {
 fn scn06_parent_stop_ends_an_endless_process_with_its_result() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Ticker::default().start().unwrap();
-    let first = handle.listen(Duration::from_secs(10)).unwrap();
+    let first = handle.listen_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(first, Some(1));
-    handle.stop().unwrap();
-    assert!(handle.wait(Duration::from_secs(10)));
+    handle.request_stop();
+    assert!(handle.wait_timeout(Duration::from_secs(10)));
     let (ticks, finished) = handle.result_timeout(BOUND).unwrap();
     assert!(ticks >= 1, "ticks = {ticks}");
     assert!(finished, "onfinish must run after a stop");
@@ -308,8 +309,8 @@ fn scn06_stopping_a_long_bounded_run_ends_it_early() {
     let _bound = bound::within(TEST_BOUND);
     let config = Ticker::default_config().runs(1000);
     let handle = Ticker::default().start_with(config).unwrap();
-    assert_eq!(handle.listen(Duration::from_secs(10)).unwrap(), Some(1));
-    handle.stop().unwrap();
+    assert_eq!(handle.listen_timeout(Duration::from_secs(10)).unwrap(), Some(1));
+    handle.request_stop();
     let (ticks, _) = handle.result_timeout(BOUND).unwrap();
     assert!((1..=999).contains(&ticks), "ticks = {ticks}");
 }
@@ -330,7 +331,7 @@ fn current_run_follows_the_child() {
         assert!(now >= seen, "current_run went back from {seen} to {now}");
         seen = now;
     }
-    handle.stop().unwrap();
+    handle.request_stop();
     let (ticks, _) = handle.result_timeout(BOUND).unwrap();
     assert!(ticks >= seen, "{ticks} ticks but current_run said {seen}");
 }
@@ -354,7 +355,7 @@ fn scn12_kill_ends_a_hook_that_never_returns() {
     assert!(handle.is_alive());
     handle.kill().unwrap();
     assert!(!handle.is_alive());
-    assert!(handle.wait(Duration::from_secs(0)));
+    assert!(handle.wait_timeout(Duration::from_secs(0)));
     let result = handle.result_timeout(BOUND);
     assert!(matches!(result, Err(Error::Killed)), "{result:?}");
 }
@@ -367,7 +368,7 @@ struct Echo {
 #[skprocess(runs = None, inbox = String, outbox = String)]
 impl Echo {
     fn prerun(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        self.pending = ctx.listen(Duration::from_secs(1))?;
+        self.pending = ctx.listen_timeout(Duration::from_secs(1))?;
         Ok(())
     }
 
@@ -384,10 +385,10 @@ fn scn13_tell_and_listen_echo_both_ways() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Echo::default().start().unwrap();
     handle.tell("hello".to_owned()).unwrap();
-    let reply = handle.listen(Duration::from_secs(2)).unwrap();
+    let reply = handle.listen_timeout(Duration::from_secs(2)).unwrap();
     assert_eq!(reply.as_deref(), Some("echo: hello"));
-    handle.stop().unwrap();
-    assert!(handle.wait(Duration::from_secs(10)));
+    handle.request_stop();
+    assert!(handle.wait_timeout(Duration::from_secs(10)));
     handle.result_timeout(BOUND).unwrap();
 }
 
@@ -395,8 +396,8 @@ fn scn13_tell_and_listen_echo_both_ways() {
 fn listen_times_out_with_none_while_the_child_is_silent() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Echo::default().start().unwrap();
-    assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
-    handle.stop().unwrap();
+    assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
+    handle.request_stop();
     handle.result_timeout(BOUND).unwrap();
 }
 
@@ -404,14 +405,22 @@ fn listen_times_out_with_none_while_the_child_is_silent() {
 fn listen_on_a_finished_child_reports_disconnection_instead_of_blocking() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Doubler { value: 1 }.start().unwrap();
-    assert!(handle.wait(Duration::from_secs(10)));
-    // `listen(None)` is the form under test; a thread keeps a regression from hanging.
+    assert!(handle.wait_timeout(Duration::from_secs(10)));
+    // `listen()` (no limit) is the form under test; a thread keeps a regression from hanging.
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(handle.listen(None)));
+    std::thread::spawn(move || tx.send(handle.listen()));
     let heard = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("listen(None) on a finished child blocked");
-    assert!(matches!(heard, Err(Error::Disconnected)), "{heard:?}");
+        .expect("listen() on a finished child blocked");
+    assert!(
+        matches!(
+            heard,
+            Err(Error::Gone {
+                peer: Peer::Process
+            })
+        ),
+        "{heard:?}"
+    );
 }
 
 /// A minimal executor: parks the test thread until the future's waker fires, for at most
@@ -464,7 +473,16 @@ fn result_timeout_kills_a_process_that_overruns() {
     let error = handle
         .result_timeout(Duration::from_millis(100))
         .unwrap_err();
-    assert!(matches!(error, Error::ResultTimeout(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                of: Timed::Result,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     #[cfg(target_os = "linux")]
     assert!(pid::reaped(pid), "child {pid} survived the timeout");
 }

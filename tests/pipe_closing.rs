@@ -1,10 +1,12 @@
-//! A closed or dead peer is `PipeError::Closed` on the next call, never a hang; a point moves
+//! A closed or dead peer is `Error::Gone { peer: Peer::PipeEnd }` on the next call, never a hang; a point moves
 //! into one process; a restarted process connects its point again; sends have backpressure.
 
 use std::time::Duration;
 
 use skprocess::prelude::*;
-use skprocess::{Anchor, PipeConfig, Point, pipe::TrySendError};
+use skprocess::pipe::PipeError;
+use skprocess::{Anchor, PipeConfig, Point, TrySendError};
+use skprocess::error::Peer;
 
 skprocess::test_support!();
 
@@ -28,7 +30,7 @@ struct Waiter {
 
 #[skprocess]
 impl Waiter {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         // Say hello, so the parent knows the point is connected.
         self.pipe.send(0)
     }
@@ -50,7 +52,7 @@ fn the_parent_dropping_the_anchor_closes_the_childs_point() {
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
     drop(anchor);
     let ended = handle.result_timeout(BOUND).unwrap();
-    assert_eq!(ended, PipeError::Closed.to_string());
+    assert_eq!(ended, Error::Gone { peer: Peer::PipeEnd }.to_string());
 }
 
 /// Sends one message and ends.
@@ -61,7 +63,7 @@ struct OneShot {
 
 #[skprocess]
 impl OneShot {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         self.pipe.send(7)
     }
 }
@@ -73,10 +75,10 @@ fn a_child_that_exits_is_closed_after_its_last_message() {
     let handle = OneShot { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
     handle.result_timeout(BOUND).unwrap();
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
+    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
     // Calls after that fail at once too: the process is gone for good.
-    assert!(matches!(anchor.send(1), Err(PipeError::Closed)));
-    assert!(matches!(anchor.try_recv(), Err(PipeError::Closed)));
+    assert!(matches!(anchor.send(1), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(anchor.try_recv(), Err(Error::Gone { peer: Peer::PipeEnd })));
 }
 
 /// Connects, then sleeps far longer than any test waits.
@@ -87,7 +89,7 @@ struct Sleeper {
 
 #[skprocess]
 impl Sleeper {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         self.pipe.send(1)?;
         std::thread::sleep(Duration::from_secs(600));
         Ok(())
@@ -110,10 +112,10 @@ fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
         pid::signal(child, libc::SIGKILL);
     });
     // Blocked in recv when the child dies: wakes with Closed.
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
+    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
     bound::join(killer, BOUND, "the killer thread");
     assert!(handle.result_timeout(BOUND).is_err());
-    assert!(matches!(anchor.send(2), Err(PipeError::Closed)));
+    assert!(matches!(anchor.send(2), Err(Error::Gone { peer: Peer::PipeEnd })));
 }
 
 /// Announces its pid, then waits for a word from the parent.
@@ -124,7 +126,7 @@ struct Holder {
 
 #[skprocess]
 impl Holder {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         self.pipe.send(std::process::id())?;
         self.pipe.recv_timeout(BOUND)?;
         Ok(())
@@ -136,8 +138,8 @@ fn a_point_used_by_a_second_process_is_refused_at_its_connection() {
     let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     // A copy of the point, as a user could make by serializing it twice.
-    let bytes = skprocess::wire::encode(&point).unwrap();
-    let copy: Point<u32, u32> = skprocess::wire::decode(&bytes).unwrap();
+    let bytes = skprocess::__private::wire::encode(&point).unwrap();
+    let copy: Point<u32, u32> = skprocess::__private::wire::decode(&bytes).unwrap();
     let first = Holder { pipe: point }.start().unwrap();
     let first_pid = anchor.recv_timeout(BOUND).unwrap().unwrap();
     assert_eq!(first_pid, first.pid());
@@ -161,7 +163,7 @@ struct CrashOnce {
 
 #[skprocess(runs = 2, lives = 2)]
 impl CrashOnce {
-    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), PipeError> {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         if ctx.current_run() == 1 && ctx.lives_left() == 2 {
             std::process::abort();
         }
@@ -178,7 +180,7 @@ fn a_point_connects_again_after_its_process_is_restarted() {
     anchor.send(1).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(10));
     // The first life aborts: the waiting anchor sees the end...
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
+    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
     // ...and the restarted child's point connects again.
     assert!(anchor.wait_connected(BOUND).unwrap());
     anchor.send(2).unwrap();
@@ -239,7 +241,7 @@ fn the_anchor_stops_waiting_for_a_point_at_its_accept_deadline() {
         });
     assert!(matches!(
         received,
-        Err(PipeError::NotConnected(limit)) if limit == Duration::from_millis(100)
+        Err(Error::Pipe(PipeError::NotConnected { waited: limit })) if limit == Duration::from_millis(100)
     ));
     // A shorter call timeout is just a timeout.
     assert_eq!(
@@ -259,7 +261,7 @@ fn a_message_over_the_limit_is_refused_at_the_sender() {
     bound::join(sender, BOUND, "the sender").unwrap();
     assert!(matches!(
         anchor.send(vec![0; 100 * 1024]),
-        Err(PipeError::TooLarge { .. })
+        Err(Error::TooLarge { .. })
     ));
 }
 
@@ -267,9 +269,9 @@ fn a_message_over_the_limit_is_refused_at_the_sender() {
 fn a_point_rebuilt_with_other_message_types_is_refused() {
     let _bound = bound::within(TEST_BOUND);
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
-    let bytes = skprocess::wire::encode(&point).unwrap();
-    let wrong: Point<u64, u32> = skprocess::wire::decode(&bytes).unwrap();
-    assert!(matches!(wrong.send(1), Err(PipeError::TypeMismatch)));
+    let bytes = skprocess::__private::wire::encode(&point).unwrap();
+    let wrong: Point<u64, u32> = skprocess::__private::wire::decode(&bytes).unwrap();
+    assert!(matches!(wrong.send(1), Err(Error::Pipe(PipeError::TypeMismatch))));
     // The right point still connects.
     point.send(7).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
@@ -284,7 +286,7 @@ struct BigSender {
 
 #[skprocess]
 impl BigSender {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         for i in 0..self.count {
             let size = 100_000 + usize::from(i) * 7_919;
             self.pipe.send(serde_bytes::ByteBuf::from(vec![i; size]))?;
@@ -312,7 +314,7 @@ fn large_messages_arrive_whole_and_in_order() {
         );
     }
     handle.result_timeout(BOUND).unwrap();
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(PipeError::Closed)));
+    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use skprocess::prelude::*;
 use skprocess::{Anchor, Point};
+use skprocess::error::Peer;
 
 skprocess::test_support!();
 
@@ -35,7 +36,7 @@ struct Solver {
 
 #[skprocess]
 impl Solver {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         let job = self.pipe.recv()?;
         self.pipe.send(Reply {
             result: job.value * 2,
@@ -65,7 +66,7 @@ struct Collector {
 
 #[skprocess]
 impl Collector {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         while let Some(id) = self.items.recv()? {
             self.seen.push(id);
         }
@@ -132,7 +133,7 @@ struct DataWorker {
 
 #[skprocess(runs = None)]
 impl DataWorker {
-    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), PipeError> {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         match self.commands.recv()? {
             Command::Process => {
                 let numbers = self.data.recv()?;
@@ -142,7 +143,7 @@ impl DataWorker {
                 })
             }
             Command::Stop => {
-                ctx.stop();
+                ctx.request_stop();
                 Ok(())
             }
         }
@@ -192,7 +193,7 @@ fn scn24_sending_through_a_closed_point_is_closed() {
     point.close();
     assert!(matches!(
         point.send(Reply { result: 1 }),
-        Err(PipeError::Closed)
+        Err(Error::Gone { peer: Peer::PipeEnd })
     ));
     drop(anchor);
 }

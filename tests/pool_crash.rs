@@ -20,6 +20,7 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 use pid::running;
+use skprocess::error::Peer;
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -230,7 +231,7 @@ impl PoolOwner {
 fn workers_exit_when_the_pools_process_is_sigkilled() {
     let _bound = bound::within(TEST_BOUND);
     let owner = PoolOwner.start().unwrap();
-    let pids = owner.listen(BOUND).unwrap().unwrap();
+    let pids = owner.listen_timeout(BOUND).unwrap().unwrap();
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|&pid| running(pid)));
     pid::signal(owner.pid(), libc::SIGKILL);
@@ -247,10 +248,10 @@ fn dropping_or_terminating_a_pool_ends_its_workers() {
     wait_gone(&pids);
     let pool = Pool::new(2).unwrap();
     let pids = pool.worker_pids();
-    pool.terminate();
+    pool.kill().unwrap();
     wait_gone(&pids);
     let refused = bound::call(BOUND, "a map on a terminated pool", || {
         pool.map(|x: u64| x, [1])
     });
-    assert!(matches!(refused, Err(Error::PoolClosed)));
+    assert!(matches!(refused, Err(Error::Gone { peer: Peer::Pool })));
 }

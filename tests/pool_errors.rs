@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use skprocess::PoolConfig;
 use skprocess::prelude::*;
+use skprocess::error::Timed;
 
 skprocess::test_support!();
 
@@ -29,7 +30,7 @@ fn value_error_on_three(x: u64) -> u64 {
 fn panicked(error: &Error) -> Option<(u64, &str)> {
     match error {
         Error::Item { index, error } => match &**error {
-            Error::Panicked { message } => Some((*index, message.as_str())),
+            Error::Panicked { message, .. } => Some((*index, message.as_str())),
             _ => None,
         },
         _ => None,
@@ -95,7 +96,7 @@ fn quick(x: u64) -> u64 {
 }
 
 fn is_timeout(error: &Error, expected_index: u64) -> bool {
-    matches!(error, Error::Item { index, error } if *index == expected_index && matches!(**error, Error::ItemTimeout { .. }))
+    matches!(error, Error::Item { index, error } if *index == expected_index && matches!(**error, Error::Timeout { of: Timed::Item, .. }))
 }
 
 /// Runs `work` on a thread and waits for it at most `BOUND`: a map that hangs fails the test.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
+use skprocess::error::{Peer, Timed};
 
 skprocess::test_support!();
 
@@ -85,7 +86,7 @@ fn scn18_background_asynced_gather_and_star_give_the_specs_values() {
     let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let job = pool.background().map(double, [1, 2, 3]);
-    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [2, 4, 6]);
+    assert_eq!(job.join_timeout(BOUND).unwrap().unwrap(), [2, 4, 6]);
     assert_eq!(
         block_on(pool.asynced().map(double, [2, 3])).unwrap(),
         [4, 6]
@@ -96,7 +97,7 @@ fn scn18_background_asynced_gather_and_star_give_the_specs_values() {
     ));
     assert_eq!([first.unwrap(), second.unwrap()], [[2, 3], [4, 5]]);
     let job = pool.background().imap(double, [5, 6]);
-    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [10, 12]);
+    assert_eq!(job.join_timeout(BOUND).unwrap().unwrap(), [10, 12]);
     assert_eq!(
         block_on(
             pool.star()
@@ -111,7 +112,7 @@ fn scn18_background_asynced_gather_and_star_give_the_specs_values() {
         .timeout(Duration::from_secs(5))
         .background()
         .unordered_map(add as fn(u64, u64) -> u64, [(1, 1)]);
-    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [2]);
+    assert_eq!(job.join_timeout(BOUND).unwrap().unwrap(), [2]);
 }
 
 fn slow(x: u64) -> u64 {
@@ -125,8 +126,8 @@ fn a_background_job_reports_whether_it_finished_and_waits_with_a_limit() {
     let pool = Pool::new(1).unwrap();
     let job = pool.background().map(slow, [1, 2]);
     assert!(!job.is_finished());
-    let job = job.wait_timeout(Duration::from_millis(10)).unwrap_err();
-    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [1, 2]);
+    let job = job.join_timeout(Duration::from_millis(10)).unwrap_err();
+    assert_eq!(job.join_timeout(BOUND).unwrap().unwrap(), [1, 2]);
 }
 
 #[test]
@@ -152,19 +153,19 @@ fn a_closed_pool_refuses_every_map_with_pool_closed() {
     let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(1).unwrap();
     assert_eq!(pool.map(double, [1]).unwrap(), [2]);
-    pool.close();
-    assert!(pool.is_closed());
-    assert!(matches!(pool.map(double, [1]), Err(Error::PoolClosed)));
+    pool.stop().unwrap();
+    assert!(pool.is_stopped());
+    assert!(matches!(pool.map(double, [1]), Err(Error::Gone { peer: Peer::Pool })));
     let outcomes: Vec<_> = pool.imap(double, [1]).collect();
-    assert!(matches!(outcomes[..], [Err(Error::PoolClosed)]));
+    assert!(matches!(outcomes[..], [Err(Error::Gone { peer: Peer::Pool })]));
     let job = pool.background().map(double, [1]);
     assert!(matches!(
-        job.wait_timeout(BOUND).unwrap(),
-        Err(Error::PoolClosed)
+        job.join_timeout(BOUND).unwrap(),
+        Err(Error::Gone { peer: Peer::Pool })
     ));
     assert!(matches!(
         pool.map_processes(Vec::<Doubling>::new()),
-        Err(Error::PoolClosed)
+        Err(Error::Gone { peer: Peer::Pool })
     ));
 }
 
@@ -187,8 +188,8 @@ fn close_lets_a_running_map_finish_and_then_the_workers_exit() {
     // Close once the map runs: its first item has started.
     bound::until(BOUND, "the map's first item starts", || marker.exists());
     let _ = std::fs::remove_file(&marker);
-    pool.close();
-    assert_eq!(job.wait_timeout(BOUND).unwrap().unwrap(), [1, 2, 3]);
+    pool.stop().unwrap();
+    assert_eq!(job.join_timeout(BOUND).unwrap().unwrap(), [1, 2, 3]);
     drop(pool);
     for worker in pids {
         assert!(
@@ -206,7 +207,7 @@ fn a_map_created_before_close_runs_even_when_pulled_after_it() {
     let (sender, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let lazy = mapping.imap(double, [1, 2, 3]);
-        mapping.close();
+        mapping.request_stop();
         let _ = sender.send(lazy.collect::<Result<Vec<u64>, Error>>());
     });
     let values = outcome
@@ -268,7 +269,7 @@ fn a_thread_pool_runs_the_same_maps_in_this_process() {
         .timeout(Duration::from_millis(50))
         .imap(slow, [1, 2])
         .collect();
-    assert!(outcomes.iter().all(|o| matches!(o, Err(Error::Item { error, .. }) if matches!(**error, Error::ItemTimeout { .. }))));
+    assert!(outcomes.iter().all(|o| matches!(o, Err(Error::Item { error, .. }) if matches!(**error, Error::Timeout { of: Timed::Item, .. }))));
     assert_eq!(pool.map(double, [5]).unwrap(), [10]);
 }
 

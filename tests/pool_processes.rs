@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use skprocess::prelude::*;
-use skprocess::{FailureKind, Hook};
+use skprocess::Hook;
+use skprocess::error::{Timed, Usage};
 
 skprocess::test_support!();
 
@@ -132,7 +133,7 @@ impl Counter {
         }
         self.runs.push(ctx.current_run());
         if ctx.current_run() == 2 {
-            ctx.stop();
+            ctx.request_stop();
         }
         Ok(())
     }
@@ -190,7 +191,7 @@ fn the_error_hook_turns_a_failure_into_an_output_or_the_original_error_stands() 
     );
     match outcomes[1].as_ref().unwrap_err() {
         Error::Item { index: 1, error } => assert!(
-            matches!(&**error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message } if message == "run failed"),
+            matches!(&**error, Error::Hook { hook: Hook::Run, run: 0, message } if message == "run failed"),
             "{error:?}"
         ),
         other => panic!("{other:?}"),
@@ -214,7 +215,7 @@ fn tell_in_a_pool_item_fails_with_no_parent_link() {
     let error = pool.map_processes([Talker]).unwrap_err();
     match error {
         Error::Item { index: 0, error } => assert!(
-            matches!(&*error, Error::Hook { hook: Hook::Run, message, .. } if message == &Error::NoParentLink.to_string()),
+            matches!(&*error, Error::Hook { hook: Hook::Run, message, .. } if message == &Error::Usage(Usage::NoParentLink).to_string()),
             "{error:?}"
         ),
         other => panic!("{other:?}"),
@@ -250,8 +251,10 @@ fn a_hook_timeout_fails_its_item_with_the_hook_and_the_worker_is_replaced() {
             matches!(
                 **error,
                 Error::Timeout {
-                    hook: Hook::Run,
-                    run: 0,
+                    of: Timed::Hook {
+                        hook: Hook::Run,
+                        run: 0
+                    },
                     ..
                 }
             ),

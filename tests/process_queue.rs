@@ -174,11 +174,11 @@ fn every_item_is_handled_once_by_one_worker() {
     let _bound = bound::within(TEST_BOUND);
     let scratch = Scratch::new("once");
     let queue = ProcessQueue::new(record);
-    assert!(queue.is_done());
+    assert!(!queue.is_alive());
     let (spawned_new, queued) = queue.start((0..20).map(|v| scratch.job(v))).unwrap();
     assert!(spawned_new);
     assert!(queued <= 20 && queued > 0);
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..20));
     let order: Vec<u64> = handled.iter().map(|(v, _)| *v).collect();
@@ -201,7 +201,7 @@ fn start_while_a_worker_runs_appends_without_a_new_worker() {
     assert_eq!(queued, 4);
     assert!(queue.is_alive());
     scratch.open_gate();
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..4));
     assert!(
@@ -216,12 +216,12 @@ fn a_worker_exits_when_the_queue_is_empty_and_the_next_start_spawns_a_new_one() 
     let scratch = Scratch::new("respawn");
     let queue = ProcessQueue::new(record);
     assert_eq!(queue.start([scratch.job(0)]).unwrap(), (true, 1));
-    wait_until("the first worker is done", || queue.is_done());
+    wait_until("the first worker is done", || !queue.is_alive());
     let first = scratch.handled()[0].1;
     wait_until("the first worker exits", || !running(first));
     let (spawned_new, _) = queue.start([scratch.job(1)]).unwrap();
     assert!(spawned_new);
-    wait_until("the second worker is done", || queue.is_done());
+    wait_until("the second worker is done", || !queue.is_alive());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..2));
     assert_ne!(handled[1].1, first, "a new worker process");
@@ -250,7 +250,7 @@ fn start_returns_without_waiting_for_the_handler() {
     assert!(scratch.handled().is_empty(), "the handler had not finished");
     assert!(queue.is_alive());
     scratch.open_gate();
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     assert_eq!(values(&scratch.handled()), once_each(0..1));
 }
 
@@ -292,7 +292,7 @@ fn the_exit_and_append_race_strands_no_item() {
     for thread in threads {
         bound::join(thread, BOUND, "an appending thread");
     }
-    wait_until("every item is done", || queue.is_empty() && queue.is_done());
+    wait_until("every item is done", || queue.is_empty() && !queue.is_alive());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..THREADS * PER_THREAD));
     let workers: std::collections::BTreeSet<u32> = handled.iter().map(|(_, p)| *p).collect();
@@ -327,7 +327,7 @@ fn an_append_the_moment_the_queue_empties_spawns_a_new_worker() {
             values(&scratch.handled()).contains_key(&second)
         });
     }
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     assert_eq!(values(&scratch.handled()), once_each(0..20));
 }
 
@@ -341,12 +341,12 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
     let pid = queue.worker_pid().expect("a live worker");
     assert_eq!(scratch.started()[0], (0, pid));
     pid::signal(pid, libc::SIGKILL);
-    wait_until("the queue sees its worker gone", || queue.is_done());
+    wait_until("the queue sees its worker gone", || !queue.is_alive());
     assert_eq!(queue.len(), 2, "the killed worker's item stays queued");
     scratch.open_gate();
     let (spawned_new, queued) = queue.start([]).unwrap();
     assert_eq!((spawned_new, queued), (true, 2));
-    wait_until("the new worker is done", || queue.is_done());
+    wait_until("the new worker is done", || !queue.is_alive());
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..2));
     assert!(
@@ -363,14 +363,14 @@ fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
     queue.start([scratch.gated(0), scratch.job(1)]).unwrap();
     wait_until("the worker runs item 0", || !scratch.started().is_empty());
     let pid = queue.worker_pid().expect("a live worker");
-    assert!(queue.stop().unwrap(), "a worker was running");
+    assert!(queue.kill().unwrap(), "a worker was running");
     assert!(!unreaped_child(pid), "stop reaps the worker");
-    assert!(queue.is_done());
+    assert!(!queue.is_alive());
     assert_eq!(queue.len(), 2, "items not done stay queued");
-    assert!(!queue.stop().unwrap(), "nothing left to stop");
+    assert!(!queue.kill().unwrap(), "nothing left to stop");
     scratch.open_gate();
     assert_eq!(queue.start([]).unwrap(), (true, 2));
-    wait_until("the new worker is done", || queue.is_done());
+    wait_until("the new worker is done", || !queue.is_alive());
     assert_eq!(values(&scratch.handled()), once_each(0..2));
 }
 
@@ -386,7 +386,7 @@ fn clear_drops_the_waiting_items() {
     assert_eq!(queue.clear(), 2);
     assert_eq!(queue.len(), 1);
     scratch.open_gate();
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     assert_eq!(values(&scratch.handled()), once_each(0..1));
 }
 
@@ -413,7 +413,7 @@ fn a_panicking_handler_finishes_its_item_and_the_worker_goes_on() {
         ..scratch.job(0)
     };
     queue.start([poison, scratch.job(1)]).unwrap();
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     assert_eq!(queue.len(), 0, "the panicking item is done");
     let started = scratch.started();
     assert_eq!(started.len(), 2);
@@ -446,11 +446,11 @@ fn a_full_queue_takes_none_of_a_batch_and_too_large_items_are_refused() {
     assert!(matches!(queue.start([huge]), Err(Error::TooLarge { .. })));
     assert_eq!(queue.len(), 2);
     scratch.open_gate();
-    wait_until("the worker is done", || queue.is_done());
+    wait_until("the worker is done", || !queue.is_alive());
     assert_eq!(values(&scratch.handled()), once_each(0..2));
     assert!(matches!(
         ProcessQueue::with_config(record, ProcessQueueConfig::default().capacity(0)),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
 }
 
@@ -472,7 +472,7 @@ impl QueueOwner {
                 break pid;
             }
             if Instant::now() > deadline {
-                return Err(Error::Config("no worker".into()));
+                return Err(Error::Config { problem: "no worker".into() });
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -492,7 +492,7 @@ fn the_worker_exits_when_its_queues_process_is_sigkilled() {
     }
     .start()
     .unwrap();
-    let worker = owner.listen(BOUND).unwrap().expect("the worker's pid");
+    let worker = owner.listen_timeout(BOUND).unwrap().expect("the worker's pid");
     assert!(running(worker));
     pid::signal(owner.pid(), libc::SIGKILL);
     wait_until("the orphaned worker exits", || !running(worker));
@@ -514,7 +514,7 @@ fn an_item_that_kills_every_worker_is_given_up_after_its_attempts_and_the_rest_r
         .unwrap();
     let mut failed = Vec::new();
     wait_until("the poison is given up and the rest handled", || {
-        if queue.is_done() {
+        if !queue.is_alive() {
             failed.extend(queue.take_failed().unwrap());
             queue.start([]).unwrap();
         }

@@ -127,11 +127,11 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
     for handle in &doomed {
         pid::signal(handle.pid(), libc::SIGKILL);
     }
-    assert!(doomed.iter().all(|handle| handle.wait(BOUND)));
+    assert!(doomed.iter().all(|handle| handle.wait_timeout(BOUND)));
     let replacements = start_recorders(&q, &out, 2);
     let readers: Vec<_> = survivors.iter().chain(&replacements).collect();
     assert!(q.stop_timeout(&readers, BOUND).unwrap(), "a reader hung");
-    out.end().unwrap();
+    out.put_end().unwrap();
     let (results, deliveries) = bound::join(collector, BOUND, "the collector");
     assert_eq!(results.len() as u64, N, "a message was lost");
     assert_eq!(results.values().sum::<u64>(), 3 * N * (N - 1) / 2);

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use skprocess::prelude::*;
+use skprocess::error::Peer;
 
 skprocess::test_support!();
 
@@ -34,7 +35,7 @@ struct Echo {
 #[skprocess(runs = None, inbox = u64, outbox = u64)]
 impl Echo {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        match ctx.listen(Duration::from_millis(20))? {
+        match ctx.listen_timeout(Duration::from_millis(20))? {
             Some(0) => (1..=self.burst).try_for_each(|n| ctx.tell(n)),
             Some(n) => ctx.tell(n),
             None => Ok(()),
@@ -71,7 +72,7 @@ fn a_kill_while_a_listener_holds_the_role_ends_the_listen_and_no_child_is_left()
     let pid = handle.pid();
     let listener = {
         let handle = Arc::clone(&handle);
-        thread::spawn(move || handle.listen(None))
+        thread::spawn(move || handle.listen())
     };
     // The listener holds the role and blocks in the read; progress keeps flowing through it.
     let at = handle.current_run();
@@ -81,7 +82,7 @@ fn a_kill_while_a_listener_holds_the_role_ends_the_listen_and_no_child_is_left()
     handle.kill().unwrap();
     assert!(pid::reaped(pid), "kill returned with the child not reaped");
     let listened = bound::join(listener, BOUND, "listen after kill");
-    assert!(matches!(listened, Err(Error::Disconnected)), "{listened:?}");
+    assert!(matches!(listened, Err(Error::Gone { peer: Peer::Process })), "{listened:?}");
 }
 
 #[test]
@@ -90,13 +91,13 @@ fn a_stop_and_the_terminal_report_reach_the_supervisor_while_a_listener_holds_th
     let handle = Arc::new(Quiet::default().start().unwrap());
     let listener = {
         let handle = Arc::clone(&handle);
-        thread::spawn(move || handle.listen(None))
+        thread::spawn(move || handle.listen())
     };
     bound::until(BOUND, "the child runs", || handle.current_run() > 2);
-    handle.stop().unwrap();
+    handle.request_stop();
     // `Finished` is read by the listener, which hands it to the supervisor.
     let listened = bound::join(listener, BOUND, "listen after stop");
-    assert!(matches!(listened, Err(Error::Disconnected)), "{listened:?}");
+    assert!(matches!(listened, Err(Error::Gone { peer: Peer::Process })), "{listened:?}");
     let handle = Arc::into_inner(handle).unwrap();
     let runs = bound::call(BOUND, "result after stop", || handle.result()).unwrap();
     assert!(runs > 2);
@@ -114,7 +115,7 @@ fn two_threads_listening_at_once_get_every_message_once() {
             let (handle, sum, count) = (Arc::clone(&handle), Arc::clone(&sum), Arc::clone(&count));
             thread::spawn(move || {
                 while count.load(Ordering::SeqCst) < BURST {
-                    if let Some(n) = handle.listen(Duration::from_millis(10)).unwrap() {
+                    if let Some(n) = handle.listen_timeout(Duration::from_millis(10)).unwrap() {
                         sum.fetch_add(n, Ordering::SeqCst);
                         count.fetch_add(1, Ordering::SeqCst);
                     }
@@ -128,8 +129,8 @@ fn two_threads_listening_at_once_get_every_message_once() {
     }
     assert_eq!(count.load(Ordering::SeqCst), BURST);
     assert_eq!(sum.load(Ordering::SeqCst), BURST * (BURST + 1) / 2);
-    assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
-    handle.stop().unwrap();
+    assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
+    handle.request_stop();
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn a_listener_whose_timeout_passes_gives_the_role_back() {
     const BURST: u64 = 3000;
     let handle = Arc::new(Echo { burst: BURST }.start().unwrap());
     for _ in 0..5 {
-        assert_eq!(handle.listen(Duration::from_millis(5)).unwrap(), None);
+        assert_eq!(handle.listen_timeout(Duration::from_millis(5)).unwrap(), None);
     }
     // Nobody listens now: the driver must drain the burst (more than the socket holds), or
     // the child would stall; and another thread must be able to take the role after that.
@@ -146,13 +147,13 @@ fn a_listener_whose_timeout_passes_gives_the_role_back() {
     let other = Arc::clone(&handle);
     let received = bound::on_thread(BOUND, "listening on another thread", move || {
         (1..=BURST)
-            .map(|n| (n, other.listen(BOUND).unwrap()))
+            .map(|n| (n, other.listen_timeout(BOUND).unwrap()))
             .find(|(n, got)| *got != Some(*n))
     });
     assert_eq!(received, None, "messages out of order or missing");
     handle.tell(41).unwrap();
-    assert_eq!(handle.listen(BOUND).unwrap(), Some(41));
-    handle.stop().unwrap();
+    assert_eq!(handle.listen_timeout(BOUND).unwrap(), Some(41));
+    handle.request_stop();
     let handle = Arc::into_inner(handle).unwrap();
     assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
 }
@@ -164,9 +165,9 @@ fn a_hook_listening_in_the_child_still_sees_a_stop() {
     let handle = Echo { burst: 0 }.start().unwrap();
     for n in 1..50 {
         handle.tell(n).unwrap();
-        assert_eq!(handle.listen(BOUND).unwrap(), Some(n));
+        assert_eq!(handle.listen_timeout(BOUND).unwrap(), Some(n));
     }
-    handle.stop().unwrap();
+    handle.request_stop();
     assert_eq!(
         bound::call(BOUND, "result after stop", || handle.result()).unwrap(),
         7
@@ -180,10 +181,10 @@ fn listeners_that_spin_first_get_every_message_in_order() {
     let handle = Echo { burst: 0 }.start_with(config).unwrap();
     for n in 1..200 {
         handle.tell(n).unwrap();
-        assert_eq!(handle.listen(BOUND).unwrap(), Some(n));
+        assert_eq!(handle.listen_timeout(BOUND).unwrap(), Some(n));
     }
-    assert_eq!(handle.listen(Duration::from_millis(5)).unwrap(), None);
-    handle.stop().unwrap();
+    assert_eq!(handle.listen_timeout(Duration::from_millis(5)).unwrap(), None);
+    handle.request_stop();
     assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
 }
 
@@ -234,5 +235,5 @@ fn answers_nobody_waits_for_are_drained_and_come_back_in_order() {
     for x in 0..5000 {
         assert_eq!(worker.recv().unwrap(), x * 2);
     }
-    worker.join().unwrap();
+    worker.stop().unwrap();
 }

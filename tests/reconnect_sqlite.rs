@@ -234,7 +234,7 @@ fn secrets_come_from_the_childs_environment_by_field_then_star() {
         main: Live::deferred("main".into()),
         spare: Live::deferred("spare".into()),
     };
-    let bytes = skprocess::wire::encode(&state).unwrap();
+    let bytes = skprocess::__private::wire::encode(&state).unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains("sesame"));
     let config = Keyholder::default_config()
         .secret_env("SKP_TEST_MAIN_VAULT", Secret::new("open sesame"))

@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
-use skprocess::{PROCESS_TIMER_WINDOW, ProcessTimers, Status, Timeouts};
+use skprocess::ProcessStatus;
+use skprocess::process::{PROCESS_TIMER_WINDOW, ProcessTimers, Timeouts};
 
 skprocess::test_support!();
 
@@ -73,7 +74,7 @@ fn f01_an_endless_process_keeps_running_while_the_parent_reads_nothing() {
         second >= target,
         "the child stalled while the parent was idle: {first} runs at 500 ms, {second} when the bound ran out"
     );
-    handle.stop().unwrap();
+    handle.request_stop();
     let (count, longest_gap) = handle.result_timeout(BOUND).unwrap();
     eprintln!("runs reported: {first} at 500 ms, then {second}; longest gap {longest_gap:?}");
     assert!(
@@ -112,7 +113,7 @@ fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
     thread::scope(|s| {
         let waiter = s.spawn(|| {
             tid_tx.send(pid::current_tid()).unwrap();
-            handle.wait(Some(BOUND))
+            handle.wait_timeout(BOUND)
         });
         let tid = tid_rx.recv_timeout(BOUND).unwrap();
         assert!(
@@ -123,7 +124,7 @@ fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
         // would return only after it, so each call must return while it still waits.
         for i in 0..10 {
             let started = Instant::now();
-            assert_eq!(handle.listen(Duration::from_millis(50)).unwrap(), None);
+            assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
             let took = started.elapsed();
             assert!(
                 took >= Duration::from_millis(50),
@@ -145,7 +146,7 @@ fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
         quick("status", &|| assert!(handle.status().alive));
         quick("timers", &|| assert!(handle.timers().is_none()));
         quick("is_alive", &|| assert!(handle.is_alive()));
-        handle.stop().unwrap();
+        handle.request_stop();
         bound::until(BOUND, "wait() returns once the process stops", || {
             waiter.is_finished()
         });
@@ -228,15 +229,15 @@ impl MidFrame {
 
 fn assert_restarts_after_a_cut_frame(mode: u8) {
     let handle = MidFrame { mode, runs_done: 0 }.start().unwrap();
-    assert!(handle.wait(BOUND), "no outcome within 30 s");
+    assert!(handle.wait_timeout(BOUND), "no outcome within 30 s");
     if mode == 0 {
         // Nothing of the cut frame may reach the parent's queue.
-        let cut = handle.listen(Duration::ZERO);
-        assert!(matches!(cut, Err(Error::Disconnected)), "{cut:?}");
+        let cut = handle.listen_timeout(Duration::ZERO);
+        assert!(matches!(cut, Err(Error::Gone { .. })), "{cut:?}");
     }
     let status = handle.status();
     let result = handle.result_timeout(Duration::from_secs(10));
-    assert!(!matches!(result, Err(Error::Wire(_))), "{result:?}");
+    assert!(!matches!(result, Err(Error::Malformed { .. })), "{result:?}");
     assert_eq!(result.unwrap(), 3);
     assert_eq!((status.restarts, status.lives_left), (1, 2));
 }
@@ -333,13 +334,13 @@ impl Busy {
     }
 }
 
-fn run_20k_with_small_frames(lives: u32, abort_at: Option<u64>) -> (Status, ProcessTimers) {
+fn run_20k_with_small_frames(lives: u32, abort_at: Option<u64>) -> (ProcessStatus, ProcessTimers) {
     let config = Busy::default_config()
         .max_frame_bytes(64 * 1024)
         .lives(lives);
     let handle = Busy { count: 0, abort_at }.start_with(config).unwrap();
     assert!(
-        handle.wait(Duration::from_secs(60)),
+        handle.wait_timeout(Duration::from_secs(60)),
         "20k runs not done in 60 s"
     );
     let (status, timers) = (handle.status(), handle.timers().unwrap());
@@ -491,7 +492,7 @@ struct Patient {
 #[skprocess(inbox = String, outbox = String)]
 impl Patient {
     fn prerun(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        self.heard = ctx.listen(Duration::MAX)?.unwrap_or_default();
+        self.heard = ctx.listen_timeout(Duration::MAX)?.unwrap_or_default();
         Ok(())
     }
 
@@ -517,11 +518,11 @@ fn f09_duration_max_is_no_limit_for_every_wait_timeout_and_budget() {
     });
     let h = Arc::clone(&handle);
     let heard = within(limit, "listen(MAX)", move || {
-        h.listen(Duration::MAX).unwrap()
+        h.listen_timeout(Duration::MAX).unwrap()
     });
     assert_eq!(heard.as_deref(), Some("echo: hi"));
     let h = Arc::clone(&handle);
-    assert!(within(limit, "wait(MAX)", move || h.wait(Duration::MAX)));
+    assert!(within(limit, "wait(MAX)", move || h.wait_timeout(Duration::MAX)));
     assert!(eventually(limit, || Arc::strong_count(&handle) == 1));
     let handle = Arc::into_inner(handle).unwrap();
     let result = within(limit, "result_timeout(MAX)", move || {

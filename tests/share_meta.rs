@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use skprocess::prelude::*;
-use skprocess::{SharedMeta, WHOLE_VALUE};
+use skprocess::share::{SharedMeta, WHOLE_VALUE};
 
 #[shared]
 #[derive(Default, Serialize, Deserialize)]

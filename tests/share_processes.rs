@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use skprocess::prelude::*;
+use skprocess::error::Peer;
 
 skprocess::test_support!();
 
@@ -206,7 +207,7 @@ fn a_handle_reconnects_in_a_restarted_child() {
 fn sending_a_handle_to_a_stopped_share_is_a_clear_error() {
     let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
-    share.stop().unwrap();
+    share.pause().unwrap();
     let error = Incrementer {
         share: share.clone(),
         times: 1,
@@ -215,7 +216,7 @@ fn sending_a_handle_to_a_stopped_share_is_a_clear_error() {
     .unwrap_err();
     let message = error.to_string();
     assert!(message.contains("stopped"), "{message}");
-    share.start().unwrap();
+    share.resume().unwrap();
     run_all([Incrementer {
         share: share.clone(),
         times: 3,
@@ -247,12 +248,12 @@ fn stop_applies_every_queued_write_and_start_continues() {
         count: 200,
     }));
     // The children's writes returned before `stop` was called: all are applied by it.
-    share.stop().unwrap();
-    assert!(!share.is_running());
-    assert!(matches!(share.results.len(), Err(Error::ShareStopped)));
+    share.pause().unwrap();
+    assert!(share.is_paused());
+    assert!(matches!(share.results.len(), Err(Error::SharePaused)));
     // A write while stopped waits in the connection and is applied after `start`.
     share.results.push(1);
-    share.start().unwrap();
+    share.resume().unwrap();
     assert_eq!(share.results.len().unwrap(), 801);
     share.clear();
     assert_eq!(share.results.len().unwrap(), 0);
@@ -321,7 +322,7 @@ impl Writer {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         self.journal.count.get()?; // connected, with its ring
         ctx.tell(1)?;
-        ctx.listen(BOUND)?.ok_or(Error::Disconnected)?;
+        ctx.listen_timeout(BOUND)?.ok_or(Error::Gone { peer: Peer::Parent })?;
         // The parent stopped the share: the small writes wait in this process's ring. The
         // large one (more than a ring record) travels as a call on the socket, and must be
         // applied only after the ring is drained after `start`, or it would overtake them.
@@ -352,14 +353,14 @@ fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits(
     }
     .start()
     .unwrap();
-    assert_eq!(writer.listen(BOUND).unwrap(), Some(1));
-    journal.stop().unwrap();
+    assert_eq!(writer.listen_timeout(BOUND).unwrap(), Some(1));
+    journal.pause().unwrap();
     writer.tell(0).unwrap();
-    let writing = writer.listen(BOUND).unwrap().expect("the writer's thread");
+    let writing = writer.listen_timeout(BOUND).unwrap().expect("the writer's thread");
     bound::until(BOUND, "the writer waits in its large write", || {
         pid::state(writing) == Some('S')
     });
-    journal.start().unwrap();
+    journal.resume().unwrap();
     writer.result_timeout(BOUND).unwrap();
     let entries = journal.entries.get().unwrap();
     assert_eq!(entries.len(), 2001);

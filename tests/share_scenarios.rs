@@ -258,14 +258,14 @@ fn scn21_percentile_and_get_time_on_the_coordinator() {
 fn scn22_a_e21_writes_while_stopped_apply_after_start_and_survive_a_restart() {
     let _bound = bound::within(TEST_BOUND);
     let share = Share::new(Tally::default()).unwrap();
-    share.stop().unwrap();
-    assert!(!share.is_running());
+    share.pause().unwrap();
+    assert!(share.is_paused());
     share.counter.set(0);
-    share.start().unwrap();
-    assert!(share.is_running());
+    share.resume().unwrap();
+    assert!(!share.is_paused());
     share.counter.set(100);
-    share.stop().unwrap();
-    share.start().unwrap();
+    share.pause().unwrap();
+    share.resume().unwrap();
     assert_eq!(share.counter.get().unwrap(), 100);
 }
 
@@ -273,9 +273,9 @@ fn scn22_a_e21_writes_while_stopped_apply_after_start_and_survive_a_restart() {
 fn scn22_b_a_method_call_while_stopped_is_applied_after_start() {
     let _bound = bound::within(TEST_BOUND);
     let counter = Share::new(Counter::default()).unwrap();
-    counter.stop().unwrap();
+    counter.pause().unwrap();
     counter.increment(1);
-    counter.start().unwrap();
+    counter.resume().unwrap();
     assert_eq!(counter.value.get().unwrap(), 1);
 }
 

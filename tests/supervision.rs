@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
-use skprocess::{FailureKind, Hook};
+use skprocess::Hook;
 
 skprocess::test_support!();
 
@@ -119,7 +119,7 @@ fn scn09_wait_blocks_through_a_retry() {
     let _bound = bound::within(TEST_BOUND);
     let started = Instant::now();
     let handle = SlowRetry::default().start().unwrap();
-    assert!(handle.wait(Duration::from_secs(10)));
+    assert!(handle.wait_timeout(Duration::from_secs(10)));
     assert!(started.elapsed() >= Duration::from_millis(350));
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 2);
 }
@@ -143,7 +143,7 @@ fn scn10a_exhausted_lives_deliver_the_run_error_with_its_run_index() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message } if message == "test failure"),
+        matches!(&error, Error::Hook { hook: Hook::Run, run: 0, message } if message == "test failure"),
         "{error:?}"
     );
 }
@@ -255,7 +255,10 @@ fn scn11_a_hook_timeout_uses_lives_then_reports_hook_limit_and_run() {
     let handle = Sleepy { millis: 1500 }.start().unwrap();
     let error = handle.result_timeout(BOUND).unwrap_err();
     match error {
-        Error::Timeout { hook, limit, run } => {
+        Error::Timeout {
+            limit,
+            of: skprocess::error::Timed::Hook { hook, run },
+        } => {
             assert_eq!((hook, limit, run), (Hook::Run, Duration::from_secs(1), 0));
         }
         other => panic!("unexpected error: {other:?}"),
@@ -275,7 +278,7 @@ fn scn11_port_check_a_200ms_limit_cuts_a_700ms_hook() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(error, Error::Timeout { hook: Hook::Run, limit, run: 0 } if limit == Duration::from_millis(200)),
+        matches!(error, Error::Timeout { limit, of: skprocess::error::Timed::Hook { hook: Hook::Run, run: 0 } } if limit == Duration::from_millis(200)),
         "{error:?}"
     );
 }
@@ -325,7 +328,7 @@ fn sigkill(pid: u32) {
 #[cfg(unix)]
 fn kill_during_run_two(handle: &Handle<Recorder>) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while handle.listen(Duration::from_millis(100)).unwrap() != Some(2) {
+    while handle.listen_timeout(Duration::from_millis(100)).unwrap() != Some(2) {
         assert!(Instant::now() < deadline, "run 2 was never reported");
     }
     sigkill(handle.pid());
@@ -339,7 +342,7 @@ fn a_sigkilled_child_with_lives_restarts_from_its_checkpoint_and_finishes() {
     let handle = Recorder::default().start_with(config).unwrap();
     let first_pid = handle.pid();
     kill_during_run_two(&handle);
-    assert!(handle.wait(Duration::from_secs(30)));
+    assert!(handle.wait_timeout(Duration::from_secs(30)));
     let status = handle.status();
     assert_eq!((status.restarts, status.lives_left), (1, 2));
     assert_ne!(handle.pid(), first_pid);
@@ -384,7 +387,7 @@ impl AbortsOnce {
 fn an_aborting_hook_is_recovered_with_a_life() {
     let _bound = bound::within(TEST_BOUND);
     let handle = AbortsOnce::default().start().unwrap();
-    assert!(handle.wait(Duration::from_secs(30)));
+    assert!(handle.wait_timeout(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 3);
 }
@@ -437,7 +440,7 @@ impl Timed {
 fn timers_count_every_run_and_full_run() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Timed.start().unwrap();
-    assert!(handle.wait(Duration::from_secs(30)));
+    assert!(handle.wait_timeout(Duration::from_secs(30)));
     let timers = handle.timers().unwrap();
     assert_eq!((timers.hooks.run.count(), timers.full_run.count()), (5, 5));
     assert_eq!(
@@ -457,7 +460,7 @@ fn zero_lives_are_rejected_before_spawning() {
     let error = Timed
         .start_with(Timed::default_config().lives(0))
         .unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
 }
 
 #[derive(Serialize, Deserialize)]
@@ -483,10 +486,10 @@ impl Freezable {
 fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Freezable.start().unwrap();
-    let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
+    let pid = handle.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
     // A stopped process runs no thread at all, so its own watchdog cannot fire.
     pid::signal(pid, libc::SIGSTOP);
-    assert!(handle.wait(Duration::from_secs(30)));
+    assert!(handle.wait_timeout(Duration::from_secs(30)));
     assert_eq!(handle.status().restarts, 1);
     assert_eq!(handle.result_timeout(BOUND).unwrap(), 1);
 }
@@ -497,10 +500,13 @@ fn a_frozen_child_without_lives_is_a_timeout_error() {
     let _bound = bound::within(TEST_BOUND);
     let config = Freezable::default_config().lives(1);
     let handle = Freezable.start_with(config).unwrap();
-    let pid = handle.listen(Duration::from_secs(10)).unwrap().unwrap();
+    let pid = handle.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
     pid::signal(pid, libc::SIGSTOP);
     match handle.result_timeout(BOUND) {
-        Err(Error::Timeout { hook, limit, run }) => {
+        Err(Error::Timeout {
+            limit,
+            of: skprocess::error::Timed::Hook { hook, run },
+        }) => {
             assert_eq!(
                 (hook, limit, run),
                 (Hook::Run, Duration::from_millis(300), 0)

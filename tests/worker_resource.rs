@@ -18,6 +18,7 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 use pid::exists;
+use skprocess::error::Usage;
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -62,16 +63,16 @@ fn execute_send_poll_recv_and_update_fn_answer_in_order() {
         }
         assert!(matches!(
             worker.execute(1),
-            Err(Error::UnreadResults { unread: 10 })
+            Err(Error::Usage(Usage::UnreadResults { unread: 10 }))
         ));
         assert!(worker.poll(BOUND).unwrap());
         let results: Vec<u64> = (0..10).map(|_| worker.recv().unwrap()).collect();
         assert_eq!(results, (0..10).map(|x| x * 2).collect::<Vec<_>>());
         assert!(!worker.poll(Duration::ZERO).unwrap());
-        assert!(matches!(worker.recv(), Err(Error::NothingPending)));
+        assert!(matches!(worker.recv(), Err(Error::Usage(Usage::NothingPending))));
         worker.update_fn(triple).unwrap();
         assert_eq!(worker.execute(5).unwrap(), 15);
-        worker.join().unwrap();
+        worker.stop().unwrap();
     });
 }
 
@@ -93,7 +94,7 @@ fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
     bounded(|| {
         let mut worker = WorkerResource::new(panic_on_seven).unwrap();
         match worker.execute(7) {
-            Err(Error::Panicked { message }) => assert!(message.contains("seven"), "{message}"),
+            Err(Error::Panicked { message, .. }) => assert!(message.contains("seven"), "{message}"),
             other => panic!("expected a panic, got {other:?}"),
         }
         assert_eq!(worker.execute(8).unwrap(), 8);
@@ -173,7 +174,7 @@ fn terminate_and_drop_end_the_process() {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(60_000).unwrap();
         let pid = worker.pid();
-        worker.terminate();
+        worker.kill();
         assert!(!exists(pid), "terminate left the worker");
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(60_000).unwrap();
@@ -191,7 +192,7 @@ fn join_waits_for_the_data_already_sent() {
         worker.send(100).unwrap();
         let pid = worker.pid();
         let started = Instant::now();
-        worker.join().unwrap();
+        worker.stop().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert!(!exists(pid));
     });

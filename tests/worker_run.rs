@@ -19,6 +19,7 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 #[path = "support/pid.rs"]
 mod pid;
 use pid::exists;
+use skprocess::error::Usage;
 
 /// Every wait is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -79,7 +80,7 @@ fn a_panic_is_panicked_with_its_text() {
     let _bound = bound::within(TEST_BOUND);
     let worker = run(fail as fn(String) -> u64, ("no luck".to_owned(),)).unwrap();
     match join_bounded(worker) {
-        Err(Error::Panicked { message }) => assert_eq!(message, "no luck"),
+        Err(Error::Panicked { message, .. }) => assert_eq!(message, "no luck"),
         other => panic!("expected a panic, got {other:?}"),
     }
 }
@@ -138,7 +139,7 @@ fn join_timeout_is_none_while_running_then_the_value() {
     assert!(!worker.is_alive());
     assert!(matches!(
         worker.join_timeout(Duration::ZERO),
-        Err(Error::AlreadyJoined)
+        Err(Error::Usage(Usage::AlreadyJoined))
     ));
 }
 
@@ -196,7 +197,7 @@ fn a_thread_worker_returns_its_value_and_its_panic() {
     let worker = run_thread(fail as fn(String) -> u64, ("thread luck".to_owned(),)).unwrap();
     assert!(matches!(
         join_bounded(worker),
-        Err(Error::Panicked { message }) if message == "thread luck"
+        Err(Error::Panicked { message, .. }) if message == "thread luck"
     ));
 }
 
@@ -212,7 +213,7 @@ fn a_thread_worker_times_out_then_joins_and_cannot_be_killed() {
     assert_eq!(worker.join_timeout(Duration::from_millis(5)).unwrap(), None);
     assert!(worker.is_alive());
     let error = worker.kill().unwrap_err();
-    assert!(matches!(error, Error::ThreadNotKillable));
+    assert!(matches!(error, Error::Usage(Usage::ThreadNotKillable)));
     assert!(error.to_string().contains("cannot be killed"), "{error}");
     assert!(worker.wait_timeout(BOUND));
     assert!(!worker.is_alive());

@@ -23,7 +23,7 @@ impl Everything {
     }
 
     fn run(&mut self, ctx: &mut Ctx<Self>) -> ::core::result::Result<(), Error> {
-        let number = ctx.listen(PATIENCE)?.ok_or(Error::Disconnected)?;
+        let number = ctx.listen_timeout(PATIENCE)?.ok_or(Error::Disconnected)?;
         self.log.push(::std::format!("run {number}"));
         ctx.tell(number * 2)
     }
@@ -70,7 +70,7 @@ fn main() {
     let handle = Everything { log: Vec::new() }.start().expect("the child starts");
     for number in [10, 20] {
         handle.tell(number).expect("the child is running");
-        let reply = handle.listen(PATIENCE).expect("the child replies");
+        let reply = handle.listen_timeout(PATIENCE).expect("the child replies");
         ::std::assert_eq!(reply, ::core::option::Option::Some(number * 2));
     }
     let log = handle.result().expect("every hook succeeds");

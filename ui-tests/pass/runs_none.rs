@@ -12,7 +12,7 @@ impl Countdown {
         self.runs += 1;
         self.left -= 1;
         if self.left == 0 {
-            ctx.stop();
+            ctx.request_stop();
         }
     }
 

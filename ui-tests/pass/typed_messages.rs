@@ -19,7 +19,7 @@ struct Doubler;
 impl Doubler {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         let query = ctx
-            .listen(Duration::from_secs(10))?
+            .listen_timeout(Duration::from_secs(10))?
             .ok_or(Error::Disconnected)?;
         ctx.tell(Reply { doubled: query.number * 2 })
     }
@@ -29,7 +29,7 @@ impl Doubler {
 fn main() -> Result<(), Error> {
     let handle = Doubler.start()?;
     handle.tell(Query { number: 21 })?;
-    let reply = handle.listen(Duration::from_secs(10))?;
+    let reply = handle.listen_timeout(Duration::from_secs(10))?;
     assert_eq!(reply, Some(Reply { doubled: 42 }));
     handle.result()
 }

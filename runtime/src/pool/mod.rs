@@ -328,6 +328,16 @@ impl Pool {
             .collect()
     }
 
+    /// Asks the pool to stop and does not wait: maps already running (and lazy maps already
+    /// created) finish, new ones fail with [`Error::Gone`]
+    /// ([`Peer::Pool`](crate::error::Peer::Pool)), and the workers exit once the running maps
+    /// are done. [`stop`](Pool::stop) asks and waits.
+    pub fn request_stop(&self) {
+        if !self.is_stopped() {
+            self.core.shut(Command::Close);
+        }
+    }
+
     /// Stops the pool and waits: maps already running finish, new ones fail with
     /// [`Error::Gone`] ([`Peer::Pool`](crate::error::Peer::Pool)), and the call returns once
     /// the running maps are done and the workers have exited. Not from inside a map's
@@ -339,9 +349,7 @@ impl Pool {
     /// Like [`stop`](Pool::stop), waiting at most `timeout` (`Duration::MAX`: no limit);
     /// whether the maps and workers ended in time. The pool stays stopped either way.
     pub fn stop_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        if !self.is_stopped() {
-            self.core.shut(Command::Close);
-        }
+        self.request_stop();
         Ok(self
             .core
             .join_until(crate::deadline::after(Some(timeout))))
@@ -355,7 +363,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Whether [`stop`](Pool::stop) or [`kill`](Pool::kill) was called.
+    /// Whether the pool was stopped ([`request_stop`](Pool::request_stop),
+    /// [`stop`](Pool::stop)) or killed.
     pub fn is_stopped(&self) -> bool {
         self.core.closed.load(Ordering::SeqCst)
     }

@@ -61,14 +61,14 @@ pub struct Calculator {
 #[skprocess(runs = None, inbox = Op, outbox = Answer)]
 impl Calculator {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let Some(op) = ctx.listen(Duration::from_millis(50))? else {
+        let Some(op) = ctx.listen_timeout(Duration::from_millis(50))? else {
             return Ok(());
         };
         let value = match op {
             Op::Add(a, b) => a + b,
             Op::Mul(a, b) => a * b,
             Op::Quit => {
-                ctx.stop();
+                ctx.request_stop();
                 return Ok(());
             }
         };
@@ -445,7 +445,7 @@ pub mod jobs {
                 let term = ctx.current_run() + 1;
                 self.total += term;
                 if term >= self.upto {
-                    ctx.stop();
+                    ctx.request_stop();
                 }
             }
 

@@ -70,7 +70,7 @@ fn a_library_type_exchanges_typed_messages() {
     let mut answers = Vec::new();
     for op in ops {
         calculator.tell(op).unwrap();
-        answers.push(calculator.listen(LIMIT).unwrap().expect("an answer"));
+        answers.push(calculator.listen_timeout(LIMIT).unwrap().expect("an answer"));
     }
     assert_eq!(
         answers,
@@ -84,9 +84,9 @@ fn a_library_type_exchanges_typed_messages() {
         ]
     );
     calculator.tell(Op::Quit).unwrap();
-    assert!(calculator.wait(Some(LIMIT)));
+    assert!(calculator.wait_timeout(LIMIT));
     assert!(matches!(
-        calculator.listen(Duration::from_millis(10)),
+        calculator.listen_timeout(Duration::from_millis(10)),
         Err(Error::Disconnected)
     ));
     assert_eq!(calculator.result_timeout(LIMIT).unwrap(), 3);
@@ -97,7 +97,7 @@ fn a_library_type_survives_an_abort_and_a_timeout() {
     let _bound = bound::within(TEST_BOUND);
     let phoenix = Phoenix::new(true, true);
     let handle = phoenix.start().unwrap();
-    assert!(handle.wait(Some(LIMIT)));
+    assert!(handle.wait_timeout(LIMIT));
     let status = handle.status();
     assert_eq!((status.restarts, status.completed_runs), (2, 3));
     assert_eq!(status.lives_left, 1);
@@ -113,7 +113,7 @@ fn a_library_type_survives_an_abort_and_a_timeout() {
 fn a_library_type_without_failures_keeps_its_lives() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Phoenix::default().start().unwrap();
-    assert!(handle.wait(Some(LIMIT)));
+    assert!(handle.wait_timeout(LIMIT));
     let status = handle.status();
     assert_eq!((status.restarts, status.lives_left), (0, 3));
     let recovery = handle.result_timeout(LIMIT).unwrap();

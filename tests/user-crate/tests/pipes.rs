@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use skprocess::Point;
 use skprocess::prelude::*;
+use skprocess::error::Peer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -24,12 +25,12 @@ struct Echo {
 
 #[skprocess(runs = None)]
 impl Echo {
-    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), PipeError> {
+    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         match self.pipe.recv() {
             Ok(word) => self.pipe.send(word.to_uppercase()),
             // The parent closed its end: finish.
-            Err(PipeError::Closed) => {
-                ctx.stop();
+            Err(Error::Gone { peer: Peer::PipeEnd }) => {
+                ctx.request_stop();
                 Ok(())
             }
             Err(other) => Err(other),

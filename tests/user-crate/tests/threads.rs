@@ -54,7 +54,7 @@ fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
                 scope.spawn(move || {
                     let mut got = Vec::new();
                     loop {
-                        match handle.listen(Duration::from_millis(100)) {
+                        match handle.listen_timeout(Duration::from_millis(100)) {
                             Ok(Some(run)) => got.push(run),
                             Ok(None) => assert!(Instant::now() < deadline, "no end in sight"),
                             Err(Error::Disconnected) => return got,
@@ -65,7 +65,7 @@ fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
             })
             .collect();
         let waiter = scope.spawn(move || {
-            let ended = handle.wait(Some(LIMIT));
+            let ended = handle.wait_timeout(LIMIT);
             done.store(true, Ordering::SeqCst);
             ended
         });
@@ -117,12 +117,12 @@ fn the_shared_handle_still_delivers_its_result() {
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                while let Ok(Some(_)) = handle.listen(LIMIT) {
+                while let Ok(Some(_)) = handle.listen_timeout(LIMIT) {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
             });
         }
-        scope.spawn(|| assert!(handle.wait(Some(LIMIT))));
+        scope.spawn(|| assert!(handle.wait_timeout(LIMIT)));
     });
     assert_eq!(counted.load(Ordering::SeqCst) as u64, TICKS);
     assert_eq!(handle.result_timeout(LIMIT).unwrap(), TICKS);
@@ -146,7 +146,7 @@ fn a_library_type_takes_tells_and_listens_from_several_threads() {
                 }
                 while answers.lock().unwrap().len() < total {
                     assert!(Instant::now() < deadline, "answers missing");
-                    if let Some(answer) = calculator.listen(Duration::from_millis(20)).unwrap() {
+                    if let Some(answer) = calculator.listen_timeout(Duration::from_millis(20)).unwrap() {
                         answers.lock().unwrap().push(answer);
                     }
                 }

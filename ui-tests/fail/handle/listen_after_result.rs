@@ -16,6 +16,6 @@ impl Talker {
 fn main() -> Result<(), Error> {
     let handle = Talker.start()?;
     handle.result()?;
-    let _late = handle.listen(Duration::from_secs(1))?;
+    let _late = handle.listen_timeout(Duration::from_secs(1))?;
     Ok(())
 }
