@@ -112,7 +112,7 @@ fn bench_tell_listen(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, spin:
         b.iter(|| {
             n += 1;
             pong.tell(n).unwrap();
-            assert_eq!(pong.listen().unwrap(), Some(n));
+            assert_eq!(pong.listen().unwrap(), n);
         })
     });
     pong.request_stop();

@@ -31,6 +31,7 @@ use serde_bytes::ByteBuf;
 use skprocess::prelude::*;
 use skprocess::reconnect::{PostgresRecipe, Secret, SqliteRecipe};
 use skprocess::{Anchor, Point};
+use skprocess::error::Peer;
 
 /// Set in every number sent, so that postcard spends 10 bytes on it.
 const WIDE: u64 = 1 << 63;
@@ -67,7 +68,7 @@ struct PipeEcho {
 
 #[skprocess]
 impl PipeEcho {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         loop {
             match self.pipe.recv() {
                 Ok(n) => self.pipe.send(n)?,
@@ -86,7 +87,7 @@ struct PipeBurst {
 
 #[skprocess]
 impl PipeBurst {
-    fn run(&mut self) -> Result<(), PipeError> {
+    fn run(&mut self) -> Result<(), Error> {
         loop {
             match self.pipe.recv() {
                 Ok(count) => {

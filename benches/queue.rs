@@ -102,7 +102,7 @@ fn queue_readers() -> Duration {
         q.put(base + i).unwrap();
     }
     for _ in 0..READERS {
-        q.end().unwrap();
+        q.put_end().unwrap();
     }
     let total: u64 = (0..READERS).map(|_| out.get().unwrap().unwrap().data).sum();
     let elapsed = started.elapsed();

@@ -16,6 +16,7 @@ use skprocess::prelude::*;
 use skprocess_user_crate::jobs::nested::Summer;
 use skprocess_user_crate::jobs::{Tally, WordCounter};
 use skprocess_user_crate::{Answer, Calculator, Doubler, Op, Phoenix, Recovery};
+use skprocess::error::Peer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -87,7 +88,7 @@ fn a_library_type_exchanges_typed_messages() {
     assert!(calculator.wait_timeout(LIMIT));
     assert!(matches!(
         calculator.listen_timeout(Duration::from_millis(10)),
-        Err(Error::Disconnected)
+        Err(Error::Gone { peer: Peer::Process })
     ));
     assert_eq!(calculator.result_timeout(LIMIT).unwrap(), 3);
 }

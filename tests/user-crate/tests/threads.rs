@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess_user_crate::{Answer, Calculator, Op};
+use skprocess::error::Peer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const TICKS: u64 = 60;
@@ -57,7 +58,7 @@ fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
                         match handle.listen_timeout(Duration::from_millis(100)) {
                             Ok(Some(run)) => got.push(run),
                             Ok(None) => assert!(Instant::now() < deadline, "no end in sight"),
-                            Err(Error::Disconnected) => return got,
+                            Err(Error::Gone { peer: Peer::Process }) => return got,
                             Err(other) => panic!("listen failed: {other:?}"),
                         }
                     }

@@ -31,7 +31,7 @@ fn run_and_a_worker_resource_call_library_functions() {
         };
         let measured = resource.execute(line).unwrap();
         let status = resource.status().unwrap();
-        resource.join().unwrap();
+        resource.stop().unwrap();
         done.send((powered, measured.words, measured.number, status.items))
     });
     let (powered, words, number, items) = outcome.recv_timeout(BOUND).expect("a worker hung");
