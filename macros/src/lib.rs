@@ -65,18 +65,18 @@ use proc_macro::TokenStream;
 /// ```ignore
 /// impl skprocess::Process for Doubler {
 ///     type Output = u64;
-///     type Inbox = skprocess::NoMessages;
-///     type Outbox = skprocess::NoMessages;
+///     type Inbox = skprocess::process::NoMessages;
+///     type Outbox = skprocess::process::NoMessages;
 ///     const KEY: &'static str = concat!(module_path!(), "::Doubler");
 ///     fn default_config() -> skprocess::Config {
 ///         skprocess::Config::default().runs(3).lives(2)
 ///             .timeout(skprocess::Hook::Run, std::time::Duration::from_millis(500))
 ///     }
-///     fn run(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> skprocess::HookResult {
+///     fn run(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> skprocess::process::HookResult {
 ///         self.value *= 2;
 ///         Ok(())
 ///     }
-///     fn result(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> Result<u64, skprocess::HookFailure> {
+///     fn result(&mut self, _ctx: &mut skprocess::Ctx<Self>) -> Result<u64, skprocess::process::HookFailure> {
 ///         Ok(self.value)
 ///     }
 /// }

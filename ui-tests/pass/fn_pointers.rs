@@ -22,7 +22,7 @@ fn forms(pool: &Pool) -> Result<(), Error> {
     let _: Vec<u64> = pool.map(|x| x * 2, vec![1u64])?;
     let _: Vec<String> = pool.unordered_map(|x: u64| x.to_string(), [1u64])?;
     let _ = pool.imap(square, 0..4).count();
-    let _ = pool.background().map(square, 0..4).wait();
+    let _ = pool.background().map(square, 0..4).join();
     let _: Vec<u64> = pool.star().map(add as fn(u64, u64) -> u64, [(1, 2)])?;
     let _: Vec<u64> = pool.star().map(|a: u64, b: u64| a + b, [(1, 2)])?;
     let _: Vec<u64> = pool.star().map(|a, b| a + b, [(1u64, 2u64)])?;

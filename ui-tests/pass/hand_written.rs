@@ -1,5 +1,5 @@
 use skprocess::prelude::*;
-use skprocess::{HookFailure, HookResult, NoMessages};
+use skprocess::process::{HookFailure, HookResult, NoMessages};
 
 #[derive(Serialize, Deserialize)]
 struct Tripler {

@@ -23,7 +23,7 @@ impl Everything {
     }
 
     fn run(&mut self, ctx: &mut Ctx<Self>) -> ::core::result::Result<(), Error> {
-        let number = ctx.listen_timeout(PATIENCE)?.ok_or(Error::Disconnected)?;
+        let number = ctx.listen()?;
         self.log.push(::std::format!("run {number}"));
         ctx.tell(number * 2)
     }

@@ -18,9 +18,7 @@ struct Doubler;
 #[skprocess(inbox = Query, outbox = Reply)]
 impl Doubler {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        let query = ctx
-            .listen_timeout(Duration::from_secs(10))?
-            .ok_or(Error::Disconnected)?;
+        let query = ctx.listen()?;
         ctx.tell(Reply { doubled: query.number * 2 })
     }
 }

@@ -22,7 +22,7 @@ use crate::share::link::Link;
     message = "`{Self}` cannot be a field of a `#[shared]` struct",
     label = "not a `SharedField`",
     note = "numbers, `bool`, `String`, `Option`, std collections, `Sktimer`, `Circuit` and `BreakingCircuit` are supported",
-    note = "for a serializable type of your own, `impl skprocess::SharedField for {Self} {{}}` gives `get` and `set`"
+    note = "for a serializable type of your own, `impl skprocess::share::SharedField for {Self} {{}}` gives `get` and `set`"
 )]
 pub trait SharedField: Serialize + DeserializeOwned + Send + 'static {
     /// Applies `op` with encoded `args`, writing any result into `reply`. The default
