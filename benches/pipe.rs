@@ -28,10 +28,10 @@ use floor::Role;
 use floor::child::ECHO_FRAME;
 use serde::Deserializer;
 use serde_bytes::ByteBuf;
+use skprocess::error::Peer;
 use skprocess::prelude::*;
 use skprocess::reconnect::{PostgresRecipe, Secret, SqliteRecipe};
 use skprocess::{Anchor, Point};
-use skprocess::error::Peer;
 
 /// Set in every number sent, so that postcard spends 10 bytes on it.
 const WIDE: u64 = 1 << 63;
@@ -72,7 +72,9 @@ impl PipeEcho {
         loop {
             match self.pipe.recv() {
                 Ok(n) => self.pipe.send(n)?,
-                Err(Error::Gone { peer: Peer::PipeEnd }) => return Ok(()),
+                Err(Error::Gone {
+                    peer: Peer::PipeEnd,
+                }) => return Ok(()),
                 Err(other) => return Err(other),
             }
         }
@@ -95,7 +97,9 @@ impl PipeBurst {
                         self.pipe.send(Chunk(Cow::Borrowed(PAYLOAD.as_slice())))?;
                     }
                 }
-                Err(Error::Gone { peer: Peer::PipeEnd }) => return Ok(()),
+                Err(Error::Gone {
+                    peer: Peer::PipeEnd,
+                }) => return Ok(()),
                 Err(other) => return Err(other),
             }
         }

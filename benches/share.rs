@@ -228,6 +228,9 @@ fn bench_method(c: &mut Criterion) {
 
 fn measured_in_child(looper: &Handle<Looper>, kind: u8, iterations: u64) -> Duration {
     looper.tell((kind, iterations)).unwrap();
-    let nanos = looper.listen_timeout(Duration::from_secs(120)).unwrap().unwrap();
+    let nanos = looper
+        .listen_timeout(Duration::from_secs(120))
+        .unwrap()
+        .unwrap();
     Duration::from_nanos(nanos)
 }

@@ -95,14 +95,20 @@ fn bench_restart(c: &mut Criterion) {
     floor::bench_bare_reexec(&mut group);
     bench_raw_respawn(&mut group);
     let heartbeat = Heartbeat { announced: false }.start().unwrap();
-    let mut pid = heartbeat.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    let mut pid = heartbeat
+        .listen_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     group.bench_function("skprocess_sigkill_to_running_again", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let killed_at = Instant::now();
                 kill(pid);
-                let next = heartbeat.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
+                let next = heartbeat
+                    .listen_timeout(Duration::from_secs(10))
+                    .unwrap()
+                    .unwrap();
                 total += killed_at.elapsed();
                 assert_ne!(next, pid);
                 pid = next;

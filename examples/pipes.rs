@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use skprocess::error::Peer;
 use skprocess::prelude::*;
 use skprocess::{OneWay, Point};
-use skprocess::error::Peer;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
@@ -100,7 +100,9 @@ fn main() -> Result<(), skprocess::Error> {
     let (anchor, point) = Pipe::pair::<Job, Reply>()?;
     let solver = Solver { pipe: point }.start()?;
     anchor.send(Job { value: 21 })?;
-    let reply = anchor.recv_timeout(WAIT)?.ok_or(Error::Gone { peer: Peer::PipeEnd })?;
+    let reply = anchor.recv_timeout(WAIT)?.ok_or(Error::Gone {
+        peer: Peer::PipeEnd,
+    })?;
     println!("two-way: sent 21, received result {}", reply.result);
     solver.result_timeout(WAIT)?;
     assert_eq!(reply.result, 42);
@@ -129,7 +131,9 @@ fn main() -> Result<(), skprocess::Error> {
     .start()?;
     commands.send(Command::Process)?;
     data.send(vec![1, 2, 3])?;
-    let status = commands.recv_timeout(WAIT)?.ok_or(Error::Gone { peer: Peer::PipeEnd })?;
+    let status = commands.recv_timeout(WAIT)?.ok_or(Error::Gone {
+        peer: Peer::PipeEnd,
+    })?;
     println!(
         "two pipes: {{status: {}, result: {}}}",
         status.status, status.result

@@ -56,7 +56,9 @@ fn kill_from_outside(_pid: u32) {}
 fn main() -> Result<(), skprocess::Error> {
     let worker = Worker::default().start()?;
     let mut killed = false;
-    while let Ok(Some(Event::Iteration { run, pid })) = worker.listen_timeout(Duration::from_secs(10)) {
+    while let Ok(Some(Event::Iteration { run, pid })) =
+        worker.listen_timeout(Duration::from_secs(10))
+    {
         println!("iteration {run} done in child {pid}");
         if run == 3 && !killed {
             killed = true;

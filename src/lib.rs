@@ -33,18 +33,17 @@ pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     BreakingCircuit, ChildContext, Circuit, Config, Ctx, Error, Handle, Hook, Pool, PoolConfig,
-    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer,
-    TrySendError, Worker, WorkerResource, WorkerStatus, error, init, map, num_cpus, register,
-    run, run_thread,
+    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer, TrySendError,
+    Worker, WorkerResource, WorkerStatus, error, init, map, num_cpus, register, run, run_thread,
 };
 
 /// Pool maps: the builder that `pool.star()`, `.timeout(d)`, `.progress()`, `.background()`
 /// and `.asynced()` return, and what deferred and lazy maps hand back.
 pub mod pool {
-    pub use skprocess_runtime::{Imap, Job, MapFuture, Maps, Mode};
     /// The typestates of [`Maps`]: the methods pick them, users never name them.
     #[doc(hidden)]
     pub use skprocess_runtime::{Asynced, Background, Deliver, Now, Plain, Star};
+    pub use skprocess_runtime::{Imap, Job, MapFuture, Maps, Mode};
 }
 
 /// Shared values: the proxy's fields, the built-in operations, the metadata `#[shared]`
@@ -60,8 +59,8 @@ pub mod share {
 /// configuration, and the future of [`Handle::result_async`].
 pub mod process {
     pub use skprocess_runtime::{
-        HookFailure, HookResult, Message, NoMessages, PROCESS_TIMER_WINDOW, PerHook,
-        ProcessTimers, ResultFuture, Role, Timeouts,
+        HookFailure, HookResult, Message, NoMessages, PROCESS_TIMER_WINDOW, PerHook, ProcessTimers,
+        ResultFuture, Role, Timeouts,
     };
 }
 

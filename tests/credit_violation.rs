@@ -49,7 +49,10 @@ fn a_child_that_overspends_its_credits_is_killed_as_a_crash() {
     let _bound = bound::within(TEST_BOUND);
     let handle = start(3);
     // Nobody listens, so no credit comes back: the fifth message is one too many.
-    assert!(handle.wait_timeout(BOUND), "the overspending child was not ended");
+    assert!(
+        handle.wait_timeout(BOUND),
+        "the overspending child was not ended"
+    );
     match handle.result_timeout(BOUND).unwrap_err() {
         Error::Crashed { status, .. } => {
             assert!(status.contains("credits"), "{status}");

@@ -1,8 +1,8 @@
 //! Hook failures, crashes and cleanup, across real child processes.
 
-use skprocess::prelude::*;
 use skprocess::Hook;
 use skprocess::error::PanicSite;
+use skprocess::prelude::*;
 use std::time::Duration;
 
 skprocess::test_support!();
@@ -41,11 +41,7 @@ fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
         .result_timeout(BOUND)
         .unwrap_err();
     match &error {
-        Error::Hook {
-            hook,
-            run,
-            message,
-        } => {
+        Error::Hook { hook, run, message } => {
             assert_eq!((*hook, *run), (Hook::Run, 2));
             assert_eq!(message, "test failure at 2");
         }

@@ -6,9 +6,9 @@ skprocess::test_support!();
 
 use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
-use skprocess::prelude::*;
 use skprocess::Hook;
 use skprocess::error::PanicSite;
+use skprocess::prelude::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use skprocess::prelude::*;
 use skprocess::error::{Peer, Timed};
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -309,7 +309,10 @@ fn scn06_stopping_a_long_bounded_run_ends_it_early() {
     let _bound = bound::within(TEST_BOUND);
     let config = Ticker::default_config().runs(1000);
     let handle = Ticker::default().start_with(config).unwrap();
-    assert_eq!(handle.listen_timeout(Duration::from_secs(10)).unwrap(), Some(1));
+    assert_eq!(
+        handle.listen_timeout(Duration::from_secs(10)).unwrap(),
+        Some(1)
+    );
     handle.request_stop();
     let (ticks, _) = handle.result_timeout(BOUND).unwrap();
     assert!((1..=999).contains(&ticks), "ticks = {ticks}");
@@ -396,7 +399,10 @@ fn scn13_tell_and_listen_echo_both_ways() {
 fn listen_times_out_with_none_while_the_child_is_silent() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Echo::default().start().unwrap();
-    assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
+    assert_eq!(
+        handle.listen_timeout(Duration::from_millis(50)).unwrap(),
+        None
+    );
     handle.request_stop();
     handle.result_timeout(BOUND).unwrap();
 }

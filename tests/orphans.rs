@@ -50,7 +50,10 @@ impl Spawner {
 fn children_exit_once_their_parent_is_sigkilled() {
     let _bound = bound::within(TEST_BOUND);
     let parent = Spawner.start().unwrap();
-    let grandchild = parent.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    let grandchild = parent
+        .listen_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     assert!(
         running(grandchild),
         "grandchild {grandchild} should be running"

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use skprocess::prelude::*;
-use skprocess::pipe::PipeError;
-use skprocess::{Anchor, PipeConfig, Point, TrySendError};
 use skprocess::error::Peer;
+use skprocess::pipe::PipeError;
+use skprocess::prelude::*;
+use skprocess::{Anchor, PipeConfig, Point, TrySendError};
 
 skprocess::test_support!();
 
@@ -52,7 +52,13 @@ fn the_parent_dropping_the_anchor_closes_the_childs_point() {
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(0));
     drop(anchor);
     let ended = handle.result_timeout(BOUND).unwrap();
-    assert_eq!(ended, Error::Gone { peer: Peer::PipeEnd }.to_string());
+    assert_eq!(
+        ended,
+        Error::Gone {
+            peer: Peer::PipeEnd
+        }
+        .to_string()
+    );
 }
 
 /// Sends one message and ends.
@@ -75,10 +81,25 @@ fn a_child_that_exits_is_closed_after_its_last_message() {
     let handle = OneShot { pipe: point }.start().unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
     handle.result_timeout(BOUND).unwrap();
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.recv_timeout(BOUND),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
     // Calls after that fail at once too: the process is gone for good.
-    assert!(matches!(anchor.send(1), Err(Error::Gone { peer: Peer::PipeEnd })));
-    assert!(matches!(anchor.try_recv(), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.send(1),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
+    assert!(matches!(
+        anchor.try_recv(),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
 }
 
 /// Connects, then sleeps far longer than any test waits.
@@ -112,10 +133,20 @@ fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
         pid::signal(child, libc::SIGKILL);
     });
     // Blocked in recv when the child dies: wakes with Closed.
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.recv_timeout(BOUND),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
     bound::join(killer, BOUND, "the killer thread");
     assert!(handle.result_timeout(BOUND).is_err());
-    assert!(matches!(anchor.send(2), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.send(2),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
 }
 
 /// Announces its pid, then waits for a word from the parent.
@@ -180,7 +211,12 @@ fn a_point_connects_again_after_its_process_is_restarted() {
     anchor.send(1).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(10));
     // The first life aborts: the waiting anchor sees the end...
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.recv_timeout(BOUND),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
     // ...and the restarted child's point connects again.
     assert!(anchor.wait_connected(BOUND).unwrap());
     anchor.send(2).unwrap();
@@ -271,7 +307,10 @@ fn a_point_rebuilt_with_other_message_types_is_refused() {
     let (anchor, point) = Pipe::pair::<u32, u32>().unwrap();
     let bytes = skprocess::__private::wire::encode(&point).unwrap();
     let wrong: Point<u64, u32> = skprocess::__private::wire::decode(&bytes).unwrap();
-    assert!(matches!(wrong.send(1), Err(Error::Pipe(PipeError::TypeMismatch))));
+    assert!(matches!(
+        wrong.send(1),
+        Err(Error::Pipe(PipeError::TypeMismatch))
+    ));
     // The right point still connects.
     point.send(7).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(7));
@@ -314,7 +353,12 @@ fn large_messages_arrive_whole_and_in_order() {
         );
     }
     handle.result_timeout(BOUND).unwrap();
-    assert!(matches!(anchor.recv_timeout(BOUND), Err(Error::Gone { peer: Peer::PipeEnd })));
+    assert!(matches!(
+        anchor.recv_timeout(BOUND),
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
+    ));
 }
 
 #[test]

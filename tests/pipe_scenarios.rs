@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use skprocess::error::Peer;
 use skprocess::prelude::*;
 use skprocess::{Anchor, Point};
-use skprocess::error::Peer;
 
 skprocess::test_support!();
 
@@ -193,7 +193,9 @@ fn scn24_sending_through_a_closed_point_is_closed() {
     point.close();
     assert!(matches!(
         point.send(Reply { result: 1 }),
-        Err(Error::Gone { peer: Peer::PipeEnd })
+        Err(Error::Gone {
+            peer: Peer::PipeEnd
+        })
     ));
     drop(anchor);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skprocess::PoolConfig;
-use skprocess::prelude::*;
 use skprocess::error::Timed;
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use skprocess::prelude::*;
 use skprocess::error::{Peer, Timed};
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -155,9 +155,15 @@ fn a_closed_pool_refuses_every_map_with_pool_closed() {
     assert_eq!(pool.map(double, [1]).unwrap(), [2]);
     pool.stop().unwrap();
     assert!(pool.is_stopped());
-    assert!(matches!(pool.map(double, [1]), Err(Error::Gone { peer: Peer::Pool })));
+    assert!(matches!(
+        pool.map(double, [1]),
+        Err(Error::Gone { peer: Peer::Pool })
+    ));
     let outcomes: Vec<_> = pool.imap(double, [1]).collect();
-    assert!(matches!(outcomes[..], [Err(Error::Gone { peer: Peer::Pool })]));
+    assert!(matches!(
+        outcomes[..],
+        [Err(Error::Gone { peer: Peer::Pool })]
+    ));
     let job = pool.background().map(double, [1]);
     assert!(matches!(
         job.join_timeout(BOUND).unwrap(),

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use skprocess::prelude::*;
 use skprocess::Hook;
 use skprocess::error::{Timed, Usage};
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 

@@ -292,7 +292,9 @@ fn the_exit_and_append_race_strands_no_item() {
     for thread in threads {
         bound::join(thread, BOUND, "an appending thread");
     }
-    wait_until("every item is done", || queue.is_empty() && !queue.is_alive());
+    wait_until("every item is done", || {
+        queue.is_empty() && !queue.is_alive()
+    });
     let handled = scratch.handled();
     assert_eq!(values(&handled), once_each(0..THREADS * PER_THREAD));
     let workers: std::collections::BTreeSet<u32> = handled.iter().map(|(_, p)| *p).collect();
@@ -472,7 +474,9 @@ impl QueueOwner {
                 break pid;
             }
             if Instant::now() > deadline {
-                return Err(Error::Config { problem: "no worker".into() });
+                return Err(Error::Config {
+                    problem: "no worker".into(),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -492,7 +496,10 @@ fn the_worker_exits_when_its_queues_process_is_sigkilled() {
     }
     .start()
     .unwrap();
-    let worker = owner.listen_timeout(BOUND).unwrap().expect("the worker's pid");
+    let worker = owner
+        .listen_timeout(BOUND)
+        .unwrap()
+        .expect("the worker's pid");
     assert!(running(worker));
     pid::signal(owner.pid(), libc::SIGKILL);
     wait_until("the orphaned worker exits", || !running(worker));

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use skprocess::prelude::*;
 use skprocess::error::Peer;
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -82,7 +82,15 @@ fn a_kill_while_a_listener_holds_the_role_ends_the_listen_and_no_child_is_left()
     handle.kill().unwrap();
     assert!(pid::reaped(pid), "kill returned with the child not reaped");
     let listened = bound::join(listener, BOUND, "listen after kill");
-    assert!(matches!(listened, Err(Error::Gone { peer: Peer::Process })), "{listened:?}");
+    assert!(
+        matches!(
+            listened,
+            Err(Error::Gone {
+                peer: Peer::Process
+            })
+        ),
+        "{listened:?}"
+    );
 }
 
 #[test]
@@ -97,7 +105,15 @@ fn a_stop_and_the_terminal_report_reach_the_supervisor_while_a_listener_holds_th
     handle.request_stop();
     // `Finished` is read by the listener, which hands it to the supervisor.
     let listened = bound::join(listener, BOUND, "listen after stop");
-    assert!(matches!(listened, Err(Error::Gone { peer: Peer::Process })), "{listened:?}");
+    assert!(
+        matches!(
+            listened,
+            Err(Error::Gone {
+                peer: Peer::Process
+            })
+        ),
+        "{listened:?}"
+    );
     let handle = Arc::into_inner(handle).unwrap();
     let runs = bound::call(BOUND, "result after stop", || handle.result()).unwrap();
     assert!(runs > 2);
@@ -129,7 +145,10 @@ fn two_threads_listening_at_once_get_every_message_once() {
     }
     assert_eq!(count.load(Ordering::SeqCst), BURST);
     assert_eq!(sum.load(Ordering::SeqCst), BURST * (BURST + 1) / 2);
-    assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
+    assert_eq!(
+        handle.listen_timeout(Duration::from_millis(50)).unwrap(),
+        None
+    );
     handle.request_stop();
 }
 
@@ -139,7 +158,10 @@ fn a_listener_whose_timeout_passes_gives_the_role_back() {
     const BURST: u64 = 3000;
     let handle = Arc::new(Echo { burst: BURST }.start().unwrap());
     for _ in 0..5 {
-        assert_eq!(handle.listen_timeout(Duration::from_millis(5)).unwrap(), None);
+        assert_eq!(
+            handle.listen_timeout(Duration::from_millis(5)).unwrap(),
+            None
+        );
     }
     // Nobody listens now: the driver must drain the burst (more than the socket holds), or
     // the child would stall; and another thread must be able to take the role after that.
@@ -183,7 +205,10 @@ fn listeners_that_spin_first_get_every_message_in_order() {
         handle.tell(n).unwrap();
         assert_eq!(handle.listen_timeout(BOUND).unwrap(), Some(n));
     }
-    assert_eq!(handle.listen_timeout(Duration::from_millis(5)).unwrap(), None);
+    assert_eq!(
+        handle.listen_timeout(Duration::from_millis(5)).unwrap(),
+        None
+    );
     handle.request_stop();
     assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
 }

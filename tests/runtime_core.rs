@@ -9,8 +9,8 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use skprocess::prelude::*;
 use skprocess::ProcessStatus;
+use skprocess::prelude::*;
 use skprocess::process::{PROCESS_TIMER_WINDOW, ProcessTimers, Timeouts};
 
 skprocess::test_support!();
@@ -124,7 +124,10 @@ fn f02_a_thread_in_wait_does_not_block_listen_or_the_getters_of_another() {
         // would return only after it, so each call must return while it still waits.
         for i in 0..10 {
             let started = Instant::now();
-            assert_eq!(handle.listen_timeout(Duration::from_millis(50)).unwrap(), None);
+            assert_eq!(
+                handle.listen_timeout(Duration::from_millis(50)).unwrap(),
+                None
+            );
             let took = started.elapsed();
             assert!(
                 took >= Duration::from_millis(50),
@@ -237,7 +240,10 @@ fn assert_restarts_after_a_cut_frame(mode: u8) {
     }
     let status = handle.status();
     let result = handle.result_timeout(Duration::from_secs(10));
-    assert!(!matches!(result, Err(Error::Malformed { .. })), "{result:?}");
+    assert!(
+        !matches!(result, Err(Error::Malformed { .. })),
+        "{result:?}"
+    );
     assert_eq!(result.unwrap(), 3);
     assert_eq!((status.restarts, status.lives_left), (1, 2));
 }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use skprocess::prelude::*;
 use skprocess::error::Timed;
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -98,7 +98,9 @@ fn a_writer_whose_coordinator_is_gone_gets_an_error_and_never_spins() {
     let handle = start_writing(&share);
     drop(share);
     match handle.result_timeout(BOUND) {
-        Err(Error::Timeout { of: Timed::Result, .. }) => panic!("the writer never noticed its coordinator left"),
+        Err(Error::Timeout {
+            of: Timed::Result, ..
+        }) => panic!("the writer never noticed its coordinator left"),
         Err(error) => assert!(
             error.to_string().contains("disconnected"),
             "the writer failed otherwise: {error}"

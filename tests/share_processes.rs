@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use skprocess::prelude::*;
 use skprocess::error::Peer;
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -322,7 +322,8 @@ impl Writer {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
         self.journal.count.get()?; // connected, with its ring
         ctx.tell(1)?;
-        ctx.listen_timeout(BOUND)?.ok_or(Error::Gone { peer: Peer::Parent })?;
+        ctx.listen_timeout(BOUND)?
+            .ok_or(Error::Gone { peer: Peer::Parent })?;
         // The parent stopped the share: the small writes wait in this process's ring. The
         // large one (more than a ring record) travels as a call on the socket, and must be
         // applied only after the ring is drained after `start`, or it would overtake them.
@@ -356,7 +357,10 @@ fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits(
     assert_eq!(writer.listen_timeout(BOUND).unwrap(), Some(1));
     journal.pause().unwrap();
     writer.tell(0).unwrap();
-    let writing = writer.listen_timeout(BOUND).unwrap().expect("the writer's thread");
+    let writing = writer
+        .listen_timeout(BOUND)
+        .unwrap()
+        .expect("the writer's thread");
     bound::until(BOUND, "the writer waits in its large write", || {
         pid::state(writing) == Some('S')
     });

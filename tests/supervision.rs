@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use skprocess::prelude::*;
 use skprocess::Hook;
+use skprocess::prelude::*;
 
 skprocess::test_support!();
 
@@ -486,7 +486,10 @@ impl Freezable {
 fn the_parent_enforces_a_timeout_even_when_the_child_is_frozen() {
     let _bound = bound::within(TEST_BOUND);
     let handle = Freezable.start().unwrap();
-    let pid = handle.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    let pid = handle
+        .listen_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     // A stopped process runs no thread at all, so its own watchdog cannot fire.
     pid::signal(pid, libc::SIGSTOP);
     assert!(handle.wait_timeout(Duration::from_secs(30)));
@@ -500,7 +503,10 @@ fn a_frozen_child_without_lives_is_a_timeout_error() {
     let _bound = bound::within(TEST_BOUND);
     let config = Freezable::default_config().lives(1);
     let handle = Freezable.start_with(config).unwrap();
-    let pid = handle.listen_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    let pid = handle
+        .listen_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     pid::signal(pid, libc::SIGSTOP);
     match handle.result_timeout(BOUND) {
         Err(Error::Timeout {

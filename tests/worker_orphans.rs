@@ -69,7 +69,10 @@ fn park_forever() -> ! {
 
 fn worker_exits_when_its_owner_is_sigkilled(kind: Kind) {
     let owner = Owner { kind }.start().unwrap();
-    let worker = owner.listen_timeout(BOUND).unwrap().expect("the worker's pid");
+    let worker = owner
+        .listen_timeout(BOUND)
+        .unwrap()
+        .expect("the worker's pid");
     assert!(worker != 0 && running(worker));
     pid::signal(owner.pid(), libc::SIGKILL);
     if !bound::eventually(BOUND, || !running(worker)) {

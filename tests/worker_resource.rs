@@ -69,7 +69,10 @@ fn execute_send_poll_recv_and_update_fn_answer_in_order() {
         let results: Vec<u64> = (0..10).map(|_| worker.recv().unwrap()).collect();
         assert_eq!(results, (0..10).map(|x| x * 2).collect::<Vec<_>>());
         assert!(!worker.poll(Duration::ZERO).unwrap());
-        assert!(matches!(worker.recv(), Err(Error::Usage(Usage::NothingPending))));
+        assert!(matches!(
+            worker.recv(),
+            Err(Error::Usage(Usage::NothingPending))
+        ));
         worker.update_fn(triple).unwrap();
         assert_eq!(worker.execute(5).unwrap(), 15);
         worker.stop().unwrap();

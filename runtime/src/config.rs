@@ -167,19 +167,23 @@ impl Config {
     /// Checks the values a child could not run with.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.max_frame_bytes < MIN_FRAME_BYTES {
-            return Err(Error::Config { problem: format!(
-                "`max_frame_bytes` must be at least {MIN_FRAME_BYTES}, got {}",
-                self.max_frame_bytes
-            ) });
+            return Err(Error::Config {
+                problem: format!(
+                    "`max_frame_bytes` must be at least {MIN_FRAME_BYTES}, got {}",
+                    self.max_frame_bytes
+                ),
+            });
         }
         let too_short = self
             .timeouts
             .iter()
             .find(|(_, limit)| limit.is_some_and(|limit| limit < Duration::from_millis(1)));
         if let Some((hook, _)) = too_short {
-            return Err(Error::Config { problem: format!(
-                "the timeout of `{hook}` must be at least 1ms (timeouts have millisecond precision)"
-            ) });
+            return Err(Error::Config {
+                problem: format!(
+                    "the timeout of `{hook}` must be at least 1ms (timeouts have millisecond precision)"
+                ),
+            });
         }
         let at_least_one = [
             ("lives", self.lives),
@@ -187,7 +191,9 @@ impl Config {
             ("outbox_capacity", self.outbox_capacity),
         ];
         match at_least_one.iter().find(|(_, value)| *value == 0) {
-            Some((name, _)) => Err(Error::Config { problem: format!("`{name}` must be at least 1, got 0") }),
+            Some((name, _)) => Err(Error::Config {
+                problem: format!("`{name}` must be at least 1, got 0"),
+            }),
             None => Ok(()),
         }
     }

@@ -343,7 +343,7 @@ pub enum Error {
 impl Error {
     /// Names the peer of a broken connection: a [`Peer::Connection`] that is gone becomes
     /// `peer`, which the caller knows; every other error stays as it is.
-    pub(crate) fn from_peer(self, peer: Peer) -> Self {
+    pub(crate) fn with_peer(self, peer: Peer) -> Self {
         match self {
             Error::Gone {
                 peer: Peer::Connection,
@@ -354,10 +354,10 @@ impl Error {
 }
 
 impl<T> TrySendError<T> {
-    /// [`Error::from_peer`] for the failure inside.
-    pub(crate) fn from_peer(self, peer: Peer) -> Self {
+    /// [`Error::with_peer`] for the failure inside.
+    pub(crate) fn with_peer(self, peer: Peer) -> Self {
         match self {
-            TrySendError::Failed(error) => TrySendError::Failed(error.from_peer(peer)),
+            TrySendError::Failed(error) => TrySendError::Failed(error.with_peer(peer)),
             full => full,
         }
     }

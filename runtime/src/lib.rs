@@ -57,11 +57,11 @@ pub use error::{Error, TrySendError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
 pub use parent::handle::{Handle, ProcessStatus, ResultFuture};
-pub use pool::{Imap, Job, MapFuture, Maps, Mode, Pool, PoolConfig};
 /// The typestates of [`Maps`]: users never name them (`pool.star()`, `.background()` and
 /// `.asynced()` pick them).
 #[doc(hidden)]
 pub use pool::{Asynced, Background, Deliver, Now, Plain, Star};
+pub use pool::{Imap, Job, MapFuture, Maps, Mode, Pool, PoolConfig};
 pub use process::{HookFailure, HookResult, NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
 pub use protocol::Role;

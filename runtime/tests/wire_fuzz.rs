@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use skprocess_runtime::wire::{self, FrameReader, HEADER_LEN, WireError};
+use skprocess_runtime::__private::wire::{self, FrameReader, HEADER_LEN, WireError};
 
 type Value = (u64, String, Vec<u8>, Option<i32>);
 

@@ -64,8 +64,9 @@ pub(crate) fn start(variable: OsString) -> Result<(Connection, FrameReader, Star
 
 /// Connects back and proves the token; returns the proof the parent must send back.
 fn connect(variable: OsString) -> Result<(Connection, FrameReader, String), Error> {
-    let variable = ChildVariable::parse(variable)
-        .ok_or_else(|| Error::Config { problem: "the bootstrap variable is malformed".into() })?;
+    let variable = ChildVariable::parse(variable).ok_or_else(|| Error::Config {
+        problem: "the bootstrap variable is malformed".into(),
+    })?;
     let connection = rendezvous::connect(&variable.address, &variable.token, variable.max_frame)?;
     Ok((
         connection,

@@ -69,13 +69,13 @@ impl<P: Process> Ctx<P> {
     /// [`Config::outbox_capacity`] messages unread.
     pub fn tell(&mut self, message: P::Outbox) -> Result<(), Error> {
         self.tell_until(message, None)
-            .map_err(|e| Error::from(e).from_peer(Peer::Parent))
+            .map_err(|e| Error::from(e).with_peer(Peer::Parent))
     }
 
     /// Like [`tell`](Ctx::tell), but never waits: a full queue gives the message back.
     pub fn try_tell(&mut self, message: P::Outbox) -> Result<(), TrySendError<P::Outbox>> {
         self.tell_until(message, Some(Instant::now()))
-            .map_err(|e| e.from_peer(Peer::Parent))
+            .map_err(|e| e.with_peer(Peer::Parent))
     }
 
     /// Like [`tell`](Ctx::tell), but waits at most `timeout` for room.
@@ -85,7 +85,7 @@ impl<P: Process> Ctx<P> {
         timeout: Duration,
     ) -> Result<(), TrySendError<P::Outbox>> {
         self.tell_until(message, crate::deadline::after(Some(timeout)))
-            .map_err(|e| e.from_peer(Peer::Parent))
+            .map_err(|e| e.with_peer(Peer::Parent))
     }
 
     /// Sends `message` without spending a credit, as a broken or hostile child would: the
@@ -111,7 +111,9 @@ impl<P: Process> Ctx<P> {
         spend_credit: bool,
     ) -> Result<(), TrySendError<P::Outbox>> {
         let Some(connection) = self.link.connection.clone() else {
-            return Err(TrySendError::Failed(Error::Usage(crate::error::Usage::NoParentLink)));
+            return Err(TrySendError::Failed(Error::Usage(
+                crate::error::Usage::NoParentLink,
+            )));
         };
         let failed = |e: frame::WireError| TrySendError::Failed(e.into());
         frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
@@ -121,7 +123,9 @@ impl<P: Process> Ctx<P> {
         match spend_credit.then(|| self.link.outbox_credits.acquire(deadline)) {
             None | Some(Acquired::Granted) => {}
             Some(Acquired::Full) => return Err(TrySendError::Full(message)),
-            Some(Acquired::Closed) => return Err(TrySendError::Failed(Error::Gone { peer: Peer::Parent })),
+            Some(Acquired::Closed) => {
+                return Err(TrySendError::Failed(Error::Gone { peer: Peer::Parent }));
+            }
         }
         connection
             .send_with_payload(&prefix[..used], &self.outgoing)

@@ -176,7 +176,7 @@ impl ChildLink {
     }
 
     /// A link without a parent, for a process that runs as a pool item: lifecycle reports go
-    /// nowhere, `tell` and `listen` fail with [`Error::Usage(crate::error::Usage::NoParentLink)`](crate::Error), and
+    /// nowhere, `tell` and `listen` fail with [`Usage::NoParentLink`](crate::error::Usage::NoParentLink), and
     /// overruns go to `overrun`.
     pub(crate) fn detached(overrun: Arc<dyn ReportOverrun>) -> Self {
         Self {

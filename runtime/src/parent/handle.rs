@@ -98,14 +98,14 @@ impl<P: Process> Handle<P> {
     /// the child's inbox is full ([`Config::inbox_capacity`]).
     pub fn tell(&self, message: P::Inbox) -> Result<(), Error> {
         self.send(message, None)
-            .map_err(|e| Error::from(e).from_peer(Peer::Process))
+            .map_err(|e| Error::from(e).with_peer(Peer::Process))
     }
 
     /// Like [`tell`](Handle::tell), but never waits: a full inbox gives the message back in
     /// [`TrySendError::Full`].
     pub fn try_tell(&self, message: P::Inbox) -> Result<(), TrySendError<P::Inbox>> {
         self.send(message, Some(Instant::now()))
-            .map_err(|e| e.from_peer(Peer::Process))
+            .map_err(|e| e.with_peer(Peer::Process))
     }
 
     /// Like [`tell`](Handle::tell), but waits at most `timeout` for room in the inbox.
@@ -115,7 +115,7 @@ impl<P: Process> Handle<P> {
         timeout: Duration,
     ) -> Result<(), TrySendError<P::Inbox>> {
         self.send(message, deadline::after(Some(timeout)))
-            .map_err(|e| e.from_peer(Peer::Process))
+            .map_err(|e| e.with_peer(Peer::Process))
     }
 
     fn send(
@@ -188,7 +188,9 @@ impl<P: Process> Handle<P> {
                 break view;
             }
             if view.over {
-                return Err(Error::Gone { peer: Peer::Process });
+                return Err(Error::Gone {
+                    peer: Peer::Process,
+                });
             }
             if !ready || timed_out {
                 return Ok(None);

@@ -229,14 +229,20 @@ impl ProcessShared {
         let mut slot = self.slot();
         loop {
             if slot.killed || self.view().over {
-                return Err(Error::Gone { peer: crate::error::Peer::Process });
+                return Err(Error::Gone {
+                    peer: crate::error::Peer::Process,
+                });
             }
             if let Some(connection) = &slot.connection {
                 return Ok(Arc::clone(connection));
             }
             slot = match deadline::wait(&self.slot_changed, slot, deadline) {
                 Ok(slot) => slot,
-                Err(_) => return Err(Error::Gone { peer: crate::error::Peer::Process }),
+                Err(_) => {
+                    return Err(Error::Gone {
+                        peer: crate::error::Peer::Process,
+                    });
+                }
             };
         }
     }

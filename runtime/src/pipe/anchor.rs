@@ -14,8 +14,8 @@ use crate::pipe::link::{Link, Sent};
 use crate::pipe::point::{Point, PointRecipe};
 use crate::pipe::slot::{Admission, Arrival, Peer};
 
-use crate::message::Message;
 use crate::error::{Error, TrySendError};
+use crate::message::Message;
 use crate::pipe::{Ends, HANDSHAKE_TIMEOUT, PipeConfig, PipeError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello};
 use crate::transport::Connection;
@@ -289,10 +289,7 @@ impl<S, R> Anchor<S, R> {
     }
 
     /// The connected end for a call that may wait until `call_deadline`.
-    fn link_for_call(
-        &self,
-        call_deadline: Option<Instant>,
-    ) -> Result<Option<Arc<Link>>, Error> {
+    fn link_for_call(&self, call_deadline: Option<Instant>) -> Result<Option<Arc<Link>>, Error> {
         let accept_deadline = crate::deadline::after(Some(self.accept_timeout));
         let deadline = match (call_deadline, accept_deadline) {
             (Some(call), Some(accept)) => Some(call.min(accept)),
@@ -301,7 +298,9 @@ impl<S, R> Anchor<S, R> {
         match self.peer.link(deadline, false)? {
             Some(link) => Ok(Some(link)),
             None if call_deadline.is_some_and(|call| Some(call) == deadline) => Ok(None),
-            None => Err(Error::Pipe(PipeError::NotConnected { waited: self.accept_timeout })),
+            None => Err(Error::Pipe(PipeError::NotConnected {
+                waited: self.accept_timeout,
+            })),
         }
     }
 

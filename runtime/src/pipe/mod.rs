@@ -102,10 +102,10 @@ impl Default for PipeConfig {
     }
 }
 
-/// What can go wrong setting up a pipe, in [`Error::Pipe`](crate::Error::Pipe). A pipe's
-/// other failures are the crate's: a closed end is [`Error::Gone`](crate::Error::Gone)
+/// What can go wrong setting up a pipe, in [`Error::Pipe`]. A pipe's
+/// other failures are the crate's: a closed end is [`Error::Gone`]
 /// ([`Peer::PipeEnd`](crate::error::Peer::PipeEnd)), a message over the limit
-/// [`Error::TooLarge`](crate::Error::TooLarge).
+/// [`Error::TooLarge`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipeError {

@@ -159,7 +159,9 @@ impl Dispatcher {
         }
         if self.scheduler.ready_workers() == 0 {
             let detail = self.scheduler.spawn_error().unwrap_or("no worker started");
-            return Err(Error::NoWorker { reason: detail.to_owned() });
+            return Err(Error::NoWorker {
+                reason: detail.to_owned(),
+            });
         }
         Ok(())
     }

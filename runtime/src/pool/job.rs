@@ -282,7 +282,9 @@ where
         }
         match first_error {
             Some(error) => Err(error),
-            None if self.cancelled => Err(Error::Gone { peer: crate::error::Peer::Pool }),
+            None if self.cancelled => Err(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            }),
             None => Ok(values),
         }
     }
@@ -337,7 +339,9 @@ impl From<ItemError> for Error {
                 of: crate::error::Timed::Item,
             },
             ItemError::NoWorker(reason) => Error::NoWorker { reason },
-            ItemError::Terminated => Error::Gone { peer: crate::error::Peer::Pool },
+            ItemError::Terminated => Error::Gone {
+                peer: crate::error::Peer::Pool,
+            },
         }
     }
 }
@@ -374,7 +378,9 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         if std::mem::take(&mut self.closed) {
-            return Some(Err(Error::Gone { peer: crate::error::Peer::Pool }));
+            return Some(Err(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            }));
         }
         self.run.as_mut()?.next_outcome()
     }

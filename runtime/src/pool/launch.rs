@@ -159,7 +159,7 @@ fn await_ready(
         }),
         Some(frame) => match frame::decode::<ToPool<'_>>(frame.bytes())? {
             ToPool::Ready => Ok(()),
-            ToPool::Refused(reason) => Err(Error::WorkerRefused { reason: reason }),
+            ToPool::Refused(reason) => Err(Error::WorkerRefused { reason }),
             _ => Err(Error::Bootstrap {
                 detail: "a pool worker answered its start with something else than ready".into(),
             }),

@@ -87,7 +87,7 @@ impl<'p, M, D> Maps<'p, M, D> {
     }
 
     /// Limits each item to `limit`, counted from when it starts in a worker: a late item fails
-    /// with [`Error::ItemTimeout`], its worker is killed and replaced, and the other items go
+    /// with [`Error::Timeout`] ([`Timed::Item`](crate::error::Timed::Item)), its worker is killed and replaced, and the other items go
     /// on. The same meaning for all four maps.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
@@ -163,7 +163,11 @@ impl<'p, M> Maps<'p, M, Now> {
         R: Message,
     {
         let spec = self.spec(function_task::<M, T, R>(f), 1, true);
-        self.run(spec, items).ok_or(Error::Gone { peer: crate::error::Peer::Pool })?.collect()
+        self.run(spec, items)
+            .ok_or(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            })?
+            .collect()
     }
 
     /// Like [`map`](Maps::map), with the outputs in completion order; returns at the first
@@ -177,7 +181,9 @@ impl<'p, M> Maps<'p, M, Now> {
     {
         let spec = self.spec(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
-            .ok_or(Error::Gone { peer: crate::error::Peer::Pool })?
+            .ok_or(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            })?
             .collect_unordered()
     }
 
@@ -208,7 +214,7 @@ impl<'p, M> Maps<'p, M, Now> {
 impl<'p> Maps<'p, Plain, Now> {
     /// Runs each `#[skprocess]` state's whole lifecycle in a worker (runs, lives, hook
     /// timeouts, the `error` hook, with the type's default configuration); the outputs of
-    /// `result`, in input order. `tell` and `listen` fail with [`Error::Usage(crate::error::Usage::NoParentLink)`] there.
+    /// `result`, in input order. `tell` and `listen` fail with [`Usage::NoParentLink`](crate::error::Usage::NoParentLink) there.
     /// A crash of the worker costs the item a life.
     pub fn map_processes<P, I>(&self, items: I) -> Result<Vec<P::Output>, Error>
     where
@@ -217,7 +223,9 @@ impl<'p> Maps<'p, Plain, Now> {
     {
         let (task, lives) = process_task::<P>();
         self.run(self.spec(task, lives, true), items)
-            .ok_or(Error::Gone { peer: crate::error::Peer::Pool })?
+            .ok_or(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            })?
             .collect()
     }
 
@@ -289,7 +297,9 @@ where
         let run = self.run(spec, items);
         let cancel = Canceller(run.as_ref().map(JobRun::canceller));
         let work = move || match run {
-            None => Err(Error::Gone { peer: crate::error::Peer::Pool }),
+            None => Err(Error::Gone {
+                peer: crate::error::Peer::Pool,
+            }),
             Some(run) if ordered => run.collect(),
             Some(run) => run.collect_unordered(),
         };

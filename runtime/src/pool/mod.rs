@@ -350,9 +350,7 @@ impl Pool {
     /// whether the maps and workers ended in time. The pool stays stopped either way.
     pub fn stop_timeout(&self, timeout: Duration) -> Result<bool, Error> {
         self.request_stop();
-        Ok(self
-            .core
-            .join_until(crate::deadline::after(Some(timeout))))
+        Ok(self.core.join_until(crate::deadline::after(Some(timeout))))
     }
 
     /// Kills the workers now and waits until they are reaped; items not finished fail with

@@ -98,19 +98,21 @@ impl ProcessQueueConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.attempts == 0 {
-            return Err(Error::Config { problem: 
-                "a process queue's `attempts` must be at least 1".into(),
-             });
+            return Err(Error::Config {
+                problem: "a process queue's `attempts` must be at least 1".into(),
+            });
         }
         if self.capacity == 0 {
-            return Err(Error::Config { problem: 
-                "a process queue's capacity must be at least 1".into(),
-             });
+            return Err(Error::Config {
+                problem: "a process queue's capacity must be at least 1".into(),
+            });
         }
         if self.max_frame_bytes < MIN_FRAME {
-            return Err(Error::Config { problem: format!(
-                "a process queue's `max_frame_bytes` must be at least {MIN_FRAME}"
-            ) });
+            return Err(Error::Config {
+                problem: format!(
+                    "a process queue's `max_frame_bytes` must be at least {MIN_FRAME}"
+                ),
+            });
         }
         Ok(())
     }

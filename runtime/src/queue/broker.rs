@@ -150,7 +150,9 @@ impl QueueSession {
     /// broken peer.
     fn put_many(&mut self, peer: &Peer, mut payload: &[u8]) -> Result<(), Error> {
         while !payload.is_empty() {
-            let (message, rest) = split_message(payload).ok_or(Error::Gone { peer: crate::error::Peer::Connection })?;
+            let (message, rest) = split_message(payload).ok_or(Error::Gone {
+                peer: crate::error::Peer::Connection,
+            })?;
             payload = rest;
             match self
                 .hub
@@ -159,7 +161,11 @@ impl QueueSession {
                 Put::Accepted => {}
                 // The peer hung up while the queue was full: what it sent is dropped with it
                 // (its call did not return, so it was never promised).
-                Put::Full(_) => return Err(Error::Gone { peer: crate::error::Peer::Connection }),
+                Put::Full(_) => {
+                    return Err(Error::Gone {
+                        peer: crate::error::Peer::Connection,
+                    });
+                }
                 Put::Closed(_) => return Ok(peer.send(&Reply::Closed)?),
             }
         }

@@ -107,7 +107,9 @@ impl<T> LocalQueue<T> {
         match self.hub.put(message, deadline(wait), || true) {
             Put::Accepted => Ok(()),
             Put::Full(message) => Err(TrySendError::Full(message)),
-            Put::Closed(_) => Err(TrySendError::Failed(Error::Gone { peer: crate::error::Peer::Queue })),
+            Put::Closed(_) => Err(TrySendError::Failed(Error::Gone {
+                peer: crate::error::Peer::Queue,
+            })),
         }
     }
 
@@ -193,7 +195,11 @@ impl<T> QueueSource for LocalQueue<T> {
             Taken::Ready(Entry::Msg(message)) => Next::Msg(message),
             Taken::Ready(Entry::End) => Next::End,
             Taken::Empty => Next::Empty,
-            Taken::Closed => return Err(Error::Gone { peer: crate::error::Peer::Queue }),
+            Taken::Closed => {
+                return Err(Error::Gone {
+                    peer: crate::error::Peer::Queue,
+                });
+            }
         })
     }
 

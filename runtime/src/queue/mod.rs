@@ -290,7 +290,9 @@ impl<T: QueueData> Queue<T> {
             Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
                 Put::Accepted => Ok(true),
                 Put::Full(_) => Ok(false),
-                Put::Closed(_) => Err(Error::Gone { peer: crate::error::Peer::Queue }),
+                Put::Closed(_) => Err(Error::Gone {
+                    peer: crate::error::Peer::Queue,
+                }),
             },
             None => with_link(&self.endpoint, self.max_frame, |link| {
                 link.put(&encoded, wait)
@@ -409,7 +411,9 @@ impl<T: QueueData> Queue<T> {
             Taken::Ready(Entry::Msg(bytes)) => Self::decode(&bytes).map(Next::Msg),
             Taken::Ready(Entry::End) => Ok(Next::End),
             Taken::Empty => Ok(Next::Empty),
-            Taken::Closed => Err(Error::Gone { peer: crate::error::Peer::Queue }),
+            Taken::Closed => Err(Error::Gone {
+                peer: crate::error::Peer::Queue,
+            }),
         }
     }
 

@@ -57,7 +57,14 @@ pub(crate) fn with_link<R>(
             endpoint,
             |endpoint| open(endpoint, max_frame),
             f,
-            |error| matches!(error, Error::Gone { peer: crate::error::Peer::Queue }),
+            |error| {
+                matches!(
+                    error,
+                    Error::Gone {
+                        peer: crate::error::Peer::Queue
+                    }
+                )
+            },
         )
     })
 }
@@ -84,7 +91,9 @@ pub(crate) fn settle(endpoint: &Endpoint) {
 }
 
 fn closed() -> Error {
-    Error::Gone { peer: crate::error::Peer::Queue }
+    Error::Gone {
+        peer: crate::error::Peer::Queue,
+    }
 }
 
 impl RemoteLink {

@@ -146,7 +146,15 @@ fn a_dropped_queue_is_a_clear_error_for_a_waiting_remote_reader() {
     thread::sleep(Duration::from_millis(100));
     drop(queue);
     let result = reader.join_bounded();
-    assert!(matches!(result, Err(Error::Gone { peer: crate::error::Peer::Queue })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(Error::Gone {
+                peer: crate::error::Peer::Queue
+            })
+        ),
+        "{result:?}"
+    );
     assert!(started.elapsed() < BOUND);
 }
 

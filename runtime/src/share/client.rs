@@ -120,7 +120,9 @@ impl Client {
             body,
             ..
         } = state;
-        let connection = connection.as_ref().ok_or(Error::Gone { peer: crate::error::Peer::Share })?;
+        let connection = connection.as_ref().ok_or(Error::Gone {
+            peer: crate::error::Peer::Share,
+        })?;
         if let Some(ring) = ring.as_ref() {
             frame::encode_into(&Request::Write { target, args }, body).map_err(Error::from)?;
             if body.len() <= MAX_RECORD {
@@ -155,13 +157,17 @@ impl Client {
             replies,
             ..
         } = state;
-        let connection = connection.as_ref().ok_or(Error::Gone { peer: crate::error::Peer::Share })?;
+        let connection = connection.as_ref().ok_or(Error::Gone {
+            peer: crate::error::Peer::Share,
+        })?;
         connection.send(&Request::Call { target, args })?;
         let mut stream = connection.stream();
         match replies.read_message::<_, Reply>(&mut stream) {
             Ok(Some(Reply::Value(value))) => Ok(value),
             Ok(Some(Reply::Failed(message))) => Err(Error::Shared { message }),
-            Ok(None) | Err(_) => Err(Error::Gone { peer: crate::error::Peer::Share }),
+            Ok(None) | Err(_) => Err(Error::Gone {
+                peer: crate::error::Peer::Share,
+            }),
         }
     }
 }
@@ -182,7 +188,9 @@ impl Backend for Client {
         if self.lost_write.load(Ordering::SeqCst) {
             // The next call reports the loss; writes until then would arrive out of order
             // (and, with the coordinator gone, each would try to connect again).
-            return Err(Error::Gone { peer: crate::error::Peer::Share });
+            return Err(Error::Gone {
+                peer: crate::error::Peer::Share,
+            });
         }
         let sent = self.send_write(&mut state, target, args);
         if sent.is_err() {
@@ -198,12 +206,19 @@ impl Backend for Client {
         let mut state = self.lock();
         if self.lost_write.swap(false, Ordering::SeqCst) {
             // An earlier write was lost: the connection to the coordinator broke.
-            return Err(Error::Gone { peer: crate::error::Peer::Share });
+            return Err(Error::Gone {
+                peer: crate::error::Peer::Share,
+            });
         }
         let answered = self
             .connect_if_needed(&mut state)
             .and_then(|()| self.exchange(&mut state, target, args));
-        if matches!(answered, Err(Error::Gone { peer: crate::error::Peer::Share })) {
+        if matches!(
+            answered,
+            Err(Error::Gone {
+                peer: crate::error::Peer::Share
+            })
+        ) {
             state.connection = None;
         }
         answered
@@ -249,7 +264,9 @@ fn wait_for(
             // Nothing arrives on a writer's connection but the end of it: replies come only
             // to calls, and a call waits for its reply under the client's lock.
             if connection.stream().peer_closed() {
-                return Err(Error::Gone { peer: crate::error::Peer::Share });
+                return Err(Error::Gone {
+                    peer: crate::error::Peer::Share,
+                });
             }
             std::thread::sleep(pause);
             pause = pause.saturating_mul(2).min(MAX_PAUSE);

@@ -127,7 +127,11 @@ impl<T: Shared> Control for Coordinator<T> {
                 *slot = running;
                 return Ok(());
             }
-            Slot::Lost => return Err(Error::Gone { peer: crate::error::Peer::Share }),
+            Slot::Lost => {
+                return Err(Error::Gone {
+                    peer: crate::error::Peer::Share,
+                });
+            }
         };
         let thread = std::thread::Builder::new()
             .name("skprocess-share".to_owned())
@@ -153,7 +157,9 @@ impl<T: Shared> Control for Coordinator<T> {
                 *slot = Slot::Stopped(core);
                 Ok(())
             }
-            Err(_) => Err(Error::Gone { peer: crate::error::Peer::Share }),
+            Err(_) => Err(Error::Gone {
+                peer: crate::error::Peer::Share,
+            }),
         }
     }
 

@@ -139,9 +139,9 @@ impl<T: Shared> Share<T> {
     }
 
     fn owner(&self) -> Result<&Arc<dyn Control>, Error> {
-        self.owner.as_ref().ok_or_else(|| {
-            Error::Usage(crate::error::Usage::NotShareOwner)
-        })
+        self.owner
+            .as_ref()
+            .ok_or(Error::Usage(crate::error::Usage::NotShareOwner))
     }
 }
 

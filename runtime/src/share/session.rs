@@ -38,7 +38,7 @@ pub(crate) enum Message {
     Ended { id: u64 },
     /// A writer published in its ring while the applying thread slept.
     Wake,
-    /// The owner stops the applying thread (`Share::stop`).
+    /// The owner stops the applying thread (`Share::pause`).
     Stop,
 }
 

@@ -69,7 +69,7 @@ where
 
 /// Runs `f` with the fields of the tuple `args` on a new thread of this process, with the
 /// same handle as [`run`]; nothing is serialized. A thread cannot be killed:
-/// [`Worker::kill`] fails with [`Error::Usage(crate::error::Usage::ThreadNotKillable)`].
+/// [`Worker::kill`] fails with [`Usage::ThreadNotKillable`](crate::error::Usage::ThreadNotKillable).
 ///
 /// ```
 /// # fn main() -> Result<(), skprocess_runtime::Error> {
@@ -164,7 +164,7 @@ impl<R> Worker<R> {
     /// Waits at most `timeout` for the worker to end: `Ok(Some(result))` once it ended,
     /// `Ok(None)` while it still runs (like [`Child::try_wait`](std::process::Child::try_wait)),
     /// `Err` when it failed. Once the result was taken, further calls fail with
-    /// [`Error::Usage(crate::error::Usage::AlreadyJoined)`].
+    /// [`Usage::AlreadyJoined`](crate::error::Usage::AlreadyJoined).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, Error> {
         match self
             .completion
@@ -190,7 +190,7 @@ impl<R> Worker<R> {
 
     /// Kills a process worker (SIGKILL) and waits until it was reaped; its result is then
     /// [`Error::Killed`]. Killing a worker that already ended does nothing. A thread cannot be
-    /// killed: this fails with [`Error::Usage(crate::error::Usage::ThreadNotKillable)`].
+    /// killed: this fails with [`Usage::ThreadNotKillable`](crate::error::Usage::ThreadNotKillable).
     pub fn kill(&self) -> Result<(), Error> {
         let Some(process) = &self.process else {
             return Err(Error::Usage(crate::error::Usage::ThreadNotKillable));

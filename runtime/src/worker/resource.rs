@@ -92,8 +92,8 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// one more [`send`](WorkerResource::send) fails with [`Error::TooManyUnread`], so nothing
 /// queues without bound.
 ///
-/// **Ending.** [`join`](WorkerResource::join) lets the worker finish what was sent and exit;
-/// [`terminate`](WorkerResource::terminate) and dropping the resource kill it (SIGKILL) and reap
+/// **Ending.** [`stop`](WorkerResource::stop) lets the worker finish what was sent and exit;
+/// [`kill`](WorkerResource::kill) and dropping the resource kill it (SIGKILL) and reap
 /// it: no worker outlives its resource.
 pub struct WorkerResource<I, O> {
     connection: Arc<Connection>,
@@ -143,7 +143,7 @@ where
     }
 
     /// Runs the function on `data` in the worker and waits for its output. Fails with
-    /// [`Error::UnreadResults`] while results of earlier [`send`](WorkerResource::send)s are
+    /// [`Usage::UnreadResults`](crate::error::Usage::UnreadResults) while results of earlier [`send`](WorkerResource::send)s are
     /// not received: they come first.
     pub fn execute(&mut self, data: I) -> Result<O, Error> {
         self.check_alive()?;
@@ -184,7 +184,7 @@ where
     }
 
     /// Waits for the next result, in the order the data was sent. Fails with
-    /// [`Error::Usage(crate::error::Usage::NothingPending)`] when every result was received.
+    /// [`Usage::NothingPending`](crate::error::Usage::NothingPending) when every result was received.
     pub fn recv(&mut self) -> Result<O, Error> {
         if self.unread == 0 {
             return Err(Error::Usage(crate::error::Usage::NothingPending));
@@ -253,7 +253,7 @@ impl<I, O> WorkerResource<I, O> {
         self.connection.send(message).map_err(|error| {
             match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
                 Err(crashed) => crashed,
-                Ok(_) => Error::from(error).from_peer(Peer::Worker),
+                Ok(_) => Error::from(error).with_peer(Peer::Worker),
             }
         })
     }

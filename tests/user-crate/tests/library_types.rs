@@ -12,11 +12,11 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 
 use std::time::Duration;
 
+use skprocess::error::Peer;
 use skprocess::prelude::*;
 use skprocess_user_crate::jobs::nested::Summer;
 use skprocess_user_crate::jobs::{Tally, WordCounter};
 use skprocess_user_crate::{Answer, Calculator, Doubler, Op, Phoenix, Recovery};
-use skprocess::error::Peer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -71,7 +71,12 @@ fn a_library_type_exchanges_typed_messages() {
     let mut answers = Vec::new();
     for op in ops {
         calculator.tell(op).unwrap();
-        answers.push(calculator.listen_timeout(LIMIT).unwrap().expect("an answer"));
+        answers.push(
+            calculator
+                .listen_timeout(LIMIT)
+                .unwrap()
+                .expect("an answer"),
+        );
     }
     assert_eq!(
         answers,
@@ -88,7 +93,9 @@ fn a_library_type_exchanges_typed_messages() {
     assert!(calculator.wait_timeout(LIMIT));
     assert!(matches!(
         calculator.listen_timeout(Duration::from_millis(10)),
-        Err(Error::Gone { peer: Peer::Process })
+        Err(Error::Gone {
+            peer: Peer::Process
+        })
     ));
     assert_eq!(calculator.result_timeout(LIMIT).unwrap(), 3);
 }

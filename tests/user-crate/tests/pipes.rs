@@ -13,8 +13,8 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 use std::time::Duration;
 
 use skprocess::Point;
-use skprocess::prelude::*;
 use skprocess::error::Peer;
+use skprocess::prelude::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -29,7 +29,9 @@ impl Echo {
         match self.pipe.recv() {
             Ok(word) => self.pipe.send(word.to_uppercase()),
             // The parent closed its end: finish.
-            Err(Error::Gone { peer: Peer::PipeEnd }) => {
+            Err(Error::Gone {
+                peer: Peer::PipeEnd,
+            }) => {
                 ctx.request_stop();
                 Ok(())
             }

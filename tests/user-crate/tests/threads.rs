@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use skprocess::error::Peer;
 use skprocess::prelude::*;
 use skprocess_user_crate::{Answer, Calculator, Op};
-use skprocess::error::Peer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const TICKS: u64 = 60;
@@ -58,7 +58,9 @@ fn one_handle_serves_listeners_observers_and_a_waiter_at_once() {
                         match handle.listen_timeout(Duration::from_millis(100)) {
                             Ok(Some(run)) => got.push(run),
                             Ok(None) => assert!(Instant::now() < deadline, "no end in sight"),
-                            Err(Error::Gone { peer: Peer::Process }) => return got,
+                            Err(Error::Gone {
+                                peer: Peer::Process,
+                            }) => return got,
                             Err(other) => panic!("listen failed: {other:?}"),
                         }
                     }
@@ -147,7 +149,10 @@ fn a_library_type_takes_tells_and_listens_from_several_threads() {
                 }
                 while answers.lock().unwrap().len() < total {
                     assert!(Instant::now() < deadline, "answers missing");
-                    if let Some(answer) = calculator.listen_timeout(Duration::from_millis(20)).unwrap() {
+                    if let Some(answer) = calculator
+                        .listen_timeout(Duration::from_millis(20))
+                        .unwrap()
+                    {
                         answers.lock().unwrap().push(answer);
                     }
                 }

@@ -29,9 +29,9 @@ struct Backoff {
 impl Backoff {
     fn new(num_shorts_to_trip: u32) -> Result<Self, Error> {
         if num_shorts_to_trip == 0 {
-            return Err(Error::Config { problem: 
-                "a circuit needs `num_shorts_to_trip` of at least 1".into(),
-             });
+            return Err(Error::Config {
+                problem: "a circuit needs `num_shorts_to_trip` of at least 1".into(),
+            });
         }
         Ok(Self {
             num_shorts_to_trip,
