@@ -87,7 +87,9 @@ impl Client {
             return Ok(());
         }
         state.ring = None;
-        state.connection = Some(server::connect(&self.endpoint, SHARE_MAX_FRAME)?);
+        let connection =
+            server::connect(&self.endpoint, SHARE_MAX_FRAME).map_err(gone_if_refused)?;
+        state.connection = Some(connection);
         state.replies = FrameReader::new(SHARE_MAX_FRAME);
         let ring = state.connection.as_ref().and_then(attach_ring);
         let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
@@ -273,6 +275,24 @@ fn wait_for(
         }
     }
     Ok(())
+}
+
+/// A coordinator that cannot be reached (its socket is gone or refuses) is gone: the creating
+/// process dropped its last handle or ended. Anything else keeps its meaning.
+fn gone_if_refused(error: crate::transport::TransportError) -> Error {
+    match Error::from(error) {
+        Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Error::Gone {
+                peer: crate::error::Peer::Share,
+            }
+        }
+        other => other.with_peer(crate::error::Peer::Share),
+    }
 }
 
 #[cfg(test)]

@@ -74,7 +74,8 @@ impl Link {
         {
             return Err(Error::SharePaused);
         }
-        let reply = with_encoded(args, |bytes| self.backend.call(target, bytes))?;
+        let reply = with_encoded(args, |bytes| self.backend.call(target, bytes))
+            .map_err(|e| e.with_peer(crate::error::Peer::Share))?;
         frame::decode_owned(&reply).map_err(Error::from)
     }
 }
