@@ -102,7 +102,9 @@ fn a_writer_whose_coordinator_is_gone_gets_an_error_and_never_spins() {
             of: Timed::Result, ..
         }) => panic!("the writer never noticed its coordinator left"),
         Err(error) => assert!(
-            error.to_string().contains("disconnected"),
+            error
+                .to_string()
+                .contains("the share's coordinator is gone"),
             "the writer failed otherwise: {error}"
         ),
         Ok(()) => panic!("the writer cannot end well"),

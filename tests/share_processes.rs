@@ -215,7 +215,7 @@ fn sending_a_handle_to_a_stopped_share_is_a_clear_error() {
     .start()
     .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("stopped"), "{message}");
+    assert!(message.contains("paused"), "{message}");
     share.resume().unwrap();
     run_all([Incrementer {
         share: share.clone(),

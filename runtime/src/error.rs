@@ -100,13 +100,16 @@ pub enum Timed {
     Result,
 }
 
-impl std::fmt::Display for Timed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Timed::Hook { hook, run } => write!(f, "`{hook}` hook on run {run}"),
-            Timed::Item => f.write_str("the item (its worker was replaced)"),
-            Timed::Result => f.write_str("the result (the process was killed)"),
+/// The text of [`Error::Timeout`]: what ran out, after how long, and what was done about it.
+fn timeout_text(limit: std::time::Duration, of: &Timed) -> String {
+    match of {
+        Timed::Hook { hook, run } => {
+            format!("`{hook}` hook timed out after {limit:?} on run {run}")
         }
+        Timed::Item => {
+            format!("the item ran longer than its limit of {limit:?}; its worker was replaced")
+        }
+        Timed::Result => format!("no result within {limit:?}; the process was killed"),
     }
 }
 
@@ -178,7 +181,7 @@ pub enum Error {
         message: String,
     },
     /// A time limit ran out: a hook's, a pool item's or a `result_timeout`'s.
-    #[error("{of} timed out after {limit:?}")]
+    #[error("{}", timeout_text(*limit, of))]
     Timeout {
         /// The limit that ran out.
         limit: std::time::Duration,
