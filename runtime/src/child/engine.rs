@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::child::bootstrap::Started;
 use crate::child::hook_context::Ctx;
 use crate::child::link::ChildLink;
-use crate::child::watchdog::{Overrun, ReportOverrun, Watchdog};
+use crate::child::pool_item::{ItemHost, ItemLives};
+use crate::child::watchdog::{Overrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
 use crate::process::{HookFailure, Process, call_hook};
@@ -51,6 +52,7 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
     let mut engine = Engine {
         ctx: Ctx::<P>::new(link, started.config, &started.resume, started.timers),
         watchdog: None,
+        item: None,
     };
     let outcome = match pending {
         Some(failure) => {
@@ -75,11 +77,12 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
 
 /// Runs the whole lifecycle of the `P` encoded in `state` in this process, without a parent
 /// (a pool item): runs, lives and the `error` hook as in a child, with `P`'s default
-/// configuration. Returns the encoded output or the final failure; an overrun goes to
-/// `overrun`.
+/// configuration, starting with the lives the item has not `spent` on earlier attempts.
+/// Returns the encoded output or the final failure; lives spent and overruns go to `host`.
 pub(crate) fn run_in_pool<P: Process>(
     state: &[u8],
-    overrun: Arc<dyn ReportOverrun>,
+    spent: u32,
+    host: Arc<dyn ItemHost>,
 ) -> Result<Vec<u8>, Failure> {
     let mut process: P = frame::decode_owned(state).map_err(|e| {
         Failure::Hook(FailureReport {
@@ -90,14 +93,16 @@ pub(crate) fn run_in_pool<P: Process>(
         })
     })?;
     let config = P::default_config();
+    let lives = ItemLives::new(host, config.lives, spent);
     let resume = Resume {
-        lives_left: config.lives,
+        lives_left: lives.left(),
         ..Resume::default()
     };
-    let link = ChildLink::detached(overrun);
+    let link = ChildLink::detached(Arc::new(lives.clone()));
     let mut engine = Engine {
         ctx: Ctx::<P>::new(link, config, &resume, ProcessTimers::default()),
         watchdog: None,
+        item: Some(lives),
     };
     // A pool item reopens its live resources like a child does, before its first hook.
     let outcome = engine
@@ -111,6 +116,9 @@ struct Engine<P: Process> {
     ctx: Ctx<P>,
     /// Started the first time a hook with a limit runs.
     watchdog: Option<Watchdog>,
+    /// A pool item's lives, told to its worker as they are spent (a child tells its parent
+    /// through progress reports instead).
+    item: Option<ItemLives>,
 }
 
 impl<P: Process> Engine<P> {
@@ -124,6 +132,9 @@ impl<P: Process> Engine<P> {
             }
         }
         let _ = self.ctx.send_control(&ToParent::Finishing);
+        if let Some(item) = &self.item {
+            item.finishing();
+        }
         self.guarded(Hook::Onfinish, None, |ctx| {
             call_hook(process, ctx, Hook::Onfinish)
         })?;
@@ -179,6 +190,9 @@ impl<P: Process> Engine<P> {
     fn spend_life(&mut self, failure: Failure) -> Result<(), Failure> {
         if !failure.is_retryable() || !self.ctx.spend_life() {
             return Err(failure);
+        }
+        if let Some(item) = &self.item {
+            item.spent(self.ctx.lives_left());
         }
         let _ = self.ctx.report_progress();
         Ok(())
