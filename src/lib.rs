@@ -41,7 +41,7 @@ pub use skprocess_runtime::{
 };
 pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
 pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
-pub use skprocess_runtime::{WorkerResource, WorkerStatus};
+pub use skprocess_runtime::{WorkerKillHandle, WorkerResource, WorkerStatus};
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {

@@ -83,8 +83,8 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{WorkerKillHandle, WorkerResource};
 pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.

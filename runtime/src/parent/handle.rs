@@ -295,9 +295,16 @@ impl<P: Process> Handle<P> {
         }
     }
 
-    /// [`result`](Handle::result) on a background thread; join it for the outcome.
-    pub fn result_in_background(self) -> std::thread::JoinHandle<Result<P::Output, Error>> {
-        std::thread::spawn(move || self.result())
+    /// [`result`](Handle::result) on a background thread; join it for the outcome. A system
+    /// that refuses the thread is [`Error::Io`], never a panic (the handle is dropped with
+    /// the closure, which kills the child, as dropping it does).
+    pub fn result_in_background(
+        self,
+    ) -> Result<std::thread::JoinHandle<Result<P::Output, Error>>, Error> {
+        std::thread::Builder::new()
+            .name("skprocess-result".into())
+            .spawn(move || self.result())
+            .map_err(Error::Io)
     }
 
     /// [`result`](Handle::result) as a future that works under any executor (tokio, smol, a

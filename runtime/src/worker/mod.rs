@@ -25,7 +25,7 @@ use crate::completion::{Completion, Take};
 use crate::error::Error;
 use crate::message::Message;
 use crate::pool::{Mode, Pool, Star};
-pub use resource::WorkerResource;
+pub use resource::{WorkerKillHandle, WorkerResource};
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
 const REAP_BOUND: Duration = Duration::from_secs(10);

@@ -103,7 +103,47 @@ pub struct WorkerResource<I, O> {
     /// Calls sent whose result was not received.
     unread: usize,
     unread_limit: usize,
+    /// Status answers still to come for asks whose wait ran out: dropped when they arrive,
+    /// so a late answer is never taken for a newer one.
+    stale_statuses: usize,
     types: PhantomData<fn(I) -> O>,
+}
+
+/// Ends a [`WorkerResource`]'s worker from any thread, while the resource itself is busy in
+/// a call on another one (its calls take `&mut self`). Cloneable; from
+/// [`WorkerResource::kill_handle`].
+#[derive(Clone)]
+pub struct WorkerKillHandle {
+    connection: Arc<Connection>,
+    child: Arc<ChildProcess>,
+}
+
+impl WorkerKillHandle {
+    /// Kills the worker now (SIGKILL): a call waiting on the resource returns
+    /// [`Error::Crashed`] naming the signal, as does every later call; the resource's reader
+    /// reaps the process. Killing a worker that already ended does nothing.
+    pub fn kill(&self) {
+        self.child.kill();
+        self.connection.shutdown();
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+}
+
+impl std::fmt::Debug for WorkerKillHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerKillHandle")
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+/// A wait of `timeout`, with `Duration::MAX` meaning no limit.
+fn limit(timeout: Duration) -> Option<Duration> {
+    (timeout != Duration::MAX).then_some(timeout)
 }
 
 impl<I, O> WorkerResource<I, O>
@@ -136,6 +176,7 @@ where
             reader: Some(reader),
             unread: 0,
             unread_limit: limit.max(1),
+            stale_statuses: 0,
             types: PhantomData,
         };
         resource.update_fn(f)?;
@@ -146,6 +187,14 @@ where
     /// [`Error::UnreadResults`] while results of earlier [`send`](WorkerResource::send)s are
     /// not received: they come first.
     pub fn execute(&mut self, data: I) -> Result<O, Error> {
+        self.execute_timeout(data, Duration::MAX)
+            .and_then(|output| output.ok_or(Error::NothingPending))
+    }
+
+    /// Like [`execute`](WorkerResource::execute), waiting at most `timeout` for the output
+    /// (`Duration::MAX`: no limit); `Ok(None)` when it did not come in time — the call still
+    /// runs, and its output is the next [`recv`](WorkerResource::recv)'s.
+    pub fn execute_timeout(&mut self, data: I, timeout: Duration) -> Result<Option<O>, Error> {
         self.check_alive()?;
         if self.unread > 0 {
             return Err(Error::UnreadResults {
@@ -153,7 +202,7 @@ where
             });
         }
         self.send(data)?;
-        self.recv()
+        self.recv_timeout(timeout)
     }
 
     /// Sends `data` to the worker without waiting; its output comes from
@@ -186,16 +235,25 @@ where
     /// Waits for the next result, in the order the data was sent. Fails with
     /// [`Error::NothingPending`] when every result was received.
     pub fn recv(&mut self) -> Result<O, Error> {
+        self.recv_timeout(Duration::MAX)
+            .and_then(|output| output.ok_or(Error::NothingPending))
+    }
+
+    /// Like [`recv`](WorkerResource::recv), waiting at most `timeout` (`Duration::MAX`: no
+    /// limit); `Ok(None)` when the next result did not come in time (it stays next).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<O>, Error> {
         if self.unread == 0 {
             return Err(Error::NothingPending);
         }
-        let next = self.inbox.wait_for(None, |r| r.results.pop_front())?;
+        let next = self
+            .inbox
+            .wait_for(limit(timeout), |r| r.results.pop_front())?;
         let Some(outcome) = next else {
-            return Err(Error::NothingPending);
+            return Ok(None);
         };
         self.unread -= 1;
         let bytes = outcome.map_err(Error::from)?;
-        Ok(frame::decode_owned(&bytes)?)
+        Ok(Some(frame::decode_owned(&bytes)?))
     }
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
@@ -208,9 +266,30 @@ where
     /// Asks the worker what it measured: uptime, time busy in the function, time starved
     /// waiting for data, items run. It answers once the data sent before is done.
     pub fn status(&mut self) -> Result<WorkerStatus, Error> {
+        self.status_timeout(Duration::MAX)
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Like [`status`](WorkerResource::status), waiting at most `timeout` for the answer
+    /// (`Duration::MAX`: no limit); `Ok(None)` when it did not come in time (a late answer is
+    /// dropped, never taken for a later ask's).
+    pub fn status_timeout(&mut self, timeout: Duration) -> Result<Option<WorkerStatus>, Error> {
         self.tell(&ToResident::Status)?;
-        let status = self.inbox.wait_for(None, |r| r.statuses.pop_front())?;
-        Ok(WorkerStatus::from_wire(status.unwrap_or_default()))
+        let mut stale = self.stale_statuses;
+        let status = self.inbox.wait_for(limit(timeout), |r| {
+            while stale > 0 && r.statuses.pop_front().is_some() {
+                stale -= 1;
+            }
+            r.statuses.pop_front()
+        });
+        self.stale_statuses = stale;
+        match status? {
+            Some(status) => Ok(Some(WorkerStatus::from_wire(status))),
+            None => {
+                self.stale_statuses += 1;
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -221,6 +300,15 @@ impl<I, O> WorkerResource<I, O> {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// A handle that kills the worker from any thread, also while this resource waits in a
+    /// call on another (see [`WorkerKillHandle`]).
+    pub fn kill_handle(&self) -> WorkerKillHandle {
+        WorkerKillHandle {
+            connection: Arc::clone(&self.connection),
+            child: Arc::clone(&self.child),
+        }
     }
 
     /// Lets the worker finish the data already sent (its results are dropped), waits until it
