@@ -186,3 +186,38 @@ fn a_hook_timeout_spends_a_life_alone_and_in_a_pool() {
         (&[3, 2, 1], "timed out"),
     );
 }
+
+#[test]
+fn a_thread_pool_item_spends_the_same_budget_as_a_process() {
+    let _bound = bound::within(TEST_BOUND);
+    // No `Crash` here: it would end this test process.
+    for (plan, lives_seen, end) in [
+        (
+            &[Step::Hang, Step::Fail, Step::Pass][..],
+            &[3, 2, 1][..],
+            "finished with 1 lives left",
+        ),
+        (
+            &[Step::Fail, Step::Panic, Step::Fail][..],
+            &[3, 2, 1][..],
+            "hook Returned",
+        ),
+    ] {
+        let tag = format!("{plan:?}").replace([' ', ',', '[', ']'], "");
+        let log = log_path(&format!("{tag}-threads"));
+        let pool = Pool::threads(1).unwrap();
+        let item = Scripted {
+            plan: plan.to_vec(),
+            log: log.clone(),
+        };
+        let outcome = pool
+            .timeout(BOUND)
+            .map_processes([item])
+            .map(|mut outputs| outputs.pop().unwrap());
+        assert_eq!(
+            (attempts(&log).as_slice(), ending(outcome).as_str()),
+            (lives_seen, end),
+            "{plan:?} on a thread"
+        );
+    }
+}
