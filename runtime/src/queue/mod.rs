@@ -176,8 +176,9 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// reader and waits for them.
 ///
 /// **Delivery.** A message handed to a reader in another process is acknowledged when that
-/// reader takes its next message, calls [`ack`](Queue::ack), drops its handle (a process's
-/// state and `run`'s arguments are dropped when they end) or its thread ends; if its process
+/// reader takes its next message, calls [`ack`](Queue::ack), drops its handle (the process's
+/// last one; a process's state and `run`'s arguments are dropped when they end) or its thread
+/// ends; if its process
 /// dies first, only the message in hand and those prefetched but not yet handed go back to
 /// the front of the queue for another reader. So no message is lost to a crash, and a crash
 /// causes at most one duplicate: make the handling idempotent (key results by something in
@@ -493,17 +494,21 @@ impl<'a, T: QueueData> IntoIterator for &'a Queue<T> {
 }
 
 impl<T> Drop for Queue<T> {
-    /// A handle in another process acknowledges what its thread read and gives back what it
-    /// prefetched: a reader that takes one message and exits cleanly leaves nothing behind.
+    /// The last handle in another process acknowledges what its thread read and gives back
+    /// what it prefetched: a reader that takes one message and exits cleanly leaves nothing
+    /// behind.
     fn drop(&mut self) {
         if self.broker.is_none() {
-            remote::settle(&self.endpoint);
+            remote::handle_dropped(&self.endpoint);
         }
     }
 }
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
+        if self.broker.is_none() {
+            remote::handle_made(&self.endpoint);
+        }
         Self {
             endpoint: self.endpoint.clone(),
             max_frame: self.max_frame,
@@ -549,6 +554,7 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let recipe = Recipe::deserialize(deserializer)?;
+        remote::handle_made(&recipe.endpoint);
         Ok(Self {
             endpoint: recipe.endpoint,
             max_frame: recipe.max_frame,

@@ -8,6 +8,8 @@
 //! prefetched and not handed.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::error::Error;
@@ -24,6 +26,39 @@ use crate::transport::server;
 thread_local! {
     /// This thread's connections, by the broker's token.
     static LINKS: RefCell<Clients<RemoteLink>> = const { RefCell::new(Clients::new()) };
+}
+
+/// Live handles of each queue in this process (one not created here), by its token: the
+/// last one's drop is the reader dropping its handle.
+static HANDLES: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// A handle of the queue at `endpoint` was made in this process (deserialized or cloned).
+pub(crate) fn handle_made(endpoint: &Endpoint) {
+    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+    *handles.entry(endpoint.token.clone()).or_default() += 1;
+}
+
+/// A handle of the queue at `endpoint` was dropped; when it was this process's last, the
+/// calling thread's link acknowledges what it read and gives back what it prefetched. (Other
+/// threads' links do so when their threads end.)
+pub(crate) fn handle_dropped(endpoint: &Endpoint) {
+    let last = {
+        let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+        match handles.get_mut(&endpoint.token) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                handles.remove(&endpoint.token);
+                true
+            }
+            None => true,
+        }
+    };
+    if last {
+        settle(endpoint);
+    }
 }
 
 /// What the next read found.
