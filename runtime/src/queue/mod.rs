@@ -362,6 +362,8 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
+    /// In another process, taking it acknowledges the one this thread took before (see
+    /// "Delivery" above).
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         iter::get(self)
     }
