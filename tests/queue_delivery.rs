@@ -211,3 +211,55 @@ fn a_reader_stopped_past_the_lease_gives_its_message_back() {
     pid::signal(reader, libc::SIGCONT);
     worker.kill().unwrap();
 }
+
+/// Says its pid, waits for one message, works on it a while (within the lease), says which.
+fn wait_then_work(q: Queue<u64>, out: Queue<u64>) {
+    out.put(u64::from(std::process::id())).unwrap();
+    if let Ok(Some(message)) = q.get() {
+        std::thread::sleep(Duration::from_millis(150));
+        out.put(message.data).unwrap();
+    }
+}
+
+#[test]
+fn a_reader_that_waited_longer_than_the_lease_keeps_what_it_is_then_given() {
+    let _bound = bound::within(TEST_BOUND);
+    let lease = Duration::from_millis(300);
+    let mut config = QueueConfig::default();
+    config.lease = lease;
+    let q = Queue::with_config(config).unwrap();
+    let out = Queue::new().unwrap();
+    let mut worker = skprocess::run(
+        wait_then_work as fn(Queue<u64>, Queue<u64>),
+        (q.clone(), out.clone()),
+    )
+    .unwrap();
+    let Next::Msg(pid) = out.get_timeout(BOUND).unwrap() else {
+        panic!("the reader did not start");
+    };
+    let reader = u32::try_from(pid.data).unwrap();
+    bound::until(BOUND, "the reader waits in get()", || {
+        pid::state(reader) == Some('S')
+    });
+    // Its wait outlasts the lease several times over before anything arrives.
+    let waited = std::time::Instant::now();
+    bound::until(BOUND, "the wait outlasts the lease", || {
+        waited.elapsed() >= lease * 3
+    });
+    q.put(5).unwrap();
+    let Next::Msg(done) = out.get_timeout(BOUND).unwrap() else {
+        panic!("the reader did not finish its message");
+    };
+    assert_eq!(done.data, 5);
+    worker
+        .join_timeout(BOUND)
+        .unwrap()
+        .expect("the reader hung");
+    assert!(
+        matches!(
+            q.get_timeout(Duration::from_millis(500)).unwrap(),
+            Next::Empty
+        ),
+        "the message was taken back from a reader that had just been given it"
+    );
+}

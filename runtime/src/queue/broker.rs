@@ -245,6 +245,7 @@ impl QueueSession {
         }
         let deadline = deadline_in(wait_ms);
         let payload = &mut self.payload;
+        let watched = self.watched.as_deref();
         payload.clear();
         let max = usize::try_from(max).unwrap_or(usize::MAX);
         // Each message costs its length prefix too; the batch header needs the slack.
@@ -257,6 +258,10 @@ impl QueueSession {
             deadline,
             || !peer.input_pending(),
             |buffer, grant| {
+                // A reader that waited long for these starts its lease now.
+                if let Some(watched) = watched {
+                    watched.heard_now();
+                }
                 for entry in buffer.leased_from(reader, grant.first) {
                     if let Entry::Msg(message) = entry {
                         append_message(payload, message);

@@ -30,7 +30,7 @@ impl Watched {
         self.heard.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The reader sent a request.
+    /// The reader sent a request, or was leased messages (then under the hub's lock).
     pub(crate) fn heard_now(&self) {
         self.lock().0 = Instant::now();
     }
@@ -121,27 +121,30 @@ impl Keeper {
         }
     }
 
-    /// Gives back a silent reader's deliveries once its lease ran out.
+    /// Gives back a silent reader's deliveries once its lease ran out. The last look at when
+    /// it was heard from is taken under the hub's lock, where a fetch that leases it new
+    /// messages marks it heard, so a grant is never revoked the moment it is made.
     fn look_at(&self, reader: ReaderId, watched: &Watched) {
-        let now = Instant::now();
         let done = watched.done_below();
-        let mut heard = watched.lock();
-        if done != heard.1 {
-            *heard = (now, done);
-            return;
-        }
-        if now.saturating_duration_since(heard.0) < self.lease {
-            return;
-        }
-        let given_back = self.hub.update(|buffer| {
-            let holds = buffer.holds(reader);
-            holds.then(|| buffer.revoke(reader, done))
-        });
-        if given_back.is_some() {
-            if let Some(words) = &watched.words {
-                words.revoke();
+        {
+            let mut heard = watched.lock();
+            if done != heard.1 {
+                *heard = (Instant::now(), done);
+                return;
             }
-            heard.0 = now;
+        }
+        let revoked = self.hub.update(|buffer| {
+            let mut heard = watched.lock();
+            let silent = Instant::now().saturating_duration_since(heard.0);
+            if silent < self.lease || !buffer.holds(reader) {
+                return false;
+            }
+            buffer.revoke(reader, done);
+            heard.0 = Instant::now();
+            true
+        });
+        if revoked && let Some(words) = &watched.words {
+            words.revoke();
         }
     }
 }
