@@ -269,3 +269,33 @@ fn another_thread_can_kill_a_worker_whose_call_waits() {
     bound::until(BOUND, "the killed worker is reaped", || !exists(pid));
     killer.kill(); // Killing again is harmless.
 }
+
+fn length(data: Vec<u8>) -> usize {
+    data.len()
+}
+
+#[test]
+fn calls_to_a_stopped_worker_end_at_their_deadline_and_go_on_once_it_resumes() {
+    let _bound = bound::within(TEST_BOUND);
+    bounded(|| {
+        let mut worker = WorkerResource::new(length).unwrap();
+        assert_eq!(worker.execute(vec![1; 10]).unwrap(), 10);
+        let pid = worker.pid();
+        pid::signal(pid, libc::SIGSTOP);
+        bound::until(BOUND, "the worker is stopped", || pid::stopped(pid));
+        // 16 MiB cannot fit in the socket: the stopped worker takes only part of it.
+        let big = vec![7u8; 16 << 20];
+        let short = Duration::from_millis(100);
+        assert_eq!(worker.execute_timeout(big, short).unwrap(), None);
+        // Nothing more goes out until it reads again: the data comes back.
+        match worker.send_timeout(vec![1], short) {
+            Err(skprocess::TellError::Full(data)) => assert_eq!(data, [1]),
+            other => panic!("expected the data back, got {other:?}"),
+        }
+        assert!(worker.status_timeout(short).unwrap().is_none());
+        pid::signal(pid, libc::SIGCONT);
+        assert_eq!(worker.recv_timeout(BOUND).unwrap(), Some(16 << 20));
+        assert_eq!(worker.execute_timeout(vec![1, 2], BOUND).unwrap(), Some(2));
+        assert_eq!(worker.status_timeout(BOUND).unwrap().unwrap().items, 3);
+    });
+}

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, TellError};
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
@@ -141,11 +141,6 @@ impl std::fmt::Debug for WorkerKillHandle {
     }
 }
 
-/// A wait of `timeout`, with `Duration::MAX` meaning no limit.
-fn limit(timeout: Duration) -> Option<Duration> {
-    (timeout != Duration::MAX).then_some(timeout)
-}
-
 impl<I, O> WorkerResource<I, O>
 where
     I: Serialize + DeserializeOwned,
@@ -191,9 +186,11 @@ where
             .and_then(|output| output.ok_or(Error::NothingPending))
     }
 
-    /// Like [`execute`](WorkerResource::execute), waiting at most `timeout` for the output
-    /// (`Duration::MAX`: no limit); `Ok(None)` when it did not come in time — the call still
-    /// runs, and its output is the next [`recv`](WorkerResource::recv)'s.
+    /// Like [`execute`](WorkerResource::execute), within `timeout` in all (`Duration::MAX`: no
+    /// limit): `Ok(None)` when the output did not come in time — the call still runs, and
+    /// its output is the next [`recv`](WorkerResource::recv)'s; [`Error::Full`] when the
+    /// worker took none of the data in time (it does not read: stopped, say), and nothing was
+    /// sent.
     pub fn execute_timeout(&mut self, data: I, timeout: Duration) -> Result<Option<O>, Error> {
         self.check_alive()?;
         if self.unread > 0 {
@@ -201,23 +198,46 @@ where
                 unread: self.unread,
             });
         }
-        self.send(data)?;
-        self.recv_timeout(timeout)
+        let deadline = crate::deadline::after(Some(timeout));
+        self.send_before(data, deadline).map_err(Error::from)?;
+        self.recv_before(deadline)
     }
 
-    /// Sends `data` to the worker without waiting; its output comes from
+    /// Sends `data` to the worker without waiting for the output; it comes from
     /// [`recv`](WorkerResource::recv), in the order sent. Fails with
-    /// [`Error::TooManyUnread`] when the unread limit is reached.
+    /// [`Error::TooManyUnread`] when the unread limit is reached. Waits while the worker's
+    /// socket is full (see [`send_timeout`](WorkerResource::send_timeout)).
     pub fn send(&mut self, data: I) -> Result<(), Error> {
+        self.send_before(data, None).map_err(Error::from)
+    }
+
+    /// Like [`send`](WorkerResource::send), giving the data back as [`TellError::Full`] when
+    /// the worker took none of it within `timeout` (`Duration::MAX`: no limit) — it does not
+    /// read, being stopped or busy with a backlog. Once part of the data is out, the call
+    /// counts as sent: the rest follows before anything else.
+    pub fn send_timeout(&mut self, data: I, timeout: Duration) -> Result<(), TellError<I>> {
+        self.send_before(data, crate::deadline::after(Some(timeout)))
+    }
+
+    fn send_before(
+        &mut self,
+        data: I,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), TellError<I>> {
         if self.unread >= self.unread_limit {
-            return Err(Error::TooManyUnread {
+            return Err(TellError::Failed(Error::TooManyUnread {
                 limit: self.unread_limit,
-            });
+            }));
         }
-        let item = frame::encode(&data)?;
-        self.tell(&ToResident::Call(&item))?;
-        self.unread += 1;
-        Ok(())
+        let item = frame::encode(&data).map_err(|e| TellError::Failed(e.into()))?;
+        match self.tell_before(&ToResident::Call(&item), deadline) {
+            Ok(true) => {
+                self.unread += 1;
+                Ok(())
+            }
+            Ok(false) => Err(TellError::Full(data)),
+            Err(error) => Err(TellError::Failed(error)),
+        }
     }
 
     /// Waits at most `timeout` for the next result; `true` when [`recv`](WorkerResource::recv)
@@ -242,18 +262,34 @@ where
     /// Like [`recv`](WorkerResource::recv), waiting at most `timeout` (`Duration::MAX`: no
     /// limit); `Ok(None)` when the next result did not come in time (it stays next).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<O>, Error> {
+        self.recv_before(crate::deadline::after(Some(timeout)))
+    }
+
+    fn recv_before(&mut self, deadline: Option<std::time::Instant>) -> Result<Option<O>, Error> {
         if self.unread == 0 {
             return Err(Error::NothingPending);
         }
-        let next = self
-            .inbox
-            .wait_for(limit(timeout), |r| r.results.pop_front())?;
+        if !self.flush_before(deadline)? {
+            return Ok(None);
+        }
+        let wait = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let next = self.inbox.wait_for(wait, |r| r.results.pop_front())?;
         let Some(outcome) = next else {
             return Ok(None);
         };
         self.unread -= 1;
         let bytes = outcome.map_err(Error::from)?;
         Ok(Some(frame::decode_owned(&bytes)?))
+    }
+
+    /// Sends what is left of a call the worker took only in part before an earlier deadline
+    /// (no answer can come before it has all of it); `false` when some is left at `deadline`.
+    fn flush_before(&self, deadline: Option<std::time::Instant>) -> Result<bool, Error> {
+        if !self.connection.has_unsent() {
+            return Ok(true);
+        }
+        self.check_alive()?;
+        Ok(self.connection.flush_before(deadline)?)
     }
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
@@ -274,9 +310,13 @@ where
     /// (`Duration::MAX`: no limit); `Ok(None)` when it did not come in time (a late answer is
     /// dropped, never taken for a later ask's).
     pub fn status_timeout(&mut self, timeout: Duration) -> Result<Option<WorkerStatus>, Error> {
-        self.tell(&ToResident::Status)?;
+        let deadline = crate::deadline::after(Some(timeout));
+        if !self.tell_before(&ToResident::Status, deadline)? {
+            return Ok(None);
+        }
         let mut stale = self.stale_statuses;
-        let status = self.inbox.wait_for(limit(timeout), |r| {
+        let wait = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let status = self.inbox.wait_for(wait, |r| {
             while stale > 0 && r.statuses.pop_front().is_some() {
                 stale -= 1;
             }
@@ -336,13 +376,25 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     fn tell(&self, message: &ToResident<'_>) -> Result<(), Error> {
+        self.tell_before(message, None).map(drop)
+    }
+
+    /// Sends `message` unless the worker takes none of it by `deadline` (`Ok(false)`); a
+    /// message begun is committed, its rest sent before anything else.
+    fn tell_before(
+        &self,
+        message: &ToResident<'_>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<bool, Error> {
         self.check_alive()?;
-        self.connection.send(message).map_err(|error| {
-            match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
-                Err(crashed) => crashed,
-                Ok(_) => error.into(),
-            }
-        })
+        self.connection
+            .send_message_before(message, deadline)
+            .map_err(
+                |error| match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
+                    Err(crashed) => crashed,
+                    Ok(_) => error.into(),
+                },
+            )
     }
 
     fn kill_and_reap(&mut self) {
