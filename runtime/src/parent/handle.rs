@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, TellError};
+use crate::parent::output::CapturedOutput;
 use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
@@ -87,6 +88,15 @@ impl<P: Process> Handle<P> {
             shared,
             _process: PhantomData,
         })
+    }
+
+    /// What the process's children wrote to the streams its configuration captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in [`Config::stdout`] or
+    /// [`Config::stderr`]); `None` when it captures neither. The value stays readable after
+    /// [`result`](Handle::result): call [`CapturedOutput::wait_timeout`] then to know every
+    /// child closed its streams.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.shared.captured.clone()
     }
 
     /// The OS process id of the current child (it changes when the child is restarted).

@@ -313,7 +313,7 @@ fn item_error(index: u64, error: Error) -> Error {
 impl From<ItemFailure> for Error {
     fn from(failure: ItemFailure) -> Self {
         match failure {
-            ItemFailure::Panicked(message) => Error::Panicked { message },
+            ItemFailure::Panicked(panic) => Error::from(panic),
             ItemFailure::Process(failure) => Error::from(failure),
             ItemFailure::Decode(message) | ItemFailure::Encode(message) => {
                 Error::Wire(WireError::Malformed(message))

@@ -66,7 +66,7 @@ fn handle(handler: Callable, item: &[u8]) -> Result<(), String> {
     handler
         .call(item, &mut output)
         .map_err(|failure| match failure {
-            ItemFailure::Panicked(message) => message,
+            ItemFailure::Panicked(panic) => panic.message,
             ItemFailure::Decode(detail) => format!("undecodable item: {detail}"),
             other => format!("{other:?}"),
         })

@@ -96,9 +96,7 @@ where
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 <Star as Mode<Args, R>>::call(f, args)
             }));
-            slot.complete(outcome.map_err(|payload| Error::Panicked {
-                message: crate::child::engine::panic_message(&*payload),
-            }));
+            slot.complete(outcome.map_err(|payload| Error::from(crate::panics::caught(&*payload))));
         })?;
     Ok(Worker {
         completion,
