@@ -88,6 +88,21 @@ pub enum Error {
         /// The largest value a frame can carry, in bytes.
         limit: u64,
     },
+    /// A value of a user's type cannot cross the process boundary with postcard, the wire's
+    /// codec, which is not self-describing: encoding it failed, or (in debug builds, the first
+    /// value of each type a thread sends) it did not read back as written. Said by the
+    /// sender, before anything was sent. See README, "What postcard cannot carry".
+    #[error(
+        "`{type_name}` cannot cross the process boundary with postcard: {detail}; it likely uses {likely}"
+    )]
+    Encoding {
+        /// The type, as `std::any::type_name` gives it.
+        type_name: &'static str,
+        /// The serde attribute (or kind of field) that is the likely cause.
+        likely: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
     /// The receiver's message queue is full (see [`Config::inbox_capacity`](crate::Config)).
     #[error("the receiving queue is full")]
     Full,

@@ -43,6 +43,7 @@ mod protocol;
 pub mod queue;
 pub mod reconnect;
 mod registry;
+mod round_trip;
 mod share;
 mod sys;
 mod timing;

@@ -27,6 +27,7 @@ use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::tell_prefix;
+use crate::round_trip;
 use crate::timing::ProcessTimers;
 use crate::transport::frame;
 
@@ -70,7 +71,7 @@ impl<P: Process> Handle<P> {
     pub(crate) fn spawn(process: P, config: Config) -> Result<Self, Error> {
         bootstrap::forbid_unhooked_child();
         config.validate()?;
-        let state = frame::encode(&process)?;
+        let state = round_trip::encode(&process)?;
         spawn::check_state_size(&state, config.max_frame_bytes)?;
         let shared = Arc::new(ProcessShared::new(P::KEY, P::HAS_ERROR_HOOK, config));
         let resume = Resume {
@@ -131,7 +132,9 @@ impl<P: Process> Handle<P> {
         deadline: Option<Instant>,
     ) -> Result<(), TellError<P::Inbox>> {
         TELL_BUFFER.with_borrow_mut(|payload| {
-            frame::encode_into(&message, payload).map_err(|e| TellError::Failed(e.into()))?;
+            frame::encode_into(&message, payload)
+                .map_err(|e| TellError::Failed(round_trip::encode_failed::<P::Inbox>(e)))?;
+            round_trip::check_encoded::<P::Inbox>(payload).map_err(TellError::Failed)?;
             let (prefix, used) = tell_prefix(payload.len());
             let size = used + payload.len();
             frame::check_len(size, self.shared.config.max_frame_bytes)
