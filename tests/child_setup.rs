@@ -197,6 +197,36 @@ fn captured_output_is_read_from_the_handle_without_libtests_header() {
     assert!(Talks.start().unwrap().captured().is_none());
 }
 
+#[derive(Serialize, Deserialize)]
+struct CrashesOnce;
+
+#[skprocess(lives = 2)]
+impl CrashesOnce {
+    fn run(&mut self, ctx: &mut Ctx<Self>) {
+        println!("attempt with {} lives", ctx.lives_left());
+        if ctx.lives_left() == 2 {
+            // A hard crash: the next child starts from the checkpoint.
+            std::process::abort();
+        }
+    }
+}
+
+#[test]
+fn every_child_of_a_restarted_process_appends_to_its_captured_output() {
+    let _bound = bound::within(TEST_BOUND);
+    let config = CrashesOnce::default_config()
+        .stdout(Stdio::Capture)
+        .stderr(Stdio::Null);
+    let handle = CrashesOnce.start_with(config).unwrap();
+    let captured = handle.captured().expect("capturing");
+    handle.result_timeout(BOUND).unwrap();
+    assert!(captured.wait_timeout(BOUND));
+    assert_eq!(
+        String::from_utf8(captured.stdout()).unwrap(),
+        "attempt with 2 lives\nattempt with 1 lives\n"
+    );
+}
+
 /// Lines the parent's subscriber saw: `(level, stream, pid, message)`.
 static SEEN: Mutex<Vec<(tracing::Level, String, String, String)>> = Mutex::new(Vec::new());
 
