@@ -217,13 +217,13 @@ fn copy(mut source: impl Read, mut filter: Option<HeaderFilter>, mut write: impl
             Err(_) => break,
         };
         match &mut filter {
-            Some(filter) => {
+            Some(filter) if !filter.decided => {
                 let passed = filter.pass(bytes);
                 if !passed.is_empty() {
                     write(&passed);
                 }
             }
-            None => write(bytes),
+            _ => write(bytes),
         }
     }
     if let Some(rest) = filter.map(|mut filter| filter.finish()) {
