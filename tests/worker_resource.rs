@@ -93,7 +93,7 @@ fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
     bounded(|| {
         let mut worker = WorkerResource::new(panic_on_seven).unwrap();
         match worker.execute(7) {
-            Err(Error::Panicked { message }) => assert!(message.contains("seven"), "{message}"),
+            Err(Error::Panicked { message, .. }) => assert!(message.contains("seven"), "{message}"),
             other => panic!("expected a panic, got {other:?}"),
         }
         assert_eq!(worker.execute(8).unwrap(), 8);

@@ -33,6 +33,7 @@ mod hook;
 mod layout_tests;
 mod logs;
 mod message;
+mod panics;
 mod parent;
 pub mod pipe;
 mod pool;
@@ -42,6 +43,7 @@ mod protocol;
 pub mod queue;
 pub mod reconnect;
 mod registry;
+mod round_trip;
 mod share;
 mod sys;
 mod timing;
@@ -62,12 +64,14 @@ pub mod wire {
 
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
-pub use config::{Config, Timeouts};
+pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
+pub use panics::PanicLocation;
 pub use parent::handle::{Handle, ResultFuture, Status};
+pub use parent::output::CapturedOutput;
 pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,

@@ -1,7 +1,6 @@
 //! The lifecycle engine: runs a process's hooks in order, with retries, timers, checkpoints
 //! and deadlines, and reports the outcome to the parent.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +12,7 @@ use crate::child::pool_item::{ItemHost, ItemLives};
 use crate::child::watchdog::{Overrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
+use crate::panics::{self, PanicReport};
 use crate::process::{HookFailure, Process, call_hook};
 use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::protocol::{START_OVERHEAD, fit_message};
@@ -90,6 +90,8 @@ pub(crate) fn run_in_pool<P: Process>(
             run: 0,
             kind: FailureKind::Returned,
             message: fit_message(format!("cannot rebuild the state of `{}`: {e}", P::KEY)),
+            location: None,
+            backtrace: None,
         })
     })?;
     let config = P::default_config();
@@ -139,13 +141,8 @@ impl<P: Process> Engine<P> {
             call_hook(process, ctx, Hook::Onfinish)
         })?;
         let output = self.guarded(Hook::Result, None, |ctx| process.result(ctx))?;
-        frame::encode(&output).map_err(|e| {
-            self.failure(
-                Hook::Result,
-                FailureKind::Returned,
-                format!("cannot serialize the output: {e}"),
-            )
-        })
+        frame::encode(&output)
+            .map_err(|e| self.failure(Hook::Result, format!("cannot serialize the output: {e}")))
     }
 
     /// Reopens live resources before the first hook. A failure costs a life and is tried again
@@ -182,7 +179,7 @@ impl<P: Process> Engine<P> {
             call_hook(process, ctx, Hook::Postrun)
         })?;
         let progress = self.ctx.finish_iteration();
-        progress.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))?;
+        progress.map_err(|e| self.failure(Hook::Postrun, e.to_string()))?;
         Ok(true)
     }
 
@@ -205,11 +202,7 @@ impl<P: Process> Engine<P> {
             return Ok(());
         }
         let state = frame::encode(process).map_err(|e| {
-            self.failure(
-                Hook::Postrun,
-                FailureKind::Returned,
-                format!("cannot checkpoint the state: {e}"),
-            )
+            self.failure(Hook::Postrun, format!("cannot checkpoint the state: {e}"))
         })?;
         let limit = (self.ctx.config().max_frame_bytes as usize).saturating_sub(START_OVERHEAD);
         if state.len() > limit {
@@ -226,7 +219,7 @@ impl<P: Process> Engine<P> {
                 samples,
             })
         });
-        sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
+        sent.map_err(|e| self.failure(Hook::Postrun, e.to_string()))
     }
 
     /// The final outcome: the output, or the failure after the `error` hook had its chance
@@ -277,12 +270,25 @@ impl<P: Process> Engine<P> {
         self.ctx.send_control(&ToParent::Failed(failure))
     }
 
-    fn failure(&self, hook: Hook, kind: FailureKind, message: String) -> Failure {
+    fn failure(&self, hook: Hook, message: String) -> Failure {
         Failure::Hook(FailureReport {
             hook,
             run: self.ctx.current_run(),
-            kind,
+            kind: FailureKind::Returned,
             message: fit_message(message),
+            location: None,
+            backtrace: None,
+        })
+    }
+
+    fn panicked(&self, hook: Hook, panic: PanicReport) -> Failure {
+        Failure::Hook(FailureReport {
+            hook,
+            run: self.ctx.current_run(),
+            kind: FailureKind::Panicked,
+            message: panic.message,
+            location: panic.location,
+            backtrace: panic.backtrace,
         })
     }
 
@@ -346,21 +352,8 @@ impl<P: Process> Engine<P> {
         }
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(failure)) => Err(self.failure(hook, FailureKind::Returned, failure.message)),
-            Err(payload) => {
-                Err(self.failure(hook, FailureKind::Panicked, panic_message(&*payload)))
-            }
+            Ok(Err(failure)) => Err(self.failure(hook, failure.message)),
+            Err(payload) => Err(self.panicked(hook, panics::caught(&*payload))),
         }
-    }
-}
-
-/// The text of a panic payload, as the default hook would print it.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }

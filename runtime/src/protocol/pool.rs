@@ -133,8 +133,8 @@ impl<'a> ToWorkerHead<'a> {
 /// Why one item has no output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
-    /// The function panicked; the panic's text.
-    Panicked(String),
+    /// The function panicked: its text, location and backtrace.
+    Panicked(crate::panics::PanicReport),
     /// A `#[skprocess]` item failed as a process does (hook failure, timeout, too large).
     Process(Failure),
     /// The item could not be decoded as the function's argument.

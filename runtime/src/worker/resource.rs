@@ -66,8 +66,9 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// # Ok(()) }
 /// ```
 ///
-/// **Errors of the function.** A panic comes back as [`Error::Panicked`] with its text, and
-/// the worker keeps serving. A function that returns `Result<T, E>` makes `O` that `Result`:
+/// **Errors of the function.** A panic comes back as [`Error::Panicked`] with its text and
+/// location, and the worker keeps serving. A function that returns `Result<T, E>` makes `O`
+/// that `Result`:
 /// `execute` then gives `Result<Result<T, E>, Error>`, the outer error being the worker's
 /// (panic, crash), the inner one yours, typed, to match on:
 ///

@@ -257,6 +257,8 @@ fn nothing_follows_a_delivered_outcome() {
         run: 1,
         kind: FailureKind::Returned,
         message: "no".into(),
+        location: None,
+        backtrace: None,
     });
     let outcome = delivered(s.handle(Event::Report(Report::Failed(failure.clone()))));
     assert!(matches!(outcome, Outcome::Failed(f) if f == failure));
@@ -289,6 +291,8 @@ fn an_error_hook_that_dies_in_the_same_child_keeps_the_failure_it_handled() {
         run: 0,
         kind: FailureKind::Returned,
         message: "die errs".into(),
+        location: None,
+        backtrace: None,
     });
     for exit in [sigkill(), exit_code(3)] {
         let mut s = Supervisor::new(1, true);
