@@ -63,12 +63,13 @@ fn main() -> Result<(), Error> {
     assert!(new_instance);
     let stopped = pq.kill()?;
     println!(
-        "kill: {stopped}; worker alive: {}; items still queued: {}",
+        "kill: {stopped}; alive: {}; done: {}; items still queued: {}",
         pq.is_alive(),
+        pq.is_done(),
         pq.len()
     );
-    assert!(stopped && !pq.is_alive());
+    assert!(stopped && !pq.is_alive() && !pq.is_done());
     println!("clear: dropped {} items", pq.clear());
-    assert!(pq.is_empty());
+    assert!(pq.is_empty() && pq.is_done());
     Ok(())
 }

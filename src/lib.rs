@@ -33,8 +33,9 @@ pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
     BreakingCircuit, ChildContext, Circuit, Config, Ctx, Error, Handle, Hook, Pool, PoolConfig,
-    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer, TrySendError,
-    Worker, WorkerResource, WorkerStatus, error, init, map, num_cpus, register, run, run_thread,
+    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer, Stdio,
+    TrySendError, Worker, WorkerKillHandle, WorkerResource, WorkerStatus, error, init, map,
+    num_cpus, register, run, run_thread,
 };
 
 /// Pool maps: the builder that `pool.star()`, `.timeout(d)`, `.progress()`, `.background()`
@@ -59,8 +60,8 @@ pub mod share {
 /// configuration, and the future of [`Handle::result_async`].
 pub mod process {
     pub use skprocess_runtime::{
-        HookFailure, HookResult, Message, NoMessages, PROCESS_TIMER_WINDOW, PerHook, ProcessTimers,
-        ResultFuture, Role, Timeouts,
+        CapturedOutput, HookFailure, HookResult, Message, NoMessages, PROCESS_TIMER_WINDOW,
+        PerHook, ProcessTimers, ResultFuture, Role, Timeouts,
     };
 }
 

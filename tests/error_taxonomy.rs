@@ -78,7 +78,7 @@ fn hook_is_a_hook_that_returned_err() {
 fn panicked_in_a_hook_names_the_hook_and_run() {
     let error = outcome(How::Panic);
     assert!(
-        matches!(&error, Error::Panicked { site: PanicSite::Hook { hook: Hook::Run, run: 0 }, message } if message.contains("panicked on purpose")),
+        matches!(&error, Error::Panicked { site: PanicSite::Hook { hook: Hook::Run, run: 0 }, message, .. } if message.contains("panicked on purpose")),
         "{error:?}"
     );
 }
@@ -96,7 +96,7 @@ fn panicked_in_a_function_is_the_same_variant() {
     let worker = skprocess::run(panics as fn(u64) -> u64, (1,)).unwrap();
     let error = worker.join().unwrap_err();
     assert!(
-        matches!(&error, Error::Panicked { site: PanicSite::Function, message } if message.contains("one is not allowed")),
+        matches!(&error, Error::Panicked { site: PanicSite::Function, message, .. } if message.contains("one is not allowed")),
         "{error:?}"
     );
 }

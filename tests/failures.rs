@@ -74,7 +74,7 @@ fn a_panic_becomes_an_error_with_the_panic_message() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Panicked { site: PanicSite::Hook { hook: Hook::Onfinish, run: 1 }, message } if message == "onfinish exploded"),
+        matches!(&error, Error::Panicked { site: PanicSite::Hook { hook: Hook::Onfinish, run: 1 }, message, .. } if message == "onfinish exploded"),
         "{error:?}"
     );
 }

@@ -419,6 +419,7 @@ fn assert_cut(result: Result<(), Error>, panicked: bool) {
                 hook: Hook::Run, ..
             },
             message,
+            ..
         }) if panicked => message,
         other => panic!("got {:?}", other.as_ref().map_err(|e| e.to_string())),
     };

@@ -345,6 +345,7 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
     pid::signal(pid, libc::SIGKILL);
     wait_until("the queue sees its worker gone", || !queue.is_alive());
     assert_eq!(queue.len(), 2, "the killed worker's item stays queued");
+    assert!(!queue.is_done(), "not done while items wait");
     scratch.open_gate();
     let (spawned_new, queued) = queue.start([]).unwrap();
     assert_eq!((spawned_new, queued), (true, 2));
@@ -368,6 +369,7 @@ fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
     assert!(queue.kill().unwrap(), "a worker was running");
     assert!(!unreaped_child(pid), "stop reaps the worker");
     assert!(!queue.is_alive());
+    assert!(!queue.is_done(), "stopped, but items still wait");
     assert_eq!(queue.len(), 2, "items not done stay queued");
     assert!(!queue.kill().unwrap(), "nothing left to stop");
     scratch.open_gate();

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hook::Hook;
+use crate::panics::{At, PanicReport};
+
+pub use crate::panics::PanicLocation;
 
 /// How a hook failed, as the child reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,12 +176,18 @@ pub enum Error {
     },
     /// User code panicked: a hook (with no life left to retry it), a pool function, a
     /// [`run`](crate::run) function or a [`WorkerResource`](crate::WorkerResource)'s function.
-    #[error("{site}: {message}")]
+    #[error("{site}{}: {message}", At(location))]
     Panicked {
-        /// Where it panicked.
+        /// What panicked: which hook on which run, or a function.
         site: PanicSite,
         /// The panic's text.
         message: String,
+        /// Where it panicked (`file:line:column`), when it ran in a child process whose panic
+        /// hook was not replaced; `None` for a function run on a thread of this process.
+        location: Option<PanicLocation>,
+        /// The child's backtrace of the panic, when `RUST_BACKTRACE` in the child's
+        /// environment asked for one (set and not `0`); its top frames, cut to a few KiB.
+        backtrace: Option<String>,
     },
     /// A time limit ran out: a hook's, a pool item's or a `result_timeout`'s.
     #[error("{}", timeout_text(*limit, of))]
@@ -308,6 +317,21 @@ pub enum Error {
         run: u64,
         /// Which field, and why.
         message: String,
+    },
+    /// A value of a user's type cannot cross the process boundary with postcard, the wire's
+    /// codec, which is not self-describing: encoding it failed, or (in debug builds, the first
+    /// value of each type a thread sends) it did not read back as written. Said by the
+    /// sender, before anything was sent. See README, "What postcard cannot carry".
+    #[error(
+        "`{type_name}` cannot cross the process boundary with postcard: {detail}; it likely uses {likely}"
+    )]
+    Encoding {
+        /// The type, as `std::any::type_name` gives it.
+        type_name: &'static str,
+        /// The serde attribute (or kind of field) that is the likely cause.
+        likely: &'static str,
+        /// What went wrong.
+        detail: String,
     },
     /// Bytes did not decode as the message they should be (a peer of another build, or a type
     /// that postcard cannot carry), or a value could not be encoded.
@@ -447,6 +471,10 @@ pub(crate) struct FailureReport {
     pub run: u64,
     pub kind: FailureKind,
     pub message: String,
+    /// Where a panic happened (a returned error has none).
+    pub location: Option<PanicLocation>,
+    /// The child's backtrace of a panic, when its environment asked for one.
+    pub backtrace: Option<String>,
 }
 
 impl From<FailureReport> for Error {
@@ -463,7 +491,21 @@ impl From<FailureReport> for Error {
                     run: report.run,
                 },
                 message: report.message,
+                location: report.location,
+                backtrace: report.backtrace,
             },
+        }
+    }
+}
+
+impl From<PanicReport> for Error {
+    /// A panic in a function (a pool item's, a worker's).
+    fn from(report: PanicReport) -> Self {
+        Error::Panicked {
+            site: PanicSite::Function,
+            message: report.message,
+            location: report.location,
+            backtrace: report.backtrace,
         }
     }
 }

@@ -33,6 +33,7 @@ mod hook;
 mod layout_tests;
 mod logs;
 mod message;
+mod panics;
 mod parent;
 pub mod pipe;
 mod pool;
@@ -42,6 +43,7 @@ mod protocol;
 pub mod queue;
 pub mod reconnect;
 mod registry;
+mod round_trip;
 mod share;
 mod sys;
 mod timing;
@@ -51,12 +53,13 @@ mod worker_status;
 
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
-pub use config::{Config, Timeouts};
+pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, TrySendError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
 pub use parent::handle::{Handle, ProcessStatus, ResultFuture};
+pub use parent::output::CapturedOutput;
 /// The typestates of [`Maps`]: users never name them (`pool.star()`, `.background()` and
 /// `.asynced()` pick them).
 #[doc(hidden)]
@@ -73,8 +76,8 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{WorkerKillHandle, WorkerResource};
 pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.

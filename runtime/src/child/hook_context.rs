@@ -116,7 +116,10 @@ impl<P: Process> Ctx<P> {
             )));
         };
         let failed = |e: frame::WireError| TrySendError::Failed(e.into());
-        frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
+        frame::encode_into(&message, &mut self.outgoing)
+            .map_err(|e| TrySendError::Failed(crate::round_trip::encode_failed::<P::Outbox>(e)))?;
+        crate::round_trip::check_encoded::<P::Outbox>(&self.outgoing)
+            .map_err(TrySendError::Failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
         frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
             .map_err(failed)?;

@@ -282,6 +282,15 @@ impl<T> ProcessQueue<T> {
         self.owner.worker().is_some()
     }
 
+    /// Whether all the work is over: no item waits or runs, and no worker is alive. After a
+    /// [`stop`](ProcessQueue::kill), or a worker that died, with items still queued, it is
+    /// not: [`is_alive`](ProcessQueue::is_alive) says whether a worker runs.
+    pub fn is_done(&self) -> bool {
+        // The worker's slot first, then the items, in the order `kill` takes them.
+        let worker = self.owner.worker();
+        worker.is_none() && self.is_empty()
+    }
+
     /// The process id of the live worker (see [`is_alive`](ProcessQueue::is_alive)), if any.
     pub fn worker_pid(&self) -> Option<u32> {
         self.owner
