@@ -556,6 +556,34 @@ impl ShiftedOutput {
     }
 }
 
+/// A state that postcard cannot carry: the sender's debug check refuses it at `start`.
+#[derive(Serialize, Deserialize)]
+struct SkipsField {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first: Option<u8>,
+    second: u64,
+}
+
+#[skprocess]
+impl SkipsField {
+    fn run(&mut self) {}
+}
+
+#[test]
+#[cfg(debug_assertions)]
+fn encoding_names_the_type_and_the_likely_attribute() {
+    let error = SkipsField {
+        first: None,
+        second: 7,
+    }
+    .start()
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Encoding { type_name, likely, .. } if type_name.contains("SkipsField") && likely.contains("skip_serializing_if")),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn malformed_when_bytes_do_not_decode() {
     let error = ShiftedOutput

@@ -5,7 +5,7 @@
 //! own (for processes, the one that started it), and chunk writes go to workers whose reader
 //! always drains.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long the dispatcher waits, before it ends, for killed workers to be reaped.
+const REAP_GRACE: Duration = Duration::from_secs(10);
 
 /// What a map call asks of the dispatcher.
 pub(crate) enum Command {
@@ -125,6 +127,9 @@ pub(crate) struct Dispatcher {
     pids: WorkerPids,
     closing: bool,
     tallies: WorkerTallies,
+    /// Workers killed whose end (reported once reaped) has not come yet: the dispatcher waits
+    /// for them before it ends, so `Pool::kill` and `Pool::stop` return with none alive.
+    dying: BTreeSet<WorkerId>,
 }
 
 impl Dispatcher {
@@ -146,6 +151,7 @@ impl Dispatcher {
             pids,
             closing: false,
             tallies: WorkerTallies::default(),
+            dying: BTreeSet::new(),
         }
     }
 
@@ -234,6 +240,7 @@ impl Dispatcher {
                 self.scheduler.released(worker, next);
             }
             Event::Ended(worker, status) => {
+                self.dying.remove(&worker);
                 self.links.remove(&worker);
                 self.pids_lock().remove(&worker);
                 self.tallies_lock().remove(&worker);
@@ -242,6 +249,7 @@ impl Dispatcher {
             Event::Started(worker, Ok(link)) => {
                 if !self.scheduler.worker_ids().contains(&worker) {
                     link.kill(); // Replaced or terminated while it started.
+                    self.dying.insert(worker);
                     return;
                 }
                 if let Some(pid) = link.pid() {
@@ -312,6 +320,7 @@ impl Dispatcher {
                 Action::Kill(worker) => {
                     if let Some(link) = self.links.remove(&worker) {
                         link.kill();
+                        self.dying.insert(worker);
                     }
                     self.pids_lock().remove(&worker);
                 }
@@ -325,29 +334,42 @@ impl Dispatcher {
         }
     }
 
-    /// Asks every worker to exit, waits for their ends a while, then kills the rest.
+    /// Asks every worker to exit, waits for their ends a while, then kills the rest and waits
+    /// (bounded) until every killed worker was reaped.
     fn stop_workers(&mut self) {
         for link in self.links.values() {
             link.stop();
         }
-        let deadline = Instant::now().checked_add(STOP_GRACE);
-        while !self.links.is_empty() {
+        self.await_ends(STOP_GRACE, |dispatcher| dispatcher.links.is_empty());
+        for (worker, link) in std::mem::take(&mut self.links) {
+            link.kill();
+            self.dying.insert(worker);
+        }
+        self.await_ends(REAP_GRACE, |dispatcher| dispatcher.dying.is_empty());
+        self.pids_lock().clear();
+    }
+
+    /// Takes the workers' ends for at most `grace`, until `done`; a worker that starts now is
+    /// killed.
+    fn await_ends(&mut self, grace: Duration, done: fn(&Self) -> bool) {
+        let deadline = Instant::now().checked_add(grace);
+        while !done(self) {
             let wait = deadline.map_or(Duration::ZERO, |d| {
                 d.saturating_duration_since(Instant::now())
             });
             match self.events.recv_timeout(wait) {
                 Ok(Event::Ended(worker, _)) => {
                     self.links.remove(&worker);
+                    self.dying.remove(&worker);
                 }
-                Ok(Event::Started(_, Ok(link))) => link.kill(),
+                Ok(Event::Started(worker, Ok(link))) => {
+                    link.kill();
+                    self.dying.insert(worker);
+                }
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        for link in self.links.values() {
-            link.kill();
-        }
-        self.pids_lock().clear();
     }
 
     /// The workers' tallies, for [`Pool::status`](crate::Pool::status).
