@@ -218,7 +218,7 @@ fn a_point_connects_again_after_its_process_is_restarted() {
         })
     ));
     // ...and the restarted child's point connects again.
-    assert!(anchor.wait_connected(BOUND).unwrap());
+    assert!(anchor.wait_connected_timeout(BOUND).unwrap());
     anchor.send(2).unwrap();
     assert_eq!(anchor.recv_timeout(BOUND).unwrap(), Some(20));
     handle.result_timeout(BOUND).unwrap();

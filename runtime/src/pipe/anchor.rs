@@ -30,7 +30,7 @@ use crate::transport::server::{Flow, Peer as ServerPeer, Server, ServerConfig, S
 /// [`PipeConfig::accept_timeout`]. When the point's process ends or closes its end, the next
 /// call fails with [`Error::Gone`] (never a hang); if that process is restarted after a
 /// crash, its point connects again and calls work again (see
-/// [`wait_connected`](Anchor::wait_connected)). Dropping the anchor closes the pipe.
+/// [`wait_connected_timeout`](Anchor::wait_connected_timeout)). Dropping the anchor closes the pipe.
 ///
 /// An anchor cannot be serialized: putting one in a process's state does not compile (see
 /// [`CanLeaveItsProcess`]).
@@ -265,9 +265,10 @@ impl<S, R> Anchor<S, R> {
         matches!(*self.peer.lock(), Peer::Connected(_))
     }
 
-    /// Waits up to `timeout` for a point to be connected — the first time, or again after its
-    /// process was restarted. Returns whether one is; `Err(Closed)` once the anchor is closed.
-    pub fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
+    /// Waits up to `timeout` (`Duration::MAX`: no limit) for a point to be connected — the
+    /// first time, or again after its process was restarted. Returns whether one is;
+    /// [`Error::Gone`] once the anchor is closed.
+    pub fn wait_connected_timeout(&self, timeout: Duration) -> Result<bool, Error> {
         let deadline = crate::deadline::after(Some(timeout));
         Ok(self.peer.link(deadline, true)?.is_some())
     }
@@ -396,7 +397,9 @@ mod tests {
         std::io::Read::read_exact(&mut stream, &mut ready).unwrap();
         let sender = std::thread::spawn(move || point.send(7));
         assert!(
-            anchor.wait_connected(HANDSHAKE_TIMEOUT / 2).unwrap(),
+            anchor
+                .wait_connected_timeout(HANDSHAKE_TIMEOUT / 2)
+                .unwrap(),
             "the real point waited behind the stalled handshake"
         );
         assert_eq!(anchor.recv_timeout(HANDSHAKE_TIMEOUT).unwrap(), Some(7));

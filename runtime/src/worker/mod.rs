@@ -173,8 +173,13 @@ impl<R> Worker<R> {
         }
     }
 
-    /// Waits at most `timeout` for the worker to end; `true` once it has ended, however it
-    /// ended. Does not take the result.
+    /// Waits until the worker ended, however it ended. Does not take the result.
+    pub fn wait(&self) {
+        self.completion.wait_until(None);
+    }
+
+    /// Waits at most `timeout` (`Duration::MAX`: no limit) for the worker to end; `true` once
+    /// it has ended, however it ended. Does not take the result.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.completion
             .wait_until(crate::deadline::after(Some(timeout)))

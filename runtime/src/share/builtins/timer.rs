@@ -1,7 +1,7 @@
 //! [`Sktimer`] as a shared field: samples are recorded with `add_time` (a write) and the
 //! statistics are computed on the coordinator, so only the numbers travel. Measuring
-//! (`start`/`stop`) is local by nature: measure with a local timer and `add_time` the result;
-//! the proxy has no `start` or `stop`, so calling them on a shared timer does not compile.
+//! (`start`/`record`) is local by nature: measure with a local timer and `add_time` the result;
+//! the proxy has no `start` or `record`, so calling them on a shared timer does not compile.
 
 use std::time::Duration;
 
