@@ -10,10 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::pipe::anchor::read_with_timeout;
+use crate::pipe::HANDSHAKE_TIMEOUT;
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
+use crate::transport::Connection;
 use crate::transport::endpoint::Endpoint;
 use crate::transport::frame::FrameReader;
 use crate::transport::server;
@@ -241,4 +242,19 @@ impl<S, R> Drop for Point<S, R> {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
+fn read_with_timeout<T: serde::de::DeserializeOwned>(
+    connection: &Connection,
+    frames: &mut FrameReader,
+) -> Option<T> {
+    let mut stream = connection.stream();
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
+    let message = match frames.read_frame(&mut stream) {
+        Ok(Some(body)) => crate::transport::frame::decode(body.bytes()).ok(),
+        _ => None,
+    };
+    stream.set_read_timeout(None).ok()?;
+    message
 }
