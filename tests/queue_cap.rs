@@ -52,7 +52,7 @@ fn put_on_a_thread(q: &Queue<u64>, value: u64) -> (Result<(), Error>, Holder) {
     });
     let outcome = outcome_rx
         .recv_timeout(BOUND)
-        .unwrap_or_else(|_| Err(Error::Disconnected));
+        .unwrap_or(Err(Error::Disconnected));
     (outcome, Holder { release, thread })
 }
 
