@@ -21,9 +21,8 @@ fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every `.rs` file under `dir`, with its code before any `#[cfg(test)]` module and without
-/// comments.
-fn code_of(dir: &Path) -> Vec<(PathBuf, String)> {
+/// Every `.rs` file under `dir`, with its text.
+fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -33,16 +32,19 @@ fn code_of(dir: &Path) -> Vec<(PathBuf, String)> {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-                let code: Vec<&str> = code
-                    .lines()
-                    .map(|line| line.split("//").next().unwrap_or_default())
-                    .collect();
-                files.push((path, code.join("\n")));
+                files.push((path, text));
             }
         }
     }
     files
+}
+
+/// Every `.rs` file under `dir`, with its code: no comments, no `#[cfg(test)]` module.
+fn code_of(dir: &Path) -> Vec<(PathBuf, String)> {
+    rust_files(dir)
+        .into_iter()
+        .map(|(path, text)| (path, without_tests(&text)))
+        .collect()
 }
 
 #[test]
@@ -166,23 +168,13 @@ struct ImportGraph {
 
 impl ImportGraph {
     fn read(root: &Path) -> Self {
-        let mut files = Vec::new();
-        let mut pending = vec![root.to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let name = path
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                    files.push((name, std::fs::read_to_string(&path).unwrap()));
-                }
-            }
-        }
+        let files: Vec<(String, String)> = code_of(root)
+            .into_iter()
+            .map(|(path, code)| {
+                let name = path.strip_prefix(root).unwrap().to_string_lossy();
+                (name.into_owned(), code)
+            })
+            .collect();
         let mut graph = Self {
             modules: files
                 .iter()
@@ -190,8 +182,7 @@ impl ImportGraph {
                 .collect(),
             edges: Default::default(),
         };
-        for (name, text) in &files {
-            let code = without_tests(text);
+        for (name, code) in &files {
             let module = module_of(name);
             let mut targets = Vec::new();
             for (at, _) in code.match_indices("crate::") {
