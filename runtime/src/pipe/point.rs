@@ -16,7 +16,7 @@ use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
 use crate::transport::Connection;
 use crate::transport::endpoint::Endpoint;
-use crate::transport::frame::FrameReader;
+use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
 
 /// The end of a pipe that moves into another process: it sends `S` and receives `R` (for a
@@ -249,12 +249,9 @@ fn read_with_timeout<T: serde::de::DeserializeOwned>(
     connection: &Connection,
     frames: &mut FrameReader,
 ) -> Option<T> {
-    let mut stream = connection.stream();
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
-    let message = match frames.read_frame(&mut stream) {
-        Ok(Some(body)) => crate::transport::frame::decode(body.bytes()).ok(),
-        _ => None,
-    };
-    stream.set_read_timeout(None).ok()?;
-    message
+    let look = |frame: Option<frame::Frame<'_>>| frame::decode(frame?.bytes()).ok();
+    connection
+        .read_frame_within(frames, Some(HANDSHAKE_TIMEOUT), look)
+        .ok()
+        .flatten()
 }

@@ -177,7 +177,7 @@ pub(crate) fn spin_until_readable(stream: &Stream, spin: Duration, deadline: Opt
 /// (`None`: without limit).
 pub(crate) fn readable(stream: &Stream, timeout: Option<Duration>) -> std::io::Result<bool> {
     let ready = wait_readable(&[Source::from(stream)], timeout)?;
-    Ok(ready.iter().any(|r| r.readable))
+    Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 
 /// How long the background reader waits the `n`th time in a row it finds the role held:

@@ -36,7 +36,7 @@ use crate::sys::shm::{self, RegionFd};
 use crate::transport::connection::Connection;
 use crate::transport::endpoint::{Accepting, Endpoint};
 use crate::transport::error::TransportError;
-use crate::transport::frame::FrameReader;
+use crate::transport::frame::{self, FrameReader};
 use crate::transport::rendezvous::PeerPid;
 
 /// Default cap on live connections per server: far above what one queue, pipe or collector
@@ -417,12 +417,11 @@ impl std::io::Read for RegionReader<'_> {
 /// serves its limit already.
 pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection, TransportError> {
     let connection = endpoint.connect(max_frame)?;
-    let mut stream = connection.stream();
-    stream.set_read_timeout(Some(ADMISSION_TIMEOUT))?;
     // Exact: what the server sends after the admission belongs to the connection's reader.
     let mut frames = FrameReader::new(ADMISSION_MAX).exact();
-    let admission = frames.read_message::<_, Admission>(&mut stream);
-    stream.set_read_timeout(None)?;
+    let admission = connection.read_frame_within(&mut frames, Some(ADMISSION_TIMEOUT), |frame| {
+        frame.and_then(|frame| frame::decode::<Admission>(frame.bytes()).ok())
+    });
     match admission {
         Ok(Some(Admission::Welcome)) => Ok(connection),
         Ok(Some(Admission::Full { limit })) => Err(TransportError::TooManyConnections { limit }),
