@@ -7,10 +7,10 @@
 //! driver waits for the connection to become readable without holding the role and takes it
 //! only for the frames that are there, so while nobody listens it still drains everything
 //! and a child never stalls. Every frame, whoever reads it, goes through
-//! [`record::dispatch`](super::record::dispatch): payloads join the bounded outbox (spending the child's credits), the view is
-//! updated in place, and what the supervisor must hear of a control frame (a report, the end
-//! of the connection) is handed to the driver here, in reading order, so control frames are
-//! never stuck behind a listener.
+//! [`record::dispatch`](super::record::dispatch): payloads join the bounded outbox (spending
+//! the child's credits), the view is updated in place, and what the supervisor must hear of a
+//! control frame (a report, the end of the connection) is handed to the driver here, in
+//! reading order, so control frames are never stuck behind a listener.
 //!
 //! A listener that finds the role taken waits on the view, which each release bumps
 //! ([`ProcessShared::release_reader_role`]); the driver waits in the role for a handed
