@@ -29,7 +29,7 @@ const MAX_PENDING: usize = 64;
 const POLL_SLICE: Duration = Duration::from_millis(10);
 
 /// The first frame on every connection: the token the child was given. Nothing the peer says
-/// about itself travels: its pid is the kernel's ([`Stream::peer_pid`]).
+/// about itself travels: its pid is the kernel's (as `SO_PEERCRED` or `LOCAL_PEERPID` gives it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hello {
     /// The token the peer proves.
