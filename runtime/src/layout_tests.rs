@@ -47,43 +47,45 @@ fn code_of(dir: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-#[test]
-fn child_imports_no_feature_folder() {
-    for (path, code) in code_of(&source_dir().join("child")) {
-        for feature in FEATURES {
-            let import = format!("crate::{feature}::");
+/// Fails naming the first file under `side` (a folder of `src/`) whose code names
+/// `crate::<module>::` for one of `modules`, and why that is not allowed.
+fn assert_imports_none(side: &str, modules: &[&str], why: &str) {
+    for (path, code) in code_of(&source_dir().join(side)) {
+        for module in modules {
+            let import = format!("crate::{module}::");
             assert!(
                 !code.contains(&import),
-                "{} imports {import}: role dispatch belongs in entry.rs",
+                "{} imports {import}: {why}",
                 path.display()
             );
         }
     }
+}
+
+#[test]
+fn child_imports_no_feature_folder() {
+    assert_imports_none("child", &FEATURES, "role dispatch belongs in entry.rs");
 }
 
 #[test]
 fn parent_imports_no_feature_folder() {
-    for (path, code) in code_of(&source_dir().join("parent")) {
-        for feature in FEATURES {
-            let import = format!("crate::{feature}::");
-            assert!(
-                !code.contains(&import),
-                "{} imports {import}: a feature plugs into the parent through a seam \
-                 (e.g. spawn.rs's CHILD_ENVIRONMENT)",
-                path.display()
-            );
-        }
-    }
+    let why = "a feature plugs into the parent through a seam (e.g. spawn.rs's CHILD_ENVIRONMENT)";
+    assert_imports_none("parent", &FEATURES, why);
 }
 
 #[test]
 fn parent_imports_no_child_module() {
-    for (path, code) in code_of(&source_dir().join("parent")) {
-        assert!(
-            !code.contains("crate::child::"),
-            "{} imports from child/: the bootstrap contract is in protocol/bootstrap.rs",
-            path.display()
-        );
+    let why = "the bootstrap contract is in protocol/bootstrap.rs";
+    assert_imports_none("parent", &["child"], why);
+}
+
+#[test]
+fn neither_side_imports_the_process_trait() {
+    // `Process` sits above both sides (its hooks take a `Ctx`, its `start` returns a
+    // `Handle`); they are written against `ProcessTypes` and the engine's `Hooks` instead.
+    let why = "use process_types::ProcessTypes or child::hooks::Hooks";
+    for side in ["parent", "child"] {
+        assert_imports_none(side, &["process"], why);
     }
 }
 
@@ -107,21 +109,6 @@ fn processes_are_spawned_and_reaped_in_one_place() {
                     "{name} reaps a child ({reap}): use parent/reaper.rs"
                 );
             }
-        }
-    }
-}
-
-#[test]
-fn neither_side_imports_the_process_trait() {
-    // `Process` sits above both sides (its hooks take a `Ctx`, its `start` returns a
-    // `Handle`); they are written against `ProcessTypes` and the engine's `Hooks` instead.
-    for side in ["parent", "child"] {
-        for (path, code) in code_of(&source_dir().join(side)) {
-            assert!(
-                !code.contains("crate::process::"),
-                "{} imports process.rs: use process_types::ProcessTypes or child::hooks::Hooks",
-                path.display()
-            );
         }
     }
 }
