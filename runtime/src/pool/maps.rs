@@ -96,8 +96,9 @@ impl<'p, M, D> Maps<'p, M, D> {
         self
     }
 
-    fn spec<R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
+    fn spec<T, R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
     where
+        T: Message,
         R: Message,
     {
         JobSpec {
@@ -105,6 +106,7 @@ impl<'p, M, D> Maps<'p, M, D> {
             lives,
             timeout: self.timeout,
             decode: frame::decode_owned::<R>,
+            check: crate::round_trip::check_encoded::<T>,
             ordered,
             progress: self.progress,
         }
@@ -156,7 +158,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.run(spec, items).ok_or(Error::PoolClosed)?.collect()
     }
 
@@ -169,7 +171,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
             .ok_or(Error::PoolClosed)?
             .collect_unordered()
@@ -184,7 +186,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, true), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, true),
+            items,
+        ))
     }
 
     /// Like [`imap`](Maps::imap), in completion order.
@@ -195,7 +200,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, false), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, false),
+            items,
+        ))
     }
 }
 
@@ -210,7 +218,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.run(self.spec(task, lives, true), items)
+        self.run(self.spec::<P, P::Output>(task, lives, true), items)
             .ok_or(Error::PoolClosed)?
             .collect()
     }
@@ -222,7 +230,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        Imap::new(self.run(self.spec(task, lives, true), items))
+        Imap::new(self.run(self.spec::<P, P::Output>(task, lives, true), items))
     }
 }
 
@@ -300,7 +308,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.defer(spec, items, true)
     }
 
@@ -314,7 +322,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.defer(spec, items, false)
     }
 
@@ -353,7 +361,7 @@ where
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.defer(self.spec(task, lives, true), items, true)
+        self.defer(self.spec::<P, P::Output>(task, lives, true), items, true)
     }
 }
 
