@@ -42,6 +42,11 @@ impl ProcessEntry {
     pub fn role(&self) -> Role {
         self.role
     }
+
+    /// The type's registry key.
+    pub(crate) fn key(&self) -> &'static str {
+        self.key
+    }
 }
 
 /// Every registered process type of this binary.

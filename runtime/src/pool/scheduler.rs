@@ -88,6 +88,9 @@ pub(crate) enum ItemError {
     NoWorker(String),
     /// The pool was terminated.
     Terminated,
+    /// A cluster pool lost it: the Redis server could not be reached or lost the map's state,
+    /// or the hosts that held it stopped (see `cluster/`); why, naming the host.
+    Cluster(String),
 }
 
 /// One item's outcome: its index and its encoded output or why it has none.
