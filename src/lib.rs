@@ -40,6 +40,8 @@ pub use skprocess_runtime::{
     TimerStats, WHOLE_VALUE, init, register, wire,
 };
 pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
+#[cfg(feature = "cluster")]
+pub use skprocess_runtime::cluster::{self, Cluster, serve};
 pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
 pub use skprocess_runtime::{WorkerResource, WorkerStatus};
 

@@ -95,19 +95,6 @@ pub(crate) fn beat(connection: &mut Connection, keys: &Keys, info: &HostInfo) ->
         .query(connection)
 }
 
-/// Removes a host's heartbeat (a host that stops on purpose).
-pub(crate) fn leave(connection: &mut Connection, keys: &Keys, host: &str) -> RedisResult<()> {
-    redis::pipe()
-        .cmd("DEL")
-        .arg(keys.host(host))
-        .ignore()
-        .cmd("ZREM")
-        .arg(keys.hosts())
-        .arg(host)
-        .ignore()
-        .query(connection)
-}
-
 /// The hosts alive now (their key has not expired), oldest heartbeat first; hosts whose key
 /// expired are removed from the set on the way.
 pub(crate) fn list(connection: &mut Connection, keys: &Keys) -> RedisResult<Vec<HostInfo>> {

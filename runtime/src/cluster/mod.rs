@@ -25,6 +25,8 @@
 mod hosts;
 mod keys;
 mod link;
+pub(crate) mod pool;
+pub(crate) mod serve;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -34,6 +36,7 @@ use crate::error::Error;
 pub use hosts::HostInfo;
 pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL};
 pub use link::PASSWORD_ENV;
+pub use serve::{SERVE_ENV, SERVE_WORKERS_ENV, ServeConfig, serve};
 
 pub(crate) use keys::Keys;
 pub(crate) use link::Server;

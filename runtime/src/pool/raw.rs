@@ -69,11 +69,6 @@ impl Pool {
             }),
         })
     }
-
-    /// The largest encoded item this pool's workers take.
-    pub(crate) fn item_limit(&self) -> usize {
-        self.core.item_limit
-    }
 }
 
 /// What [`RawJob::next`] found.

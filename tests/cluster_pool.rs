@@ -1,0 +1,377 @@
+//! The distributed pool on a real Redis: each test starts its own `redis-server` on a free
+//! port and two worker hosts — this test binary started again with `SKPROCESS_SERVE`, each in
+//! a process group of its own and reaching Redis through its own proxy — and maps over them.
+//! Chaos: a host SIGKILLed mid-map, a host's link cut mid-map, the server stopped and started
+//! between maps. Every item is accounted for; every wait is bounded.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use skprocess::cluster::{Cluster, ClusterConfig};
+use skprocess::prelude::*;
+
+skprocess::test_support!();
+
+#[path = "support/bound.rs"]
+mod bound;
+#[path = "support/hosts.rs"]
+mod hosts;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/redis.rs"]
+mod redis_server;
+
+use hosts::Host;
+use proxy::Proxy;
+use redis_server::RedisServer;
+
+/// The longest any test here may take before the binary aborts, naming it.
+const TEST_BOUND: Duration = Duration::from_secs(240);
+
+/// How long hosts may take to start and join.
+const JOIN: Duration = Duration::from_secs(60);
+
+/// A server, and hosts each behind its own proxy.
+struct Rig {
+    server: RedisServer,
+    proxies: Vec<Proxy>,
+    hosts: Vec<Host>,
+    name: String,
+}
+
+impl Rig {
+    /// A server and `count` hosts of one worker each, labelled `h0`, `h1`, …; `None` when
+    /// `redis-server` is not installed (outside CI).
+    fn start(name: &str, count: usize) -> Option<Self> {
+        let server = RedisServer::start()?;
+        let mut rig = Self {
+            server,
+            proxies: Vec::new(),
+            hosts: Vec::new(),
+            name: name.to_owned(),
+        };
+        for i in 0..count {
+            let proxy = Proxy::start(rig.server.port());
+            let label = format!("h{i}");
+            let host = Host::start(&proxy.url(), name, 1, &[("HOST_LABEL", &label)]);
+            rig.proxies.push(proxy);
+            rig.hosts.push(host);
+        }
+        rig.wait_for_hosts(count);
+        Some(rig)
+    }
+
+    fn cluster(&self) -> Cluster {
+        Cluster::redis(&self.server.url(), &self.name).expect("the cluster")
+    }
+
+    fn cluster_with(&self, config: ClusterConfig) -> Cluster {
+        Cluster::redis_with(&self.server.url(), &self.name, config).expect("the cluster")
+    }
+
+    /// Waits until `count` hosts of this build heartbeat.
+    fn wait_for_hosts(&self, count: usize) {
+        let cluster = self.cluster();
+        let deadline = Instant::now() + JOIN;
+        loop {
+            let alive = cluster
+                .hosts()
+                .map(|hosts| hosts.iter().filter(|h| h.is_same_build()).count())
+                .unwrap_or(0);
+            if alive >= count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "only {alive} of {count} hosts joined");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A plain connection to the server, for looking at keys.
+    fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.server.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+            .expect("a connection to the test's server")
+    }
+}
+
+/// An item's square and the label of the host that ran it.
+fn square_where(x: u64) -> (u64, String) {
+    (x * x, std::env::var("HOST_LABEL").unwrap_or_default())
+}
+
+/// Like [`square_where`], taking a while.
+fn slow_square_where(x: u64) -> (u64, String) {
+    std::thread::sleep(Duration::from_millis(50));
+    square_where(x)
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[test]
+fn a_map_runs_on_both_hosts_in_input_order_and_leaves_no_job_keys() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("plain", 2) else {
+        return;
+    };
+    let cluster = rig.cluster();
+    let hosts = cluster.hosts().unwrap();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    assert!(hosts.iter().all(|h| h.is_same_build() && h.cores == 1));
+    let pool = Pool::on(&cluster).unwrap();
+    assert_eq!(pool.workers(), 2);
+    let out = pool.map(slow_square_where, 0..60u64).unwrap();
+    let squares: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
+    assert_eq!(squares, (0..60u64).map(|x| x * x).collect::<Vec<_>>());
+    let labels: BTreeSet<&str> = out.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(labels, BTreeSet::from(["h0", "h1"]), "both hosts ran items");
+    // A tiny map of many items, through the same pool.
+    let many = pool.map(square_where, 0..5000u64).unwrap();
+    assert!(many.iter().enumerate().all(|(i, (s, _))| *s == (i as u64) * (i as u64)));
+    drop(pool);
+    let mut redis = rig.redis();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg("skp:plain:job:*")
+            .query(&mut redis)
+            .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job keys left: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let entries: u64 = redis::cmd("XLEN")
+        .arg("skp:plain:items")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(entries, 0, "every entry was deleted once done");
+}
+
+#[test]
+fn modifiers_and_errors_are_the_local_pools() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("modifiers", 2) else {
+        return;
+    };
+    let cluster = rig.cluster();
+    let pool = Pool::on(&cluster).unwrap();
+    assert_eq!(
+        pool.star()
+            .map(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)])
+            .unwrap(),
+        [3, 7]
+    );
+    let mut unordered = pool.unordered_map(|x: u64| x + 1, 0..100u64).unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (1..=100u64).collect::<Vec<_>>());
+    let lazy: Vec<u64> = pool
+        .imap(|x: u64| x * 3, 0..50u64)
+        .map(Result::unwrap)
+        .take(10)
+        .collect();
+    assert_eq!(lazy, (0..10u64).map(|x| x * 3).collect::<Vec<_>>());
+    let job = pool.background().map(|x: u64| x + 10, 0..20u64);
+    let waited = job.wait_timeout(Duration::from_secs(60)).ok().unwrap();
+    assert_eq!(waited.unwrap(), (10..30u64).collect::<Vec<_>>());
+    let picky: fn(u64) -> u64 = |x| if x == 3 { panic!("no threes") } else { x };
+    match pool.map(picky, 0..6u64) {
+        Err(Error::Item { index: 3, error }) => {
+            assert!(matches!(*error, Error::Panicked { ref message } if message == "no threes"));
+        }
+        other => panic!("expected item 3's panic, got {other:?}"),
+    }
+    let sleepy: fn(u64) -> u64 = |x| {
+        if x == 1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        x
+    };
+    let outcomes: Vec<Result<u64, Error>> = pool
+        .timeout(Duration::from_millis(300))
+        .imap(sleepy, 0..4u64)
+        .collect();
+    assert!(matches!(
+        &outcomes[1],
+        Err(Error::Item { index: 1, error }) if matches!(**error, Error::ItemTimeout { .. })
+    ));
+    assert!(outcomes.iter().enumerate().all(|(i, o)| i == 1 || o.is_ok()));
+}
+
+#[derive(Serialize, Deserialize)]
+struct Counter {
+    value: u64,
+}
+
+#[skprocess(runs = 3)]
+impl Counter {
+    fn run(&mut self) {
+        self.value += 1;
+    }
+    fn result(&mut self) -> u64 {
+        self.value
+    }
+}
+
+#[test]
+fn process_types_run_their_lives_on_hosts() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("processes", 1) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    let out = pool
+        .map_processes((0..4u64).map(|value| Counter { value }))
+        .unwrap();
+    assert_eq!(out, [3, 4, 5, 6]);
+}
+
+/// Maps `count` slow items, applying `chaos` once `after` outcomes are in; every item's
+/// outcome, in input order.
+fn map_through_chaos(
+    pool: &Pool,
+    count: u64,
+    after: usize,
+    chaos: impl FnOnce(),
+) -> Vec<Result<(u64, String), Error>> {
+    let mut chaos = Some(chaos);
+    let mut outcomes = Vec::new();
+    for outcome in pool.imap(slow_square_where, 0..count) {
+        outcomes.push(outcome);
+        if outcomes.len() == after {
+            if let Some(chaos) = chaos.take() {
+                chaos();
+            }
+        }
+    }
+    outcomes
+}
+
+#[test]
+fn a_host_killed_mid_map_loses_no_item() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(mut rig) = Rig::start("sigkill", 2) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    let mut victim = rig.hosts.remove(0);
+    let outcomes = map_through_chaos(&pool, 80, 10, || victim.kill());
+    assert_eq!(outcomes.len(), 80);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let (square, _) = outcome.as_ref().expect("the other host ran it");
+        assert_eq!(*square, (i as u64) * (i as u64));
+    }
+    let late: BTreeSet<&str> = outcomes[40..]
+        .iter()
+        .map(|o| o.as_ref().unwrap().1.as_str())
+        .collect();
+    assert_eq!(late, BTreeSet::from(["h1"]), "after the kill only h1 runs");
+}
+
+#[test]
+fn past_its_attempts_an_item_fails_as_crashed_naming_the_host() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(mut rig) = Rig::start("attempts", 2) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster_with(ClusterConfig::default().attempts(1))).unwrap();
+    let mut victim = rig.hosts.remove(0);
+    let outcomes = map_through_chaos(&pool, 80, 4, || victim.kill());
+    assert_eq!(outcomes.len(), 80, "every item is accounted for");
+    let crashed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Err(Error::Item { error, .. }) => match &**error {
+                Error::Crashed { status, .. } => Some(status),
+                other => panic!("unexpected failure {other:?}"),
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(!crashed.is_empty(), "the killed host held items");
+    assert!(
+        crashed.iter().all(|s| s.contains("host h0-")),
+        "{crashed:?}"
+    );
+}
+
+#[test]
+fn a_host_cut_off_mid_map_loses_no_item() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("partition", 2) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    let outcomes = map_through_chaos(&pool, 80, 10, || rig.proxies[0].cut());
+    assert_eq!(outcomes.len(), 80);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let (square, _) = outcome.as_ref().expect("an item was lost");
+        assert_eq!(*square, (i as u64) * (i as u64));
+    }
+    // Healed, the cut-off host joins again and runs items.
+    rig.proxies[0].heal();
+    rig.wait_for_hosts(2);
+    let out = pool.map(square_where, 0..10u64).unwrap();
+    assert_eq!(out.len(), 10);
+}
+
+#[test]
+fn a_server_down_is_a_clear_error_and_its_return_recovers() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(mut rig) = Rig::start("restart", 1) else {
+        return;
+    };
+    let cluster = rig.cluster();
+    let pool = Pool::on(&cluster).unwrap();
+    assert_eq!(pool.map(|x: u64| x + 1, 0..10u64).unwrap().len(), 10);
+    rig.server.stop();
+    match pool.map(|x: u64| x + 1, 0..10u64) {
+        Err(Error::Item { error, .. }) => {
+            let text = error.to_string();
+            assert!(matches!(*error, Error::Cluster(_)), "{text}");
+            assert!(text.contains(&format!("{}", rig.server.port())), "{text}");
+        }
+        other => panic!("expected the server's error, got {other:?}"),
+    }
+    assert!(matches!(cluster.hosts(), Err(Error::Cluster(_))));
+    rig.server.restart();
+    rig.wait_for_hosts(1);
+    assert_eq!(
+        pool.map(|x: u64| x + 1, 0..10u64).unwrap(),
+        (1..=10u64).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_entry_of_another_build_is_left_in_the_stream() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("foreign", 1) else {
+        return;
+    };
+    let mut redis = rig.redis();
+    let id: String = redis::cmd("XADD")
+        .arg("skp:foreign:items")
+        .arg("*")
+        .arg("build")
+        .arg("00")
+        .arg("job")
+        .arg("elsewhere")
+        .arg("body")
+        .arg(b"\xff\xff".as_slice())
+        .query(&mut redis)
+        .unwrap();
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    assert_eq!(pool.map(|x: u64| x, 0..20u64).unwrap().len(), 20);
+    let kept: redis::Value = redis::cmd("XRANGE")
+        .arg("skp:foreign:items")
+        .arg(&id)
+        .arg(&id)
+        .query(&mut redis)
+        .unwrap();
+    assert!(
+        matches!(&kept, redis::Value::Array(entries) if entries.len() == 1),
+        "{kept:?}"
+    );
+}
