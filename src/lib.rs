@@ -28,6 +28,8 @@
 #![deny(missing_docs)]
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
+#[cfg(feature = "cluster")]
+pub use skprocess_runtime::cluster::{self, Cluster, serve};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
@@ -40,8 +42,6 @@ pub use skprocess_runtime::{
     TimerStats, WHOLE_VALUE, init, register, wire,
 };
 pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
-#[cfg(feature = "cluster")]
-pub use skprocess_runtime::cluster::{self, Cluster, serve};
 pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
 pub use skprocess_runtime::{WorkerResource, WorkerStatus};
 

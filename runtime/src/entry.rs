@@ -40,7 +40,9 @@ fn serve_if_asked() {
     }
     #[cfg(not(feature = "cluster"))]
     if std::env::var_os("SKPROCESS_SERVE").is_some() {
-        eprintln!("skprocess: SKPROCESS_SERVE is set, but this binary was built without the `cluster` feature");
+        eprintln!(
+            "skprocess: SKPROCESS_SERVE is set, but this binary was built without the `cluster` feature"
+        );
         std::process::exit(2);
     }
 }

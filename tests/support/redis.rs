@@ -73,7 +73,10 @@ impl RedisServer {
         let deadline = Instant::now() + READY;
         // The old socket may linger a moment; the new server retries its bind until then.
         while let Err(e) = self.launch() {
-            assert!(Instant::now() < deadline, "redis-server did not restart: {e}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not restart: {e}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -128,7 +128,10 @@ impl RawJob {
             .into_iter()
             .map(|(index, range)| Item::new(index, SharedBytes::new(Arc::clone(&buffer), range)))
             .collect();
-        self.core.command(Command::Items { job: self.id, items });
+        self.core.command(Command::Items {
+            job: self.id,
+            items,
+        });
     }
 
     /// Waits at most `wait` for outcomes.

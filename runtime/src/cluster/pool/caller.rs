@@ -173,7 +173,11 @@ impl Engine {
         };
         if let Err(e) = spawned {
             // Without a collector no outcome would ever come back: its items fail at once.
-            fail(&link, &ItemError::Cluster(format!("no collector thread: {e}")), None);
+            fail(
+                &link,
+                &ItemError::Cluster(format!("no collector thread: {e}")),
+                None,
+            );
         }
         self.jobs.insert(job, link);
     }

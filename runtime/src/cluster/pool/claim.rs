@@ -57,9 +57,8 @@ pub(crate) fn after_claim(
         return Claimed::Run;
     }
     Claimed::Fail(format!(
-        "host {previous} stopped while running this item (no sign for {} ms); its entry was delivered {} times, past the budget of {attempts} attempts",
+        "host {previous} stopped while running this item (no sign of it for {} ms); the item's {attempts} attempts are spent",
         idle.as_millis(),
-        deliveries.saturating_sub(1),
     ))
 }
 

@@ -52,6 +52,8 @@ impl Pool {
             max_in_flight: config.max_in_flight,
         };
         let engine = caller::Engine::new(cluster.clone(), hosts::link_build(), workers);
-        Pool::with_engine(shape, "skprocess-cluster", move |events| engine.run(&events))
+        Pool::with_engine(shape, "skprocess-cluster", move |events| {
+            engine.run(&events)
+        })
     }
 }

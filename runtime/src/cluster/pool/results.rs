@@ -61,7 +61,9 @@ impl Collecting {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Collector> {
-        self.collector.lock().unwrap_or_else(PoisonError::into_inner)
+        self.collector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One pop, and the periodic checks when due; the outcomes that count.

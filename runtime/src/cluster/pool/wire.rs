@@ -167,7 +167,10 @@ mod tests {
                 (8, Err(WireError::Crashed("killed by signal 9".into()))),
             ],
         };
-        assert_eq!(ResultBatch::decode(&batch.encode().unwrap()).unwrap(), batch);
+        assert_eq!(
+            ResultBatch::decode(&batch.encode().unwrap()).unwrap(),
+            batch
+        );
     }
 
     #[test]

@@ -81,7 +81,10 @@ pub(crate) fn run(
     {
         if let Claimed::Fail(text) = claim::after_claim(*deliveries, body.attempts, previous, *idle)
         {
-            let failed = body.items.iter().map(|(index, _)| (*index, Err(WireError::Crashed(text.clone()))));
+            let failed = body
+                .items
+                .iter()
+                .map(|(index, _)| (*index, Err(WireError::Crashed(text.clone()))));
             return finish(host, connection, entry, &job, failed.collect());
         }
     }
@@ -89,7 +92,10 @@ pub(crate) fn run(
         Ok(task) => task,
         Err(detail) => {
             let failure = WireError::Failed(ItemFailure::UnknownTask(detail));
-            let failed = body.items.iter().map(|(index, _)| (*index, Err(failure.clone())));
+            let failed = body
+                .items
+                .iter()
+                .map(|(index, _)| (*index, Err(failure.clone())));
             return finish(host, connection, entry, &job, failed.collect());
         }
     };
@@ -97,7 +103,11 @@ pub(crate) fn run(
         // The local pool is closing: the process is ending, and the entry goes to another.
         return Ok(());
     };
-    raw.add(body.items.iter().map(|(index, bytes)| (*index, bytes.as_slice())));
+    raw.add(
+        body.items
+            .iter()
+            .map(|(index, bytes)| (*index, bytes.as_slice())),
+    );
     let left = body.items.iter().map(|(index, _)| *index).collect();
     collect(host, connection, entry, &job, &raw, left)
 }
@@ -160,7 +170,12 @@ fn job_alive(host: &Host, connection: &mut Connection, job: &str) -> RedisResult
 }
 
 /// Pushes what the outbox holds.
-fn push(host: &Host, connection: &mut Connection, job: &str, outbox: &mut Outbox) -> RedisResult<()> {
+fn push(
+    host: &Host,
+    connection: &mut Connection,
+    job: &str,
+    outbox: &mut Outbox,
+) -> RedisResult<()> {
     let results = std::mem::take(&mut outbox.results);
     outbox.bytes = 0;
     outbox.since = Instant::now();

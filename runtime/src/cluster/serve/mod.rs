@@ -281,7 +281,10 @@ mod tests {
     #[test]
     fn a_host_id_fits_in_a_key() {
         let id = host_id(Some("box")).unwrap();
-        assert!(id.starts_with(&format!("box-{}-", std::process::id())), "{id}");
+        assert!(
+            id.starts_with(&format!("box-{}-", std::process::id())),
+            "{id}"
+        );
         assert!(keys::check_name(&host_id(None).unwrap()).is_ok());
     }
 }
