@@ -18,6 +18,10 @@
 //!   sans-IO policies: which results count (`collector.rs`) and which pending entries a host
 //!   claims or fails (`claim.rs`).
 //!
+//! Share and Queue on Redis belong in `share/` and `queue/` beside `pool/`: they take the
+//! server and the keys from the handle (`Cluster::server`, `Cluster::keys`, adding their keys
+//! to `keys.rs` with their lifetimes) and the hosts' build from `hosts.rs`.
+//!
 //! Functions travel as code offsets, valid only in the same build: every entry carries its
 //! caller's build identity, and each build reads through a consumer group of its own, so a
 //! host of another build never runs (nor takes) an entry it cannot run.
@@ -196,8 +200,9 @@ impl Cluster {
     }
 
     /// Runs `command` on the handle's connection, connecting first when there is none; a
-    /// connection that failed is dropped, so the next command connects again.
-    fn with_connection<T>(
+    /// connection that failed is dropped, so the next command connects again. For short
+    /// commands; a feature with blocking reads opens its own (`server().connect`).
+    pub(crate) fn with_connection<T>(
         &self,
         command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, Error> {
