@@ -44,6 +44,7 @@ impl ProcessEntry {
     }
 
     /// The type's registry key.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn key(&self) -> &'static str {
         self.key
     }

@@ -25,6 +25,7 @@ mod job;
 pub(crate) mod launch;
 mod maps;
 mod progress;
+#[cfg(feature = "cluster")]
 pub(crate) mod raw;
 mod scheduler;
 mod shared_bytes;

@@ -90,6 +90,7 @@ pub(crate) enum ItemError {
     Terminated,
     /// A cluster pool lost it: the Redis server could not be reached or lost the map's state,
     /// or the hosts that held it stopped (see `cluster/`); why, naming the host.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Cluster(String),
 }
 
