@@ -180,6 +180,11 @@ fn modifiers_and_errors_are_the_local_pools() {
         .take(10)
         .collect();
     assert_eq!(lazy, (0..10u64).map(|x| x * 3).collect::<Vec<_>>());
+    let future = pool.asynced().map(|x: u64| x * 5, 0..20u64);
+    assert_eq!(
+        block_on(future).unwrap(),
+        (0..20u64).map(|x| x * 5).collect::<Vec<_>>()
+    );
     let job = pool.background().map(|x: u64| x + 10, 0..20u64);
     let waited = job.wait_timeout(Duration::from_secs(60)).ok().unwrap();
     assert_eq!(waited.unwrap(), (10..30u64).collect::<Vec<_>>());
@@ -210,6 +215,29 @@ fn modifiers_and_errors_are_the_local_pools() {
             .enumerate()
             .all(|(i, o)| i == 1 || o.is_ok())
     );
+}
+
+/// The smallest executor: polls on this thread, parks between wakes, gives up after a minute.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "the future did not complete");
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -324,6 +352,19 @@ fn a_host_cut_off_mid_map_loses_no_item() {
     rig.wait_for_hosts(2);
     let out = pool.map(square_where, 0..10u64).unwrap();
     assert_eq!(out.len(), 10);
+}
+
+#[test]
+fn a_slow_link_to_one_host_costs_time_not_items() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("slow", 2) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    rig.proxies[0].slow(Duration::from_millis(20));
+    let out = pool.map(slow_square_where, 0..60u64).unwrap();
+    let squares: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
+    assert_eq!(squares, (0..60u64).map(|x| x * x).collect::<Vec<_>>());
 }
 
 #[test]
