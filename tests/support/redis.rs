@@ -15,6 +15,25 @@ use std::time::{Duration, Instant};
 /// How long a server may take to answer its first `PING`.
 const READY: Duration = Duration::from_secs(10);
 
+/// Makes the server get SIGKILL when the thread that starts it ends (Linux), so a test
+/// binary aborted by its bound leaves no server behind.
+fn die_with_this_thread(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs between fork and exec and calls only `prctl`, which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
 /// A running `redis-server`, killed and reaped on drop.
 pub struct RedisServer {
     port: u16,
@@ -82,14 +101,17 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_this_thread(&mut command);
+        let mut child = command
             .spawn()
             .map_err(|e| format!("spawning redis-server: {e}"))?;
         let deadline = Instant::now() + READY;
