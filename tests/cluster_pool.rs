@@ -395,6 +395,25 @@ fn a_server_down_is_a_clear_error_and_its_return_recovers() {
 }
 
 #[test]
+fn without_a_host_of_this_build_items_fail_with_no_worker() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("nohost", 0) else {
+        return;
+    };
+    let config = ClusterConfig::default().no_host_timeout(Duration::from_secs(2));
+    let pool = Pool::on(&rig.cluster_with(config)).unwrap();
+    match pool.map(|x: u64| x, 0..3u64) {
+        Err(Error::Item { error, .. }) => {
+            assert!(
+                matches!(&*error, Error::NoWorker(text) if text.contains("nohost")),
+                "{error}"
+            );
+        }
+        other => panic!("expected NoWorker, got {other:?}"),
+    }
+}
+
+#[test]
 fn an_entry_of_another_build_is_left_in_the_stream() {
     let _bound = bound::within(TEST_BOUND);
     let Some(rig) = Rig::start("foreign", 1) else {

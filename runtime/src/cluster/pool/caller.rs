@@ -158,6 +158,7 @@ impl Engine {
             collector: Arc::clone(&collector),
             stop: Arc::clone(&stop),
             results: results.clone(),
+            others: Mutex::new(Vec::new()),
         };
         let spawned = std::thread::Builder::new()
             .name("skprocess-cluster-results".into())

@@ -67,7 +67,10 @@ pub(crate) fn run(
     let job = String::from_utf8_lossy(entry.field(FIELD_JOB).unwrap_or_default()).into_owned();
     let body = entry.field(FIELD_BODY).map(EntryBody::decode);
     let Some(Ok(body)) = body else {
-        tracing::warn!(host = %host.id, entry = %entry.id, "an entry without a readable body is dropped");
+        host.warn(&format!(
+            "entry {} has no readable body; it is dropped",
+            entry.id
+        ));
         return finish(host, connection, entry, &job, Vec::new());
     };
     if !job_alive(host, connection, &job)? {
@@ -198,7 +201,7 @@ fn add_push(
         results,
     };
     let Ok(encoded) = batch.encode() else {
-        tracing::warn!(host = %host.id, "a batch of results could not be encoded");
+        host.warn("a batch of results could not be encoded");
         return;
     };
     let key = host.keys.results(job);
