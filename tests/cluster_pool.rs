@@ -414,6 +414,40 @@ fn without_a_host_of_this_build_items_fail_with_no_worker() {
 }
 
 #[test]
+fn the_password_comes_from_the_environment_only() {
+    let _bound = bound::within(TEST_BOUND);
+    // A variable every test process has stands in for the secret's variable, so that the
+    // test sets no environment of its own.
+    let password = std::env::var("HOME").expect("HOME is set");
+    let Some(server) = RedisServer::start_with_password(&password) else {
+        return;
+    };
+    let inline = format!("redis://:{password}@127.0.0.1:{}/0", server.port());
+    match Cluster::redis(&inline, "secret") {
+        Err(Error::Config(text)) => assert!(!text.contains(&password), "{text}"),
+        other => panic!("a URL with a password must be refused, got {other:?}"),
+    }
+    let unset = ClusterConfig::default().password_env("SKPROCESS_TEST_NO_SUCH_VARIABLE");
+    assert!(Cluster::redis_with(&server.url(), "secret", unset).is_err());
+    let proxy = Proxy::start(server.port());
+    let _host = Host::start(
+        &proxy.url(),
+        "secret",
+        1,
+        &[("SKPROCESS_REDIS_PASSWORD", &password)],
+    );
+    let config = ClusterConfig::default().password_env("HOME");
+    let cluster = Cluster::redis_with(&server.url(), "secret", config).unwrap();
+    let deadline = Instant::now() + JOIN;
+    while cluster.hosts().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the host did not join");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pool = Pool::on(&cluster).unwrap();
+    assert_eq!(pool.map(|x: u64| x * 2, 0..5u64).unwrap(), [0, 2, 4, 6, 8]);
+}
+
+#[test]
 fn an_entry_of_another_build_is_left_in_the_stream() {
     let _bound = bound::within(TEST_BOUND);
     let Some(rig) = Rig::start("foreign", 1) else {

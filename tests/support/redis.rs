@@ -38,12 +38,23 @@ fn die_with_this_thread(command: &mut Command) {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// `--requirepass`, if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers; `None` (with a notice) when
     /// `redis-server` is not installed and this is not CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](RedisServer::start), asking clients for `password` (`--requirepass`).
+    pub fn start_with_password(password: &str) -> Option<Self> {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -60,7 +71,11 @@ impl RedisServer {
         // A port taken between our probe and the server's bind fails the start; try again.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { port, child: None };
+            let mut server = Self {
+                port,
+                child: None,
+                password: password.clone(),
+            };
             if server.launch().is_ok() {
                 return Some(server);
             }
@@ -110,6 +125,9 @@ impl RedisServer {
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
         die_with_this_thread(&mut command);
         let mut child = command
             .spawn()
@@ -139,7 +157,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// Whether a server on `port` answers `PING` within a second.
+/// Whether a server on `port` answers `PING` within a second (a server that asks for a
+/// password answers too: with `-NOAUTH`).
 pub fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -149,7 +168,8 @@ pub fn ping(port: u16) -> bool {
         return false;
     }
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.read_exact(&mut reply).is_ok()
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
 }
 
 /// A port free on 127.0.0.1 a moment ago.
