@@ -191,7 +191,9 @@ fn modifiers_and_errors_are_the_local_pools() {
     let picky: fn(u64) -> u64 = |x| if x == 3 { panic!("no threes") } else { x };
     match pool.map(picky, 0..6u64) {
         Err(Error::Item { index: 3, error }) => {
-            assert!(matches!(*error, Error::Panicked { ref message } if message == "no threes"));
+            assert!(
+                matches!(*error, Error::Panicked { ref message, .. } if message == "no threes")
+            );
         }
         other => panic!("expected item 3's panic, got {other:?}"),
     }
