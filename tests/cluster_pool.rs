@@ -397,6 +397,40 @@ fn a_server_down_is_a_clear_error_and_its_return_recovers() {
 }
 
 #[test]
+fn a_map_left_early_leaves_nothing_behind() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("abandoned", 1) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    let first: Vec<_> = pool.imap(slow_square_where, 0..400u64).take(2).collect();
+    assert_eq!(first.len(), 2);
+    drop(pool);
+    // The host drops the entries of a map whose key is gone without running them, and stops
+    // the one it runs within a second.
+    let mut redis = rig.redis();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let entries: u64 = redis::cmd("XLEN")
+            .arg("skp:abandoned:items")
+            .query(&mut redis)
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("skp:abandoned:job:*")
+            .query(&mut redis)
+            .unwrap();
+        if entries == 0 && keys.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {entries} entries, keys {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn without_a_host_of_this_build_items_fail_with_no_worker() {
     let _bound = bound::within(TEST_BOUND);
     let Some(rig) = Rig::start("nohost", 0) else {

@@ -24,6 +24,13 @@ const PUSH_EVERY: Duration = Duration::from_millis(2);
 /// Encoded results that are pushed at once, without waiting for more.
 const PUSH_BYTES: usize = 1 << 20;
 
+/// Pushes a result batch (`ARGV[1]`) to the map's list (`KEYS[2]`) with its TTL (`ARGV[2]`,
+/// ms), only while the map's key (`KEYS[1]`) lives: a map that ended or lost its caller gets
+/// no list made again behind it.
+const PUSH_IF_ALIVE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+     redis.call('RPUSH', KEYS[2], ARGV[1]) \
+     redis.call('PEXPIRE', KEYS[2], ARGV[2]) end";
+
 /// How long one wait for the local pool lasts.
 const POOL_WAIT: Duration = Duration::from_millis(20);
 
@@ -204,14 +211,13 @@ fn add_push(
         host.warn("a batch of results could not be encoded");
         return;
     };
-    let key = host.keys.results(job);
     let ttl = u64::try_from(JOB_TTL.as_millis()).unwrap_or(u64::MAX);
-    pipe.cmd("RPUSH")
-        .arg(&key)
+    pipe.cmd("EVAL")
+        .arg(PUSH_IF_ALIVE)
+        .arg(2)
+        .arg(host.keys.job(job))
+        .arg(host.keys.results(job))
         .arg(encoded)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(&key)
         .arg(ttl)
         .ignore();
 }
