@@ -61,9 +61,14 @@ pub(crate) fn run(
     entry: &StreamEntry,
     delivery: &Delivery,
 ) -> RedisResult<()> {
+    let job = String::from_utf8_lossy(entry.field(FIELD_JOB).unwrap_or_default()).into_owned();
     let build = entry.field(FIELD_BUILD).unwrap_or_default();
     if build != host.build.as_bytes() {
         host.met_foreign(&String::from_utf8_lossy(build));
+        if !job_alive(host, connection, &job)? {
+            // Its caller is gone: nobody will run it, or wait for it.
+            return finish(host, connection, entry, &job, Vec::new());
+        }
         // Acknowledged in this build's group only: the entry stays for its own build.
         return redis::cmd("XACK")
             .arg(host.keys.items())
@@ -71,7 +76,6 @@ pub(crate) fn run(
             .arg(&entry.id)
             .query(connection);
     }
-    let job = String::from_utf8_lossy(entry.field(FIELD_JOB).unwrap_or_default()).into_owned();
     let body = entry.field(FIELD_BODY).map(EntryBody::decode);
     let Some(Ok(body)) = body else {
         host.warn(&format!(
