@@ -28,6 +28,8 @@
 #![deny(missing_docs)]
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
+#[cfg(feature = "cluster")]
+pub use skprocess_runtime::cluster::{self, Cluster, serve};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeError, Point};
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};

@@ -158,6 +158,11 @@ pub enum Error {
     /// The pool was closed or terminated: it takes no more work.
     #[error("the pool is closed")]
     PoolClosed,
+    /// A cluster (`cluster::Cluster`, feature `cluster`) could not do its part: its Redis
+    /// server could not be reached or lost a map's state, or an item's hosts kept stopping
+    /// until its attempts were spent; the text says which, naming the server or the host.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// No pool worker could be started.
     #[error("no pool worker could be started: {0}")]
     NoWorker(String),

@@ -23,6 +23,8 @@ compile_error!(
 );
 
 mod child;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod completion;
 mod config;
 mod deadline;

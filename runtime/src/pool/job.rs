@@ -341,6 +341,7 @@ impl From<ItemError> for Error {
             ItemError::TimedOut(limit) => Error::ItemTimeout { limit },
             ItemError::NoWorker(detail) => Error::NoWorker(detail),
             ItemError::Terminated => Error::PoolClosed,
+            ItemError::Cluster(detail) => Error::Cluster(detail),
         }
     }
 }
