@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 /// The feature folders, which sit above `parent/` and `child/`.
-const FEATURES: [&str; 8] = [
+const FEATURES: [&str; 9] = [
+    "cluster",
     "pool",
     "share",
     "pipe",
