@@ -28,6 +28,8 @@
 #![deny(missing_docs)]
 
 pub use skprocess_macros::{autoreconnect, main, shared, skprocess};
+#[cfg(feature = "cluster")]
+pub use skprocess_runtime::cluster::{self, Cluster, serve};
 pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, Point};
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
@@ -75,6 +77,12 @@ pub mod prelude {
     pub use crate::{LocalQueue, Msg, Queue};
     pub use serde::{Deserialize, Serialize};
 }
+
+/// README's code blocks, compiled and run as doctests (`cargo test --doc`), so none of them
+/// goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]

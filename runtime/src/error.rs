@@ -303,6 +303,14 @@ pub enum Error {
         /// The worker's reason.
         reason: String,
     },
+    /// A cluster (`cluster::Cluster`, feature `cluster`) could not do its part: its Redis
+    /// server could not be reached or lost a map's state, or an item's hosts kept stopping
+    /// until its attempts were spent; `problem` says which, naming the server or the host.
+    #[error("cluster: {problem}")]
+    Cluster {
+        /// What went wrong, naming the server or the host.
+        problem: String,
+    },
     /// A configuration value is invalid; nothing was started.
     #[error("invalid configuration: {problem}")]
     Config {

@@ -23,11 +23,14 @@ compile_error!(
 );
 
 mod child;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod completion;
 mod config;
 mod deadline;
 mod entry;
 pub mod error;
+mod failure_text;
 mod hook;
 #[cfg(test)]
 mod layout_tests;
@@ -39,6 +42,7 @@ pub mod pipe;
 mod pool;
 mod process;
 mod process_queue;
+mod process_types;
 mod protocol;
 pub mod queue;
 pub mod reconnect;
@@ -56,7 +60,7 @@ pub use child::runtime_context::ChildContext;
 pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, TrySendError};
-pub use hook::{Hook, PerHook};
+pub use hook::{Hook, HookFailure, HookResult, PerHook};
 pub use message::Message;
 pub use parent::handle::{Handle, ProcessStatus, ResultFuture};
 pub use parent::output::CapturedOutput;
@@ -65,8 +69,9 @@ pub use parent::output::CapturedOutput;
 #[doc(hidden)]
 pub use pool::{Asynced, Background, Deliver, Now, Plain, Star};
 pub use pool::{Imap, Job, MapFuture, Maps, Mode, Pool, PoolConfig};
-pub use process::{HookFailure, HookResult, NoMessages, Process};
+pub use process::{NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
+pub use process_types::ProcessTypes;
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
@@ -96,12 +101,10 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::entry::run_test_child;
     pub use crate::error::Error;
-    pub use crate::hook::Hook;
+    pub use crate::hook::{Hook, HookFailure, HookResult};
     pub use crate::message::Message;
     pub use crate::pool::Canceller;
-    pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
-    };
+    pub use crate::process::{FallibleOutput, IntoHookResult, NoMessages, Process};
     pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,

@@ -43,6 +43,12 @@ impl ProcessEntry {
     pub fn role(&self) -> Role {
         self.role
     }
+
+    /// The type's registry key.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn key(&self) -> &'static str {
+        self.key
+    }
 }
 
 /// Every registered process type of this binary.

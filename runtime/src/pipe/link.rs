@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::sys::{self, Source};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader, WireError};
+use crate::transport::role::readable;
 
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
@@ -130,7 +130,8 @@ impl Link {
                 Some(_) if reader.frames.has_buffered_frame() => None,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if !wait_readable(&self.connection, left)? {
+                    // Bytes to read, or the end.
+                    if !readable(self.connection.stream(), Some(left)).map_err(Error::Io)? {
                         return Ok(None);
                     }
                     // Readable, but the rest of a frame may still be on its way.
@@ -208,13 +209,6 @@ fn from_send(error: Error) -> Error {
         Error::TooLarge { .. } | Error::Malformed { .. } => error,
         _ => super::closed(),
     }
-}
-
-/// Waits until the connection has bytes to read (or has ended) for at most `timeout`.
-fn wait_readable(connection: &Connection, timeout: Duration) -> Result<bool, Error> {
-    let source = [Source::from(connection.stream())];
-    let ready = sys::wait_readable(&source, Some(timeout)).map_err(Error::Io)?;
-    Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 
 /// Whether the peer has hung up, checked without waiting.

@@ -348,6 +348,7 @@ impl From<ItemError> for Error {
             ItemError::Terminated => Error::Gone {
                 peer: crate::error::Peer::Pool,
             },
+            ItemError::Cluster(problem) => Error::Cluster { problem },
         }
     }
 }

@@ -94,6 +94,10 @@ pub(crate) enum ItemError {
     NoWorker(String),
     /// The pool was terminated.
     Terminated,
+    /// A cluster pool lost it: the Redis server could not be reached or lost the map's state,
+    /// or the hosts that held it stopped (see `cluster/`); why, naming the host.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Cluster(String),
 }
 
 /// One item's outcome: its index and its encoded output or why it has none.
