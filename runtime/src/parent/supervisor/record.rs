@@ -102,7 +102,7 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
             return Some(Reported::Finished(output.to_vec()));
         }
         ToParent::Failed(failure) => Report::Failed(failure),
-        ToParent::UnknownType(key) => Report::SetupFailed(Error::UnknownType { key: key }),
+        ToParent::UnknownType(key) => Report::SetupFailed(Error::UnknownType { key }),
         ToParent::SetupFailed(detail) => Report::SetupFailed(Error::Bootstrap { detail }),
     };
     Some(Reported::Report(report))
