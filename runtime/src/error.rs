@@ -151,6 +151,36 @@ pub enum Usage {
     NotShareOwner,
 }
 
+/// What can go wrong setting up a pipe, in [`Error::Pipe`]. A pipe's
+/// other failures are the crate's: a closed end is [`Error::Gone`]
+/// ([`Peer::PipeEnd`](crate::error::Peer::PipeEnd)), a message over the limit
+/// [`Error::TooLarge`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// No point connected to the anchor within `PipeConfig::accept_timeout`.
+    #[error("no process connected the pipe's point within {waited:?}")]
+    NotConnected {
+        /// How long the anchor waited.
+        waited: std::time::Duration,
+    },
+    /// The point is already connected from another live process: a point moves into one
+    /// process and is never shared.
+    #[error(
+        "this pipe point is already in use by process {pid}: a point moves into one process and cannot be shared"
+    )]
+    PointInUse {
+        /// The process that holds the point's connection.
+        pid: u32,
+    },
+    /// The point does not belong to the pipe it reached.
+    #[error("this point does not belong to the pipe it connected to")]
+    WrongPipe,
+    /// The point was rebuilt with other message types than its anchor's.
+    #[error("the point's message types differ from its anchor's")]
+    TypeMismatch,
+}
+
 /// Everything that can go wrong starting, running or talking to a process, a pool, a share, a
 /// queue or a pipe.
 ///
@@ -367,9 +397,9 @@ pub enum Error {
         /// What happened to it.
         error: Box<Error>,
     },
-    /// Setting up a pipe failed (see [`PipeError`](crate::pipe::PipeError)).
+    /// Setting up a pipe failed (see [`PipeError`]).
     #[error(transparent)]
-    Pipe(crate::pipe::PipeError),
+    Pipe(PipeError),
     /// A socket or file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -404,8 +434,8 @@ impl From<Usage> for Error {
     }
 }
 
-impl From<crate::pipe::PipeError> for Error {
-    fn from(error: crate::pipe::PipeError) -> Self {
+impl From<PipeError> for Error {
+    fn from(error: PipeError) -> Self {
         Error::Pipe(error)
     }
 }

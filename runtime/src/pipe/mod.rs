@@ -30,6 +30,7 @@ pub use anchor::{Anchor, CanLeaveItsProcess};
 pub use point::Point;
 
 use crate::error::Error;
+pub use crate::error::PipeError;
 use crate::message::Message;
 
 /// The two ends of a pipe: the anchor, which sends `S` and receives `R`, and its point, which
@@ -100,36 +101,6 @@ impl Default for PipeConfig {
             socket_dir: None,
         }
     }
-}
-
-/// What can go wrong setting up a pipe, in [`Error::Pipe`]. A pipe's
-/// other failures are the crate's: a closed end is [`Error::Gone`]
-/// ([`Peer::PipeEnd`](crate::error::Peer::PipeEnd)), a message over the limit
-/// [`Error::TooLarge`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PipeError {
-    /// No point connected to the anchor within [`PipeConfig::accept_timeout`].
-    #[error("no process connected the pipe's point within {waited:?}")]
-    NotConnected {
-        /// How long the anchor waited.
-        waited: Duration,
-    },
-    /// The point is already connected from another live process: a point moves into one
-    /// process and is never shared.
-    #[error(
-        "this pipe point is already in use by process {pid}: a point moves into one process and cannot be shared"
-    )]
-    PointInUse {
-        /// The process that holds the point's connection.
-        pid: u32,
-    },
-    /// The point does not belong to the pipe it reached.
-    #[error("this point does not belong to the pipe it connected to")]
-    WrongPipe,
-    /// The point was rebuilt with other message types than its anchor's.
-    #[error("the point's message types differ from its anchor's")]
-    TypeMismatch,
 }
 
 /// The error of a closed end: the other end is gone.
