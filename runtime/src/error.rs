@@ -151,9 +151,8 @@ pub enum Usage {
     NotShareOwner,
 }
 
-/// What can go wrong setting up a pipe, in [`Error::Pipe`]. A pipe's
-/// other failures are the crate's: a closed end is [`Error::Gone`]
-/// ([`Peer::PipeEnd`](crate::error::Peer::PipeEnd)), a message over the limit
+/// What can go wrong setting up a pipe, in [`Error::Pipe`]. A pipe's other failures are the
+/// crate's: a closed end is [`Error::Gone`] ([`Peer::PipeEnd`]), a message over the limit
 /// [`Error::TooLarge`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
