@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
 use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
-use crate::protocol::pool::{Chunk, TaskRef, ToWorker, WireItem};
+use serde::{Serialize, Serializer};
+
+use crate::protocol::pool::{TaskRef, ToWorker, WireItem};
 use crate::transport::Connection;
 use crate::transport::frame;
 
@@ -52,19 +54,17 @@ impl ChunkWriter {
             Task::Function { offset } => TaskRef::Function { offset },
             Task::Process { key } => TaskRef::Process { key },
         };
-        let chunk = Chunk {
+        let chunk = ChunkFrame::Chunk {
             job,
             task,
             isolated,
-            items: items
-                .iter()
-                .map(|item| WireItem {
-                    index: item.index,
-                    bytes: &item.bytes,
-                })
-                .collect(),
+            items: ChunkItems(items),
         };
-        frame::encode(&ToWorker::Chunk(chunk)).is_ok_and(|encoded| self.write(encoded))
+        // Room for the head and, per item, its index and length varints and its bytes: one
+        // allocation, where growing as it goes copied the frame over and over.
+        let bytes: usize = items.iter().map(|item| item.bytes.len()).sum();
+        let mut encoded = Vec::with_capacity(64 + bytes + 16 * items.len());
+        frame::encode_into(&chunk, &mut encoded).is_ok() && self.write(encoded)
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -74,5 +74,70 @@ impl ChunkWriter {
 
     fn write(&self, frame: Vec<u8>) -> bool {
         self.frames.try_send(frame).is_ok()
+    }
+}
+
+/// [`ToWorker::Chunk`] as it is written: the same variant and fields in the same order, so the
+/// same bytes, with the items serialized straight from the scheduler's.
+#[derive(Serialize)]
+enum ChunkFrame<'a> {
+    Chunk {
+        job: JobId,
+        task: TaskRef<'a>,
+        isolated: bool,
+        items: ChunkItems<'a>,
+    },
+}
+
+/// A chunk's items as the wire's sequence of [`WireItem`]s, serialized from the scheduler's
+/// items without collecting them first.
+struct ChunkItems<'a>(&'a [Item]);
+
+impl Serialize for ChunkItems<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|item| WireItem {
+            index: item.index,
+            bytes: &item.bytes,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::shared_bytes::SharedBytes;
+    use crate::protocol::pool::{Chunk, FunctionOffsets};
+
+    #[test]
+    fn a_chunk_is_written_as_the_wire_chunk_it_stands_for() {
+        let items: Vec<Item> = [(3, vec![1, 2]), (900, vec![]), (7, vec![9; 300])]
+            .into_iter()
+            .map(|(index, bytes)| Item::new(index, SharedBytes::from(bytes)))
+            .collect();
+        let offset = FunctionOffsets {
+            trampoline: -5,
+            function: 70_000,
+        };
+        let written = frame::encode(&ChunkFrame::Chunk {
+            job: 12,
+            task: TaskRef::Function { offset },
+            isolated: true,
+            items: ChunkItems(&items),
+        })
+        .unwrap();
+        let wire = frame::encode(&ToWorker::Chunk(Chunk {
+            job: 12,
+            task: TaskRef::Function { offset },
+            isolated: true,
+            items: items
+                .iter()
+                .map(|item| WireItem {
+                    index: item.index,
+                    bytes: &item.bytes,
+                })
+                .collect(),
+        }))
+        .unwrap();
+        assert_eq!(written, wire);
     }
 }
