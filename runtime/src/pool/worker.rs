@@ -4,7 +4,8 @@
 //! Three threads: the reader, which always drains the connection into the [`Inbox`] (the
 //! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
 //! holds is bounded), answers the parent's releases from it, and ends the process when the
-//! parent is gone; the main thread, which runs items; and the flusher,
+//! parent is gone; the main thread, which runs items; and, from the first chunk that is not
+//! isolated on, the flusher,
 //! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
 //! item runs — so the parent can pin a crash or a timeout on it without one message per item.
 
@@ -48,27 +49,36 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
     let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
     let inbox = Arc::new(Inbox::new());
+    // The first frame is read here rather than by the reader: it is a chunk (a `run`'s only
+    // one came with the start), and this thread runs it without waiting for another thread
+    // to start up and hand it over.
+    let mut reader = reader;
+    read_one(&connection, &mut reader, &inbox);
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
         let inbox = Arc::clone(&inbox);
         move || read_chunks(&connection, reader, &inbox)
-    })
-    .and_then(|()| {
-        spawn("skprocess-pool-flusher", {
-            let outbox = Arc::clone(&outbox);
-            move || outbox.flush_every_tick()
-        })
     });
     if spawned.is_err() {
         return EXIT_REFUSED;
     }
-    let sink: Arc<dyn ItemSink> = outbox;
+    // The flusher starts with the first chunk that needs it: an isolated chunk (all a `run`
+    // sends) reports each start and result itself, so a one-off worker never pays for it.
+    let mut flusher_started = false;
+    let sink: Arc<dyn ItemSink> = Arc::clone(&outbox) as Arc<dyn ItemSink>;
     let mut output = Vec::new();
     let admit = |ordinal| inbox.admit(ordinal);
     while let Some((first, bytes)) = inbox.next_chunk() {
         let Ok(ToWorker::Chunk(chunk)) = frame::decode::<ToWorker<'_>>(&bytes) else {
             return EXIT_REFUSED;
         };
+        if !chunk.isolated && !flusher_started {
+            let outbox = Arc::clone(&outbox);
+            if spawn("skprocess-pool-flusher", move || outbox.flush_every_tick()).is_err() {
+                return EXIT_REFUSED;
+            }
+            flusher_started = true;
+        }
         run_chunk(&chunk, first, &admit, &sink, &mut output);
     }
     0
@@ -96,23 +106,37 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
 }
 
 /// The reader: queues each chunk for the main thread and answers releases; ends the process
-/// when the parent is gone or sends garbage.
+/// when the parent is gone or sends garbage. A parent that only shut its writing side (a
+/// `run`, right after its chunk) sends nothing more: the chunks held run, their results go
+/// out and the worker exits, without waiting to hear that the parent read them.
 fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<Vec<u8>>) {
     loop {
-        let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame,
-            Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
-        };
-        match ToWorkerHead::read(frame.bytes()) {
-            Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
-            Ok(ToWorkerHead::Release) => {
-                let next = inbox.release();
-                if connection.send(&ToPool::Released { next }).is_err() {
-                    bootstrap::exit_parent_gone();
-                }
-            }
-            Err(_) => crate::sys::exit_now(EXIT_REFUSED),
+        read_one(connection, &mut reader, inbox);
+    }
+}
+
+/// Reads one frame, for [`read_chunks`] and for the main thread's first: queues a chunk,
+/// answers a release.
+fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec<u8>>) {
+    let frame = match reader.read_frame(&mut connection.stream()) {
+        Ok(Some(frame)) => frame,
+        Ok(None) => {
+            inbox.close();
+            // Until the parent is gone both ways: then nobody reads the results.
+            connection.stream().wait_hangup();
+            bootstrap::exit_parent_gone()
         }
+        Err(_) => bootstrap::exit_parent_gone(),
+    };
+    match ToWorkerHead::read(frame.bytes()) {
+        Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
+        Ok(ToWorkerHead::Release) => {
+            let next = inbox.release();
+            if connection.send(&ToPool::Released { next }).is_err() {
+                bootstrap::exit_parent_gone();
+            }
+        }
+        Err(_) => crate::sys::exit_now(EXIT_REFUSED),
     }
 }
 
