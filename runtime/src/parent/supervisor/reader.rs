@@ -26,7 +26,7 @@ use crate::parent::shared::{Payload, ProcessShared};
 use crate::parent::supervisor::driver::{self, Interruption, Reported};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::role::{self, spin_until_readable};
+use crate::transport::role::{self, read_timeout_for, spin_until_readable};
 
 /// What a reader hands to the driver: what the supervisor must hear, in reading order.
 pub(crate) enum Handed {
@@ -118,10 +118,11 @@ impl ReaderRole {
     }
 
     /// The driver waits while a listener holds the role: at most `timeout`, less when
-    /// something is handed to it or (if `timeout` is long) the role is let go.
-    pub(crate) fn wait_handed(&self, timeout: Duration) {
+    /// something is handed to it or (if `timeout` is long) the role is let go. Returns
+    /// whether it ended early.
+    pub(crate) fn wait_handed(&self, timeout: Duration) -> bool {
         self.role
-            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire));
+            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire))
     }
 
     fn lock_handed(&self) -> MutexGuard<'_, VecDeque<Handed>> {
@@ -206,12 +207,12 @@ impl Reading {
         let mut got_payload = false;
         loop {
             if !self.frames.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
+                if left.is_some_and(|t| t.is_zero()) {
                     return Turn::TimedOut;
                 }
-                if !self.set_read_timeout(&connection, timeout) {
+                if !self.set_read_timeout(&connection, read_timeout_for(left)) {
                     return self.end(shared, Interruption::Ended);
                 }
                 spin_until_readable(connection.stream(), spin, deadline);
@@ -228,6 +229,7 @@ impl Reading {
                     Err(detail) => Some(Interruption::Malformed(detail)),
                 },
                 Ok(None) => Some(Interruption::Ended),
+                Err(e) if e.is_timeout() && role::still_before(deadline) => continue,
                 Err(e) if e.is_timeout() => return Turn::TimedOut,
                 Err(frame::WireError::TooLarge { len, max }) => Some(Interruption::Malformed(
                     format!("a frame of {len} bytes, over the limit of {max}"),
