@@ -29,6 +29,22 @@ pub fn init() {
     if let Some(variable) = bootstrap::take_child_variable() {
         std::process::exit(child_main(variable));
     }
+    serve_if_asked();
+}
+
+/// In a process started to serve a cluster (`SKPROCESS_SERVE`), serves it and never returns.
+fn serve_if_asked() {
+    #[cfg(feature = "cluster")]
+    if let Some(code) = crate::cluster::serve::serve_from_env() {
+        std::process::exit(code);
+    }
+    #[cfg(not(feature = "cluster"))]
+    if std::env::var_os("SKPROCESS_SERVE").is_some() {
+        eprintln!(
+            "skprocess: SKPROCESS_SERVE is set, but this binary was built without the `cluster` feature"
+        );
+        std::process::exit(2);
+    }
 }
 
 /// The hidden test of `test_support!()`: in a child, runs it on a thread named `main` and
@@ -36,6 +52,7 @@ pub fn init() {
 #[doc(hidden)]
 pub fn run_test_child() {
     let Some(variable) = bootstrap::take_child_variable() else {
+        serve_if_asked();
         return;
     };
     let child = std::thread::Builder::new()
@@ -50,6 +67,8 @@ pub fn run_test_child() {
 
 /// Connects, reads the start, and runs the role it names; the process's exit code.
 fn child_main(variable: OsString) -> i32 {
+    // Before any user code: a panic anywhere in the child keeps its location and backtrace.
+    crate::panics::install_hook();
     match bootstrap::start(variable) {
         Ok((connection, reader, started)) => {
             // A pool worker runs items of many types; its records name the role.

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
-use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
 use serde::{Serialize, Serializer};
 
-use crate::protocol::pool::{TaskRef, ToWorker, WireItem};
+use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
+use crate::protocol::pool::{Chunk, TaskRef, ToWorker, WireItem};
 use crate::transport::Connection;
 use crate::transport::frame;
 
@@ -50,15 +50,12 @@ impl ChunkWriter {
     /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
     /// cannot take it (its queue is full, or a write failed).
     pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
-        let task = match task {
-            Task::Function { offset } => TaskRef::Function { offset },
-            Task::Process { key } => TaskRef::Process { key },
-        };
         let chunk = ChunkFrame::Chunk {
             job,
-            task,
+            task: task_ref(task),
             isolated,
             items: ChunkItems(items),
+            lives_spent: lives_spent(items),
         };
         // Room for the head and, per item, its index and length varints and its bytes: one
         // allocation, where growing as it goes copied the frame over and over.
@@ -77,8 +74,43 @@ impl ChunkWriter {
     }
 }
 
-/// [`ToWorker::Chunk`] as it is written: the same variant and fields in the same order, so the
-/// same bytes, with the items serialized straight from the scheduler's.
+/// A chunk as it travels (or as a worker thread reads it): the items borrowed, and the lives
+/// each `#[skprocess]` item spent on earlier attempts.
+pub(crate) fn wire_chunk(job: JobId, task: Task, isolated: bool, items: &[Item]) -> Chunk<'_> {
+    Chunk {
+        job,
+        task: task_ref(task),
+        isolated,
+        items: items
+            .iter()
+            .map(|item| WireItem {
+                index: item.index,
+                bytes: &item.bytes,
+            })
+            .collect(),
+        lives_spent: lives_spent(items),
+    }
+}
+
+fn task_ref(task: Task) -> TaskRef<'static> {
+    match task {
+        Task::Function { offset } => TaskRef::Function { offset },
+        Task::Process { key } => TaskRef::Process { key },
+    }
+}
+
+/// `(index, spent)` for each item that spent lives on earlier attempts.
+fn lives_spent(items: &[Item]) -> Vec<(u64, u32)> {
+    items
+        .iter()
+        .filter(|item| item.lives_spent() > 0)
+        .map(|item| (item.index, item.lives_spent()))
+        .collect()
+}
+
+/// [`ToWorker::Chunk`] as a process worker's writer writes it: the same variant and fields in
+/// the same order, so the same bytes, with the items serialized straight from the scheduler's
+/// rather than collected into a [`Chunk`] first.
 #[derive(Serialize)]
 enum ChunkFrame<'a> {
     Chunk {
@@ -86,11 +118,11 @@ enum ChunkFrame<'a> {
         task: TaskRef<'a>,
         isolated: bool,
         items: ChunkItems<'a>,
+        lives_spent: Vec<(u64, u32)>,
     },
 }
 
-/// A chunk's items as the wire's sequence of [`WireItem`]s, serialized from the scheduler's
-/// items without collecting them first.
+/// A chunk's items as the wire's sequence of [`WireItem`]s.
 struct ChunkItems<'a>(&'a [Item]);
 
 impl Serialize for ChunkItems<'_> {
@@ -106,7 +138,7 @@ impl Serialize for ChunkItems<'_> {
 mod tests {
     use super::*;
     use crate::pool::shared_bytes::SharedBytes;
-    use crate::protocol::pool::{Chunk, FunctionOffsets};
+    use crate::protocol::pool::FunctionOffsets;
 
     #[test]
     fn a_chunk_is_written_as_the_wire_chunk_it_stands_for() {
@@ -123,21 +155,12 @@ mod tests {
             task: TaskRef::Function { offset },
             isolated: true,
             items: ChunkItems(&items),
+            lives_spent: vec![(900, 2)],
         })
         .unwrap();
-        let wire = frame::encode(&ToWorker::Chunk(Chunk {
-            job: 12,
-            task: TaskRef::Function { offset },
-            isolated: true,
-            items: items
-                .iter()
-                .map(|item| WireItem {
-                    index: item.index,
-                    bytes: &item.bytes,
-                })
-                .collect(),
-        }))
-        .unwrap();
+        let mut chunk = wire_chunk(12, Task::Function { offset }, true, &items);
+        chunk.lives_spent = vec![(900, 2)];
+        let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
         assert_eq!(written, wire);
     }
 }
