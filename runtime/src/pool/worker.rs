@@ -28,6 +28,7 @@ use crate::registry::{self, ProcessEntry};
 use crate::timing::monotonic_nanos;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::role::readable;
 
 /// How often finished results are sent, and how long an item runs before the worker says so.
 pub(crate) const TICK: Duration = Duration::from_micros(500);
@@ -50,11 +51,14 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
     let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
     let inbox = Arc::new(Inbox::new());
-    // The first frame is read here rather than by the reader: it is a chunk (a `run`'s only
-    // one came with the start), and this thread runs it without waiting for another thread
-    // to start up and hand it over.
+    // A chunk that came with the start (a `run`'s only one) is read here rather than by the
+    // reader, and run without waiting for another thread to start up and hand it over.
     let mut reader = reader;
-    read_one(&connection, &mut reader, &inbox);
+    let chunk_came = reader.has_buffered_frame()
+        || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
+    if chunk_came {
+        read_one(&connection, &mut reader, &inbox);
+    }
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
         let inbox = Arc::clone(&inbox);
@@ -65,7 +69,15 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     }
     // The flusher starts with the first chunk that needs it: an isolated chunk (all a `run`
     // sends) reports each start and result itself, so a one-off worker never pays for it.
+    // A pool's worker, idle until its first chunk, starts it now, off that chunk's way.
     let mut flusher_started = false;
+    if !chunk_came {
+        let outbox = Arc::clone(&outbox);
+        if spawn("skprocess-pool-flusher", move || outbox.flush_every_tick()).is_err() {
+            return EXIT_REFUSED;
+        }
+        flusher_started = true;
+    }
     let sink: Arc<dyn ItemSink> = Arc::clone(&outbox) as Arc<dyn ItemSink>;
     let mut output = Vec::new();
     let admit = |ordinal| inbox.admit(ordinal);
@@ -116,8 +128,8 @@ fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<V
     }
 }
 
-/// Reads one frame, for [`read_chunks`] and for the main thread's first: queues a chunk,
-/// answers a release.
+/// Reads one frame, for [`read_chunks`] and for the main thread's first when it came with the
+/// start: queues a chunk, answers a release.
 fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec<u8>>) {
     let frame = match reader.read_frame(&mut connection.stream()) {
         Ok(Some(frame)) => frame,

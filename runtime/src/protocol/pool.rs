@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_results_frame_reads_result_by_result_as_the_whole_message() {
-        let failure = ItemFailure::Panicked("boom".into());
+        let failure = ItemFailure::Decode("boom".into());
         let message = ToPool::Results {
             job: 77,
             results: vec![
