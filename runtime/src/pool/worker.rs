@@ -57,7 +57,12 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     let chunk_came = reader.has_buffered_frame()
         || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
     if chunk_came {
-        read_one(&connection, &mut reader, &inbox);
+        // A `run` shut its writing side right after the chunk: reading that end here too lets
+        // this thread exit as soon as the chunk is done, whenever the reader gets to it.
+        while read_one(&connection, &mut reader, &inbox)
+            && (reader.has_buffered_frame()
+                || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false))
+        {}
     }
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
@@ -123,21 +128,21 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
 /// `run`, right after its chunk) sends nothing more: the chunks held run, their results go
 /// out and the worker exits, without waiting to hear that the parent read them.
 fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<Vec<u8>>) {
-    loop {
-        read_one(connection, &mut reader, inbox);
-    }
+    while read_one(connection, &mut reader, inbox) {}
+    // Until the parent is gone both ways: then nobody reads the results.
+    connection.stream().wait_hangup();
+    bootstrap::exit_parent_gone()
 }
 
 /// Reads one frame, for [`read_chunks`] and for the main thread's first when it came with the
-/// start: queues a chunk, answers a release.
-fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec<u8>>) {
+/// start: queues a chunk, answers a release; `false` at the end of the input (the inbox is
+/// closed then).
+fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec<u8>>) -> bool {
     let frame = match reader.read_frame(&mut connection.stream()) {
         Ok(Some(frame)) => frame,
         Ok(None) => {
             inbox.close();
-            // Until the parent is gone both ways: then nobody reads the results.
-            connection.stream().wait_hangup();
-            bootstrap::exit_parent_gone()
+            return false;
         }
         Err(_) => bootstrap::exit_parent_gone(),
     };
@@ -151,6 +156,7 @@ fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec
         }
         Err(_) => crate::sys::exit_now(EXIT_REFUSED),
     }
+    true
 }
 
 /// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
