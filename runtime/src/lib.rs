@@ -30,6 +30,7 @@ mod config;
 mod deadline;
 mod entry;
 mod error;
+mod failure_text;
 mod hook;
 #[cfg(test)]
 mod layout_tests;
@@ -41,6 +42,7 @@ pub mod pipe;
 mod pool;
 mod process;
 mod process_queue;
+mod process_types;
 mod protocol;
 pub mod queue;
 pub mod reconnect;
@@ -69,7 +71,7 @@ pub use child::runtime_context::ChildContext;
 pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
-pub use hook::{Hook, PerHook};
+pub use hook::{Hook, HookFailure, HookResult, PerHook};
 pub use message::Message;
 pub use panics::PanicLocation;
 pub use parent::handle::{Handle, ResultFuture, Status};
@@ -78,8 +80,9 @@ pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,
 };
-pub use process::{HookFailure, HookResult, NoMessages, Process};
+pub use process::{NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
+pub use process_types::ProcessTypes;
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
@@ -100,12 +103,10 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::entry::run_test_child;
     pub use crate::error::Error;
-    pub use crate::hook::Hook;
+    pub use crate::hook::{Hook, HookFailure, HookResult};
     pub use crate::message::Message;
     pub use crate::pool::Canceller;
-    pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
-    };
+    pub use crate::process::{FallibleOutput, IntoHookResult, NoMessages, Process};
     pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,

@@ -26,6 +26,15 @@ use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
 
+/// A variable a feature gives every child: its name and value for a child spawned with this
+/// configuration, or `None` to give none.
+pub(crate) type ChildEnvironment = fn(&Config) -> Option<(&'static str, String)>;
+
+/// The variables features give every child (the log collector's address, `logs/parent.rs`),
+/// gathered at link time like the registry, so the one spawn path names no feature.
+#[linkme::distributed_slice]
+pub(crate) static CHILD_ENVIRONMENT: [ChildEnvironment];
+
 /// Refuses a state that could not travel in a start message, before anything is spawned.
 pub(crate) fn check_state_size(state: &[u8], max_frame: u32) -> Result<(), Error> {
     let limit = (max_frame as usize).saturating_sub(START_OVERHEAD);
@@ -177,7 +186,8 @@ impl Spawned {
 }
 
 /// The command that re-executes this binary as a child that connects to `rendezvous`.
-/// Its log records go to this process's collector for `config`'s socket directory.
+/// It gets the variables of [`CHILD_ENVIRONMENT`] (its log records go to this process's
+/// collector for `config`'s socket directory).
 fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
@@ -186,8 +196,11 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
             ChildVariable::encode(token, config.max_frame_bytes, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
-        command.env(crate::logs::ENV_LOGS, logs);
+    for (name, value) in CHILD_ENVIRONMENT
+        .iter()
+        .filter_map(|variable| variable(config))
+    {
+        command.env(name, value);
     }
     let test_entry = test_entry_name();
     output::configure(&mut command, config, test_entry.is_some());
