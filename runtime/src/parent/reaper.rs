@@ -65,7 +65,7 @@ impl ChildProcess {
             .spawn(move || reaper.reap_when_exited());
         if let Err(e) = spawned {
             if let Some(mut child) = lock(&process.child).take() {
-                let _ = child.kill();
+                let _ = crate::sys::terminate(&mut child);
                 let _ = child.wait();
             }
             return Err(Error::Io(e));
@@ -111,11 +111,12 @@ impl ChildProcess {
         self.pid
     }
 
-    /// Sends SIGKILL unless the child was reaped already; the reaper records its end.
+    /// Ends the child at once (SIGKILL; on Windows `TerminateProcess` with the code that says
+    /// "killed") unless it was reaped already; the reaper records its end.
     pub(crate) fn kill(&self) {
         if let Some(child) = lock(&self.child).as_mut() {
             // An error means it exited already: the reaper has it.
-            let _ = child.kill();
+            let _ = crate::sys::terminate(child);
         }
     }
 

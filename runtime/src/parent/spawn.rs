@@ -111,7 +111,7 @@ impl Spawned {
             for (name, value) in &config.secret_env {
                 command.env(name, value.expose());
             }
-            ChildProcess::watch(command.spawn().map_err(Error::Spawn)?)
+            ChildProcess::watch(crate::sys::spawn(&mut command).map_err(Error::Spawn)?)
         })?;
         Ok(Self {
             rendezvous,

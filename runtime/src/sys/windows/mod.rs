@@ -14,24 +14,35 @@
 //! - [`ready`]: the one wait on many streams and listeners, woken by the reader threads and
 //!   the listeners' connect events.
 //! - [`security`]: the current-user security descriptor every pipe is created with.
-//! - [`pending`]: stand-ins for process control, clock, image and shared memory until their
-//!   own files land.
+//!
+//! Processes:
+//!
+//! - [`process`]: ending a process with a code that says "killed", exits seen without taking
+//!   the status, exit statuses in words (NTSTATUS crash codes by name), ending this one at once.
+//! - [`job`]: no child outlives its parent (a kill-on-close Job Object in the parent, the
+//!   parent's handle watched in the child), and the parent's pid.
+//! - [`clock`]: the monotonic clock every process on the machine shares.
+//! - [`image`]: the running executable, its build identity, and where its code lies.
+//! - [`shm`]: no shared-memory regions yet; callers take their socket path.
 
+mod clock;
+pub(crate) mod image;
+mod job;
 mod overlapped;
-mod pending;
 mod pipe_end;
+mod process;
 mod ready;
 mod security;
+pub(crate) mod shm;
 mod socket;
 
-pub(crate) use pending::image::{build_identity, own_executable};
-pub(crate) use pending::{
-    at_exit, describe_status, exit_now, monotonic_nanos, parent_pid, wait_exited,
-};
+pub(crate) use clock::monotonic_nanos;
+pub(crate) use image::{build_identity, own_executable};
+pub(crate) use job::{parent_pid, spawn, watch_parent};
+pub(crate) use process::{at_exit, describe_status, exit_now, terminate, wait_exited};
 #[cfg(test)]
-pub(crate) use pending::{exit_status_from_code, exit_status_killed};
+pub(crate) use process::{exit_status_from_code, exit_status_killed};
 #[allow(unused_imports)] // the reaper holds `Child` values and asks them; kept for the seam.
-pub(crate) use pending::{has_exited, kill};
-pub(crate) use pending::{image, shm};
+pub(crate) use process::{has_exited, kill};
 pub(crate) use ready::{Source, wait_readable};
 pub(crate) use socket::{Listener, Stream};
