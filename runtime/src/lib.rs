@@ -17,10 +17,8 @@
 
 #![deny(missing_docs)]
 
-#[cfg(not(unix))]
-compile_error!(
-    "skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)"
-);
+#[cfg(not(any(unix, windows)))]
+compile_error!("skprocess supports Unix and Windows systems only");
 
 mod child;
 mod completion;

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::os::windows::io::AsRawHandle;
+#[cfg(test)]
 use std::os::windows::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 

@@ -1,0 +1,408 @@
+//! One connected end of a named pipe, made to behave like a socket: a reader thread keeps an
+//! overlapped `ReadFile` in flight and moves what arrives into a bounded inbox, so the end can
+//! say without reading whether bytes or the end of the stream wait (`readiness`), wake any
+//! waiter registered on it, and serve reads with a timeout or without blocking. Writes run on
+//! the caller's thread as overlapped `WriteFile`s with a deadline (`CancelIoEx` when it
+//! passes), so a write that returned has reached the pipe: a process that exits right after
+//! loses nothing it wrote.
+//!
+//! The handle is used only by operations started under the state lock (counted in
+//! `in_flight`), so a shutdown can cancel them all and close the handle — the peer then reads
+//! the end of the stream — as soon as the last one ended, without a race against a new one.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, HANDLE,
+};
+use windows_sys::Win32::Storage::FileSystem::{ReadFile, WriteFile};
+use windows_sys::Win32::System::IO::{CancelIoEx, OVERLAPPED};
+use windows_sys::Win32::System::Pipes::PeekNamedPipe;
+use windows_sys::Win32::System::Threading::SetEvent;
+
+use super::overlapped::{self, Event, check_start, finish, with_io_event};
+
+/// What the reader thread takes per `ReadFile`.
+const CHUNK: usize = 64 * 1024;
+/// The inbox's bound: past it the reader thread stops reading and the pipe's own buffer fills,
+/// so a peer that writes faster than this end reads is held up, as by a full socket.
+const INBOX_LIMIT: usize = 256 * 1024;
+/// Every wait for a hang-up also asks the pipe at this interval, for when a full inbox keeps
+/// the reader thread from seeing the end.
+const HANGUP_CHECK: Duration = Duration::from_millis(100);
+
+/// How the reader thread's reading ended.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// The peer closed its end: the end of the stream.
+    Eof,
+    /// The pipe failed otherwise.
+    Failed(io::ErrorKind),
+}
+
+#[derive(Debug)]
+struct State {
+    /// The pipe; `None` once shut down and every operation on it ended.
+    handle: Option<OwnedHandle>,
+    /// Operations started on the handle and not yet ended.
+    in_flight: usize,
+    /// Shut down both ways (or every `Stream` of this end dropped): nothing new starts.
+    shut: bool,
+    inbox: VecDeque<u8>,
+    end: Option<End>,
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    /// Events of threads waiting in `wait_readable` on this end (raw handle values).
+    waiters: Vec<usize>,
+    /// `Stream` values of this end alive; the last one dropped shuts it down.
+    users: usize,
+}
+
+/// The shared part of a pipe end: its state, and the two conditions threads wait for.
+#[derive(Debug)]
+pub(super) struct PipeEnd {
+    /// The server's end (made by a listener) or the client's.
+    server: bool,
+    state: Mutex<State>,
+    /// Bytes, the end of the stream or a shutdown: for readers.
+    data: Condvar,
+    /// Room in the inbox or a shutdown: for the reader thread.
+    room: Condvar,
+}
+
+impl PipeEnd {
+    /// Wraps a connected pipe handle (opened for overlapped I/O) and starts its reader thread.
+    pub(super) fn start(handle: OwnedHandle, server: bool) -> io::Result<Arc<Self>> {
+        let end = Arc::new(Self {
+            server,
+            state: Mutex::new(State {
+                handle: Some(handle),
+                in_flight: 0,
+                shut: false,
+                inbox: VecDeque::new(),
+                end: None,
+                nonblocking: false,
+                read_timeout: None,
+                waiters: Vec::new(),
+                users: 1,
+            }),
+            data: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let reader = Arc::clone(&end);
+        std::thread::Builder::new()
+            .name("skprocess-pipe-reader".into())
+            .stack_size(128 * 1024)
+            .spawn(move || reader.read_loop())?;
+        Ok(end)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reader thread: reads into the inbox until the end of the stream, a failure or a
+    /// shutdown.
+    fn read_loop(&self) {
+        let Ok(event) = Event::new(true) else {
+            return self.ended(End::Failed(io::ErrorKind::OutOfMemory));
+        };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if !self.wait_for_room() {
+                return;
+            }
+            let mut ov = overlapped::overlapped(event.raw());
+            let len = buf.len() as u32;
+            let ptr = buf.as_mut_ptr();
+            let started = self.begin(|handle| {
+                // SAFETY: `buf` and `ov` outlive the operation: `finish` waits for its end.
+                unsafe { ReadFile(handle, ptr, len, std::ptr::null_mut(), &mut ov) }
+            });
+            let result = started.and_then(|handle| {
+                let result = finish(handle, &mut ov, None);
+                self.end_io();
+                result
+            });
+            match result {
+                // A zero-length write of the peer's: nothing to record.
+                Ok((0, _)) => {}
+                Ok((n, _)) => self.arrived(&buf[..n.min(buf.len())]),
+                Err(e) => return self.ended(classify(&e)),
+            }
+        }
+    }
+
+    /// Waits until the inbox has room; false once shut down.
+    fn wait_for_room(&self) -> bool {
+        let mut state = self.lock();
+        while state.inbox.len() >= INBOX_LIMIT && !state.shut {
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        !state.shut
+    }
+
+    fn arrived(&self, bytes: &[u8]) {
+        let mut state = self.lock();
+        state.inbox.extend(bytes);
+        self.notify(&state);
+    }
+
+    fn ended(&self, end: End) {
+        let mut state = self.lock();
+        state.end.get_or_insert(end);
+        self.notify(&state);
+    }
+
+    /// Wakes readers and every registered waiter.
+    fn notify(&self, state: &State) {
+        self.data.notify_all();
+        for &waiter in &state.waiters {
+            // SAFETY: a registered event stays open until its waiter unregisters it.
+            unsafe { SetEvent(waiter as HANDLE) };
+        }
+    }
+
+    /// Starts an operation on the handle under the lock (`start` gets the raw handle); the
+    /// caller must call [`end_io`](Self::end_io) once it ended, if it started.
+    fn begin(&self, start: impl FnOnce(HANDLE) -> i32) -> io::Result<HANDLE> {
+        let mut state = self.lock();
+        let handle = match (&state.handle, state.shut) {
+            (Some(handle), false) => handle.as_raw_handle(),
+            _ => return Err(io::ErrorKind::BrokenPipe.into()),
+        };
+        check_start(start(handle))?;
+        state.in_flight += 1;
+        Ok(handle)
+    }
+
+    /// An operation ended: the last one after a shutdown closes the handle.
+    fn end_io(&self) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if state.shut && state.in_flight == 0 {
+            state.handle = None;
+        }
+    }
+
+    /// Reads what the inbox holds, waiting as the end's mode and timeout say.
+    pub(super) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.lock();
+        let deadline = state
+            .read_timeout
+            .and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if !state.inbox.is_empty() || buf.is_empty() {
+                let was_full = state.inbox.len() >= INBOX_LIMIT;
+                let n = buf.len().min(state.inbox.len());
+                for (slot, byte) in buf.iter_mut().zip(state.inbox.drain(..n)) {
+                    *slot = byte;
+                }
+                if was_full && state.inbox.len() < INBOX_LIMIT {
+                    self.room.notify_one();
+                }
+                return Ok(n);
+            }
+            if state.shut {
+                return Ok(0);
+            }
+            match state.end {
+                Some(End::Eof) => return Ok(0),
+                Some(End::Failed(kind)) => return Err(kind.into()),
+                None => {}
+            }
+            if state.nonblocking {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            state = match deadline {
+                None => self
+                    .data
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    self.data
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Writes `bytes`, waiting for the pipe no later than `deadline` (`None`: as long as it
+    /// takes); returns the bytes that went out, which is fewer only when the deadline passed.
+    pub(super) fn write(&self, bytes: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        with_io_event(|event| {
+            let mut ov = overlapped::overlapped(event.raw());
+            let handle = self.begin(|handle| {
+                // SAFETY: `bytes` and `ov` outlive the operation: `finish` waits for its end.
+                unsafe { WriteFile(handle, bytes.as_ptr(), len, std::ptr::null_mut(), &mut ov) }
+            })?;
+            let result = finish(handle, &mut ov, deadline);
+            self.end_io();
+            match result {
+                Ok((n, _)) => Ok(n),
+                // Cancelled by a shutdown on another thread.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    Err(io::ErrorKind::BrokenPipe.into())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Whether bytes or the end wait, and whether the peer hung up, without waiting.
+    pub(super) fn readiness(&self) -> (bool, bool) {
+        let state = self.lock();
+        let hung_up = state.shut || state.end.is_some();
+        (hung_up || !state.inbox.is_empty(), hung_up)
+    }
+
+    /// Registers (or, with `add` false, removes) a waiter's event.
+    pub(super) fn register(&self, event: HANDLE, add: bool) {
+        let mut state = self.lock();
+        if add {
+            state.waiters.push(event as usize);
+        } else if let Some(at) = state.waiters.iter().position(|&w| w == event as usize) {
+            state.waiters.swap_remove(at);
+        }
+    }
+
+    /// Whether the peer closed or the pipe broke, asking the pipe itself when the reader
+    /// thread has not seen it yet.
+    pub(super) fn peer_closed(&self) -> bool {
+        let state = self.lock();
+        if state.shut || state.end.is_some() {
+            return true;
+        }
+        match &state.handle {
+            Some(handle) => !peek_ok(handle.as_raw_handle()),
+            None => true,
+        }
+    }
+
+    /// Blocks until the peer hung up (`true`) or this end was shut down (`true`: it is gone
+    /// both ways too).
+    pub(super) fn wait_hangup(&self) -> bool {
+        let mut state = self.lock();
+        loop {
+            if state.shut || state.end.is_some() {
+                return true;
+            }
+            if let Some(handle) = &state.handle
+                && !peek_ok(handle.as_raw_handle())
+            {
+                return true;
+            }
+            state = self
+                .data
+                .wait_timeout(state, HANGUP_CHECK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Ends this end both ways: cancels every operation in flight, lets no new one start and
+    /// closes the handle once the last ended, so the peer reads the end of the stream.
+    pub(super) fn shutdown(&self) {
+        let mut state = self.lock();
+        if state.shut {
+            return;
+        }
+        state.shut = true;
+        if let Some(handle) = &state.handle {
+            // SAFETY: the handle is open; a null OVERLAPPED cancels all of its operations.
+            unsafe { CancelIoEx(handle.as_raw_handle(), std::ptr::null::<OVERLAPPED>()) };
+        }
+        if state.in_flight == 0 {
+            state.handle = None;
+        }
+        self.room.notify_all();
+        self.notify(&state);
+    }
+
+    /// One more `Stream` of this end.
+    pub(super) fn add_user(&self) {
+        self.lock().users += 1;
+    }
+
+    /// A `Stream` of this end went; the last one shuts it down.
+    pub(super) fn remove_user(&self) {
+        let last = {
+            let mut state = self.lock();
+            state.users = state.users.saturating_sub(1);
+            state.users == 0
+        };
+        if last {
+            self.shutdown();
+        }
+    }
+
+    pub(super) fn set_nonblocking(&self, nonblocking: bool) {
+        self.lock().nonblocking = nonblocking;
+    }
+
+    pub(super) fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.lock().read_timeout = timeout;
+    }
+
+    /// The raw handle and whether this is the server's end, for a query that needs it.
+    pub(super) fn with_handle<R>(
+        &self,
+        query: impl FnOnce(HANDLE, bool) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let state = self.lock();
+        match &state.handle {
+            Some(handle) if !state.shut => query(handle.as_raw_handle(), self.server),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// Whether the pipe still answers a peek (a closed peer makes it fail).
+fn peek_ok(handle: HANDLE) -> bool {
+    let mut available = 0u32;
+    // SAFETY: no buffer is passed; the call only writes the count.
+    let ok = unsafe {
+        PeekNamedPipe(
+            handle,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            &mut available,
+            std::ptr::null_mut(),
+        )
+    };
+    ok != 0
+}
+
+/// The end of the stream for the errors a closed peer gives, a failure otherwise.
+fn classify(error: &io::Error) -> End {
+    let raw = error.raw_os_error().and_then(|e| u32::try_from(e).ok());
+    match raw {
+        Some(ERROR_BROKEN_PIPE | ERROR_NO_DATA | ERROR_PIPE_NOT_CONNECTED) => End::Eof,
+        _ if matches!(
+            error.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::BrokenPipe
+        ) =>
+        {
+            End::Eof
+        }
+        _ => End::Failed(error.kind()),
+    }
+}
