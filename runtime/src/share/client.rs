@@ -286,7 +286,11 @@ mod tests {
             let seen: u64 = frame::decode(&reader.call(get, &[]).unwrap()).unwrap();
             assert_eq!(seen, i);
         }
-        assert!(writer.lock().ring.is_some(), "the writer had no ring");
+        // Rings exist where shared regions do (a `memfd` on Linux); elsewhere the writes took
+        // the socket path, which this test checks all the same.
+        if cfg!(target_os = "linux") {
+            assert!(writer.lock().ring.is_some(), "the writer had no ring");
+        }
     }
 
     /// A fresh connection's first write returns only once the coordinator serves the
