@@ -10,7 +10,6 @@
 //! `in_flight`), so a shutdown can cancel them all and close the handle — the peer then reads
 //! the end of the stream — as soon as the last one ended, without a race against a new one.
 
-use std::collections::VecDeque;
 use std::io;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -52,7 +51,7 @@ struct State {
     in_flight: usize,
     /// Shut down both ways (or every `Stream` of this end dropped): nothing new starts.
     shut: bool,
-    inbox: VecDeque<u8>,
+    inbox: Inbox,
     end: Option<End>,
     nonblocking: bool,
     read_timeout: Option<Duration>,
@@ -83,7 +82,7 @@ impl PipeEnd {
                 handle: Some(handle),
                 in_flight: 0,
                 shut: false,
-                inbox: VecDeque::new(),
+                inbox: Inbox::default(),
                 end: None,
                 nonblocking: false,
                 read_timeout: None,
@@ -151,7 +150,7 @@ impl PipeEnd {
 
     fn arrived(&self, bytes: &[u8]) {
         let mut state = self.lock();
-        state.inbox.extend(bytes);
+        state.inbox.push(bytes);
         self.notify(&state);
     }
 
@@ -201,10 +200,7 @@ impl PipeEnd {
         loop {
             if !state.inbox.is_empty() || buf.is_empty() {
                 let was_full = state.inbox.len() >= INBOX_LIMIT;
-                let n = buf.len().min(state.inbox.len());
-                for (slot, byte) in buf.iter_mut().zip(state.inbox.drain(..n)) {
-                    *slot = byte;
-                }
+                let n = state.inbox.take(buf);
                 if was_full && state.inbox.len() < INBOX_LIMIT {
                     self.room.notify_one();
                 }
@@ -371,6 +367,45 @@ impl PipeEnd {
             Some(handle) if !state.shut => query(handle.as_raw_handle(), self.server),
             _ => Err(io::ErrorKind::NotConnected.into()),
         }
+    }
+}
+
+/// Bytes read from the pipe and not yet taken: one buffer and a read position, so both sides
+/// copy whole slices.
+#[derive(Debug, Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Inbox {
+    fn len(&self) -> usize {
+        self.bytes.len().saturating_sub(self.start)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, more: &[u8]) {
+        if self.start > 0 && self.start >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(more);
+    }
+
+    /// Moves as much as fits into `buf`; returns how much.
+    fn take(&mut self, buf: &mut [u8]) -> usize {
+        let waiting = self.bytes.get(self.start..).unwrap_or_default();
+        let n = buf.len().min(waiting.len());
+        buf[..n].copy_from_slice(&waiting[..n]);
+        self.start += n;
+        if self.start >= self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+        n
     }
 }
 
