@@ -325,21 +325,15 @@ impl Stream {
     }
 
     /// Writes what the pipe takes of `head` then `tail` by `deadline`: the bytes that went
-    /// out, or `WouldBlock` when none did in time.
+    /// out, or `WouldBlock` when none did in time. Bytes that went out may still be on their
+    /// way, as in a socket's send buffer; the next write goes after them.
     pub(crate) fn send_before(
         &self,
         head: &[u8],
         tail: &[u8],
         deadline: Instant,
     ) -> io::Result<usize> {
-        let mut written = self.0.write(head, Some(deadline))?;
-        if written == head.len() && !tail.is_empty() {
-            written += self.0.write(tail, Some(deadline))?;
-        }
-        if written == 0 && !(head.is_empty() && tail.is_empty()) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(written)
+        self.0.write_before(head, tail, deadline)
     }
 
     /// Whether the peer closed or the pipe broke, checked without waiting. (A named pipe has
@@ -392,13 +386,13 @@ impl Read for Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf, None)
+        self.0.write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         // The first non-empty slice: one WriteFile per call, as short writes allow.
         match bufs.iter().find(|b| !b.is_empty()) {
-            Some(buf) => self.0.write(buf, None),
+            Some(buf) => self.0.write(buf),
             None => Ok(0),
         }
     }

@@ -183,7 +183,10 @@ fn deadline_writes_cut_anywhere_lose_and_repeat_nothing_while_the_peer_reads() {
                     Ok(n) => n,
                     Err(e) => {
                         let first_bad = got.iter().zip(&data).position(|(x, y)| x != y);
-                        panic!("{e} after {} bytes; first difference at {first_bad:?}", got.len());
+                        panic!(
+                            "{e} after {} bytes; first difference at {first_bad:?}",
+                            got.len()
+                        );
                     }
                 };
                 assert!(n > 0, "early end at {}", got.len());
