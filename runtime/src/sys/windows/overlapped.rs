@@ -50,11 +50,6 @@ impl Event {
     }
 }
 
-thread_local! {
-    /// The event this thread's overlapped operations complete on (one at a time per thread).
-    static IO_EVENT: Option<Event> = Event::new(true).ok();
-}
-
 /// An `OVERLAPPED` that completes on `event`.
 pub(super) fn overlapped(event: HANDLE) -> OVERLAPPED {
     // SAFETY: an all-zero OVERLAPPED is the documented starting value.
@@ -106,17 +101,6 @@ pub(super) fn finish(
         ERROR_OPERATION_ABORTED => Err(io::ErrorKind::Interrupted.into()),
         error => Err(io::Error::from_raw_os_error(error as i32)),
     }
-}
-
-/// Runs `body` with this thread's I/O event, reset; fails when the thread has none.
-pub(super) fn with_io_event<R>(body: impl FnOnce(&Event) -> io::Result<R>) -> io::Result<R> {
-    IO_EVENT.with(|event| match event {
-        Some(event) => {
-            event.reset();
-            body(event)
-        }
-        None => Err(io::Error::other("no event for overlapped I/O")),
-    })
 }
 
 /// A wait's time limit in milliseconds: `INFINITE` without one, and a sub-millisecond rest

@@ -8,7 +8,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{HANDLE, WAIT_FAILED};
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_FAILED, WAIT_OBJECT_0};
 use windows_sys::Win32::System::Threading::{WaitForMultipleObjects, WaitForSingleObject};
 
 use super::overlapped::{Event, millis};
@@ -79,12 +79,21 @@ fn sleep_until_ready(
 ) -> io::Result<Vec<Readiness>> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let handles: Vec<HANDLE> = std::iter::once(waiter.raw())
-        .chain(sources.iter().filter_map(|source| match source.0 {
-            Kind::Listener(listener) => Some(listener.event().raw()),
-            Kind::Stream(_) => None,
-        }))
+        .chain(
+            sources
+                .iter()
+                .flat_map(|source| match source.0 {
+                    Kind::Listener(listener) => Some(listener.events()),
+                    Kind::Stream(_) => None,
+                })
+                .flatten(),
+        )
         .collect();
-    let count = u32::try_from(handles.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // WaitForMultipleObjects watches at most 64 handles.
+    let count = u32::try_from(handles.len())
+        .ok()
+        .filter(|&n| n <= 64)
+        .ok_or(io::ErrorKind::InvalidInput)?;
     loop {
         // Registered before this check, so a change after it signals the waiter.
         let ready = check(sources);
@@ -113,8 +122,10 @@ fn check(sources: &[Source<'_>]) -> Vec<Readiness> {
         .iter()
         .map(|source| match source.0 {
             Kind::Listener(listener) => Readiness {
-                // SAFETY: the listener's event is live; a zero wait only tests it.
-                readable: unsafe { WaitForSingleObject(listener.event().raw(), 0) } == 0,
+                // SAFETY: the listener's events are live; a zero wait only tests one.
+                readable: listener
+                    .events()
+                    .any(|event| unsafe { WaitForSingleObject(event, 0) } == WAIT_OBJECT_0),
                 hung_up: false,
             },
             Kind::Stream(stream) => {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
     ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, GetLastError, INVALID_HANDLE_VALUE,
+    GENERIC_WRITE, GetLastError, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING,
@@ -36,115 +36,74 @@ const PIPE_BUFFER: u32 = 64 * 1024;
 /// How long a client keeps trying while every instance of the name is busy.
 const BUSY_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The instance waiting for a client, and the `OVERLAPPED` of its `ConnectNamedPipe`, which
+/// How many instances wait for clients at once: the backlog of connections made before the
+/// owner accepts (a client that finds them all taken waits, see [`Stream::connect`]).
+const BACKLOG: usize = 8;
+
+/// One instance waiting for a client, and the `OVERLAPPED` of its `ConnectNamedPipe`, which
 /// stays in place (boxed) while the connect is in flight.
 struct Waiting {
     pipe: Option<OwnedHandle>,
     ov: Box<OVERLAPPED>,
+    /// Signalled when this instance got a client (manual reset).
+    connected: Event,
     /// The connect is in flight (not yet known done).
     pending: bool,
-    /// The name was already created once: later instances may not use the first-instance
-    /// flag.
-    created: bool,
 }
 
-// SAFETY: the raw pointers in OVERLAPPED are the listener's own event and nothing else; the
+// SAFETY: the raw pointers in OVERLAPPED are the slot's own event and nothing else; the
 // structure is only touched under the listener's lock.
 unsafe impl Send for Waiting {}
 
-/// A named-pipe listener that accepts without blocking.
-pub(crate) struct Listener {
-    name: Vec<u16>,
-    address: PathBuf,
-    /// Signalled when the waiting instance got a client (manual reset).
-    connected: Event,
-    waiting: Mutex<Waiting>,
-}
-
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener")
-            .field("address", &self.address)
-            .finish()
-    }
-}
-
-impl Listener {
-    /// Creates the pipe `\\.\pipe\skp-<unique>` (`socket_dir` is not used: pipes live in no
-    /// directory) and starts waiting for a client.
-    pub(crate) fn bind(_socket_dir: Option<&Path>, unique: &str) -> io::Result<Self> {
-        let address = format!("{PIPE_PREFIX}skp-{unique}");
+impl Waiting {
+    fn new() -> io::Result<Self> {
         let connected = Event::new(true)?;
-        let listener = Self {
-            name: wide(&address),
-            address: PathBuf::from(address),
-            waiting: Mutex::new(Waiting {
-                pipe: None,
-                ov: Box::new(overlapped(connected.raw())),
-                pending: false,
-                created: false,
-            }),
+        Ok(Self {
+            pipe: None,
+            ov: Box::new(overlapped(connected.raw())),
             connected,
-        };
-        listener.arm(&mut listener.lock())?;
-        Ok(listener)
+            pending: false,
+        })
     }
 
-    /// The address a peer passes to [`Stream::connect`].
-    pub(crate) fn address(&self) -> &Path {
-        &self.address
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the connected client, if one is, and puts a new instance in its place; `None`
-    /// when none connected yet.
-    pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
-        let mut waiting = self.lock();
-        let Some(pipe) = waiting.pipe.as_ref().map(AsRawHandle::as_raw_handle) else {
-            self.arm(&mut waiting)?;
+    /// Takes the instance if a client connected to it; `Ok(None)` while none has, and
+    /// `Err` when the connect failed (the client left): the slot is then empty.
+    fn take_connected(&mut self) -> io::Result<Option<OwnedHandle>> {
+        let Some(pipe) = self.pipe.as_ref().map(AsRawHandle::as_raw_handle) else {
             return Ok(None);
         };
-        if waiting.pending {
+        if self.pending {
             let mut ignored = 0u32;
             // SAFETY: `ov` is the in-flight connect's, in place; no waiting (bWait false).
-            if unsafe { GetOverlappedResult(pipe, &*waiting.ov, &mut ignored, 0) } == 0 {
+            if unsafe { GetOverlappedResult(pipe, &*self.ov, &mut ignored, 0) } == 0 {
                 // SAFETY: reads the calling thread's last error.
                 let error = unsafe { GetLastError() };
                 if error == ERROR_IO_INCOMPLETE {
                     return Ok(None);
                 }
-                // The client left before it was taken: wait for the next one.
-                waiting.pending = false;
-                waiting.pipe = None;
-                self.arm(&mut waiting)?;
-                return Ok(None);
+                self.pending = false;
+                self.pipe = None;
+                return Err(io::Error::from_raw_os_error(error as i32));
             }
-            waiting.pending = false;
+            self.pending = false;
         }
-        let Some(pipe) = waiting.pipe.take() else {
-            return Ok(None);
-        };
-        let stream = Stream::wrap(pipe, true);
-        self.arm(&mut waiting)?;
-        stream.map(Some)
+        Ok(self.pipe.take())
     }
 
-    /// Creates the next instance and starts its connect.
-    fn arm(&self, waiting: &mut Waiting) -> io::Result<()> {
+    /// Puts a fresh instance of `name` in the slot and starts its connect; `first` asks that
+    /// it be the name's first instance.
+    fn arm(&mut self, name: &[u16], first: bool) -> io::Result<()> {
         self.connected.reset();
         let attributes = current_user_only()?;
-        let first = if waiting.created {
-            0
-        } else {
+        let first = if first {
             FILE_FLAG_FIRST_PIPE_INSTANCE
+        } else {
+            0
         };
         // SAFETY: `name` is NUL-terminated and `attributes` points to a live descriptor.
         let raw = unsafe {
             CreateNamedPipeW(
-                self.name.as_ptr(),
+                name.as_ptr(),
                 PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | first,
                 PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
                 PIPE_UNLIMITED_INSTANCES,
@@ -157,51 +116,108 @@ impl Listener {
         if raw == INVALID_HANDLE_VALUE {
             return Err(io::Error::last_os_error());
         }
-        waiting.created = true;
         // SAFETY: a fresh handle owned by nothing else.
         let pipe = unsafe { OwnedHandle::from_raw_handle(raw) };
-        *waiting.ov = overlapped(self.connected.raw());
-        // SAFETY: `ov` is boxed and stays in place until the connect ends (accept or drop).
-        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), &mut *waiting.ov) };
+        *self.ov = overlapped(self.connected.raw());
+        // SAFETY: `ov` is boxed and stays in place until the connect ends (taken or dropped).
+        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), &mut *self.ov) };
         // SAFETY: reads the calling thread's last error.
         let error = unsafe { GetLastError() };
-        waiting.pipe = Some(pipe);
         match (ok, error) {
-            (0, ERROR_IO_PENDING) => waiting.pending = true,
+            (0, ERROR_IO_PENDING) => self.pending = true,
             // A client came between the create and the connect.
             (0, ERROR_PIPE_CONNECTED) | (1, _) => {
-                waiting.pending = false;
+                self.pending = false;
                 self.connected.set();
             }
-            _ => {
-                waiting.pipe = None;
-                return Err(io::Error::from_raw_os_error(error as i32));
-            }
+            _ => return Err(io::Error::from_raw_os_error(error as i32)),
         }
+        self.pipe = Some(pipe);
         Ok(())
-    }
-
-    /// The event a wait on this listener watches.
-    pub(super) fn event(&self) -> &Event {
-        &self.connected
     }
 }
 
-impl Drop for Listener {
+impl Drop for Waiting {
     fn drop(&mut self) {
-        let waiting = self
-            .waiting
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let (Some(pipe), true) = (&waiting.pipe, waiting.pending) {
+        if let (Some(pipe), true) = (&self.pipe, self.pending) {
             let mut ignored = 0u32;
             // SAFETY: cancels the in-flight connect and waits for its end, so the boxed
             // OVERLAPPED is no longer in use when it is freed.
             unsafe {
-                CancelIoEx(pipe.as_raw_handle(), &*waiting.ov);
-                GetOverlappedResult(pipe.as_raw_handle(), &*waiting.ov, &mut ignored, 1);
+                CancelIoEx(pipe.as_raw_handle(), &*self.ov);
+                GetOverlappedResult(pipe.as_raw_handle(), &*self.ov, &mut ignored, 1);
             }
         }
+    }
+}
+
+/// A named-pipe listener that accepts without blocking.
+pub(crate) struct Listener {
+    name: Vec<u16>,
+    address: PathBuf,
+    /// The instances waiting for clients; the first was created as the name's first.
+    waiting: Mutex<Vec<Waiting>>,
+    /// Their events, for the readiness waits (the slots never move or change events).
+    events: Vec<usize>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl Listener {
+    /// Creates the pipe `\\.\pipe\skp-<unique>` (`socket_dir` is not used: pipes live in no
+    /// directory) and starts waiting for clients.
+    pub(crate) fn bind(_socket_dir: Option<&Path>, unique: &str) -> io::Result<Self> {
+        let address = format!("{PIPE_PREFIX}skp-{unique}");
+        let name = wide(&address);
+        let mut waiting = Vec::with_capacity(BACKLOG);
+        for slot in 0..BACKLOG {
+            let mut instance = Waiting::new()?;
+            instance.arm(&name, slot == 0)?;
+            waiting.push(instance);
+        }
+        let events = waiting.iter().map(|w| w.connected.raw() as usize).collect();
+        Ok(Self {
+            name,
+            address: PathBuf::from(address),
+            waiting: Mutex::new(waiting),
+            events,
+        })
+    }
+
+    /// The address a peer passes to [`Stream::connect`].
+    pub(crate) fn address(&self) -> &Path {
+        &self.address
+    }
+
+    /// Takes a connected client, if one is, and puts a new instance in its place; `None`
+    /// when none connected yet.
+    pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in waiting.iter_mut() {
+            let taken = match slot.take_connected() {
+                Ok(taken) => taken,
+                // The client left before it was taken: wait for the next one there.
+                Err(_) => None,
+            };
+            if slot.pipe.is_none() {
+                slot.arm(&self.name, false)?;
+            }
+            if let Some(pipe) = taken {
+                return Stream::wrap(pipe, true).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The events a wait on this listener watches, one per waiting instance.
+    pub(super) fn events(&self) -> impl Iterator<Item = HANDLE> + '_ {
+        self.events.iter().map(|&event| event as HANDLE)
     }
 }
 
@@ -309,21 +325,15 @@ impl Stream {
     }
 
     /// Writes what the pipe takes of `head` then `tail` by `deadline`: the bytes that went
-    /// out, or `WouldBlock` when none did in time.
+    /// out, or `WouldBlock` when none did in time. Bytes that went out may still be on their
+    /// way, as in a socket's send buffer; the next write goes after them.
     pub(crate) fn send_before(
         &self,
         head: &[u8],
         tail: &[u8],
         deadline: Instant,
     ) -> io::Result<usize> {
-        let mut written = self.0.write(head, Some(deadline))?;
-        if written == head.len() && !tail.is_empty() {
-            written += self.0.write(tail, Some(deadline))?;
-        }
-        if written == 0 && !(head.is_empty() && tail.is_empty()) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(written)
+        self.0.write_before(head, tail, deadline)
     }
 
     /// Whether the peer closed or the pipe broke, checked without waiting. (A named pipe has
@@ -376,13 +386,13 @@ impl Read for Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf, None)
+        self.0.write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         // The first non-empty slice: one WriteFile per call, as short writes allow.
         match bufs.iter().find(|b| !b.is_empty()) {
-            Some(buf) => self.0.write(buf, None),
+            Some(buf) => self.0.write(buf),
             None => Ok(0),
         }
     }
@@ -410,3 +420,7 @@ impl Write for Stream {
 fn wide(text: &str) -> Vec<u16> {
     text.encode_utf16().chain(Some(0)).collect()
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;
