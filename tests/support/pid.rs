@@ -1,6 +1,7 @@
 //! Process liveness for tests, the one place a test asks whether a pid is alive, stopped or
 //! gone, or signals one: included with `#[path = "support/pid.rs"] mod pid;`. Linux reads
-//! `/proc`; the tests that use it run on Linux (other Unixes only type-check them).
+//! `/proc`; the tests that use it run on Linux (other Unixes only type-check them, and Windows
+//! builds it without `signal`).
 #![allow(dead_code)]
 
 /// The scheduler state of `pid` (`R`, `S`, `T`, `Z`, …), `None` once it is reaped.
@@ -53,6 +54,7 @@ pub fn parent(pid: u32) -> Option<u32> {
 }
 
 /// Sends `signal` to `pid`, asserting it was delivered.
+#[cfg(unix)]
 #[track_caller]
 pub fn signal(pid: u32, signal: i32) {
     let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
