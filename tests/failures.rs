@@ -197,8 +197,6 @@ fn the_socket_directory_is_gone_once_the_child_connected() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-/// Unix only: a named pipe on Windows lives in no directory, so `socket_dir` is not used there.
-#[cfg(unix)]
 #[test]
 fn an_unusable_socket_directory_is_a_clear_error() {
     let _bound = bound::within(TEST_BOUND);

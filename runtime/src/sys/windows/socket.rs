@@ -170,9 +170,15 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
-    /// Creates the pipe `\\.\pipe\skp-<unique>` (`socket_dir` is not used: pipes live in no
-    /// directory) and starts waiting for clients.
-    pub(crate) fn bind(_socket_dir: Option<&Path>, unique: &str) -> io::Result<Self> {
+    /// Creates the pipe `\\.\pipe\skp-<unique>` and starts waiting for clients. Pipes live in
+    /// no directory: `socket_dir` must exist, and holds nothing.
+    pub(crate) fn bind(socket_dir: Option<&Path>, unique: &str) -> io::Result<Self> {
+        // Nothing goes there, but a directory that is not one is the same mistake as on Unix.
+        if let Some(dir) = socket_dir
+            && !std::fs::metadata(dir)?.is_dir()
+        {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
         let address = format!("{PIPE_PREFIX}skp-{unique}");
         let name = wide(&address);
         let mut waiting = Vec::with_capacity(BACKLOG);
