@@ -15,6 +15,7 @@
 use std::ffi::OsString;
 
 use crate::child::bootstrap::{self, Started};
+use crate::child::engine;
 use crate::protocol::Role;
 use crate::protocol::bootstrap::EXIT_SETUP_FAILED;
 use crate::transport::Connection;
@@ -29,6 +30,22 @@ pub fn init() {
     if let Some(variable) = bootstrap::take_child_variable() {
         std::process::exit(child_main(variable));
     }
+    serve_if_asked();
+}
+
+/// In a process started to serve a cluster (`SKPROCESS_SERVE`), serves it and never returns.
+fn serve_if_asked() {
+    #[cfg(feature = "cluster")]
+    if let Some(code) = crate::cluster::serve::serve_from_env() {
+        std::process::exit(code);
+    }
+    #[cfg(not(feature = "cluster"))]
+    if std::env::var_os("SKPROCESS_SERVE").is_some() {
+        eprintln!(
+            "skprocess: SKPROCESS_SERVE is set, but this binary was built without the `cluster` feature"
+        );
+        std::process::exit(2);
+    }
 }
 
 /// The hidden test of `test_support!()`: in a child, runs it on a thread named `main` and
@@ -36,6 +53,7 @@ pub fn init() {
 #[doc(hidden)]
 pub fn run_test_child() {
     let Some(variable) = bootstrap::take_child_variable() else {
+        serve_if_asked();
         return;
     };
     let child = std::thread::Builder::new()
@@ -50,6 +68,8 @@ pub fn run_test_child() {
 
 /// Connects, reads the start, and runs the role it names; the process's exit code.
 fn child_main(variable: OsString) -> i32 {
+    // Before any user code: a panic anywhere in the child keeps its location and backtrace.
+    crate::panics::install_hook();
     match bootstrap::start(variable) {
         Ok((connection, reader, started)) => {
             // A pool worker runs items of many types; its records name the role.
@@ -71,7 +91,7 @@ fn run_role(connection: Connection, reader: FrameReader, started: Started) -> i3
         Role::Lifecycle => {
             let entry = crate::registry::find(&started.key).filter(|e| e.role() == started.role);
             let run_child = entry.map(|entry| entry.run_child);
-            bootstrap::run_lifecycle(connection, reader, started, run_child)
+            engine::run_lifecycle(connection, reader, started, run_child)
         }
         Role::PoolWorker => crate::pool::worker::run(connection, reader, started),
         Role::ResidentWorker => crate::worker::resident::run(connection, reader, started),

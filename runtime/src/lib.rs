@@ -22,25 +22,31 @@
 compile_error!("skprocess supports Unix and Windows systems only");
 
 mod child;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod completion;
 mod config;
 mod deadline;
 mod entry;
 mod error;
+mod failure_text;
 mod hook;
 #[cfg(test)]
 mod layout_tests;
 mod logs;
 mod message;
+mod panics;
 mod parent;
 pub mod pipe;
 mod pool;
 mod process;
 mod process_queue;
+mod process_types;
 mod protocol;
 pub mod queue;
 pub mod reconnect;
 mod registry;
+mod round_trip;
 mod share;
 mod sys;
 mod timing;
@@ -61,18 +67,21 @@ pub mod wire {
 
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
-pub use config::{Config, Timeouts};
+pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
-pub use hook::{Hook, PerHook};
+pub use hook::{Hook, HookFailure, HookResult, PerHook};
 pub use message::Message;
+pub use panics::PanicLocation;
 pub use parent::handle::{Handle, ResultFuture, Status};
+pub use parent::output::CapturedOutput;
 pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,
 };
-pub use process::{HookFailure, HookResult, NoMessages, Process};
+pub use process::{NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
+pub use process_types::ProcessTypes;
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
@@ -82,8 +91,8 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{WorkerKillHandle, WorkerResource};
 pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.
@@ -93,12 +102,10 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::entry::run_test_child;
     pub use crate::error::Error;
-    pub use crate::hook::Hook;
+    pub use crate::hook::{Hook, HookFailure, HookResult};
     pub use crate::message::Message;
     pub use crate::pool::Canceller;
-    pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
-    };
+    pub use crate::process::{FallibleOutput, IntoHookResult, NoMessages, Process};
     pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::child::link::ChildLink;
 use crate::config::Config;
 use crate::error::{Error, TellError};
-use crate::process::Process;
+use crate::process_types::ProcessTypes;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
 use crate::protocol::tell_prefix;
@@ -24,7 +24,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
 /// What a hook can use besides `self`: messages, stopping, and where the run stands.
 ///
 /// A hook receives it by declaring a second parameter `ctx: &mut Ctx<Self>`.
-pub struct Ctx<P: Process> {
+pub struct Ctx<P: ProcessTypes> {
     link: ChildLink,
     config: Config,
     current_run: u64,
@@ -41,7 +41,7 @@ pub struct Ctx<P: Process> {
     _process: PhantomData<fn() -> P>,
 }
 
-impl<P: Process> Ctx<P> {
+impl<P: ProcessTypes> Ctx<P> {
     pub(crate) fn new(
         link: ChildLink,
         config: Config,
@@ -111,7 +111,9 @@ impl<P: Process> Ctx<P> {
             return Err(TellError::Failed(Error::NoParentLink));
         };
         let failed = |e: frame::WireError| TellError::Failed(e.into());
-        frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
+        frame::encode_into(&message, &mut self.outgoing)
+            .map_err(|e| TellError::Failed(crate::round_trip::encode_failed::<P::Outbox>(e)))?;
+        crate::round_trip::check_encoded::<P::Outbox>(&self.outgoing).map_err(TellError::Failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
         frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
             .map_err(failed)?;

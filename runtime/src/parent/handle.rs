@@ -16,16 +16,19 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, TellError};
+use crate::parent::output::CapturedOutput;
 use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
+use crate::parent::supervisor::handoff::Turn;
 use crate::parent::supervisor::machine::Outcome;
-use crate::parent::supervisor::reader::{self, Turn};
-use crate::process::Process;
+use crate::parent::supervisor::reader;
+use crate::process_types::ProcessTypes;
 use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::tell_prefix;
+use crate::round_trip;
 use crate::timing::ProcessTimers;
 use crate::transport::frame;
 
@@ -59,17 +62,17 @@ pub struct Status {
 /// `Handle` is `Send` and `Sync`: share it by reference (or in an `Arc`) between threads;
 /// `listen`, `tell`, `status` and the rest may be called from several threads at once.
 /// Dropping the handle kills a child whose lifecycle has not ended, like [`kill`](Handle::kill).
-pub struct Handle<P: Process> {
+pub struct Handle<P: ProcessTypes> {
     shared: Arc<ProcessShared>,
     _process: PhantomData<fn() -> P>,
 }
 
-impl<P: Process> Handle<P> {
-    /// Spawns a child, authenticates it and hands it the process. See [`Process::start_with`].
+impl<P: ProcessTypes> Handle<P> {
+    /// Spawns a child, authenticates it and hands it the process. See [`Process::start_with`](crate::Process::start_with).
     pub(crate) fn spawn(process: P, config: Config) -> Result<Self, Error> {
         bootstrap::forbid_unhooked_child();
         config.validate()?;
-        let state = frame::encode(&process)?;
+        let state = round_trip::encode(&process)?;
         spawn::check_state_size(&state, config.max_frame_bytes)?;
         let shared = Arc::new(ProcessShared::new(P::KEY, P::HAS_ERROR_HOOK, config));
         let resume = Resume {
@@ -87,6 +90,15 @@ impl<P: Process> Handle<P> {
             shared,
             _process: PhantomData,
         })
+    }
+
+    /// What the process's children wrote to the streams its configuration captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in [`Config::stdout`] or
+    /// [`Config::stderr`]); `None` when it captures neither. The value stays readable after
+    /// [`result`](Handle::result): call [`CapturedOutput::wait_timeout`] then to know every
+    /// child closed its streams.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.shared.captured.clone()
     }
 
     /// The OS process id of the current child (it changes when the child is restarted).
@@ -121,7 +133,9 @@ impl<P: Process> Handle<P> {
         deadline: Option<Instant>,
     ) -> Result<(), TellError<P::Inbox>> {
         TELL_BUFFER.with_borrow_mut(|payload| {
-            frame::encode_into(&message, payload).map_err(|e| TellError::Failed(e.into()))?;
+            frame::encode_into(&message, payload)
+                .map_err(|e| TellError::Failed(round_trip::encode_failed::<P::Inbox>(e)))?;
+            round_trip::check_encoded::<P::Inbox>(payload).map_err(TellError::Failed)?;
             let (prefix, used) = tell_prefix(payload.len());
             let size = used + payload.len();
             frame::check_len(size, self.shared.config.max_frame_bytes)
@@ -295,9 +309,16 @@ impl<P: Process> Handle<P> {
         }
     }
 
-    /// [`result`](Handle::result) on a background thread; join it for the outcome.
-    pub fn result_in_background(self) -> std::thread::JoinHandle<Result<P::Output, Error>> {
-        std::thread::spawn(move || self.result())
+    /// [`result`](Handle::result) on a background thread; join it for the outcome. A system
+    /// that refuses the thread is [`Error::Io`], never a panic (the handle is dropped with
+    /// the closure, which kills the child, as dropping it does).
+    pub fn result_in_background(
+        self,
+    ) -> Result<std::thread::JoinHandle<Result<P::Output, Error>>, Error> {
+        std::thread::Builder::new()
+            .name("skprocess-result".into())
+            .spawn(move || self.result())
+            .map_err(Error::Io)
     }
 
     /// [`result`](Handle::result) as a future that works under any executor (tokio, smol, a
@@ -309,7 +330,7 @@ impl<P: Process> Handle<P> {
     }
 }
 
-fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Error> {
+fn ending_to_result<P: ProcessTypes>(ending: Option<Ending>) -> Result<P::Output, Error> {
     match ending {
         Some(Ending::Output(bytes)) => Ok(frame::decode_owned(&bytes)?),
         Some(Ending::Outcome(Outcome::Failed(failure))) => Err(failure.into()),
@@ -320,11 +341,11 @@ fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Err
 }
 
 /// The future returned by [`Handle::result_async`]; cancel-safe: dropping it kills the child.
-pub struct ResultFuture<P: Process> {
+pub struct ResultFuture<P: ProcessTypes> {
     handle: Handle<P>,
 }
 
-impl<P: Process> Future for ResultFuture<P> {
+impl<P: ProcessTypes> Future for ResultFuture<P> {
     type Output = Result<P::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -339,7 +360,7 @@ impl<P: Process> Future for ResultFuture<P> {
     }
 }
 
-impl<P: Process> std::fmt::Debug for ResultFuture<P> {
+impl<P: ProcessTypes> std::fmt::Debug for ResultFuture<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultFuture")
             .field("process", &P::KEY)
@@ -347,7 +368,7 @@ impl<P: Process> std::fmt::Debug for ResultFuture<P> {
     }
 }
 
-impl<P: Process> Drop for Handle<P> {
+impl<P: ProcessTypes> Drop for Handle<P> {
     fn drop(&mut self) {
         // A lifecycle that is over needs nothing: its child exits by itself and the driver
         // reaps it. Anything else is ended now.
@@ -357,7 +378,7 @@ impl<P: Process> Drop for Handle<P> {
     }
 }
 
-impl<P: Process> std::fmt::Debug for Handle<P> {
+impl<P: ProcessTypes> std::fmt::Debug for Handle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
             .field("process", &P::KEY)

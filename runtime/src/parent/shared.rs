@@ -16,27 +16,16 @@ use crate::config::Config;
 use crate::deadline;
 use crate::error::Error;
 use crate::parent::exit::Exit;
+use crate::parent::output::CapturedOutput;
 use crate::parent::reaper::ChildProcess;
+pub(crate) use crate::parent::supervisor::handoff::Payload;
+use crate::parent::supervisor::handoff::ReaderRole;
 use crate::parent::supervisor::machine::Outcome;
-use crate::parent::supervisor::reader::ReaderRole;
 use crate::protocol::Role;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{Progress, ToChild};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
-
-/// A message payload: its bytes are `bytes[start..]`.
-#[derive(Debug)]
-pub(crate) struct Payload {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) start: usize,
-}
-
-impl Payload {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
 
 /// How the process ended, with the output's bytes when it succeeded.
 #[derive(Debug)]
@@ -140,6 +129,8 @@ pub(crate) struct ProcessShared {
     view_changed: Condvar,
     deferred: Mutex<Deferred>,
     has_deferred: AtomicBool,
+    /// What the children wrote, when the configuration captures a stream.
+    pub(crate) captured: Option<Arc<CapturedOutput>>,
 }
 
 impl ProcessShared {
@@ -173,6 +164,7 @@ impl ProcessShared {
             view_changed: Condvar::new(),
             deferred: Mutex::default(),
             has_deferred: AtomicBool::new(false),
+            captured: config.captures_output().then(Arc::default),
             config,
         }
     }

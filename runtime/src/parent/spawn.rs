@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::parent::exit::Exit;
+use crate::parent::output::{self, Sink};
 use crate::parent::reaper::ChildProcess;
 use crate::parent::shared::ProcessShared;
 use crate::protocol::bootstrap::{
@@ -24,6 +25,15 @@ use crate::protocol::{Role, START_OVERHEAD, Start, parent_proof};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
+
+/// A variable a feature gives every child: its name and value for a child spawned with this
+/// configuration, or `None` to give none.
+pub(crate) type ChildEnvironment = fn(&Config) -> Option<(&'static str, String)>;
+
+/// The variables features give every child (the log collector's address, `logs/parent.rs`),
+/// gathered at link time like the registry, so the one spawn path names no feature.
+#[linkme::distributed_slice]
+pub(crate) static CHILD_ENVIRONMENT: [ChildEnvironment];
 
 /// Refuses a state that could not travel in a start message, before anything is spawned.
 pub(crate) fn check_state_size(state: &[u8], max_frame: u32) -> Result<(), Error> {
@@ -61,6 +71,13 @@ pub(crate) trait Gate {
     fn abandoned(&self) -> Option<Error>;
     /// Forgets a child whose start failed (it is killed and reaped).
     fn release(&self);
+    /// Where the child's captured or logged output goes: no buffers, named as a worker.
+    fn sink(&self) -> Sink {
+        Sink {
+            captured: None,
+            process: "worker",
+        }
+    }
 }
 
 /// The gate of a caller that kills its children only through their [`ChildProcess`].
@@ -122,7 +139,15 @@ impl Spawned {
             for (name, value) in &config.secret_env {
                 command.env(name, value.expose());
             }
-            ChildProcess::watch(crate::sys::spawn(&mut command).map_err(Error::Spawn)?)
+            let mut child = crate::sys::spawn(&mut command).map_err(Error::Spawn)?;
+            let test_child = test_entry_name().is_some();
+            let forwarded = output::forward(&mut child, config, &gate.sink(), test_child);
+            let child = ChildProcess::watch(child)?;
+            if let Err(e) = forwarded {
+                child.kill_and_reap();
+                return Err(Error::Spawn(e));
+            }
+            Ok(child)
         })?;
         Ok(Self {
             rendezvous,
@@ -172,7 +197,8 @@ impl Spawned {
 }
 
 /// The command that re-executes this binary as a child that connects to `rendezvous`.
-/// Its log records go to this process's collector for `config`'s socket directory.
+/// It gets the variables of [`CHILD_ENVIRONMENT`] (its log records go to this process's
+/// collector for `config`'s socket directory).
 fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
@@ -181,12 +207,26 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
             ChildVariable::encode(token, config.max_frame_bytes, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
-        command.env(crate::logs::ENV_LOGS, logs);
+    for (name, value) in CHILD_ENVIRONMENT
+        .iter()
+        .filter_map(|variable| variable(config))
+    {
+        command.env(name, value);
     }
-    if let Some(entry) = test_entry_name() {
-        command.arg(entry).args(TEST_ENTRY_ARGS);
+    let test_entry = test_entry_name();
+    output::configure(&mut command, config, test_entry.is_some());
+    match test_entry {
+        // After `--`, libtest takes the user's arguments as more name filters, never as its
+        // own options; with `--exact` they match no test but one named exactly like them.
+        Some(entry) if !config.args.is_empty() => {
+            command.arg(entry).args(TEST_ENTRY_ARGS).arg("--");
+        }
+        Some(entry) => {
+            command.arg(entry).args(TEST_ENTRY_ARGS);
+        }
+        None => {}
     }
+    command.args(&config.args);
     Ok(command)
 }
 
@@ -284,6 +324,13 @@ impl Gate for ProcessShared {
 
     fn release(&self) {
         self.slot().child.take();
+    }
+
+    fn sink(&self) -> Sink {
+        Sink {
+            captured: self.captured.clone(),
+            process: self.key,
+        }
     }
 }
 

@@ -148,12 +148,8 @@ fn await_ready(
     deadline: Option<Instant>,
 ) -> Result<FrameReader, Error> {
     let mut reader = FrameReader::new(max_frame);
-    let wait = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    connection.stream().set_read_timeout(wait)?;
-    let answer = match reader.read_frame(&mut connection.stream())? {
+    let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let answer = connection.read_frame_within(&mut reader, wait, |frame| match frame {
         None => Err(Error::Bootstrap {
             detail: "a pool worker closed its connection before it was ready".into(),
         }),
@@ -164,9 +160,8 @@ fn await_ready(
                 detail: "a pool worker answered its start with something else than ready".into(),
             }),
         },
-    };
-    answer?;
-    connection.stream().set_read_timeout(None)?;
+    });
+    answer??;
     Ok(reader)
 }
 
@@ -209,10 +204,12 @@ fn read_reports(
                 job,
                 index,
                 started_nanos,
+                spent,
             }) => Report::Running {
                 job,
                 index,
                 since: monotonic_instant(started_nanos),
+                spent,
             },
             Ok(ToPool::Released { next }) => Report::Released { next },
             Ok(_) => return Some("an unexpected message".into()),

@@ -13,19 +13,13 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::pool::function::{self, Mode};
+use crate::pool::function::{self, Mode, Plain, Star};
 use crate::pool::job::{Canceller, Completion, Imap, Job, JobRun, JobSpec, MapFuture};
 use crate::pool::scheduler::Task;
 use crate::pool::{Pool, PoolCore};
 use crate::process::Process;
 use crate::transport::frame;
 
-/// Mode of a [`Maps`]: each item is the function's one argument.
-#[derive(Debug, Clone, Copy)]
-pub struct Plain;
-/// Mode of a [`Maps`]: each item is a tuple spread into the function's arguments.
-#[derive(Debug, Clone, Copy)]
-pub struct Star;
 /// Delivery of a [`Maps`]: the call returns the outcome (or a lazy iterator).
 #[derive(Debug, Clone, Copy)]
 pub struct Now;
@@ -102,8 +96,9 @@ impl<'p, M, D> Maps<'p, M, D> {
         self
     }
 
-    fn spec<R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
+    fn spec<T, R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
     where
+        T: Message,
         R: Message,
     {
         JobSpec {
@@ -111,6 +106,7 @@ impl<'p, M, D> Maps<'p, M, D> {
             lives,
             timeout: self.timeout,
             decode: frame::decode_owned::<R>,
+            check: crate::round_trip::check_encoded::<T>,
             ordered,
             progress: self.progress,
         }
@@ -162,7 +158,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.run(spec, items).ok_or(Error::PoolClosed)?.collect()
     }
 
@@ -175,7 +171,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
             .ok_or(Error::PoolClosed)?
             .collect_unordered()
@@ -190,7 +186,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, true), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, true),
+            items,
+        ))
     }
 
     /// Like [`imap`](Maps::imap), in completion order.
@@ -201,7 +200,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, false), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, false),
+            items,
+        ))
     }
 }
 
@@ -216,7 +218,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.run(self.spec(task, lives, true), items)
+        self.run(self.spec::<P, P::Output>(task, lives, true), items)
             .ok_or(Error::PoolClosed)?
             .collect()
     }
@@ -228,7 +230,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        Imap::new(self.run(self.spec(task, lives, true), items))
+        Imap::new(self.run(self.spec::<P, P::Output>(task, lives, true), items))
     }
 }
 
@@ -306,7 +308,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.defer(spec, items, true)
     }
 
@@ -320,7 +322,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.defer(spec, items, false)
     }
 
@@ -359,7 +361,7 @@ where
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.defer(self.spec(task, lives, true), items, true)
+        self.defer(self.spec::<P, P::Output>(task, lives, true), items, true)
     }
 }
 

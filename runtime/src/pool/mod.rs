@@ -15,6 +15,8 @@
 //! - `worker.rs` is the child side, `inbox.rs` its queue of chunks (shared with thread
 //!   workers), where a release is decided item by item; `function.rs` turns a function type
 //!   into a code address that only the same build accepts.
+//! - `raw.rs` holds the hooks other engines use: a pool whose maps another engine serves, and
+//!   a job fed with encoded items (the cluster's caller and host sides).
 
 mod dispatcher;
 pub(crate) mod function;
@@ -23,6 +25,8 @@ mod job;
 pub(crate) mod launch;
 mod maps;
 mod progress;
+#[cfg(feature = "cluster")]
+pub(crate) mod raw;
 mod scheduler;
 mod shared_bytes;
 mod threads;
@@ -41,8 +45,9 @@ use crate::protocol::pool::RESULT_OVERHEAD;
 use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
 
 pub use function::Mode;
+pub use function::{Plain, Star};
 pub use job::{Canceller, Imap, Job, MapFuture};
-pub use maps::{Asynced, Background, Deliver, Maps, Now, Plain, Star};
+pub use maps::{Asynced, Background, Deliver, Maps, Now};
 
 /// Room a chunk frame needs beside its items.
 const CHUNK_OVERHEAD: usize = 4096;

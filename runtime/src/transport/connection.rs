@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::sys::{self, Stream};
+use crate::sys::Stream;
 use crate::transport::error::TransportError as Error;
-use crate::transport::frame;
+use crate::transport::frame::{self, Frame, FrameReader};
+use crate::transport::role::readable;
 
 /// What the sending lock guards.
 #[derive(Debug, Default)]
@@ -146,12 +147,27 @@ impl Connection {
     /// Whether the peer sent something or hung up, checked without reading or waiting: for a
     /// server thread that waits on behalf of a peer which sends nothing while it waits.
     pub(crate) fn input_pending(&self) -> bool {
-        let source = [sys::Source::from(&self.stream)];
-        match sys::wait_readable(&source, Some(Duration::ZERO)) {
-            Ok(ready) => ready.iter().any(|r| r.readable || r.hung_up),
-            // A check that fails says the connection is no longer usable.
-            Err(_) => true,
-        }
+        // A check that fails says the connection is no longer usable.
+        readable(&self.stream, Some(Duration::ZERO)).unwrap_or(true)
+    }
+
+    /// Reads one frame, waiting at most `timeout` for it (`None`: without limit), and hands it
+    /// to `look` (`None`: the peer closed first). The read timeout is cleared afterwards, so
+    /// whoever reads the connection next blocks as usual: for a handshake's one answer.
+    pub(crate) fn read_frame_within<R>(
+        &self,
+        frames: &mut FrameReader,
+        timeout: Option<Duration>,
+        look: impl FnOnce(Option<Frame<'_>>) -> R,
+    ) -> Result<R, Error> {
+        let mut stream = &self.stream;
+        // A zero timeout would mean none at all to the socket.
+        stream.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))))?;
+        let read = frames.read_frame(&mut stream);
+        let cleared = stream.set_read_timeout(None);
+        let answer = look(read?);
+        cleared?;
+        Ok(answer)
     }
 
     /// Whether part of a committed frame still waits to be sent.

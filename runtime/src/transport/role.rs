@@ -94,6 +94,40 @@ impl<T> ReaderRole<T> {
         true
     }
 
+    /// One turn of a background reader: yields while a foreground reader holds the role (see
+    /// [`yield_while_held`](ReaderRole::yield_while_held)), waits without the role until
+    /// `stream` has something to read — or at once when `pending` holds for the state (whole
+    /// frames already buffered, an end already seen) — then takes the role if it is still free
+    /// and there is still something to read. The guard to read with; `None` to look again
+    /// (after `let_go`, when the role was taken only to find that a foreground reader had
+    /// read it all meanwhile). `Err`: waiting on `stream` failed, so the connection is over.
+    pub(crate) fn background_turn(
+        &self,
+        stream: &Stream,
+        held_in_a_row: &mut u32,
+        longest: Duration,
+        pending: impl Fn(&T) -> bool,
+        let_go: impl FnOnce(),
+    ) -> std::io::Result<Option<MutexGuard<'_, T>>> {
+        if self.yield_while_held(held_in_a_row, longest) {
+            return Ok(None);
+        }
+        let waiting = self.try_take().is_some_and(|state| pending(&state));
+        if !waiting && !readable(stream, None)? {
+            return Ok(None);
+        }
+        // Taken meanwhile: that reader reads it.
+        let Some(state) = self.try_take() else {
+            return Ok(None);
+        };
+        if !pending(&state) && !readable(stream, Some(Duration::ZERO))? {
+            drop(state);
+            let_go();
+            return Ok(None);
+        }
+        Ok(Some(state))
+    }
+
     /// The background reader waits while the role is held: at most `timeout`, less when the
     /// role is let go (if `timeout` is longer than [`SHORT_WAIT`]), when woken, or not at all
     /// when `ready` already holds or the role is free.
@@ -143,7 +177,7 @@ pub(crate) fn spin_until_readable(stream: &Stream, spin: Duration, deadline: Opt
 /// (`None`: without limit).
 pub(crate) fn readable(stream: &Stream, timeout: Option<Duration>) -> std::io::Result<bool> {
     let ready = wait_readable(&[Source::from(stream)], timeout)?;
-    Ok(ready.iter().any(|r| r.readable))
+    Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 
 /// How long the background reader waits the `n`th time in a row it finds the role held:

@@ -206,11 +206,8 @@ impl Listener {
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in waiting.iter_mut() {
-            let taken = match slot.take_connected() {
-                Ok(taken) => taken,
-                // The client left before it was taken: wait for the next one there.
-                Err(_) => None,
-            };
+            // An error: the client left before it was taken; wait for the next one there.
+            let taken = slot.take_connected().unwrap_or_default();
             if slot.pipe.is_none() {
                 slot.arm(&self.name, false)?;
             }

@@ -1,0 +1,152 @@
+//! The distributed pool, measured beside the local one in one run:
+//!
+//! - `cluster_tiny_10k/*`: 10,000 items of `x * 2` over 2 hosts × 1 worker through Redis,
+//!   beside a local `Pool(2)` (target: ≥ 50k items/s over the cluster).
+//! - `cluster_cpu_200x5ms/*`: 200 items of about 5 ms of CPU over 2 hosts × 1 worker, beside
+//!   the same work in one thread; the ideal 2-core time is half the single-threaded one
+//!   (target: ≥ 90% of ideal).
+//!
+//! The hosts are this bench binary started again with `SKPROCESS_SERVE`; the server is
+//! `REDIS_URL` when set, else a `redis-server` the bench starts on a free port. Run with
+//! `cargo bench --bench cluster`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use skprocess::cluster::{Cluster, SERVE_ENV, SERVE_WORKERS_ENV};
+use skprocess::prelude::*;
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// `rounds` of a multiply-add loop: about 5 ms of CPU with the rounds of [`rounds_for_5ms`].
+fn burn((x, rounds): (u64, u64)) -> u64 {
+    let mut acc = x;
+    for i in 0..rounds {
+        acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    acc
+}
+
+fn rounds_for_5ms() -> u64 {
+    let probe = 1_000_000u64;
+    let started = Instant::now();
+    burn((0, probe));
+    let per_round = started.elapsed().as_nanos().max(1) as f64 / probe as f64;
+    (5_000_000.0 / per_round) as u64
+}
+
+/// The server and hosts the bench started, killed when it ends.
+struct Rig {
+    children: Vec<Child>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Hosts first, then the server they use.
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn main() {
+    skprocess::init();
+    let mut rig = Rig {
+        children: Vec::new(),
+    };
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) => url.trim_end_matches('/').to_owned(),
+        Err(_) => start_redis(&mut rig),
+    };
+    let name = format!("bench-{}", std::process::id());
+    for _ in 0..2 {
+        let host = Command::new(std::env::current_exe().unwrap())
+            .env(SERVE_ENV, format!("{url}/{name}"))
+            .env(SERVE_WORKERS_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        rig.children.push(host);
+    }
+    let cluster = Cluster::redis(&url, &name).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.hosts().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the hosts did not join");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    bench_tiny(&mut criterion, &cluster);
+    bench_cpu(&mut criterion, &cluster);
+    criterion.final_summary();
+}
+
+fn bench_tiny(c: &mut Criterion, cluster: &Cluster) {
+    let remote = Pool::on(cluster).unwrap();
+    let local = Pool::new(2).unwrap();
+    let items: Vec<u64> = (0..10_000).collect();
+    let mut group = c.benchmark_group("cluster_tiny_10k");
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("cluster_2_hosts_x_1_worker", |b| {
+        b.iter(|| {
+            let out = remote.map(double, items.iter().copied()).unwrap();
+            assert_eq!(out.len(), 10_000);
+        })
+    });
+    group.bench_function("local_pool_2_workers", |b| {
+        b.iter(|| {
+            let out = local.map(double, items.iter().copied()).unwrap();
+            assert_eq!(out.len(), 10_000);
+        })
+    });
+    group.finish();
+}
+
+fn bench_cpu(c: &mut Criterion, cluster: &Cluster) {
+    let remote = Pool::on(cluster).unwrap();
+    let rounds = rounds_for_5ms();
+    let items = move || (0..200).map(move |x| (x, rounds));
+    let mut group = c.benchmark_group("cluster_cpu_200x5ms");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("cluster_2_hosts_x_1_worker", |b| {
+        b.iter(|| assert_eq!(remote.map(burn, items()).unwrap().len(), 200))
+    });
+    group.bench_function("single_thread", |b| {
+        b.iter(|| items().map(burn).fold(0u64, u64::wrapping_add))
+    });
+    group.finish();
+}
+
+/// Starts `redis-server` on a free port of 127.0.0.1 and waits until it answers.
+fn start_redis(rig: &mut Rig) -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (install it, or set REDIS_URL)");
+    rig.children.push(server);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Cluster::redis(&url, "probe").is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not answer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    url
+}

@@ -1,0 +1,218 @@
+//! The cluster's hold on its Redis server: where it is, the password from the environment
+//! (never from the URL, never serialized), blocking connections with deadlines, and the few
+//! reply shapes the cluster reads.
+
+use std::time::Duration;
+
+use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, Value};
+
+use crate::error::Error;
+use crate::reconnect::Secret;
+
+/// The environment variable that holds the Redis password, unless the configuration names
+/// another.
+pub const PASSWORD_ENV: &str = "SKPROCESS_REDIS_PASSWORD";
+
+/// How long a command may wait for its reply; blocking reads block for less.
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the server is: its URL without a password, and the variable holding the password.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    info: ConnectionInfo,
+    password_env: String,
+    address: String,
+}
+
+impl Server {
+    /// The server at `url`, which must carry no password (it goes in `password_env`).
+    pub(crate) fn parse(url: &str, password_env: &str) -> Result<Self, Error> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::Config(format!("invalid redis url: {e}")))?;
+        if info.redis.password.is_some() {
+            return Err(Error::Config(format!(
+                "the redis url carries a password; put it in the environment variable {password_env} instead"
+            )));
+        }
+        let address = info.addr.to_string();
+        Ok(Self {
+            info,
+            password_env: password_env.to_owned(),
+            address,
+        })
+    }
+
+    /// The server's address, for messages.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// A new connection whose commands time out after [`COMMAND_TIMEOUT`].
+    pub(crate) fn connect(&self, timeout: Duration) -> Result<Connection, Error> {
+        let mut info = self.info.clone();
+        if let Ok(secret) = Secret::from_env(&self.password_env) {
+            info.redis.password = Some(secret.expose().to_owned());
+        }
+        let connection = Client::open(info)
+            .and_then(|client| client.get_connection_with_timeout(timeout))
+            .and_then(|connection| {
+                connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+                connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+                Ok(connection)
+            });
+        connection.map_err(|e| self.error(&e))
+    }
+
+    /// `error` as the crate's error, naming the server.
+    pub(crate) fn error(&self, error: &RedisError) -> Error {
+        Error::Cluster(format!("redis at {}: {error}", self.address))
+    }
+}
+
+/// Whether `error` is a reply saying the consumer group (or its stream) does not exist: the
+/// server restarted or the stream was deleted, and the group must be made again.
+pub(crate) fn is_no_group(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP")
+}
+
+/// Makes the consumer group `group` of `stream` (and the stream), reading from the start;
+/// a group that exists already is left as it is.
+pub(crate) fn ensure_group(
+    connection: &mut Connection,
+    stream: &str,
+    group: &str,
+) -> Result<(), RedisError> {
+    let made = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query::<()>(connection);
+    match made {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        other => other,
+    }
+}
+
+/// One stream entry: its id and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEntry {
+    pub(crate) id: String,
+    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl StreamEntry {
+    /// The value of `name`, if the entry has it.
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name.as_bytes())
+            .map(|(_, value)| value.as_slice())
+    }
+}
+
+/// The bytes of a string reply.
+pub(crate) fn bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) => Some(text.as_bytes().to_vec()),
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// A string reply as text.
+pub(crate) fn text(value: &Value) -> Option<String> {
+    bytes(value).and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// An integer reply (also one sent as text).
+pub(crate) fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+/// The elements of an array (or set) reply; none for a nil.
+pub(crate) fn items(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        _ => &[],
+    }
+}
+
+/// Entries of a list of `[id, [field, value, …]]` (what `XCLAIM` and `XRANGE` answer, and each
+/// stream of an `XREADGROUP`); a deleted entry (a nil body) comes with no fields.
+pub(crate) fn entries(value: &Value) -> Vec<StreamEntry> {
+    items(value)
+        .iter()
+        .filter_map(|entry| {
+            let [id, body] = items(entry) else {
+                return None;
+            };
+            let flat = items(body);
+            let fields = flat
+                .chunks_exact(2)
+                .filter_map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?)))
+                .collect();
+            Some(StreamEntry {
+                id: text(id)?,
+                fields,
+            })
+        })
+        .collect()
+}
+
+/// The entries of an `XREADGROUP` reply on one stream (nil when the block timed out).
+pub(crate) fn read_group_entries(value: &Value) -> Vec<StreamEntry> {
+    match value {
+        Value::Map(streams) => streams.iter().flat_map(|(_, v)| entries(v)).collect(),
+        other => items(other)
+            .iter()
+            .flat_map(|stream| match items(stream) {
+                [_, list] => entries(list),
+                _ => Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_url_with_a_password_is_refused_naming_the_variable() {
+        let error = Server::parse("redis://:hunter2@127.0.0.1:6379/0", PASSWORD_ENV).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(PASSWORD_ENV), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(Server::parse("redis://127.0.0.1:6379/0", PASSWORD_ENV).is_ok());
+    }
+
+    #[test]
+    fn read_group_replies_are_taken_apart() {
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![bulk("build"), bulk("ab"), bulk("job"), bulk("j")]),
+        ]);
+        let deleted = Value::Array(vec![bulk("2-0"), Value::Nil]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("skp:n:items"),
+            Value::Array(vec![entry, deleted]),
+        ])]);
+        let entries = read_group_entries(&reply);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, "1-0");
+        assert_eq!(entries[0].field("job"), Some(&b"j"[..]));
+        assert_eq!(entries[1].fields, vec![]);
+        assert!(read_group_entries(&Value::Nil).is_empty());
+    }
+}

@@ -1,0 +1,181 @@
+//! A Redis server of the test's own: `redis-server --port <free port> --save "" --appendonly no`
+//! on 127.0.0.1, started and removed by the test (stopped on drop), restartable on the same
+//! port. Included with `#[path = "support/redis.rs"] mod redis_server;`.
+//!
+//! Without `redis-server` on the PATH, [`RedisServer::start`] gives `None` after a notice, so
+//! a developer without it still runs the rest; under `CI=true` it panics instead (`.ci/services`
+//! installs it), because CI never skips silently.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first `PING`.
+const READY: Duration = Duration::from_secs(10);
+
+/// Makes the server get SIGKILL when the thread that starts it ends (Linux), so a test
+/// binary aborted by its bound leaves no server behind.
+fn die_with_this_thread(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs between fork and exec and calls only `prctl`, which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// A running `redis-server`, killed and reaped on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    /// `--requirepass`, if any.
+    password: Option<String>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers; `None` (with a notice) when
+    /// `redis-server` is not installed and this is not CI.
+    pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](RedisServer::start), asking clients for `password` (`--requirepass`).
+    pub fn start_with_password(password: &str) -> Option<Self> {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server is not installed: under CI these tests need it (`.ci/services`)"
+            );
+            eprintln!("redis-server is not installed; skipping (install it: `.ci/services`)");
+            return None;
+        }
+        // A port taken between our probe and the server's bind fails the start; try again.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self {
+                port,
+                child: None,
+                password: password.clone(),
+            };
+            if server.launch().is_ok() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
+    }
+
+    /// The server's URL (database 0).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL) and reaps it: everything it held is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts an empty one on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + READY;
+        // The old socket may linger a moment; the new server retries its bind until then.
+        while let Err(e) = self.launch() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not restart: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        die_with_this_thread(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("spawning redis-server: {e}"))?;
+        let deadline = Instant::now() + READY;
+        loop {
+            if ping(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited: {status}"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("redis-server did not answer PING".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a server on `port` answers `PING` within a second (a server that asks for a
+/// password answers too: with `-NOAUTH`).
+pub fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok()
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}
