@@ -267,24 +267,16 @@ impl Connection {
         tail: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Option<usize>, Error> {
-        if deadline.is_none() {
-            // No deadline: let the kernel sleep in the write itself.
+        // No deadline: let the kernel sleep in the write itself.
+        let Some(deadline) = deadline else {
             return write_blocking(&self.stream, head, tail).map(Some);
-        }
+        };
         loop {
-            match self.stream.send_nonblocking(head, tail) {
+            match self.stream.send_before(head, tail, deadline) {
                 Ok(0) => return Err(Error::Disconnected),
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                    if left.is_some_and(|left| left.is_zero()) {
-                        return Ok(None);
-                    }
-                    self.stream
-                        .wait_writable(left)
-                        .map_err(|_| Error::Disconnected)?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(_) => return Err(Error::Disconnected),
             }
         }
