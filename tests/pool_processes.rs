@@ -9,6 +9,9 @@ use skprocess::prelude::*;
 
 skprocess::test_support!();
 
+#[path = "support/pid.rs"]
+mod pid;
+
 #[path = "support/bound.rs"]
 mod bound;
 
@@ -280,7 +283,7 @@ impl CrashesOnce {
             // Long enough for the worker to report this item running, so the crash is pinned
             // on it (and costs a life) rather than requeued as a suspect.
             std::thread::sleep(Duration::from_millis(100));
-            unsafe { libc::raise(libc::SIGKILL) };
+            pid::kill(std::process::id());
         }
     }
 

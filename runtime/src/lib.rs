@@ -12,15 +12,14 @@
 //! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
 //!
-//! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
-//! supported.
+//! Platforms: Linux is tested; Windows (named pipes) is tested under Wine with the GNU
+//! toolchain, which needs `-C link-arg=-Wl,--no-gc-sections` (see the README's "Platforms");
+//! macOS and Windows MSVC are only type-checked.
 
 #![deny(missing_docs)]
 
-#[cfg(not(unix))]
-compile_error!(
-    "skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)"
-);
+#[cfg(not(any(unix, windows)))]
+compile_error!("skprocess supports Unix and Windows systems only");
 
 mod child;
 #[cfg(feature = "cluster")]

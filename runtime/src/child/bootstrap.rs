@@ -46,6 +46,11 @@ pub(crate) struct Started {
 /// Connects back to the parent and reads the start; the exit code when that fails (the
 /// parent was told why when it could be).
 pub(crate) fn start(variable: OsString) -> Result<(Connection, FrameReader, Started), i32> {
+    // Where the OS offers it (Windows), the child also ends itself when its parent ends;
+    // everywhere the end of the connection tells it, so a failure here only loses the extra.
+    if let Err(e) = crate::sys::watch_parent(EXIT_PARENT_GONE) {
+        eprintln!("skprocess: child cannot watch its parent: {e}");
+    }
     let (connection, mut reader, proof) = connect(variable).map_err(|e| {
         eprintln!("skprocess: child setup failed: {e}");
         EXIT_SETUP_FAILED

@@ -22,7 +22,7 @@ use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame, FrameReader};
-use crate::transport::role::{ReaderRole, spin_until_readable};
+use crate::transport::role::{self, ReaderRole, read_timeout_for, spin_until_readable};
 
 /// Longest the reader thread waits for the rest of a frame once it holds the role; a frame
 /// cut there is finished at its next turn.
@@ -261,11 +261,12 @@ impl ChildLink {
         let mut told = false;
         loop {
             if !frames.reader.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
+                if left.is_some_and(|t| t.is_zero()) {
                     return false;
                 }
+                let timeout = read_timeout_for(left);
                 if frames.read_timeout != timeout {
                     if connection.stream().set_read_timeout(timeout).is_err() {
                         bootstrap::exit_parent_gone();
@@ -278,6 +279,7 @@ impl ChildLink {
             }
             match frames.reader.read_frame(&mut connection.stream()) {
                 Ok(Some(frame)) => told |= self.take_frame(frame),
+                Err(e) if e.is_timeout() && role::still_before(deadline) => continue,
                 Err(e) if e.is_timeout() => return false,
                 Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
             }

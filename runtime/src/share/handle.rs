@@ -65,7 +65,11 @@ impl<T: Shared> Share<T> {
         // Connect while the coordinator runs: the handshake would wait for a `start()` that
         // this process could not call if its first use came while stopped.
         client.connect()?;
-        let link = Link::new(client, Some(coordinator.running_flag()));
+        let link = Link::new(
+            client,
+            Some(coordinator.running_flag()),
+            Some(coordinator.held_writes()),
+        );
         Ok(Self {
             proxy: T::proxy(&link),
             link,
@@ -76,7 +80,7 @@ impl<T: Shared> Share<T> {
 
     /// A handle in another process (or a deserialized one), connecting on first use.
     fn from_endpoint(endpoint: Endpoint) -> Self {
-        let link = Link::new(client::for_endpoint(&endpoint), None);
+        let link = Link::new(client::for_endpoint(&endpoint), None, None);
         Self {
             proxy: T::proxy(&link),
             link,

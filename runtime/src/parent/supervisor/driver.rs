@@ -20,7 +20,7 @@ use crate::parent::supervisor::machine::{Action, Event, Outcome, Report, Restart
 use crate::parent::supervisor::reader::RoleGuard;
 use crate::protocol::lifecycle::Resume;
 use crate::transport::Connection;
-use crate::transport::role::{backoff, readable};
+use crate::transport::role::{backoff, next_in_a_row, readable};
 
 /// How often control messages that could not be sent at once are retried.
 const DEFERRED_RETRY: Duration = Duration::from_millis(5);
@@ -105,8 +105,8 @@ impl Driver {
             if self.shared.reading.is_held() {
                 // A listener reads: it hands over what the supervisor must hear.
                 let backoff = backoff(self.held_in_a_row, wait);
-                self.held_in_a_row = self.held_in_a_row.saturating_add(1);
-                self.shared.reading.wait_handed(backoff);
+                let woken = self.shared.reading.wait_handed(backoff);
+                self.held_in_a_row = next_in_a_row(self.held_in_a_row, woken);
                 return Interruption::TimedOut;
             }
             self.held_in_a_row = 0;

@@ -134,10 +134,11 @@ impl ReaderRole {
     }
 
     /// The driver waits while a listener holds the role: at most `timeout`, less when
-    /// something is handed to it or (if `timeout` is long) the role is let go.
-    pub(crate) fn wait_handed(&self, timeout: Duration) {
+    /// something is handed to it or (if `timeout` is long) the role is let go. Returns
+    /// whether it ended early.
+    pub(crate) fn wait_handed(&self, timeout: Duration) -> bool {
         self.role
-            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire));
+            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire))
     }
 
     fn lock_handed(&self) -> MutexGuard<'_, VecDeque<Handed>> {

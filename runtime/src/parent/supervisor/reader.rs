@@ -25,7 +25,7 @@ use crate::parent::supervisor::handoff::{Handed, Interruption, Reading, Turn};
 use crate::parent::supervisor::record;
 use crate::transport::Connection;
 use crate::transport::frame::{self};
-use crate::transport::role::spin_until_readable;
+use crate::transport::role::{self, read_timeout_for, spin_until_readable};
 
 /// The role, released through [`ProcessShared::release_reader_role`] when dropped, so
 /// listeners waiting for it look again.
@@ -104,12 +104,12 @@ impl Reading {
         let mut got_payload = false;
         loop {
             if !self.frames.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
+                if left.is_some_and(|t| t.is_zero()) {
                     return Turn::TimedOut;
                 }
-                if !self.set_read_timeout(&connection, timeout) {
+                if !self.set_read_timeout(&connection, read_timeout_for(left)) {
                     return self.end(shared, Interruption::Ended);
                 }
                 spin_until_readable(connection.stream(), spin, deadline);
@@ -126,6 +126,7 @@ impl Reading {
                     Err(detail) => Some(Interruption::Malformed(detail)),
                 },
                 Ok(None) => Some(Interruption::Ended),
+                Err(e) if e.is_timeout() && role::still_before(deadline) => continue,
                 Err(e) if e.is_timeout() => return Turn::TimedOut,
                 Err(frame::WireError::TooLarge { len, max }) => Some(Interruption::Malformed(
                     format!("a frame of {len} bytes, over the limit of {max}"),
