@@ -189,10 +189,10 @@ fn a_listen_that_hears_nothing_waits_its_whole_timeout() {
     let timeout = Duration::from_micros(2_700);
     for _ in 0..5 {
         let started = std::time::Instant::now();
-        assert_eq!(handle.listen(timeout).unwrap(), None);
+        assert_eq!(handle.listen_timeout(timeout).unwrap(), None);
         assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
     }
-    handle.stop().unwrap();
+    handle.request_stop();
     assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
 }
 
