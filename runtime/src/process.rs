@@ -16,6 +16,8 @@ use crate::hook::{Hook, HookFailure, HookResult};
 use crate::message::Message;
 use crate::parent::handle::Handle;
 use crate::process_types::{ProcessTypes, sealed};
+use crate::protocol::Role;
+use crate::registry::{self, ProcessEntry};
 use crate::reconnect::ReopenError;
 
 /// The message type of a process that declares no `inbox` or `outbox`.
@@ -101,7 +103,31 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
 
     /// Starts the process in a child with the given configuration.
     fn start_with(self, config: Config) -> Result<Handle<Self>, Error> {
+        refuse_empty_registry(Self::KEY)?;
         Handle::spawn(self, config)
+    }
+}
+
+/// Refuses, before anything is spawned, to start a lifecycle child of a binary whose registry
+/// is empty: every such child would only report an unknown type, and the cause is the linker
+/// (GNU ld on Windows drops linkme's entries), which the error names.
+fn refuse_empty_registry(key: &str) -> Result<(), Error> {
+    if registry::is_empty() {
+        return Err(Error::EmptyRegistry(key.to_owned()));
+    }
+    Ok(())
+}
+
+impl ProcessEntry {
+    /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by
+    /// [`Process::KEY`].
+    pub const fn lifecycle<P: Process>() -> Self {
+        Self {
+            key: P::KEY,
+            role: Role::Lifecycle,
+            run_child: crate::child::engine::run_child::<P>,
+            run_in_pool: crate::child::engine::run_in_pool::<P>,
+        }
     }
 }
 
@@ -181,5 +207,24 @@ impl<T, E: std::fmt::Display> FallibleOutput for Result<T, E> {
     type Ok = T;
     fn into_output(self) -> Result<T, HookFailure> {
         self.map_err(HookFailure::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifecycle_start_in_a_binary_with_an_empty_registry_is_refused_naming_the_linker_flag() {
+        // This test binary registers no process type, as GNU ld on Windows leaves a binary
+        // that has some.
+        assert!(registry::is_empty());
+        let error = refuse_empty_registry("unregistered::Type").unwrap_err();
+        assert!(matches!(error, Error::EmptyRegistry(_)), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains("-C link-arg=-Wl,--no-gc-sections")
+        );
     }
 }

@@ -6,18 +6,17 @@
 use std::sync::Arc;
 
 use crate::child::bootstrap::Started;
-use crate::child::engine::{self, Ended};
+use crate::child::engine::Ended;
 use crate::child::link::ChildLink;
 use crate::child::pool_item::ItemHost;
 use crate::error::Failure;
-use crate::process::Process;
 use crate::protocol::Role;
 
 /// One registered process type: its stable key, its role and the function that runs it in a
 /// child.
 pub struct ProcessEntry {
-    key: &'static str,
-    role: Role,
+    pub(crate) key: &'static str,
+    pub(crate) role: Role,
     pub(crate) run_child: fn(ChildLink, Started) -> Ended,
     /// Runs one encoded state's whole lifecycle in this process, as a pool item.
     pub(crate) run_in_pool: RunInPool,
@@ -28,17 +27,6 @@ pub struct ProcessEntry {
 pub(crate) type RunInPool = fn(&[u8], u32, Arc<dyn ItemHost>) -> Result<Vec<u8>, Failure>;
 
 impl ProcessEntry {
-    /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by
-    /// [`Process::KEY`].
-    pub const fn lifecycle<P: Process>() -> Self {
-        Self {
-            key: P::KEY,
-            role: Role::Lifecycle,
-            run_child: engine::run_child::<P>,
-            run_in_pool: engine::run_in_pool::<P>,
-        }
-    }
-
     /// The entry's role.
     pub fn role(&self) -> Role {
         self.role
@@ -66,7 +54,7 @@ pub(crate) fn find(key: &str) -> Option<&'static ProcessEntry> {
     PROCESS_TYPES.iter().find(|entry| entry.key == key)
 }
 
-/// Registers a type that implements [`Process`] by hand, so children can rebuild it.
+/// Registers a type that implements [`Process`](crate::Process) by hand, so children can rebuild it.
 ///
 /// `#[skprocess]` does this for you; this is the same without the macro.
 #[macro_export]

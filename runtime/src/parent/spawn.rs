@@ -104,18 +104,7 @@ pub(crate) fn spawn(
     launch: &Launch<'_>,
     gate: &dyn Gate,
 ) -> Result<(Connection, Arc<ChildProcess>), Error> {
-    check_registry(launch.role, launch.key, crate::registry::is_empty())?;
     Spawned::start(launch.config, gate)?.connect(launch, gate)
-}
-
-/// Refuses, before anything is spawned, to start a lifecycle child of a binary whose registry
-/// is empty: every such child would only report an unknown type, and the cause is the linker
-/// (GNU ld on Windows), which the error names.
-fn check_registry(role: Role, key: &str, registry_is_empty: bool) -> Result<(), Error> {
-    if role == Role::Lifecycle && registry_is_empty {
-        return Err(Error::EmptyRegistry(key.to_owned()));
-    }
-    Ok(())
 }
 
 /// A child that runs and has not connected yet: the first half of [`spawn`], for a caller
@@ -331,39 +320,5 @@ impl Gate for ProcessShared {
             captured: self.captured.clone(),
             process: self.key,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lifecycle_child_of_an_empty_registry_is_refused_naming_the_linker_flag() {
-        // This test binary registers no process type, as GNU ld on Windows leaves a binary
-        // that has some.
-        assert!(crate::registry::is_empty());
-        let refused = check_registry(Role::Lifecycle, "k", true);
-        assert!(
-            matches!(refused, Err(Error::EmptyRegistry(_))),
-            "{refused:?}"
-        );
-        let config = Config::default();
-        let launch = Launch {
-            role: Role::Lifecycle,
-            key: "unregistered::Type",
-            state: &[],
-            config: &config,
-            resume: Resume::default(),
-            timers: None,
-        };
-        let error = spawn(&launch, &Ungated).unwrap_err();
-        assert!(matches!(error, Error::EmptyRegistry(_)), "{error:?}");
-        assert!(
-            error
-                .to_string()
-                .contains("-C link-arg=-Wl,--no-gc-sections")
-        );
-        assert!(check_registry(Role::Lifecycle, "k", false).is_ok());
     }
 }
