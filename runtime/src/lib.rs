@@ -112,8 +112,8 @@ pub mod __private {
         MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, assert_shared_field, assert_travels,
     };
     pub use crate::share::{
-        ApplyError, Field, FieldOp, Link, MethodMeta, Shared, SharedField, SharedMeta, Target,
-        decode_args, encode_reply,
+        ApplyError, Field, FieldOp, Layout, Link, MethodMeta, Shared, SharedField, SharedMeta,
+        Target, decode_args, encode_reply,
     };
     pub use linkme;
     pub use serde;

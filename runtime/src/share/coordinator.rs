@@ -47,7 +47,6 @@ pub(crate) trait Control: Send + Sync {
     fn stop(&self) -> Result<(), Error>;
     fn is_running(&self) -> bool;
     fn running_flag(&self) -> Arc<AtomicBool>;
-    fn endpoint(&self) -> &Endpoint;
     fn recorded_error(&self) -> Option<String>;
 }
 
@@ -113,6 +112,11 @@ impl<T: Shared> Coordinator<T> {
         Ok(coordinator)
     }
 
+    /// Where the coordinator's server listens.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -163,10 +167,6 @@ impl<T: Shared> Control for Coordinator<T> {
 
     fn running_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.running)
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
     }
 
     fn recorded_error(&self) -> Option<String> {
