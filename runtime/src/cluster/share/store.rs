@@ -259,9 +259,7 @@ fn map(
         // The old value and the change in one `MULTI`: what std's `insert`/`remove` answer.
         FieldOp::Insert => match split(&sequence(1, args.to_vec())) {
             Ok(Parts::Pairs(pairs)) => {
-                let Some((field, value)) = pairs.into_iter().next() else {
-                    return None;
-                };
+                let (field, value) = pairs.into_iter().next()?;
                 pipe.atomic().cmd("HGET").arg(key).arg(&field);
                 pipe.cmd("HSET").arg(key).arg(field).arg(value).ignore();
                 Reply::Maybe
