@@ -109,7 +109,8 @@ pub mod __private {
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
     pub use crate::share::generated::{
-        MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, assert_shared_field, assert_travels,
+        LayoutOf, MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, ViaOpaque, ViaSharedField,
+        assert_shared_field, assert_travels,
     };
     pub use crate::share::{
         ApplyError, Field, FieldOp, Layout, Link, MethodMeta, Shared, SharedField, SharedMeta,

@@ -35,11 +35,13 @@ pub(crate) fn shared_struct(item: &ItemStruct, model: &SharedStruct, krate: &Kra
         let apply = quote_spanned!(ty.span()=> #k::__private::SharedField::apply);
         quote!(#index => #apply(&mut self.#ident, op, args, reply),)
     });
+    // Through the autoref selector, with no span of the user's: a field type that is not a
+    // `SharedField` is reported once, by the checks below, not again here.
     let layouts = model.fields.iter().enumerate().map(|(i, field)| {
         let ty = field.ty;
         let index = i as u16;
-        quote_spanned!(ty.span()=> #index => ::core::option::Option::Some(
-            <#ty as #k::__private::SharedField>::LAYOUT
+        quote!(#index => ::core::option::Option::Some(
+            (&&#k::__private::LayoutOf::<#ty>::new()).layout()
         ),)
     });
     let names = model.fields.iter().map(|field| field.ident.to_string());
@@ -94,6 +96,8 @@ pub(crate) fn shared_struct(item: &ItemStruct, model: &SharedStruct, krate: &Kra
             }
 
             fn field_layout(index: u16) -> ::core::option::Option<#k::__private::Layout> {
+                #[allow(unused_imports)]
+                use #k::__private::{ViaOpaque as _, ViaSharedField as _};
                 match index {
                     #(#layouts)*
                     _ => ::core::option::Option::None,

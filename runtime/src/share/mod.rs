@@ -219,6 +219,44 @@ pub mod generated {
     /// Checks at compile time that `T` can be a field of a shared struct.
     pub fn assert_shared_field<T: crate::share::SharedField>() {}
 
+    /// Chooses the [`Layout`](crate::share::Layout) of a field type: its own when it is a
+    /// [`SharedField`](crate::SharedField), one opaque value otherwise (autoref
+    /// specialization, so a field type that is not one gets only the struct's own error,
+    /// not one more from here).
+    pub struct LayoutOf<T>(PhantomData<fn() -> T>);
+
+    impl<T> LayoutOf<T> {
+        /// The selector.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    /// Picked when the field type is a `SharedField`.
+    pub trait ViaSharedField {
+        /// Its layout.
+        fn layout(&self) -> crate::share::Layout;
+    }
+
+    impl<T: crate::share::SharedField> ViaSharedField for &LayoutOf<T> {
+        fn layout(&self) -> crate::share::Layout {
+            T::LAYOUT
+        }
+    }
+
+    /// Picked otherwise.
+    pub trait ViaOpaque {
+        /// One opaque value.
+        fn layout(&self) -> crate::share::Layout;
+    }
+
+    impl<T> ViaOpaque for LayoutOf<T> {
+        fn layout(&self) -> crate::share::Layout {
+            crate::share::Layout::VALUE
+        }
+    }
+
     /// Picked when `T` has no `#[shared] impl`.
     pub trait ViaNoMethods<T> {
         /// A dispatcher that knows no method.
