@@ -46,7 +46,8 @@ struct Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        // Hosts first, then the server they use.
+        for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }

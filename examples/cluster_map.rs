@@ -25,7 +25,8 @@ struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        // Hosts first, then the server they use.
+        for child in self.0.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }

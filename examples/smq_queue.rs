@@ -63,12 +63,13 @@ fn main() -> Result<(), Error> {
     assert!(new_instance);
     let stopped = pq.stop()?;
     println!(
-        "stop: {stopped}; done: {}; items still queued: {}",
+        "stop: {stopped}; alive: {}; done: {}; items still queued: {}",
+        pq.is_alive(),
         pq.is_done(),
         pq.len()
     );
-    assert!(stopped && pq.is_done());
+    assert!(stopped && !pq.is_alive() && !pq.is_done());
     println!("clear: dropped {} items", pq.clear());
-    assert!(pq.is_empty());
+    assert!(pq.is_empty() && pq.is_done());
     Ok(())
 }

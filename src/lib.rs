@@ -34,16 +34,16 @@ pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, PipeEr
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
-    ApplyError, Asynced, Background, BreakingCircuit, ChildContext, Circuit, CircuitState, Config,
-    Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook, HookFailure,
-    HookResult, Imap, Job, MapFuture, Maps, Message, MethodMeta, Mode, NoMessages, Now,
-    PROCESS_TIMER_WINDOW, PerHook, Plain, Pool, PoolConfig, Process, ProcessTimers, ResultFuture,
-    Role, Share, Shared, SharedField, SharedMeta, Sktimer, Star, Status, TellError, Timeouts,
-    TimerStats, WHOLE_VALUE, init, register, wire,
+    ApplyError, Asynced, Background, BreakingCircuit, CapturedOutput, ChildContext, Circuit,
+    CircuitState, Config, Ctx, Deliver, Element, Error, FailureKind, Field, FieldOp, Handle, Hook,
+    HookFailure, HookResult, Imap, Job, MapFuture, Maps, Message, MethodMeta, Mode, NoMessages,
+    Now, PROCESS_TIMER_WINDOW, PanicLocation, PerHook, Plain, Pool, PoolConfig, Process,
+    ProcessTimers, ResultFuture, Role, Share, Shared, SharedField, SharedMeta, Sktimer, Star,
+    Status, Stdio, TellError, Timeouts, TimerStats, WHOLE_VALUE, init, register, wire,
 };
 pub use skprocess_runtime::{ProcessQueue, ProcessQueueConfig};
 pub use skprocess_runtime::{Worker, map, num_cpus, run, run_thread};
-pub use skprocess_runtime::{WorkerResource, WorkerStatus};
+pub use skprocess_runtime::{WorkerKillHandle, WorkerResource, WorkerStatus};
 
 /// The names most programs need: the macros, the core types, and serde's derives.
 pub mod prelude {

@@ -89,6 +89,26 @@ impl Rig {
         }
     }
 
+    /// Waits until the cluster's stream is empty and no map key is left.
+    fn wait_until_clean(&self) {
+        let mut redis = self.redis();
+        let items = format!("skp:{}:items", self.name);
+        let jobs = format!("skp:{}:job:*", self.name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let entries: u64 = redis::cmd("XLEN").arg(&items).query(&mut redis).unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&jobs).query(&mut redis).unwrap();
+            if entries == 0 && keys.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left behind: {entries} entries, keys {keys:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A plain connection to the server, for looking at keys.
     fn redis(&self) -> redis::Connection {
         redis::Client::open(self.server.url())
@@ -137,24 +157,7 @@ fn a_map_runs_on_both_hosts_in_input_order_and_leaves_no_job_keys() {
             .all(|(i, (s, _))| *s == (i as u64) * (i as u64))
     );
     drop(pool);
-    let mut redis = rig.redis();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left: Vec<String> = redis::cmd("KEYS")
-            .arg("skp:plain:job:*")
-            .query(&mut redis)
-            .unwrap();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "job keys left: {left:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let entries: u64 = redis::cmd("XLEN")
-        .arg("skp:plain:items")
-        .query(&mut redis)
-        .unwrap();
-    assert_eq!(entries, 0, "every entry was deleted once done");
+    rig.wait_until_clean();
 }
 
 #[test]
@@ -191,7 +194,9 @@ fn modifiers_and_errors_are_the_local_pools() {
     let picky: fn(u64) -> u64 = |x| if x == 3 { panic!("no threes") } else { x };
     match pool.map(picky, 0..6u64) {
         Err(Error::Item { index: 3, error }) => {
-            assert!(matches!(*error, Error::Panicked { ref message } if message == "no threes"));
+            assert!(
+                matches!(*error, Error::Panicked { ref message, .. } if message == "no threes")
+            );
         }
         other => panic!("expected item 3's panic, got {other:?}"),
     }
@@ -395,12 +400,98 @@ fn a_server_down_is_a_clear_error_and_its_return_recovers() {
 }
 
 #[test]
-fn an_entry_of_another_build_is_left_in_the_stream() {
+fn a_map_left_early_leaves_nothing_behind() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("abandoned", 1) else {
+        return;
+    };
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    let first: Vec<_> = pool.imap(slow_square_where, 0..400u64).take(2).collect();
+    assert_eq!(first.len(), 2);
+    drop(pool);
+    // The caller deletes the entries no host finished, the host stops the one it runs within
+    // a second, and the map's keys go.
+    rig.wait_until_clean();
+}
+
+#[test]
+fn without_a_host_of_this_build_items_fail_with_no_worker() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("nohost", 0) else {
+        return;
+    };
+    let config = ClusterConfig::default().no_host_timeout(Duration::from_secs(2));
+    let pool = Pool::on(&rig.cluster_with(config)).unwrap();
+    match pool.map(|x: u64| x, 0..3u64) {
+        Err(Error::Item { error, .. }) => {
+            assert!(
+                matches!(&*error, Error::NoWorker(text) if text.contains("nohost")),
+                "{error}"
+            );
+        }
+        other => panic!("expected NoWorker, got {other:?}"),
+    }
+    rig.wait_until_clean();
+}
+
+#[test]
+fn the_password_comes_from_the_environment_only() {
+    let _bound = bound::within(TEST_BOUND);
+    // A variable every test process has stands in for the secret's variable, so that the
+    // test sets no environment of its own.
+    let password = std::env::var("HOME").expect("HOME is set");
+    let Some(server) = RedisServer::start_with_password(&password) else {
+        return;
+    };
+    let inline = format!("redis://:{password}@127.0.0.1:{}/0", server.port());
+    match Cluster::redis(&inline, "secret") {
+        Err(Error::Config(text)) => assert!(!text.contains(&password), "{text}"),
+        other => panic!("a URL with a password must be refused, got {other:?}"),
+    }
+    let unset = ClusterConfig::default().password_env("SKPROCESS_TEST_NO_SUCH_VARIABLE");
+    assert!(Cluster::redis_with(&server.url(), "secret", unset).is_err());
+    let proxy = Proxy::start(server.port());
+    let _host = Host::start(
+        &proxy.url(),
+        "secret",
+        1,
+        &[("SKPROCESS_REDIS_PASSWORD", &password)],
+    );
+    let config = ClusterConfig::default().password_env("HOME");
+    let cluster = Cluster::redis_with(&server.url(), "secret", config).unwrap();
+    let deadline = Instant::now() + JOIN;
+    while cluster.hosts().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the host did not join");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pool = Pool::on(&cluster).unwrap();
+    assert_eq!(pool.map(|x: u64| x * 2, 0..5u64).unwrap(), [0, 2, 4, 6, 8]);
+}
+
+#[test]
+fn an_entry_of_another_build_is_left_for_its_build_while_its_caller_lives() {
     let _bound = bound::within(TEST_BOUND);
     let Some(rig) = Rig::start("foreign", 1) else {
         return;
     };
     let mut redis = rig.redis();
+    // A foreign map whose caller lives (its job key), and one whose caller is gone.
+    redis::cmd("SET")
+        .arg("skp:foreign:job:elsewhere")
+        .arg("00")
+        .query::<()>(&mut redis)
+        .unwrap();
+    let orphan: String = redis::cmd("XADD")
+        .arg("skp:foreign:items")
+        .arg("*")
+        .arg("build")
+        .arg("00")
+        .arg("job")
+        .arg("gone")
+        .arg("body")
+        .arg(b"\xff\xff".as_slice())
+        .query(&mut redis)
+        .unwrap();
     let id: String = redis::cmd("XADD")
         .arg("skp:foreign:items")
         .arg("*")
@@ -423,5 +514,15 @@ fn an_entry_of_another_build_is_left_in_the_stream() {
     assert!(
         matches!(&kept, redis::Value::Array(entries) if entries.len() == 1),
         "{kept:?}"
+    );
+    let dropped: redis::Value = redis::cmd("XRANGE")
+        .arg("skp:foreign:items")
+        .arg(&orphan)
+        .arg(&orphan)
+        .query(&mut redis)
+        .unwrap();
+    assert!(
+        matches!(&dropped, redis::Value::Array(entries) if entries.is_empty()),
+        "the entry of a gone caller is deleted: {dropped:?}"
     );
 }

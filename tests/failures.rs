@@ -45,6 +45,7 @@ fn a_returned_error_keeps_hook_run_and_message_across_the_boundary() {
             run,
             kind,
             message,
+            ..
         } => {
             assert_eq!((*hook, *run, *kind), (Hook::Run, 2, FailureKind::Returned));
             assert_eq!(message, "test failure at 2");
@@ -78,7 +79,7 @@ fn a_panic_becomes_an_error_with_the_panic_message() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Hook { hook: Hook::Onfinish, run: 1, kind: FailureKind::Panicked, message } if message == "onfinish exploded"),
+        matches!(&error, Error::Hook { hook: Hook::Onfinish, run: 1, kind: FailureKind::Panicked, message, .. } if message == "onfinish exploded"),
         "{error:?}"
     );
 }

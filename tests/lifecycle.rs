@@ -450,7 +450,11 @@ fn result_async_resolves_under_any_executor() {
 #[test]
 fn result_in_background_runs_on_its_own_thread() {
     let _bound = bound::within(TEST_BOUND);
-    let join = Counter { count: 0 }.start().unwrap().result_in_background();
+    let join = Counter { count: 0 }
+        .start()
+        .unwrap()
+        .result_in_background()
+        .unwrap();
     let result = bound::join(join, BOUND, "the background result");
     assert_eq!(result.unwrap(), 100);
 }

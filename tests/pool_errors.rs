@@ -29,7 +29,7 @@ fn value_error_on_three(x: u64) -> u64 {
 fn panicked(error: &Error) -> Option<(u64, &str)> {
     match error {
         Error::Item { index, error } => match &**error {
-            Error::Panicked { message } => Some((*index, message.as_str())),
+            Error::Panicked { message, .. } => Some((*index, message.as_str())),
             _ => None,
         },
         _ => None,
@@ -47,7 +47,7 @@ fn scn16_e14_a_failing_item_names_its_index_and_message_and_the_pool_stays_usabl
     assert_eq!(message, "ValueError: Cannot process 3");
     assert_eq!(
         error.to_string(),
-        "item 2 failed: the function panicked: ValueError: Cannot process 3"
+        "item 2 failed: the function panicked at tests/pool_errors.rs:23:9: ValueError: Cannot process 3"
     );
     assert_eq!(
         pool.map(value_error_on_three, [1, 2, 4, 5]).unwrap(),

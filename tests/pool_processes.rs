@@ -190,7 +190,7 @@ fn the_error_hook_turns_a_failure_into_an_output_or_the_original_error_stands() 
     );
     match outcomes[1].as_ref().unwrap_err() {
         Error::Item { index: 1, error } => assert!(
-            matches!(&**error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message } if message == "run failed"),
+            matches!(&**error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message, .. } if message == "run failed"),
             "{error:?}"
         ),
         other => panic!("{other:?}"),

@@ -341,8 +341,9 @@ fn a_sigkilled_workers_item_stays_queued_and_runs_on_the_next_start() {
     let pid = queue.worker_pid().expect("a live worker");
     assert_eq!(scratch.started()[0], (0, pid));
     pid::signal(pid, libc::SIGKILL);
-    wait_until("the queue sees its worker gone", || queue.is_done());
+    wait_until("the queue sees its worker gone", || !queue.is_alive());
     assert_eq!(queue.len(), 2, "the killed worker's item stays queued");
+    assert!(!queue.is_done(), "not done while items wait");
     scratch.open_gate();
     let (spawned_new, queued) = queue.start([]).unwrap();
     assert_eq!((spawned_new, queued), (true, 2));
@@ -365,7 +366,8 @@ fn stop_kills_and_reaps_the_worker_and_keeps_the_items() {
     let pid = queue.worker_pid().expect("a live worker");
     assert!(queue.stop().unwrap(), "a worker was running");
     assert!(!unreaped_child(pid), "stop reaps the worker");
-    assert!(queue.is_done());
+    assert!(!queue.is_alive());
+    assert!(!queue.is_done(), "stopped, but items still wait");
     assert_eq!(queue.len(), 2, "items not done stay queued");
     assert!(!queue.stop().unwrap(), "nothing left to stop");
     scratch.open_gate();
@@ -514,7 +516,7 @@ fn an_item_that_kills_every_worker_is_given_up_after_its_attempts_and_the_rest_r
         .unwrap();
     let mut failed = Vec::new();
     wait_until("the poison is given up and the rest handled", || {
-        if queue.is_done() {
+        if !queue.is_alive() {
             failed.extend(queue.take_failed().unwrap());
             queue.start([]).unwrap();
         }

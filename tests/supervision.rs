@@ -143,7 +143,7 @@ fn scn10a_exhausted_lives_deliver_the_run_error_with_its_run_index() {
         .result_timeout(BOUND)
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message } if message == "test failure"),
+        matches!(&error, Error::Hook { hook: Hook::Run, run: 0, kind: FailureKind::Returned, message, .. } if message == "test failure"),
         "{error:?}"
     );
 }

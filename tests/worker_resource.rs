@@ -93,7 +93,7 @@ fn a_panic_is_a_typed_error_and_the_worker_keeps_serving() {
     bounded(|| {
         let mut worker = WorkerResource::new(panic_on_seven).unwrap();
         match worker.execute(7) {
-            Err(Error::Panicked { message }) => assert!(message.contains("seven"), "{message}"),
+            Err(Error::Panicked { message, .. }) => assert!(message.contains("seven"), "{message}"),
             other => panic!("expected a panic, got {other:?}"),
         }
         assert_eq!(worker.execute(8).unwrap(), 8);
@@ -215,5 +215,87 @@ fn pool_status_gives_one_measured_status_per_worker() {
             assert!(status.uptime >= status.busy, "{status:?}");
             assert_eq!(status.starved, status.uptime - status.busy);
         }
+    });
+}
+
+#[test]
+fn recv_execute_and_status_have_deadline_forms_and_duration_max_means_no_limit() {
+    let _bound = bound::within(TEST_BOUND);
+    let mut worker = WorkerResource::new(sleep_millis).unwrap();
+    // A result that takes far longer than the wait: none yet, and it stays pending.
+    worker.send(1500).unwrap();
+    assert_eq!(
+        worker.recv_timeout(Duration::from_millis(20)).unwrap(),
+        None
+    );
+    // The status is answered after the data sent before it: not within the wait either.
+    assert!(
+        worker
+            .status_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(worker.recv_timeout(Duration::MAX).unwrap(), Some(1500));
+    // The late answer to the abandoned status is not taken for a new one.
+    worker.execute_timeout(5, BOUND).unwrap();
+    let status = worker.status_timeout(BOUND).unwrap().unwrap();
+    assert_eq!(status.items, 2);
+    // `execute_timeout` that runs out leaves the result to `recv`.
+    assert_eq!(
+        worker
+            .execute_timeout(1000, Duration::from_millis(20))
+            .unwrap(),
+        None
+    );
+    assert_eq!(worker.recv_timeout(BOUND).unwrap(), Some(1000));
+    assert_eq!(worker.execute_timeout(7, Duration::MAX).unwrap(), Some(7));
+}
+
+#[test]
+fn another_thread_can_kill_a_worker_whose_call_waits() {
+    let _bound = bound::within(TEST_BOUND);
+    let mut worker = WorkerResource::new(sleep_millis).unwrap();
+    let killer = worker.kill_handle();
+    let pid = worker.pid();
+    let waiting = std::thread::spawn(move || worker.execute(60_000));
+    bound::until(BOUND, "the worker runs the call", || {
+        pid::state(pid) == Some('S')
+    });
+    killer.kill();
+    match bound::join(waiting, BOUND, "the waiting call") {
+        Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
+        other => panic!("expected the kill to end the call, got {other:?}"),
+    }
+    bound::until(BOUND, "the killed worker is reaped", || !exists(pid));
+    killer.kill(); // Killing again is harmless.
+}
+
+fn length(data: Vec<u8>) -> usize {
+    data.len()
+}
+
+#[test]
+fn calls_to_a_stopped_worker_end_at_their_deadline_and_go_on_once_it_resumes() {
+    let _bound = bound::within(TEST_BOUND);
+    bounded(|| {
+        let mut worker = WorkerResource::new(length).unwrap();
+        assert_eq!(worker.execute(vec![1; 10]).unwrap(), 10);
+        let pid = worker.pid();
+        pid::signal(pid, libc::SIGSTOP);
+        bound::until(BOUND, "the worker is stopped", || pid::stopped(pid));
+        // 16 MiB cannot fit in the socket: the stopped worker takes only part of it.
+        let big = vec![7u8; 16 << 20];
+        let short = Duration::from_millis(100);
+        assert_eq!(worker.execute_timeout(big, short).unwrap(), None);
+        // Nothing more goes out until it reads again: the data comes back.
+        match worker.send_timeout(vec![1], short) {
+            Err(skprocess::TellError::Full(data)) => assert_eq!(data, [1]),
+            other => panic!("expected the data back, got {other:?}"),
+        }
+        assert!(worker.status_timeout(short).unwrap().is_none());
+        pid::signal(pid, libc::SIGCONT);
+        assert_eq!(worker.recv_timeout(BOUND).unwrap(), Some(16 << 20));
+        assert_eq!(worker.execute_timeout(vec![1, 2], BOUND).unwrap(), Some(2));
+        assert_eq!(worker.status_timeout(BOUND).unwrap().unwrap().items, 3);
     });
 }

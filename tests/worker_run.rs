@@ -79,7 +79,7 @@ fn a_panic_is_panicked_with_its_text() {
     let _bound = bound::within(TEST_BOUND);
     let worker = run(fail as fn(String) -> u64, ("no luck".to_owned(),)).unwrap();
     match join_bounded(worker) {
-        Err(Error::Panicked { message }) => assert_eq!(message, "no luck"),
+        Err(Error::Panicked { message, .. }) => assert_eq!(message, "no luck"),
         other => panic!("expected a panic, got {other:?}"),
     }
 }
@@ -196,7 +196,7 @@ fn a_thread_worker_returns_its_value_and_its_panic() {
     let worker = run_thread(fail as fn(String) -> u64, ("thread luck".to_owned(),)).unwrap();
     assert!(matches!(
         join_bounded(worker),
-        Err(Error::Panicked { message }) if message == "thread luck"
+        Err(Error::Panicked { message, .. }) if message == "thread luck"
     ));
 }
 

@@ -1,5 +1,6 @@
 //! Per-process configuration, set in the attribute and overridable before `start`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +72,36 @@ pub struct Config {
     /// Default: none.
     #[serde(skip)]
     pub secret_env: Vec<(String, Secret)>,
+    /// Environment variables set on the child process when it is spawned (each start and
+    /// restart), on top of the environment it inherits from this process. Never serialized.
+    /// Set them with [`env`](Config::env).
+    ///
+    /// Default: none.
+    #[serde(skip)]
+    pub env: Vec<(OsString, OsString)>,
+    /// The child process's working directory.
+    ///
+    /// Default: `None`, meaning this process's working directory.
+    #[serde(skip)]
+    pub current_dir: Option<PathBuf>,
+    /// Extra command-line arguments of the child process, after the ones skprocess passes;
+    /// the child reads them with [`std::env::args`]. In a test binary they follow libtest's
+    /// own after a `--`, where libtest reads them as more test-name filters: an argument that
+    /// is exactly the name of a test of that binary would run that test in the child too.
+    ///
+    /// Default: none.
+    #[serde(skip)]
+    pub args: Vec<OsString>,
+    /// Where the child's standard output goes.
+    ///
+    /// Default: [`Stdio::Inherit`].
+    #[serde(skip)]
+    pub stdout: Stdio,
+    /// Where the child's standard error goes.
+    ///
+    /// Default: [`Stdio::Inherit`].
+    #[serde(skip)]
+    pub stderr: Stdio,
     /// How long a thread waiting for a message ([`Handle::listen`](crate::Handle::listen) in
     /// the parent, [`Ctx::listen`](crate::Ctx::listen) in the child) keeps polling the
     /// connection before it sleeps in the kernel. A reply that comes within this time skips
@@ -99,6 +130,11 @@ impl Default for Config {
             outbox_capacity: 1024,
             socket_dir: None,
             secret_env: Vec::new(),
+            env: Vec::new(),
+            current_dir: None,
+            args: Vec::new(),
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
             listen_spin: Duration::ZERO,
         }
     }
@@ -200,11 +236,72 @@ impl Config {
         self
     }
 
+    /// Sets the environment variable `name` to `value` on the child process (see
+    /// [`env`](Config::env)); for a secret use [`secret_env`](Config::secret_env).
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets [`current_dir`](Config::current_dir).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds to [`args`](Config::args).
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets [`stdout`](Config::stdout).
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Sets [`stderr`](Config::stderr).
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.stderr = stderr;
+        self
+    }
+
+    /// Whether the child's output is kept for [`Handle::captured`](crate::Handle::captured).
+    pub(crate) fn captures_output(&self) -> bool {
+        self.stdout == Stdio::Capture || self.stderr == Stdio::Capture
+    }
+
     /// Sets [`socket_dir`](Config::socket_dir).
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.socket_dir = Some(dir.into());
         self
     }
+}
+
+/// Where a child process's standard output or standard error goes
+/// ([`Config::stdout`], [`Config::stderr`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Stdio {
+    /// To this process's own stream, as a child of `std::process::Command` does by default.
+    /// A child started from a test binary goes through a filter that drops the one header
+    /// line libtest prints when it starts (`running 1 test`); everything else passes.
+    #[default]
+    Inherit,
+    /// Kept in memory, for every child of the process (restarts too), and read with
+    /// [`Handle::captured`](crate::Handle::captured).
+    Capture,
+    /// Each line re-emitted as a `tracing` event in this process (target
+    /// `skprocess::child`, with the child's `pid`, `process` and `stream`): `INFO` for
+    /// standard output, `WARN` for standard error.
+    Log,
+    /// Discarded.
+    Null,
 }
 
 /// Time limits per hook, with millisecond precision; `None` means no limit.

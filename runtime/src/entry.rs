@@ -67,6 +67,8 @@ pub fn run_test_child() {
 
 /// Connects, reads the start, and runs the role it names; the process's exit code.
 fn child_main(variable: OsString) -> i32 {
+    // Before any user code: a panic anywhere in the child keeps its location and backtrace.
+    crate::panics::install_hook();
     match bootstrap::start(variable) {
         Ok((connection, reader, started)) => {
             // A pool worker runs items of many types; its records name the role.

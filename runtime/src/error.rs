@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hook::Hook;
+use crate::panics::{At, PanicLocation, PanicReport};
 
 /// How a hook failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +20,7 @@ pub enum FailureKind {
 #[non_exhaustive]
 pub enum Error {
     /// A hook returned an error or panicked in the child.
-    #[error("`{hook}` hook {} on run {run}: {message}", match kind { FailureKind::Returned => "failed", FailureKind::Panicked => "panicked" })]
+    #[error("`{hook}` hook {} on run {run}{}: {message}", match kind { FailureKind::Returned => "failed", FailureKind::Panicked => "panicked" }, At(location))]
     Hook {
         /// The hook that failed.
         hook: Hook,
@@ -29,6 +30,12 @@ pub enum Error {
         kind: FailureKind,
         /// The original error's `Display` text, or the panic message.
         message: String,
+        /// Where the hook panicked (`file:line:column`); `None` for an `Err`, or when code in
+        /// the child replaced the panic hook.
+        location: Option<PanicLocation>,
+        /// The child's backtrace of the panic, when `RUST_BACKTRACE` in the child's
+        /// environment asked for one (set and not `0`); its top frames, cut to a few KiB.
+        backtrace: Option<String>,
     },
     /// A hook overran its time limit and was abandoned.
     #[error("`{hook}` hook timed out after {limit:?} on run {run}")]
@@ -81,6 +88,21 @@ pub enum Error {
         /// The largest value a frame can carry, in bytes.
         limit: u64,
     },
+    /// A value of a user's type cannot cross the process boundary with postcard, the wire's
+    /// codec, which is not self-describing: encoding it failed, or (in debug builds, the first
+    /// value of each type a thread sends) it did not read back as written. Said by the
+    /// sender, before anything was sent. See README, "What postcard cannot carry".
+    #[error(
+        "`{type_name}` cannot cross the process boundary with postcard: {detail}; it likely uses {likely}"
+    )]
+    Encoding {
+        /// The type, as `std::any::type_name` gives it.
+        type_name: &'static str,
+        /// The serde attribute (or kind of field) that is the likely cause.
+        likely: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
     /// The receiver's message queue is full (see [`Config::inbox_capacity`](crate::Config)).
     #[error("the receiving queue is full")]
     Full,
@@ -114,11 +136,17 @@ pub enum Error {
         /// What happened to it.
         error: Box<Error>,
     },
-    /// A pool function panicked on an item.
-    #[error("the function panicked: {message}")]
+    /// A pool function (or a worker's function) panicked on an item.
+    #[error("the function panicked{}: {message}", At(location))]
     Panicked {
         /// The panic's text.
         message: String,
+        /// Where it panicked (`file:line:column`), when it ran in a child process whose panic
+        /// hook was not replaced; `None` for a function run on a thread of this process.
+        location: Option<PanicLocation>,
+        /// The child's backtrace of the panic, when `RUST_BACKTRACE` in the child's
+        /// environment asked for one (set and not `0`); its top frames, cut to a few KiB.
+        backtrace: Option<String>,
     },
     /// A pool item ran longer than the map's [`timeout`](crate::Maps::timeout); its worker was
     /// killed (a worker thread is abandoned) and replaced.
@@ -288,6 +316,10 @@ pub(crate) struct FailureReport {
     pub run: u64,
     pub kind: FailureKind,
     pub message: String,
+    /// Where a panic happened (a returned error has none).
+    pub location: Option<PanicLocation>,
+    /// The child's backtrace of a panic, when its environment asked for one.
+    pub backtrace: Option<String>,
 }
 
 impl From<FailureReport> for Error {
@@ -297,6 +329,18 @@ impl From<FailureReport> for Error {
             run: report.run,
             kind: report.kind,
             message: report.message,
+            location: report.location,
+            backtrace: report.backtrace,
+        }
+    }
+}
+
+impl From<PanicReport> for Error {
+    fn from(report: PanicReport) -> Self {
+        Error::Panicked {
+            message: report.message,
+            location: report.location,
+            backtrace: report.backtrace,
         }
     }
 }

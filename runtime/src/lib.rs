@@ -35,6 +35,7 @@ mod hook;
 mod layout_tests;
 mod logs;
 mod message;
+mod panics;
 mod parent;
 pub mod pipe;
 mod pool;
@@ -44,6 +45,7 @@ mod protocol;
 pub mod queue;
 pub mod reconnect;
 mod registry;
+mod round_trip;
 mod share;
 mod sys;
 mod timing;
@@ -64,12 +66,14 @@ pub mod wire {
 
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
-pub use config::{Config, Timeouts};
+pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
 pub use hook::{Hook, PerHook};
 pub use message::Message;
+pub use panics::PanicLocation;
 pub use parent::handle::{Handle, ResultFuture, Status};
+pub use parent::output::CapturedOutput;
 pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,
@@ -85,8 +89,8 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::WorkerResource;
 pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{WorkerKillHandle, WorkerResource};
 pub use worker_status::WorkerStatus;
 
 /// Items used by macro-generated code. Not public API.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::child::bootstrap::Started;
 use crate::child::engine::{self, Ended};
 use crate::child::link::ChildLink;
-use crate::child::watchdog::ReportOverrun;
+use crate::child::pool_item::ItemHost;
 use crate::error::Failure;
 use crate::process::Process;
 use crate::protocol::Role;
@@ -23,8 +23,9 @@ pub struct ProcessEntry {
     pub(crate) run_in_pool: RunInPool,
 }
 
-/// Runs one encoded state's lifecycle in this process and returns its encoded output.
-pub(crate) type RunInPool = fn(&[u8], Arc<dyn ReportOverrun>) -> Result<Vec<u8>, Failure>;
+/// Runs one encoded state's lifecycle in this process, as a pool item that already spent
+/// some of its lives, reporting to its worker; returns its encoded output.
+pub(crate) type RunInPool = fn(&[u8], u32, Arc<dyn ItemHost>) -> Result<Vec<u8>, Failure>;
 
 impl ProcessEntry {
     /// The entry of a `#[skprocess]` type, run by the lifecycle engine and keyed by

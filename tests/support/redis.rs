@@ -15,16 +15,46 @@ use std::time::{Duration, Instant};
 /// How long a server may take to answer its first `PING`.
 const READY: Duration = Duration::from_secs(10);
 
+/// Makes the server get SIGKILL when the thread that starts it ends (Linux), so a test
+/// binary aborted by its bound leaves no server behind.
+fn die_with_this_thread(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs between fork and exec and calls only `prctl`, which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
 /// A running `redis-server`, killed and reaped on drop.
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// `--requirepass`, if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers; `None` (with a notice) when
     /// `redis-server` is not installed and this is not CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](RedisServer::start), asking clients for `password` (`--requirepass`).
+    pub fn start_with_password(password: &str) -> Option<Self> {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -41,7 +71,11 @@ impl RedisServer {
         // A port taken between our probe and the server's bind fails the start; try again.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { port, child: None };
+            let mut server = Self {
+                port,
+                child: None,
+                password: password.clone(),
+            };
             if server.launch().is_ok() {
                 return Some(server);
             }
@@ -82,14 +116,20 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        die_with_this_thread(&mut command);
+        let mut child = command
             .spawn()
             .map_err(|e| format!("spawning redis-server: {e}"))?;
         let deadline = Instant::now() + READY;
@@ -117,7 +157,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// Whether a server on `port` answers `PING` within a second.
+/// Whether a server on `port` answers `PING` within a second (a server that asks for a
+/// password answers too: with `-NOAUTH`).
 pub fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -127,7 +168,8 @@ pub fn ping(port: u16) -> bool {
         return false;
     }
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.read_exact(&mut reply).is_ok()
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
 }
 
 /// A port free on 127.0.0.1 a moment ago.

@@ -1,7 +1,6 @@
 //! The lifecycle engine: runs a process's hooks in order, with retries, timers, checkpoints
 //! and deadlines, and reports the outcome to the parent.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,9 +8,11 @@ use std::time::Instant;
 use crate::child::bootstrap::Started;
 use crate::child::hook_context::Ctx;
 use crate::child::link::ChildLink;
-use crate::child::watchdog::{Overrun, ReportOverrun, Watchdog};
+use crate::child::pool_item::{ItemHost, ItemLives};
+use crate::child::watchdog::{Overrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
 use crate::hook::Hook;
+use crate::panics::{self, PanicReport};
 use crate::process::{HookFailure, Process, call_hook};
 use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::protocol::{START_OVERHEAD, fit_message};
@@ -51,6 +52,7 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
     let mut engine = Engine {
         ctx: Ctx::<P>::new(link, started.config, &started.resume, started.timers),
         watchdog: None,
+        item: None,
     };
     let outcome = match pending {
         Some(failure) => {
@@ -75,11 +77,12 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
 
 /// Runs the whole lifecycle of the `P` encoded in `state` in this process, without a parent
 /// (a pool item): runs, lives and the `error` hook as in a child, with `P`'s default
-/// configuration. Returns the encoded output or the final failure; an overrun goes to
-/// `overrun`.
+/// configuration, starting with the lives the item has not `spent` on earlier attempts.
+/// Returns the encoded output or the final failure; lives spent and overruns go to `host`.
 pub(crate) fn run_in_pool<P: Process>(
     state: &[u8],
-    overrun: Arc<dyn ReportOverrun>,
+    spent: u32,
+    host: Arc<dyn ItemHost>,
 ) -> Result<Vec<u8>, Failure> {
     let mut process: P = frame::decode_owned(state).map_err(|e| {
         Failure::Hook(FailureReport {
@@ -87,17 +90,21 @@ pub(crate) fn run_in_pool<P: Process>(
             run: 0,
             kind: FailureKind::Returned,
             message: fit_message(format!("cannot rebuild the state of `{}`: {e}", P::KEY)),
+            location: None,
+            backtrace: None,
         })
     })?;
     let config = P::default_config();
+    let lives = ItemLives::new(host, config.lives, spent);
     let resume = Resume {
-        lives_left: config.lives,
+        lives_left: lives.left(),
         ..Resume::default()
     };
-    let link = ChildLink::detached(overrun);
+    let link = ChildLink::detached(Arc::new(lives.clone()));
     let mut engine = Engine {
         ctx: Ctx::<P>::new(link, config, &resume, ProcessTimers::default()),
         watchdog: None,
+        item: Some(lives),
     };
     // A pool item reopens its live resources like a child does, before its first hook.
     let outcome = engine
@@ -111,6 +118,9 @@ struct Engine<P: Process> {
     ctx: Ctx<P>,
     /// Started the first time a hook with a limit runs.
     watchdog: Option<Watchdog>,
+    /// A pool item's lives, told to its worker as they are spent (a child tells its parent
+    /// through progress reports instead).
+    item: Option<ItemLives>,
 }
 
 impl<P: Process> Engine<P> {
@@ -124,17 +134,15 @@ impl<P: Process> Engine<P> {
             }
         }
         let _ = self.ctx.send_control(&ToParent::Finishing);
+        if let Some(item) = &self.item {
+            item.finishing();
+        }
         self.guarded(Hook::Onfinish, None, |ctx| {
             call_hook(process, ctx, Hook::Onfinish)
         })?;
         let output = self.guarded(Hook::Result, None, |ctx| process.result(ctx))?;
-        frame::encode(&output).map_err(|e| {
-            self.failure(
-                Hook::Result,
-                FailureKind::Returned,
-                format!("cannot serialize the output: {e}"),
-            )
-        })
+        frame::encode(&output)
+            .map_err(|e| self.failure(Hook::Result, format!("cannot serialize the output: {e}")))
     }
 
     /// Reopens live resources before the first hook. A failure costs a life and is tried again
@@ -171,7 +179,7 @@ impl<P: Process> Engine<P> {
             call_hook(process, ctx, Hook::Postrun)
         })?;
         let progress = self.ctx.finish_iteration();
-        progress.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))?;
+        progress.map_err(|e| self.failure(Hook::Postrun, e.to_string()))?;
         Ok(true)
     }
 
@@ -179,6 +187,9 @@ impl<P: Process> Engine<P> {
     fn spend_life(&mut self, failure: Failure) -> Result<(), Failure> {
         if !failure.is_retryable() || !self.ctx.spend_life() {
             return Err(failure);
+        }
+        if let Some(item) = &self.item {
+            item.spent(self.ctx.lives_left());
         }
         let _ = self.ctx.report_progress();
         Ok(())
@@ -191,11 +202,7 @@ impl<P: Process> Engine<P> {
             return Ok(());
         }
         let state = frame::encode(process).map_err(|e| {
-            self.failure(
-                Hook::Postrun,
-                FailureKind::Returned,
-                format!("cannot checkpoint the state: {e}"),
-            )
+            self.failure(Hook::Postrun, format!("cannot checkpoint the state: {e}"))
         })?;
         let limit = (self.ctx.config().max_frame_bytes as usize).saturating_sub(START_OVERHEAD);
         if state.len() > limit {
@@ -212,7 +219,7 @@ impl<P: Process> Engine<P> {
                 samples,
             })
         });
-        sent.map_err(|e| self.failure(Hook::Postrun, FailureKind::Returned, e.to_string()))
+        sent.map_err(|e| self.failure(Hook::Postrun, e.to_string()))
     }
 
     /// The final outcome: the output, or the failure after the `error` hook had its chance
@@ -263,12 +270,25 @@ impl<P: Process> Engine<P> {
         self.ctx.send_control(&ToParent::Failed(failure))
     }
 
-    fn failure(&self, hook: Hook, kind: FailureKind, message: String) -> Failure {
+    fn failure(&self, hook: Hook, message: String) -> Failure {
         Failure::Hook(FailureReport {
             hook,
             run: self.ctx.current_run(),
-            kind,
+            kind: FailureKind::Returned,
             message: fit_message(message),
+            location: None,
+            backtrace: None,
+        })
+    }
+
+    fn panicked(&self, hook: Hook, panic: PanicReport) -> Failure {
+        Failure::Hook(FailureReport {
+            hook,
+            run: self.ctx.current_run(),
+            kind: FailureKind::Panicked,
+            message: panic.message,
+            location: panic.location,
+            backtrace: panic.backtrace,
         })
     }
 
@@ -332,21 +352,8 @@ impl<P: Process> Engine<P> {
         }
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(failure)) => Err(self.failure(hook, FailureKind::Returned, failure.message)),
-            Err(payload) => {
-                Err(self.failure(hook, FailureKind::Panicked, panic_message(&*payload)))
-            }
+            Ok(Err(failure)) => Err(self.failure(hook, failure.message)),
+            Err(payload) => Err(self.panicked(hook, panics::caught(&*payload))),
         }
-    }
-}
-
-/// The text of a panic payload, as the default hook would print it.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }

@@ -111,7 +111,9 @@ impl<P: Process> Ctx<P> {
             return Err(TellError::Failed(Error::NoParentLink));
         };
         let failed = |e: frame::WireError| TellError::Failed(e.into());
-        frame::encode_into(&message, &mut self.outgoing).map_err(failed)?;
+        frame::encode_into(&message, &mut self.outgoing)
+            .map_err(|e| TellError::Failed(crate::round_trip::encode_failed::<P::Outbox>(e)))?;
+        crate::round_trip::check_encoded::<P::Outbox>(&self.outgoing).map_err(TellError::Failed)?;
         let (prefix, used) = tell_prefix(self.outgoing.len());
         frame::check_len(used + self.outgoing.len(), self.config.max_frame_bytes)
             .map_err(failed)?;

@@ -8,10 +8,13 @@
 //! - [`hook_context`]: [`Ctx`](crate::Ctx), what hooks use.
 //! - [`runtime_context`]: [`ChildContext`](crate::ChildContext), what any code in a child uses.
 //! - [`watchdog`]: ends a hook that overran its limit.
+//! - [`pool_item`]: what a process that runs as a pool item reports to its worker (its lives
+//!   and overruns), so one lives budget holds across the workers it runs in.
 
 pub(crate) mod bootstrap;
 pub(crate) mod engine;
 pub(crate) mod hook_context;
 pub(crate) mod link;
+pub(crate) mod pool_item;
 pub(crate) mod runtime_context;
 pub(crate) mod watchdog;

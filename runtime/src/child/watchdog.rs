@@ -61,6 +61,15 @@ impl Overrun {
         }
     }
 
+    /// Whether a process with lives left may be tried again after this overrun: a timed-out
+    /// iteration hook may, an `onfinish`, `result` or `error` hook may not.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Overrun::TimedOut { hook, .. } => hook.is_iteration_hook(),
+            Overrun::Failed(_) => false,
+        }
+    }
+
     fn message(&self) -> ToParent<'static> {
         match self {
             Overrun::TimedOut { hook, limit, run } => ToParent::TimedOut {

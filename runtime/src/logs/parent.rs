@@ -119,3 +119,15 @@ fn emit(record: &LogRecord, pid: u32, process: &str) {
         _ => event!(tracing::Level::TRACE),
     }
 }
+
+/// Re-emits one line a child wrote to `stream` (`Stdio::Log`): `INFO` for standard output,
+/// `WARN` for standard error, without its line end.
+pub(crate) fn emit_output(stream: &str, line: &[u8], pid: u32, process: &str) {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end_matches(['\n', '\r']);
+    if stream == "stderr" {
+        tracing::warn!(target: "skprocess::child", pid, process, stream, "{line}");
+    } else {
+        tracing::info!(target: "skprocess::child", pid, process, stream, "{line}");
+    }
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, TellError};
+use crate::parent::output::CapturedOutput;
 use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
@@ -26,6 +27,7 @@ use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::Resume;
 use crate::protocol::tell_prefix;
+use crate::round_trip;
 use crate::timing::ProcessTimers;
 use crate::transport::frame;
 
@@ -69,7 +71,7 @@ impl<P: Process> Handle<P> {
     pub(crate) fn spawn(process: P, config: Config) -> Result<Self, Error> {
         bootstrap::forbid_unhooked_child();
         config.validate()?;
-        let state = frame::encode(&process)?;
+        let state = round_trip::encode(&process)?;
         spawn::check_state_size(&state, config.max_frame_bytes)?;
         let shared = Arc::new(ProcessShared::new(P::KEY, P::HAS_ERROR_HOOK, config));
         let resume = Resume {
@@ -87,6 +89,15 @@ impl<P: Process> Handle<P> {
             shared,
             _process: PhantomData,
         })
+    }
+
+    /// What the process's children wrote to the streams its configuration captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in [`Config::stdout`] or
+    /// [`Config::stderr`]); `None` when it captures neither. The value stays readable after
+    /// [`result`](Handle::result): call [`CapturedOutput::wait_timeout`] then to know every
+    /// child closed its streams.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.shared.captured.clone()
     }
 
     /// The OS process id of the current child (it changes when the child is restarted).
@@ -121,7 +132,9 @@ impl<P: Process> Handle<P> {
         deadline: Option<Instant>,
     ) -> Result<(), TellError<P::Inbox>> {
         TELL_BUFFER.with_borrow_mut(|payload| {
-            frame::encode_into(&message, payload).map_err(|e| TellError::Failed(e.into()))?;
+            frame::encode_into(&message, payload)
+                .map_err(|e| TellError::Failed(round_trip::encode_failed::<P::Inbox>(e)))?;
+            round_trip::check_encoded::<P::Inbox>(payload).map_err(TellError::Failed)?;
             let (prefix, used) = tell_prefix(payload.len());
             let size = used + payload.len();
             frame::check_len(size, self.shared.config.max_frame_bytes)
@@ -295,9 +308,16 @@ impl<P: Process> Handle<P> {
         }
     }
 
-    /// [`result`](Handle::result) on a background thread; join it for the outcome.
-    pub fn result_in_background(self) -> std::thread::JoinHandle<Result<P::Output, Error>> {
-        std::thread::spawn(move || self.result())
+    /// [`result`](Handle::result) on a background thread; join it for the outcome. A system
+    /// that refuses the thread is [`Error::Io`], never a panic (the handle is dropped with
+    /// the closure, which kills the child, as dropping it does).
+    pub fn result_in_background(
+        self,
+    ) -> Result<std::thread::JoinHandle<Result<P::Output, Error>>, Error> {
+        std::thread::Builder::new()
+            .name("skprocess-result".into())
+            .spawn(move || self.result())
+            .map_err(Error::Io)
     }
 
     /// [`result`](Handle::result) as a future that works under any executor (tokio, smol, a

@@ -8,9 +8,12 @@
 //! - [`reaper`]: the one reaper, which learns of every child's exit by an event and reaps it.
 //! - [`shared`]: the state the handle and the driver share.
 //! - [`exit`]: how a child ended, in words.
+//! - [`output`]: where a child's standard streams go, and its environment, working directory
+//!   and arguments.
 
 pub(crate) mod exit;
 pub(crate) mod handle;
+pub(crate) mod output;
 pub(crate) mod reaper;
 pub(crate) mod shared;
 pub(crate) mod spawn;

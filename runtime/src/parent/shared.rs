@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::deadline;
 use crate::error::Error;
 use crate::parent::exit::Exit;
+use crate::parent::output::CapturedOutput;
 use crate::parent::reaper::ChildProcess;
 use crate::parent::supervisor::machine::Outcome;
 use crate::parent::supervisor::reader::ReaderRole;
@@ -140,6 +141,8 @@ pub(crate) struct ProcessShared {
     view_changed: Condvar,
     deferred: Mutex<Deferred>,
     has_deferred: AtomicBool,
+    /// What the children wrote, when the configuration captures a stream.
+    pub(crate) captured: Option<Arc<CapturedOutput>>,
 }
 
 impl ProcessShared {
@@ -173,6 +176,7 @@ impl ProcessShared {
             view_changed: Condvar::new(),
             deferred: Mutex::default(),
             has_deferred: AtomicBool::new(false),
+            captured: config.captures_output().then(Arc::default),
             config,
         }
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::parent::exit::Exit;
+use crate::parent::output::{self, Sink};
 use crate::parent::reaper::ChildProcess;
 use crate::parent::shared::ProcessShared;
 use crate::protocol::bootstrap::{
@@ -61,6 +62,13 @@ pub(crate) trait Gate {
     fn abandoned(&self) -> Option<Error>;
     /// Forgets a child whose start failed (it is killed and reaped).
     fn release(&self);
+    /// Where the child's captured or logged output goes: no buffers, named as a worker.
+    fn sink(&self) -> Sink {
+        Sink {
+            captured: None,
+            process: "worker",
+        }
+    }
 }
 
 /// The gate of a caller that kills its children only through their [`ChildProcess`].
@@ -111,7 +119,15 @@ impl Spawned {
             for (name, value) in &config.secret_env {
                 command.env(name, value.expose());
             }
-            ChildProcess::watch(command.spawn().map_err(Error::Spawn)?)
+            let mut child = command.spawn().map_err(Error::Spawn)?;
+            let test_child = test_entry_name().is_some();
+            let forwarded = output::forward(&mut child, config, &gate.sink(), test_child);
+            let child = ChildProcess::watch(child)?;
+            if let Err(e) = forwarded {
+                child.kill_and_reap();
+                return Err(Error::Spawn(e));
+            }
+            Ok(child)
         })?;
         Ok(Self {
             rendezvous,
@@ -173,9 +189,20 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
     if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
         command.env(crate::logs::ENV_LOGS, logs);
     }
-    if let Some(entry) = test_entry_name() {
-        command.arg(entry).args(TEST_ENTRY_ARGS);
+    let test_entry = test_entry_name();
+    output::configure(&mut command, config, test_entry.is_some());
+    match test_entry {
+        // After `--`, libtest takes the user's arguments as more name filters, never as its
+        // own options; with `--exact` they match no test but one named exactly like them.
+        Some(entry) if !config.args.is_empty() => {
+            command.arg(entry).args(TEST_ENTRY_ARGS).arg("--");
+        }
+        Some(entry) => {
+            command.arg(entry).args(TEST_ENTRY_ARGS);
+        }
+        None => {}
     }
+    command.args(&config.args);
     Ok(command)
 }
 
@@ -265,5 +292,12 @@ impl Gate for ProcessShared {
 
     fn release(&self) {
         self.slot().child.take();
+    }
+
+    fn sink(&self) -> Sink {
+        Sink {
+            captured: self.captured.clone(),
+            process: self.key,
+        }
     }
 }

@@ -54,11 +54,13 @@ pub(crate) enum Report {
         results: Vec<(u64, Result<SharedBytes, ItemFailure>)>,
         measured: Option<Measured>,
     },
-    /// Item `index` of `job` runs since `since`.
+    /// Item `index` of `job` runs since `since`; `spent`: the lives it now counts as spent,
+    /// when that changed.
     Running {
         job: JobId,
         index: u64,
         since: Instant,
+        spent: Option<u32>,
     },
     /// The worker gave back the items it had not started: from the `next`-th item sent to
     /// it on (see [`WorkerLink::release`]).
@@ -211,9 +213,21 @@ impl Dispatcher {
                 }
                 self.scheduler.results(worker, job, results);
             }
-            Event::Report(worker, Report::Running { job, index, since }) => {
-                self.scheduler.running(worker, job, index, since);
-            }
+            Event::Report(
+                worker,
+                Report::Running {
+                    job,
+                    index,
+                    since,
+                    spent,
+                },
+            ) => match spent {
+                Some(spent) => {
+                    let item = (job, index);
+                    self.scheduler.running_spent(worker, item, since, spent);
+                }
+                None => self.scheduler.running(worker, job, index, since),
+            },
             Event::Report(worker, Report::Released { next }) => {
                 self.scheduler.released(worker, next);
             }

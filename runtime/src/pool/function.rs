@@ -16,7 +16,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::child::engine::panic_message;
 use crate::pool::maps::{Plain, Star};
 use crate::protocol::fit_message;
 use crate::protocol::pool::{FunctionOffsets, ItemFailure};
@@ -206,7 +205,7 @@ where
     // SAFETY: by the caller's contract.
     let function = unsafe { M::at(function) };
     let value = catch_unwind(AssertUnwindSafe(|| M::call(function, item)))
-        .map_err(|payload| ItemFailure::Panicked(fit_message(panic_message(&*payload))))?;
+        .map_err(|payload| ItemFailure::Panicked(crate::panics::caught(&*payload)))?;
     frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(fit_message(e.to_string())))
 }
 
@@ -268,7 +267,7 @@ mod tests {
         let failure = callable
             .call(&frame::encode(&3u64).unwrap(), &mut output)
             .unwrap_err();
-        assert_eq!(failure, ItemFailure::Panicked("no threes".into()));
+        assert!(matches!(failure, ItemFailure::Panicked(panic) if panic.message == "no threes"));
         let failure = callable.call(&[0xff, 0xff], &mut output).unwrap_err();
         assert!(matches!(failure, ItemFailure::Decode(_)));
     }

@@ -46,6 +46,9 @@ pub(crate) struct JobSpec<R> {
     pub(crate) lives: u32,
     pub(crate) timeout: Option<Duration>,
     pub(crate) decode: Decode<R>,
+    /// The items' debug-build check that they read back as written
+    /// (`round_trip::check_encoded`).
+    pub(crate) check: fn(&[u8]) -> Result<(), Error>,
     pub(crate) ordered: bool,
     /// Whether to draw a progress bar (see [`ProgressBar`]).
     pub(crate) progress: bool,
@@ -133,6 +136,10 @@ where
                 return Some(outcome);
             }
             self.feed();
+            // Items that failed before they were sent (encoding) are ready at once.
+            if !self.ready.is_empty() {
+                continue;
+            }
             if self.cancelled || (self.input.is_none() && self.returned == self.pulled) {
                 return None;
             }
@@ -226,7 +233,9 @@ where
 
     /// Appends the encoded `value` to the batch, unless it is too large for a frame.
     fn encode(&mut self, value: &I::Item, index: u64, batch: &mut Batch) -> Result<(), Error> {
-        frame::encode_into(value, &mut self.encoded)?;
+        frame::encode_into(value, &mut self.encoded)
+            .map_err(crate::round_trip::encode_failed::<I::Item>)?;
+        (self.spec.check)(&self.encoded)?;
         let size = self.encoded.len();
         self.input_bytes += size as u64;
         if size > self.core.item_limit {
@@ -313,7 +322,7 @@ fn item_error(index: u64, error: Error) -> Error {
 impl From<ItemFailure> for Error {
     fn from(failure: ItemFailure) -> Self {
         match failure {
-            ItemFailure::Panicked(message) => Error::Panicked { message },
+            ItemFailure::Panicked(panic) => Error::from(panic),
             ItemFailure::Process(failure) => Error::from(failure),
             ItemFailure::Decode(message) | ItemFailure::Encode(message) => {
                 Error::Wire(WireError::Malformed(message))

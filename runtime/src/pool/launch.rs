@@ -209,10 +209,12 @@ fn read_reports(
                 job,
                 index,
                 started_nanos,
+                spent,
             }) => Report::Running {
                 job,
                 index,
                 since: monotonic_instant(started_nanos),
+                spent,
             },
             Ok(ToPool::Released { next }) => Report::Released { next },
             Ok(_) => return Some("an unexpected message".into()),

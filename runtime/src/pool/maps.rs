@@ -102,8 +102,9 @@ impl<'p, M, D> Maps<'p, M, D> {
         self
     }
 
-    fn spec<R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
+    fn spec<T, R>(&self, task: Task, lives: u32, ordered: bool) -> JobSpec<R>
     where
+        T: Message,
         R: Message,
     {
         JobSpec {
@@ -111,6 +112,7 @@ impl<'p, M, D> Maps<'p, M, D> {
             lives,
             timeout: self.timeout,
             decode: frame::decode_owned::<R>,
+            check: crate::round_trip::check_encoded::<T>,
             ordered,
             progress: self.progress,
         }
@@ -162,7 +164,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.run(spec, items).ok_or(Error::PoolClosed)?.collect()
     }
 
@@ -175,7 +177,7 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.run(spec, items)
             .ok_or(Error::PoolClosed)?
             .collect_unordered()
@@ -190,7 +192,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, true), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, true),
+            items,
+        ))
     }
 
     /// Like [`imap`](Maps::imap), in completion order.
@@ -201,7 +206,10 @@ impl<'p, M> Maps<'p, M, Now> {
         T: Message,
         R: Message,
     {
-        Imap::new(self.run(self.spec(function_task::<M, T, R>(f), 1, false), items))
+        Imap::new(self.run(
+            self.spec::<T, R>(function_task::<M, T, R>(f), 1, false),
+            items,
+        ))
     }
 }
 
@@ -216,7 +224,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.run(self.spec(task, lives, true), items)
+        self.run(self.spec::<P, P::Output>(task, lives, true), items)
             .ok_or(Error::PoolClosed)?
             .collect()
     }
@@ -228,7 +236,7 @@ impl<'p> Maps<'p, Plain, Now> {
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        Imap::new(self.run(self.spec(task, lives, true), items))
+        Imap::new(self.run(self.spec::<P, P::Output>(task, lives, true), items))
     }
 }
 
@@ -306,7 +314,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, true);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, true);
         self.defer(spec, items, true)
     }
 
@@ -320,7 +328,7 @@ where
         T: Message,
         R: Message,
     {
-        let spec = self.spec(function_task::<M, T, R>(f), 1, false);
+        let spec = self.spec::<T, R>(function_task::<M, T, R>(f), 1, false);
         self.defer(spec, items, false)
     }
 
@@ -359,7 +367,7 @@ where
         P: Process,
     {
         let (task, lives) = process_task::<P>();
-        self.defer(self.spec(task, lives, true), items, true)
+        self.defer(self.spec::<P, P::Output>(task, lives, true), items, true)
     }
 }
 

@@ -58,8 +58,9 @@ pub(crate) enum Task {
 pub(crate) struct Item {
     pub(crate) index: u64,
     pub(crate) bytes: SharedBytes,
-    /// Crashes of workers that were running it.
-    crashes: u32,
+    /// Lives a `#[skprocess]` item spent: crashes of workers that were running it, and what
+    /// its engine reported spending in them (its `Err`s, panics and overrun hooks).
+    spent: u32,
     /// Requeued after a crash that could not be pinned on one item.
     suspect: bool,
 }
@@ -69,9 +70,14 @@ impl Item {
         Self {
             index,
             bytes,
-            crashes: 0,
+            spent: 0,
             suspect: false,
         }
+    }
+
+    /// Lives this item spent on earlier attempts.
+    pub(crate) fn lives_spent(&self) -> u32 {
+        self.spent
     }
 }
 
@@ -123,7 +129,8 @@ pub(crate) enum Action {
 struct Job {
     task: Task,
     timeout: Option<Duration>,
-    /// Attempts an item gets when its worker crashes (a process's lives).
+    /// A `#[skprocess]` item's lives: one budget for its crashes and the failures its engine
+    /// counts (1 for a function, whose crash is final).
     lives: u32,
     queue: VecDeque<Item>,
     /// Measured time per item, smoothed.
@@ -359,19 +366,51 @@ impl Scheduler {
     }
 
     /// The worker runs item `index` of `job` since `since`; everything before it is reported.
+    /// A second report of the same item keeps the first start.
     pub(crate) fn running(&mut self, worker: WorkerId, job: JobId, index: u64, since: Instant) {
+        self.running_item(worker, (job, index), since, None);
+    }
+
+    /// As [`running`](Self::running), for a `#[skprocess]` item that now counts `spent`
+    /// lives as spent (its engine spent one, or it is finishing).
+    pub(crate) fn running_spent(
+        &mut self,
+        worker: WorkerId,
+        (job, index): (JobId, u64),
+        since: Instant,
+        spent: u32,
+    ) {
+        self.running_item(worker, (job, index), since, Some(spent));
+    }
+
+    fn running_item(
+        &mut self,
+        worker: WorkerId,
+        (job, index): (JobId, u64),
+        since: Instant,
+        spent: Option<u32>,
+    ) {
         let Some(slot) = self.slot_of(worker) else {
             return;
         };
         let Some(w) = self.slots[slot].as_mut() else {
             return;
         };
-        let front = w.in_flight.front().map(|(j, item)| (*j, item.index));
-        if front == Some((job, index)) {
-            w.running = Some(Running { index, since });
-        } else {
-            self.protocol_violation(slot);
+        let Some((_, item)) = w
+            .in_flight
+            .front_mut()
+            .filter(|(j, item)| (*j, item.index) == (job, index))
+        else {
+            return self.protocol_violation(slot);
+        };
+        if let Some(spent) = spent {
+            item.spent = item.spent.max(spent);
         }
+        let since = match w.running {
+            Some(running) if running.index == index => running.since,
+            _ => since,
+        };
+        w.running = Some(Running { index, since });
     }
 
     /// A worker ended (its connection closed and it was reaped); `status` says how.
@@ -553,13 +592,14 @@ impl Scheduler {
         }
     }
 
-    /// The item a worker died running: retried while the job's lives allow, failed otherwise.
+    /// The item a worker died running: a crash spends one of its lives and is retried while
+    /// some are left; anything else fails it.
     fn settle_running(&mut self, job: JobId, mut item: Item, error: &ItemError) {
         let Some(settings) = self.jobs.get_mut(&job) else {
             return;
         };
-        item.crashes += 1;
-        if matches!(error, ItemError::Crashed(_)) && item.crashes < settings.lives {
+        item.spent = item.spent.saturating_add(1);
+        if matches!(error, ItemError::Crashed(_)) && item.spent < settings.lives {
             item.suspect = true;
             settings.queue.push_front(item);
             return;

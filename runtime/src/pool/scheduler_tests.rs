@@ -209,6 +209,48 @@ fn a_crash_is_retried_while_the_job_has_lives() {
 }
 
 #[test]
+fn lives_a_worker_reports_spent_count_toward_a_crash_and_travel_with_the_retry() {
+    let now = Instant::now();
+    let mut s = ready(1, None, 3);
+    s.items_added(1, items(0..1));
+    drain(&mut s);
+    // Its engine spent one life on an `Err`, then its worker crashed: one life is left.
+    s.running_spent(0, (1, 0), now, 1);
+    let later = now + Duration::from_millis(5);
+    s.running(0, 1, 0, later);
+    s.worker_ended(0, "killed by signal 6 (SIGABRT)".into());
+    assert!(drain(&mut s).delivered.is_empty());
+    s.worker_ready(1);
+    let sent = loop {
+        match s.poll_action() {
+            Some(Action::Send { items, .. }) => break items,
+            Some(_) => continue,
+            None => panic!("the item was not sent again"),
+        }
+    };
+    assert_eq!(sent[0].lives_spent(), 2);
+    s.running(1, 1, 0, now);
+    s.worker_ended(1, "killed by signal 6 (SIGABRT)".into());
+    let d = drain(&mut s);
+    assert!(matches!(
+        d.delivered[..],
+        [(1, 0, Err(ItemError::Crashed(_)))]
+    ));
+}
+
+#[test]
+fn a_second_running_report_of_the_same_item_keeps_its_first_start() {
+    let now = Instant::now();
+    let limit = Duration::from_millis(100);
+    let mut s = ready(1, Some(limit), 2);
+    s.items_added(1, items(0..1));
+    drain(&mut s);
+    s.running(0, 1, 0, now);
+    s.running_spent(0, (1, 0), now + limit / 2, 1);
+    assert_eq!(s.next_deadline(), Some(now + limit));
+}
+
+#[test]
 fn a_late_item_kills_its_worker_fails_with_a_timeout_and_the_rest_go_on() {
     let now = Instant::now();
     let limit = Duration::from_millis(100);

@@ -16,7 +16,8 @@ use crate::pool::inbox::Inbox;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::worker::{ItemSink, run_chunk};
-use crate::protocol::pool::{Chunk, ItemFailure, Measured, TaskRef, WireItem};
+use crate::pool::writer::wire_chunk;
+use crate::protocol::pool::{ItemFailure, Measured};
 
 /// Starts worker threads.
 pub(crate) struct ThreadLauncher;
@@ -73,23 +74,7 @@ impl OwnedChunk {
         sink: &Arc<dyn ItemSink>,
         output: &mut Vec<u8>,
     ) {
-        let task = match self.task {
-            Task::Function { offset } => TaskRef::Function { offset },
-            Task::Process { key } => TaskRef::Process { key },
-        };
-        let chunk = Chunk {
-            job: self.job,
-            task,
-            isolated: self.isolated,
-            items: self
-                .items
-                .iter()
-                .map(|item| WireItem {
-                    index: item.index,
-                    bytes: &item.bytes,
-                })
-                .collect(),
-        };
+        let chunk = wire_chunk(self.job, self.task, self.isolated, &self.items);
         run_chunk(&chunk, first, admit, sink, output);
     }
 }
@@ -107,8 +92,16 @@ struct ThreadSink {
 impl ItemSink for ThreadSink {
     fn started(&self, job: u64, index: u64, _isolated: bool) {
         self.job_of_chunk.store(job, Ordering::SeqCst);
-        let since = Instant::now();
-        let report = Report::Running { job, index, since };
+        self.running_now(job, index, None);
+    }
+
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
+        let report = Report::Running {
+            job,
+            index,
+            since: Instant::now(),
+            spent,
+        };
         let _ = self.events.send(Event::Report(self.worker, report));
     }
 

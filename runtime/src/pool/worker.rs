@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::child::bootstrap::{self, Started};
-use crate::child::watchdog::{self, Overrun, ReportOverrun};
+use crate::child::pool_item::ItemHost;
+use crate::child::watchdog::{self, Overrun};
 use crate::pool::function;
 use crate::pool::inbox::Inbox;
 use crate::protocol::Role;
@@ -137,6 +138,9 @@ pub(crate) trait ItemSink: Send + Sync {
             self.started(job, next, isolated);
         }
     }
+    /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
+    /// counts as spent when they changed (a crash after this must not retry it with more).
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
     /// The chunk is done: send what is held, with how long its items took.
     fn chunk_done(&self, measured: Measured);
     /// Whether an overrun of a process item's hook ends this process (it must, in a worker
@@ -192,8 +196,14 @@ pub(crate) fn run_chunk(
     }
     while let Some((_, item)) = next {
         ran = ran.saturating_add(1);
-        let outcome = execute(&task, item.bytes, output, || {
-            Arc::new(ItemOverrun {
+        let spent = chunk.lives_spent_by(item.index);
+        if matches!(task, Resolved::Process(_)) && !chunk.isolated {
+            // A crash must be pinned on a process item at once: an unpinned one would run
+            // again as a suspect without spending a life.
+            sink.running_now(chunk.job, item.index, None);
+        }
+        let outcome = execute(&task, (item.bytes, spent), output, || {
+            Arc::new(ItemReports {
                 sink: Arc::clone(sink),
                 job: chunk.job,
                 index: item.index,
@@ -210,34 +220,46 @@ pub(crate) fn run_chunk(
     });
 }
 
+/// Runs one item: its bytes, and the lives it spent on earlier attempts (for a process item).
 fn execute(
     task: &Resolved,
-    bytes: &[u8],
+    (bytes, spent): (&[u8], u32),
     output: &mut Vec<u8>,
-    overrun: impl FnOnce() -> Arc<dyn ReportOverrun>,
+    host: impl FnOnce() -> Arc<dyn ItemHost>,
 ) -> Result<(), ItemFailure> {
     match task {
         Resolved::Function(callable) => callable.call(bytes, output),
         Resolved::Process(entry) => {
-            *output = (entry.run_in_pool)(bytes, overrun()).map_err(ItemFailure::Process)?;
+            *output = (entry.run_in_pool)(bytes, spent, host()).map_err(ItemFailure::Process)?;
             Ok(())
         }
         Resolved::Unknown(detail) => Err(ItemFailure::UnknownTask(detail.clone())),
     }
 }
 
-/// A process item's hook overran: the item fails with the timeout; in a worker process the
-/// process then ends (the parent replaces it), as a child's would.
-struct ItemOverrun {
+/// What a process item reports to its worker. The lives it spends go to the parent at once.
+/// A hook that overran with lives left ends the worker like a crash, after saying which
+/// item runs, so the pool retries exactly that item with one life less, as a child's
+/// supervisor would; without lives the item fails with the timeout and the worker ends (the
+/// parent replaces it). A worker thread cannot end: it is abandoned instead.
+struct ItemReports {
     sink: Arc<dyn ItemSink>,
     job: u64,
     index: u64,
 }
 
-impl ReportOverrun for ItemOverrun {
-    fn report_overrun(&self, overrun: Overrun) {
-        let failure = ItemFailure::Process(overrun.into_failure());
-        self.sink.finished(self.job, self.index, Err(failure), true);
+impl ItemHost for ItemReports {
+    fn lives_spent(&self, spent: u32) {
+        self.sink.running_now(self.job, self.index, Some(spent));
+    }
+
+    fn overrun(&self, overrun: Overrun, retry: bool) {
+        if retry {
+            self.sink.running_now(self.job, self.index, None);
+        } else {
+            let failure = ItemFailure::Process(overrun.into_failure());
+            self.sink.finished(self.job, self.index, Err(failure), true);
+        }
         if self.sink.overrun_ends_process() {
             watchdog::exit_now();
         }
@@ -350,7 +372,7 @@ impl Outbox {
         }
     }
 
-    fn report_running(&self, held: &mut Held, started_nanos: u64) {
+    fn report_running(&self, held: &mut Held, started_nanos: u64, spent: Option<u32>) {
         let Some(current) = held.current else {
             return;
         };
@@ -360,6 +382,7 @@ impl Outbox {
             job: current.job,
             index: current.index,
             started_nanos,
+            spent,
         });
     }
 
@@ -389,7 +412,7 @@ impl Outbox {
             match (held.current, seen) {
                 (Some(current), Some((serial, since))) if current.serial == serial => {
                     if !held.reported {
-                        self.report_running(&mut held, since);
+                        self.report_running(&mut held, since, None);
                     }
                 }
                 (Some(current), _) => seen = Some((current.serial, now)),
@@ -428,7 +451,7 @@ impl Outbox {
         });
         held.reported = false;
         if isolated {
-            self.report_running(held, monotonic_nanos());
+            self.report_running(held, monotonic_nanos(), None);
         }
         if !held.busy || held.parked {
             held.busy = true;
@@ -500,6 +523,17 @@ impl ItemSink for Outbox {
         self.finish_held(&mut held, (job, index), outcome, isolated);
         if let Some(next) = next {
             self.start_held(&mut held, job, next, isolated);
+        }
+    }
+
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
+        let mut held = self.lock();
+        if held
+            .current
+            .is_some_and(|c| c.job == job && c.index == index)
+        {
+            // A start the parent already heard of is kept there; this one only pins the item.
+            self.report_running(&mut held, monotonic_nanos(), spent);
         }
     }
 

@@ -48,22 +48,7 @@ impl ChunkWriter {
     /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
     /// cannot take it (its queue is full, or a write failed).
     pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
-        let task = match task {
-            Task::Function { offset } => TaskRef::Function { offset },
-            Task::Process { key } => TaskRef::Process { key },
-        };
-        let chunk = Chunk {
-            job,
-            task,
-            isolated,
-            items: items
-                .iter()
-                .map(|item| WireItem {
-                    index: item.index,
-                    bytes: &item.bytes,
-                })
-                .collect(),
-        };
+        let chunk = wire_chunk(job, task, isolated, items);
         frame::encode(&ToWorker::Chunk(chunk)).is_ok_and(|encoded| self.write(encoded))
     }
 
@@ -74,5 +59,31 @@ impl ChunkWriter {
 
     fn write(&self, frame: Vec<u8>) -> bool {
         self.frames.try_send(frame).is_ok()
+    }
+}
+
+/// A chunk as it travels (or as a worker thread reads it): the items borrowed, and the lives
+/// each `#[skprocess]` item spent on earlier attempts.
+pub(crate) fn wire_chunk(job: JobId, task: Task, isolated: bool, items: &[Item]) -> Chunk<'_> {
+    let task = match task {
+        Task::Function { offset } => TaskRef::Function { offset },
+        Task::Process { key } => TaskRef::Process { key },
+    };
+    Chunk {
+        job,
+        task,
+        isolated,
+        items: items
+            .iter()
+            .map(|item| WireItem {
+                index: item.index,
+                bytes: &item.bytes,
+            })
+            .collect(),
+        lives_spent: items
+            .iter()
+            .filter(|item| item.lives_spent() > 0)
+            .map(|item| (item.index, item.lives_spent()))
+            .collect(),
     }
 }

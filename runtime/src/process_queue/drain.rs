@@ -60,13 +60,16 @@ fn next_item(
 }
 
 /// Decodes one item and calls the handler on it; a panic (or an item that does not decode,
-/// which only a different build could send) comes back as its message.
+/// which only a different build could send) comes back as its message (and where it
+/// happened).
 fn handle(handler: Callable, item: &[u8]) -> Result<(), String> {
     let mut output = Vec::new();
     handler
         .call(item, &mut output)
         .map_err(|failure| match failure {
-            ItemFailure::Panicked(message) => message,
+            ItemFailure::Panicked(panic) => {
+                format!("{}{}", panic.message, crate::panics::At(&panic.location))
+            }
             ItemFailure::Decode(detail) => format!("undecodable item: {detail}"),
             other => format!("{other:?}"),
         })
@@ -84,7 +87,8 @@ mod tests {
         // SAFETY: the offsets were taken in this process.
         let handler = unsafe { function::resolve(offsets) }.unwrap();
         let check = |handler: Callable, item: &[u8]| handle(handler, item);
-        assert_eq!(check(handler, &item), Err("no threes".to_owned()));
+        // ` at <file:line:column>` follows when this process's panic hook notes locations.
+        assert!(check(handler, &item).unwrap_err().starts_with("no threes"));
         assert_eq!(check(handler, &frame::encode(&4u64).unwrap()), Ok(()));
         assert!(
             check(handler, &[0xff])

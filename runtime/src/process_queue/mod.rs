@@ -280,10 +280,13 @@ impl<T> ProcessQueue<T> {
         self.owner.worker().is_some()
     }
 
-    /// The opposite of [`is_alive`](ProcessQueue::is_alive): no worker runs (the queue is
-    /// drained, or its worker was stopped or died).
+    /// Whether all the work is over: no item waits or runs, and no worker is alive. After a
+    /// [`stop`](ProcessQueue::stop), or a worker that died, with items still queued, it is
+    /// not: [`is_alive`](ProcessQueue::is_alive) says whether a worker runs.
     pub fn is_done(&self) -> bool {
-        !self.is_alive()
+        // The worker's slot first, then the items, in the order `stop` takes them.
+        let worker = self.owner.worker();
+        worker.is_none() && self.is_empty()
     }
 
     /// The process id of the live worker (see [`is_alive`](ProcessQueue::is_alive)), if any.

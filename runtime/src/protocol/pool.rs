@@ -73,6 +73,20 @@ pub(crate) struct Chunk<'a> {
     pub(crate) isolated: bool,
     #[serde(borrow)]
     pub(crate) items: Vec<WireItem<'a>>,
+    /// `(index, spent)` for each `#[skprocess]` item that already spent lives on earlier
+    /// attempts (its workers crashed or its hooks overran); it starts with the rest. Empty
+    /// for most chunks, so it costs one byte.
+    pub(crate) lives_spent: Vec<(u64, u32)>,
+}
+
+impl Chunk<'_> {
+    /// Lives item `index` spent on earlier attempts.
+    pub(crate) fn lives_spent_by(&self, index: u64) -> u32 {
+        self.lives_spent
+            .iter()
+            .find(|(item, _)| *item == index)
+            .map_or(0, |(_, spent)| *spent)
+    }
 }
 
 /// Parent → worker.
@@ -119,8 +133,8 @@ impl<'a> ToWorkerHead<'a> {
 /// Why one item has no output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
-    /// The function panicked; the panic's text.
-    Panicked(String),
+    /// The function panicked: its text, location and backtrace.
+    Panicked(crate::panics::PanicReport),
     /// A `#[skprocess]` item failed as a process does (hook failure, timeout, too large).
     Process(Failure),
     /// The item could not be decoded as the function's argument.
@@ -171,11 +185,15 @@ pub(crate) enum ToPool<'a> {
         measured: Option<Measured>,
     },
     /// Item `index` of `job` is running since `started_nanos` (the shared monotonic clock);
-    /// every item before it in this worker has been reported.
+    /// every item before it in this worker has been reported. `spent` is set when a
+    /// `#[skprocess]` item's count of spent lives changed (see
+    /// [`ItemHost::lives_spent`](crate::child::pool_item::ItemHost::lives_spent)), so a crash
+    /// after it retries the item only with the lives it has left.
     Running {
         job: u64,
         index: u64,
         started_nanos: u64,
+        spent: Option<u32>,
     },
     /// The answer to [`ToWorker::Release`]: counting the items sent to this worker in order
     /// from 0, items from `next` on were not started and never will be; the parent runs them
@@ -218,6 +236,7 @@ mod tests {
             task: TaskRef::Process { key: "k" },
             isolated: true,
             items,
+            lives_spent: vec![(9, 2)],
         };
         let encoded = frame::encode(&chunk).unwrap();
         let decoded: Chunk<'_> = frame::decode(&encoded).unwrap();
@@ -227,6 +246,10 @@ mod tests {
         );
         assert_eq!(decoded.items[0].bytes, &[1, 2]);
         assert_eq!(decoded.items[1].index, 9);
+        assert_eq!(
+            (decoded.lives_spent_by(9), decoded.lives_spent_by(3)),
+            (2, 0)
+        );
     }
 
     #[test]
@@ -241,6 +264,7 @@ mod tests {
                     bytes: &[1, 2, 3],
                 })
                 .collect(),
+            lives_spent: Vec::new(),
         };
         let encoded = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
         let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();

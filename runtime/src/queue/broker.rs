@@ -1,7 +1,9 @@
 //! The broker: in the process that created a queue, the shared buffer and the server that
 //! handles in other processes connect to. Each connection is a session on the server's reader
 //! thread for it, which handles its requests one at a time, so a reader waiting for messages
-//! never holds up another.
+//! never holds up another. A reading connection hands over its [`LeaseWords`] with its first
+//! fetch; when it ends, what the reader finished is done and the rest goes back. With a lease,
+//! the [`Keeper`] gives back what silent readers hold.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use crate::error::Error;
 use crate::protocol::queue::{Reply, Request, append_message, split_message};
 use crate::queue::buffer::{Entry, ReaderId};
 use crate::queue::hub::{Hub, Put, Taken};
+use crate::queue::keeper::{Keeper, Watched};
+use crate::queue::lease::LeaseWords;
 use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::server::{Flow, Peer, Server, ServerConfig, Session};
@@ -23,23 +27,47 @@ pub(crate) const BATCH_HEADER: u32 = 64;
 pub(crate) struct Broker {
     hub: Arc<Hub<Vec<u8>>>,
     server: Server,
+    keeper: Option<Arc<Keeper>>,
 }
 
 impl Broker {
-    /// Starts the broker's server.
+    /// Starts the broker's server, and its lease keeper when `lease` is not `Duration::MAX`.
     pub(crate) fn start(
         capacity: usize,
         max_frame: u32,
         socket_dir: Option<&std::path::Path>,
+        lease: Duration,
     ) -> Result<Self, Error> {
         let hub = Arc::new(Hub::new(capacity));
+        let keeper = match lease {
+            Duration::MAX => None,
+            lease => Some(Keeper::start(lease, Arc::clone(&hub))?),
+        };
         let mut config = ServerConfig::new("skprocess-queue", max_frame);
         config.socket_dir = socket_dir.map(Into::into);
+        config.regions = true;
         let server = Server::start(config, {
             let hub = Arc::clone(&hub);
-            move |_: &Peer| Some(QueueSession::new(Arc::clone(&hub), max_frame))
-        })?;
-        Ok(Self { hub, server })
+            let keeper = keeper.clone();
+            move |_: &Peer| {
+                let session = QueueSession::new(Arc::clone(&hub), max_frame, keeper.clone());
+                Some(session)
+            }
+        });
+        let server = match server {
+            Ok(server) => server,
+            Err(error) => {
+                if let Some(keeper) = &keeper {
+                    keeper.stop();
+                }
+                return Err(error.into());
+            }
+        };
+        Ok(Self {
+            hub,
+            server,
+            keeper,
+        })
     }
 
     /// Where handles connect.
@@ -56,6 +84,9 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.hub.close();
+        if let Some(keeper) = &self.keeper {
+            keeper.stop();
+        }
     }
 }
 
@@ -65,6 +96,11 @@ struct QueueSession {
     max_frame: u32,
     /// Registered at the first fetch: a connection that only puts holds no leases.
     reader: Option<ReaderId>,
+    /// The reader's shared words, when it handed them over with its first fetch.
+    words: Option<Arc<LeaseWords>>,
+    keeper: Option<Arc<Keeper>>,
+    /// This reader, as the keeper watches it.
+    watched: Option<Arc<Watched>>,
     payload: Vec<u8>,
 }
 
@@ -74,26 +110,38 @@ impl Session for QueueSession {
         let Ok(request) = frame::decode::<Request>(frame) else {
             return Flow::Close;
         };
+        if let Some(watched) = &self.watched {
+            watched.heard_now();
+        }
         match self.handle(peer, request) {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Close,
         }
     }
 
-    /// Requeues whatever the reader still held.
+    /// Requeues whatever the reader still held and had not finished: after a goodbye
+    /// (`Ack`, `Release`) nothing, after a crash the message in hand and the prefetch.
     fn on_end(&mut self, _peer: &Peer) {
         if let Some(reader) = self.reader.take() {
-            self.hub.update(|buffer| buffer.remove_reader(reader));
+            let done_below = self.words.as_deref().map_or(0, LeaseWords::done_below);
+            self.hub
+                .update(|buffer| buffer.remove_reader(reader, done_below));
+            if let Some(keeper) = &self.keeper {
+                keeper.forget(reader);
+            }
         }
     }
 }
 
 impl QueueSession {
-    fn new(hub: Arc<Hub<Vec<u8>>>, max_frame: u32) -> Self {
+    fn new(hub: Arc<Hub<Vec<u8>>>, max_frame: u32, keeper: Option<Arc<Keeper>>) -> Self {
         Self {
             hub,
             max_frame,
             reader: None,
+            words: None,
+            keeper,
+            watched: None,
             payload: Vec::new(),
         }
     }
@@ -106,7 +154,10 @@ impl QueueSession {
                 ack_through,
                 max,
                 wait_ms,
-            } => self.fetch(peer, ack_through, max, wait_ms),
+            } => {
+                self.register(peer)?;
+                self.fetch(peer, ack_through, max, wait_ms)
+            }
             Request::Ack { through } => {
                 let reader = self.reader()?;
                 self.hub.update(|buffer| buffer.ack(reader, through));
@@ -130,7 +181,22 @@ impl QueueSession {
         }
         let reader = self.hub.update(|buffer| buffer.add_reader());
         self.reader = Some(reader);
+        if let Some(keeper) = &self.keeper {
+            self.watched = Some(keeper.watch(reader, self.words.clone()));
+        }
         Ok(reader)
+    }
+
+    /// At the first fetch: maps the words the reader handed over with it, if any. A reader
+    /// whose words cannot be mapped is refused (its acknowledgements would be lost).
+    fn register(&mut self, peer: &Peer) -> Result<(), Error> {
+        if self.reader.is_some() {
+            return Ok(());
+        }
+        if let Some(fd) = peer.take_region() {
+            self.words = Some(Arc::new(LeaseWords::attach(fd)?));
+        }
+        self.reader().map(drop)
     }
 
     fn put(&mut self, peer: &Peer, message: &[u8], wait_ms: Option<u64>) -> Result<(), Error> {
@@ -179,6 +245,7 @@ impl QueueSession {
         }
         let deadline = deadline_in(wait_ms);
         let payload = &mut self.payload;
+        let watched = self.watched.as_deref();
         payload.clear();
         let max = usize::try_from(max).unwrap_or(usize::MAX);
         // Each message costs its length prefix too; the batch header needs the slack.
@@ -191,6 +258,10 @@ impl QueueSession {
             deadline,
             || !peer.input_pending(),
             |buffer, grant| {
+                // A reader that waited long for these starts its lease now.
+                if let Some(watched) = watched {
+                    watched.heard_now();
+                }
                 for entry in buffer.leased_from(reader, grant.first) {
                     if let Entry::Msg(message) = entry {
                         append_message(payload, message);

@@ -200,10 +200,28 @@ impl<E> Buffer<E> {
         count
     }
 
-    /// The reader went away (its process died, or its connection ended): everything it held
-    /// goes back to the front of the queue for another reader.
-    pub(crate) fn remove_reader(&mut self, reader: ReaderId) -> usize {
-        let returned = self.release(reader, 0);
+    /// The reader is done with every delivery numbered below `done_below` (0: none), and
+    /// gives back the rest of what it holds — the message in its hand and what it prefetched
+    /// — to the front of the queue. Returns how many went back.
+    pub(crate) fn revoke(&mut self, reader: ReaderId, done_below: u64) -> usize {
+        if let Some(through) = done_below.checked_sub(1) {
+            self.ack(reader, through);
+        }
+        self.release(reader, 0)
+    }
+
+    /// Whether `reader` holds any delivery.
+    pub(crate) fn holds(&self, reader: ReaderId) -> bool {
+        self.readers
+            .get(&reader)
+            .is_some_and(|leases| !leases.held.is_empty())
+    }
+
+    /// The reader went away (its process died, or its connection ended): what it finished
+    /// (below `done_below`) is done, everything else it held goes back to the front of the
+    /// queue for another reader.
+    pub(crate) fn remove_reader(&mut self, reader: ReaderId, done_below: u64) -> usize {
+        let returned = self.revoke(reader, done_below);
         self.readers.remove(&reader);
         returned
     }
@@ -271,12 +289,37 @@ mod tests {
         let reader = buffer.add_reader();
         buffer.take_leased(reader, 3, usize::MAX, |_| 1).unwrap();
         buffer.ack(reader, 0);
-        assert_eq!(buffer.remove_reader(reader), 2);
+        assert_eq!(buffer.remove_reader(reader, 0), 2);
         assert_eq!(
             drain(&mut buffer),
             [2, 3, 4, 5, 6].map(Entry::Msg),
             "the acknowledged message is gone, the others are first again"
         );
+    }
+
+    #[test]
+    fn a_crashed_reader_gives_back_only_what_it_had_not_finished() {
+        let mut buffer = filled(10, 1..=6);
+        let reader = buffer.add_reader();
+        buffer.take_leased(reader, 6, usize::MAX, |_| 1).unwrap();
+        // Handed deliveries 0..=3, working on 3: everything below 3 is done.
+        assert!(buffer.holds(reader));
+        assert_eq!(buffer.remove_reader(reader, 3), 3);
+        assert_eq!(drain(&mut buffer), [4, 5, 6].map(Entry::Msg));
+    }
+
+    #[test]
+    fn a_revoked_reader_keeps_its_place_and_later_acks_of_what_it_lost_do_nothing() {
+        let mut buffer = filled(10, 1..=3);
+        let reader = buffer.add_reader();
+        buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
+        assert_eq!(buffer.revoke(reader, 1), 1);
+        assert!(!buffer.holds(reader));
+        buffer.ack(reader, 1);
+        assert_eq!(drain(&mut buffer), [2, 3].map(Entry::Msg));
+        buffer.try_push(4).unwrap();
+        let grant = buffer.take_leased(reader, 1, usize::MAX, |_| 1).unwrap();
+        assert_eq!(grant.first, 2, "sequences go on after a revocation");
     }
 
     #[test]
@@ -288,7 +331,7 @@ mod tests {
         assert_eq!(buffer.release(reader, 2), 2);
         assert_eq!(leased(&buffer, reader, 0), [1, 2].map(Entry::Msg));
         assert_eq!(drain(&mut buffer), [3, 4].map(Entry::Msg));
-        assert_eq!(buffer.remove_reader(reader), 2);
+        assert_eq!(buffer.remove_reader(reader, 0), 2);
     }
 
     #[test]
@@ -322,7 +365,7 @@ mod tests {
         assert_eq!((a.first, b.first), (0, 2));
         assert_eq!(leased(&buffer, reader, 2), [3, 4].map(Entry::Msg));
         buffer.ack(reader, 3);
-        assert_eq!(buffer.remove_reader(reader), 0);
+        assert_eq!(buffer.remove_reader(reader, 0), 0);
         assert!(
             buffer.take_leased(reader, 1, usize::MAX, |_| 1).is_none(),
             "unknown reader"
@@ -347,7 +390,7 @@ mod tests {
         buffer.take_leased(reader, 2, usize::MAX, |_| 1).unwrap();
         assert!(buffer.has_room());
         buffer.try_push(3).unwrap();
-        buffer.remove_reader(reader);
+        buffer.remove_reader(reader, 0);
         assert_eq!(buffer.len(), 3);
         assert!(!buffer.has_room());
     }

@@ -132,6 +132,12 @@ impl<T> LocalQueue<T> {
         iter::stop_timeout(self, readers, timeout)
     }
 
+    /// Nothing to acknowledge: readers of a thread-only queue hold no lease (for the same
+    /// calls as [`Queue::ack`](crate::Queue::ack)).
+    pub fn ack(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         iter::get(self)

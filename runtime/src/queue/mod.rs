@@ -10,6 +10,8 @@
 //! buffer.rs  the buffer, its ends and leases (sans-IO)
 //! sorted.rs  reordering by `order` (sans-IO)
 //! broker.rs  the creating process's service: a thread per connection
+//! lease.rs   what a remote reader and the broker share: what it finished, a revocation
+//! keeper.rs  with a lease: gives back what silent readers hold
 //! remote.rs  a handle's connection from another process, one per thread
 //! ```
 
@@ -17,6 +19,8 @@ mod broker;
 mod buffer;
 mod hub;
 mod iter;
+mod keeper;
+mod lease;
 mod local;
 mod remote;
 mod sorted;
@@ -118,6 +122,13 @@ pub struct QueueConfig {
     /// Directory in which the broker's private socket directory is created. Default: `None`,
     /// an abstract socket name on Linux (no file at all), [`std::env::temp_dir`] elsewhere.
     pub socket_dir: Option<std::path::PathBuf>,
+    /// How long a reader in another process may stay silent — take no message, acknowledge
+    /// nothing, make no call — before what it holds (the message in its hand and what it
+    /// prefetched) goes back to the queue for other readers: for readers that may be stopped
+    /// (`SIGSTOP`), frozen or hung. A reader whose handling of one message can take longer
+    /// must [`ack`](Queue::ack) it first or risk a duplicate. Default `Duration::MAX`: no
+    /// limit (a reader's leases last as long as its process).
+    pub lease: Duration,
 }
 
 impl Default for QueueConfig {
@@ -127,6 +138,7 @@ impl Default for QueueConfig {
             prefetch: 256,
             max_message_bytes: 16 * 1024 * 1024,
             socket_dir: None,
+            lease: Duration::MAX,
         }
     }
 }
@@ -163,13 +175,16 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// iteration ends), so `n` readers need `n` ends — [`stop`](Queue::stop) appends one per
 /// reader and waits for them.
 ///
-/// **At-least-once delivery.** A message handed to a reader in another process stays leased
-/// to that reader until it asks for its next message (or its iteration ends or is dropped).
-/// If the reader's process dies first, every message it held — the one it was working on and
-/// those it had prefetched — goes back to the front of the queue for another reader. So no
-/// message is lost to a crash, but one may be processed twice: make the handling idempotent
-/// (key results by something in the message) when duplicates matter. Readers in the creating
-/// process take messages without a lease (if they die, so does the queue).
+/// **Delivery.** A message handed to a reader in another process is acknowledged when that
+/// reader takes its next message, calls [`ack`](Queue::ack), drops its handle (the process's
+/// last one; a process's state and `run`'s arguments are dropped when they end) or its thread
+/// ends; if its process
+/// dies first, only the message in hand and those prefetched but not yet handed go back to
+/// the front of the queue for another reader. So no message is lost to a crash, and a crash
+/// causes at most one duplicate: make the handling idempotent (key results by something in
+/// the message) when that matters. With [`QueueConfig::lease`], a reader silent that long
+/// (stopped, frozen) gives back what it holds. Readers in the creating process take messages
+/// without a lease (if they die, so does the queue).
 pub struct Queue<T> {
     endpoint: Endpoint,
     max_frame: u32,
@@ -202,7 +217,12 @@ impl<T: QueueData> Queue<T> {
             .max_message_bytes
             .saturating_add(FRAME_SLACK)
             .max(64 * 1024);
-        let broker = Broker::start(config.capacity, max_frame, config.socket_dir.as_deref())?;
+        let broker = Broker::start(
+            config.capacity,
+            max_frame,
+            config.socket_dir.as_deref(),
+            config.lease,
+        )?;
         Ok(Self {
             endpoint: broker.endpoint().clone(),
             max_frame,
@@ -342,6 +362,8 @@ impl<T: QueueData> Queue<T> {
     }
 
     /// The next message, waiting as long as it takes; `None` when this reader read an end.
+    /// In another process, taking it acknowledges the one this thread took before (see
+    /// "Delivery" above).
     pub fn get(&self) -> Result<Option<Msg<T>>, Error> {
         iter::get(self)
     }
@@ -349,6 +371,18 @@ impl<T: QueueData> Queue<T> {
     /// The next message or end, waiting up to `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Next<T>, Error> {
         iter::read_until(self, deadline(Some(timeout)))
+    }
+
+    /// Acknowledges the message this thread took last, now: a crash of this process after
+    /// this does not deliver it again. Taking the next message, dropping the handle and a
+    /// clean end do so anyway; call `ack` when a message is finished long before the next
+    /// read (or within [`QueueConfig::lease`]). Nothing to do in the creating process, whose
+    /// reads hold no lease.
+    pub fn ack(&self) -> Result<(), Error> {
+        match &self.broker {
+            Some(_) => Ok(()),
+            None => remote::ack(&self.endpoint),
+        }
     }
 
     /// The messages until an end (ezq's `for msg in q`). Also `for message in &queue`.
@@ -461,8 +495,22 @@ impl<'a, T: QueueData> IntoIterator for &'a Queue<T> {
     }
 }
 
+impl<T> Drop for Queue<T> {
+    /// The last handle in another process acknowledges what its thread read and gives back
+    /// what it prefetched: a reader that takes one message and exits cleanly leaves nothing
+    /// behind.
+    fn drop(&mut self) {
+        if self.broker.is_none() {
+            remote::handle_dropped(&self.endpoint);
+        }
+    }
+}
+
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
+        if self.broker.is_none() {
+            remote::handle_made(&self.endpoint);
+        }
         Self {
             endpoint: self.endpoint.clone(),
             max_frame: self.max_frame,
@@ -508,6 +556,7 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let recipe = Recipe::deserialize(deserializer)?;
+        remote::handle_made(&recipe.endpoint);
         Ok(Self {
             endpoint: recipe.endpoint,
             max_frame: recipe.max_frame,

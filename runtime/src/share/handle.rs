@@ -54,8 +54,11 @@ pub struct Share<T: Shared> {
 }
 
 impl<T: Shared> Share<T> {
-    /// Shares `value`: starts its coordinator in this process.
+    /// Shares `value`: starts its coordinator in this process. In debug builds, first checks
+    /// that `T` reads back as written ([`Error::Encoding`]), since every `get` and `set`
+    /// carries it.
     pub fn new(value: T) -> Result<Self, Error> {
+        crate::round_trip::check_value(&value)?;
         let coordinator = Coordinator::start_new(value)?;
         let endpoint = coordinator.endpoint().clone();
         let client = client::for_endpoint(&endpoint);

@@ -83,12 +83,12 @@ impl Inbox {
                 if let Some(status) = &received.ended {
                     return Err(crashed(status));
                 }
+                // A timeout too long for the clock is no limit, as `Duration::MAX` is.
                 let left = match deadline {
                     Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                    None if timeout.is_some() => Duration::ZERO,
                     None => Duration::from_secs(3600),
                 };
-                if timed_out || (left.is_zero() && timeout.is_some()) {
+                if timed_out || (left.is_zero() && deadline.is_some()) {
                     return Ok(None);
                 }
                 if seen != Some(received.turns) {

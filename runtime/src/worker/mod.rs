@@ -25,7 +25,7 @@ use crate::completion::{Completion, Take};
 use crate::error::Error;
 use crate::message::Message;
 use crate::pool::{Mode, Pool, Star};
-pub use resource::WorkerResource;
+pub use resource::{WorkerKillHandle, WorkerResource};
 
 /// How long [`Worker::kill`] and dropping a process worker wait for it to be reaped.
 const REAP_BOUND: Duration = Duration::from_secs(10);
@@ -51,8 +51,8 @@ const REAP_BOUND: Duration = Duration::from_secs(10);
 /// # Ok(()) }
 /// ```
 ///
-/// A panic in `f` is [`Error::Panicked`] with its text; a process that dies (a signal, an
-/// `exit`) is [`Error::Crashed`] naming the signal or the exit code.
+/// A panic in `f` is [`Error::Panicked`] with its text and location; a process that dies (a
+/// signal, an `exit`) is [`Error::Crashed`] naming the signal or the exit code.
 pub fn run<Args, R>(f: <Star as Mode<Args, R>>::Function, args: Args) -> Result<Worker<R>, Error>
 where
     Star: Mode<Args, R>,
@@ -96,9 +96,7 @@ where
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 <Star as Mode<Args, R>>::call(f, args)
             }));
-            slot.complete(outcome.map_err(|payload| Error::Panicked {
-                message: crate::child::engine::panic_message(&*payload),
-            }));
+            slot.complete(outcome.map_err(|payload| Error::from(crate::panics::caught(&*payload))));
         })?;
     Ok(Worker {
         completion,

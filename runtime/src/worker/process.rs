@@ -232,6 +232,7 @@ fn chunk(offset: FunctionOffsets, arguments: &[u8]) -> Chunk<'_> {
             index: 0,
             bytes: arguments,
         }],
+        lives_spent: Vec::new(),
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, TellError};
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
@@ -66,8 +66,9 @@ const CLEAN_EXIT: &str = "exited with code 0";
 /// # Ok(()) }
 /// ```
 ///
-/// **Errors of the function.** A panic comes back as [`Error::Panicked`] with its text, and
-/// the worker keeps serving. A function that returns `Result<T, E>` makes `O` that `Result`:
+/// **Errors of the function.** A panic comes back as [`Error::Panicked`] with its text and
+/// location, and the worker keeps serving. A function that returns `Result<T, E>` makes `O`
+/// that `Result`:
 /// `execute` then gives `Result<Result<T, E>, Error>`, the outer error being the worker's
 /// (panic, crash), the inner one yours, typed, to match on:
 ///
@@ -103,7 +104,42 @@ pub struct WorkerResource<I, O> {
     /// Calls sent whose result was not received.
     unread: usize,
     unread_limit: usize,
+    /// Status answers still to come for asks whose wait ran out: dropped when they arrive,
+    /// so a late answer is never taken for a newer one.
+    stale_statuses: usize,
     types: PhantomData<fn(I) -> O>,
+}
+
+/// Ends a [`WorkerResource`]'s worker from any thread, while the resource itself is busy in
+/// a call on another one (its calls take `&mut self`). Cloneable; from
+/// [`WorkerResource::kill_handle`].
+#[derive(Clone)]
+pub struct WorkerKillHandle {
+    connection: Arc<Connection>,
+    child: Arc<ChildProcess>,
+}
+
+impl WorkerKillHandle {
+    /// Kills the worker now (SIGKILL): a call waiting on the resource returns
+    /// [`Error::Crashed`] naming the signal, as does every later call; the resource's reader
+    /// reaps the process. Killing a worker that already ended does nothing.
+    pub fn kill(&self) {
+        self.child.kill();
+        self.connection.shutdown();
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+}
+
+impl std::fmt::Debug for WorkerKillHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerKillHandle")
+            .field("pid", &self.pid())
+            .finish()
+    }
 }
 
 impl<I, O> WorkerResource<I, O>
@@ -136,6 +172,7 @@ where
             reader: Some(reader),
             unread: 0,
             unread_limit: limit.max(1),
+            stale_statuses: 0,
             types: PhantomData,
         };
         resource.update_fn(f)?;
@@ -146,29 +183,62 @@ where
     /// [`Error::UnreadResults`] while results of earlier [`send`](WorkerResource::send)s are
     /// not received: they come first.
     pub fn execute(&mut self, data: I) -> Result<O, Error> {
+        self.execute_timeout(data, Duration::MAX)
+            .and_then(|output| output.ok_or(Error::NothingPending))
+    }
+
+    /// Like [`execute`](WorkerResource::execute), within `timeout` in all (`Duration::MAX`: no
+    /// limit): `Ok(None)` when the output did not come in time — the call still runs, and
+    /// its output is the next [`recv`](WorkerResource::recv)'s; [`Error::Full`] when the
+    /// worker took none of the data in time (it does not read: stopped, say), and nothing was
+    /// sent.
+    pub fn execute_timeout(&mut self, data: I, timeout: Duration) -> Result<Option<O>, Error> {
         self.check_alive()?;
         if self.unread > 0 {
             return Err(Error::UnreadResults {
                 unread: self.unread,
             });
         }
-        self.send(data)?;
-        self.recv()
+        let deadline = crate::deadline::after(Some(timeout));
+        self.send_before(data, deadline).map_err(Error::from)?;
+        self.recv_before(deadline)
     }
 
-    /// Sends `data` to the worker without waiting; its output comes from
+    /// Sends `data` to the worker without waiting for the output; it comes from
     /// [`recv`](WorkerResource::recv), in the order sent. Fails with
-    /// [`Error::TooManyUnread`] when the unread limit is reached.
+    /// [`Error::TooManyUnread`] when the unread limit is reached. Waits while the worker's
+    /// socket is full (see [`send_timeout`](WorkerResource::send_timeout)).
     pub fn send(&mut self, data: I) -> Result<(), Error> {
+        self.send_before(data, None).map_err(Error::from)
+    }
+
+    /// Like [`send`](WorkerResource::send), giving the data back as [`TellError::Full`] when
+    /// the worker took none of it within `timeout` (`Duration::MAX`: no limit) — it does not
+    /// read, being stopped or busy with a backlog. Once part of the data is out, the call
+    /// counts as sent: the rest follows before anything else.
+    pub fn send_timeout(&mut self, data: I, timeout: Duration) -> Result<(), TellError<I>> {
+        self.send_before(data, crate::deadline::after(Some(timeout)))
+    }
+
+    fn send_before(
+        &mut self,
+        data: I,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), TellError<I>> {
         if self.unread >= self.unread_limit {
-            return Err(Error::TooManyUnread {
+            return Err(TellError::Failed(Error::TooManyUnread {
                 limit: self.unread_limit,
-            });
+            }));
         }
-        let item = frame::encode(&data)?;
-        self.tell(&ToResident::Call(&item))?;
-        self.unread += 1;
-        Ok(())
+        let item = frame::encode(&data).map_err(|e| TellError::Failed(e.into()))?;
+        match self.tell_before(&ToResident::Call(&item), deadline) {
+            Ok(true) => {
+                self.unread += 1;
+                Ok(())
+            }
+            Ok(false) => Err(TellError::Full(data)),
+            Err(error) => Err(TellError::Failed(error)),
+        }
     }
 
     /// Waits at most `timeout` for the next result; `true` when [`recv`](WorkerResource::recv)
@@ -186,16 +256,41 @@ where
     /// Waits for the next result, in the order the data was sent. Fails with
     /// [`Error::NothingPending`] when every result was received.
     pub fn recv(&mut self) -> Result<O, Error> {
+        self.recv_timeout(Duration::MAX)
+            .and_then(|output| output.ok_or(Error::NothingPending))
+    }
+
+    /// Like [`recv`](WorkerResource::recv), waiting at most `timeout` (`Duration::MAX`: no
+    /// limit); `Ok(None)` when the next result did not come in time (it stays next).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<O>, Error> {
+        self.recv_before(crate::deadline::after(Some(timeout)))
+    }
+
+    fn recv_before(&mut self, deadline: Option<std::time::Instant>) -> Result<Option<O>, Error> {
         if self.unread == 0 {
             return Err(Error::NothingPending);
         }
-        let next = self.inbox.wait_for(None, |r| r.results.pop_front())?;
+        if !self.flush_before(deadline)? {
+            return Ok(None);
+        }
+        let wait = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let next = self.inbox.wait_for(wait, |r| r.results.pop_front())?;
         let Some(outcome) = next else {
-            return Err(Error::NothingPending);
+            return Ok(None);
         };
         self.unread -= 1;
         let bytes = outcome.map_err(Error::from)?;
-        Ok(frame::decode_owned(&bytes)?)
+        Ok(Some(frame::decode_owned(&bytes)?))
+    }
+
+    /// Sends what is left of a call the worker took only in part before an earlier deadline
+    /// (no answer can come before it has all of it); `false` when some is left at `deadline`.
+    fn flush_before(&self, deadline: Option<std::time::Instant>) -> Result<bool, Error> {
+        if !self.connection.has_unsent() {
+            return Ok(true);
+        }
+        self.check_alive()?;
+        Ok(self.connection.flush_before(deadline)?)
     }
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
@@ -208,9 +303,34 @@ where
     /// Asks the worker what it measured: uptime, time busy in the function, time starved
     /// waiting for data, items run. It answers once the data sent before is done.
     pub fn status(&mut self) -> Result<WorkerStatus, Error> {
-        self.tell(&ToResident::Status)?;
-        let status = self.inbox.wait_for(None, |r| r.statuses.pop_front())?;
-        Ok(WorkerStatus::from_wire(status.unwrap_or_default()))
+        self.status_timeout(Duration::MAX)
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Like [`status`](WorkerResource::status), waiting at most `timeout` for the answer
+    /// (`Duration::MAX`: no limit); `Ok(None)` when it did not come in time (a late answer is
+    /// dropped, never taken for a later ask's).
+    pub fn status_timeout(&mut self, timeout: Duration) -> Result<Option<WorkerStatus>, Error> {
+        let deadline = crate::deadline::after(Some(timeout));
+        if !self.tell_before(&ToResident::Status, deadline)? {
+            return Ok(None);
+        }
+        let mut stale = self.stale_statuses;
+        let wait = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let status = self.inbox.wait_for(wait, |r| {
+            while stale > 0 && r.statuses.pop_front().is_some() {
+                stale -= 1;
+            }
+            r.statuses.pop_front()
+        });
+        self.stale_statuses = stale;
+        match status? {
+            Some(status) => Ok(Some(WorkerStatus::from_wire(status))),
+            None => {
+                self.stale_statuses += 1;
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -221,6 +341,15 @@ impl<I, O> WorkerResource<I, O> {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// A handle that kills the worker from any thread, also while this resource waits in a
+    /// call on another (see [`WorkerKillHandle`]).
+    pub fn kill_handle(&self) -> WorkerKillHandle {
+        WorkerKillHandle {
+            connection: Arc::clone(&self.connection),
+            child: Arc::clone(&self.child),
+        }
     }
 
     /// Lets the worker finish the data already sent (its results are dropped), waits until it
@@ -248,13 +377,25 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     fn tell(&self, message: &ToResident<'_>) -> Result<(), Error> {
+        self.tell_before(message, None).map(drop)
+    }
+
+    /// Sends `message` unless the worker takes none of it by `deadline` (`Ok(false)`); a
+    /// message begun is committed, its rest sent before anything else.
+    fn tell_before(
+        &self,
+        message: &ToResident<'_>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<bool, Error> {
         self.check_alive()?;
-        self.connection.send(message).map_err(|error| {
-            match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
-                Err(crashed) => crashed,
-                Ok(_) => error.into(),
-            }
-        })
+        self.connection
+            .send_message_before(message, deadline)
+            .map_err(
+                |error| match self.inbox.wait_for(Some(END_BOUND), |_| None::<()>) {
+                    Err(crashed) => crashed,
+                    Ok(_) => error.into(),
+                },
+            )
     }
 
     fn kill_and_reap(&mut self) {

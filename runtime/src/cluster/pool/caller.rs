@@ -45,6 +45,9 @@ struct JobLink {
     results: Sender<JobEvent>,
     collector: Arc<Mutex<Collector>>,
     stop: Arc<AtomicBool>,
+    /// Ids of the entries added for it, deleted when it ends (a host deletes each entry it
+    /// finishes; these are the ones no host finished).
+    entries: Vec<String>,
 }
 
 /// The engine thread's state.
@@ -110,6 +113,7 @@ impl Engine {
             Command::End { job } => {
                 if let Some(link) = self.jobs.remove(&job) {
                     link.stop.store(true, Ordering::SeqCst);
+                    self.delete_entries(&link.entries);
                 }
             }
             Command::Close => self.closing = true,
@@ -158,6 +162,7 @@ impl Engine {
             collector: Arc::clone(&collector),
             stop: Arc::clone(&stop),
             results: results.clone(),
+            others: Mutex::new(Vec::new()),
         };
         let spawned = std::thread::Builder::new()
             .name("skprocess-cluster-results".into())
@@ -170,6 +175,7 @@ impl Engine {
             results,
             collector,
             stop,
+            entries: Vec::new(),
         };
         if let Err(e) = spawned {
             // Without a collector no outcome would ever come back: its items fail at once.
@@ -217,13 +223,26 @@ impl Engine {
                 .arg(FIELD_JOB)
                 .arg(&link.name)
                 .arg(FIELD_BODY)
-                .arg(body)
-                .ignore();
+                .arg(body);
         }
-        let added = self.query(|c, _| pipe.query::<()>(c));
-        if let (Err(error), Some(link)) = (added, self.jobs.get(&job)) {
-            let indices = items.iter().map(|item| item.index).collect::<Vec<_>>();
-            fail(link, &ItemError::Cluster(error.to_string()), Some(&indices));
+        let added = self.query(|c, _| pipe.query::<Vec<String>>(c));
+        match (added, self.jobs.get_mut(&job)) {
+            (Ok(ids), Some(link)) => link.entries.extend(ids),
+            (Err(error), Some(link)) => {
+                let indices = items.iter().map(|item| item.index).collect::<Vec<_>>();
+                fail(link, &ItemError::Cluster(error.to_string()), Some(&indices));
+            }
+            (_, None) => {}
+        }
+    }
+
+    /// Deletes a finished job's entries that no host finished (items of a map left early,
+    /// or that no host of this build took): best effort, since a host reading one later
+    /// finds the job's key gone and deletes it too.
+    fn delete_entries(&mut self, ids: &[String]) {
+        let stream = self.cluster.keys().items();
+        for chunk in ids.chunks(1024) {
+            let _ = self.query(|c, _| redis::cmd("XDEL").arg(&stream).arg(chunk).query::<()>(c));
         }
     }
 

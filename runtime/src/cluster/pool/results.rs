@@ -32,6 +32,8 @@ pub(crate) struct Collecting {
     pub(crate) collector: Arc<Mutex<Collector>>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) results: Sender<JobEvent>,
+    /// Hosts of other builds seen at the last check, named when no host of this build is.
+    pub(crate) others: Mutex<Vec<String>>,
 }
 
 impl Collecting {
@@ -114,11 +116,14 @@ impl Collecting {
         if self.lock().outstanding() == 0 {
             return Ok(None);
         }
-        let alive = hosts::list(connection, self.cluster.keys())?
-            .iter()
-            .filter(|host| host.build == self.build)
-            .count();
-        Ok(self.lock().hosts_seen(Instant::now(), alive))
+        let (same, others): (Vec<_>, Vec<_>) = hosts::list(connection, self.cluster.keys())?
+            .into_iter()
+            .partition(|host| host.build == self.build);
+        *self.others.lock().unwrap_or_else(PoisonError::into_inner) = others
+            .into_iter()
+            .map(|host| format!("{} (build {})", host.id, host.build))
+            .collect();
+        Ok(self.lock().hosts_seen(Instant::now(), same.len()))
     }
 
     /// The outcomes of `batch` that count.
@@ -142,9 +147,17 @@ impl Collecting {
         let server = self.cluster.server().address();
         let cluster = self.cluster.name();
         let error = match verdict {
-            Verdict::NoHost(limit) => ItemError::NoWorker(format!(
-                "no host of this build served cluster {cluster} for {limit:?} (start one with SKPROCESS_SERVE)"
-            )),
+            Verdict::NoHost(limit) => {
+                let others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+                let others = match others.is_empty() {
+                    true => String::new(),
+                    false => format!("; hosts of other builds: {}", others.join(", ")),
+                };
+                ItemError::NoWorker(format!(
+                    "no host of this build ({}) served cluster {cluster} for {limit:?} (start one with SKPROCESS_SERVE){others}",
+                    self.build
+                ))
+            }
             Verdict::Unreachable(error) => ItemError::Cluster(error.clone()),
             Verdict::Lost => ItemError::Cluster(format!(
                 "the redis server at {server} no longer holds this map (restarted or flushed); its items in flight are lost"

@@ -24,6 +24,13 @@ const PUSH_EVERY: Duration = Duration::from_millis(2);
 /// Encoded results that are pushed at once, without waiting for more.
 const PUSH_BYTES: usize = 1 << 20;
 
+/// Pushes a result batch (`ARGV[1]`) to the map's list (`KEYS[2]`) with its TTL (`ARGV[2]`,
+/// ms), only while the map's key (`KEYS[1]`) lives: a map that ended or lost its caller gets
+/// no list made again behind it.
+const PUSH_IF_ALIVE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+     redis.call('RPUSH', KEYS[2], ARGV[1]) \
+     redis.call('PEXPIRE', KEYS[2], ARGV[2]) end";
+
 /// How long one wait for the local pool lasts.
 const POOL_WAIT: Duration = Duration::from_millis(20);
 
@@ -54,9 +61,14 @@ pub(crate) fn run(
     entry: &StreamEntry,
     delivery: &Delivery,
 ) -> RedisResult<()> {
+    let job = String::from_utf8_lossy(entry.field(FIELD_JOB).unwrap_or_default()).into_owned();
     let build = entry.field(FIELD_BUILD).unwrap_or_default();
     if build != host.build.as_bytes() {
         host.met_foreign(&String::from_utf8_lossy(build));
+        if !job_alive(host, connection, &job)? {
+            // Its caller is gone: nobody will run it, or wait for it.
+            return finish(host, connection, entry, &job, Vec::new());
+        }
         // Acknowledged in this build's group only: the entry stays for its own build.
         return redis::cmd("XACK")
             .arg(host.keys.items())
@@ -64,10 +76,12 @@ pub(crate) fn run(
             .arg(&entry.id)
             .query(connection);
     }
-    let job = String::from_utf8_lossy(entry.field(FIELD_JOB).unwrap_or_default()).into_owned();
     let body = entry.field(FIELD_BODY).map(EntryBody::decode);
     let Some(Ok(body)) = body else {
-        tracing::warn!(host = %host.id, entry = %entry.id, "an entry without a readable body is dropped");
+        host.warn(&format!(
+            "entry {} has no readable body; it is dropped",
+            entry.id
+        ));
         return finish(host, connection, entry, &job, Vec::new());
     };
     if !job_alive(host, connection, &job)? {
@@ -198,17 +212,16 @@ fn add_push(
         results,
     };
     let Ok(encoded) = batch.encode() else {
-        tracing::warn!(host = %host.id, "a batch of results could not be encoded");
+        host.warn("a batch of results could not be encoded");
         return;
     };
-    let key = host.keys.results(job);
     let ttl = u64::try_from(JOB_TTL.as_millis()).unwrap_or(u64::MAX);
-    pipe.cmd("RPUSH")
-        .arg(&key)
+    pipe.cmd("EVAL")
+        .arg(PUSH_IF_ALIVE)
+        .arg(2)
+        .arg(host.keys.job(job))
+        .arg(host.keys.results(job))
         .arg(encoded)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(&key)
         .arg(ttl)
         .ignore();
 }

@@ -42,7 +42,7 @@ pub(crate) fn run(host: &Host) -> Result<Infallible, Error> {
             Ok(()) => reported = false,
             Err(error) => {
                 if !reported {
-                    tracing::warn!(host = %host.id, "heartbeat failed: {error}");
+                    host.warn(&format!("heartbeat failed: {error}"));
                     reported = true;
                 }
                 connection = None;

@@ -218,11 +218,20 @@ impl Host {
     /// Reports, once per build, that entries of `build` reach this host and are left alone.
     pub(crate) fn met_foreign(&self, build: &str) {
         if lock(&self.foreign).insert(build.to_owned()) {
-            tracing::warn!(
-                host = %self.id,
+            self.warn(&format!(
                 "entries of another build ({build}) reach this host (build {}); they are left to hosts of their build",
                 self.build
-            );
+            ));
+        }
+    }
+
+    /// Reports a problem: to the `tracing` subscriber when one is installed, else on stderr
+    /// (a host is a process of its own, often with nothing else to tell).
+    pub(crate) fn warn(&self, message: &str) {
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!(host = %self.id, "{message}");
+        } else {
+            eprintln!("skprocess host {}: {message}", self.id);
         }
     }
 }

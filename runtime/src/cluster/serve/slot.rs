@@ -39,7 +39,9 @@ pub(crate) fn run(host: &Host) {
             }
             Err(error) => {
                 if !reported {
-                    tracing::warn!(host = %host.id, "the cluster's server failed: {error}; connecting again");
+                    host.warn(&format!(
+                        "the cluster's server failed: {error}; connecting again"
+                    ));
                     reported = true;
                 }
                 connection = None;

@@ -239,6 +239,9 @@ impl Driver {
                     None
                 }
                 Some(Action::Deliver(outcome)) => {
+                    let lives_left = self.machine.lives_left();
+                    self.shared
+                        .update_view(|view| view.progress.lives_left = lives_left);
                     self.deliver(outcome);
                     None
                 }

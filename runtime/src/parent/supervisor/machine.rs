@@ -167,6 +167,12 @@ impl Supervisor {
         self.over
     }
 
+    /// Lives left as far as the supervisor knows: the child's count, less a life for each
+    /// crash or timeout (0 once a final one spent the last).
+    pub(crate) fn lives_left(&self) -> u32 {
+        self.lives_left
+    }
+
     /// Restarts after crashes and timeouts so far.
     pub(crate) fn restarts(&self) -> u32 {
         self.restarts
@@ -261,11 +267,14 @@ impl Supervisor {
             // The `error` hook itself died: the failure it was handling stands.
             return self.deliver(Outcome::Failed(original));
         }
-        let retry = failure.is_retryable() && !attempt.finishing && self.lives_left > 1;
-        if retry {
-            self.lives_left -= 1;
-            self.restarts += 1;
-            return self.restart(None);
+        if failure.is_retryable() && !attempt.finishing {
+            // The failure spends a life whether or not one is left to retry with, as an
+            // `Err` does in the child: a final one leaves 0.
+            self.lives_left = self.lives_left.saturating_sub(1);
+            if self.lives_left > 0 {
+                self.restarts += 1;
+                return self.restart(None);
+            }
         }
         if self.has_error_hook && !failure.is_in(Hook::Error) {
             self.attempt.handling_error = Some(failure.clone());

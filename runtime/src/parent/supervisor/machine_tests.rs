@@ -92,6 +92,19 @@ fn lives_spent_inside_the_child_count_toward_the_budget() {
 }
 
 #[test]
+fn a_final_crash_spends_the_last_life_as_a_final_error_does_in_the_child() {
+    let mut s = Supervisor::new(2, false);
+    restart_of(s.handle(ended(sigkill(), Instant::now())));
+    assert_eq!(s.lives_left(), 1);
+    delivered(s.handle(ended(sigkill(), Instant::now())));
+    assert_eq!(s.lives_left(), 0);
+
+    let mut s = Supervisor::new(1, true);
+    let handover = restart_of(s.handle(ended(sigkill(), Instant::now())));
+    assert_eq!((handover.lives_left, handover.pending.is_some()), (0, true));
+}
+
+#[test]
 fn a_crash_after_finishing_began_is_not_retried() {
     let mut s = Supervisor::new(3, false);
     s.handle(Event::Report(Report::Finishing));
@@ -244,6 +257,8 @@ fn nothing_follows_a_delivered_outcome() {
         run: 1,
         kind: FailureKind::Returned,
         message: "no".into(),
+        location: None,
+        backtrace: None,
     });
     let outcome = delivered(s.handle(Event::Report(Report::Failed(failure.clone()))));
     assert!(matches!(outcome, Outcome::Failed(f) if f == failure));
@@ -276,6 +291,8 @@ fn an_error_hook_that_dies_in_the_same_child_keeps_the_failure_it_handled() {
         run: 0,
         kind: FailureKind::Returned,
         message: "die errs".into(),
+        location: None,
+        backtrace: None,
     });
     for exit in [sigkill(), exit_code(3)] {
         let mut s = Supervisor::new(1, true);
