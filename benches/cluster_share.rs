@@ -57,14 +57,15 @@ fn raw_incrby((url, key, depth): (String, String, u64)) -> u64 {
     WRITES
 }
 
-/// The server and hosts the bench started, killed when it ends.
+/// The server and hosts the bench started, killed when it ends (the hosts first, so none
+/// reports the server going away).
 struct Rig {
     children: Vec<Child>,
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }
