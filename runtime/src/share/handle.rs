@@ -142,6 +142,16 @@ impl<T: Shared> Share<T> {
         }
     }
 
+    /// The coordinator's endpoint, for the runtime's own tests.
+    #[cfg(test)]
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        match &self.place {
+            Place::Local(endpoint) => endpoint.clone(),
+            #[cfg(feature = "cluster")]
+            Place::Cluster(_) => panic!("a share on a cluster has no endpoint"),
+        }
+    }
+
     /// The link the proxy uses, for hand-written proxies.
     #[doc(hidden)]
     pub fn link(&self) -> &Link {
