@@ -55,6 +55,12 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 }
 
+/// README's code blocks, compiled and run as doctests (`cargo test --doc`), so none of them
+/// goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Items used by macro-generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {

@@ -15,6 +15,10 @@ mod bound;
 
 const TEST_BOUND: Duration = Duration::from_secs(120);
 
+/// One item's nap in milliseconds. Windows sleeps in timer ticks of ~15.6 ms, so a 10 ms nap
+/// and a 40 ms one are not 1 : 4 there; 50 ms naps keep the ratio the tests rely on.
+const NAP_MILLIS: u64 = if cfg!(windows) { 50 } else { 10 };
+
 /// An item that takes `millis` ms, or four times as long in the process `slow`; returns the
 /// pid that ran it.
 fn nap((millis, slow): (u64, u32)) -> u32 {
@@ -37,7 +41,7 @@ fn equal_items_on_two_equal_workers_split_within_three_items() {
     let _bound = bound::within(TEST_BOUND);
     let pool = Pool::new(2).unwrap();
     let n = 40;
-    let pids = pool.map(nap, (0..n).map(|_| (10, 0))).unwrap();
+    let pids = pool.map(nap, (0..n).map(|_| (NAP_MILLIS, 0))).unwrap();
     let shares = shares(&pids);
     assert_eq!(shares.len(), 2, "{shares:?}");
     for (pid, count) in &shares {
@@ -60,7 +64,7 @@ fn a_worker_that_runs_dry_takes_back_what_a_slow_one_has_not_started() {
         assert_eq!(workers.len(), 2);
         let slow = workers[slow_slot];
         let n = 32;
-        let pids = pool.map(nap, (0..n).map(|_| (10, slow))).unwrap();
+        let pids = pool.map(nap, (0..n).map(|_| (NAP_MILLIS, slow))).unwrap();
         let shares = shares(&pids);
         let slow_count = shares.get(&slow).copied().unwrap_or(0);
         // Ideal: n / 5 = 6.4; allow two items either way for the round trips at the end.
@@ -91,7 +95,7 @@ fn thread_workers_give_back_unstarted_items_too() {
     let pool = Pool::threads(2).unwrap();
     let n = 32;
     let slow = pool
-        .map(nap_in_thread, (0..n).map(|_| 10))
+        .map(nap_in_thread, (0..n).map(|_| NAP_MILLIS))
         .unwrap()
         .into_iter()
         .filter(|slow| *slow)

@@ -8,6 +8,9 @@ use skprocess::{FailureKind, Hook};
 
 skprocess::test_support!();
 
+#[path = "support/pid.rs"]
+mod pid;
+
 #[path = "support/bound.rs"]
 mod bound;
 
@@ -277,7 +280,7 @@ impl CrashesOnce {
             // Long enough for the worker to report this item running, so the crash is pinned
             // on it (and costs a life) rather than requeued as a suspect.
             std::thread::sleep(Duration::from_millis(100));
-            unsafe { libc::raise(libc::SIGKILL) };
+            pid::kill(std::process::id());
         }
     }
 

@@ -4,11 +4,15 @@
 //! reader, and threads of one child that do not wait behind each other's reads.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use skprocess::Queue;
 use skprocess::prelude::*;
-use skprocess::queue::{Msg, Next};
+use skprocess::queue::Msg;
+#[cfg(unix)]
+use skprocess::queue::Next;
 
 skprocess::test_support!();
 
@@ -125,7 +129,7 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
         q.len().unwrap() <= (N as usize) * 2 / 3
     });
     for handle in &doomed {
-        pid::signal(handle.pid(), libc::SIGKILL);
+        pid::kill(handle.pid());
     }
     assert!(doomed.iter().all(|handle| handle.wait(BOUND)));
     let replacements = start_recorders(&q, &out, 2);
@@ -146,12 +150,14 @@ fn readers_killed_with_sigkill_mid_stream_lose_no_message() {
 }
 
 /// Waits for a message on a queue whose creator drops it meanwhile.
+#[cfg(unix)]
 #[derive(Serialize, Deserialize)]
 struct Waiter {
     q: Queue<u64>,
     started: Queue<u64>,
 }
 
+#[cfg(unix)]
 #[skprocess]
 impl Waiter {
     fn run(&mut self) {}
@@ -166,6 +172,8 @@ impl Waiter {
     }
 }
 
+// Watches a thread sleep: Linux thread states.
+#[cfg(unix)]
 #[test]
 fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
     let _bound = bound::within(TEST_BOUND);
@@ -191,11 +199,13 @@ fn a_queue_dropped_by_its_creator_is_a_clear_error_in_a_waiting_reader() {
 
 /// One thread of the child waits for a message that never comes; the other puts on the
 /// same handle meanwhile.
+#[cfg(unix)]
 #[derive(Serialize, Deserialize)]
 struct TwoThreads {
     q: Queue<u64>,
 }
 
+#[cfg(unix)]
 #[skprocess]
 impl TwoThreads {
     fn run(&mut self) {
@@ -220,6 +230,8 @@ impl TwoThreads {
     }
 }
 
+// Watches a thread sleep: Linux thread states.
+#[cfg(unix)]
 #[test]
 fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_handle() {
     let _bound = bound::within(TEST_BOUND);

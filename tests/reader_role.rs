@@ -158,6 +158,22 @@ fn a_listener_whose_timeout_passes_gives_the_role_back() {
 }
 
 #[test]
+fn a_listen_that_hears_nothing_waits_its_whole_timeout() {
+    let _bound = bound::within(TEST_BOUND);
+    let handle = Echo { burst: 0 }.start().unwrap();
+    // Not whole milliseconds: the socket's timeout is rounded down to them, and a read that
+    // times out before the listen's deadline must read on.
+    let timeout = Duration::from_micros(2_700);
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(handle.listen(timeout).unwrap(), None);
+        assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+    }
+    handle.stop().unwrap();
+    assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
+}
+
+#[test]
 fn a_hook_listening_in_the_child_still_sees_a_stop() {
     let _bound = bound::within(TEST_BOUND);
     // The child's hook listens most of the time, so it holds the role when the stop comes.

@@ -10,6 +10,9 @@ use skprocess::reconnect::{Reconnect, ReconnectError, Secret, SqliteRecipe};
 
 skprocess::test_support!();
 
+#[path = "support/pid.rs"]
+mod pid;
+
 #[path = "support/bound.rs"]
 mod bound;
 
@@ -60,7 +63,7 @@ impl Recorder {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Box<dyn std::error::Error>> {
         if ctx.current_run() == 1 && ctx.lives_left() == 2 {
             // SAFETY: the child signals itself.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            pid::kill(std::process::id());
         }
         self.db.get()?.execute(
             "INSERT INTO runs (run, pid) VALUES (?1, ?2)",

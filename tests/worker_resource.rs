@@ -1,7 +1,7 @@
 //! `WorkerResource`: one persistent worker process — sync and async calls in order, a
 //! swappable function, typed failures that keep it serving, its status, backpressure, and
 //! its end (join, terminate, drop, crash).
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 use std::time::{Duration, Instant};
 
@@ -156,9 +156,9 @@ fn a_crashed_worker_is_a_clear_error_on_the_next_call() {
     bounded(|| {
         let mut worker = WorkerResource::new(sleep_millis).unwrap();
         worker.send(60_000).unwrap();
-        pid::signal(worker.pid(), libc::SIGKILL);
+        pid::kill(worker.pid());
         match worker.recv() {
-            Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
+            Err(Error::Crashed { status, .. }) => assert!(status.contains(pid::KILLED), "{status}"),
             other => panic!("expected a crash, got {other:?}"),
         }
         assert!(matches!(worker.execute(1), Err(Error::Crashed { .. })));

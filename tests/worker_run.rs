@@ -1,6 +1,6 @@
 //! `run` and `run_thread`: a plain function on a process or a thread, and its `Worker` handle
 //! (result, panic, crash, kill, timeouts, liveness, drop).
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,9 +95,9 @@ fn a_worker_killed_from_outside_is_crashed_naming_the_signal() {
     .unwrap();
     wait_for(&path);
     let pid = worker.pid().unwrap();
-    pid::signal(pid, libc::SIGKILL);
+    pid::kill(pid);
     match join_bounded(worker) {
-        Err(Error::Crashed { status, .. }) => assert!(status.contains("SIGKILL"), "{status}"),
+        Err(Error::Crashed { status, .. }) => assert!(status.contains(pid::KILLED), "{status}"),
         other => panic!("expected a crash, got {other:?}"),
     }
 }

@@ -15,6 +15,7 @@
 use std::ffi::OsString;
 
 use crate::child::bootstrap::{self, Started};
+use crate::child::engine;
 use crate::protocol::Role;
 use crate::protocol::bootstrap::EXIT_SETUP_FAILED;
 use crate::transport::Connection;
@@ -90,7 +91,7 @@ fn run_role(connection: Connection, reader: FrameReader, started: Started) -> i3
         Role::Lifecycle => {
             let entry = crate::registry::find(&started.key).filter(|e| e.role() == started.role);
             let run_child = entry.map(|entry| entry.run_child);
-            bootstrap::run_lifecycle(connection, reader, started, run_child)
+            engine::run_lifecycle(connection, reader, started, run_child)
         }
         Role::PoolWorker => crate::pool::worker::run(connection, reader, started),
         Role::ResidentWorker => crate::worker::resident::run(connection, reader, started),

@@ -74,6 +74,14 @@ pub enum Error {
         /// What happened to the child.
         detail: String,
     },
+    /// This binary's registry of process types is empty, so no child could find the type it
+    /// is started for: the linker dropped the entries `#[skprocess]` placed. GNU ld does so on
+    /// the `x86_64-pc-windows-gnu` toolchain (dtolnay/linkme#25) unless it is given
+    /// `-C link-arg=-Wl,--no-gc-sections`; nothing was spawned.
+    #[error(
+        "no process type is registered in this binary, so `{0}` cannot start: the linker dropped the link-time registry; on the GNU toolchain for Windows (x86_64-pc-windows-gnu) build with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" (dtolnay/linkme#25)"
+    )]
+    EmptyRegistry(String),
     /// The child does not know the process type (it was built from different code).
     #[error("child does not know process type `{0}`; was the executable rebuilt while running?")]
     UnknownType(String),

@@ -1,4 +1,5 @@
-//! The lifecycle hooks and [`PerHook`], one value per hook.
+//! The lifecycle hooks, [`PerHook`] (one value per hook) and what a hook reports
+//! ([`HookResult`]).
 
 use std::fmt;
 
@@ -54,6 +55,25 @@ impl Hook {
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// What a hook reports back to the engine: `Ok(())` to go on, or the failure's text.
+pub type HookResult = Result<(), HookFailure>;
+
+/// A hook failure as the engine sees it: the `Display` text of the user's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookFailure {
+    /// The user's error rendered with `Display`.
+    pub message: String,
+}
+
+impl HookFailure {
+    /// Wraps any displayable error.
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self {
+            message: error.to_string(),
+        }
     }
 }
 

@@ -12,15 +12,14 @@
 //! - [`reconnect`]: live resources ([`Live`](reconnect::Live)) that reopen in the child.
 //! - [`Process`], [`Config`], [`Error`], timers, and the link-time registry of process types.
 //!
-//! Unix only for now: Linux is tested; macOS is expected to work but untested; Windows is not
-//! supported.
+//! Platforms: Linux is tested; Windows (named pipes) is tested under Wine with the GNU
+//! toolchain, which needs `-C link-arg=-Wl,--no-gc-sections` (see the README's "Platforms");
+//! macOS and Windows MSVC are only type-checked.
 
 #![deny(missing_docs)]
 
-#[cfg(not(unix))]
-compile_error!(
-    "skprocess supports Unix systems only for now (Linux is tested; Windows is not supported yet)"
-);
+#[cfg(not(any(unix, windows)))]
+compile_error!("skprocess supports Unix and Windows systems only");
 
 mod child;
 #[cfg(feature = "cluster")]
@@ -30,6 +29,7 @@ mod config;
 mod deadline;
 mod entry;
 mod error;
+mod failure_text;
 mod hook;
 #[cfg(test)]
 mod layout_tests;
@@ -41,6 +41,7 @@ pub mod pipe;
 mod pool;
 mod process;
 mod process_queue;
+mod process_types;
 mod protocol;
 pub mod queue;
 pub mod reconnect;
@@ -69,7 +70,7 @@ pub use child::runtime_context::ChildContext;
 pub use config::{Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, FailureKind, TellError};
-pub use hook::{Hook, PerHook};
+pub use hook::{Hook, HookFailure, HookResult, PerHook};
 pub use message::Message;
 pub use panics::PanicLocation;
 pub use parent::handle::{Handle, ResultFuture, Status};
@@ -78,8 +79,9 @@ pub use pool::{
     Asynced, Background, Deliver, Imap, Job, MapFuture, Maps, Mode, Now, Plain, Pool, PoolConfig,
     Star,
 };
-pub use process::{HookFailure, HookResult, NoMessages, Process};
+pub use process::{NoMessages, Process};
 pub use process_queue::{ProcessQueue, ProcessQueueConfig};
+pub use process_types::ProcessTypes;
 pub use protocol::Role;
 pub use queue::{LocalQueue, Queue, QueueConfig};
 pub use share::builtins::circuit::CircuitState;
@@ -100,12 +102,10 @@ pub mod __private {
     pub use crate::config::Config;
     pub use crate::entry::run_test_child;
     pub use crate::error::Error;
-    pub use crate::hook::Hook;
+    pub use crate::hook::{Hook, HookFailure, HookResult};
     pub use crate::message::Message;
     pub use crate::pool::Canceller;
-    pub use crate::process::{
-        FallibleOutput, HookFailure, HookResult, IntoHookResult, NoMessages, Process,
-    };
+    pub use crate::process::{FallibleOutput, IntoHookResult, NoMessages, Process};
     pub use crate::protocol::bootstrap::{TEST_ENTRIES, TEST_ENTRY_FN};
     pub use crate::reconnect::{
         AutoReconnect, Reconnect, ReopenError, ReopenNothing, ReopenProbe, ReopenWithAutoReconnect,

@@ -16,7 +16,7 @@ use std::sync::Once;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::MAX_FAILURE_MESSAGE;
+use crate::failure_text::{MAX_FAILURE_MESSAGE, cut};
 
 /// Where a panic happened: the `file:line:column` of the `panic!` (or of the call that
 /// panicked, such as an `unwrap`).
@@ -136,23 +136,6 @@ pub(crate) fn fit(mut report: PanicReport) -> PanicReport {
         .map(|trace| cut(trace, room))
         .filter(|trace| !trace.is_empty());
     report
-}
-
-/// `text` cut to at most `limit` bytes (plus a note of what was cut) on a character boundary.
-fn cut(mut text: String, limit: usize) -> String {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = text.len() - end;
-    text.truncate(end);
-    if end > 0 {
-        text.push_str(&format!("… ({cut} more bytes cut)"));
-    }
-    text
 }
 
 /// ` at file:line:column`, or nothing: the end of a panic's `Display` text.

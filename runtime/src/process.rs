@@ -1,34 +1,22 @@
 //! The [`Process`] trait: what `#[skprocess]` implements for a user type.
+//!
+//! It sits above `parent/` and `child/`: its hooks take the child's [`Ctx`] and its `start`
+//! returns the parent's [`Handle`]. Neither side imports it; each is written against a
+//! smaller trait that every `Process` implements here — [`ProcessTypes`] (a leaf: the types
+//! `Handle` and `Ctx` are generic over) and the engine's [`Hooks`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::child::hook_context::Ctx;
+use crate::child::hooks::Hooks;
 use crate::config::Config;
 use crate::error::Error;
-use crate::hook::Hook;
+use crate::hook::{Hook, HookFailure, HookResult};
 use crate::message::Message;
 use crate::parent::handle::Handle;
+use crate::process_types::{ProcessTypes, sealed};
 use crate::reconnect::ReopenError;
-
-/// What a hook reports back to the engine: `Ok(())` to go on, or the failure's text.
-pub type HookResult = Result<(), HookFailure>;
-
-/// A hook failure as the engine sees it: the `Display` text of the user's error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookFailure {
-    /// The user's error rendered with `Display`.
-    pub message: String,
-}
-
-impl HookFailure {
-    /// Wraps any displayable error.
-    pub fn new(error: impl std::fmt::Display) -> Self {
-        Self {
-            message: error.to_string(),
-        }
-    }
-}
 
 /// The message type of a process that declares no `inbox` or `outbox`.
 ///
@@ -117,14 +105,41 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
     }
 }
 
-/// Calls the hook named by `hook` on `process`.
-pub(crate) fn call_hook<P: Process>(process: &mut P, ctx: &mut Ctx<P>, hook: Hook) -> HookResult {
-    match hook {
-        Hook::Prerun => process.prerun(ctx),
-        Hook::Run => process.run(ctx),
-        Hook::Postrun => process.postrun(ctx),
-        Hook::Onfinish => process.onfinish(ctx),
-        Hook::Result | Hook::Error => Ok(()),
+impl<P: Process> sealed::Sealed for P {}
+
+impl<P: Process> ProcessTypes for P {
+    type Output = <P as Process>::Output;
+    type Inbox = <P as Process>::Inbox;
+    type Outbox = <P as Process>::Outbox;
+    const KEY: &'static str = <P as Process>::KEY;
+    const HAS_ERROR_HOOK: bool = <P as Process>::HAS_ERROR_HOOK;
+}
+
+impl<P: Process> Hooks for P {
+    fn default_config() -> Config {
+        <P as Process>::default_config()
+    }
+
+    fn reopen_live(&mut self) -> Result<(), String> {
+        Process::reopen_live(self).map_err(|e| e.to_string())
+    }
+
+    fn call_hook(&mut self, ctx: &mut Ctx<Self>, hook: Hook) -> HookResult {
+        match hook {
+            Hook::Prerun => self.prerun(ctx),
+            Hook::Run => self.run(ctx),
+            Hook::Postrun => self.postrun(ctx),
+            Hook::Onfinish => self.onfinish(ctx),
+            Hook::Result | Hook::Error => Ok(()),
+        }
+    }
+
+    fn result(&mut self, ctx: &mut Ctx<Self>) -> Result<Self::Output, HookFailure> {
+        Process::result(self, ctx)
+    }
+
+    fn error(&mut self, ctx: &mut Ctx<Self>, error: &Error) -> Result<Self::Output, HookFailure> {
+        Process::error(self, ctx, error)
     }
 }
 

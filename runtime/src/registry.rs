@@ -55,6 +55,12 @@ impl ProcessEntry {
 #[linkme::distributed_slice]
 pub static PROCESS_TYPES: [ProcessEntry];
 
+/// Whether no process type at all is registered: with `#[skprocess]` types in the binary,
+/// the linker dropped the registry (see [`Error::EmptyRegistry`](crate::Error::EmptyRegistry)).
+pub(crate) fn is_empty() -> bool {
+    PROCESS_TYPES.is_empty()
+}
+
 /// Finds the entry registered under `key`.
 pub(crate) fn find(key: &str) -> Option<&'static ProcessEntry> {
     PROCESS_TYPES.iter().find(|entry| entry.key == key)

@@ -10,8 +10,8 @@
 //!   exactly the frames written, including frames larger than the 64 KiB read buffer.
 //!
 //! - hellos (the first frame of every connection, read by the same `FrameReader`) of random
-//!   tokens and pids, read in choppy steps: an intact one proves exactly its pid and the reader
-//!   stops at its end; corrupted ones (any byte, the length prefix included, cut or padded)
+//!   tokens (a hello carries nothing else: the peer's pid is the kernel's), read in choppy
+//!   steps: an intact one proves exactly its token and the reader stops at its end; corrupted ones (any byte, the length prefix included, cut or padded)
 //!   never panic and never prove a token other than the right one.
 //!
 //! About 110,000 cases in all; each property runs its own `TestRunner` so the counters of
@@ -471,10 +471,10 @@ fn read_hello_through(input: &mut Choppy<'_>, token: &str) -> (wire::HelloState,
 #[test]
 fn hellos_prove_exactly_their_token_and_corrupted_ones_never_panic() {
     let token = || (1..40usize, any::<u64>()).prop_map(|(n, seed)| Rng(seed | 1).string(n));
-    let cases = (token(), any::<u32>(), steps(16), damage(), token());
+    let cases = (token(), steps(16), damage(), token());
     runner(10_000)
-        .run(&cases, |(right, pid, steps, damage, wrong)| {
-            let hello = wire::hello_frame(&right, pid);
+        .run(&cases, |(right, steps, damage, wrong)| {
+            let hello = wire::hello_frame(&right);
             // Intact, followed by a request that belongs to the connection's next reader.
             let mut stream = hello.clone();
             stream.extend(frame_of(b"request"));
@@ -486,11 +486,9 @@ fn hellos_prove_exactly_their_token_and_corrupted_ones_never_panic() {
             let (state, taken) = read_hello_through(&mut input, &right);
             let fits = hello.len() - HEADER_LEN <= 256;
             match state {
-                wire::HelloState::Proven(h) => {
-                    check(fits && h.pid == pid && h.token == right, || {
-                        format!("proved {h:?} for pid {pid}")
-                    })?
-                }
+                wire::HelloState::Proven(h) => check(fits && h.token == right, || {
+                    format!("proved {h:?} for {right:?}")
+                })?,
                 other => check(!fits, || format!("an intact hello gave {other:?}"))?,
             }
             if fits {
@@ -544,8 +542,9 @@ fn hellos_prove_exactly_their_token_and_corrupted_ones_never_panic() {
     let proven = HELLO_PROVEN.load(Ordering::Relaxed);
     let rejected = HELLO_REJECTED.load(Ordering::Relaxed);
     eprintln!(
-        "damaged hellos: {proven} still proved the token (the pid was hit), {rejected} rejected"
+        "damaged hellos: {proven} still proved the token (bytes after it), {rejected} rejected"
     );
-    // Both outcomes are reached: damage lands in the pid as well as everywhere else.
+    // Both outcomes are reached: bytes padded after a whole hello belong to the connection, so
+    // the hello still proves its token; damage inside it never does.
     assert!(proven > 0 && rejected > 0, "{proven} / {rejected}");
 }

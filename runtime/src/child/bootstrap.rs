@@ -1,15 +1,13 @@
 //! How a re-executed binary becomes a child: find the bootstrap variable, remove it from the
 //! environment before any user code runs, connect back, prove the token and read the start
 //! message. What runs next depends on the role, and is chosen in `entry.rs`, the one place
-//! above the child and the features; this module runs the lifecycle role's part of it.
+//! above the child and the features (the lifecycle role runs in `engine.rs`).
 //!
 //! The contract with the parent (the variable, the exit codes, the hidden test's name) is in
 //! `protocol/bootstrap.rs`.
 
 use std::ffi::OsString;
 
-use crate::child::engine;
-use crate::child::link::ChildLink;
 use crate::child::runtime_context::{self, ChildContext};
 use crate::config::Config;
 use crate::error::Error;
@@ -48,6 +46,11 @@ pub(crate) struct Started {
 /// Connects back to the parent and reads the start; the exit code when that fails (the
 /// parent was told why when it could be).
 pub(crate) fn start(variable: OsString) -> Result<(Connection, FrameReader, Started), i32> {
+    // Where the OS offers it (Windows), the child also ends itself when its parent ends;
+    // everywhere the end of the connection tells it, so a failure here only loses the extra.
+    if let Err(e) = crate::sys::watch_parent(EXIT_PARENT_GONE) {
+        eprintln!("skprocess: child cannot watch its parent: {e}");
+    }
     let (connection, mut reader, proof) = connect(variable).map_err(|e| {
         eprintln!("skprocess: child setup failed: {e}");
         EXIT_SETUP_FAILED
@@ -119,32 +122,6 @@ fn read_start(
         }
     }
     Ok(Some(started))
-}
-
-/// Runs the lifecycle role with `run_child`, the engine of the registered type the start
-/// named (`None`: this binary has no such type).
-pub(crate) fn run_lifecycle(
-    connection: Connection,
-    reader: FrameReader,
-    started: Started,
-    run_child: Option<fn(ChildLink, Started) -> engine::Ended>,
-) -> i32 {
-    let Some(run_child) = run_child else {
-        let _ = connection.send(&ToParent::UnknownType(started.key));
-        return EXIT_SETUP_FAILED;
-    };
-    let link = match ChildLink::start(connection, reader, &started) {
-        Ok(link) => link,
-        Err(e) => {
-            eprintln!("skprocess: child setup failed: {e}");
-            return EXIT_SETUP_FAILED;
-        }
-    };
-    match run_child(link, started) {
-        engine::Ended::Reported => 0,
-        engine::Ended::ParentGone => EXIT_PARENT_GONE,
-        engine::Ended::SetupFailed => EXIT_SETUP_FAILED,
-    }
 }
 
 /// Exits the process because the parent is gone; called by the link's reader.

@@ -7,17 +7,19 @@ use std::time::Instant;
 
 use crate::child::bootstrap::Started;
 use crate::child::hook_context::Ctx;
+use crate::child::hooks::Hooks;
 use crate::child::link::ChildLink;
 use crate::child::pool_item::{ItemHost, ItemLives};
 use crate::child::watchdog::{Overrun, Watchdog};
 use crate::error::{Error, Failure, FailureKind, FailureReport};
-use crate::hook::Hook;
+use crate::hook::{Hook, HookFailure};
 use crate::panics::{self, PanicReport};
-use crate::process::{HookFailure, Process, call_hook};
+use crate::protocol::bootstrap::{EXIT_PARENT_GONE, EXIT_SETUP_FAILED};
 use crate::protocol::lifecycle::{Resume, ToParent};
 use crate::protocol::{START_OVERHEAD, fit_message};
 use crate::timing::{ProcessTimers, Slot, monotonic_nanos};
-use crate::transport::frame;
+use crate::transport::Connection;
+use crate::transport::frame::{self, FrameReader};
 
 /// Room a terminal message needs beside the output itself.
 const TERMINAL_OVERHEAD: usize = 64;
@@ -37,9 +39,35 @@ pub(crate) enum Ended {
     SetupFailed,
 }
 
+/// Runs the lifecycle role with `run_child`, the engine of the registered type the start
+/// named (`None`: this binary has no such type).
+pub(crate) fn run_lifecycle(
+    connection: Connection,
+    reader: FrameReader,
+    started: Started,
+    run_child: Option<fn(ChildLink, Started) -> Ended>,
+) -> i32 {
+    let Some(run_child) = run_child else {
+        let _ = connection.send(&ToParent::UnknownType(started.key));
+        return EXIT_SETUP_FAILED;
+    };
+    let link = match ChildLink::start(connection, reader, &started) {
+        Ok(link) => link,
+        Err(e) => {
+            eprintln!("skprocess: child setup failed: {e}");
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    match run_child(link, started) {
+        Ended::Reported => 0,
+        Ended::ParentGone => EXIT_PARENT_GONE,
+        Ended::SetupFailed => EXIT_SETUP_FAILED,
+    }
+}
+
 /// Rebuilds `P` from the start message, runs its lifecycle (or only its `error` hook when the
 /// parent hands over a failure) and reports the outcome.
-pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended {
+pub(crate) fn run_child<P: Hooks>(link: ChildLink, started: Started) -> Ended {
     let mut process: P = match frame::decode_owned(&started.state) {
         Ok(process) => process,
         Err(e) => {
@@ -79,7 +107,7 @@ pub(crate) fn run_child<P: Process>(link: ChildLink, started: Started) -> Ended 
 /// (a pool item): runs, lives and the `error` hook as in a child, with `P`'s default
 /// configuration, starting with the lives the item has not `spent` on earlier attempts.
 /// Returns the encoded output or the final failure; lives spent and overruns go to `host`.
-pub(crate) fn run_in_pool<P: Process>(
+pub(crate) fn run_in_pool<P: Hooks>(
     state: &[u8],
     spent: u32,
     host: Arc<dyn ItemHost>,
@@ -114,7 +142,7 @@ pub(crate) fn run_in_pool<P: Process>(
 }
 
 /// Runs hooks in order, with retries, timers, checkpoints and deadlines.
-struct Engine<P: Process> {
+struct Engine<P: Hooks> {
     ctx: Ctx<P>,
     /// Started the first time a hook with a limit runs.
     watchdog: Option<Watchdog>,
@@ -123,7 +151,7 @@ struct Engine<P: Process> {
     item: Option<ItemLives>,
 }
 
-impl<P: Process> Engine<P> {
+impl<P: Hooks> Engine<P> {
     /// Iterations until stopped, out of runs or out of time, then onfinish and result.
     fn run_lifecycle(&mut self, process: &mut P) -> Result<Vec<u8>, Failure> {
         while self.ctx.should_continue() {
@@ -138,7 +166,7 @@ impl<P: Process> Engine<P> {
             item.finishing();
         }
         self.guarded(Hook::Onfinish, None, |ctx| {
-            call_hook(process, ctx, Hook::Onfinish)
+            process.call_hook(ctx, Hook::Onfinish)
         })?;
         let output = self.guarded(Hook::Result, None, |ctx| process.result(ctx))?;
         frame::encode(&output)
@@ -170,13 +198,13 @@ impl<P: Process> Engine<P> {
     /// Runs one iteration; `Ok(false)` when a stop cut it short.
     fn run_iteration(&mut self, process: &mut P) -> Result<bool, Failure> {
         for hook in [Hook::Prerun, Hook::Run] {
-            self.guarded(hook, None, |ctx| call_hook(process, ctx, hook))?;
+            self.guarded(hook, None, |ctx| process.call_hook(ctx, hook))?;
             if self.ctx.stop_requested() {
                 return Ok(false);
             }
         }
         self.guarded(Hook::Postrun, None, |ctx| {
-            call_hook(process, ctx, Hook::Postrun)
+            process.call_hook(ctx, Hook::Postrun)
         })?;
         let progress = self.ctx.finish_iteration();
         progress.map_err(|e| self.failure(Hook::Postrun, e.to_string()))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::child::link::ChildLink;
 use crate::config::Config;
 use crate::error::{Error, TellError};
-use crate::process::Process;
+use crate::process_types::ProcessTypes;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
 use crate::protocol::tell_prefix;
@@ -24,7 +24,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
 /// What a hook can use besides `self`: messages, stopping, and where the run stands.
 ///
 /// A hook receives it by declaring a second parameter `ctx: &mut Ctx<Self>`.
-pub struct Ctx<P: Process> {
+pub struct Ctx<P: ProcessTypes> {
     link: ChildLink,
     config: Config,
     current_run: u64,
@@ -41,7 +41,7 @@ pub struct Ctx<P: Process> {
     _process: PhantomData<fn() -> P>,
 }
 
-impl<P: Process> Ctx<P> {
+impl<P: ProcessTypes> Ctx<P> {
     pub(crate) fn new(
         link: ChildLink,
         config: Config,

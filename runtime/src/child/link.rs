@@ -22,7 +22,7 @@ use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{ToChild, ToParent};
 use crate::transport::Connection;
 use crate::transport::frame::{self, Frame, FrameReader};
-use crate::transport::role::{self, ReaderRole, spin_until_readable};
+use crate::transport::role::{self, ReaderRole, read_timeout_for, spin_until_readable};
 
 /// Longest the reader thread waits for the rest of a frame once it holds the role; a frame
 /// cut there is finished at its next turn.
@@ -101,15 +101,6 @@ impl Inbox {
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Whether the connection has something to read, waiting at most `timeout` (`None`: without
-/// limit). A wait that fails means the parent is gone.
-fn readable(connection: &Connection, timeout: Option<Duration>) -> bool {
-    match role::readable(connection.stream(), timeout) {
-        Ok(readable) => readable,
-        Err(_) => bootstrap::exit_parent_gone(),
     }
 }
 
@@ -239,31 +230,21 @@ impl ChildLink {
     fn read_in_background(self, connection: &Connection) {
         let mut held_in_a_row = 0u32;
         loop {
-            if self.role.yield_while_held(&mut held_in_a_row, HELD_WAIT) {
-                continue;
-            }
             // Whole frames may wait in the reader already (read with the start message).
-            let buffered = self
-                .role
-                .try_take()
-                .is_some_and(|frames| frames.reader.has_buffered_frame());
-            if !buffered && !readable(connection, None) {
+            let turn = self.role.background_turn(
+                connection.stream(),
+                &mut held_in_a_row,
+                HELD_WAIT,
+                |frames| frames.reader.has_buffered_frame(),
+                || self.inbox.role_released(),
+            );
+            let Some(mut frames) = turn.unwrap_or_else(|_| bootstrap::exit_parent_gone()) else {
                 continue;
-            }
-            // Taken meanwhile: that hook reads these frames; or it read them already.
-            if let Some(mut frames) = self.role.try_take() {
-                if !frames.reader.has_buffered_frame()
-                    && !readable(connection, Some(Duration::ZERO))
-                {
-                    drop(frames);
-                    self.inbox.role_released();
-                    continue;
-                }
-                let rest_by = Instant::now().checked_add(FRAME_REST_WAIT);
-                self.read_frames(&mut frames, connection, rest_by, false);
-                drop(frames);
-                self.inbox.role_released();
-            }
+            };
+            let rest_by = Instant::now().checked_add(FRAME_REST_WAIT);
+            self.read_frames(&mut frames, connection, rest_by, false);
+            drop(frames);
+            self.inbox.role_released();
         }
     }
 
@@ -280,11 +261,12 @@ impl ChildLink {
         let mut told = false;
         loop {
             if !frames.reader.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
+                if left.is_some_and(|t| t.is_zero()) {
                     return false;
                 }
+                let timeout = read_timeout_for(left);
                 if frames.read_timeout != timeout {
                     if connection.stream().set_read_timeout(timeout).is_err() {
                         bootstrap::exit_parent_gone();
@@ -297,6 +279,7 @@ impl ChildLink {
             }
             match frames.reader.read_frame(&mut connection.stream()) {
                 Ok(Some(frame)) => told |= self.take_frame(frame),
+                Err(e) if e.is_timeout() && role::still_before(deadline) => continue,
                 Err(e) if e.is_timeout() => return false,
                 Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
             }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once, PoisonError};
 
-use super::{LogMessage, LogRecord};
+use super::{ENV_LOGS, LogMessage, LogRecord};
+use crate::config::Config;
+use crate::parent::spawn::{CHILD_ENVIRONMENT, ChildEnvironment};
 use crate::transport::frame;
 use crate::transport::server::{Flow, Peer, Server, ServerConfig, Session};
 
@@ -58,9 +60,14 @@ fn start_collector(socket_dir: Option<&Path>) -> Option<Server> {
     Some(server)
 }
 
+/// Gives every child `SKPROCESS_LOGS`, through the spawn path's [`CHILD_ENVIRONMENT`].
+#[linkme::distributed_slice(CHILD_ENVIRONMENT)]
+static LOGS_VARIABLE: ChildEnvironment =
+    |config: &Config| child_variable(config.socket_dir.as_deref()).map(|value| (ENV_LOGS, value));
+
 /// The value of `SKPROCESS_LOGS` for a child spawned with `socket_dir`: `<token>:<address>`
 /// of the collector for that directory.
-pub(crate) fn child_variable(socket_dir: Option<&Path>) -> Option<String> {
+fn child_variable(socket_dir: Option<&Path>) -> Option<String> {
     let mut collectors = COLLECTORS.lock().unwrap_or_else(PoisonError::into_inner);
     let index = match collectors
         .iter()
@@ -79,7 +86,8 @@ pub(crate) fn child_variable(socket_dir: Option<&Path>) -> Option<String> {
 
 /// One child's records.
 struct ChildLogs {
-    pid: u32,
+    /// The child's pid as the kernel gives it (not recorded where the OS does not say).
+    pid: Option<u32>,
     process: String,
 }
 
@@ -96,7 +104,7 @@ impl Session for ChildLogs {
 }
 
 /// Re-emits a child's record in this process, for its subscriber.
-fn emit(record: &LogRecord, pid: u32, process: &str) {
+fn emit(record: &LogRecord, pid: Option<u32>, process: &str) {
     macro_rules! event {
         ($level:expr) => {
             tracing::event!(
@@ -117,17 +125,5 @@ fn emit(record: &LogRecord, pid: u32, process: &str) {
         3 => event!(tracing::Level::INFO),
         4 => event!(tracing::Level::DEBUG),
         _ => event!(tracing::Level::TRACE),
-    }
-}
-
-/// Re-emits one line a child wrote to `stream` (`Stdio::Log`): `INFO` for standard output,
-/// `WARN` for standard error, without its line end.
-pub(crate) fn emit_output(stream: &str, line: &[u8], pid: u32, process: &str) {
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim_end_matches(['\n', '\r']);
-    if stream == "stderr" {
-        tracing::warn!(target: "skprocess::child", pid, process, stream, "{line}");
-    } else {
-        tracing::info!(target: "skprocess::child", pid, process, stream, "{line}");
     }
 }

@@ -20,9 +20,10 @@ use crate::parent::output::CapturedOutput;
 use crate::parent::shared::{Control, Ending, ProcessShared};
 use crate::parent::spawn;
 use crate::parent::supervisor::driver;
+use crate::parent::supervisor::handoff::Turn;
 use crate::parent::supervisor::machine::Outcome;
-use crate::parent::supervisor::reader::{self, Turn};
-use crate::process::Process;
+use crate::parent::supervisor::reader;
+use crate::process_types::ProcessTypes;
 use crate::protocol::bootstrap;
 use crate::protocol::credits::Acquired;
 use crate::protocol::lifecycle::Resume;
@@ -61,13 +62,13 @@ pub struct Status {
 /// `Handle` is `Send` and `Sync`: share it by reference (or in an `Arc`) between threads;
 /// `listen`, `tell`, `status` and the rest may be called from several threads at once.
 /// Dropping the handle kills a child whose lifecycle has not ended, like [`kill`](Handle::kill).
-pub struct Handle<P: Process> {
+pub struct Handle<P: ProcessTypes> {
     shared: Arc<ProcessShared>,
     _process: PhantomData<fn() -> P>,
 }
 
-impl<P: Process> Handle<P> {
-    /// Spawns a child, authenticates it and hands it the process. See [`Process::start_with`].
+impl<P: ProcessTypes> Handle<P> {
+    /// Spawns a child, authenticates it and hands it the process. See [`Process::start_with`](crate::Process::start_with).
     pub(crate) fn spawn(process: P, config: Config) -> Result<Self, Error> {
         bootstrap::forbid_unhooked_child();
         config.validate()?;
@@ -329,7 +330,7 @@ impl<P: Process> Handle<P> {
     }
 }
 
-fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Error> {
+fn ending_to_result<P: ProcessTypes>(ending: Option<Ending>) -> Result<P::Output, Error> {
     match ending {
         Some(Ending::Output(bytes)) => Ok(frame::decode_owned(&bytes)?),
         Some(Ending::Outcome(Outcome::Failed(failure))) => Err(failure.into()),
@@ -340,11 +341,11 @@ fn ending_to_result<P: Process>(ending: Option<Ending>) -> Result<P::Output, Err
 }
 
 /// The future returned by [`Handle::result_async`]; cancel-safe: dropping it kills the child.
-pub struct ResultFuture<P: Process> {
+pub struct ResultFuture<P: ProcessTypes> {
     handle: Handle<P>,
 }
 
-impl<P: Process> Future for ResultFuture<P> {
+impl<P: ProcessTypes> Future for ResultFuture<P> {
     type Output = Result<P::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -359,7 +360,7 @@ impl<P: Process> Future for ResultFuture<P> {
     }
 }
 
-impl<P: Process> std::fmt::Debug for ResultFuture<P> {
+impl<P: ProcessTypes> std::fmt::Debug for ResultFuture<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultFuture")
             .field("process", &P::KEY)
@@ -367,7 +368,7 @@ impl<P: Process> std::fmt::Debug for ResultFuture<P> {
     }
 }
 
-impl<P: Process> Drop for Handle<P> {
+impl<P: ProcessTypes> Drop for Handle<P> {
     fn drop(&mut self) {
         // A lifecycle that is over needs nothing: its child exits by itself and the driver
         // reaps it. Anything else is ended now.
@@ -377,7 +378,7 @@ impl<P: Process> Drop for Handle<P> {
     }
 }
 
-impl<P: Process> std::fmt::Debug for Handle<P> {
+impl<P: ProcessTypes> std::fmt::Debug for Handle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
             .field("process", &P::KEY)

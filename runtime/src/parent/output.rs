@@ -298,13 +298,25 @@ fn log_lines(
         for chunk in bytes.split_inclusive(|&b| b == b'\n') {
             line.extend_from_slice(chunk);
             if line.ends_with(b"\n") || line.len() >= MAX_LOG_LINE {
-                crate::logs::parent::emit_output(stream.name(), &line, pid, process);
+                emit_output(stream.name(), &line, pid, process);
                 line.clear();
             }
         }
     });
     if !line.is_empty() {
-        crate::logs::parent::emit_output(stream.name(), &line, pid, process);
+        emit_output(stream.name(), &line, pid, process);
+    }
+}
+
+/// Re-emits one line a child wrote to `stream` (`Stdio::Log`): `INFO` for standard output,
+/// `WARN` for standard error, without its line end.
+fn emit_output(stream: &str, line: &[u8], pid: u32, process: &str) {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end_matches(['\n', '\r']);
+    if stream == "stderr" {
+        tracing::warn!(target: "skprocess::child", pid, process, stream, "{line}");
+    } else {
+        tracing::info!(target: "skprocess::child", pid, process, stream, "{line}");
     }
 }
 

@@ -65,7 +65,7 @@ impl ChildProcess {
             .spawn(move || reaper.reap_when_exited());
         if let Err(e) = spawned {
             if let Some(mut child) = lock(&process.child).take() {
-                let _ = child.kill();
+                let _ = crate::sys::terminate(&mut child);
                 let _ = child.wait();
             }
             return Err(Error::Io(e));
@@ -111,11 +111,12 @@ impl ChildProcess {
         self.pid
     }
 
-    /// Sends SIGKILL unless the child was reaped already; the reaper records its end.
+    /// Ends the child at once (SIGKILL; on Windows `TerminateProcess` with the code that says
+    /// "killed") unless it was reaped already; the reaper records its end.
     pub(crate) fn kill(&self) {
         if let Some(child) = lock(&self.child).as_mut() {
             // An error means it exited already: the reaper has it.
-            let _ = child.kill();
+            let _ = crate::sys::terminate(child);
         }
     }
 
@@ -174,14 +175,49 @@ impl ChildProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Set in this test binary when it runs again as one of the helper children below.
+    const ENV_HELPER: &str = "SKPROCESS_REAPER_TEST_CHILD";
+
+    /// This test binary started again to run only the helper test `name` (which does its part
+    /// only then): a child that behaves the same on every platform.
+    fn helper(name: &str) -> std::process::Child {
+        Command::new(std::env::current_exe().unwrap())
+            .args([&format!("parent::reaper::tests::{name}"), "--exact", "-q"])
+            .env(ENV_HELPER, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn is_helper() -> bool {
+        std::env::var_os(ENV_HELPER).is_some()
+    }
+
+    #[test]
+    fn helper_exits_with_3() {
+        if is_helper() {
+            std::process::exit(3);
+        }
+    }
+
+    #[test]
+    fn helper_sleeps() {
+        if is_helper() {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    }
+
+    /// How the platform says a killed child ended.
+    fn killed_in_words() -> String {
+        Exit::Status(crate::sys::exit_status_killed()).describe()
+    }
 
     #[test]
     fn the_reaper_records_the_exit_without_being_asked() {
-        let child = std::process::Command::new("sh")
-            .args(["-c", "exit 3"])
-            .spawn()
-            .unwrap();
-        let process = ChildProcess::watch(child).unwrap();
+        let process = ChildProcess::watch(helper("helper_exits_with_3")).unwrap();
         let deadline = Instant::now().checked_add(Duration::from_secs(30));
         let exit = process
             .wait_until(deadline)
@@ -196,27 +232,25 @@ mod tests {
 
     #[test]
     fn the_reaper_runs_what_was_asked_for_at_the_exit() {
-        let child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let process = ChildProcess::watch(child).unwrap();
+        let process = ChildProcess::watch(helper("helper_sleeps")).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         process.on_exit(move |exit| sender.send(exit.describe()).unwrap());
         process.kill();
         let told = receiver.recv_timeout(Duration::from_secs(30)).unwrap();
-        assert_eq!(told, "killed by signal 9 (SIGKILL)");
+        assert_eq!(told, killed_in_words());
     }
 
     #[test]
     fn a_child_that_outlives_its_grace_is_killed() {
-        let child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let process = ChildProcess::watch(child).unwrap();
+        let process = ChildProcess::watch(helper("helper_sleeps")).unwrap();
         assert!(!process.has_exited());
         let exit = process.reap(Duration::from_millis(10));
-        assert_eq!(exit.describe(), "killed by signal 9 (SIGKILL)");
+        assert_eq!(exit.describe(), killed_in_words());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_kill_is_said_as_the_signal_on_unix() {
+        assert_eq!(killed_in_words(), "killed by signal 9 (SIGKILL)");
     }
 }

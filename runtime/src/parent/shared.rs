@@ -18,26 +18,14 @@ use crate::error::Error;
 use crate::parent::exit::Exit;
 use crate::parent::output::CapturedOutput;
 use crate::parent::reaper::ChildProcess;
+pub(crate) use crate::parent::supervisor::handoff::Payload;
+use crate::parent::supervisor::handoff::ReaderRole;
 use crate::parent::supervisor::machine::Outcome;
-use crate::parent::supervisor::reader::ReaderRole;
 use crate::protocol::Role;
 use crate::protocol::credits::{CreditReturn, Credits};
 use crate::protocol::lifecycle::{Progress, ToChild};
 use crate::timing::ProcessTimers;
 use crate::transport::Connection;
-
-/// A message payload: its bytes are `bytes[start..]`.
-#[derive(Debug)]
-pub(crate) struct Payload {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) start: usize,
-}
-
-impl Payload {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
 
 /// How the process ended, with the output's bytes when it succeeded.
 #[derive(Debug)]

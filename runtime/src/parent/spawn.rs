@@ -26,6 +26,15 @@ use crate::timing::ProcessTimers;
 use crate::transport::Connection;
 use crate::transport::rendezvous::{self, Rendezvous};
 
+/// A variable a feature gives every child: its name and value for a child spawned with this
+/// configuration, or `None` to give none.
+pub(crate) type ChildEnvironment = fn(&Config) -> Option<(&'static str, String)>;
+
+/// The variables features give every child (the log collector's address, `logs/parent.rs`),
+/// gathered at link time like the registry, so the one spawn path names no feature.
+#[linkme::distributed_slice]
+pub(crate) static CHILD_ENVIRONMENT: [ChildEnvironment];
+
 /// Refuses a state that could not travel in a start message, before anything is spawned.
 pub(crate) fn check_state_size(state: &[u8], max_frame: u32) -> Result<(), Error> {
     let limit = (max_frame as usize).saturating_sub(START_OVERHEAD);
@@ -95,7 +104,18 @@ pub(crate) fn spawn(
     launch: &Launch<'_>,
     gate: &dyn Gate,
 ) -> Result<(Connection, Arc<ChildProcess>), Error> {
+    check_registry(launch.role, launch.key, crate::registry::is_empty())?;
     Spawned::start(launch.config, gate)?.connect(launch, gate)
+}
+
+/// Refuses, before anything is spawned, to start a lifecycle child of a binary whose registry
+/// is empty: every such child would only report an unknown type, and the cause is the linker
+/// (GNU ld on Windows), which the error names.
+fn check_registry(role: Role, key: &str, registry_is_empty: bool) -> Result<(), Error> {
+    if role == Role::Lifecycle && registry_is_empty {
+        return Err(Error::EmptyRegistry(key.to_owned()));
+    }
+    Ok(())
 }
 
 /// A child that runs and has not connected yet: the first half of [`spawn`], for a caller
@@ -119,7 +139,7 @@ impl Spawned {
             for (name, value) in &config.secret_env {
                 command.env(name, value.expose());
             }
-            let mut child = command.spawn().map_err(Error::Spawn)?;
+            let mut child = crate::sys::spawn(&mut command).map_err(Error::Spawn)?;
             let test_child = test_entry_name().is_some();
             let forwarded = output::forward(&mut child, config, &gate.sink(), test_child);
             let child = ChildProcess::watch(child)?;
@@ -177,7 +197,8 @@ impl Spawned {
 }
 
 /// The command that re-executes this binary as a child that connects to `rendezvous`.
-/// Its log records go to this process's collector for `config`'s socket directory.
+/// It gets the variables of [`CHILD_ENVIRONMENT`] (its log records go to this process's
+/// collector for `config`'s socket directory).
 fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Command, Error> {
     let mut command = Command::new(own_executable()?);
     command
@@ -186,8 +207,11 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
             ChildVariable::encode(token, config.max_frame_bytes, rendezvous.address()),
         )
         .stdin(Stdio::null());
-    if let Some(logs) = crate::logs::parent::child_variable(config.socket_dir.as_deref()) {
-        command.env(crate::logs::ENV_LOGS, logs);
+    for (name, value) in CHILD_ENVIRONMENT
+        .iter()
+        .filter_map(|variable| variable(config))
+    {
+        command.env(name, value);
     }
     let test_entry = test_entry_name();
     output::configure(&mut command, config, test_entry.is_some());
@@ -216,7 +240,15 @@ fn own_executable() -> Result<std::path::PathBuf, Error> {
 fn gone_before_connecting(exit: Exit) -> Error {
     let unhooked =
         matches!(&exit, Exit::Status(status) if status.code() == Some(EXIT_NO_ENTRY_HOOK));
-    let detail = if unhooked {
+    // GNU ld on Windows drops linkme's slices, `test_support!()`'s entry among them.
+    let gnu_windows = cfg!(all(windows, target_env = "gnu"));
+    let detail = if unhooked && gnu_windows {
+        format!(
+            "it {}: it reached user code without the entry hook; on x86_64-pc-windows-gnu build \
+             with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" or the linker drops it",
+            exit.describe()
+        )
+    } else if unhooked {
         format!(
             "it {}: it reached user code without the entry hook",
             exit.describe()
@@ -299,5 +331,39 @@ impl Gate for ProcessShared {
             captured: self.captured.clone(),
             process: self.key,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifecycle_child_of_an_empty_registry_is_refused_naming_the_linker_flag() {
+        // This test binary registers no process type, as GNU ld on Windows leaves a binary
+        // that has some.
+        assert!(crate::registry::is_empty());
+        let refused = check_registry(Role::Lifecycle, "k", true);
+        assert!(
+            matches!(refused, Err(Error::EmptyRegistry(_))),
+            "{refused:?}"
+        );
+        let config = Config::default();
+        let launch = Launch {
+            role: Role::Lifecycle,
+            key: "unregistered::Type",
+            state: &[],
+            config: &config,
+            resume: Resume::default(),
+            timers: None,
+        };
+        let error = spawn(&launch, &Ungated).unwrap_err();
+        assert!(matches!(error, Error::EmptyRegistry(_)), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains("-C link-arg=-Wl,--no-gc-sections")
+        );
+        assert!(check_registry(Role::Lifecycle, "k", false).is_ok());
     }
 }

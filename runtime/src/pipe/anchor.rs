@@ -151,7 +151,8 @@ impl Session for Handshake {
         };
         let slot = Arc::clone(&self.slot);
         let connection = Arc::clone(point.connection());
-        let pid = point.pid();
+        // Only for telling a second user who holds the point; 0 where the OS does not say.
+        let pid = point.pid().unwrap_or(0);
         let arrival = (
             hello.nonce == self.nonce,
             hello.type_hash == self.expected_types,
@@ -241,21 +242,6 @@ impl PeerSlot {
     fn lose(&self, link: &Arc<Link>) {
         self.lock().lose(link);
     }
-}
-
-/// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
-pub(super) fn read_with_timeout<T: serde::de::DeserializeOwned>(
-    connection: &Connection,
-    frames: &mut FrameReader,
-) -> Option<T> {
-    let mut stream = connection.stream();
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).ok()?;
-    let message = match frames.read_frame(&mut stream) {
-        Ok(Some(body)) => crate::transport::frame::decode(body.bytes()).ok(),
-        _ => None,
-    };
-    stream.set_read_timeout(None).ok()?;
-    message
 }
 
 impl<S, R> Anchor<S, R> {

@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::pipe::PipeError;
-use crate::sys::{self, Source};
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader, WireError};
+use crate::transport::role::readable;
 
 /// A pipe end after a successful handshake.
 #[derive(Debug)]
@@ -131,7 +131,8 @@ impl Link {
                 Some(_) if reader.frames.has_buffered_frame() => None,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if !wait_readable(&self.connection, left)? {
+                    // Bytes to read, or the end.
+                    if !readable(self.connection.stream(), Some(left)).map_err(PipeError::Io)? {
                         return Ok(None);
                     }
                     // Readable, but the rest of a frame may still be on its way.
@@ -210,13 +211,6 @@ impl PipeError {
             _ => PipeError::Closed,
         }
     }
-}
-
-/// Waits until the connection has bytes to read (or has ended) for at most `timeout`.
-fn wait_readable(connection: &Connection, timeout: Duration) -> Result<bool, PipeError> {
-    let source = [Source::from(connection.stream())];
-    let ready = sys::wait_readable(&source, Some(timeout)).map_err(PipeError::Io)?;
-    Ok(ready.iter().any(|r| r.readable || r.hung_up))
 }
 
 /// Whether the peer has hung up, checked without waiting.

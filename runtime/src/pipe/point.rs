@@ -10,12 +10,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::pipe::anchor::read_with_timeout;
+use crate::pipe::HANDSHAKE_TIMEOUT;
 use crate::pipe::link::{Link, Sent};
 use crate::pipe::{PipeError, TrySendError, type_hash};
 use crate::protocol::pipe::{AnchorReply, PointHello, Refusal};
+use crate::transport::Connection;
 use crate::transport::endpoint::Endpoint;
-use crate::transport::frame::FrameReader;
+use crate::transport::frame::{self, FrameReader};
 use crate::transport::server;
 
 /// The end of a pipe that moves into another process: it sends `S` and receives `R` (for a
@@ -241,4 +242,16 @@ impl<S, R> Drop for Point<S, R> {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Reads one frame within the handshake timeout; `None` for silence, garbage or an end.
+fn read_with_timeout<T: serde::de::DeserializeOwned>(
+    connection: &Connection,
+    frames: &mut FrameReader,
+) -> Option<T> {
+    let look = |frame: Option<frame::Frame<'_>>| frame::decode(frame?.bytes()).ok();
+    connection
+        .read_frame_within(frames, Some(HANDSHAKE_TIMEOUT), look)
+        .ok()
+        .flatten()
 }

@@ -16,7 +16,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::pool::maps::{Plain, Star};
 use crate::protocol::fit_message;
 use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 use crate::transport::frame;
@@ -28,6 +27,13 @@ pub(crate) use crate::sys::build_identity;
 /// # Safety
 /// The address must be that of the `fn` pointer type the trampoline was made for.
 type Trampoline = unsafe fn(usize, &[u8], &mut Vec<u8>) -> Result<(), ItemFailure>;
+
+/// Mode of a [`Maps`](crate::Maps): each item is the function's one argument.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+/// Mode of a [`Maps`](crate::Maps): each item is a tuple spread into the function's arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Star;
 
 mod sealed {
     pub trait Sealed {}

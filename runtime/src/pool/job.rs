@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -26,8 +26,16 @@ use crate::transport::frame::{self, WireError};
 /// How often a job waiting for results checks that the dispatcher still runs.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
-/// Most items the caller encodes before handing them to the dispatcher.
-const FEED_BATCH: usize = 1024;
+/// How long the caller pulls and encodes input before it hands what it has to the dispatcher.
+const FEED_TIME: Duration = Duration::from_micros(50);
+
+/// Whether a batch of `len` items begun at `since` goes to the dispatcher now. The clock is
+/// read at 1, 2, 4, … 256 items and every 256 after, so a slow input is handed over item by
+/// item while a cheap one pays for a clock read only every 256 items.
+fn batch_is_due(len: usize, since: Instant) -> bool {
+    let check = len.is_power_of_two() && len <= 256 || len % 256 == 0;
+    len > 0 && check && since.elapsed() >= FEED_TIME
+}
 
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
@@ -68,9 +76,10 @@ pub(crate) struct JobRun<I: Iterator, R> {
     returned: u64,
     /// The next index to hand out, in input order.
     next_in_order: u64,
-    /// Outcomes that came back and were not handed out yet.
+    /// Outcomes that came back and were not handed out yet (a job in completion order).
     ready: VecDeque<(u64, Result<R, Error>)>,
-    /// Outcomes waiting for the ones before them; slot 0 is `next_in_order`.
+    /// Outcomes that came back and were not handed out yet (a job in input order), each in
+    /// its place; slot 0 is `next_in_order`.
     reorder: VecDeque<Option<Result<R, Error>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
@@ -151,18 +160,29 @@ where
         if !self.spec.ordered {
             return self.ready.pop_front().map(|(_, outcome)| outcome);
         }
-        for (index, outcome) in self.ready.drain(..) {
-            // Within the window, so the offset is small.
-            let offset = usize::try_from(index - self.next_in_order).unwrap_or(usize::MAX);
-            if offset >= self.reorder.len() {
-                self.reorder.resize_with(offset + 1, || None);
-            }
-            self.reorder[offset] = Some(outcome);
-        }
         let outcome = self.reorder.front_mut()?.take()?;
         self.reorder.pop_front();
         self.next_in_order += 1;
         Some(outcome)
+    }
+
+    /// Files an outcome that came back: in its place in input order when the job is ordered
+    /// (results mostly come in order, so that place is mostly the end), as it comes otherwise.
+    fn file(&mut self, index: u64, outcome: Result<R, Error>) {
+        if !self.spec.ordered {
+            self.ready.push_back((index, outcome));
+            return;
+        }
+        // Within the window, so the offset is small.
+        let offset = usize::try_from(index - self.next_in_order).unwrap_or(usize::MAX);
+        if offset == self.reorder.len() {
+            self.reorder.push_back(Some(outcome));
+            return;
+        }
+        if offset > self.reorder.len() {
+            self.reorder.resize_with(offset + 1, || None);
+        }
+        self.reorder[offset] = Some(outcome);
     }
 
     /// Items pulled and not handed out: what the window bounds.
@@ -189,16 +209,21 @@ where
         max.min(by_bytes.max(floor)).max(1)
     }
 
-    /// Pulls input while the window has room and sends it to the dispatcher in batches of at
-    /// most [`FEED_BATCH`] items, so workers start while the rest is being encoded. A batch's
-    /// items are encoded one after another into one buffer.
+    /// Pulls input while the window has room and sends it to the dispatcher in batches that
+    /// each took about [`FEED_TIME`] to pull and encode, so workers start while the rest is
+    /// being encoded when the input is slow, and a cheap input goes over in one hand-over
+    /// (each one wakes the dispatcher and cuts chunks from a smaller queue). A batch's items
+    /// are encoded one after another into one buffer.
     fn feed(&mut self) {
         let mut batch = Batch::default();
         let mut window = self.window();
+        let mut since = Instant::now();
         while self.input.is_some() && !self.cancelled && self.in_flight() < window {
-            if batch.items.len() == FEED_BATCH {
+            if batch_is_due(batch.items.len(), since) {
                 self.send_batch(std::mem::take(&mut batch));
                 window = self.window();
+                since = Instant::now();
+                continue;
             }
             let Some(value) = self.input.as_mut().and_then(Iterator::next) else {
                 self.input = None;
@@ -209,7 +234,7 @@ where
             if let Err(error) = self.encode(&value, index, &mut batch) {
                 self.returned += 1;
                 self.progress.advance();
-                self.ready.push_back((index, Err(item_error(index, error))));
+                self.file(index, Err(item_error(index, error)));
             }
         }
         self.send_batch(batch);
@@ -267,8 +292,7 @@ where
                         Ok(bytes) => (self.spec.decode)(&bytes).map_err(Error::from),
                         Err(error) => Err(Error::from(error)),
                     };
-                    self.ready
-                        .push_back((index, outcome.map_err(|e| item_error(index, e))));
+                    self.file(index, outcome.map_err(|e| item_error(index, e)));
                 }
             }
             // Cancelled by a dropped future, or the dispatcher ended (a bug: it outlives jobs).

@@ -17,7 +17,7 @@ use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
 use crate::protocol::Role;
 use crate::protocol::lifecycle::Resume;
-use crate::protocol::pool::{ToPool, WireOutcome, WorkerStart};
+use crate::protocol::pool::{ResultsReader, ToPool, WireOutcome, WorkerStart};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
@@ -148,12 +148,8 @@ fn await_ready(
     deadline: Option<Instant>,
 ) -> Result<FrameReader, Error> {
     let mut reader = FrameReader::new(max_frame);
-    let wait = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    connection.stream().set_read_timeout(wait)?;
-    let answer = match reader.read_frame(&mut connection.stream())? {
+    let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let answer = connection.read_frame_within(&mut reader, wait, |frame| match frame {
         None => Err(Error::Bootstrap {
             detail: "a pool worker closed its connection before it was ready".into(),
         }),
@@ -164,9 +160,8 @@ fn await_ready(
                 detail: "a pool worker answered its start with something else than ready".into(),
             }),
         },
-    };
-    answer?;
-    connection.stream().set_read_timeout(None)?;
+    });
+    answer??;
     Ok(reader)
 }
 
@@ -186,44 +181,59 @@ fn read_reports(
         };
         // One copy of the frame, shared by every output in it.
         let shared: Arc<[u8]> = Arc::from(frame.bytes());
-        let report = match frame::decode::<ToPool<'_>>(&shared) {
-            Ok(ToPool::Results {
-                job,
-                results,
-                measured,
-            }) => Report::Results {
-                job,
-                measured,
-                results: results
-                    .into_iter()
-                    .map(|r| match r.outcome {
-                        WireOutcome::Output(bytes) => {
-                            let range = SharedBytes::range_in(&shared, bytes).unwrap_or(0..0);
-                            (r.index, Ok(SharedBytes::new(Arc::clone(&shared), range)))
-                        }
-                        WireOutcome::Failed(failure) => (r.index, Err(failure)),
-                    })
-                    .collect(),
+        let report = match ResultsReader::open(&shared) {
+            Some(reader) => match read_results(&shared, reader) {
+                Ok(report) => report,
+                Err(e) => return Some(e.to_string()),
             },
-            Ok(ToPool::Running {
-                job,
-                index,
-                started_nanos,
-                spent,
-            }) => Report::Running {
-                job,
-                index,
-                since: monotonic_instant(started_nanos),
-                spent,
+            None => match frame::decode::<ToPool<'_>>(&shared) {
+                Ok(ToPool::Running {
+                    job,
+                    index,
+                    started_nanos,
+                    spent,
+                }) => Report::Running {
+                    job,
+                    index,
+                    since: monotonic_instant(started_nanos),
+                    spent,
+                },
+                Ok(ToPool::Released { next }) => Report::Released { next },
+                Ok(_) => return Some("an unexpected message".into()),
+                Err(e) => return Some(e.to_string()),
             },
-            Ok(ToPool::Released { next }) => Report::Released { next },
-            Ok(_) => return Some("an unexpected message".into()),
-            Err(e) => return Some(e.to_string()),
         };
         if events.send(Event::Report(worker, report)).is_err() {
             return Some("the pool is gone".into());
         }
     }
+}
+
+/// A results frame as a report: each output a range of the frame's one shared copy.
+fn read_results(
+    shared: &Arc<[u8]>,
+    mut reader: ResultsReader<'_>,
+) -> Result<Report, frame::WireError> {
+    let job = reader.job;
+    let mut results = Vec::with_capacity(reader.len_hint());
+    while let Some(result) = reader.next_result() {
+        let result = result?;
+        results.push(match result.outcome {
+            WireOutcome::Output(bytes) => {
+                let range = SharedBytes::range_in(shared, bytes).unwrap_or(0..0);
+                (
+                    result.index,
+                    Ok(SharedBytes::new(Arc::clone(shared), range)),
+                )
+            }
+            WireOutcome::Failed(failure) => (result.index, Err(failure)),
+        });
+    }
+    Ok(Report::Results {
+        job,
+        results,
+        measured: reader.finish()?,
+    })
 }
 
 /// The dispatcher's link to a worker process.

@@ -13,19 +13,13 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::pool::function::{self, Mode};
+use crate::pool::function::{self, Mode, Plain, Star};
 use crate::pool::job::{Canceller, Completion, Imap, Job, JobRun, JobSpec, MapFuture};
 use crate::pool::scheduler::Task;
 use crate::pool::{Pool, PoolCore};
 use crate::process::Process;
 use crate::transport::frame;
 
-/// Mode of a [`Maps`]: each item is the function's one argument.
-#[derive(Debug, Clone, Copy)]
-pub struct Plain;
-/// Mode of a [`Maps`]: each item is a tuple spread into the function's arguments.
-#[derive(Debug, Clone, Copy)]
-pub struct Star;
 /// Delivery of a [`Maps`]: the call returns the outcome (or a lazy iterator).
 #[derive(Debug, Clone, Copy)]
 pub struct Now;

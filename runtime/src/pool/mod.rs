@@ -45,8 +45,9 @@ use crate::protocol::pool::RESULT_OVERHEAD;
 use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
 
 pub use function::Mode;
+pub use function::{Plain, Star};
 pub use job::{Canceller, Imap, Job, MapFuture};
-pub use maps::{Asynced, Background, Deliver, Maps, Now, Plain, Star};
+pub use maps::{Asynced, Background, Deliver, Maps, Now};
 
 /// Room a chunk frame needs beside its items.
 const CHUNK_OVERHEAD: usize = 4096;

@@ -4,7 +4,8 @@
 //! the [`Action`]s it asks for (spawn, send a chunk, kill, deliver results).
 //!
 //! - **Chunks** adapt to the measured cost per item: about [`TARGET_CHUNK`] of work each, never
-//!   more than a fair share of what is queued, so the tail stays balanced. Each worker has at
+//!   more than a fair share of what is queued, so the tail stays balanced. A job starts from
+//!   the cost its task last measured, so only a function's first map sizes chunks blind. Each worker has at
 //!   most [`PIPELINE`] chunks in flight, so it never waits for the next.
 //! - **A worker's items run in the order sent**, so the first unreported one is the one
 //!   running. Workers say which item runs (`running`) once it has run for a while; a death
@@ -38,6 +39,9 @@ const FIRST_CHUNK: usize = 256;
 const MAX_CHUNK: usize = 8192;
 /// Chunks a worker may have in flight: one running, one waiting.
 pub(crate) const PIPELINE: usize = 2;
+/// Tasks whose last measured cost per item a pool remembers, so the next map of the same
+/// function starts with chunks of its size rather than blind ones.
+const REMEMBERED_COSTS: usize = 16;
 
 /// A worker process (or thread); never reused, so a dead worker's late events are ignored.
 pub(crate) type WorkerId = u64;
@@ -206,6 +210,9 @@ pub(crate) struct Scheduler {
     actions: VecDeque<Action>,
     /// The time the driver last gave ([`set_now`](Scheduler::set_now)).
     now: Instant,
+    /// The last measured cost per item of recent tasks, latest first: where a new job of
+    /// the same task starts.
+    costs: VecDeque<(Task, Duration)>,
 }
 
 impl Scheduler {
@@ -227,6 +234,7 @@ impl Scheduler {
             terminated: false,
             actions: VecDeque::new(),
             now: Instant::now(),
+            costs: VecDeque::new(),
         };
         for slot in 0..workers {
             scheduler.spawn_into(slot);
@@ -269,12 +277,16 @@ impl Scheduler {
         timeout: Option<Duration>,
         lives: u32,
     ) {
+        let cost = self
+            .costs
+            .iter()
+            .find_map(|(known, cost)| (*known == task).then_some(*cost));
         let settings = Job {
             task,
             timeout,
             lives: lives.max(1),
             queue: VecDeque::new(),
-            cost: None,
+            cost,
         };
         self.jobs.insert(job, settings);
     }
@@ -659,16 +671,22 @@ impl Scheduler {
         self.spawn_into(slot);
     }
 
-    /// A worker ran `items` items of `job` in `nanos`: updates the job's cost per item.
+    /// A worker ran `items` items of `job` in `nanos`: updates the job's cost per item, which
+    /// the next jobs of its task start from.
     pub(crate) fn measured(&mut self, job: JobId, items: u32, nanos: u64) {
         let (Some(settings), false) = (self.jobs.get_mut(&job), items == 0) else {
             return;
         };
         let sample = Duration::from_nanos(nanos) / items;
-        settings.cost = Some(match settings.cost {
+        let cost = match settings.cost {
             None => sample,
             Some(cost) => (cost * 3 + sample) / 4,
-        });
+        };
+        settings.cost = Some(cost);
+        let task = settings.task;
+        self.costs.retain(|(known, _)| *known != task);
+        self.costs.push_front((task, cost));
+        self.costs.truncate(REMEMBERED_COSTS);
     }
 
     /// Sends chunks to every ready worker with room in its pipeline.

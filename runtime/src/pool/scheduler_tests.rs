@@ -89,6 +89,36 @@ fn chunks_start_small_then_follow_the_measured_cost_within_a_fair_share() {
 }
 
 #[test]
+fn a_new_job_of_a_task_starts_from_the_cost_its_task_last_measured() {
+    let mut s = ready(2, None, 1);
+    s.items_added(1, items(0..2));
+    let d = drain(&mut s);
+    for (worker, job, _, indices) in &d.sent {
+        s.results(*worker, *job, ok(indices));
+    }
+    // 100 ns per item: 2500 items make the least chunk worth a round trip.
+    s.measured(1, 1, 100);
+    s.job_ended(1);
+    drain(&mut s);
+    s.job_submitted(2, TASK, None, 1);
+    s.items_added(2, items(0..1000));
+    let sizes: Vec<usize> = drain(&mut s).sent.iter().map(|c| c.3.len()).collect();
+    assert_eq!(
+        sizes[0],
+        chunk_size(Some(Duration::from_nanos(100)), 1000, 2)
+    );
+    assert_ne!(sizes[0], chunk_size(None, 1000, 2), "{sizes:?}");
+    // Another task still starts blind.
+    let other = Task::Process { key: "other" };
+    s.job_submitted(3, other, None, 1);
+    s.job_ended(2);
+    drain(&mut s);
+    s.items_added(3, items(0..1000));
+    let sizes: Vec<usize> = drain(&mut s).sent.iter().map(|c| c.3.len()).collect();
+    assert_eq!(sizes[0], chunk_size(None, 1000, 2), "{sizes:?}");
+}
+
+#[test]
 fn items_go_out_in_pipelined_chunks_and_results_are_delivered_in_order() {
     let mut s = ready(2, None, 1);
     s.items_added(1, items(0..8));

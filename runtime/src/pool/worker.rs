@@ -4,7 +4,8 @@
 //! Three threads: the reader, which always drains the connection into the [`Inbox`] (the
 //! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
 //! holds is bounded), answers the parent's releases from it, and ends the process when the
-//! parent is gone; the main thread, which runs items; and the flusher,
+//! parent is gone; the main thread, which runs items; and, from the first chunk that is not
+//! isolated on, the flusher,
 //! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
 //! item runs — so the parent can pin a crash or a timeout on it without one message per item.
 
@@ -27,6 +28,7 @@ use crate::registry::{self, ProcessEntry};
 use crate::timing::monotonic_nanos;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::role::readable;
 
 /// How often finished results are sent, and how long an item runs before the worker says so.
 pub(crate) const TICK: Duration = Duration::from_micros(500);
@@ -49,27 +51,52 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
     let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
     let inbox = Arc::new(Inbox::new());
+    // A chunk that came with the start (a `run`'s only one) is read here rather than by the
+    // reader, and run without waiting for another thread to start up and hand it over.
+    let mut reader = reader;
+    let chunk_came = reader.has_buffered_frame()
+        || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
+    if chunk_came {
+        // A `run` shut its writing side right after the chunk: reading that end here too lets
+        // this thread exit as soon as the chunk is done, whenever the reader gets to it.
+        while read_one(&connection, &mut reader, &inbox)
+            && (reader.has_buffered_frame()
+                || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false))
+        {}
+    }
     let spawned = spawn("skprocess-pool-reader", {
         let connection = Arc::clone(&connection);
         let inbox = Arc::clone(&inbox);
         move || read_chunks(&connection, reader, &inbox)
-    })
-    .and_then(|()| {
-        spawn("skprocess-pool-flusher", {
-            let outbox = Arc::clone(&outbox);
-            move || outbox.flush_every_tick()
-        })
     });
     if spawned.is_err() {
         return EXIT_REFUSED;
     }
-    let sink: Arc<dyn ItemSink> = outbox;
+    // The flusher starts with the first chunk that needs it: an isolated chunk (all a `run`
+    // sends) reports each start and result itself, so a one-off worker never pays for it.
+    // A pool's worker, idle until its first chunk, starts it now, off that chunk's way.
+    let mut flusher_started = false;
+    if !chunk_came {
+        let outbox = Arc::clone(&outbox);
+        if spawn("skprocess-pool-flusher", move || outbox.flush_every_tick()).is_err() {
+            return EXIT_REFUSED;
+        }
+        flusher_started = true;
+    }
+    let sink: Arc<dyn ItemSink> = Arc::clone(&outbox) as Arc<dyn ItemSink>;
     let mut output = Vec::new();
     let admit = |ordinal| inbox.admit(ordinal);
     while let Some((first, bytes)) = inbox.next_chunk() {
         let Ok(ToWorker::Chunk(chunk)) = frame::decode::<ToWorker<'_>>(&bytes) else {
             return EXIT_REFUSED;
         };
+        if !chunk.isolated && !flusher_started {
+            let outbox = Arc::clone(&outbox);
+            if spawn("skprocess-pool-flusher", move || outbox.flush_every_tick()).is_err() {
+                return EXIT_REFUSED;
+            }
+            flusher_started = true;
+        }
         run_chunk(&chunk, first, &admit, &sink, &mut output);
     }
     0
@@ -97,24 +124,39 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
 }
 
 /// The reader: queues each chunk for the main thread and answers releases; ends the process
-/// when the parent is gone or sends garbage.
+/// when the parent is gone or sends garbage. A parent that only shut its writing side (a
+/// `run`, right after its chunk) sends nothing more: the chunks held run, their results go
+/// out and the worker exits, without waiting to hear that the parent read them.
 fn read_chunks(connection: &Connection, mut reader: FrameReader, inbox: &Inbox<Vec<u8>>) {
-    loop {
-        let frame = match reader.read_frame(&mut connection.stream()) {
-            Ok(Some(frame)) => frame,
-            Ok(None) | Err(_) => bootstrap::exit_parent_gone(),
-        };
-        match ToWorkerHead::read(frame.bytes()) {
-            Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
-            Ok(ToWorkerHead::Release) => {
-                let next = inbox.release();
-                if connection.send(&ToPool::Released { next }).is_err() {
-                    bootstrap::exit_parent_gone();
-                }
-            }
-            Err(_) => crate::sys::exit_now(EXIT_REFUSED),
+    while read_one(connection, &mut reader, inbox) {}
+    // Until the parent is gone both ways: then nobody reads the results.
+    connection.stream().wait_hangup();
+    bootstrap::exit_parent_gone()
+}
+
+/// Reads one frame, for [`read_chunks`] and for the main thread's first when it came with the
+/// start: queues a chunk, answers a release; `false` at the end of the input (the inbox is
+/// closed then).
+fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec<u8>>) -> bool {
+    let frame = match reader.read_frame(&mut connection.stream()) {
+        Ok(Some(frame)) => frame,
+        Ok(None) => {
+            inbox.close();
+            return false;
         }
+        Err(_) => bootstrap::exit_parent_gone(),
+    };
+    match ToWorkerHead::read(frame.bytes()) {
+        Ok(ToWorkerHead::Chunk { items, .. }) => inbox.push(items, frame.bytes().to_vec()),
+        Ok(ToWorkerHead::Release) => {
+            let next = inbox.release();
+            if connection.send(&ToPool::Released { next }).is_err() {
+                bootstrap::exit_parent_gone();
+            }
+        }
+        Err(_) => crate::sys::exit_now(EXIT_REFUSED),
     }
+    true
 }
 
 /// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
+use serde::{Serialize, Serializer};
+
 use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
 use crate::protocol::pool::{Chunk, TaskRef, ToWorker, WireItem};
 use crate::transport::Connection;
@@ -48,8 +50,18 @@ impl ChunkWriter {
     /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
     /// cannot take it (its queue is full, or a write failed).
     pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
-        let chunk = wire_chunk(job, task, isolated, items);
-        frame::encode(&ToWorker::Chunk(chunk)).is_ok_and(|encoded| self.write(encoded))
+        let chunk = ChunkFrame::Chunk {
+            job,
+            task: task_ref(task),
+            isolated,
+            items: ChunkItems(items),
+            lives_spent: lives_spent(items),
+        };
+        // Room for the head and, per item, its index and length varints and its bytes: one
+        // allocation, where growing as it goes copied the frame over and over.
+        let bytes: usize = items.iter().map(|item| item.bytes.len()).sum();
+        let mut encoded = Vec::with_capacity(64 + bytes + 16 * items.len());
+        frame::encode_into(&chunk, &mut encoded).is_ok() && self.write(encoded)
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -65,13 +77,9 @@ impl ChunkWriter {
 /// A chunk as it travels (or as a worker thread reads it): the items borrowed, and the lives
 /// each `#[skprocess]` item spent on earlier attempts.
 pub(crate) fn wire_chunk(job: JobId, task: Task, isolated: bool, items: &[Item]) -> Chunk<'_> {
-    let task = match task {
-        Task::Function { offset } => TaskRef::Function { offset },
-        Task::Process { key } => TaskRef::Process { key },
-    };
     Chunk {
         job,
-        task,
+        task: task_ref(task),
         isolated,
         items: items
             .iter()
@@ -80,10 +88,79 @@ pub(crate) fn wire_chunk(job: JobId, task: Task, isolated: bool, items: &[Item])
                 bytes: &item.bytes,
             })
             .collect(),
-        lives_spent: items
-            .iter()
-            .filter(|item| item.lives_spent() > 0)
-            .map(|item| (item.index, item.lives_spent()))
-            .collect(),
+        lives_spent: lives_spent(items),
+    }
+}
+
+fn task_ref(task: Task) -> TaskRef<'static> {
+    match task {
+        Task::Function { offset } => TaskRef::Function { offset },
+        Task::Process { key } => TaskRef::Process { key },
+    }
+}
+
+/// `(index, spent)` for each item that spent lives on earlier attempts.
+fn lives_spent(items: &[Item]) -> Vec<(u64, u32)> {
+    items
+        .iter()
+        .filter(|item| item.lives_spent() > 0)
+        .map(|item| (item.index, item.lives_spent()))
+        .collect()
+}
+
+/// [`ToWorker::Chunk`] as a process worker's writer writes it: the same variant and fields in
+/// the same order, so the same bytes, with the items serialized straight from the scheduler's
+/// rather than collected into a [`Chunk`] first.
+#[derive(Serialize)]
+enum ChunkFrame<'a> {
+    Chunk {
+        job: JobId,
+        task: TaskRef<'a>,
+        isolated: bool,
+        items: ChunkItems<'a>,
+        lives_spent: Vec<(u64, u32)>,
+    },
+}
+
+/// A chunk's items as the wire's sequence of [`WireItem`]s.
+struct ChunkItems<'a>(&'a [Item]);
+
+impl Serialize for ChunkItems<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|item| WireItem {
+            index: item.index,
+            bytes: &item.bytes,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::shared_bytes::SharedBytes;
+    use crate::protocol::pool::FunctionOffsets;
+
+    #[test]
+    fn a_chunk_is_written_as_the_wire_chunk_it_stands_for() {
+        let items: Vec<Item> = [(3, vec![1, 2]), (900, vec![]), (7, vec![9; 300])]
+            .into_iter()
+            .map(|(index, bytes)| Item::new(index, SharedBytes::from(bytes)))
+            .collect();
+        let offset = FunctionOffsets {
+            trampoline: -5,
+            function: 70_000,
+        };
+        let written = frame::encode(&ChunkFrame::Chunk {
+            job: 12,
+            task: TaskRef::Function { offset },
+            isolated: true,
+            items: ChunkItems(&items),
+            lives_spent: vec![(900, 2)],
+        })
+        .unwrap();
+        let mut chunk = wire_chunk(12, Task::Function { offset }, true, &items);
+        chunk.lives_spent = vec![(900, 2)];
+        let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
+        assert_eq!(written, wire);
     }
 }

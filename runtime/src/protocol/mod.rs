@@ -88,24 +88,12 @@ pub(crate) fn parent_proof(token: &str) -> String {
 /// that may carry a failure whose message is at most [`MAX_FAILURE_MESSAGE`] bytes.
 pub(crate) const START_OVERHEAD: usize = 16 * 1024;
 
-/// Longest failure message that crosses the boundary; longer ones are cut, so a report always
-/// fits in a frame.
-pub(crate) const MAX_FAILURE_MESSAGE: usize = 8 * 1024;
+pub(crate) use crate::failure_text::MAX_FAILURE_MESSAGE;
 
 /// Cuts a failure message to [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), so that
 /// the report carrying it always fits in a frame.
-pub(crate) fn fit_message(mut message: String) -> String {
-    if message.len() <= MAX_FAILURE_MESSAGE {
-        return message;
-    }
-    let mut end = MAX_FAILURE_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = message.len() - end;
-    message.truncate(end);
-    message.push_str(&format!("… ({cut} more bytes cut)"));
-    message
+pub(crate) fn fit_message(message: String) -> String {
+    crate::failure_text::cut(message, MAX_FAILURE_MESSAGE)
 }
 
 /// The variant index that `Tell` has in both directions' message enums, so a payload can be

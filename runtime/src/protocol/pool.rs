@@ -130,6 +130,86 @@ impl<'a> ToWorkerHead<'a> {
     }
 }
 
+/// The head of a [`ToPool`] frame: the variant, and for results their job and count, so a
+/// results frame can be read result by result ([`ResultsReader`]) with no vector of them.
+#[derive(Debug, Deserialize)]
+enum ToPoolHead {
+    Ready,
+    Refused,
+    Results { job: u64, count: u64 },
+    Running,
+    Released,
+}
+
+/// A [`ToPool::Results`] frame read in place: its job, then each result, then what was
+/// measured. Reads exactly what decoding the whole [`ToPool`] would.
+pub(crate) struct ResultsReader<'a> {
+    /// The job the results belong to.
+    pub(crate) job: u64,
+    remaining: u64,
+    rest: &'a [u8],
+}
+
+fn malformed(error: postcard::Error) -> crate::transport::frame::WireError {
+    crate::transport::frame::WireError::Malformed(error.to_string())
+}
+
+impl<'a> ResultsReader<'a> {
+    /// Opens a results frame; `None` when the frame is another message (or no message).
+    pub(crate) fn open(frame: &'a [u8]) -> Option<Self> {
+        match postcard::take_from_bytes(frame) {
+            Ok((ToPoolHead::Results { job, count }, rest)) => Some(Self {
+                job,
+                remaining: count,
+                rest,
+            }),
+            Ok((
+                ToPoolHead::Ready
+                | ToPoolHead::Refused
+                | ToPoolHead::Running
+                | ToPoolHead::Released,
+                _,
+            ))
+            | Err(_) => None,
+        }
+    }
+
+    /// How many results are left, bounded by the bytes left (each takes at least three), so
+    /// a lying count reserves nothing.
+    pub(crate) fn len_hint(&self) -> usize {
+        usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.rest.len() / 3)
+    }
+
+    /// The next result, `None` after the last.
+    pub(crate) fn next_result(
+        &mut self,
+    ) -> Option<Result<WireResult<'a>, crate::transport::frame::WireError>> {
+        self.remaining = self.remaining.checked_sub(1)?;
+        Some(match postcard::take_from_bytes(self.rest) {
+            Ok((result, rest)) => {
+                self.rest = rest;
+                Ok(result)
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Err(malformed(e))
+            }
+        })
+    }
+
+    /// What was measured, once every result was read; the frame must end there.
+    pub(crate) fn finish(self) -> Result<Option<Measured>, crate::transport::frame::WireError> {
+        if self.remaining > 0 {
+            return Err(crate::transport::frame::WireError::Malformed(
+                "results left unread".into(),
+            ));
+        }
+        crate::transport::frame::decode(self.rest)
+    }
+}
+
 /// Why one item has no output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
@@ -283,5 +363,51 @@ mod tests {
         let encoded = frame::encode(&ToWorker::Release).unwrap();
         let head: ToWorkerHead<'_> = ToWorkerHead::read(&encoded).unwrap();
         assert!(matches!(head, ToWorkerHead::Release), "{head:?}");
+    }
+
+    #[test]
+    fn a_results_frame_reads_result_by_result_as_the_whole_message() {
+        let failure = ItemFailure::Decode("boom".into());
+        let message = ToPool::Results {
+            job: 77,
+            results: vec![
+                WireResult {
+                    index: 1,
+                    outcome: WireOutcome::Output(&[4, 5, 6]),
+                },
+                WireResult {
+                    index: 300,
+                    outcome: WireOutcome::Failed(failure.clone()),
+                },
+            ],
+            measured: Some(Measured {
+                items: 2,
+                nanos: 99,
+            }),
+        };
+        let encoded = frame::encode(&message).unwrap();
+        let mut reader = ResultsReader::open(&encoded).unwrap();
+        assert_eq!((reader.job, reader.len_hint()), (77, 2));
+        let first = reader.next_result().unwrap().unwrap();
+        assert!(matches!(first.outcome, WireOutcome::Output(&[4, 5, 6])));
+        let second = reader.next_result().unwrap().unwrap();
+        assert_eq!(second.index, 300);
+        assert!(matches!(second.outcome, WireOutcome::Failed(f) if f == failure));
+        assert!(reader.next_result().is_none());
+        assert_eq!(
+            reader.finish().unwrap(),
+            Some(Measured {
+                items: 2,
+                nanos: 99
+            })
+        );
+        // Other messages are not results; a cut frame is an error, not a short batch.
+        for other in [ToPool::Ready, ToPool::Released { next: 3 }] {
+            assert!(ResultsReader::open(&frame::encode(&other).unwrap()).is_none());
+        }
+        let mut cut = ResultsReader::open(&encoded[..encoded.len() - 8]).unwrap();
+        assert!(cut.next_result().unwrap().is_ok());
+        assert!(cut.next_result().unwrap().is_err());
+        assert!(cut.finish().is_err());
     }
 }

@@ -4,6 +4,7 @@
 #[cfg(unix)]
 use crate::sys::UnixStream;
 use std::net::TcpStream;
+#[cfg(unix)]
 use std::path::PathBuf;
 
 use crate::reconnect::{Reconnect, ReconnectError, Secret, open_error};

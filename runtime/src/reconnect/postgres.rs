@@ -51,6 +51,7 @@ impl PostgresRecipe {
             .iter()
             .map(|host| match host {
                 postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
                 postgres::config::Host::Unix(path) => path.display().to_string(),
             })
             .collect();

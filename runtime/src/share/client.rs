@@ -286,7 +286,11 @@ mod tests {
             let seen: u64 = frame::decode(&reader.call(get, &[]).unwrap()).unwrap();
             assert_eq!(seen, i);
         }
-        assert!(writer.lock().ring.is_some(), "the writer had no ring");
+        // Rings need a sealed memfd: elsewhere every write is a call, and the reads above
+        // still saw each.
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            assert!(writer.lock().ring.is_some(), "the writer had no ring");
+        }
     }
 
     /// A fresh connection's first write returns only once the coordinator serves the

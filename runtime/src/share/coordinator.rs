@@ -27,9 +27,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::protocol::share::{ReplyRef, Request};
+use crate::protocol::share::{ReplyRef, Request, Target};
 use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
+use crate::share::link::HeldWrites;
 use crate::share::peer::apply;
 use crate::share::ring::Ring;
 use crate::share::session::{Message, Outbox, ShareSession};
@@ -47,6 +48,7 @@ pub(crate) trait Control: Send + Sync {
     fn stop(&self) -> Result<(), Error>;
     fn is_running(&self) -> bool;
     fn running_flag(&self) -> Arc<AtomicBool>;
+    fn held_writes(&self) -> HeldWrites;
     fn recorded_error(&self) -> Option<String>;
 }
 
@@ -56,6 +58,8 @@ pub(crate) struct Coordinator<T: Shared> {
     server: Option<Server>,
     endpoint: Endpoint,
     running: Arc<AtomicBool>,
+    /// This process's writes made while stopped; `start` applies them first.
+    held: HeldWrites,
     applier: SyncSender<Message>,
     slot: Mutex<Slot<T>>,
     last_error: Arc<Mutex<Option<String>>>,
@@ -104,6 +108,7 @@ impl<T: Shared> Coordinator<T> {
             endpoint: server.endpoint().clone(),
             server: Some(server),
             running: Arc::new(AtomicBool::new(false)),
+            held: HeldWrites::default(),
             applier,
             slot: Mutex::new(Slot::Stopped(core)),
             last_error,
@@ -133,11 +138,17 @@ impl<T: Shared> Control for Coordinator<T> {
             }
             Slot::Lost => return Err(Error::Shared("the share's coordinator was lost".into())),
         };
+        let mut core = core;
+        // Under this lock a writer of this process either held its write already (applied
+        // here, before anything newer) or sees the flag set below and sends it.
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        core.apply_held(held.drain(..));
         let thread = std::thread::Builder::new()
             .name("skprocess-share".to_owned())
             .spawn(move || core.serve())?;
         *slot = Slot::Running(thread);
         self.running.store(true, Ordering::SeqCst);
+        drop(held);
         Ok(())
     }
 
@@ -167,6 +178,10 @@ impl<T: Shared> Control for Coordinator<T> {
 
     fn running_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.running)
+    }
+
+    fn held_writes(&self) -> HeldWrites {
+        Arc::clone(&self.held)
     }
 
     fn recorded_error(&self) -> Option<String> {
@@ -308,6 +323,21 @@ impl<T: Shared> Core<T> {
 
     /// Applies every published write in every ring. A ring that does not add up, or holds
     /// anything but writes, ends its connection (its next call fails) and is dropped.
+    /// Applies the creating process's writes made while stopped, in order.
+    fn apply_held(&mut self, writes: impl Iterator<Item = (Target, Vec<u8>)>) {
+        for (target, args) in writes {
+            if let Err(message) = apply(
+                &mut self.value,
+                target,
+                &args,
+                &mut self.reply,
+                &self.last_error,
+            ) {
+                record(&self.last_error, message);
+            }
+        }
+    }
+
     fn drain_rings(&mut self) {
         let Self {
             value,

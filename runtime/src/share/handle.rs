@@ -65,7 +65,11 @@ impl<T: Shared> Share<T> {
         // Connect while the coordinator runs: the handshake would wait for a `start()` that
         // this process could not call if its first use came while stopped.
         client.connect()?;
-        let link = Link::new(client, Some(coordinator.running_flag()));
+        let link = Link::new(
+            client,
+            Some(coordinator.running_flag()),
+            Some(coordinator.held_writes()),
+        );
         Ok(Self::with_place(
             link,
             Place::Local(endpoint),
@@ -86,7 +90,7 @@ impl<T: Shared> Share<T> {
     /// A handle in another process (or a deserialized one), connecting on first use.
     fn from_place(place: Place) -> Self {
         let link = match &place {
-            Place::Local(endpoint) => Link::new(client::for_endpoint(endpoint), None),
+            Place::Local(endpoint) => Link::new(client::for_endpoint(endpoint), None, None),
             #[cfg(feature = "cluster")]
             Place::Cluster(remote) => crate::cluster::share::link_to::<T>(remote),
         };

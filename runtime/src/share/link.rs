@@ -6,8 +6,8 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,7 +40,16 @@ pub struct Link {
     /// In the process that created the share: whether its coordinator runs, so a call on a
     /// stopped share fails at once instead of waiting for a `start()` that may never come.
     running: Option<Arc<AtomicBool>>,
+    /// In the creating process: its writes made while the coordinator is stopped, applied by
+    /// `start` before anything else. They cannot wait in a connection as another process's
+    /// do: where there is no write ring, a write is a call, and a call made while stopped
+    /// would wait for a `start` the same thread may be about to make.
+    held: Option<HeldWrites>,
 }
+
+/// Writes of the creating process made while its coordinator is stopped, in order; `start`
+/// takes this lock to apply them and sets the running flag before it lets go.
+pub(crate) type HeldWrites = Arc<Mutex<Vec<(Target, Vec<u8>)>>>;
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,15 +58,46 @@ impl fmt::Debug for Link {
 }
 
 impl Link {
-    pub(crate) fn new(backend: Arc<dyn Backend>, running: Option<Arc<AtomicBool>>) -> Self {
-        Self { backend, running }
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        running: Option<Arc<AtomicBool>>,
+        held: Option<HeldWrites>,
+    ) -> Self {
+        Self {
+            backend,
+            running,
+            held,
+        }
     }
 
     /// Sends a fire-and-forget write. A write that cannot be sent (the coordinator's process
     /// is gone) is reported by the next call that waits.
     #[doc(hidden)]
     pub fn write<A: Serialize + ?Sized>(&self, target: Target, args: &A) {
-        let _ = with_encoded(args, |bytes| self.backend.write(target, bytes));
+        let _ = with_encoded(args, |bytes| {
+            if self.hold(target, bytes) {
+                return Ok(());
+            }
+            self.backend.write(target, bytes)
+        });
+    }
+
+    /// Keeps a write of the creating process while its coordinator is stopped; false when it
+    /// runs (or this is another process).
+    fn hold(&self, target: Target, bytes: &[u8]) -> bool {
+        let (Some(running), Some(held)) = (&self.running, &self.held) else {
+            return false;
+        };
+        if running.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked again under the lock `start` holds while it applies and sets the flag.
+        if running.load(Ordering::SeqCst) {
+            return false;
+        }
+        held.push((target, bytes.to_vec()));
+        true
     }
 
     /// Applies an operation and waits for its result.

@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::sys::{self, Stream};
+use crate::sys::Stream;
 use crate::transport::error::TransportError as Error;
-use crate::transport::frame;
+use crate::transport::frame::{self, Frame, FrameReader};
+use crate::transport::role::readable;
+
+/// Payloads up to this size are copied into the frame buffer and go out in one plain write.
+const COPIED_PAYLOAD: usize = 512;
 
 /// What the sending lock guards.
 #[derive(Debug, Default)]
@@ -89,6 +93,14 @@ impl Connection {
         frame.clear();
         frame.extend_from_slice(&(len as u32).to_le_bytes());
         frame.extend_from_slice(prefix);
+        // A small payload is copied behind its header: one plain write costs the kernel less
+        // than a vectored one, and small frames are where that cost shows.
+        let payload = if payload.len() <= COPIED_PAYLOAD {
+            frame.extend_from_slice(payload);
+            &[][..]
+        } else {
+            payload
+        };
         let Some(written) = self.write_before(frame, payload, deadline)? else {
             return Ok(false);
         };
@@ -146,12 +158,27 @@ impl Connection {
     /// Whether the peer sent something or hung up, checked without reading or waiting: for a
     /// server thread that waits on behalf of a peer which sends nothing while it waits.
     pub(crate) fn input_pending(&self) -> bool {
-        let source = [sys::Source::from(&self.stream)];
-        match sys::wait_readable(&source, Some(Duration::ZERO)) {
-            Ok(ready) => ready.iter().any(|r| r.readable || r.hung_up),
-            // A check that fails says the connection is no longer usable.
-            Err(_) => true,
-        }
+        // A check that fails says the connection is no longer usable.
+        readable(&self.stream, Some(Duration::ZERO)).unwrap_or(true)
+    }
+
+    /// Reads one frame, waiting at most `timeout` for it (`None`: without limit), and hands it
+    /// to `look` (`None`: the peer closed first). The read timeout is cleared afterwards, so
+    /// whoever reads the connection next blocks as usual: for a handshake's one answer.
+    pub(crate) fn read_frame_within<R>(
+        &self,
+        frames: &mut FrameReader,
+        timeout: Option<Duration>,
+        look: impl FnOnce(Option<Frame<'_>>) -> R,
+    ) -> Result<R, Error> {
+        let mut stream = &self.stream;
+        // A zero timeout would mean none at all to the socket.
+        stream.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))))?;
+        let read = frames.read_frame(&mut stream);
+        let cleared = stream.set_read_timeout(None);
+        let answer = look(read?);
+        cleared?;
+        Ok(answer)
     }
 
     /// Whether part of a committed frame still waits to be sent.
@@ -240,24 +267,16 @@ impl Connection {
         tail: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Option<usize>, Error> {
-        if deadline.is_none() {
-            // No deadline: let the kernel sleep in the write itself.
+        // No deadline: let the kernel sleep in the write itself.
+        let Some(deadline) = deadline else {
             return write_blocking(&self.stream, head, tail).map(Some);
-        }
+        };
         loop {
-            match self.stream.send_nonblocking(head, tail) {
+            match self.stream.send_before(head, tail, deadline) {
                 Ok(0) => return Err(Error::Disconnected),
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                    if left.is_some_and(|left| left.is_zero()) {
-                        return Ok(None);
-                    }
-                    self.stream
-                        .wait_writable(left)
-                        .map_err(|_| Error::Disconnected)?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(_) => return Err(Error::Disconnected),
             }
         }
@@ -300,10 +319,16 @@ fn rest<'a>(head: &'a [u8], tail: &'a [u8], written: usize) -> (&'a [u8], &'a [u
     )
 }
 
-/// One vectored write of `head` then `tail`, waiting for room as long as it takes.
+/// One write of `head` then `tail` (vectored when there is a tail), waiting for room as long
+/// as it takes.
 fn write_blocking(mut stream: &Stream, head: &[u8], tail: &[u8]) -> Result<usize, Error> {
     loop {
-        match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
+        let written = if tail.is_empty() {
+            stream.write(head)
+        } else {
+            stream.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)])
+        };
+        match written {
             Ok(0) => return Err(Error::Disconnected),
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

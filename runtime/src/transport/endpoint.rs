@@ -4,7 +4,7 @@
 //! admission on the accept thread.
 //!
 //! Unlike a spawn's rendezvous, a server accepts any number of connections from any process
-//! (the hello's pid is given to the admission, not checked). The socket and its private
+//! (the peer's pid, as the kernel gives it, is handed to the admission). The socket and its private
 //! directory are removed when the accept thread is stopped.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::transport::connection::Connection;
 use crate::transport::error::TransportError;
-use crate::transport::rendezvous::{self, Hello, Rendezvous};
+use crate::transport::rendezvous::{self, PeerPid, Rendezvous};
 
 /// How long the accept thread sleeps at a time while idle; stopping it wakes it at
 /// once by connecting, so this only bounds how stale a stop request can get.
@@ -55,7 +55,7 @@ impl Accepting {
         name: &str,
         max_frame: u32,
         socket_dir: Option<&Path>,
-        on_connection: impl FnMut(Connection, Hello) + Send + 'static,
+        on_connection: impl FnMut(Connection, PeerPid) + Send + 'static,
         on_wake: impl FnMut() + Send + 'static,
     ) -> Result<Self, TransportError> {
         let rendezvous = Rendezvous::bind(socket_dir)?.with_idle_wait(IDLE_WAIT);
@@ -105,7 +105,11 @@ struct AcceptLoop {
 }
 
 impl AcceptLoop {
-    fn run(mut self, mut on_connection: impl FnMut(Connection, Hello), mut on_wake: impl FnMut()) {
+    fn run(
+        mut self,
+        mut on_connection: impl FnMut(Connection, PeerPid),
+        mut on_wake: impl FnMut(),
+    ) {
         while !self.stopping.load(Ordering::SeqCst) {
             let stopping = &self.stopping;
             let abandon = || {
@@ -118,7 +122,7 @@ impl AcceptLoop {
                 .rendezvous
                 .accept(&self.token, self.max_frame, None, abandon)
             {
-                Ok((connection, hello)) => on_connection(connection, hello),
+                Ok((connection, pid)) => on_connection(connection, pid),
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
                 // An accept error (too many open files, say) is not the end of the server:
                 // back off briefly and keep serving.
@@ -143,8 +147,8 @@ mod tests {
             "test-accept",
             LIMIT,
             None,
-            move |connection, hello| {
-                let _ = sender.send((connection, hello));
+            move |connection, pid| {
+                let _ = sender.send((connection, pid));
             },
             || {},
         )
@@ -157,8 +161,8 @@ mod tests {
         let _rejected = forged.connect(LIMIT).unwrap();
         for _ in 0..3 {
             let _connection = endpoint.connect(LIMIT).unwrap();
-            let (_, hello) = received.recv_timeout(BOUND).unwrap();
-            assert_eq!(hello.pid, std::process::id());
+            let (_, pid) = received.recv_timeout(BOUND).unwrap();
+            assert_eq!(pid, Some(std::process::id()));
         }
         assert!(received.recv_timeout(Duration::from_millis(200)).is_err());
     }

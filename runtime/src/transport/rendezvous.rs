@@ -28,16 +28,17 @@ const MAX_PENDING: usize = 64;
 /// Longest single wait, so that a child's exit or a kill is noticed promptly.
 const POLL_SLICE: Duration = Duration::from_millis(10);
 
-/// The first frame on every connection: the token the child was given, and the pid it says it
-/// has. Once accepted, `pid` holds the pid the kernel gives for the peer instead (where the OS
-/// gives one; elsewhere it stays the claim).
+/// The first frame on every connection: the token the child was given. Nothing the peer says
+/// about itself travels: its pid is the kernel's (as `SO_PEERCRED` or `LOCAL_PEERPID` gives it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hello {
     /// The token the peer proves.
     pub token: String,
-    /// The process id the peer says it has (the kernel's, once accepted, where it gives one).
-    pub pid: u32,
 }
+
+/// The pid of an accepted peer as the kernel gives it; `None` where the OS does not say
+/// (Unixes other than Linux and macOS).
+pub(crate) type PeerPid = Option<u32>;
 
 /// Returns `bytes` random bytes as lowercase hex.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, TransportError> {
@@ -55,7 +56,6 @@ pub(crate) fn connect(
     let connection = Connection::new(connect_stream(address)?, max_frame)?;
     connection.send(&Hello {
         token: token.to_owned(),
-        pid: std::process::id(),
     })?;
     Ok(connection)
 }
@@ -128,7 +128,7 @@ impl Rendezvous {
         max_frame: u32,
         deadline: Option<Instant>,
         mut abandon: impl FnMut() -> Option<E>,
-    ) -> Result<(Connection, Hello), E> {
+    ) -> Result<(Connection, PeerPid), E> {
         self.accept_peer(Peer::Any, token, max_frame, deadline, &mut abandon)
     }
 
@@ -143,7 +143,7 @@ impl Rendezvous {
         max_frame: u32,
         deadline: Option<Instant>,
         mut abandon: impl FnMut() -> Option<E>,
-    ) -> Result<(Connection, Hello), E> {
+    ) -> Result<(Connection, PeerPid), E> {
         let peer = Peer::Process(child);
         self.accept_peer(peer, token, max_frame, deadline, &mut abandon)
     }
@@ -155,15 +155,15 @@ impl Rendezvous {
         max_frame: u32,
         deadline: Option<Instant>,
         abandon: &mut impl FnMut() -> Option<E>,
-    ) -> Result<(Connection, Hello), E> {
+    ) -> Result<(Connection, PeerPid), E> {
         let mut pending = std::mem::take(&mut self.pending);
         let expected = Expected { peer, token };
         let accepted = self.accept_from(&mut pending, expected, deadline, abandon);
         self.pending = pending;
-        let (stream, hello) = accepted?;
+        let (stream, pid) = accepted?;
         Ok((
             Connection::new(stream, max_frame).map_err(TransportError::from)?,
-            hello,
+            pid,
         ))
     }
 
@@ -173,7 +173,7 @@ impl Rendezvous {
         expected: Expected<'_>,
         deadline: Option<Instant>,
         abandon: &mut impl FnMut() -> Option<E>,
-    ) -> Result<(Stream, Hello), E> {
+    ) -> Result<(Stream, PeerPid), E> {
         loop {
             let now = Instant::now();
             pending.retain(|p| p.deadline > now);
@@ -193,9 +193,9 @@ impl Rendezvous {
                     continue;
                 };
                 match read_pending(waiting, expected) {
-                    HelloState::Proven(hello) => {
-                        let stream = pending.swap_remove(index).stream;
-                        return Ok((stream, hello));
+                    HelloState::Proven(_) => {
+                        let proven = pending.swap_remove(index);
+                        return Ok((proven.stream, proven.pid));
                     }
                     HelloState::Rejected => drop(pending.swap_remove(index)),
                     HelloState::Incomplete => {}
@@ -299,10 +299,9 @@ pub fn hello_reader() -> FrameReader {
 
 /// Encodes a hello frame, as a client sends it.
 #[doc(hidden)]
-pub fn hello_frame(token: &str, pid: u32) -> Vec<u8> {
+pub fn hello_frame(token: &str) -> Vec<u8> {
     let hello = Hello {
         token: token.to_owned(),
-        pid,
     };
     // A token too long to encode gives no frame, which no rendezvous accepts.
     frame::encode_frame(&hello, u32::MAX).unwrap_or_default()
@@ -329,14 +328,11 @@ fn judge_hello(body: &[u8], token: &str) -> HelloState {
     }
 }
 
-/// Whether a proven hello comes from the peer waited for. The pid handed on is the kernel's
-/// when it gave one: a peer's word about itself is never trusted where the OS can tell.
-fn judge_peer(mut hello: Hello, kernel_pid: Option<u32>, peer: Peer) -> HelloState {
-    if let Some(pid) = kernel_pid {
-        hello.pid = pid;
-    }
-    match peer {
-        Peer::Process(child) if hello.pid != child => HelloState::Rejected,
+/// Whether a proven hello comes from the peer waited for, by the kernel's word (where the OS
+/// does not say, the token is all there is to go by).
+fn judge_peer(hello: Hello, kernel_pid: PeerPid, peer: Peer) -> HelloState {
+    match (peer, kernel_pid) {
+        (Peer::Process(child), Some(pid)) if pid != child => HelloState::Rejected,
         _ => HelloState::Proven(hello),
     }
 }
@@ -364,10 +360,9 @@ mod tests {
 
     const LIMIT: u32 = 1024;
 
-    fn hello_frame(token: &str, pid: u32) -> Vec<u8> {
+    fn hello_frame(token: &str) -> Vec<u8> {
         let hello = Hello {
             token: token.into(),
-            pid,
         };
         frame::encode_frame(&hello, LIMIT).unwrap()
     }
@@ -375,11 +370,11 @@ mod tests {
     fn accept_within(
         rendezvous: &mut Rendezvous,
         limit: Duration,
-    ) -> Result<Hello, TransportError> {
+    ) -> Result<PeerPid, TransportError> {
         let deadline = Instant::now() + limit;
         rendezvous
             .accept("secret", LIMIT, Some(deadline), || None)
-            .map(|(_, hello)| hello)
+            .map(|(_, pid)| pid)
     }
 
     #[test]
@@ -388,19 +383,13 @@ mod tests {
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
             let mut rogue = connect_stream(&address).unwrap();
-            rogue
-                .write_all(&hello_frame("guess-guess-guess", 1))
-                .unwrap();
+            rogue.write_all(&hello_frame("guess-guess-guess")).unwrap();
             let mut honest = connect_stream(&address).unwrap();
-            honest.write_all(&hello_frame("secret", 2)).unwrap();
+            honest.write_all(&hello_frame("secret")).unwrap();
             (rogue, honest)
         });
-        let hello = accept_within(&mut rendezvous, Duration::from_secs(5)).unwrap();
-        assert_eq!(
-            hello.pid,
-            std::process::id(),
-            "the pid is the kernel's, not the claim"
-        );
+        let pid = accept_within(&mut rendezvous, Duration::from_secs(5)).unwrap();
+        assert_eq!(pid, Some(std::process::id()), "the pid is the kernel's");
         client.join().unwrap();
     }
 
@@ -410,7 +399,7 @@ mod tests {
         let address = rendezvous.address().to_owned();
         let client = thread::spawn(move || {
             let mut rogue = connect_stream(&address).unwrap();
-            rogue.write_all(&hello_frame("secreT", 1)).unwrap();
+            rogue.write_all(&hello_frame("secreT")).unwrap();
             rogue
         });
         let result = accept_within(&mut rendezvous, Duration::from_millis(300));
@@ -428,9 +417,9 @@ mod tests {
         let client = thread::spawn(move || {
             let silent = connect_stream(&address).unwrap();
             let mut trickle = connect_stream(&address).unwrap();
-            trickle.write_all(&hello_frame("secret", 3)[..2]).unwrap();
+            trickle.write_all(&hello_frame("secret")[..2]).unwrap();
             let mut honest = connect_stream(&address).unwrap();
-            honest.write_all(&hello_frame("secret", 2)).unwrap();
+            honest.write_all(&hello_frame("secret")).unwrap();
             (silent, trickle, honest)
         });
         let connections = client.join().unwrap();
@@ -450,11 +439,11 @@ mod tests {
         let mut oversized = ((MAX_HELLO + 1) as u32).to_le_bytes().to_vec();
         oversized.resize(frame::HEADER_LEN + MAX_HELLO + 1, b'a');
         assert!(matches!(judge(&oversized), HelloState::Rejected));
-        let mut trailing = hello_frame("secret", 2);
+        let mut trailing = hello_frame("secret");
         trailing.push(0);
         trailing[0] += 1;
         assert!(matches!(judge(&trailing), HelloState::Rejected));
-        let whole = hello_frame("secret", 2);
+        let whole = hello_frame("secret");
         assert!(matches!(judge(&whole), HelloState::Proven(_)));
         // Cut short and then ended: no hello; cut short on a live stream: more to come.
         let partial = &whole[..whole.len() - 1];
@@ -506,7 +495,7 @@ mod tests {
     }
 
     /// Fault 8: another process that proved the token (it read it from the child's
-    /// environment, and claims the child's pid) is dropped, and the real child is still
+    /// environment) is dropped, and the real child is still
     /// accepted. Here the "child" is this test process and the intruder a Python process.
     #[cfg(target_os = "linux")]
     #[test]
@@ -518,11 +507,11 @@ mod tests {
         let address = rendezvous.address().to_owned();
         let name = address.to_str().unwrap().trim_start_matches('@').to_owned();
         let child = std::process::id();
-        let forged: String = hello_frame("secret", child)
+        let forged: String = hello_frame("secret")
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        // Connects, proves the token claiming our pid, reports, then waits to be dropped.
+        // Connects, proves the token, reports, then waits to be dropped.
         let script = format!(
             "import socket\n\
              s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
@@ -555,7 +544,7 @@ mod tests {
             assert_eq!(heard.recv_timeout(bound).unwrap(), "sent");
             assert_eq!(heard.recv_timeout(bound).unwrap(), "dropped");
             let mut stream = connect_stream(&address).unwrap();
-            stream.write_all(&hello_frame("secret", child)).unwrap();
+            stream.write_all(&hello_frame("secret")).unwrap();
             stream
                 .write_all(&frame::encode_frame(&7u32, LIMIT).unwrap())
                 .unwrap();
@@ -564,8 +553,8 @@ mod tests {
         let deadline = Some(Instant::now() + Duration::from_secs(20));
         let accepted =
             rendezvous.accept_child(child, "secret", LIMIT, deadline, || None::<TransportError>);
-        let (connection, hello) = accepted.unwrap();
-        assert_eq!(hello.pid, child);
+        let (connection, pid) = accepted.unwrap();
+        assert_eq!(pid, Some(child));
         let stream = connection.stream();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))

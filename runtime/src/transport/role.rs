@@ -89,27 +89,62 @@ impl<T> ReaderRole<T> {
             *held_in_a_row = 0;
             return false;
         }
-        self.wait_released(backoff(*held_in_a_row, longest), || false);
-        *held_in_a_row = held_in_a_row.saturating_add(1);
+        let woken = self.wait_released(backoff(*held_in_a_row, longest), || false);
+        *held_in_a_row = next_in_a_row(*held_in_a_row, woken);
         true
+    }
+
+    /// One turn of a background reader: yields while a foreground reader holds the role (see
+    /// [`yield_while_held`](ReaderRole::yield_while_held)), waits without the role until
+    /// `stream` has something to read — or at once when `pending` holds for the state (whole
+    /// frames already buffered, an end already seen) — then takes the role if it is still free
+    /// and there is still something to read. The guard to read with; `None` to look again
+    /// (after `let_go`, when the role was taken only to find that a foreground reader had
+    /// read it all meanwhile). `Err`: waiting on `stream` failed, so the connection is over.
+    pub(crate) fn background_turn(
+        &self,
+        stream: &Stream,
+        held_in_a_row: &mut u32,
+        longest: Duration,
+        pending: impl Fn(&T) -> bool,
+        let_go: impl FnOnce(),
+    ) -> std::io::Result<Option<MutexGuard<'_, T>>> {
+        if self.yield_while_held(held_in_a_row, longest) {
+            return Ok(None);
+        }
+        let waiting = self.try_take().is_some_and(|state| pending(&state));
+        if !waiting && !readable(stream, None)? {
+            return Ok(None);
+        }
+        // Taken meanwhile: that reader reads it.
+        let Some(state) = self.try_take() else {
+            return Ok(None);
+        };
+        if !pending(&state) && !readable(stream, Some(Duration::ZERO))? {
+            drop(state);
+            let_go();
+            return Ok(None);
+        }
+        Ok(Some(state))
     }
 
     /// The background reader waits while the role is held: at most `timeout`, less when the
     /// role is let go (if `timeout` is longer than [`SHORT_WAIT`]), when woken, or not at all
-    /// when `ready` already holds or the role is free.
-    pub(crate) fn wait_released(&self, timeout: Duration, ready: impl Fn() -> bool) {
+    /// when `ready` already holds or the role is free. Returns whether it ended before
+    /// `timeout` (see [`next_in_a_row`]).
+    pub(crate) fn wait_released(&self, timeout: Duration, ready: impl Fn() -> bool) -> bool {
         let background = self.lock_background();
         let long = timeout > SHORT_WAIT;
         self.waits_long.store(long, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if ready() || !self.is_held() {
             self.waits_long.store(false, Ordering::SeqCst);
-            return;
+            return true;
         }
         // Woken early or not, the caller looks at everything again.
         let waited = self.woken.wait_timeout(background, timeout);
         self.waits_long.store(false, Ordering::SeqCst);
-        drop(waited);
+        waited.map_or(true, |(_, result)| !result.timed_out())
     }
 
     fn lock_background(&self) -> MutexGuard<'_, ()> {
@@ -139,11 +174,36 @@ pub(crate) fn spin_until_readable(stream: &Stream, spin: Duration, deadline: Opt
     }
 }
 
+/// The read timeout to give a socket for a read that must end `left` from now (`None`: no
+/// limit): `left` rounded down to whole milliseconds (below one, exactly), so a reader that
+/// waits as long again — a `listen` with the same timeout each time — finds it set already
+/// and makes no system call for it. A read that times out before its deadline reads again.
+pub(crate) fn read_timeout_for(left: Option<Duration>) -> Option<Duration> {
+    left.map(|left| match left.as_millis() {
+        0 => left,
+        millis => Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)),
+    })
+}
+
+/// Whether a read that timed out before `deadline` should read again.
+pub(crate) fn still_before(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() < deadline)
+}
+
 /// Whether `stream` has something to read (data or its end), waiting at most `timeout`
 /// (`None`: without limit).
 pub(crate) fn readable(stream: &Stream, timeout: Option<Duration>) -> std::io::Result<bool> {
     let ready = wait_readable(&[Source::from(stream)], timeout)?;
-    Ok(ready.iter().any(|r| r.readable))
+    Ok(ready.iter().any(|r| r.readable || r.hung_up))
+}
+
+/// The background reader's count of waits in a row for a held role, after one that ended
+/// early (`woken`: let go, handed something) or not. A wait cut short starts the count over,
+/// so the next wait is a short one that no let-go interrupts: a listener that takes and lets
+/// go of the role every few microseconds (a ping-pong) then wakes the background reader about
+/// twice a millisecond, not at every let-go.
+pub(crate) fn next_in_a_row(n: u32, woken: bool) -> u32 {
+    if woken { 0 } else { n.saturating_add(1) }
 }
 
 /// How long the background reader waits the `n`th time in a row it finds the role held:
@@ -193,9 +253,53 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_cut_short_by_a_let_go_is_followed_by_a_short_one() {
+        let role = Arc::new(ReaderRole::new(()));
+        let held = role.try_take().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let background = {
+            let role = Arc::clone(&role);
+            std::thread::spawn(move || {
+                // Held twice in a row before: a long wait, which a let-go cuts short.
+                let mut in_a_row = 2;
+                assert!(role.yield_while_held(&mut in_a_row, Duration::from_secs(3600)));
+                done_tx.send(in_a_row).unwrap();
+            })
+        };
+        while !role.waits_long.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        drop(held);
+        role.released();
+        let in_a_row = done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        background.join().unwrap();
+        // The count starts over: the next wait is the short one no let-go interrupts.
+        assert_eq!(in_a_row, 0);
+        assert!(backoff(in_a_row, Duration::from_secs(3600)) <= SHORT_WAIT);
+        assert_eq!(next_in_a_row(3, false), 4);
+    }
+
+    #[test]
     fn a_free_role_is_not_waited_for() {
         let role = ReaderRole::new(());
         role.wait_released(Duration::from_secs(60), || false);
+    }
+
+    #[test]
+    fn a_read_timeout_is_rounded_down_to_whole_milliseconds() {
+        assert_eq!(read_timeout_for(None), None);
+        let just_under = Duration::from_millis(1000) - Duration::from_micros(3);
+        assert_eq!(
+            read_timeout_for(Some(just_under)),
+            Some(Duration::from_millis(999))
+        );
+        let sooner = Duration::from_millis(1000) - Duration::from_micros(90);
+        assert_eq!(
+            read_timeout_for(Some(sooner)),
+            read_timeout_for(Some(just_under))
+        );
+        let short = Duration::from_micros(700);
+        assert_eq!(read_timeout_for(Some(short)), Some(short));
     }
 
     #[test]

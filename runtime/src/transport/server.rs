@@ -36,8 +36,8 @@ use crate::sys::shm::{self, RegionFd};
 use crate::transport::connection::Connection;
 use crate::transport::endpoint::{Accepting, Endpoint};
 use crate::transport::error::TransportError;
-use crate::transport::frame::FrameReader;
-use crate::transport::rendezvous::Hello;
+use crate::transport::frame::{self, FrameReader};
+use crate::transport::rendezvous::PeerPid;
 
 /// Default cap on live connections per server: far above what one queue, pipe or collector
 /// needs (a connection per thread or child), low enough that a runaway client cannot make the
@@ -122,7 +122,7 @@ pub(crate) trait Session: Send + 'static {
 #[derive(Debug)]
 pub(crate) struct Peer {
     connection: Arc<Connection>,
-    pid: u32,
+    pid: PeerPid,
     write_timeout: Duration,
     /// When the connection is dropped unless a frame came first.
     first_frame_by: Option<Instant>,
@@ -132,8 +132,8 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    /// The process id the peer gave in its hello.
-    pub(crate) fn pid(&self) -> u32 {
+    /// The peer's process id as the kernel gives it; `None` where the OS does not say.
+    pub(crate) fn pid(&self) -> PeerPid {
         self.pid
     }
 
@@ -238,7 +238,7 @@ impl Server {
         let config = &shared.config;
         let on_connection = {
             let shared = Arc::clone(&shared);
-            move |connection, hello| admit(&shared, &mut open, connection, hello)
+            move |connection, pid| admit(&shared, &mut open, connection, pid)
         };
         let on_wake = {
             let shared = Arc::clone(&shared);
@@ -287,7 +287,7 @@ fn admit<S: Session>(
     shared: &Arc<Shared>,
     open: &mut impl FnMut(&Peer) -> Option<S>,
     connection: Connection,
-    hello: Hello,
+    pid: PeerPid,
 ) {
     let config = &shared.config;
     let now = Instant::now();
@@ -310,7 +310,7 @@ fn admit<S: Session>(
     }
     let peer = Arc::new(Peer {
         connection: Arc::new(connection),
-        pid: hello.pid,
+        pid,
         write_timeout: config.write_timeout,
         first_frame_by: config.first_frame_timeout.and_then(|t| now.checked_add(t)),
         got_frame: AtomicBool::new(false),
@@ -417,12 +417,11 @@ impl std::io::Read for RegionReader<'_> {
 /// serves its limit already.
 pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection, TransportError> {
     let connection = endpoint.connect(max_frame)?;
-    let mut stream = connection.stream();
-    stream.set_read_timeout(Some(ADMISSION_TIMEOUT))?;
     // Exact: what the server sends after the admission belongs to the connection's reader.
     let mut frames = FrameReader::new(ADMISSION_MAX).exact();
-    let admission = frames.read_message::<_, Admission>(&mut stream);
-    stream.set_read_timeout(None)?;
+    let admission = connection.read_frame_within(&mut frames, Some(ADMISSION_TIMEOUT), |frame| {
+        frame.and_then(|frame| frame::decode::<Admission>(frame.bytes()).ok())
+    });
     match admission {
         Ok(Some(Admission::Welcome)) => Ok(connection),
         Ok(Some(Admission::Full { limit })) => Err(TransportError::TooManyConnections { limit }),

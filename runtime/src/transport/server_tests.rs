@@ -80,7 +80,7 @@ fn a_silent_or_trickling_peer_does_not_delay_another_ones_admission() {
     let endpoint = server.endpoint().clone();
     let mut silent = rendezvous::connect_stream(&endpoint.address).unwrap();
     let mut trickle = rendezvous::connect_stream(&endpoint.address).unwrap();
-    let hello = rendezvous::hello_frame(&endpoint.token, 1);
+    let hello = rendezvous::hello_frame(&endpoint.token);
     trickle.write_all(&hello[..3]).unwrap();
     let honest = connect(&endpoint, LIMIT).unwrap();
     round_trip(&honest, 10);

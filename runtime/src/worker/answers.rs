@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::role::{ReaderRole, readable};
+use crate::transport::role::ReaderRole;
 
 use super::wire::{FromResident, WireStatus};
 
@@ -196,32 +196,18 @@ impl Inbox {
     pub(super) fn read_in_background(&self) -> bool {
         let mut held_in_a_row = 0u32;
         loop {
-            if self.role.yield_while_held(&mut held_in_a_row, HELD_WAIT) {
-                continue;
-            }
-            let waiting = self
-                .role
-                .try_take()
-                .is_some_and(|a| a.over.is_some() || a.frames.has_buffered_frame());
-            match readable(self.connection.stream(), None) {
-                _ if waiting => {}
-                Ok(true) => {}
-                Ok(false) => continue,
+            let turn = self.role.background_turn(
+                self.connection.stream(),
+                &mut held_in_a_row,
+                HELD_WAIT,
+                |a| a.over.is_some() || a.frames.has_buffered_frame(),
+                || self.role_released(),
+            );
+            let mut answers = match turn {
+                Ok(Some(answers)) => answers,
+                Ok(None) => continue,
                 Err(_) => return false,
-            }
-            // Taken meanwhile: that caller reads these answers.
-            let Some(mut answers) = self.role.try_take() else {
-                continue;
             };
-            let nothing_yet = answers.over.is_none()
-                && !answers.frames.has_buffered_frame()
-                && !readable(self.connection.stream(), Some(Duration::ZERO)).unwrap_or(true);
-            if nothing_yet {
-                // A caller read it already.
-                drop(answers);
-                self.role_released();
-                continue;
-            }
             let rest_by = Instant::now().checked_add(ANSWER_REST_WAIT);
             let turn = self.read(&mut answers, rest_by, false);
             let over = answers.over;

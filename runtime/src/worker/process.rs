@@ -199,9 +199,12 @@ impl<R: DeserializeOwned> Watch<R> {
         arguments: &[u8],
     ) -> Option<Result<R, Error>> {
         // The chunk goes out with the start, without waiting for `Ready` first: one round
-        // trip less, and a worker of another build refuses before it reads it.
+        // trip less, and a worker of another build refuses before it reads it. Nothing
+        // follows it, and saying so at once lets the child exit as soon as its result is out
+        // rather than after hearing that it was read.
         let send_chunk = |connection: &Connection| {
-            Ok(connection.send(&ToWorker::Chunk(chunk(offset, arguments)))?)
+            connection.send(&ToWorker::Chunk(chunk(offset, arguments)))?;
+            Ok(connection.stream().shutdown_write()?)
         };
         let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
         let (connection, reader, _child) = match started {

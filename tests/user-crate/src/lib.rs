@@ -31,6 +31,26 @@ impl Doubler {
     }
 }
 
+/// Code written once for any process type, as a user writes it: `Handle<P>`, `P::Output`
+/// and `P::Inbox` of a `P: Process`. Starts `process`, tells it each of `messages` and
+/// returns its output within `limit`.
+pub fn start_tell_and_wait<P: Process>(
+    process: P,
+    messages: Vec<P::Inbox>,
+    limit: Duration,
+) -> Result<P::Output, Error> {
+    let handle: Handle<P> = process.start()?;
+    for message in messages {
+        handle.tell(message)?;
+    }
+    handle.result_timeout(limit)
+}
+
+/// A hook helper written once for any process type, on its `Ctx<P>`: the run it is in.
+pub fn run_of<P: Process>(ctx: &Ctx<P>) -> u64 {
+    ctx.current_run()
+}
+
 /// A request for [`Calculator`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -126,7 +146,7 @@ impl Phoenix {
 #[skprocess(runs = 3, lives = 3, timeout(run = "300ms"))]
 impl Phoenix {
     fn run(&mut self, ctx: &mut Ctx<Self>) {
-        let run = ctx.current_run();
+        let run = run_of(ctx);
         // The state restarts from the checkpoint, so the budget tells attempts apart.
         let lives = ctx.config().lives;
         let lost = lives - ctx.lives_left();

@@ -15,7 +15,9 @@ use std::time::Duration;
 use skprocess::prelude::*;
 use skprocess_user_crate::jobs::nested::Summer;
 use skprocess_user_crate::jobs::{Tally, WordCounter};
-use skprocess_user_crate::{Answer, Calculator, Doubler, Op, Phoenix, Recovery};
+use skprocess_user_crate::{
+    Answer, Calculator, Doubler, Op, Phoenix, Recovery, start_tell_and_wait,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -195,4 +197,11 @@ fn a_type_defined_in_a_module_of_the_test_file_runs_in_a_child() {
     let (value, pid) = handle.result_timeout(LIMIT).unwrap();
     assert_eq!(value, 42);
     assert_ne!(pid, std::process::id());
+}
+
+#[test]
+fn code_generic_over_process_starts_any_type() {
+    let _bound = bound::within(TEST_BOUND);
+    let output = start_tell_and_wait(Doubler { value: 5 }, Vec::new(), LIMIT).unwrap();
+    assert_eq!(output, 40);
 }

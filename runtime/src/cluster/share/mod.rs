@@ -44,7 +44,7 @@ use crate::cluster::{Cluster, Server};
 use crate::error::Error;
 use crate::share::coordinator::Control;
 use crate::share::handle::Place;
-use crate::share::link::{Backend, Link};
+use crate::share::link::{Backend, HeldWrites, Link};
 use crate::share::{Share, Shared};
 
 impl<T: Shared> Share<T> {
@@ -127,7 +127,7 @@ pub(crate) fn link_to<T: Shared>(remote: &Remote) -> Link {
     let key = remote.registry_key();
     let mut shares = registry();
     if let Some(backend) = shares.get(&key).and_then(Weak::upgrade) {
-        return Link::new(backend, None);
+        return Link::new(backend, None, None);
     }
     let backend: Arc<dyn Backend> = match backend::Redis::<T>::new(remote) {
         Ok(backend) => Arc::new(backend),
@@ -135,13 +135,13 @@ pub(crate) fn link_to<T: Shared>(remote: &Remote) -> Link {
     };
     shares.retain(|_, weak| weak.strong_count() > 0);
     shares.insert(key, Arc::downgrade(&backend));
-    Link::new(backend, None)
+    Link::new(backend, None, None)
 }
 
 fn register<T: Shared>(remote: &Remote, backend: Arc<backend::Redis<T>>) -> Link {
     let backend: Arc<dyn Backend> = backend;
     registry().insert(remote.registry_key(), Arc::downgrade(&backend));
-    Link::new(backend, None)
+    Link::new(backend, None, None)
 }
 
 type Registry = HashMap<String, Weak<dyn Backend>>;
@@ -229,6 +229,10 @@ impl Control for Keeper {
 
     fn running_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.running)
+    }
+
+    fn held_writes(&self) -> HeldWrites {
+        HeldWrites::default()
     }
 
     fn recorded_error(&self) -> Option<String> {

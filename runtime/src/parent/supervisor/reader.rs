@@ -6,128 +6,26 @@
 //! as in a plain blocking ping-pong, instead of the driver's and then the listener's. The
 //! driver waits for the connection to become readable without holding the role and takes it
 //! only for the frames that are there, so while nobody listens it still drains everything
-//! and a child never stalls. Every frame, whoever reads it, goes through the driver's
-//! `dispatch`: payloads join the bounded outbox (spending the child's credits), the view is
-//! updated in place, and what the supervisor must hear of a control frame (a report, the end
-//! of the connection) is handed to the driver here, in reading order, so control frames are
-//! never stuck behind a listener.
+//! and a child never stalls. Every frame, whoever reads it, goes through
+//! [`record::dispatch`](super::record::dispatch): payloads join the bounded outbox (spending
+//! the child's credits), the view is updated in place, and what the supervisor must hear of a
+//! control frame (a report, the end of the connection) is handed to the driver here, in
+//! reading order, so control frames are never stuck behind a listener.
 //!
 //! A listener that finds the role taken waits on the view, which each release bumps
 //! ([`ProcessShared::release_reader_role`]); the driver waits in the role for a handed
 //! report or the role's release.
 
-use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use crate::parent::shared::{Payload, ProcessShared};
-use crate::parent::supervisor::driver::{self, Interruption, Reported};
+use crate::parent::shared::ProcessShared;
+use crate::parent::supervisor::handoff::{Handed, Interruption, Reading, Turn};
+use crate::parent::supervisor::record;
 use crate::transport::Connection;
-use crate::transport::frame::{self, FrameReader};
-use crate::transport::role::{self, spin_until_readable};
-
-/// What a reader hands to the driver: what the supervisor must hear, in reading order.
-pub(crate) enum Handed {
-    Report(Reported),
-    Interrupted(Interruption),
-}
-
-/// What the holder of the role reads with.
-pub(crate) struct Reading {
-    frames: FrameReader,
-    /// The current child's connection; `None` once it ended, until a replacement is
-    /// installed.
-    connection: Option<Arc<Connection>>,
-    /// The read timeout last set on `connection`.
-    read_timeout: Option<Duration>,
-    /// Payloads read but not yet in the outbox, queued together once the frames already
-    /// buffered are read.
-    arrived: Vec<Payload>,
-}
-
-/// How a turn at the connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Turn {
-    /// Frames were read: payloads are in the outbox (a listener's turn) or nothing whole is
-    /// buffered any more (the driver's).
-    Read,
-    /// The read timed out.
-    TimedOut,
-    /// The connection ended or broke the protocol; the driver was told.
-    Ended,
-}
-
-/// The role, and what its holders hand to the driver.
-pub(crate) struct ReaderRole {
-    role: role::ReaderRole<Reading>,
-    handed: Mutex<VecDeque<Handed>>,
-    has_handed: AtomicBool,
-}
-
-impl std::fmt::Debug for ReaderRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReaderRole").finish_non_exhaustive()
-    }
-}
-
-impl ReaderRole {
-    pub(crate) fn new(max_frame: u32) -> Self {
-        Self {
-            role: role::ReaderRole::new(Reading {
-                frames: FrameReader::new(max_frame),
-                connection: None,
-                read_timeout: None,
-                arrived: Vec::new(),
-            }),
-            handed: Mutex::default(),
-            has_handed: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether someone holds the role right now.
-    pub(crate) fn is_held(&self) -> bool {
-        self.role.is_held()
-    }
-
-    /// Puts a new child's connection in place, with a fresh frame reader. Called only once
-    /// the previous connection ended, so no holder is blocked in a read.
-    pub(crate) fn install(&self, connection: Option<Arc<Connection>>, max_frame: u32) {
-        let mut reading = self.role.take();
-        reading.frames = FrameReader::new(max_frame);
-        reading.connection = connection;
-        reading.read_timeout = None;
-        reading.arrived.clear();
-    }
-
-    fn hand(&self, handed: Handed) {
-        self.lock_handed().push_back(handed);
-        self.has_handed.store(true, Ordering::Release);
-        self.role.wake_background();
-    }
-
-    /// Takes what readers handed to the driver.
-    pub(crate) fn take_handed(&self) -> VecDeque<Handed> {
-        if !self.has_handed.load(Ordering::Acquire) {
-            return VecDeque::new();
-        }
-        let mut handed = self.lock_handed();
-        self.has_handed.store(false, Ordering::Release);
-        std::mem::take(&mut *handed)
-    }
-
-    /// The driver waits while a listener holds the role: at most `timeout`, less when
-    /// something is handed to it or (if `timeout` is long) the role is let go.
-    pub(crate) fn wait_handed(&self, timeout: Duration) {
-        self.role
-            .wait_released(timeout, || self.has_handed.load(Ordering::Acquire));
-    }
-
-    fn lock_handed(&self) -> MutexGuard<'_, VecDeque<Handed>> {
-        self.handed.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+use crate::transport::frame::{self};
+use crate::transport::role::{self, read_timeout_for, spin_until_readable};
 
 /// The role, released through [`ProcessShared::release_reader_role`] when dropped, so
 /// listeners waiting for it look again.
@@ -206,12 +104,12 @@ impl Reading {
         let mut got_payload = false;
         loop {
             if !self.frames.has_buffered_frame() {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 // A zero timeout would mean none at all to the socket.
-                if timeout.is_some_and(|t| t.is_zero()) {
+                if left.is_some_and(|t| t.is_zero()) {
                     return Turn::TimedOut;
                 }
-                if !self.set_read_timeout(&connection, timeout) {
+                if !self.set_read_timeout(&connection, read_timeout_for(left)) {
                     return self.end(shared, Interruption::Ended);
                 }
                 spin_until_readable(connection.stream(), spin, deadline);
@@ -219,7 +117,7 @@ impl Reading {
             let (frames, arrived) = (&mut self.frames, &mut self.arrived);
             let before = arrived.len();
             let ended = match frames.read_frame(&mut connection.stream()) {
-                Ok(Some(frame)) => match driver::dispatch(shared, frame, arrived) {
+                Ok(Some(frame)) => match record::dispatch(shared, frame, arrived) {
                     Ok(Some(report)) => {
                         shared.reading.hand(Handed::Report(report));
                         None
@@ -228,6 +126,7 @@ impl Reading {
                     Err(detail) => Some(Interruption::Malformed(detail)),
                 },
                 Ok(None) => Some(Interruption::Ended),
+                Err(e) if e.is_timeout() && role::still_before(deadline) => continue,
                 Err(e) if e.is_timeout() => return Turn::TimedOut,
                 Err(frame::WireError::TooLarge { len, max }) => Some(Interruption::Malformed(
                     format!("a frame of {len} bytes, over the limit of {max}"),
@@ -239,7 +138,7 @@ impl Reading {
             }
             got_payload |= self.arrived.len() > before;
             if !self.frames.has_buffered_frame() {
-                if let Err(overspent) = driver::queue_messages(shared, &mut self.arrived) {
+                if let Err(overspent) = record::queue_messages(shared, &mut self.arrived) {
                     return self.end(shared, Interruption::Malformed(overspent));
                 }
                 shared.flush_deferred();
@@ -254,7 +153,7 @@ impl Reading {
     fn end(&mut self, shared: &ProcessShared, why: Interruption) -> Turn {
         // The payloads before the end are delivered; past the credits, the child is already
         // being ended for a protocol violation.
-        let why = match driver::queue_messages(shared, &mut self.arrived) {
+        let why = match record::queue_messages(shared, &mut self.arrived) {
             Ok(()) => why,
             Err(overspent) => Interruption::Malformed(overspent),
         };

@@ -23,7 +23,9 @@ mod socket;
 pub(crate) use clock::monotonic_nanos;
 pub(crate) use image::{build_identity, own_executable};
 pub(crate) use poll::{Source, wait_readable};
-pub(crate) use process::{at_exit, describe_status, exit_now, parent_pid, wait_exited};
+pub(crate) use process::{
+    at_exit, describe_status, exit_now, parent_pid, spawn, terminate, wait_exited, watch_parent,
+};
 #[cfg(test)]
 pub(crate) use process::{exit_status_from_code, exit_status_killed};
 #[allow(unused_imports)] // the reaper holds `Child` values and asks them; kept for the seam.

@@ -3,8 +3,26 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
+
+/// Starts `command` as a child. (On Windows it also joins a job that ends it with this
+/// process; here a child learns of its parent's end from its connection.)
+pub(crate) fn spawn(command: &mut Command) -> io::Result<Child> {
+    command.spawn()
+}
+
+/// Ends `child` at once (`SIGKILL`); no error when it had exited already.
+pub(crate) fn terminate(child: &mut Child) -> io::Result<()> {
+    child.kill()
+}
+
+/// Nothing to do on Unix: a child learns of its parent's end from its connection (the end of
+/// the stream), which every role reads. (Windows watches the parent's process handle too.)
+pub(crate) fn watch_parent(code: i32) -> io::Result<()> {
+    let _ = code;
+    Ok(())
+}
 
 /// Sends `SIGKILL` to process `pid`. For the reaper that holds pids rather than `Child`
 /// values (the one spawn path of issue 15 brings it).

@@ -12,7 +12,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::poll::{BROKEN, PEER_SHUT_WRITE, Source, poll_fds, pollfd};
 #[cfg(target_os = "linux")]
@@ -141,6 +141,31 @@ impl Stream {
     /// SIGPIPE where the OS allows asking); returns how many bytes went out.
     pub(crate) fn send_nonblocking(&self, head: &[u8], tail: &[u8]) -> io::Result<usize> {
         send_nonblocking(self.0.as_raw_fd(), head, tail)
+    }
+
+    /// Writes what the socket takes of `head` then `tail`, waiting for room no later than
+    /// `deadline`: the bytes that went out, or `WouldBlock` when none did in time. (The one
+    /// deadline write both platforms offer; a named pipe cannot wait for room apart from a
+    /// write.)
+    pub(crate) fn send_before(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+        deadline: Instant,
+    ) -> io::Result<usize> {
+        loop {
+            match self.send_nonblocking(head, tail) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    self.wait_writable(Some(left))?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Waits until the socket has room to write, for at most `timeout` (`None`: no limit).

@@ -1,0 +1,224 @@
+//! The named-pipe socket layer against what the portable code expects of a socket.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::sys::{Source, wait_readable};
+
+const BOUND: Duration = Duration::from_secs(10);
+
+#[test]
+fn the_peer_pid_comes_from_the_pipe_on_both_ends() {
+    let (a, b) = Stream::pair().unwrap();
+    assert_eq!(a.peer_pid().unwrap(), std::process::id());
+    assert_eq!(b.peer_pid().unwrap(), std::process::id());
+}
+
+#[test]
+fn a_listener_accepts_without_blocking_and_keeps_its_name() {
+    let listener = Listener::bind(None, "7e57a11").unwrap();
+    assert!(listener.accept().unwrap().is_none());
+    // Windows refuses a second first instance; Wine 8 does not enforce the flag.
+    if !under_wine() {
+        assert!(
+            Listener::bind(None, "7e57a11").is_err(),
+            "a second owner of the name"
+        );
+    }
+    for round in 0..3u8 {
+        let mut client = Stream::connect(listener.address()).unwrap();
+        let ready = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
+        assert!(ready[0].readable, "round {round}");
+        let mut server = listener.accept().unwrap().expect("a waiting connection");
+        client.write_all(&[round]).unwrap();
+        let mut byte = [0u8];
+        server.read_exact(&mut byte).unwrap();
+        assert_eq!(byte[0], round);
+    }
+    assert!(listener.accept().unwrap().is_none());
+}
+
+#[test]
+fn a_closed_end_is_the_end_of_the_stream_after_the_data() {
+    let (mut a, b) = Stream::pair().unwrap();
+    a.write_all(b"last words").unwrap();
+    drop(a);
+    let mut all = Vec::new();
+    (&b).read_to_end(&mut all).unwrap();
+    assert_eq!(all, b"last words");
+    assert!(b.peer_closed());
+    assert!(b.wait_hangup());
+}
+
+#[test]
+fn a_shutdown_wakes_a_blocked_reader_and_reaches_the_peer() {
+    let (a, b) = Stream::pair().unwrap();
+    let a = std::sync::Arc::new(a);
+    let reader = {
+        let a = std::sync::Arc::clone(&a);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            (&*a).read(&mut buf)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    a.shutdown_both().unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), 0);
+    let mut buf = [0u8; 8];
+    b.set_read_timeout(Some(BOUND)).unwrap();
+    assert_eq!((&b).read(&mut buf).unwrap(), 0, "the peer reads the end");
+}
+
+#[test]
+fn reads_time_out_or_would_block_as_on_unix() {
+    let (a, _b) = Stream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        (&a).read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    a.set_read_timeout(None).unwrap();
+    a.set_nonblocking(true).unwrap();
+    assert_eq!(
+        (&a).read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    assert!(a.set_read_timeout(Some(Duration::ZERO)).is_err());
+}
+
+#[test]
+fn a_deadline_write_takes_what_fits_and_then_would_block() {
+    let (a, b) = Stream::pair().unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut total = 0;
+    let error = loop {
+        match a.send_before(b"head", &chunk, Instant::now()) {
+            Ok(n) => total += n,
+            Err(e) => break e,
+        }
+        assert!(total < 1 << 30, "the pipe never filled");
+    };
+    assert_eq!(error.kind(), ErrorKind::WouldBlock);
+    assert!(total > 0);
+    // Every byte that was reported written arrives, in order, and nothing more.
+    drop(a);
+    let mut all = Vec::new();
+    (&b).read_to_end(&mut all).unwrap();
+    assert_eq!(all.len(), total);
+}
+
+#[test]
+fn readiness_says_which_stream_is_readable_and_which_hung_up() {
+    let (a, mut b) = Stream::pair().unwrap();
+    let (c, d) = Stream::pair().unwrap();
+    let sources = [Source::from(&a), Source::from(&c)];
+    let idle = wait_readable(&sources, Some(Duration::ZERO)).unwrap();
+    assert!(idle.iter().all(|r| !r.readable && !r.hung_up));
+    let idle = wait_readable(&sources, Some(Duration::from_millis(20))).unwrap();
+    assert!(idle.iter().all(|r| !r.readable && !r.hung_up));
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        b.write_all(b"x").unwrap();
+        b
+    });
+    let ready = wait_readable(&sources, Some(BOUND)).unwrap();
+    assert!(ready[0].readable && !ready[0].hung_up, "{ready:?}");
+    let _b = writer.join().unwrap();
+    drop(d);
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let ready = wait_readable(&sources, Some(BOUND)).unwrap();
+        if ready[1].hung_up {
+            assert!(ready[1].readable);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hang-up was never seen");
+    }
+}
+
+#[test]
+fn a_large_transfer_arrives_whole_both_ways_at_once() {
+    let (a, b) = Stream::pair().unwrap();
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let send = |mut s: &Stream, data: &[u8]| s.write_all(data).unwrap();
+    let receive = |mut s: &Stream, len: usize| {
+        let mut got = vec![0u8; len];
+        s.read_exact(&mut got).unwrap();
+        got
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| send(&a, &data));
+        scope.spawn(|| send(&b, &data));
+        let at_b = scope.spawn(|| receive(&b, data.len()));
+        let at_a = receive(&a, data.len());
+        assert!(at_a == data);
+        assert!(at_b.join().unwrap() == data);
+    });
+}
+
+/// Whether this runs under Wine (its ntdll exports `wine_get_version`).
+fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: both names are NUL-terminated; ntdll is always loaded.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+#[test]
+fn deadline_writes_cut_anywhere_lose_and_repeat_nothing_while_the_peer_reads() {
+    let (a, b) = Stream::pair().unwrap();
+    let total: usize = 8 * 1024 * 1024;
+    let data: Vec<u8> = (0..total).map(|i| (i % 253) as u8).collect();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut got = Vec::with_capacity(total);
+            let mut buf = vec![0u8; 7000];
+            b.set_read_timeout(Some(BOUND)).unwrap();
+            while got.len() < total {
+                let n = match (&b).read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let first_bad = got.iter().zip(&data).position(|(x, y)| x != y);
+                        panic!(
+                            "{e} after {} bytes; first difference at {first_bad:?}",
+                            got.len()
+                        );
+                    }
+                };
+                assert!(n > 0, "early end at {}", got.len());
+                got.extend_from_slice(&buf[..n]);
+                if got.len() % 3 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            got
+        });
+        let mut sent = 0;
+        let mut cuts = 0;
+        let deadline = Instant::now() + BOUND * 3;
+        while sent < total {
+            if Instant::now() >= deadline {
+                eprintln!("sent only {sent}");
+                break;
+            }
+            let end = (sent + 100_000).min(total);
+            match a.send_before(&data[sent..end], &[], Instant::now()) {
+                Ok(n) => {
+                    cuts += usize::from(n < end - sent);
+                    sent += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let got = reader.join().unwrap();
+        let first_bad = got.iter().zip(&data).position(|(x, y)| x != y);
+        eprintln!("got {} first difference at {first_bad:?}", got.len());
+        assert!(got == data, "the stream was corrupted ({cuts} cut writes)");
+        eprintln!("{cuts} cut writes");
+    });
+}
