@@ -111,11 +111,12 @@ pub mod __private {
     };
     pub use crate::registry::{PROCESS_TYPES, ProcessEntry};
     pub use crate::share::generated::{
-        MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, assert_shared_field, assert_travels,
+        LayoutOf, MethodsOf, SharedMethods, ViaMethods, ViaNoMethods, ViaOpaque, ViaSharedField,
+        assert_shared_field, assert_travels,
     };
     pub use crate::share::{
-        ApplyError, Field, FieldOp, Link, MethodMeta, Shared, SharedField, SharedMeta, Target,
-        decode_args, encode_reply,
+        ApplyError, Field, FieldOp, Layout, Link, MethodMeta, Shared, SharedField, SharedMeta,
+        Target, decode_args, encode_reply,
     };
     pub use linkme;
     pub use serde;

@@ -35,6 +35,15 @@ pub(crate) fn shared_struct(item: &ItemStruct, model: &SharedStruct, krate: &Kra
         let apply = quote_spanned!(ty.span()=> #k::__private::SharedField::apply);
         quote!(#index => #apply(&mut self.#ident, op, args, reply),)
     });
+    // Through the autoref selector, with no span of the user's: a field type that is not a
+    // `SharedField` is reported once, by the checks below, not again here.
+    let layouts = model.fields.iter().enumerate().map(|(i, field)| {
+        let ty = field.ty;
+        let index = i as u16;
+        quote!(#index => ::core::option::Option::Some(
+            (&&#k::__private::LayoutOf::<#ty>::new()).layout()
+        ),)
+    });
     let names = model.fields.iter().map(|field| field.ident.to_string());
     let checks = model.fields.iter().map(|field| {
         let ty = field.ty;
@@ -82,14 +91,30 @@ pub(crate) fn shared_struct(item: &ItemStruct, model: &SharedStruct, krate: &Kra
             ) -> ::core::result::Result<(), #k::__private::ApplyError> {
                 #[allow(unused_imports)]
                 use #k::__private::{ViaMethods as _, ViaNoMethods as _};
-                let (dispatch, _) = (&&#k::__private::MethodsOf::<Self>::new()).table();
+                let (dispatch, _, _) = (&&#k::__private::MethodsOf::<Self>::new()).table();
                 dispatch(self, index, args, reply)
+            }
+
+            fn field_layout(index: u16) -> ::core::option::Option<#k::__private::Layout> {
+                #[allow(unused_imports)]
+                use #k::__private::{ViaOpaque as _, ViaSharedField as _};
+                match index {
+                    #(#layouts)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn method_meta(index: u16) -> ::core::option::Option<&'static #k::__private::MethodMeta> {
+                #[allow(unused_imports)]
+                use #k::__private::{ViaMethods as _, ViaNoMethods as _};
+                let (_, _, meta) = (&&#k::__private::MethodsOf::<Self>::new()).table();
+                meta(index)
             }
 
             fn method_name(index: u16) -> ::core::option::Option<&'static str> {
                 #[allow(unused_imports)]
                 use #k::__private::{ViaMethods as _, ViaNoMethods as _};
-                let (_, name) = (&&#k::__private::MethodsOf::<Self>::new()).table();
+                let (_, name, _) = (&&#k::__private::MethodsOf::<Self>::new()).table();
                 name(index)
             }
         }
@@ -153,6 +178,11 @@ pub(crate) fn shared_impl(item: &ItemImpl, model: &SharedImpl, krate: &Krate) ->
                     #(#name_arms)*
                     _ => ::core::option::Option::None,
                 }
+            }
+
+            fn method_meta(index: u16) -> ::core::option::Option<&'static #k::__private::MethodMeta> {
+                let methods: &'static [#k::__private::MethodMeta] = Self::SHARED_META.methods;
+                methods.get(<usize as ::core::convert::From<u16>>::from(index))
             }
         }
 

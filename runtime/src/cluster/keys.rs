@@ -10,6 +10,10 @@
 //! | `skp:N:job:<job>` | string: the caller's build | the caller, refreshed every [`JOB_REFRESH`] | [`JOB_TTL`] after the caller's last refresh; deleted when the map ends |
 //! | `skp:N:job:<job>:out` | list of result batches (`RPUSH`) | hosts | [`JOB_TTL`] after the last push; deleted when the map ends |
 //!
+//! | `skp:N:share:<share>` | string: the shared type's name | the creating process, refreshed every [`JOB_REFRESH`] | [`SHARE_TTL`] after its creator's last refresh; deleted with its last handle there |
+//! | `skp:N:share:<share>:f:<field>` | one field: integers and floats as decimal text, strings as text, sequences as lists, maps as hashes, sets as sets, anything else as its encoding | every handle | like the share's key (refreshed with it) |
+//! | `skp:N:share:<share>:error` | string: the share's last failure | every handle | like the share's key |
+//!
 //! A caller that dies leaves its job keys for [`JOB_TTL`] at most; its entries still in the
 //! stream are acknowledged and deleted unrun by the first host that reads them (their job key
 //! is gone). A host that dies leaves its host key for [`HOST_TTL`]; its pending entries are
@@ -27,6 +31,9 @@ pub const HOST_TTL: Duration = Duration::from_secs(3);
 
 /// How long a map's keys outlive the last sign of their caller.
 pub const JOB_TTL: Duration = Duration::from_secs(30);
+
+/// How long a share's keys outlive the last refresh by the process that created it.
+pub const SHARE_TTL: Duration = Duration::from_secs(30);
 
 /// How often a caller refreshes its job key.
 pub const JOB_REFRESH: Duration = Duration::from_secs(1);
@@ -71,6 +78,23 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// One share's key (its type's name; the share exists while it does).
+    pub(crate) fn share(&self, share: &str) -> String {
+        format!("{}share:{share}", self.prefix)
+    }
+
+    /// One field of a share.
+    pub(crate) fn share_field(&self, share: &str, field: &str) -> String {
+        format!("{}share:{share}:f:{field}", self.prefix)
+    }
+
+    /// A share's last failure.
+    pub(crate) fn share_error(&self, share: &str) -> String {
+        format!("{}share:{share}:error", self.prefix)
+    }
+}
+
 /// The consumer group of the hosts of one build: each build reads the stream through its own
 /// group, so a host of another build never takes an entry from the hosts that can run it.
 pub(crate) fn group(build: &str) -> String {
@@ -112,6 +136,9 @@ mod tests {
             keys.host("h1"),
             keys.job("j1"),
             keys.results("j1"),
+            keys.share("s1"),
+            keys.share_field("s1", "counter"),
+            keys.share_error("s1"),
         ] {
             assert!(key.starts_with("skp:thumbs:"), "{key}");
         }

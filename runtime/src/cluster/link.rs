@@ -19,6 +19,7 @@ pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the server is: its URL without a password, and the variable holding the password.
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
+    url: String,
     info: ConnectionInfo,
     password_env: String,
     address: String,
@@ -39,10 +40,21 @@ impl Server {
         }
         let address = info.addr.to_string();
         Ok(Self {
+            url: url.to_owned(),
             info,
             password_env: password_env.to_owned(),
             address,
         })
+    }
+
+    /// The URL it was made from (it carries no password).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The variable that holds the password.
+    pub(crate) fn password_env(&self) -> &str {
+        &self.password_env
     }
 
     /// The server's address, for messages.

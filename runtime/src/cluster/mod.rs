@@ -18,9 +18,13 @@
 //!   sans-IO policies: which results count (`collector.rs`) and which pending entries a host
 //!   claims or fails (`claim.rs`).
 //!
-//! Share and Queue on Redis belong in `share/` and `queue/` beside `pool/`: they take the
-//! server and the keys from the handle (`Cluster::server`, `Cluster::keys`, adding their keys
-//! to `keys.rs` with their lifetimes) and the hosts' build from `hosts.rs`.
+//! - `share/`: [`Share::on`](crate::Share::on), the same `#[shared]` types with each field in a
+//!   key of its own: built-in operations as native commands, methods as optimistic
+//!   transactions over the fields `SHARED_META` says they read and write.
+//!
+//! Queue on Redis belongs in `queue/` beside `pool/`: it takes the server and the keys from
+//! the handle (`Cluster::server`, `Cluster::keys`, adding its keys to `keys.rs` with their
+//! lifetimes).
 //!
 //! Functions travel as code offsets, valid only in the same build: every entry carries its
 //! caller's build identity, and each build reads through a consumer group of its own, so a
@@ -31,6 +35,7 @@ mod keys;
 mod link;
 pub(crate) mod pool;
 pub(crate) mod serve;
+pub(crate) mod share;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -38,7 +43,7 @@ use std::time::Duration;
 use crate::error::Error;
 
 pub use hosts::HostInfo;
-pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL};
+pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL, SHARE_TTL};
 pub use link::PASSWORD_ENV;
 pub use serve::{SERVE_ENV, SERVE_WORKERS_ENV, ServeConfig, serve};
 

@@ -49,7 +49,6 @@ pub(crate) trait Control: Send + Sync {
     fn is_running(&self) -> bool;
     fn running_flag(&self) -> Arc<AtomicBool>;
     fn held_writes(&self) -> HeldWrites;
-    fn endpoint(&self) -> &Endpoint;
     fn recorded_error(&self) -> Option<String>;
 }
 
@@ -118,6 +117,11 @@ impl<T: Shared> Coordinator<T> {
         Ok(coordinator)
     }
 
+    /// Where the coordinator's server listens.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -184,10 +188,6 @@ impl<T: Shared> Control for Coordinator<T> {
 
     fn held_writes(&self) -> HeldWrites {
         Arc::clone(&self.held)
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
     }
 
     fn recorded_error(&self) -> Option<String> {

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::protocol::share::{FieldOp, Target};
 use crate::share::ApplyError;
+use crate::share::layout::Layout;
 use crate::share::link::Link;
 
 /// What a field's type can do inside a [`Share`](crate::Share): the coordinator calls
@@ -25,6 +26,11 @@ use crate::share::link::Link;
     note = "for a serializable type of your own, `impl skprocess::share::SharedField for {Self} {{}}` gives `get` and `set`"
 )]
 pub trait SharedField: Serialize + DeserializeOwned + Send + 'static {
+    /// How a backend that keeps fields apart (the Redis share) stores this type: one opaque
+    /// value unless the type says otherwise.
+    #[doc(hidden)]
+    const LAYOUT: Layout = Layout::VALUE;
+
     /// Applies `op` with encoded `args`, writing any result into `reply`. The default
     /// supports [`FieldOp::Get`] and [`FieldOp::Set`].
     fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {

@@ -47,7 +47,7 @@ use crate::transport::endpoint::Endpoint;
 /// restarted child). The coordinator stops when the creating process's last handle is dropped.
 pub struct Share<T: Shared> {
     link: Link,
-    endpoint: Endpoint,
+    place: Place,
     proxy: T::Proxy,
     /// Only in the process that created the share.
     owner: Option<Arc<dyn Control>>,
@@ -70,23 +70,31 @@ impl<T: Shared> Share<T> {
             Some(coordinator.running_flag()),
             Some(coordinator.held_writes()),
         );
-        Ok(Self {
-            proxy: T::proxy(&link),
+        Ok(Self::with_place(
             link,
-            endpoint,
-            owner: Some(coordinator),
-        })
+            Place::Local(endpoint),
+            Some(coordinator),
+        ))
     }
 
-    /// A handle in another process (or a deserialized one), connecting on first use.
-    fn from_endpoint(endpoint: Endpoint) -> Self {
-        let link = Link::new(client::for_endpoint(&endpoint), None, None);
+    /// A handle over `link` to the value at `place`; `owner` only in the creating process.
+    pub(crate) fn with_place(link: Link, place: Place, owner: Option<Arc<dyn Control>>) -> Self {
         Self {
             proxy: T::proxy(&link),
             link,
-            endpoint,
-            owner: None,
+            place,
+            owner,
         }
+    }
+
+    /// A handle in another process (or a deserialized one), connecting on first use.
+    fn from_place(place: Place) -> Self {
+        let link = match &place {
+            Place::Local(endpoint) => Link::new(client::for_endpoint(endpoint), None, None),
+            #[cfg(feature = "cluster")]
+            Place::Cluster(remote) => crate::cluster::share::link_to::<T>(remote),
+        };
+        Self::with_place(link, place, None)
     }
 
     /// A copy of the whole value, after every write that returned before this call.
@@ -139,6 +147,16 @@ impl<T: Shared> Share<T> {
         }
     }
 
+    /// The coordinator's endpoint, for the runtime's own tests.
+    #[cfg(test)]
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        match &self.place {
+            Place::Local(endpoint) => endpoint.clone(),
+            #[cfg(feature = "cluster")]
+            Place::Cluster(_) => panic!("a share on a cluster has no endpoint"),
+        }
+    }
+
     /// The link the proxy uses, for hand-written proxies.
     #[doc(hidden)]
     pub fn link(&self) -> &Link {
@@ -157,7 +175,7 @@ impl<T: Shared> Clone for Share<T> {
         Self {
             proxy: T::proxy(&self.link),
             link: self.link.clone(),
-            endpoint: self.endpoint.clone(),
+            place: self.place.clone(),
             owner: self.owner.clone(),
         }
     }
@@ -183,7 +201,7 @@ impl<T: Shared> fmt::Debug for Share<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Share")
             .field("type", &std::any::type_name::<T>())
-            .field("address", &self.endpoint.address)
+            .field("place", &self.place)
             .field("paused", &self.is_paused())
             .finish()
     }
@@ -201,12 +219,32 @@ impl<T: Shared> Serialize for Share<T> {
             crate::transport::frame::note_refusal(&message);
             return Err(serde::ser::Error::custom(message));
         }
-        self.endpoint.serialize(serializer)
+        self.place.serialize(serializer)
     }
 }
 
 impl<'de, T: Shared> Deserialize<'de> for Share<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Endpoint::deserialize(deserializer).map(Self::from_endpoint)
+        Place::deserialize(deserializer).map(Self::from_place)
+    }
+}
+
+/// Where a share's value lives: what a handle carries to another process.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) enum Place {
+    /// A coordinator thread of the creating process, at this endpoint.
+    Local(Endpoint),
+    /// Keys of a cluster's Redis server.
+    #[cfg(feature = "cluster")]
+    Cluster(crate::cluster::share::Remote),
+}
+
+impl fmt::Debug for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Local(endpoint) => write!(f, "{:?}", endpoint.address),
+            #[cfg(feature = "cluster")]
+            Place::Cluster(remote) => write!(f, "{remote:?}"),
+        }
     }
 }

@@ -45,6 +45,7 @@ pub(crate) mod client;
 pub(crate) mod coordinator;
 pub(crate) mod field;
 pub(crate) mod handle;
+pub(crate) mod layout;
 pub(crate) mod link;
 pub(crate) mod meta;
 pub(crate) mod peer;
@@ -121,12 +122,29 @@ pub trait Shared: Serialize + DeserializeOwned + Send + 'static {
         let _ = index;
         None
     }
+
+    /// How field number `index` is kept by a backend that keeps fields apart (the Redis
+    /// share); `None` (the default) keeps it as one opaque value.
+    #[doc(hidden)]
+    fn field_layout(index: u16) -> Option<Layout> {
+        let _ = index;
+        None
+    }
+
+    /// What method number `index` reads and writes (its entry of `SHARED_META`); `None` (the
+    /// default) means the whole value.
+    #[doc(hidden)]
+    fn method_meta(index: u16) -> Option<&'static MethodMeta> {
+        let _ = index;
+        None
+    }
 }
 
 pub use builtins::circuit::{BreakingCircuit, Circuit};
 pub use builtins::timer::TimerStats;
 pub use field::{Field, SharedField, decode_args, encode_reply};
 pub use handle::Share;
+pub use layout::Layout;
 pub use link::Link;
 pub use meta::{MethodMeta, SharedMeta, WHOLE_VALUE};
 
@@ -148,13 +166,19 @@ pub mod generated {
         ) -> Result<(), ApplyError>;
         /// The name of method number `index`.
         fn method_name(index: u16) -> Option<&'static str>;
+        /// What method number `index` reads and writes.
+        fn method_meta(index: u16) -> Option<&'static super::MethodMeta>;
     }
 
     /// A method dispatcher.
     pub type Dispatch<T> = fn(&mut T, u16, &[u8], &mut Vec<u8>) -> Result<(), ApplyError>;
 
-    /// A method dispatcher and the lookup of method names.
-    pub type Table<T> = (Dispatch<T>, fn(u16) -> Option<&'static str>);
+    /// A method dispatcher, the lookup of method names and that of their metadata.
+    pub type Table<T> = (
+        Dispatch<T>,
+        fn(u16) -> Option<&'static str>,
+        fn(u16) -> Option<&'static super::MethodMeta>,
+    );
 
     /// Chooses the method table of `T` when it has one (autoref specialization: the struct's
     /// expansion cannot know whether an `impl` block carries `#[shared]` too).
@@ -176,7 +200,7 @@ pub mod generated {
 
     impl<T: SharedMethods> ViaMethods<T> for &MethodsOf<T> {
         fn table(&self) -> Table<T> {
-            (T::call_method, T::method_name)
+            (T::call_method, T::method_name, T::method_meta)
         }
     }
 
@@ -195,6 +219,44 @@ pub mod generated {
     /// Checks at compile time that `T` can be a field of a shared struct.
     pub fn assert_shared_field<T: crate::share::SharedField>() {}
 
+    /// Chooses the [`Layout`](crate::share::Layout) of a field type: its own when it is a
+    /// [`SharedField`](crate::SharedField), one opaque value otherwise (autoref
+    /// specialization, so a field type that is not one gets only the struct's own error,
+    /// not one more from here).
+    pub struct LayoutOf<T>(PhantomData<fn() -> T>);
+
+    impl<T> LayoutOf<T> {
+        /// The selector.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    /// Picked when the field type is a `SharedField`.
+    pub trait ViaSharedField {
+        /// Its layout.
+        fn layout(&self) -> crate::share::Layout;
+    }
+
+    impl<T: crate::share::SharedField> ViaSharedField for &LayoutOf<T> {
+        fn layout(&self) -> crate::share::Layout {
+            T::LAYOUT
+        }
+    }
+
+    /// Picked otherwise.
+    pub trait ViaOpaque {
+        /// One opaque value.
+        fn layout(&self) -> crate::share::Layout;
+    }
+
+    impl<T> ViaOpaque for LayoutOf<T> {
+        fn layout(&self) -> crate::share::Layout {
+            crate::share::Layout::VALUE
+        }
+    }
+
     /// Picked when `T` has no `#[shared] impl`.
     pub trait ViaNoMethods<T> {
         /// A dispatcher that knows no method.
@@ -205,6 +267,7 @@ pub mod generated {
         fn table(&self) -> Table<T> {
             (
                 |_, index, _, _| Err(ApplyError::NoSuchTarget(index)),
+                |_| None,
                 |_| None,
             )
         }

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::protocol::share::FieldOp;
 use crate::share::ApplyError;
 use crate::share::field::{Field, SharedField, decode_args, encode_reply, get_or_set};
+use crate::share::layout::{Kind, Layout};
 
 /// What a shared collection's elements need.
 pub trait Element: Serialize + DeserializeOwned + Send + 'static {}
@@ -25,6 +26,8 @@ fn out_of_range(index: usize, len: usize) -> ApplyError {
 }
 
 impl SharedField for String {
+    const LAYOUT: Layout = Layout::TEXT;
+
     fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
         match op {
             FieldOp::Push => self.push_str(&decode_args::<String>(args)?),
@@ -66,6 +69,8 @@ impl AddAssign<&str> for Field<String> {
 impl<T: Element> SharedField for Option<T> {}
 
 impl<T: Element> SharedField for Vec<T> {
+    const LAYOUT: Layout = Layout::elements::<Vec<T>, T>(Kind::List);
+
     fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
         match op {
             FieldOp::Push => self.push(decode_args(args)?),
@@ -141,6 +146,8 @@ impl<T: Element> Field<Vec<T>> {
 }
 
 impl<T: Element> SharedField for VecDeque<T> {
+    const LAYOUT: Layout = Layout::elements::<VecDeque<T>, T>(Kind::List);
+
     fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
         match op {
             FieldOp::Push => self.push_back(decode_args(args)?),
@@ -196,6 +203,8 @@ impl<T: Element> Field<VecDeque<T>> {
 macro_rules! map {
     ($map:ident, $($bound:tt)*) => {
         impl<K: Element + $($bound)*, V: Element> SharedField for $map<K, V> {
+            const LAYOUT: Layout = Layout::pairs::<$map<K, V>, K, V>();
+
             fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
                 match op {
                     FieldOp::Insert => {
@@ -268,6 +277,8 @@ map!(BTreeMap, Ord);
 macro_rules! set {
     ($set:ident, $($bound:tt)*) => {
         impl<T: Element + $($bound)*> SharedField for $set<T> {
+            const LAYOUT: Layout = Layout::elements::<$set<T>, T>(Kind::Set);
+
             fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
                 match op {
                     FieldOp::Insert => encode_reply(&self.insert(decode_args(args)?), reply)?,

@@ -11,6 +11,7 @@ use std::ops::{
 use crate::protocol::share::FieldOp;
 use crate::share::ApplyError;
 use crate::share::field::{Field, SharedField, decode_args, get_or_set, unsupported};
+use crate::share::layout::{Incr, Kind, Layout};
 
 fn failed(what: &str) -> ApplyError {
     ApplyError::Failed(what.to_owned())
@@ -28,8 +29,10 @@ macro_rules! proxy_assign {
 }
 
 macro_rules! integers {
-    ($($t:ty),*) => {$(
+    ($($t:ty: $incr:ident),*) => {$(
         impl SharedField for $t {
+            const LAYOUT: Layout = Layout::number::<$t>(Kind::Integer(Incr::$incr));
+
             fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
                 let checked = match op {
                     FieldOp::Add => self.checked_add(decode_args(args)?).ok_or_else(|| failed("attempt to add with overflow"))?,
@@ -53,12 +56,20 @@ macro_rules! integers {
 }
 
 integers!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+    u8: Checked, u16: Checked, u32: Checked, u64: Unsigned64, u128: Checked,
+    i8: Checked, i16: Checked, i32: Checked, i64: Signed64, i128: Checked
 );
+
+#[cfg(target_pointer_width = "64")]
+integers!(usize: Unsigned64, isize: Signed64);
+#[cfg(not(target_pointer_width = "64"))]
+integers!(usize: Checked, isize: Checked);
 
 macro_rules! floats {
     ($($t:ty),*) => {$(
         impl SharedField for $t {
+            const LAYOUT: Layout = Layout::number::<$t>(Kind::Float);
+
             fn apply(&mut self, op: FieldOp, args: &[u8], reply: &mut Vec<u8>) -> Result<(), ApplyError> {
                 match op {
                     FieldOp::Add => *self += decode_args::<$t>(args)?,

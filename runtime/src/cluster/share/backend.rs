@@ -1,0 +1,315 @@
+//! The Redis side of the local share's seam ([`Backend`]): one connection per process and
+//! share, each operation sent to a native command (`store.rs`) or run as an optimistic
+//! transaction (`txn.rs`), and failures reported as the local share reports them.
+
+use std::marker::PhantomData;
+use std::sync::{Mutex, PoisonError};
+
+use redis::{Connection, RedisError};
+
+use crate::cluster::Server;
+use crate::cluster::keys::SHARE_TTL;
+use crate::cluster::link::COMMAND_TIMEOUT;
+use crate::cluster::share::{Remote, store, txn};
+use crate::error::Error;
+use crate::protocol::share::{Target, WholeOp};
+use crate::share::link::Backend;
+use crate::share::peer::describe;
+use crate::share::{Layout, Shared, WHOLE_VALUE};
+use crate::transport::frame;
+
+/// Why an operation did not complete.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The server could not be reached, or the link broke: the connection is made again.
+    Link(RedisError),
+    /// The operation itself failed (an overflow, a method that returned an error or panicked,
+    /// too many conflicts); the message names it. Nothing was changed.
+    Failed(String),
+    /// The share's keys are gone from the server.
+    Gone,
+    /// No connection could be made (the error names the server).
+    Unreachable(Error),
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_timeout()
+            || error.is_connection_refusal()
+        {
+            Failure::Link(error)
+        } else {
+            Failure::Failed(error.to_string())
+        }
+    }
+}
+
+/// The keys of one share.
+pub(super) struct ShareKeys {
+    /// The share's own key: the share exists while it does.
+    pub(super) share: String,
+    /// One key per field, in the struct's order.
+    pub(super) fields: Vec<String>,
+    /// The last failure.
+    pub(super) error: String,
+}
+
+/// A share of `T` on a Redis server, as seen from this process.
+pub(crate) struct Redis<T> {
+    server: Server,
+    id: String,
+    keys: ShareKeys,
+    layouts: Vec<Layout>,
+    connection: Mutex<Option<Connection>>,
+    /// A write's failure to reach the server, reported by the next call (like the local
+    /// share's writes).
+    unreported: Mutex<Option<String>>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Shared> Redis<T> {
+    pub(super) fn new(remote: &Remote) -> Result<Self, Error> {
+        let server = remote.server()?;
+        let keys = remote.keys()?;
+        let id = remote.id.clone();
+        let fields = T::FIELDS
+            .iter()
+            .map(|field| keys.share_field(&id, field))
+            .collect();
+        let layouts = (0..T::FIELDS.len())
+            .map(|index| {
+                u16::try_from(index)
+                    .ok()
+                    .and_then(T::field_layout)
+                    .unwrap_or(Layout::VALUE)
+            })
+            .collect();
+        Ok(Self {
+            keys: ShareKeys {
+                share: keys.share(&id),
+                fields,
+                error: keys.share_error(&id),
+            },
+            id,
+            server,
+            layouts,
+            connection: Mutex::new(None),
+            unreported: Mutex::new(None),
+            _type: PhantomData,
+        })
+    }
+
+    /// Every key of the share, for the keeper.
+    pub(super) fn all_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.keys.share.clone(), self.keys.error.clone()];
+        keys.extend(self.keys.fields.iter().cloned());
+        keys
+    }
+
+    /// Writes the first value: the share's key and every field, in one transaction. Checks
+    /// that `T`'s encoding is its fields' encodings in order (what reassembling it needs).
+    pub(super) fn create(&self, value: &T) -> Result<(), Error> {
+        let whole = frame::encode(value).map_err(Error::from)?;
+        let mut copy: T = frame::decode_owned(&whole).map_err(Error::from)?;
+        let fields = txn::field_encodings(&mut copy, T::FIELDS.len())
+            .map_err(|e| Error::Shared { message: e.to_string() })?;
+        if fields.concat() != whole {
+            return Err(Error::Config { problem: format!(
+                "`{}` cannot be shared on a cluster: its serde encoding is not its fields in order (a skipped or flattened field?)",
+                std::any::type_name::<T>()
+            ) });
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&self.keys.share)
+            .arg(std::any::type_name::<T>())
+            .arg("PX")
+            .arg(u64::try_from(SHARE_TTL.as_millis()).unwrap_or(u64::MAX))
+            .ignore();
+        for ((key, layout), encoding) in self.keys.fields.iter().zip(&self.layouts).zip(&fields) {
+            let parts = (layout.split)(encoding).map_err(|e| Error::Shared { message: e.to_string() })?;
+            store::write_field(&mut pipe, layout.kind, key, parts);
+        }
+        self.with_connection(|c| Ok(pipe.query::<()>(c)?))
+            .map_err(|failure| self.error(failure, None))
+    }
+
+    /// Applies one operation and returns its encoded result.
+    fn apply(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Failure> {
+        self.with_connection(|c| match target {
+            Target::Field { index, op } => {
+                let (key, layout) = self.field(index)?;
+                match store::native(c, &self.keys.share, key, layout, op, args) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let only = vec![usize::from(index)];
+                        self.transaction(c, target, args, only.clone(), only)
+                    }
+                }
+            }
+            Target::Method(index) => {
+                let (reads, writes) = self.method_access(index);
+                self.transaction(c, target, args, reads, writes)
+            }
+            Target::Whole(WholeOp::Get) => self.transaction(c, target, args, self.all(), vec![]),
+            Target::Whole(WholeOp::Set) => self.transaction(c, target, args, vec![], self.all()),
+            Target::Whole(WholeOp::LastError) => {
+                let recorded: Option<String> = redis::cmd("GET").arg(&self.keys.error).query(c)?;
+                frame::encode(&recorded).map_err(|e| Failure::Failed(e.to_string()))
+            }
+        })
+    }
+
+    fn transaction(
+        &self,
+        c: &mut Connection,
+        target: Target,
+        args: &[u8],
+        reads: Vec<usize>,
+        writes: Vec<usize>,
+    ) -> Result<Vec<u8>, Failure> {
+        let plan = txn::Plan {
+            keys: &self.keys,
+            layouts: &self.layouts,
+            reads,
+            writes,
+        };
+        plan.run::<T>(c, target, args)
+    }
+
+    fn field(&self, index: u16) -> Result<(&str, &Layout), Failure> {
+        let i = usize::from(index);
+        match (self.keys.fields.get(i), self.layouts.get(i)) {
+            (Some(key), Some(layout)) => Ok((key, layout)),
+            _ => Err(Failure::Failed(format!("no field number {index}"))),
+        }
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.keys.fields.len()).collect()
+    }
+
+    /// The fields method number `index` reads and writes, from `SHARED_META`: the whole
+    /// value when the method could not be analysed or has no metadata.
+    fn method_access(&self, index: u16) -> (Vec<usize>, Vec<usize>) {
+        let Some(meta) = T::method_meta(index) else {
+            return (self.all(), self.all());
+        };
+        let resolve = |names: &[&str]| -> Vec<usize> {
+            if names.contains(&WHOLE_VALUE) {
+                return self.all();
+            }
+            names
+                .iter()
+                .filter_map(|name| T::FIELDS.iter().position(|field| field == name))
+                .collect()
+        };
+        let writes = if meta.is_write {
+            resolve(meta.writes)
+        } else {
+            Vec::new()
+        };
+        (resolve(meta.reads), writes)
+    }
+
+    /// Runs `command` on this process's connection to the share, connecting first when there
+    /// is none; a link failure drops it, so the next operation connects again.
+    fn with_connection<R>(
+        &self,
+        command: impl FnOnce(&mut Connection) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let connection = match slot.as_mut() {
+            Some(connection) => connection,
+            None => match self.server.connect(COMMAND_TIMEOUT) {
+                Ok(connection) => slot.insert(connection),
+                Err(error) => return Err(Failure::Unreachable(error)),
+            },
+        };
+        let outcome = command(connection);
+        if matches!(outcome, Err(Failure::Link(_))) {
+            *slot = None;
+        }
+        outcome
+    }
+
+    /// The crate's error for `failure` of the operation on `target`; an operation's own
+    /// failure is recorded as the share's last error first.
+    fn error(&self, failure: Failure, target: Option<Target>) -> Error {
+        match failure {
+            Failure::Link(error) => self.server.error(&error),
+            Failure::Unreachable(error) => error,
+            Failure::Gone => Error::Cluster { problem: format!(
+                "share {} is gone from redis at {} (its creating process ended more than {SHARE_TTL:?} ago, or the server lost its keys)",
+                self.id,
+                self.server.address()
+            ) },
+            Failure::Failed(message) => {
+                let message = match target {
+                    Some(target) if !message.starts_with('`') => {
+                        format!("{}: {message}", describe::<T>(target))
+                    }
+                    _ => message,
+                };
+                let _ = self.with_connection(|c| {
+                    Ok(redis::cmd("SET")
+                        .arg(&self.keys.error)
+                        .arg(&message)
+                        .query::<()>(c)?)
+                });
+                Error::Shared { message: message }
+            }
+        }
+    }
+}
+
+impl<T: Shared> Backend for Redis<T> {
+    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
+        match self.apply(target, args) {
+            Ok(_) => Ok(()),
+            Err(failure) => {
+                let error = self.error(failure, Some(target));
+                if let Error::Cluster { problem: text } = &error {
+                    *self
+                        .unreported
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error> {
+        let unreported = self
+            .unreported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(text) = unreported {
+            return Err(Error::Cluster { problem: format!("an earlier write was lost: {text}") });
+        }
+        self.apply(target, args)
+            .map_err(|failure| self.error(failure, Some(target)))
+    }
+}
+
+/// The backend of a handle whose server cannot be named here: every operation fails with
+/// the reason.
+pub(super) struct Broken(pub(super) String);
+
+impl Backend for Broken {
+    fn write(&self, _: Target, _: &[u8]) -> Result<(), Error> {
+        Err(Error::Cluster { problem: self.0.clone() })
+    }
+
+    fn call(&self, _: Target, _: &[u8]) -> Result<Vec<u8>, Error> {
+        Err(Error::Cluster { problem: self.0.clone() })
+    }
+}
