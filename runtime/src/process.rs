@@ -17,8 +17,8 @@ use crate::message::Message;
 use crate::parent::handle::Handle;
 use crate::process_types::{ProcessTypes, sealed};
 use crate::protocol::Role;
-use crate::registry::{self, ProcessEntry};
 use crate::reconnect::ReopenError;
+use crate::registry::{self, ProcessEntry};
 
 /// The message type of a process that declares no `inbox` or `outbox`.
 ///

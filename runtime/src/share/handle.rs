@@ -92,7 +92,7 @@ impl<T: Shared> Share<T> {
         let link = match &place {
             Place::Local(endpoint) => Link::new(client::for_endpoint(endpoint), None, None),
             #[cfg(feature = "cluster")]
-            Place::Cluster(remote) => crate::cluster::share::link_to::<T>(remote),
+            Place::Cluster(remote) => crate::cluster::share::links::link_to::<T>(remote),
         };
         Self::with_place(link, place, None)
     }
@@ -236,7 +236,7 @@ pub(crate) enum Place {
     Local(Endpoint),
     /// Keys of a cluster's Redis server.
     #[cfg(feature = "cluster")]
-    Cluster(crate::cluster::share::Remote),
+    Cluster(crate::cluster::share::remote::Remote),
 }
 
 impl fmt::Debug for Place {

@@ -5,56 +5,21 @@
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
-use redis::{Connection, RedisError};
+use redis::Connection;
 
 use crate::cluster::Server;
 use crate::cluster::keys::SHARE_TTL;
 use crate::cluster::link::COMMAND_TIMEOUT;
-use crate::cluster::share::{Remote, store, txn};
+use crate::cluster::share::failure::{Failure, ShareKeys};
+use crate::cluster::share::remote::Remote;
+use crate::cluster::share::store;
+use crate::cluster::share::txn;
 use crate::error::Error;
 use crate::protocol::share::{Target, WholeOp};
 use crate::share::link::Backend;
 use crate::share::peer::describe;
 use crate::share::{Layout, Shared, WHOLE_VALUE};
 use crate::transport::frame;
-
-/// Why an operation did not complete.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// The server could not be reached, or the link broke: the connection is made again.
-    Link(RedisError),
-    /// The operation itself failed (an overflow, a method that returned an error or panicked,
-    /// too many conflicts); the message names it. Nothing was changed.
-    Failed(String),
-    /// The share's keys are gone from the server.
-    Gone,
-    /// No connection could be made (the error names the server).
-    Unreachable(Error),
-}
-
-impl From<RedisError> for Failure {
-    fn from(error: RedisError) -> Self {
-        if error.is_io_error()
-            || error.is_connection_dropped()
-            || error.is_timeout()
-            || error.is_connection_refusal()
-        {
-            Failure::Link(error)
-        } else {
-            Failure::Failed(error.to_string())
-        }
-    }
-}
-
-/// The keys of one share.
-pub(super) struct ShareKeys {
-    /// The share's own key: the share exists while it does.
-    pub(super) share: String,
-    /// One key per field, in the struct's order.
-    pub(super) fields: Vec<String>,
-    /// The last failure.
-    pub(super) error: String,
-}
 
 /// A share of `T` on a Redis server, as seen from this process.
 pub(crate) struct Redis<T> {
@@ -113,13 +78,17 @@ impl<T: Shared> Redis<T> {
     pub(super) fn create(&self, value: &T) -> Result<(), Error> {
         let whole = frame::encode(value).map_err(Error::from)?;
         let mut copy: T = frame::decode_owned(&whole).map_err(Error::from)?;
-        let fields = txn::field_encodings(&mut copy, T::FIELDS.len())
-            .map_err(|e| Error::Shared { message: e.to_string() })?;
+        let fields =
+            txn::field_encodings(&mut copy, T::FIELDS.len()).map_err(|e| Error::Shared {
+                message: e.to_string(),
+            })?;
         if fields.concat() != whole {
-            return Err(Error::Config { problem: format!(
-                "`{}` cannot be shared on a cluster: its serde encoding is not its fields in order (a skipped or flattened field?)",
-                std::any::type_name::<T>()
-            ) });
+            return Err(Error::Config {
+                problem: format!(
+                    "`{}` cannot be shared on a cluster: its serde encoding is not its fields in order (a skipped or flattened field?)",
+                    std::any::type_name::<T>()
+                ),
+            });
         }
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -130,7 +99,9 @@ impl<T: Shared> Redis<T> {
             .arg(u64::try_from(SHARE_TTL.as_millis()).unwrap_or(u64::MAX))
             .ignore();
         for ((key, layout), encoding) in self.keys.fields.iter().zip(&self.layouts).zip(&fields) {
-            let parts = (layout.split)(encoding).map_err(|e| Error::Shared { message: e.to_string() })?;
+            let parts = (layout.split)(encoding).map_err(|e| Error::Shared {
+                message: e.to_string(),
+            })?;
             store::write_field(&mut pipe, layout.kind, key, parts);
         }
         self.with_connection(|c| Ok(pipe.query::<()>(c)?))
@@ -245,11 +216,13 @@ impl<T: Shared> Redis<T> {
         match failure {
             Failure::Link(error) => self.server.error(&error),
             Failure::Unreachable(error) => error,
-            Failure::Gone => Error::Cluster { problem: format!(
-                "share {} is gone from redis at {} (its creating process ended more than {SHARE_TTL:?} ago, or the server lost its keys)",
-                self.id,
-                self.server.address()
-            ) },
+            Failure::Gone => Error::Cluster {
+                problem: format!(
+                    "share {} is gone from redis at {} (its creating process ended more than {SHARE_TTL:?} ago, or the server lost its keys)",
+                    self.id,
+                    self.server.address()
+                ),
+            },
             Failure::Failed(message) => {
                 let message = match target {
                     Some(target) if !message.starts_with('`') => {
@@ -263,7 +236,7 @@ impl<T: Shared> Redis<T> {
                         .arg(&message)
                         .query::<()>(c)?)
                 });
-                Error::Shared { message: message }
+                Error::Shared { message }
             }
         }
     }
@@ -293,7 +266,9 @@ impl<T: Shared> Backend for Redis<T> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(text) = unreported {
-            return Err(Error::Cluster { problem: format!("an earlier write was lost: {text}") });
+            return Err(Error::Cluster {
+                problem: format!("an earlier write was lost: {text}"),
+            });
         }
         self.apply(target, args)
             .map_err(|failure| self.error(failure, Some(target)))
@@ -306,10 +281,14 @@ pub(super) struct Broken(pub(super) String);
 
 impl Backend for Broken {
     fn write(&self, _: Target, _: &[u8]) -> Result<(), Error> {
-        Err(Error::Cluster { problem: self.0.clone() })
+        Err(Error::Cluster {
+            problem: self.0.clone(),
+        })
     }
 
     fn call(&self, _: Target, _: &[u8]) -> Result<Vec<u8>, Error> {
-        Err(Error::Cluster { problem: self.0.clone() })
+        Err(Error::Cluster {
+            problem: self.0.clone(),
+        })
     }
 }

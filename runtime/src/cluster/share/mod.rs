@@ -27,24 +27,26 @@
 //! process. Unlike the local share, a write costs a round trip to the server.
 
 mod backend;
+mod failure;
+pub(crate) mod links;
+pub(crate) mod remote;
 mod store;
 mod txn;
 
-use std::collections::HashMap;
-use std::fmt;
+use links::register;
+use remote::Remote;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
-
-use crate::cluster::keys::{JOB_REFRESH, Keys, SHARE_TTL};
+use crate::cluster::keys::{JOB_REFRESH, SHARE_TTL};
 use crate::cluster::link::COMMAND_TIMEOUT;
 use crate::cluster::{Cluster, Server};
 use crate::error::Error;
 use crate::share::coordinator::Control;
 use crate::share::handle::Place;
-use crate::share::link::{Backend, HeldWrites, Link};
+use crate::share::link::HeldWrites;
 use crate::share::{Share, Shared};
 
 impl<T: Shared> Share<T> {
@@ -66,12 +68,12 @@ impl<T: Shared> Share<T> {
     /// like an overflow). `T`'s serde encoding must be its fields in order (a plain derive;
     /// no skipped fields), which is checked here.
     pub fn on(cluster: &Cluster, value: T) -> Result<Self, Error> {
-        let remote = Remote {
-            url: cluster.server().url().to_owned(),
-            password_env: cluster.server().password_env().to_owned(),
-            cluster: cluster.name().to_owned(),
-            id: new_id()?,
-        };
+        let remote = Remote::new(
+            cluster.server().url().to_owned(),
+            cluster.server().password_env().to_owned(),
+            cluster.name().to_owned(),
+            new_id()?,
+        );
         let backend = Arc::new(backend::Redis::<T>::new(&remote)?);
         backend.create(&value)?;
         let keeper = Keeper::start(cluster.server().clone(), backend.all_keys());
@@ -84,78 +86,12 @@ impl<T: Shared> Share<T> {
     }
 }
 
-/// What a handle to a share on a cluster carries to another process: no password, only the
-/// variable that holds it there.
-#[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct Remote {
-    url: String,
-    password_env: String,
-    cluster: String,
-    id: String,
-}
-
-impl Remote {
-    fn server(&self) -> Result<Server, Error> {
-        Server::parse(&self.url, &self.password_env)
-    }
-
-    fn keys(&self) -> Result<Keys, Error> {
-        crate::cluster::keys::check_name(&self.cluster).map_err(|problem| Error::Config { problem })?;
-        crate::cluster::keys::check_name(&self.id).map_err(|problem| Error::Config { problem })?;
-        Ok(Keys::new(&self.cluster))
-    }
-
-    fn registry_key(&self) -> String {
-        format!("{} {} {}", self.url, self.cluster, self.id)
-    }
-}
-
-impl fmt::Debug for Remote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} share {} of cluster {}",
-            self.url, self.id, self.cluster
-        )
-    }
-}
-
-/// The link of a handle that arrived in this process: one backend (one connection) per
-/// process and share, made on first use. A handle whose server cannot be named (a bad URL)
-/// fails every operation with the reason.
-pub(crate) fn link_to<T: Shared>(remote: &Remote) -> Link {
-    let key = remote.registry_key();
-    let mut shares = registry();
-    if let Some(backend) = shares.get(&key).and_then(Weak::upgrade) {
-        return Link::new(backend, None, None);
-    }
-    let backend: Arc<dyn Backend> = match backend::Redis::<T>::new(remote) {
-        Ok(backend) => Arc::new(backend),
-        Err(error) => Arc::new(backend::Broken(error.to_string())),
-    };
-    shares.retain(|_, weak| weak.strong_count() > 0);
-    shares.insert(key, Arc::downgrade(&backend));
-    Link::new(backend, None, None)
-}
-
-fn register<T: Shared>(remote: &Remote, backend: Arc<backend::Redis<T>>) -> Link {
-    let backend: Arc<dyn Backend> = backend;
-    registry().insert(remote.registry_key(), Arc::downgrade(&backend));
-    Link::new(backend, None, None)
-}
-
-type Registry = HashMap<String, Weak<dyn Backend>>;
-
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    static SHARES: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
-    SHARES.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A fresh share id: 16 random hex digits.
 fn new_id() -> Result<String, Error> {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Cluster { problem: format!("no randomness for a share id: {e}") })?;
+    getrandom::fill(&mut bytes).map_err(|e| Error::Cluster {
+        problem: format!("no randomness for a share id: {e}"),
+    })?;
     Ok(crate::cluster::keys::build_hex(&bytes))
 }
 
@@ -241,9 +177,9 @@ impl Control for Keeper {
 }
 
 fn not_stoppable() -> Error {
-    Error::Shared { message: 
-        "a share on a cluster has no coordinator to stop or start: every write is applied before it returns".into(),
-     }
+    Error::Shared {
+        message: "a share on a cluster has no coordinator to pause or resume: every write is applied before it returns".into(),
+    }
 }
 
 impl Drop for Keeper {

@@ -9,7 +9,7 @@
 use redis::{Connection, Pipeline, Value};
 
 use crate::cluster::link;
-use crate::cluster::share::backend::Failure;
+use crate::cluster::share::failure::Failure;
 use crate::protocol::share::FieldOp;
 use crate::share::layout::{Incr, Kind, Layout, Parts, sequence};
 use crate::transport::frame;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::{Connection, Value};
 
 use crate::cluster::link;
-use crate::cluster::share::backend::{Failure, ShareKeys};
+use crate::cluster::share::failure::{Failure, ShareKeys};
 use crate::cluster::share::store;
 use crate::protocol::share::{FieldOp, Target};
 use crate::share::peer::{self, describe};

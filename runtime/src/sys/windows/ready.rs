@@ -139,3 +139,27 @@ fn check(sources: &[Source<'_>]) -> Vec<Readiness> {
 fn any(ready: &[Readiness]) -> bool {
     ready.iter().any(|r| r.readable || r.hung_up)
 }
+
+// Here rather than in socket.rs: making a pair waits for the listener, and socket.rs does
+// not depend on the wait.
+impl Stream {
+    /// Two connected streams, for tests and in-process wake-up channels.
+    #[allow(dead_code)]
+    pub(crate) fn pair() -> io::Result<(Self, Self)> {
+        let mut unique = [0u8; 16];
+        getrandom::fill(&mut unique).map_err(|e| io::Error::other(e.to_string()))?;
+        let unique: String = unique.iter().map(|b| format!("{b:02x}")).collect();
+        let listener = Listener::bind(None, &unique)?;
+        let client = Self::connect(listener.address())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(server) = listener.accept()? {
+                return Ok((client, server));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let _ = wait_readable(&[(&listener).into()], Some(Duration::from_millis(50)));
+        }
+    }
+}

@@ -264,27 +264,6 @@ impl Stream {
         }
     }
 
-    /// Two connected streams, for tests and in-process wake-up channels.
-    #[allow(dead_code)]
-    pub(crate) fn pair() -> io::Result<(Self, Self)> {
-        let mut unique = [0u8; 16];
-        getrandom::fill(&mut unique).map_err(|e| io::Error::other(e.to_string()))?;
-        let unique: String = unique.iter().map(|b| format!("{b:02x}")).collect();
-        let listener = Listener::bind(None, &unique)?;
-        let client = Self::connect(listener.address())?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(server) = listener.accept()? {
-                return Ok((client, server));
-            }
-            if Instant::now() >= deadline {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            let _ =
-                super::ready::wait_readable(&[(&listener).into()], Some(Duration::from_millis(50)));
-        }
-    }
-
     /// The pid of the process at the other end, as the pipe recorded it; never what the peer
     /// says about itself.
     pub(crate) fn peer_pid(&self) -> io::Result<u32> {

@@ -1,0 +1,44 @@
+//! How an operation on a share on a cluster failed, and the keys a share uses: shared by the
+//! backend and the command and transaction code it drives.
+
+use redis::RedisError;
+
+use crate::error::Error;
+
+/// Why an operation did not complete.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The server could not be reached, or the link broke: the connection is made again.
+    Link(RedisError),
+    /// The operation itself failed (an overflow, a method that returned an error or panicked,
+    /// too many conflicts); the message names it. Nothing was changed.
+    Failed(String),
+    /// The share's keys are gone from the server.
+    Gone,
+    /// No connection could be made (the error names the server).
+    Unreachable(Error),
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_timeout()
+            || error.is_connection_refusal()
+        {
+            Failure::Link(error)
+        } else {
+            Failure::Failed(error.to_string())
+        }
+    }
+}
+
+/// The keys of one share.
+pub(super) struct ShareKeys {
+    /// The share's own key: the share exists while it does.
+    pub(super) share: String,
+    /// One key per field, in the struct's order.
+    pub(super) fields: Vec<String>,
+    /// The last failure.
+    pub(super) error: String,
+}
