@@ -255,6 +255,8 @@ fn recv_execute_and_status_have_deadline_forms_and_duration_max_means_no_limit()
     assert_eq!(worker.execute_timeout(7, Duration::MAX).unwrap(), Some(7));
 }
 
+// Unix only: it waits for the worker's thread to sleep (its state from the OS).
+#[cfg(unix)]
 #[test]
 fn another_thread_can_kill_a_worker_whose_call_waits() {
     let _bound = bound::within(TEST_BOUND);
@@ -274,10 +276,13 @@ fn another_thread_can_kill_a_worker_whose_call_waits() {
     killer.kill(); // Killing again is harmless.
 }
 
+#[cfg(unix)]
 fn length(data: Vec<u8>) -> usize {
     data.len()
 }
 
+// Unix only: SIGSTOP and SIGCONT.
+#[cfg(unix)]
 #[test]
 fn calls_to_a_stopped_worker_end_at_their_deadline_and_go_on_once_it_resumes() {
     let _bound = bound::within(TEST_BOUND);

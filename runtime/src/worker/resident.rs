@@ -43,6 +43,9 @@ pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Star
         let Ok(message) = frame::decode::<ToResident<'_>>(frame.bytes()) else {
             return EXIT_REFUSED;
         };
+        if matches!(message, ToResident::Finish) {
+            return 0;
+        }
         if worker.answer(&connection, message).is_err() {
             return 0;
         }
@@ -52,8 +55,8 @@ pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Star
 /// Ends the process when the parent closes the connection completely (it died, or killed
 /// this worker) even while the one thread is busy in a long call and not reading: without
 /// this, a worker whose parent was SIGKILLed mid-call would live on until the call returns.
-/// A parent that `join`s only shuts its writing half, which is no hangup, so the calls
-/// already sent still run.
+/// A parent that stops the worker says so in a message after the calls already sent, which
+/// still run.
 fn watch_for_hangup(connection: &Connection) -> std::io::Result<()> {
     let stream = connection.stream().try_clone()?;
     std::thread::Builder::new()
@@ -102,6 +105,8 @@ impl Resident {
                 status.uptime = nanos_since(self.started);
                 connection.send(&FromResident::Status(status)).map_err(drop)
             }
+            // The loop ends on it before it gets here.
+            ToResident::Finish => Ok(()),
         }
     }
 

@@ -356,7 +356,12 @@ impl<I, O> WorkerResource<I, O> {
     /// dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it did not exit
     /// cleanly.
     pub fn stop(mut self) -> Result<(), Error> {
-        let _ = self.connection.stream().shutdown_write();
+        // The end travels as a message (a named pipe has no half-close); on Unix the
+        // writing half is shut as well, so a worker that stopped reading sees the end too.
+        let _ = self.tell(&ToResident::Finish);
+        if cfg!(unix) {
+            let _ = self.connection.stream().shutdown_write();
+        }
         self.end_reader();
         match self.inbox.lock().ended.as_deref() {
             Some(CLEAN_EXIT) | None => Ok(()),

@@ -19,6 +19,9 @@ pub(crate) enum ToResident<'a> {
     SetFunction { offset: FunctionOffsets },
     /// Answer with the worker's statistics.
     Status,
+    /// Nothing follows: exit cleanly once the messages before this one are answered. Said
+    /// in a message because a named pipe has no half-close to say it with.
+    Finish,
 }
 
 /// Resident worker → parent.
