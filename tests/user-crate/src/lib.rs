@@ -569,7 +569,7 @@ pub mod pool_work {
     }
 }
 
-/// A [`ProcessQueue`](skprocess::ProcessQueue)'s item type and handler, defined in a library.
+/// A [`ProcessQueue`]'s item type and handler, defined in a library.
 pub mod queue_work {
     use std::io::Write;
     use std::path::PathBuf;
