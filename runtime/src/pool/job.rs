@@ -146,13 +146,22 @@ where
             }
             self.feed();
             // Items that failed before they were sent (encoding) are ready at once.
-            if !self.ready.is_empty() {
+            if self.has_ready() {
                 continue;
             }
             if self.cancelled || (self.input.is_none() && self.returned == self.pulled) {
                 return None;
             }
             self.receive();
+        }
+    }
+
+    /// Whether [`take_ready`](Self::take_ready) has an outcome to give.
+    fn has_ready(&self) -> bool {
+        if self.spec.ordered {
+            matches!(self.reorder.front(), Some(Some(_)))
+        } else {
+            !self.ready.is_empty()
         }
     }
 
@@ -173,8 +182,16 @@ where
             self.ready.push_back((index, outcome));
             return;
         }
-        // Within the window, so the offset is small.
-        let offset = usize::try_from(index - self.next_in_order).unwrap_or(usize::MAX);
+        // Within the window, so the offset is small; an index outside it (already handed
+        // out, or never pulled) is not this job's to file.
+        let window = self.pulled.saturating_sub(self.next_in_order);
+        let Some(offset) = index
+            .checked_sub(self.next_in_order)
+            .filter(|offset| *offset < window)
+        else {
+            return;
+        };
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         if offset == self.reorder.len() {
             self.reorder.push_back(Some(outcome));
             return;
