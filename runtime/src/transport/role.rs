@@ -242,7 +242,12 @@ mod tests {
             })
         };
         // Let go only once the background reader announced its long wait.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !role.waits_long.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background reader never began its long wait"
+            );
             std::thread::yield_now();
         }
         drop(held);
@@ -266,7 +271,12 @@ mod tests {
                 done_tx.send(in_a_row).unwrap();
             })
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !role.waits_long.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background reader never began its long wait"
+            );
             std::thread::yield_now();
         }
         drop(held);
