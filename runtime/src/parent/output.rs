@@ -2,11 +2,11 @@
 //! [`Config::stderr`]), and the rest of how it is set up besides the bootstrap: its
 //! environment, working directory and extra arguments.
 //!
-//! An inherited stream is the parent's own, except the standard output of a child started
-//! from a test binary: libtest prints `running 1 test` in the child before the hidden entry
-//! test runs, so that stream goes through a thread that drops exactly that header (wherever
-//! the stream goes) and copies the rest to this process's standard output, where an inherited
-//! stream would have written it. A captured stream is copied into the process's [`CapturedOutput`] by a thread per
+//! An inherited stream is the parent's own. A child started from a test binary prints
+//! libtest's `running 1 test` before the hidden entry test runs: its standard output starts
+//! as the null device, with the parent's own handed over as its standard input, which the
+//! child makes its output before any user code; a captured or logged stream drops exactly that
+//! header in the thread that reads it. A captured stream is copied into the process's [`CapturedOutput`] by a thread per
 //! stream; a logged one is cut into lines and re-emitted through `tracing`. Those threads end
 //! when the child (and whatever inherited the stream from it) closes it.
 
@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::config::{Config, Stdio};
+use crate::protocol::bootstrap::ENV_STDOUT_ON_STDIN;
 
 /// What libtest prints first in a child started from a test binary (its terse format, which
 /// `-q` selects): a blank line and `running 1 test`, ended by a newline.
@@ -130,15 +131,32 @@ pub(crate) fn configure(command: &mut Command, config: &Config, test_child: bool
     if let Some(dir) = &config.current_dir {
         command.current_dir(dir);
     }
-    command.stdout(std_stdio(config.stdout, test_child));
-    command.stderr(std_stdio(config.stderr, false));
+    if test_child && config.stdout == Stdio::Inherit {
+        hand_over_stdout(command);
+    } else {
+        command.stdout(std_stdio(config.stdout));
+    }
+    command.stderr(std_stdio(config.stderr));
 }
 
-fn std_stdio(stdio: Stdio, filtered: bool) -> std::process::Stdio {
+/// An inherited standard output for a child of a test binary: libtest's header goes to the
+/// null device, and the child takes this process's standard output, handed over as its
+/// standard input, before any user code runs. Its output then reaches this process's standard
+/// output directly, in order, as an inherited stream's does, however soon this process exits
+/// (a thread copying it could be cut off by that exit).
+fn hand_over_stdout(command: &mut Command) {
+    command.stdout(std::process::Stdio::null());
+    // Without a standard output to copy, the child's has nowhere to go: the null device.
+    if let Ok(stdout) = crate::sys::stdout_for_child() {
+        command.stdin(stdout).env(ENV_STDOUT_ON_STDIN, "1");
+    }
+}
+
+fn std_stdio(stdio: Stdio) -> std::process::Stdio {
     match stdio {
-        Stdio::Inherit if !filtered => std::process::Stdio::inherit(),
+        Stdio::Inherit => std::process::Stdio::inherit(),
         Stdio::Null => std::process::Stdio::null(),
-        Stdio::Inherit | Stdio::Capture | Stdio::Log => std::process::Stdio::piped(),
+        Stdio::Capture | Stdio::Log => std::process::Stdio::piped(),
     }
 }
 

@@ -15,6 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// its hello; the parent proves itself with the proof in every start (mutual proof).
 pub(crate) const ENV_CHILD: &str = "SKPROCESS_CHILD";
 
+/// Set in a child whose standard input is its parent's standard output: a child started from
+/// a test binary, whose own standard output is the null device until libtest's header is out.
+/// The child makes its input its output before any user code, and its input the null device.
+pub(crate) const ENV_STDOUT_ON_STDIN: &str = "SKPROCESS_STDOUT_ON_STDIN";
+
 /// The name of the hidden test that `test_support!()` adds to a test binary.
 pub const TEST_ENTRY_FN: &str = "__skprocess_child_entry";
 

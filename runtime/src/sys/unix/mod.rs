@@ -9,6 +9,7 @@
 //! - [`process`]: signals, liveness without reaping, exit statuses in words, `_exit`.
 //! - [`clock`]: the monotonic clock every process on the machine shares.
 //! - [`image`]: the running executable, its build identity, and where its code lies.
+//! - [`stdio`]: a child handed this process's standard output through its standard input.
 //! - [`shm`]: shared-memory regions handed between processes (a sealed `memfd` passed over a
 //!   connection on Linux), and the non-blocking socket calls of the share's coordinator.
 
@@ -19,6 +20,7 @@ mod private_dir;
 mod process;
 pub(crate) mod shm;
 mod socket;
+mod stdio;
 
 pub(crate) use clock::monotonic_nanos;
 pub(crate) use image::{build_identity, own_executable};
@@ -33,3 +35,4 @@ pub(crate) use process::{has_exited, kill};
 pub(crate) use socket::{Listener, Stream};
 /// The platform's local stream type, for the public `Reconnect` implementation.
 pub(crate) use std::os::unix::net::UnixStream;
+pub(crate) use stdio::{stdout_for_child, stdout_from_stdin};

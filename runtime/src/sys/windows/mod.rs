@@ -23,6 +23,7 @@
 //!   parent's handle watched in the child), and the parent's pid.
 //! - [`clock`]: the monotonic clock every process on the machine shares.
 //! - [`image`]: the running executable, its build identity, and where its code lies.
+//! - [`stdio`]: a child handed this process's standard output through its standard input.
 //! - [`shm`]: no shared-memory regions yet; callers take their socket path.
 
 mod clock;
@@ -35,6 +36,7 @@ mod ready;
 mod security;
 pub(crate) mod shm;
 mod socket;
+mod stdio;
 
 pub(crate) use clock::monotonic_nanos;
 pub(crate) use image::{build_identity, own_executable};
@@ -46,3 +48,4 @@ pub(crate) use process::{exit_status_from_code, exit_status_killed};
 pub(crate) use process::{has_exited, kill};
 pub(crate) use ready::{Source, wait_readable};
 pub(crate) use socket::{Listener, Stream};
+pub(crate) use stdio::{stdout_for_child, stdout_from_stdin};
