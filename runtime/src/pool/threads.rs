@@ -95,6 +95,11 @@ impl ItemSink for ThreadSink {
         self.running_now(job, index, None);
     }
 
+    fn hold(&self, _ordinal: u64) -> bool {
+        // Each item's start is reported anyway (`started`): a thread has no page.
+        false
+    }
+
     fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
         let report = Report::Running {
             job,

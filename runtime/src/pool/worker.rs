@@ -7,7 +7,9 @@
 //! parent is gone; the main thread, which runs items; and, from the first chunk that is not
 //! isolated on, the flusher,
 //! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
-//! item runs — so the parent can pin a crash or a timeout on it without one message per item.
+//! item runs — so the parent can time it. Which item a crash hits, the parent reads from the
+//! worker's [`InHand`] page once the worker is gone: the main thread stores each item's ordinal
+//! there before running it, so pinning a crash costs no message per item.
 
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -18,6 +20,7 @@ use crate::child::bootstrap::{self, Started};
 use crate::child::pool_item::ItemHost;
 use crate::child::watchdog::{self, Overrun};
 use crate::pool::function;
+use crate::pool::in_hand::InHand;
 use crate::pool::inbox::Inbox;
 use crate::protocol::Role;
 use crate::protocol::pool::{
@@ -25,6 +28,7 @@ use crate::protocol::pool::{
     WireOutcome, WireResult, WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
+use crate::sys::shm;
 use crate::timing::monotonic_nanos;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
@@ -45,16 +49,21 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
         let _ = connection.send(&ToPool::Refused(refusal));
         return EXIT_REFUSED;
     }
-    if connection.send(&ToPool::Ready).is_err() {
+    let mut reader = reader;
+    // A pool's worker keeps the item it holds in a page its parent reads when it dies; a
+    // `run`, whose one isolated chunk came with the start, reports its item's start anyway.
+    let run_once = reader.has_buffered_frame()
+        || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
+    let Ok(in_hand) = send_ready(&connection, &started, !run_once) else {
         return EXIT_REFUSED;
-    }
+    };
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
-    let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
+    let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit, in_hand));
     let inbox = Arc::new(Inbox::new());
     // A chunk that came with the start (a `run`'s only one) is read here rather than by the
     // reader, and run without waiting for another thread to start up and hand it over.
-    let mut reader = reader;
-    let chunk_came = reader.has_buffered_frame()
+    let chunk_came = run_once
+        || reader.has_buffered_frame()
         || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
     if chunk_came {
         // A `run` shut its writing side right after the chunk: reading that end here too lets
@@ -100,6 +109,22 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
         run_chunk(&chunk, first, &admit, &sink, &mut output);
     }
     0
+}
+
+/// Answers the start with `Ready`, with an [`InHand`] page when `page` asks for one and this
+/// system can make it (else the parent learns of items from frames alone); the page.
+fn send_ready(
+    connection: &Connection,
+    started: &Started,
+    page: bool,
+) -> Result<Option<InHand>, Error> {
+    if let Some((in_hand, fd)) = page.then(InHand::create).and_then(Result::ok) {
+        let frame = frame::encode_frame(&ToPool::Ready, started.config.max_frame_bytes)?;
+        shm::send_with_fd(connection.stream(), &frame, &fd)?;
+        return Ok(Some(in_hand));
+    }
+    connection.send(&ToPool::Ready)?;
+    Ok(None)
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
@@ -180,6 +205,9 @@ pub(crate) trait ItemSink: Send + Sync {
             self.started(job, next, isolated);
         }
     }
+    /// The item of this ordinal starts now: kept where the parent reads it should this worker
+    /// die; `false` where there is no such place (the parent learns only from reports).
+    fn hold(&self, ordinal: u64) -> bool;
     /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
     /// counts as spent when they changed (a crash after this must not retry it with more).
     fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
@@ -236,12 +264,13 @@ pub(crate) fn run_chunk(
     if let Some((_, item)) = next {
         sink.started(chunk.job, item.index, chunk.isolated);
     }
-    while let Some((_, item)) = next {
+    while let Some((ordinal, item)) = next {
         ran = ran.saturating_add(1);
         let spent = chunk.lives_spent_by(item.index);
-        if matches!(task, Resolved::Process(_)) && !chunk.isolated {
+        let held = sink.hold(ordinal);
+        if !held && matches!(task, Resolved::Process(_)) && !chunk.isolated {
             // A crash must be pinned on a process item at once: an unpinned one would run
-            // again as a suspect without spending a life.
+            // again as a suspect without spending a life. A page pins it at no cost.
             sink.running_now(chunk.job, item.index, None);
         }
         let outcome = execute(&task, (item.bytes, spent), output, || {
@@ -341,15 +370,18 @@ struct Outbox {
     connection: Arc<Connection>,
     /// Most bytes of outputs one results frame carries.
     limit: usize,
+    /// Where the item in hand is kept for the parent, when this system has shared memory.
+    in_hand: Option<InHand>,
 }
 
 impl Outbox {
-    fn new(connection: Arc<Connection>, limit: usize) -> Self {
+    fn new(connection: Arc<Connection>, limit: usize, in_hand: Option<InHand>) -> Self {
         Self {
             held: Mutex::default(),
             became_busy: Condvar::new(),
             connection,
             limit,
+            in_hand,
         }
     }
 
@@ -566,6 +598,13 @@ impl ItemSink for Outbox {
         if let Some(next) = next {
             self.start_held(&mut held, job, next, isolated);
         }
+    }
+
+    fn hold(&self, ordinal: u64) -> bool {
+        self.in_hand
+            .as_ref()
+            .map(|page| page.hold(ordinal))
+            .is_some()
     }
 
     fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
