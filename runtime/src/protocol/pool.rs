@@ -3,7 +3,8 @@
 //! A worker starts like any child (token, then [`Start`](super::Start) with the role
 //! `PoolWorker`); the start's state is a [`WorkerStart`] carrying the parent's build identity.
 //! The worker answers [`ToPool::Ready`] only when that identity is its own, so no code address
-//! is ever used by a different build. Then the parent sends [`ToWorker`] frames — chunks of
+//! is ever used by a different build; where it can, it sends with it the page in which it keeps
+//! the item in hand (`pool/in_hand.rs`), which the parent reads when the worker dies. Then the parent sends [`ToWorker`] frames — chunks of
 //! encoded items, and now and then a release — and the worker sends back, in item order:
 //!
 //! - [`ToPool::Results`]: finished items, batched in time rather than one frame per item;
