@@ -188,6 +188,10 @@ impl<'a> ResultsReader<'a> {
         &mut self,
     ) -> Option<Result<WireResult<'a>, crate::transport::frame::WireError>> {
         self.remaining = self.remaining.checked_sub(1)?;
+        if let Some((result, rest)) = output_in_place(self.rest) {
+            self.rest = rest;
+            return Some(Ok(result));
+        }
         Some(match postcard::take_from_bytes(self.rest) {
             Ok((result, rest)) => {
                 self.rest = rest;
@@ -209,6 +213,23 @@ impl<'a> ResultsReader<'a> {
         }
         crate::transport::frame::decode(self.rest)
     }
+}
+
+/// An output result read by hand, as the codec would read it (index, the `Output` variant's
+/// tag 0, the length and the bytes): the common case without the codec's per-field calls.
+/// `None` for anything else (a failure, an odd varint, a cut frame), which the codec reads.
+fn output_in_place(bytes: &[u8]) -> Option<(WireResult<'_>, &[u8])> {
+    use crate::transport::frame::take_varint;
+    let (index, rest) = take_varint(bytes)?;
+    let (0, rest) = take_varint(rest)? else {
+        return None;
+    };
+    let (len, rest) = take_varint(rest)?;
+    let len = usize::try_from(len).ok()?;
+    let output = rest.get(..len)?;
+    let rest = rest.get(len..)?;
+    let outcome = WireOutcome::Output(output);
+    Some((WireResult { index, outcome }, rest))
 }
 
 /// Why one item has no output.
