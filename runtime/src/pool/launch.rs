@@ -113,9 +113,12 @@ pub(crate) fn start(role: Role, config: &Config) -> Result<StartedWorker, Error>
     start_with_page(role, config).map(|(started, _)| started)
 }
 
-/// [`start`], with the page in which a pool worker keeps the item it holds, if it sent one.
+/// [`start`], with the page in which a pool worker keeps the item it holds, if it sent one
+/// (a pool's worker is asked for one; a resident worker is not).
 fn start_with_page(role: Role, config: &Config) -> Result<(StartedWorker, Option<InHand>), Error> {
-    finish_with_page(Spawned::start(config, &Ungated)?, role, config, |_| Ok(()))
+    let spawned = Spawned::start(config, &Ungated)?;
+    let in_hand = role == Role::PoolWorker;
+    finish_with_page((spawned, in_hand), role, config, |_| Ok(()))
 }
 
 /// The second half of [`start`]: the worker's connection and start, then `first` (which may
@@ -127,18 +130,20 @@ pub(crate) fn finish(
     config: &Config,
     first: impl FnOnce(&Connection) -> Result<(), Error>,
 ) -> Result<StartedWorker, Error> {
-    finish_with_page(spawned, role, config, first).map(|(started, _)| started)
+    finish_with_page((spawned, false), role, config, first).map(|(started, _)| started)
 }
 
-/// [`finish`], with the worker's [`InHand`] page when it sent one with its `Ready`.
+/// [`finish`], asking the worker for an [`InHand`] page when `in_hand` (only a pool's
+/// worker is asked), with the page when it sent one with its `Ready`.
 fn finish_with_page(
-    spawned: Spawned,
+    (spawned, in_hand): (Spawned, bool),
     role: Role,
     config: &Config,
     first: impl FnOnce(&Connection) -> Result<(), Error>,
 ) -> Result<(StartedWorker, Option<InHand>), Error> {
     let build = frame::encode(&WorkerStart {
         build: function::build_identity().to_vec(),
+        in_hand,
     })?;
     let launch = Launch {
         role,

@@ -45,16 +45,17 @@ pub(crate) const EXIT_REFUSED: i32 = 71;
 /// Runs a pool worker until its parent closes the connection.
 pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started) -> i32 {
     let connection = Arc::new(connection);
-    if let Err(refusal) = check_build(&started.state) {
-        let _ = connection.send(&ToPool::Refused(refusal));
-        return EXIT_REFUSED;
-    }
+    let start = match check_build(&started.state) {
+        Ok(start) => start,
+        Err(refusal) => {
+            let _ = connection.send(&ToPool::Refused(refusal));
+            return EXIT_REFUSED;
+        }
+    };
     let mut reader = reader;
     // A pool's worker keeps the item it holds in a page its parent reads when it dies; a
-    // `run`, whose one isolated chunk came with the start, reports its item's start anyway.
-    let run_once = reader.has_buffered_frame()
-        || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
-    let Ok(in_hand) = send_ready(&connection, &started, !run_once) else {
+    // `run`, whose one isolated chunk reports its item's start anyway, is asked for none.
+    let Ok(in_hand) = send_ready(&connection, &started, start.in_hand) else {
         return EXIT_REFUSED;
     };
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
@@ -62,8 +63,7 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     let inbox = Arc::new(Inbox::new());
     // A chunk that came with the start (a `run`'s only one) is read here rather than by the
     // reader, and run without waiting for another thread to start up and hand it over.
-    let chunk_came = run_once
-        || reader.has_buffered_frame()
+    let chunk_came = reader.has_buffered_frame()
         || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
     if chunk_came {
         // A `run` shut its writing side right after the chunk: reading that end here too lets
@@ -135,7 +135,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()
 }
 
 /// Refuses a parent of another build: its code addresses would mean nothing here.
-pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
+pub(crate) fn check_build(state: &[u8]) -> Result<WorkerStart, String> {
     let start: WorkerStart =
         frame::decode_owned(state).map_err(|e| format!("malformed worker start: {e}"))?;
     if start.build != function::build_identity() {
@@ -145,7 +145,7 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    Ok(())
+    Ok(start)
 }
 
 /// The reader: queues each chunk for the main thread and answers releases; ends the process
@@ -637,14 +637,19 @@ mod tests {
     fn a_worker_refuses_a_parent_of_another_build_and_accepts_its_own() {
         let own = frame::encode(&WorkerStart {
             build: function::build_identity().to_vec(),
+            in_hand: true,
         })
         .unwrap();
-        assert_eq!(check_build(&own), Ok(()));
+        assert!(check_build(&own).is_ok_and(|start| start.in_hand));
         let mut other = function::build_identity().to_vec();
         if let Some(last) = other.last_mut() {
             *last ^= 0xff;
         }
-        let other = frame::encode(&WorkerStart { build: other }).unwrap();
+        let other = frame::encode(&WorkerStart {
+            build: other,
+            in_hand: false,
+        })
+        .unwrap();
         let refusal = check_build(&other).unwrap_err();
         assert!(refusal.contains("not the same build"), "{refusal}");
         assert!(check_build(&[0xff]).is_err());

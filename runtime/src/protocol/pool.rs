@@ -27,6 +27,9 @@ pub(crate) struct WorkerStart {
     /// The parent's build identity; the worker refuses to run for any other.
     #[serde(with = "serde_bytes")]
     pub(crate) build: Vec<u8>,
+    /// Whether the parent reads an in-hand page (`pool/in_hand.rs`): a pool's worker sends
+    /// one with its `Ready` where it can; a one-off `run` or a resident worker does not.
+    pub(crate) in_hand: bool,
 }
 
 /// A function that travels: its own and its trampoline's address minus the runtime's base
