@@ -613,3 +613,16 @@ fn a_caller_sigkilled_mid_map_leaves_nothing_behind_past_the_job_ttl() {
     let pool = Pool::on(&rig.cluster()).unwrap();
     assert_eq!(pool.map(|x: u64| x * 3, 0..10u64).unwrap().len(), 10);
 }
+
+#[test]
+fn a_tls_url_is_refused_with_an_error_that_says_tls() {
+    let error = Cluster::redis("rediss://127.0.0.1:1/0", "tls").unwrap_err();
+    // Refused before any connection, in words a user can act on.
+    assert!(error.to_string().contains("not supported"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("TLS"), "{text}");
+    assert!(
+        matches!(error, skprocess::Error::Config { .. }),
+        "{error:?}"
+    );
+}
