@@ -280,6 +280,7 @@ fn gone_queue_after_its_creator_dropped_it() {
 #[derive(Default, Serialize, Deserialize)]
 struct Tally {
     count: u64,
+    items: Vec<u64>,
 }
 
 #[shared]
@@ -341,7 +342,13 @@ fn share_paused_and_shared() {
     let tally = Share::new(Tally::default()).unwrap();
     let error = tally.fails().unwrap_err();
     assert!(
-        matches!(&error, Error::Shared { message } if message.contains("a shared method failed")),
+        matches!(&error, Error::Panicked { site: PanicSite::SharedMethod { method }, message, location: Some(_), .. }
+            if method.ends_with("Tally::fails") && message == "a shared method failed"),
+        "{error:?}"
+    );
+    let error = tally.items.remove(3).unwrap_err();
+    assert!(
+        matches!(&error, Error::Shared { message } if message.contains("out of range")),
         "{error:?}"
     );
     tally.pause().unwrap();
