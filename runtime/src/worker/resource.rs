@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::Config;
+use crate::config::{ChildSetup, Config};
 use crate::error::{Error, Peer, TrySendError};
+use crate::parent::output::{CapturedOutput, Sink};
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
@@ -107,6 +108,8 @@ pub struct WorkerResource<I, O> {
     /// Status answers still to come for asks whose wait ran out: dropped when they arrive,
     /// so a late answer is never taken for a newer one.
     stale_statuses: usize,
+    /// What the worker wrote to the streams its setup captures.
+    captured: Option<Arc<CapturedOutput>>,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -156,11 +159,26 @@ where
     /// Like [`new`](WorkerResource::new), with at most `limit` results sent and not yet
     /// received (at least 1).
     pub fn with_unread_limit(f: fn(I) -> O, limit: usize) -> Result<Self, Error> {
+        Self::start(f, limit, ChildSetup::default())
+    }
+
+    /// Like [`new`](WorkerResource::new), with the worker process set up as `setup` says: its
+    /// environment, working directory, extra arguments, and where its standard output and
+    /// standard error go (a captured stream is read with
+    /// [`captured`](WorkerResource::captured)).
+    pub fn with_setup(f: fn(I) -> O, setup: ChildSetup) -> Result<Self, Error> {
+        Self::start(f, Self::DEFAULT_UNREAD_LIMIT, setup)
+    }
+
+    fn start(f: fn(I) -> O, limit: usize, setup: ChildSetup) -> Result<Self, Error> {
         crate::protocol::bootstrap::forbid_unhooked_child();
+        let sink = Sink::for_worker(&setup, "worker");
+        let captured = sink.captured.clone();
         let config = Config::default()
             .max_frame_bytes(MAX_FRAME)
-            .connect_timeout(CONNECT_TIMEOUT);
-        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config)?;
+            .connect_timeout(CONNECT_TIMEOUT)
+            .setup(setup);
+        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config, sink)?;
         let inbox = Arc::new(Inbox::new(Arc::clone(&connection), reader));
         let reader = spawn_reader(&child, &inbox).inspect_err(|_| {
             child.kill_and_reap();
@@ -173,6 +191,7 @@ where
             unread: 0,
             unread_limit: limit.max(1),
             stale_statuses: 0,
+            captured,
             types: PhantomData,
         };
         resource.update_fn(f)?;
@@ -341,6 +360,13 @@ impl<I, O> WorkerResource<I, O> {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// What the worker wrote to the streams its setup captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in
+    /// [`with_setup`](WorkerResource::with_setup)); `None` when it captures neither.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.captured.clone()
     }
 
     /// A handle that kills the worker from any thread, also while this resource waits in a
