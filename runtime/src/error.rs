@@ -334,9 +334,12 @@ pub enum Error {
     /// the `x86_64-pc-windows-gnu` toolchain (dtolnay/linkme#25) unless it is given
     /// `-C link-arg=-Wl,--no-gc-sections`; nothing was spawned.
     #[error(
-        "no process type is registered in this binary, so `{0}` cannot start: the linker dropped the link-time registry; on the GNU toolchain for Windows (x86_64-pc-windows-gnu) build with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" (dtolnay/linkme#25)"
+        "no process type is registered in this binary, so `{key}` cannot start: the linker dropped the link-time registry; on the GNU toolchain for Windows (x86_64-pc-windows-gnu) build with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" (dtolnay/linkme#25)"
     )]
-    EmptyRegistry(String),
+    EmptyRegistry {
+        /// The registry key of the process type that was to start.
+        key: String,
+    },
     /// The child does not know the process type (it was built from different code).
     #[error("child does not know process type `{key}`; was the executable rebuilt while running?")]
     UnknownType {
