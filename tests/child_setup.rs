@@ -259,6 +259,7 @@ fn a_workers_output_is_captured_and_read_from_its_handle() {
     let worker = run_with(worker_talks as fn(u64) -> u64, (2,), setup.clone()).unwrap();
     let captured = worker.captured().expect("the worker captures");
     assert_eq!(worker.join().unwrap(), 2);
+    captured.wait(); // the form without a limit (the test's bound is the net)
     assert_eq!(read_captured(&captured), expected(2));
 
     let mut resource = WorkerResource::with_setup(worker_talks, setup).unwrap();

@@ -62,8 +62,15 @@ impl CapturedOutput {
         self.lock().stderr.clone()
     }
 
+    /// Waits without limit until every child started so far has closed its captured streams
+    /// (see [`wait_timeout`](CapturedOutput::wait_timeout)).
+    pub fn wait(&self) {
+        self.wait_timeout(Duration::MAX);
+    }
+
     /// Waits until every child started so far has closed its captured streams (it ended, and
-    /// so did any process that inherited them), at most `timeout`; whether they are closed.
+    /// so did any process that inherited them), at most `timeout` (`Duration::MAX`: no
+    /// limit); whether they are closed.
     /// After [`Handle::result`](crate::Handle::result) returned, this is how to know the
     /// output is complete.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {

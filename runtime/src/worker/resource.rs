@@ -313,10 +313,22 @@ where
     }
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
-    /// from now on runs `f`.
+    /// from now on runs `f`. Waits while the worker's socket is full (see
+    /// [`update_fn_timeout`](WorkerResource::update_fn_timeout)).
     pub fn update_fn(&mut self, f: fn(I) -> O) -> Result<(), Error> {
+        self.update_fn_timeout(f, Duration::MAX).map(drop)
+    }
+
+    /// Like [`update_fn`](WorkerResource::update_fn), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit) for the worker to take the change: `Ok(true)` when it is
+    /// sent (data sent from now on runs `f`), `Ok(false)` when the worker took none of it in
+    /// time (it does not read: stopped, or busy with a backlog) and nothing changed.
+    pub fn update_fn_timeout(&mut self, f: fn(I) -> O, timeout: Duration) -> Result<bool, Error> {
         let offset = function::offsets::<Plain, I, O>(f);
-        self.tell(&ToResident::SetFunction { offset })
+        self.tell_before(
+            &ToResident::SetFunction { offset },
+            crate::deadline::after(Some(timeout)),
+        )
     }
 
     /// Asks the worker what it measured: uptime, time busy in the function, time starved
@@ -378,19 +390,35 @@ impl<I, O> WorkerResource<I, O> {
         }
     }
 
-    /// Stops the worker and waits: it finishes the data already sent (its results are
-    /// dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it did not exit
-    /// cleanly.
-    pub fn stop(mut self) -> Result<(), Error> {
+    /// Stops the worker and waits without limit: it finishes the data already sent (its
+    /// results are dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it
+    /// did not exit cleanly.
+    pub fn stop(self) -> Result<(), Error> {
+        self.stop_timeout(Duration::MAX).map(drop)
+    }
+
+    /// Like [`stop`](WorkerResource::stop), waiting at most `timeout` (`Duration::MAX`: no
+    /// limit): `Ok(true)` when the worker finished the data already sent and exited in time;
+    /// `Ok(false)` when it did not, and was killed (SIGKILL) and reaped instead.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Result<bool, Error> {
+        let deadline = crate::deadline::after(Some(timeout));
         // The end travels as a message (a named pipe has no half-close); on Unix the
         // writing half is shut as well, so a worker that stopped reading sees the end too.
-        let _ = self.tell(&ToResident::Finish);
+        // A worker that already ended takes nothing: its end is what is reported below.
+        let told = self.tell_before(&ToResident::Finish, deadline);
+        if matches!(told, Ok(false)) {
+            self.kill_and_reap();
+            return Ok(false);
+        }
         if cfg!(unix) {
             let _ = self.connection.stream().shutdown_write();
         }
-        self.end_reader();
+        if !self.await_end(deadline) {
+            self.kill_and_reap();
+            return Ok(false);
+        }
         match self.inbox.lock().ended.as_deref() {
-            Some(CLEAN_EXIT) | None => Ok(()),
+            Some(CLEAN_EXIT) | None => Ok(true),
             Some(status) => Err(crashed(status)),
         }
     }
@@ -406,10 +434,6 @@ impl<I, O> WorkerResource<I, O> {
             Some(status) => Err(crashed(status)),
             None => Ok(()),
         }
-    }
-
-    fn tell(&self, message: &ToResident<'_>) -> Result<(), Error> {
-        self.tell_before(message, None).map(drop)
     }
 
     /// Sends `message` unless the worker takes none of it by `deadline` (`Ok(false)`); a
@@ -437,25 +461,35 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     /// Waits (bounded) for the reader thread, which reaps the worker once its connection
-    /// ended and then records the end in the inbox.
+    /// ended and then records the end in the inbox; past the bound the worker is killed and
+    /// the thread let go.
     fn end_reader(&mut self) {
-        let Some(reader) = self.reader.take() else {
-            return;
-        };
-        let deadline = crate::deadline::after(Some(END_BOUND));
+        if !self.await_end(crate::deadline::after(Some(END_BOUND))) {
+            self.child.kill();
+            self.reader = None;
+        }
+    }
+
+    /// Waits until `deadline` for the reader thread to record the worker's end (it reaps the
+    /// worker first), then joins the thread; `false` when the end did not come in time (the
+    /// thread still runs). `true` at once when there is no reader left.
+    fn await_end(&mut self, deadline: Option<std::time::Instant>) -> bool {
+        if self.reader.is_none() {
+            return true;
+        }
         let mut received = self.inbox.lock();
         while received.ended.is_none() {
             match crate::deadline::wait(&self.inbox.arrived, received, deadline) {
                 Ok(next) => received = next,
-                Err(_) => {
-                    self.child.kill();
-                    return;
-                }
+                Err(_) => return false,
             }
         }
         drop(received);
         // The thread ends right after recording the end.
-        let _ = reader.join();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        true
     }
 }
 
