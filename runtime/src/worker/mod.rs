@@ -9,6 +9,7 @@
 //! in the runtime's one one-shot ([`Completion`]).
 
 mod answers;
+mod kill_handle;
 mod process;
 pub(crate) mod resident;
 mod resource;

@@ -28,6 +28,7 @@ use crate::transport::Connection;
 use crate::transport::frame;
 
 use super::answers::{Inbox, crashed};
+pub use super::kill_handle::WorkerKillHandle;
 use super::wire::ToResident;
 use crate::worker_status::WorkerStatus;
 
@@ -111,38 +112,6 @@ pub struct WorkerResource<I, O> {
     /// What the worker wrote to the streams its setup captures.
     captured: Option<Arc<CapturedOutput>>,
     types: PhantomData<fn(I) -> O>,
-}
-
-/// Ends a [`WorkerResource`]'s worker from any thread, while the resource itself is busy in
-/// a call on another one (its calls take `&mut self`). Cloneable; from
-/// [`WorkerResource::kill_handle`].
-#[derive(Clone)]
-pub struct WorkerKillHandle {
-    connection: Arc<Connection>,
-    child: Arc<ChildProcess>,
-}
-
-impl WorkerKillHandle {
-    /// Kills the worker now (SIGKILL): a call waiting on the resource returns
-    /// [`Error::Crashed`] naming the signal, as does every later call; the resource's reader
-    /// reaps the process. Killing a worker that already ended does nothing.
-    pub fn kill(&self) {
-        self.child.kill();
-        self.connection.shutdown();
-    }
-
-    /// The worker's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-}
-
-impl std::fmt::Debug for WorkerKillHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerKillHandle")
-            .field("pid", &self.pid())
-            .finish()
-    }
 }
 
 impl<I, O> WorkerResource<I, O>
@@ -384,10 +353,7 @@ impl<I, O> WorkerResource<I, O> {
     /// A handle that kills the worker from any thread, also while this resource waits in a
     /// call on another (see [`WorkerKillHandle`]).
     pub fn kill_handle(&self) -> WorkerKillHandle {
-        WorkerKillHandle {
-            connection: Arc::clone(&self.connection),
-            child: Arc::clone(&self.child),
-        }
+        WorkerKillHandle::new(Arc::clone(&self.connection), Arc::clone(&self.child))
     }
 
     /// Stops the worker and waits without limit: it finishes the data already sent (its
