@@ -34,6 +34,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+#[cfg(feature = "cluster")]
+use crate::cluster::queue::{Read as ClusterRead, Stream as ClusterStream};
 use crate::error::{Error, TrySendError};
 use crate::queue::broker::Broker;
 use crate::queue::buffer::Entry;
@@ -193,6 +195,10 @@ pub struct Queue<T> {
     prefetch: u32,
     /// Only in the process that created the queue.
     broker: Option<Arc<Broker>>,
+    /// A queue on a cluster's server ([`Queue::on`]): every call goes there, and the
+    /// broker's fields above are unused.
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<ClusterStream>>,
     _data: PhantomData<fn(T) -> T>,
 }
 
@@ -202,6 +208,34 @@ impl<T> Queue<T> {
     /// (a compile error: see [`CanCrossProcesses`]).
     pub fn local() -> LocalQueue<T> {
         LocalQueue::new(QueueConfig::default().capacity)
+    }
+
+    /// A handle whose calls go to `stream`, a queue on a cluster's server (`Queue::on`).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn on_stream(stream: Arc<ClusterStream>) -> Self {
+        Self {
+            // A queue on a cluster has no broker: these are never used.
+            endpoint: Endpoint {
+                address: std::path::PathBuf::new(),
+                token: String::new(),
+            },
+            max_frame: 0,
+            max_message: stream.recipe().max_message,
+            prefetch: 1,
+            broker: None,
+            cluster: Some(stream),
+            _data: PhantomData,
+        }
+    }
+
+    /// Whether this handle's queue is elsewhere than a cluster's server, with no broker in
+    /// this process: a remote reader of a broker.
+    fn is_remote(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            return false;
+        }
+        self.broker.is_none()
     }
 }
 
@@ -229,6 +263,8 @@ impl<T: QueueData> Queue<T> {
             max_message: config.max_message_bytes,
             prefetch: config.prefetch.max(1),
             broker: Some(Arc::new(broker)),
+            #[cfg(feature = "cluster")]
+            cluster: None,
             _data: PhantomData,
         })
     }
@@ -255,6 +291,15 @@ impl<T: QueueData> Queue<T> {
     /// A failure stops the batch: the messages sent before it are in the queue, the rest are
     /// not.
     pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            let encoded = messages
+                .into_iter()
+                .map(|message| self.encode(&message))
+                .collect::<Result<Vec<_>, _>>()?;
+            let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            return stream.put(&slices, None).map(drop);
+        }
         if self.broker.is_some() {
             return messages
                 .into_iter()
@@ -306,6 +351,14 @@ impl<T: QueueData> Queue<T> {
             Ok(encoded) => encoded,
             Err(error) => return Err(TrySendError::Failed(error)),
         };
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return match stream.put(&[encoded.as_slice()], deadline(wait)) {
+                Ok(1) => Ok(()),
+                Ok(_) => Err(TrySendError::Full(message)),
+                Err(error) => Err(TrySendError::Failed(error)),
+            };
+        }
         let accepted = match &self.broker {
             Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
                 Put::Accepted => Ok(true),
@@ -338,6 +391,10 @@ impl<T: QueueData> Queue<T> {
 
     /// Appends one end: the one reader that reads it stops. Never waits for room.
     pub fn put_end(&self) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return stream.end();
+        }
         match &self.broker {
             Some(broker) => {
                 broker.hub().push_end();
@@ -381,6 +438,10 @@ impl<T: QueueData> Queue<T> {
     /// read (or within [`QueueConfig::lease`]). Nothing to do in the creating process, whose
     /// reads hold no lease.
     pub fn ack(&self) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return stream.ack();
+        }
         match &self.broker {
             Some(_) => Ok(()),
             None => remote::ack(&self.endpoint),
@@ -473,6 +534,14 @@ impl<T: QueueData> QueueSource for Queue<T> {
     type Data = T;
 
     fn next_entry(&self, prefetch: bool, wait: Option<Duration>) -> Result<Next<T>, Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return Ok(match stream.next(wait)? {
+                ClusterRead::Msg(bytes) => Next::Msg(Self::decode(&bytes)?),
+                ClusterRead::End => Next::End,
+                ClusterRead::Empty => Next::Empty,
+            });
+        }
         match &self.broker {
             Some(broker) => self.next_local(broker, wait),
             None => self.next_remote(prefetch, wait),
@@ -484,7 +553,11 @@ impl<T: QueueData> QueueSource for Queue<T> {
     }
 
     fn settle(&self) {
-        if self.broker.is_none() {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            stream.settle();
+        }
+        if self.is_remote() {
             remote::settle(&self.endpoint);
         }
     }
@@ -504,7 +577,7 @@ impl<T> Drop for Queue<T> {
     /// what it prefetched: a reader that takes one message and exits cleanly leaves nothing
     /// behind.
     fn drop(&mut self) {
-        if self.broker.is_none() {
+        if self.is_remote() {
             remote::handle_dropped(&self.endpoint);
         }
     }
@@ -512,7 +585,7 @@ impl<T> Drop for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        if self.broker.is_none() {
+        if self.is_remote() {
             remote::handle_made(&self.endpoint);
         }
         Self {
@@ -521,6 +594,8 @@ impl<T> Clone for Queue<T> {
             max_message: self.max_message,
             prefetch: self.prefetch,
             broker: self.broker.clone(),
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster.clone(),
             _data: PhantomData,
         }
     }
@@ -532,6 +607,7 @@ impl<T> fmt::Debug for Queue<T> {
             .field("type", &std::any::type_name::<T>())
             .field("address", &self.endpoint.address)
             .field("creator", &self.broker.is_some())
+            .field("on_cluster", &(!self.is_remote() && self.broker.is_none()))
             .finish()
     }
 }
@@ -543,6 +619,9 @@ struct Recipe {
     max_frame: u32,
     max_message: u32,
     prefetch: u32,
+    /// A queue on a cluster's server.
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::queue::Recipe>,
 }
 
 impl<T> Serialize for Queue<T> {
@@ -552,6 +631,8 @@ impl<T> Serialize for Queue<T> {
             max_frame: self.max_frame,
             max_message: self.max_message,
             prefetch: self.prefetch,
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster.as_ref().map(|stream| stream.recipe().clone()),
         }
         .serialize(serializer)
     }
@@ -560,6 +641,11 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let recipe = Recipe::deserialize(deserializer)?;
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &recipe.cluster {
+            let stream = ClusterStream::open(cluster).map_err(serde::de::Error::custom)?;
+            return Ok(Self::on_stream(stream));
+        }
         remote::handle_made(&recipe.endpoint);
         Ok(Self {
             endpoint: recipe.endpoint,
@@ -567,6 +653,8 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
             max_message: recipe.max_message,
             prefetch: recipe.prefetch.max(1),
             broker: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
             _data: PhantomData,
         })
     }
