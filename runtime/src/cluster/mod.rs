@@ -46,6 +46,7 @@ use crate::error::Error;
 pub use hosts::HostInfo;
 pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL, QUEUE_TTL, SHARE_TTL};
 pub use link::PASSWORD_ENV;
+pub use queue::DEFAULT_QUEUE;
 pub use serve::{SERVE_ENV, SERVE_WORKERS_ENV, ServeConfig, serve};
 
 pub(crate) use keys::Keys;

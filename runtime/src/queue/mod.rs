@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[cfg(feature = "cluster")]
-use crate::cluster::queue::{Read as ClusterRead, Stream as ClusterStream};
+use crate::cluster::queue::stream::{Read as ClusterRead, Stream as ClusterStream};
 use crate::error::{Error, TrySendError};
 use crate::queue::broker::Broker;
 use crate::queue::buffer::Entry;
@@ -621,7 +621,7 @@ struct Recipe {
     prefetch: u32,
     /// A queue on a cluster's server.
     #[cfg(feature = "cluster")]
-    cluster: Option<crate::cluster::queue::Recipe>,
+    cluster: Option<crate::cluster::queue::recipe::Recipe>,
 }
 
 impl<T> Serialize for Queue<T> {

@@ -19,13 +19,13 @@
 //!   leaves them idle long enough to be claimed.
 
 mod held;
-mod stream;
+pub(crate) mod recipe;
+pub(crate) mod stream;
 
-pub(crate) use stream::{Read, Stream};
+use recipe::Recipe;
+use stream::Stream;
 
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::error::Error;
@@ -35,9 +35,9 @@ use crate::queue::{Queue, QueueConfig, QueueData};
 pub const DEFAULT_QUEUE: &str = "default";
 
 impl<T: QueueData> Queue<T> {
-    /// The queue [`DEFAULT_QUEUE`] of `cluster`, with the default [`QueueConfig`]: the same
-    /// calls as [`Queue::new`], with the messages kept in a Redis stream, so readers and
-    /// writers may be on any host.
+    /// The queue [`DEFAULT_QUEUE`](crate::cluster::DEFAULT_QUEUE) of `cluster`, with the
+    /// default [`QueueConfig`]: the same calls as [`Queue::new`], with the messages kept in a
+    /// Redis stream, so readers and writers may be on any host.
     ///
     /// Every process that opens the same cluster and queue name on the same server (or
     /// receives a handle) reads and writes the same queue; it has no creating process, so
@@ -80,26 +80,5 @@ impl<T: QueueData> Queue<T> {
         let stream = Stream::open(&recipe)?;
         stream.ready()?;
         Ok(Self::on_stream(stream))
-    }
-}
-
-/// What a handle to a queue on a cluster carries to another process: no password, only the
-/// variable that holds it there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Recipe {
-    pub(super) url: String,
-    pub(super) password_env: String,
-    pub(super) cluster: String,
-    pub(super) queue: String,
-    pub(super) capacity: u64,
-    pub(crate) max_message: u32,
-    /// `None`: no lease (a reader's holds last as long as its process).
-    pub(super) lease_ms: Option<u64>,
-}
-
-impl Recipe {
-    /// The key of this queue's `Stream` in a process: the server, the cluster, the queue.
-    fn registry_key(&self) -> String {
-        format!("{} {} {}", self.url, self.cluster, self.queue)
     }
 }

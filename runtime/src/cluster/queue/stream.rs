@@ -13,8 +13,8 @@ use redis::{Connection, RedisError, Value};
 use crate::cluster::keys::{self, HOST_TTL, QUEUE_GROUP, QUEUE_TTL};
 use crate::cluster::link::{self, COMMAND_TIMEOUT, Server, StreamEntry};
 use crate::cluster::pool::claim;
-use crate::cluster::queue::Recipe;
 use crate::cluster::queue::held::{self, Held, Touch};
+use crate::cluster::queue::recipe::Recipe;
 use crate::error::Error;
 
 /// The longest one `XREADGROUP` blocks, so that messages left by stopped readers are seen
