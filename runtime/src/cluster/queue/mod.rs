@@ -35,7 +35,7 @@ use crate::queue::{Queue, QueueConfig, QueueData};
 pub const DEFAULT_QUEUE: &str = "default";
 
 impl<T: QueueData> Queue<T> {
-    /// The queue [`DEFAULT_QUEUE`](crate::cluster::DEFAULT_QUEUE) of `cluster`, with the
+    /// The queue [`DEFAULT_QUEUE`] of `cluster`, with the
     /// default [`QueueConfig`]: the same calls as [`Queue::new`], with the messages kept in a
     /// Redis stream, so readers and writers may be on any host.
     ///
