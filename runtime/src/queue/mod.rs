@@ -172,6 +172,8 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// threads sharing a handle never wait behind each other. Readers in other processes fetch
 /// messages in batches while iterating. When the last handle in the creating process is
 /// dropped the queue closes: calls elsewhere fail with [`Error::Gone`] ([`Peer::Queue`](crate::error::Peer::Queue)), never hang.
+/// With the feature `cluster`, `Queue::on(&cluster)` gives the same handle on a Redis stream
+/// instead, read from any host (see its documentation).
 ///
 /// **Ends.** [`put_end`](Queue::put_end) appends one end; the reader that reads it stops (its
 /// iteration ends), so `n` readers need `n` ends — [`stop`](Queue::stop) appends one per
