@@ -52,6 +52,13 @@ fn with_lease(lease: Duration) -> QueueConfig {
 /// readers get messages; gives back what it read, by kind.
 fn reader(url: String, cluster: String) -> BTreeMap<String, Vec<u64>> {
     let q = open(&url, &cluster, "jobs", config());
+    // Connected (a read that finds nothing yet), it says so, so that both readers are there
+    // before the first message.
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(1)).unwrap(),
+        Next::Empty
+    ));
+    open(&url, &cluster, "ready", config()).put(1).unwrap();
     let mut read: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for message in &q {
         std::thread::sleep(Duration::from_millis(2));
@@ -80,6 +87,10 @@ fn readers_on_two_hosts_share_the_messages_once_each_and_stop_ends_them() {
             .unwrap()
         })
         .collect();
+    let ready = open(&server.url(), "two", "ready", config());
+    for _ in 0..2 {
+        assert!(matches!(ready.get_timeout(BOUND).unwrap(), Next::Msg(_)));
+    }
     for i in 0..300u64 {
         let kind = if i % 2 == 0 { "even" } else { "odd" };
         q.put_message(Msg::new(i).kind(kind)).unwrap();
