@@ -354,3 +354,32 @@ fn a_restarted_server_is_a_clear_error_then_the_queue_works_again() {
     assert!(matches!(first, Err(Error::Cluster { .. })), "{first:?}");
     assert_eq!(data, 4);
 }
+
+#[test]
+fn a_thread_that_ends_or_an_iteration_stopped_early_acknowledges_what_it_took() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let lease = Duration::from_millis(300);
+    let q = open(&server.url(), "ends", "jobs", with_lease(lease));
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let taker = q.clone();
+    let taken = std::thread::spawn(move || taker.get().unwrap().map(|m| m.data))
+        .join()
+        .unwrap();
+    assert_eq!(taken, Some(1));
+    let first = q.iter().next().map(|m| m.data);
+    assert_eq!(first, Some(2));
+    // Neither comes back to another reader, even after several leases: both were
+    // acknowledged (this thread's by the iteration's end, not by a read of its own).
+    let other = q.clone();
+    let later = std::thread::spawn(move || {
+        other.get_timeout(lease * 5).map(|next| match next {
+            Next::Msg(message) => Some(message.data),
+            _ => None,
+        })
+    });
+    assert_eq!(later.join().unwrap().unwrap(), None);
+}
