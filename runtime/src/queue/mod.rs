@@ -2,7 +2,9 @@
 //! [`LocalQueue`] (from [`Queue::local`]) stays among the threads of one process.
 //!
 //! ```text
-//! mod.rs     Queue, QueueConfig, Msg, QueueData
+//! mod.rs     Queue
+//! message.rs Msg, QueueData, QueueConfig
+//! recipe.rs  a handle as it travels to another process, and made again there
 //! local.rs   LocalQueue: the thread-only variant, CanCrossProcesses
 //! stop.rs    Readers: what `stop` waits for
 //! iter.rs    Iter, TryIter, Sorted, Next, QueueSource
@@ -22,6 +24,8 @@ mod iter;
 mod keeper;
 mod lease;
 mod local;
+mod message;
+mod recipe;
 mod remote;
 mod sorted;
 mod stop;
@@ -30,9 +34,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
-
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[cfg(feature = "cluster")]
 use crate::cluster::queue::stream::{Read as ClusterRead, Stream as ClusterStream};
@@ -46,104 +47,8 @@ use crate::transport::frame;
 
 pub use iter::{Iter, Next, QueueSource, Sorted, TryIter};
 pub use local::{CanCrossProcesses, LocalQueue};
+pub use message::{Msg, QueueConfig, QueueData};
 pub use stop::Readers;
-
-/// One message of a queue: the data, and optionally a `kind` and an `order` (ezq's `Msg`; not
-/// `Message`, which names the process message trait).
-///
-/// ```ignore
-/// q.put(7)?;                                                  // data only
-/// q.put_message(Msg::new(7).kind("ODD").order(3))?;       // with a kind and an order
-/// for message in &q { println!("{} {:?} {:?}", message.data, message.kind, message.order); }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Msg<T> {
-    /// What the reader works on.
-    pub data: T,
-    /// What sort of work this is, when one queue carries several (ezq's `kind`).
-    pub kind: Option<String>,
-    /// Its place in a sequence, for [`Queue::sorted`] and [`Queue::items_sorted`].
-    pub order: Option<u64>,
-}
-
-impl<T> Msg<T> {
-    /// A message of `data`, without a kind or an order.
-    pub fn new(data: T) -> Self {
-        Self {
-            data,
-            kind: None,
-            order: None,
-        }
-    }
-
-    /// Sets the kind.
-    pub fn kind(mut self, kind: impl Into<String>) -> Self {
-        self.kind = Some(kind.into());
-        self
-    }
-
-    /// Sets the order.
-    pub fn order(mut self, order: u64) -> Self {
-        self.order = Some(order);
-        self
-    }
-}
-
-/// What a cross-process [`Queue`] can carry: data that serializes, deserializes, and can move
-/// between threads. Implemented for every such type; between threads of one process, a
-/// [`LocalQueue`] carries anything `Send`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot travel on a cross-process `Queue`",
-    label = "this type is not `Serialize + DeserializeOwned + Send + 'static`",
-    note = "derive `Serialize` and `Deserialize` for it, or use `Queue::local()` between threads of one process"
-)]
-pub trait QueueData: Serialize + DeserializeOwned + Send + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Send + 'static> QueueData for T {}
-
-/// How a [`Queue`] is set up: start from the default and change what you need.
-///
-/// ```ignore
-/// let mut config = QueueConfig::default();
-/// config.capacity = 100;
-/// let q: Queue<u64> = Queue::with_config(config)?;
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct QueueConfig {
-    /// How many messages the queue holds before `put` waits (messages leased to readers do not
-    /// count). Default 10 000.
-    pub capacity: usize,
-    /// How many messages a reader in another process fetches at once while iterating (at most
-    /// its fair share of what waits, so a second reader is never starved). Default 256.
-    pub prefetch: u32,
-    /// The largest encoded message; a larger one is [`Error::TooLarge`] at `put`. Default
-    /// 16 MiB.
-    pub max_message_bytes: u32,
-    /// Directory in which the broker's private socket directory is created. Default: `None`,
-    /// an abstract socket name on Linux (no file at all), [`std::env::temp_dir`] elsewhere.
-    pub socket_dir: Option<std::path::PathBuf>,
-    /// How long a reader in another process may stay silent — take no message, acknowledge
-    /// nothing, make no call — before what it holds (the message in its hand and what it
-    /// prefetched) goes back to the queue for other readers: for readers that may be stopped
-    /// (`SIGSTOP`), frozen or hung. A reader whose handling of one message can take longer
-    /// must [`ack`](Queue::ack) it first or risk a duplicate. Default `Duration::MAX`: no
-    /// limit (a reader's leases last as long as its process).
-    pub lease: Duration,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            capacity: 10_000,
-            prefetch: 256,
-            max_message_bytes: 16 * 1024 * 1024,
-            socket_dir: None,
-            lease: Duration::MAX,
-        }
-    }
-}
 
 /// Room for a request's or a batch's header (and a length prefix) around the largest message.
 const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
@@ -611,54 +516,6 @@ impl<T> fmt::Debug for Queue<T> {
             .field("creator", &self.broker.is_some())
             .field("on_cluster", &(!self.is_remote() && self.broker.is_none()))
             .finish()
-    }
-}
-
-/// What a handle carries to another process: where the broker is and its limits.
-#[derive(Serialize, Deserialize)]
-struct Recipe {
-    endpoint: Endpoint,
-    max_frame: u32,
-    max_message: u32,
-    prefetch: u32,
-    /// A queue on a cluster's server.
-    #[cfg(feature = "cluster")]
-    cluster: Option<crate::cluster::queue::recipe::Recipe>,
-}
-
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Recipe {
-            endpoint: self.endpoint.clone(),
-            max_frame: self.max_frame,
-            max_message: self.max_message,
-            prefetch: self.prefetch,
-            #[cfg(feature = "cluster")]
-            cluster: self.cluster.as_ref().map(|stream| stream.recipe().clone()),
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let recipe = Recipe::deserialize(deserializer)?;
-        #[cfg(feature = "cluster")]
-        if let Some(cluster) = &recipe.cluster {
-            let stream = ClusterStream::open(cluster).map_err(serde::de::Error::custom)?;
-            return Ok(Self::on_stream(stream));
-        }
-        remote::handle_made(&recipe.endpoint);
-        Ok(Self {
-            endpoint: recipe.endpoint,
-            max_frame: recipe.max_frame,
-            max_message: recipe.max_message,
-            prefetch: recipe.prefetch.max(1),
-            broker: None,
-            #[cfg(feature = "cluster")]
-            cluster: None,
-            _data: PhantomData,
-        })
     }
 }
 
