@@ -18,6 +18,7 @@ use crate::transport::region::SharedWords;
 const IN_HAND: usize = 0;
 
 /// A worker's page (either side's mapping).
+#[derive(Debug)]
 pub(crate) struct InHand {
     words: SharedWords,
 }

@@ -25,6 +25,7 @@ const LINE: usize = 64;
 pub(crate) const WORDS: usize = LEN / LINE;
 
 /// A page of atomic words shared with one peer (either side's mapping).
+#[derive(Debug)]
 pub(crate) struct SharedWords {
     region: Region,
 }
