@@ -1,7 +1,9 @@
-//! A worker process's [`ItemSink`]: results batched in time and sent by the main thread at the
-//! end of a chunk and by the flusher thread every [`TICK`], which also says which item runs once
-//! it has run for a whole tick; and the [`InHand`] page, where the main thread keeps the ordinal
-//! of the item it runs for the parent to read should the worker die.
+//! Where a worker's item reports go ([`ItemSink`]: the parent connection, or a thread pool's
+//! dispatcher), and a worker process's sink ([`Outbox`]): results batched in time and sent by
+//! the main thread at the end of a chunk and by the flusher thread every [`TICK`], which also
+//! says which item runs once it has run for a whole tick; and the [`InHand`] page, where the
+//! main thread keeps the ordinal of the item it runs for the parent to read should the worker
+//! die.
 
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -9,7 +11,6 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::pool::in_hand::InHand;
-use crate::pool::worker::ItemSink;
 use crate::protocol::pool::{
     ItemFailure, Measured, RESULT_OVERHEAD, ToPool, WireOutcome, WireResult,
 };
@@ -21,6 +22,40 @@ use crate::transport::frame;
 pub(crate) const TICK: Duration = Duration::from_micros(500);
 /// Results are sent at once when they hold this many bytes.
 const FLUSH_BYTES: usize = 256 * 1024;
+
+/// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
+pub(crate) trait ItemSink: Send + Sync {
+    /// Item `index` of `job` starts; `isolated` reports it before it runs.
+    fn started(&self, job: u64, index: u64, isolated: bool);
+    /// Item `index` finished with this outcome.
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    /// Item `index` finished and then, when `next` is some, item `next` of the same job
+    /// starts: one report, for a sink that can take both at once.
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        self.finished(job, index, outcome, isolated);
+        if let Some(next) = next {
+            self.started(job, next, isolated);
+        }
+    }
+    /// The item of this ordinal starts now: kept where the parent reads it should this worker
+    /// die; `false` where there is no such place (the parent learns only from reports).
+    fn hold(&self, ordinal: u64) -> bool;
+    /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
+    /// counts as spent when they changed (a crash after this must not retry it with more).
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
+    /// The chunk is done: send what is held, with how long its items took.
+    fn chunk_done(&self, measured: Measured);
+    /// Whether an overrun of a process item's hook ends this process (it must, in a worker
+    /// process) rather than only abandoning the hook's thread.
+    fn overrun_ends_process(&self) -> bool;
+}
 
 /// The item running now, as the flusher sees it.
 #[derive(Clone, Copy, PartialEq, Eq)]

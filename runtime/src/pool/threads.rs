@@ -13,9 +13,10 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::inbox::Inbox;
+use crate::pool::outbox::ItemSink;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
-use crate::pool::worker::{ItemSink, run_chunk};
+use crate::pool::worker::run_chunk;
 use crate::pool::writer::wire_chunk;
 use crate::protocol::pool::{ItemFailure, Measured};
 

@@ -21,7 +21,7 @@ use crate::child::watchdog::{self, Overrun};
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
 use crate::pool::inbox::Inbox;
-use crate::pool::outbox::Outbox;
+use crate::pool::outbox::{ItemSink, Outbox};
 use crate::protocol::Role;
 use crate::protocol::pool::{
     Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, ToWorker, ToWorkerHead,
@@ -176,40 +176,6 @@ fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec
         Err(_) => crate::sys::exit_now(EXIT_REFUSED),
     }
     true
-}
-
-/// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
-pub(crate) trait ItemSink: Send + Sync {
-    /// Item `index` of `job` starts; `isolated` reports it before it runs.
-    fn started(&self, job: u64, index: u64, isolated: bool);
-    /// Item `index` finished with this outcome.
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
-    /// Item `index` finished and then, when `next` is some, item `next` of the same job
-    /// starts: one report, for a sink that can take both at once.
-    fn finished_then_started(
-        &self,
-        job: u64,
-        index: u64,
-        outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
-        next: Option<u64>,
-    ) {
-        self.finished(job, index, outcome, isolated);
-        if let Some(next) = next {
-            self.started(job, next, isolated);
-        }
-    }
-    /// The item of this ordinal starts now: kept where the parent reads it should this worker
-    /// die; `false` where there is no such place (the parent learns only from reports).
-    fn hold(&self, ordinal: u64) -> bool;
-    /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
-    /// counts as spent when they changed (a crash after this must not retry it with more).
-    fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
-    /// The chunk is done: send what is held, with how long its items took.
-    fn chunk_done(&self, measured: Measured);
-    /// Whether an overrun of a process item's hook ends this process (it must, in a worker
-    /// process) rather than only abandoning the hook's thread.
-    fn overrun_ends_process(&self) -> bool;
 }
 
 /// What a chunk's task resolves to in this process.
