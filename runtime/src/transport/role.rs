@@ -265,8 +265,10 @@ mod tests {
         let background = {
             let role = Arc::clone(&role);
             std::thread::spawn(move || {
-                // Held twice in a row before: a long wait, which a let-go cuts short.
-                let mut in_a_row = 2;
+                // Held many times in a row before: a wait of about a minute (a short one, of
+                // a few milliseconds, could end before this test's thread saw it begin, under
+                // load), which the let-go cuts short.
+                let mut in_a_row = 16;
                 assert!(role.yield_while_held(&mut in_a_row, Duration::from_secs(3600)));
                 done_tx.send(in_a_row).unwrap();
             })
