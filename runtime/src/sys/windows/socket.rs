@@ -202,7 +202,9 @@ impl Listener {
     }
 
     /// Takes a connected client, if one is, and puts a new instance in its place; `None`
-    /// when none connected yet.
+    /// when none connected yet. The stream does not block, as an accepted Unix socket of this
+    /// layer does: the rendezvous reads hellos from many pending connections on one thread,
+    /// and a blocking read of a peer that sent half a hello would hold every other one up.
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in waiting.iter_mut() {
@@ -212,7 +214,9 @@ impl Listener {
                 slot.arm(&self.name, false)?;
             }
             if let Some(pipe) = taken {
-                return Stream::wrap(pipe, true).map(Some);
+                let stream = Stream::wrap(pipe, true)?;
+                stream.set_nonblocking(true)?;
+                return Ok(Some(stream));
             }
         }
         Ok(None)

@@ -31,12 +31,51 @@ fn a_listener_accepts_without_blocking_and_keeps_its_name() {
         let ready = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
         assert!(ready[0].readable, "round {round}");
         let mut server = listener.accept().unwrap().expect("a waiting connection");
+        server.set_nonblocking(false).unwrap();
         client.write_all(&[round]).unwrap();
         let mut byte = [0u8];
         server.read_exact(&mut byte).unwrap();
         assert_eq!(byte[0], round);
     }
     assert!(listener.accept().unwrap().is_none());
+}
+
+/// An accepted stream does not block, as on Unix: the rendezvous reads many pending hellos on
+/// one thread, and a peer that sent half of one must not hold it (a blocking read there held
+/// the server's accept thread until the trickling peer left).
+#[test]
+fn an_accepted_stream_does_not_block_until_made_to() {
+    let listener = Listener::bind(None, "ac0ced").unwrap();
+    let mut client = Stream::connect(listener.address()).unwrap();
+    let ready = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
+    assert!(ready[0].readable);
+    let server = listener.accept().unwrap().expect("a waiting connection");
+    // Read on another thread, so a read that blocks fails the test instead of hanging it.
+    let (sender, results) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4];
+        let _ = sender.send((&server).read(&mut buf));
+        let Ok(ready) = wait_readable(&[Source::from(&server)], Some(BOUND)) else {
+            return;
+        };
+        assert!(ready[0].readable);
+        let _ = sender.send((&server).read(&mut buf));
+        let _ = sender.send((&server).read(&mut buf));
+    });
+    let next = || results.recv_timeout(BOUND).expect("the read blocked");
+    let read = next();
+    assert!(
+        matches!(&read, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "{read:?}"
+    );
+    client.write_all(b"ab").unwrap();
+    assert_eq!(next().unwrap(), 2);
+    let read = next();
+    assert!(
+        matches!(&read, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "half a message, then nothing: {read:?}"
+    );
+    reader.join().unwrap();
 }
 
 #[test]
