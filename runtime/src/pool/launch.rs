@@ -20,6 +20,7 @@ use crate::protocol::lifecycle::Resume;
 use crate::protocol::pool::{ResultsReader, ToPool, WireOutcome, WorkerStart};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
+use crate::transport::error::TransportError;
 use crate::transport::frame::{self, FrameReader};
 
 /// How long a worker whose connection ended may take to exit before it is killed.
@@ -126,10 +127,10 @@ pub(crate) fn finish(
         timers: None,
     };
     let (connection, child) = spawned.connect(&launch, &Ungated)?;
-    let deadline = crate::deadline::after(Some(config.connect_timeout));
+    let limit = config.connect_timeout;
     let sent = first(&connection);
     // Read the answer even when `first` failed: a refusal says why better than the write.
-    let ready = await_ready(&connection, config.max_frame_bytes, deadline)
+    let ready = await_ready(&connection, config.max_frame_bytes, limit)
         .and_then(|reader| sent.map(|()| reader));
     match ready {
         Ok(reader) => Ok((Arc::new(connection), reader, child)),
@@ -140,14 +141,16 @@ pub(crate) fn finish(
     }
 }
 
-/// Waits until `deadline` for a started worker's `Ready` (its build matched); the reader
-/// positioned after it.
+/// Waits up to `limit` (`Duration::MAX`: without one) for a started worker's `Ready` (its
+/// build matched); the reader positioned after it. A worker that has not answered by then is
+/// a start that timed out, said in words (the read's own error is a bare "would block").
 fn await_ready(
     connection: &Connection,
     max_frame: u32,
-    deadline: Option<Instant>,
+    limit: Duration,
 ) -> Result<FrameReader, Error> {
     let mut reader = FrameReader::new(max_frame);
+    let deadline = crate::deadline::after(Some(limit));
     let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let answer = connection.read_frame_within(&mut reader, wait, |frame| match frame {
         None => Err(Error::Bootstrap {
@@ -161,8 +164,17 @@ fn await_ready(
             }),
         },
     });
-    answer??;
-    Ok(reader)
+    match answer {
+        Err(TransportError::Wire(e)) if e.is_timeout() => Err(Error::Bootstrap {
+            detail: format!(
+                "a pool worker did not say it was ready within {limit:?} (Config::connect_timeout)"
+            ),
+        }),
+        answer => {
+            answer??;
+            Ok(reader)
+        }
+    }
 }
 
 /// Reads a worker's reports until its connection ends; returns why it must be killed, when
@@ -269,5 +281,27 @@ impl WorkerLink for ProcessLink {
 
     fn pid(&self) -> Option<u32> {
         (!self.child.has_exited()).then(|| self.child.pid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Stream;
+
+    /// A worker that never answers its start is a start that timed out, in words that say
+    /// so; before, the read's own error came through ("operation would block", seen under
+    /// Wine when a loaded machine started workers slowly).
+    #[test]
+    fn a_worker_that_never_says_ready_is_a_timeout_in_words() {
+        let (ours, _worker) = Stream::pair().unwrap();
+        let connection = Connection::new(ours, 64 * 1024).unwrap();
+        let limit = Duration::from_millis(50);
+        let error = await_ready(&connection, 64 * 1024, limit).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("did not say it was ready within 50ms"),
+            "{text}"
+        );
     }
 }
