@@ -356,12 +356,11 @@ impl<I, O> WorkerResource<I, O> {
     /// dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it did not exit
     /// cleanly.
     pub fn stop(mut self) -> Result<(), Error> {
-        // The end travels as a message (a named pipe has no half-close); on Unix the
-        // writing half is shut as well, so a worker that stopped reading sees the end too.
+        // The end travels as a message (a named pipe has no half-close, and Windows refuses
+        // one); on Unix the writing half is shut as well, so a worker that stopped reading
+        // sees the end too.
         let _ = self.tell(&ToResident::Finish);
-        if cfg!(unix) {
-            let _ = self.connection.stream().shutdown_write();
-        }
+        let _ = self.connection.stream().shutdown_write();
         self.end_reader();
         match self.inbox.lock().ended.as_deref() {
             Some(CLEAN_EXIT) | None => Ok(()),

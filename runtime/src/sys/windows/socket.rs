@@ -333,10 +333,14 @@ impl Stream {
         self.0.wait_hangup()
     }
 
-    /// A named pipe cannot be half-closed: this ends the connection both ways.
+    /// Refuses (`ErrorKind::Unsupported`) and leaves the connection as it was: a named pipe
+    /// has no half-close, and ending it both ways would cut off the answer a caller that shuts
+    /// its writing side still waits for. Such a caller says the end in a message instead.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        self.0.shutdown();
-        Ok(())
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a named pipe has no half-close",
+        ))
     }
 
     /// Ends the connection both ways; a reader blocked on it wakes with the end of stream, and

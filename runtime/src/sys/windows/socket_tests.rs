@@ -78,6 +78,25 @@ fn an_accepted_stream_does_not_block_until_made_to() {
     reader.join().unwrap();
 }
 
+/// A named pipe has no half-close: `shutdown_write` says so and leaves the connection open
+/// both ways (it used to end it both ways, cutting off the answer the caller waited for).
+#[test]
+fn shutdown_write_is_refused_and_leaves_the_connection_open() {
+    let (a, b) = Stream::pair().unwrap();
+    let refused = a.shutdown_write().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    assert!(!a.peer_closed() && !b.peer_closed());
+    b.set_read_timeout(Some(BOUND)).unwrap();
+    a.set_read_timeout(Some(BOUND)).unwrap();
+    (&a).write_all(b"asked").unwrap();
+    let mut buf = [0u8; 5];
+    (&b).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"asked");
+    (&b).write_all(b"reply").unwrap();
+    (&a).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"reply");
+}
+
 #[test]
 fn a_closed_end_is_the_end_of_the_stream_after_the_data() {
     let (mut a, b) = Stream::pair().unwrap();
