@@ -34,10 +34,10 @@ pub use skprocess_runtime::pipe::{self, Anchor, OneWay, Pipe, PipeConfig, Point}
 pub use skprocess_runtime::queue::{self, LocalQueue, Msg, Queue, QueueConfig};
 pub use skprocess_runtime::reconnect::{self, Live};
 pub use skprocess_runtime::{
-    BreakingCircuit, ChildContext, Circuit, Config, Ctx, Error, Handle, Hook, Pool, PoolConfig,
-    Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer, Stdio,
-    TrySendError, Worker, WorkerKillHandle, WorkerResource, WorkerStatus, error, init, map,
-    num_cpus, register, run, run_thread,
+    BreakingCircuit, ChildContext, ChildSetup, Circuit, Config, Ctx, Error, Handle, Hook, Pool,
+    PoolConfig, Process, ProcessQueue, ProcessQueueConfig, ProcessStatus, Share, Shared, Sktimer,
+    Stdio, TrySendError, Worker, WorkerKillHandle, WorkerResource, WorkerStatus, error, init, map,
+    num_cpus, register, run, run_thread, run_with,
 };
 
 /// Pool maps: the builder that `pool.star()`, `.timeout(d)`, `.progress()`, `.background()`

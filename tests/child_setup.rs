@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use skprocess::error::{PanicLocation, PanicSite};
 use skprocess::prelude::*;
-use skprocess::{Hook, Stdio, WorkerResource, run};
+use skprocess::process::CapturedOutput;
+use skprocess::{ChildSetup, Hook, PoolConfig, Stdio, WorkerResource, run, run_with};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber, span};
 
@@ -164,6 +165,116 @@ fn the_environment_working_directory_and_arguments_are_the_configs() {
     let (variable, _, args) = handle.result_timeout(BOUND).unwrap();
     assert_eq!(variable, None);
     assert!(!args.iter().any(|arg| arg == "--first"), "{args:?}");
+}
+
+/// A worker's variable, working directory and arguments.
+type Seen = (Option<String>, String, Vec<String>);
+
+/// What a worker sees of its surroundings: a variable, its working directory, its arguments.
+fn worker_surroundings(_: u64) -> Seen {
+    let variable = std::env::var("SKPROCESS_TEST_VARIABLE").ok();
+    let dir = std::env::current_dir().unwrap().display().to_string();
+    (variable, dir, std::env::args().collect())
+}
+
+/// The last two of `args`.
+fn last_two(args: &[String]) -> Vec<&str> {
+    let from = args.len().saturating_sub(2);
+    args.get(from..)
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn workers_take_the_same_setup_as_a_process() {
+    let _bound = bound::within(TEST_BOUND);
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    let setup = ChildSetup::default()
+        .env("SKPROCESS_TEST_VARIABLE", "set for this worker")
+        .current_dir(&dir)
+        .args(["--first", "second"]);
+    let check = |(variable, child_dir, args): Seen, form: &str| {
+        assert_eq!(variable.as_deref(), Some("set for this worker"), "{form}");
+        assert_eq!(child_dir, dir.display().to_string(), "{form}");
+        assert_eq!(last_two(&args), ["--first", "second"], "{form}: {args:?}");
+    };
+    let pool = Pool::with_config(PoolConfig::default().workers(1).setup(setup.clone())).unwrap();
+    let mut seen = pool.map(worker_surroundings, [0]).unwrap();
+    check(seen.pop().unwrap(), "pool");
+    let worker = run_with(worker_surroundings as fn(u64) -> Seen, (0,), setup.clone()).unwrap();
+    check(worker.join().unwrap(), "run_with");
+    let mut resource = WorkerResource::with_setup(worker_surroundings, setup).unwrap();
+    check(resource.execute(0).unwrap(), "WorkerResource");
+    // The same through PoolConfig's own setters, and nothing of it in a plain worker.
+    let config = PoolConfig::default()
+        .workers(1)
+        .env("SKPROCESS_TEST_VARIABLE", "set for this worker")
+        .current_dir(&dir)
+        .args(["--first", "second"]);
+    let pool = Pool::with_config(config).unwrap();
+    check(
+        pool.map(worker_surroundings, [0]).unwrap().remove(0),
+        "PoolConfig setters",
+    );
+    let (variable, _, args) = run(worker_surroundings as fn(u64) -> Seen, (0,))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(variable, None);
+    assert!(!args.iter().any(|arg| arg == "--first"), "{args:?}");
+}
+
+/// Says `x` on both streams.
+fn worker_talks(x: u64) -> u64 {
+    println!("out {x}");
+    eprintln!("err {x}");
+    x
+}
+
+/// What `captured` holds once its children closed their streams: (stdout, stderr).
+fn read_captured(captured: &CapturedOutput) -> (String, String) {
+    assert!(captured.wait_timeout(BOUND), "the streams stayed open");
+    (
+        String::from_utf8(captured.stdout()).unwrap(),
+        String::from_utf8(captured.stderr()).unwrap(),
+    )
+}
+
+#[test]
+fn a_workers_output_is_captured_and_read_from_its_handle() {
+    let _bound = bound::within(TEST_BOUND);
+    let setup = ChildSetup::default()
+        .stdout(Stdio::Capture)
+        .stderr(Stdio::Capture);
+    let expected = |x: u64| (format!("out {x}\n"), format!("err {x}\n"));
+
+    let pool = Pool::with_config(PoolConfig::default().workers(1).setup(setup.clone())).unwrap();
+    assert_eq!(pool.map(worker_talks, [1]).unwrap(), [1]);
+    let captured = pool.captured().expect("the pool captures");
+    pool.stop().unwrap();
+    assert_eq!(read_captured(&captured), expected(1));
+
+    let worker = run_with(worker_talks as fn(u64) -> u64, (2,), setup.clone()).unwrap();
+    let captured = worker.captured().expect("the worker captures");
+    assert_eq!(worker.join().unwrap(), 2);
+    captured.wait(); // the form without a limit (the test's bound is the net)
+    assert_eq!(read_captured(&captured), expected(2));
+
+    let mut resource = WorkerResource::with_setup(worker_talks, setup).unwrap();
+    assert_eq!(resource.execute(3).unwrap(), 3);
+    let captured = resource.captured().expect("the resource captures");
+    resource.stop().unwrap();
+    assert_eq!(read_captured(&captured), expected(3));
+
+    assert!(Pool::new(1).unwrap().captured().is_none());
+    assert!(
+        run(worker_talks as fn(u64) -> u64, (4,))
+            .unwrap()
+            .captured()
+            .is_none()
+    );
 }
 
 #[derive(Serialize, Deserialize)]

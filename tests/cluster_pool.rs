@@ -526,3 +526,103 @@ fn an_entry_of_another_build_is_left_for_its_build_while_its_caller_lives() {
         "the entry of a gone caller is deleted: {dropped:?}"
     );
 }
+
+/// Not a test of its own: run by [`a_caller_sigkilled_mid_map_leaves_nothing_behind_past_the_job_ttl`]
+/// in a fresh run of this binary, as the caller it kills. Maps slow items on the cluster named
+/// by `CALLER_CLUSTER` at `CALLER_URL` until it is killed.
+#[test]
+fn maps_as_a_caller_until_killed() {
+    let (Some(url), Some(name)) = (
+        std::env::var_os("CALLER_URL"),
+        std::env::var_os("CALLER_CLUSTER"),
+    ) else {
+        return;
+    };
+    let cluster = Cluster::redis(url.to_str().unwrap(), name.to_str().unwrap()).unwrap();
+    let pool = Pool::on(&cluster).unwrap();
+    for result in pool.imap(slow_square_where, 0..100_000u64) {
+        result.unwrap();
+        println!("result");
+    }
+}
+
+#[test]
+fn a_caller_sigkilled_mid_map_leaves_nothing_behind_past_the_job_ttl() {
+    use std::io::{BufRead, BufReader};
+    let _bound = bound::within(TEST_BOUND);
+    let Some(rig) = Rig::start("killedcaller", 1) else {
+        return;
+    };
+    let mut caller = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "maps_as_a_caller_until_killed",
+            "--exact",
+            "--nocapture",
+            "-q",
+        ])
+        .env("CALLER_URL", rig.server.url())
+        .env("CALLER_CLUSTER", &rig.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-map: once a result came back, the map's entries are in the stream and a host runs one.
+    let stdout = caller.stdout.take().unwrap();
+    let first = bound::on_thread(JOIN, "the caller's first result", move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line == "result")
+    });
+    assert!(first, "the caller ended before its first result");
+    caller.kill().unwrap(); // SIGKILL
+    caller.wait().unwrap();
+
+    // What it left expires: every key of its map has a time to live, no longer than JOB_TTL.
+    let mut redis = rig.redis();
+    let jobs: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("skp:{}:job:*", rig.name))
+        .query(&mut redis)
+        .unwrap();
+    assert!(!jobs.is_empty(), "the killed caller's map keys were there");
+    for key in &jobs {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut redis).unwrap();
+        let limit = i64::try_from(skprocess::cluster::JOB_TTL.as_millis()).unwrap();
+        assert!(
+            ttl == -2 || (0 < ttl && ttl <= limit),
+            "{key} lives {ttl} ms (at most {limit})"
+        );
+    }
+    // Then it goes: the keys expire and the host drops the entries of a caller that is gone.
+    let items = format!("skp:{}:items", rig.name);
+    let pattern = format!("skp:{}:job:*", rig.name);
+    let deadline = Instant::now() + skprocess::cluster::JOB_TTL + Duration::from_secs(30);
+    loop {
+        let entries: u64 = redis::cmd("XLEN").arg(&items).query(&mut redis).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut redis).unwrap();
+        if entries == 0 && keys.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind past the job's time to live: {entries} entries, keys {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And the cluster still serves the next caller.
+    let pool = Pool::on(&rig.cluster()).unwrap();
+    assert_eq!(pool.map(|x: u64| x * 3, 0..10u64).unwrap().len(), 10);
+}
+
+#[test]
+fn a_tls_url_is_refused_with_an_error_that_says_tls() {
+    let error = Cluster::redis("rediss://127.0.0.1:1/0", "tls").unwrap_err();
+    // Refused before any connection, in words a user can act on.
+    assert!(error.to_string().contains("not supported"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("TLS"), "{text}");
+    assert!(
+        matches!(error, skprocess::Error::Config { .. }),
+        "{error:?}"
+    );
+}

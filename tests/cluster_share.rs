@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skprocess::cluster::Cluster;
+use skprocess::error::PanicSite;
 use skprocess::prelude::*;
 
 skprocess::test_support!();
@@ -234,9 +235,15 @@ fn a_panicking_method_changes_nothing() {
     };
     let share = Share::on(&cluster, start.clone()).unwrap();
     match share.explode_after_changes() {
-        Err(Error::Shared { message }) => {
-            assert!(message.contains("explode_after_changes"), "{message}");
+        Err(Error::Panicked {
+            site: PanicSite::SharedMethod { method },
+            message,
+            location,
+            ..
+        }) => {
+            assert!(method.ends_with("::explode_after_changes"), "{method}");
             assert!(message.contains("exploded on purpose"), "{message}");
+            assert!(location.is_some_and(|at| at.file == file!()));
         }
         other => panic!("expected the method's panic, got {other:?}"),
     }

@@ -4,8 +4,10 @@
 //!
 //! Produced elsewhere, because they need a broken build or a broken environment:
 //! `Bootstrap` (`tests/missing_entry_hook.rs`: a test binary without `test_support!()`),
-//! `UnknownType`, `WorkerRefused` (a worker of another build; the pool's unit tests), `NoWorker`
-//! (`pool::scheduler_tests`: no worker can be spawned), `Spawn` (the executable vanished);
+//! `EmptyRegistry` (a binary that registers no process type: `process.rs`'s unit test);
+//! `WorkerRefused` needs a worker of another build, which no public call can start (a worker
+//! is this process's own image again, `/proc/self/exe` on Linux, even after a rebuild
+//! replaced the file; the pool worker's unit test `check_build` refuses another build's start);
 //! `TooManyConnections` needs 256 connections to one endpoint (`share::coordinator`'s unit
 //! test caps a coordinator at 2 and gets it).
 #![cfg(target_os = "linux")]
@@ -15,8 +17,11 @@ use std::time::Duration;
 use skprocess::error::{PanicSite, Peer, Timed, Usage};
 use skprocess::pipe::PipeError;
 use skprocess::prelude::*;
+use skprocess::process::{HookFailure, HookResult, NoMessages};
 use skprocess::reconnect::FileRecipe;
-use skprocess::{Hook, PipeConfig, ProcessQueueConfig, QueueConfig};
+use skprocess::{
+    ChildSetup, Hook, PipeConfig, PoolConfig, ProcessQueueConfig, QueueConfig, WorkerResource,
+};
 
 skprocess::test_support!();
 
@@ -280,6 +285,7 @@ fn gone_queue_after_its_creator_dropped_it() {
 #[derive(Default, Serialize, Deserialize)]
 struct Tally {
     count: u64,
+    items: Vec<u64>,
 }
 
 #[shared]
@@ -341,7 +347,13 @@ fn share_paused_and_shared() {
     let tally = Share::new(Tally::default()).unwrap();
     let error = tally.fails().unwrap_err();
     assert!(
-        matches!(&error, Error::Shared { message } if message.contains("a shared method failed")),
+        matches!(&error, Error::Panicked { site: PanicSite::SharedMethod { method }, message, location: Some(_), .. }
+            if method.ends_with("Tally::fails") && message == "a shared method failed"),
+        "{error:?}"
+    );
+    let error = tally.items.remove(3).unwrap_err();
+    assert!(
+        matches!(&error, Error::Shared { message } if message.contains("out of range")),
         "{error:?}"
     );
     tally.pause().unwrap();
@@ -625,4 +637,78 @@ fn io_when_the_socket_directory_cannot_be_used() {
     config.socket_dir = Some("/nonexistent/skprocess-error-taxonomy".into());
     let error = Queue::<u64>::with_config(config).unwrap_err();
     assert!(matches!(error, Error::Io(_)), "{error:?}");
+}
+
+/// A process type implemented by hand and never registered (no `skprocess::register!`): a
+/// child of this binary does not know its key.
+#[derive(Serialize, Deserialize)]
+struct Unregistered;
+
+impl Process for Unregistered {
+    type Output = ();
+    type Inbox = NoMessages;
+    type Outbox = NoMessages;
+    const KEY: &'static str = "error_taxonomy::Unregistered";
+
+    fn run(&mut self, _: &mut Ctx<Self>) -> HookResult {
+        Ok(())
+    }
+
+    fn result(&mut self, _: &mut Ctx<Self>) -> Result<(), HookFailure> {
+        Ok(())
+    }
+}
+
+#[test]
+fn unknown_type_when_the_child_does_not_know_the_key() {
+    let _bound = bound::within(TEST_BOUND);
+    let error = Unregistered
+        .start()
+        .and_then(|handle| handle.result_timeout(BOUND))
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::UnknownType { key } if key == Unregistered::KEY),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(Unregistered::KEY), "{error}");
+}
+
+/// A working directory that does not exist.
+fn missing_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("skprocess-no-such-dir-{}", std::process::id()))
+}
+
+#[test]
+fn spawn_when_the_working_directory_does_not_exist() {
+    let _bound = bound::within(TEST_BOUND);
+    let is_spawn = |error: &Error| matches!(error, Error::Spawn(io) if io.kind() == std::io::ErrorKind::NotFound);
+    let config = Deaf::default_config().current_dir(missing_dir());
+    let error = Deaf.start_with(config).unwrap_err();
+    assert!(is_spawn(&error), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("failed to spawn child process"),
+        "{error}"
+    );
+    let setup = ChildSetup::default().current_dir(missing_dir());
+    let error = skprocess::run_with(double as fn(u64) -> u64, (1,), setup.clone())
+        .map(drop)
+        .unwrap_err();
+    assert!(is_spawn(&error), "run_with: {error:?}");
+    let error = WorkerResource::with_setup(double, setup)
+        .map(drop)
+        .unwrap_err();
+    assert!(is_spawn(&error), "WorkerResource: {error:?}");
+}
+
+#[test]
+fn no_worker_when_no_pool_worker_can_start() {
+    let _bound = bound::within(TEST_BOUND);
+    let config = PoolConfig::default().workers(2).current_dir(missing_dir());
+    let error = Pool::with_config(config).map(drop).unwrap_err();
+    assert!(
+        matches!(&error, Error::NoWorker { reason } if reason.contains("failed to spawn")),
+        "{error:?}"
+    );
 }

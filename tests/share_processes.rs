@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use skprocess::error::PanicSite;
 use skprocess::prelude::*;
 
 skprocess::test_support!();
@@ -55,7 +56,25 @@ impl Tally {
     fn explode_with_answer(&mut self) -> u64 {
         panic!("exploded with a caller waiting");
     }
+
+    /// Changes two fields, then panics (on the line `PANIC_LINE` names): the call must change
+    /// nothing.
+    fn change_then_explode(&mut self) -> u64 {
+        self.counter += 100;
+        self.results.push(9);
+        panic!("changed, then exploded")
+    }
+
+    /// The same as a fire-and-forget write.
+    fn change_then_explode_quietly(&mut self) {
+        self.recorded += 100;
+        self.seen.insert(1, 1);
+        panic!("changed, then exploded quietly")
+    }
 }
+
+/// The line of `panic!` in `change_then_explode`.
+const PANIC_LINE: u32 = 65;
 
 #[derive(Serialize, Deserialize)]
 struct Incrementer {
@@ -298,9 +317,89 @@ fn a_panicking_method_is_reported_and_the_share_keeps_serving() {
     share.explode();
     let recorded = share.last_error().unwrap().unwrap();
     assert!(
-        recorded.contains("`Tally::explode` panicked: exploded on purpose"),
+        recorded.contains("`Tally::explode` panicked at ")
+            && recorded.ends_with(": exploded on purpose"),
         "{recorded}"
     );
+}
+
+/// Calls `change_then_explode` and says what came back: whether it was `Error::Panicked` of
+/// that method with its message, and the location it named.
+#[derive(Serialize, Deserialize)]
+struct HalfWriter {
+    share: Share<Tally>,
+}
+
+#[skprocess]
+impl HalfWriter {
+    fn run(&mut self) {}
+
+    fn result(&mut self) -> Result<(bool, String), Error> {
+        let error = self.share.change_then_explode().unwrap_err();
+        Ok(panicked_at(&error))
+    }
+}
+
+/// Whether `error` is the panic of `Tally::change_then_explode`, and where it says it was.
+fn panicked_at(error: &Error) -> (bool, String) {
+    match error {
+        Error::Panicked {
+            site: PanicSite::SharedMethod { method },
+            message,
+            location,
+            ..
+        } => (
+            method.ends_with("Tally::change_then_explode") && message == "changed, then exploded",
+            location
+                .as_ref()
+                .map(|at| format!("{}:{}", at.file, at.line))
+                .unwrap_or_default(),
+        ),
+        other => (false, format!("{other:?}")),
+    }
+}
+
+#[test]
+fn a_panicking_method_is_panicked_with_its_location_and_changes_nothing() {
+    let _bound = bound::within(TEST_BOUND);
+    let start = Tally {
+        counter: 5,
+        results: vec![1, 2],
+        recorded: 3,
+        ..Tally::default()
+    };
+    let share = Share::new(start).unwrap();
+    let here = format!("{}:{PANIC_LINE}", file!());
+    // From a child, and from the creating process (the coordinator is its thread).
+    let (matched, location) = HalfWriter {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap()
+    .result_timeout(BOUND)
+    .unwrap();
+    assert!(matched, "{location}");
+    assert_eq!(location, here);
+    let error = share.change_then_explode().unwrap_err();
+    assert_eq!(panicked_at(&error), (true, here.clone()), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("Tally::change_then_explode"), "{text}");
+    assert!(text.contains(&here), "{text}");
+    // A write that panics changes nothing either; the share records it and keeps serving.
+    share.change_then_explode_quietly();
+    let state = share.get().unwrap();
+    assert_eq!(
+        (
+            state.counter,
+            state.results,
+            state.recorded,
+            state.seen.len()
+        ),
+        (5, vec![1, 2], 3, 0),
+        "a panicking method changed the value"
+    );
+    let recorded = share.last_error().unwrap().unwrap();
+    assert!(recorded.contains("exploded quietly"), "{recorded}");
 }
 
 /// Writes that wait in a ring keep their order with a large one sent on the socket. Rings

@@ -308,3 +308,79 @@ fn calls_to_a_stopped_worker_end_at_their_deadline_and_go_on_once_it_resumes() {
         assert_eq!(worker.status_timeout(BOUND).unwrap().unwrap().items, 3);
     });
 }
+
+/// Sleeps `millis`, then creates the file at `path`: proof that the call ran to its end.
+fn sleep_then_touch((millis, path): (u64, String)) -> bool {
+    std::thread::sleep(Duration::from_millis(millis));
+    std::fs::write(path, b"done").is_ok()
+}
+
+#[test]
+fn stop_waits_without_limit_for_the_data_already_sent() {
+    let _bound = bound::within(TEST_BOUND);
+    bounded(|| {
+        // Longer than the bound `stop` used to put on the worker's end (10 s), after which it
+        // killed the worker and reported success.
+        let path = std::env::temp_dir().join(format!("skp-stop-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut worker = WorkerResource::new(sleep_then_touch).unwrap();
+        worker.send((11_000, path.display().to_string())).unwrap();
+        let pid = worker.pid();
+        worker.stop().unwrap();
+        assert!(path.exists(), "stop cut the call short");
+        assert!(!exists(pid));
+        let _ = std::fs::remove_file(&path);
+    });
+}
+
+#[test]
+fn stop_timeout_says_whether_the_worker_finished_and_kills_it_when_not() {
+    let _bound = bound::within(TEST_BOUND);
+    bounded(|| {
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(60_000).unwrap();
+        let pid = worker.pid();
+        assert!(!worker.stop_timeout(Duration::from_millis(100)).unwrap());
+        assert!(!exists(pid), "the worker outlived stop_timeout");
+        let mut worker = WorkerResource::new(sleep_millis).unwrap();
+        worker.send(10).unwrap();
+        let pid = worker.pid();
+        assert!(worker.stop_timeout(BOUND).unwrap());
+        assert!(!exists(pid));
+        let worker = WorkerResource::new(sleep_millis).unwrap();
+        assert!(worker.stop_timeout(Duration::MAX).unwrap());
+    });
+}
+
+#[cfg(unix)]
+fn length_plus_one(data: Vec<u8>) -> usize {
+    data.len() + 1
+}
+
+// Unix only: SIGSTOP and SIGCONT.
+#[cfg(unix)]
+#[test]
+fn update_fn_timeout_gives_up_on_a_stopped_worker_and_changes_nothing() {
+    let _bound = bound::within(TEST_BOUND);
+    bounded(|| {
+        let mut worker = WorkerResource::new(length).unwrap();
+        assert_eq!(worker.execute(vec![1; 10]).unwrap(), 10);
+        let pid = worker.pid();
+        pid::signal(pid, libc::SIGSTOP);
+        bound::until(BOUND, "the worker is stopped", || pid::stopped(pid));
+        // 16 MiB cannot fit in the socket: the stopped worker takes only part of it, and
+        // nothing after it goes out until it reads again.
+        let short = Duration::from_millis(100);
+        assert_eq!(
+            worker.execute_timeout(vec![7u8; 16 << 20], short).unwrap(),
+            None
+        );
+        assert!(!worker.update_fn_timeout(length_plus_one, short).unwrap());
+        pid::signal(pid, libc::SIGCONT);
+        assert_eq!(worker.recv_timeout(BOUND).unwrap(), Some(16 << 20));
+        // The function did not change; now it does.
+        assert_eq!(worker.execute(vec![1, 2]).unwrap(), 2);
+        assert!(worker.update_fn_timeout(length_plus_one, BOUND).unwrap());
+        assert_eq!(worker.execute(vec![1, 2]).unwrap(), 3);
+    });
+}

@@ -72,36 +72,14 @@ pub struct Config {
     /// Default: none.
     #[serde(skip)]
     pub secret_env: Vec<(String, Secret)>,
-    /// Environment variables set on the child process when it is spawned (each start and
-    /// restart), on top of the environment it inherits from this process. Never serialized.
-    /// Set them with [`env`](Config::env).
+    /// How the child process is set up: its environment variables, working directory, extra
+    /// arguments, and where its standard output and standard error go. Never serialized.
+    /// Set it with [`env`](Config::env), [`current_dir`](Config::current_dir),
+    /// [`args`](Config::args), [`stdout`](Config::stdout) and [`stderr`](Config::stderr).
     ///
-    /// Default: none.
+    /// Default: [`ChildSetup::default`] (inherit everything).
     #[serde(skip)]
-    pub env: Vec<(OsString, OsString)>,
-    /// The child process's working directory.
-    ///
-    /// Default: `None`, meaning this process's working directory.
-    #[serde(skip)]
-    pub current_dir: Option<PathBuf>,
-    /// Extra command-line arguments of the child process, after the ones skprocess passes;
-    /// the child reads them with [`std::env::args`]. In a test binary they follow libtest's
-    /// own after a `--`, where libtest reads them as more test-name filters: an argument that
-    /// is exactly the name of a test of that binary would run that test in the child too.
-    ///
-    /// Default: none.
-    #[serde(skip)]
-    pub args: Vec<OsString>,
-    /// Where the child's standard output goes.
-    ///
-    /// Default: [`Stdio::Inherit`].
-    #[serde(skip)]
-    pub stdout: Stdio,
-    /// Where the child's standard error goes.
-    ///
-    /// Default: [`Stdio::Inherit`].
-    #[serde(skip)]
-    pub stderr: Stdio,
+    pub setup: ChildSetup,
     /// How long a thread waiting for a message ([`Handle::listen`](crate::Handle::listen) in
     /// the parent, [`Ctx::listen`](crate::Ctx::listen) in the child) keeps polling the
     /// connection before it sleeps in the kernel. A reply that comes within this time skips
@@ -130,11 +108,7 @@ impl Default for Config {
             outbox_capacity: 1024,
             socket_dir: None,
             secret_env: Vec::new(),
-            env: Vec::new(),
-            current_dir: None,
-            args: Vec::new(),
-            stdout: Stdio::Inherit,
-            stderr: Stdio::Inherit,
+            setup: ChildSetup::default(),
             listen_spin: Duration::ZERO,
         }
     }
@@ -243,43 +217,44 @@ impl Config {
     }
 
     /// Sets the environment variable `name` to `value` on the child process (see
-    /// [`env`](Config::env)); for a secret use [`secret_env`](Config::secret_env).
+    /// [`ChildSetup::env`]); for a secret use [`secret_env`](Config::secret_env).
     pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((name.into(), value.into()));
+        self.setup = self.setup.env(name, value);
         self
     }
 
-    /// Sets [`current_dir`](Config::current_dir).
+    /// Sets the child process's working directory (see [`ChildSetup::current_dir`]).
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.current_dir = Some(dir.into());
+        self.setup = self.setup.current_dir(dir);
         self
     }
 
-    /// Adds to [`args`](Config::args).
+    /// Adds to the child process's extra arguments (see [`ChildSetup::args`]).
     pub fn args<I, A>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = A>,
         A: Into<OsString>,
     {
-        self.args.extend(args.into_iter().map(Into::into));
+        self.setup = self.setup.args(args);
         self
     }
 
-    /// Sets [`stdout`](Config::stdout).
+    /// Sets where the child's standard output goes (see [`ChildSetup::stdout`]).
     pub fn stdout(mut self, stdout: Stdio) -> Self {
-        self.stdout = stdout;
+        self.setup = self.setup.stdout(stdout);
         self
     }
 
-    /// Sets [`stderr`](Config::stderr).
+    /// Sets where the child's standard error goes (see [`ChildSetup::stderr`]).
     pub fn stderr(mut self, stderr: Stdio) -> Self {
-        self.stderr = stderr;
+        self.setup = self.setup.stderr(stderr);
         self
     }
 
-    /// Whether the child's output is kept for [`Handle::captured`](crate::Handle::captured).
-    pub(crate) fn captures_output(&self) -> bool {
-        self.stdout == Stdio::Capture || self.stderr == Stdio::Capture
+    /// Replaces the whole [`setup`](Config::setup).
+    pub fn setup(mut self, setup: ChildSetup) -> Self {
+        self.setup = setup;
+        self
     }
 
     /// Sets [`socket_dir`](Config::socket_dir).
@@ -289,8 +264,98 @@ impl Config {
     }
 }
 
+/// How a child process is set up besides what skprocess itself passes it: environment
+/// variables, working directory, extra arguments, and where its standard output and standard
+/// error go. Every way of starting a process takes one, set up the same way: a process's
+/// [`Config`] (its [`setup`](Config::setup)), a pool's workers
+/// ([`PoolConfig::setup`](crate::PoolConfig::setup)), a worker ([`run_with`](crate::run_with),
+/// [`WorkerResource::with_setup`](crate::WorkerResource::with_setup)).
+///
+/// ```
+/// use skprocess_runtime::{ChildSetup, Stdio};
+///
+/// let setup = ChildSetup::default()
+///     .env("RUST_LOG", "debug")
+///     .current_dir(std::env::temp_dir())
+///     .args(["--verbose"])
+///     .stderr(Stdio::Capture);
+/// assert_eq!(setup.args, ["--verbose"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildSetup {
+    /// Environment variables set on the child process when it is spawned (each start and
+    /// restart), on top of the environment it inherits from this process. They do not cross
+    /// the socket. For secrets, [`Config::secret_env`] says so in its type.
+    ///
+    /// Default: none.
+    pub env: Vec<(OsString, OsString)>,
+    /// The child process's working directory. A directory that does not exist makes the spawn
+    /// fail with [`Error::Spawn`].
+    ///
+    /// Default: `None`, meaning this process's working directory.
+    pub current_dir: Option<PathBuf>,
+    /// Extra command-line arguments of the child process, after the ones skprocess passes;
+    /// the child reads them with [`std::env::args`]. In a test binary they follow libtest's
+    /// own after a `--`, where libtest reads them as more test-name filters: an argument that
+    /// is exactly the name of a test of that binary would run that test in the child too.
+    ///
+    /// Default: none.
+    pub args: Vec<OsString>,
+    /// Where the child's standard output goes.
+    ///
+    /// Default: [`Stdio::Inherit`].
+    pub stdout: Stdio,
+    /// Where the child's standard error goes.
+    ///
+    /// Default: [`Stdio::Inherit`].
+    pub stderr: Stdio,
+}
+
+impl ChildSetup {
+    /// Sets the environment variable `name` to `value` on the child process (see
+    /// [`env`](ChildSetup::env)).
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets [`current_dir`](ChildSetup::current_dir).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds to [`args`](ChildSetup::args).
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets [`stdout`](ChildSetup::stdout).
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Sets [`stderr`](ChildSetup::stderr).
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.stderr = stderr;
+        self
+    }
+
+    /// Whether a stream is kept in a [`CapturedOutput`](crate::CapturedOutput).
+    pub(crate) fn captures_output(&self) -> bool {
+        self.stdout == Stdio::Capture || self.stderr == Stdio::Capture
+    }
+}
+
 /// Where a child process's standard output or standard error goes
-/// ([`Config::stdout`], [`Config::stderr`]).
+/// ([`ChildSetup::stdout`], [`ChildSetup::stderr`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Stdio {
@@ -300,7 +365,9 @@ pub enum Stdio {
     #[default]
     Inherit,
     /// Kept in memory, for every child of the process (restarts too), and read with
-    /// [`Handle::captured`](crate::Handle::captured).
+    /// [`Handle::captured`](crate::Handle::captured) — for workers, with
+    /// [`Pool::captured`](crate::Pool::captured), [`Worker::captured`](crate::Worker::captured)
+    /// or [`WorkerResource::captured`](crate::WorkerResource::captured).
     Capture,
     /// Each line re-emitted as a `tracing` event in this process (target
     /// `skprocess::child`, with the child's `pid`, `process` and `stream`): `INFO` for

@@ -59,7 +59,7 @@ impl std::fmt::Display for Peer {
 }
 
 /// Where user code panicked, in [`Error::Panicked`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PanicSite {
     /// A lifecycle hook of a process (standalone or run as a pool item).
@@ -72,6 +72,12 @@ pub enum PanicSite {
     /// A function run by a [`Pool`](crate::Pool) map, [`run`](crate::run) or a
     /// [`WorkerResource`](crate::WorkerResource).
     Function,
+    /// A method of a `#[shared] impl`, on the [`Share`](crate::Share)'s coordinator: what it
+    /// changed in the value was undone, and the share goes on serving.
+    SharedMethod {
+        /// The method, as `Type::method`.
+        method: String,
+    },
 }
 
 impl std::fmt::Display for PanicSite {
@@ -79,6 +85,12 @@ impl std::fmt::Display for PanicSite {
         match self {
             PanicSite::Hook { hook, run } => write!(f, "`{hook}` hook panicked on run {run}"),
             PanicSite::Function => f.write_str("the function panicked"),
+            PanicSite::SharedMethod { method } => {
+                write!(
+                    f,
+                    "shared method `{method}` panicked (its changes were undone)"
+                )
+            }
         }
     }
 }
@@ -204,15 +216,17 @@ pub enum Error {
         message: String,
     },
     /// User code panicked: a hook (with no life left to retry it), a pool function, a
-    /// [`run`](crate::run) function or a [`WorkerResource`](crate::WorkerResource)'s function.
+    /// [`run`](crate::run) function, a [`WorkerResource`](crate::WorkerResource)'s function
+    /// or a `#[shared]` method called with a caller waiting.
     #[error("{site}{}: {message}", At(location))]
     Panicked {
         /// What panicked: which hook on which run, or a function.
         site: PanicSite,
         /// The panic's text.
         message: String,
-        /// Where it panicked (`file:line:column`), when it ran in a child process whose panic
-        /// hook was not replaced; `None` for a function run on a thread of this process.
+        /// Where it panicked (`file:line:column`), when it ran in a child process or on a
+        /// share's coordinator and the panic hook was not replaced since; `None` for a
+        /// function run on a thread of this process.
         location: Option<PanicLocation>,
         /// The child's backtrace of the panic, when `RUST_BACKTRACE` in the child's
         /// environment asked for one (set and not `0`); its top frames, cut to a few KiB.
@@ -296,8 +310,9 @@ pub enum Error {
     /// it first (only calls in the creating process fail; other processes wait).
     #[error("the share is paused; call `resume()` first")]
     SharePaused,
-    /// An operation on a shared value failed on its coordinator: a user method panicked, an
-    /// integer overflowed, an index was out of range.
+    /// An operation on a shared value failed on its coordinator: an integer overflowed, an
+    /// index was out of range, an operation the field's type does not have (a user method
+    /// that panicked is [`Error::Panicked`]). Nothing was changed.
     #[error("shared value: {message}")]
     Shared {
         /// What the coordinator said.
@@ -319,9 +334,12 @@ pub enum Error {
     /// the `x86_64-pc-windows-gnu` toolchain (dtolnay/linkme#25) unless it is given
     /// `-C link-arg=-Wl,--no-gc-sections`; nothing was spawned.
     #[error(
-        "no process type is registered in this binary, so `{0}` cannot start: the linker dropped the link-time registry; on the GNU toolchain for Windows (x86_64-pc-windows-gnu) build with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" (dtolnay/linkme#25)"
+        "no process type is registered in this binary, so `{key}` cannot start: the linker dropped the link-time registry; on the GNU toolchain for Windows (x86_64-pc-windows-gnu) build with RUSTFLAGS=\"-C link-arg=-Wl,--no-gc-sections\" (dtolnay/linkme#25)"
     )]
-    EmptyRegistry(String),
+    EmptyRegistry {
+        /// The registry key of the process type that was to start.
+        key: String,
+    },
     /// The child does not know the process type (it was built from different code).
     #[error("child does not know process type `{key}`; was the executable rebuilt while running?")]
     UnknownType {
@@ -539,6 +557,18 @@ impl From<FailureReport> for Error {
                 location: report.location,
                 backtrace: report.backtrace,
             },
+        }
+    }
+}
+
+impl Error {
+    /// The panic of a `#[shared]` method on its share's coordinator.
+    pub(crate) fn shared_method(method: String, panic: PanicReport) -> Self {
+        Error::Panicked {
+            site: PanicSite::SharedMethod { method },
+            message: panic.message,
+            location: panic.location,
+            backtrace: panic.backtrace,
         }
     }
 }

@@ -56,7 +56,7 @@ mod worker_status;
 
 pub use child::hook_context::Ctx;
 pub use child::runtime_context::ChildContext;
-pub use config::{Config, Stdio, Timeouts};
+pub use config::{ChildSetup, Config, Stdio, Timeouts};
 pub use entry::init;
 pub use error::{Error, TrySendError};
 pub use hook::{Hook, HookFailure, HookResult, PerHook};
@@ -80,7 +80,7 @@ pub use share::{
     SharedMeta, TimerStats, WHOLE_VALUE,
 };
 pub use timing::{PROCESS_TIMER_WINDOW, ProcessTimers, Sktimer};
-pub use worker::{Worker, map, num_cpus, run, run_thread};
+pub use worker::{Worker, map, num_cpus, run, run_thread, run_with};
 pub use worker::{WorkerKillHandle, WorkerResource};
 pub use worker_status::WorkerStatus;
 

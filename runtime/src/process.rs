@@ -113,7 +113,9 @@ pub trait Process: Serialize + DeserializeOwned + Send + Sized + 'static {
 /// (GNU ld on Windows drops linkme's entries), which the error names.
 fn refuse_empty_registry(key: &str) -> Result<(), Error> {
     if registry::is_empty() {
-        return Err(Error::EmptyRegistry(key.to_owned()));
+        return Err(Error::EmptyRegistry {
+            key: key.to_owned(),
+        });
     }
     Ok(())
 }
@@ -220,7 +222,10 @@ mod tests {
         // that has some.
         assert!(registry::is_empty());
         let error = refuse_empty_registry("unregistered::Type").unwrap_err();
-        assert!(matches!(error, Error::EmptyRegistry(_)), "{error:?}");
+        assert!(
+            matches!(&error, Error::EmptyRegistry { key } if key == "unregistered::Type"),
+            "{error:?}"
+        );
         assert!(
             error
                 .to_string()

@@ -28,6 +28,14 @@ pub(crate) struct Server {
 impl Server {
     /// The server at `url`, which must carry no password (it goes in `password_env`).
     pub(crate) fn parse(url: &str, password_env: &str) -> Result<Self, Error> {
+        if url.starts_with("rediss://") {
+            return Err(Error::Config {
+                problem: "TLS (a rediss:// url) is not supported: this build does not enable the \
+                          redis crate's TLS features; reach the server over a trusted network or \
+                          a TLS tunnel with a redis:// url"
+                    .to_owned(),
+            });
+        }
         let info = url.into_connection_info().map_err(|e| Error::Config {
             problem: format!("invalid redis url: {e}"),
         })?;

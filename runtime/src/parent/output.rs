@@ -1,6 +1,7 @@
-//! Where a child's standard output and standard error go ([`Config::stdout`],
-//! [`Config::stderr`]), and the rest of how it is set up besides the bootstrap: its
-//! environment, working directory and extra arguments.
+//! Where a child's standard output and standard error go ([`ChildSetup::stdout`],
+//! [`ChildSetup::stderr`]), and the rest of how it is set up besides the bootstrap: its
+//! environment, working directory and extra arguments — for every role, since every spawn
+//! goes through `spawn.rs`, which calls [`configure`] and [`forward`].
 //!
 //! An inherited stream is the parent's own. A child started from a test binary prints
 //! libtest's `running 1 test` before the hidden entry test runs: its standard output starts
@@ -15,7 +16,7 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::config::{Config, Stdio};
+use crate::config::{ChildSetup, Stdio};
 use crate::protocol::bootstrap::ENV_STDOUT_ON_STDIN;
 
 /// What libtest prints first in a child started from a test binary (its terse format, which
@@ -30,9 +31,12 @@ const MAX_HEADER: usize = 256;
 const MAX_LOG_LINE: usize = 64 * 1024;
 
 /// The standard output and standard error a process's children wrote, kept when
-/// [`Config::stdout`] or [`Config::stderr`] is [`Stdio::Capture`]: every child of the process,
-/// restarts included, appends to it. Get it with [`Handle::captured`](crate::Handle::captured);
-/// it stays readable after the handle is gone. It is kept in memory, without a limit.
+/// [`ChildSetup::stdout`] or [`ChildSetup::stderr`] is [`Stdio::Capture`]: every child of the
+/// process, restarts included, appends to it (every worker of a pool, to the pool's). Get it
+/// with [`Handle::captured`](crate::Handle::captured),
+/// [`Pool::captured`](crate::Pool::captured), [`Worker::captured`](crate::Worker::captured)
+/// or [`WorkerResource::captured`](crate::WorkerResource::captured); it stays readable after
+/// the handle is gone. It is kept in memory, without a limit.
 #[derive(Debug, Default)]
 pub struct CapturedOutput {
     state: Mutex<Streams>,
@@ -58,8 +62,15 @@ impl CapturedOutput {
         self.lock().stderr.clone()
     }
 
+    /// Waits without limit until every child started so far has closed its captured streams
+    /// (see [`wait_timeout`](CapturedOutput::wait_timeout)).
+    pub fn wait(&self) {
+        self.wait_timeout(Duration::MAX);
+    }
+
     /// Waits until every child started so far has closed its captured streams (it ended, and
-    /// so did any process that inherited them), at most `timeout`; whether they are closed.
+    /// so did any process that inherited them), at most `timeout` (`Duration::MAX`: no
+    /// limit); whether they are closed.
     /// After [`Handle::result`](crate::Handle::result) returned, this is how to know the
     /// output is complete.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
@@ -106,6 +117,17 @@ pub(crate) struct Sink {
     pub(crate) process: &'static str,
 }
 
+impl Sink {
+    /// The sink of a worker started with `setup`: buffers when it captures a stream; its log
+    /// records name it `process`.
+    pub(crate) fn for_worker(setup: &ChildSetup, process: &'static str) -> Self {
+        Self {
+            captured: setup.captures_output().then(Arc::default),
+            process,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Stream {
     Stdout,
@@ -121,22 +143,22 @@ impl Stream {
     }
 }
 
-/// Sets up `command` as `config` says: environment, working directory, and a pipe for each
+/// Sets up `command` as `setup` says: environment, working directory, and a pipe for each
 /// stream a thread must read (`test_child`: this is a test binary, whose children print a
-/// header).
-pub(crate) fn configure(command: &mut Command, config: &Config, test_child: bool) {
-    for (name, value) in &config.env {
+/// header). The arguments are the caller's: they go after skprocess's own.
+pub(crate) fn configure(command: &mut Command, setup: &ChildSetup, test_child: bool) {
+    for (name, value) in &setup.env {
         command.env(name, value);
     }
-    if let Some(dir) = &config.current_dir {
+    if let Some(dir) = &setup.current_dir {
         command.current_dir(dir);
     }
-    if test_child && config.stdout == Stdio::Inherit {
+    if test_child && setup.stdout == Stdio::Inherit {
         hand_over_stdout(command);
     } else {
-        command.stdout(std_stdio(config.stdout));
+        command.stdout(std_stdio(setup.stdout));
     }
-    command.stderr(std_stdio(config.stderr));
+    command.stderr(std_stdio(setup.stderr));
 }
 
 /// An inherited standard output for a child of a test binary: libtest's header goes to the
@@ -160,22 +182,22 @@ fn std_stdio(stdio: Stdio) -> std::process::Stdio {
     }
 }
 
-/// Starts a thread for each of `child`'s piped streams, sending it where `config` and `sink`
+/// Starts a thread for each of `child`'s piped streams, sending it where `setup` and `sink`
 /// say; `test_child`: its standard output starts with libtest's header, which is dropped
 /// wherever it goes. Fails only when the OS refuses a thread.
 pub(crate) fn forward(
     child: &mut Child,
-    config: &Config,
+    setup: &ChildSetup,
     sink: &Sink,
     test_child: bool,
 ) -> std::io::Result<()> {
     let pid = child.id();
     if let Some(stdout) = child.stdout.take() {
         let filter = test_child.then(HeaderFilter::default);
-        start(stdout, filter, Stream::Stdout, config.stdout, sink, pid)?;
+        start(stdout, filter, Stream::Stdout, setup.stdout, sink, pid)?;
     }
     if let Some(stderr) = child.stderr.take() {
-        start(stderr, None, Stream::Stderr, config.stderr, sink, pid)?;
+        start(stderr, None, Stream::Stderr, setup.stderr, sink, pid)?;
     }
     Ok(())
 }

@@ -164,7 +164,7 @@ impl ProcessShared {
             view_changed: Condvar::new(),
             deferred: Mutex::default(),
             has_deferred: AtomicBool::new(false),
-            captured: config.captures_output().then(Arc::default),
+            captured: config.setup.captures_output().then(Arc::default),
             config,
         }
     }

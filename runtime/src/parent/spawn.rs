@@ -98,6 +98,29 @@ impl Gate for Ungated {
     fn release(&self) {}
 }
 
+/// [`Ungated`], with the child's captured or logged output going to the sink it holds (a
+/// worker's handle keeps the captured output).
+pub(crate) struct UngatedInto(pub(crate) Sink);
+
+impl Gate for UngatedInto {
+    fn admit(
+        &self,
+        spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,
+    ) -> Result<Arc<ChildProcess>, Error> {
+        spawn()
+    }
+
+    fn abandoned(&self) -> Option<Error> {
+        None
+    }
+
+    fn release(&self) {}
+
+    fn sink(&self) -> Sink {
+        self.0.clone()
+    }
+}
+
 /// Starts a child and returns its connection once it has its start message (and, for a
 /// lifecycle child, its timer samples), and its hold for the reaper.
 pub(crate) fn spawn(
@@ -130,7 +153,7 @@ impl Spawned {
             }
             let mut child = crate::sys::spawn(&mut command).map_err(Error::Spawn)?;
             let test_child = test_entry_name().is_some();
-            let forwarded = output::forward(&mut child, config, &gate.sink(), test_child);
+            let forwarded = output::forward(&mut child, &config.setup, &gate.sink(), test_child);
             let child = ChildProcess::watch(child)?;
             if let Err(e) = forwarded {
                 child.kill_and_reap();
@@ -203,11 +226,11 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
         command.env(name, value);
     }
     let test_entry = test_entry_name();
-    output::configure(&mut command, config, test_entry.is_some());
+    output::configure(&mut command, &config.setup, test_entry.is_some());
     match test_entry {
         // After `--`, libtest takes the user's arguments as more name filters, never as its
         // own options; with `--exact` they match no test but one named exactly like them.
-        Some(entry) if !config.args.is_empty() => {
+        Some(entry) if !config.setup.args.is_empty() => {
             command.arg(entry).args(TEST_ENTRY_ARGS).arg("--");
         }
         Some(entry) => {
@@ -215,7 +238,7 @@ fn command(rendezvous: &Rendezvous, token: &str, config: &Config) -> Result<Comm
         }
         None => {}
     }
-    command.args(&config.args);
+    command.args(&config.setup.args);
     Ok(command)
 }
 

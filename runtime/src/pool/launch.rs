@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::parent::output::Sink;
 use crate::parent::reaper::ChildProcess;
-use crate::parent::spawn::{Launch, Spawned, Ungated};
+use crate::parent::spawn::{Launch, Spawned, Ungated, UngatedInto};
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
@@ -28,23 +29,21 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts worker processes of this executable.
 pub(crate) struct ProcessLauncher {
-    pub(crate) max_frame_bytes: u32,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) socket_dir: Option<std::path::PathBuf>,
+    /// How each worker is spawned: frame limit, connect timeout, socket directory and the
+    /// pool's child setup.
+    pub(crate) config: Config,
+    /// Where the workers' captured or logged output goes.
+    pub(crate) sink: Sink,
 }
 
 impl Launcher for ProcessLauncher {
     fn launch(&self, worker: WorkerId, events: Sender<Event>) {
-        let settings = (
-            self.max_frame_bytes,
-            self.connect_timeout,
-            self.socket_dir.clone(),
-        );
+        let (config, sink) = (self.config.clone(), self.sink.clone());
         let started = std::thread::Builder::new()
             .name("skprocess-pool-worker".into())
             .spawn({
                 let events = events.clone();
-                move || start_and_read(worker, settings, &events)
+                move || start_and_read(worker, &config, sink, &events)
             });
         if let Err(e) = started {
             let _ = events.send(Event::Started(worker, Err(Error::Io(e))));
@@ -53,16 +52,8 @@ impl Launcher for ProcessLauncher {
 }
 
 /// The worker's thread: starts it, then reads its reports until it ends.
-fn start_and_read(
-    worker: WorkerId,
-    (max_frame, connect_timeout, socket_dir): (u32, Duration, Option<std::path::PathBuf>),
-    events: &Sender<Event>,
-) {
-    let mut config = Config::default()
-        .max_frame_bytes(max_frame)
-        .connect_timeout(connect_timeout);
-    config.socket_dir = socket_dir;
-    let started = start(Role::PoolWorker, &config);
+fn start_and_read(worker: WorkerId, config: &Config, sink: Sink, events: &Sender<Event>) {
+    let started = start(Role::PoolWorker, config, sink);
     let (connection, reader, child) = match started {
         Ok(started) => started,
         Err(error) => {
@@ -101,9 +92,15 @@ fn start_and_read(
 pub(crate) type StartedWorker = (Arc<Connection>, FrameReader, Arc<ChildProcess>);
 
 /// Starts one worker in `role` (a pool worker or a resident worker) through the one spawn
-/// path, with this build's identity in its start, and waits for its `Ready`.
-pub(crate) fn start(role: Role, config: &Config) -> Result<StartedWorker, Error> {
-    finish(Spawned::start(config, &Ungated)?, role, config, |_| Ok(()))
+/// path, set up as `config.setup` says (its captured or logged output going to `sink`), with
+/// this build's identity in its start, and waits for its `Ready`.
+pub(crate) fn start(role: Role, config: &Config, sink: Sink) -> Result<StartedWorker, Error> {
+    finish(
+        Spawned::start(config, &UngatedInto(sink))?,
+        role,
+        config,
+        |_| Ok(()),
+    )
 }
 
 /// The second half of [`start`]: the worker's connection and start, then `first` (which may

@@ -33,6 +33,7 @@ mod threads;
 pub(crate) mod worker;
 mod writer;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -41,7 +42,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::completion::Completion;
+use crate::config::{ChildSetup, Stdio};
 use crate::error::Error;
+use crate::parent::output::{CapturedOutput, Sink};
 use crate::protocol::pool::RESULT_OVERHEAD;
 use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
 
@@ -78,6 +81,12 @@ pub struct PoolConfig {
     ///
     /// Default: 16384.
     pub max_in_flight: usize,
+    /// How each worker process is set up: environment, working directory, extra arguments,
+    /// where its standard output and standard error go (captured output is the pool's:
+    /// [`Pool::captured`]). A thread pool ([`Pool::threads`]) has no processes to set up.
+    ///
+    /// Default: [`ChildSetup::default`] (inherit everything).
+    pub setup: ChildSetup,
 }
 
 impl Default for PoolConfig {
@@ -88,6 +97,7 @@ impl Default for PoolConfig {
             connect_timeout: Duration::from_secs(10),
             socket_dir: None,
             max_in_flight: 16384,
+            setup: ChildSetup::default(),
         }
     }
 }
@@ -102,6 +112,47 @@ impl PoolConfig {
     /// Sets [`max_frame_bytes`](PoolConfig::max_frame_bytes).
     pub fn max_frame_bytes(mut self, bytes: u32) -> Self {
         self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets the environment variable `name` to `value` on every worker (see
+    /// [`ChildSetup::env`]).
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.setup = self.setup.env(name, value);
+        self
+    }
+
+    /// Sets the workers' working directory (see [`ChildSetup::current_dir`]).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.setup = self.setup.current_dir(dir);
+        self
+    }
+
+    /// Adds to the workers' extra arguments (see [`ChildSetup::args`]).
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.setup = self.setup.args(args);
+        self
+    }
+
+    /// Sets where the workers' standard output goes (see [`ChildSetup::stdout`]).
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.setup = self.setup.stdout(stdout);
+        self
+    }
+
+    /// Sets where the workers' standard error goes (see [`ChildSetup::stderr`]).
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.setup = self.setup.stderr(stderr);
+        self
+    }
+
+    /// Replaces the whole [`setup`](PoolConfig::setup).
+    pub fn setup(mut self, setup: ChildSetup) -> Self {
+        self.setup = setup;
         self
     }
 
@@ -155,6 +206,8 @@ pub(crate) struct PoolCore {
     /// then stops waiting, and `stop`/`kill` wait on it.
     dispatcher_ended: Arc<Completion<()>>,
     tallies: WorkerTallies,
+    /// What the workers wrote to the streams the pool's setup captures.
+    captured: Option<Arc<CapturedOutput>>,
 }
 
 /// Completes its one-shot when dropped: when the dispatcher thread ends, however it ends.
@@ -238,14 +291,19 @@ impl Pool {
     /// Starts a pool configured by `config`.
     pub fn with_config(config: PoolConfig) -> Result<Self, Error> {
         crate::protocol::bootstrap::forbid_unhooked_child();
-        let frame = crate::config::Config::default().max_frame_bytes(config.max_frame_bytes);
-        frame.validate()?;
+        let mut spawn = crate::config::Config::default()
+            .max_frame_bytes(config.max_frame_bytes)
+            .connect_timeout(config.connect_timeout)
+            .setup(config.setup.clone());
+        spawn.socket_dir = config.socket_dir.clone();
+        spawn.validate()?;
+        let sink = Sink::for_worker(&config.setup, "pool worker");
+        let captured = sink.captured.clone();
         let launcher = launch::ProcessLauncher {
-            max_frame_bytes: config.max_frame_bytes,
-            connect_timeout: config.connect_timeout,
-            socket_dir: config.socket_dir.clone(),
+            config: spawn,
+            sink,
         };
-        Self::start(&config, Box::new(launcher))
+        Self::start(&config, Box::new(launcher), captured)
     }
 
     /// Starts a pool of `workers` threads in this process (0: one per core), with the same
@@ -253,10 +311,14 @@ impl Pool {
     /// replaced.
     pub fn threads(workers: usize) -> Result<Self, Error> {
         let config = PoolConfig::default().workers(workers);
-        Self::start(&config, Box::new(threads::ThreadLauncher))
+        Self::start(&config, Box::new(threads::ThreadLauncher), None)
     }
 
-    fn start(config: &PoolConfig, launcher: Box<dyn Launcher>) -> Result<Self, Error> {
+    fn start(
+        config: &PoolConfig,
+        launcher: Box<dyn Launcher>,
+        captured: Option<Arc<CapturedOutput>>,
+    ) -> Result<Self, Error> {
         let workers = config.worker_count();
         let frame = config.max_frame_bytes as usize;
         let (events_in, events) = mpsc::channel();
@@ -294,8 +356,16 @@ impl Pool {
                 dispatcher: Mutex::new(Some(handle)),
                 dispatcher_ended: ended,
                 tallies,
+                captured,
             }),
         })
+    }
+
+    /// What the workers wrote to the streams [`PoolConfig::setup`] captures
+    /// ([`Stdio::Capture`]), every worker (replacements too) appending to it; `None` when it
+    /// captures neither.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.core.captured.clone()
     }
 
     /// The number of workers.

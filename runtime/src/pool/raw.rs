@@ -67,6 +67,7 @@ impl Pool {
                 dispatcher: Mutex::new(Some(handle)),
                 dispatcher_ended: ended,
                 tallies: WorkerTallies::default(),
+                captured: None,
             }),
         })
     }

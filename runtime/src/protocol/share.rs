@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::panics::PanicReport;
+
 /// One operation on the shared value.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request<'a> {
@@ -135,8 +137,16 @@ pub enum FieldOp {
 pub(crate) enum Reply {
     /// The encoded return value.
     Value(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// The operation failed (a user method panicked, an unsupported operation, bad arguments).
+    /// The operation failed (an unsupported operation, bad arguments, an overflow); nothing
+    /// was changed.
     Failed(String),
+    /// A user method panicked; what it changed was undone.
+    Panicked {
+        /// The method, as `Type::method`.
+        method: String,
+        /// The panic's message, location and backtrace.
+        panic: PanicReport,
+    },
 }
 
 /// A [`Reply`] as the coordinator sends it, borrowing its buffers (same encoding).
@@ -144,4 +154,8 @@ pub(crate) enum Reply {
 pub(crate) enum ReplyRef<'a> {
     Value(#[serde(with = "serde_bytes")] &'a [u8]),
     Failed(&'a str),
+    Panicked {
+        method: &'a str,
+        panic: &'a PanicReport,
+    },
 }

@@ -143,7 +143,8 @@ impl Client {
             }
         }
         match self.exchange(state, target, args) {
-            Ok(_) | Err(Error::Shared { .. }) => Ok(()),
+            // Recorded as the last error, as a write through the ring is.
+            Ok(_) | Err(Error::Shared { .. } | Error::Panicked { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -167,6 +168,7 @@ impl Client {
         match replies.read_message::<_, Reply>(&mut stream) {
             Ok(Some(Reply::Value(value))) => Ok(value),
             Ok(Some(Reply::Failed(message))) => Err(Error::Shared { message }),
+            Ok(Some(Reply::Panicked { method, panic })) => Err(Error::shared_method(method, panic)),
             Ok(None) | Err(_) => Err(Error::Gone {
                 peer: crate::error::Peer::Share,
             }),

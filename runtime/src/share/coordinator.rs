@@ -31,7 +31,7 @@ use crate::protocol::share::{ReplyRef, Request, Target};
 use crate::share::Shared;
 use crate::share::client::SHARE_MAX_FRAME;
 use crate::share::link::HeldWrites;
-use crate::share::peer::apply;
+use crate::share::peer::{Refusal, apply};
 use crate::share::ring::Ring;
 use crate::share::session::{Message, Outbox, ShareSession};
 use crate::transport::Connection;
@@ -82,6 +82,9 @@ impl<T: Shared> Coordinator<T> {
     /// process that uses the share); the next is refused with
     /// [`Error::TooManyConnections`].
     pub(crate) fn start_capped(value: T, max_connections: usize) -> Result<Arc<Self>, Error> {
+        // A user method runs here, in the creating process: its panic keeps its location (the
+        // hook notes it and calls the one that was there, so what is printed is unchanged).
+        crate::panics::install_hook();
         let (applier, inbox) = mpsc::sync_channel(CHANNEL_BOUND);
         let last_error = Arc::new(Mutex::new(None));
         let mut config = ServerConfig::new("skprocess-share", SHARE_MAX_FRAME);
@@ -392,16 +395,19 @@ impl<T: Shared> Core<T> {
         };
         match apply(value, target, args, reply, last_error) {
             Ok(()) => outbox.reply(&ReplyRef::Value(reply)),
-            Err(message) => {
-                outbox.reply(&ReplyRef::Failed(&message));
-                record(last_error, message);
+            Err(refusal) => {
+                outbox.reply(&match &refusal {
+                    Refusal::Failed(message) => ReplyRef::Failed(message),
+                    Refusal::Panicked { method, panic } => ReplyRef::Panicked { method, panic },
+                });
+                record(last_error, refusal);
             }
         }
     }
 }
 
-fn record(last_error: &Mutex<Option<String>>, message: String) {
-    *last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+fn record(last_error: &Mutex<Option<String>>, refusal: impl std::fmt::Display) {
+    *last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal.to_string());
 }
 
 #[cfg(test)]

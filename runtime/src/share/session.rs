@@ -129,6 +129,10 @@ fn owned(reply: &ReplyRef<'_>) -> Reply {
     match reply {
         ReplyRef::Value(value) => Reply::Value(value.to_vec()),
         ReplyRef::Failed(message) => Reply::Failed((*message).to_owned()),
+        ReplyRef::Panicked { method, panic } => Reply::Panicked {
+            method: (*method).to_owned(),
+            panic: (*panic).clone(),
+        },
     }
 }
 

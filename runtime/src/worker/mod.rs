@@ -9,6 +9,7 @@
 //! in the runtime's one one-shot ([`Completion`]).
 
 mod answers;
+mod kill_handle;
 mod process;
 pub(crate) mod resident;
 mod resource;
@@ -22,8 +23,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::completion::{Completion, Take};
+use crate::config::ChildSetup;
 use crate::error::Error;
 use crate::message::Message;
+use crate::parent::output::CapturedOutput;
 use crate::pool::{Mode, Pool, Star};
 pub use resource::{WorkerKillHandle, WorkerResource};
 
@@ -59,7 +62,35 @@ where
     Args: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    let (process, completion) = process::start::<Args, R>(f, &args)?;
+    run_with(f, args, ChildSetup::default())
+}
+
+/// Like [`run`], with the child process set up as `setup` says: its environment, working
+/// directory, extra arguments, and where its standard output and standard error go (a
+/// captured stream is read with [`Worker::captured`]).
+///
+/// ```no_run
+/// # fn main() -> Result<(), skprocess_runtime::Error> {
+/// use skprocess_runtime::{ChildSetup, Stdio};
+///
+/// fn home() -> String { std::env::var("APP_HOME").unwrap_or_default() }
+///
+/// let setup = ChildSetup::default().env("APP_HOME", "/srv/app").stdout(Stdio::Capture);
+/// let worker = skprocess_runtime::run_with(home as fn() -> String, (), setup)?;
+/// assert_eq!(worker.join()?, "/srv/app");
+/// # Ok(()) }
+/// ```
+pub fn run_with<Args, R>(
+    f: <Star as Mode<Args, R>>::Function,
+    args: Args,
+    setup: ChildSetup,
+) -> Result<Worker<R>, Error>
+where
+    Star: Mode<Args, R>,
+    Args: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let (process, completion) = process::start::<Args, R>(f, &args, setup)?;
     Ok(Worker {
         completion,
         process: Some(process),
@@ -214,6 +245,16 @@ impl<R> Worker<R> {
     /// The worker's process id; `None` for a thread worker.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(process::ProcessWorker::pid)
+    }
+
+    /// What the worker's process wrote to the streams its setup captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in [`run_with`]); `None` when it captures
+    /// neither, and for a thread worker. After [`join`](Worker::join), call
+    /// [`CapturedOutput::wait_timeout`] to know the process closed its streams.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.process
+            .as_ref()
+            .and_then(process::ProcessWorker::captured)
     }
 }
 

@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::completion::Completion;
-use crate::config::Config;
+use crate::config::{ChildSetup, Config};
 use crate::error::Error;
 use crate::parent::exit::Exit;
+use crate::parent::output::{CapturedOutput, Sink};
 use crate::parent::reaper::ChildProcess;
-use crate::parent::spawn::{Spawned, Ungated};
+use crate::parent::spawn::{Spawned, UngatedInto};
 use crate::pool::function;
 use crate::pool::launch;
 use crate::pool::{Mode, Star};
@@ -42,11 +43,17 @@ pub(crate) struct ProcessWorker {
     child: Arc<ChildProcess>,
     killed: Arc<AtomicBool>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    /// What the child wrote to the streams its setup captures.
+    captured: Option<Arc<CapturedOutput>>,
 }
 
 impl ProcessWorker {
     pub(crate) fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    pub(crate) fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.captured.clone()
     }
 
     /// Sends SIGKILL; the reader thread sees the end and records [`Error::Killed`].
@@ -73,10 +80,12 @@ impl ProcessWorker {
 /// A started worker: the hold on its process, and the slot its outcome goes to.
 pub(crate) type Started<R> = (ProcessWorker, Outcome<R>);
 
-/// Spawns the child and the thread that connects to it and waits for its result.
+/// Spawns the child, set up as `setup` says, and the thread that connects to it and waits for
+/// its result.
 pub(crate) fn start<Args, R>(
     f: <Star as Mode<Args, R>>::Function,
     args: &Args,
+    setup: ChildSetup,
 ) -> Result<Started<R>, Error>
 where
     Star: Mode<Args, R>,
@@ -86,10 +95,13 @@ where
     crate::protocol::bootstrap::forbid_unhooked_child();
     let offset = function::offsets::<Star, Args, R>(f);
     let arguments = frame::encode(args)?;
+    let sink = Sink::for_worker(&setup, "worker");
+    let captured = sink.captured.clone();
     let config = Config::default()
         .max_frame_bytes(MAX_FRAME)
-        .connect_timeout(CONNECT_TIMEOUT);
-    let spawned = Spawned::start(&config, &Ungated)?;
+        .connect_timeout(CONNECT_TIMEOUT)
+        .setup(setup);
+    let spawned = Spawned::start(&config, &UngatedInto(sink))?;
     let child = Arc::clone(spawned.child());
     let killed = Arc::new(AtomicBool::new(false));
     let completion = Completion::new();
@@ -124,6 +136,7 @@ where
         child,
         killed,
         reader: Mutex::new(Some(reader)),
+        captured,
     };
     Ok((worker, completion))
 }

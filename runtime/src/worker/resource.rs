@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::Config;
+use crate::config::{ChildSetup, Config};
 use crate::error::{Error, Peer, TrySendError};
+use crate::parent::output::{CapturedOutput, Sink};
 use crate::parent::reaper::ChildProcess;
 use crate::pool::{Plain, function, launch};
 use crate::protocol::Role;
@@ -27,6 +28,7 @@ use crate::transport::Connection;
 use crate::transport::frame;
 
 use super::answers::{Inbox, crashed};
+pub use super::kill_handle::WorkerKillHandle;
 use super::wire::ToResident;
 use crate::worker_status::WorkerStatus;
 
@@ -107,39 +109,9 @@ pub struct WorkerResource<I, O> {
     /// Status answers still to come for asks whose wait ran out: dropped when they arrive,
     /// so a late answer is never taken for a newer one.
     stale_statuses: usize,
+    /// What the worker wrote to the streams its setup captures.
+    captured: Option<Arc<CapturedOutput>>,
     types: PhantomData<fn(I) -> O>,
-}
-
-/// Ends a [`WorkerResource`]'s worker from any thread, while the resource itself is busy in
-/// a call on another one (its calls take `&mut self`). Cloneable; from
-/// [`WorkerResource::kill_handle`].
-#[derive(Clone)]
-pub struct WorkerKillHandle {
-    connection: Arc<Connection>,
-    child: Arc<ChildProcess>,
-}
-
-impl WorkerKillHandle {
-    /// Kills the worker now (SIGKILL): a call waiting on the resource returns
-    /// [`Error::Crashed`] naming the signal, as does every later call; the resource's reader
-    /// reaps the process. Killing a worker that already ended does nothing.
-    pub fn kill(&self) {
-        self.child.kill();
-        self.connection.shutdown();
-    }
-
-    /// The worker's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-}
-
-impl std::fmt::Debug for WorkerKillHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerKillHandle")
-            .field("pid", &self.pid())
-            .finish()
-    }
 }
 
 impl<I, O> WorkerResource<I, O>
@@ -156,11 +128,26 @@ where
     /// Like [`new`](WorkerResource::new), with at most `limit` results sent and not yet
     /// received (at least 1).
     pub fn with_unread_limit(f: fn(I) -> O, limit: usize) -> Result<Self, Error> {
+        Self::start(f, limit, ChildSetup::default())
+    }
+
+    /// Like [`new`](WorkerResource::new), with the worker process set up as `setup` says: its
+    /// environment, working directory, extra arguments, and where its standard output and
+    /// standard error go (a captured stream is read with
+    /// [`captured`](WorkerResource::captured)).
+    pub fn with_setup(f: fn(I) -> O, setup: ChildSetup) -> Result<Self, Error> {
+        Self::start(f, Self::DEFAULT_UNREAD_LIMIT, setup)
+    }
+
+    fn start(f: fn(I) -> O, limit: usize, setup: ChildSetup) -> Result<Self, Error> {
         crate::protocol::bootstrap::forbid_unhooked_child();
+        let sink = Sink::for_worker(&setup, "worker");
+        let captured = sink.captured.clone();
         let config = Config::default()
             .max_frame_bytes(MAX_FRAME)
-            .connect_timeout(CONNECT_TIMEOUT);
-        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config)?;
+            .connect_timeout(CONNECT_TIMEOUT)
+            .setup(setup);
+        let (connection, reader, child) = launch::start(Role::ResidentWorker, &config, sink)?;
         let inbox = Arc::new(Inbox::new(Arc::clone(&connection), reader));
         let reader = spawn_reader(&child, &inbox).inspect_err(|_| {
             child.kill_and_reap();
@@ -173,6 +160,7 @@ where
             unread: 0,
             unread_limit: limit.max(1),
             stale_statuses: 0,
+            captured,
             types: PhantomData,
         };
         resource.update_fn(f)?;
@@ -294,10 +282,22 @@ where
     }
 
     /// Replaces the worker's function with `f` (the same input and output types); data sent
-    /// from now on runs `f`.
+    /// from now on runs `f`. Waits while the worker's socket is full (see
+    /// [`update_fn_timeout`](WorkerResource::update_fn_timeout)).
     pub fn update_fn(&mut self, f: fn(I) -> O) -> Result<(), Error> {
+        self.update_fn_timeout(f, Duration::MAX).map(drop)
+    }
+
+    /// Like [`update_fn`](WorkerResource::update_fn), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit) for the worker to take the change: `Ok(true)` when it is
+    /// sent (data sent from now on runs `f`), `Ok(false)` when the worker took none of it in
+    /// time (it does not read: stopped, or busy with a backlog) and nothing changed.
+    pub fn update_fn_timeout(&mut self, f: fn(I) -> O, timeout: Duration) -> Result<bool, Error> {
         let offset = function::offsets::<Plain, I, O>(f);
-        self.tell(&ToResident::SetFunction { offset })
+        self.tell_before(
+            &ToResident::SetFunction { offset },
+            crate::deadline::after(Some(timeout)),
+        )
     }
 
     /// Asks the worker what it measured: uptime, time busy in the function, time starved
@@ -343,27 +343,47 @@ impl<I, O> WorkerResource<I, O> {
         self.child.pid()
     }
 
+    /// What the worker wrote to the streams its setup captures
+    /// ([`Stdio::Capture`](crate::Stdio::Capture) in
+    /// [`with_setup`](WorkerResource::with_setup)); `None` when it captures neither.
+    pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
+        self.captured.clone()
+    }
+
     /// A handle that kills the worker from any thread, also while this resource waits in a
     /// call on another (see [`WorkerKillHandle`]).
     pub fn kill_handle(&self) -> WorkerKillHandle {
-        WorkerKillHandle {
-            connection: Arc::clone(&self.connection),
-            child: Arc::clone(&self.child),
-        }
+        WorkerKillHandle::new(Arc::clone(&self.connection), Arc::clone(&self.child))
     }
 
-    /// Stops the worker and waits: it finishes the data already sent (its results are
-    /// dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it did not exit
-    /// cleanly.
-    pub fn stop(mut self) -> Result<(), Error> {
+    /// Stops the worker and waits without limit: it finishes the data already sent (its
+    /// results are dropped) and exits, and is reaped; fails with [`Error::Crashed`] when it
+    /// did not exit cleanly.
+    pub fn stop(self) -> Result<(), Error> {
+        self.stop_timeout(Duration::MAX).map(drop)
+    }
+
+    /// Like [`stop`](WorkerResource::stop), waiting at most `timeout` (`Duration::MAX`: no
+    /// limit): `Ok(true)` when the worker finished the data already sent and exited in time;
+    /// `Ok(false)` when it did not, and was killed (SIGKILL) and reaped instead.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Result<bool, Error> {
+        let deadline = crate::deadline::after(Some(timeout));
         // The end travels as a message (a named pipe has no half-close, and Windows refuses
         // one); on Unix the writing half is shut as well, so a worker that stopped reading
-        // sees the end too.
-        let _ = self.tell(&ToResident::Finish);
+        // sees the end too. A worker that already ended takes nothing: its end is what is
+        // reported below.
+        let told = self.tell_before(&ToResident::Finish, deadline);
+        if matches!(told, Ok(false)) {
+            self.kill_and_reap();
+            return Ok(false);
+        }
         let _ = self.connection.stream().shutdown_write();
-        self.end_reader();
+        if !self.await_end(deadline) {
+            self.kill_and_reap();
+            return Ok(false);
+        }
         match self.inbox.lock().ended.as_deref() {
-            Some(CLEAN_EXIT) | None => Ok(()),
+            Some(CLEAN_EXIT) | None => Ok(true),
             Some(status) => Err(crashed(status)),
         }
     }
@@ -379,10 +399,6 @@ impl<I, O> WorkerResource<I, O> {
             Some(status) => Err(crashed(status)),
             None => Ok(()),
         }
-    }
-
-    fn tell(&self, message: &ToResident<'_>) -> Result<(), Error> {
-        self.tell_before(message, None).map(drop)
     }
 
     /// Sends `message` unless the worker takes none of it by `deadline` (`Ok(false)`); a
@@ -410,25 +426,35 @@ impl<I, O> WorkerResource<I, O> {
     }
 
     /// Waits (bounded) for the reader thread, which reaps the worker once its connection
-    /// ended and then records the end in the inbox.
+    /// ended and then records the end in the inbox; past the bound the worker is killed and
+    /// the thread let go.
     fn end_reader(&mut self) {
-        let Some(reader) = self.reader.take() else {
-            return;
-        };
-        let deadline = crate::deadline::after(Some(END_BOUND));
+        if !self.await_end(crate::deadline::after(Some(END_BOUND))) {
+            self.child.kill();
+            self.reader = None;
+        }
+    }
+
+    /// Waits until `deadline` for the reader thread to record the worker's end (it reaps the
+    /// worker first), then joins the thread; `false` when the end did not come in time (the
+    /// thread still runs). `true` at once when there is no reader left.
+    fn await_end(&mut self, deadline: Option<std::time::Instant>) -> bool {
+        if self.reader.is_none() {
+            return true;
+        }
         let mut received = self.inbox.lock();
         while received.ended.is_none() {
             match crate::deadline::wait(&self.inbox.arrived, received, deadline) {
                 Ok(next) => received = next,
-                Err(_) => {
-                    self.child.kill();
-                    return;
-                }
+                Err(_) => return false,
             }
         }
         drop(received);
         // The thread ends right after recording the end.
-        let _ = reader.join();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        true
     }
 }
 

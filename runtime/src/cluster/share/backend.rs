@@ -17,7 +17,7 @@ use crate::cluster::share::txn;
 use crate::error::Error;
 use crate::protocol::share::{Target, WholeOp};
 use crate::share::link::Backend;
-use crate::share::peer::describe;
+use crate::share::peer::{describe, panicked_text};
 use crate::share::{Layout, Shared, WHOLE_VALUE};
 use crate::transport::frame;
 
@@ -36,6 +36,8 @@ pub(crate) struct Redis<T> {
 
 impl<T: Shared> Redis<T> {
     pub(super) fn new(remote: &Remote) -> Result<Self, Error> {
+        // Methods run in this process: a panic keeps its location (see `panics`).
+        crate::panics::install_hook();
         let server = remote.server()?;
         let keys = remote.keys()?;
         let id = remote.id.clone();
@@ -210,6 +212,16 @@ impl<T: Shared> Redis<T> {
         outcome
     }
 
+    /// Keeps `message` as the share's last error (on the server: every host reads it).
+    fn record(&self, message: &str) {
+        let _ = self.with_connection(|c| {
+            Ok(redis::cmd("SET")
+                .arg(&self.keys.error)
+                .arg(message)
+                .query::<()>(c)?)
+        });
+    }
+
     /// The crate's error for `failure` of the operation on `target`; an operation's own
     /// failure is recorded as the share's last error first.
     fn error(&self, failure: Failure, target: Option<Target>) -> Error {
@@ -230,13 +242,12 @@ impl<T: Shared> Redis<T> {
                     }
                     _ => message,
                 };
-                let _ = self.with_connection(|c| {
-                    Ok(redis::cmd("SET")
-                        .arg(&self.keys.error)
-                        .arg(&message)
-                        .query::<()>(c)?)
-                });
+                self.record(&message);
                 Error::Shared { message }
+            }
+            Failure::Panicked { method, panic } => {
+                self.record(&panicked_text(&method, &panic));
+                Error::shared_method(method, panic)
             }
         }
     }

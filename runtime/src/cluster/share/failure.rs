@@ -10,9 +10,16 @@ use crate::error::Error;
 pub(super) enum Failure {
     /// The server could not be reached, or the link broke: the connection is made again.
     Link(RedisError),
-    /// The operation itself failed (an overflow, a method that returned an error or panicked,
-    /// too many conflicts); the message names it. Nothing was changed.
+    /// The operation itself failed (an overflow, bad arguments, too many conflicts); the
+    /// message names it. Nothing was changed.
     Failed(String),
+    /// A user method panicked; nothing was sent, so nothing was changed.
+    Panicked {
+        /// The method, as `Type::method`.
+        method: String,
+        /// The panic's message, location and backtrace.
+        panic: crate::panics::PanicReport,
+    },
     /// The share's keys are gone from the server.
     Gone,
     /// No connection could be made (the error names the server).

@@ -140,7 +140,12 @@ impl Plan<'_> {
         })?;
         let mut reply = Vec::new();
         let no_record = Mutex::new(None);
-        peer::apply(&mut value, target, args, &mut reply, &no_record).map_err(Failure::Failed)?;
+        peer::apply(&mut value, target, args, &mut reply, &no_record).map_err(|refusal| {
+            match refusal {
+                peer::Refusal::Failed(message) => Failure::Failed(message),
+                peer::Refusal::Panicked { method, panic } => Failure::Panicked { method, panic },
+            }
+        })?;
         Ok((writes.then_some(value), reply))
     }
 }

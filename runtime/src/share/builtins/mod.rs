@@ -76,7 +76,8 @@ pub(crate) mod tests {
         let mut reply = Vec::new();
         let args = frame::encode(args).unwrap();
         let last = std::sync::Mutex::new(None);
-        apply(value, Target::Field { index, op }, &args, &mut reply, &last)?;
+        apply(value, Target::Field { index, op }, &args, &mut reply, &last)
+            .map_err(|refusal| refusal.to_string())?;
         Ok(frame::decode_owned(&reply)
             .unwrap_or_else(|_| frame::decode_owned(&frame::encode(&()).unwrap()).unwrap()))
     }

@@ -7,8 +7,6 @@
 //! that object's `PT_LOAD` segments marked executable. Elsewhere `dladdr` checks only that
 //! both addresses belong to the same image.
 
-use std::sync::OnceLock;
-
 /// Whether `address` is inside an executable segment of the image that holds `anchor`.
 #[cfg(target_os = "linux")]
 pub(crate) fn is_code_beside(anchor: usize, address: usize) -> bool {
@@ -90,49 +88,9 @@ pub(crate) fn own_executable() -> std::io::Result<std::path::PathBuf> {
     std::env::current_exe()
 }
 
-/// Identifies this build: its ELF GNU build-id when the linker wrote one, otherwise a hash
-/// of the executable file (computed once). Two processes with the same identity run the same
-/// code at the same offsets.
-pub(crate) fn build_identity() -> &'static [u8] {
-    static IDENTITY: OnceLock<Vec<u8>> = OnceLock::new();
-    IDENTITY.get_or_init(|| {
-        let mut identity = Vec::new();
-        match gnu_build_id() {
-            Some(id) => {
-                identity.extend_from_slice(b"gnu-build-id:");
-                identity.extend_from_slice(&id);
-            }
-            None => {
-                identity.extend_from_slice(b"file-hash:");
-                identity.extend_from_slice(&executable_hash().to_le_bytes());
-            }
-        }
-        identity
-    })
-}
-
-/// A hash of the running executable's file; 0 when it cannot be read (then every worker of
-/// this parent agrees, and a rebuilt binary is still told apart by its build-id on Linux).
-fn executable_hash() -> u64 {
-    use std::hash::Hasher;
-    use std::io::Read;
-    let Ok(path) = own_executable() else {
-        return 0;
-    };
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return 0;
-    };
-    // Fixed keys: the same bytes hash the same in every process of this build.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => hasher.write(&buffer[..n]),
-        }
-    }
-    hasher.finish()
+/// The identity the linker wrote into this build: its ELF GNU build-id (Linux), tagged.
+pub(crate) fn linker_identity() -> Option<(&'static [u8], Vec<u8>)> {
+    gnu_build_id().map(|id| (&b"gnu-build-id:"[..], id))
 }
 
 /// The main executable's `NT_GNU_BUILD_ID` note, read from its loaded note segments.

@@ -23,7 +23,7 @@ mod socket;
 mod stdio;
 
 pub(crate) use clock::monotonic_nanos;
-pub(crate) use image::{build_identity, own_executable};
+pub(crate) use image::{linker_identity, own_executable};
 pub(crate) use poll::{Source, wait_readable};
 pub(crate) use process::{
     at_exit, describe_status, exit_now, parent_pid, spawn, terminate, wait_exited, watch_parent,

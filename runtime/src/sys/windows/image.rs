@@ -9,7 +9,6 @@
 //! overwritten while it runs).
 
 use std::ffi::c_void;
-use std::sync::OnceLock;
 
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Memory::{
@@ -45,49 +44,9 @@ pub(crate) fn own_executable() -> std::io::Result<std::path::PathBuf> {
     std::env::current_exe()
 }
 
-/// Identifies this build: the PE CodeView GUID and age when the linker wrote them, otherwise
-/// a hash of the executable file (computed once). Two processes with the same identity run
-/// the same code at the same offsets.
-pub(crate) fn build_identity() -> &'static [u8] {
-    static IDENTITY: OnceLock<Vec<u8>> = OnceLock::new();
-    IDENTITY.get_or_init(|| {
-        let mut identity = Vec::new();
-        match own_codeview() {
-            Some(id) => {
-                identity.extend_from_slice(b"pe-codeview:");
-                identity.extend_from_slice(&id);
-            }
-            None => {
-                identity.extend_from_slice(b"file-hash:");
-                identity.extend_from_slice(&executable_hash().to_le_bytes());
-            }
-        }
-        identity
-    })
-}
-
-/// A hash of the running executable's file; 0 when it cannot be read (then every worker of
-/// this parent agrees).
-fn executable_hash() -> u64 {
-    use std::hash::Hasher;
-    use std::io::Read;
-    let Ok(path) = own_executable() else {
-        return 0;
-    };
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return 0;
-    };
-    // Fixed keys: the same bytes hash the same in every process of this build.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => hasher.write(buffer.get(..n).unwrap_or_default()),
-        }
-    }
-    hasher.finish()
+/// The identity the linker wrote into this build: the PE CodeView GUID and age, tagged.
+pub(crate) fn linker_identity() -> Option<(&'static [u8], Vec<u8>)> {
+    own_codeview().map(|id| (&b"pe-codeview:"[..], id))
 }
 
 /// The CodeView GUID and age of the main executable, read from its loaded image.
@@ -171,6 +130,7 @@ fn codeview(image: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::build_identity;
 
     #[inline(never)]
     fn anchor() -> u8 {

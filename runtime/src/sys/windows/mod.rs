@@ -39,7 +39,7 @@ mod socket;
 mod stdio;
 
 pub(crate) use clock::monotonic_nanos;
-pub(crate) use image::{build_identity, own_executable};
+pub(crate) use image::{linker_identity, own_executable};
 pub(crate) use job::{parent_pid, spawn, watch_parent};
 pub(crate) use process::{at_exit, describe_status, exit_now, terminate, wait_exited};
 #[cfg(test)]
