@@ -5,6 +5,9 @@
 //! - `cluster_cpu_200x5ms/*`: 200 items of about 5 ms of CPU over 2 hosts × 1 worker, beside
 //!   the same work in one thread; the ideal 2-core time is half the single-threaded one
 //!   (target: ≥ 90% of ideal).
+//! - `cluster_queue_1k/*`: 1,000 `u64` messages put one by one (and with one `put_many`), then
+//!   read one by one, by one thread, on a queue on Redis (`Queue::on_with`), beside the same
+//!   on a local `Queue::new()` (put + get pairs per second).
 //!
 //! The hosts are this bench binary started again with `SKPROCESS_SERVE`; the server is
 //! `REDIS_URL` when set, else a `redis-server` the bench starts on a free port. Run with
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use skprocess::cluster::{Cluster, SERVE_ENV, SERVE_WORKERS_ENV};
 use skprocess::prelude::*;
+use skprocess::queue::{Msg, QueueConfig};
 
 fn double(x: u64) -> u64 {
     x * 2
@@ -87,6 +91,7 @@ fn main() {
         .measurement_time(Duration::from_secs(3));
     bench_tiny(&mut criterion, &cluster);
     bench_cpu(&mut criterion, &cluster);
+    bench_queue(&mut criterion, &cluster);
     criterion.final_summary();
 }
 
@@ -126,6 +131,39 @@ fn bench_cpu(c: &mut Criterion, cluster: &Cluster) {
         b.iter(|| items().map(burn).fold(0u64, u64::wrapping_add))
     });
     group.finish();
+}
+
+/// Messages per measured iteration of the queue benches.
+const QUEUE_MESSAGES: u64 = 1000;
+
+fn bench_queue(c: &mut Criterion, cluster: &Cluster) {
+    let remote: Queue<u64> = Queue::on_with(cluster, "bench", QueueConfig::default()).unwrap();
+    let local: Queue<u64> = Queue::new().unwrap();
+    let mut group = c.benchmark_group("cluster_queue_1k");
+    group.throughput(Throughput::Elements(QUEUE_MESSAGES));
+    let put_get = |q: &Queue<u64>| {
+        for i in 0..QUEUE_MESSAGES {
+            q.put(i).unwrap();
+        }
+        drain(q);
+    };
+    group.bench_function("cluster_put_then_get", |b| b.iter(|| put_get(&remote)));
+    group.bench_function("cluster_put_many_then_get", |b| {
+        b.iter(|| {
+            remote.put_many((0..QUEUE_MESSAGES).map(Msg::new)).unwrap();
+            drain(&remote);
+        })
+    });
+    group.bench_function("local_put_then_get", |b| b.iter(|| put_get(&local)));
+    group.finish();
+}
+
+/// Reads [`QUEUE_MESSAGES`] messages and checks their sum.
+fn drain(q: &Queue<u64>) {
+    let sum: u64 = (0..QUEUE_MESSAGES)
+        .map(|_| q.get().unwrap().unwrap().data)
+        .sum();
+    assert_eq!(sum, QUEUE_MESSAGES * (QUEUE_MESSAGES - 1) / 2);
 }
 
 /// Starts `redis-server` on a free port of 127.0.0.1 and waits until it answers.

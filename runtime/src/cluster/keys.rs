@@ -14,11 +14,16 @@
 //! | `skp:N:share:<share>:f:<field>` | one field: integers and floats as decimal text, strings as text, sequences as lists, maps as hashes, sets as sets, anything else as its encoding | every handle | like the share's key (refreshed with it) |
 //! | `skp:N:share:<share>:error` | string: the share's last failure | every handle | like the share's key |
 //!
+//! | `skp:N:queue:<queue>` | stream: one entry per message (field `m`: the encoded message) or end (field `end`); one consumer group, `readers`, and a consumer per reading process | every handle: puts (`XADD` by a script that checks the capacity), reads (`XREADGROUP`), acknowledgements (`XACK` + `XDEL`) | [`QUEUE_TTL`] after the last put or read (with what it holds); a message is deleted once acknowledged |
+//!
 //! A caller that dies leaves its job keys for [`JOB_TTL`] at most; its entries still in the
 //! stream are acknowledged and deleted unrun by the first host that reads them (their job key
 //! is gone). A host that dies leaves its host key for [`HOST_TTL`]; its pending entries are
 //! claimed by the others once idle that long. The stream and the sorted set are the cluster's
-//! own and stay; both are empty when nothing runs.
+//! own and stay; both are empty when nothing runs. A queue's reader that dies leaves its
+//! message pending: its process touches the messages it holds every [`HEARTBEAT`] (with an
+//! unlimited lease), so one idle for [`HOST_TTL`] (or for the queue's lease, when it has one)
+//! belongs to a reader that stopped and is claimed by the next read of another.
 
 use std::time::Duration;
 
@@ -34,6 +39,9 @@ pub const JOB_TTL: Duration = Duration::from_secs(30);
 
 /// How long a share's keys outlive the last refresh by the process that created it.
 pub const SHARE_TTL: Duration = Duration::from_secs(30);
+
+/// How long a queue's stream outlives its last put or read, with the messages it holds.
+pub const QUEUE_TTL: Duration = Duration::from_secs(3600);
 
 /// How often a caller refreshes its job key.
 pub const JOB_REFRESH: Duration = Duration::from_secs(1);
@@ -93,7 +101,15 @@ impl Keys {
     pub(crate) fn share_error(&self, share: &str) -> String {
         format!("{}share:{share}:error", self.prefix)
     }
+
+    /// One queue's stream.
+    pub(crate) fn queue(&self, queue: &str) -> String {
+        format!("{}queue:{queue}", self.prefix)
+    }
 }
+
+/// The consumer group of a queue's readers: one group, so each message goes to one reader.
+pub(crate) const QUEUE_GROUP: &str = "readers";
 
 /// The consumer group of the hosts of one build: each build reads the stream through its own
 /// group, so a host of another build never takes an entry from the hosts that can run it.
@@ -139,6 +155,7 @@ mod tests {
             keys.share("s1"),
             keys.share_field("s1", "counter"),
             keys.share_error("s1"),
+            keys.queue("q1"),
         ] {
             assert!(key.starts_with("skp:thumbs:"), "{key}");
         }

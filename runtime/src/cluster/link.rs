@@ -1,11 +1,13 @@
 //! The cluster's hold on its Redis server: where it is, the password from the environment
-//! (never from the URL, never serialized), blocking connections with deadlines, and the few
-//! reply shapes the cluster reads.
+//! (never from the URL, never serialized), blocking connections with deadlines, the stream
+//! commands a consumer group's readers share (the pool's hosts and the queue's readers: read,
+//! list what is idle, claim, touch), and the few reply shapes the cluster reads.
 
 use std::time::Duration;
 
 use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, Value};
 
+use crate::cluster::pool::claim::Pending;
 use crate::error::Error;
 use crate::reconnect::Secret;
 
@@ -118,6 +120,115 @@ pub(crate) fn ensure_group(
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
         other => other,
     }
+}
+
+/// `XREADGROUP` of at most `count` new entries of `stream` for `consumer` of `group`, waiting
+/// up to `block_ms` for one (0: not at all — `BLOCK 0` would wait forever, so it is left
+/// out). Built, not sent, so a caller can pipeline it behind its acknowledgements.
+pub(crate) fn read_group(
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    block_ms: u64,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count);
+    if block_ms > 0 {
+        cmd.arg("BLOCK").arg(block_ms);
+    }
+    cmd.arg("STREAMS").arg(stream).arg(">");
+    cmd
+}
+
+/// At most `count` entries of `group` pending (delivered, not acknowledged) and idle for at
+/// least `idle`: `XPENDING … IDLE`, oldest first.
+pub(crate) fn pending_idle(
+    connection: &mut Connection,
+    stream: &str,
+    group: &str,
+    idle: Duration,
+    count: usize,
+) -> Result<Vec<Pending>, RedisError> {
+    let rows: Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("IDLE")
+        .arg(millis(idle))
+        .arg("-")
+        .arg("+")
+        .arg(count)
+        .query(connection)?;
+    Ok(pending_rows(&rows))
+}
+
+/// Takes the pending entry `id` over for `consumer` if it is still idle for at least
+/// `min_idle` (so two claimers never both get it), counting a delivery; its entry when it
+/// was taken (none when another was first, or the entry was deleted).
+pub(crate) fn claim(
+    connection: &mut Connection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle: Duration,
+    id: &str,
+) -> Result<Vec<StreamEntry>, RedisError> {
+    let claimed: Value = redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .arg(millis(min_idle))
+        .arg(id)
+        .query(connection)?;
+    Ok(entries(&claimed))
+}
+
+/// Resets the idle time of the pending entries `ids` (now `consumer`'s), without counting a
+/// delivery: they are held by someone alive.
+pub(crate) fn touch(
+    connection: &mut Connection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    ids: &[String],
+) -> Result<(), RedisError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .arg(0)
+        .arg(ids)
+        .arg("JUSTID")
+        .query::<Value>(connection)
+        .map(drop)
+}
+
+/// A duration in whole milliseconds, as the server takes it.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The rows of an extended `XPENDING` reply: `[id, consumer, idle ms, deliveries]` each.
+fn pending_rows(reply: &Value) -> Vec<Pending> {
+    items(reply)
+        .iter()
+        .filter_map(|row| match items(row) {
+            [id, consumer, idle, deliveries] => Some(Pending {
+                id: text(id)?,
+                consumer: text(consumer)?,
+                idle: Duration::from_millis(u64::try_from(int(idle)?).ok()?),
+                deliveries: u64::try_from(int(deliveries)?).ok()?,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One stream entry: its id and its fields.

@@ -22,9 +22,9 @@
 //!   key of its own: built-in operations as native commands, methods as optimistic
 //!   transactions over the fields `SHARED_META` says they read and write.
 //!
-//! Queue on Redis belongs in `queue/` beside `pool/`: it takes the server and the keys from
-//! the handle (`Cluster::server`, `Cluster::keys`, adding its keys to `keys.rs` with their
-//! lifetimes).
+//! - `queue/`: [`Queue::on`](crate::Queue::on), the same [`Queue`](crate::Queue) handle with
+//!   its messages in a stream of the server: read through one consumer group, acknowledged
+//!   with `XACK`, taken over from readers that stopped with the pool's claim code.
 //!
 //! Functions travel as code offsets, valid only in the same build: every entry carries its
 //! caller's build identity, and each build reads through a consumer group of its own, so a
@@ -34,6 +34,7 @@ mod hosts;
 mod keys;
 mod link;
 pub(crate) mod pool;
+pub(crate) mod queue;
 pub(crate) mod serve;
 pub(crate) mod share;
 
@@ -43,8 +44,9 @@ use std::time::Duration;
 use crate::error::Error;
 
 pub use hosts::HostInfo;
-pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL, SHARE_TTL};
+pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL, QUEUE_TTL, SHARE_TTL};
 pub use link::PASSWORD_ENV;
+pub use queue::DEFAULT_QUEUE;
 pub use serve::{SERVE_ENV, SERVE_WORKERS_ENV, ServeConfig, serve};
 
 pub(crate) use keys::Keys;

@@ -2,7 +2,9 @@
 //! [`LocalQueue`] (from [`Queue::local`]) stays among the threads of one process.
 //!
 //! ```text
-//! mod.rs     Queue, QueueConfig, Msg, QueueData
+//! mod.rs     Queue
+//! message.rs Msg, QueueData, QueueConfig
+//! recipe.rs  a handle as it travels to another process, and made again there
 //! local.rs   LocalQueue: the thread-only variant, CanCrossProcesses
 //! stop.rs    Readers: what `stop` waits for
 //! iter.rs    Iter, TryIter, Sorted, Next, QueueSource
@@ -22,6 +24,8 @@ mod iter;
 mod keeper;
 mod lease;
 mod local;
+mod message;
+mod recipe;
 mod remote;
 mod sorted;
 mod stop;
@@ -31,9 +35,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
+#[cfg(feature = "cluster")]
+use crate::cluster::queue::stream::{Read as ClusterRead, Stream as ClusterStream};
 use crate::error::{Error, TrySendError};
 use crate::queue::broker::Broker;
 use crate::queue::buffer::Entry;
@@ -44,104 +47,8 @@ use crate::transport::frame;
 
 pub use iter::{Iter, Next, QueueSource, Sorted, TryIter};
 pub use local::{CanCrossProcesses, LocalQueue};
+pub use message::{Msg, QueueConfig, QueueData};
 pub use stop::Readers;
-
-/// One message of a queue: the data, and optionally a `kind` and an `order` (ezq's `Msg`; not
-/// `Message`, which names the process message trait).
-///
-/// ```ignore
-/// q.put(7)?;                                                  // data only
-/// q.put_message(Msg::new(7).kind("ODD").order(3))?;       // with a kind and an order
-/// for message in &q { println!("{} {:?} {:?}", message.data, message.kind, message.order); }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Msg<T> {
-    /// What the reader works on.
-    pub data: T,
-    /// What sort of work this is, when one queue carries several (ezq's `kind`).
-    pub kind: Option<String>,
-    /// Its place in a sequence, for [`Queue::sorted`] and [`Queue::items_sorted`].
-    pub order: Option<u64>,
-}
-
-impl<T> Msg<T> {
-    /// A message of `data`, without a kind or an order.
-    pub fn new(data: T) -> Self {
-        Self {
-            data,
-            kind: None,
-            order: None,
-        }
-    }
-
-    /// Sets the kind.
-    pub fn kind(mut self, kind: impl Into<String>) -> Self {
-        self.kind = Some(kind.into());
-        self
-    }
-
-    /// Sets the order.
-    pub fn order(mut self, order: u64) -> Self {
-        self.order = Some(order);
-        self
-    }
-}
-
-/// What a cross-process [`Queue`] can carry: data that serializes, deserializes, and can move
-/// between threads. Implemented for every such type; between threads of one process, a
-/// [`LocalQueue`] carries anything `Send`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot travel on a cross-process `Queue`",
-    label = "this type is not `Serialize + DeserializeOwned + Send + 'static`",
-    note = "derive `Serialize` and `Deserialize` for it, or use `Queue::local()` between threads of one process"
-)]
-pub trait QueueData: Serialize + DeserializeOwned + Send + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Send + 'static> QueueData for T {}
-
-/// How a [`Queue`] is set up: start from the default and change what you need.
-///
-/// ```ignore
-/// let mut config = QueueConfig::default();
-/// config.capacity = 100;
-/// let q: Queue<u64> = Queue::with_config(config)?;
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct QueueConfig {
-    /// How many messages the queue holds before `put` waits (messages leased to readers do not
-    /// count). Default 10 000.
-    pub capacity: usize,
-    /// How many messages a reader in another process fetches at once while iterating (at most
-    /// its fair share of what waits, so a second reader is never starved). Default 256.
-    pub prefetch: u32,
-    /// The largest encoded message; a larger one is [`Error::TooLarge`] at `put`. Default
-    /// 16 MiB.
-    pub max_message_bytes: u32,
-    /// Directory in which the broker's private socket directory is created. Default: `None`,
-    /// an abstract socket name on Linux (no file at all), [`std::env::temp_dir`] elsewhere.
-    pub socket_dir: Option<std::path::PathBuf>,
-    /// How long a reader in another process may stay silent — take no message, acknowledge
-    /// nothing, make no call — before what it holds (the message in its hand and what it
-    /// prefetched) goes back to the queue for other readers: for readers that may be stopped
-    /// (`SIGSTOP`), frozen or hung. A reader whose handling of one message can take longer
-    /// must [`ack`](Queue::ack) it first or risk a duplicate. Default `Duration::MAX`: no
-    /// limit (a reader's leases last as long as its process).
-    pub lease: Duration,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            capacity: 10_000,
-            prefetch: 256,
-            max_message_bytes: 16 * 1024 * 1024,
-            socket_dir: None,
-            lease: Duration::MAX,
-        }
-    }
-}
 
 /// Room for a request's or a batch's header (and a length prefix) around the largest message.
 const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
@@ -170,6 +77,8 @@ const FRAME_SLACK: u32 = broker::BATCH_HEADER + 4;
 /// threads sharing a handle never wait behind each other. Readers in other processes fetch
 /// messages in batches while iterating. When the last handle in the creating process is
 /// dropped the queue closes: calls elsewhere fail with [`Error::Gone`] ([`Peer::Queue`](crate::error::Peer::Queue)), never hang.
+/// With the feature `cluster`, `Queue::on(&cluster)` gives the same handle on a Redis stream
+/// instead, read from any host (see its documentation).
 ///
 /// **Ends.** [`put_end`](Queue::put_end) appends one end; the reader that reads it stops (its
 /// iteration ends), so `n` readers need `n` ends — [`stop`](Queue::stop) appends one per
@@ -193,6 +102,10 @@ pub struct Queue<T> {
     prefetch: u32,
     /// Only in the process that created the queue.
     broker: Option<Arc<Broker>>,
+    /// A queue on a cluster's server ([`Queue::on`]): every call goes there, and the
+    /// broker's fields above are unused.
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<ClusterStream>>,
     _data: PhantomData<fn(T) -> T>,
 }
 
@@ -202,6 +115,34 @@ impl<T> Queue<T> {
     /// (a compile error: see [`CanCrossProcesses`]).
     pub fn local() -> LocalQueue<T> {
         LocalQueue::new(QueueConfig::default().capacity)
+    }
+
+    /// A handle whose calls go to `stream`, a queue on a cluster's server (`Queue::on`).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn on_stream(stream: Arc<ClusterStream>) -> Self {
+        Self {
+            // A queue on a cluster has no broker: these are never used.
+            endpoint: Endpoint {
+                address: std::path::PathBuf::new(),
+                token: String::new(),
+            },
+            max_frame: 0,
+            max_message: stream.recipe().max_message,
+            prefetch: 1,
+            broker: None,
+            cluster: Some(stream),
+            _data: PhantomData,
+        }
+    }
+
+    /// Whether this handle's queue is elsewhere than a cluster's server, with no broker in
+    /// this process: a remote reader of a broker.
+    fn is_remote(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            return false;
+        }
+        self.broker.is_none()
     }
 }
 
@@ -229,6 +170,8 @@ impl<T: QueueData> Queue<T> {
             max_message: config.max_message_bytes,
             prefetch: config.prefetch.max(1),
             broker: Some(Arc::new(broker)),
+            #[cfg(feature = "cluster")]
+            cluster: None,
             _data: PhantomData,
         })
     }
@@ -255,6 +198,15 @@ impl<T: QueueData> Queue<T> {
     /// A failure stops the batch: the messages sent before it are in the queue, the rest are
     /// not.
     pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            let encoded = messages
+                .into_iter()
+                .map(|message| self.encode(&message))
+                .collect::<Result<Vec<_>, _>>()?;
+            let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            return stream.put(&slices, None).map(drop);
+        }
         if self.broker.is_some() {
             return messages
                 .into_iter()
@@ -306,6 +258,14 @@ impl<T: QueueData> Queue<T> {
             Ok(encoded) => encoded,
             Err(error) => return Err(TrySendError::Failed(error)),
         };
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return match stream.put(&[encoded.as_slice()], deadline(wait)) {
+                Ok(1) => Ok(()),
+                Ok(_) => Err(TrySendError::Full(message)),
+                Err(error) => Err(TrySendError::Failed(error)),
+            };
+        }
         let accepted = match &self.broker {
             Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
                 Put::Accepted => Ok(true),
@@ -338,6 +298,10 @@ impl<T: QueueData> Queue<T> {
 
     /// Appends one end: the one reader that reads it stops. Never waits for room.
     pub fn put_end(&self) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return stream.end();
+        }
         match &self.broker {
             Some(broker) => {
                 broker.hub().push_end();
@@ -381,6 +345,10 @@ impl<T: QueueData> Queue<T> {
     /// read (or within [`QueueConfig::lease`]). Nothing to do in the creating process, whose
     /// reads hold no lease.
     pub fn ack(&self) -> Result<(), Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return stream.ack();
+        }
         match &self.broker {
             Some(_) => Ok(()),
             None => remote::ack(&self.endpoint),
@@ -473,6 +441,14 @@ impl<T: QueueData> QueueSource for Queue<T> {
     type Data = T;
 
     fn next_entry(&self, prefetch: bool, wait: Option<Duration>) -> Result<Next<T>, Error> {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            return Ok(match stream.next(wait)? {
+                ClusterRead::Msg(bytes) => Next::Msg(Self::decode(&bytes)?),
+                ClusterRead::End => Next::End,
+                ClusterRead::Empty => Next::Empty,
+            });
+        }
         match &self.broker {
             Some(broker) => self.next_local(broker, wait),
             None => self.next_remote(prefetch, wait),
@@ -484,7 +460,11 @@ impl<T: QueueData> QueueSource for Queue<T> {
     }
 
     fn settle(&self) {
-        if self.broker.is_none() {
+        #[cfg(feature = "cluster")]
+        if let Some(stream) = &self.cluster {
+            stream.settle();
+        }
+        if self.is_remote() {
             remote::settle(&self.endpoint);
         }
     }
@@ -504,7 +484,7 @@ impl<T> Drop for Queue<T> {
     /// what it prefetched: a reader that takes one message and exits cleanly leaves nothing
     /// behind.
     fn drop(&mut self) {
-        if self.broker.is_none() {
+        if self.is_remote() {
             remote::handle_dropped(&self.endpoint);
         }
     }
@@ -512,7 +492,7 @@ impl<T> Drop for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        if self.broker.is_none() {
+        if self.is_remote() {
             remote::handle_made(&self.endpoint);
         }
         Self {
@@ -521,6 +501,8 @@ impl<T> Clone for Queue<T> {
             max_message: self.max_message,
             prefetch: self.prefetch,
             broker: self.broker.clone(),
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster.clone(),
             _data: PhantomData,
         }
     }
@@ -532,43 +514,8 @@ impl<T> fmt::Debug for Queue<T> {
             .field("type", &std::any::type_name::<T>())
             .field("address", &self.endpoint.address)
             .field("creator", &self.broker.is_some())
+            .field("on_cluster", &(!self.is_remote() && self.broker.is_none()))
             .finish()
-    }
-}
-
-/// What a handle carries to another process: where the broker is and its limits.
-#[derive(Serialize, Deserialize)]
-struct Recipe {
-    endpoint: Endpoint,
-    max_frame: u32,
-    max_message: u32,
-    prefetch: u32,
-}
-
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Recipe {
-            endpoint: self.endpoint.clone(),
-            max_frame: self.max_frame,
-            max_message: self.max_message,
-            prefetch: self.prefetch,
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let recipe = Recipe::deserialize(deserializer)?;
-        remote::handle_made(&recipe.endpoint);
-        Ok(Self {
-            endpoint: recipe.endpoint,
-            max_frame: recipe.max_frame,
-            max_message: recipe.max_message,
-            prefetch: recipe.prefetch.max(1),
-            broker: None,
-            _data: PhantomData,
-        })
     }
 }
 

@@ -4,14 +4,14 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use redis::{Connection, RedisResult, Value};
+use redis::{Connection, RedisResult};
 
 use crate::cluster::hosts::{self, HostInfo};
 use crate::cluster::keys::{HEARTBEAT, HOST_TTL};
 use crate::cluster::link::{self, COMMAND_TIMEOUT};
-use crate::cluster::pool::claim::{self, Pending};
+use crate::cluster::pool::claim;
 use crate::cluster::serve::{Claim, Host};
 use crate::error::Error;
 
@@ -77,18 +77,7 @@ fn beat(host: &Host, connection: &mut Connection, pid: u32) -> Result<(), Error>
 
 /// Resets the idle time of the entries this host holds, without counting a delivery.
 fn touch(host: &Host, connection: &mut Connection, held: &[String]) -> RedisResult<()> {
-    if held.is_empty() {
-        return Ok(());
-    }
-    redis::cmd("XCLAIM")
-        .arg(host.keys.items())
-        .arg(&host.group)
-        .arg(&host.id)
-        .arg(0)
-        .arg(held)
-        .arg("JUSTID")
-        .query::<Value>(connection)
-        .map(drop)
+    link::touch(connection, &host.keys.items(), &host.group, &host.id, held)
 }
 
 /// Claims entries idle past the host TTL, while the slots have room for them.
@@ -99,30 +88,15 @@ fn claim_stale(host: &Host, connection: &mut Connection) -> RedisResult<()> {
     if room == 0 {
         return Ok(());
     }
-    let stale = u64::try_from(HOST_TTL.as_millis()).unwrap_or(u64::MAX);
-    let rows: Value = redis::cmd("XPENDING")
-        .arg(host.keys.items())
-        .arg(&host.group)
-        .arg("IDLE")
-        .arg(stale)
-        .arg("-")
-        .arg("+")
-        .arg(CLAIM_BATCH)
-        .query(connection)?;
-    let pending = pending_rows(&rows);
+    let items = host.keys.items();
+    let pending = link::pending_idle(connection, &items, &host.group, HOST_TTL, CLAIM_BATCH)?;
     let holds = |id: &str| host.holds(id);
     for row in claim::to_claim(&pending, &holds, HOST_TTL)
         .into_iter()
         .take(room)
     {
-        let claimed: Value = redis::cmd("XCLAIM")
-            .arg(host.keys.items())
-            .arg(&host.group)
-            .arg(&host.id)
-            .arg(stale)
-            .arg(&row.id)
-            .query(connection)?;
-        for entry in link::entries(&claimed) {
+        let claimed = link::claim(connection, &items, &host.group, &host.id, HOST_TTL, &row.id)?;
+        for entry in claimed {
             if !host.hold(&entry.id) {
                 continue;
             }
@@ -137,20 +111,4 @@ fn claim_stale(host: &Host, connection: &mut Connection) -> RedisResult<()> {
         }
     }
     Ok(())
-}
-
-/// The rows of an extended `XPENDING` reply: `[id, consumer, idle ms, deliveries]` each.
-fn pending_rows(reply: &Value) -> Vec<Pending> {
-    link::items(reply)
-        .iter()
-        .filter_map(|row| match link::items(row) {
-            [id, consumer, idle, deliveries] => Some(Pending {
-                id: link::text(id)?,
-                consumer: link::text(consumer)?,
-                idle: Duration::from_millis(u64::try_from(link::int(idle)?).ok()?),
-                deliveries: u64::try_from(link::int(deliveries)?).ok()?,
-            }),
-            _ => None,
-        })
-        .collect()
 }

@@ -100,17 +100,8 @@ fn run_held(
 
 /// The next new entry of this build's group, if one comes within the block.
 fn read_new(host: &Host, connection: &mut Connection) -> RedisResult<Vec<link::StreamEntry>> {
-    let reply: Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(&host.group)
-        .arg(&host.id)
-        .arg("COUNT")
-        .arg(1)
-        .arg("BLOCK")
-        .arg(READ_BLOCK_MS)
-        .arg("STREAMS")
-        .arg(host.keys.items())
-        .arg(">")
-        .query(connection)?;
+    let items = host.keys.items();
+    let reply: Value =
+        link::read_group(&items, &host.group, &host.id, 1, READ_BLOCK_MS).query(connection)?;
     Ok(link::read_group_entries(&reply))
 }

@@ -170,9 +170,9 @@ mod tests {
 
     #[test]
     fn the_build_identity_is_stable_and_names_its_kind() {
-        let identity = build_identity();
+        let identity = crate::sys::build_identity();
         assert!(identity.starts_with(b"pe-codeview:") || identity.starts_with(b"file-hash:"));
-        assert_eq!(identity, build_identity());
+        assert_eq!(identity, crate::sys::build_identity());
     }
 
     /// A PE32+ image, laid out as loaded, whose debug directory holds `records`.
