@@ -130,7 +130,6 @@ fn codeview(image: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::build_identity;
 
     #[inline(never)]
     fn anchor() -> u8 {
