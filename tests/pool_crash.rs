@@ -137,6 +137,53 @@ fn a_worker_sigkilled_from_outside_fails_its_running_item_with_the_signal() {
     assert_ne!(pool.worker_pids()[0], pid);
 }
 
+/// Records that item `x` ran (one byte appended to a file named after it in `dir`), then
+/// aborts the worker on item 7.
+fn record_then_abort_on_seven((x, dir): (u64, String)) -> u64 {
+    use std::io::Write;
+    let path = std::path::Path::new(&dir).join(x.to_string());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(b"r").unwrap();
+    drop(file);
+    if x == 7 {
+        std::process::abort();
+    }
+    x * 2
+}
+
+#[test]
+fn a_crash_within_the_first_tick_is_pinned_at_once_so_the_item_runs_only_once() {
+    // The worker's page names the item it died holding: no suspects to isolate and run again
+    // (before it, a crash sooner than the 0.5 ms report ran the crashing item twice).
+    let _bound = bound::within(TEST_BOUND);
+    let dir = std::env::temp_dir().join(format!("skp-pool-crash-{}-runs", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = Arc::new(Pool::new(1).unwrap());
+    let mapping = Arc::clone(&pool);
+    let items = dir.to_string_lossy().into_owned();
+    let outcomes: Vec<_> = bound::on_thread(BOUND, "the map", move || {
+        let items = (0..20u64).map(move |x| (x, items.clone()));
+        mapping.imap(record_then_abort_on_seven, items).collect()
+    });
+    let runs_of = |x: u64| std::fs::read(dir.join(x.to_string())).map_or(0, |r| r.len());
+    let runs_of_seven = runs_of(7);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (index, status) = crashed(outcomes[7].as_ref().unwrap_err()).unwrap();
+    assert_eq!(index, 7);
+    assert!(status.contains("SIGABRT"), "{status}");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i != 7 {
+            assert_eq!(outcome.as_ref().unwrap(), &(i as u64 * 2), "item {i}");
+        }
+    }
+    assert_eq!(runs_of_seven, 1, "the crashing item ran again");
+}
+
 fn spin_double(x: u64) -> u64 {
     // A little work, so kills land while items run.
     let mut acc = x;

@@ -67,6 +67,9 @@ pub(crate) enum Report {
     /// The worker gave back the items it had not started: from the `next`-th item sent to
     /// it on (see [`WorkerLink::release`]).
     Released { next: u64 },
+    /// The worker is gone, and its page says the item it started last: its ordinal, or none
+    /// (see `pool/in_hand.rs`). Comes right before its [`Event::Ended`].
+    InHand(Option<u64>),
 }
 
 /// Everything the dispatcher reacts to.
@@ -238,6 +241,9 @@ impl Dispatcher {
             },
             Event::Report(worker, Report::Released { next }) => {
                 self.scheduler.released(worker, next);
+            }
+            Event::Report(worker, Report::InHand(ordinal)) => {
+                self.scheduler.in_hand(worker, ordinal);
             }
             Event::Ended(worker, status) => {
                 self.dying.remove(&worker);

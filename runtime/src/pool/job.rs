@@ -83,6 +83,9 @@ pub(crate) struct JobRun<I: Iterator, R> {
     reorder: VecDeque<Option<Result<R, Error>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
+    /// Items and bytes of the last batch sent: the next one starts with that much room, so
+    /// a batch does not grow item by item, copying itself as it goes.
+    last_batch: (usize, usize),
     /// The encoding of the item being pulled, reused.
     encoded: Vec<u8>,
     cancelled: bool,
@@ -127,6 +130,7 @@ where
             ready: VecDeque::new(),
             reorder: VecDeque::new(),
             input_bytes: 0,
+            last_batch: (0, 0),
             encoded: Vec::new(),
             cancelled: false,
             progress,
@@ -261,6 +265,7 @@ where
         if batch.items.is_empty() {
             return;
         }
+        self.last_batch = (batch.items.len(), batch.encoded.len());
         let buffer: Arc<[u8]> = Arc::from(batch.encoded);
         let items = batch
             .items
@@ -285,6 +290,12 @@ where
                 size: size as u64,
                 limit: self.core.item_limit as u64,
             });
+        }
+        if batch.items.capacity() == 0 {
+            // The first item: room for as many as the last batch took.
+            let (items, bytes) = self.last_batch;
+            batch.items.reserve(items);
+            batch.encoded.reserve(bytes);
         }
         let start = batch.encoded.len();
         batch.encoded.extend_from_slice(&self.encoded);

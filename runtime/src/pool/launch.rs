@@ -1,9 +1,10 @@
 //! Worker processes, the parent side: starting one (the one spawn path, then the build check
-//! and its `Ready`), its link for the dispatcher, and its reader, which turns frames into
-//! events and has the one reaper reap the process when its connection ends.
+//! and its `Ready`, with the page in which the worker keeps the item it holds), its link for
+//! the dispatcher, and its reader, which turns frames into events and has the one reaper reap
+//! the process when its connection ends (then it reports what the page says).
 
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -13,6 +14,7 @@ use crate::parent::reaper::ChildProcess;
 use crate::parent::spawn::{Launch, Spawned, Ungated, UngatedInto};
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
+use crate::pool::in_hand::InHand;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
@@ -23,6 +25,7 @@ use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::error::TransportError;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::region::RegionReader;
 
 /// How long a worker whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -53,8 +56,8 @@ impl Launcher for ProcessLauncher {
 
 /// The worker's thread: starts it, then reads its reports until it ends.
 fn start_and_read(worker: WorkerId, config: &Config, sink: Sink, events: &Sender<Event>) {
-    let started = start(Role::PoolWorker, config, sink);
-    let (connection, reader, child) = match started {
+    let started = start_with_page(Role::PoolWorker, config, sink);
+    let ((connection, reader, child), in_hand) = match started {
         Ok(started) => started,
         Err(error) => {
             let _ = events.send(Event::Started(worker, Err(error)));
@@ -85,6 +88,11 @@ fn start_and_read(worker: WorkerId, config: &Config, sink: Sink, events: &Sender
         child.kill();
     }
     let status = child.reap(EXIT_GRACE).describe();
+    // Reaped: the page holds what the worker last stored, the item it died holding.
+    if let Some(in_hand) = in_hand {
+        let report = Report::InHand(in_hand.last_started());
+        let _ = events.send(Event::Report(worker, report));
+    }
     let _ = events.send(Event::Ended(worker, status));
 }
 
@@ -95,12 +103,19 @@ pub(crate) type StartedWorker = (Arc<Connection>, FrameReader, Arc<ChildProcess>
 /// path, set up as `config.setup` says (its captured or logged output going to `sink`), with
 /// this build's identity in its start, and waits for its `Ready`.
 pub(crate) fn start(role: Role, config: &Config, sink: Sink) -> Result<StartedWorker, Error> {
-    finish(
-        Spawned::start(config, &UngatedInto(sink))?,
-        role,
-        config,
-        |_| Ok(()),
-    )
+    start_with_page(role, config, sink).map(|(started, _)| started)
+}
+
+/// [`start`], with the page in which a pool worker keeps the item it holds, if it sent one
+/// (a pool's worker is asked for one; a resident worker is not).
+fn start_with_page(
+    role: Role,
+    config: &Config,
+    sink: Sink,
+) -> Result<(StartedWorker, Option<InHand>), Error> {
+    let spawned = Spawned::start(config, &UngatedInto(sink))?;
+    let in_hand = role == Role::PoolWorker;
+    finish_with_page((spawned, in_hand), role, config, |_| Ok(()))
 }
 
 /// The second half of [`start`]: the worker's connection and start, then `first` (which may
@@ -112,8 +127,20 @@ pub(crate) fn finish(
     config: &Config,
     first: impl FnOnce(&Connection) -> Result<(), Error>,
 ) -> Result<StartedWorker, Error> {
+    finish_with_page((spawned, false), role, config, first).map(|(started, _)| started)
+}
+
+/// [`finish`], asking the worker for an [`InHand`] page when `in_hand` (only a pool's
+/// worker is asked), with the page when it sent one with its `Ready`.
+fn finish_with_page(
+    (spawned, in_hand): (Spawned, bool),
+    role: Role,
+    config: &Config,
+    first: impl FnOnce(&Connection) -> Result<(), Error>,
+) -> Result<(StartedWorker, Option<InHand>), Error> {
     let build = frame::encode(&WorkerStart {
         build: function::build_identity().to_vec(),
+        in_hand,
     })?;
     let launch = Launch {
         role,
@@ -130,7 +157,7 @@ pub(crate) fn finish(
     let ready = await_ready(&connection, config.max_frame_bytes, limit)
         .and_then(|reader| sent.map(|()| reader));
     match ready {
-        Ok(reader) => Ok((Arc::new(connection), reader, child)),
+        Ok((reader, in_hand)) => Ok(((Arc::new(connection), reader, child), in_hand)),
         Err(error) => {
             child.kill_and_reap();
             Err(error)
@@ -139,28 +166,33 @@ pub(crate) fn finish(
 }
 
 /// Waits up to `limit` (`Duration::MAX`: without one) for a started worker's `Ready` (its
-/// build matched); the reader positioned after it. A worker that has not answered by then is
-/// a start that timed out, said in words (the read's own error is a bare "would block").
+/// build matched); the reader positioned after it, and the [`InHand`] page that came with it,
+/// if one did. A worker that has not answered by then is a start that timed out, said in words
+/// (the read's own error is a bare "would block").
 fn await_ready(
     connection: &Connection,
     max_frame: u32,
     limit: Duration,
-) -> Result<FrameReader, Error> {
+) -> Result<(FrameReader, Option<InHand>), Error> {
     let mut reader = FrameReader::new(max_frame);
     let deadline = crate::deadline::after(Some(limit));
     let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let answer = connection.read_frame_within(&mut reader, wait, |frame| match frame {
-        None => Err(Error::Bootstrap {
-            detail: "a pool worker closed its connection before it was ready".into(),
-        }),
-        Some(frame) => match frame::decode::<ToPool<'_>>(frame.bytes())? {
-            ToPool::Ready => Ok(()),
-            ToPool::Refused(reason) => Err(Error::WorkerRefused { reason }),
-            _ => Err(Error::Bootstrap {
-                detail: "a pool worker answered its start with something else than ready".into(),
+    let region = Mutex::new(None);
+    let source = RegionReader::new(connection.stream(), &region);
+    let answer =
+        connection.read_frame_within_from(source, &mut reader, wait, |frame| match frame {
+            None => Err(Error::Bootstrap {
+                detail: "a pool worker closed its connection before it was ready".into(),
             }),
-        },
-    });
+            Some(frame) => match frame::decode::<ToPool<'_>>(frame.bytes())? {
+                ToPool::Ready => Ok(()),
+                ToPool::Refused(reason) => Err(Error::WorkerRefused { reason }),
+                _ => Err(Error::Bootstrap {
+                    detail: "a pool worker answered its start with something else than ready"
+                        .into(),
+                }),
+            },
+        });
     match answer {
         Err(TransportError::Wire(e)) if e.is_timeout() => Err(Error::Bootstrap {
             detail: format!(
@@ -169,7 +201,11 @@ fn await_ready(
         }),
         answer => {
             answer??;
-            Ok(reader)
+            // A page that does not map (not a sealed region of a page) is ignored: the crash
+            // of such a worker is then pinned as well as its reports allow.
+            let region = region.into_inner().unwrap_or_else(PoisonError::into_inner);
+            let in_hand = region.and_then(|fd| InHand::attach(fd).ok());
+            Ok((reader, in_hand))
         }
     }
 }

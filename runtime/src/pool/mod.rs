@@ -12,18 +12,23 @@
 //!   and has not started when another runs dry; `launch.rs` starts worker processes and reads
 //!   their reports, `writer.rs` writes their chunks; `threads.rs` is the same with threads
 //!   ([`Pool::threads`]).
-//! - `worker.rs` is the child side, `inbox.rs` its queue of chunks (shared with thread
-//!   workers), where a release is decided item by item; `function.rs` turns a function type
+//! - `worker.rs` is the child side, `outbox.rs` its results and reports, `inbox.rs` its
+//!   queue of chunks (shared with thread
+//!   workers), where a release is decided item by item; `in_hand.rs` the page in which a
+//!   worker process keeps the ordinal of the item it holds, read by the parent when the
+//!   worker dies, so a crash is pinned without a message per item; `function.rs` turns a function type
 //!   into a code address that only the same build accepts.
 //! - `raw.rs` holds the hooks other engines use: a pool whose maps another engine serves, and
 //!   a job fed with encoded items (the cluster's caller and host sides).
 
 mod dispatcher;
 pub(crate) mod function;
+mod in_hand;
 mod inbox;
 mod job;
 pub(crate) mod launch;
 mod maps;
+mod outbox;
 mod progress;
 #[cfg(feature = "cluster")]
 pub(crate) mod raw;

@@ -10,7 +10,9 @@
 //! - **A worker's items run in the order sent**, so the first unreported one is the one
 //!   running. Workers say which item runs (`running`) once it has run for a while; a death
 //!   after that fails exactly that item (or retries it while lives remain), and the items after
-//!   it go back to the queue. A death before it cannot be pinned on one item: the unreported
+//!   it go back to the queue. A worker process with a page (`in_hand.rs`) says at its death
+//!   which item it started last (`in_hand`), which pins any crash exactly. Without either a
+//!   death cannot be pinned on one item: the unreported
 //!   items are requeued as *suspects*, which run isolated (each item's start reported before it
 //!   runs), so a crash among them is pinned exactly. A finished item whose result was lost
 //!   with its worker runs again.
@@ -168,6 +170,9 @@ struct Worker {
     /// stays silent past the job's timeout and [`HANDED_GRACE`] is stuck (stopped by a
     /// signal, a debugger, a frozen cgroup), since a live one reports within a tick.
     handed: Option<(u64, Instant)>,
+    /// What the worker's page said once it was gone: the ordinal of the item it started last,
+    /// or `Some(None)` when it started none; `None` while it lives, or when it has no page.
+    in_hand: Option<Option<u64>>,
 }
 
 /// Beyond an item's timeout, how long a worker may stay silent about the item it was handed
@@ -190,6 +195,7 @@ impl Worker {
             releasing: false,
             running: None,
             handed: None,
+            in_hand: None,
         }
     }
 }
@@ -425,6 +431,14 @@ impl Scheduler {
         w.running = Some(Running { index, since });
     }
 
+    /// A worker that is gone started item `ordinal` last (or none): said by its page, right
+    /// before its end, so the end pins a crash on exactly that item.
+    pub(crate) fn in_hand(&mut self, worker: WorkerId, ordinal: Option<u64>) {
+        if let Some(w) = self.worker_mut(worker) {
+            w.in_hand = Some(ordinal);
+        }
+    }
+
     /// A worker ended (its connection closed and it was reaped); `status` says how.
     pub(crate) fn worker_ended(&mut self, worker: WorkerId, status: String) {
         let Some(slot) = self.slot_of(worker) else {
@@ -556,17 +570,25 @@ impl Scheduler {
         let Some(worker) = self.slots[slot].take() else {
             return;
         };
+        let front = worker.front_ordinal();
         let mut in_flight = worker.in_flight;
         let Some(error) = error else {
             return self.requeue(in_flight, false);
         };
         let mut suspects = false;
-        let pinned = match worker.running {
-            Some(running) => match in_flight.front() {
+        let pinned = match (worker.in_hand, worker.running) {
+            // Its page says which item it started last: that one, if still unreported, is the
+            // one it died holding; the items before it finished and their results were lost,
+            // the items after it never started. No suspects.
+            (Some(in_hand), _) => in_hand
+                .and_then(|ordinal| ordinal.checked_sub(front))
+                .and_then(|at| usize::try_from(at).ok())
+                .and_then(|at| in_flight.remove(at)),
+            (None, Some(running)) => match in_flight.front() {
                 Some((_, item)) if item.index == running.index => in_flight.pop_front(),
                 _ => None,
             },
-            None => {
+            (None, None) => {
                 suspects = matches!(error, ItemError::Crashed(_));
                 None
             }

@@ -218,6 +218,51 @@ fn a_crash_without_a_running_report_requeues_the_unreported_items_as_isolated_su
 }
 
 #[test]
+fn a_crash_is_pinned_on_the_item_the_page_names_and_the_rest_run_again_unsuspected() {
+    let mut s = ready(1, None, 1);
+    s.items_added(1, items(0..6));
+    let sent = drain(&mut s).sent;
+    let unreported: Vec<u64> = sent.iter().flat_map(|c| c.3.clone()).collect();
+    assert!(unreported.len() >= 3, "{unreported:?}");
+    // Item 0's result came; ordinal 2 (the third item) was in hand: the second finished,
+    // its result lost with the worker.
+    s.results(0, 1, ok(&unreported[..1]));
+    drain(&mut s);
+    s.in_hand(0, Some(2));
+    s.worker_ended(0, "killed by signal 6 (SIGABRT)".into());
+    let d = drain(&mut s);
+    let abort = ItemError::Crashed("killed by signal 6 (SIGABRT)".into());
+    assert_eq!(d.delivered, [(1, unreported[2], Err(abort))]);
+    s.worker_ready(d.spawned[0]);
+    let d = drain(&mut s);
+    assert!(d.sent.iter().all(|(_, _, isolated, _)| !*isolated));
+    let resent: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
+    assert_eq!(resent[0], unreported[1]);
+    assert!(!resent.contains(&unreported[0]) && !resent.contains(&unreported[2]));
+}
+
+#[test]
+fn a_page_that_names_no_unreported_item_pins_nothing_and_makes_no_suspects() {
+    for in_hand in [None, Some(0), Some(1_000)] {
+        let mut s = ready(1, None, 1);
+        s.items_added(1, items(0..6));
+        let sent = drain(&mut s).sent;
+        s.results(0, 1, ok(&sent[0].3[..1]));
+        drain(&mut s);
+        s.in_hand(0, in_hand);
+        s.worker_ended(0, "killed by signal 9 (SIGKILL)".into());
+        let d = drain(&mut s);
+        assert!(d.delivered.is_empty(), "{in_hand:?}: {:?}", d.delivered);
+        s.worker_ready(d.spawned[0]);
+        let d = drain(&mut s);
+        assert!(
+            d.sent.iter().all(|(_, _, isolated, _)| !*isolated),
+            "{in_hand:?}"
+        );
+    }
+}
+
+#[test]
 fn a_crash_is_retried_while_the_job_has_lives() {
     let now = Instant::now();
     let mut s = ready(1, None, 2);

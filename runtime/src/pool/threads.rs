@@ -13,9 +13,10 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::inbox::Inbox;
+use crate::pool::outbox::ItemSink;
 use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
-use crate::pool::worker::{ItemSink, run_chunk};
+use crate::pool::worker::run_chunk;
 use crate::pool::writer::wire_chunk;
 use crate::protocol::pool::{ItemFailure, Measured};
 
@@ -93,6 +94,11 @@ impl ItemSink for ThreadSink {
     fn started(&self, job: u64, index: u64, _isolated: bool) {
         self.job_of_chunk.store(job, Ordering::SeqCst);
         self.running_now(job, index, None);
+    }
+
+    fn hold(&self, _ordinal: u64) -> bool {
+        // Each item's start is reported anyway (`started`): a thread has no page.
+        false
     }
 
     fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {

@@ -5,12 +5,13 @@
 //! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
 //! holds is bounded), answers the parent's releases from it, and ends the process when the
 //! parent is gone; the main thread, which runs items; and, from the first chunk that is not
-//! isolated on, the flusher,
-//! which sends finished results every [`TICK`] and, once an item has run for a tick, says which
-//! item runs — so the parent can pin a crash or a timeout on it without one message per item.
+//! isolated on, the flusher ([`Outbox`]), which sends finished results every tick and, once an
+//! item has run for a tick, says which item runs — so the parent can time it. Which item a
+//! crash hits, the parent reads from the worker's [`InHand`] page once the worker is gone: the
+//! main thread stores each item's ordinal there before running it, so pinning a crash costs no
+//! message per item.
 
-use std::ops::Range;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -18,22 +19,19 @@ use crate::child::bootstrap::{self, Started};
 use crate::child::pool_item::ItemHost;
 use crate::child::watchdog::{self, Overrun};
 use crate::pool::function;
+use crate::pool::in_hand::InHand;
 use crate::pool::inbox::Inbox;
+use crate::pool::outbox::{ItemSink, Outbox};
 use crate::protocol::Role;
 use crate::protocol::pool::{
     Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, ToWorker, ToWorkerHead,
-    WireOutcome, WireResult, WorkerStart,
+    WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
-use crate::timing::monotonic_nanos;
+use crate::sys::shm;
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
 use crate::transport::role::readable;
-
-/// How often finished results are sent, and how long an item runs before the worker says so.
-pub(crate) const TICK: Duration = Duration::from_micros(500);
-/// Results are sent at once when they hold this many bytes.
-const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Exit code of a worker that is not the parent's build or was sent garbage.
 pub(crate) const EXIT_REFUSED: i32 = 71;
@@ -41,19 +39,24 @@ pub(crate) const EXIT_REFUSED: i32 = 71;
 /// Runs a pool worker until its parent closes the connection.
 pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started) -> i32 {
     let connection = Arc::new(connection);
-    if let Err(refusal) = check_build(&started.state) {
-        let _ = connection.send(&ToPool::Refused(refusal));
+    let start = match check_build(&started.state) {
+        Ok(start) => start,
+        Err(refusal) => {
+            let _ = connection.send(&ToPool::Refused(refusal));
+            return EXIT_REFUSED;
+        }
+    };
+    let mut reader = reader;
+    // A pool's worker keeps the item it holds in a page its parent reads when it dies; a
+    // `run`, whose one isolated chunk reports its item's start anyway, is asked for none.
+    let Ok(in_hand) = send_ready(&connection, &started, start.in_hand) else {
         return EXIT_REFUSED;
-    }
-    if connection.send(&ToPool::Ready).is_err() {
-        return EXIT_REFUSED;
-    }
+    };
     let limit = (started.config.max_frame_bytes as usize).saturating_sub(RESULT_OVERHEAD);
-    let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit));
+    let outbox = Arc::new(Outbox::new(Arc::clone(&connection), limit, in_hand));
     let inbox = Arc::new(Inbox::new());
     // A chunk that came with the start (a `run`'s only one) is read here rather than by the
     // reader, and run without waiting for another thread to start up and hand it over.
-    let mut reader = reader;
     let chunk_came = reader.has_buffered_frame()
         || readable(connection.stream(), Some(Duration::ZERO)).unwrap_or(false);
     if chunk_came {
@@ -102,6 +105,22 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
     0
 }
 
+/// Answers the start with `Ready`, with an [`InHand`] page when `page` asks for one and this
+/// system can make it (else the parent learns of items from frames alone); the page.
+fn send_ready(
+    connection: &Connection,
+    started: &Started,
+    page: bool,
+) -> Result<Option<InHand>, Error> {
+    if let Some((in_hand, fd)) = page.then(InHand::create).and_then(Result::ok) {
+        let frame = frame::encode_frame(&ToPool::Ready, started.config.max_frame_bytes)?;
+        shm::send_with_fd(connection.stream(), &frame, &fd)?;
+        return Ok(Some(in_hand));
+    }
+    connection.send(&ToPool::Ready)?;
+    Ok(None)
+}
+
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(name.into())
@@ -110,7 +129,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::io::Result<()
 }
 
 /// Refuses a parent of another build: its code addresses would mean nothing here.
-pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
+pub(crate) fn check_build(state: &[u8]) -> Result<WorkerStart, String> {
     let start: WorkerStart =
         frame::decode_owned(state).map_err(|e| format!("malformed worker start: {e}"))?;
     if start.build != function::build_identity() {
@@ -120,7 +139,7 @@ pub(crate) fn check_build(state: &[u8]) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    Ok(())
+    Ok(start)
 }
 
 /// The reader: queues each chunk for the main thread and answers releases; ends the process
@@ -157,37 +176,6 @@ fn read_one(connection: &Connection, reader: &mut FrameReader, inbox: &Inbox<Vec
         Err(_) => crate::sys::exit_now(EXIT_REFUSED),
     }
     true
-}
-
-/// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
-pub(crate) trait ItemSink: Send + Sync {
-    /// Item `index` of `job` starts; `isolated` reports it before it runs.
-    fn started(&self, job: u64, index: u64, isolated: bool);
-    /// Item `index` finished with this outcome.
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
-    /// Item `index` finished and then, when `next` is some, item `next` of the same job
-    /// starts: one report, for a sink that can take both at once.
-    fn finished_then_started(
-        &self,
-        job: u64,
-        index: u64,
-        outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
-        next: Option<u64>,
-    ) {
-        self.finished(job, index, outcome, isolated);
-        if let Some(next) = next {
-            self.started(job, next, isolated);
-        }
-    }
-    /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
-    /// counts as spent when they changed (a crash after this must not retry it with more).
-    fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
-    /// The chunk is done: send what is held, with how long its items took.
-    fn chunk_done(&self, measured: Measured);
-    /// Whether an overrun of a process item's hook ends this process (it must, in a worker
-    /// process) rather than only abandoning the hook's thread.
-    fn overrun_ends_process(&self) -> bool;
 }
 
 /// What a chunk's task resolves to in this process.
@@ -236,12 +224,13 @@ pub(crate) fn run_chunk(
     if let Some((_, item)) = next {
         sink.started(chunk.job, item.index, chunk.isolated);
     }
-    while let Some((_, item)) = next {
+    while let Some((ordinal, item)) = next {
         ran = ran.saturating_add(1);
         let spent = chunk.lives_spent_by(item.index);
-        if matches!(task, Resolved::Process(_)) && !chunk.isolated {
+        let held = sink.hold(ordinal);
+        if !held && matches!(task, Resolved::Process(_)) && !chunk.isolated {
             // A crash must be pinned on a process item at once: an unpinned one would run
-            // again as a suspect without spending a life.
+            // again as a suspect without spending a life. A page pins it at no cost.
             sink.running_now(chunk.job, item.index, None);
         }
         let outcome = execute(&task, (item.bytes, spent), output, || {
@@ -308,288 +297,6 @@ impl ItemHost for ItemReports {
     }
 }
 
-/// The item running now, as the flusher sees it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Current {
-    job: u64,
-    index: u64,
-    /// Counts items, so the flusher can tell one long item from two short ones.
-    serial: u64,
-}
-
-/// Results waiting to be sent, and what runs.
-#[derive(Default)]
-struct Held {
-    job: u64,
-    outputs: Vec<u8>,
-    results: Vec<(u64, Result<Range<usize>, ItemFailure>)>,
-    current: Option<Current>,
-    serial: u64,
-    /// Whether the current item's start was reported.
-    reported: bool,
-    busy: bool,
-    /// The flusher waits for the next item's start: nothing is held and the running item was
-    /// reported, so a tick would have nothing to do.
-    parked: bool,
-}
-
-/// A worker process's sink: results batched in time, sent by the main thread at the end of
-/// a chunk and by the flusher every tick.
-struct Outbox {
-    held: Mutex<Held>,
-    became_busy: Condvar,
-    connection: Arc<Connection>,
-    /// Most bytes of outputs one results frame carries.
-    limit: usize,
-}
-
-impl Outbox {
-    fn new(connection: Arc<Connection>, limit: usize) -> Self {
-        Self {
-            held: Mutex::default(),
-            became_busy: Condvar::new(),
-            connection,
-            limit,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sends the held results. A parent that is gone ends this process through the reader.
-    fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
-        if held.results.is_empty() && measured.is_none() {
-            return;
-        }
-        let results: Vec<WireResult<'_>> = held
-            .results
-            .iter()
-            .map(|(index, outcome)| wire_result(&held.outputs, *index, outcome))
-            .collect();
-        let batch = ToPool::Results {
-            job: held.job,
-            results,
-            measured,
-        };
-        let sent = self.connection.send(&batch).map_err(Error::from);
-        // The room check keeps batches within a frame; should an estimate ever be short, each
-        // result goes alone rather than the batch being lost.
-        if let (Err(Error::TooLarge { .. }), ToPool::Results { job, results, .. }) = (sent, batch) {
-            self.send_one_by_one(job, results, measured);
-        }
-        held.results.clear();
-        held.outputs.clear();
-    }
-
-    /// Sends each result in a frame of its own; one that cannot fit even alone is reported
-    /// as too large, so the parent always hears of every item.
-    fn send_one_by_one(&self, job: u64, results: Vec<WireResult<'_>>, measured: Option<Measured>) {
-        let last = results.len().saturating_sub(1);
-        for (i, result) in results.into_iter().enumerate() {
-            let index = result.index;
-            let measured = if i == last { measured } else { None };
-            let alone = ToPool::Results {
-                job,
-                results: vec![result],
-                measured,
-            };
-            let Err(Error::TooLarge { size, .. }) =
-                self.connection.send(&alone).map_err(Error::from)
-            else {
-                continue;
-            };
-            let failure = ItemFailure::TooLarge {
-                size,
-                limit: self.limit as u64,
-            };
-            let _ = self.connection.send(&ToPool::Results {
-                job,
-                results: vec![WireResult {
-                    index,
-                    outcome: WireOutcome::Failed(failure),
-                }],
-                measured,
-            });
-        }
-    }
-
-    fn report_running(&self, held: &mut Held, started_nanos: u64, spent: Option<u32>) {
-        let Some(current) = held.current else {
-            return;
-        };
-        self.send_held(held, None);
-        held.reported = true;
-        let _ = self.connection.send(&ToPool::Running {
-            job: current.job,
-            index: current.index,
-            started_nanos,
-            spent,
-        });
-    }
-
-    /// The flusher: every tick while busy, sends finished results, and says which item runs
-    /// once one has run for a whole tick.
-    fn flush_every_tick(&self) {
-        let mut seen: Option<(u64, u64)> = None;
-        let mut held = self.lock();
-        loop {
-            // Idle, or a long item already reported with nothing held: no tick until the
-            // next item starts, so a long item is not interrupted every tick for nothing.
-            if !held.busy || (held.reported && held.results.is_empty()) {
-                held.parked = true;
-                held = self
-                    .became_busy
-                    .wait(held)
-                    .unwrap_or_else(PoisonError::into_inner);
-                held.parked = false;
-                continue;
-            }
-            held = self
-                .became_busy
-                .wait_timeout(held, TICK)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            let now = monotonic_nanos();
-            match (held.current, seen) {
-                (Some(current), Some((serial, since))) if current.serial == serial => {
-                    if !held.reported {
-                        self.report_running(&mut held, since, None);
-                    }
-                }
-                (Some(current), _) => seen = Some((current.serial, now)),
-                (None, _) => seen = None,
-            }
-            self.send_held(&mut held, None);
-        }
-    }
-}
-
-fn wire_result<'a>(
-    outputs: &'a [u8],
-    index: u64,
-    outcome: &Result<Range<usize>, ItemFailure>,
-) -> WireResult<'a> {
-    WireResult {
-        index,
-        outcome: match outcome {
-            Ok(range) => WireOutcome::Output(&outputs[range.clone()]),
-            Err(failure) => WireOutcome::Failed(failure.clone()),
-        },
-    }
-}
-
-impl Outbox {
-    fn start_held(&self, held: &mut Held, job: u64, index: u64, isolated: bool) {
-        if held.job != job {
-            self.send_held(held, None);
-            held.job = job;
-        }
-        held.serial = held.serial.wrapping_add(1);
-        held.current = Some(Current {
-            job,
-            index,
-            serial: held.serial,
-        });
-        held.reported = false;
-        if isolated {
-            self.report_running(held, monotonic_nanos(), None);
-        }
-        if !held.busy || held.parked {
-            held.busy = true;
-            self.became_busy.notify_one();
-        }
-    }
-
-    fn finish_held(
-        &self,
-        held: &mut Held,
-        (job, index): (u64, u64),
-        outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
-    ) {
-        if held
-            .current
-            .is_none_or(|c| c.job != job || c.index != index)
-        {
-            return; // Already reported (an overrun report raced the hook's return).
-        }
-        held.current = None;
-        let outcome = match outcome {
-            Ok(output) if output.len() > self.limit => Err(ItemFailure::TooLarge {
-                size: output.len() as u64,
-                limit: self.limit as u64,
-            }),
-            other => other,
-        };
-        let size = match &outcome {
-            Ok(output) => output.len(),
-            // A failure's message travels too; counting it as nothing let batches of long
-            // panic messages outgrow the frame.
-            Err(failure) => frame::encoded_len(failure).unwrap_or(self.limit),
-        };
-        let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
-        if room > self.limit {
-            self.send_held(held, None);
-        }
-        let entry = outcome.map(|output| {
-            let start = held.outputs.len();
-            held.outputs.extend_from_slice(output);
-            start..held.outputs.len()
-        });
-        held.results.push((index, entry));
-        if isolated || held.outputs.len() >= FLUSH_BYTES {
-            self.send_held(held, None);
-        }
-    }
-}
-
-impl ItemSink for Outbox {
-    fn started(&self, job: u64, index: u64, isolated: bool) {
-        self.start_held(&mut self.lock(), job, index, isolated);
-    }
-
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
-        self.finish_held(&mut self.lock(), (job, index), outcome, isolated);
-    }
-
-    fn finished_then_started(
-        &self,
-        job: u64,
-        index: u64,
-        outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
-        next: Option<u64>,
-    ) {
-        let mut held = self.lock();
-        self.finish_held(&mut held, (job, index), outcome, isolated);
-        if let Some(next) = next {
-            self.start_held(&mut held, job, next, isolated);
-        }
-    }
-
-    fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
-        let mut held = self.lock();
-        if held
-            .current
-            .is_some_and(|c| c.job == job && c.index == index)
-        {
-            // A start the parent already heard of is kept there; this one only pins the item.
-            self.report_running(&mut held, monotonic_nanos(), spent);
-        }
-    }
-
-    fn chunk_done(&self, measured: Measured) {
-        let mut held = self.lock();
-        self.send_held(&mut held, Some(measured));
-        held.busy = false;
-    }
-
-    fn overrun_ends_process(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,14 +305,19 @@ mod tests {
     fn a_worker_refuses_a_parent_of_another_build_and_accepts_its_own() {
         let own = frame::encode(&WorkerStart {
             build: function::build_identity().to_vec(),
+            in_hand: true,
         })
         .unwrap();
-        assert_eq!(check_build(&own), Ok(()));
+        assert!(check_build(&own).is_ok_and(|start| start.in_hand));
         let mut other = function::build_identity().to_vec();
         if let Some(last) = other.last_mut() {
             *last ^= 0xff;
         }
-        let other = frame::encode(&WorkerStart { build: other }).unwrap();
+        let other = frame::encode(&WorkerStart {
+            build: other,
+            in_hand: false,
+        })
+        .unwrap();
         let refusal = check_build(&other).unwrap_err();
         assert!(refusal.contains("not the same build"), "{refusal}");
         assert!(check_build(&[0xff]).is_err());

@@ -3,7 +3,8 @@
 //! A worker starts like any child (token, then [`Start`](super::Start) with the role
 //! `PoolWorker`); the start's state is a [`WorkerStart`] carrying the parent's build identity.
 //! The worker answers [`ToPool::Ready`] only when that identity is its own, so no code address
-//! is ever used by a different build. Then the parent sends [`ToWorker`] frames — chunks of
+//! is ever used by a different build; where it can, it sends with it the page in which it keeps
+//! the item in hand (`pool/in_hand.rs`), which the parent reads when the worker dies. Then the parent sends [`ToWorker`] frames — chunks of
 //! encoded items, and now and then a release — and the worker sends back, in item order:
 //!
 //! - [`ToPool::Results`]: finished items, batched in time rather than one frame per item;
@@ -26,6 +27,9 @@ pub(crate) struct WorkerStart {
     /// The parent's build identity; the worker refuses to run for any other.
     #[serde(with = "serde_bytes")]
     pub(crate) build: Vec<u8>,
+    /// Whether the parent reads an in-hand page (`pool/in_hand.rs`): a pool's worker sends
+    /// one with its `Ready` where it can; a one-off `run` or a resident worker does not.
+    pub(crate) in_hand: bool,
 }
 
 /// A function that travels: its own and its trampoline's address minus the runtime's base
@@ -187,6 +191,10 @@ impl<'a> ResultsReader<'a> {
         &mut self,
     ) -> Option<Result<WireResult<'a>, crate::transport::frame::WireError>> {
         self.remaining = self.remaining.checked_sub(1)?;
+        if let Some((result, rest)) = output_in_place(self.rest) {
+            self.rest = rest;
+            return Some(Ok(result));
+        }
         Some(match postcard::take_from_bytes(self.rest) {
             Ok((result, rest)) => {
                 self.rest = rest;
@@ -208,6 +216,23 @@ impl<'a> ResultsReader<'a> {
         }
         crate::transport::frame::decode(self.rest)
     }
+}
+
+/// An output result read by hand, as the codec would read it (index, the `Output` variant's
+/// tag 0, the length and the bytes): the common case without the codec's per-field calls.
+/// `None` for anything else (a failure, an odd varint, a cut frame), which the codec reads.
+fn output_in_place(bytes: &[u8]) -> Option<(WireResult<'_>, &[u8])> {
+    use crate::transport::frame::take_varint;
+    let (index, rest) = take_varint(bytes)?;
+    let (0, rest) = take_varint(rest)? else {
+        return None;
+    };
+    let (len, rest) = take_varint(rest)?;
+    let len = usize::try_from(len).ok()?;
+    let output = rest.get(..len)?;
+    let rest = rest.get(len..)?;
+    let outcome = WireOutcome::Output(output);
+    Some((WireResult { index, outcome }, rest))
 }
 
 /// Why one item has no output.

@@ -15,26 +15,25 @@
 //! Where no region can be made (no `memfd`), the reader sends an acknowledgement frame as it
 //! hands each message instead: the same guarantee, at a system call per message.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::sys::shm::{Region, RegionFd};
+use crate::sys::shm::RegionFd;
+use crate::transport::region::SharedWords;
 
-/// The region's size: one page.
-const LEN: usize = 4096;
-/// Offsets of the two words, on cache lines of their own.
+/// Slots of the two words (each on a cache line of its own).
 const DONE_BELOW: usize = 0;
-const REVOKED: usize = 64;
+const REVOKED: usize = 1;
 
 /// One reader's shared words (either side's mapping).
 pub(crate) struct LeaseWords {
-    region: Region,
+    words: SharedWords,
 }
 
 impl LeaseWords {
     /// Creates the region (the reader's side); fails where there is no shared memory.
     pub(crate) fn create() -> std::io::Result<(Self, RegionFd)> {
-        let (region, fd) = Region::create("skp-lease", LEN)?;
-        Ok((Self { region }, fd))
+        let (words, fd) = SharedWords::create("skp-lease")?;
+        Ok((Self { words }, fd))
     }
 
     /// Maps a region a reader handed over (the broker's side), once it proved to be a sealed
@@ -42,33 +41,27 @@ impl LeaseWords {
     /// reader could do anyway: acknowledge its own deliveries.
     pub(crate) fn attach(fd: RegionFd) -> std::io::Result<Self> {
         Ok(Self {
-            region: Region::map_peer(fd, LEN)?,
+            words: SharedWords::attach(fd)?,
         })
-    }
-
-    fn word(&self, offset: usize) -> &AtomicU64 {
-        // SAFETY: the offset is inside the mapping, 8-aligned (the mapping is page-aligned),
-        // and the word is only ever accessed atomically.
-        unsafe { &*(self.region.as_ptr().add(offset) as *const AtomicU64) }
     }
 
     /// Every delivery numbered below this is done.
     pub(crate) fn done_below(&self) -> u64 {
-        self.word(DONE_BELOW).load(Ordering::SeqCst)
+        self.words.word(DONE_BELOW).load(Ordering::SeqCst)
     }
 
     /// Reader: every delivery below `seq` is done.
     pub(crate) fn set_done_below(&self, seq: u64) {
-        self.word(DONE_BELOW).store(seq, Ordering::SeqCst);
+        self.words.word(DONE_BELOW).store(seq, Ordering::SeqCst);
     }
 
     /// How many times the broker revoked this reader's leases.
     pub(crate) fn revoked(&self) -> u64 {
-        self.word(REVOKED).load(Ordering::SeqCst)
+        self.words.word(REVOKED).load(Ordering::SeqCst)
     }
 
     /// Broker: the reader's leases were given back.
     pub(crate) fn revoke(&self) {
-        self.word(REVOKED).fetch_add(1, Ordering::SeqCst);
+        self.words.word(REVOKED).fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -171,10 +171,22 @@ impl Connection {
         timeout: Option<Duration>,
         look: impl FnOnce(Option<Frame<'_>>) -> R,
     ) -> Result<R, Error> {
-        let mut stream = &self.stream;
+        self.read_frame_within_from(&self.stream, frames, timeout, look)
+    }
+
+    /// As [`read_frame_within`](Self::read_frame_within), reading through `source`: a reader
+    /// of this connection's stream (one that takes a region handed over with the bytes).
+    pub(crate) fn read_frame_within_from<R>(
+        &self,
+        mut source: impl io::Read,
+        frames: &mut FrameReader,
+        timeout: Option<Duration>,
+        look: impl FnOnce(Option<Frame<'_>>) -> R,
+    ) -> Result<R, Error> {
+        let stream = &self.stream;
         // A zero timeout would mean none at all to the socket.
         stream.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))))?;
-        let read = frames.read_frame(&mut stream);
+        let read = frames.read_frame(&mut source);
         let cleared = stream.set_read_timeout(None);
         let answer = look(read?);
         cleared?;

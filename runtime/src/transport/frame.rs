@@ -93,6 +93,26 @@ pub fn encode_into<T: Serialize + ?Sized>(
     postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(serialize_error)
 }
 
+/// Reads a varint the wire codec wrote at the start of `bytes`: its value and the rest.
+/// `None` for one longer than nine bytes (past 63 bits) or cut short: a fast reader then leaves
+/// the bytes to the codec, which decides.
+pub fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    // Most varints (small indices, tags, lengths) are one byte.
+    if let Some((&byte, rest)) = bytes.split_first()
+        && byte < 0x80
+    {
+        return Some((u64::from(byte), rest));
+    }
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(9) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, bytes.get(i + 1..)?));
+        }
+    }
+    None
+}
+
 /// A postcard output that appends to a vector: a byte with `push`, a slice with one copy
 /// (postcard's own extending output goes through `Extend`, measurably slower for small values).
 struct AppendToVec<'a>(&'a mut Vec<u8>);
@@ -522,6 +542,29 @@ mod tests {
         let mut frame = (body.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(body);
         frame
+    }
+
+    #[test]
+    fn varints_are_read_as_the_codec_wrote_them() {
+        for value in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            (1 << 63) - 1,
+        ] {
+            let mut bytes = encode(&value).unwrap();
+            bytes.push(42);
+            assert_eq!(take_varint(&bytes), Some((value, &[42u8][..])), "{value}");
+        }
+        // Past 63 bits, or cut short, the codec decides.
+        assert_eq!(take_varint(&encode(&u64::MAX).unwrap()), None);
+        assert_eq!(take_varint(&[0x80]), None);
+        assert_eq!(take_varint(&[]), None);
     }
 
     #[test]

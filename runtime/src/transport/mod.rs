@@ -2,6 +2,8 @@
 //! messages mean.
 //!
 //! - [`frame`]: length-prefixed frames with a size limit, and the codec seam.
+//! - [`region`]: words shared with one peer through a shared-memory region, and the read
+//!   that takes a region handed over with a connection's bytes.
 //! - [`rendezvous`]: the private socket a child connects back to, and the token it proves.
 //! - [`connection`]: one end of a connection; whole frames from a reused buffer.
 //! - [`clients`]: the one cache of client connections to long-lived endpoints, by token
@@ -26,6 +28,7 @@ pub(crate) mod connection;
 pub(crate) mod endpoint;
 pub mod error;
 pub mod frame;
+pub(crate) mod region;
 pub(crate) mod rendezvous;
 pub(crate) mod role;
 pub(crate) mod server;

@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sys::Stream;
-use crate::sys::shm::{self, RegionFd};
+use crate::sys::shm::RegionFd;
 use crate::transport::connection::Connection;
 use crate::transport::endpoint::{Accepting, Endpoint};
 use crate::transport::error::TransportError;
 use crate::transport::frame::{self, FrameReader};
+use crate::transport::region::RegionReader;
 use crate::transport::rendezvous::PeerPid;
 
 /// Default cap on live connections per server: far above what one queue, pipe or collector
@@ -341,11 +341,7 @@ fn admit<S: Session>(
 fn serve<S: Session>(shared: &Shared, peer: &Arc<Peer>, session: S) {
     let stream = peer.connection.stream();
     if shared.config.regions {
-        let reader = RegionReader {
-            stream,
-            peer,
-            received: false,
-        };
+        let reader = RegionReader::new(stream, &peer.region);
         read_frames(shared, peer, session, reader);
     } else {
         read_frames(shared, peer, session, stream);
@@ -382,34 +378,6 @@ fn read_frames<S: Session>(
     session.on_end(peer);
     peer.shutdown();
     shared.forget(peer);
-}
-
-/// Reads a connection that may hand over one region: the region goes to the peer, for its
-/// session to take; a second one is an error, which ends the connection.
-struct RegionReader<'a> {
-    stream: &'a Stream,
-    peer: &'a Peer,
-    received: bool,
-}
-
-impl std::io::Read for RegionReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let (n, region) = shm::receive(self.stream, buf)?;
-        if let Some(region) = region {
-            if std::mem::replace(&mut self.received, true) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a second shared-memory region",
-                ));
-            }
-            *self
-                .peer
-                .region
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(region);
-        }
-        Ok(n)
-    }
 }
 
 /// Connects to a server and waits for its admission: [`TransportError::TooManyConnections`]

@@ -17,7 +17,7 @@ use super::wire::{FromResident, ToResident, WireStatus};
 
 /// Runs until the parent closes the connection; the exit code.
 pub(crate) fn run(connection: Connection, mut reader: FrameReader, started: Started) -> i32 {
-    if let Err(refusal) = check_build(&started.state) {
+    if let Err(refusal) = check_build(&started.state).map(drop) {
         let _ = connection.send(&ToPool::Refused(refusal));
         return EXIT_REFUSED;
     }

@@ -1,0 +1,350 @@
+//! Where a worker's item reports go ([`ItemSink`]: the parent connection, or a thread pool's
+//! dispatcher), and a worker process's sink ([`Outbox`]): results batched in time and sent by
+//! the main thread at the end of a chunk and by the flusher thread every [`TICK`], which also
+//! says which item runs once it has run for a whole tick; and the [`InHand`] page, where the
+//! main thread keeps the ordinal of the item it runs for the parent to read should the worker
+//! die.
+
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::Error;
+use crate::pool::in_hand::InHand;
+use crate::protocol::pool::{
+    ItemFailure, Measured, RESULT_OVERHEAD, ToPool, WireOutcome, WireResult,
+};
+use crate::timing::monotonic_nanos;
+use crate::transport::Connection;
+use crate::transport::frame;
+
+/// How often finished results are sent, and how long an item runs before the worker says so.
+pub(crate) const TICK: Duration = Duration::from_micros(500);
+/// Results are sent at once when they hold this many bytes.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
+pub(crate) trait ItemSink: Send + Sync {
+    /// Item `index` of `job` starts; `isolated` reports it before it runs.
+    fn started(&self, job: u64, index: u64, isolated: bool);
+    /// Item `index` finished with this outcome.
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    /// Item `index` finished and then, when `next` is some, item `next` of the same job
+    /// starts: one report, for a sink that can take both at once.
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        self.finished(job, index, outcome, isolated);
+        if let Some(next) = next {
+            self.started(job, next, isolated);
+        }
+    }
+    /// The item of this ordinal starts now: kept where the parent reads it should this worker
+    /// die; `false` where there is no such place (the parent learns only from reports).
+    fn hold(&self, ordinal: u64) -> bool;
+    /// Item `index` of `job` runs: say so now rather than a tick later, with the lives it
+    /// counts as spent when they changed (a crash after this must not retry it with more).
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>);
+    /// The chunk is done: send what is held, with how long its items took.
+    fn chunk_done(&self, measured: Measured);
+    /// Whether an overrun of a process item's hook ends this process (it must, in a worker
+    /// process) rather than only abandoning the hook's thread.
+    fn overrun_ends_process(&self) -> bool;
+}
+
+/// The item running now, as the flusher sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Current {
+    job: u64,
+    index: u64,
+    /// Counts items, so the flusher can tell one long item from two short ones.
+    serial: u64,
+}
+
+/// Results waiting to be sent, and what runs.
+#[derive(Default)]
+struct Held {
+    job: u64,
+    outputs: Vec<u8>,
+    results: Vec<(u64, Result<Range<usize>, ItemFailure>)>,
+    current: Option<Current>,
+    serial: u64,
+    /// Whether the current item's start was reported.
+    reported: bool,
+    busy: bool,
+    /// The flusher waits for the next item's start: nothing is held and the running item was
+    /// reported, so a tick would have nothing to do.
+    parked: bool,
+}
+
+/// A worker process's sink: results batched in time, sent by the main thread at the end of
+/// a chunk and by the flusher every tick.
+pub(crate) struct Outbox {
+    held: Mutex<Held>,
+    became_busy: Condvar,
+    connection: Arc<Connection>,
+    /// Most bytes of outputs one results frame carries.
+    limit: usize,
+    /// Where the item in hand is kept for the parent, when this system has shared memory.
+    in_hand: Option<InHand>,
+}
+
+impl Outbox {
+    pub(crate) fn new(connection: Arc<Connection>, limit: usize, in_hand: Option<InHand>) -> Self {
+        Self {
+            held: Mutex::default(),
+            became_busy: Condvar::new(),
+            connection,
+            limit,
+            in_hand,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends the held results. A parent that is gone ends this process through the reader.
+    fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
+        if held.results.is_empty() && measured.is_none() {
+            return;
+        }
+        let results: Vec<WireResult<'_>> = held
+            .results
+            .iter()
+            .map(|(index, outcome)| wire_result(&held.outputs, *index, outcome))
+            .collect();
+        let batch = ToPool::Results {
+            job: held.job,
+            results,
+            measured,
+        };
+        let sent = self.connection.send(&batch).map_err(Error::from);
+        // The room check keeps batches within a frame; should an estimate ever be short, each
+        // result goes alone rather than the batch being lost.
+        if let (Err(Error::TooLarge { .. }), ToPool::Results { job, results, .. }) = (sent, batch) {
+            self.send_one_by_one(job, results, measured);
+        }
+        held.results.clear();
+        held.outputs.clear();
+    }
+
+    /// Sends each result in a frame of its own; one that cannot fit even alone is reported
+    /// as too large, so the parent always hears of every item.
+    fn send_one_by_one(&self, job: u64, results: Vec<WireResult<'_>>, measured: Option<Measured>) {
+        let last = results.len().saturating_sub(1);
+        for (i, result) in results.into_iter().enumerate() {
+            let index = result.index;
+            let measured = if i == last { measured } else { None };
+            let alone = ToPool::Results {
+                job,
+                results: vec![result],
+                measured,
+            };
+            let Err(Error::TooLarge { size, .. }) =
+                self.connection.send(&alone).map_err(Error::from)
+            else {
+                continue;
+            };
+            let failure = ItemFailure::TooLarge {
+                size,
+                limit: self.limit as u64,
+            };
+            let _ = self.connection.send(&ToPool::Results {
+                job,
+                results: vec![WireResult {
+                    index,
+                    outcome: WireOutcome::Failed(failure),
+                }],
+                measured,
+            });
+        }
+    }
+
+    fn report_running(&self, held: &mut Held, started_nanos: u64, spent: Option<u32>) {
+        let Some(current) = held.current else {
+            return;
+        };
+        self.send_held(held, None);
+        held.reported = true;
+        let _ = self.connection.send(&ToPool::Running {
+            job: current.job,
+            index: current.index,
+            started_nanos,
+            spent,
+        });
+    }
+
+    /// The flusher: every tick while busy, sends finished results, and says which item runs
+    /// once one has run for a whole tick.
+    pub(crate) fn flush_every_tick(&self) {
+        let mut seen: Option<(u64, u64)> = None;
+        let mut held = self.lock();
+        loop {
+            // Idle, or a long item already reported with nothing held: no tick until the
+            // next item starts, so a long item is not interrupted every tick for nothing.
+            if !held.busy || (held.reported && held.results.is_empty()) {
+                held.parked = true;
+                held = self
+                    .became_busy
+                    .wait(held)
+                    .unwrap_or_else(PoisonError::into_inner);
+                held.parked = false;
+                continue;
+            }
+            held = self
+                .became_busy
+                .wait_timeout(held, TICK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            let now = monotonic_nanos();
+            match (held.current, seen) {
+                (Some(current), Some((serial, since))) if current.serial == serial => {
+                    if !held.reported {
+                        self.report_running(&mut held, since, None);
+                    }
+                }
+                (Some(current), _) => seen = Some((current.serial, now)),
+                (None, _) => seen = None,
+            }
+            self.send_held(&mut held, None);
+        }
+    }
+}
+
+fn wire_result<'a>(
+    outputs: &'a [u8],
+    index: u64,
+    outcome: &Result<Range<usize>, ItemFailure>,
+) -> WireResult<'a> {
+    WireResult {
+        index,
+        outcome: match outcome {
+            Ok(range) => WireOutcome::Output(&outputs[range.clone()]),
+            Err(failure) => WireOutcome::Failed(failure.clone()),
+        },
+    }
+}
+
+impl Outbox {
+    fn start_held(&self, held: &mut Held, job: u64, index: u64, isolated: bool) {
+        if held.job != job {
+            self.send_held(held, None);
+            held.job = job;
+        }
+        held.serial = held.serial.wrapping_add(1);
+        held.current = Some(Current {
+            job,
+            index,
+            serial: held.serial,
+        });
+        held.reported = false;
+        if isolated {
+            self.report_running(held, monotonic_nanos(), None);
+        }
+        if !held.busy || held.parked {
+            held.busy = true;
+            self.became_busy.notify_one();
+        }
+    }
+
+    fn finish_held(
+        &self,
+        held: &mut Held,
+        (job, index): (u64, u64),
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+    ) {
+        if held
+            .current
+            .is_none_or(|c| c.job != job || c.index != index)
+        {
+            return; // Already reported (an overrun report raced the hook's return).
+        }
+        held.current = None;
+        let outcome = match outcome {
+            Ok(output) if output.len() > self.limit => Err(ItemFailure::TooLarge {
+                size: output.len() as u64,
+                limit: self.limit as u64,
+            }),
+            other => other,
+        };
+        let size = match &outcome {
+            Ok(output) => output.len(),
+            // A failure's message travels too; counting it as nothing let batches of long
+            // panic messages outgrow the frame.
+            Err(failure) => frame::encoded_len(failure).unwrap_or(self.limit),
+        };
+        let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
+        if room > self.limit {
+            self.send_held(held, None);
+        }
+        let entry = outcome.map(|output| {
+            let start = held.outputs.len();
+            held.outputs.extend_from_slice(output);
+            start..held.outputs.len()
+        });
+        held.results.push((index, entry));
+        if isolated || held.outputs.len() >= FLUSH_BYTES {
+            self.send_held(held, None);
+        }
+    }
+}
+
+impl ItemSink for Outbox {
+    fn started(&self, job: u64, index: u64, isolated: bool) {
+        self.start_held(&mut self.lock(), job, index, isolated);
+    }
+
+    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
+        self.finish_held(&mut self.lock(), (job, index), outcome, isolated);
+    }
+
+    fn finished_then_started(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        isolated: bool,
+        next: Option<u64>,
+    ) {
+        let mut held = self.lock();
+        self.finish_held(&mut held, (job, index), outcome, isolated);
+        if let Some(next) = next {
+            self.start_held(&mut held, job, next, isolated);
+        }
+    }
+
+    fn hold(&self, ordinal: u64) -> bool {
+        self.in_hand
+            .as_ref()
+            .map(|page| page.hold(ordinal))
+            .is_some()
+    }
+
+    fn running_now(&self, job: u64, index: u64, spent: Option<u32>) {
+        let mut held = self.lock();
+        if held
+            .current
+            .is_some_and(|c| c.job == job && c.index == index)
+        {
+            // A start the parent already heard of is kept there; this one only pins the item.
+            self.report_running(&mut held, monotonic_nanos(), spent);
+        }
+    }
+
+    fn chunk_done(&self, measured: Measured) {
+        let mut held = self.lock();
+        self.send_held(&mut held, Some(measured));
+        held.busy = false;
+    }
+
+    fn overrun_ends_process(&self) -> bool {
+        true
+    }
+}
