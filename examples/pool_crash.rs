@@ -1,6 +1,6 @@
-//! A worker SIGKILLed in the middle of a map: the item it was running fails with
-//! `Error::Crashed` naming the signal, every other item finishes, a replacement worker starts,
-//! and the next map works.
+//! A worker SIGKILLed in the middle of a map (`TerminateProcess` on Windows): the item it was
+//! running fails with `Error::Crashed` naming how the worker ended, every other item finishes,
+//! a replacement worker starts, and the next map works.
 //!
 //! Run it with `cargo run --example pool_crash`.
 
@@ -16,15 +16,36 @@ fn slow_square(x: u64) -> u64 {
     x * x
 }
 
+/// Ends process `pid` at once, as a crash would.
+#[cfg(unix)]
+fn kill(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// Ends process `pid` at once, as a crash would.
+#[cfg(windows)]
+fn kill(pid: u32) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
+    // SAFETY: plain calls on a handle opened here and closed once; a null one is skipped.
+    unsafe {
+        let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        if !process.is_null() {
+            TerminateProcess(process, 1);
+            CloseHandle(process);
+        }
+    }
+}
+
 #[skprocess::main]
 fn main() -> Result<(), Error> {
     let pool = Pool::new(1)?;
     let victim = pool.worker_pids()[0];
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
-        println!("sending SIGKILL to worker {victim}");
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+        println!("killing worker {victim}");
+        kill(victim);
     });
     for (i, outcome) in pool.imap(slow_square, 0..8).enumerate() {
         match outcome {

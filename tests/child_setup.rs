@@ -134,7 +134,9 @@ impl Surroundings {
 
     fn result(&mut self) -> (Option<String>, String, Vec<String>) {
         let variable = std::env::var("SKPROCESS_TEST_VARIABLE").ok();
-        let dir = std::env::current_dir().unwrap().display().to_string();
+        // Canonical, as the test's expectation is (Windows spells it `\\?\C:\…`).
+        let dir = std::env::current_dir().unwrap().canonicalize().unwrap();
+        let dir = dir.display().to_string();
         let args = std::env::args().collect();
         (variable, dir, args)
     }
@@ -173,7 +175,9 @@ type Seen = (Option<String>, String, Vec<String>);
 /// What a worker sees of its surroundings: a variable, its working directory, its arguments.
 fn worker_surroundings(_: u64) -> Seen {
     let variable = std::env::var("SKPROCESS_TEST_VARIABLE").ok();
-    let dir = std::env::current_dir().unwrap().display().to_string();
+    // Canonical, as the test's expectation is (Windows spells it `\\?\C:\…`).
+    let dir = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let dir = dir.display().to_string();
     (variable, dir, std::env::args().collect())
 }
 

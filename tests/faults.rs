@@ -4,8 +4,6 @@
 
 skprocess::test_support!();
 
-use serde::de::{Deserializer, Visitor};
-use serde::ser::Serializer;
 use skprocess::Hook;
 use skprocess::error::PanicSite;
 use skprocess::prelude::*;
@@ -24,39 +22,13 @@ mod pid;
 /// Every wait on a child is bounded, so a regression fails in seconds instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
-/// Bytes serialized as one byte string (fast to encode).
-#[derive(Clone, Debug, PartialEq, Default)]
-struct Bytes(Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
-
 /// How a hook fails.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 enum Die {
+    /// Ends the child at once, as a crash would (SIGKILL; `TerminateProcess` on Windows).
+    Kill,
     /// Raises a signal in the child.
+    #[cfg(unix)]
     Signal(i32),
     /// Exits the child with this code.
     Exit(i32),
@@ -66,7 +38,9 @@ enum Die {
 
 fn die(how: &Die) -> Result<(), String> {
     match how {
+        Die::Kill => pid::kill(std::process::id()),
         // SAFETY: raising a signal in the current process; the tests want its default action.
+        #[cfg(unix)]
         Die::Signal(signal) => unsafe {
             libc::raise(*signal);
         },
@@ -110,36 +84,6 @@ fn count_call(path: &str) {
         .open(path)
         .unwrap();
     file.write_all(b"x").unwrap();
-}
-
-/// Stops the child (SIGSTOP) and waits until it is stopped. It stays stopped until the test
-/// resumes it, so a call that waited on it would never return: the call's bound fails the
-/// test instead of a timing claim.
-fn stop_child(child: u32) {
-    pid::signal(child, libc::SIGSTOP);
-    bound::until(BOUND, "the child stops on SIGSTOP", || pid::stopped(child));
-}
-
-/// Resumes a child stopped by [`stop_child`].
-fn resume_child(child: u32) {
-    pid::signal(child, libc::SIGCONT);
-}
-
-/// Never listens; sleeps in `run` until stopped.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
-struct Sleeper {
-    tick_ms: u64,
-}
-
-#[skprocess(runs = None, inbox = Bytes, outbox = u64)]
-impl Sleeper {
-    fn run(&mut self) {
-        std::thread::sleep(Duration::from_millis(self.tick_ms.max(1)));
-    }
-
-    fn result(&mut self) -> u64 {
-        7
-    }
 }
 
 /// A `run` hook and an `error` hook that fail as told; the error hook counts its calls.
@@ -211,8 +155,8 @@ impl Crasher {
         // survive the kill: the lives left tell the first life apart.
         let first_life = ctx.lives_left() == ctx.config().lives;
         if first_life && ctx.current_run() == self.at_run {
-            // SAFETY: the child kills itself, as a crash would.
-            unsafe { libc::raise(libc::SIGKILL) };
+            // The child kills itself, as a crash would.
+            pid::kill(std::process::id());
         }
     }
 
@@ -238,113 +182,6 @@ impl Counter {
     fn result(&mut self) -> u64 {
         self.n
     }
-}
-
-#[test]
-fn try_tell_never_waits_on_a_stopped_child() {
-    let _bound = bound::within(TEST_BOUND);
-    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let child = handle.pid();
-    stop_child(child);
-    let message = Bytes(vec![0; 1024]);
-    // The child stays stopped until every call has returned: a `try_tell` that waited on it
-    // would never return, and the bound fails the test.
-    let (handle, sent, full) = bound::on_thread(BOUND, "1000 try_tell calls", move || {
-        let (mut sent, mut full) = (0, 0);
-        // 1000 is below the 1024 inbox credits: only the stopped reader can refuse them.
-        for _ in 0..1000 {
-            match handle.try_tell(message.clone()) {
-                Ok(()) => sent += 1,
-                Err(TrySendError::Full(back)) => {
-                    assert_eq!(back, message, "`Full` must give the message back");
-                    full += 1;
-                }
-                Err(other) => panic!("try_tell failed: {other:?}"),
-            }
-        }
-        (handle, sent, full)
-    });
-    assert!(
-        pid::stopped(child),
-        "the child was resumed during the calls"
-    );
-    resume_child(child);
-    handle.kill().unwrap();
-    assert!(
-        full > 0,
-        "the socket never filled ({sent} sent): the stopped reader was not exercised"
-    );
-}
-
-#[test]
-fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
-    let _bound = bound::within(TEST_BOUND);
-    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let child = handle.pid();
-    stop_child(child);
-    let message = Bytes(vec![0; 1 << 20]);
-    let timeout = Duration::from_millis(100);
-    // The child stays stopped: a `tell_timeout` that ignored its timeout would wait for it
-    // forever. A hundred times the timeout is the call's bound, not a timing claim.
-    let (handle, sent) = bound::on_thread(timeout * 100, "tell_timeout(100ms)", {
-        let message = message.clone();
-        move || {
-            let sent = handle.tell_timeout(message, timeout);
-            (handle, sent)
-        }
-    });
-    assert!(pid::stopped(child), "the child was resumed during the call");
-    resume_child(child);
-    handle.kill().unwrap();
-    // Either it got a first part of the frame out (the rest follows once the child reads),
-    // or nothing: then the message comes back.
-    match sent {
-        Ok(()) => {}
-        Err(TrySendError::Full(back)) => assert!(back == message, "`Full` must give it back"),
-        Err(other) => panic!("tell_timeout failed: {other:?}"),
-    }
-}
-
-#[test]
-fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
-    let _bound = bound::within(TEST_BOUND);
-    let handle = Sleeper { tick_ms: 5 }.start().unwrap();
-    let child = handle.pid();
-    stop_child(child);
-    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-    let told = std::thread::scope(|s| {
-        let teller = s.spawn(|| {
-            tid_tx.send(pid::current_tid()).unwrap();
-            handle.tell(Bytes(vec![0; 1 << 20]))
-        });
-        let tid = tid_rx.recv_timeout(BOUND).unwrap();
-        // The 1 MiB frame cannot fit the socket of a stopped reader: once the teller sleeps,
-        // it is stuck in `tell` until the child resumes.
-        bound::until(BOUND, "the teller blocks in tell()", || {
-            teller.is_finished() || pid::thread_state(tid) == Some('S')
-        });
-        assert!(
-            !teller.is_finished(),
-            "tell() returned while the child was stopped"
-        );
-        // The child stays stopped until `stop()` returned: a `stop()` that waited behind the
-        // stuck tell would never return, and the bound aborts naming it.
-        bound::call(BOUND, "stop() while a tell is stuck", || {
-            handle.request_stop()
-        });
-        assert!(
-            !teller.is_finished(),
-            "the tell finished before stop() returned: stop() did not run beside it"
-        );
-        resume_child(child);
-        bound::until(BOUND, "the tell finishes after SIGCONT", || {
-            teller.is_finished()
-        });
-        teller.join().unwrap()
-    });
-    assert!(told.is_ok(), "tell after SIGCONT: {told:?}");
-    // The deferred stop reaches the resumed child: it finishes by itself.
-    assert_eq!(handle.result_timeout(BOUND).unwrap(), 7);
 }
 
 /// An `error` hook that dies in `how` after `run` returned `Err("die errs")`.
@@ -379,9 +216,11 @@ fn an_error_hook_that_exits_keeps_the_original_error() {
 #[test]
 fn an_error_hook_that_kills_itself_keeps_the_original_error() {
     let _bound = bound::within(TEST_BOUND);
-    error_hook_dies("sigkill", Die::Signal(libc::SIGKILL));
+    error_hook_dies("kill", Die::Kill);
 }
 
+/// Frozen by SIGSTOP, so not even its watchdog runs: the parent ends it.
+#[cfg(unix)]
 #[test]
 fn a_frozen_error_hook_times_out_into_the_original_error() {
     let _bound = bound::within(TEST_BOUND);
@@ -547,5 +386,180 @@ fn configurations_no_child_could_run_with_are_refused_before_spawning() {
             quickest < spawn_floor / 10,
             "{what}: refused after {quickest:?}, a start that spawns takes {spawn_floor:?}: as if a child was spawned"
         );
+    }
+}
+
+/// Sends to a child that stopped reading: SIGSTOP, Unix by nature (Windows has no stop that
+/// leaves a process alive and unscheduled for a test to undo).
+#[cfg(unix)]
+mod stopped_child {
+    use super::*;
+    use serde::de::{Deserializer, Visitor};
+    use serde::ser::Serializer;
+
+    /// Bytes serialized as one byte string (fast to encode).
+    #[derive(Clone, Debug, PartialEq, Default)]
+    struct Bytes(Vec<u8>);
+
+    impl Serialize for Bytes {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Bytes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+                fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(v))
+                }
+            }
+            d.deserialize_byte_buf(V)
+        }
+    }
+
+    /// Stops the child (SIGSTOP) and waits until it is stopped. It stays stopped until the test
+    /// resumes it, so a call that waited on it would never return: the call's bound fails the
+    /// test instead of a timing claim.
+    fn stop_child(child: u32) {
+        pid::signal(child, libc::SIGSTOP);
+        bound::until(BOUND, "the child stops on SIGSTOP", || pid::stopped(child));
+    }
+
+    /// Resumes a child stopped by [`stop_child`].
+    fn resume_child(child: u32) {
+        pid::signal(child, libc::SIGCONT);
+    }
+
+    /// Never listens; sleeps in `run` until stopped.
+    #[derive(Serialize, Deserialize, Clone, Debug, Default)]
+    struct Sleeper {
+        tick_ms: u64,
+    }
+
+    #[skprocess(runs = None, inbox = Bytes, outbox = u64)]
+    impl Sleeper {
+        fn run(&mut self) {
+            std::thread::sleep(Duration::from_millis(self.tick_ms.max(1)));
+        }
+
+        fn result(&mut self) -> u64 {
+            7
+        }
+    }
+
+    #[test]
+    fn try_tell_never_waits_on_a_stopped_child() {
+        let _bound = bound::within(TEST_BOUND);
+        let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+        let child = handle.pid();
+        stop_child(child);
+        let message = Bytes(vec![0; 1024]);
+        // The child stays stopped until every call has returned: a `try_tell` that waited on it
+        // would never return, and the bound fails the test.
+        let (handle, sent, full) = bound::on_thread(BOUND, "1000 try_tell calls", move || {
+            let (mut sent, mut full) = (0, 0);
+            // 1000 is below the 1024 inbox credits: only the stopped reader can refuse them.
+            for _ in 0..1000 {
+                match handle.try_tell(message.clone()) {
+                    Ok(()) => sent += 1,
+                    Err(TrySendError::Full(back)) => {
+                        assert_eq!(back, message, "`Full` must give the message back");
+                        full += 1;
+                    }
+                    Err(other) => panic!("try_tell failed: {other:?}"),
+                }
+            }
+            (handle, sent, full)
+        });
+        assert!(
+            pid::stopped(child),
+            "the child was resumed during the calls"
+        );
+        resume_child(child);
+        handle.kill().unwrap();
+        assert!(
+            full > 0,
+            "the socket never filled ({sent} sent): the stopped reader was not exercised"
+        );
+    }
+
+    #[test]
+    fn tell_timeout_waits_at_most_its_timeout_on_a_stopped_child() {
+        let _bound = bound::within(TEST_BOUND);
+        let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+        let child = handle.pid();
+        stop_child(child);
+        let message = Bytes(vec![0; 1 << 20]);
+        let timeout = Duration::from_millis(100);
+        // The child stays stopped: a `tell_timeout` that ignored its timeout would wait for it
+        // forever. A hundred times the timeout is the call's bound, not a timing claim.
+        let (handle, sent) = bound::on_thread(timeout * 100, "tell_timeout(100ms)", {
+            let message = message.clone();
+            move || {
+                let sent = handle.tell_timeout(message, timeout);
+                (handle, sent)
+            }
+        });
+        assert!(pid::stopped(child), "the child was resumed during the call");
+        resume_child(child);
+        handle.kill().unwrap();
+        // Either it got a first part of the frame out (the rest follows once the child reads),
+        // or nothing: then the message comes back.
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(back)) => assert!(back == message, "`Full` must give it back"),
+            Err(other) => panic!("tell_timeout failed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stop_does_not_wait_behind_a_tell_stuck_on_a_stopped_child() {
+        let _bound = bound::within(TEST_BOUND);
+        let handle = Sleeper { tick_ms: 5 }.start().unwrap();
+        let child = handle.pid();
+        stop_child(child);
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let told = std::thread::scope(|s| {
+            let teller = s.spawn(|| {
+                tid_tx.send(pid::current_tid()).unwrap();
+                handle.tell(Bytes(vec![0; 1 << 20]))
+            });
+            let tid = tid_rx.recv_timeout(BOUND).unwrap();
+            // The 1 MiB frame cannot fit the socket of a stopped reader: once the teller sleeps,
+            // it is stuck in `tell` until the child resumes.
+            bound::until(BOUND, "the teller blocks in tell()", || {
+                teller.is_finished() || pid::thread_state(tid) == Some('S')
+            });
+            assert!(
+                !teller.is_finished(),
+                "tell() returned while the child was stopped"
+            );
+            // The child stays stopped until `stop()` returned: a `stop()` that waited behind the
+            // stuck tell would never return, and the bound aborts naming it.
+            bound::call(BOUND, "stop() while a tell is stuck", || {
+                handle.request_stop()
+            });
+            assert!(
+                !teller.is_finished(),
+                "the tell finished before stop() returned: stop() did not run beside it"
+            );
+            resume_child(child);
+            bound::until(BOUND, "the tell finishes after SIGCONT", || {
+                teller.is_finished()
+            });
+            teller.join().unwrap()
+        });
+        assert!(told.is_ok(), "tell after SIGCONT: {told:?}");
+        // The deferred stop reaches the resumed child: it finishes by itself.
+        assert_eq!(handle.result_timeout(BOUND).unwrap(), 7);
     }
 }

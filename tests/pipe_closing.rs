@@ -117,6 +117,8 @@ impl Sleeper {
     }
 }
 
+/// Waits for the test thread to sleep in its read by `/proc`, so Unix only.
+#[cfg(unix)]
 #[test]
 fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
     let _bound = bound::within(TEST_BOUND);
@@ -130,7 +132,7 @@ fn a_child_killed_with_sigkill_is_closed_for_a_waiting_recv() {
         bound::until(BOUND, "the test thread waits in recv", || {
             pid::thread_state(receiver) == Some('S')
         });
-        pid::signal(child, libc::SIGKILL);
+        pid::kill(child);
     });
     // Blocked in recv when the child dies: wakes with Closed.
     assert!(matches!(
@@ -391,6 +393,8 @@ fn large_and_small_sends_from_two_threads_never_interleave() {
     }
 }
 
+/// Waits for the large send to sleep in its write by `/proc`, so Unix only.
+#[cfg(unix)]
 #[test]
 fn try_send_does_not_wait_behind_a_send_blocked_on_a_full_peer() {
     let _bound = bound::within(TEST_BOUND);

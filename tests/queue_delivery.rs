@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use skprocess::Queue;
 use skprocess::prelude::*;
-use skprocess::queue::{Msg, Next, QueueConfig};
+use skprocess::queue::{Msg, Next};
 
 skprocess::test_support!();
 
@@ -74,7 +74,7 @@ impl Doomed {
         for (n, message) in (1..).zip(&self.q) {
             self.out.put(message.data).unwrap();
             if n == self.die_at {
-                pid::signal(std::process::id(), libc::SIGKILL);
+                pid::kill(std::process::id());
             }
         }
     }
@@ -138,7 +138,7 @@ fn take_then_die(q: Queue<u64>, out: Queue<u64>, ack: bool) {
         q.ack().unwrap();
     }
     out.put(message.data).unwrap();
-    pid::signal(std::process::id(), libc::SIGKILL);
+    pid::kill(std::process::id());
 }
 
 #[test]
@@ -170,6 +170,7 @@ fn an_acknowledged_message_survives_its_readers_crash_and_an_unacknowledged_one_
 }
 
 /// Takes one message, says which and its pid, then waits (to be stopped).
+#[cfg(unix)]
 fn take_then_wait(q: Queue<u64>, out: Queue<u64>) {
     let Ok(Some(message)) = q.get() else {
         return;
@@ -179,10 +180,12 @@ fn take_then_wait(q: Queue<u64>, out: Queue<u64>) {
     std::thread::sleep(Duration::from_secs(120));
 }
 
+/// Stops the reader with SIGSTOP, so Unix only.
+#[cfg(unix)]
 #[test]
 fn a_reader_stopped_past_the_lease_gives_its_message_back() {
     let _bound = bound::within(TEST_BOUND);
-    let mut config = QueueConfig::default();
+    let mut config = skprocess::queue::QueueConfig::default();
     config.lease = Duration::from_millis(300);
     let q = Queue::with_config(config).unwrap();
     let out = Queue::new().unwrap();
@@ -213,6 +216,7 @@ fn a_reader_stopped_past_the_lease_gives_its_message_back() {
 }
 
 /// Says its pid, waits for one message, works on it a while (within the lease), says which.
+#[cfg(unix)]
 fn wait_then_work(q: Queue<u64>, out: Queue<u64>) {
     out.put(u64::from(std::process::id())).unwrap();
     if let Ok(Some(message)) = q.get() {
@@ -221,11 +225,13 @@ fn wait_then_work(q: Queue<u64>, out: Queue<u64>) {
     }
 }
 
+/// Sees the reader sleep in its wait through `/proc`, so Unix only.
+#[cfg(unix)]
 #[test]
 fn a_reader_that_waited_longer_than_the_lease_keeps_what_it_is_then_given() {
     let _bound = bound::within(TEST_BOUND);
     let lease = Duration::from_millis(300);
-    let mut config = QueueConfig::default();
+    let mut config = skprocess::queue::QueueConfig::default();
     config.lease = lease;
     let q = Queue::with_config(config).unwrap();
     let out = Queue::new().unwrap();

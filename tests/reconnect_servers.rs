@@ -43,6 +43,7 @@ fn split_postgres_url(url: &str) -> (PostgresRecipe, Option<Secret>) {
     let config = postgres::Config::from_str(url).unwrap();
     let host = match &config.get_hosts()[0] {
         postgres::config::Host::Tcp(host) => host.clone(),
+        #[cfg(unix)]
         postgres::config::Host::Unix(path) => path.display().to_string(),
     };
     let params = format!(
@@ -58,7 +59,7 @@ fn split_postgres_url(url: &str) -> (PostgresRecipe, Option<Secret>) {
 }
 
 /// Inserts one row per run. In its first life, the second run is a long query that the
-/// parent interrupts with SIGKILL.
+/// parent kills.
 #[autoreconnect(postgres("*" = "SKP_TEST_PGPASSWORD"))]
 #[derive(Serialize, Deserialize)]
 struct PgWorker {
@@ -113,7 +114,7 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
         table: table.clone(),
     };
     let handle = worker.start_with(config).unwrap();
-    // Wait until the first child is inside its long query, then SIGKILL it there.
+    // Wait until the first child is inside its long query, then kill it there.
     let sleeping = format!("%pg_sleep%sleeping for {table}%");
     bound::until(BOUND, "the worker starts its long query", || {
         let row = admin
@@ -125,7 +126,7 @@ fn a_postgres_worker_killed_mid_query_is_replaced_and_its_replacement_reopens_an
         row.get::<_, i64>(0) > 0
     });
     let first_pid = handle.pid();
-    pid::signal(first_pid, libc::SIGKILL);
+    pid::kill(first_pid);
     handle.result_timeout(BOUND).unwrap();
     let rows: Vec<(i64, i64)> = admin
         .query(&format!("SELECT run, pid FROM {table} ORDER BY run"), &[])
@@ -157,7 +158,7 @@ fn a_postgres_recipe_with_a_password_is_refused() {
     assert!(!error.to_string().contains("hunter2"), "{error}");
 }
 
-/// Increments a counter once per run; the first life SIGKILLs itself in the second run.
+/// Increments a counter once per run; the first life kills itself in the second run.
 #[autoreconnect]
 #[derive(Serialize, Deserialize)]
 struct RedisCounter {
@@ -169,8 +170,7 @@ struct RedisCounter {
 impl RedisCounter {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Box<dyn std::error::Error>> {
         if ctx.current_run() == 1 && ctx.lives_left() == 2 {
-            // SAFETY: the child signals itself.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            pid::kill(std::process::id());
         }
         let _: i64 = redis::cmd("INCR")
             .arg(&self.key)

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ skprocess::test_support!();
 
 #[path = "support/bound.rs"]
 mod bound;
+#[path = "support/pid.rs"]
+mod pid;
 
 /// The longest any test here may take before the binary aborts, naming it: the net under
 /// waits that have no per-call bound (share reads and writes, maps, tells).
@@ -61,8 +62,7 @@ struct TcpClient {
 impl TcpClient {
     fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Box<dyn std::error::Error>> {
         if ctx.current_run() == 1 && ctx.lives_left() == 2 {
-            // SAFETY: the child signals itself.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            pid::kill(std::process::id());
         }
         let reply = exchange(self.server.get_mut()?)?;
         self.replies.push(reply);
@@ -89,38 +89,45 @@ fn a_live_tcp_stream_connects_again_in_each_child() {
     assert_eq!(replies, vec!["pong 0", "pong 1"]);
 }
 
-#[autoreconnect]
-#[derive(Serialize, Deserialize)]
-struct UnixClient {
-    server: Live<UnixStream>,
-}
+/// `Live<UnixStream>`: Unix by nature.
+#[cfg(unix)]
+mod unix_stream {
+    use super::*;
+    use std::os::unix::net::{UnixListener, UnixStream};
 
-#[skprocess]
-impl UnixClient {
-    fn run(&mut self) {}
-
-    fn result(&mut self) -> Result<String, Box<dyn std::error::Error>> {
-        Ok(exchange(self.server.get_mut()?)?)
+    #[autoreconnect]
+    #[derive(Serialize, Deserialize)]
+    struct UnixClient {
+        server: Live<UnixStream>,
     }
-}
 
-#[test]
-fn a_live_unix_stream_connects_again_in_the_child() {
-    let _bound = bound::within(TEST_BOUND);
-    let dir = scratch("unix-live");
-    let path = dir.join("server.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    serve(move || listener.accept().ok().map(|(stream, _)| stream));
-    // Opened here too: the parent's connection is number 0, the child's number 1.
-    let mut server = Live::<UnixStream>::open(path.clone()).unwrap();
-    assert_eq!(exchange(server.get_mut().unwrap()).unwrap(), "pong 0");
-    let reply = UnixClient { server }
-        .start()
-        .unwrap()
-        .result_timeout(BOUND)
-        .unwrap();
-    assert_eq!(reply, "pong 1");
-    std::fs::remove_dir_all(&dir).unwrap();
+    #[skprocess]
+    impl UnixClient {
+        fn run(&mut self) {}
+
+        fn result(&mut self) -> Result<String, Box<dyn std::error::Error>> {
+            Ok(exchange(self.server.get_mut()?)?)
+        }
+    }
+
+    #[test]
+    fn a_live_unix_stream_connects_again_in_the_child() {
+        let _bound = bound::within(TEST_BOUND);
+        let dir = scratch("unix-live");
+        let path = dir.join("server.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        serve(move || listener.accept().ok().map(|(stream, _)| stream));
+        // Opened here too: the parent's connection is number 0, the child's number 1.
+        let mut server = Live::<UnixStream>::open(path.clone()).unwrap();
+        assert_eq!(exchange(server.get_mut().unwrap()).unwrap(), "pong 0");
+        let reply = UnixClient { server }
+            .start()
+            .unwrap()
+            .result_timeout(BOUND)
+            .unwrap();
+        assert_eq!(reply, "pong 1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[autoreconnect]

@@ -18,6 +18,7 @@ mod pid;
 const BOUND: Duration = Duration::from_secs(60);
 
 /// A value larger than any socket buffer.
+#[cfg(unix)]
 const LARGE: usize = 4 << 20;
 
 #[shared]
@@ -113,6 +114,7 @@ fn a_writer_whose_coordinator_is_gone_gets_an_error_and_never_spins() {
 
 /// Fault 3: a reader is stopped (SIGSTOP) right after it asked for a 4 MiB field, so the reply
 /// cannot go out whole; another process's read must still be answered.
+#[cfg(unix)] // SIGSTOP
 #[test]
 fn a_reader_stopped_during_a_large_reply_does_not_stall_other_readers() {
     let _bound = bound::within(BOUND * 2);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use skprocess::error::{PanicSite, Peer};
+use skprocess::error::PanicSite;
 use skprocess::prelude::*;
 
 skprocess::test_support!();
@@ -402,76 +402,84 @@ fn a_panicking_method_is_panicked_with_its_location_and_changes_nothing() {
     assert!(recorded.contains("exploded quietly"), "{recorded}");
 }
 
-#[shared]
-#[derive(Default, Serialize, Deserialize)]
-struct Journal {
-    entries: Vec<String>,
-    count: u64,
-}
+/// Writes that wait in a ring keep their order with a large one sent on the socket. Rings
+/// exist on Linux only, and the writer's thread is watched through `/proc`: Unix only.
+#[cfg(unix)]
+mod ring_order {
+    use super::*;
+    use skprocess::error::Peer;
 
-#[derive(Serialize, Deserialize)]
-struct Writer {
-    journal: Share<Journal>,
-    small: u64,
-}
-
-#[skprocess(inbox = u8, outbox = u32)]
-impl Writer {
-    fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
-        self.journal.count.get()?; // connected, with its ring
-        ctx.tell(1)?;
-        ctx.listen_timeout(BOUND)?
-            .ok_or(Error::Gone { peer: Peer::Parent })?;
-        // The parent stopped the share: the small writes wait in this process's ring. The
-        // large one (more than a ring record) travels as a call on the socket, and must be
-        // applied only after the ring is drained after `start`, or it would overtake them.
-        for i in 0..self.small {
-            self.journal.entries.push(format!("a{i}"));
-        }
-        // This thread: the parent starts the share once it sleeps in the large write.
-        ctx.tell(pid::current_tid())?;
-        self.journal.entries.push("x".repeat(400 * 1024));
-        for i in 0..self.small {
-            self.journal.entries.push(format!("b{i}"));
-        }
-        // More than a ring holds: the writer waits for room.
-        for _ in 0..300_000 {
-            self.journal.count += 1;
-        }
-        Ok(())
+    #[shared]
+    #[derive(Default, Serialize, Deserialize)]
+    struct Journal {
+        entries: Vec<String>,
+        count: u64,
     }
-}
 
-#[test]
-fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits() {
-    let _bound = bound::within(TEST_BOUND);
-    let journal = Share::new(Journal::default()).unwrap();
-    let writer = Writer {
-        journal: journal.clone(),
-        small: 1000,
+    #[derive(Serialize, Deserialize)]
+    struct Writer {
+        journal: Share<Journal>,
+        small: u64,
     }
-    .start()
-    .unwrap();
-    assert_eq!(writer.listen_timeout(BOUND).unwrap(), Some(1));
-    journal.pause().unwrap();
-    writer.tell(0).unwrap();
-    let writing = writer
-        .listen_timeout(BOUND)
-        .unwrap()
-        .expect("the writer's thread");
-    bound::until(BOUND, "the writer waits in its large write", || {
-        pid::state(writing) == Some('S')
-    });
-    journal.resume().unwrap();
-    writer.result_timeout(BOUND).unwrap();
-    let entries = journal.entries.get().unwrap();
-    assert_eq!(entries.len(), 2001);
-    // Where the large entry landed (printing it would be 400 KiB).
-    let large_at = entries.iter().position(|entry| entry.len() > 1000);
-    assert_eq!(large_at, Some(1000), "the large write overtook the ring");
-    let expected_a: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
-    assert_eq!(entries[..1000], expected_a[..]);
-    let expected_b: Vec<String> = (0..1000).map(|i| format!("b{i}")).collect();
-    assert_eq!(entries[1001..], expected_b[..]);
-    assert_eq!(journal.count.get().unwrap(), 300_000);
+
+    #[skprocess(inbox = u8, outbox = u32)]
+    impl Writer {
+        fn run(&mut self, ctx: &mut Ctx<Self>) -> Result<(), Error> {
+            self.journal.count.get()?; // connected, with its ring
+            ctx.tell(1)?;
+            ctx.listen_timeout(BOUND)?
+                .ok_or(Error::Gone { peer: Peer::Parent })?;
+            // The parent stopped the share: the small writes wait in this process's ring. The
+            // large one (more than a ring record) travels as a call on the socket, and must be
+            // applied only after the ring is drained after `start`, or it would overtake them.
+            for i in 0..self.small {
+                self.journal.entries.push(format!("a{i}"));
+            }
+            // This thread: the parent starts the share once it sleeps in the large write.
+            ctx.tell(pid::current_tid())?;
+            self.journal.entries.push("x".repeat(400 * 1024));
+            for i in 0..self.small {
+                self.journal.entries.push(format!("b{i}"));
+            }
+            // More than a ring holds: the writer waits for room.
+            for _ in 0..300_000 {
+                self.journal.count += 1;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_keep_their_order_across_the_ring_and_the_socket_and_a_full_ring_waits() {
+        let _bound = bound::within(TEST_BOUND);
+        let journal = Share::new(Journal::default()).unwrap();
+        let writer = Writer {
+            journal: journal.clone(),
+            small: 1000,
+        }
+        .start()
+        .unwrap();
+        assert_eq!(writer.listen_timeout(BOUND).unwrap(), Some(1));
+        journal.pause().unwrap();
+        writer.tell(0).unwrap();
+        let writing = writer
+            .listen_timeout(BOUND)
+            .unwrap()
+            .expect("the writer's thread");
+        bound::until(BOUND, "the writer waits in its large write", || {
+            pid::state(writing) == Some('S')
+        });
+        journal.resume().unwrap();
+        writer.result_timeout(BOUND).unwrap();
+        let entries = journal.entries.get().unwrap();
+        assert_eq!(entries.len(), 2001);
+        // Where the large entry landed (printing it would be 400 KiB).
+        let large_at = entries.iter().position(|entry| entry.len() > 1000);
+        assert_eq!(large_at, Some(1000), "the large write overtook the ring");
+        let expected_a: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
+        assert_eq!(entries[..1000], expected_a[..]);
+        let expected_b: Vec<String> = (0..1000).map(|i| format!("b{i}")).collect();
+        assert_eq!(entries[1001..], expected_b[..]);
+        assert_eq!(journal.count.get().unwrap(), 300_000);
+    }
 }

@@ -217,13 +217,12 @@ impl<R: DeserializeOwned> Watch<R> {
         // rather than after hearing that it was read.
         let send_chunk = |connection: &Connection| {
             connection.send(&ToWorker::Chunk(chunk(offset, arguments)))?;
-            // A named pipe has no half-close (shutting it down ends it both ways, before the
-            // result could come back): on Windows the child exits when the parent closes
-            // after reading its result.
-            if cfg!(unix) {
-                connection.stream().shutdown_write()?;
+            // A named pipe has no half-close, and the platform layer refuses it: on Windows
+            // the child exits when the parent closes after reading its result.
+            match connection.stream().shutdown_write() {
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(()),
+                shut => shut.map_err(Error::from),
             }
-            Ok(())
         };
         let started = launch::finish(spawned, Role::PoolWorker, config, send_chunk);
         let (connection, reader, _child) = match started {

@@ -368,17 +368,16 @@ impl<I, O> WorkerResource<I, O> {
     /// `Ok(false)` when it did not, and was killed (SIGKILL) and reaped instead.
     pub fn stop_timeout(mut self, timeout: Duration) -> Result<bool, Error> {
         let deadline = crate::deadline::after(Some(timeout));
-        // The end travels as a message (a named pipe has no half-close); on Unix the
-        // writing half is shut as well, so a worker that stopped reading sees the end too.
-        // A worker that already ended takes nothing: its end is what is reported below.
+        // The end travels as a message (a named pipe has no half-close, and Windows refuses
+        // one); on Unix the writing half is shut as well, so a worker that stopped reading
+        // sees the end too. A worker that already ended takes nothing: its end is what is
+        // reported below.
         let told = self.tell_before(&ToResident::Finish, deadline);
         if matches!(told, Ok(false)) {
             self.kill_and_reap();
             return Ok(false);
         }
-        if cfg!(unix) {
-            let _ = self.connection.stream().shutdown_write();
-        }
+        let _ = self.connection.stream().shutdown_write();
         if !self.await_end(deadline) {
             self.kill_and_reap();
             return Ok(false);

@@ -194,6 +194,8 @@ impl Stream {
     }
 
     /// Shuts the writing side: the peer reads the end of the stream, and can still answer.
+    /// (Windows refuses with `ErrorKind::Unsupported`: a named pipe has no half-close, so
+    /// callers also say the end in a message.)
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
     }

@@ -154,6 +154,8 @@ impl Stream {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(server) = listener.accept()? {
+                // Accepted streams do not block; a pair's ends do, as on Unix.
+                server.set_nonblocking(false)?;
                 return Ok((client, server));
             }
             if Instant::now() >= deadline {

@@ -202,7 +202,9 @@ impl Listener {
     }
 
     /// Takes a connected client, if one is, and puts a new instance in its place; `None`
-    /// when none connected yet.
+    /// when none connected yet. The stream does not block, as an accepted Unix socket of this
+    /// layer does: the rendezvous reads hellos from many pending connections on one thread,
+    /// and a blocking read of a peer that sent half a hello would hold every other one up.
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in waiting.iter_mut() {
@@ -212,7 +214,9 @@ impl Listener {
                 slot.arm(&self.name, false)?;
             }
             if let Some(pipe) = taken {
-                return Stream::wrap(pipe, true).map(Some);
+                let stream = Stream::wrap(pipe, true)?;
+                stream.set_nonblocking(true)?;
+                return Ok(Some(stream));
             }
         }
         Ok(None)
@@ -329,10 +333,14 @@ impl Stream {
         self.0.wait_hangup()
     }
 
-    /// A named pipe cannot be half-closed: this ends the connection both ways.
+    /// Refuses (`ErrorKind::Unsupported`) and leaves the connection as it was: a named pipe
+    /// has no half-close, and ending it both ways would cut off the answer a caller that shuts
+    /// its writing side still waits for. Such a caller says the end in a message instead.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        self.0.shutdown();
-        Ok(())
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a named pipe has no half-close",
+        ))
     }
 
     /// Ends the connection both ways; a reader blocked on it wakes with the end of stream, and

@@ -31,12 +31,70 @@ fn a_listener_accepts_without_blocking_and_keeps_its_name() {
         let ready = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
         assert!(ready[0].readable, "round {round}");
         let mut server = listener.accept().unwrap().expect("a waiting connection");
+        server.set_nonblocking(false).unwrap();
         client.write_all(&[round]).unwrap();
         let mut byte = [0u8];
         server.read_exact(&mut byte).unwrap();
         assert_eq!(byte[0], round);
     }
     assert!(listener.accept().unwrap().is_none());
+}
+
+/// An accepted stream does not block, as on Unix: the rendezvous reads many pending hellos on
+/// one thread, and a peer that sent half of one must not hold it (a blocking read there held
+/// the server's accept thread until the trickling peer left).
+#[test]
+fn an_accepted_stream_does_not_block_until_made_to() {
+    let listener = Listener::bind(None, "ac0ced").unwrap();
+    let mut client = Stream::connect(listener.address()).unwrap();
+    let ready = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
+    assert!(ready[0].readable);
+    let server = listener.accept().unwrap().expect("a waiting connection");
+    // Read on another thread, so a read that blocks fails the test instead of hanging it.
+    let (sender, results) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4];
+        let _ = sender.send((&server).read(&mut buf));
+        let Ok(ready) = wait_readable(&[Source::from(&server)], Some(BOUND)) else {
+            return;
+        };
+        assert!(ready[0].readable);
+        let _ = sender.send((&server).read(&mut buf));
+        let _ = sender.send((&server).read(&mut buf));
+    });
+    let next = || results.recv_timeout(BOUND).expect("the read blocked");
+    let read = next();
+    assert!(
+        matches!(&read, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "{read:?}"
+    );
+    client.write_all(b"ab").unwrap();
+    assert_eq!(next().unwrap(), 2);
+    let read = next();
+    assert!(
+        matches!(&read, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "half a message, then nothing: {read:?}"
+    );
+    reader.join().unwrap();
+}
+
+/// A named pipe has no half-close: `shutdown_write` says so and leaves the connection open
+/// both ways (it used to end it both ways, cutting off the answer the caller waited for).
+#[test]
+fn shutdown_write_is_refused_and_leaves_the_connection_open() {
+    let (a, b) = Stream::pair().unwrap();
+    let refused = a.shutdown_write().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    assert!(!a.peer_closed() && !b.peer_closed());
+    b.set_read_timeout(Some(BOUND)).unwrap();
+    a.set_read_timeout(Some(BOUND)).unwrap();
+    (&a).write_all(b"asked").unwrap();
+    let mut buf = [0u8; 5];
+    (&b).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"asked");
+    (&b).write_all(b"reply").unwrap();
+    (&a).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"reply");
 }
 
 #[test]
