@@ -10,6 +10,58 @@ use crate::error::Error;
 use crate::hook::{Hook, PerHook};
 use crate::reconnect::Secret;
 
+/// The builder methods of [`ChildSetup`] on a configuration that holds one in its field
+/// `setup` ([`Config`], [`PoolConfig`](crate::PoolConfig)): each sets that field of `setup`.
+/// `$whom` names the processes set up, for the documentation.
+macro_rules! child_setup_setters {
+    ($whom:literal, $config:literal) => {
+        #[doc = concat!("Sets the environment variable `name` to `value` on ", $whom, " (see [`ChildSetup::env`](crate::ChildSetup::env)).")]
+        pub fn env(
+            mut self,
+            name: impl Into<std::ffi::OsString>,
+            value: impl Into<std::ffi::OsString>,
+        ) -> Self {
+            self.setup = self.setup.env(name, value);
+            self
+        }
+
+        #[doc = concat!("Sets the working directory of ", $whom, " (see [`ChildSetup::current_dir`](crate::ChildSetup::current_dir)).")]
+        pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+            self.setup = self.setup.current_dir(dir);
+            self
+        }
+
+        #[doc = concat!("Adds to the extra arguments of ", $whom, " (see [`ChildSetup::args`](crate::ChildSetup::args)).")]
+        pub fn args<I, A>(mut self, args: I) -> Self
+        where
+            I: IntoIterator<Item = A>,
+            A: Into<std::ffi::OsString>,
+        {
+            self.setup = self.setup.args(args);
+            self
+        }
+
+        #[doc = concat!("Sets where the standard output of ", $whom, " goes (see [`ChildSetup::stdout`](crate::ChildSetup::stdout)).")]
+        pub fn stdout(mut self, stdout: crate::config::Stdio) -> Self {
+            self.setup = self.setup.stdout(stdout);
+            self
+        }
+
+        #[doc = concat!("Sets where the standard error of ", $whom, " goes (see [`ChildSetup::stderr`](crate::ChildSetup::stderr)).")]
+        pub fn stderr(mut self, stderr: crate::config::Stdio) -> Self {
+            self.setup = self.setup.stderr(stderr);
+            self
+        }
+
+        #[doc = concat!("Replaces the whole [`setup`](", $config, "::setup).")]
+        pub fn setup(mut self, setup: crate::config::ChildSetup) -> Self {
+            self.setup = setup;
+            self
+        }
+    };
+}
+pub(crate) use child_setup_setters;
+
 /// Smallest [`Config::max_frame_bytes`].
 const MIN_FRAME_BYTES: u32 = 64 * 1024;
 
@@ -216,46 +268,10 @@ impl Config {
         self
     }
 
-    /// Sets the environment variable `name` to `value` on the child process (see
-    /// [`ChildSetup::env`]); for a secret use [`secret_env`](Config::secret_env).
-    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.setup = self.setup.env(name, value);
-        self
-    }
-
-    /// Sets the child process's working directory (see [`ChildSetup::current_dir`]).
-    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.setup = self.setup.current_dir(dir);
-        self
-    }
-
-    /// Adds to the child process's extra arguments (see [`ChildSetup::args`]).
-    pub fn args<I, A>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = A>,
-        A: Into<OsString>,
-    {
-        self.setup = self.setup.args(args);
-        self
-    }
-
-    /// Sets where the child's standard output goes (see [`ChildSetup::stdout`]).
-    pub fn stdout(mut self, stdout: Stdio) -> Self {
-        self.setup = self.setup.stdout(stdout);
-        self
-    }
-
-    /// Sets where the child's standard error goes (see [`ChildSetup::stderr`]).
-    pub fn stderr(mut self, stderr: Stdio) -> Self {
-        self.setup = self.setup.stderr(stderr);
-        self
-    }
-
-    /// Replaces the whole [`setup`](Config::setup).
-    pub fn setup(mut self, setup: ChildSetup) -> Self {
-        self.setup = setup;
-        self
-    }
+    child_setup_setters!(
+        "the child process (for a secret use `secret_env`)",
+        "Config"
+    );
 
     /// Sets [`socket_dir`](Config::socket_dir).
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {

@@ -38,7 +38,6 @@ mod threads;
 pub(crate) mod worker;
 mod writer;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -47,7 +46,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::completion::Completion;
-use crate::config::{ChildSetup, Stdio};
+use crate::config::ChildSetup;
 use crate::error::Error;
 use crate::parent::output::{CapturedOutput, Sink};
 use crate::protocol::pool::RESULT_OVERHEAD;
@@ -120,46 +119,7 @@ impl PoolConfig {
         self
     }
 
-    /// Sets the environment variable `name` to `value` on every worker (see
-    /// [`ChildSetup::env`]).
-    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.setup = self.setup.env(name, value);
-        self
-    }
-
-    /// Sets the workers' working directory (see [`ChildSetup::current_dir`]).
-    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.setup = self.setup.current_dir(dir);
-        self
-    }
-
-    /// Adds to the workers' extra arguments (see [`ChildSetup::args`]).
-    pub fn args<I, A>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = A>,
-        A: Into<OsString>,
-    {
-        self.setup = self.setup.args(args);
-        self
-    }
-
-    /// Sets where the workers' standard output goes (see [`ChildSetup::stdout`]).
-    pub fn stdout(mut self, stdout: Stdio) -> Self {
-        self.setup = self.setup.stdout(stdout);
-        self
-    }
-
-    /// Sets where the workers' standard error goes (see [`ChildSetup::stderr`]).
-    pub fn stderr(mut self, stderr: Stdio) -> Self {
-        self.setup = self.setup.stderr(stderr);
-        self
-    }
-
-    /// Replaces the whole [`setup`](PoolConfig::setup).
-    pub fn setup(mut self, setup: ChildSetup) -> Self {
-        self.setup = setup;
-        self
-    }
+    crate::config::child_setup_setters!("every worker", "PoolConfig");
 
     fn worker_count(&self) -> usize {
         match self.workers {
@@ -367,7 +327,7 @@ impl Pool {
     }
 
     /// What the workers wrote to the streams [`PoolConfig::setup`] captures
-    /// ([`Stdio::Capture`]), every worker (replacements too) appending to it; `None` when it
+    /// ([`Stdio::Capture`](crate::Stdio::Capture)), every worker (replacements too) appending to it; `None` when it
     /// captures neither.
     pub fn captured(&self) -> Option<Arc<CapturedOutput>> {
         self.core.captured.clone()
