@@ -80,29 +80,12 @@ pub(crate) trait Gate {
     }
 }
 
-/// The gate of a caller that kills its children only through their [`ChildProcess`].
-pub(crate) struct Ungated;
+/// The gate of a caller that kills its children only through their [`ChildProcess`], with
+/// the child's captured or logged output going to the sink it holds (a worker's handle keeps
+/// the captured output; `Sink::default()` when the caller has none).
+pub(crate) struct Ungated(pub(crate) Sink);
 
 impl Gate for Ungated {
-    fn admit(
-        &self,
-        spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,
-    ) -> Result<Arc<ChildProcess>, Error> {
-        spawn()
-    }
-
-    fn abandoned(&self) -> Option<Error> {
-        None
-    }
-
-    fn release(&self) {}
-}
-
-/// [`Ungated`], with the child's captured or logged output going to the sink it holds (a
-/// worker's handle keeps the captured output).
-pub(crate) struct UngatedInto(pub(crate) Sink);
-
-impl Gate for UngatedInto {
     fn admit(
         &self,
         spawn: &mut dyn FnMut() -> Result<Arc<ChildProcess>, Error>,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::parent::output::Sink;
 use crate::parent::reaper::ChildProcess;
-use crate::parent::spawn::{Launch, Spawned, Ungated, UngatedInto};
+use crate::parent::spawn::{Launch, Spawned, Ungated};
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
@@ -113,7 +113,7 @@ fn start_with_page(
     config: &Config,
     sink: Sink,
 ) -> Result<(StartedWorker, Option<InHand>), Error> {
-    let spawned = Spawned::start(config, &UngatedInto(sink))?;
+    let spawned = Spawned::start(config, &Ungated(sink))?;
     let in_hand = role == Role::PoolWorker;
     finish_with_page((spawned, in_hand), role, config, |_| Ok(()))
 }
@@ -150,7 +150,7 @@ fn finish_with_page(
         resume: Resume::default(),
         timers: None,
     };
-    let (connection, child) = spawned.connect(&launch, &Ungated)?;
+    let (connection, child) = spawned.connect(&launch, &Ungated(Sink::default()))?;
     let limit = config.connect_timeout;
     let sent = first(&connection);
     // Read the answer even when `first` failed: a refusal says why better than the write.

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::parent::exit::Exit;
 use crate::parent::output::{CapturedOutput, Sink};
 use crate::parent::reaper::ChildProcess;
-use crate::parent::spawn::{Spawned, UngatedInto};
+use crate::parent::spawn::{Spawned, Ungated};
 use crate::pool::function;
 use crate::pool::launch;
 use crate::pool::{Mode, Star};
@@ -101,7 +101,7 @@ where
         .max_frame_bytes(MAX_FRAME)
         .connect_timeout(CONNECT_TIMEOUT)
         .setup(setup);
-    let spawned = Spawned::start(&config, &UngatedInto(sink))?;
+    let spawned = Spawned::start(&config, &Ungated(sink))?;
     let child = Arc::clone(spawned.child());
     let killed = Arc::new(AtomicBool::new(false));
     let completion = Completion::new();
