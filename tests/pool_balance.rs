@@ -75,8 +75,9 @@ fn a_worker_that_runs_dry_takes_back_what_a_slow_one_has_not_started() {
 }
 
 /// A pool whose two workers both started, and their pids. A worker that cannot start in time
-/// leaves its pool one short (it is not started again): under Wine on a loaded machine that
-/// happened once in about twenty runs, so a pool one short is made again, three times at most.
+/// leaves its pool one short until the next items come (then its slot is started again), and
+/// this test must know both pids before its map: under Wine on a loaded machine that happened
+/// once in about twenty runs, so a pool one short is made again, three times at most.
 fn pool_of_two() -> (Pool, Vec<u32>) {
     let mut started = Vec::new();
     for _ in 0..3 {
