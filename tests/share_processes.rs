@@ -77,7 +77,7 @@ impl Tally {
 }
 
 /// The line of `panic!` in `change_then_explode`.
-const PANIC_LINE: u32 = 65;
+const PANIC_LINE: u32 = 68;
 
 #[derive(Serialize, Deserialize)]
 struct Incrementer {
