@@ -229,6 +229,18 @@ mod tests {
         assert!(!role.is_held());
     }
 
+    /// Waits, at most 30 s, until the background reader announced a long wait.
+    fn wait_for_long_wait<T>(role: &ReaderRole<T>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !role.waits_long.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background reader never began its long wait"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn a_long_wait_ends_when_the_role_is_let_go() {
         let role = Arc::new(ReaderRole::new(()));
@@ -242,14 +254,7 @@ mod tests {
             })
         };
         // Let go only once the background reader announced its long wait.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !role.waits_long.load(Ordering::SeqCst) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the background reader never began its long wait"
-            );
-            std::thread::yield_now();
-        }
+        wait_for_long_wait(&role);
         drop(held);
         role.released();
         let bound = Duration::from_secs(30);
@@ -273,14 +278,7 @@ mod tests {
                 done_tx.send(in_a_row).unwrap();
             })
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !role.waits_long.load(Ordering::SeqCst) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the background reader never began its long wait"
-            );
-            std::thread::yield_now();
-        }
+        wait_for_long_wait(&role);
         drop(held);
         role.released();
         let in_a_row = done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
