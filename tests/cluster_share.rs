@@ -156,8 +156,19 @@ fn counters_and_lists_from_four_processes_on_two_hosts_are_exact() {
     let labels: BTreeSet<String> = pool.map(bump, items).unwrap().into_iter().collect();
     assert_eq!(labels, BTreeSet::from(["h0".into(), "h1".into()]));
     let value = share.get().unwrap();
-    assert_eq!(value.counter, 1000);
-    assert_eq!(value.recorded, 1000);
+    // All four counts at once, with the share's last error: a count that is short names
+    // what went missing beside it.
+    assert_eq!(
+        (
+            value.counter,
+            value.recorded,
+            value.results.len(),
+            value.seen.len()
+        ),
+        (1000, 1000, 1000, 1000),
+        "counter, recorded, results, seen; the share's last error: {:?}",
+        share.last_error()
+    );
     assert_eq!(share.total().unwrap(), 2000);
     let mut results = value.results.clone();
     results.sort_unstable();
@@ -334,6 +345,31 @@ fn every_field_operation_answers_and_leaves_what_the_local_share_does() {
     };
     remote.set(replaced.clone());
     assert_eq!(remote.get().unwrap(), replaced);
+}
+
+/// `+=` on an `i64` is `INCRBY`; one past `i64::MAX` the server answers an error inside the
+/// pipeline: the operation fails as the local share's does (recorded, the field unchanged).
+#[test]
+fn an_overflow_the_server_refuses_is_recorded_and_changes_nothing() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cluster = Cluster::redis(&server.url(), "share-refused").unwrap();
+    let start = Kinds {
+        signed: i64::MAX,
+        ..Kinds::default()
+    };
+    let mut local = Share::new(start.clone()).unwrap();
+    let mut remote = Share::on(&cluster, start).unwrap();
+    for share in [&mut local, &mut remote] {
+        share.signed += 1;
+        assert_eq!(share.signed.get().unwrap(), i64::MAX);
+        let recorded = share.last_error().unwrap().unwrap_or_default();
+        assert!(recorded.contains("overflow"), "{recorded:?}");
+        share.signed -= 2;
+        assert_eq!(share.signed.get().unwrap(), i64::MAX - 2);
+    }
 }
 
 #[test]

@@ -134,7 +134,11 @@ impl RedisServer {
             .map_err(|e| format!("spawning redis-server: {e}"))?;
         let deadline = Instant::now() + READY;
         loop {
-            if ping(self.port) {
+            // The server answering must be this one: another test's server may hold the
+            // port (ours then fails its bind and exits), and sharing it would mix two tests.
+            if ping(self.port)
+                && server_pid(self.port, self.password.as_deref()) == Some(child.id())
+            {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -170,6 +174,31 @@ pub fn ping(port: u16) -> bool {
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok()
         && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+}
+
+/// The process id of the server on `port` (`INFO server`), logging in with `password` first.
+fn server_pid(port: u16, password: Option<&str>) -> Option<u32> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut writer = stream;
+    let mut line = String::new();
+    if let Some(password) = password {
+        write!(writer, "AUTH {password}\r\n").ok()?;
+        std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+        if !line.starts_with("+OK") {
+            return None;
+        }
+    }
+    writer.write_all(b"INFO server\r\n").ok()?;
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+    let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:")?.trim().parse().ok())
 }
 
 /// A port free on 127.0.0.1 a moment ago.
