@@ -2,7 +2,7 @@
 //! gives becomes one with checked arithmetic, so `Duration::MAX` means "no limit" instead of
 //! a panic.
 
-use std::sync::{Condvar, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 /// The deadline `timeout` from now; `None` (no deadline) for no timeout or one too long for
@@ -28,6 +28,29 @@ pub(crate) fn wait<'a, T>(
     }
     let waited = condvar.wait_timeout(guard, left);
     Ok(waited.unwrap_or_else(PoisonError::into_inner).0)
+}
+
+/// Takes `mutex`, waiting no later than `deadline` (`None`: as long as it takes); `None` when
+/// another thread still held it then. A poisoned lock is taken as it is: its holders keep
+/// what they guard consistent at every step.
+pub(crate) fn lock_before<T>(
+    mutex: &Mutex<T>,
+    deadline: Option<Instant>,
+) -> Option<MutexGuard<'_, T>> {
+    if deadline.is_none() {
+        return Some(mutex.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,12 @@ pub enum Timed {
     /// [`Handle::result_timeout`](crate::Handle::result_timeout) ran out of time; the child
     /// was killed.
     Result,
+    /// A call on a [`Share`](crate::Share) handle made by
+    /// [`with_timeout`](crate::Share::with_timeout), or
+    /// [`get_timeout`](crate::Share::get_timeout), had no answer in time (the coordinator is
+    /// paused, stopped or busy), or a write of that handle found no room in its ring in time.
+    /// The operation may or may not have been applied; the share stays usable.
+    Share,
 }
 
 /// The text of [`Error::Timeout`]: what ran out, after how long, and what was done about it.
@@ -125,6 +131,7 @@ fn timeout_text(limit: std::time::Duration, of: &Timed) -> String {
             format!("the item ran longer than its limit of {limit:?}; its worker was replaced")
         }
         Timed::Result => format!("no result within {limit:?}; the process was killed"),
+        Timed::Share => format!("the share's coordinator did not answer within {limit:?}"),
     }
 }
 
@@ -232,7 +239,8 @@ pub enum Error {
         /// environment asked for one (set and not `0`); its top frames, cut to a few KiB.
         backtrace: Option<String>,
     },
-    /// A time limit ran out: a hook's, a pool item's or a `result_timeout`'s.
+    /// A time limit ran out: a hook's, a pool item's, a `result_timeout`'s or a share
+    /// handle's.
     #[error("{}", timeout_text(*limit, of))]
     Timeout {
         /// The limit that ran out.

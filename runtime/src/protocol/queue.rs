@@ -18,10 +18,12 @@ pub(crate) enum Request<'a> {
         wait_ms: Option<u64>,
     },
     /// Append several encoded messages (`payload`, each a little-endian `u32` length and the
-    /// message), in order, waiting for room as long as it takes; answered like a `Put`.
+    /// message), in order, waiting for room up to `wait_ms` (`None`: as long as it takes);
+    /// answered with [`Reply::PutMany`].
     PutMany {
         #[serde(borrow, with = "serde_bytes")]
         payload: &'a [u8],
+        wait_ms: Option<u64>,
     },
     /// Acknowledge every delivery up to `ack_through`, then lease up to `max` entries, waiting
     /// for one up to `wait_ms` (`None`: until one arrives).
@@ -38,11 +40,14 @@ pub(crate) enum Request<'a> {
     End,
 }
 
-/// The broker's answer to a `Put` or a `Fetch`.
+/// The broker's answer to a `Put`, a `PutMany` or a `Fetch`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply<'a> {
     /// Whether the message was appended (`false`: the queue stayed full until the wait ended).
     Put { accepted: bool },
+    /// How many messages of a `PutMany`, from its first, were appended (fewer than it held:
+    /// the queue stayed full until the wait ended; the rest were not).
+    PutMany { accepted: u32 },
     /// Deliveries `first..first + count`: `payload` holds the messages, each a little-endian
     /// `u32` length and the encoded message; when `end` is set the last delivery is an end
     /// (not in the payload). `count == 0`: nothing arrived before the wait ended.

@@ -149,7 +149,7 @@ impl QueueSession {
     fn handle(&mut self, peer: &Peer, request: Request<'_>) -> Result<(), Error> {
         match request {
             Request::Put { message, wait_ms } => self.put(peer, message, wait_ms),
-            Request::PutMany { payload } => self.put_many(peer, payload),
+            Request::PutMany { payload, wait_ms } => self.put_many(peer, payload, wait_ms),
             Request::Fetch {
                 ack_through,
                 max,
@@ -212,19 +212,27 @@ impl QueueSession {
         Ok(peer.send(&reply)?)
     }
 
-    /// Appends each message of `payload` in order, waiting for room; a payload cut short is a
-    /// broken peer.
-    fn put_many(&mut self, peer: &Peer, mut payload: &[u8]) -> Result<(), Error> {
+    /// Appends each message of `payload` in order, waiting for room up to `wait_ms`, and says
+    /// how many it appended; a payload cut short is a broken peer.
+    fn put_many(
+        &mut self,
+        peer: &Peer,
+        mut payload: &[u8],
+        wait_ms: Option<u64>,
+    ) -> Result<(), Error> {
+        let deadline = deadline_in(wait_ms);
+        let mut accepted = 0u32;
         while !payload.is_empty() {
             let (message, rest) = split_message(payload).ok_or(Error::Gone {
                 peer: crate::error::Peer::Connection,
             })?;
-            payload = rest;
             match self
                 .hub
-                .put(message.to_vec(), None, || !peer.input_pending())
+                .put(message.to_vec(), deadline, || !peer.input_pending())
             {
                 Put::Accepted => {}
+                // Still full when the wait ended: the rest goes back to the peer.
+                Put::Full(_) if wait_ms.is_some() && !peer.input_pending() => break,
                 // The peer hung up while the queue was full: what it sent is dropped with it
                 // (its call did not return, so it was never promised).
                 Put::Full(_) => {
@@ -234,8 +242,10 @@ impl QueueSession {
                 }
                 Put::Closed(_) => return Ok(peer.send(&Reply::Closed)?),
             }
+            payload = rest;
+            accepted = accepted.saturating_add(1);
         }
-        Ok(peer.send(&Reply::Put { accepted: true })?)
+        Ok(peer.send(&Reply::PutMany { accepted })?)
     }
 
     fn fetch(

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -84,6 +84,42 @@ impl<T> LocalQueue<T> {
         self.put_timeout(data, Duration::ZERO)
     }
 
+    /// Appends every message of `messages` in order, waiting for room as needed (the same
+    /// call as [`Queue::put_many`](crate::Queue::put_many)).
+    pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
+        self.put_many_until(messages, None).map_err(Error::from)
+    }
+
+    /// Like [`put_many`](LocalQueue::put_many), waiting for room up to `timeout` in all; a
+    /// queue that stays full gives back the messages not put, in order (the rest of
+    /// `messages` is collected for that), and those before them are in the queue, each once.
+    pub fn put_many_timeout(
+        &self,
+        messages: impl IntoIterator<Item = Msg<T>>,
+        timeout: Duration,
+    ) -> Result<(), TrySendError<Vec<Msg<T>>>> {
+        self.put_many_until(messages, deadline(Some(timeout)))
+    }
+
+    fn put_many_until(
+        &self,
+        messages: impl IntoIterator<Item = Msg<T>>,
+        until: Option<Instant>,
+    ) -> Result<(), TrySendError<Vec<Msg<T>>>> {
+        let mut messages = messages.into_iter();
+        while let Some(message) = messages.next() {
+            if let Err(error) = self.send(message, until) {
+                return Err(match error {
+                    TrySendError::Full(first) => {
+                        TrySendError::Full(std::iter::once(first).chain(messages).collect())
+                    }
+                    TrySendError::Failed(error) => TrySendError::Failed(error),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
     pub fn put_timeout(&self, data: T, timeout: Duration) -> Result<(), TrySendError<T>> {
         self.put_message_timeout(Msg::new(data), timeout)
@@ -100,11 +136,12 @@ impl<T> LocalQueue<T> {
         message: Msg<T>,
         timeout: Duration,
     ) -> Result<(), TrySendError<Msg<T>>> {
-        self.send(message, Some(timeout))
+        self.send(message, deadline(Some(timeout)))
     }
 
-    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TrySendError<Msg<T>>> {
-        match self.hub.put(message, deadline(wait), || true) {
+    /// Appends a message, waiting for room until `until` (`None`: as long as it takes).
+    fn send(&self, message: Msg<T>, until: Option<Instant>) -> Result<(), TrySendError<Msg<T>>> {
+        match self.hub.put(message, until, || true) {
             Put::Accepted => Ok(()),
             Put::Full(message) => Err(TrySendError::Full(message)),
             Put::Closed(_) => Err(TrySendError::Failed(Error::Gone {

@@ -6,6 +6,7 @@
 //! message.rs Msg, QueueData, QueueConfig
 //! recipe.rs  a handle as it travels to another process, and made again there
 //! local.rs   LocalQueue: the thread-only variant, CanCrossProcesses
+//! many.rs    put_many: batches, and what a timed one gives back
 //! stop.rs    Readers: what `stop` waits for
 //! iter.rs    Iter, TryIter, Sorted, Next, QueueSource
 //! hub.rs     the buffer behind a mutex and condition variables
@@ -24,6 +25,7 @@ mod iter;
 mod keeper;
 mod lease;
 mod local;
+mod many;
 mod message;
 mod recipe;
 mod remote;
@@ -33,7 +35,7 @@ mod stop;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "cluster")]
 use crate::cluster::queue::stream::{Read as ClusterRead, Stream as ClusterStream};
@@ -198,40 +200,21 @@ impl<T: QueueData> Queue<T> {
     /// A failure stops the batch: the messages sent before it are in the queue, the rest are
     /// not.
     pub fn put_many(&self, messages: impl IntoIterator<Item = Msg<T>>) -> Result<(), Error> {
-        #[cfg(feature = "cluster")]
-        if let Some(stream) = &self.cluster {
-            let encoded = messages
-                .into_iter()
-                .map(|message| self.encode(&message))
-                .collect::<Result<Vec<_>, _>>()?;
-            let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-            return stream.put(&slices, None).map(drop);
-        }
-        if self.broker.is_some() {
-            return messages
-                .into_iter()
-                .try_for_each(|message| self.put_message(message));
-        }
-        let budget = self.max_frame.saturating_sub(FRAME_SLACK) as usize;
-        let mut payload = Vec::new();
-        for message in messages {
-            let encoded = self.encode(&message)?;
-            if !payload.is_empty() && payload.len() + encoded.len() + 4 > budget {
-                self.send_many(&payload)?;
-                payload.clear();
-            }
-            crate::protocol::queue::append_message(&mut payload, &encoded);
-        }
-        if payload.is_empty() {
-            return Ok(());
-        }
-        self.send_many(&payload)
+        self.put_many_until(messages, None).map_err(Error::from)
     }
 
-    fn send_many(&self, payload: &[u8]) -> Result<(), Error> {
-        with_link(&self.endpoint, self.max_frame, |link| {
-            link.put_many(payload)
-        })
+    /// Like [`put_many`](Queue::put_many), waiting for room up to `timeout` in all
+    /// (`Duration::MAX`: no limit). When the queue stays full that long,
+    /// [`TrySendError::Full`] gives back the messages not put, in order: the first that found
+    /// no room and every one after it (the rest of `messages` is collected for that). Those
+    /// before it are in the queue, each once. A failure ([`TrySendError::Failed`]) stops the
+    /// batch as in `put_many`.
+    pub fn put_many_timeout(
+        &self,
+        messages: impl IntoIterator<Item = Msg<T>>,
+        timeout: Duration,
+    ) -> Result<(), TrySendError<Vec<Msg<T>>>> {
+        self.put_many_until(messages, deadline(Some(timeout)))
     }
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.
@@ -250,24 +233,25 @@ impl<T: QueueData> Queue<T> {
         message: Msg<T>,
         timeout: Duration,
     ) -> Result<(), TrySendError<Msg<T>>> {
-        self.send(message, Some(timeout))
+        self.send(message, deadline(Some(timeout)))
     }
 
-    fn send(&self, message: Msg<T>, wait: Option<Duration>) -> Result<(), TrySendError<Msg<T>>> {
+    /// Appends a message, waiting for room until `until` (`None`: as long as it takes).
+    fn send(&self, message: Msg<T>, until: Option<Instant>) -> Result<(), TrySendError<Msg<T>>> {
         let encoded = match self.encode(&message) {
             Ok(encoded) => encoded,
             Err(error) => return Err(TrySendError::Failed(error)),
         };
         #[cfg(feature = "cluster")]
         if let Some(stream) = &self.cluster {
-            return match stream.put(&[encoded.as_slice()], deadline(wait)) {
+            return match stream.put(&[encoded.as_slice()], until) {
                 Ok(1) => Ok(()),
                 Ok(_) => Err(TrySendError::Full(message)),
                 Err(error) => Err(TrySendError::Failed(error)),
             };
         }
         let accepted = match &self.broker {
-            Some(broker) => match broker.hub().put(encoded, deadline(wait), || true) {
+            Some(broker) => match broker.hub().put(encoded, until, || true) {
                 Put::Accepted => Ok(true),
                 Put::Full(_) => Ok(false),
                 Put::Closed(_) => Err(Error::Gone {
@@ -275,7 +259,7 @@ impl<T: QueueData> Queue<T> {
                 }),
             },
             None => with_link(&self.endpoint, self.max_frame, |link| {
-                link.put(&encoded, wait)
+                link.put(&encoded, wait_left(until))
             }),
         };
         match accepted {
@@ -431,8 +415,14 @@ impl<T: QueueData> Queue<T> {
     }
 }
 
-fn deadline(wait: Option<Duration>) -> Option<std::time::Instant> {
+fn deadline(wait: Option<Duration>) -> Option<Instant> {
     crate::deadline::after(wait)
+}
+
+/// What is left until `until`, for a broker that waits on this handle's behalf (`None`: no
+/// limit).
+fn wait_left(until: Option<Instant>) -> Option<Duration> {
+    until.map(|until| until.saturating_duration_since(Instant::now()))
 }
 
 impl<T> iter::sealed::Sealed for Queue<T> {}

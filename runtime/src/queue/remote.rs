@@ -191,17 +191,24 @@ impl RemoteLink {
         }
     }
 
-    /// Appends the messages of `payload` (see `Request::PutMany`), waiting for room.
-    pub(crate) fn put_many(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.connection
-            .send(&Request::PutMany { payload })
-            .map_err(|_| closed())?;
+    /// Appends the messages of `payload` (see `Request::PutMany`) in order, waiting for room
+    /// up to `wait` (`None`: as long as it takes); how many, from the first, were appended.
+    pub(crate) fn put_many(
+        &mut self,
+        payload: &[u8],
+        wait: Option<Duration>,
+    ) -> Result<u32, Error> {
+        let request = Request::PutMany {
+            payload,
+            wait_ms: wait.map(millis),
+        };
+        self.connection.send(&request).map_err(|_| closed())?;
         match read_reply(&self.connection, &mut self.replies, |reply| match reply {
-            Reply::Put { accepted } => Some(accepted),
+            Reply::PutMany { accepted } => Some(accepted),
             _ => None,
         })? {
-            Some(true) => Ok(()),
-            _ => Err(closed()),
+            Some(accepted) => Ok(accepted),
+            None => Err(closed()),
         }
     }
 

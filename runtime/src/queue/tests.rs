@@ -342,3 +342,55 @@ fn a_malformed_request_ends_only_its_connection_and_returns_what_it_held() {
     let items: Vec<_> = queue.items().unwrap().into_iter().map(|m| m.data).collect();
     assert_eq!(items, [1, 2]);
 }
+
+/// `put_many_timeout` on a capped queue that stays full: it times out, gives back the
+/// messages it did not put, in order, and those it put are in the queue exactly once — from
+/// the creating process (one put at a time), from another process's handle (one batch, the
+/// broker saying how far it got) and on a thread-only queue.
+#[test]
+fn put_many_timeout_on_a_full_queue_gives_back_what_it_did_not_put() {
+    let limit = Duration::from_millis(100);
+    let batch = |from: u64| (from..from + 5).map(Msg::new);
+    let data = |messages: Vec<Msg<u64>>| messages.into_iter().map(|m| m.data).collect::<Vec<_>>();
+    let queue: Queue<u64> = Queue::with_config(QueueConfig {
+        capacity: 3,
+        ..QueueConfig::default()
+    })
+    .unwrap();
+    let far = remote(&queue);
+    let given_back = [
+        queue.put_many_timeout(batch(0), limit),
+        // The first message already finds the queue full: nothing goes in.
+        far.put_many_timeout(batch(10), limit),
+    ];
+    let given_back: Vec<_> = given_back
+        .into_iter()
+        .map(|outcome| match outcome {
+            Err(TrySendError::Full(unsent)) => data(unsent),
+            other => panic!("expected the unsent messages back, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(given_back, [vec![3, 4], vec![10, 11, 12, 13, 14]]);
+    // Room for two more, over the remote handle: a batch the broker takes in part.
+    let taken: Vec<u64> = (0..2).map(|_| queue.get().unwrap().unwrap().data).collect();
+    assert_eq!(taken, [0, 1]);
+    match far.put_many_timeout(batch(20), limit) {
+        Err(TrySendError::Full(unsent)) => assert_eq!(data(unsent), [22, 23, 24]),
+        other => panic!("expected the unsent messages back, got {other:?}"),
+    }
+    queue.put_end().unwrap();
+    let rest: Vec<u64> = queue.iter().map(|m| m.data).collect();
+    assert_eq!(rest, [2, 20, 21]);
+    // Nothing given back when everything fits, with the limit too.
+    let roomy: Queue<u64> = Queue::new().unwrap();
+    remote(&roomy).put_many_timeout(batch(0), limit).unwrap();
+    assert_eq!(roomy.len(), Some(5));
+
+    let local = LocalQueue::with_capacity(3);
+    match local.put_many_timeout(batch(0), limit) {
+        Err(TrySendError::Full(unsent)) => assert_eq!(data(unsent), [3, 4]),
+        other => panic!("expected the unsent messages back, got {other:?}"),
+    }
+    local.put_end().unwrap();
+    assert_eq!(local.iter().map(|m| m.data).collect::<Vec<_>>(), [0, 1, 2]);
+}

@@ -5,22 +5,30 @@
 //! The connection opens on first use — in a child, after the handle arrived with the process
 //! state; a restarted child is a new process and connects again — and is opened again on the
 //! next use after it broke.
+//!
+//! A handle with a time limit ([`Share::with_timeout`](crate::Share::with_timeout)) passes a
+//! [`Deadline`] down: every wait here — for the client's lock, the connection and its
+//! handshake, the room in the ring, the reply — ends at it. A call that ran out of time drops
+//! the connection rather than leave its reply to come later: the next call connects again, so
+//! a late reply is never read as another call's, and the connection keeps the protocol's one
+//! call in flight (the coordinator's read barrier and its reply queue count on it). Writes
+//! published in the ring before are not lost with the connection: the coordinator drains a
+//! ring once more when its connection ends, and before any call it answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::share::{Reply, Request, Target, WholeOp};
-use crate::share::link::Backend;
+use crate::share::link::{Backend, Deadline};
 use crate::share::ring::{MAX_RECORD, Ring};
 use crate::sys::shm;
-use crate::transport::Connection;
 use crate::transport::clients::Clients;
 use crate::transport::endpoint::Endpoint;
 use crate::transport::frame;
 use crate::transport::frame::FrameReader;
 use crate::transport::server;
+use crate::transport::{Connection, TransportError};
 
 /// The largest frame a share's connection carries.
 pub(crate) const SHARE_MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -41,8 +49,6 @@ pub(crate) fn for_endpoint(endpoint: &Endpoint) -> Arc<Client> {
 pub(crate) struct Client {
     endpoint: Endpoint,
     state: Mutex<ClientState>,
-    /// A fire-and-forget write could not be sent; the next call reports it.
-    lost_write: AtomicBool,
 }
 
 struct ClientState {
@@ -52,6 +58,9 @@ struct ClientState {
     ring: Option<Ring>,
     /// A write's encoded frame body, reused.
     body: Vec<u8>,
+    /// Why a fire-and-forget write could not be sent (the coordinator is gone, or its ring
+    /// stayed full past a handle's limit); the next call reports it.
+    lost_write: Option<Error>,
 }
 
 impl Client {
@@ -63,8 +72,8 @@ impl Client {
                 replies: FrameReader::new(SHARE_MAX_FRAME),
                 ring: None,
                 body: Vec::new(),
+                lost_write: None,
             }),
-            lost_write: AtomicBool::new(false),
         }
     }
 
@@ -72,9 +81,18 @@ impl Client {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The client's lock, waiting for another thread's call no later than `deadline`.
+    fn lock_before(
+        &self,
+        deadline: Option<Deadline>,
+    ) -> Result<MutexGuard<'_, ClientState>, Error> {
+        crate::deadline::lock_before(&self.state, Deadline::at(deadline))
+            .ok_or_else(|| expired(deadline))
+    }
+
     /// Opens the connection now (the creating process does, while its coordinator runs).
     pub(crate) fn connect(&self) -> Result<(), Error> {
-        self.connect_if_needed(&mut self.lock())
+        self.connect_if_needed(&mut self.lock(), None)
     }
 
     /// Opens the connection if there is none: the hello, the ring request, then one call
@@ -82,27 +100,30 @@ impl Client {
     /// return: a read from another process that the coordinator answered before it knew of
     /// this connection would miss it. (The accept thread hands connections over
     /// asynchronously; the reply closes that gap.)
-    fn connect_if_needed(&self, state: &mut ClientState) -> Result<(), Error> {
+    fn connect_if_needed(
+        &self,
+        state: &mut ClientState,
+        deadline: Option<Deadline>,
+    ) -> Result<(), Error> {
         if state.connection.is_some() {
             return Ok(());
         }
         state.ring = None;
         let connection =
-            server::connect(&self.endpoint, SHARE_MAX_FRAME).map_err(gone_if_refused)?;
+            server::connect_before(&self.endpoint, SHARE_MAX_FRAME, Deadline::at(deadline))
+                .map_err(|error| match deadline {
+                    Some(deadline) if deadline.passed() => deadline.expired(),
+                    _ => gone_if_refused(error),
+                })?;
         state.connection = Some(connection);
         state.replies = FrameReader::new(SHARE_MAX_FRAME);
         let ring = state.connection.as_ref().and_then(attach_ring);
-        let served = self.exchange(state, Target::Whole(WholeOp::LastError), &[]);
-        match served {
-            Ok(_) => {
-                state.ring = ring;
-                Ok(())
-            }
-            Err(error) => {
-                state.connection = None;
-                Err(error)
-            }
+        if let Err(error) = self.exchange(state, Target::Whole(WholeOp::LastError), &[], deadline) {
+            state.connection = None;
+            return Err(error);
         }
+        state.ring = ring;
+        Ok(())
     }
 
     /// Sends a write through the ring when it fits. One that does not (larger than a ring
@@ -114,8 +135,9 @@ impl Client {
         state: &mut ClientState,
         target: Target,
         args: &[u8],
+        deadline: Option<Deadline>,
     ) -> Result<(), Error> {
-        self.connect_if_needed(state)?;
+        self.connect_if_needed(state, deadline)?;
         let ClientState {
             connection,
             ring,
@@ -129,7 +151,7 @@ impl Client {
             frame::encode_into(&Request::Write { target, args }, body).map_err(Error::from)?;
             if body.len() <= MAX_RECORD {
                 let mut wake = false;
-                wait_for(connection, ring, || match ring.push(body) {
+                wait_for(connection, ring, deadline, || match ring.push(body) {
                     Ok(asleep) => {
                         wake = asleep;
                         true
@@ -137,23 +159,47 @@ impl Client {
                     Err(()) => false,
                 })?;
                 if wake {
-                    connection.send(&Request::Wake)?;
+                    match send_before(connection, &Request::Wake, deadline) {
+                        // The write is published: a wake-up that cannot go out in time is
+                        // not needed, as the coordinator looks at its rings at least every
+                        // 100 ms while it has any.
+                        Ok(()) | Err(Error::Timeout { .. }) => {}
+                        Err(error) => return Err(error),
+                    }
                 }
                 return Ok(());
             }
         }
-        match self.exchange(state, target, args) {
+        match self.exchange(state, target, args, deadline) {
             // Recorded as the last error, as a write through the ring is.
             Ok(_) | Err(Error::Shared { .. } | Error::Panicked { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }
 
+    /// Sends a call and reads its reply, by `deadline`. Any failure but the operation's own
+    /// drops the connection: a call that ran out of time may still be answered, and that
+    /// reply must not be read as the next call's.
     fn exchange(
         &self,
         state: &mut ClientState,
         target: Target,
         args: &[u8],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<u8>, Error> {
+        let answered = Self::send_and_read(state, target, args, deadline);
+        if matches!(answered, Err(Error::Gone { .. } | Error::Timeout { .. })) {
+            state.connection = None;
+            state.ring = None;
+        }
+        answered
+    }
+
+    fn send_and_read(
+        state: &mut ClientState,
+        target: Target,
+        args: &[u8],
+        deadline: Option<Deadline>,
     ) -> Result<Vec<u8>, Error> {
         let ClientState {
             connection,
@@ -163,9 +209,29 @@ impl Client {
         let connection = connection.as_ref().ok_or(Error::Gone {
             peer: crate::error::Peer::Share,
         })?;
-        connection.send(&Request::Call { target, args })?;
-        let mut stream = connection.stream();
-        match replies.read_message::<_, Reply>(&mut stream) {
+        send_before(connection, &Request::Call { target, args }, deadline)?;
+        let reply = match deadline {
+            // The plain read: a call without a limit sets no socket timeout.
+            None => replies.read_message::<_, Reply>(&mut connection.stream()),
+            Some(deadline) => {
+                let left = deadline.left();
+                if left.is_zero() {
+                    return Err(deadline.expired());
+                }
+                let read = connection.read_frame_within(replies, Some(left), |frame| {
+                    frame.map(|frame| frame::decode::<Reply>(frame.bytes()))
+                });
+                match read {
+                    Ok(Some(reply)) => reply.map(Some),
+                    Ok(None) => Ok(None),
+                    Err(error) if is_timeout(&error) || deadline.passed() => {
+                        return Err(deadline.expired());
+                    }
+                    Err(_) => Ok(None),
+                }
+            }
+        };
+        match reply {
             Ok(Some(Reply::Value(value))) => Ok(value),
             Ok(Some(Reply::Failed(message))) => Err(Error::Shared { message }),
             Ok(Some(Reply::Panicked { method, panic })) => Err(Error::shared_method(method, panic)),
@@ -187,45 +253,84 @@ impl Client {
 }
 
 impl Backend for Client {
-    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
-        let mut state = self.lock();
-        if self.lost_write.load(Ordering::SeqCst) {
+    fn write(&self, target: Target, args: &[u8], deadline: Option<Deadline>) -> Result<(), Error> {
+        let mut state = self.lock_before(deadline)?;
+        if state.lost_write.is_some() {
             // The next call reports the loss; writes until then would arrive out of order
             // (and, with the coordinator gone, each would try to connect again).
             return Err(Error::Gone {
                 peer: crate::error::Peer::Share,
             });
         }
-        let sent = self.send_write(&mut state, target, args);
-        if sent.is_err() {
+        let sent = self.send_write(&mut state, target, args, deadline);
+        if let Err(error) = &sent {
+            // A write given up while waiting for ring room was never published; the ring's
+            // earlier writes are drained when the dropped connection ends.
             state.connection = None;
-            self.lost_write.store(true, Ordering::SeqCst);
+            state.ring = None;
+            state.lost_write = Some(match error {
+                Error::Timeout { limit, of } => Error::Timeout {
+                    limit: *limit,
+                    of: *of,
+                },
+                _ => Error::Gone {
+                    peer: crate::error::Peer::Share,
+                },
+            });
         }
         sent
     }
 
-    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error> {
+    fn call(
+        &self,
+        target: Target,
+        args: &[u8],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<u8>, Error> {
         // The lock is held until the reply is in: a process has at most one call in flight per
         // share, which the coordinator's read barrier relies on.
-        let mut state = self.lock();
-        if self.lost_write.swap(false, Ordering::SeqCst) {
-            // An earlier write was lost: the connection to the coordinator broke.
-            return Err(Error::Gone {
-                peer: crate::error::Peer::Share,
-            });
+        let mut state = self.lock_before(deadline)?;
+        if let Some(lost) = state.lost_write.take() {
+            // An earlier write was lost: the connection to the coordinator broke, or the
+            // write found no room in time.
+            return Err(lost);
         }
-        let answered = self
-            .connect_if_needed(&mut state)
-            .and_then(|()| self.exchange(&mut state, target, args));
-        if matches!(
-            answered,
-            Err(Error::Gone {
-                peer: crate::error::Peer::Share
-            })
-        ) {
-            state.connection = None;
-        }
-        answered
+        self.connect_if_needed(&mut state, deadline)?;
+        self.exchange(&mut state, target, args, deadline)
+    }
+}
+
+/// Sends `message` whole by `deadline` (`None`: as long as the coordinator needs to take it).
+fn send_before(
+    connection: &Connection,
+    message: &Request<'_>,
+    deadline: Option<Deadline>,
+) -> Result<(), Error> {
+    let at = Deadline::at(deadline);
+    let sent = connection
+        .send_message_before(message, at)
+        .and_then(|begun| Ok(begun && connection.flush_before(at)?));
+    match (sent, deadline) {
+        (Ok(true), _) => Ok(()),
+        (Ok(false), Some(deadline)) => Err(deadline.expired()),
+        (Ok(false), None) | (Err(_), _) => Err(Error::Gone {
+            peer: crate::error::Peer::Share,
+        }),
+    }
+}
+
+/// Whether a read failed only because its time ran out.
+fn is_timeout(error: &TransportError) -> bool {
+    matches!(error, TransportError::Wire(wire) if wire.is_timeout())
+}
+
+/// The error of a wait that ended at `deadline` (only called with one).
+fn expired(deadline: Option<Deadline>) -> Error {
+    match deadline {
+        Some(deadline) => deadline.expired(),
+        None => Error::Gone {
+            peer: crate::error::Peer::Share,
+        },
     }
 }
 
@@ -246,12 +351,13 @@ const MAX_PAUSE: Duration = Duration::from_millis(1);
 
 /// Polls `ready` until it holds (the ring has room), sending a wake-up
 /// whenever the coordinator sleeps; yields at first, then sleeps with a growing pause (up to
-/// [`MAX_PAUSE`]: a stopped share drains only after `start`), looking before each sleep
+/// [`MAX_PAUSE`]: a paused share drains only after `resume`), looking before each sleep
 /// whether the connection hung up: then the coordinator is gone, the ring will never drain,
-/// and the write fails.
+/// and the write fails. Past `deadline` the write is given up ([`Deadline::expired`]).
 fn wait_for(
     connection: &Connection,
     ring: &Ring,
+    deadline: Option<Deadline>,
     mut ready: impl FnMut() -> bool,
 ) -> Result<(), Error> {
     let mut pause = Duration::from_micros(20);
@@ -259,8 +365,13 @@ fn wait_for(
         if ready() {
             break;
         }
+        if let Some(deadline) = deadline
+            && deadline.passed()
+        {
+            return Err(deadline.expired());
+        }
         if ring.consumer_sleeping() {
-            connection.send(&Request::Wake)?;
+            send_before(connection, &Request::Wake, deadline)?;
         }
         if attempt < 64 {
             std::thread::yield_now();
@@ -272,7 +383,8 @@ fn wait_for(
                     peer: crate::error::Peer::Share,
                 });
             }
-            std::thread::sleep(pause);
+            let pause_now = deadline.map_or(pause, |deadline| pause.min(deadline.left()));
+            std::thread::sleep(pause_now);
             pause = pause.saturating_mul(2).min(MAX_PAUSE);
         }
     }
@@ -321,8 +433,10 @@ mod tests {
             op: FieldOp::Get,
         };
         for i in 0..5_000u64 {
-            writer.write(set, &frame::encode(&i).unwrap()).unwrap();
-            let seen: u64 = frame::decode(&reader.call(get, &[]).unwrap()).unwrap();
+            writer
+                .write(set, &frame::encode(&i).unwrap(), None)
+                .unwrap();
+            let seen: u64 = frame::decode(&reader.call(get, &[], None).unwrap()).unwrap();
             assert_eq!(seen, i);
         }
         // Rings need a sealed memfd: elsewhere every write is a call, and the reads above
@@ -337,7 +451,7 @@ mod tests {
     /// read answered before the coordinator knew of a connection would miss its writes.
     #[test]
     fn a_first_write_waits_until_the_coordinator_serves_the_connection() {
-        use std::sync::atomic::AtomicBool;
+        use std::sync::atomic::{AtomicBool, Ordering};
         let share = crate::Share::new(Pair::default()).unwrap();
         let endpoint: Endpoint = share.endpoint();
         share.pause().unwrap();
@@ -350,7 +464,9 @@ mod tests {
                     index: 0,
                     op: FieldOp::Set,
                 };
-                client.write(set, &frame::encode(&7u64).unwrap()).unwrap();
+                client
+                    .write(set, &frame::encode(&7u64).unwrap(), None)
+                    .unwrap();
                 returned.store(true, Ordering::SeqCst);
             }
         });

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -45,6 +46,12 @@ use crate::transport::endpoint::Endpoint;
 /// Clone a handle to give it to a process: it is `Serialize + Deserialize`, travels inside a
 /// process's state or a pool item, and connects on first use in the child (and again in a
 /// restarted child). The coordinator stops when the creating process's last handle is dropped.
+///
+/// **Time limits.** A call waits as long as the coordinator needs: a call from another process
+/// waits while the share is paused or the creating process is stopped. A handle made by
+/// [`with_timeout`](Share::with_timeout) gives up instead, with [`Error::Timeout`]
+/// ([`Timed::Share`](crate::error::Timed::Share)); [`get_timeout`](Share::get_timeout) does so
+/// for one read of the whole value.
 pub struct Share<T: Shared> {
     link: Link,
     place: Place,
@@ -97,9 +104,53 @@ impl<T: Shared> Share<T> {
         Self::with_place(link, place, None)
     }
 
-    /// A copy of the whole value, after every write that returned before this call.
+    /// A copy of the whole value, after every write that returned before this call. Waits
+    /// as long as it takes, or for this handle's [limit](Share::with_timeout).
     pub fn get(&self) -> Result<T, Error> {
         self.link.call(Target::Whole(WholeOp::Get), &())
+    }
+
+    /// Like [`get`](Share::get), waiting at most `limit` (`Duration::MAX`: no limit) whatever
+    /// this handle's own limit; [`Error::Timeout`] when no answer came by then (see
+    /// [`with_timeout`](Share::with_timeout) for what such a timeout leaves behind).
+    pub fn get_timeout(&self, limit: Duration) -> Result<T, Error> {
+        let limit = Some(limit).filter(|limit| *limit != Duration::MAX);
+        self.link
+            .call_within(Target::Whole(WholeOp::Get), &(), limit)
+    }
+
+    /// A handle to the same share, over the same connection of this process, whose every
+    /// call — [`get`](Share::get), every field call (`share.counter.get()`,
+    /// `share.list.len()`, …), every `#[shared]` method call — gives up after `limit` with
+    /// [`Error::Timeout`] ([`Timed::Share`](crate::error::Timed::Share)), and whose writes
+    /// wait for room in this process's write ring at most that long. `Duration::MAX` means
+    /// no limit (as the handle from [`new`](Share::new) has). Clones keep the limit, and so
+    /// does a copy sent to another process.
+    ///
+    /// What a timeout leaves behind:
+    /// - The share stays usable: the timed-out call's connection is dropped and the next
+    ///   call connects again, so its late reply is never read as another call's answer.
+    /// - Nothing written before is lost: writes that returned before the call are applied
+    ///   (the coordinator drains the dropped connection's ring).
+    /// - The timed-out operation itself may or may not be applied (it may already wait at
+    ///   the coordinator), and, if it is, possibly after operations this process makes
+    ///   after the timeout — as with a timeout anywhere. Make such calls idempotent when
+    ///   that matters.
+    /// - A write that found no room in the ring in time is dropped, as are this process's
+    ///   writes to the share after it until its next call, which reports it with
+    ///   [`Error::Timeout`] (as a write lost to a gone coordinator is reported with
+    ///   [`Error::Gone`]).
+    ///
+    /// In the creating process a call on a paused share fails at once with
+    /// [`Error::SharePaused`], limit or not. A share on a cluster's Redis server (feature
+    /// `cluster`) does not apply a limit shorter than its per-command timeout of 5 s: every
+    /// Redis command is bounded by that instead.
+    pub fn with_timeout(&self, limit: Duration) -> Share<T> {
+        Self::with_place(
+            self.link.with_limit(limit),
+            self.place.clone(),
+            self.owner.clone(),
+        )
     }
 
     /// Replaces the whole value (a fire-and-forget write, ordered like any other).
@@ -207,8 +258,9 @@ impl<T: Shared> fmt::Debug for Share<T> {
     }
 }
 
-/// A handle travels as the coordinator's endpoint. A handle to a paused share refuses to
-/// travel: a child could not reach it, and a copy that forks off would lose its writes.
+/// A handle travels as the coordinator's endpoint and its [limit](Share::with_timeout). A
+/// handle to a paused share refuses to travel: a child could not reach it, and a copy that
+/// forks off would lose its writes.
 impl<T: Shared> Serialize for Share<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.is_paused() {
@@ -219,13 +271,18 @@ impl<T: Shared> Serialize for Share<T> {
             crate::transport::frame::note_refusal(&message);
             return Err(serde::ser::Error::custom(message));
         }
-        self.place.serialize(serializer)
+        (&self.place, self.link.limit()).serialize(serializer)
     }
 }
 
 impl<'de, T: Shared> Deserialize<'de> for Share<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Place::deserialize(deserializer).map(Self::from_place)
+        let (place, limit) = <(Place, Option<Duration>)>::deserialize(deserializer)?;
+        let share = Self::from_place(place);
+        Ok(match limit {
+            Some(limit) => share.with_timeout(limit),
+            None => share,
+        })
     }
 }
 

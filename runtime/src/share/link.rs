@@ -8,23 +8,70 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::Error;
+use crate::error::{Error, Timed};
 use crate::protocol::share::Target;
 use crate::transport::frame;
 
 /// Where the operations of a share go.
 pub(crate) trait Backend: Send + Sync {
     /// Sends a fire-and-forget write. When this returns `Ok`, every later read in any process
-    /// observes it.
-    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error>;
+    /// observes it. Waiting for room (a full write ring) ends at `deadline`.
+    fn write(&self, target: Target, args: &[u8], deadline: Option<Deadline>) -> Result<(), Error>;
 
     /// Applies an operation after every write that returned before this call and returns its
-    /// encoded result.
-    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error>;
+    /// encoded result; past `deadline`, gives up with [`Deadline::expired`]'s error, leaving
+    /// the backend usable (a reply that comes later is never taken for another call's).
+    fn call(
+        &self,
+        target: Target,
+        args: &[u8],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<u8>, Error>;
+}
+
+/// When a call of a handle with a time limit gives up, and the limit it came from (for the
+/// error that says so).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// The deadline `limit` from now; `None` (no deadline) for no limit or one too long for
+    /// the clock, such as `Duration::MAX`.
+    pub(crate) fn after(limit: Option<Duration>) -> Option<Self> {
+        let limit = limit?;
+        crate::deadline::after(Some(limit)).map(|at| Self { at, limit })
+    }
+
+    /// The instant, for the transport's waits.
+    pub(crate) fn at(deadline: Option<Self>) -> Option<Instant> {
+        deadline.map(|deadline| deadline.at)
+    }
+
+    /// Whether it has come.
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// How long is left, zero once it passed.
+    pub(crate) fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// The error of a call that ran out of time.
+    pub(crate) fn expired(&self) -> Error {
+        Error::Timeout {
+            limit: self.limit,
+            of: Timed::Share,
+        }
+    }
 }
 
 thread_local! {
@@ -45,6 +92,9 @@ pub struct Link {
     /// do: where there is no write ring, a write is a call, and a call made while stopped
     /// would wait for a `start` the same thread may be about to make.
     held: Option<HeldWrites>,
+    /// How long each call and each wait for write room may take (`None`: no limit); see
+    /// [`Share::with_timeout`](crate::Share::with_timeout).
+    limit: Option<Duration>,
 }
 
 /// Writes of the creating process made while its coordinator is stopped, in order; `start`
@@ -67,18 +117,34 @@ impl Link {
             backend,
             running,
             held,
+            limit: None,
         }
     }
 
+    /// The same link whose calls and writes give up after `limit` (`Duration::MAX`: never).
+    pub(crate) fn with_limit(&self, limit: Duration) -> Self {
+        Self {
+            limit: Some(limit).filter(|limit| *limit != Duration::MAX),
+            ..self.clone()
+        }
+    }
+
+    /// The limit of this link's calls, `None` for none.
+    pub(crate) fn limit(&self) -> Option<Duration> {
+        self.limit
+    }
+
     /// Sends a fire-and-forget write. A write that cannot be sent (the coordinator's process
-    /// is gone) is reported by the next call that waits.
+    /// is gone, or, with a limit, its ring stayed full that long) is reported by the next
+    /// call that waits.
     #[doc(hidden)]
     pub fn write<A: Serialize + ?Sized>(&self, target: Target, args: &A) {
         let _ = with_encoded(args, |bytes| {
             if self.hold(target, bytes) {
                 return Ok(());
             }
-            self.backend.write(target, bytes)
+            self.backend
+                .write(target, bytes, Deadline::after(self.limit))
         });
     }
 
@@ -100,12 +166,22 @@ impl Link {
         true
     }
 
-    /// Applies an operation and waits for its result.
+    /// Applies an operation and waits for its result, at most for the link's limit.
     #[doc(hidden)]
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         target: Target,
         args: &A,
+    ) -> Result<R, Error> {
+        self.call_within(target, args, self.limit)
+    }
+
+    /// Applies an operation and waits for its result at most `limit` (`None`: no limit).
+    pub(crate) fn call_within<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        target: Target,
+        args: &A,
+        limit: Option<Duration>,
     ) -> Result<R, Error> {
         if self
             .running
@@ -114,7 +190,8 @@ impl Link {
         {
             return Err(Error::SharePaused);
         }
-        let reply = with_encoded(args, |bytes| self.backend.call(target, bytes))
+        let deadline = Deadline::after(limit);
+        let reply = with_encoded(args, |bytes| self.backend.call(target, bytes, deadline))
             .map_err(|e| e.with_peer(crate::error::Peer::Share))?;
         frame::decode_owned(&reply).map_err(Error::from)
     }

@@ -47,7 +47,9 @@ fn still_serves(share: &crate::Share<Pair>, endpoint: &Endpoint, value: u64) {
         index: 0,
         op: FieldOp::Set,
     };
-    client.write(set, &frame::encode(&value).unwrap()).unwrap();
+    client
+        .write(set, &frame::encode(&value).unwrap(), None)
+        .unwrap();
     assert_eq!(share.a.get().unwrap(), value);
 }
 
@@ -78,9 +80,12 @@ fn a_peer_that_publishes_wild_ring_indices_is_dropped() {
         index: 0,
         op: FieldOp::Get,
     };
-    liar.call(get, &[]).unwrap();
+    liar.call(get, &[], None).unwrap();
     liar.publish_wild_tail(u64::MAX);
-    assert!(liar.call(get, &[]).is_err(), "the liar is still served");
+    assert!(
+        liar.call(get, &[], None).is_err(),
+        "the liar is still served"
+    );
     still_serves(&share, &endpoint, 5);
 }
 

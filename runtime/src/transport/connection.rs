@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -236,20 +236,7 @@ impl Connection {
 
     /// Takes the sending lock, waiting no later than `deadline`.
     fn lock_before(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, Outgoing>> {
-        if deadline.is_none() {
-            return Some(self.lock());
-        }
-        loop {
-            match self.outgoing.try_lock() {
-                Ok(outgoing) => return Some(outgoing),
-                Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        crate::deadline::lock_before(&self.outgoing, deadline)
     }
 
     /// Writes `head` then `tail` until done or `deadline`; returns how many bytes went out.

@@ -384,10 +384,27 @@ fn read_frames<S: Session>(
 /// when it
 /// serves its limit already.
 pub(crate) fn connect(endpoint: &Endpoint, max_frame: u32) -> Result<Connection, TransportError> {
+    connect_before(endpoint, max_frame, None)
+}
+
+/// Like [`connect`], waiting for the admission no later than `deadline` either (a caller
+/// with its own time limit, such as a share handle's). The wait ends with
+/// [`TransportError::Disconnected`] as a refusal does; the caller tells them apart by its
+/// deadline.
+pub(crate) fn connect_before(
+    endpoint: &Endpoint,
+    max_frame: u32,
+    deadline: Option<Instant>,
+) -> Result<Connection, TransportError> {
     let connection = endpoint.connect(max_frame)?;
+    let wait = deadline.map_or(ADMISSION_TIMEOUT, |deadline| {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(ADMISSION_TIMEOUT)
+    });
     // Exact: what the server sends after the admission belongs to the connection's reader.
     let mut frames = FrameReader::new(ADMISSION_MAX).exact();
-    let admission = connection.read_frame_within(&mut frames, Some(ADMISSION_TIMEOUT), |frame| {
+    let admission = connection.read_frame_within(&mut frames, Some(wait), |frame| {
         frame.and_then(|frame| frame::decode::<Admission>(frame.bytes()).ok())
     });
     match admission {

@@ -16,7 +16,7 @@ use crate::cluster::share::store;
 use crate::cluster::share::txn;
 use crate::error::Error;
 use crate::protocol::share::{Target, WholeOp};
-use crate::share::link::Backend;
+use crate::share::link::{Backend, Deadline};
 use crate::share::peer::{describe, panicked_text};
 use crate::share::{Layout, Shared, WHOLE_VALUE};
 use crate::transport::frame;
@@ -253,8 +253,11 @@ impl<T: Shared> Redis<T> {
     }
 }
 
+/// A deadline does not shorten a Redis operation: each of its commands is bounded by the
+/// connection's [`COMMAND_TIMEOUT`] instead (and a transaction retried under contention by
+/// its own bound), so a handle's `with_timeout` limit shorter than that does not apply here.
 impl<T: Shared> Backend for Redis<T> {
-    fn write(&self, target: Target, args: &[u8]) -> Result<(), Error> {
+    fn write(&self, target: Target, args: &[u8], _: Option<Deadline>) -> Result<(), Error> {
         match self.apply(target, args) {
             Ok(_) => Ok(()),
             Err(failure) => {
@@ -270,7 +273,7 @@ impl<T: Shared> Backend for Redis<T> {
         }
     }
 
-    fn call(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Error> {
+    fn call(&self, target: Target, args: &[u8], _: Option<Deadline>) -> Result<Vec<u8>, Error> {
         let unreported = self
             .unreported
             .lock()
@@ -291,13 +294,13 @@ impl<T: Shared> Backend for Redis<T> {
 pub(super) struct Broken(pub(super) String);
 
 impl Backend for Broken {
-    fn write(&self, _: Target, _: &[u8]) -> Result<(), Error> {
+    fn write(&self, _: Target, _: &[u8], _: Option<Deadline>) -> Result<(), Error> {
         Err(Error::Cluster {
             problem: self.0.clone(),
         })
     }
 
-    fn call(&self, _: Target, _: &[u8]) -> Result<Vec<u8>, Error> {
+    fn call(&self, _: Target, _: &[u8], _: Option<Deadline>) -> Result<Vec<u8>, Error> {
         Err(Error::Cluster {
             problem: self.0.clone(),
         })
