@@ -214,10 +214,10 @@ impl TwoThreads {
     fn run(&mut self) {
         let waiting = self.q.clone();
         let (read, reading) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let reading_thread = std::thread::spawn(move || {
             let _ = read.send(pid::current_tid());
-            // What it takes goes back: by this put, or (if the process ends first) because it
-            // was in hand when the process ended.
+            // What it takes goes back by this put; dropping its handle at the end of the
+            // thread acknowledges the message it took.
             if let Ok(Some(message)) = waiting.get() {
                 let _ = waiting.put(message.data);
             }
@@ -230,6 +230,11 @@ impl TwoThreads {
         for i in 0..10 {
             self.q.put(i).unwrap();
         }
+        // The process must not end between that put and the acknowledgement: a message in
+        // hand at the end comes again, and it would then be there twice.
+        bound::until(BOUND, "the reading thread ends", || {
+            reading_thread.is_finished()
+        });
     }
 }
 
@@ -241,7 +246,7 @@ fn a_thread_waiting_to_read_does_not_hold_up_another_threads_puts_on_the_same_ha
     let q = Queue::new().unwrap();
     let handle = TwoThreads { q: q.clone() }.start().unwrap();
     handle.result_timeout(BOUND).unwrap();
-    // The reader thread may have taken one before its process ended; it came back either way.
+    // The reader thread took one and put it back before its process ended.
     let deadline = Instant::now() + BOUND;
     while q.len() != Some(10) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
