@@ -18,6 +18,8 @@ skprocess::test_support!();
 mod bound;
 #[path = "support/hosts.rs"]
 mod hosts;
+#[path = "support/monitor.rs"]
+mod monitor;
 #[path = "support/proxy.rs"]
 mod proxy;
 #[path = "support/redis.rs"]
@@ -149,6 +151,7 @@ fn counters_and_lists_from_four_processes_on_two_hosts_are_exact() {
     let Some(rig) = Rig::start("share-exact", 2, 2) else {
         return;
     };
+    let monitor = monitor::Monitor::start(rig.server.port());
     let cluster = rig.cluster();
     let share = Share::on(&cluster, Tally::default()).unwrap();
     let pool = Pool::on(&cluster).unwrap();
@@ -166,8 +169,9 @@ fn counters_and_lists_from_four_processes_on_two_hosts_are_exact() {
             value.seen.len()
         ),
         (1000, 1000, 1000, 1000),
-        "counter, recorded, results, seen; the share's last error: {:?}",
-        share.last_error()
+        "counter, recorded, results, seen; the share's last error: {:?}; {}",
+        share.last_error(),
+        monitor.field_report("counter")
     );
     assert_eq!(share.total().unwrap(), 2000);
     let mut results = value.results.clone();
