@@ -67,6 +67,13 @@ impl Tally {
         self.slow
     }
 
+    /// A slower `slow_add` as a write (it returns nothing, so a caller does not wait for it).
+    fn slow_bump(&mut self) {
+        let before = self.slow;
+        std::thread::sleep(Duration::from_millis(30));
+        self.slow = before + 1;
+    }
+
     fn explode_after_changes(&mut self) -> u64 {
         self.counter += 100;
         self.results.push(99);
@@ -233,6 +240,86 @@ fn a_watch_conflict_retries_and_no_update_is_lost() {
     assert!(
         runs > 60,
         "conflicting calls ran again ({runs} runs for 60 calls)"
+    );
+}
+
+/// Adds one to `slow` (`INCRBY`, no transaction) as fast as it can for `for_ms`.
+#[derive(Serialize, Deserialize)]
+struct Hammer {
+    share: Share<Tally>,
+    for_ms: u64,
+    done: u64,
+}
+
+#[skprocess]
+impl Hammer {
+    fn run(&mut self) {
+        let until = Instant::now() + Duration::from_millis(self.for_ms);
+        while Instant::now() < until {
+            self.share.slow += 1;
+            self.done += 1;
+        }
+    }
+
+    fn result(&mut self) -> u64 {
+        self.done
+    }
+}
+
+/// Makes one `slow_bump` write, then a call (which reports the write if it was lost).
+#[derive(Serialize, Deserialize)]
+struct SlowWriter {
+    share: Share<Tally>,
+}
+
+#[skprocess]
+impl SlowWriter {
+    fn run(&mut self) -> Result<(), Error> {
+        self.share.slow_bump();
+        self.share.counter.get().map(drop)
+    }
+}
+
+/// A write has no caller to tell when it gives up, so it does not give up while others keep
+/// changing what it read: it runs again until they stop. (With a bounded number of attempts,
+/// as a call has, this write was dropped, recorded only as the share's last error.)
+#[test]
+fn a_write_under_constant_conflicts_is_applied_once_the_others_stop() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cluster = Cluster::redis(&server.url(), "share-hammered").unwrap();
+    let share = Share::on(&cluster, Tally::default()).unwrap();
+    let hammers: Vec<_> = (0..2)
+        .map(|_| {
+            Hammer {
+                share: share.clone(),
+                for_ms: 8000,
+                done: 0,
+            }
+            .start()
+            .unwrap()
+        })
+        .collect();
+    bound::until(JOIN, "the hammers started", || {
+        share.slow.get().unwrap() > 0
+    });
+    let writer = SlowWriter {
+        share: share.clone(),
+    }
+    .start()
+    .unwrap();
+    writer.result_timeout(JOIN).unwrap();
+    let hammered: u64 = hammers
+        .into_iter()
+        .map(|hammer| hammer.result_timeout(JOIN).unwrap())
+        .sum();
+    assert_eq!(
+        share.slow.get().unwrap(),
+        hammered + 1,
+        "the share's last error: {:?}",
+        share.last_error()
     );
 }
 

@@ -13,7 +13,7 @@ use crate::cluster::link::COMMAND_TIMEOUT;
 use crate::cluster::share::failure::{Failure, ShareKeys};
 use crate::cluster::share::remote::Remote;
 use crate::cluster::share::store;
-use crate::cluster::share::txn;
+use crate::cluster::share::txn::{self, FieldCache, Patience};
 use crate::error::Error;
 use crate::protocol::share::{Target, WholeOp};
 use crate::share::link::{Backend, Deadline};
@@ -28,8 +28,10 @@ pub(crate) struct Redis<T> {
     keys: ShareKeys,
     layouts: Vec<Layout>,
     connection: Mutex<Option<Connection>>,
-    /// A write's failure to reach the server, reported by the next call (like the local
-    /// share's writes).
+    /// The fields' encodings as this process last saw them (see `txn.rs`).
+    cache: FieldCache,
+    /// A write that was lost (the server unreachable, or other writers past its patience),
+    /// reported by the next call (like the local share's writes).
     unreported: Mutex<Option<String>>,
     _type: PhantomData<fn() -> T>,
 }
@@ -63,6 +65,7 @@ impl<T: Shared> Redis<T> {
             server,
             layouts,
             connection: Mutex::new(None),
+            cache: Mutex::new(Vec::new()),
             unreported: Mutex::new(None),
             _type: PhantomData,
         })
@@ -110,8 +113,9 @@ impl<T: Shared> Redis<T> {
             .map_err(|failure| self.error(failure, None))
     }
 
-    /// Applies one operation and returns its encoded result.
-    fn apply(&self, target: Target, args: &[u8]) -> Result<Vec<u8>, Failure> {
+    /// Applies one operation and returns its encoded result; `patience` says how long it
+    /// runs again when other writers change what it reads.
+    fn apply(&self, target: Target, args: &[u8], patience: Patience) -> Result<Vec<u8>, Failure> {
         self.with_connection(|c| match target {
             Target::Field { index, op } => {
                 let (key, layout) = self.field(index)?;
@@ -119,16 +123,20 @@ impl<T: Shared> Redis<T> {
                     Some(outcome) => outcome,
                     None => {
                         let only = vec![usize::from(index)];
-                        self.transaction(c, target, args, only.clone(), only)
+                        self.transaction(c, target, args, (only.clone(), only), patience)
                     }
                 }
             }
             Target::Method(index) => {
-                let (reads, writes) = self.method_access(index);
-                self.transaction(c, target, args, reads, writes)
+                let access = self.method_access(index);
+                self.transaction(c, target, args, access, patience)
             }
-            Target::Whole(WholeOp::Get) => self.transaction(c, target, args, self.all(), vec![]),
-            Target::Whole(WholeOp::Set) => self.transaction(c, target, args, vec![], self.all()),
+            Target::Whole(WholeOp::Get) => {
+                self.transaction(c, target, args, (self.all(), vec![]), patience)
+            }
+            Target::Whole(WholeOp::Set) => {
+                self.transaction(c, target, args, (vec![], self.all()), patience)
+            }
             Target::Whole(WholeOp::LastError) => {
                 let recorded: Option<String> = redis::cmd("GET").arg(&self.keys.error).query(c)?;
                 frame::encode(&recorded).map_err(|e| Failure::Failed(e.to_string()))
@@ -136,21 +144,23 @@ impl<T: Shared> Redis<T> {
         })
     }
 
+    /// Runs `target` as a transaction over the fields `(reads, writes)`.
     fn transaction(
         &self,
         c: &mut Connection,
         target: Target,
         args: &[u8],
-        reads: Vec<usize>,
-        writes: Vec<usize>,
+        (reads, writes): (Vec<usize>, Vec<usize>),
+        patience: Patience,
     ) -> Result<Vec<u8>, Failure> {
         let plan = txn::Plan {
             keys: &self.keys,
             layouts: &self.layouts,
             reads,
             writes,
+            cache: &self.cache,
         };
-        plan.run::<T>(c, target, args)
+        plan.run::<T>(c, target, args, patience)
     }
 
     fn field(&self, index: u16) -> Result<(&str, &Layout), Failure> {
@@ -245,6 +255,10 @@ impl<T: Shared> Redis<T> {
                 self.record(&message);
                 Error::Shared { message }
             }
+            Failure::Contended(message) => {
+                self.record(&message);
+                Error::Shared { message }
+            }
             Failure::Panicked { method, panic } => {
                 self.record(&panicked_text(&method, &panic));
                 Error::shared_method(method, panic)
@@ -258,15 +272,23 @@ impl<T: Shared> Redis<T> {
 /// its own bound), so a handle's `with_timeout` limit shorter than that does not apply here.
 impl<T: Shared> Backend for Redis<T> {
     fn write(&self, target: Target, args: &[u8], _: Option<Deadline>) -> Result<(), Error> {
-        match self.apply(target, args) {
+        match self.apply(target, args, Patience::for_write()) {
             Ok(_) => Ok(()),
             Err(failure) => {
+                // The operation's own failure (an overflow, a panic) is recorded as the last
+                // error, as the local share does; a write lost for any other reason is
+                // reported to the next call too.
+                let own = matches!(failure, Failure::Failed(_) | Failure::Panicked { .. });
                 let error = self.error(failure, Some(target));
-                if let Error::Cluster { problem: text } = &error {
+                if !own {
+                    let text = match &error {
+                        Error::Cluster { problem } => problem.clone(),
+                        other => other.to_string(),
+                    };
                     *self
                         .unreported
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+                        .unwrap_or_else(PoisonError::into_inner) = Some(text);
                 }
                 Err(error)
             }
@@ -284,8 +306,26 @@ impl<T: Shared> Backend for Redis<T> {
                 problem: format!("an earlier write was lost: {text}"),
             });
         }
-        self.apply(target, args)
+        self.apply(target, args, Patience::Attempts)
             .map_err(|failure| self.error(failure, Some(target)))
+    }
+}
+
+/// The last handle in this process is gone: a lost write that no call came to report is
+/// said in the log, never dropped silently.
+impl<T> Drop for Redis<T> {
+    fn drop(&mut self) {
+        let unreported = self
+            .unreported
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(text) = unreported {
+            tracing::warn!(
+                share = %self.id,
+                "a write to the share was lost, and no call came after it to report it: {text}"
+            );
+        }
     }
 }
 

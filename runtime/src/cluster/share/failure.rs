@@ -13,6 +13,10 @@ pub(super) enum Failure {
     /// The operation itself failed (an overflow, bad arguments, too many conflicts); the
     /// message names it. Nothing was changed.
     Failed(String),
+    /// Other writers kept changing what the operation read, past its patience; nothing was
+    /// changed. Not the operation's own fault: a write lost this way is reported to the next
+    /// call.
+    Contended(String),
     /// A user method panicked; nothing was sent, so nothing was changed.
     Panicked {
         /// The method, as `Type::method`.

@@ -18,9 +18,11 @@
 //!   `INCRBYFLOAT`, `APPEND`, `RPUSH`, `LPOP`, `HSET`, `SADD`, …).
 //! - `txn.rs`: everything else — `#[shared]` methods, operations with no native command,
 //!   replacing the whole value — as an optimistic transaction: `WATCH` the fields the
-//!   operation reads (from `SHARED_META`), read the value, apply it here with the local
-//!   share's own code, and `MULTI`/`EXEC` the fields it writes; a conflict retries (bounded),
-//!   a failure or a panic sends nothing, so it changes nothing.
+//!   operation reads (from `SHARED_META`), read those fields (the others as this process last
+//!   saw them), apply it here with the local share's own code, and `MULTI`/`EXEC` the fields
+//!   it writes; a conflict runs it again (a call a bounded number of times, a write until it
+//!   gets through or a minute passed), a failure or a panic sends nothing, so it changes
+//!   nothing.
 //!
 //! **Ordering.** Every operation, writes included, returns once the server applied it, so a
 //! read (which reads the server) observes every write whose call returned before it, from any
@@ -57,8 +59,12 @@ impl<T: Shared> Share<T> {
     /// `i64`/`u64` is `INCRBY`, on a float `INCRBYFLOAT`; `push` is `RPUSH`, a map's `insert`
     /// is `HSET`, a set's `SADD`, …); a `#[shared]` method, and an operation without a native
     /// command, runs here as an optimistic transaction over the fields its `SHARED_META` says
-    /// it reads and writes, retried on conflict (a bounded number of times, then an
-    /// [`Error::Shared`] saying so). A method that fails or panics changes nothing.
+    /// it reads and writes (fetching only the fields it reads), run again on conflict: a call
+    /// 64 times at most, then an [`Error::Shared`] saying so; a write (a method returning
+    /// `()`, which nobody waits for) until the other writers let it through, for up to a
+    /// minute — past that it is lost, and the next call of this process reports it (or, if no
+    /// call comes, a warning in the log when the process's last handle goes). A method that
+    /// fails or panics changes nothing.
     ///
     /// Every operation returns once the server applied it, so a read observes every write
     /// that returned before it, on any host. The keys live while this process holds a handle

@@ -4,15 +4,22 @@
 //! ([`peer::apply`]), and its writes go back only if nothing it read changed meanwhile.
 //!
 //! `WATCH` the share's key and the fields the operation reads (for a method, its read set in
-//! `SHARED_META`), read every field, rebuild the value, apply; a failure or a panic ends the
+//! `SHARED_META`), read those fields, rebuild the value, apply; a failure or a panic ends the
 //! transaction with nothing sent (`UNWATCH`), so it changes nothing. Otherwise `MULTI`, write
 //! the fields of its write set whole, `EXEC`: a nil answer means a watched key changed, and
-//! the operation runs again on fresh values, at most [`ATTEMPTS`] times with a growing random
-//! pause. An operation that writes nothing reads every field in one `MULTI` (a consistent
-//! snapshot) and needs no retry.
+//! the operation runs again on fresh values with a growing random pause — at most
+//! [`ATTEMPTS`] times for a call (its caller gets the error), and for a write until
+//! [`WRITE_PATIENCE`] has passed (a write has no caller to tell). An operation that writes
+//! nothing reads in one `MULTI` (a consistent snapshot) and needs no retry.
+//!
+//! **Only what is read is fetched.** The fields an operation does not read still have to be
+//! there to rebuild the value; they come from the encodings this process saw last
+//! ([`FieldCache`]), which the operation neither reads nor writes, so their age does not
+//! matter. This keeps a method on one counter from fetching (and decoding) a share's large
+//! lists on every attempt — the window in which other writers make it conflict.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 
@@ -24,16 +31,49 @@ use crate::share::peer::{self, describe};
 use crate::share::{ApplyError, Layout, Shared};
 use crate::transport::frame;
 
-/// How many times an operation runs before conflicts make it give up.
+/// How many times a call runs before conflicts make it give up.
 pub(super) const ATTEMPTS: u32 = 64;
 
-/// One operation's transaction: the share's keys and layouts, and the fields (by index) it
-/// reads and writes.
+/// How long a write keeps running again under conflicts before it gives up (then the next
+/// call reports it lost).
+pub(super) const WRITE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The encoding of each field as this process last read or wrote it; `None` until then.
+pub(super) type FieldCache = Mutex<Vec<Option<Vec<u8>>>>;
+
+/// One operation's transaction: the share's keys and layouts, the fields (by index) it
+/// reads and writes, and this process's last encodings of the others.
 pub(super) struct Plan<'a> {
     pub(super) keys: &'a ShareKeys,
     pub(super) layouts: &'a [Layout],
     pub(super) reads: Vec<usize>,
     pub(super) writes: Vec<usize>,
+    pub(super) cache: &'a FieldCache,
+}
+
+/// How long an operation keeps running again when other writers change what it read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Patience {
+    /// A call: [`ATTEMPTS`] runs.
+    Attempts,
+    /// A write: until [`WRITE_PATIENCE`] has passed.
+    Until(Instant),
+}
+
+impl Patience {
+    /// A write's patience, from now.
+    pub(super) fn for_write() -> Self {
+        Instant::now()
+            .checked_add(WRITE_PATIENCE)
+            .map_or(Self::Attempts, Self::Until)
+    }
+
+    fn allows(self, attempt: u32) -> bool {
+        match self {
+            Self::Attempts => attempt < ATTEMPTS,
+            Self::Until(at) => attempt == 0 || Instant::now() < at,
+        }
+    }
 }
 
 impl Plan<'_> {
@@ -43,15 +83,18 @@ impl Plan<'_> {
         c: &mut Connection,
         target: Target,
         args: &[u8],
+        patience: Patience,
     ) -> Result<Vec<u8>, Failure> {
-        for attempt in 0..ATTEMPTS {
+        let mut attempt = 0u32;
+        while patience.allows(attempt) {
             if let Some(reply) = self.attempt::<T>(c, target, args)? {
                 return Ok(reply);
             }
             pause(attempt);
+            attempt = attempt.saturating_add(1);
         }
-        Err(Failure::Failed(format!(
-            "{} gave up after {ATTEMPTS} attempts: other writers kept changing the fields it reads",
+        Err(Failure::Contended(format!(
+            "{} gave up after {attempt} attempts: other writers kept changing the fields it reads",
             describe::<T>(target)
         )))
     }
@@ -89,6 +132,7 @@ impl Plan<'_> {
         };
         let mut pipe = redis::pipe();
         pipe.atomic();
+        let mut written = Vec::with_capacity(self.writes.len());
         for &index in &self.writes {
             let (Some(key), Some(layout)) = (self.keys.fields.get(index), self.layouts.get(index))
             else {
@@ -97,13 +141,18 @@ impl Plan<'_> {
             let encoding = field_encoding(&mut value, index).map_err(failed)?;
             let parts = (layout.split)(&encoding).map_err(failed)?;
             store::write_field(&mut pipe, layout.kind, key, parts);
+            written.push((index, encoding));
         }
         let done: Value = pipe.query(c)?;
-        Ok((done != Value::Nil).then_some(reply))
+        if done == Value::Nil {
+            return Ok(None);
+        }
+        self.remember(written);
+        Ok(Some(reply))
     }
 
-    /// Reads every field, rebuilds the value and applies the operation; the value comes back
-    /// only when there are writes to send.
+    /// Reads the fields it must (see the module's notes), rebuilds the value and applies the
+    /// operation; the value comes back only when there are writes to send.
     fn read_and_apply<T: Shared>(
         &self,
         c: &mut Connection,
@@ -111,27 +160,35 @@ impl Plan<'_> {
         args: &[u8],
         writes: bool,
     ) -> Result<(Option<T>, Vec<u8>), Failure> {
+        let fetched = self.to_fetch();
         let mut pipe = redis::pipe();
         if !writes {
             pipe.atomic();
         }
         pipe.cmd("EXISTS").arg(&self.keys.share);
-        for (key, layout) in self.keys.fields.iter().zip(self.layouts) {
-            store::read_field(&mut pipe, layout.kind, key);
+        for &index in &fetched {
+            if let (Some(key), Some(layout)) =
+                (self.keys.fields.get(index), self.layouts.get(index))
+            {
+                store::read_field(&mut pipe, layout.kind, key);
+            }
         }
         let answers: Value = pipe.query(c)?;
         let answers = link::items(&answers);
-        let Some((exists, fields)) = answers.split_first() else {
+        let Some((exists, answers)) = answers.split_first() else {
             return Err(Failure::Gone);
         };
-        if link::int(exists) != Some(1) {
+        if link::int(exists) != Some(1) || answers.len() != fetched.len() {
             return Err(Failure::Gone);
         }
-        let mut encoding = Vec::new();
-        for (answer, layout) in fields.iter().zip(self.layouts) {
+        let mut fresh = Vec::with_capacity(fetched.len());
+        for (&index, answer) in fetched.iter().zip(answers) {
+            let layout = self.layouts.get(index).ok_or(Failure::Gone)?;
             let parts = store::parse_field(layout.kind, answer).ok_or(Failure::Gone)?;
-            encoding.extend((layout.join)(parts).map_err(failed)?);
+            fresh.push((index, (layout.join)(parts).map_err(failed)?));
         }
+        let encoding = self.whole(&fresh)?;
+        self.remember(fresh);
         let mut value: T = frame::decode_owned(&encoding).map_err(|e| {
             Failure::Failed(format!(
                 "the value on the server does not read as `{}`: {e}",
@@ -147,6 +204,46 @@ impl Plan<'_> {
             }
         })?;
         Ok((writes.then_some(value), reply))
+    }
+
+    /// The fields to read from the server: those the operation reads, and any this process
+    /// has not seen yet.
+    fn to_fetch(&self) -> Vec<usize> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        (0..self.layouts.len())
+            .filter(|index| {
+                self.reads.contains(index) || cache.get(*index).is_none_or(Option::is_none)
+            })
+            .collect()
+    }
+
+    /// Keeps `fields` (index, encoding) as this process's last encodings of them.
+    fn remember(&self, fields: Vec<(usize, Vec<u8>)>) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < self.layouts.len() {
+            cache.resize(self.layouts.len(), None);
+        }
+        for (index, encoding) in fields {
+            if let Some(slot) = cache.get_mut(index) {
+                *slot = Some(encoding);
+            }
+        }
+    }
+
+    /// The encoding of the whole value: the fields just `fetched`, and this process's last
+    /// encodings of the others (every field never seen before was fetched, so none is
+    /// missing).
+    fn whole(&self, fetched: &[(usize, Vec<u8>)]) -> Result<Vec<u8>, Failure> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut whole = Vec::new();
+        for index in 0..self.layouts.len() {
+            let field = match fetched.iter().find(|(at, _)| *at == index) {
+                Some((_, encoding)) => Some(encoding.as_slice()),
+                None => cache.get(index).and_then(Option::as_deref),
+            };
+            whole.extend_from_slice(field.ok_or(Failure::Gone)?);
+        }
+        Ok(whole)
     }
 }
 
