@@ -78,9 +78,27 @@ fn create_job() -> io::Result<Job> {
     Ok(Job(handle))
 }
 
+/// `ERROR_INTERNAL_ERROR`: what Wine answered now and then, on a loaded machine, to a spawn
+/// that succeeded when made again (CI, 2026-12: one pool worker of four in
+/// `share_scenarios`). Another error, or this one three times, is the caller's.
+const ERROR_INTERNAL_ERROR: i32 = 1359;
+
 /// Starts `command` as a child inside this process's job (see the module's paragraph). A
 /// child that cannot join the job is ended and the error returned.
 pub(crate) fn spawn(command: &mut Command) -> io::Result<Child> {
+    let mut attempt = 0;
+    loop {
+        match spawn_once(command) {
+            Err(error) if error.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && attempt < 2 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            spawned => return spawned,
+        }
+    }
+}
+
+fn spawn_once(command: &mut Command) -> io::Result<Child> {
     let job = job()?;
     let mut child = command.spawn()?;
     // SAFETY: both handles are open: the job's for the life of the process, the child's while
