@@ -15,6 +15,8 @@
 
 mod identity;
 pub(crate) use identity::build_identity;
+#[cfg(test)]
+mod image_tests;
 
 #[cfg(unix)]
 mod unix;

@@ -131,28 +131,9 @@ fn codeview(image: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    #[inline(never)]
-    fn anchor() -> u8 {
-        std::hint::black_box(1)
-    }
-
-    #[inline(never)]
-    fn other() -> u8 {
-        std::hint::black_box(2)
-    }
-
-    static DATA: [u8; 64] = [0; 64];
-
     #[test]
-    fn a_function_of_the_same_image_is_code_and_data_or_nowhere_is_not() {
-        let anchor = anchor as fn() -> u8 as usize;
-        assert!(is_code_beside(anchor, other as fn() -> u8 as usize));
-        assert!(is_code_beside(anchor, anchor));
-        assert!(!is_code_beside(anchor, 16));
-        assert!(!is_code_beside(anchor, usize::MAX - 16));
-        let heap = Box::new(0u64);
-        assert!(!is_code_beside(anchor, std::ptr::from_ref(&*heap) as usize));
-        assert!(!is_code_beside(anchor, DATA.as_ptr() as usize));
+    fn another_modules_code_is_not_this_images() {
+        let anchor = crate::sys::image_tests::anchor_address();
         // Code of another module (kernel32's) is not this image's.
         let kernel32: Vec<u16> = "kernel32.dll\0".encode_utf16().collect();
         // SAFETY: NUL-terminated names; kernel32 is loaded in every process.
