@@ -1,9 +1,8 @@
 //! The re-executed side of the raw floors. Each role runs until the bench hangs up.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 
-use super::{Role, read_spinning};
+use super::{Role, Stream, read_spinning};
 
 /// Bytes of a streaming request: the number of frames (`u64`) and their size (`u32`), both
 /// little-endian; the size counts the 4-byte length prefix.
@@ -13,7 +12,7 @@ pub const REQUEST: usize = 12;
 pub const ECHO_FRAME: usize = 16;
 
 /// Plays `role` on `stream`.
-pub fn play(role: Role, stream: UnixStream) {
+pub fn play(role: Role, stream: Stream) {
     match role {
         Role::Exit => {}
         Role::Hello => hello(stream),
@@ -23,13 +22,13 @@ pub fn play(role: Role, stream: UnixStream) {
     }
 }
 
-fn hello(mut stream: UnixStream) {
+fn hello(mut stream: Stream) {
     stream.write_all(&std::process::id().to_le_bytes()).unwrap();
     // Wait for the bench to hang up (or to kill this process).
     let _ = stream.read(&mut [0u8; 1]);
 }
 
-fn echo(mut stream: UnixStream, read: impl Fn(&mut UnixStream, &mut [u8]) -> std::io::Result<()>) {
+fn echo(mut stream: Stream, read: impl Fn(&mut Stream, &mut [u8]) -> std::io::Result<()>) {
     let mut frame = [0u8; ECHO_FRAME];
     while read(&mut stream, &mut frame).is_ok() {
         if stream.write_all(&frame).is_err() {
@@ -38,7 +37,7 @@ fn echo(mut stream: UnixStream, read: impl Fn(&mut UnixStream, &mut [u8]) -> std
     }
 }
 
-fn stream_frames(mut stream: UnixStream) {
+fn stream_frames(mut stream: Stream) {
     let mut request = [0u8; REQUEST];
     let mut frame = Vec::new();
     while stream.read_exact(&mut request).is_ok() {
