@@ -19,6 +19,7 @@ pub fn play(role: Role, stream: Stream) {
         Role::Echo => echo(stream, |s, buf| s.read_exact(buf)),
         Role::EchoSpinning => echo(stream, read_spinning),
         Role::Stream => stream_frames(stream),
+        Role::EchoBytes => echo_bytes(stream),
     }
 }
 
@@ -32,6 +33,15 @@ fn echo(mut stream: Stream, read: impl Fn(&mut Stream, &mut [u8]) -> std::io::Re
     let mut frame = [0u8; ECHO_FRAME];
     while read(&mut stream, &mut frame).is_ok() {
         if stream.write_all(&frame).is_err() {
+            break;
+        }
+    }
+}
+
+fn echo_bytes(mut stream: Stream) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = stream.read(&mut buffer) {
+        if stream.write_all(&buffer[..n]).is_err() {
             break;
         }
     }

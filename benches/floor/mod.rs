@@ -51,15 +51,18 @@ pub enum Role {
     EchoSpinning,
     /// Answers each request (count, frame size) with that many frames, one `write` each.
     Stream,
+    /// Echoes whatever arrives, one `write` per `read` of up to 64 KiB.
+    EchoBytes,
 }
 
 impl Role {
-    const ALL: [Role; 5] = [
+    const ALL: [Role; 6] = [
         Role::Exit,
         Role::Hello,
         Role::Echo,
         Role::EchoSpinning,
         Role::Stream,
+        Role::EchoBytes,
     ];
 
     fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Role {
             Role::Echo => "echo",
             Role::EchoSpinning => "echo-spinning",
             Role::Stream => "stream",
+            Role::EchoBytes => "echo-bytes",
         }
     }
 }
