@@ -1,8 +1,8 @@
 //! skprocess against its raw floors, measured in the same run on the same machine:
 //!
 //! - `round_trip/*`: `tell` → `listen` through a child that echoes, against a bare
-//!   `UnixStream` ping-pong of frames of the same size (16 bytes) with a re-executed echo
-//!   process. `raw_blocking` blocks in `read` on both ends, as the socket readers of skprocess
+//!   `UnixStream` ping-pong (a bare named pipe on Windows) of frames of the same size (16
+//!   bytes) with a re-executed echo process. `raw_blocking` blocks in `read` on both ends, as the socket readers of skprocess
 //!   do; `raw_spinning` polls the socket for 50 µs before blocking, on both ends, as
 //!   `skprocess_tell_listen_spinning` does with `Config::listen_spin` at 50 µs. The
 //!   `*_pinned` rows run the bench, its threads and its children on one CPU (Linux), so no
@@ -15,7 +15,6 @@
 mod floor;
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
@@ -88,7 +87,7 @@ fn bench_raw_ping_pong(
     group: &mut BenchmarkGroup<'_, WallTime>,
     role: Role,
     name: &str,
-    read: impl Fn(&mut UnixStream, &mut [u8]) -> std::io::Result<()>,
+    read: impl Fn(&mut floor::Stream, &mut [u8]) -> std::io::Result<()>,
 ) {
     let (_listener, mut stream, mut child) = floor::connect(role);
     let mut frame = [7u8; ECHO_FRAME];

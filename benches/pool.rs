@@ -1,7 +1,10 @@
 //! The pool, measured beside its floors in one run:
 //!
 //! - `tiny_10k/*`: 10,000 items of `x * 2` on 2 workers, beside rayon's `par_iter().map()` on
-//!   2 threads (the in-process floor) and a single-threaded loop.
+//!   2 threads (the in-process floor), a single-threaded loop, and the raw floor of moving the
+//!   items through two processes: two re-executed echo processes, each sent half the items as
+//!   16-byte frames, [`RAW_CHUNK`] frames per `write`, and read back (over a Unix socket; a
+//!   bare named pipe on Windows).
 //! - `cpu_200x5ms/*`: 200 items of about 5 ms of CPU each on 2 workers, beside the same work
 //!   in one thread; the ideal 2-core time is half the single-threaded one.
 //! - `processes_1000/*`: 1,000 `#[skprocess]` items with `runs = 1`, beside 1,000 items of a
@@ -11,16 +14,24 @@
 //!
 //! Run with `cargo bench --bench pool`.
 
-// The pool needs only the bare re-exec of the floors.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the pool uses the bare re-exec and the byte echo of the floors"
+)]
 mod floor;
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use criterion::measurement::WallTime;
 use floor::Role;
 use rayon::prelude::*;
 use skprocess::prelude::*;
+
+/// Frames per `write` of the raw tiny-item floor: 16 KB, well inside a pipe's 64 KiB buffer
+/// either way, so a chunk never waits for its own echo.
+const RAW_CHUNK: usize = 1000;
 
 fn double(x: u64) -> u64 {
     x * 2
@@ -100,7 +111,55 @@ fn bench_tiny(c: &mut Criterion) {
             assert_eq!(out.len(), 10_000);
         })
     });
+    bench_raw_tiny(&mut group, &items);
     group.finish();
+}
+
+/// The raw floor of `tiny_10k`: half the items to each of two re-executed processes that echo
+/// the bytes they read, one thread per process, [`RAW_CHUNK`] 16-byte frames per `write`.
+fn bench_raw_tiny(group: &mut criterion::BenchmarkGroup<'_, WallTime>, items: &[u64]) {
+    let mut echoes: Vec<_> = (0..2).map(|_| floor::connect(Role::EchoBytes)).collect();
+    group.bench_function("raw_2_echo_processes", |b| {
+        b.iter(|| {
+            let halves = items.chunks(items.len().div_ceil(2));
+            let echoed: usize = std::thread::scope(|scope| {
+                let threads: Vec<_> = echoes
+                    .iter_mut()
+                    .zip(halves)
+                    .map(|((_, stream, _), half)| scope.spawn(move || echo_items(stream, half)))
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).sum()
+            });
+            assert_eq!(echoed, items.len());
+        })
+    });
+    for (_listener, stream, mut child) in echoes {
+        drop(stream);
+        child.wait().unwrap();
+    }
+}
+
+/// Sends `items` as 16-byte frames, [`RAW_CHUNK`] per `write`, reading each chunk's echo back
+/// before the next; the count of items that came back.
+fn echo_items(stream: &mut floor::Stream, items: &[u64]) -> usize {
+    let mut out = Vec::with_capacity(RAW_CHUNK * 16);
+    let mut back = vec![0u8; RAW_CHUNK * 16];
+    let mut echoed = 0;
+    for chunk in items.chunks(RAW_CHUNK) {
+        out.clear();
+        for x in chunk {
+            out.extend_from_slice(&x.to_le_bytes());
+            out.extend_from_slice(&[0; 8]);
+        }
+        stream.write_all(&out).unwrap();
+        stream.read_exact(&mut back[..out.len()]).unwrap();
+        echoed += back[..out.len()]
+            .chunks(16)
+            .zip(chunk)
+            .filter(|(frame, x)| frame[..8] == x.to_le_bytes())
+            .count();
+    }
+    echoed
 }
 
 fn bench_cpu(c: &mut Criterion) {

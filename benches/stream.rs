@@ -1,5 +1,5 @@
-//! Streaming child → parent, skprocess against a raw socket stream of the same frames,
-//! measured in the same run on the same machine:
+//! Streaming child → parent, skprocess against a raw socket stream (a bare named pipe on
+//! Windows) of the same frames, measured in the same run on the same machine:
 //!
 //! - `stream_small/*`: per iteration, 100 000 `u64` messages of 16 bytes on the wire.
 //! - `stream_1mib/*`: per iteration, 32 messages of 1 MiB of bytes.
@@ -17,7 +17,6 @@ mod floor;
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::io::{BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -162,14 +161,14 @@ fn bench_raw(group: &mut BenchmarkGroup<'_, WallTime>, count: u64, size: usize) 
 }
 
 /// Asks the raw child for `count` frames of `size` bytes each, prefix included.
-fn request_frames(mut stream: &UnixStream, count: u64, size: usize) {
+fn request_frames(mut stream: &floor::Stream, count: u64, size: usize) {
     let mut request = [0u8; floor::child::REQUEST];
     request[..8].copy_from_slice(&count.to_le_bytes());
     request[8..].copy_from_slice(&(size as u32).to_le_bytes());
     stream.write_all(&request).unwrap();
 }
 
-fn read_frame(reader: &mut BufReader<&UnixStream>, body: &mut Vec<u8>) {
+fn read_frame(reader: &mut BufReader<&floor::Stream>, body: &mut Vec<u8>) {
     let mut len = [0u8; 4];
     reader.read_exact(&mut len).unwrap();
     body.resize(u32::from_le_bytes(len) as usize, 0);

@@ -3,10 +3,11 @@
 //! - `checkpoint/*`: 1000 iterations of a small process without checkpoints (`lives = 1`)
 //!   and with a checkpoint after every iteration (`lives = 2`); the difference divided by
 //!   1000 is the checkpoint cost per iteration.
-//! - `restart/*`: from a `SIGKILL` of a supervised child to its replacement running again
-//!   (its first `tell` read by `listen`), beside a bare re-exec of this binary that exits at
-//!   once (the floor of any respawn), and a raw respawn: `SIGKILL` a re-executed child
-//!   connected over a socket, reap it, re-execute it and read its hello on the socket.
+//! - `restart/*`: from a `SIGKILL` (`TerminateProcess` on Windows) of a supervised child to
+//!   its replacement running again (its first `tell` read by `listen`), beside a bare re-exec
+//!   of this binary that exits at once (the floor of any respawn), and a raw respawn:
+//!   `SIGKILL` a re-executed child connected over a socket, reap it, re-execute it and read
+//!   its hello on the socket.
 //!
 //! Run with `cargo bench --bench supervision`.
 
@@ -138,7 +139,22 @@ fn bench_raw_respawn(group: &mut BenchmarkGroup<'_, WallTime>) {
     child.wait().unwrap();
 }
 
+#[cfg(unix)]
 fn kill(pid: u32) {
     // SAFETY: sending a signal to a process id has no memory-safety preconditions.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// Windows has no `SIGKILL`: `TerminateProcess`, as skprocess's own kill.
+#[cfg(windows)]
+fn kill(pid: u32) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
+    // SAFETY: opens, terminates and closes a handle this function owns alone.
+    unsafe {
+        let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        assert!(!process.is_null(), "open process {pid} to terminate it");
+        TerminateProcess(process, 1);
+        CloseHandle(process);
+    }
 }

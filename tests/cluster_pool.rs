@@ -3,6 +3,8 @@
 //! a process group of its own and reaching Redis through its own proxy — and maps over them.
 //! Chaos: a host SIGKILLed mid-map, a host's link cut mid-map, the server stopped and started
 //! between maps. Every item is accounted for; every wait is bounded.
+// Unix by nature: the hosts are process groups, SIGKILLed whole (tests/support/hosts.rs).
+#![cfg(unix)]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! behind its own proxy. Exact counts from processes on two hosts, a `WATCH` conflict that
 //! retries, a panicking method that changes nothing, every native operation against the local
 //! share, a cut link and a lost server. Every wait is bounded.
+// Unix by nature: the hosts are process groups, SIGKILLed whole (tests/support/hosts.rs).
+#![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,7 +10,7 @@
 //! replaced the file; the pool worker's unit test `check_build` refuses another build's start);
 //! `TooManyConnections` needs 256 connections to one endpoint (`share::coordinator`'s unit
 //! test caps a coordinator at 2 and gets it).
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 use std::time::Duration;
 
@@ -179,8 +179,14 @@ fn timeout_of_a_result() {
 #[test]
 fn crashed_names_what_ended_the_child() {
     let error = outcome(How::Abort);
+    // `abort` is a fail-fast on Windows: NTSTATUS 0xC0000409.
+    let name = if cfg!(windows) {
+        "STATUS_STACK_BUFFER_OVERRUN"
+    } else {
+        "SIGABRT"
+    };
     assert!(
-        matches!(&error, Error::Crashed { status, run: 0 } if status.contains("SIGABRT")),
+        matches!(&error, Error::Crashed { status, run: 0 } if status.contains(name)),
         "{error:?}"
     );
 }
@@ -681,7 +687,13 @@ fn missing_dir() -> std::path::PathBuf {
 #[test]
 fn spawn_when_the_working_directory_does_not_exist() {
     let _bound = bound::within(TEST_BOUND);
-    let is_spawn = |error: &Error| matches!(error, Error::Spawn(io) if io.kind() == std::io::ErrorKind::NotFound);
+    // CreateProcess refuses a missing working directory with ERROR_DIRECTORY (267).
+    let kind = if cfg!(windows) {
+        std::io::ErrorKind::NotADirectory
+    } else {
+        std::io::ErrorKind::NotFound
+    };
+    let is_spawn = |error: &Error| matches!(error, Error::Spawn(io) if io.kind() == kind);
     let config = Deaf::default_config().current_dir(missing_dir());
     let error = Deaf.start_with(config).unwrap_err();
     assert!(is_spawn(&error), "{error:?}");

@@ -1,5 +1,6 @@
-//! No orphans: when a parent dies by SIGKILL, its children exit promptly.
-#![cfg(target_os = "linux")]
+//! No orphans: when a parent dies by SIGKILL (`TerminateProcess` on Windows), its children exit
+//! promptly.
+#![cfg(any(target_os = "linux", windows))]
 
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ fn children_exit_once_their_parent_is_sigkilled() {
         running(grandchild),
         "grandchild {grandchild} should be running"
     );
-    pid::signal(parent.pid(), libc::SIGKILL);
+    pid::kill(parent.pid());
     // A child exits as soon as its parent's connection closes (README, "No orphans"): the
     // bound only catches one that never does.
     bound::until(

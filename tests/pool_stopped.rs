@@ -1,5 +1,6 @@
 //! A stopped worker (SIGSTOP, a debugger, a frozen cgroup) holds only the chunks it was given:
 //! the other workers keep receiving theirs and their results keep coming.
+// Unix by nature: a stopped process is SIGSTOP's (Windows has no stopping a process).
 #![cfg(target_os = "linux")]
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! waits, `request_stop` only asks, `kill` ends now and returns once nothing it ended is alive,
 //! `pause`/`resume` hold a share, `join` returns the result, and every wait has a `_timeout`
 //! form where `Duration::MAX` means no limit.
-#![cfg(target_os = "linux")]
+#![cfg(any(target_os = "linux", windows))]
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! No orphans from workers: when the process that started a `run` worker or a
-//! `WorkerResource` dies by SIGKILL while the worker is busy in a long call, the worker exits.
-#![cfg(target_os = "linux")]
+//! `WorkerResource` dies by SIGKILL (`TerminateProcess` on Windows) while the worker is busy in
+//! a long call, the worker exits.
+#![cfg(any(target_os = "linux", windows))]
 
 use std::time::Duration;
 
@@ -74,9 +75,9 @@ fn worker_exits_when_its_owner_is_sigkilled(kind: Kind) {
         .unwrap()
         .expect("the worker's pid");
     assert!(worker != 0 && running(worker));
-    pid::signal(owner.pid(), libc::SIGKILL);
+    pid::kill(owner.pid());
     if !bound::eventually(BOUND, || !running(worker)) {
-        pid::signal(worker, libc::SIGKILL);
+        pid::kill(worker);
         panic!("worker {worker} outlived its SIGKILLed owner by {BOUND:?}");
     }
 }

@@ -1,23 +1,31 @@
 //! The raw floors shared by the benchmarks: this binary re-executed with nothing of skprocess
-//! in the way, talking to the bench over a bare `std::os::unix::net::UnixStream`.
+//! in the way, talking to the bench over a bare connection: a `std::os::unix::net::UnixStream`
+//! on Unix ([`unix`]), a named pipe opened for plain blocking I/O on Windows ([`windows`]),
+//! each behind the same [`Stream`] and [`Listener`].
 //!
-//! A re-execution is told what to do by [`ROLE`] (and [`SOCKET`], the path of the bench's
+//! A re-execution is told what to do by [`ROLE`] (and [`SOCKET`], the address of the bench's
 //! listener); [`run_if_floor_child`], called in `main` right after `skprocess::init()`, plays
 //! the role and exits. Each role lives in [`child`].
 //!
 //! How the floors wait: every read blocks in the kernel (as the readers of skprocess do on
-//! both sides), except the `Role::EchoSpinning` ping-pong, whose two ends poll the socket
+//! both sides), except the `Role::EchoSpinning` ping-pong, whose two ends poll the connection
 //! for up to [`SPIN`] before they block.
 
 pub mod child;
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+pub use unix::{Listener, Stream, connect_to, read_spinning};
+#[cfg(windows)]
+pub use windows::{Listener, Stream, connect_to, read_spinning};
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
@@ -43,15 +51,18 @@ pub enum Role {
     EchoSpinning,
     /// Answers each request (count, frame size) with that many frames, one `write` each.
     Stream,
+    /// Echoes whatever arrives, one `write` per `read` of up to 64 KiB.
+    EchoBytes,
 }
 
 impl Role {
-    const ALL: [Role; 5] = [
+    const ALL: [Role; 6] = [
         Role::Exit,
         Role::Hello,
         Role::Echo,
         Role::EchoSpinning,
         Role::Stream,
+        Role::EchoBytes,
     ];
 
     fn name(self) -> &'static str {
@@ -61,18 +72,20 @@ impl Role {
             Role::Echo => "echo",
             Role::EchoSpinning => "echo-spinning",
             Role::Stream => "stream",
+            Role::EchoBytes => "echo-bytes",
         }
     }
 }
 
 /// Criterion as every bench here configures it: 1 s of warm-up, 3 s of measurement, and
-/// `samples` samples (criterion's default is 100).
+/// `samples` samples (criterion's default is 100), unless the command line says otherwise
+/// (`--warm-up-time`, `--measurement-time`, `--sample-size`).
 pub fn criterion(samples: usize) -> criterion::Criterion {
     criterion::Criterion::default()
-        .configure_from_args()
         .sample_size(samples)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
+        .configure_from_args()
 }
 
 /// Plays the floor role this process was re-executed for, if any, and exits.
@@ -85,8 +98,8 @@ pub fn run_if_floor_child() {
         .find(|role| name == role.name())
         .expect("a known floor role");
     if role != Role::Exit {
-        let path = std::env::var_os(SOCKET).expect("the floor's socket path");
-        let stream = UnixStream::connect(path).expect("connect to the bench");
+        let address = std::env::var_os(SOCKET).expect("the floor's socket address");
+        let stream = connect_to(&address).expect("connect to the bench");
         child::play(role, stream);
     }
     std::process::exit(0);
@@ -105,7 +118,7 @@ pub fn reexec(role: Role, socket: Option<&Listener>) -> Child {
     let mut command = Command::new(own_executable());
     command.env(ROLE, role.name()).stdin(Stdio::null());
     if let Some(listener) = socket {
-        command.env(SOCKET, &listener.path);
+        command.env(SOCKET, listener.address());
     }
     command.spawn().expect("re-execute the bench")
 }
@@ -117,37 +130,9 @@ pub fn bench_bare_reexec(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
 }
 
-/// A listening socket in the temporary directory, removed when dropped.
-pub struct Listener {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl Listener {
-    pub fn bind() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("skp-bench-{}-{n}.sock", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).expect("bind the floor's socket");
-        Self { listener, path }
-    }
-
-    pub fn accept(&self) -> UnixStream {
-        self.listener.accept().expect("accept a floor child").0
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// Starts a floor child in `role`; returns its listener (which replacements can connect
 /// to), its connection and the child.
-pub fn connect(role: Role) -> (Listener, UnixStream, Child) {
+pub fn connect(role: Role) -> (Listener, Stream, Child) {
     let listener = Listener::bind();
     let child = reexec(role, Some(&listener));
     let stream = listener.accept();
@@ -155,34 +140,10 @@ pub fn connect(role: Role) -> (Listener, UnixStream, Child) {
 }
 
 /// Reads what the [`Role::Hello`] child says first: its pid.
-pub fn read_hello(stream: &mut UnixStream) -> u32 {
+pub fn read_hello(stream: &mut Stream) -> u32 {
     let mut pid = [0u8; 4];
     stream.read_exact(&mut pid).expect("a floor child's hello");
     u32::from_le_bytes(pid)
-}
-
-/// Fills `buf`, polling without blocking for up to [`SPIN`], then blocking for the rest.
-pub fn read_spinning(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<()> {
-    let mut got = 0;
-    let spin_until = Instant::now() + SPIN;
-    while got < buf.len() && Instant::now() < spin_until {
-        let rest = &mut buf[got..];
-        // SAFETY: `rest` is valid for writes of `rest.len()` bytes for the whole call.
-        let n = unsafe {
-            libc::recv(
-                stream.as_raw_fd(),
-                rest.as_mut_ptr().cast(),
-                rest.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n if n > 0 => got += n as usize,
-            _ => std::hint::spin_loop(),
-        }
-    }
-    stream.read_exact(&mut buf[got..])
 }
 
 /// Runs `f` with this thread — and so the threads and processes it starts — on the first CPU

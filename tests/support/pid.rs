@@ -88,6 +88,17 @@ pub fn kill(pid: u32) {
     windows::kill(pid);
 }
 
+/// Ends `pid` at once if it is still there, as [`kill`], but says nothing when it is gone.
+pub fn try_kill(pid: u32) {
+    #[cfg(unix)]
+    {
+        // SAFETY: kill(2) has no memory-safety preconditions; a failure is ignored.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    #[cfg(windows)]
+    windows::try_kill(pid);
+}
+
 #[cfg(unix)]
 fn stat_state(path: &str) -> Option<char> {
     let stat = std::fs::read_to_string(path).ok()?;
@@ -141,6 +152,13 @@ mod windows {
         // SAFETY: an open handle with SYNCHRONIZE access; a zero wait only asks.
         open(pid, PROCESS_SYNCHRONIZE)
             .is_some_and(|p| unsafe { WaitForSingleObject(p.0, 0) } == WAIT_TIMEOUT)
+    }
+
+    pub fn try_kill(pid: u32) {
+        if let Some(process) = open(pid, PROCESS_TERMINATE) {
+            // SAFETY: an open handle with PROCESS_TERMINATE access; a failure is ignored.
+            unsafe { TerminateProcess(process.0, 0xE000_0009) };
+        }
     }
 
     #[track_caller]

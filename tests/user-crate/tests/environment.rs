@@ -15,9 +15,9 @@ const TEST_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
 use std::time::Duration;
 
 use skprocess::prelude::*;
-use skprocess_user_crate::{
-    BOOTSTRAP_VARIABLE, EnvProbe, EnvReport, Finished, RunProgram, Sigpipe, run_bounded,
-};
+#[cfg(unix)]
+use skprocess_user_crate::BOOTSTRAP_VARIABLE;
+use skprocess_user_crate::{EnvProbe, EnvReport, Finished, RunProgram, Sigpipe, run_bounded};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const USER_MAIN: &str = env!("CARGO_BIN_EXE_user_main");

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, GetLastError, HANDLE, INVALID_HANDLE_VALUE,
+    ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, ERROR_OPERATION_ABORTED, ERROR_PIPE_BUSY,
+    ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING,
@@ -82,6 +82,14 @@ impl Waiting {
                     return Ok(None);
                 }
                 self.pending = false;
+                if error == ERROR_OPERATION_ABORTED {
+                    // Windows cancels a thread's I/O when the thread exits: the thread that
+                    // armed this instance (the one that bound the listener, or accepted last)
+                    // has ended. The instance still listens and may hold a client by now:
+                    // connect again, from this thread.
+                    self.connect()?;
+                    return Ok(if self.pending { None } else { self.pipe.take() });
+                }
                 self.pipe = None;
                 return Err(io::Error::from_raw_os_error(error as i32));
             }
@@ -93,7 +101,6 @@ impl Waiting {
     /// Puts a fresh instance of `name` in the slot and starts its connect; `first` asks that
     /// it be the name's first instance.
     fn arm(&mut self, name: &[u16], first: bool) -> io::Result<()> {
-        self.connected.reset();
         let attributes = current_user_only()?;
         let first = if first {
             FILE_FLAG_FIRST_PIPE_INSTANCE
@@ -117,10 +124,20 @@ impl Waiting {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a fresh handle owned by nothing else.
-        let pipe = unsafe { OwnedHandle::from_raw_handle(raw) };
+        self.pipe = Some(unsafe { OwnedHandle::from_raw_handle(raw) });
+        self.connect()
+    }
+
+    /// Starts the connect of the instance in the slot (the connect of a thread that ended
+    /// again, too); the slot is empty after an error.
+    fn connect(&mut self) -> io::Result<()> {
+        let Some(pipe) = self.pipe.as_ref().map(AsRawHandle::as_raw_handle) else {
+            return Ok(());
+        };
+        self.connected.reset();
         *self.ov = overlapped(self.connected.raw());
         // SAFETY: `ov` is boxed and stays in place until the connect ends (taken or dropped).
-        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), &mut *self.ov) };
+        let ok = unsafe { ConnectNamedPipe(pipe, &mut *self.ov) };
         // SAFETY: reads the calling thread's last error.
         let error = unsafe { GetLastError() };
         match (ok, error) {
@@ -130,9 +147,11 @@ impl Waiting {
                 self.pending = false;
                 self.connected.set();
             }
-            _ => return Err(io::Error::from_raw_os_error(error as i32)),
+            _ => {
+                self.pipe = None;
+                return Err(io::Error::from_raw_os_error(error as i32));
+            }
         }
-        self.pipe = Some(pipe);
         Ok(())
     }
 }

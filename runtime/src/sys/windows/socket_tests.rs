@@ -40,6 +40,32 @@ fn a_listener_accepts_without_blocking_and_keeps_its_name() {
     assert!(listener.accept().unwrap().is_none());
 }
 
+/// Windows cancels the I/O of a thread that exits, the pending connects of the instances a
+/// listener armed among it: a listener bound on a thread that has ended still accepts (a
+/// process queue started from a short-lived thread lost its first worker's connection).
+#[test]
+fn a_listener_bound_by_a_thread_that_ended_still_accepts() {
+    let listener = std::thread::spawn(|| Listener::bind(None, "e7de0d").unwrap())
+        .join()
+        .unwrap();
+    for round in 0..3u8 {
+        let mut client = Stream::connect(listener.address()).unwrap();
+        let deadline = Instant::now() + BOUND;
+        let mut server = loop {
+            let _ = wait_readable(&[Source::from(&listener)], Some(BOUND)).unwrap();
+            if let Some(server) = listener.accept().unwrap() {
+                break server;
+            }
+            assert!(Instant::now() < deadline, "round {round}: never accepted");
+        };
+        server.set_nonblocking(false).unwrap();
+        client.write_all(&[round]).unwrap();
+        let mut byte = [0u8];
+        server.read_exact(&mut byte).unwrap();
+        assert_eq!(byte[0], round);
+    }
+}
+
 /// An accepted stream does not block, as on Unix: the rendezvous reads many pending hellos on
 /// one thread, and a peer that sent half of one must not hold it (a blocking read there held
 /// the server's accept thread until the trickling peer left).
