@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
 use crate::hook::Hook;
-use crate::timing::Slot;
+use crate::timing::PackedSamples;
 
 /// Messages from the child. `Tell` must stay the first variant (see [`tell_prefix`]).
 ///
@@ -38,13 +38,14 @@ pub(crate) enum ToParent<'a> {
     Tell(#[serde(with = "serde_bytes", borrow)] &'a [u8]),
     Credit(u32),
     Progress(Progress),
-    Samples(Vec<(Slot, Duration)>),
+    Samples(#[serde(borrow)] PackedSamples<'a>),
     Checkpoint {
         #[serde(with = "serde_bytes", borrow)]
         state: &'a [u8],
         completed_runs: u64,
         /// Timer samples not sent yet, when few enough to share the frame.
-        samples: Vec<(Slot, Duration)>,
+        #[serde(borrow)]
+        samples: PackedSamples<'a>,
     },
     HookStarted {
         hook: Hook,
@@ -79,7 +80,7 @@ pub(crate) enum ToChild<'a> {
     Credit(u32),
     Stop,
     DiscardOutbox,
-    Samples(Vec<(Slot, Duration)>),
+    Samples(#[serde(borrow)] PackedSamples<'a>),
 }
 
 /// Where the child stands; sent now and then, each report replacing the last.
@@ -113,7 +114,7 @@ pub(crate) struct Resume {
     pub(crate) discard_outbox: bool,
 }
 
-/// Largest encoded size of one timer sample.
+/// Largest encoded size of one timer sample (1 + 14 bytes packed), with room to spare.
 const SAMPLE_BYTES: usize = 17;
 /// Room a samples frame needs beside its samples.
 const SAMPLES_OVERHEAD: usize = 16;
@@ -126,18 +127,21 @@ pub(crate) fn samples_per_frame(max_frame: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::{SampleBuffer, Slot};
     use crate::transport::frame;
 
     #[test]
     fn a_full_samples_frame_fits_the_smallest_limit() {
         let limit = 1024;
-        let worst = (
-            Slot::Hook(Hook::Onfinish),
-            Duration::new(u64::MAX, 999_999_999),
-        );
-        let samples = vec![worst; samples_per_frame(limit)];
-        let encoded = frame::encode_frame(&ToParent::Samples(samples.clone()), limit);
+        let mut samples = SampleBuffer::default();
+        for _ in 0..samples_per_frame(limit) {
+            samples.push(
+                Slot::Hook(Hook::Onfinish),
+                Duration::new(u64::MAX, 999_999_999),
+            );
+        }
+        let encoded = frame::encode_frame(&ToParent::Samples(samples.all()), limit);
         assert!(encoded.is_ok());
-        assert!(frame::encode_frame(&ToChild::Samples(samples), limit).is_ok());
+        assert!(frame::encode_frame(&ToChild::Samples(samples.all()), limit).is_ok());
     }
 }

@@ -56,11 +56,7 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
             }
         }
         ToParent::Samples(samples) => {
-            shared.update_view(|view| {
-                for (slot, sample) in samples {
-                    view.timers.record(slot, sample);
-                }
-            });
+            shared.update_view(|view| view.timers.record_packed(samples));
             return None;
         }
         ToParent::Checkpoint {
@@ -70,9 +66,7 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
         } => {
             shared.update_view(|view| {
                 view.progress.completed_runs = completed_runs;
-                for (slot, sample) in samples {
-                    view.timers.record(slot, sample);
-                }
+                view.timers.record_packed(samples);
             });
             return Some(Reported::Checkpoint {
                 state: state.to_vec(),
