@@ -9,7 +9,9 @@ use crate::config::Config;
 use crate::error::{Error, Peer, TrySendError};
 use crate::process_types::ProcessTypes;
 use crate::protocol::credits::Acquired;
-use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
+use crate::protocol::lifecycle::{
+    Progress, Resume, ToParent, Usage, samples_beside_progress, samples_per_frame,
+};
 use crate::protocol::tell_prefix;
 use crate::timing::{ProcessTimers, SampleBuffer, Slot, monotonic_nanos};
 use crate::transport::frame;
@@ -226,15 +228,23 @@ impl<P: ProcessTypes> Ctx<P> {
         self.lives_left > 0
     }
 
-    /// Sends where the run stands and the timer samples not sent yet.
+    /// Sends where the run stands and the timer samples not sent yet: with the report when
+    /// they fit beside it, else before it.
     pub(crate) fn report_progress(&mut self) -> Result<(), Error> {
         self.last_progress = monotonic_nanos();
-        self.send_samples()?;
-        self.link.send(&ToParent::Progress(Progress {
-            completed_runs: self.current_run,
-            lives_left: self.lives_left,
-            usage: self.usage,
-        }))
+        if self.unsent_samples.len() > samples_beside_progress(self.config.max_frame_bytes) {
+            self.send_samples()?;
+        }
+        let sent = self.link.send(&ToParent::Progress {
+            progress: Progress {
+                completed_runs: self.current_run,
+                lives_left: self.lives_left,
+                usage: self.usage,
+            },
+            samples: self.unsent_samples.all(),
+        });
+        self.unsent_samples.clear();
+        sent
     }
 
     /// Sends the unsent timer samples in frames that fit the limit.

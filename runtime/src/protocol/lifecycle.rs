@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `Tell` | a payload for `Handle::listen` (spends a credit) |
 //! | `Credit` | room for more of the parent's `tell`s |
-//! | `Progress` | runs done, lives left, time used; at most one per millisecond, newest wins |
+//! | `Progress` | runs done, lives left, time used, and the timer samples since the last when they fit; at most one per millisecond, newest wins |
 //! | `Samples` | hook timer samples, in frames that always fit the limit |
 //! | `Checkpoint` | the state after a completed iteration, when a restart could need it |
 //! | `HookStarted` / `HookEnded` | a hook with a time limit began / ended |
@@ -37,7 +37,13 @@ use crate::timing::PackedSamples;
 pub(crate) enum ToParent<'a> {
     Tell(#[serde(with = "serde_bytes", borrow)] &'a [u8]),
     Credit(u32),
-    Progress(Progress),
+    Progress {
+        progress: Progress,
+        /// Timer samples not sent yet, when few enough to share the frame: one write and one
+        /// wake-up of the parent where there were two.
+        #[serde(borrow)]
+        samples: PackedSamples<'a>,
+    },
     Samples(#[serde(borrow)] PackedSamples<'a>),
     Checkpoint {
         #[serde(with = "serde_bytes", borrow)]
@@ -124,6 +130,14 @@ pub(crate) fn samples_per_frame(max_frame: u32) -> usize {
     (max_frame as usize).saturating_sub(SAMPLES_OVERHEAD) / SAMPLE_BYTES
 }
 
+/// Largest encoded [`Progress`] (three varints of up to 10 bytes, two of up to 5, one of 4).
+const PROGRESS_BYTES: usize = 64;
+
+/// How many timer samples fit beside a [`Progress`] in one frame of at most `max_frame` bytes.
+pub(crate) fn samples_beside_progress(max_frame: u32) -> usize {
+    samples_per_frame(max_frame).saturating_sub(PROGRESS_BYTES.div_ceil(SAMPLE_BYTES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +157,29 @@ mod tests {
         let encoded = frame::encode_frame(&ToParent::Samples(samples.all()), limit);
         assert!(encoded.is_ok());
         assert!(frame::encode_frame(&ToChild::Samples(samples.all()), limit).is_ok());
+    }
+
+    #[test]
+    fn a_full_progress_frame_fits_the_smallest_limit() {
+        let limit = 1024;
+        let mut samples = SampleBuffer::default();
+        for _ in 0..samples_beside_progress(limit) {
+            samples.push(Slot::FullRun, Duration::new(u64::MAX, 999_999_999));
+        }
+        let longest = Duration::new(u64::MAX, 999_999_999);
+        let progress = Progress {
+            completed_runs: u64::MAX,
+            lives_left: u32::MAX,
+            usage: Usage {
+                busy: longest,
+                listening: longest,
+            },
+        };
+        assert!(frame::encoded_len(&progress).unwrap() <= PROGRESS_BYTES);
+        let message = ToParent::Progress {
+            progress,
+            samples: samples.all(),
+        };
+        assert!(frame::encode_frame(&message, limit).is_ok());
     }
 }

@@ -48,8 +48,11 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
             shared.tell_credits.grant(credits);
             return None;
         }
-        ToParent::Progress(progress) => {
-            shared.update_view(|view| view.progress = progress);
+        ToParent::Progress { progress, samples } => {
+            shared.update_view(|view| {
+                view.timers.record_packed(samples);
+                view.progress = progress;
+            });
             Report::Progress {
                 completed_runs: progress.completed_runs,
                 lives_left: progress.lives_left,
