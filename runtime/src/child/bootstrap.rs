@@ -123,9 +123,7 @@ fn read_start(
             return Ok(None);
         };
         if let ToChild::Samples(samples) = frame::decode(frame.bytes())? {
-            for (slot, sample) in samples {
-                started.timers.record(slot, sample);
-            }
+            started.timers.record_packed(samples);
         }
     }
     Ok(Some(started))

@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::child::bootstrap::Started;
 use crate::child::hook_context::Ctx;
@@ -197,16 +197,20 @@ impl<P: Hooks> Engine<P> {
 
     /// Runs one iteration; `Ok(false)` when a stop cut it short.
     fn run_iteration(&mut self, process: &mut P) -> Result<bool, Failure> {
-        for hook in [Hook::Prerun, Hook::Run] {
-            self.guarded(hook, None, |ctx| process.call_hook(ctx, hook))?;
-            if self.ctx.stop_requested() {
+        // The clock reading that ends a hook starts the next: only a look at the stop flag
+        // runs between them. An iteration reads the clock 4 times, not 7.
+        let mut now = monotonic_nanos();
+        let mut full_run = Duration::ZERO;
+        for hook in [Hook::Prerun, Hook::Run, Hook::Postrun] {
+            let ((), took, ended) =
+                self.timed(hook, None, now, |ctx| process.call_hook(ctx, hook))?;
+            full_run = full_run.saturating_add(took);
+            now = ended;
+            if hook != Hook::Postrun && self.ctx.stop_requested() {
                 return Ok(false);
             }
         }
-        self.guarded(Hook::Postrun, None, |ctx| {
-            process.call_hook(ctx, Hook::Postrun)
-        })?;
-        let progress = self.ctx.finish_iteration();
+        let progress = self.ctx.finish_iteration(full_run, now);
         progress.map_err(|e| self.failure(Hook::Postrun, e.to_string()))?;
         Ok(true)
     }
@@ -240,13 +244,7 @@ impl<P: Hooks> Engine<P> {
             });
         }
         // Timer samples go with it, so a restart from this checkpoint keeps them.
-        let sent = self.ctx.samples_for_checkpoint().and_then(|samples| {
-            self.ctx.send_control(&ToParent::Checkpoint {
-                state: &state,
-                completed_runs: self.ctx.current_run(),
-                samples,
-            })
-        });
+        let sent = self.ctx.send_checkpoint(&state);
         sent.map_err(|e| self.failure(Hook::Postrun, e.to_string()))
     }
 
@@ -367,19 +365,39 @@ impl<P: Hooks> Engine<P> {
         on_timeout: Option<Overrun>,
         call: impl FnOnce(&mut Ctx<P>) -> Result<T, HookFailure>,
     ) -> Result<T, Failure> {
+        let (value, _, _) = self.timed(hook, on_timeout, monotonic_nanos(), call)?;
+        Ok(value)
+    }
+
+    /// [`guarded`](Engine::guarded), timed from `now`, a reading of [`monotonic_nanos`]
+    /// taken just before; also returns how long the hook took and a reading taken once it
+    /// was over.
+    fn timed<T>(
+        &mut self,
+        hook: Hook,
+        on_timeout: Option<Overrun>,
+        now: u64,
+        call: impl FnOnce(&mut Ctx<P>) -> Result<T, HookFailure>,
+    ) -> Result<(T, Duration, u64), Failure> {
         let armed = self.arm(hook, on_timeout);
-        let started = Instant::now();
+        // Arming told the parent: the hook starts after that.
+        let started = if armed { monotonic_nanos() } else { now };
         let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut self.ctx)));
-        let elapsed = started.elapsed();
-        if armed {
+        let ended = monotonic_nanos();
+        let elapsed = Duration::from_nanos(ended.saturating_sub(started));
+        // Disarming told the parent too: whatever comes next starts after that.
+        let next = if armed {
             self.disarm();
-        }
+            monotonic_nanos()
+        } else {
+            ended
+        };
         self.ctx.usage.busy = self.ctx.usage.busy.saturating_add(elapsed);
         if outcome.as_ref().is_ok_and(Result::is_ok) || !hook.is_iteration_hook() {
             self.ctx.record(Slot::Hook(hook), elapsed);
         }
         match outcome {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => Ok((value, elapsed, next)),
             Ok(Err(failure)) => Err(self.failure(hook, failure.message)),
             Err(payload) => Err(self.panicked(hook, panics::caught(&*payload))),
         }

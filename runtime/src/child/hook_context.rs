@@ -9,17 +9,20 @@ use crate::config::Config;
 use crate::error::{Error, Peer, TrySendError};
 use crate::process_types::ProcessTypes;
 use crate::protocol::credits::Acquired;
-use crate::protocol::lifecycle::{Progress, Resume, ToParent, Usage, samples_per_frame};
+use crate::protocol::lifecycle::{
+    Progress, Resume, ToParent, Usage, samples_beside_progress, samples_per_frame,
+};
 use crate::protocol::tell_prefix;
-use crate::timing::{ProcessTimers, Slot};
+use crate::timing::{ProcessTimers, SampleBuffer, Slot, monotonic_nanos};
 use crate::transport::frame;
 
 /// Most timer samples that travel inside a checkpoint frame: 17 bytes each at most, well
 /// within the room a checkpoint leaves.
 const SAMPLES_WITH_CHECKPOINT: usize = 256;
 
-/// Least time between two progress reports, so tight loops do not pay a write per iteration.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(1);
+/// Least time between two progress reports, in nanoseconds, so tight loops do not pay a
+/// write per iteration.
+const PROGRESS_INTERVAL_NANOS: u64 = 1_000_000;
 
 /// What a hook can use besides `self`: messages, stopping, and where the run stands.
 ///
@@ -33,9 +36,10 @@ pub struct Ctx<P: ProcessTypes> {
     elapsed_before: Duration,
     timers: ProcessTimers,
     /// Samples recorded since they were last sent to the parent.
-    unsent_samples: Vec<(Slot, Duration)>,
+    unsent_samples: SampleBuffer,
     pub(crate) usage: Usage,
-    last_progress: Instant,
+    /// When progress was last reported, on [`monotonic_nanos`].
+    last_progress: u64,
     /// The encoding buffer of `tell`, reused.
     outgoing: Vec<u8>,
     _process: PhantomData<fn() -> P>,
@@ -56,9 +60,9 @@ impl<P: ProcessTypes> Ctx<P> {
             started: Instant::now(),
             elapsed_before: resume.elapsed,
             timers,
-            unsent_samples: Vec::new(),
+            unsent_samples: SampleBuffer::default(),
             usage: resume.usage,
-            last_progress: Instant::now(),
+            last_progress: monotonic_nanos(),
             outgoing: Vec::new(),
             _process: PhantomData,
         }
@@ -197,18 +201,22 @@ impl<P: ProcessTypes> Ctx<P> {
             .config
             .runs
             .is_some_and(|runs| self.current_run >= runs);
-        let elapsed = self.elapsed_before.saturating_add(self.started.elapsed());
-        let out_of_time = self.config.join_in.is_some_and(|budget| elapsed >= budget);
+        // The clock is read only when there is a budget to check it against.
+        let out_of_time = self.config.join_in.is_some_and(|budget| {
+            self.elapsed_before.saturating_add(self.started.elapsed()) >= budget
+        });
         !self.stop_requested() && !out_of_runs && !out_of_time
     }
 
-    /// Counts a completed iteration and reports progress now and then.
-    pub(crate) fn finish_iteration(&mut self) -> Result<(), Error> {
+    /// Counts a completed iteration that took `full_run` in its prerun, run and postrun
+    /// (recorded when positive), and reports progress now and then. `now` is a reading of
+    /// [`monotonic_nanos`] taken as postrun returned.
+    pub(crate) fn finish_iteration(&mut self, full_run: Duration, now: u64) -> Result<(), Error> {
         self.current_run += 1;
-        if let Some(sample) = self.timers.full_run_sample() {
-            self.record(Slot::FullRun, sample);
+        if !full_run.is_zero() {
+            self.record(Slot::FullRun, full_run);
         }
-        if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+        if now.saturating_sub(self.last_progress) >= PROGRESS_INTERVAL_NANOS {
             self.report_progress()?;
         }
         Ok(())
@@ -220,40 +228,55 @@ impl<P: ProcessTypes> Ctx<P> {
         self.lives_left > 0
     }
 
-    /// Sends where the run stands and the timer samples not sent yet.
+    /// Sends where the run stands and the timer samples not sent yet: with the report when
+    /// they fit beside it, else before it.
     pub(crate) fn report_progress(&mut self) -> Result<(), Error> {
-        self.last_progress = Instant::now();
-        self.send_samples()?;
-        self.link.send(&ToParent::Progress(Progress {
-            completed_runs: self.current_run,
-            lives_left: self.lives_left,
-            usage: self.usage,
-        }))
+        self.last_progress = monotonic_nanos();
+        if self.unsent_samples.len() > samples_beside_progress(self.config.max_frame_bytes) {
+            self.send_samples()?;
+        }
+        let sent = self.link.send(&ToParent::Progress {
+            progress: Progress {
+                completed_runs: self.current_run,
+                lives_left: self.lives_left,
+                usage: self.usage,
+            },
+            samples: self.unsent_samples.all(),
+        });
+        self.unsent_samples.clear();
+        sent
     }
 
     /// Sends the unsent timer samples in frames that fit the limit.
     pub(crate) fn send_samples(&mut self) -> Result<(), Error> {
-        let per_frame = samples_per_frame(self.config.max_frame_bytes).max(1);
-        for chunk in self.unsent_samples.chunks(per_frame) {
-            self.link.send(&ToParent::Samples(chunk.to_vec()))?;
+        let per_frame = samples_per_frame(self.config.max_frame_bytes);
+        for chunk in self.unsent_samples.frames(per_frame) {
+            self.link.send(&ToParent::Samples(chunk))?;
         }
         self.unsent_samples.clear();
         Ok(())
     }
 
-    /// The unsent timer samples, to travel with a checkpoint when they fit beside the state
-    /// (a checkpoint leaves [`START_OVERHEAD`](crate::protocol::START_OVERHEAD) bytes free);
-    /// more are sent on their own first.
-    pub(crate) fn samples_for_checkpoint(&mut self) -> Result<Vec<(Slot, Duration)>, Error> {
+    /// Sends a checkpoint of `state` after `completed_runs`, with the unsent timer samples
+    /// when they fit beside the state (a checkpoint leaves
+    /// [`START_OVERHEAD`](crate::protocol::START_OVERHEAD) bytes free); more are sent on
+    /// their own first.
+    pub(crate) fn send_checkpoint(&mut self, state: &[u8]) -> Result<(), Error> {
         if self.unsent_samples.len() > SAMPLES_WITH_CHECKPOINT {
             self.send_samples()?;
         }
-        Ok(std::mem::take(&mut self.unsent_samples))
+        let sent = self.link.send(&ToParent::Checkpoint {
+            state,
+            completed_runs: self.current_run,
+            samples: self.unsent_samples.all(),
+        });
+        self.unsent_samples.clear();
+        sent
     }
 
     pub(crate) fn record(&mut self, slot: Slot, sample: Duration) {
         self.timers.record(slot, sample);
-        self.unsent_samples.push((slot, sample));
+        self.unsent_samples.push(slot, sample);
     }
 
     pub(crate) fn send_control(&self, message: &ToParent<'_>) -> Result<(), Error> {

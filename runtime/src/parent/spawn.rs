@@ -260,8 +260,8 @@ fn send_start(launch: &Launch<'_>, connection: &Connection, token: &str) -> Resu
         .timers
         .map(ProcessTimers::samples)
         .unwrap_or_default();
-    let per_frame = samples_per_frame(launch.config.max_frame_bytes).max(1);
-    let chunks: Vec<_> = samples.chunks(per_frame).collect();
+    let per_frame = samples_per_frame(launch.config.max_frame_bytes);
+    let chunks: Vec<_> = samples.frames(per_frame).collect();
     let start = Start {
         proof: parent_proof(token),
         role: launch.role,
@@ -273,7 +273,7 @@ fn send_start(launch: &Launch<'_>, connection: &Connection, token: &str) -> Resu
     };
     connection.send(&start)?;
     for chunk in chunks {
-        connection.send(&ToChild::Samples(chunk.to_vec()))?;
+        connection.send(&ToChild::Samples(chunk))?;
     }
     Ok(())
 }

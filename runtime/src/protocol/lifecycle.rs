@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `Tell` | a payload for `Handle::listen` (spends a credit) |
 //! | `Credit` | room for more of the parent's `tell`s |
-//! | `Progress` | runs done, lives left, time used; at most one per millisecond, newest wins |
+//! | `Progress` | runs done, lives left, time used, and the timer samples since the last when they fit; at most one per millisecond, newest wins |
 //! | `Samples` | hook timer samples, in frames that always fit the limit |
 //! | `Checkpoint` | the state after a completed iteration, when a restart could need it |
 //! | `HookStarted` / `HookEnded` | a hook with a time limit began / ended |
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
 use crate::hook::Hook;
-use crate::timing::Slot;
+use crate::timing::PackedSamples;
 
 /// Messages from the child. `Tell` must stay the first variant (see [`tell_prefix`]).
 ///
@@ -37,14 +37,21 @@ use crate::timing::Slot;
 pub(crate) enum ToParent<'a> {
     Tell(#[serde(with = "serde_bytes", borrow)] &'a [u8]),
     Credit(u32),
-    Progress(Progress),
-    Samples(Vec<(Slot, Duration)>),
+    Progress {
+        progress: Progress,
+        /// Timer samples not sent yet, when few enough to share the frame: one write and one
+        /// wake-up of the parent where there were two.
+        #[serde(borrow)]
+        samples: PackedSamples<'a>,
+    },
+    Samples(#[serde(borrow)] PackedSamples<'a>),
     Checkpoint {
         #[serde(with = "serde_bytes", borrow)]
         state: &'a [u8],
         completed_runs: u64,
         /// Timer samples not sent yet, when few enough to share the frame.
-        samples: Vec<(Slot, Duration)>,
+        #[serde(borrow)]
+        samples: PackedSamples<'a>,
     },
     HookStarted {
         hook: Hook,
@@ -79,7 +86,7 @@ pub(crate) enum ToChild<'a> {
     Credit(u32),
     Stop,
     DiscardOutbox,
-    Samples(Vec<(Slot, Duration)>),
+    Samples(#[serde(borrow)] PackedSamples<'a>),
 }
 
 /// Where the child stands; sent now and then, each report replacing the last.
@@ -113,7 +120,7 @@ pub(crate) struct Resume {
     pub(crate) discard_outbox: bool,
 }
 
-/// Largest encoded size of one timer sample.
+/// Largest encoded size of one timer sample (1 + 14 bytes packed), with room to spare.
 const SAMPLE_BYTES: usize = 17;
 /// Room a samples frame needs beside its samples.
 const SAMPLES_OVERHEAD: usize = 16;
@@ -123,21 +130,56 @@ pub(crate) fn samples_per_frame(max_frame: u32) -> usize {
     (max_frame as usize).saturating_sub(SAMPLES_OVERHEAD) / SAMPLE_BYTES
 }
 
+/// Largest encoded [`Progress`] (three varints of up to 10 bytes, two of up to 5, one of 4).
+const PROGRESS_BYTES: usize = 64;
+
+/// How many timer samples fit beside a [`Progress`] in one frame of at most `max_frame` bytes.
+pub(crate) fn samples_beside_progress(max_frame: u32) -> usize {
+    samples_per_frame(max_frame).saturating_sub(PROGRESS_BYTES.div_ceil(SAMPLE_BYTES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::{SampleBuffer, Slot};
     use crate::transport::frame;
 
     #[test]
     fn a_full_samples_frame_fits_the_smallest_limit() {
         let limit = 1024;
-        let worst = (
-            Slot::Hook(Hook::Onfinish),
-            Duration::new(u64::MAX, 999_999_999),
-        );
-        let samples = vec![worst; samples_per_frame(limit)];
-        let encoded = frame::encode_frame(&ToParent::Samples(samples.clone()), limit);
+        let mut samples = SampleBuffer::default();
+        for _ in 0..samples_per_frame(limit) {
+            samples.push(
+                Slot::Hook(Hook::Onfinish),
+                Duration::new(u64::MAX, 999_999_999),
+            );
+        }
+        let encoded = frame::encode_frame(&ToParent::Samples(samples.all()), limit);
         assert!(encoded.is_ok());
-        assert!(frame::encode_frame(&ToChild::Samples(samples), limit).is_ok());
+        assert!(frame::encode_frame(&ToChild::Samples(samples.all()), limit).is_ok());
+    }
+
+    #[test]
+    fn a_full_progress_frame_fits_the_smallest_limit() {
+        let limit = 1024;
+        let mut samples = SampleBuffer::default();
+        for _ in 0..samples_beside_progress(limit) {
+            samples.push(Slot::FullRun, Duration::new(u64::MAX, 999_999_999));
+        }
+        let longest = Duration::new(u64::MAX, 999_999_999);
+        let progress = Progress {
+            completed_runs: u64::MAX,
+            lives_left: u32::MAX,
+            usage: Usage {
+                busy: longest,
+                listening: longest,
+            },
+        };
+        assert!(frame::encoded_len(&progress).unwrap() <= PROGRESS_BYTES);
+        let message = ToParent::Progress {
+            progress,
+            samples: samples.all(),
+        };
+        assert!(frame::encode_frame(&message, limit).is_ok());
     }
 }

@@ -48,19 +48,18 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
             shared.tell_credits.grant(credits);
             return None;
         }
-        ToParent::Progress(progress) => {
-            shared.update_view(|view| view.progress = progress);
+        ToParent::Progress { progress, samples } => {
+            shared.update_view(|view| {
+                view.timers.record_packed(samples);
+                view.progress = progress;
+            });
             Report::Progress {
                 completed_runs: progress.completed_runs,
                 lives_left: progress.lives_left,
             }
         }
         ToParent::Samples(samples) => {
-            shared.update_view(|view| {
-                for (slot, sample) in samples {
-                    view.timers.record(slot, sample);
-                }
-            });
+            shared.update_view(|view| view.timers.record_packed(samples));
             return None;
         }
         ToParent::Checkpoint {
@@ -70,9 +69,7 @@ fn record(shared: &ProcessShared, message: ToParent<'_>) -> Option<Reported> {
         } => {
             shared.update_view(|view| {
                 view.progress.completed_runs = completed_runs;
-                for (slot, sample) in samples {
-                    view.timers.record(slot, sample);
-                }
+                view.timers.record_packed(samples);
             });
             return Some(Reported::Checkpoint {
                 state: state.to_vec(),
