@@ -248,7 +248,12 @@ impl Drop for PoolCore {
 }
 
 impl Pool {
-    /// Starts `workers` worker processes (0: one per core) and waits until they are ready.
+    /// Starts `workers` worker processes (0: one per core) and waits until each is ready or
+    /// has failed to start. It fails ([`Error::NoWorker`]) only when none started; a worker
+    /// that did not (its ready wait, [`PoolConfig::connect_timeout`], ran out on an
+    /// overloaded machine) leaves its slot to be started again when items come, so the pool
+    /// may begin with fewer workers than asked ([`worker_pids`](Pool::worker_pids) lists those
+    /// running).
     pub fn new(workers: usize) -> Result<Self, Error> {
         Self::with_config(PoolConfig::default().workers(workers))
     }
