@@ -2,6 +2,9 @@
 //! on 127.0.0.1, started and removed by the test (stopped on drop), restartable on the same
 //! port. Included with `#[path = "support/redis.rs"] mod redis_server;`.
 //!
+//! [`RedisServer::start_tls`] starts one that also listens with TLS, its certificate signed by
+//! a CA this test binary makes at run time ([`test_ca`]).
+//!
 //! Without `redis-server` on the PATH, [`RedisServer::start`] gives `None` after a notice, so
 //! a developer without it still runs the rest; under `CI=true` it panics instead (`.ci/services`
 //! installs it), because CI never skips silently.
@@ -9,7 +12,9 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first `PING`.
@@ -40,6 +45,58 @@ pub struct RedisServer {
     child: Option<Child>,
     /// `--requirepass`, if any.
     password: Option<String>,
+    /// The TLS port, if the server listens with TLS too (beside `port`, which stays plain so
+    /// the start can ask the server for its pid).
+    tls_port: Option<u16>,
+}
+
+/// A CA made for this test binary and a certificate it signed for `127.0.0.1` and
+/// `localhost`, as PEM files under the target's temporary directory.
+pub struct TestCa {
+    /// The CA's certificate: what a client must trust.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The binary's test CA, made on first use (one per process, so every TLS server of a test
+/// binary is trusted through the same file).
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair,
+        };
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "skprocess test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("the CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().expect("a server key");
+        let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("server parameters");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&server_key, &issuer)
+            .expect("the server certificate");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("skprocess-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the CA's directory");
+        let files = TestCa {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&files.ca, ca_cert.pem()).expect("writing the CA");
+        std::fs::write(&files.cert, cert.pem()).expect("writing the certificate");
+        std::fs::write(&files.key, server_key.serialize_pem()).expect("writing the key");
+        files
+    })
 }
 
 impl RedisServer {
@@ -54,7 +111,19 @@ impl RedisServer {
         Self::start_with(Some(password.to_owned()))
     }
 
+    /// Like [`start`](RedisServer::start), listening with TLS too (on [`tls_url`]), its
+    /// certificate signed by [`test_ca`]. Clients need not present a certificate.
+    ///
+    /// [`tls_url`]: RedisServer::tls_url
+    pub fn start_tls() -> Option<Self> {
+        Self::start_on(None, true)
+    }
+
     fn start_with(password: Option<String>) -> Option<Self> {
+        Self::start_on(password, false)
+    }
+
+    fn start_on(password: Option<String>, tls: bool) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -71,21 +140,44 @@ impl RedisServer {
         // A port taken between our probe and the server's bind fails the start; try again.
         for _ in 0..5 {
             let port = free_port();
+            // Both probed before either is bound, so they differ.
+            let tls_port = tls.then(|| {
+                loop {
+                    let other = free_port();
+                    if other != port {
+                        break other;
+                    }
+                }
+            });
             let mut server = Self {
                 port,
                 child: None,
                 password: password.clone(),
+                tls_port,
             };
             if server.launch().is_ok() {
                 return Some(server);
             }
         }
-        panic!("redis-server did not start on any of five free ports");
+        panic!(
+            "redis-server did not start on any of five free ports{}",
+            if tls {
+                " (with TLS: is it built with TLS support?)"
+            } else {
+                ""
+            }
+        );
     }
 
     /// The server's URL (database 0).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's TLS URL (database 0), by IP address, which its certificate names.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{port}/0")
     }
 
     /// The server's port.
@@ -128,6 +220,18 @@ impl RedisServer {
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
+        if let Some(tls_port) = self.tls_port {
+            let ca = test_ca();
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&ca.cert)
+                .arg("--tls-key-file")
+                .arg(&ca.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&ca.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
         die_with_this_thread(&mut command);
         let mut child = command
             .spawn()
@@ -136,8 +240,13 @@ impl RedisServer {
         loop {
             // The server answering must be this one: another test's server may hold the
             // port (ours then fails its bind and exits), and sharing it would mix two tests.
+            // The plain port answers for the pid; the server binds all its ports before it
+            // serves, so its TLS port is listening by then (checked too, cheaply).
             if ping(self.port)
                 && server_pid(self.port, self.password.as_deref()) == Some(child.id())
+                && self
+                    .tls_port
+                    .is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok())
             {
                 self.child = Some(child);
                 return Ok(());

@@ -1,11 +1,18 @@
 //! The cluster's hold on its Redis server: where it is, the password from the environment
-//! (never from the URL, never serialized), blocking connections with deadlines, the stream
+//! (never from the URL, never serialized), for `rediss://` the CA file an environment variable
+//! names (read in each process, never serialized), blocking connections with deadlines, the stream
 //! commands a consumer group's readers share (the pool's hosts and the queue's readers: read,
 //! list what is idle, claim, touch), and the few reply shapes the cluster reads.
 
 use std::time::Duration;
 
-use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, Value};
+use redis::{
+    Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+    TlsCertificates, Value,
+};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::cluster::pool::claim::Pending;
 use crate::error::Error;
@@ -18,27 +25,29 @@ pub const PASSWORD_ENV: &str = "SKPROCESS_REDIS_PASSWORD";
 /// How long a command may wait for its reply; blocking reads block for less.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the server is: its URL without a password, and the variable holding the password.
+/// The environment variable that holds the path of a PEM file of the certificate authorities
+/// to trust for a `rediss://` server instead of the system's, unless the configuration names
+/// another.
+pub const CA_ENV: &str = "SKPROCESS_REDIS_CA";
+
+/// Where the server is: its URL without a password, the variable holding the password, and
+/// the variable naming a CA file for TLS. `info` holds that CA's roots once read (in this
+/// process only: what travels to other processes is the URL and the variables' names).
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
     url: String,
     info: ConnectionInfo,
     password_env: String,
+    ca_env: String,
     address: String,
 }
 
 impl Server {
-    /// The server at `url`, which must carry no password (it goes in `password_env`).
-    pub(crate) fn parse(url: &str, password_env: &str) -> Result<Self, Error> {
-        if url.starts_with("rediss://") {
-            return Err(Error::Config {
-                problem: "TLS (a rediss:// url) is not supported: this build does not enable the \
-                          redis crate's TLS features; reach the server over a trusted network or \
-                          a TLS tunnel with a redis:// url"
-                    .to_owned(),
-            });
-        }
-        let info = url.into_connection_info().map_err(|e| Error::Config {
+    /// The server at `url`, which must carry no password (it goes in `password_env`). For a
+    /// `rediss://` url, the file named by `ca_env` (when set) is read now, so a missing or
+    /// unreadable CA is a configuration error here rather than a failure at each connection.
+    pub(crate) fn parse(url: &str, password_env: &str, ca_env: &str) -> Result<Self, Error> {
+        let mut info = url.into_connection_info().map_err(|e| Error::Config {
             problem: format!("invalid redis url: {e}"),
         })?;
         if info.redis.password.is_some() {
@@ -48,11 +57,36 @@ impl Server {
                 ),
             });
         }
+        if matches!(info.addr, ConnectionAddr::TcpTls { insecure: true, .. }) {
+            // The redis crate would refuse it at every connection (this build leaves out its
+            // `tls-rustls-insecure`); say why once, here, with the way to trust the server.
+            return Err(Error::Config {
+                problem: format!(
+                    "a rediss:// url with #insecure is refused: certificates are always \
+                     verified; to trust a private CA put its PEM file's path in {ca_env}"
+                ),
+            });
+        }
+        if matches!(info.addr, ConnectionAddr::TcpTls { .. }) {
+            if let Some(pem) = read_ca(ca_env)? {
+                let certificates = TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                // Parses the roots into the connection info, which every connection clones.
+                let client =
+                    Client::build_with_tls(info, certificates).map_err(|e| Error::Config {
+                        problem: format!("the CA file named by {ca_env}: {e}"),
+                    })?;
+                info = client.get_connection_info().clone();
+            }
+        }
         let address = info.addr.to_string();
         Ok(Self {
             url: url.to_owned(),
             info,
             password_env: password_env.to_owned(),
+            ca_env: ca_env.to_owned(),
             address,
         })
     }
@@ -65,6 +99,11 @@ impl Server {
     /// The variable that holds the password.
     pub(crate) fn password_env(&self) -> &str {
         &self.password_env
+    }
+
+    /// The variable that names the CA file.
+    pub(crate) fn ca_env(&self) -> &str {
+        &self.ca_env
     }
 
     /// The server's address, for messages.
@@ -94,6 +133,34 @@ impl Server {
             problem: format!("redis at {}: {error}", self.address),
         }
     }
+}
+
+/// The PEM certificates in the file whose path the variable `ca_env` holds; `None` when it is
+/// unset or empty (the system's roots are trusted then).
+fn read_ca(ca_env: &str) -> Result<Option<Vec<u8>>, Error> {
+    let Some(path) = std::env::var_os(ca_env).filter(|path| !path.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&path);
+    let pem = std::fs::read(path).map_err(|e| Error::Config {
+        problem: format!(
+            "cannot read the CA file {} named by {ca_env}: {e}",
+            path.display()
+        ),
+    })?;
+    // An empty trust store would refuse every server with a misleading "unknown issuer".
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .filter(Result::is_ok)
+        .count();
+    if certificates == 0 {
+        return Err(Error::Config {
+            problem: format!(
+                "the CA file {} named by {ca_env} holds no PEM certificate",
+                path.display()
+            ),
+        });
+    }
+    Ok(Some(pem))
 }
 
 /// Whether `error` is a reply saying the consumer group (or its stream) does not exist: the
@@ -325,11 +392,27 @@ mod tests {
 
     #[test]
     fn a_url_with_a_password_is_refused_naming_the_variable() {
-        let error = Server::parse("redis://:hunter2@127.0.0.1:6379/0", PASSWORD_ENV).unwrap_err();
+        let error =
+            Server::parse("redis://:hunter2@127.0.0.1:6379/0", PASSWORD_ENV, CA_ENV).unwrap_err();
         let text = error.to_string();
         assert!(text.contains(PASSWORD_ENV), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(Server::parse("redis://127.0.0.1:6379/0", PASSWORD_ENV).is_ok());
+        assert!(Server::parse("redis://127.0.0.1:6379/0", PASSWORD_ENV, CA_ENV).is_ok());
+        let tls = Server::parse("rediss://:hunter2@127.0.0.1:6379/0", PASSWORD_ENV, CA_ENV);
+        assert!(tls.is_err_and(|e| !e.to_string().contains("hunter2")));
+    }
+
+    #[test]
+    fn the_ca_file_is_read_for_tls_urls_only() {
+        // An unset variable: the system's roots.
+        let unset = "SKPROCESS_TEST_NO_SUCH_CA_VARIABLE";
+        assert!(Server::parse("rediss://127.0.0.1:6379/0", PASSWORD_ENV, unset).is_ok());
+        // `HOME` names a directory, unreadable as a file: refused for TLS, ignored without.
+        let error = Server::parse("rediss://127.0.0.1:6379/0", PASSWORD_ENV, "HOME").unwrap_err();
+        assert!(matches!(error, Error::Config { .. }), "{error:?}");
+        assert!(Server::parse("redis://127.0.0.1:6379/0", PASSWORD_ENV, "HOME").is_ok());
+        let insecure = Server::parse("rediss://127.0.0.1:6379/#insecure", PASSWORD_ENV, CA_ENV);
+        assert!(insecure.is_err_and(|e| e.to_string().contains(CA_ENV)));
     }
 
     #[test]

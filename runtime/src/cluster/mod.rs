@@ -6,7 +6,8 @@
 //! - [`Cluster`] (here) is the one handle: a Redis server and a cluster name. The local APIs
 //!   take it — [`Pool::on`](crate::Pool::on) — so code moves from one machine to many by
 //!   changing one constructor. `link.rs` holds the connection to the server (the password
-//!   comes from an environment variable, never from the URL) and the reply shapes read;
+//!   comes from an environment variable, never from the URL; TLS trusts the system's roots or
+//!   a CA file an environment variable names) and the reply shapes read;
 //!   `keys.rs` is the key layout, with each key's lifetime.
 //! - `hosts.rs`: worker hosts heartbeat with a TTL key; [`Cluster::hosts`] lists the living.
 //! - `serve/`: a worker host — the same binary, started with `SKPROCESS_SERVE` (read by
@@ -45,7 +46,7 @@ use crate::error::Error;
 
 pub use hosts::HostInfo;
 pub use keys::{HEARTBEAT, HOST_TTL, JOB_REFRESH, JOB_TTL, QUEUE_TTL, SHARE_TTL};
-pub use link::PASSWORD_ENV;
+pub use link::{CA_ENV, PASSWORD_ENV};
 pub use queue::DEFAULT_QUEUE;
 pub use serve::{SERVE_ENV, SERVE_WORKERS_ENV, ServeConfig, serve};
 
@@ -61,6 +62,15 @@ pub struct ClusterConfig {
     ///
     /// Default: [`PASSWORD_ENV`].
     pub password_env: String,
+    /// The environment variable that holds the path of a PEM file of the certificate
+    /// authorities to trust for a `rediss://` server, in place of the system's roots (which
+    /// honour `SSL_CERT_FILE`); unset or empty means the system's roots. For a server whose
+    /// certificate a private CA signed. Only the variable's name travels to other processes;
+    /// each reads the file itself when it makes its handle, so the path may differ per
+    /// machine. Ignored for `redis://` urls.
+    ///
+    /// Default: [`CA_ENV`].
+    pub ca_env: String,
     /// How many times an entry of items may be delivered to a host (the first run and each
     /// claim after a host stopped); past that its unfinished items fail with
     /// [`Error::Cluster`] naming the last host.
@@ -91,6 +101,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             password_env: PASSWORD_ENV.to_owned(),
+            ca_env: CA_ENV.to_owned(),
             attempts: 3,
             no_host_timeout: Duration::from_secs(60),
             server_timeout: Duration::from_secs(10),
@@ -104,6 +115,12 @@ impl ClusterConfig {
     /// Sets [`password_env`](ClusterConfig::password_env).
     pub fn password_env(mut self, variable: impl Into<String>) -> Self {
         self.password_env = variable.into();
+        self
+    }
+
+    /// Sets [`ca_env`](ClusterConfig::ca_env).
+    pub fn ca_env(mut self, variable: impl Into<String>) -> Self {
+        self.ca_env = variable.into();
         self
     }
 
@@ -158,8 +175,9 @@ struct Inner {
 }
 
 impl Cluster {
-    /// The cluster `name` on the Redis server at `url` (`redis://host:port/db`, no password:
-    /// see [`ClusterConfig::password_env`]); checks that the server answers.
+    /// The cluster `name` on the Redis server at `url` (`redis://host:port/db`, or
+    /// `rediss://` for TLS — see [`ClusterConfig::ca_env`]; no password: see
+    /// [`ClusterConfig::password_env`]); checks that the server answers.
     pub fn redis(url: &str, name: &str) -> Result<Self, Error> {
         Self::redis_with(url, name, ClusterConfig::default())
     }
@@ -167,7 +185,7 @@ impl Cluster {
     /// [`redis`](Cluster::redis) with a configuration.
     pub fn redis_with(url: &str, name: &str, config: ClusterConfig) -> Result<Self, Error> {
         keys::check_name(name).map_err(|problem| Error::Config { problem })?;
-        let server = Server::parse(url, &config.password_env)?;
+        let server = Server::parse(url, &config.password_env, &config.ca_env)?;
         let cluster = Self {
             inner: Arc::new(Inner {
                 server,

@@ -70,6 +70,7 @@ impl<T: QueueData> Queue<T> {
         let recipe = Recipe {
             url: cluster.server().url().to_owned(),
             password_env: cluster.server().password_env().to_owned(),
+            ca_env: cluster.server().ca_env().to_owned(),
             cluster: cluster.name().to_owned(),
             queue: name.to_owned(),
             capacity: u64::try_from(config.capacity).unwrap_or(u64::MAX),

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Recipe {
     pub(crate) url: String,
     pub(crate) password_env: String,
+    /// The variable naming the CA file there: the path may differ per machine.
+    pub(crate) ca_env: String,
     pub(crate) cluster: String,
     pub(crate) queue: String,
     pub(crate) capacity: u64,

@@ -101,7 +101,7 @@ impl Stream {
         }
         keys::check_name(&recipe.cluster).map_err(|problem| Error::Config { problem })?;
         keys::check_name(&recipe.queue).map_err(|problem| Error::Config { problem })?;
-        let server = Server::parse(&recipe.url, &recipe.password_env)?;
+        let server = Server::parse(&recipe.url, &recipe.password_env, &recipe.ca_env)?;
         let stale = match recipe.lease_ms {
             Some(ms) => Duration::from_millis(ms.max(1)),
             None => HOST_TTL,

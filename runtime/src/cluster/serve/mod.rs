@@ -24,7 +24,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cluster::keys::{self, Keys};
-use crate::cluster::link::{PASSWORD_ENV, Server, StreamEntry};
+use crate::cluster::link::{CA_ENV, PASSWORD_ENV, Server, StreamEntry};
 use crate::error::Error;
 use crate::pool::Pool;
 
@@ -53,6 +53,11 @@ pub struct ServeConfig {
     ///
     /// Default: [`PASSWORD_ENV`](crate::cluster::PASSWORD_ENV).
     pub password_env: String,
+    /// The environment variable that holds the path of a PEM file of the certificate
+    /// authorities to trust for a `rediss://` server instead of the system's.
+    ///
+    /// Default: [`CA_ENV`](crate::cluster::CA_ENV).
+    pub ca_env: String,
     /// The host's name, the start of its id; `None` means the machine's host name.
     ///
     /// Default: `None`.
@@ -65,6 +70,7 @@ impl Default for ServeConfig {
             workers: 0,
             slots: 2,
             password_env: PASSWORD_ENV.to_owned(),
+            ca_env: CA_ENV.to_owned(),
             name: None,
         }
     }
@@ -93,7 +99,7 @@ impl ServeConfig {
 /// server going away and coming back.
 pub fn serve(target: &str, config: &ServeConfig) -> Result<Infallible, Error> {
     let (url, name) = split_target(target)?;
-    let server = Server::parse(url, &config.password_env)?;
+    let server = Server::parse(url, &config.password_env, &config.ca_env)?;
     let pool = Pool::new(config.workers)?;
     let host = Arc::new(Host::new(server, name, pool, config)?);
     for slot in 0..config.slots.max(1) {
@@ -126,7 +132,9 @@ pub(crate) fn serve_from_env() -> Option<i32> {
 /// The server URL and the cluster name of a serve target.
 fn split_target(target: &str) -> Result<(&str, &str), Error> {
     let bad = || Error::Config {
-        problem: format!("{target:?} is not a serve target: expected redis://host:port/db/name"),
+        problem: format!(
+            "{target:?} is not a serve target: expected redis://host:port/db/name (or rediss://)"
+        ),
     };
     let (url, name) = target.rsplit_once('/').ok_or_else(bad)?;
     if !url.contains("://") || url.ends_with('/') || url.ends_with(':') {

@@ -77,6 +77,7 @@ impl<T: Shared> Share<T> {
         let remote = Remote::new(
             cluster.server().url().to_owned(),
             cluster.server().password_env().to_owned(),
+            cluster.server().ca_env().to_owned(),
             cluster.name().to_owned(),
             new_id()?,
         );

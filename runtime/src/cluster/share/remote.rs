@@ -15,22 +15,31 @@ use crate::error::Error;
 pub(crate) struct Remote {
     pub(super) url: String,
     pub(super) password_env: String,
+    /// The variable naming the CA file there: the path may differ per machine.
+    pub(super) ca_env: String,
     pub(super) cluster: String,
     pub(super) id: String,
 }
 
 impl Remote {
-    pub(super) fn new(url: String, password_env: String, cluster: String, id: String) -> Self {
+    pub(super) fn new(
+        url: String,
+        password_env: String,
+        ca_env: String,
+        cluster: String,
+        id: String,
+    ) -> Self {
         Self {
             url,
             password_env,
+            ca_env,
             cluster,
             id,
         }
     }
 
     pub(super) fn server(&self) -> Result<Server, Error> {
-        Server::parse(&self.url, &self.password_env)
+        Server::parse(&self.url, &self.password_env, &self.ca_env)
     }
 
     pub(super) fn keys(&self) -> Result<Keys, Error> {
