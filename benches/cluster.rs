@@ -13,12 +13,12 @@
 //! `REDIS_URL` when set, else a `redis-server` the bench starts on a free port. Run with
 //! `cargo bench --bench cluster`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod rig;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use skprocess::cluster::{Cluster, SERVE_ENV, SERVE_WORKERS_ENV};
+use skprocess::cluster::Cluster;
 use skprocess::prelude::*;
 use skprocess::queue::{Msg, QueueConfig};
 
@@ -43,47 +43,9 @@ fn rounds_for_5ms() -> u64 {
     (5_000_000.0 / per_round) as u64
 }
 
-/// The server and hosts the bench started, killed when it ends.
-struct Rig {
-    children: Vec<Child>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        // Hosts first, then the server they use.
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn main() {
     skprocess::init();
-    let mut rig = Rig {
-        children: Vec::new(),
-    };
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url.trim_end_matches('/').to_owned(),
-        Err(_) => start_redis(&mut rig),
-    };
-    let name = format!("bench-{}", std::process::id());
-    for _ in 0..2 {
-        let host = Command::new(std::env::current_exe().unwrap())
-            .env(SERVE_ENV, format!("{url}/{name}"))
-            .env(SERVE_WORKERS_ENV, "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        rig.children.push(host);
-    }
-    let cluster = Cluster::redis(&url, &name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.hosts().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "the hosts did not join");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_rig, cluster) = rig::Rig::start("bench", 2, 1);
     let mut criterion = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -164,27 +126,4 @@ fn drain(q: &Queue<u64>) {
         .map(|_| q.get().unwrap().unwrap().data)
         .sum();
     assert_eq!(sum, QUEUE_MESSAGES * (QUEUE_MESSAGES - 1) / 2);
-}
-
-/// Starts `redis-server` on a free port of 127.0.0.1 and waits until it answers.
-fn start_redis(rig: &mut Rig) -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (install it, or set REDIS_URL)");
-    rig.children.push(server);
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Cluster::redis(&url, "probe").is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    url
 }

@@ -11,12 +11,12 @@
 //! `REDIS_URL` when set, else a `redis-server` the bench starts on a free port. Run with
 //! `cargo bench --bench cluster_share`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod rig;
+
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use skprocess::cluster::{Cluster, SERVE_ENV, SERVE_WORKERS_ENV};
+use skprocess::cluster::Cluster;
 use skprocess::prelude::*;
 
 /// Writes per process per iteration.
@@ -57,53 +57,15 @@ fn raw_incrby((url, key, depth): (String, String, u64)) -> u64 {
     WRITES
 }
 
-/// The server and hosts the bench started, killed when it ends (the hosts first, so none
-/// reports the server going away).
-struct Rig {
-    children: Vec<Child>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn main() {
     skprocess::init();
-    let mut rig = Rig {
-        children: Vec::new(),
-    };
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url.trim_end_matches('/').to_owned(),
-        Err(_) => start_redis(&mut rig),
-    };
-    let name = format!("bench-share-{}", std::process::id());
-    for _ in 0..2 {
-        let host = Command::new(std::env::current_exe().unwrap())
-            .env(SERVE_ENV, format!("{url}/{name}"))
-            .env(SERVE_WORKERS_ENV, "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        rig.children.push(host);
-    }
-    let cluster = Cluster::redis(&url, &name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.hosts().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "the hosts did not join");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (rig, cluster) = rig::Rig::start("bench-share", 2, 2);
     let mut criterion = Criterion::default()
         .configure_from_args()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    bench_add(&mut criterion, &cluster, &url, &name);
+    bench_add(&mut criterion, &cluster, &rig.url, &rig.name);
     criterion.final_summary();
 }
 
@@ -131,27 +93,4 @@ fn bench_add(c: &mut Criterion, cluster: &Cluster, url: &str, name: &str) {
     }
     group.finish();
     assert!(share.counter.get().unwrap() >= PROCESSES * WRITES);
-}
-
-/// Starts `redis-server` on a free port of 127.0.0.1 and waits until it answers.
-fn start_redis(rig: &mut Rig) -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (install it, or set REDIS_URL)");
-    rig.children.push(server);
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Cluster::redis(&url, "probe").is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    url
 }
