@@ -106,18 +106,7 @@ impl<T> LocalQueue<T> {
         messages: impl IntoIterator<Item = Msg<T>>,
         until: Option<Instant>,
     ) -> Result<(), TrySendError<Vec<Msg<T>>>> {
-        let mut messages = messages.into_iter();
-        while let Some(message) = messages.next() {
-            if let Err(error) = self.send(message, until) {
-                return Err(match error {
-                    TrySendError::Full(first) => {
-                        TrySendError::Full(std::iter::once(first).chain(messages).collect())
-                    }
-                    TrySendError::Failed(error) => TrySendError::Failed(error),
-                });
-            }
-        }
-        Ok(())
+        crate::queue::many::put_each(messages.into_iter(), |message| self.send(message, until))
     }
 
     /// Appends `data`, waiting for room up to `timeout`; a queue that stays full gives it back.

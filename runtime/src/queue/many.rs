@@ -27,17 +27,7 @@ impl<T: QueueData> Queue<T> {
             return give_back(messages.split_off(sent.min(messages.len())));
         }
         if self.broker.is_some() {
-            while let Some(message) = messages.next() {
-                if let Err(error) = self.send(message, until) {
-                    return Err(match error {
-                        TrySendError::Full(first) => {
-                            TrySendError::Full(std::iter::once(first).chain(messages).collect())
-                        }
-                        TrySendError::Failed(error) => TrySendError::Failed(error),
-                    });
-                }
-            }
-            return Ok(());
+            return put_each(messages, |message| self.send(message, until));
         }
         let budget = self.max_frame.saturating_sub(FRAME_SLACK) as usize;
         let mut payload = Vec::new();
@@ -76,6 +66,25 @@ impl<T: QueueData> Queue<T> {
 }
 
 /// `Ok` when every message was put, else the ones that were not.
+/// Puts `messages` one at a time with `send`; the first that finds no room comes back with
+/// every one after it, in order (the rest of `messages` is collected for that).
+pub(super) fn put_each<M>(
+    mut messages: impl Iterator<Item = M>,
+    mut send: impl FnMut(M) -> Result<(), TrySendError<M>>,
+) -> Result<(), TrySendError<Vec<M>>> {
+    while let Some(message) = messages.next() {
+        if let Err(error) = send(message) {
+            return Err(match error {
+                TrySendError::Full(first) => {
+                    TrySendError::Full(std::iter::once(first).chain(messages).collect())
+                }
+                TrySendError::Failed(error) => TrySendError::Failed(error),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn give_back<M>(unsent: Vec<M>) -> Result<(), TrySendError<Vec<M>>> {
     if unsent.is_empty() {
         Ok(())
