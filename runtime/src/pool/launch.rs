@@ -25,7 +25,7 @@ use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::error::TransportError;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::region::RegionReader;
+use crate::transport::region::{FrameSource, RegionReader};
 
 /// How long a worker whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -176,38 +176,54 @@ fn await_ready(
 ) -> Result<(FrameReader, Option<InHand>), Error> {
     let mut reader = FrameReader::new(max_frame);
     let deadline = crate::deadline::after(Some(limit));
-    let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let region = Mutex::new(None);
-    let source = RegionReader::new(connection.stream(), &region);
-    let answer =
-        connection.read_frame_within_from(source, &mut reader, wait, |frame| match frame {
-            None => Err(Error::Bootstrap {
-                detail: "a pool worker closed its connection before it was ready".into(),
-            }),
-            Some(frame) => match frame::decode::<ToPool<'_>>(frame.bytes())? {
-                ToPool::Ready => Ok(()),
-                ToPool::Refused(reason) => Err(Error::WorkerRefused { reason }),
-                _ => Err(Error::Bootstrap {
-                    detail: "a pool worker answered its start with something else than ready"
-                        .into(),
-                }),
-            },
+    let mut source = RegionReader::new(connection.stream(), &region);
+    // The page comes beside `Ready`'s bytes, or as a record frame ahead of it (Windows).
+    let ready = loop {
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let frame = connection.read_frame_within_from(&mut source, &mut reader, wait, |frame| {
+            frame.map(|frame| frame.bytes().to_vec())
         });
-    match answer {
-        Err(TransportError::Wire(e)) if e.is_timeout() => Err(Error::Bootstrap {
-            detail: format!(
-                "a pool worker did not say it was ready within {limit:?} (Config::connect_timeout)"
-            ),
-        }),
-        answer => {
-            answer??;
-            // A page that does not map (not a sealed region of a page) is ignored: the crash
-            // of such a worker is then pinned as well as its reports allow.
-            let region = region.into_inner().unwrap_or_else(PoisonError::into_inner);
-            let in_hand = region.and_then(|fd| InHand::attach(fd).ok());
-            Ok((reader, in_hand))
+        let bytes = match frame {
+            Err(TransportError::Wire(e)) if e.is_timeout() => {
+                return Err(Error::Bootstrap {
+                    detail: format!(
+                        "a pool worker did not say it was ready within {limit:?} (Config::connect_timeout)"
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+            Ok(None) => {
+                return Err(Error::Bootstrap {
+                    detail: "a pool worker closed its connection before it was ready".into(),
+                });
+            }
+            Ok(Some(bytes)) => bytes,
+        };
+        match source.take_record(&bytes) {
+            Ok(true) => continue,
+            Ok(false) => break bytes,
+            Err(e) => {
+                return Err(Error::Bootstrap {
+                    detail: format!("a pool worker handed over a page that is none: {e}"),
+                });
+            }
+        }
+    };
+    match frame::decode::<ToPool<'_>>(&ready)? {
+        ToPool::Ready => {}
+        ToPool::Refused(reason) => return Err(Error::WorkerRefused { reason }),
+        _ => {
+            return Err(Error::Bootstrap {
+                detail: "a pool worker answered its start with something else than ready".into(),
+            });
         }
     }
+    // A page that does not map (not a sealed region of a page) is ignored: the crash of such
+    // a worker is then pinned as well as its reports allow.
+    let region = region.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let in_hand = region.and_then(|fd| InHand::attach(fd).ok());
+    Ok((reader, in_hand))
 }
 
 /// Reads a worker's reports until its connection ends; returns why it must be killed, when

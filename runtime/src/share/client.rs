@@ -244,7 +244,7 @@ impl Client {
 
 impl Client {
     /// Stands for a lying peer: publishes `tail` in this connection's ring.
-    #[cfg(all(test, target_os = "linux"))]
+    #[cfg(all(test, any(target_os = "linux", windows)))]
     pub(crate) fn publish_wild_tail(&self, tail: u64) {
         if let Some(ring) = self.lock().ring.as_ref() {
             ring.publish_tail(tail);
@@ -439,9 +439,9 @@ mod tests {
             let seen: u64 = frame::decode(&reader.call(get, &[], None).unwrap()).unwrap();
             assert_eq!(seen, i);
         }
-        // Rings need a sealed memfd: elsewhere every write is a call, and the reads above
-        // still saw each.
-        if cfg!(any(target_os = "linux", target_os = "android")) {
+        // Rings need shared memory (a sealed memfd, a Windows section): elsewhere every write
+        // is a call, and the reads above still saw each.
+        if cfg!(any(target_os = "linux", target_os = "android", windows)) {
             assert!(writer.lock().ring.is_some(), "the writer had no ring");
         }
     }

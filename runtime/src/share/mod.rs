@@ -49,7 +49,7 @@ pub(crate) mod layout;
 pub(crate) mod link;
 pub(crate) mod meta;
 pub(crate) mod peer;
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", windows)))]
 mod peer_faults;
 pub(crate) mod ring;
 pub(crate) mod session;

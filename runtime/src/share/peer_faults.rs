@@ -58,7 +58,7 @@ fn a_region_of_the_wrong_size_an_ordinary_file_or_none_gets_the_peer_dropped() {
     let share = crate::Share::new(Pair::default()).unwrap();
     let endpoint = endpoint_of(&share);
     let (_short, short) = Region::create("skp-short", 4096).unwrap();
-    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
     let cases = [
         ("a short region", Some(short)),
         ("an ordinary file", Some(RegionFd::from_file(file))),

@@ -126,7 +126,7 @@ impl Ring {
     }
 
     /// Producer: whether the coordinator has applied everything published.
-    #[cfg(all(test, target_os = "linux"))]
+    #[cfg(all(test, any(target_os = "linux", windows)))]
     pub(crate) fn is_drained(&self) -> bool {
         self.counter(HEAD).load(Ordering::Acquire) == self.counter(TAIL).load(Ordering::Relaxed)
     }
@@ -203,13 +203,13 @@ impl Ring {
     }
 
     /// Stands for a lying producer: publishes `tail` whatever the records say.
-    #[cfg(all(test, target_os = "linux"))]
+    #[cfg(all(test, any(target_os = "linux", windows)))]
     pub(crate) fn publish_tail(&self, tail: u64) {
         self.counter(TAIL).store(tail, Ordering::SeqCst);
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", windows)))]
 mod tests {
     use super::*;
 

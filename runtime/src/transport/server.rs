@@ -36,7 +36,7 @@ use crate::transport::connection::Connection;
 use crate::transport::endpoint::{Accepting, Endpoint};
 use crate::transport::error::TransportError;
 use crate::transport::frame::{self, FrameReader};
-use crate::transport::region::RegionReader;
+use crate::transport::region::{FrameSource, RegionReader};
 use crate::transport::rendezvous::PeerPid;
 
 /// Default cap on live connections per server: far above what one queue, pipe or collector
@@ -353,15 +353,19 @@ fn read_frames<S: Session>(
     shared: &Shared,
     peer: &Arc<Peer>,
     mut session: S,
-    mut stream: impl std::io::Read,
+    mut stream: impl FrameSource,
 ) {
     let mut frames = FrameReader::new(shared.config.max_frame);
     loop {
         let flow = match frames.read_frame(&mut stream) {
-            Ok(Some(frame)) => {
-                peer.got_frame.store(true, Ordering::Release);
-                session.on_frame(peer, frame.bytes())
-            }
+            Ok(Some(frame)) => match stream.take_record(frame.bytes()) {
+                Ok(true) => Flow::Continue,
+                Ok(false) => {
+                    peer.got_frame.store(true, Ordering::Release);
+                    session.on_frame(peer, frame.bytes())
+                }
+                Err(_) => Flow::Close,
+            },
             // The peer hung up, or sent what is not a frame.
             Ok(None) | Err(_) => Flow::Close,
         };

@@ -260,6 +260,13 @@ pub(crate) fn receive(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Opt
     }
 }
 
+/// Whether `frame` is a record handing a region over: never here, where a region travels
+/// beside the bytes ([`receive`]); the frame is the feature's to judge.
+pub(crate) fn take_record(stream: &Stream, frame: &[u8]) -> Option<io::Result<RegionFd>> {
+    let _ = (stream, frame);
+    None
+}
+
 /// The one descriptor a received message carried; every descriptor found is owned (and so
 /// closed) whatever happens. `Err` for anything but at most one descriptor in one message.
 fn take_descriptors(message: &libc::msghdr) -> Result<Option<RegionFd>, ()> {

@@ -24,7 +24,7 @@
 //! - [`clock`]: the monotonic clock every process on the machine shares.
 //! - [`image`]: the running executable, its build identity, and where its code lies.
 //! - [`stdio`]: a child handed this process's standard output through its standard input.
-//! - [`shm`]: no shared-memory regions yet; callers take their socket path.
+//! - [`shm`]: shared memory, a section handed over as a record frame the receiver duplicates.
 
 mod clock;
 pub(crate) mod image;
