@@ -229,8 +229,16 @@ fn listeners_that_spin_first_get_every_message_in_order() {
     assert_eq!(bound::call(BOUND, "result", || handle.result()).unwrap(), 7);
 }
 
+/// The file a worker of [`slow_double`] creates once it is inside its endless call.
+fn in_call_marker(pid: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("skp-reader-role-in-call-{pid}"))
+}
+
 fn slow_double(x: u64) -> u64 {
     if x == u64::MAX {
+        // Says so where the test can see it on every platform (Windows shows no process
+        // state), then never returns.
+        let _ = std::fs::write(in_call_marker(std::process::id()), b"");
         thread::sleep(Duration::from_secs(3600));
     }
     x * 2
@@ -244,15 +252,15 @@ fn a_worker_killed_while_its_caller_reads_fails_the_call_and_is_reaped() {
     let pid = worker.pid();
     // The caller holds the role and blocks in the read while the worker sleeps.
     worker.send(u64::MAX).unwrap();
+    let marker = in_call_marker(pid);
     let killer = thread::spawn(move || {
+        bound::until(BOUND, "the worker is inside its call", || marker.exists());
         #[cfg(unix)]
         bound::until(BOUND, "the worker sleeps in its call", || {
             pid::state(pid) == Some('S')
         });
-        // Windows shows no process state: the call sleeps far longer than this.
-        #[cfg(windows)]
-        thread::sleep(Duration::from_millis(500));
         pid::kill(pid);
+        let _ = std::fs::remove_file(&marker);
     });
     let outcome = bound::on_thread(BOUND, "recv of a killed worker", move || {
         let outcome = worker.recv();
