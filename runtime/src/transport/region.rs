@@ -130,10 +130,10 @@ mod tests {
     use super::*;
     use crate::transport::frame::{self, FrameReader};
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
-    /// The first frame that is the feature's, read through `reader` (records taken).
-    fn first_frame(reader: &mut RegionReader<'_>) -> Vec<u8> {
-        let mut frames = FrameReader::new(1024);
+    /// The next frame that is the feature's, read through `reader` (records taken).
+    fn next_frame(frames: &mut FrameReader, reader: &mut RegionReader<'_>) -> Vec<u8> {
         loop {
             let frame = frames.read_frame(reader).unwrap().unwrap().bytes().to_vec();
             if !reader.take_record(&frame).unwrap() {
@@ -149,9 +149,10 @@ mod tests {
         let hello = frame::encode_frame(&7u8, 1024).unwrap();
         shm::send_with_fd(&a, &hello, &fd).unwrap();
         drop(fd);
+        b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let slot = Mutex::new(None);
         let mut reader = RegionReader::new(&b, &slot);
-        assert_eq!(first_frame(&mut reader), [7]);
+        assert_eq!(next_frame(&mut FrameReader::new(1024), &mut reader), [7]);
         let theirs = SharedWords::attach(slot.lock().unwrap().take().unwrap()).unwrap();
         mine.word(3).store(77, Ordering::SeqCst);
         assert_eq!(theirs.word(3).load(Ordering::SeqCst), 77);
@@ -169,10 +170,12 @@ mod tests {
         let hello = frame::encode_frame(&7u8, 1024).unwrap();
         shm::send_with_fd(&a, &hello, &first).unwrap();
         shm::send_with_fd(&a, &hello, &second).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let slot = Mutex::new(None);
         let mut reader = RegionReader::new(&b, &slot);
-        assert_eq!(first_frame(&mut reader), [7]);
+        // One frame reader throughout: it may have read both sends at once.
         let mut frames = FrameReader::new(1024);
+        assert_eq!(next_frame(&mut frames, &mut reader), [7]);
         let refused = loop {
             match frames.read_frame(&mut reader) {
                 Err(e) => break e.to_string(),

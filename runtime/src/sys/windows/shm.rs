@@ -12,8 +12,8 @@
 //! (`DuplicateHandle`), the peer's pid taken from the pipe, never from the peer. A lying
 //! peer can thus make the receiver take only a handle of the peer's own — never one of the
 //! receiver's — and [`Region::map_peer`] maps it only once it proves to be a committed
-//! section at least as large as expected (a view of an uncommitted page would fault on the
-//! first touch). The sender keeps its handle open as long as its own mapping lives, so the
+//! section of the paging file at least as large as expected (a view of an uncommitted page
+//! would fault on the first touch, and one of a file whenever the file cannot be read back). The sender keeps its handle open as long as its own mapping lives, so the
 //! value it sent stays valid while the receiver can still need it.
 //!
 //! [`receive`] is a plain read: the handle travels in the frames.
@@ -30,6 +30,7 @@ use windows_sys::Win32::System::Memory::{
     MEMORY_MAPPED_VIEW_ADDRESS, MapViewOfFile, PAGE_READWRITE, SEC_COMMIT, UnmapViewOfFile,
     VirtualQuery,
 };
+use windows_sys::Win32::System::ProcessStatus::K32GetMappedFileNameW;
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcess, PROCESS_DUP_HANDLE};
 
 use super::socket::Stream;
@@ -116,8 +117,8 @@ impl Region {
         Ok((region, RegionFd(section)))
     }
 
-    /// Maps a region a peer handed over, once it proved to be a section of at least `len`
-    /// bytes whose pages are committed (so no touch of the mapping can fault).
+    /// Maps a region a peer handed over, once it proved to be a section of the paging file of
+    /// at least `len` bytes whose pages are committed (so no touch of the mapping can fault).
     pub(crate) fn map_peer(fd: RegionFd, len: usize) -> io::Result<Self> {
         let region = Self::map(fd.0, len)
             .map_err(|e| io::Error::other(format!("not a shared region: {e}")))?;
@@ -136,7 +137,24 @@ impl Region {
                 "not a shared region: its pages are not all committed",
             ));
         }
+        if region.file_name_len() != 0 {
+            return Err(io::Error::other("not a shared region: a view of a file"));
+        }
         Ok(region)
+    }
+
+    /// The length of the name of the file this view maps; 0 for the paging file.
+    fn file_name_len(&self) -> u32 {
+        let mut name = [0u16; 260];
+        // SAFETY: `name` is a valid buffer of the length given; the address is this view's.
+        unsafe {
+            K32GetMappedFileNameW(
+                GetCurrentProcess(),
+                self.base.cast(),
+                name.as_mut_ptr(),
+                name.len() as u32,
+            )
+        }
     }
 
     fn map(section: Arc<OwnedHandle>, len: usize) -> io::Result<Self> {
@@ -276,6 +294,37 @@ mod tests {
             Region::map_peer(fd, 1 << 20).is_err(),
             "a section too small"
         );
+        // A section of a file rather than of the paging file.
+        let path = std::env::temp_dir().join(format!("skp-shm-test-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(8192).unwrap();
+        // SAFETY: a section of an open file, not inheritable, without a name.
+        let section = unsafe {
+            CreateFileMappingW(
+                file.as_raw_handle(),
+                std::ptr::null(),
+                PAGE_READWRITE,
+                0,
+                8192,
+                std::ptr::null(),
+            )
+        };
+        assert!(!section.is_null());
+        // SAFETY: a fresh handle this test owns.
+        let section = unsafe { OwnedHandle::from_raw_handle(section) };
+        let mut record = MAGIC.to_vec();
+        record.extend_from_slice(&(section.as_raw_handle() as usize as u64).to_le_bytes());
+        let fd = take_record(&b, &record).unwrap().unwrap();
+        let refused = Region::map_peer(fd, 8192).unwrap_err().to_string();
+        assert!(refused.contains("a view of a file"), "{refused}");
+        drop((section, file));
+        let _ = std::fs::remove_file(&path);
         // A handle that is no section: a file's (the peer is this process here).
         let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
         let value = file.as_raw_handle() as usize as u64;
