@@ -3,15 +3,29 @@
 //! out, so reads and writes of one pipe end never serialize behind each other the way
 //! synchronous I/O on one file object does. Every operation is waited for to the end before
 //! its `OVERLAPPED` leaves the stack, cancelled or not.
+//!
+//! Windows (and Wine) cancel the I/O a thread started when that thread exits — a write left
+//! in flight by a caller's thread that then ended would be lost, and with it the frame
+//! stream. So a connected pipe's writes outlive their threads ([`outlive_threads`]): its
+//! handle is bound to this process's one completion port, and a write is a [`PortOp`], whose
+//! `OVERLAPPED` carries no event (Wine keeps such an operation past its thread; Windows keeps
+//! every operation of a bound handle) — the port's thread sets the write's event when its
+//! packet comes. Writes that finish at once post no packet (`FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`).
+//! Every other `OVERLAPPED` ([`overlapped`]: reads, connects) carries its event with the low
+//! bit set, which asks for no packet at all: those run on threads that outlive them.
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::time::{Duration, Instant};
 
+use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
 use windows_sys::Win32::Foundation::{
     ERROR_IO_PENDING, ERROR_OPERATION_ABORTED, GetLastError, HANDLE, WAIT_OBJECT_0,
 };
-use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, CreateIoCompletionPort, GetOverlappedResult, GetQueuedCompletionStatus, OVERLAPPED,
+};
 use windows_sys::Win32::System::Threading::{
     CreateEventW, INFINITE, ResetEvent, SetEvent, WaitForSingleObject,
 };
@@ -50,12 +64,107 @@ impl Event {
     }
 }
 
-/// An `OVERLAPPED` that completes on `event`.
+/// An `OVERLAPPED` that completes on `event`, and posts no completion packet.
 pub(super) fn overlapped(event: HANDLE) -> OVERLAPPED {
     // SAFETY: an all-zero OVERLAPPED is the documented starting value.
     let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
-    ov.hEvent = event;
+    ov.hEvent = (event as usize | 1) as HANDLE;
     ov
+}
+
+/// The event an `OVERLAPPED` of [`overlapped`] completes on (without the tag bit).
+fn event_of(ov: &OVERLAPPED) -> HANDLE {
+    (ov.hEvent as usize & !1) as HANDLE
+}
+
+/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (winbase.h): no packet for an operation that
+/// finishes in the call that started it.
+const SKIP_PACKET_ON_SUCCESS: u8 = 1;
+
+/// An operation whose end comes as a packet of the process's completion port: the
+/// `OVERLAPPED` first, so a packet's pointer is the operation's, then the event the port's
+/// thread sets for it. It must stay in place until its event is set.
+#[repr(C)]
+pub(super) struct PortOp {
+    /// The operation's `OVERLAPPED`, without an event.
+    pub(super) ov: OVERLAPPED,
+    event: HANDLE,
+}
+
+impl PortOp {
+    /// An operation that signals `event` when it ends.
+    pub(super) fn new(event: HANDLE) -> Self {
+        // SAFETY: an all-zero OVERLAPPED is the documented starting value.
+        let ov = unsafe { std::mem::zeroed() };
+        Self { ov, event }
+    }
+
+    /// A fresh `OVERLAPPED` for the next operation.
+    pub(super) fn reset(&mut self) -> *mut OVERLAPPED {
+        // SAFETY: as above.
+        self.ov = unsafe { std::mem::zeroed() };
+        &mut self.ov
+    }
+}
+
+/// The process's one completion port, and the thread that turns its packets into the
+/// events of their [`PortOp`]s; made on first use, kept for the life of the process.
+fn port() -> io::Result<HANDLE> {
+    static PORT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let port = *PORT.get_or_init(|| {
+        // SAFETY: a new port of no file.
+        let port = unsafe {
+            CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 1) as usize
+        };
+        let spawned = std::thread::Builder::new()
+            .name("skprocess-io-port".into())
+            .stack_size(64 * 1024)
+            .spawn(move || deliver_packets(port as HANDLE));
+        if port == 0 || spawned.is_err() {
+            0
+        } else {
+            port
+        }
+    });
+    if port == 0 {
+        return Err(io::Error::other(
+            "no I/O completion port and thread could be made",
+        ));
+    }
+    Ok(port as HANDLE)
+}
+
+/// The port's thread: sets the event of each operation whose packet comes, succeeded or not.
+fn deliver_packets(port: HANDLE) {
+    loop {
+        let (mut bytes, mut key) = (0u32, 0usize);
+        let mut ov: *mut OVERLAPPED = std::ptr::null_mut();
+        // SAFETY: `port` is a live port; the out-pointers are valid for the call.
+        unsafe { GetQueuedCompletionStatus(port, &mut bytes, &mut key, &mut ov, INFINITE) };
+        if !ov.is_null() {
+            // SAFETY: only `PortOp`s post packets (every other OVERLAPPED asks for none), and
+            // a `PortOp` stays in place until its event is set, which happens here.
+            unsafe { SetEvent((*ov.cast::<PortOp>()).event) };
+        }
+    }
+}
+
+/// Makes the writes started on `handle` outlive the thread that started them: binds it to the
+/// process's completion port (see the module's text). Each handle is bound once, before its
+/// first write.
+pub(super) fn outlive_threads(handle: HANDLE) -> io::Result<()> {
+    let port = port()?;
+    // SAFETY: `handle` is an open handle opened for overlapped I/O; `port` is a live port.
+    if unsafe { CreateIoCompletionPort(handle, port, 0, 0) }.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // Without this, a write that finished at once would post a packet too, late enough to
+    // wake the next write's waiter.
+    // SAFETY: a plain call on an open handle.
+    if unsafe { SetFileCompletionNotificationModes(handle, SKIP_PACKET_ON_SUCCESS) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether the call that started an operation (its `BOOL` result is `started`) left it
@@ -84,7 +193,7 @@ pub(super) fn finish(
     if let Some(deadline) = deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         // SAFETY: the event is live for as long as `ov` is in use.
-        if unsafe { WaitForSingleObject(ov.hEvent, millis(Some(left))) } != WAIT_OBJECT_0 {
+        if unsafe { WaitForSingleObject(event_of(ov), millis(Some(left))) } != WAIT_OBJECT_0 {
             timed_out = true;
             // SAFETY: `ov` names an operation started on `handle` and still in flight or done.
             unsafe { CancelIoEx(handle, ov) };

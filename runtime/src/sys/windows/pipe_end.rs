@@ -17,14 +17,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, HANDLE, WAIT_OBJECT_0,
+    ERROR_BROKEN_PIPE, ERROR_IO_INCOMPLETE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, GetLastError,
+    HANDLE, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Storage::FileSystem::{ReadFile, WriteFile};
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Pipes::PeekNamedPipe;
-use windows_sys::Win32::System::Threading::{SetEvent, WaitForSingleObject};
+use windows_sys::Win32::System::Threading::{INFINITE, SetEvent, WaitForSingleObject};
 
-use super::overlapped::{self, Event, check_start, finish};
+use super::overlapped::{self, Event, PortOp, check_start, finish};
 
 /// What the reader thread takes per `ReadFile`.
 const CHUNK: usize = 64 * 1024;
@@ -89,6 +90,8 @@ pub(super) struct PipeEnd {
 impl PipeEnd {
     /// Wraps a connected pipe handle (opened for overlapped I/O) and starts its reader thread.
     pub(super) fn start(handle: OwnedHandle, server: bool) -> io::Result<Arc<Self>> {
+        // A write left in flight by a caller's thread must survive that thread's end.
+        overlapped::outlive_threads(handle.as_raw_handle())?;
         let end = Arc::new(Self {
             writes: Mutex::new(WriteSlot::new()?),
             server,
@@ -314,11 +317,15 @@ impl PipeEnd {
         slot.settle(self, None)?;
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
         let ov = slot.prepare();
+        let mut at_once = false;
         let handle = self.begin(None, |handle| {
             // SAFETY: `bytes` outlives the operation: it is waited for below, to its end.
-            unsafe { WriteFile(handle, bytes.as_ptr(), len, std::ptr::null_mut(), ov) }
+            let started =
+                unsafe { WriteFile(handle, bytes.as_ptr(), len, std::ptr::null_mut(), ov) };
+            at_once = started != 0;
+            started
         })?;
-        slot.in_flight = Some(handle as usize);
+        slot.started(handle, at_once);
         slot.settle(self, None)
     }
 
@@ -344,11 +351,14 @@ impl PipeEnd {
         slot.buf.extend_from_slice(&tail[..from_tail]);
         let (ptr, len) = (slot.buf.as_ptr(), slot.buf.len() as u32);
         let ov = slot.prepare();
+        let mut at_once = false;
         let handle = self.begin(None, |handle| {
             // SAFETY: the slot owns the buffer and the OVERLAPPED until the write ends.
-            unsafe { WriteFile(handle, ptr, len, std::ptr::null_mut(), ov) }
+            let started = unsafe { WriteFile(handle, ptr, len, std::ptr::null_mut(), ov) };
+            at_once = started != 0;
+            started
         })?;
-        slot.in_flight = Some(handle as usize);
+        slot.started(handle, at_once);
         // Done by the deadline or not, the bytes are the pipe's now.
         match slot.settle(self, Some(deadline)) {
             Ok(_) => Ok(len as usize),
@@ -481,7 +491,7 @@ impl PipeEnd {
 /// write with a deadline.
 struct WriteSlot {
     event: Event,
-    ov: Box<OVERLAPPED>,
+    ov: Box<PortOp>,
     buf: Vec<u8>,
     /// The handle a write is in flight on (a raw value), until it is seen to end.
     in_flight: Option<usize>,
@@ -495,15 +505,14 @@ impl std::fmt::Debug for WriteSlot {
     }
 }
 
-// SAFETY: the OVERLAPPED's pointer is the slot's own event; the slot is only used under its
-// mutex.
+// SAFETY: the operation's event is the slot's own; the slot is only used under its mutex.
 unsafe impl Send for WriteSlot {}
 
 impl WriteSlot {
     fn new() -> io::Result<Self> {
         let event = Event::new(true)?;
         Ok(Self {
-            ov: Box::new(overlapped::overlapped(event.raw())),
+            ov: Box::new(PortOp::new(event.raw())),
             event,
             buf: Vec::new(),
             in_flight: None,
@@ -513,8 +522,16 @@ impl WriteSlot {
     /// A fresh `OVERLAPPED` for the next write.
     fn prepare(&mut self) -> *mut OVERLAPPED {
         self.event.reset();
-        *self.ov = overlapped::overlapped(self.event.raw());
-        &mut *self.ov
+        self.ov.reset()
+    }
+
+    /// Records a write just started: `started` is `WriteFile`'s result. One that finished in
+    /// the call posts no packet, so its event is set here.
+    fn started(&mut self, handle: HANDLE, started: bool) {
+        if started {
+            self.event.set();
+        }
+        self.in_flight = Some(handle as usize);
     }
 
     /// Waits for the write in flight until `deadline` (`None`: to its end) without ever
@@ -524,39 +541,45 @@ impl WriteSlot {
         let Some(handle) = self.in_flight else {
             return Ok(0);
         };
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
+        let mut taken = 0u32;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             // SAFETY: the event is live.
-            if unsafe { WaitForSingleObject(self.event.raw(), overlapped::millis(Some(left))) }
+            if unsafe { WaitForSingleObject(self.event.raw(), overlapped::millis(left)) }
                 != WAIT_OBJECT_0
             {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
+            // SAFETY: the write on `handle` used this OVERLAPPED, which stayed in place; the
+            // handle stays open while the write is counted in flight.
+            let ok = unsafe { GetOverlappedResult(handle as HANDLE, &self.ov.ov, &mut taken, 0) };
+            // SAFETY: reads the calling thread's last error.
+            if ok == 0 && unsafe { GetLastError() } == ERROR_IO_INCOMPLETE {
+                // Not this write's end (none is expected): wait on.
+                self.event.reset();
+                continue;
+            }
+            let result = if ok != 0 {
+                Ok(taken as usize)
+            } else {
+                Err(io::ErrorKind::BrokenPipe.into())
+            };
+            self.in_flight = None;
+            end.end_io(false);
+            return result;
         }
-        let mut taken = 0u32;
-        // SAFETY: the write on `handle` used this OVERLAPPED, which stayed in place; the
-        // handle stays open while the write is counted in flight.
-        let ok = unsafe { GetOverlappedResult(handle as HANDLE, &*self.ov, &mut taken, 1) };
-        let result = if ok != 0 {
-            Ok(taken as usize)
-        } else {
-            Err(io::ErrorKind::BrokenPipe.into())
-        };
-        self.in_flight = None;
-        end.end_io(false);
-        result
     }
 }
 
 impl Drop for WriteSlot {
     fn drop(&mut self) {
         if let Some(handle) = self.in_flight.take() {
-            let mut taken = 0u32;
             // SAFETY: ends the write (its handle is still open: the slot drops before the
-            // state that owns it) before its OVERLAPPED and buffer are freed.
+            // state that owns it), and waits until the port's thread set its event — the last
+            // use of the operation — before its OVERLAPPED and buffer are freed.
             unsafe {
-                CancelIoEx(handle as HANDLE, &*self.ov);
-                GetOverlappedResult(handle as HANDLE, &*self.ov, &mut taken, 1);
+                CancelIoEx(handle as HANDLE, &self.ov.ov);
+                WaitForSingleObject(self.event.raw(), INFINITE);
             }
         }
     }

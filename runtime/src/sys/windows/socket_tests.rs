@@ -306,3 +306,45 @@ fn deadline_writes_cut_anywhere_lose_and_repeat_nothing_while_the_peer_reads() {
         eprintln!("{cuts} cut writes");
     });
 }
+
+/// A write left in flight by a thread that then ends still arrives whole: Windows cancels the
+/// pending I/O a thread issued when it exits, unless the handle is bound to a completion port.
+#[test]
+fn a_write_in_flight_when_its_thread_ends_still_arrives() {
+    let (a, b) = Stream::pair().unwrap();
+    let data: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    // Nobody reads `b` yet: the writes fill the pipe and `b`'s inbox, and the last one is
+    // left in flight by a thread that then ends.
+    let sent = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut sent = 0;
+                let deadline = Instant::now() + BOUND;
+                while sent < data.len() && Instant::now() < deadline {
+                    let end = (sent + 100_000).min(data.len());
+                    let soon = Instant::now() + Duration::from_millis(20);
+                    match a.send_before(&data[sent..end], &[], soon) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return sent,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                panic!("the pipe took {sent} bytes without a write left in flight");
+            })
+            .join()
+            .unwrap()
+    });
+    // The writing thread is gone; whatever it handed the pipe must still come.
+    std::thread::sleep(Duration::from_millis(200));
+    b.set_read_timeout(Some(BOUND)).unwrap();
+    let mut got = vec![0u8; sent];
+    let mut at = 0;
+    while at < sent {
+        match (&b).read(&mut got[at..]) {
+            Ok(0) => panic!("early end after {at} of {sent} bytes"),
+            Ok(n) => at += n,
+            Err(e) => panic!("{e} after {at} of {sent} bytes"),
+        }
+    }
+    assert!(got == data[..sent], "the bytes differ");
+}
