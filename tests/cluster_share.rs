@@ -465,6 +465,39 @@ fn an_overflow_the_server_refuses_is_recorded_and_changes_nothing() {
     }
 }
 
+/// `Share::with_timeout` bounds a Redis share too: behind a link that holds every chunk for
+/// 2 s, a field read, a whole read and a method under a 300 ms limit each fail with the share's
+/// timeout (before, each waited out the link and answered); the same handle answers again
+/// once the link is quick.
+#[test]
+fn a_time_limit_shorter_than_a_slow_link_ends_operations_with_the_shares_timeout() {
+    let _bound = bound::within(TEST_BOUND);
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port());
+    let cluster = Cluster::redis(&proxy.url(), "share-timeout").unwrap();
+    let share = Share::on(&cluster, Tally::default()).unwrap();
+    let limit = Duration::from_millis(300);
+    let timed = share.with_timeout(limit);
+    assert_eq!(timed.counter.get().unwrap(), 0);
+    proxy.slow(Duration::from_secs(2));
+    let is_timeout = |e: &Error| matches!(e, Error::Timeout { limit: l, of: skprocess::error::Timed::Share } if *l == limit);
+    let field = timed.counter.get();
+    assert!(field.as_ref().is_err_and(is_timeout), "{field:?}");
+    let whole = share.get_timeout(limit);
+    assert!(
+        whole.as_ref().is_err_and(is_timeout),
+        "{:?}",
+        whole.map(|_| ())
+    );
+    let method = timed.total();
+    assert!(method.as_ref().is_err_and(is_timeout), "{method:?}");
+    proxy.slow(Duration::ZERO);
+    assert_eq!(timed.counter.get().unwrap(), 0);
+    assert_eq!(timed.total().unwrap(), 0);
+}
+
 #[test]
 fn a_cut_link_is_a_clear_error_and_the_share_recovers_after() {
     let _bound = bound::within(TEST_BOUND);

@@ -290,7 +290,7 @@ fn a_map_with_a_progress_bar_gives_the_same_values() {
         pool.star()
             .progress()
             .timeout(BOUND)
-            .map(add, [(1, 2)])
+            .map(add as fn(u64, u64) -> u64, [(1, 2)])
             .unwrap(),
         [3]
     );

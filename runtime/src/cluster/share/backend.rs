@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use redis::Connection;
 
@@ -109,33 +110,42 @@ impl<T: Shared> Redis<T> {
             })?;
             store::write_field(&mut pipe, layout.kind, key, parts);
         }
-        self.with_connection(|c| Ok(pipe.query::<()>(c)?))
+        self.with_connection(None, |c| Ok(pipe.query::<()>(c)?))
             .map_err(|failure| self.error(failure, None))
     }
 
     /// Applies one operation and returns its encoded result; `patience` says how long it
-    /// runs again when other writers change what it reads.
-    fn apply(&self, target: Target, args: &[u8], patience: Patience) -> Result<Vec<u8>, Failure> {
-        self.with_connection(|c| match target {
+    /// runs again when other writers change what it reads, `deadline` when it gives up.
+    fn apply(
+        &self,
+        target: Target,
+        args: &[u8],
+        patience: Patience,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<u8>, Failure> {
+        self.with_connection(deadline, |c| match target {
             Target::Field { index, op } => {
                 let (key, layout) = self.field(index)?;
                 match store::native(c, &self.keys.share, key, layout, op, args) {
                     Some(outcome) => outcome,
                     None => {
                         let only = vec![usize::from(index)];
-                        self.transaction(c, target, args, (only.clone(), only), patience)
+                        let access = (only.clone(), only);
+                        self.transaction(c, (target, args), access, patience, deadline)
                     }
                 }
             }
             Target::Method(index) => {
                 let access = self.method_access(index);
-                self.transaction(c, target, args, access, patience)
+                self.transaction(c, (target, args), access, patience, deadline)
             }
             Target::Whole(WholeOp::Get) => {
-                self.transaction(c, target, args, (self.all(), vec![]), patience)
+                let access = (self.all(), vec![]);
+                self.transaction(c, (target, args), access, patience, deadline)
             }
             Target::Whole(WholeOp::Set) => {
-                self.transaction(c, target, args, (vec![], self.all()), patience)
+                let access = (vec![], self.all());
+                self.transaction(c, (target, args), access, patience, deadline)
             }
             Target::Whole(WholeOp::LastError) => {
                 let recorded: Option<String> = redis::cmd("GET").arg(&self.keys.error).query(c)?;
@@ -148,10 +158,10 @@ impl<T: Shared> Redis<T> {
     fn transaction(
         &self,
         c: &mut Connection,
-        target: Target,
-        args: &[u8],
+        (target, args): (Target, &[u8]),
         (reads, writes): (Vec<usize>, Vec<usize>),
         patience: Patience,
+        deadline: Option<Deadline>,
     ) -> Result<Vec<u8>, Failure> {
         let plan = txn::Plan {
             keys: &self.keys,
@@ -159,6 +169,7 @@ impl<T: Shared> Redis<T> {
             reads,
             writes,
             cache: &self.cache,
+            deadline,
         };
         plan.run::<T>(c, target, args, patience)
     }
@@ -199,24 +210,44 @@ impl<T: Shared> Redis<T> {
     }
 
     /// Runs `command` on this process's connection to the share, connecting first when there
-    /// is none; a link failure drops it, so the next operation connects again.
+    /// is none; a link failure drops it, so the next operation connects again. With a
+    /// `deadline`, each command waits no longer than what is left of it (nor than
+    /// [`COMMAND_TIMEOUT`]), and one cut short by it is [`Failure::Expired`].
     fn with_connection<R>(
         &self,
+        deadline: Option<Deadline>,
         command: impl FnOnce(&mut Connection) -> Result<R, Failure>,
     ) -> Result<R, Failure> {
         let mut slot = self
             .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if deadline.is_some_and(|d| d.passed()) {
+            return Err(Failure::Expired);
+        }
+        let wait = |limit: Duration| match deadline {
+            // A zero timeout would mean none at all to the socket.
+            Some(deadline) => deadline.left().min(limit).max(Duration::from_millis(1)),
+            None => limit,
+        };
         let connection = match slot.as_mut() {
             Some(connection) => connection,
-            None => match self.server.connect(COMMAND_TIMEOUT) {
+            None => match self.server.connect(wait(COMMAND_TIMEOUT)) {
                 Ok(connection) => slot.insert(connection),
+                Err(_) if deadline.is_some_and(|d| d.passed()) => return Err(Failure::Expired),
                 Err(error) => return Err(Failure::Unreachable(error)),
             },
         };
-        let outcome = command(connection);
+        let limited = deadline.is_some() && set_timeouts(connection, wait(COMMAND_TIMEOUT)).is_ok();
+        let mut outcome = command(connection);
         if matches!(outcome, Err(Failure::Link(_))) {
+            if deadline.is_some_and(|d| d.passed()) {
+                outcome = Err(Failure::Expired);
+            }
+            *slot = None;
+        } else if matches!(outcome, Err(Failure::Expired))
+            || (limited && set_timeouts(connection, COMMAND_TIMEOUT).is_err())
+        {
             *slot = None;
         }
         outcome
@@ -224,7 +255,7 @@ impl<T: Shared> Redis<T> {
 
     /// Keeps `message` as the share's last error (on the server: every host reads it).
     fn record(&self, message: &str) {
-        let _ = self.with_connection(|c| {
+        let _ = self.with_connection(None, |c| {
             Ok(redis::cmd("SET")
                 .arg(&self.keys.error)
                 .arg(message)
@@ -238,6 +269,7 @@ impl<T: Shared> Redis<T> {
         match failure {
             Failure::Link(error) => self.server.error(&error),
             Failure::Unreachable(error) => error,
+            Failure::Expired => expired(None),
             Failure::Gone => Error::Cluster {
                 problem: format!(
                     "share {} is gone from redis at {} (its creating process ended more than {SHARE_TTL:?} ago, or the server lost its keys)",
@@ -267,13 +299,15 @@ impl<T: Shared> Redis<T> {
     }
 }
 
-/// A deadline does not shorten a Redis operation: each of its commands is bounded by the
-/// connection's [`COMMAND_TIMEOUT`] instead (and a transaction retried under contention by
-/// its own bound), so a handle's `with_timeout` limit shorter than that does not apply here.
+/// A handle's time limit (`Share::with_timeout`) bounds each command by what is left of it,
+/// and no transaction attempt starts after it; past it the operation fails with
+/// `Error::Timeout { of: Timed::Share }` (a write cut short may still have been applied, as a
+/// local share's published write is).
 impl<T: Shared> Backend for Redis<T> {
-    fn write(&self, target: Target, args: &[u8], _: Option<Deadline>) -> Result<(), Error> {
-        match self.apply(target, args, Patience::for_write()) {
+    fn write(&self, target: Target, args: &[u8], deadline: Option<Deadline>) -> Result<(), Error> {
+        match self.apply(target, args, Patience::for_write(), deadline) {
             Ok(_) => Ok(()),
+            Err(Failure::Expired) => Err(expired(deadline)),
             Err(failure) => {
                 // The operation's own failure (an overflow, a panic) is recorded as the last
                 // error, as the local share does; a write lost for any other reason is
@@ -295,7 +329,12 @@ impl<T: Shared> Backend for Redis<T> {
         }
     }
 
-    fn call(&self, target: Target, args: &[u8], _: Option<Deadline>) -> Result<Vec<u8>, Error> {
+    fn call(
+        &self,
+        target: Target,
+        args: &[u8],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<u8>, Error> {
         let unreported = self
             .unreported
             .lock()
@@ -306,9 +345,29 @@ impl<T: Shared> Backend for Redis<T> {
                 problem: format!("an earlier write was lost: {text}"),
             });
         }
-        self.apply(target, args, Patience::Attempts)
-            .map_err(|failure| self.error(failure, Some(target)))
+        match self.apply(target, args, Patience::Attempts, deadline) {
+            Err(Failure::Expired) => Err(expired(deadline)),
+            outcome => outcome.map_err(|failure| self.error(failure, Some(target))),
+        }
     }
+}
+
+/// The error of an operation whose handle's time limit passed.
+fn expired(deadline: Option<Deadline>) -> Error {
+    match deadline {
+        Some(deadline) => deadline.expired(),
+        // Only an operation with a deadline expires; total rather than trusted.
+        None => Error::Timeout {
+            limit: Duration::ZERO,
+            of: crate::error::Timed::Share,
+        },
+    }
+}
+
+/// Bounds each command of `connection` by `limit`.
+fn set_timeouts(connection: &mut Connection, limit: Duration) -> redis::RedisResult<()> {
+    connection.set_read_timeout(Some(limit))?;
+    connection.set_write_timeout(Some(limit))
 }
 
 /// The last handle in this process is gone: a lost write that no call came to report is

@@ -28,6 +28,9 @@ pub(super) enum Failure {
     Gone,
     /// No connection could be made (the error names the server).
     Unreachable(Error),
+    /// The handle's time limit (`Share::with_timeout`) passed first. A command cut short
+    /// may still have been applied, and its connection is dropped (its reply may still come).
+    Expired,
 }
 
 impl From<RedisError> for Failure {

@@ -27,6 +27,7 @@ use crate::cluster::link;
 use crate::cluster::share::failure::{Failure, ShareKeys};
 use crate::cluster::share::store;
 use crate::protocol::share::{FieldOp, Target};
+use crate::share::link::Deadline;
 use crate::share::peer::{self, describe};
 use crate::share::{ApplyError, Layout, Shared};
 use crate::transport::frame;
@@ -49,6 +50,8 @@ pub(super) struct Plan<'a> {
     pub(super) reads: Vec<usize>,
     pub(super) writes: Vec<usize>,
     pub(super) cache: &'a FieldCache,
+    /// The handle's time limit, if any: no attempt starts after it.
+    pub(super) deadline: Option<Deadline>,
 }
 
 /// How long an operation keeps running again when other writers change what it read.
@@ -87,6 +90,9 @@ impl Plan<'_> {
     ) -> Result<Vec<u8>, Failure> {
         let mut attempt = 0u32;
         while patience.allows(attempt) {
+            if attempt > 0 && self.deadline.is_some_and(|d| d.passed()) {
+                return Err(Failure::Expired);
+            }
             if let Some(reply) = self.attempt::<T>(c, target, args)? {
                 return Ok(reply);
             }
