@@ -14,8 +14,10 @@
 //! Every other `OVERLAPPED` ([`overlapped`]: reads, connects) carries its event with the low
 //! bit set, which asks for no packet at all: those run on threads that outlive them.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
@@ -91,12 +93,23 @@ pub(super) struct PortOp {
     event: HANDLE,
 }
 
+/// The addresses of the [`PortOp`]s alive in this process: the port's thread delivers a packet
+/// only to one of them, whatever else a platform might post.
+static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl PortOp {
-    /// An operation that signals `event` when it ends.
-    pub(super) fn new(event: HANDLE) -> Self {
+    /// An operation that signals `event` when it ends, in place on the heap (a packet names
+    /// it by its address).
+    pub(super) fn boxed(event: HANDLE) -> Box<Self> {
         // SAFETY: an all-zero OVERLAPPED is the documented starting value.
         let ov = unsafe { std::mem::zeroed() };
-        Self { ov, event }
+        let op = Box::new(Self { ov, event });
+        live().insert(std::ptr::from_ref(&*op) as usize);
+        op
     }
 
     /// A fresh `OVERLAPPED` for the next operation.
@@ -104,6 +117,12 @@ impl PortOp {
         // SAFETY: as above.
         self.ov = unsafe { std::mem::zeroed() };
         &mut self.ov
+    }
+}
+
+impl Drop for PortOp {
+    fn drop(&mut self) {
+        live().remove(&(std::ptr::from_ref(self) as usize));
     }
 }
 
@@ -141,9 +160,10 @@ fn deliver_packets(port: HANDLE) {
         let mut ov: *mut OVERLAPPED = std::ptr::null_mut();
         // SAFETY: `port` is a live port; the out-pointers are valid for the call.
         unsafe { GetQueuedCompletionStatus(port, &mut bytes, &mut key, &mut ov, INFINITE) };
-        if !ov.is_null() {
-            // SAFETY: only `PortOp`s post packets (every other OVERLAPPED asks for none), and
-            // a `PortOp` stays in place until its event is set, which happens here.
+        let live = live();
+        if live.contains(&(ov as usize)) {
+            // SAFETY: `ov` is a live `PortOp` (its `OVERLAPPED` is its first field), and it
+            // cannot be freed while `LIVE` is locked here.
             unsafe { SetEvent((*ov.cast::<PortOp>()).event) };
         }
     }

@@ -512,7 +512,7 @@ impl WriteSlot {
     fn new() -> io::Result<Self> {
         let event = Event::new(true)?;
         Ok(Self {
-            ov: Box::new(PortOp::new(event.raw())),
+            ov: PortOp::boxed(event.raw()),
             event,
             buf: Vec::new(),
             in_flight: None,
