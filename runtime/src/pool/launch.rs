@@ -205,7 +205,7 @@ fn await_ready(
             Ok(false) => break bytes,
             Err(e) => {
                 return Err(Error::Bootstrap {
-                    detail: format!("a pool worker handed over a page that is none: {e}"),
+                    detail: format!("a pool worker handed over no usable shared page: {e}"),
                 });
             }
         }

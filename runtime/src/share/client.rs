@@ -87,7 +87,7 @@ impl Client {
         deadline: Option<Deadline>,
     ) -> Result<MutexGuard<'_, ClientState>, Error> {
         crate::deadline::lock_before(&self.state, Deadline::at(deadline))
-            .ok_or_else(|| expired(deadline))
+            .ok_or_else(|| Deadline::expired_of(deadline))
     }
 
     /// Opens the connection now (the creating process does, while its coordinator runs).
@@ -322,16 +322,6 @@ fn send_before(
 /// Whether a read failed only because its time ran out.
 fn is_timeout(error: &TransportError) -> bool {
     matches!(error, TransportError::Wire(wire) if wire.is_timeout())
-}
-
-/// The error of a wait that ended at `deadline` (only called with one).
-fn expired(deadline: Option<Deadline>) -> Error {
-    match deadline {
-        Some(deadline) => deadline.expired(),
-        None => Error::Gone {
-            peer: crate::error::Peer::Share,
-        },
-    }
 }
 
 /// Sets up a write ring for a fresh connection: creates the region and hands it to the

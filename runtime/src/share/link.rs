@@ -72,6 +72,18 @@ impl Deadline {
             of: Timed::Share,
         }
     }
+
+    /// The error of a wait that ended at `deadline`. Only a wait with a deadline ends so;
+    /// without one this is still a timeout (of no limit), never a panic.
+    pub(crate) fn expired_of(deadline: Option<Self>) -> Error {
+        match deadline {
+            Some(deadline) => deadline.expired(),
+            None => Error::Timeout {
+                limit: Duration::ZERO,
+                of: Timed::Share,
+            },
+        }
+    }
 }
 
 thread_local! {

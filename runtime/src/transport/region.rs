@@ -75,9 +75,7 @@ impl<'a> RegionReader<'a> {
             received: false,
         }
     }
-}
 
-impl RegionReader<'_> {
     /// Keeps `region` in the slot; a second one is an error.
     fn keep(&mut self, region: RegionFd) -> io::Result<()> {
         if std::mem::replace(&mut self.received, true) {

@@ -269,7 +269,7 @@ impl<T: Shared> Redis<T> {
         match failure {
             Failure::Link(error) => self.server.error(&error),
             Failure::Unreachable(error) => error,
-            Failure::Expired => expired(None),
+            Failure::Expired => Deadline::expired_of(None),
             Failure::Gone => Error::Cluster {
                 problem: format!(
                     "share {} is gone from redis at {} (its creating process ended more than {SHARE_TTL:?} ago, or the server lost its keys)",
@@ -307,7 +307,7 @@ impl<T: Shared> Backend for Redis<T> {
     fn write(&self, target: Target, args: &[u8], deadline: Option<Deadline>) -> Result<(), Error> {
         match self.apply(target, args, Patience::for_write(), deadline) {
             Ok(_) => Ok(()),
-            Err(Failure::Expired) => Err(expired(deadline)),
+            Err(Failure::Expired) => Err(Deadline::expired_of(deadline)),
             Err(failure) => {
                 // The operation's own failure (an overflow, a panic) is recorded as the last
                 // error, as the local share does; a write lost for any other reason is
@@ -346,21 +346,9 @@ impl<T: Shared> Backend for Redis<T> {
             });
         }
         match self.apply(target, args, Patience::Attempts, deadline) {
-            Err(Failure::Expired) => Err(expired(deadline)),
+            Err(Failure::Expired) => Err(Deadline::expired_of(deadline)),
             outcome => outcome.map_err(|failure| self.error(failure, Some(target))),
         }
-    }
-}
-
-/// The error of an operation whose handle's time limit passed.
-fn expired(deadline: Option<Deadline>) -> Error {
-    match deadline {
-        Some(deadline) => deadline.expired(),
-        // Only an operation with a deadline expires; total rather than trusted.
-        None => Error::Timeout {
-            limit: Duration::ZERO,
-            of: crate::error::Timed::Share,
-        },
     }
 }
 

@@ -334,8 +334,8 @@ fn a_write_in_flight_when_its_thread_ends_still_arrives() {
             .join()
             .unwrap()
     });
-    // The writing thread is gone; whatever it handed the pipe must still come.
-    std::thread::sleep(Duration::from_millis(200));
+    // The writing thread is gone (joined: it has exited, and with it any I/O the system
+    // cancels at a thread's exit); whatever it handed the pipe must still come.
     b.set_read_timeout(Some(BOUND)).unwrap();
     let mut got = vec![0u8; sent];
     let mut at = 0;
