@@ -211,7 +211,7 @@ where
     // SAFETY: by the caller's contract.
     let function = unsafe { M::at(function) };
     let value = catch_unwind(AssertUnwindSafe(|| M::call(function, item)))
-        .map_err(|payload| ItemFailure::Panicked(crate::panics::caught(&*payload)))?;
+        .map_err(|payload| ItemFailure::Panicked(Box::new(crate::panics::caught(&*payload))))?;
     frame::encode_into(&value, output).map_err(|e| ItemFailure::Encode(fit_message(e.to_string())))
 }
 

@@ -37,6 +37,10 @@ fn batch_is_due(len: usize, since: Instant) -> bool {
     len > 0 && check && since.elapsed() >= FEED_TIME
 }
 
+/// An outcome waiting to be handed out, its error boxed: an [`Error`] is large, and a job
+/// keeps up to its window of these, moved one by one, so inline it cost more than the value.
+type Kept<R> = Result<R, Box<Error>>;
+
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
 
@@ -77,10 +81,10 @@ pub(crate) struct JobRun<I: Iterator, R> {
     /// The next index to hand out, in input order.
     next_in_order: u64,
     /// Outcomes that came back and were not handed out yet (a job in completion order).
-    ready: VecDeque<(u64, Result<R, Error>)>,
+    ready: VecDeque<(u64, Kept<R>)>,
     /// Outcomes that came back and were not handed out yet (a job in input order), each in
     /// its place; slot 0 is `next_in_order`.
-    reorder: VecDeque<Option<Result<R, Error>>>,
+    reorder: VecDeque<Option<Kept<R>>>,
     /// Encoded input bytes so far, to size the window to the items.
     input_bytes: u64,
     /// Items and bytes of the last batch sent: the next one starts with that much room, so
@@ -171,17 +175,21 @@ where
 
     fn take_ready(&mut self) -> Option<Result<R, Error>> {
         if !self.spec.ordered {
-            return self.ready.pop_front().map(|(_, outcome)| outcome);
+            return self
+                .ready
+                .pop_front()
+                .map(|(_, outcome)| outcome.map_err(|e| *e));
         }
         let outcome = self.reorder.front_mut()?.take()?;
         self.reorder.pop_front();
         self.next_in_order += 1;
-        Some(outcome)
+        Some(outcome.map_err(|e| *e))
     }
 
     /// Files an outcome that came back: in its place in input order when the job is ordered
     /// (results mostly come in order, so that place is mostly the end), as it comes otherwise.
     fn file(&mut self, index: u64, outcome: Result<R, Error>) {
+        let outcome = outcome.map_err(Box::new);
         if !self.spec.ordered {
             self.ready.push_back((index, outcome));
             return;
@@ -328,9 +336,16 @@ where
         }
     }
 
+    /// Room for the outputs the input says it has at least (its size hint's lower bound, as
+    /// `collect` trusts it, up to a million), so a map does not copy its outputs as they grow.
+    fn expected_len(&self) -> usize {
+        let low = self.input.as_ref().map_or(0, |input| input.size_hint().0);
+        low.min(1 << 20)
+    }
+
     /// Every outcome, in order; the first error in that order once all are in.
     pub(crate) fn collect(mut self) -> Result<Vec<R>, Error> {
-        let mut values = Vec::new();
+        let mut values = Vec::with_capacity(self.expected_len());
         let mut first_error = None;
         while let Some(outcome) = self.next_outcome() {
             match outcome {
@@ -352,7 +367,7 @@ where
 
     /// Outcomes as they come; stops at the first error.
     pub(crate) fn collect_unordered(mut self) -> Result<Vec<R>, Error> {
-        let mut values = Vec::new();
+        let mut values = Vec::with_capacity(self.expected_len());
         while let Some(outcome) = self.next_outcome() {
             values.push(outcome?);
         }
@@ -376,8 +391,8 @@ fn item_error(index: u64, error: Error) -> Error {
 impl From<ItemFailure> for Error {
     fn from(failure: ItemFailure) -> Self {
         match failure {
-            ItemFailure::Panicked(panic) => Error::from(panic),
-            ItemFailure::Process(failure) => Error::from(failure),
+            ItemFailure::Panicked(panic) => Error::from(*panic),
+            ItemFailure::Process(failure) => Error::from(*failure),
             ItemFailure::Decode(message) | ItemFailure::Encode(message) => {
                 Error::Malformed { message }
             }

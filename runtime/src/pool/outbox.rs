@@ -248,7 +248,10 @@ impl Outbox {
             self.report_running(held, monotonic_nanos(), None);
         }
         if !held.busy || held.parked {
+            // Cleared here, not only by the flusher once it runs: until the woken flusher
+            // gets a core, every start would otherwise wake it again — a system call per item.
             held.busy = true;
+            held.parked = false;
             self.became_busy.notify_one();
         }
     }

@@ -261,7 +261,8 @@ fn execute(
     match task {
         Resolved::Function(callable) => callable.call(bytes, output),
         Resolved::Process(entry) => {
-            *output = (entry.run_in_pool)(bytes, spent, host()).map_err(ItemFailure::Process)?;
+            *output = (entry.run_in_pool)(bytes, spent, host())
+                .map_err(|failure| ItemFailure::Process(Box::new(failure)))?;
             Ok(())
         }
         Resolved::Unknown(detail) => Err(ItemFailure::UnknownTask(detail.clone())),
@@ -288,7 +289,7 @@ impl ItemHost for ItemReports {
         if retry {
             self.sink.running_now(self.job, self.index, None);
         } else {
-            let failure = ItemFailure::Process(overrun.into_failure());
+            let failure = ItemFailure::Process(Box::new(overrun.into_failure()));
             self.sink.finished(self.job, self.index, Err(failure), true);
         }
         if self.sink.overrun_ends_process() {

@@ -239,9 +239,9 @@ fn output_in_place(bytes: &[u8]) -> Option<(WireResult<'_>, &[u8])> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ItemFailure {
     /// The function panicked: its text, location and backtrace.
-    Panicked(crate::panics::PanicReport),
+    Panicked(Box<crate::panics::PanicReport>),
     /// A `#[skprocess]` item failed as a process does (hook failure, timeout, too large).
-    Process(Failure),
+    Process(Box<Failure>),
     /// The item could not be decoded as the function's argument.
     Decode(String),
     /// The output could not be encoded.
