@@ -70,7 +70,10 @@ impl<T> ReaderRole<T> {
     /// A foreground reader let go of the role: wakes the background reader if it waits long.
     pub(crate) fn released(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waits_long.load(Ordering::SeqCst) {
+        // Taken, not only read: until the woken reader gets a core (on a busy or single CPU,
+        // not before this thread blocks), every later let-go would wake it again, a system
+        // call each. One wake is enough; a reader that waits long again says so again.
+        if self.waits_long.swap(false, Ordering::SeqCst) {
             self.wake_background();
         }
     }
