@@ -90,8 +90,6 @@ pub(crate) struct JobRun<I: Iterator, R> {
     /// Items and bytes of the last batch sent: the next one starts with that much room, so
     /// a batch does not grow item by item, copying itself as it goes.
     last_batch: (usize, usize),
-    /// The encoding of the item being pulled, reused.
-    encoded: Vec<u8>,
     cancelled: bool,
     progress: ProgressBar,
 }
@@ -135,7 +133,6 @@ where
             reorder: VecDeque::new(),
             input_bytes: 0,
             last_batch: (0, 0),
-            encoded: Vec::new(),
             cancelled: false,
             progress,
         })
@@ -286,27 +283,34 @@ where
         });
     }
 
-    /// Appends the encoded `value` to the batch, unless it is too large for a frame.
+    /// Appends the encoded `value` to the batch, unless it is too large for a frame (or does
+    /// not encode, or read back): then the batch is left as it was.
     fn encode(&mut self, value: &I::Item, index: u64, batch: &mut Batch) -> Result<(), Error> {
-        frame::encode_into(value, &mut self.encoded)
-            .map_err(crate::round_trip::encode_failed::<I::Item>)?;
-        (self.spec.check)(&self.encoded)?;
-        let size = self.encoded.len();
-        self.input_bytes += size as u64;
-        if size > self.core.item_limit {
-            return Err(Error::TooLarge {
-                size: size as u64,
-                limit: self.core.item_limit as u64,
-            });
-        }
         if batch.items.capacity() == 0 {
             // The first item: room for as many as the last batch took.
             let (items, bytes) = self.last_batch;
             batch.items.reserve(items);
             batch.encoded.reserve(bytes);
         }
+        // Encoded in place, at the end of the batch, rather than copied there.
         let start = batch.encoded.len();
-        batch.encoded.extend_from_slice(&self.encoded);
+        frame::append_into(value, &mut batch.encoded)
+            .map_err(crate::round_trip::encode_failed::<I::Item>)?;
+        let size = batch.encoded.len() - start;
+        self.input_bytes += size as u64;
+        let checked = (self.spec.check)(&batch.encoded[start..]).and_then(|()| {
+            if size > self.core.item_limit {
+                return Err(Error::TooLarge {
+                    size: size as u64,
+                    limit: self.core.item_limit as u64,
+                });
+            }
+            Ok(())
+        });
+        if let Err(error) = checked {
+            batch.encoded.truncate(start);
+            return Err(error);
+        }
         batch.items.push((index, start..start + size));
         Ok(())
     }

@@ -93,6 +93,16 @@ pub fn encode_into<T: Serialize + ?Sized>(
     postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(serialize_error)
 }
 
+/// Appends `value`, encoded, to `buffer` (what is already there stays); on an error the
+/// buffer is as it was.
+pub fn append_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Result<(), WireError> {
+    let start = buffer.len();
+    postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(|e| {
+        buffer.truncate(start);
+        serialize_error(e)
+    })
+}
+
 /// Reads a varint the wire codec wrote at the start of `bytes`: its value and the rest.
 /// `None` for one longer than nine bytes (past 63 bits) or cut short: a fast reader then leaves
 /// the bytes to the codec, which decides.
