@@ -5,14 +5,14 @@
 //! main thread keeps the ordinal of the item it runs for the parent to read should the worker
 //! die.
 
-use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::Error;
 use crate::pool::in_hand::InHand;
 use crate::protocol::pool::{
-    ItemFailure, Measured, RESULT_OVERHEAD, ToPool, WireOutcome, WireResult,
+    self, ItemFailure, Measured, RESULT_ENTRY_ROOM, RESULT_OVERHEAD, RESULTS_HEAD_AND_TAIL,
+    ResultsReader, ToPool, WireOutcome, WireResult,
 };
 use crate::timing::monotonic_nanos;
 use crate::transport::Connection;
@@ -70,8 +70,11 @@ struct Current {
 #[derive(Default)]
 struct Held {
     job: u64,
-    outputs: Vec<u8>,
-    results: Vec<(u64, Result<Range<usize>, ItemFailure>)>,
+    /// The finished results, written as a results frame carries them
+    /// ([`put_result`](pool::put_result)): sending adds only a head and a tail.
+    results: Vec<u8>,
+    /// How many results `results` holds.
+    count: u64,
     current: Option<Current>,
     serial: u64,
     /// Whether the current item's start was reported.
@@ -111,36 +114,40 @@ impl Outbox {
 
     /// Sends the held results. A parent that is gone ends this process through the reader.
     fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
-        if held.results.is_empty() && measured.is_none() {
+        if held.count == 0 && measured.is_none() {
             return;
         }
-        let results: Vec<WireResult<'_>> = held
-            .results
-            .iter()
-            .map(|(index, outcome)| wire_result(&held.outputs, *index, outcome))
-            .collect();
-        let batch = ToPool::Results {
-            job: held.job,
-            results,
-            measured,
+        let mut head = Vec::with_capacity(RESULTS_HEAD_AND_TAIL);
+        let results_end = held.results.len();
+        let written = pool::results_head(&mut head, held.job, held.count)
+            .and_then(|()| frame::append_into(&measured, &mut held.results));
+        let sent = match written {
+            Ok(()) => self
+                .connection
+                .send_with_payload(&head, &held.results)
+                .map_err(Error::from),
+            Err(error) => Err(Error::from(error)),
         };
-        let sent = self.connection.send(&batch).map_err(Error::from);
-        // The room check keeps batches within a frame; should an estimate ever be short, each
-        // result goes alone rather than the batch being lost.
-        if let (Err(Error::TooLarge { .. }), ToPool::Results { job, results, .. }) = (sent, batch) {
-            self.send_one_by_one(job, results, measured);
+        held.results.truncate(results_end);
+        // The room check keeps batches within a frame; should it ever be short, each result
+        // goes alone rather than the batch being lost.
+        if let Err(Error::TooLarge { .. } | Error::Malformed { .. }) = sent {
+            let results = ResultsReader::over(held.job, held.count, &held.results);
+            self.send_one_by_one(results, measured);
         }
         held.results.clear();
-        held.outputs.clear();
+        held.count = 0;
     }
 
     /// Sends each result in a frame of its own; one that cannot fit even alone is reported
     /// as too large, so the parent always hears of every item.
-    fn send_one_by_one(&self, job: u64, results: Vec<WireResult<'_>>, measured: Option<Measured>) {
-        let last = results.len().saturating_sub(1);
-        for (i, result) in results.into_iter().enumerate() {
+    fn send_one_by_one(&self, mut results: ResultsReader<'_>, measured: Option<Measured>) {
+        let job = results.job;
+        let mut next = results.next_result();
+        while let Some(Ok(result)) = next {
+            next = results.next_result();
             let index = result.index;
-            let measured = if i == last { measured } else { None };
+            let measured = if next.is_none() { measured } else { None };
             let alone = ToPool::Results {
                 job,
                 results: vec![result],
@@ -188,7 +195,7 @@ impl Outbox {
         loop {
             // Idle, or a long item already reported with nothing held: no tick until the
             // next item starts, so a long item is not interrupted every tick for nothing.
-            if !held.busy || (held.reported && held.results.is_empty()) {
+            if !held.busy || (held.reported && held.count == 0) {
                 held.parked = true;
                 held = self
                     .became_busy
@@ -214,20 +221,6 @@ impl Outbox {
             }
             self.send_held(&mut held, None);
         }
-    }
-}
-
-fn wire_result<'a>(
-    outputs: &'a [u8],
-    index: u64,
-    outcome: &Result<Range<usize>, ItemFailure>,
-) -> WireResult<'a> {
-    WireResult {
-        index,
-        outcome: match outcome {
-            Ok(range) => WireOutcome::Output(&outputs[range.clone()]),
-            Err(failure) => WireOutcome::Failed(failure.clone()),
-        },
     }
 }
 
@@ -277,23 +270,35 @@ impl Outbox {
             }),
             other => other,
         };
+        // A failure's message travels too; counting it as nothing let batches of long panic
+        // messages outgrow the frame. One too large to travel at all is reported as such.
+        let outcome = match outcome {
+            Err(failure) => match frame::encoded_len(&failure) {
+                Ok(size) if size <= self.limit => Err(failure),
+                size => Err(ItemFailure::TooLarge {
+                    size: size.map_or(u64::MAX, |size| size as u64),
+                    limit: self.limit as u64,
+                }),
+            },
+            output => output,
+        };
         let size = match &outcome {
             Ok(output) => output.len(),
-            // A failure's message travels too; counting it as nothing let batches of long
-            // panic messages outgrow the frame.
             Err(failure) => frame::encoded_len(failure).unwrap_or(self.limit),
         };
-        let room = held.outputs.len() + size + RESULT_OVERHEAD * (held.results.len() + 1);
-        if room > self.limit {
+        let room = held.results.len() + size + RESULT_ENTRY_ROOM + RESULTS_HEAD_AND_TAIL;
+        if room > self.limit + RESULT_OVERHEAD {
             self.send_held(held, None);
         }
-        let entry = outcome.map(|output| {
-            let start = held.outputs.len();
-            held.outputs.extend_from_slice(output);
-            start..held.outputs.len()
-        });
-        held.results.push((index, entry));
-        if isolated || held.outputs.len() >= FLUSH_BYTES {
+        let start = held.results.len();
+        if pool::put_result(&mut held.results, index, outcome.as_ref().copied()).is_err() {
+            // Only a failure goes through the codec, and every failure encodes.
+            held.results.truncate(start);
+            let failure = ItemFailure::Encode("the item's failure could not be encoded".into());
+            let _ = pool::put_result(&mut held.results, index, Err(&failure));
+        }
+        held.count += 1;
+        if isolated || held.results.len() >= FLUSH_BYTES {
             self.send_held(held, None);
         }
     }

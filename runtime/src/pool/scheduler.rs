@@ -85,6 +85,13 @@ impl Item {
     pub(crate) fn lives_spent(&self) -> u32 {
         self.spent
     }
+
+    /// The item, as having spent `spent` lives.
+    #[cfg(test)]
+    pub(crate) fn spent(mut self, spent: u32) -> Self {
+        self.spent = spent;
+        self
+    }
 }
 
 /// Why an item has no output.

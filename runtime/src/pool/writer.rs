@@ -10,10 +10,8 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
-use serde::{Serialize, Serializer};
-
 use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
-use crate::protocol::pool::{Chunk, TaskRef, ToWorker, WireItem};
+use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem, put_item};
 use crate::transport::Connection;
 use crate::transport::frame;
 
@@ -50,18 +48,7 @@ impl ChunkWriter {
     /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
     /// cannot take it (its queue is full, or a write failed).
     pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
-        let chunk = ChunkFrame::Chunk {
-            job,
-            task: task_ref(task),
-            isolated,
-            items: ChunkItems(items),
-            lives_spent: lives_spent(items),
-        };
-        // Room for the head and, per item, its index and length varints and its bytes: one
-        // allocation, where growing as it goes copied the frame over and over.
-        let bytes: usize = items.iter().map(|item| item.bytes.len()).sum();
-        let mut encoded = Vec::with_capacity(64 + bytes + 16 * items.len());
-        frame::encode_into(&chunk, &mut encoded).is_ok() && self.write(encoded)
+        encode_chunk(job, task, isolated, items).is_ok_and(|encoded| self.write(encoded))
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -108,30 +95,29 @@ fn lives_spent(items: &[Item]) -> Vec<(u64, u32)> {
         .collect()
 }
 
-/// [`ToWorker::Chunk`] as a process worker's writer writes it: the same variant and fields in
-/// the same order, so the same bytes, with the items serialized straight from the scheduler's
-/// rather than collected into a [`Chunk`] first.
-#[derive(Serialize)]
-enum ChunkFrame<'a> {
-    Chunk {
-        job: JobId,
-        task: TaskRef<'a>,
-        isolated: bool,
-        items: ChunkItems<'a>,
-        lives_spent: Vec<(u64, u32)>,
-    },
-}
-
-/// A chunk's items as the wire's sequence of [`WireItem`]s.
-struct ChunkItems<'a>(&'a [Item]);
-
-impl Serialize for ChunkItems<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|item| WireItem {
-            index: item.index,
-            bytes: &item.bytes,
-        }))
+/// [`ToWorker::Chunk`] as a process worker's writer writes it: the same bytes as encoding
+/// [`wire_chunk`]'s chunk, its head and lives by the codec and its items by hand
+/// ([`put_item`]), straight from the scheduler's items and in one allocation.
+fn encode_chunk(
+    job: JobId,
+    task: Task,
+    isolated: bool,
+    items: &[Item],
+) -> Result<Vec<u8>, frame::WireError> {
+    let bytes: usize = items.iter().map(|item| item.bytes.len()).sum();
+    let mut encoded = Vec::with_capacity(64 + bytes + 20 * items.len());
+    let head = ToWorkerHead::Chunk {
+        _job: job,
+        _task: task_ref(task),
+        _isolated: isolated,
+        items: items.len() as u64,
+    };
+    frame::append_into(&head, &mut encoded)?;
+    for item in items {
+        put_item(&mut encoded, item.index, &item.bytes);
     }
+    frame::append_into(&lives_spent(items), &mut encoded)?;
+    Ok(encoded)
 }
 
 #[cfg(test)]
@@ -145,22 +131,21 @@ mod tests {
         let items: Vec<Item> = [(3, vec![1, 2]), (900, vec![]), (7, vec![9; 300])]
             .into_iter()
             .map(|(index, bytes)| Item::new(index, SharedBytes::from(bytes)))
+            .map(|item| match item.index {
+                900 => item.spent(2),
+                _ => item,
+            })
             .collect();
         let offset = FunctionOffsets {
             trampoline: -5,
             function: 70_000,
         };
-        let written = frame::encode(&ChunkFrame::Chunk {
-            job: 12,
-            task: TaskRef::Function { offset },
-            isolated: true,
-            items: ChunkItems(&items),
-            lives_spent: vec![(900, 2)],
-        })
-        .unwrap();
-        let mut chunk = wire_chunk(12, Task::Function { offset }, true, &items);
-        chunk.lives_spent = vec![(900, 2)];
-        let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
-        assert_eq!(written, wire);
+        for task in [Task::Function { offset }, Task::Process { key: "a::Key" }] {
+            let written = encode_chunk(12, task, true, &items).unwrap();
+            let chunk = wire_chunk(12, task, true, &items);
+            assert_eq!(chunk.lives_spent, [(900, 2)]);
+            let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
+            assert_eq!(written, wire);
+        }
     }
 }

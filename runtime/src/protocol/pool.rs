@@ -107,7 +107,7 @@ pub(crate) enum ToWorker<'a> {
 /// The head of a [`ToWorker`] frame: what a worker's reader needs to queue a chunk (its item
 /// count) without decoding its items. Postcard writes a struct's fields in order and a
 /// sequence's length before its elements, so this reads a prefix of a [`ToWorker`] frame.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorkerHead<'a> {
     /// A chunk's fields up to its item count.
     Chunk {
@@ -125,6 +125,15 @@ pub(crate) enum ToWorkerHead<'a> {
     Release,
 }
 
+/// Appends one item of a chunk as [`WireItem`] is encoded (index, length, bytes), written by
+/// hand: a chunk's items are most of its bytes and most of its encoding's work.
+pub(crate) fn put_item(buffer: &mut Vec<u8>, index: u64, bytes: &[u8]) {
+    use crate::transport::frame::put_varint;
+    put_varint(buffer, index);
+    put_varint(buffer, bytes.len() as u64);
+    buffer.extend_from_slice(bytes);
+}
+
 impl<'a> ToWorkerHead<'a> {
     /// Reads the head of a [`ToWorker`] frame, ignoring the rest.
     pub(crate) fn read(frame: &'a [u8]) -> Result<Self, crate::transport::frame::WireError> {
@@ -135,14 +144,58 @@ impl<'a> ToWorkerHead<'a> {
 }
 
 /// The head of a [`ToPool`] frame: the variant, and for results their job and count, so a
-/// results frame can be read result by result ([`ResultsReader`]) with no vector of them.
-#[derive(Debug, Deserialize)]
+/// results frame can be read result by result ([`ResultsReader`]) with no vector of them, and
+/// written so too ([`results_head`], [`put_result`]).
+#[derive(Debug, Serialize, Deserialize)]
 enum ToPoolHead {
     Ready,
     Refused,
     Results { job: u64, count: u64 },
     Running,
     Released,
+}
+
+/// Most bytes [`results_head`] writes, and the measured tail of a results frame takes.
+pub(crate) const RESULTS_HEAD_AND_TAIL: usize = 40;
+
+/// Most bytes [`put_result`] writes for an output beside the output's own.
+pub(crate) const RESULT_ENTRY_ROOM: usize = 21;
+
+/// Appends the head of a [`ToPool::Results`] frame of `count` results of `job`: the variant,
+/// the job and the count, as encoding the whole message writes them. The results follow
+/// ([`put_result`]), then what was measured (an encoded `Option<Measured>`).
+pub(crate) fn results_head(
+    buffer: &mut Vec<u8>,
+    job: u64,
+    count: u64,
+) -> Result<(), crate::transport::frame::WireError> {
+    crate::transport::frame::append_into(&ToPoolHead::Results { job, count }, buffer)
+}
+
+/// Appends one result of a results frame, as encoding the whole message writes it: an output
+/// written by hand (index, the `Output` tag, length, bytes), a failure by the codec.
+pub(crate) fn put_result(
+    buffer: &mut Vec<u8>,
+    index: u64,
+    outcome: Result<&[u8], &ItemFailure>,
+) -> Result<(), crate::transport::frame::WireError> {
+    use crate::transport::frame::put_varint;
+    match outcome {
+        Ok(output) => {
+            put_varint(buffer, index);
+            buffer.push(0);
+            put_varint(buffer, output.len() as u64);
+            buffer.extend_from_slice(output);
+            Ok(())
+        }
+        Err(failure) => {
+            let result = WireResult {
+                index,
+                outcome: WireOutcome::Failed(failure.clone()),
+            };
+            crate::transport::frame::append_into(&result, buffer)
+        }
+    }
 }
 
 /// A [`ToPool::Results`] frame read in place: its job, then each result, then what was
@@ -175,6 +228,15 @@ impl<'a> ResultsReader<'a> {
                 _,
             ))
             | Err(_) => None,
+        }
+    }
+
+    /// The results `put_result` wrote into `bytes`, `count` of them, read one by one.
+    pub(crate) fn over(job: u64, count: u64, bytes: &'a [u8]) -> Self {
+        Self {
+            job,
+            remaining: count,
+            rest: bytes,
         }
     }
 
@@ -315,9 +377,10 @@ pub(crate) struct Measured {
     pub(crate) nanos: u64,
 }
 
-/// Bytes a results frame needs beside its outputs: the variant, the job, and per result its
-/// index, outcome tag and length.
-pub(crate) const RESULT_OVERHEAD: usize = 32;
+/// Bytes a results frame with one output needs beside it: the frame's head and measured tail,
+/// and the output's index, tag and length. An output of at most the frame limit less this
+/// always fits in a frame of its own.
+pub(crate) const RESULT_OVERHEAD: usize = RESULTS_HEAD_AND_TAIL + RESULT_ENTRY_ROOM;
 
 #[cfg(test)]
 mod tests {
@@ -434,5 +497,56 @@ mod tests {
         assert!(cut.next_result().unwrap().is_ok());
         assert!(cut.next_result().unwrap().is_err());
         assert!(cut.finish().is_err());
+    }
+
+    #[test]
+    fn a_results_frame_written_by_parts_is_the_whole_message() {
+        let failure = ItemFailure::Decode("boom".into());
+        let big = vec![7u8; 200];
+        let outputs: [(u64, Result<&[u8], &ItemFailure>); 4] = [
+            (1, Ok(&[4, 5, 6])),
+            (300, Err(&failure)),
+            (u64::MAX, Ok(&big)),
+            (5, Ok(&[])),
+        ];
+        for measured in [
+            None,
+            Some(Measured {
+                items: 4,
+                nanos: 1 << 40,
+            }),
+        ] {
+            let results = outputs
+                .iter()
+                .map(|(index, outcome)| WireResult {
+                    index: *index,
+                    outcome: match outcome {
+                        Ok(bytes) => WireOutcome::Output(bytes),
+                        Err(failure) => WireOutcome::Failed((*failure).clone()),
+                    },
+                })
+                .collect();
+            let whole = ToPool::Results {
+                job: 1 << 20,
+                results,
+                measured,
+            };
+            let mut parts = Vec::new();
+            results_head(&mut parts, 1 << 20, outputs.len() as u64).unwrap();
+            let head = parts.len();
+            for (index, outcome) in outputs {
+                put_result(&mut parts, index, outcome).unwrap();
+            }
+            let body = parts.len();
+            frame::append_into(&measured, &mut parts).unwrap();
+            assert_eq!(parts, frame::encode(&whole).unwrap());
+            assert!(head + (parts.len() - body) <= RESULTS_HEAD_AND_TAIL);
+            // And read back one by one from the results alone.
+            let mut reader = ResultsReader::over(1, 4, &parts[head..body]);
+            let indices: Vec<u64> = std::iter::from_fn(|| reader.next_result())
+                .map(|result| result.unwrap().index)
+                .collect();
+            assert_eq!(indices, [1, 300, u64::MAX, 5]);
+        }
     }
 }

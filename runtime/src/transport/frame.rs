@@ -95,12 +95,25 @@ pub fn encode_into<T: Serialize + ?Sized>(
 
 /// Appends `value`, encoded, to `buffer` (what is already there stays); on an error the
 /// buffer is as it was.
-pub fn append_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Result<(), WireError> {
+pub fn append_into<T: Serialize + ?Sized>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<(), WireError> {
     let start = buffer.len();
     postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(|e| {
         buffer.truncate(start);
         serialize_error(e)
     })
+}
+
+/// Appends `value` as the wire codec writes a varint (seven bits a byte, low first), what
+/// [`take_varint`] reads.
+pub fn put_varint(buffer: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buffer.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buffer.push(value as u8);
 }
 
 /// Reads a varint the wire codec wrote at the start of `bytes`: its value and the rest.
