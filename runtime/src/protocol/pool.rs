@@ -131,7 +131,7 @@ pub(crate) fn put_item(buffer: &mut Vec<u8>, index: u64, bytes: &[u8]) {
     use crate::transport::frame::put_varint;
     put_varint(buffer, index);
     put_varint(buffer, bytes.len() as u64);
-    buffer.extend_from_slice(bytes);
+    crate::transport::frame::append_bytes(buffer, bytes);
 }
 
 impl<'a> ToWorkerHead<'a> {
@@ -185,7 +185,7 @@ pub(crate) fn put_result(
             put_varint(buffer, index);
             buffer.push(0);
             put_varint(buffer, output.len() as u64);
-            buffer.extend_from_slice(output);
+            crate::transport::frame::append_bytes(buffer, output);
             Ok(())
         }
         Err(failure) => {
