@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::pool::scheduler::{Action, Item, JobId, Outcome, Scheduler, Task, WorkerId};
+use crate::pool::scheduler::{Action, ChunkItems, Item, JobId, Outcome, Scheduler, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::{ItemFailure, Measured};
 
@@ -85,7 +85,7 @@ pub(crate) enum Event {
 /// The dispatcher's hold on one worker.
 pub(crate) trait WorkerLink: Send {
     /// Sends a chunk. A failure means the worker is going away; its end follows as an event.
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]);
+    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>);
     /// Asks the worker to give back every item it has not started; its answer follows as
     /// [`Report::Released`], after the chunks sent before.
     fn release(&self);
@@ -312,10 +312,17 @@ impl Dispatcher {
                     job,
                     task,
                     isolated,
-                    items,
+                    first,
+                    count,
                 } => {
-                    if let Some(link) = self.links.get(&worker) {
-                        link.send_chunk(job, task, isolated, &items);
+                    let Some(link) = self.links.get(&worker) else {
+                        continue;
+                    };
+                    match self.scheduler.chunk_items(worker, job, first, count) {
+                        Some(items) => link.send_chunk(job, task, isolated, items),
+                        // Never so (a chunk is written in the turn that cut it), but should
+                        // its items be gone, the worker's end settles whatever it holds.
+                        None => link.kill(),
                     }
                 }
                 Action::Release(worker) => {

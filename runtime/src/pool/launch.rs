@@ -15,7 +15,7 @@ use crate::parent::spawn::{Launch, Spawned, Ungated};
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
-use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
+use crate::pool::scheduler::{ChunkItems, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
 use crate::protocol::Role;
@@ -306,7 +306,7 @@ struct ProcessLink {
 }
 
 impl WorkerLink for ProcessLink {
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) {
+    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>) {
         // A chunk that cannot be encoded or taken (a full queue, a failed write: the worker
         // is dying or broke the protocol) ends the worker: kill it, its end settles its items.
         if !self.writer.chunk(job, task, isolated, items) {

@@ -121,13 +121,16 @@ pub(crate) type Outcome = (u64, Result<SharedBytes, ItemError>);
 pub(crate) enum Action {
     /// Start a worker with this id.
     Spawn(WorkerId),
-    /// Send these items of `job` to `worker`, as one chunk.
+    /// Send `count` items of `job` to `worker` as one chunk, the first of ordinal `first`:
+    /// [`chunk_items`](Scheduler::chunk_items) lends them, where they wait in flight, so an
+    /// item is neither copied nor counted again on its way out.
     Send {
         worker: WorkerId,
         job: JobId,
         task: Task,
         isolated: bool,
-        items: Vec<Item>,
+        first: u64,
+        count: usize,
     },
     /// Ask this worker to give back the items it has not started
     /// ([`released`](Scheduler::released) follows, unless it dies).
@@ -136,6 +139,22 @@ pub(crate) enum Action {
     Kill(WorkerId),
     /// Results of `job`'s items.
     Deliver { job: JobId, results: Vec<Outcome> },
+}
+
+/// The items of one chunk, lent where the scheduler keeps them: its worker's items in flight.
+#[derive(Clone)]
+pub(crate) struct ChunkItems<'a>(std::collections::vec_deque::Iter<'a, (JobId, Item)>);
+
+impl<'a> ChunkItems<'a> {
+    /// How many items.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The items, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Item> + Clone + use<'a> {
+        self.0.clone().map(|(_, item)| item)
+    }
 }
 
 /// A job's settings and queue.
@@ -760,47 +779,69 @@ impl Scheduler {
     }
 
     fn send_chunk(&mut self, slot: usize, job: JobId, workers: usize) {
-        let Some(settings) = self.jobs.get_mut(&job) else {
+        let (Some(settings), Some(worker)) = (self.jobs.get_mut(&job), self.slots[slot].as_mut())
+        else {
             return;
         };
         let size = chunk_size(settings.cost, settings.queue.len(), workers);
         let isolated = settings.queue.front().is_some_and(|item| item.suspect);
-        let mut items = Vec::with_capacity(size);
+        let was_idle = worker.in_flight.is_empty();
+        let mut count = 0;
         let mut bytes = 0usize;
-        while items.len() < size {
+        // Straight from the queue to the worker's items in flight, where the chunk is lent
+        // from to be written.
+        while count < size {
             match settings.queue.front() {
                 Some(item) if item.suspect != isolated => break,
-                Some(item) if !items.is_empty() && bytes + item.bytes.len() > self.chunk_bytes => {
-                    break;
-                }
+                Some(item) if count > 0 && bytes + item.bytes.len() > self.chunk_bytes => break,
                 Some(_) => {}
                 None => break,
             }
             if let Some(item) = settings.queue.pop_front() {
                 bytes += item.bytes.len();
-                items.push(item);
+                worker.in_flight.push_back((job, item));
+                count += 1;
             }
         }
-        let task = settings.task;
-        let Some(worker) = self.slots[slot].as_mut() else {
-            return;
-        };
-        worker.sent = worker.sent.saturating_add(items.len() as u64);
+        let first = worker.sent;
+        worker.sent = first.saturating_add(count as u64);
         worker.chunk_ends.push_back(worker.sent);
-        if worker.in_flight.is_empty() {
-            worker.handed = items.first().map(|item| (item.index, self.now));
+        if was_idle {
+            worker.handed = worker
+                .in_flight
+                .front()
+                .map(|(_, item)| (item.index, self.now));
         }
-        worker
-            .in_flight
-            .extend(items.iter().map(|item| (job, item.clone())));
-        let id = worker.id;
         self.actions.push_back(Action::Send {
-            worker: id,
+            worker: worker.id,
             job,
-            task,
+            task: settings.task,
             isolated,
-            items,
+            first,
+            count,
         });
+    }
+
+    /// The items of the chunk an [`Action::Send`] asks for (its worker, job, first ordinal
+    /// and count), where they wait in flight; `None` when the worker no longer holds them all.
+    pub(crate) fn chunk_items(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        first: u64,
+        count: usize,
+    ) -> Option<ChunkItems<'_>> {
+        let w = self.slots.iter().flatten().find(|w| w.id == worker)?;
+        let start = usize::try_from(first.checked_sub(w.front_ordinal())?).ok()?;
+        let end = start.checked_add(count)?;
+        if end > w.in_flight.len() {
+            return None;
+        }
+        let items = w.in_flight.range(start..end);
+        items
+            .clone()
+            .all(|(j, _)| *j == job)
+            .then_some(ChunkItems(items))
     }
 
     fn slot_of(&self, worker: WorkerId) -> Option<usize> {

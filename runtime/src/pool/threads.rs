@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
 use crate::pool::inbox::Inbox;
 use crate::pool::outbox::ItemSink;
-use crate::pool::scheduler::{Item, JobId, Task, WorkerId};
+use crate::pool::scheduler::{ChunkItems, Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::worker::run_chunk;
 use crate::pool::writer::wire_chunk;
@@ -75,7 +75,7 @@ impl OwnedChunk {
         sink: &Arc<dyn ItemSink>,
         output: &mut Vec<u8>,
     ) {
-        let chunk = wire_chunk(self.job, self.task, self.isolated, &self.items);
+        let chunk = wire_chunk(self.job, self.task, self.isolated, self.items.iter());
         run_chunk(&chunk, first, admit, sink, output);
     }
 }
@@ -152,12 +152,12 @@ struct ThreadLink {
 }
 
 impl WorkerLink for ThreadLink {
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) {
+    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>) {
         let chunk = OwnedChunk {
             job,
             task,
             isolated,
-            items: items.to_vec(),
+            items: items.iter().cloned().collect(),
         };
         self.inbox.push(items.len() as u64, chunk);
     }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
-use crate::pool::scheduler::{Item, JobId, PIPELINE, Task};
+use crate::pool::scheduler::{ChunkItems, Item, JobId, PIPELINE, Task};
 use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem, put_item};
 use crate::transport::Connection;
 use crate::transport::frame;
@@ -47,8 +47,14 @@ impl ChunkWriter {
 
     /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
     /// cannot take it (its queue is full, or a write failed).
-    pub(crate) fn chunk(&self, job: JobId, task: Task, isolated: bool, items: &[Item]) -> bool {
-        encode_chunk(job, task, isolated, items).is_ok_and(|encoded| self.write(encoded))
+    pub(crate) fn chunk(
+        &self,
+        job: JobId,
+        task: Task,
+        isolated: bool,
+        items: ChunkItems<'_>,
+    ) -> bool {
+        encode_chunk(job, task, isolated, items.iter()).is_ok_and(|encoded| self.write(encoded))
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -63,13 +69,18 @@ impl ChunkWriter {
 
 /// A chunk as it travels (or as a worker thread reads it): the items borrowed, and the lives
 /// each `#[skprocess]` item spent on earlier attempts.
-pub(crate) fn wire_chunk(job: JobId, task: Task, isolated: bool, items: &[Item]) -> Chunk<'_> {
+pub(crate) fn wire_chunk<'a>(
+    job: JobId,
+    task: Task,
+    isolated: bool,
+    items: impl Iterator<Item = &'a Item> + Clone,
+) -> Chunk<'a> {
     Chunk {
         job,
         task: task_ref(task),
         isolated,
         items: items
-            .iter()
+            .clone()
             .map(|item| WireItem {
                 index: item.index,
                 bytes: &item.bytes,
@@ -87,9 +98,8 @@ fn task_ref(task: Task) -> TaskRef<'static> {
 }
 
 /// `(index, spent)` for each item that spent lives on earlier attempts.
-fn lives_spent(items: &[Item]) -> Vec<(u64, u32)> {
+fn lives_spent<'a>(items: impl Iterator<Item = &'a Item>) -> Vec<(u64, u32)> {
     items
-        .iter()
         .filter(|item| item.lives_spent() > 0)
         .map(|item| (item.index, item.lives_spent()))
         .collect()
@@ -98,22 +108,24 @@ fn lives_spent(items: &[Item]) -> Vec<(u64, u32)> {
 /// [`ToWorker::Chunk`] as a process worker's writer writes it: the same bytes as encoding
 /// [`wire_chunk`]'s chunk, its head and lives by the codec and its items by hand
 /// ([`put_item`]), straight from the scheduler's items and in one allocation.
-fn encode_chunk(
+fn encode_chunk<'a>(
     job: JobId,
     task: Task,
     isolated: bool,
-    items: &[Item],
+    items: impl Iterator<Item = &'a Item> + Clone,
 ) -> Result<Vec<u8>, frame::WireError> {
-    let bytes: usize = items.iter().map(|item| item.bytes.len()).sum();
-    let mut encoded = Vec::with_capacity(64 + bytes + 20 * items.len());
+    let (count, bytes) = items.clone().fold((0, 0), |(count, bytes), item| {
+        (count + 1, bytes + item.bytes.len())
+    });
+    let mut encoded = Vec::with_capacity(64 + bytes + 20 * count);
     let head = ToWorkerHead::Chunk {
         _job: job,
         _task: task_ref(task),
         _isolated: isolated,
-        items: items.len() as u64,
+        items: count as u64,
     };
     frame::append_into(&head, &mut encoded)?;
-    for item in items {
+    for item in items.clone() {
         put_item(&mut encoded, item.index, &item.bytes);
     }
     frame::append_into(&lives_spent(items), &mut encoded)?;
@@ -141,8 +153,8 @@ mod tests {
             function: 70_000,
         };
         for task in [Task::Function { offset }, Task::Process { key: "a::Key" }] {
-            let written = encode_chunk(12, task, true, &items).unwrap();
-            let chunk = wire_chunk(12, task, true, &items);
+            let written = encode_chunk(12, task, true, items.iter()).unwrap();
+            let chunk = wire_chunk(12, task, true, items.iter());
             assert_eq!(chunk.lives_spent, [(900, 2)]);
             let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
             assert_eq!(written, wire);
