@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::pool::scheduler::{Action, ChunkItems, Item, JobId, Outcome, Scheduler, Task, WorkerId};
-use crate::pool::shared_bytes::SharedBytes;
+use crate::pool::scheduler::{Action, ChunkItems, JobId, Outcome, Scheduler, Task, WorkerId};
+use crate::pool::shared_bytes::{EncodedItems, SharedBytes};
 use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.
@@ -31,7 +31,7 @@ pub(crate) enum Command {
         results: Sender<JobEvent>,
     },
     /// More items of a job.
-    Items { job: JobId, items: Vec<Item> },
+    Items { job: JobId, items: EncodedItems },
     /// The job is over (all results taken, or the caller gave up).
     End { job: JobId },
     /// No more jobs will come: stop the workers once the running jobs ended.
@@ -290,7 +290,7 @@ impl Dispatcher {
                 self.jobs.insert(job, results);
                 self.scheduler.job_submitted(job, task, timeout, lives);
             }
-            Command::Items { job, items } => self.scheduler.items_added(job, items),
+            Command::Items { job, items } => self.scheduler.items_added(job, items.into_items()),
             Command::End { job } => {
                 self.jobs.remove(&job);
                 self.scheduler.job_ended(job);

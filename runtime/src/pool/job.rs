@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::progress::ProgressBar;
-use crate::pool::scheduler::{Item, ItemError, JobId, Task};
-use crate::pool::shared_bytes::SharedBytes;
+use crate::pool::scheduler::{ItemError, JobId, Task};
+use crate::pool::shared_bytes::EncodedItems;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
 
@@ -271,12 +271,10 @@ where
             return;
         }
         self.last_batch = (batch.items.len(), batch.encoded.len());
-        let buffer: Arc<[u8]> = Arc::from(batch.encoded);
-        let items = batch
-            .items
-            .into_iter()
-            .map(|(index, range)| Item::new(index, SharedBytes::new(Arc::clone(&buffer), range)))
-            .collect();
+        let items = EncodedItems {
+            buffer: Arc::from(batch.encoded),
+            ranges: batch.items,
+        };
         self.core.command(Command::Items {
             job: self.id,
             items,

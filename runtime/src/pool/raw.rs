@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub(crate) use crate::pool::dispatcher::{Command, Event, JobEvent};
 pub(crate) use crate::pool::scheduler::{Item, ItemError, JobId, Outcome, Task};
-pub(crate) use crate::pool::shared_bytes::SharedBytes;
+pub(crate) use crate::pool::shared_bytes::{EncodedItems, SharedBytes};
 
 use crate::completion::Completion;
 use crate::error::Error;
@@ -125,11 +125,10 @@ impl RawJob {
             buffer.extend_from_slice(bytes);
             ranges.push((index, start..buffer.len()));
         }
-        let buffer: Arc<[u8]> = Arc::from(buffer);
-        let items = ranges
-            .into_iter()
-            .map(|(index, range)| Item::new(index, SharedBytes::new(Arc::clone(&buffer), range)))
-            .collect();
+        let items = EncodedItems {
+            buffer: Arc::from(buffer),
+            ranges,
+        };
         self.core.command(Command::Items {
             job: self.id,
             items,

@@ -109,7 +109,7 @@ impl Engine {
                 lives,
                 results,
             } => self.submit(job, WireTask::from_task(task), timeout, lives, results),
-            Command::Items { job, items } => self.items(job, &items),
+            Command::Items { job, items } => self.items(job, &items.into_items()),
             Command::End { job } => {
                 if let Some(link) = self.jobs.remove(&job) {
                     link.stop.store(true, Ordering::SeqCst);
