@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::pool::scheduler::{Action, ChunkItems, JobId, Outcome, Scheduler, Task, WorkerId};
-use crate::pool::shared_bytes::{EncodedItems, SharedBytes};
+use crate::pool::scheduler::{
+    Action, ChunkItems, EncodedItems, JobId, Outcome, Scheduler, Task, WorkerId,
+};
+use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.

@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::progress::ProgressBar;
+use crate::pool::scheduler::EncodedItems;
 use crate::pool::scheduler::{ItemError, JobId, Task};
-use crate::pool::shared_bytes::EncodedItems;
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
 

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use crate::pool::dispatcher::{Command, Event, JobEvent};
+pub(crate) use crate::pool::scheduler::EncodedItems;
 pub(crate) use crate::pool::scheduler::{Item, ItemError, JobId, Outcome, Task};
-pub(crate) use crate::pool::shared_bytes::{EncodedItems, SharedBytes};
+pub(crate) use crate::pool::shared_bytes::SharedBytes;
 
 use crate::completion::Completion;
 use crate::error::Error;

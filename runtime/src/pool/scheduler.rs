@@ -26,6 +26,8 @@
 //!   settled as for any death.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pool::shared_bytes::SharedBytes;
@@ -91,6 +93,29 @@ impl Item {
     pub(crate) fn spent(mut self, spent: u32) -> Self {
         self.spent = spent;
         self
+    }
+}
+
+/// Items encoded one after another into one buffer, each its index and its range there: how
+/// a map's caller hands its input over. The dispatcher makes the items
+/// ([`into_items`](EncodedItems::into_items)), so the caller, which every item passes
+/// through, does not also count each one's share of the buffer.
+pub(crate) struct EncodedItems {
+    pub(crate) buffer: Arc<[u8]>,
+    pub(crate) ranges: Vec<(u64, Range<usize>)>,
+}
+
+impl EncodedItems {
+    /// Each item, sharing the buffer.
+    pub(crate) fn into_items(self) -> Vec<Item> {
+        let buffer = self.buffer;
+        self.ranges
+            .into_iter()
+            .map(|(index, range)| {
+                let bytes = SharedBytes::new(Arc::clone(&buffer), range);
+                Item::new(index, bytes)
+            })
+            .collect()
     }
 }
 

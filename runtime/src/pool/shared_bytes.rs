@@ -31,29 +31,6 @@ impl SharedBytes {
     }
 }
 
-/// Items encoded one after another into one buffer, each its index and its range there: how
-/// a map's caller hands its input over. The dispatcher makes the items
-/// ([`into_items`](EncodedItems::into_items)), so the caller, which every item passes
-/// through, does not also count each one's share of the buffer.
-pub(crate) struct EncodedItems {
-    pub(crate) buffer: Arc<[u8]>,
-    pub(crate) ranges: Vec<(u64, Range<usize>)>,
-}
-
-impl EncodedItems {
-    /// Each item, sharing the buffer.
-    pub(crate) fn into_items(self) -> Vec<crate::pool::scheduler::Item> {
-        let buffer = self.buffer;
-        self.ranges
-            .into_iter()
-            .map(|(index, range)| {
-                let bytes = SharedBytes::new(Arc::clone(&buffer), range);
-                crate::pool::scheduler::Item::new(index, bytes)
-            })
-            .collect()
-    }
-}
-
 impl From<Vec<u8>> for SharedBytes {
     fn from(bytes: Vec<u8>) -> Self {
         let range = 0..bytes.len();
