@@ -6,7 +6,8 @@
 //!   16-byte frames, [`RAW_CHUNK`] frames per `write`, and read back (over a Unix socket; a
 //!   bare named pipe on Windows).
 //! - `cpu_200x5ms/*`: 200 items of about 5 ms of CPU each on 2 workers, beside the same work
-//!   in one thread; the ideal 2-core time is half the single-threaded one.
+//!   in one thread (the ideal 2-core time is half of it) and on 2 rayon threads (what 2 cores
+//!   of this machine give at best in the same run).
 //! - `processes_1000/*`: 1,000 `#[skprocess]` items with `runs = 1`, beside 1,000 items of a
 //!   plain function that does the same arithmetic.
 //! - `startup/*`: `Pool::new(2)` and a 2-item map, beside two bare re-execs of this binary
@@ -175,6 +176,20 @@ fn bench_cpu(c: &mut Criterion) {
     });
     group.bench_function("single_thread", |b| {
         b.iter(|| items().map(burn).fold(0u64, u64::wrapping_add))
+    });
+    // The same work on 2 threads of this process, dealt out by rayon: what 2 cores of this
+    // machine give at best, load and all, beside the ideal of half the single thread.
+    let threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let all: Vec<(u64, u64)> = items().collect();
+    group.bench_function("rayon_2_threads", |b| {
+        b.iter(|| {
+            let out: Vec<u64> =
+                threads.install(|| all.par_iter().map(|&item| burn(item)).collect());
+            assert_eq!(out.len(), 200);
+        })
     });
     group.finish();
 }
