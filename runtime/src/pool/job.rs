@@ -18,8 +18,7 @@ use crate::error::Error;
 use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
 use crate::pool::progress::ProgressBar;
-use crate::pool::scheduler::EncodedItems;
-use crate::pool::scheduler::{ItemError, JobId, Task};
+use crate::pool::scheduler::{EncodedItems, ItemError, JobId, Task};
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
 

@@ -249,6 +249,30 @@ impl Outbox {
         }
     }
 
+    /// The outcome as it travels, and its size: one too large for a frame becomes
+    /// [`ItemFailure::TooLarge`]. A failure's message travels too; counting it as nothing let
+    /// batches of long panic messages outgrow the frame.
+    fn sized<'a>(
+        &self,
+        outcome: Result<&'a [u8], ItemFailure>,
+    ) -> (Result<&'a [u8], ItemFailure>, usize) {
+        let size = match &outcome {
+            Ok(output) => Some(output.len()),
+            Err(failure) => frame::encoded_len(failure).ok(),
+        };
+        match size {
+            Some(size) if size <= self.limit => (outcome, size),
+            size => {
+                let too_large = ItemFailure::TooLarge {
+                    size: size.map_or(u64::MAX, |size| size as u64),
+                    limit: self.limit as u64,
+                };
+                let size = frame::encoded_len(&too_large).unwrap_or(self.limit);
+                (Err(too_large), size)
+            }
+        }
+    }
+
     fn finish_held(
         &self,
         held: &mut Held,
@@ -263,29 +287,7 @@ impl Outbox {
             return; // Already reported (an overrun report raced the hook's return).
         }
         held.current = None;
-        let outcome = match outcome {
-            Ok(output) if output.len() > self.limit => Err(ItemFailure::TooLarge {
-                size: output.len() as u64,
-                limit: self.limit as u64,
-            }),
-            other => other,
-        };
-        // A failure's message travels too; counting it as nothing let batches of long panic
-        // messages outgrow the frame. One too large to travel at all is reported as such.
-        let outcome = match outcome {
-            Err(failure) => match frame::encoded_len(&failure) {
-                Ok(size) if size <= self.limit => Err(failure),
-                size => Err(ItemFailure::TooLarge {
-                    size: size.map_or(u64::MAX, |size| size as u64),
-                    limit: self.limit as u64,
-                }),
-            },
-            output => output,
-        };
-        let size = match &outcome {
-            Ok(output) => output.len(),
-            Err(failure) => frame::encoded_len(failure).unwrap_or(self.limit),
-        };
+        let (outcome, size) = self.sized(outcome);
         let room = held.results.len() + size + RESULT_ENTRY_ROOM + RESULTS_HEAD_AND_TAIL;
         if room > self.limit + RESULT_OVERHEAD {
             self.send_held(held, None);

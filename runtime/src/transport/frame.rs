@@ -90,7 +90,7 @@ pub fn encode_into<T: Serialize + ?Sized>(
     buffer: &mut Vec<u8>,
 ) -> Result<(), WireError> {
     buffer.clear();
-    postcard::serialize_with_flavor(value, AppendToVec(buffer)).map_err(serialize_error)
+    append_into(value, buffer)
 }
 
 /// Appends `value`, encoded, to `buffer` (what is already there stays); on an error the
