@@ -292,7 +292,7 @@ impl Dispatcher {
                 self.jobs.insert(job, results);
                 self.scheduler.job_submitted(job, task, timeout, lives);
             }
-            Command::Items { job, items } => self.scheduler.items_added(job, items.into_items()),
+            Command::Items { job, items } => self.scheduler.items_added(job, items),
             Command::End { job } => {
                 self.jobs.remove(&job);
                 self.scheduler.job_ended(job);

@@ -17,8 +17,9 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::pool::PoolCore;
 use crate::pool::dispatcher::{Command, JobEvent};
+use crate::pool::items::ItemBatch;
 use crate::pool::progress::ProgressBar;
-use crate::pool::scheduler::{EncodedItems, ItemError, JobId, Task};
+use crate::pool::scheduler::{ItemError, JobId, Task};
 use crate::protocol::pool::ItemFailure;
 use crate::transport::frame::{self, WireError};
 
@@ -42,13 +43,6 @@ type Kept<R> = Result<R, Box<Error>>;
 
 /// How a job decodes one output.
 pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, WireError>;
-
-/// Items encoded into one buffer, to travel to the dispatcher together.
-#[derive(Default)]
-struct Batch {
-    encoded: Vec<u8>,
-    items: Vec<(u64, std::ops::Range<usize>)>,
-}
 
 /// What a job runs and how.
 #[derive(Clone, Copy)]
@@ -240,11 +234,11 @@ where
     /// (each one wakes the dispatcher and cuts chunks from a smaller queue). A batch's items
     /// are encoded one after another into one buffer.
     fn feed(&mut self) {
-        let mut batch = Batch::default();
+        let mut batch = ItemBatch::default();
         let mut window = self.window();
         let mut since = Instant::now();
         while self.input.is_some() && !self.cancelled && self.in_flight() < window {
-            if batch_is_due(batch.items.len(), since) {
+            if batch_is_due(batch.len(), since) {
                 self.send_batch(std::mem::take(&mut batch));
                 window = self.window();
                 since = Instant::now();
@@ -265,37 +259,32 @@ where
         self.send_batch(batch);
     }
 
-    fn send_batch(&mut self, batch: Batch) {
-        if batch.items.is_empty() {
+    fn send_batch(&mut self, batch: ItemBatch) {
+        if batch.is_empty() {
             return;
         }
-        self.last_batch = (batch.items.len(), batch.encoded.len());
-        let items = EncodedItems {
-            buffer: Arc::from(batch.encoded),
-            ranges: batch.items,
-        };
+        self.last_batch = (batch.len(), batch.bytes());
         self.core.command(Command::Items {
             job: self.id,
-            items,
+            items: batch.finish(),
         });
     }
 
     /// Appends the encoded `value` to the batch, unless it is too large for a frame (or does
     /// not encode, or read back): then the batch is left as it was.
-    fn encode(&mut self, value: &I::Item, index: u64, batch: &mut Batch) -> Result<(), Error> {
-        if batch.items.capacity() == 0 {
+    fn encode(&mut self, value: &I::Item, index: u64, batch: &mut ItemBatch) -> Result<(), Error> {
+        if batch.is_empty() {
             // The first item: room for as many as the last batch took.
             let (items, bytes) = self.last_batch;
-            batch.items.reserve(items);
-            batch.encoded.reserve(bytes);
+            *batch = ItemBatch::with_capacity(items, bytes);
         }
         // Encoded in place, at the end of the batch, rather than copied there.
-        let start = batch.encoded.len();
-        frame::append_into(value, &mut batch.encoded)
+        let bytes = batch
+            .push(index, |buffer| frame::append_into(value, buffer))
             .map_err(crate::round_trip::encode_failed::<I::Item>)?;
-        let size = batch.encoded.len() - start;
+        let size = bytes.len();
         self.input_bytes += size as u64;
-        let checked = (self.spec.check)(&batch.encoded[start..]).and_then(|()| {
+        let checked = (self.spec.check)(bytes).and_then(|()| {
             if size > self.core.item_limit {
                 return Err(Error::TooLarge {
                     size: size as u64,
@@ -305,10 +294,9 @@ where
             Ok(())
         });
         if let Err(error) = checked {
-            batch.encoded.truncate(start);
+            batch.pop();
             return Err(error);
         }
-        batch.items.push((index, start..start + size));
         Ok(())
     }
 

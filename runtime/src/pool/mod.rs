@@ -7,6 +7,9 @@
 //!   builder behind every map call, with its modifiers; a map call is a *job* whose input is
 //!   pulled lazily and encoded on the caller's thread (`job.rs`), with a bounded number of
 //!   items in flight.
+//! - `items.rs` keeps items as the caller encoded them, in batches already in the form a
+//!   chunk carries them: a job's queue and a worker's items in flight hold runs of those
+//!   batches, so a chunk is cut and written as a range of bytes, not item by item.
 //! - `dispatcher.rs` owns the workers and the sans-IO `scheduler.rs`, which decides chunks,
 //!   requeues, retries and timeouts, and with `rebalance.rs` takes back what a worker holds
 //!   and has not started when another runs dry; `launch.rs` starts worker processes and reads
@@ -25,6 +28,7 @@ mod dispatcher;
 pub(crate) mod function;
 mod in_hand;
 mod inbox;
+mod items;
 mod job;
 pub(crate) mod launch;
 mod maps;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use crate::pool::dispatcher::{Command, Event, JobEvent};
-pub(crate) use crate::pool::scheduler::EncodedItems;
+use crate::pool::items::ItemBatch;
 pub(crate) use crate::pool::scheduler::{Item, ItemError, JobId, Outcome, Task};
 pub(crate) use crate::pool::shared_bytes::SharedBytes;
 
@@ -119,17 +119,15 @@ impl RawJob {
 
     /// Adds encoded items, each with its index, in one shared buffer.
     pub(crate) fn add<'a>(&self, items: impl IntoIterator<Item = (u64, &'a [u8])>) {
-        let mut buffer = Vec::new();
-        let mut ranges = Vec::new();
+        let mut batch = ItemBatch::default();
         for (index, bytes) in items {
-            let start = buffer.len();
-            buffer.extend_from_slice(bytes);
-            ranges.push((index, start..buffer.len()));
+            let appended = batch.push(index, |buffer| {
+                buffer.extend_from_slice(bytes);
+                Ok::<(), std::convert::Infallible>(())
+            });
+            let Ok(_) = appended;
         }
-        let items = EncodedItems {
-            buffer: Arc::from(buffer),
-            ranges,
-        };
+        let items = batch.finish();
         self.core.command(Command::Items {
             job: self.id,
             items,

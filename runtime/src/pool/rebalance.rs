@@ -88,8 +88,8 @@ impl Scheduler {
             let waiting = w.in_flight.len().checked_sub(1).filter(|&n| n > 0)?;
             // Priced at the cost of the job it runs last (a cost not measured yet could be
             // anything: worth asking).
-            let (job, _) = w.in_flight.back()?;
-            let Some(cost) = self.jobs.get(job).and_then(|j| j.cost) else {
+            let job = w.in_flight.back_job()?;
+            let Some(cost) = self.jobs.get(&job).and_then(|j| j.cost) else {
                 return Some(waiting);
             };
             let work = cost.saturating_mul(u32::try_from(waiting).unwrap_or(u32::MAX));

@@ -26,10 +26,10 @@
 //!   settled as for any death.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Range;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::pool::items::Items;
+pub(crate) use crate::pool::items::{ChunkItems, EncodedItems, Item, ItemView, JobId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::{FunctionOffsets, ItemFailure};
 
@@ -49,8 +49,6 @@ const REMEMBERED_COSTS: usize = 16;
 
 /// A worker process (or thread); never reused, so a dead worker's late events are ignored.
 pub(crate) type WorkerId = u64;
-/// One map call.
-pub(crate) type JobId = u64;
 
 /// What runs a job's items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,64 +57,6 @@ pub(crate) enum Task {
     Function { offset: FunctionOffsets },
     /// A registered `#[skprocess]` type.
     Process { key: &'static str },
-}
-
-/// One item: its index in the input and its encoded value.
-#[derive(Debug, Clone)]
-pub(crate) struct Item {
-    pub(crate) index: u64,
-    pub(crate) bytes: SharedBytes,
-    /// Lives a `#[skprocess]` item spent: crashes of workers that were running it, and what
-    /// its engine reported spending in them (its `Err`s, panics and overrun hooks).
-    spent: u32,
-    /// Requeued after a crash that could not be pinned on one item.
-    suspect: bool,
-}
-
-impl Item {
-    pub(crate) fn new(index: u64, bytes: SharedBytes) -> Self {
-        Self {
-            index,
-            bytes,
-            spent: 0,
-            suspect: false,
-        }
-    }
-
-    /// Lives this item spent on earlier attempts.
-    pub(crate) fn lives_spent(&self) -> u32 {
-        self.spent
-    }
-
-    /// The item, as having spent `spent` lives.
-    #[cfg(test)]
-    pub(crate) fn spent(mut self, spent: u32) -> Self {
-        self.spent = spent;
-        self
-    }
-}
-
-/// Items encoded one after another into one buffer, each its index and its range there: how
-/// a map's caller hands its input over. The dispatcher makes the items
-/// ([`into_items`](EncodedItems::into_items)), so the caller, which every item passes
-/// through, does not also count each one's share of the buffer.
-pub(crate) struct EncodedItems {
-    pub(crate) buffer: Arc<[u8]>,
-    pub(crate) ranges: Vec<(u64, Range<usize>)>,
-}
-
-impl EncodedItems {
-    /// Each item, sharing the buffer.
-    pub(crate) fn into_items(self) -> Vec<Item> {
-        let buffer = self.buffer;
-        self.ranges
-            .into_iter()
-            .map(|(index, range)| {
-                let bytes = SharedBytes::new(Arc::clone(&buffer), range);
-                Item::new(index, bytes)
-            })
-            .collect()
-    }
 }
 
 /// Why an item has no output.
@@ -166,22 +106,6 @@ pub(crate) enum Action {
     Deliver { job: JobId, results: Vec<Outcome> },
 }
 
-/// The items of one chunk, lent where the scheduler keeps them: its worker's items in flight.
-#[derive(Clone)]
-pub(crate) struct ChunkItems<'a>(std::collections::vec_deque::Iter<'a, (JobId, Item)>);
-
-impl<'a> ChunkItems<'a> {
-    /// How many items.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The items, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Item> + Clone + use<'a> {
-        self.0.clone().map(|(_, item)| item)
-    }
-}
-
 /// A job's settings and queue.
 struct Job {
     task: Task,
@@ -189,7 +113,7 @@ struct Job {
     /// A `#[skprocess]` item's lives: one budget for its crashes and the failures its engine
     /// counts (1 for a function, whose crash is final).
     lives: u32,
-    queue: VecDeque<Item>,
+    queue: Items,
     /// Measured time per item, smoothed.
     cost: Option<Duration>,
 }
@@ -206,7 +130,7 @@ struct Worker {
     id: WorkerId,
     ready: bool,
     /// Items sent and not reported, in the order they run, with their job.
-    in_flight: VecDeque<(JobId, Item)>,
+    in_flight: Items,
     /// The ordinal of the next item sent to it (the last of `in_flight` has `sent - 1`):
     /// items are counted in the order sent, from 0, and from the first item given back after
     /// a release, as the worker counts them too.
@@ -240,7 +164,7 @@ impl Worker {
         Self {
             id,
             ready: false,
-            in_flight: VecDeque::new(),
+            in_flight: Items::default(),
             sent: 0,
             chunk_ends: VecDeque::new(),
             releasing: false,
@@ -342,18 +266,18 @@ impl Scheduler {
             task,
             timeout,
             lives: lives.max(1),
-            queue: VecDeque::new(),
+            queue: Items::default(),
             cost,
         };
         self.jobs.insert(job, settings);
     }
 
     /// More items of `job`.
-    pub(crate) fn items_added(&mut self, job: JobId, items: Vec<Item>) {
+    pub(crate) fn items_added(&mut self, job: JobId, items: EncodedItems) {
         if self.terminated {
             let results = items
-                .into_iter()
-                .map(|item| (item.index, Err(ItemError::Terminated)))
+                .indices()
+                .map(|index| (index, Err(ItemError::Terminated)))
                 .collect();
             self.actions.push_back(Action::Deliver { job, results });
             return;
@@ -361,7 +285,7 @@ impl Scheduler {
         let Some(settings) = self.jobs.get_mut(&job) else {
             return;
         };
-        settings.queue.extend(items);
+        settings.queue.push_batch(job, items);
         self.respawn_missing();
         self.fail_queue_without_workers();
         self.fill();
@@ -375,7 +299,7 @@ impl Scheduler {
         for slot in 0..self.slots.len() {
             let busy_with_job = self.slots[slot]
                 .as_ref()
-                .is_some_and(|w| w.in_flight.iter().any(|(j, _)| *j == job));
+                .is_some_and(|w| w.in_flight.has_job(job));
             if !busy_with_job {
                 continue;
             }
@@ -465,11 +389,10 @@ impl Scheduler {
         let Some(w) = self.slots[slot].as_mut() else {
             return;
         };
-        let Some((_, item)) = w
-            .in_flight
-            .front_mut()
-            .filter(|(j, item)| (*j, item.index) == (job, index))
-        else {
+        if w.in_flight.front().map(|head| (head.job, head.index)) != Some((job, index)) {
+            return self.protocol_violation(slot);
+        }
+        let Some((_, item)) = w.in_flight.front_mut() else {
             return self.protocol_violation(slot);
         };
         if let Some(spent) = spent {
@@ -546,8 +469,8 @@ impl Scheduler {
 
     fn deadline_of(&self, slot: usize) -> Option<(Instant, Duration)> {
         let worker = self.slots[slot].as_ref()?;
-        let (job, front) = worker.in_flight.front()?;
-        let limit = self.jobs.get(job)?.timeout?;
+        let front = worker.in_flight.front()?;
+        let limit = self.jobs.get(&front.job)?.timeout?;
         match (worker.running, worker.handed) {
             (Some(running), _) => Some((running.since.checked_add(limit)?, limit)),
             (None, Some((index, since))) if index == front.index => {
@@ -605,10 +528,9 @@ impl Scheduler {
         if settings.queue.is_empty() {
             return;
         }
-        let results = settings
-            .queue
-            .drain(..)
-            .map(|item| (item.index, Err(error.clone())))
+        let results = std::mem::take(&mut settings.queue)
+            .heads()
+            .map(|head| (head.index, Err(error.clone())))
             .collect();
         self.actions.push_back(Action::Deliver { job, results });
     }
@@ -636,7 +558,7 @@ impl Scheduler {
                 .and_then(|at| usize::try_from(at).ok())
                 .and_then(|at| in_flight.remove(at)),
             (None, Some(running)) => match in_flight.front() {
-                Some((_, item)) if item.index == running.index => in_flight.pop_front(),
+                Some(head) if head.index == running.index => in_flight.pop_front(),
                 _ => None,
             },
             (None, None) => {
@@ -649,9 +571,9 @@ impl Scheduler {
         }
         if matches!(error, ItemError::Terminated) {
             let mut by_job: BTreeMap<JobId, Vec<Outcome>> = BTreeMap::new();
-            for (job, item) in in_flight {
-                let failed = (item.index, Err(error.clone()));
-                by_job.entry(job).or_default().push(failed);
+            for head in in_flight.heads() {
+                let failed = (head.index, Err(error.clone()));
+                by_job.entry(head.job).or_default().push(failed);
             }
             for (job, results) in by_job {
                 self.deliver_if_live(job, results);
@@ -662,18 +584,20 @@ impl Scheduler {
     }
 
     /// Puts items back at the front of their jobs' queues, in their order.
-    fn requeue(&mut self, items: VecDeque<(JobId, Item)>, suspects: bool) {
-        let mut by_job: BTreeMap<JobId, Vec<Item>> = BTreeMap::new();
-        for (job, mut item) in items {
-            item.suspect |= suspects;
-            by_job.entry(job).or_default().push(item);
-        }
-        for (job, items) in by_job {
+    fn requeue(&mut self, items: Items, suspects: bool) {
+        let mut items = if suspects {
+            items.into_suspects()
+        } else {
+            items
+        };
+        while let Some(job) = items.front().map(|head| head.job) {
+            // The items up to the next of another job: a job's items are rarely interleaved.
+            let run = items.heads().take_while(|head| head.job == job).count();
+            let rest = items.split_off(run);
             if let Some(settings) = self.jobs.get_mut(&job) {
-                for item in items.into_iter().rev() {
-                    settings.queue.push_front(item);
-                }
+                settings.queue.prepend(items);
             }
+            items = rest;
         }
     }
 
@@ -686,7 +610,7 @@ impl Scheduler {
         item.spent = item.spent.saturating_add(1);
         if matches!(error, ItemError::Crashed(_)) && item.spent < settings.lives {
             item.suspect = true;
-            settings.queue.push_front(item);
+            settings.queue.push_front(job, item);
             return;
         }
         self.deliver_if_live(job, vec![(item.index, Err(error.clone()))]);
@@ -707,9 +631,9 @@ impl Scheduler {
         let matches = results.len() <= worker.in_flight.len()
             && worker
                 .in_flight
-                .iter()
+                .heads()
                 .zip(results)
-                .all(|((j, item), (index, _))| *j == job && item.index == *index);
+                .all(|(head, (index, _))| head.job == job && head.index == *index);
         if !matches {
             return false;
         }
@@ -717,13 +641,10 @@ impl Scheduler {
             return true;
         }
         let end = worker.front_ordinal().saturating_add(results.len() as u64);
-        worker.in_flight.drain(..results.len());
+        worker.in_flight.drain_front(results.len());
         // A running item is always the first unreported one, and it was just reported.
         worker.running = None;
-        worker.handed = worker
-            .in_flight
-            .front()
-            .map(|(_, item)| (item.index, self.now));
+        worker.handed = worker.in_flight.front().map(|head| (head.index, self.now));
         while worker
             .chunk_ends
             .front()
@@ -809,33 +730,18 @@ impl Scheduler {
             return;
         };
         let size = chunk_size(settings.cost, settings.queue.len(), workers);
-        let isolated = settings.queue.front().is_some_and(|item| item.suspect);
+        let isolated = settings.queue.front().is_some_and(|head| head.suspect);
         let was_idle = worker.in_flight.is_empty();
-        let mut count = 0;
-        let mut bytes = 0usize;
         // Straight from the queue to the worker's items in flight, where the chunk is lent
-        // from to be written.
-        while count < size {
-            match settings.queue.front() {
-                Some(item) if item.suspect != isolated => break,
-                Some(item) if count > 0 && bytes + item.bytes.len() > self.chunk_bytes => break,
-                Some(_) => {}
-                None => break,
-            }
-            if let Some(item) = settings.queue.pop_front() {
-                bytes += item.bytes.len();
-                worker.in_flight.push_back((job, item));
-                count += 1;
-            }
-        }
+        // from to be written: runs of the caller's batches move whole.
+        let count = settings
+            .queue
+            .move_chunk(&mut worker.in_flight, size, self.chunk_bytes);
         let first = worker.sent;
         worker.sent = first.saturating_add(count as u64);
         worker.chunk_ends.push_back(worker.sent);
         if was_idle {
-            worker.handed = worker
-                .in_flight
-                .front()
-                .map(|(_, item)| (item.index, self.now));
+            worker.handed = worker.in_flight.front().map(|head| (head.index, self.now));
         }
         self.actions.push_back(Action::Send {
             worker: worker.id,
@@ -858,15 +764,7 @@ impl Scheduler {
     ) -> Option<ChunkItems<'_>> {
         let w = self.slots.iter().flatten().find(|w| w.id == worker)?;
         let start = usize::try_from(first.checked_sub(w.front_ordinal())?).ok()?;
-        let end = start.checked_add(count)?;
-        if end > w.in_flight.len() {
-            return None;
-        }
-        let items = w.in_flight.range(start..end);
-        items
-            .clone()
-            .all(|(j, _)| *j == job)
-            .then_some(ChunkItems(items))
+        w.in_flight.chunk(job, start, count)
     }
 
     fn slot_of(&self, worker: WorkerId) -> Option<usize> {
@@ -884,7 +782,7 @@ impl Scheduler {
     fn queued(&self) -> std::collections::BTreeSet<u64> {
         self.jobs
             .values()
-            .flat_map(|j| j.queue.iter().map(|i| i.index))
+            .flat_map(|j| j.queue.heads().map(|head| head.index))
             .collect()
     }
 }

@@ -11,10 +11,16 @@ const TASK: Task = Task::Function {
     },
 };
 
-fn items(range: std::ops::Range<u64>) -> Vec<Item> {
-    range
-        .map(|i| Item::new(i, SharedBytes::from(vec![i as u8])))
-        .collect()
+fn items(range: std::ops::Range<u64>) -> EncodedItems {
+    let mut batch = crate::pool::items::ItemBatch::default();
+    for i in range {
+        let pushed = batch.push(i, |buffer| {
+            buffer.push(i as u8);
+            Ok::<(), ()>(())
+        });
+        assert!(pushed.is_ok());
+    }
+    batch.finish()
 }
 
 /// Drains the actions: spawns, sends (worker, job, isolated, indices), kills, deliveries.
@@ -313,8 +319,8 @@ fn lives_a_worker_reports_spent_count_toward_a_crash_and_travel_with_the_retry()
             None => panic!("the item was not sent again"),
         }
     };
-    let sent: Vec<Item> = sent.unwrap().iter().cloned().collect();
-    assert_eq!(sent[0].lives_spent(), 2);
+    let sent: Vec<ItemView<'_>> = sent.unwrap().iter().collect();
+    assert_eq!(sent[0].spent, 2);
     s.running(1, 1, 0, now);
     s.worker_ended(1, "killed by signal 6 (SIGABRT)".into());
     let d = drain(&mut s);
@@ -620,7 +626,7 @@ fn an_idle_worker_while_another_holds_unstarted_items_asks_for_them_back() {
     let d = drain(&mut s);
     assert_eq!(d.released, [0], "no release asked: {d:?}");
     // No chunk goes to a worker whose release is not answered.
-    s.items_added(1, Vec::new());
+    s.items_added(1, items(0..0));
     assert!(drain(&mut s).sent.is_empty());
     // Worker 0 runs its first item and gives back the rest; they go to the idle worker and
     // to worker 0's freed pipeline, each exactly once.

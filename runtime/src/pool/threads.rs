@@ -75,7 +75,8 @@ impl OwnedChunk {
         sink: &Arc<dyn ItemSink>,
         output: &mut Vec<u8>,
     ) {
-        let chunk = wire_chunk(self.job, self.task, self.isolated, self.items.iter());
+        let items = self.items.iter().map(Item::view);
+        let chunk = wire_chunk(self.job, self.task, self.isolated, items);
         run_chunk(&chunk, first, admit, sink, output);
     }
 }
@@ -157,7 +158,7 @@ impl WorkerLink for ThreadLink {
             job,
             task,
             isolated,
-            items: items.iter().cloned().collect(),
+            items: items.to_items(),
         };
         self.inbox.push(items.len() as u64, chunk);
     }

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 
-use crate::pool::scheduler::{ChunkItems, Item, JobId, PIPELINE, Task};
-use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem, put_item};
+use crate::pool::scheduler::{ChunkItems, ItemView, JobId, PIPELINE, Task};
+use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem};
 use crate::transport::Connection;
 use crate::transport::frame;
 
@@ -54,7 +54,7 @@ impl ChunkWriter {
         isolated: bool,
         items: ChunkItems<'_>,
     ) -> bool {
-        encode_chunk(job, task, isolated, items.iter()).is_ok_and(|encoded| self.write(encoded))
+        encode_chunk(job, task, isolated, &items).is_ok_and(|encoded| self.write(encoded))
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -73,7 +73,7 @@ pub(crate) fn wire_chunk<'a>(
     job: JobId,
     task: Task,
     isolated: bool,
-    items: impl Iterator<Item = &'a Item> + Clone,
+    items: impl Iterator<Item = ItemView<'a>> + Clone,
 ) -> Chunk<'a> {
     Chunk {
         job,
@@ -83,7 +83,7 @@ pub(crate) fn wire_chunk<'a>(
             .clone()
             .map(|item| WireItem {
                 index: item.index,
-                bytes: &item.bytes,
+                bytes: item.bytes,
             })
             .collect(),
         lives_spent: lives_spent(items),
@@ -98,66 +98,80 @@ fn task_ref(task: Task) -> TaskRef<'static> {
 }
 
 /// `(index, spent)` for each item that spent lives on earlier attempts.
-fn lives_spent<'a>(items: impl Iterator<Item = &'a Item>) -> Vec<(u64, u32)> {
+fn lives_spent<'a>(items: impl Iterator<Item = ItemView<'a>>) -> Vec<(u64, u32)> {
     items
-        .filter(|item| item.lives_spent() > 0)
-        .map(|item| (item.index, item.lives_spent()))
+        .filter(|item| item.spent > 0)
+        .map(|item| (item.index, item.spent))
         .collect()
 }
 
 /// [`ToWorker::Chunk`] as a process worker's writer writes it: the same bytes as encoding
-/// [`wire_chunk`]'s chunk, its head and lives by the codec and its items by hand
-/// ([`put_item`]), straight from the scheduler's items and in one allocation.
-fn encode_chunk<'a>(
+/// [`wire_chunk`]'s chunk, its head and lives by the codec and its items as the caller
+/// encoded them ([`ChunkItems::write_to`]), in one allocation.
+fn encode_chunk(
     job: JobId,
     task: Task,
     isolated: bool,
-    items: impl Iterator<Item = &'a Item> + Clone,
+    items: &ChunkItems<'_>,
 ) -> Result<Vec<u8>, frame::WireError> {
-    let (count, bytes) = items.clone().fold((0, 0), |(count, bytes), item| {
-        (count + 1, bytes + item.bytes.len())
-    });
-    let mut encoded = Vec::with_capacity(64 + bytes + 20 * count);
+    let mut encoded = Vec::with_capacity(64 + items.wire_len());
     let head = ToWorkerHead::Chunk {
         _job: job,
         _task: task_ref(task),
         _isolated: isolated,
-        items: count as u64,
+        items: items.len() as u64,
     };
     frame::append_into(&head, &mut encoded)?;
-    for item in items.clone() {
-        put_item(&mut encoded, item.index, &item.bytes);
-    }
-    frame::append_into(&lives_spent(items), &mut encoded)?;
+    items.write_to(&mut encoded);
+    frame::append_into(&lives_spent(items.iter()), &mut encoded)?;
     Ok(encoded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::items::{Item, ItemBatch, Items};
     use crate::pool::shared_bytes::SharedBytes;
     use crate::protocol::pool::FunctionOffsets;
 
     #[test]
     fn a_chunk_is_written_as_the_wire_chunk_it_stands_for() {
-        let items: Vec<Item> = [(3, vec![1, 2]), (900, vec![]), (7, vec![9; 300])]
-            .into_iter()
-            .map(|(index, bytes)| Item::new(index, SharedBytes::from(bytes)))
-            .map(|item| match item.index {
-                900 => item.spent(2),
-                _ => item,
-            })
-            .collect();
+        let mut batch = ItemBatch::default();
+        for (index, bytes) in [
+            (3, vec![1, 2]),
+            (7, vec![9; 300]),
+            (u64::MAX, vec![]),
+            (4, vec![5]),
+        ] {
+            let written = batch.push(index, |buffer| {
+                buffer.extend_from_slice(&bytes);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(written, Ok(&bytes[..]));
+        }
+        // A run of a batch, with an item of its own in front that spent lives.
+        let mut items = Items::default();
+        items.push_batch(12, batch.finish());
+        items.push_front(12, Item::new(900, SharedBytes::from(vec![])).spent(2));
         let offset = FunctionOffsets {
             trampoline: -5,
             function: 70_000,
         };
         for task in [Task::Function { offset }, Task::Process { key: "a::Key" }] {
-            let written = encode_chunk(12, task, true, items.iter()).unwrap();
-            let chunk = wire_chunk(12, task, true, items.iter());
-            assert_eq!(chunk.lives_spent, [(900, 2)]);
-            let wire = frame::encode(&ToWorker::Chunk(chunk)).unwrap();
-            assert_eq!(written, wire);
+            // The whole, and parts that cut the run at either end.
+            for (start, count, lives) in [
+                (0, 5, vec![(900, 2)]),
+                (2, 2, vec![]),
+                (0, 2, vec![(900, 2)]),
+            ] {
+                let chunk = items.chunk(12, start, count).unwrap();
+                assert_eq!(chunk.len(), count);
+                let written = encode_chunk(12, task, true, &chunk).unwrap();
+                let wire = wire_chunk(12, task, true, chunk.iter());
+                assert_eq!(wire.items.len(), count);
+                assert_eq!(wire.lives_spent, lives);
+                assert_eq!(written, frame::encode(&ToWorker::Chunk(wire)).unwrap());
+            }
         }
     }
 }
