@@ -1,12 +1,16 @@
-//! The dispatcher: one thread per pool that owns the [`Scheduler`] and the workers, and is the
-//! only place their state changes. Everything reaches it as an [`Event`] on one channel — map
-//! calls' commands, workers' reports and ends, started workers — and it carries out the
-//! scheduler's actions. It never blocks on a worker: each worker's reader is a thread of its
-//! own (for processes, the one that started it), and chunk writes go to workers whose reader
-//! always drains.
+//! The dispatcher: the one state per pool that owns the [`Scheduler`] and the workers, and
+//! the only place their state changes. Everything reaches it as an [`Event`] on one channel —
+//! map calls' commands, workers' reports and ends, started workers — handled in the order
+//! sent, and it carries out the scheduler's actions. The threads that send serve it in turns
+//! (`turns.rs`): a map's caller cuts and sends the chunks of the items it hands over, a
+//! worker's reader delivers the results it read and sends the next chunk, and no thread is
+//! woken to do either. The dispatcher's own thread ([`run`]) keeps the deadlines (item
+//! timeouts) and stops the workers at the end. It never blocks on a worker: each worker's
+//! reader is a thread of its own (for processes, the one that started it), and chunk writes
+//! go to workers whose reader always drains.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,6 +19,7 @@ use crate::pool::scheduler::{
     Action, ChunkItems, EncodedItems, JobId, Outcome, Scheduler, Task, WorkerId,
 };
 use crate::pool::shared_bytes::SharedBytes;
+use crate::pool::turns::{Served, TurnReceiver, TurnSender, Turns};
 use crate::protocol::pool::{ItemFailure, Measured};
 
 /// How long stopping workers may take at close before they are killed.
@@ -74,6 +79,9 @@ pub(crate) enum Report {
     InHand(Option<u64>),
 }
 
+/// How events reach the dispatcher: sent, then served by the sender when nobody else is.
+pub(crate) type EventSender = TurnSender<Event, Dispatcher>;
+
 /// Everything the dispatcher reacts to.
 pub(crate) enum Event {
     Command(Command),
@@ -102,7 +110,7 @@ pub(crate) trait WorkerLink: Send {
 /// Starts workers: each start reports back with [`Event::Started`], then the worker's reports
 /// and its end follow.
 pub(crate) trait Launcher: Send {
-    fn launch(&self, worker: WorkerId, events: Sender<Event>);
+    fn launch(&self, worker: WorkerId, events: EventSender);
 }
 
 /// The pool's view of its workers' process ids, shared with [`Pool`](crate::Pool).
@@ -124,9 +132,9 @@ pub(crate) struct WorkerTally {
 pub(crate) struct Dispatcher {
     scheduler: Scheduler,
     launcher: Box<dyn Launcher>,
-    events: Receiver<Event>,
+    events: TurnReceiver<Event>,
     /// For launchers, which send back on it.
-    events_in: Sender<Event>,
+    events_in: EventSender,
     links: BTreeMap<WorkerId, Box<dyn WorkerLink>>,
     jobs: BTreeMap<JobId, Sender<JobEvent>>,
     pids: WorkerPids,
@@ -135,6 +143,9 @@ pub(crate) struct Dispatcher {
     /// Workers killed whose end (reported once reaped) has not come yet: the dispatcher waits
     /// for them before it ends, so `Pool::kill` and `Pool::stop` return with none alive.
     dying: BTreeSet<WorkerId>,
+    /// When the thread looks next by itself (its next deadline), as it last saw it: a turn
+    /// that brings a sooner deadline wakes it.
+    thread_until: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -142,8 +153,8 @@ impl Dispatcher {
         workers: usize,
         chunk_bytes: usize,
         launcher: Box<dyn Launcher>,
-        events: Receiver<Event>,
-        events_in: Sender<Event>,
+        events: TurnReceiver<Event>,
+        events_in: EventSender,
         pids: WorkerPids,
     ) -> Self {
         Self {
@@ -157,6 +168,7 @@ impl Dispatcher {
             closing: false,
             tallies: WorkerTallies::default(),
             dying: BTreeSet::new(),
+            thread_until: None,
         }
     }
 
@@ -179,32 +191,18 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Runs until the pool closed and its jobs ended, or it was terminated.
-    pub(crate) fn run(mut self) {
-        loop {
-            let event = match self.scheduler.next_deadline() {
-                None => self
-                    .events
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    self.events.recv_timeout(wait)
-                }
-            };
-            self.scheduler.set_now(Instant::now());
-            match event {
-                Ok(event) => self.handle(event),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            self.scheduler.tick(Instant::now());
-            self.carry_out();
-            if self.closing && self.jobs.is_empty() {
-                break;
-            }
-        }
-        self.stop_workers();
+    /// One event, and what it leads to.
+    fn turn(&mut self, event: Event) {
+        self.scheduler.set_now(Instant::now());
+        self.handle(event);
+        self.scheduler.tick(Instant::now());
+        self.carry_out();
+    }
+
+    /// Whether the pool closed and its jobs ended (or it was terminated): the thread stops
+    /// the workers.
+    fn finished(&self) -> bool {
+        self.closing && self.jobs.is_empty()
     }
 
     fn handle(&mut self, event: Event) {
@@ -405,5 +403,53 @@ impl Dispatcher {
 
     fn pids_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkerId, u32>> {
         self.pids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Served for Dispatcher {
+    fn serve_waiting(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            self.turn(event);
+        }
+    }
+
+    fn wants_thread(&self) -> bool {
+        self.finished()
+            || match (self.scheduler.next_deadline(), self.thread_until) {
+                (Some(deadline), Some(until)) => deadline < until,
+                (deadline, until) => deadline.is_some() && until.is_none(),
+            }
+    }
+}
+
+/// The dispatcher's thread: keeps the deadlines, serves what senders left while it held the
+/// state, and at the end stops the workers; then takes the dispatcher out of the turns, so
+/// nothing serves it any more (and its own sender no longer keeps it).
+pub(crate) fn run(turns: &Turns<Dispatcher>) {
+    /// However the thread ends (a panic too), the dispatcher leaves the turns.
+    struct TakeOut<'a>(&'a Turns<Dispatcher>);
+    impl Drop for TakeOut<'_> {
+        fn drop(&mut self) {
+            drop(self.0.end());
+        }
+    }
+    let _take_out = TakeOut(turns);
+    let mut guard = turns.lock();
+    loop {
+        let Some(dispatcher) = guard.as_mut() else {
+            return;
+        };
+        dispatcher.serve_waiting();
+        dispatcher.scheduler.tick(Instant::now());
+        dispatcher.carry_out();
+        if dispatcher.finished() {
+            dispatcher.stop_workers();
+            return;
+        }
+        let deadline = dispatcher.scheduler.next_deadline();
+        dispatcher.thread_until = deadline;
+        let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        turns.idle(guard, timeout);
+        guard = turns.lock();
     }
 }

@@ -3,7 +3,6 @@
 //! the dispatcher, and its reader, which turns frames into events and has the one reaper reap
 //! the process when its connection ends (then it reports what the page says).
 
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use crate::error::Error;
 use crate::parent::output::Sink;
 use crate::parent::reaper::ChildProcess;
 use crate::parent::spawn::{Launch, Spawned, Ungated};
-use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
+use crate::pool::dispatcher::{Event, EventSender, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
 use crate::pool::scheduler::{ChunkItems, JobId, Task, WorkerId};
@@ -40,7 +39,7 @@ pub(crate) struct ProcessLauncher {
 }
 
 impl Launcher for ProcessLauncher {
-    fn launch(&self, worker: WorkerId, events: Sender<Event>) {
+    fn launch(&self, worker: WorkerId, events: EventSender) {
         let (config, sink) = (self.config.clone(), self.sink.clone());
         let started = std::thread::Builder::new()
             .name("skprocess-pool-worker".into())
@@ -55,7 +54,7 @@ impl Launcher for ProcessLauncher {
 }
 
 /// The worker's thread: starts it, then reads its reports until it ends.
-fn start_and_read(worker: WorkerId, config: &Config, sink: Sink, events: &Sender<Event>) {
+fn start_and_read(worker: WorkerId, config: &Config, sink: Sink, events: &EventSender) {
     let started = start_with_page(Role::PoolWorker, config, sink);
     let ((connection, reader, child), in_hand) = match started {
         Ok(started) => started,
@@ -232,7 +231,7 @@ fn read_reports(
     worker: WorkerId,
     connection: &Connection,
     mut reader: FrameReader,
-    events: &Sender<Event>,
+    events: &EventSender,
 ) -> Option<String> {
     loop {
         let frame = match reader.read_frame(&mut connection.stream()) {

@@ -39,12 +39,12 @@ pub(crate) mod raw;
 mod scheduler;
 mod shared_bytes;
 mod threads;
+mod turns;
 pub(crate) mod worker;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -54,7 +54,7 @@ use crate::config::ChildSetup;
 use crate::error::Error;
 use crate::parent::output::{CapturedOutput, Sink};
 use crate::protocol::pool::RESULT_OVERHEAD;
-use dispatcher::{Command, Dispatcher, Event, Launcher, WorkerPids, WorkerTallies};
+use dispatcher::{Command, Dispatcher, Event, EventSender, Launcher, WorkerPids, WorkerTallies};
 
 pub use function::Mode;
 pub use function::{Plain, Star};
@@ -159,7 +159,7 @@ pub struct Pool {
 
 /// What a pool's maps share with its dispatcher.
 pub(crate) struct PoolCore {
-    events: Sender<Event>,
+    events: EventSender,
     next_job: AtomicU64,
     closed: AtomicBool,
     /// Held while a job is admitted and while the pool closes, so that every admitted job
@@ -295,10 +295,10 @@ impl Pool {
     ) -> Result<Self, Error> {
         let workers = config.worker_count();
         let frame = config.max_frame_bytes as usize;
-        let (events_in, events) = mpsc::channel();
+        let (events_in, events, turns) = turns::channel();
         let pids = WorkerPids::default();
         let chunk_bytes = frame.saturating_sub(CHUNK_OVERHEAD) / 2;
-        let mut dispatcher = Dispatcher::new(
+        let dispatcher = Dispatcher::new(
             workers,
             chunk_bytes,
             launcher,
@@ -306,16 +306,32 @@ impl Pool {
             events_in.clone(),
             Arc::clone(&pids),
         );
-        dispatcher.start_workers()?;
         let tallies = dispatcher.tallies();
+        turns.install(dispatcher);
+        let started = match turns.lock().as_mut() {
+            Some(dispatcher) => dispatcher.start_workers(),
+            None => Ok(()),
+        };
+        if let Err(error) = started {
+            drop(turns.end());
+            return Err(error);
+        }
         let ended = Completion::new();
         let alive = RunningFlag(Arc::clone(&ended));
-        let handle = std::thread::Builder::new()
+        let thread_turns = Arc::clone(&turns);
+        let spawned = std::thread::Builder::new()
             .name("skprocess-pool".into())
             .spawn(move || {
                 let _alive = alive;
-                dispatcher.run();
-            })?;
+                dispatcher::run(&thread_turns);
+            });
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(error) => {
+                drop(turns.end());
+                return Err(error.into());
+            }
+        };
         let item_limit = chunk_bytes.min(frame.saturating_sub(RESULT_OVERHEAD + CHUNK_OVERHEAD));
         Ok(Self {
             core: Arc::new(PoolCore {

@@ -46,7 +46,7 @@ impl Pool {
         name: &str,
         engine: impl FnOnce(EngineEvents) + Send + 'static,
     ) -> Result<Self, Error> {
-        let (events_in, events) = mpsc::channel();
+        let (events_in, events) = crate::pool::turns::plain();
         let ended = Completion::new();
         let alive = RunningFlag(Arc::clone(&ended));
         let handle = std::thread::Builder::new()

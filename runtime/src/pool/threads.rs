@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::pool::dispatcher::{Event, Launcher, Report, WorkerLink};
+use crate::pool::dispatcher::{Event, EventSender, Launcher, Report, WorkerLink};
 use crate::pool::inbox::Inbox;
 use crate::pool::outbox::ItemSink;
 use crate::pool::scheduler::{ChunkItems, Item, JobId, Task, WorkerId};
@@ -24,7 +23,7 @@ use crate::protocol::pool::{ItemFailure, Measured};
 pub(crate) struct ThreadLauncher;
 
 impl Launcher for ThreadLauncher {
-    fn launch(&self, worker: WorkerId, events: Sender<Event>) {
+    fn launch(&self, worker: WorkerId, events: EventSender) {
         let inbox = Arc::new(Inbox::<OwnedChunk>::new());
         let abandoned = Arc::new(AtomicBool::new(false));
         let sink: Arc<dyn ItemSink> = Arc::new(ThreadSink {
@@ -85,7 +84,7 @@ impl OwnedChunk {
 /// connection to spare.
 struct ThreadSink {
     worker: WorkerId,
-    events: Sender<Event>,
+    events: EventSender,
     abandoned: Arc<AtomicBool>,
     /// The job of the chunk running, for its measurement.
     job_of_chunk: AtomicU64,
@@ -149,7 +148,7 @@ struct ThreadLink {
     inbox: Arc<Inbox<OwnedChunk>>,
     abandoned: Arc<AtomicBool>,
     worker: WorkerId,
-    events: Sender<Event>,
+    events: EventSender,
 }
 
 impl WorkerLink for ThreadLink {
