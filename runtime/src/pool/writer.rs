@@ -1,39 +1,64 @@
-//! The one thread per worker process that writes its chunks, so the dispatcher never blocks
-//! on a worker that does not read (stopped by a signal, a debugger or a frozen cgroup): it
-//! encodes a chunk and hands it over, and only this worker's writer waits.
+//! How a worker process's chunks are written, so the dispatcher never blocks on a worker
+//! that does not read (stopped by a signal, a debugger or a frozen cgroup). A chunk is
+//! written at once by the thread serving the dispatcher when the socket takes it without
+//! waiting (the usual case: no thread is woken to write it); what it cannot write at once
+//! goes to the worker's writer thread, the only one that waits for this worker. A frame the
+//! socket took in part is finished before any other (the connection keeps its rest), so
+//! frames never interleave whoever writes them.
 //!
 //! The scheduler keeps at most [`PIPELINE`] chunks in flight per worker, and sends a worker no
 //! chunk while a release (which travels the same way, behind them) waits for its answer, so
-//! the hand-over queue is bounded by construction; a queue that is full anyway, or a writer that stopped
-//! because a write failed, is reported to the caller, which ends the worker.
+//! the hand-over queue is bounded by construction; a queue that is full anyway, or a writer
+//! that stopped because a write failed, is reported to the caller, which ends the worker.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::time::Instant;
 
 use crate::pool::scheduler::{ChunkItems, ItemView, JobId, PIPELINE, Task};
 use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem};
 use crate::transport::Connection;
 use crate::transport::frame;
 
-/// The dispatcher's side of a worker's writer thread.
+/// The dispatcher's side of a worker's writes.
 pub(crate) struct ChunkWriter {
+    connection: Arc<Connection>,
+    /// To the writer thread: frames to write, and an empty one to finish a frame the socket
+    /// took in part.
     frames: SyncSender<Vec<u8>>,
+    /// Frames handed to the writer thread and not yet written whole: while there are any, a
+    /// new frame goes behind them.
+    handed: Arc<AtomicUsize>,
 }
 
 impl ChunkWriter {
-    /// Starts the writer of `connection`, which calls `on_failure` (ending the worker) when a
-    /// write fails; `None` if the OS gives no thread.
+    /// Starts the writer thread of `connection`, which calls `on_failure` (ending the worker)
+    /// when a write fails; `None` if the OS gives no thread.
     pub(crate) fn start(
         connection: Arc<Connection>,
         on_failure: impl FnOnce() + Send + 'static,
     ) -> Option<Self> {
         // Room for every chunk the scheduler may have in flight, and one more.
         let (frames, queued) = mpsc::sync_channel::<Vec<u8>>(PIPELINE + 1);
+        let handed = Arc::new(AtomicUsize::new(0));
+        let writer = Self {
+            connection: Arc::clone(&connection),
+            frames,
+            handed: Arc::clone(&handed),
+        };
         std::thread::Builder::new()
             .name("skprocess-pool-writer".to_owned())
             .spawn(move || {
                 for frame in queued {
-                    if connection.send_with_payload(&[], &frame).is_err() {
+                    let written = if frame.is_empty() {
+                        connection.flush_before(None).map(drop)
+                    } else {
+                        let written = connection.send_with_payload(&[], &frame);
+                        handed.fetch_sub(1, Ordering::SeqCst);
+                        written
+                    };
+                    if written.is_err() {
                         // The worker is dying or broke the protocol (or the chunk outgrew a
                         // frame): end it now, so its end settles its items.
                         on_failure();
@@ -42,11 +67,11 @@ impl ChunkWriter {
                 }
             })
             .ok()?;
-        Some(Self { frames })
+        Some(writer)
     }
 
-    /// Queues one chunk without waiting; `false` when it cannot be encoded or the worker
-    /// cannot take it (its queue is full, or a write failed).
+    /// Writes or queues one chunk without waiting; `false` when it cannot be encoded or the
+    /// worker cannot take it (its queue is full, or a write failed).
     pub(crate) fn chunk(
         &self,
         job: JobId,
@@ -62,8 +87,34 @@ impl ChunkWriter {
         frame::encode(&ToWorker::Release).is_ok_and(|encoded| self.write(encoded))
     }
 
+    /// Writes `frame` now if the socket takes it without waiting, else hands it to the
+    /// writer thread; `false` when the worker cannot take it.
     fn write(&self, frame: Vec<u8>) -> bool {
-        self.frames.try_send(frame).is_ok()
+        if self.handed.load(Ordering::SeqCst) == 0 {
+            let now = Some(Instant::now());
+            match self.connection.send_with_payload_before(&[], &frame, now) {
+                Ok(true) if self.connection.has_unsent() => return self.finish_later(),
+                Ok(true) => return true,
+                // Busy (the writer thread finishes a frame) or full: the thread writes it.
+                Ok(false) => {}
+                Err(_) => return false,
+            }
+        }
+        self.handed.fetch_add(1, Ordering::SeqCst);
+        if self.frames.try_send(frame).is_err() {
+            self.handed.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Asks the writer thread to finish the frame the socket took in part. A full queue
+    /// already holds work that finishes it first.
+    fn finish_later(&self) -> bool {
+        !matches!(
+            self.frames.try_send(Vec::new()),
+            Err(TrySendError::Disconnected(_))
+        )
     }
 }
 
