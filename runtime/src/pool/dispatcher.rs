@@ -20,7 +20,7 @@ use crate::pool::scheduler::{
 };
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::turns::{Served, TurnReceiver, TurnSender, Turns};
-use crate::protocol::pool::{ItemFailure, Measured};
+use crate::protocol::pool::{ItemFailure, Measured, Reporting};
 
 /// How long stopping workers may take at close before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -95,7 +95,7 @@ pub(crate) enum Event {
 /// The dispatcher's hold on one worker.
 pub(crate) trait WorkerLink: Send {
     /// Sends a chunk. A failure means the worker is going away; its end follows as an event.
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>);
+    fn send_chunk(&self, job: JobId, task: Task, reporting: Reporting, items: ChunkItems<'_>);
     /// Asks the worker to give back every item it has not started; its answer follows as
     /// [`Report::Released`], after the chunks sent before.
     fn release(&self);
@@ -311,7 +311,7 @@ impl Dispatcher {
                     worker,
                     job,
                     task,
-                    isolated,
+                    reporting,
                     first,
                     count,
                 } => {
@@ -319,7 +319,7 @@ impl Dispatcher {
                         continue;
                     };
                     match self.scheduler.chunk_items(worker, job, first, count) {
-                        Some(items) => link.send_chunk(job, task, isolated, items),
+                        Some(items) => link.send_chunk(job, task, reporting, items),
                         // Never so (a chunk is written in the turn that cut it), but should
                         // its items be gone, the worker's end settles whatever it holds.
                         None => link.kill(),

@@ -19,7 +19,7 @@ use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
 use crate::protocol::Role;
 use crate::protocol::lifecycle::Resume;
-use crate::protocol::pool::{ResultsReader, ToPool, WireOutcome, WorkerStart};
+use crate::protocol::pool::{Reporting, ResultsReader, ToPool, WireOutcome, WorkerStart};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::error::TransportError;
@@ -305,10 +305,10 @@ struct ProcessLink {
 }
 
 impl WorkerLink for ProcessLink {
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>) {
+    fn send_chunk(&self, job: JobId, task: Task, reporting: Reporting, items: ChunkItems<'_>) {
         // A chunk that cannot be encoded or taken (a full queue, a failed write: the worker
         // is dying or broke the protocol) ends the worker: kill it, its end settles its items.
-        if !self.writer.chunk(job, task, isolated, items) {
+        if !self.writer.chunk(job, task, reporting, items) {
             self.child.kill();
         }
     }

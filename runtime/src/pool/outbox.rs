@@ -12,7 +12,7 @@ use crate::Error;
 use crate::pool::in_hand::InHand;
 use crate::protocol::pool::{
     self, ItemFailure, Measured, RESULT_ENTRY_ROOM, RESULT_OVERHEAD, RESULTS_HEAD_AND_TAIL,
-    ResultsReader, ToPool, WireOutcome, WireResult,
+    Reporting, ResultsReader, ToPool, WireOutcome, WireResult,
 };
 use crate::timing::monotonic_nanos;
 use crate::transport::Connection;
@@ -25,10 +25,17 @@ const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Where a worker's item reports go: the parent connection, or a thread pool's dispatcher.
 pub(crate) trait ItemSink: Send + Sync {
-    /// Item `index` of `job` starts; `isolated` reports it before it runs.
-    fn started(&self, job: u64, index: u64, isolated: bool);
+    /// Item `index` of `job` starts, watched as `reporting` says (reported before it runs when
+    /// each is).
+    fn started(&self, job: u64, index: u64, reporting: Reporting);
     /// Item `index` finished with this outcome.
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool);
+    fn finished(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        reporting: Reporting,
+    );
     /// Item `index` finished and then, when `next` is some, item `next` of the same job
     /// starts: one report, for a sink that can take both at once.
     fn finished_then_started(
@@ -36,12 +43,12 @@ pub(crate) trait ItemSink: Send + Sync {
         job: u64,
         index: u64,
         outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
+        reporting: Reporting,
         next: Option<u64>,
     ) {
-        self.finished(job, index, outcome, isolated);
+        self.finished(job, index, outcome, reporting);
         if let Some(next) = next {
-            self.started(job, next, isolated);
+            self.started(job, next, reporting);
         }
     }
     /// The item of this ordinal starts now: kept where the parent reads it should this worker
@@ -77,11 +84,12 @@ struct Held {
     count: u64,
     current: Option<Current>,
     serial: u64,
-    /// Whether the current item's start was reported.
+    /// Whether the current item's start was reported, or needs no report (its chunk is not
+    /// watched for it).
     reported: bool,
     busy: bool,
-    /// The flusher waits for the next item's start: nothing is held and the running item was
-    /// reported, so a tick would have nothing to do.
+    /// The flusher waits until an item needs watching or results are held: a tick would
+    /// have nothing to do.
     parked: bool,
 }
 
@@ -202,6 +210,10 @@ impl Outbox {
                     .wait(held)
                     .unwrap_or_else(PoisonError::into_inner);
                 held.parked = false;
+                // Woken as an item starts (or soon after): a tick from now it has run a tick.
+                seen = held
+                    .current
+                    .map(|current| (current.serial, monotonic_nanos()));
                 continue;
             }
             held = self
@@ -225,7 +237,7 @@ impl Outbox {
 }
 
 impl Outbox {
-    fn start_held(&self, held: &mut Held, job: u64, index: u64, isolated: bool) {
+    fn start_held(&self, held: &mut Held, job: u64, index: u64, reporting: Reporting) {
         if held.job != job {
             self.send_held(held, None);
             held.job = job;
@@ -236,14 +248,23 @@ impl Outbox {
             index,
             serial: held.serial,
         });
-        held.reported = false;
-        if isolated {
+        // Which item runs is said when its chunk is watched for it, and always by a worker
+        // without a page (the parent's only way to pin a crash then).
+        held.reported = reporting == Reporting::Results && self.in_hand.is_some();
+        if reporting.each() {
             self.report_running(held, monotonic_nanos(), None);
         }
-        if !held.busy || held.parked {
-            // Cleared here, not only by the flusher once it runs: until the woken flusher
-            // gets a core, every start would otherwise wake it again — a system call per item.
-            held.busy = true;
+        held.busy = true;
+        if !held.reported {
+            self.wake_flusher(held);
+        }
+    }
+
+    /// Wakes the flusher if it is parked. Its flag is cleared here, not only by the flusher
+    /// once it runs: until the woken flusher gets a core, every start would otherwise wake it
+    /// again — a system call per item.
+    fn wake_flusher(&self, held: &mut Held) {
+        if held.parked {
             held.parked = false;
             self.became_busy.notify_one();
         }
@@ -278,7 +299,7 @@ impl Outbox {
         held: &mut Held,
         (job, index): (u64, u64),
         outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
+        reporting: Reporting,
     ) {
         if held
             .current
@@ -300,19 +321,25 @@ impl Outbox {
             let _ = pool::put_result(&mut held.results, index, Err(&failure));
         }
         held.count += 1;
-        if isolated || held.results.len() >= FLUSH_BYTES {
+        if reporting.each() || held.results.len() >= FLUSH_BYTES {
             self.send_held(held, None);
         }
     }
 }
 
 impl ItemSink for Outbox {
-    fn started(&self, job: u64, index: u64, isolated: bool) {
-        self.start_held(&mut self.lock(), job, index, isolated);
+    fn started(&self, job: u64, index: u64, reporting: Reporting) {
+        self.start_held(&mut self.lock(), job, index, reporting);
     }
 
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, isolated: bool) {
-        self.finish_held(&mut self.lock(), (job, index), outcome, isolated);
+    fn finished(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        reporting: Reporting,
+    ) {
+        self.finish_held(&mut self.lock(), (job, index), outcome, reporting);
     }
 
     fn finished_then_started(
@@ -320,13 +347,17 @@ impl ItemSink for Outbox {
         job: u64,
         index: u64,
         outcome: Result<&[u8], ItemFailure>,
-        isolated: bool,
+        reporting: Reporting,
         next: Option<u64>,
     ) {
         let mut held = self.lock();
-        self.finish_held(&mut held, (job, index), outcome, isolated);
+        self.finish_held(&mut held, (job, index), outcome, reporting);
         if let Some(next) = next {
-            self.start_held(&mut held, job, next, isolated);
+            self.start_held(&mut held, job, next, reporting);
+            // Results held while the chunk goes on: the flusher sends them a tick from now.
+            if held.count > 0 {
+                self.wake_flusher(&mut held);
+            }
         }
     }
 

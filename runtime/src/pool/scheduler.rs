@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::pool::items::Items;
 pub(crate) use crate::pool::items::{ChunkItems, EncodedItems, Item, ItemView, JobId};
 use crate::pool::shared_bytes::SharedBytes;
-use crate::protocol::pool::{FunctionOffsets, ItemFailure};
+use crate::protocol::pool::{FunctionOffsets, ItemFailure, Reporting};
 
 /// Work per chunk the scheduler aims for, once the cost per item is known.
 pub(crate) const TARGET_CHUNK: Duration = Duration::from_millis(4);
@@ -93,7 +93,7 @@ pub(crate) enum Action {
         worker: WorkerId,
         job: JobId,
         task: Task,
-        isolated: bool,
+        reporting: Reporting,
         first: u64,
         count: usize,
     },
@@ -730,7 +730,13 @@ impl Scheduler {
             return;
         };
         let size = chunk_size(settings.cost, settings.queue.len(), workers);
-        let isolated = settings.queue.front().is_some_and(|head| head.suspect);
+        // Suspects run one by one, each start reported; a job with a timeout needs to hear
+        // which item runs; any other, only results.
+        let reporting = match (settings.queue.front(), settings.timeout) {
+            (Some(head), _) if head.suspect => Reporting::Each,
+            (_, Some(_)) => Reporting::Running,
+            _ => Reporting::Results,
+        };
         let was_idle = worker.in_flight.is_empty();
         // Straight from the queue to the worker's items in flight, where the chunk is lent
         // from to be written: runs of the caller's batches move whole.
@@ -747,7 +753,7 @@ impl Scheduler {
             worker: worker.id,
             job,
             task: settings.task,
-            isolated,
+            reporting,
             first,
             count,
         });

@@ -41,7 +41,7 @@ fn drain(s: &mut Scheduler) -> Drained {
             Action::Send {
                 worker,
                 job,
-                isolated,
+                reporting,
                 first,
                 count,
                 ..
@@ -51,7 +51,7 @@ fn drain(s: &mut Scheduler) -> Drained {
                 if let Some(items) = s.chunk_items(worker, job, first, count) {
                     assert_eq!(items.len(), count);
                     let indices = items.iter().map(|i| i.index).collect();
-                    d.sent.push((worker, job, isolated, indices));
+                    d.sent.push((worker, job, reporting.each(), indices));
                 }
             }
             Action::Kill(id) => d.killed.push(id),
@@ -675,4 +675,22 @@ fn items_cheaper_than_a_round_trip_are_not_asked_back() {
     let mut dealt: Vec<u64> = d.sent.iter().flat_map(|c| c.3.clone()).collect();
     dealt.sort_unstable();
     assert_eq!(dealt, held, "{d:?}");
+}
+
+#[test]
+fn a_worker_is_asked_to_say_which_item_runs_only_when_a_timeout_counts_from_it() {
+    let reporting = |timeout| {
+        let mut s = ready(1, timeout, 1);
+        s.items_added(1, items(0..4));
+        let mut sent = Vec::new();
+        while let Some(action) = s.poll_action() {
+            if let Action::Send { reporting, .. } = action {
+                sent.push(reporting);
+            }
+        }
+        sent
+    };
+    assert_eq!(reporting(None), [Reporting::Results, Reporting::Results]);
+    let timed = reporting(Some(Duration::from_secs(1)));
+    assert_eq!(timed, [Reporting::Running, Reporting::Running]);
 }

@@ -17,7 +17,7 @@ use crate::pool::scheduler::{ChunkItems, Item, JobId, Task, WorkerId};
 use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::worker::run_chunk;
 use crate::pool::writer::wire_chunk;
-use crate::protocol::pool::{ItemFailure, Measured};
+use crate::protocol::pool::{ItemFailure, Measured, Reporting};
 
 /// Starts worker threads.
 pub(crate) struct ThreadLauncher;
@@ -62,7 +62,7 @@ impl Launcher for ThreadLauncher {
 struct OwnedChunk {
     job: JobId,
     task: Task,
-    isolated: bool,
+    reporting: Reporting,
     items: Vec<Item>,
 }
 
@@ -75,7 +75,7 @@ impl OwnedChunk {
         output: &mut Vec<u8>,
     ) {
         let items = self.items.iter().map(Item::view);
-        let chunk = wire_chunk(self.job, self.task, self.isolated, items);
+        let chunk = wire_chunk(self.job, self.task, self.reporting, items);
         run_chunk(&chunk, first, admit, sink, output);
     }
 }
@@ -91,7 +91,7 @@ struct ThreadSink {
 }
 
 impl ItemSink for ThreadSink {
-    fn started(&self, job: u64, index: u64, _isolated: bool) {
+    fn started(&self, job: u64, index: u64, _reporting: Reporting) {
         self.job_of_chunk.store(job, Ordering::SeqCst);
         self.running_now(job, index, None);
     }
@@ -111,7 +111,13 @@ impl ItemSink for ThreadSink {
         let _ = self.events.send(Event::Report(self.worker, report));
     }
 
-    fn finished(&self, job: u64, index: u64, outcome: Result<&[u8], ItemFailure>, _isolated: bool) {
+    fn finished(
+        &self,
+        job: u64,
+        index: u64,
+        outcome: Result<&[u8], ItemFailure>,
+        _reporting: Reporting,
+    ) {
         if self.abandoned.load(Ordering::SeqCst) {
             return;
         }
@@ -152,11 +158,11 @@ struct ThreadLink {
 }
 
 impl WorkerLink for ThreadLink {
-    fn send_chunk(&self, job: JobId, task: Task, isolated: bool, items: ChunkItems<'_>) {
+    fn send_chunk(&self, job: JobId, task: Task, reporting: Reporting, items: ChunkItems<'_>) {
         let chunk = OwnedChunk {
             job,
             task,
-            isolated,
+            reporting,
             items: items.to_items(),
         };
         self.inbox.push(items.len() as u64, chunk);

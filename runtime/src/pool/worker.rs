@@ -4,9 +4,10 @@
 //! Three threads: the reader, which always drains the connection into the [`Inbox`] (the
 //! parent sends at most [`PIPELINE`](super::scheduler::PIPELINE) chunks ahead, so what it
 //! holds is bounded), answers the parent's releases from it, and ends the process when the
-//! parent is gone; the main thread, which runs items; and, from the first chunk that is not
-//! isolated on, the flusher ([`Outbox`]), which sends finished results every tick and, once an
-//! item has run for a tick, says which item runs — so the parent can time it. Which item a
+//! parent is gone; the main thread, which runs items; and, from the first chunk of
+//! non-suspects on, the flusher ([`Outbox`]), which sends finished results every tick while a
+//! chunk goes on and, when the chunk asks for it (a job with a timeout), says which item runs
+//! once it has run for a tick — so the parent can time it; it sleeps otherwise. Which item a
 //! crash hits, the parent reads from the worker's [`InHand`] page once the worker is gone: the
 //! main thread stores each item's ordinal there before running it, so pinning a crash costs no
 //! message per item.
@@ -24,8 +25,8 @@ use crate::pool::inbox::Inbox;
 use crate::pool::outbox::{ItemSink, Outbox};
 use crate::protocol::Role;
 use crate::protocol::pool::{
-    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, TaskRef, ToPool, ToWorker, ToWorkerHead,
-    WorkerStart,
+    Chunk, ItemFailure, Measured, RESULT_OVERHEAD, Reporting, TaskRef, ToPool, ToWorker,
+    ToWorkerHead, WorkerStart,
 };
 use crate::registry::{self, ProcessEntry};
 use crate::sys::shm;
@@ -93,7 +94,7 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
         let Ok(ToWorker::Chunk(chunk)) = frame::decode::<ToWorker<'_>>(&bytes) else {
             return EXIT_REFUSED;
         };
-        if !chunk.isolated && !flusher_started {
+        if !chunk.reporting.each() && !flusher_started {
             let outbox = Arc::clone(&outbox);
             if spawn("skprocess-pool-flusher", move || outbox.flush_every_tick()).is_err() {
                 return EXIT_REFUSED;
@@ -222,13 +223,13 @@ pub(crate) fn run_chunk(
     // sink in one report.
     let mut next = items.next().filter(|(ordinal, _)| admit(*ordinal));
     if let Some((_, item)) = next {
-        sink.started(chunk.job, item.index, chunk.isolated);
+        sink.started(chunk.job, item.index, chunk.reporting);
     }
     while let Some((ordinal, item)) = next {
         ran = ran.saturating_add(1);
         let spent = chunk.lives_spent_by(item.index);
         let held = sink.hold(ordinal);
-        if !held && matches!(task, Resolved::Process(_)) && !chunk.isolated {
+        if !held && matches!(task, Resolved::Process(_)) && !chunk.reporting.each() {
             // A crash must be pinned on a process item at once: an unpinned one would run
             // again as a suspect without spending a life. A page pins it at no cost.
             sink.running_now(chunk.job, item.index, None);
@@ -243,7 +244,7 @@ pub(crate) fn run_chunk(
         let outcome = outcome.map(|()| output.as_slice());
         next = items.next().filter(|(ordinal, _)| admit(*ordinal));
         let then = next.map(|(_, item)| item.index);
-        sink.finished_then_started(chunk.job, item.index, outcome, chunk.isolated, then);
+        sink.finished_then_started(chunk.job, item.index, outcome, chunk.reporting, then);
     }
     sink.chunk_done(Measured {
         items: ran,
@@ -290,7 +291,8 @@ impl ItemHost for ItemReports {
             self.sink.running_now(self.job, self.index, None);
         } else {
             let failure = ItemFailure::Process(Box::new(overrun.into_failure()));
-            self.sink.finished(self.job, self.index, Err(failure), true);
+            self.sink
+                .finished(self.job, self.index, Err(failure), Reporting::Each);
         }
         if self.sink.overrun_ends_process() {
             watchdog::exit_now();

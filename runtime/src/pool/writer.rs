@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Instant;
 
 use crate::pool::scheduler::{ChunkItems, ItemView, JobId, PIPELINE, Task};
-use crate::protocol::pool::{Chunk, TaskRef, ToWorker, ToWorkerHead, WireItem};
+use crate::protocol::pool::{Chunk, Reporting, TaskRef, ToWorker, ToWorkerHead, WireItem};
 use crate::transport::Connection;
 use crate::transport::frame;
 
@@ -76,10 +76,10 @@ impl ChunkWriter {
         &self,
         job: JobId,
         task: Task,
-        isolated: bool,
+        reporting: Reporting,
         items: ChunkItems<'_>,
     ) -> bool {
-        encode_chunk(job, task, isolated, &items).is_ok_and(|encoded| self.write(encoded))
+        encode_chunk(job, task, reporting, &items).is_ok_and(|encoded| self.write(encoded))
     }
 
     /// Queues a release behind the chunks sent before it; `false` as for [`chunk`](Self::chunk).
@@ -123,13 +123,13 @@ impl ChunkWriter {
 pub(crate) fn wire_chunk<'a>(
     job: JobId,
     task: Task,
-    isolated: bool,
+    reporting: Reporting,
     items: impl Iterator<Item = ItemView<'a>> + Clone,
 ) -> Chunk<'a> {
     Chunk {
         job,
         task: task_ref(task),
-        isolated,
+        reporting,
         items: items
             .clone()
             .map(|item| WireItem {
@@ -162,14 +162,14 @@ fn lives_spent<'a>(items: impl Iterator<Item = ItemView<'a>>) -> Vec<(u64, u32)>
 fn encode_chunk(
     job: JobId,
     task: Task,
-    isolated: bool,
+    reporting: Reporting,
     items: &ChunkItems<'_>,
 ) -> Result<Vec<u8>, frame::WireError> {
     let mut encoded = Vec::with_capacity(64 + items.wire_len());
     let head = ToWorkerHead::Chunk {
         _job: job,
         _task: task_ref(task),
-        _isolated: isolated,
+        _reporting: reporting,
         items: items.len() as u64,
     };
     frame::append_into(&head, &mut encoded)?;
@@ -217,8 +217,8 @@ mod tests {
             ] {
                 let chunk = items.chunk(12, start, count).unwrap();
                 assert_eq!(chunk.len(), count);
-                let written = encode_chunk(12, task, true, &chunk).unwrap();
-                let wire = wire_chunk(12, task, true, chunk.iter());
+                let written = encode_chunk(12, task, Reporting::Each, &chunk).unwrap();
+                let wire = wire_chunk(12, task, Reporting::Each, chunk.iter());
                 assert_eq!(wire.items.len(), count);
                 assert_eq!(wire.lives_spent, lives);
                 assert_eq!(written, frame::encode(&ToWorker::Chunk(wire)).unwrap());

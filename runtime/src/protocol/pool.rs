@@ -9,7 +9,8 @@
 //!
 //! - [`ToPool::Results`]: finished items, batched in time rather than one frame per item;
 //! - [`ToPool::Running`]: the item now running, with its start on the shared monotonic clock,
-//!   sent only once an item has run for a while (or at once in an `isolated` chunk). All
+//!   sent once an item has run for a while when the chunk asks for it ([`Reporting`]: a job
+//!   with a timeout, or a worker without a page), or at once in a chunk of suspects. All
 //!   results before it were sent first, so the parent knows exactly which item a crash hit;
 //! - [`ToPool::Released`]: the answer to a release, naming the first item (by its ordinal in
 //!   the order sent) that it gave back unstarted, with everything after it.
@@ -66,15 +67,36 @@ pub(crate) struct WireItem<'a> {
     pub(crate) bytes: &'a [u8],
 }
 
+/// What a worker reports of a chunk's items besides their results, which it sends in
+/// batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reporting {
+    /// Results only: a crash is pinned by the worker's page (a worker without one reports as
+    /// for [`Reporting::Running`]).
+    Results,
+    /// Also which item runs, once it has run for a tick: for a job with a timeout, which
+    /// counts from an item's start.
+    Running,
+    /// Each item's start before it runs, and its result at once: for items suspected of
+    /// crashing their worker, so a crash is pinned on the right one.
+    Each,
+}
+
+impl Reporting {
+    /// Whether each start and result is reported on its own.
+    pub(crate) fn each(self) -> bool {
+        self == Reporting::Each
+    }
+}
+
 /// Parent → worker: a batch of items of one job.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Chunk<'a> {
     pub(crate) job: u64,
     #[serde(borrow)]
     pub(crate) task: TaskRef<'a>,
-    /// Report each item's start before running it and each result at once: for items
-    /// suspected of crashing their worker, so a crash is pinned on the right one.
-    pub(crate) isolated: bool,
+    /// What the worker reports besides results.
+    pub(crate) reporting: Reporting,
     #[serde(borrow)]
     pub(crate) items: Vec<WireItem<'a>>,
     /// `(index, spent)` for each `#[skprocess]` item that already spent lives on earlier
@@ -116,8 +138,8 @@ pub(crate) enum ToWorkerHead<'a> {
         /// What runs its items (read past).
         #[serde(borrow)]
         _task: TaskRef<'a>,
-        /// Whether it is isolated (read past).
-        _isolated: bool,
+        /// What the worker reports (read past).
+        _reporting: Reporting,
         /// How many items it has.
         items: u64,
     },
@@ -402,7 +424,7 @@ mod tests {
         let chunk = Chunk {
             job: 7,
             task: TaskRef::Process { key: "k" },
-            isolated: true,
+            reporting: Reporting::Each,
             items,
             lives_spent: vec![(9, 2)],
         };
@@ -425,7 +447,7 @@ mod tests {
         let chunk = Chunk {
             job: 300,
             task: TaskRef::Process { key: "key" },
-            isolated: false,
+            reporting: Reporting::Running,
             items: (0..200)
                 .map(|index| WireItem {
                     index,
@@ -442,7 +464,7 @@ mod tests {
                 ToWorkerHead::Chunk {
                     _job: 300,
                     items: 200,
-                    _isolated: false,
+                    _reporting: Reporting::Running,
                     ..
                 }
             ),

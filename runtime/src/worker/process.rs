@@ -23,7 +23,7 @@ use crate::pool::launch;
 use crate::pool::{Mode, Star};
 use crate::protocol::Role;
 use crate::protocol::pool::{
-    Chunk, FunctionOffsets, TaskRef, ToPool, ToWorker, WireItem, WireOutcome,
+    Chunk, FunctionOffsets, Reporting, TaskRef, ToPool, ToWorker, WireItem, WireOutcome,
 };
 use crate::transport::Connection;
 use crate::transport::frame::{self, FrameReader};
@@ -248,7 +248,7 @@ fn chunk(offset: FunctionOffsets, arguments: &[u8]) -> Chunk<'_> {
     Chunk {
         job: 0,
         task: TaskRef::Function { offset },
-        isolated: true,
+        reporting: Reporting::Each,
         items: vec![WireItem {
             index: 0,
             bytes: arguments,
