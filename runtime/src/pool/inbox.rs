@@ -90,6 +90,17 @@ impl<C> Inbox<C> {
         }
     }
 
+    /// Admits up to `count` items from `ordinal` on at once (see [`admit`](Inbox::admit)):
+    /// how many may start; 0 once a release took the rest back.
+    pub(crate) fn admit_block(&self, ordinal: u64, count: u64) -> u64 {
+        let mut state = self.lock();
+        let admitted = state.end.saturating_sub(ordinal).min(count);
+        if admitted > 0 {
+            state.next = ordinal + admitted;
+        }
+        admitted
+    }
+
     /// Takes back every item not started: the rest of the running chunk and the queued
     /// chunks. Returns the first ordinal taken back (everything received from it on); the
     /// next chunk counts on from there, as the parent does, so the items in flight always

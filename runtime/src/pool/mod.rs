@@ -24,6 +24,7 @@
 //! - `raw.rs` holds the hooks other engines use: a pool whose maps another engine serves, and
 //!   a job fed with encoded items (the cluster's caller and host sides).
 
+mod blocks;
 mod dispatcher;
 pub(crate) mod function;
 mod in_hand;

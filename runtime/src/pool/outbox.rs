@@ -122,29 +122,52 @@ impl Outbox {
 
     /// Sends the held results. A parent that is gone ends this process through the reader.
     fn send_held(&self, held: &mut Held, measured: Option<Measured>) {
-        if held.count == 0 && measured.is_none() {
+        self.send_results(held.job, &mut held.results, held.count, measured);
+        held.results.clear();
+        held.count = 0;
+    }
+
+    /// Sends `count` results of `job`, written as a results frame carries them, and what a
+    /// chunk measured at its end; `results` is left as it was.
+    pub(crate) fn send_results(
+        &self,
+        job: u64,
+        results: &mut Vec<u8>,
+        count: u64,
+        measured: Option<Measured>,
+    ) {
+        if count == 0 && measured.is_none() {
             return;
         }
         let mut head = Vec::with_capacity(RESULTS_HEAD_AND_TAIL);
-        let results_end = held.results.len();
-        let written = pool::results_head(&mut head, held.job, held.count)
-            .and_then(|()| frame::append_into(&measured, &mut held.results));
+        let results_end = results.len();
+        let written = pool::results_head(&mut head, job, count)
+            .and_then(|()| frame::append_into(&measured, results));
         let sent = match written {
             Ok(()) => self
                 .connection
-                .send_with_payload(&head, &held.results)
+                .send_with_payload(&head, results)
                 .map_err(Error::from),
             Err(error) => Err(Error::from(error)),
         };
-        held.results.truncate(results_end);
+        results.truncate(results_end);
         // The room check keeps batches within a frame; should it ever be short, each result
         // goes alone rather than the batch being lost.
         if let Err(Error::TooLarge { .. } | Error::Malformed { .. }) = sent {
-            let results = ResultsReader::over(held.job, held.count, &held.results);
+            let results = ResultsReader::over(job, count, results);
             self.send_one_by_one(results, measured);
         }
-        held.results.clear();
-        held.count = 0;
+    }
+
+    /// Whether a chunk watched as `reporting` runs in blocks (`blocks.rs`): when only its
+    /// results are watched and a page pins a crash.
+    pub(crate) fn takes_blocks(&self, reporting: Reporting) -> bool {
+        reporting == Reporting::Results && self.in_hand.is_some()
+    }
+
+    /// Most bytes of outputs one results frame carries.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Sends each result in a frame of its own; one that cannot fit even alone is reported
@@ -273,7 +296,7 @@ impl Outbox {
     /// The outcome as it travels, and its size: one too large for a frame becomes
     /// [`ItemFailure::TooLarge`]. A failure's message travels too; counting it as nothing let
     /// batches of long panic messages outgrow the frame.
-    fn sized<'a>(
+    pub(crate) fn sized<'a>(
         &self,
         outcome: Result<&'a [u8], ItemFailure>,
     ) -> (Result<&'a [u8], ItemFailure>, usize) {
@@ -313,17 +336,22 @@ impl Outbox {
         if room > self.limit + RESULT_OVERHEAD {
             self.send_held(held, None);
         }
-        let start = held.results.len();
-        if pool::put_result(&mut held.results, index, outcome.as_ref().copied()).is_err() {
-            // Only a failure goes through the codec, and every failure encodes.
-            held.results.truncate(start);
-            let failure = ItemFailure::Encode("the item's failure could not be encoded".into());
-            let _ = pool::put_result(&mut held.results, index, Err(&failure));
-        }
+        put_outcome(&mut held.results, index, outcome);
         held.count += 1;
         if reporting.each() || held.results.len() >= FLUSH_BYTES {
             self.send_held(held, None);
         }
+    }
+}
+
+/// Appends `index`'s outcome as a results frame carries it ([`put_result`](pool::put_result)).
+pub(crate) fn put_outcome(buffer: &mut Vec<u8>, index: u64, outcome: Result<&[u8], ItemFailure>) {
+    let start = buffer.len();
+    if pool::put_result(buffer, index, outcome.as_ref().copied()).is_err() {
+        // Only a failure goes through the codec, and every failure encodes.
+        buffer.truncate(start);
+        let failure = ItemFailure::Encode("the item's failure could not be encoded".into());
+        let _ = pool::put_result(buffer, index, Err(&failure));
     }
 }
 

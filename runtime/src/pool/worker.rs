@@ -19,6 +19,7 @@ use crate::Error;
 use crate::child::bootstrap::{self, Started};
 use crate::child::pool_item::ItemHost;
 use crate::child::watchdog::{self, Overrun};
+use crate::pool::blocks;
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
 use crate::pool::inbox::Inbox;
@@ -101,7 +102,12 @@ pub(crate) fn run(connection: Connection, reader: FrameReader, started: Started)
             }
             flusher_started = true;
         }
-        run_chunk(&chunk, first, &admit, &sink, &mut output);
+        match resolve(chunk.task) {
+            Resolved::Function(callable) if outbox.takes_blocks(chunk.reporting) => {
+                blocks::run_in_blocks(&chunk, first, &inbox, &outbox, &callable, &mut output);
+            }
+            _ => run_chunk(&chunk, first, &admit, &sink, &mut output),
+        }
     }
     0
 }
