@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::pool::results::ResultsFrame;
 use crate::pool::scheduler::{
     Action, ChunkItems, EncodedItems, JobId, Outcome, Scheduler, Task, WorkerId,
 };
@@ -51,12 +52,22 @@ pub(crate) enum Command {
 pub(crate) enum JobEvent {
     /// Finished items.
     Results(Vec<Outcome>),
+    /// Finished items, as a worker process sent them.
+    Frame(ResultsFrame),
     /// The caller's future was dropped.
     Cancelled,
 }
 
 /// What a worker reports.
 pub(crate) enum Report {
+    /// Finished items of `job` as a worker process sent them (read whole: `indices` lists
+    /// them); at a chunk's end, how long its items took.
+    Frame {
+        job: JobId,
+        indices: Vec<u64>,
+        frame: ResultsFrame,
+        measured: Option<Measured>,
+    },
     /// Finished items of `job`; at a chunk's end, how long its items took.
     Results {
         job: JobId,
@@ -226,6 +237,21 @@ impl Dispatcher {
             }
             Event::Report(
                 worker,
+                Report::Frame {
+                    job,
+                    indices,
+                    frame,
+                    measured,
+                },
+            ) => {
+                if let Some(measured) = measured {
+                    self.tally(worker, measured);
+                    self.scheduler.measured(job, measured.items, measured.nanos);
+                }
+                self.scheduler.results_frame(worker, job, &indices, frame);
+            }
+            Event::Report(
+                worker,
                 Report::Running {
                     job,
                     index,
@@ -336,6 +362,12 @@ impl Dispatcher {
                         self.dying.insert(worker);
                     }
                     self.pids_lock().remove(&worker);
+                }
+                Action::DeliverFrame { job, frame } => {
+                    if let Some(sender) = self.jobs.get(&job) {
+                        // A caller that is gone ends its job with its next command.
+                        let _ = sender.send(JobEvent::Frame(frame));
+                    }
                 }
                 Action::Deliver { job, results } => {
                     if let Some(sender) = self.jobs.get(&job) {

@@ -311,18 +311,30 @@ where
         match event {
             Ok(JobEvent::Results(results)) => {
                 for (index, outcome) in results {
-                    self.returned += 1;
-                    self.progress.advance();
                     let outcome = match outcome {
                         Ok(bytes) => (self.spec.decode)(&bytes).map_err(Error::from),
                         Err(error) => Err(Error::from(error)),
                     };
-                    self.file(index, outcome.map_err(|e| item_error(index, e)));
+                    self.take(index, outcome);
                 }
             }
+            Ok(JobEvent::Frame(frame)) => frame.each(|index, outcome| {
+                let outcome = match outcome {
+                    Ok(bytes) => (self.spec.decode)(bytes).map_err(Error::from),
+                    Err(failure) => Err(Error::from(failure)),
+                };
+                self.take(index, outcome);
+            }),
             // Cancelled by a dropped future, or the dispatcher ended (a bug: it outlives jobs).
             Ok(JobEvent::Cancelled) | Err(_) => self.cancelled = true,
         }
+    }
+
+    /// Takes one outcome that came back.
+    fn take(&mut self, index: u64, outcome: Result<R, Error>) {
+        self.returned += 1;
+        self.progress.advance();
+        self.file(index, outcome.map_err(|e| item_error(index, e)));
     }
 
     /// Room for the outputs the input says it has at least (its size hint's lower bound, as

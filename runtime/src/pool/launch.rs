@@ -14,12 +14,12 @@ use crate::parent::spawn::{Launch, Spawned, Ungated};
 use crate::pool::dispatcher::{Event, EventSender, Launcher, Report, WorkerLink};
 use crate::pool::function;
 use crate::pool::in_hand::InHand;
+use crate::pool::results::ResultsFrame;
 use crate::pool::scheduler::{ChunkItems, JobId, Task, WorkerId};
-use crate::pool::shared_bytes::SharedBytes;
 use crate::pool::writer::ChunkWriter;
 use crate::protocol::Role;
 use crate::protocol::lifecycle::Resume;
-use crate::protocol::pool::{Reporting, ResultsReader, ToPool, WireOutcome, WorkerStart};
+use crate::protocol::pool::{Reporting, ToPool, WorkerStart};
 use crate::timing::monotonic_instant;
 use crate::transport::Connection;
 use crate::transport::error::TransportError;
@@ -239,13 +239,16 @@ fn read_reports(
             Ok(None) => return None,
             Err(e) => return Some(e.to_string()),
         };
-        // One copy of the frame, shared by every output in it.
+        // One copy of the frame, kept whole on its way to the caller.
         let shared: Arc<[u8]> = Arc::from(frame.bytes());
-        let report = match ResultsReader::open(&shared) {
-            Some(reader) => match read_results(&shared, reader) {
-                Ok(report) => report,
-                Err(e) => return Some(e.to_string()),
+        let report = match ResultsFrame::read(Arc::clone(&shared)) {
+            Some(Ok(read)) => Report::Frame {
+                job: read.job,
+                indices: read.indices,
+                frame: read.frame,
+                measured: read.measured,
             },
+            Some(Err(e)) => return Some(e.to_string()),
             None => match frame::decode::<ToPool<'_>>(&shared) {
                 Ok(ToPool::Running {
                     job,
@@ -267,33 +270,6 @@ fn read_reports(
             return Some("the pool is gone".into());
         }
     }
-}
-
-/// A results frame as a report: each output a range of the frame's one shared copy.
-fn read_results(
-    shared: &Arc<[u8]>,
-    mut reader: ResultsReader<'_>,
-) -> Result<Report, frame::WireError> {
-    let job = reader.job;
-    let mut results = Vec::with_capacity(reader.len_hint());
-    while let Some(result) = reader.next_result() {
-        let result = result?;
-        results.push(match result.outcome {
-            WireOutcome::Output(bytes) => {
-                let range = SharedBytes::range_in(shared, bytes).unwrap_or(0..0);
-                (
-                    result.index,
-                    Ok(SharedBytes::new(Arc::clone(shared), range)),
-                )
-            }
-            WireOutcome::Failed(failure) => (result.index, Err(failure)),
-        });
-    }
-    Ok(Report::Results {
-        job,
-        results,
-        measured: reader.finish()?,
-    })
 }
 
 /// The dispatcher's link to a worker process.

@@ -37,6 +37,7 @@ mod outbox;
 mod progress;
 #[cfg(feature = "cluster")]
 pub(crate) mod raw;
+mod results;
 mod scheduler;
 mod shared_bytes;
 mod threads;

@@ -138,6 +138,16 @@ impl RawJob {
     pub(crate) fn next(&self, wait: Duration) -> RawNext {
         match self.events.recv_timeout(wait) {
             Ok(JobEvent::Results(outcomes)) => RawNext::Outcomes(outcomes),
+            Ok(JobEvent::Frame(frame)) => {
+                let mut outcomes = Vec::new();
+                frame.each(|index, outcome| {
+                    outcomes.push(match outcome {
+                        Ok(bytes) => (index, Ok(frame.share(bytes))),
+                        Err(failure) => (index, Err(ItemError::Failed(failure))),
+                    });
+                });
+                RawNext::Outcomes(outcomes)
+            }
             Ok(JobEvent::Cancelled) | Err(RecvTimeoutError::Disconnected) => RawNext::Gone,
             Err(RecvTimeoutError::Timeout) if self.core.dispatcher_running() => RawNext::Idle,
             Err(RecvTimeoutError::Timeout) => RawNext::Gone,

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::pool::items::Items;
 pub(crate) use crate::pool::items::{ChunkItems, EncodedItems, Item, ItemView, JobId};
+use crate::pool::results::ResultsFrame;
 use crate::pool::shared_bytes::SharedBytes;
 use crate::protocol::pool::{FunctionOffsets, ItemFailure, Reporting};
 
@@ -104,6 +105,8 @@ pub(crate) enum Action {
     Kill(WorkerId),
     /// Results of `job`'s items.
     Deliver { job: JobId, results: Vec<Outcome> },
+    /// Results of `job`'s items, as a worker process sent them.
+    DeliverFrame { job: JobId, frame: ResultsFrame },
 }
 
 /// A job's settings and queue.
@@ -342,7 +345,7 @@ impl Scheduler {
             return;
         };
         // Checked whole before any is taken, so a bad report loses none of its items.
-        if !self.take_reported(slot, job, &results) {
+        if !self.take_reported(slot, job, results.iter().map(|(index, _)| *index)) {
             return self.protocol_violation(slot);
         }
         let delivered: Vec<Outcome> = results
@@ -354,6 +357,28 @@ impl Scheduler {
                 job,
                 results: delivered,
             });
+        }
+        self.fill();
+    }
+
+    /// Finished items of a worker process, in the order it ran them: `indices` lists the
+    /// results in `frame`.
+    pub(crate) fn results_frame(
+        &mut self,
+        worker: WorkerId,
+        job: JobId,
+        indices: &[u64],
+        frame: ResultsFrame,
+    ) {
+        let Some(slot) = self.slot_of(worker) else {
+            return;
+        };
+        // Checked whole before any is taken, so a bad report loses none of its items.
+        if !self.take_reported(slot, job, indices.iter().copied()) {
+            return self.protocol_violation(slot);
+        }
+        if self.jobs.contains_key(&job) && !indices.is_empty() {
+            self.actions.push_back(Action::DeliverFrame { job, frame });
         }
         self.fill();
     }
@@ -624,24 +649,30 @@ impl Scheduler {
 
     /// Removes the worker's first unreported items when they are `results`' items of `job`,
     /// in order; changes nothing otherwise.
-    fn take_reported<T>(&mut self, slot: usize, job: JobId, results: &[(u64, T)]) -> bool {
+    fn take_reported(
+        &mut self,
+        slot: usize,
+        job: JobId,
+        indices: impl ExactSizeIterator<Item = u64>,
+    ) -> bool {
         let Some(worker) = self.slots[slot].as_mut() else {
             return false;
         };
-        let matches = results.len() <= worker.in_flight.len()
+        let count = indices.len();
+        let matches = count <= worker.in_flight.len()
             && worker
                 .in_flight
                 .heads()
-                .zip(results)
-                .all(|(head, (index, _))| head.job == job && head.index == *index);
+                .zip(indices)
+                .all(|(head, index)| head.job == job && head.index == index);
         if !matches {
             return false;
         }
-        if results.is_empty() {
+        if count == 0 {
             return true;
         }
-        let end = worker.front_ordinal().saturating_add(results.len() as u64);
-        worker.in_flight.drain_front(results.len());
+        let end = worker.front_ordinal().saturating_add(count as u64);
+        worker.in_flight.drain_front(count);
         // A running item is always the first unreported one, and it was just reported.
         worker.running = None;
         worker.handed = worker.in_flight.front().map(|head| (head.index, self.now));

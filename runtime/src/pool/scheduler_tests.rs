@@ -56,6 +56,12 @@ fn drain(s: &mut Scheduler) -> Drained {
             }
             Action::Kill(id) => d.killed.push(id),
             Action::Release(id) => d.released.push(id),
+            Action::DeliverFrame { job, frame } => frame.each(|index, outcome| {
+                let outcome = outcome
+                    .map(|bytes| SharedBytes::from(bytes.to_vec()))
+                    .map_err(ItemError::Failed);
+                d.delivered.push((job, index, outcome));
+            }),
             Action::Deliver { job, results } => d
                 .delivered
                 .extend(results.into_iter().map(|(i, r)| (job, i, r))),
