@@ -77,7 +77,9 @@ pub(crate) fn channel<T, S>() -> (TurnSender<T, S>, TurnReceiver<T>, Arc<Turns<S
     (sender, TurnReceiver { receiver, pending }, turns)
 }
 
-/// A plain channel with the same sending side: its receiver is served by a thread alone.
+/// A plain channel with the same sending side: its receiver is served by a thread alone (the
+/// cluster's engine).
+#[cfg(feature = "cluster")]
 pub(crate) fn plain<T, S>() -> (TurnSender<T, S>, Receiver<T>) {
     let (sender, receiver) = mpsc::channel();
     (
