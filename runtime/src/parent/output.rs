@@ -32,7 +32,9 @@ const MAX_LOG_LINE: usize = 64 * 1024;
 
 /// The standard output and standard error a process's children wrote, kept when
 /// [`ChildSetup::stdout`] or [`ChildSetup::stderr`] is [`Stdio::Capture`]: every child of the
-/// process, restarts included, appends to it (every worker of a pool, to the pool's). Get it
+/// process, restarts included, appends to it (every worker of a pool, to the pool's); a restarted
+/// child's output comes after all of its predecessor's, unless a process that inherited the
+/// predecessor's streams keeps them open past the half second a restart waits for them. Get it
 /// with [`Handle::captured`](crate::Handle::captured),
 /// [`Pool::captured`](crate::Pool::captured), [`Worker::captured`](crate::Worker::captured)
 /// or [`WorkerResource::captured`](crate::WorkerResource::captured); it stays readable after

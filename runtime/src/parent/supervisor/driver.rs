@@ -33,6 +33,10 @@ const FRAME_REST_WAIT: Duration = Duration::from_millis(1);
 /// How long a child whose connection ended may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// Longest a restart waits for what the ended child wrote to its captured streams to be read
+/// to their end; only a process that inherited those streams from it keeps them open longer.
+const PREDECESSOR_OUTPUT_WAIT: Duration = Duration::from_millis(500);
+
 /// Starts the driver of a process whose first child is connected.
 pub(crate) fn start(
     shared: Arc<ProcessShared>,
@@ -241,6 +245,11 @@ impl Driver {
 
     /// Starts a replacement child; a failure becomes the next event.
     fn restart(&mut self, restart: Restart) -> Option<Event> {
+        // The replacement's captured output goes after all of its predecessor's, not among
+        // the last of it: the ended child's streams are read to their end first.
+        if let Some(captured) = &self.shared.captured {
+            captured.wait_timeout(PREDECESSOR_OUTPUT_WAIT);
+        }
         let resume = self.resume(&restart);
         let allowance = resume.outbox_credits;
         let timers = self.shared.view().timers.clone();
