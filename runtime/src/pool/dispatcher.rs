@@ -227,12 +227,7 @@ impl Dispatcher {
                     measured,
                 },
             ) => {
-                // The cost first: the results may free a worker, and what happens then (the
-                // next chunk's size, whether a release is worth asking) depends on it.
-                if let Some(measured) = measured {
-                    self.tally(worker, measured);
-                    self.scheduler.measured(job, measured.items, measured.nanos);
-                }
+                self.measured(worker, job, measured);
                 self.scheduler.results(worker, job, results);
             }
             Event::Report(
@@ -244,10 +239,7 @@ impl Dispatcher {
                     measured,
                 },
             ) => {
-                if let Some(measured) = measured {
-                    self.tally(worker, measured);
-                    self.scheduler.measured(job, measured.items, measured.nanos);
-                }
+                self.measured(worker, job, measured);
                 self.scheduler.results_frame(worker, job, &indices, frame);
             }
             Event::Report(
@@ -424,6 +416,16 @@ impl Dispatcher {
 
     fn tallies_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkerId, WorkerTally>> {
         self.tallies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts what a worker measured with its results, before the results themselves: they
+    /// may free a worker, and what happens then (the next chunk's size, whether a release is
+    /// worth asking) depends on the cost.
+    fn measured(&mut self, worker: WorkerId, job: JobId, measured: Option<Measured>) {
+        if let Some(measured) = measured {
+            self.tally(worker, measured);
+            self.scheduler.measured(job, measured.items, measured.nanos);
+        }
     }
 
     fn tally(&self, worker: WorkerId, measured: Measured) {
