@@ -78,29 +78,18 @@ fn create_job() -> io::Result<Job> {
     Ok(Job(handle))
 }
 
-/// `ERROR_INTERNAL_ERROR`: what Wine answered now and then, on a loaded machine, to a spawn
-/// that succeeded when made again (CI, 2026-12: one pool worker of four in
-/// `share_scenarios`). Another error, or this one three times, is the caller's.
+/// `ERROR_INTERNAL_ERROR`: what Wine answers now and then, on a loaded machine, to a spawn
+/// that succeeds when made again — Wine's answer when the new process ended before it reported
+/// its start (CI, 2026-12: one pool worker of four in `share_scenarios`; the middle process of
+/// `a_watching_child_ends_itself_when_its_parent_dies`). Another error, or this one three times,
+/// is the caller's.
 const ERROR_INTERNAL_ERROR: i32 = 1359;
 
 /// Starts `command` as a child inside this process's job (see the module's paragraph). A
 /// child that cannot join the job is ended and the error returned.
 pub(crate) fn spawn(command: &mut Command) -> io::Result<Child> {
-    let mut attempt = 0;
-    loop {
-        match spawn_once(command) {
-            Err(error) if error.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && attempt < 2 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            spawned => return spawned,
-        }
-    }
-}
-
-fn spawn_once(command: &mut Command) -> io::Result<Child> {
     let job = job()?;
-    let mut child = command.spawn()?;
+    let mut child = spawn_outside_job(command)?;
     // SAFETY: both handles are open: the job's for the life of the process, the child's while
     // `child` lives.
     if unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle()) } == 0 {
@@ -110,6 +99,21 @@ fn spawn_once(command: &mut Command) -> io::Result<Child> {
         return Err(error);
     }
     Ok(child)
+}
+
+/// `command.spawn()`, made again (at most twice, 20 ms apart) when it fails with
+/// [`ERROR_INTERNAL_ERROR`]. The child is in no job of this process's making.
+pub(super) fn spawn_outside_job(command: &mut Command) -> io::Result<Child> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && attempt < 2 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            spawned => return spawned,
+        }
+    }
 }
 
 /// Whether `handle` would be inherited by a child.
@@ -255,7 +259,7 @@ mod tests {
     fn helper_starts_a_watching_child() {
         if is_rerun() {
             let mut watcher = rerun("job::tests::helper_watches_its_parent");
-            let child = watcher.stdout(Stdio::null()).spawn().unwrap();
+            let child = spawn_outside_job(watcher.stdout(Stdio::null())).unwrap();
             println!("pid={}", child.id());
             std::thread::sleep(Duration::from_secs(120));
         }
@@ -272,7 +276,7 @@ mod tests {
     /// Starts `helper` as a middle process, kills it once it started its own child, and
     /// returns how that grandchild ended (`None`: it outlived its parent by 30 s).
     fn grandchild_after_its_parent_is_killed(helper: &str) -> Option<u32> {
-        let mut middle = rerun(helper).stdout(Stdio::piped()).spawn().unwrap();
+        let mut middle = spawn_outside_job(rerun(helper).stdout(Stdio::piped())).unwrap();
         let pid: u32 = read_marked(&mut middle, "pid=");
         let grandchild = open_for_wait(pid);
         super::super::process::terminate(&mut middle).unwrap();

@@ -1,6 +1,7 @@
 //! Process control on Windows, with real processes: this test binary started again with a
 //! filter naming one helper test, which does its part only when [`ENV_RERUN`] is set.
 
+use super::super::job::spawn_outside_job;
 use super::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -66,10 +67,7 @@ pub(crate) fn open_for_wait(pid: u32) -> Process {
 
 /// A process that sleeps (long enough for any test) until it is ended.
 fn sleeper() -> std::process::Child {
-    rerun("process::tests::helper_sleeps")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_outside_job(rerun("process::tests::helper_sleeps").stdout(Stdio::null())).unwrap()
 }
 
 #[test]
@@ -122,7 +120,7 @@ fn terminate_ends_a_child_and_an_ended_one_is_no_error() {
 
 #[test]
 fn an_exit_is_seen_without_taking_the_status() {
-    let mut child = rerun("no test has this name").spawn().unwrap();
+    let mut child = spawn_outside_job(&mut rerun("no test has this name")).unwrap();
     wait_exited(child.id()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !has_exited(child.id()) {
